@@ -1,0 +1,138 @@
+# tmux-audit hook for bash >= 5.0, printed by `tmux-audit init bash`.
+# Load it at the end of ~/.bashrc (after anything that sets PROMPT_COMMAND or PS0):
+#
+#     eval "$(tmux-audit init bash)"
+#
+# Every name defined here starts with __tmux_audit_. The hook prints nothing,
+# keeps $? and PIPESTATUS, works under `set -u`, and loads once per shell.
+if [[ $- == *i* && -z ${__tmux_audit_session-} ]] && ((BASH_VERSINFO[0] >= 5)); then
+
+__tmux_audit_bin=@TMUX_AUDIT_BIN@
+__tmux_audit_log=@TMUX_AUDIT_LOG@
+# One id per interactive shell: not exported, so a nested shell makes its own.
+__tmux_audit_session="bash.$$.${EPOCHREALTIME//[^0-9]/}.$RANDOM"
+__tmux_audit_seq=0
+__tmux_audit_start=
+__tmux_audit_hist=
+__tmux_audit_prev=
+__tmux_audit_warned=
+
+# PS0 is expanded after a command line is read and before it runs (never for
+# an empty line). The arithmetic in this subscript notes the start time in
+# microseconds and the command's history number, without forking, and the
+# whole expansion is empty.
+__tmux_audit_ps0='${__tmux_audit_none[(__tmux_audit_start=${EPOCHREALTIME//[^0-9]/}),(__tmux_audit_hist=\!),0]-}'
+
+# HISTCONTROL=ignorespace/ignoredups/ignoreboth and HISTIGNORE keep a command
+# out of the history list, which is where bash keeps the text of the command
+# just run. The hook keeps the user's values aside, lets every command into
+# the list, and after recording removes from the list what the user's values
+# would have kept out (__tmux_audit_forget). A later change of either variable
+# is taken as the user's new wish at the next prompt.
+__tmux_audit_adopt_history_settings() {
+    [[ ${HISTCONTROL-} == "${__tmux_audit_histcontrol_set-}" && ${HISTIGNORE-} == "${__tmux_audit_histignore_set-}" ]] && return 0
+    __tmux_audit_histcontrol=${HISTCONTROL-}
+    __tmux_audit_histignore=${HISTIGNORE-}
+    HISTCONTROL=
+    [[ :$__tmux_audit_histcontrol: == *:erasedups:* ]] && HISTCONTROL=erasedups
+    HISTIGNORE=
+    __tmux_audit_histcontrol_set=$HISTCONTROL
+    __tmux_audit_histignore_set=$HISTIGNORE
+}
+
+# $1: history number, $2: command text. Drops the entry from the history list
+# when the user's HISTCONTROL/HISTIGNORE would never have let it in.
+__tmux_audit_forget() {
+    local text=$2 drop= pattern patterns
+    case :$__tmux_audit_histcontrol: in
+    *:ignorespace:* | *:ignoreboth:*) [[ $text == ' '* ]] && drop=1 ;;
+    esac
+    case :$__tmux_audit_histcontrol: in
+    *:ignoredups:* | *:ignoreboth:*) [[ $text == "$__tmux_audit_prev" ]] && drop=1 ;;
+    esac
+    if [[ -z $drop && -n $__tmux_audit_histignore ]]; then
+        IFS=: read -r -a patterns <<<"$__tmux_audit_histignore"
+        for pattern in "${patterns[@]}"; do
+            if [[ $pattern == '&' ]]; then
+                [[ $text == "$__tmux_audit_prev" ]] && drop=1
+            elif [[ $text == $pattern ]]; then
+                drop=1
+            fi
+        done
+    fi
+    if [[ -n $drop ]]; then
+        builtin history -d "$1"
+    else
+        __tmux_audit_prev=$text
+    fi
+}
+
+# $1: the exit status of the command that just finished.
+__tmux_audit_record() {
+    local HISTTIMEFORMAT= entry number text rc
+    entry=$(builtin history 1)
+    entry=${entry#"${entry%%[^[:space:]]*}"}
+    number=${entry%%[^0-9]*}
+    __tmux_audit_seq=$((__tmux_audit_seq + 1))
+    if [[ -n $number && $number == "$__tmux_audit_hist" ]]; then
+        # `history 1` prints the number, a `*` or a blank, a blank, the text.
+        text=${entry:${#number}+2}
+        "$__tmux_audit_bin" record --shell bash --session "$__tmux_audit_session" \
+            --seq "$__tmux_audit_seq" --exit "$1" --start-us "$__tmux_audit_start" \
+            <<<"$text" >/dev/null 2>&1
+        rc=$?
+        __tmux_audit_forget "$number" "$text"
+    else
+        # History is off (`set +o history`, HISTSIZE=0): the text is gone,
+        # but that a command ran, when, where and how it ended is recorded.
+        "$__tmux_audit_bin" record --shell bash --session "$__tmux_audit_session" \
+            --seq "$__tmux_audit_seq" --exit "$1" --start-us "$__tmux_audit_start" \
+            --text-unavailable </dev/null >/dev/null 2>&1
+        rc=$?
+    fi
+    if ((rc == 126 || rc == 127)) && [[ -z $__tmux_audit_warned ]]; then
+        __tmux_audit_warned=1
+        (
+            umask 077
+            command mkdir -p -- "${__tmux_audit_log%/*}"
+            printf '%(%Y-%m-%dT%H:%M:%S%z)T hook: bash cannot run %s (exit %s); hint: reinstall tmux-audit, or re-run `eval "$(tmux-audit init bash)"` so the hook points at its new path\n' \
+                -1 "$__tmux_audit_bin" "$rc" >>"$__tmux_audit_log"
+        ) 2>/dev/null
+    fi
+}
+
+__tmux_audit_return() { return "$1"; }
+
+# First in PROMPT_COMMAND, so $? and PIPESTATUS are the command's own; they
+# are handed back unchanged to whatever runs after it.
+__tmux_audit_precmd() {
+    local status=$? pipestatus=("${PIPESTATUS[@]}")
+    if [[ -n $__tmux_audit_start ]]; then
+        __tmux_audit_record "$status"
+        __tmux_audit_start=
+    fi
+    __tmux_audit_adopt_history_settings
+    [[ ${PS0-} == *"$__tmux_audit_ps0"* ]] || PS0=${PS0-}$__tmux_audit_ps0
+    if ((${#pipestatus[@]} > 1)); then
+        local code pipeline=
+        for code in "${pipestatus[@]}"; do
+            pipeline+="${pipeline:+ | }__tmux_audit_return $code"
+        done
+        eval "$pipeline"
+    else
+        return "$status"
+    fi
+}
+
+__tmux_audit_adopt_history_settings
+# Multi-line commands stay multi-line in the history list, so they are
+# recorded as typed rather than joined with `;`.
+shopt -s cmdhist lithist
+PS0=${PS0-}$__tmux_audit_ps0
+if [[ -v PROMPT_COMMAND && ${PROMPT_COMMAND@a} == *a* ]]; then
+    PROMPT_COMMAND=(__tmux_audit_precmd "${PROMPT_COMMAND[@]}")
+else
+    PROMPT_COMMAND="__tmux_audit_precmd${PROMPT_COMMAND:+$'\n'$PROMPT_COMMAND}"
+fi
+
+fi

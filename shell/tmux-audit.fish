@@ -1,0 +1,36 @@
+# tmux-audit hook for fish >= 3.1, printed by `tmux-audit init fish`.
+# Load it at the end of ~/.config/fish/config.fish:
+#
+#     tmux-audit init fish | source
+#
+# Every name defined here starts with __tmux_audit_. The hook prints nothing,
+# keeps $status and $pipestatus, and loads once per shell.
+if status is-interactive; and not set -q __tmux_audit_session
+    set -g __tmux_audit_bin @TMUX_AUDIT_BIN@
+    set -g __tmux_audit_log @TMUX_AUDIT_LOG@
+    # One id per interactive shell: not exported, so a nested shell makes its own.
+    set -g __tmux_audit_session fish.$fish_pid.(random 0 32767)(random 0 32767)(random 0 32767)
+    set -g __tmux_audit_seq 0
+
+    # fish emits fish_postexec once per command line it ran, with the line as
+    # typed (leading space or not) in $argv[1], and never for an empty line.
+    # $CMD_DURATION is the command's duration in milliseconds.
+    function __tmux_audit_postexec --on-event fish_postexec
+        set -l status_ $status
+        set -g __tmux_audit_seq (math $__tmux_audit_seq + 1)
+        if test -x $__tmux_audit_bin
+            printf '%s\n' $argv[1] | $__tmux_audit_bin record --shell fish --session $__tmux_audit_session \
+                --seq $__tmux_audit_seq --exit $status_ --duration-ms $CMD_DURATION >/dev/null 2>&1
+        else if not set -q __tmux_audit_warned
+            set -g __tmux_audit_warned 1
+            set -l umask_ (umask)
+            umask 077
+            begin
+                command mkdir -p -- (string replace -r '/[^/]*$' '' -- $__tmux_audit_log)
+                printf '%s hook: fish cannot run %s; hint: reinstall tmux-audit, or re-run `tmux-audit init fish | source` so the hook points at its new path\n' \
+                    (date +%Y-%m-%dT%H:%M:%S%z) $__tmux_audit_bin >>$__tmux_audit_log
+            end 2>/dev/null
+            umask $umask_
+        end
+    end
+end

@@ -1,0 +1,72 @@
+# tmux-audit hook for zsh, printed by `tmux-audit init zsh`.
+# Load it at the end of ~/.zshrc:
+#
+#     eval "$(tmux-audit init zsh)"
+#
+# Every name defined here starts with __tmux_audit_. The hook prints nothing,
+# keeps $? and $pipestatus, works under `setopt nounset`, and loads once per
+# shell.
+if [[ -o interactive && -z ${__tmux_audit_session-} ]]; then
+
+zmodload zsh/datetime 2>/dev/null
+autoload -Uz add-zsh-hook
+
+typeset -g __tmux_audit_bin=@TMUX_AUDIT_BIN@
+typeset -g __tmux_audit_log=@TMUX_AUDIT_LOG@
+# One id per interactive shell: not exported, so a nested shell makes its own.
+typeset -g __tmux_audit_session="zsh.$$.${EPOCHREALTIME//[^0-9]/}.$RANDOM"
+typeset -gi __tmux_audit_seq=0
+typeset -g __tmux_audit_start=
+typeset -g __tmux_audit_warned=
+typeset -ga __tmux_audit_command=()
+
+# $1 is the line as typed, whatever HIST_IGNORE_SPACE or HIST_NO_STORE do
+# with the history list afterwards.
+__tmux_audit_preexec() {
+    emulate -L zsh
+    __tmux_audit_command=("$1")
+    __tmux_audit_start=${EPOCHREALTIME//[^0-9]/}
+}
+
+__tmux_audit_precmd() {
+    local -i status_=$?
+    local -a pipestatus_=("${pipestatus[@]}")
+    emulate -L zsh
+    # Unset after each record: an empty Enter or Ctrl-C at the prompt runs
+    # no preexec and records nothing.
+    if (( ${#__tmux_audit_command} )); then
+        local text=$__tmux_audit_command[1]
+        __tmux_audit_command=()
+        __tmux_audit_seq+=1
+        "$__tmux_audit_bin" record --shell zsh --session "$__tmux_audit_session" \
+            --seq "$__tmux_audit_seq" --exit "$status_" --start-us "$__tmux_audit_start" \
+            <<<"$text" >/dev/null 2>&1
+        local -i rc=$?
+        if (( rc == 126 || rc == 127 )) && [[ -z $__tmux_audit_warned ]]; then
+            __tmux_audit_warned=1
+            (
+                umask 077
+                command mkdir -p -- "${__tmux_audit_log:h}"
+                print -r -- "$(strftime '%Y-%m-%dT%H:%M:%S%z' $EPOCHSECONDS) hook: zsh cannot run $__tmux_audit_bin (exit $rc); hint: reinstall tmux-audit, or re-run \`eval \"\$(tmux-audit init zsh)\"\` so the hook points at its new path" >>"$__tmux_audit_log"
+            ) 2>/dev/null
+        fi
+    fi
+    # Hand the command's own $? and $pipestatus back to later hooks and the prompt.
+    if (( ${#pipestatus_} > 1 )); then
+        local code pipeline=
+        for code in "${pipestatus_[@]}"; do
+            pipeline+="${pipeline:+ | }__tmux_audit_return $code"
+        done
+        eval "$pipeline"
+    else
+        return $status_
+    fi
+}
+
+__tmux_audit_return() { return $1; }
+
+add-zsh-hook preexec __tmux_audit_preexec
+# First among the precmd hooks, so $? is the command's own.
+precmd_functions=(__tmux_audit_precmd ${precmd_functions:#__tmux_audit_precmd})
+
+fi

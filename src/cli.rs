@@ -1,0 +1,133 @@
+//! The command line: every subcommand and flag, defined once, with the docs
+//! that `--help` shows.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tmux-audit",
+    version,
+    about = "An audit log for tmux: every command, with its pane, session, user and exit status",
+    long_about = "An audit log for tmux: every command run in bash, zsh or fish, with its exit \
+status, time, duration, directory, user, host and tmux pane, kept in a local SQLite database.\n\n\
+Set up once per shell (at the end of the rc file):\n\
+  bash  ~/.bashrc                  eval \"$(tmux-audit init bash)\"\n\
+  zsh   ~/.zshrc                   eval \"$(tmux-audit init zsh)\"\n\
+  fish  ~/.config/fish/config.fish tmux-audit init fish | source\n\n\
+Then `tmux-audit search` shows what was recorded.",
+    after_help = "Environment:\n  TMUX_AUDIT_DB   database file to use instead of $XDG_DATA_HOME/tmux-audit/history.db\n  NO_COLOR        no colour in tables"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(Init),
+    Record(Record),
+    Search(Search),
+}
+
+/// Print the hook for a shell; eval it from the shell's rc file.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Print the hook that records each command of an interactive shell.\n\n\
+Load it at the end of the shell's rc file, after anything else that sets PROMPT_COMMAND, PS0 \
+or precmd hooks:\n\
+  bash  ~/.bashrc                  eval \"$(tmux-audit init bash)\"\n\
+  zsh   ~/.zshrc                   eval \"$(tmux-audit init zsh)\"\n\
+  fish  ~/.config/fish/config.fish tmux-audit init fish | source\n\n\
+The hook calls this binary by its absolute path, prints nothing, keeps $? intact, and does \
+nothing in non-interactive shells. Errors go to $XDG_STATE_HOME/tmux-audit/tmux-audit.log."
+)]
+pub struct Init {
+    /// The shell to print the hook for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Shell {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shell::Bash => "bash",
+            Shell::Zsh => "zsh",
+            Shell::Fish => "fish",
+        }
+    }
+}
+
+/// Internal: store one finished command. Called by the shell hooks.
+///
+/// The command text is read from standard input (one trailing newline is
+/// dropped), never from the command line, where any user could read it in
+/// /proc and where Linux caps one argument at 128 KiB. Everything else about
+/// the command's context is read from the environment. Errors are written to
+/// the log file, never to the terminal.
+#[derive(Debug, Args)]
+#[command(hide = true)]
+pub struct Record {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// The shell that ran the command.
+    #[arg(long, value_enum)]
+    pub shell: Shell,
+
+    /// Id of the interactive shell session, made by the hook when it loads.
+    #[arg(long, value_name = "ID")]
+    pub session: String,
+
+    /// Number of the command within the shell session, from 1.
+    #[arg(long, value_name = "N")]
+    pub seq: i64,
+
+    /// Exit status of the command.
+    #[arg(long = "exit", value_name = "STATUS", allow_hyphen_values = true)]
+    pub exit_status: Option<i64>,
+
+    /// When the command started, in microseconds since the Unix epoch.
+    #[arg(long, value_name = "MICROSECONDS", conflicts_with = "duration_ms")]
+    pub start_us: Option<i64>,
+
+    /// How long the command ran, in milliseconds (when the shell knows the
+    /// duration rather than the start time).
+    #[arg(long, value_name = "MILLISECONDS")]
+    pub duration_ms: Option<i64>,
+
+    /// The shell could not tell the command's text (bash with history off):
+    /// record that a command ran, with an empty text, and ignore stdin.
+    #[arg(long)]
+    pub text_unavailable: bool,
+}
+
+/// Show recorded commands, newest last.
+#[derive(Debug, Args)]
+pub struct Search {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// How many of the newest records to show.
+    #[arg(short = 'n', long, default_value_t = 20, value_name = "N")]
+    pub limit: usize,
+
+    /// Print JSON (an array of records, every field, UTC times) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DbArg {
+    /// The SQLite database [default: $XDG_DATA_HOME/tmux-audit/history.db]
+    #[arg(long = "db", env = "TMUX_AUDIT_DB", value_name = "PATH")]
+    pub path: Option<PathBuf>,
+}

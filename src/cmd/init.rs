@@ -1,0 +1,75 @@
+//! `tmux-audit init SHELL`: prints the hook script for a shell.
+//!
+//! The scripts live in `shell/` and are built into the binary. Two values are
+//! filled in: the absolute path of this binary (so the hook does not search
+//! PATH on every prompt) and the log file the hook writes to when it cannot
+//! run the binary at all.
+
+use std::io::{self, Write};
+
+use anyhow::{Context, Result};
+
+use super::{Exit, Run};
+use crate::cli::{Init, Shell};
+use crate::paths;
+
+const BASH: &str = include_str!("../../shell/tmux-audit.bash");
+const ZSH: &str = include_str!("../../shell/tmux-audit.zsh");
+const FISH: &str = include_str!("../../shell/tmux-audit.fish");
+
+impl Run for Init {
+    fn run(&self) -> Result<Exit> {
+        let exe = std::env::current_exe().context("cannot find the path of tmux-audit itself")?;
+        let exe = exe
+            .to_str()
+            .with_context(|| format!("the path of tmux-audit is not UTF-8: {}", exe.display()))?;
+        let log = paths::log_file()?;
+        let log = log
+            .to_str()
+            .with_context(|| format!("the log path is not UTF-8: {}", log.display()))?;
+        let script = render(self.shell, exe, log);
+        io::stdout().lock().write_all(script.as_bytes())?;
+        Ok(Exit::Success)
+    }
+}
+
+pub fn render(shell: Shell, exe: &str, log: &str) -> String {
+    let (template, quote): (&str, fn(&str) -> String) = match shell {
+        Shell::Bash => (BASH, quote_posix),
+        Shell::Zsh => (ZSH, quote_posix),
+        Shell::Fish => (FISH, quote_fish),
+    };
+    template
+        .replace("@TMUX_AUDIT_BIN@", &quote(exe))
+        .replace("@TMUX_AUDIT_LOG@", &quote(log))
+}
+
+/// Single quotes for bash and zsh: nothing inside is special but `'`.
+fn quote_posix(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Single quotes for fish, where `\` and `'` are escaped inside them.
+fn quote_fish(s: &str) -> String {
+    format!("'{}'", s.replace('\\', r"\\").replace('\'', r"\'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_quoted_for_each_shell() {
+        assert_eq!(quote_posix("/a b/it's"), r"'/a b/it'\''s'");
+        assert_eq!(quote_fish(r"/a b/it's\x"), r"'/a b/it\'s\\x'");
+    }
+
+    #[test]
+    fn every_placeholder_is_filled() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let script = render(shell, "/bin/tmux-audit", "/log");
+            assert!(!script.contains("@TMUX_AUDIT"), "{shell:?}");
+            assert!(script.contains("'/bin/tmux-audit'"), "{shell:?}");
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! One module per subcommand, each implementing [`Run`].
+
+mod init;
+mod record;
+mod search;
+
+use anyhow::Result;
+
+use crate::cli::Command;
+
+/// How a subcommand that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success,
+    /// A search that found nothing: exit status 1, like grep.
+    NoMatch,
+}
+
+pub trait Run {
+    fn run(&self) -> Result<Exit>;
+}
+
+impl Run for Command {
+    fn run(&self) -> Result<Exit> {
+        match self {
+            Command::Init(cmd) => cmd.run(),
+            Command::Record(cmd) => cmd.run(),
+            Command::Search(cmd) => cmd.run(),
+        }
+    }
+}

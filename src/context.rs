@@ -1,0 +1,126 @@
+//! What surrounds a command when it finishes: who, where, and inside which
+//! tmux pane. Read from the process environment and /proc; no subprocesses.
+
+use std::env;
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::ffi::OsStringExt;
+
+use crate::text::StoredText;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    pub cwd: StoredText,
+    pub user: String,
+    pub uid: u32,
+    /// The audit login uid (`/proc/self/loginuid`): the user who logged in,
+    /// unchanged by `su` or `sudo -i`. None where the kernel does not track it.
+    pub login_uid: Option<u32>,
+    pub sudo_user: Option<String>,
+    pub host: String,
+    pub tty: Option<String>,
+    pub ssh_connection: Option<String>,
+    pub tmux: Option<Tmux>,
+}
+
+/// The raw tmux context: `$TMUX` (`socket,server-pid,session-id`) and `$TMUX_PANE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tmux {
+    pub socket: String,
+    pub server_pid: Option<i64>,
+    pub session_id: Option<i64>,
+    pub pane: Option<String>,
+}
+
+impl Context {
+    pub fn capture() -> Context {
+        // SAFETY: getuid cannot fail and has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        Context {
+            cwd: current_dir(),
+            user: whoami::fallible::username().unwrap_or_else(|_| uid.to_string()),
+            uid,
+            login_uid: login_uid(),
+            sudo_user: non_empty_var("SUDO_USER"),
+            host: whoami::fallible::hostname().unwrap_or_default(),
+            tty: parent_tty(),
+            ssh_connection: non_empty_var("SSH_CONNECTION"),
+            tmux: non_empty_var("TMUX").map(|tmux| Tmux::parse(&tmux, non_empty_var("TMUX_PANE"))),
+        }
+    }
+}
+
+impl Tmux {
+    /// `$TMUX` is `socket_path,server_pid,session_id`; the socket path may
+    /// itself hold commas, so the numbers are taken from the right.
+    pub fn parse(tmux: &str, pane: Option<String>) -> Tmux {
+        let mut fields = tmux.rsplitn(3, ',');
+        let (session, pid, socket) = (fields.next(), fields.next(), fields.next());
+        match socket {
+            Some(socket) => Tmux {
+                socket: socket.to_string(),
+                server_pid: pid.and_then(|p| p.parse().ok()),
+                session_id: session.and_then(|s| s.parse().ok()),
+                pane,
+            },
+            None => Tmux {
+                socket: tmux.to_string(),
+                server_pid: None,
+                session_id: None,
+                pane,
+            },
+        }
+    }
+}
+
+fn non_empty_var(name: &str) -> Option<String> {
+    env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(|v| v.to_string_lossy().into_owned())
+}
+
+/// The shell's working directory, which the recorder inherits. When it was
+/// deleted, the shell's `$PWD` is the best account left of where it was.
+fn current_dir() -> StoredText {
+    let dir = env::current_dir()
+        .map(|p| p.into_os_string())
+        .or_else(|_| env::var_os("PWD").ok_or(()))
+        .unwrap_or_default();
+    StoredText::from_bytes(OsString::into_vec(dir))
+}
+
+fn login_uid() -> Option<u32> {
+    let raw = fs::read_to_string("/proc/self/loginuid").ok()?;
+    // (uid_t)-1 means "not set" (no login session, or no audit support).
+    raw.trim().parse().ok().filter(|&uid| uid != u32::MAX)
+}
+
+/// The terminal of the shell that called us: the hook gives the recorder a
+/// pipe as its stdin, but the shell's own stdin is the terminal.
+fn parent_tty() -> Option<String> {
+    let parent = std::os::unix::process::parent_id();
+    let target = fs::read_link(format!("/proc/{parent}/fd/0")).ok()?;
+    let target = target.to_str()?;
+    target.starts_with("/dev/").then(|| target.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmux_variable_is_split_from_the_right() {
+        let t = Tmux::parse("/tmp/tmux-1000/a,b,4242,7", Some("%3".into()));
+        assert_eq!(t.socket, "/tmp/tmux-1000/a,b");
+        assert_eq!(t.server_pid, Some(4242));
+        assert_eq!(t.session_id, Some(7));
+        assert_eq!(t.pane.as_deref(), Some("%3"));
+    }
+
+    #[test]
+    fn odd_tmux_variable_is_kept_whole() {
+        let t = Tmux::parse("weird", None);
+        assert_eq!(t.socket, "weird");
+        assert_eq!(t.server_pid, None);
+    }
+}

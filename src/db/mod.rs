@@ -1,0 +1,288 @@
+//! The SQLite database: opening it safely and quickly, and the queries.
+
+mod schema;
+
+use std::fmt;
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::config::DbConfig;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, Row, TransactionBehavior};
+
+use crate::record::CommandRecord;
+
+/// How long a writer waits for another one to finish. Writes take well under
+/// a millisecond, so this only runs out when something holds the lock for
+/// far longer than tmux-audit ever does; the prompt must not wait longer.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
+
+#[derive(Debug)]
+pub enum DbError {
+    /// No database at that path yet.
+    Missing { path: PathBuf },
+    /// Written by a newer tmux-audit.
+    SchemaTooNew { found: i64, supported: i64 },
+    Create { path: PathBuf, source: io::Error },
+    Sqlite(rusqlite::Error),
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbError::Missing { path } => write!(
+                f,
+                "no database at {}: nothing recorded yet (load the hook with `tmux-audit init --help`, or pass --db)",
+                path.display()
+            ),
+            DbError::SchemaTooNew { found, supported } => write!(
+                f,
+                "the database has schema version {found}, newer than this tmux-audit knows ({supported}): upgrade tmux-audit"
+            ),
+            DbError::Create { path, source } => write!(f, "cannot create {}: {source}", path.display()),
+            DbError::Sqlite(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DbError::Create { source, .. } => Some(source),
+            DbError::Sqlite(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(err: rusqlite::Error) -> Self {
+        DbError::Sqlite(err)
+    }
+}
+
+impl DbError {
+    /// What the user can do about it, for the log line.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            DbError::Missing { .. } => "run a command in a shell with the hook loaded",
+            DbError::SchemaTooNew { .. } => "install the newer tmux-audit that wrote this database",
+            DbError::Create { .. } => "check that the directory is yours and writable, or set TMUX_AUDIT_DB",
+            DbError::Sqlite(err) => match err.sqlite_error_code() {
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                    "another process kept the database locked; find it with `fuser` on the database file"
+                }
+                Some(ErrorCode::ReadOnly | ErrorCode::PermissionDenied | ErrorCode::CannotOpen) => {
+                    "make the database file and its directory writable by you, or set TMUX_AUDIT_DB"
+                }
+                Some(ErrorCode::DiskFull) => "free some disk space",
+                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                    "the database file is damaged: move it (with its -wal and -shm files) aside; a new one is started"
+                }
+                _ => "see the SQLite error above",
+            },
+        }
+    }
+}
+
+pub struct Database {
+    conn: Connection,
+}
+
+/// A command as read back, with what the database added.
+#[derive(Debug, Clone)]
+pub struct StoredCommand {
+    pub id: i64,
+    pub recorded_at_us: i64,
+    pub record: CommandRecord,
+}
+
+impl Database {
+    /// Opens for writing, creating the database (directory 0700, file 0600)
+    /// and upgrading its schema as needed.
+    pub fn open(path: &Path) -> Result<Database, DbError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = match Connection::open_with_flags(path, flags) {
+            Ok(conn) => conn,
+            Err(_) if !path.exists() => {
+                create(path)?;
+                Connection::open_with_flags(path, flags)?
+            }
+            Err(err) => return Err(err.into()),
+        };
+        Database::ready(conn)
+    }
+
+    /// Opens for reading; a database that does not exist is an error.
+    pub fn open_existing(path: &Path) -> Result<Database, DbError> {
+        if !path.exists() {
+            return Err(DbError::Missing { path: path.to_path_buf() });
+        }
+        Database::open(path)
+    }
+
+    fn ready(mut conn: Connection) -> Result<Database, DbError> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Commits need no fsync in WAL mode; the WAL is synced at checkpoints.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // A short-lived process would otherwise checkpoint (and fsync) the
+        // WAL every time it closes the last connection: that is, on every
+        // command. Automatic checkpoints every 1000 pages still happen.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        match schema::version(&conn)? {
+            v if v == schema::VERSION => {}
+            found if found > schema::VERSION => {
+                return Err(DbError::SchemaTooNew { found, supported: schema::VERSION });
+            }
+            _ => schema::migrate(&mut conn)?,
+        }
+        Ok(Database { conn })
+    }
+
+    /// Stores one command. Returns false when that command (same shell
+    /// session and sequence number) was stored before.
+    pub fn insert(&mut self, record: &CommandRecord, recorded_at_us: i64) -> Result<bool, DbError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let inserted = tx.execute(
+            "INSERT INTO commands (
+                command, command_raw, exit_status, started_at_us, duration_us, cwd, cwd_raw,
+                user, uid, login_uid, sudo_user, host, shell, shell_session, seq, tty,
+                ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane,
+                recorded_at_us
+            ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                      ?17, ?18, ?19, ?20, ?21, ?22)
+            ON CONFLICT (shell_session, seq) DO NOTHING",
+            params![
+                record.command,
+                record.command_raw,
+                record.exit_status,
+                record.started_at_us,
+                record.duration_us,
+                record.cwd,
+                record.cwd_raw,
+                record.user,
+                record.uid,
+                record.login_uid,
+                record.sudo_user,
+                record.host,
+                record.shell,
+                record.shell_session,
+                record.seq,
+                record.tty,
+                record.ssh_connection,
+                record.tmux_socket,
+                record.tmux_server_pid,
+                record.tmux_session_id,
+                record.tmux_pane,
+                recorded_at_us,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(inserted == 1)
+    }
+
+    /// The newest `limit` commands, oldest first.
+    pub fn newest(&self, limit: usize) -> Result<Vec<StoredCommand>, DbError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT * FROM (
+                SELECT id, recorded_at_us, command, command_raw, exit_status, started_at_us,
+                       duration_us, cwd, cwd_raw, user, uid, login_uid, sudo_user, host, shell,
+                       shell_session, seq, tty, ssh_connection, tmux_socket, tmux_server_pid,
+                       tmux_session_id, tmux_pane
+                FROM commands ORDER BY started_at_us DESC, id DESC LIMIT ?1
+            ) ORDER BY started_at_us, id",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map([limit], stored_command)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn stored_command(row: &Row<'_>) -> rusqlite::Result<StoredCommand> {
+    Ok(StoredCommand {
+        id: row.get("id")?,
+        recorded_at_us: row.get("recorded_at_us")?,
+        record: CommandRecord {
+            command: row.get("command")?,
+            command_raw: row.get("command_raw")?,
+            exit_status: row.get("exit_status")?,
+            started_at_us: row.get("started_at_us")?,
+            duration_us: row.get("duration_us")?,
+            cwd: row.get("cwd")?,
+            cwd_raw: row.get("cwd_raw")?,
+            user: row.get("user")?,
+            uid: row.get("uid")?,
+            login_uid: row.get("login_uid")?,
+            sudo_user: row.get("sudo_user")?,
+            host: row.get("host")?,
+            shell: row.get("shell")?,
+            shell_session: row.get("shell_session")?,
+            seq: row.get("seq")?,
+            tty: row.get("tty")?,
+            ssh_connection: row.get("ssh_connection")?,
+            tmux_socket: row.get("tmux_socket")?,
+            tmux_server_pid: row.get("tmux_server_pid")?,
+            tmux_session_id: row.get("tmux_session_id")?,
+            tmux_pane: row.get("tmux_pane")?,
+        },
+    })
+}
+
+/// Makes a new database: built whole (schema, WAL mode) in a private file
+/// beside `path` and then linked into place, so that no process ever sees a
+/// half-made one. When many processes race to create it, one link wins and
+/// the others use the winner's file.
+fn create(path: &Path) -> Result<(), DbError> {
+    let create_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DbError::Create { path, source }
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(create_err(dir))?;
+
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".new-{}", std::process::id()));
+    let temp = dir.join(name);
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(create_err(&temp))?;
+
+    let built = build_new(&temp);
+    let linked = built.and_then(|()| match fs::hard_link(&temp, path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(DbError::Create { path: path.to_path_buf(), source: err }),
+    });
+    for leftover in [temp.clone(), sidecar(&temp, "-wal"), sidecar(&temp, "-shm")] {
+        let _ = fs::remove_file(leftover);
+    }
+    linked
+}
+
+fn build_new(temp: &Path) -> Result<(), DbError> {
+    let mut conn = Connection::open_with_flags(temp, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    debug_assert_eq!(mode.to_ascii_lowercase(), "wal");
+    schema::migrate(&mut conn)?;
+    // Closing the only connection checkpoints the WAL into the file.
+    conn.close().map_err(|(_, err)| DbError::Sqlite(err))
+}
+
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}

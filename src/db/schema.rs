@@ -1,0 +1,35 @@
+//! The database schema, created and upgraded in place by numbered
+//! migrations; `PRAGMA user_version` holds how many have been applied.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::DbError;
+
+/// Applied in order; the schema version is the number applied so far.
+/// Never edit one that has shipped: add the next.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_commands.sql")];
+
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+/// Brings the schema up to [`VERSION`]. Safe when many processes upgrade one
+/// database at once: the version is read again inside an IMMEDIATE
+/// transaction (which takes the write lock first), so exactly one of them
+/// applies each migration and the others find it done. (A new database is
+/// built aside and moved into place whole: see `db::create`.)
+pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found = version(&tx)?;
+    if found > VERSION {
+        return Err(DbError::SchemaTooNew { found, supported: VERSION });
+    }
+    for sql in &MIGRATIONS[found as usize..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", VERSION)?;
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! tmux-audit: an audit log of every command run in a shell, with its tmux
+//! context, kept in SQLite.
+//!
+//! `main` only parses the command line, runs the subcommand and turns the
+//! outcome into an exit code; each subcommand lives in `cmd/`.
+
+mod cli;
+mod cmd;
+mod context;
+mod db;
+mod error_log;
+mod paths;
+mod record;
+mod render;
+mod text;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::cmd::{Exit, Run};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.run() {
+        Ok(Exit::Success) => ExitCode::SUCCESS,
+        Ok(Exit::NoMatch) => ExitCode::from(1),
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line, the whole chain of context: "error: a: b: c".
+            let _ = writeln!(io::stderr(), "tmux-audit: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A reader that went away (`tmux-audit search | head`) is not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

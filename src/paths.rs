@@ -1,0 +1,36 @@
+//! Where tmux-audit keeps its files: the database under the XDG data
+//! directory, the error log under the XDG state directory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use directories::ProjectDirs;
+
+const DB_FILE: &str = "history.db";
+const LOG_FILE: &str = "tmux-audit.log";
+
+fn project_dirs() -> Result<ProjectDirs> {
+    ProjectDirs::from("", "", "tmux-audit")
+        .context("cannot find the home directory; set HOME or pass --db")
+}
+
+/// The database to use: `--db` or `TMUX_AUDIT_DB` when given, else
+/// `$XDG_DATA_HOME/tmux-audit/history.db`.
+pub fn database(explicit: Option<&Path>) -> Result<PathBuf> {
+    match explicit {
+        Some(path) => Ok(path.to_path_buf()),
+        None => Ok(project_dirs()?.data_dir().join(DB_FILE)),
+    }
+}
+
+/// `$XDG_STATE_HOME/tmux-audit` (the data directory where the platform has
+/// no state directory).
+pub fn state_dir() -> Result<PathBuf> {
+    let dirs = project_dirs()?;
+    Ok(dirs.state_dir().unwrap_or(dirs.data_dir()).to_path_buf())
+}
+
+/// The log file that record errors go to, one line each.
+pub fn log_file() -> Result<PathBuf> {
+    Ok(state_dir()?.join(LOG_FILE))
+}

@@ -1,0 +1,93 @@
+//! One finished command, as the recorder stores it and every output shows it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Shell;
+use crate::context::Context;
+use crate::text::StoredText;
+
+/// A row of the `commands` table, field for field. Times are microseconds
+/// since the Unix epoch, UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRecord {
+    pub command: String,
+    /// The exact bytes, when `command` had to differ from them.
+    pub command_raw: Option<Vec<u8>>,
+    pub exit_status: Option<i64>,
+    pub started_at_us: i64,
+    pub duration_us: Option<i64>,
+    pub cwd: String,
+    pub cwd_raw: Option<Vec<u8>>,
+    pub user: String,
+    pub uid: u32,
+    pub login_uid: Option<u32>,
+    pub sudo_user: Option<String>,
+    pub host: String,
+    pub shell: String,
+    pub shell_session: String,
+    pub seq: i64,
+    pub tty: Option<String>,
+    pub ssh_connection: Option<String>,
+    pub tmux_socket: Option<String>,
+    pub tmux_server_pid: Option<i64>,
+    pub tmux_session_id: Option<i64>,
+    pub tmux_pane: Option<String>,
+}
+
+/// What the shell hook knows about the command; the rest comes from [`Context`].
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub shell: Shell,
+    pub session: String,
+    pub seq: i64,
+    pub exit_status: Option<i64>,
+    pub timing: Timing,
+    pub command: StoredText,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Timing {
+    /// bash and zsh note when the command started.
+    StartedAt { start_us: i64 },
+    /// fish knows how long it ran.
+    Lasted { duration_ms: i64 },
+    Unknown,
+}
+
+impl CommandRecord {
+    /// `now_us` is when the command was seen to finish.
+    pub fn new(finished: Finished, context: Context, now_us: i64) -> CommandRecord {
+        let (started_at_us, duration_us) = match finished.timing {
+            Timing::StartedAt { start_us } => (start_us, Some((now_us - start_us).max(0))),
+            Timing::Lasted { duration_ms } => {
+                let duration_us = duration_ms.max(0).saturating_mul(1000);
+                (now_us - duration_us, Some(duration_us))
+            }
+            Timing::Unknown => (now_us, None),
+        };
+        let tmux = context.tmux;
+        CommandRecord {
+            command: finished.command.text,
+            command_raw: finished.command.raw,
+            exit_status: finished.exit_status,
+            started_at_us,
+            duration_us,
+            cwd: context.cwd.text,
+            cwd_raw: context.cwd.raw,
+            user: context.user,
+            uid: context.uid,
+            login_uid: context.login_uid,
+            sudo_user: context.sudo_user,
+            host: context.host,
+            shell: finished.shell.name().to_string(),
+            shell_session: finished.session,
+            seq: finished.seq,
+            tty: context.tty,
+            ssh_connection: context.ssh_connection,
+            tmux_socket: tmux.as_ref().map(|t| t.socket.clone()),
+            tmux_server_pid: tmux.as_ref().and_then(|t| t.server_pid),
+            tmux_session_id: tmux.as_ref().and_then(|t| t.session_id),
+            tmux_pane: tmux.and_then(|t| t.pane),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! How records look to a person (a table fitted to the terminal) and to a
+//! program (JSON with every field).
+
+use std::fmt::Write as _;
+use std::io::{self, IsTerminal};
+
+use chrono::{DateTime, Local, SecondsFormat, Utc};
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, Table};
+use serde::Serialize;
+
+use crate::db::StoredCommand;
+
+/// Colour only for a terminal, and never when NO_COLOR is set (no-color.org).
+pub fn use_colour() -> bool {
+    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Longest command shown in a table cell; the rest is cut with an ellipsis.
+const COMMAND_WIDTH: usize = 120;
+
+pub fn table(rows: &[StoredCommand], colour: bool) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(["time", "pane", "exit", "duration", "cwd", "command"]);
+    if !colour {
+        table.force_no_tty();
+    }
+    let home = std::env::var("HOME").ok().filter(|h| h.len() > 1);
+    for row in rows {
+        let r = &row.record;
+        let failed = r.exit_status.is_some_and(|s| s != 0);
+        let mut exit = Cell::new(r.exit_status.map_or("-".to_string(), |s| s.to_string()))
+            .set_alignment(CellAlignment::Right);
+        if failed && colour {
+            exit = exit.fg(Color::Red);
+        }
+        table.add_row(vec![
+            Cell::new(local_time(r.started_at_us)),
+            Cell::new(r.tmux_pane.as_deref().unwrap_or("-")),
+            exit,
+            Cell::new(r.duration_us.map_or("-".to_string(), human_duration)).set_alignment(CellAlignment::Right),
+            Cell::new(tilde(&r.cwd, home.as_deref())),
+            Cell::new(one_line(&r.command, COMMAND_WIDTH)),
+        ]);
+    }
+    let mut out = table.to_string();
+    out.push('\n');
+    out
+}
+
+fn local_time(us: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(us)
+        .map(|t| t.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "?".to_string())
+}
+
+pub fn utc_time(us: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true))
+        .unwrap_or_default()
+}
+
+/// `850ms`, `3.2s`, `4m 05s`, `1h 02m`.
+pub fn human_duration(us: i64) -> String {
+    let ms = us / 1000;
+    match ms {
+        ..=999 => format!("{ms}ms"),
+        1000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => format!("{}m {:02}s", ms / 60_000, ms / 1000 % 60),
+        _ => format!("{}h {:02}m", ms / 3_600_000, ms / 60_000 % 60),
+    }
+}
+
+fn tilde(path: &str, home: Option<&str>) -> String {
+    match home {
+        Some(home) if path == home => "~".to_string(),
+        Some(home) if path.starts_with(home) && path[home.len()..].starts_with('/') => {
+            format!("~{}", &path[home.len()..])
+        }
+        _ => one_line(path, usize::MAX),
+    }
+}
+
+/// A command as one line that is safe to print: line breaks as `⏎`, other
+/// control characters (terminal escapes included) as `\xNN`, cut to `max`
+/// characters with an ellipsis.
+pub fn one_line(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (count, c) in text.chars().enumerate() {
+        if count == max {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\n' => out.push('⏎'),
+            '\t' => out.push(' '),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Every field of a record, times in RFC 3339 UTC, for `--json`.
+#[derive(Serialize)]
+struct JsonRecord<'a> {
+    id: i64,
+    command: &'a str,
+    /// Hex of the exact bytes, only when they are not the UTF-8 of `command`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command_bytes_hex: Option<String>,
+    exit_status: Option<i64>,
+    started_at: String,
+    duration_ms: Option<f64>,
+    cwd: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cwd_bytes_hex: Option<String>,
+    user: &'a str,
+    uid: u32,
+    login_uid: Option<u32>,
+    sudo_user: Option<&'a str>,
+    host: &'a str,
+    shell: &'a str,
+    shell_session: &'a str,
+    seq: i64,
+    tty: Option<&'a str>,
+    ssh_connection: Option<&'a str>,
+    tmux_socket: Option<&'a str>,
+    tmux_server_pid: Option<i64>,
+    tmux_session_id: Option<i64>,
+    tmux_pane: Option<&'a str>,
+    recorded_at: String,
+}
+
+pub fn json(rows: &[StoredCommand]) -> serde_json::Result<String> {
+    let records: Vec<JsonRecord<'_>> = rows
+        .iter()
+        .map(|row| {
+            let r = &row.record;
+            JsonRecord {
+                id: row.id,
+                command: &r.command,
+                command_bytes_hex: r.command_raw.as_deref().map(hex),
+                exit_status: r.exit_status,
+                started_at: utc_time(r.started_at_us),
+                duration_ms: r.duration_us.map(|us| us as f64 / 1000.0),
+                cwd: &r.cwd,
+                cwd_bytes_hex: r.cwd_raw.as_deref().map(hex),
+                user: &r.user,
+                uid: r.uid,
+                login_uid: r.login_uid,
+                sudo_user: r.sudo_user.as_deref(),
+                host: &r.host,
+                shell: &r.shell,
+                shell_session: &r.shell_session,
+                seq: r.seq,
+                tty: r.tty.as_deref(),
+                ssh_connection: r.ssh_connection.as_deref(),
+                tmux_socket: r.tmux_socket.as_deref(),
+                tmux_server_pid: r.tmux_server_pid,
+                tmux_session_id: r.tmux_session_id,
+                tmux_pane: r.tmux_pane.as_deref(),
+                recorded_at: utc_time(row.recorded_at_us),
+            }
+        })
+        .collect();
+    let mut out = serde_json::to_string_pretty(&records)?;
+    out.push('\n');
+    Ok(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_a_person_would_say_them() {
+        assert_eq!(human_duration(850_000), "850ms");
+        assert_eq!(human_duration(3_200_000), "3.2s");
+        assert_eq!(human_duration(245_000_000), "4m 05s");
+        assert_eq!(human_duration(3_720_000_000), "1h 02m");
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        assert_eq!(one_line("a\nb\x1b[31mc\x07", 100), "a⏎b\\x1b[31mc\\x07");
+        assert_eq!(one_line("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn home_is_shown_as_tilde() {
+        assert_eq!(tilde("/home/u/src", Some("/home/u")), "~/src");
+        assert_eq!(tilde("/home/u", Some("/home/u")), "~");
+        assert_eq!(tilde("/home/user2", Some("/home/u")), "/home/user2");
+    }
+}

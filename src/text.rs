@@ -1,0 +1,70 @@
+//! Bytes from the outside world (command lines, paths) as text that SQLite
+//! can search and a terminal can show, without losing the original bytes.
+
+use std::borrow::Cow;
+
+/// `text` is always valid UTF-8 without NUL; `raw` holds the exact bytes
+/// whenever `text` differs from them (invalid UTF-8 or NUL bytes), so nothing
+/// is lost and the common case stores nothing twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredText {
+    pub text: String,
+    pub raw: Option<Vec<u8>>,
+}
+
+impl StoredText {
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        if !bytes.contains(&0) {
+            match String::from_utf8(bytes) {
+                Ok(text) => return StoredText { text, raw: None },
+                Err(err) => return Self::lossy(err.into_bytes()),
+            }
+        }
+        Self::lossy(bytes)
+    }
+
+    fn lossy(bytes: Vec<u8>) -> Self {
+        let text = match String::from_utf8_lossy(&bytes) {
+            Cow::Borrowed(s) => s.replace('\0', "\u{FFFD}"),
+            Cow::Owned(s) => s.replace('\0', "\u{FFFD}"),
+        };
+        StoredText {
+            text,
+            raw: Some(bytes),
+        }
+    }
+
+    /// The original bytes.
+    #[cfg(test)]
+    pub fn bytes(&self) -> &[u8] {
+        self.raw.as_deref().unwrap_or(self.text.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_utf8_is_stored_once() {
+        let t = StoredText::from_bytes("échø 'a' \"b\"\n✓".as_bytes().to_vec());
+        assert_eq!(t.text, "échø 'a' \"b\"\n✓");
+        assert_eq!(t.raw, None);
+    }
+
+    #[test]
+    fn invalid_utf8_keeps_the_bytes() {
+        let bytes = b"echo \xff\xfe end".to_vec();
+        let t = StoredText::from_bytes(bytes.clone());
+        assert_eq!(t.text, "echo \u{FFFD}\u{FFFD} end");
+        assert_eq!(t.bytes(), &bytes[..]);
+    }
+
+    #[test]
+    fn nul_bytes_keep_the_bytes() {
+        let bytes = b"a\0b".to_vec();
+        let t = StoredText::from_bytes(bytes.clone());
+        assert_eq!(t.text, "a\u{FFFD}b");
+        assert_eq!(t.bytes(), &bytes[..]);
+    }
+}
