@@ -16,6 +16,11 @@ __tmux_audit_start=
 __tmux_audit_hist=
 __tmux_audit_prev=
 __tmux_audit_warned=
+__tmux_audit_cwd=$PWD
+__tmux_audit_histcontrol=${HISTCONTROL-}
+__tmux_audit_histignore=${HISTIGNORE-}
+__tmux_audit_histcontrol_set=
+__tmux_audit_histignore_set=
 
 # PS0 is expanded after a command line is read and before it runs (never for
 # an empty line). The arithmetic in this subscript notes the start time in
@@ -67,9 +72,10 @@ __tmux_audit_forget() {
     fi
 }
 
-# $1: the exit status of the command that just finished.
+# $1: the exit status of the command that just finished, $2: when it ended.
 __tmux_audit_record() {
-    local HISTTIMEFORMAT= entry number text rc
+    local HISTTIMEFORMAT= entry number text rc start=$__tmux_audit_start
+    __tmux_audit_start= # first: whatever happens next, this command is done
     entry=$(builtin history 1)
     entry=${entry#"${entry%%[^[:space:]]*}"}
     number=${entry%%[^0-9]*}
@@ -78,7 +84,7 @@ __tmux_audit_record() {
         # `history 1` prints the number, a `*` or a blank, a blank, the text.
         text=${entry:${#number}+2}
         "$__tmux_audit_bin" record --shell bash --session "$__tmux_audit_session" \
-            --seq "$__tmux_audit_seq" --exit "$1" --start-us "$__tmux_audit_start" \
+            --seq "$__tmux_audit_seq" --exit "$1" --start-us "$start" --end-us "$2" --cwd "$__tmux_audit_cwd" \
             <<<"$text" >/dev/null 2>&1
         rc=$?
         __tmux_audit_forget "$number" "$text"
@@ -86,7 +92,7 @@ __tmux_audit_record() {
         # History is off (`set +o history`, HISTSIZE=0): the text is gone,
         # but that a command ran, when, where and how it ended is recorded.
         "$__tmux_audit_bin" record --shell bash --session "$__tmux_audit_session" \
-            --seq "$__tmux_audit_seq" --exit "$1" --start-us "$__tmux_audit_start" \
+            --seq "$__tmux_audit_seq" --exit "$1" --start-us "$start" --end-us "$2" --cwd "$__tmux_audit_cwd" \
             --text-unavailable </dev/null >/dev/null 2>&1
         rc=$?
     fi
@@ -106,11 +112,12 @@ __tmux_audit_return() { return "$1"; }
 # First in PROMPT_COMMAND, so $? and PIPESTATUS are the command's own; they
 # are handed back unchanged to whatever runs after it.
 __tmux_audit_precmd() {
-    local status=$? pipestatus=("${PIPESTATUS[@]}")
+    local status=$? pipestatus=("${PIPESTATUS[@]}") end=${EPOCHREALTIME//[^0-9]/}
     if [[ -n $__tmux_audit_start ]]; then
-        __tmux_audit_record "$status"
-        __tmux_audit_start=
+        __tmux_audit_record "$status" "$end"
     fi
+    # Where the next command starts.
+    __tmux_audit_cwd=$PWD
     __tmux_audit_adopt_history_settings
     [[ ${PS0-} == *"$__tmux_audit_ps0"* ]] || PS0=${PS0-}$__tmux_audit_ps0
     if ((${#pipestatus[@]} > 1)); then

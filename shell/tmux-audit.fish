@@ -11,6 +11,11 @@ if status is-interactive; and not set -q __tmux_audit_session
     # One id per interactive shell: not exported, so a nested shell makes its own.
     set -g __tmux_audit_session fish.$fish_pid.(random 0 32767)(random 0 32767)(random 0 32767)
     set -g __tmux_audit_seq 0
+    set -g __tmux_audit_cwd $PWD
+
+    function __tmux_audit_preexec --on-event fish_preexec
+        set -g __tmux_audit_cwd $PWD
+    end
 
     # fish emits fish_postexec once per command line it ran, with the line as
     # typed (leading space or not) in $argv[1], and never for an empty line.
@@ -20,7 +25,7 @@ if status is-interactive; and not set -q __tmux_audit_session
         set -g __tmux_audit_seq (math $__tmux_audit_seq + 1)
         if test -x $__tmux_audit_bin
             printf '%s\n' $argv[1] | $__tmux_audit_bin record --shell fish --session $__tmux_audit_session \
-                --seq $__tmux_audit_seq --exit $status_ --duration-ms $CMD_DURATION >/dev/null 2>&1
+                --seq $__tmux_audit_seq --exit $status_ --duration-ms $CMD_DURATION --cwd "$__tmux_audit_cwd" >/dev/null 2>&1
         else if not set -q __tmux_audit_warned
             set -g __tmux_audit_warned 1
             set -l umask_ (umask)

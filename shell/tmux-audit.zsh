@@ -14,9 +14,10 @@ autoload -Uz add-zsh-hook
 typeset -g __tmux_audit_bin=@TMUX_AUDIT_BIN@
 typeset -g __tmux_audit_log=@TMUX_AUDIT_LOG@
 # One id per interactive shell: not exported, so a nested shell makes its own.
-typeset -g __tmux_audit_session="zsh.$$.${EPOCHREALTIME//[^0-9]/}.$RANDOM"
+typeset -g __tmux_audit_session="zsh.$$.${epochtime[1]}${epochtime[2]}.$RANDOM"
 typeset -gi __tmux_audit_seq=0
 typeset -g __tmux_audit_start=
+typeset -g __tmux_audit_cwd=
 typeset -g __tmux_audit_warned=
 typeset -ga __tmux_audit_command=()
 
@@ -25,13 +26,15 @@ typeset -ga __tmux_audit_command=()
 __tmux_audit_preexec() {
     emulate -L zsh
     __tmux_audit_command=("$1")
-    __tmux_audit_start=${EPOCHREALTIME//[^0-9]/}
+    __tmux_audit_cwd=$PWD
+    __tmux_audit_start=$(( epochtime[1] * 1000000 + epochtime[2] / 1000 ))
 }
 
 __tmux_audit_precmd() {
     local -i status_=$?
     local -a pipestatus_=("${pipestatus[@]}")
     emulate -L zsh
+    local -i end=$(( epochtime[1] * 1000000 + epochtime[2] / 1000 ))
     # Unset after each record: an empty Enter or Ctrl-C at the prompt runs
     # no preexec and records nothing.
     if (( ${#__tmux_audit_command} )); then
@@ -39,7 +42,7 @@ __tmux_audit_precmd() {
         __tmux_audit_command=()
         __tmux_audit_seq+=1
         "$__tmux_audit_bin" record --shell zsh --session "$__tmux_audit_session" \
-            --seq "$__tmux_audit_seq" --exit "$status_" --start-us "$__tmux_audit_start" \
+            --seq "$__tmux_audit_seq" --exit "$status_" --start-us "$__tmux_audit_start" --end-us "$end" --cwd "$__tmux_audit_cwd" \
             <<<"$text" >/dev/null 2>&1
         local -i rc=$?
         if (( rc == 126 || rc == 127 )) && [[ -z $__tmux_audit_warned ]]; then
@@ -66,6 +69,7 @@ __tmux_audit_precmd() {
 __tmux_audit_return() { return $1; }
 
 add-zsh-hook preexec __tmux_audit_preexec
+add-zsh-hook precmd __tmux_audit_precmd
 # First among the precmd hooks, so $? is the command's own.
 precmd_functions=(__tmux_audit_precmd ${precmd_functions:#__tmux_audit_precmd})
 

@@ -99,10 +99,20 @@ pub struct Record {
     #[arg(long, value_name = "MICROSECONDS", conflicts_with = "duration_ms")]
     pub start_us: Option<i64>,
 
+    /// When the command finished, in microseconds since the Unix epoch
+    /// [default: now].
+    #[arg(long, value_name = "MICROSECONDS", requires = "start_us")]
+    pub end_us: Option<i64>,
+
     /// How long the command ran, in milliseconds (when the shell knows the
     /// duration rather than the start time).
     #[arg(long, value_name = "MILLISECONDS")]
     pub duration_ms: Option<i64>,
+
+    /// The working directory when the command started [default: the
+    /// recorder's own, which it inherits from the shell at the end].
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<std::ffi::OsString>,
 
     /// The shell could not tell the command's text (bash with history off):
     /// record that a command ran, with an empty text, and ignore stdin.

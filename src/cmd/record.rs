@@ -4,6 +4,7 @@
 //! or wait long: failures go to the log file.
 
 use std::io::{self, IsTerminal, Read};
+use std::os::unix::ffi::OsStringExt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _, Result};
@@ -27,13 +28,20 @@ impl Run for Record {
             seq: self.seq,
             exit_status: self.exit_status,
             timing: match (self.start_us, self.duration_ms) {
-                (Some(start_us), _) => Timing::StartedAt { start_us },
+                (Some(start_us), _) => Timing::Span {
+                    start_us,
+                    end_us: self.end_us.unwrap_or(finished_us),
+                },
                 (None, Some(duration_ms)) => Timing::Lasted { duration_ms },
                 (None, None) => Timing::Unknown,
             },
             command: StoredText::from_bytes(command),
         };
-        let record = CommandRecord::new(finished, Context::capture(), finished_us);
+        let mut context = Context::capture();
+        if let Some(cwd) = &self.cwd {
+            context.cwd = StoredText::from_bytes(cwd.clone().into_vec());
+        }
+        let record = CommandRecord::new(finished, context, finished_us);
         let path = paths::database(self.db.path.as_deref())?;
         let stored = Database::open(&path).and_then(|mut db| db.insert(&record, now_us()));
         match stored {
