@@ -107,12 +107,11 @@ __tmux_audit_record() {
     fi
 }
 
-__tmux_audit_return() { return "$1"; }
-
-# First in PROMPT_COMMAND, so $? and PIPESTATUS are the command's own; they
-# are handed back unchanged to whatever runs after it.
+# First in PROMPT_COMMAND, so $? is the command's own; it is handed back to
+# whatever runs after it. (bash itself keeps PIPESTATUS for the next command,
+# and for later elements when PROMPT_COMMAND is an array.)
 __tmux_audit_precmd() {
-    local status=$? pipestatus=("${PIPESTATUS[@]}") end=${EPOCHREALTIME//[^0-9]/}
+    local status=$? end=${EPOCHREALTIME//[^0-9]/}
     if [[ -n $__tmux_audit_start ]]; then
         __tmux_audit_record "$status" "$end"
     fi
@@ -120,15 +119,7 @@ __tmux_audit_precmd() {
     __tmux_audit_cwd=$PWD
     __tmux_audit_adopt_history_settings
     [[ ${PS0-} == *"$__tmux_audit_ps0"* ]] || PS0=${PS0-}$__tmux_audit_ps0
-    if ((${#pipestatus[@]} > 1)); then
-        local code pipeline=
-        for code in "${pipestatus[@]}"; do
-            pipeline+="${pipeline:+ | }__tmux_audit_return $code"
-        done
-        eval "$pipeline"
-    else
-        return "$status"
-    fi
+    return "$status"
 }
 
 __tmux_audit_adopt_history_settings

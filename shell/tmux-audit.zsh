@@ -31,8 +31,9 @@ __tmux_audit_preexec() {
 }
 
 __tmux_audit_precmd() {
+    # zsh hands each precmd function the command's own $? and $pipestatus,
+    # and restores them afterwards: nothing to hand back.
     local -i status_=$?
-    local -a pipestatus_=("${pipestatus[@]}")
     emulate -L zsh
     local -i end=$(( epochtime[1] * 1000000 + epochtime[2] / 1000 ))
     # Unset after each record: an empty Enter or Ctrl-C at the prompt runs
@@ -54,23 +55,9 @@ __tmux_audit_precmd() {
             ) 2>/dev/null
         fi
     fi
-    # Hand the command's own $? and $pipestatus back to later hooks and the prompt.
-    if (( ${#pipestatus_} > 1 )); then
-        local code pipeline=
-        for code in "${pipestatus_[@]}"; do
-            pipeline+="${pipeline:+ | }__tmux_audit_return $code"
-        done
-        eval "$pipeline"
-    else
-        return $status_
-    fi
 }
-
-__tmux_audit_return() { return $1; }
 
 add-zsh-hook preexec __tmux_audit_preexec
 add-zsh-hook precmd __tmux_audit_precmd
-# First among the precmd hooks, so $? is the command's own.
-precmd_functions=(__tmux_audit_precmd ${precmd_functions:#__tmux_audit_precmd})
 
 fi

@@ -1,0 +1,400 @@
+//! The hooks in real shells inside a real tmux server: what lands in the
+//! database when a person types, and what the shell looks like afterwards.
+//! Each scenario runs in bash, zsh and fish.
+
+use std::fs;
+use std::path::Path;
+
+use crate::support::{Pane, Rc, Row, Sandbox, Shell, Tmux};
+
+/// One shell in one pane of a private tmux server, with the hook loaded.
+struct Scenario {
+    sb: Sandbox,
+    tmux: Tmux,
+    pane: Pane,
+}
+
+impl Scenario {
+    fn new(shell: Shell, rc: Rc) -> Scenario {
+        Scenario::in_sandbox(Sandbox::new(), shell, rc)
+    }
+
+    fn in_sandbox(sb: Sandbox, shell: Shell, rc: Rc) -> Scenario {
+        let (tmux, pane) = Tmux::start(&sb, &sb.shell(shell, &rc));
+        pane.ready();
+        Scenario { sb, tmux, pane }
+    }
+
+    /// Types `command` (lines joined by Enter) and returns its record.
+    fn run(&self, command: &str) -> Row {
+        let before = self.sb.rows().len();
+        for line in command.split('\n') {
+            self.pane.line(line);
+        }
+        let rows = self.sb.wait_rows(&format!("the record of {command:?}"), |rows| rows.len() > before);
+        assert_eq!(rows.len(), before + 1, "one command, one record: {rows:#?}");
+        rows.last().unwrap().clone()
+    }
+
+    fn file(&self, name: &str) -> std::path::PathBuf {
+        self.sb.path().join(name)
+    }
+
+    /// Waits for a file the shell writes, and returns its content.
+    fn read_when_written(&self, path: &Path) -> String {
+        // The command that writes it is recorded after it ran.
+        self.sb.wait_rows("the write", |_| path.exists());
+        fs::read_to_string(path).unwrap()
+    }
+}
+
+/// The user's strict mode, after the hook is loaded.
+fn strict(shell: Shell) -> &'static str {
+    match shell {
+        Shell::Bash => "set -u",
+        Shell::Zsh => "setopt nounset",
+        Shell::Fish => "",
+    }
+}
+
+fn canonical(path: &Path) -> String {
+    fs::canonicalize(path).unwrap().display().to_string()
+}
+
+macro_rules! in_every_shell {
+    ($($name:ident),* $(,)?) => {
+        mod bash { $( #[test] fn $name() { super::$name(crate::support::Shell::Bash) } )* }
+        mod zsh { $( #[test] fn $name() { super::$name(crate::support::Shell::Zsh) } )* }
+        mod fish { $( #[test] fn $name() { super::$name(crate::support::Shell::Fish) } )* }
+    };
+}
+
+in_every_shell!(
+    records_each_command_as_typed_with_its_context,
+    records_a_command_longer_than_128_kib_pasted_in,
+    records_nothing_for_empty_enter_or_ctrl_c_and_130_for_an_interrupted_command,
+    records_leading_space_commands_that_history_drops,
+    keeps_the_users_hooks_and_status_and_loads_once,
+    keeps_the_prompt_when_the_database_is_read_only,
+    keeps_the_prompt_when_the_binary_is_gone,
+    records_two_panes_typing_at_once_exactly_once,
+);
+
+fn records_each_command_as_typed_with_its_context(shell: Shell) {
+    let s = Scenario::new(shell, Rc::default().after(strict(shell)));
+    let start_dir = canonical(s.sb.path());
+
+    let r = s.run("true");
+    assert_eq!((r.command.as_str(), r.exit_status), ("true", Some(0)));
+    let r = s.run("false");
+    assert_eq!((r.command.as_str(), r.exit_status), ("false", Some(1)));
+    let r = s.run("sh -c 'exit 3'");
+    assert_eq!((r.command.as_str(), r.exit_status), ("sh -c 'exit 3'", Some(3)));
+
+    // The directory a command starts in, command by command.
+    let r = s.run("cd /tmp && pwd");
+    assert_eq!(r.cwd, start_dir, "cwd is where the command started");
+    let r = s.run("pwd");
+    assert_eq!(r.cwd, "/tmp");
+
+    let multi_line = "echo 'line one\n  line two'";
+    assert_eq!(s.run(multi_line).command, multi_line);
+    let quoted = r#"echo "dq \"x\" $HOME" 'sq $HOME' ünïcödé ✓ 日本語 `x` \\ ; # not a comment?"#;
+    assert_eq!(s.run(quoted).command, quoted);
+
+    let r = s.run("sleep 1");
+    let duration = r.duration_us.expect("duration");
+    assert!(duration >= 1_000_000, "sleep 1 took {duration} µs");
+
+    let a = s.run("echo twice");
+    let b = s.run("echo twice");
+    assert_eq!((a.command, b.command), ("echo twice".to_string(), "echo twice".to_string()));
+    assert_ne!(a.id, b.id);
+
+    let rows = s.sb.rows();
+    let socket = s.tmux.socket_path();
+    let server_pid = s.tmux.server_pid();
+    let session = &rows[0].shell_session;
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row.seq, i as i64 + 1, "sequence without holes: {row:?}");
+        assert_eq!(&row.shell_session, session);
+        assert_eq!(row.shell, shell.name());
+        assert_eq!(row.tmux_pane.as_deref(), Some(s.pane.id.as_str()));
+        assert_eq!(row.tmux_socket.as_deref(), Some(socket.as_str()));
+        assert_eq!(row.tmux_server_pid, Some(server_pid));
+        assert_eq!(row.tmux_session_id, Some(0));
+        assert!(row.tty.as_deref().is_some_and(|t| t.starts_with("/dev/pts/")), "{row:?}");
+        assert!(!row.host.is_empty() && !row.user.is_empty());
+        assert!(row.started_at_us > 1_700_000_000_000_000, "{row:?}");
+    }
+    assert!(s.sb.log().is_empty(), "no errors: {}", s.sb.log());
+}
+
+fn records_a_command_longer_than_128_kib_pasted_in(shell: Shell) {
+    let s = Scenario::new(shell, Rc::default());
+    let word: String = "0123456789abcdef".repeat(9000); // 144,000 bytes, over the 128 KiB argv cap
+    let command = format!("echo {word} | wc -c");
+    s.pane.paste(&command);
+    s.pane.key("Enter");
+    let rows = s.sb.wait_rows("the long command", |rows| !rows.is_empty());
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].command.len(), command.len());
+    assert!(rows[0].command == command, "the text differs from what was pasted");
+    assert_eq!(rows[0].exit_status, Some(0));
+}
+
+fn records_nothing_for_empty_enter_or_ctrl_c_and_130_for_an_interrupted_command(shell: Shell) {
+    let s = Scenario::new(shell, Rc::default().after(strict(shell)));
+    s.run("echo first");
+    s.pane.key("Enter");
+    s.pane.key("C-c");
+    s.pane.line("");
+    s.pane.key("C-c");
+    // A line typed and then abandoned with Ctrl-C.
+    s.pane.line("");
+    s.tmux.run(&["send-keys", "-t", &s.pane.id, "-l", "echo abandoned"]);
+    s.pane.key("C-c");
+    let r = s.run("echo second");
+    assert_eq!(r.command, "echo second");
+    let commands: Vec<_> = s.sb.rows().into_iter().map(|r| r.command).collect();
+    assert_eq!(commands, ["echo first", "echo second"]);
+
+    s.pane.line("sleep 30");
+    // Let sleep start before interrupting it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    s.pane.key("C-c");
+    let rows = s.sb.wait_rows("the interrupted sleep", |rows| rows.len() == 3);
+    assert_eq!(rows[2].command, "sleep 30");
+    assert_eq!(rows[2].exit_status, Some(130));
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+}
+
+fn records_leading_space_commands_that_history_drops(shell: Shell) {
+    // Each shell's way of keeping such lines out of its history.
+    let user_settings = match shell {
+        Shell::Bash => "HISTCONTROL=ignoreboth\nHISTIGNORE='ls*:&'",
+        Shell::Zsh => "setopt HIST_IGNORE_SPACE HIST_IGNORE_DUPS HIST_NO_STORE",
+        Shell::Fish => "", // fish never keeps a line that starts with a space
+    };
+    let s = Scenario::new(shell, Rc::default().before(user_settings).after(strict(shell)));
+    assert_eq!(s.run(" echo hidden").command, " echo hidden");
+    assert_eq!(s.run("ls /").command, "ls /");
+    assert_eq!(s.run("echo dup").command, "echo dup");
+    assert_eq!(s.run("echo dup").command, "echo dup");
+
+    if shell == Shell::Bash {
+        // The user's history still follows the user's settings.
+        let hist = s.file("hist");
+        s.run(&format!("HISTTIMEFORMAT= history > {}", hist.display()));
+        let history = s.read_when_written(&hist);
+        assert!(!history.contains("echo hidden"), "{history}");
+        assert!(!history.contains("ls /"), "{history}");
+        assert_eq!(history.matches("echo dup").count(), 1, "{history}");
+    }
+}
+
+fn keeps_the_users_hooks_and_status_and_loads_once(shell: Shell) {
+    let sb = Sandbox::new();
+    let marks = sb.path().join("user-hook-ran");
+    // The user's own hook, after ours, notes the status it sees.
+    let user_hook = match shell {
+        Shell::Bash => format!("PROMPT_COMMAND=('echo \"$? ${{PIPESTATUS[*]}}\" >> {}')", marks.display()),
+        Shell::Zsh => format!(
+            "user_precmd() {{ echo \"$? $pipestatus\" >> {}; }}\nprecmd_functions+=(user_precmd)",
+            marks.display()
+        ),
+        Shell::Fish => format!(
+            "function user_postexec --on-event fish_postexec; echo $status $pipestatus >> {}; end",
+            marks.display()
+        ),
+    };
+    let s = Scenario::in_sandbox(sb, shell, Rc::default().before(&user_hook).after(strict(shell)).init_twice());
+
+    s.run("sh -c 'exit 5'");
+    let status = s.file("status");
+    s.run(&shell.status_line(&status));
+    assert_eq!(s.read_when_written(&status).trim(), "5 5", "$? and pipe status after the hook");
+
+    s.run("false | true");
+    let pipes = s.file("pipes");
+    s.run(&shell.status_line(&pipes));
+    assert_eq!(s.read_when_written(&pipes).trim(), "0 1 0");
+
+    // The rc file sourced again mid-session: same shell session, no reset.
+    let rc_again = match shell {
+        Shell::Fish => format!("'{}' init fish | source", s.sb.bin.display()),
+        _ => format!("eval \"$('{}' init {})\"", s.sb.bin.display(), shell.name()),
+    };
+    s.run(&rc_again);
+    s.run("echo after");
+
+    // The user's hook saw each command's own status.
+    let seen = fs::read_to_string(&marks).unwrap_or_default();
+    let seen: Vec<_> = seen.lines().collect();
+    assert!(seen.contains(&"5 5"), "user hook saw {seen:?}");
+    assert!(seen.contains(&"0 1 0"), "user hook saw {seen:?}");
+
+    // Loaded twice (and again), recorded once, in one shell session.
+    let rows = s.sb.rows();
+    assert_eq!(rows.len(), 6, "{rows:#?}");
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    assert!(rows.iter().all(|r| r.shell_session == rows[0].shell_session), "{rows:#?}");
+}
+
+fn keeps_the_prompt_when_the_database_is_read_only(shell: Shell) {
+    let sb = Sandbox::new();
+    let ro = ReadOnlyDir::new(&sb.path().join("ro"));
+    let db = ro.path.join("history.db");
+    let rc = Rc::default().before(&match shell {
+        Shell::Fish => format!("set -gx TMUX_AUDIT_DB {}", db.display()),
+        _ => format!("export TMUX_AUDIT_DB={}", db.display()),
+    });
+    let s = Scenario::in_sandbox(sb, shell, rc.after(strict(shell)));
+    s.pane.line("sh -c 'exit 4'");
+    let status = s.file("status");
+    s.pane.line(&shell.status_line(&status));
+    // The output differs from the typed line, so seeing it means the shell ran it.
+    s.pane.line("echo done-'2'");
+    s.pane.wait_for("done-2", 1);
+    s.pane.wait_for("READY", 4);
+    assert_eq!(fs::read_to_string(&status).unwrap().trim(), "4 4");
+    assert!(!db.exists());
+    let log = s.sb.log();
+    assert!(log.contains("cannot record into") && log.contains("hint:"), "log: {log}");
+    assert!(log.lines().all(|l| l.contains("hint:")), "one line each: {log}");
+    let screen = s.pane.screen();
+    assert!(!screen.contains("tmux-audit"), "nothing printed to the terminal:\n{screen}");
+}
+
+fn keeps_the_prompt_when_the_binary_is_gone(shell: Shell) {
+    let mut sb = Sandbox::new();
+    let copy = sb.path().join("bin/tmux-audit");
+    fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    fs::copy(&sb.bin, &copy).unwrap();
+    sb.bin = copy.clone();
+    let s = Scenario::in_sandbox(sb, shell, Rc::default().after(strict(shell)));
+    s.run("echo recorded");
+    fs::remove_file(&copy).unwrap();
+
+    s.pane.line("sh -c 'exit 6'");
+    let status = s.file("status");
+    s.pane.line(&shell.status_line(&status));
+    s.pane.line("echo still-'here'");
+    s.pane.wait_for("still-here", 1);
+    s.pane.wait_for("READY", 5);
+    assert_eq!(fs::read_to_string(&status).unwrap().trim(), "6 6");
+    let log = s.sb.log();
+    assert_eq!(log.lines().count(), 1, "logged once per shell: {log}");
+    assert!(log.contains(&copy.display().to_string()) && log.contains("hint:"), "{log}");
+    let screen = s.pane.screen();
+    assert!(!screen.contains("No such file"), "nothing printed to the terminal:\n{screen}");
+}
+
+fn records_two_panes_typing_at_once_exactly_once(shell: Shell) {
+    let sb = Sandbox::new();
+    let (tmux, first) = Tmux::start(&sb, &sb.shell(shell, &Rc::default()));
+    let second = tmux.split(&sb.shell(shell, &Rc::default()));
+    first.ready();
+    second.ready();
+    const N: usize = 25;
+    for i in 0..N {
+        first.line(&format!("echo first {i}"));
+        second.line(&format!("echo second {i}"));
+    }
+    let rows = sb.wait_rows("every command of both panes", |rows| rows.len() >= 2 * N);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let rows_after = sb.rows();
+    assert_eq!(rows_after.len(), rows.len(), "no late duplicates");
+    for (pane, name) in [(&first, "first"), (&second, "second")] {
+        let mine: Vec<_> = rows.iter().filter(|r| r.tmux_pane.as_deref() == Some(pane.id.as_str())).collect();
+        let commands: Vec<_> = mine.iter().map(|r| r.command.clone()).collect();
+        let expected: Vec<_> = (0..N).map(|i| format!("echo {name} {i}")).collect();
+        assert_eq!(commands, expected);
+        assert_eq!(mine.iter().map(|r| r.seq).collect::<Vec<_>>(), (1..=N as i64).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn bash_keeps_a_string_prompt_command_and_its_status() {
+    let sb = Sandbox::new();
+    let marks = sb.path().join("user-hook-ran");
+    let user_hook = format!("PROMPT_COMMAND='echo \"$?\" >> {}'", marks.display());
+    let s = Scenario::in_sandbox(sb, Shell::Bash, Rc::default().before(&user_hook).after("set -u"));
+    s.run("false | true");
+    s.run("sh -c 'exit 5'");
+    let status = s.file("status");
+    s.run(&Shell::Bash.status_line(&status));
+    assert_eq!(s.read_when_written(&status).trim(), "5 5");
+    let seen = fs::read_to_string(&marks).unwrap();
+    assert_eq!(seen.lines().collect::<Vec<_>>(), ["0", "0", "5", "0"], "$? seen by the user's hook");
+}
+
+#[test]
+fn a_shell_started_inside_another_has_its_own_session() {
+    let sb = Sandbox::new();
+    let inner = sb.shell(Shell::Bash, &Rc::default());
+    let s = Scenario::in_sandbox(sb, Shell::Zsh, Rc::default());
+    s.run("echo outer 1");
+    s.pane.line(&inner);
+    s.pane.wait_for("READY$", 1);
+    s.run("echo inner 1");
+    s.run("echo inner 2");
+    s.pane.line("exit");
+    let rows = s.sb.wait_rows("the outer record of the inner shell", |rows| rows.len() == 4);
+    let r = s.run("echo outer 2");
+    let rows: Vec<_> = rows.into_iter().chain([r]).collect();
+
+    let outer: Vec<_> = rows.iter().filter(|r| r.shell == "zsh").collect();
+    let inner_rows: Vec<_> = rows.iter().filter(|r| r.shell == "bash").collect();
+    assert_eq!(
+        outer.iter().map(|r| (r.seq, r.command.as_str())).collect::<Vec<_>>(),
+        [(1, "echo outer 1"), (2, inner.as_str()), (3, "echo outer 2")]
+    );
+    assert_eq!(
+        inner_rows.iter().map(|r| (r.seq, r.command.as_str())).collect::<Vec<_>>(),
+        [(1, "echo inner 1"), (2, "echo inner 2")]
+    );
+    assert!(outer.iter().all(|r| r.shell_session == outer[0].shell_session));
+    assert!(inner_rows.iter().all(|r| r.shell_session == inner_rows[0].shell_session));
+    assert_ne!(outer[0].shell_session, inner_rows[0].shell_session);
+    assert!(rows.iter().all(|r| r.tmux_pane.as_deref() == Some(s.pane.id.as_str())));
+}
+
+/// A directory nobody can write to, not even root: a read-only tmpfs when
+/// running as root (as CI does), else a directory without write permission.
+struct ReadOnlyDir {
+    path: std::path::PathBuf,
+    mounted: bool,
+}
+
+impl ReadOnlyDir {
+    fn new(path: &Path) -> ReadOnlyDir {
+        use std::os::unix::fs::PermissionsExt;
+        use std::process::Command;
+        fs::create_dir_all(path).unwrap();
+        // SAFETY: no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            let ok = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmux-audit-test"])
+                .arg(path)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "as root, this test needs `mount -t tmpfs` to make a read-only directory");
+        } else {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        ReadOnlyDir { path: path.to_path_buf(), mounted: root }
+    }
+}
+
+impl Drop for ReadOnlyDir {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        if self.mounted {
+            let _ = std::process::Command::new("umount").arg(&self.path).status();
+        } else {
+            let _ = fs::set_permissions(&self.path, fs::Permissions::from_mode(0o755));
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real binary, real shells in a real tmux server
+//! on a private socket, and a real SQLite file. One test binary; a module
+//! per topic.
+
+mod support;
+
+mod hooks;
+mod init;
+mod record;
+mod search;

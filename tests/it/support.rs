@@ -1,0 +1,441 @@
+//! Test harness: a sandbox directory per test, the built binary, rows read
+//! straight from the SQLite file, and a private tmux server per test with
+//! bash, zsh or fish panes that have the hook loaded.
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+use tempfile::TempDir;
+
+/// How long to wait for a shell to react before failing. Generous: CI
+/// machines are slow; a test that passes never waits this long.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tmux-audit"))
+}
+
+/// Whether a program is on PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The environment every process of a test sees: its own HOME, XDG
+/// directories and database, nothing inherited from the developer's shell
+/// (no $TMUX, so tests also run inside tmux).
+pub struct Sandbox {
+    pub dir: TempDir,
+    pub db: PathBuf,
+    pub state: PathBuf,
+    pub bin: PathBuf,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::Builder::new().prefix("ta").tempdir().expect("temp dir");
+        let root = dir.path().to_path_buf();
+        for sub in ["home", "data", "state", "config", "cache", "tmp"] {
+            fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        Sandbox {
+            db: root.join("data/tmux-audit/history.db"),
+            state: root.join("state/tmux-audit"),
+            bin: bin(),
+            dir,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.state.join("tmux-audit.log")
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        let root = self.path().display().to_string();
+        vec![
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+            ("HOME".into(), format!("{root}/home")),
+            ("XDG_DATA_HOME".into(), format!("{root}/data")),
+            ("XDG_STATE_HOME".into(), format!("{root}/state")),
+            ("XDG_CONFIG_HOME".into(), format!("{root}/config")),
+            ("XDG_CACHE_HOME".into(), format!("{root}/cache")),
+            ("TMPDIR".into(), format!("{root}/tmp")),
+            ("TMUX_TMPDIR".into(), format!("{root}/tmp")),
+            ("SHELL".into(), "/bin/sh".into()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("LC_ALL".into(), "C.UTF-8".into()),
+            ("TERM".into(), "xterm-256color".into()),
+        ]
+    }
+
+    /// The binary, in this sandbox's environment.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.env_clear().envs(self.env()).current_dir(self.path());
+        cmd
+    }
+
+    /// `record` for a command given on stdin, the way the hooks call it.
+    pub fn record(&self, command: &[u8], args: &[&str]) -> Output {
+        let mut child = self
+            .cmd()
+            .arg("record")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn record");
+        let mut stdin = child.stdin.take().unwrap();
+        let command = command.to_vec();
+        let writer = thread::spawn(move || {
+            let _ = stdin.write_all(&command);
+            let _ = stdin.write_all(b"\n");
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        out
+    }
+
+    pub fn rows(&self) -> Vec<Row> {
+        rows_in(&self.db)
+    }
+
+    /// Waits until `done(rows)` holds; fails with what was seen.
+    pub fn wait_rows(&self, what: &str, done: impl Fn(&[Row]) -> bool) -> Vec<Row> {
+        let start = Instant::now();
+        loop {
+            let rows = self.rows();
+            if done(&rows) {
+                return rows;
+            }
+            if start.elapsed() > PATIENCE {
+                panic!(
+                    "timed out waiting for {what}; rows: {:#?}\nlog: {}",
+                    rows.iter().map(|r| (&r.shell, r.seq, &r.command)).collect::<Vec<_>>(),
+                    self.log()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The rc file that starts `shell` with the hook, `before` and `after`
+    /// being the user's own lines around the init line. Returns the command
+    /// line that starts the shell.
+    pub fn shell(&self, shell: Shell, rc: &Rc) -> String {
+        let bin = self.bin.display();
+        let init = match shell {
+            Shell::Bash => format!("eval \"$('{bin}' init bash)\""),
+            Shell::Zsh => format!("eval \"$('{bin}' init zsh)\""),
+            Shell::Fish => format!("'{bin}' init fish | source"),
+        };
+        let init = if rc.init_twice { format!("{init}\n{init}") } else { init };
+        match shell {
+            Shell::Bash => {
+                let file = self.path().join(format!("bashrc{}", unique()));
+                let text = format!("PS1='READY$ '\n{}\n{init}\n{}\n", rc.before, rc.after);
+                fs::write(&file, text).unwrap();
+                format!("bash --noprofile --rcfile {} -i", file.display())
+            }
+            Shell::Zsh => {
+                let dir = self.path().join(format!("zdotdir{}", unique()));
+                fs::create_dir_all(&dir).unwrap();
+                let text = format!("PS1='READY%# '\n{}\n{init}\n{}\n", rc.before, rc.after);
+                fs::write(dir.join(".zshrc"), text).unwrap();
+                format!("env ZDOTDIR={} zsh -i", dir.display())
+            }
+            Shell::Fish => {
+                let file = self.path().join(format!("config{}.fish", unique()));
+                let text = format!(
+                    "set -g fish_greeting\nfunction fish_prompt; printf 'READY> '; end\n{}\n{init}\n{}\n",
+                    rc.before, rc.after
+                );
+                fs::write(&file, text).unwrap();
+                format!("fish --no-config -i -C 'source {}'", file.display())
+            }
+        }
+    }
+}
+
+/// The user's own rc lines around the hook's init line.
+#[derive(Default, Clone)]
+pub struct Rc {
+    pub before: String,
+    pub after: String,
+    pub init_twice: bool,
+}
+
+impl Rc {
+    pub fn before(mut self, lines: &str) -> Rc {
+        self.before = lines.to_string();
+        self
+    }
+    pub fn after(mut self, lines: &str) -> Rc {
+        self.after = lines.to_string();
+        self
+    }
+    pub fn init_twice(mut self) -> Rc {
+        self.init_twice = true;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Shell {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shell::Bash => "bash",
+            Shell::Zsh => "zsh",
+            Shell::Fish => "fish",
+        }
+    }
+
+    /// The shell's way to write `$?` and the pipe statuses to a file.
+    pub fn status_line(self, file: &Path) -> String {
+        match self {
+            Shell::Bash => format!("echo \"$? ${{PIPESTATUS[*]}}\" > {}", file.display()),
+            Shell::Zsh => format!("echo \"$? ${{pipestatus[*]}}\" > {}", file.display()),
+            Shell::Fish => format!("echo \"$status $pipestatus\" > {}", file.display()),
+        }
+    }
+}
+
+fn unique() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A row of the `commands` table, as the tests look at it.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub id: i64,
+    pub command: String,
+    pub command_raw: Option<Vec<u8>>,
+    pub exit_status: Option<i64>,
+    pub started_at_us: i64,
+    pub duration_us: Option<i64>,
+    pub cwd: String,
+    pub cwd_raw: Option<Vec<u8>>,
+    pub user: String,
+    pub uid: i64,
+    pub login_uid: Option<i64>,
+    pub sudo_user: Option<String>,
+    pub host: String,
+    pub shell: String,
+    pub shell_session: String,
+    pub seq: i64,
+    pub tty: Option<String>,
+    pub ssh_connection: Option<String>,
+    pub tmux_socket: Option<String>,
+    pub tmux_server_pid: Option<i64>,
+    pub tmux_session_id: Option<i64>,
+    pub tmux_pane: Option<String>,
+}
+
+pub fn rows_in(db: &Path) -> Vec<Row> {
+    if !db.exists() {
+        return Vec::new();
+    }
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db");
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let mut stmt = match conn.prepare("SELECT * FROM commands ORDER BY id") {
+        Ok(stmt) => stmt,
+        Err(_) => return Vec::new(), // schema not there yet
+    };
+    stmt.query_map([], |r| {
+        Ok(Row {
+            id: r.get("id")?,
+            command: r.get("command")?,
+            command_raw: r.get("command_raw")?,
+            exit_status: r.get("exit_status")?,
+            started_at_us: r.get("started_at_us")?,
+            duration_us: r.get("duration_us")?,
+            cwd: r.get("cwd")?,
+            cwd_raw: r.get("cwd_raw")?,
+            user: r.get("user")?,
+            uid: r.get("uid")?,
+            login_uid: r.get("login_uid")?,
+            sudo_user: r.get("sudo_user")?,
+            host: r.get("host")?,
+            shell: r.get("shell")?,
+            shell_session: r.get("shell_session")?,
+            seq: r.get("seq")?,
+            tty: r.get("tty")?,
+            ssh_connection: r.get("ssh_connection")?,
+            tmux_socket: r.get("tmux_socket")?,
+            tmux_server_pid: r.get("tmux_server_pid")?,
+            tmux_session_id: r.get("tmux_session_id")?,
+            tmux_pane: r.get("tmux_pane")?,
+        })
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// A private tmux server (`tmux -L <unique> -f /dev/null`), killed on drop.
+pub struct Tmux {
+    socket_name: String,
+    env: Vec<(String, String)>,
+    cwd: PathBuf,
+}
+
+impl Tmux {
+    /// Starts the server with one window running `command`; returns the
+    /// server and that pane.
+    pub fn start(sandbox: &Sandbox, command: &str) -> (Tmux, Pane) {
+        let tmux = Tmux {
+            socket_name: format!("ta-{}-{}", std::process::id(), unique()),
+            env: sandbox.env(),
+            cwd: sandbox.path().to_path_buf(),
+        };
+        let id = tmux.run(&["new-session", "-d", "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}", command]);
+        let pane = Pane { tmux: tmux.handle(), id };
+        (tmux, pane)
+    }
+
+    fn handle(&self) -> TmuxHandle {
+        TmuxHandle {
+            socket_name: self.socket_name.clone(),
+            env: self.env.clone(),
+            cwd: self.cwd.clone(),
+        }
+    }
+
+    /// A new pane (a split of the current window) running `command`.
+    pub fn split(&self, command: &str) -> Pane {
+        let id = self.run(&["split-window", "-d", "-P", "-F", "#{pane_id}", command]);
+        self.run(&["select-layout", "tiled"]);
+        Pane { tmux: self.handle(), id }
+    }
+
+    pub fn run(&self, args: &[&str]) -> String {
+        self.handle().run(args)
+    }
+
+    /// `$TMUX` as the panes see it.
+    pub fn socket_path(&self) -> String {
+        self.run(&["display-message", "-p", "#{socket_path}"])
+    }
+
+    pub fn server_pid(&self) -> i64 {
+        self.run(&["display-message", "-p", "#{pid}"]).parse().unwrap()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.handle().command(&["kill-server"]).output();
+    }
+}
+
+#[derive(Clone)]
+struct TmuxHandle {
+    socket_name: String,
+    env: Vec<(String, String)>,
+    cwd: PathBuf,
+}
+
+impl TmuxHandle {
+    fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.env_clear()
+            .envs(self.env.clone())
+            .current_dir(&self.cwd)
+            .args(["-L", &self.socket_name, "-f", "/dev/null"])
+            .args(args);
+        cmd
+    }
+
+    fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
+        let out = self.command(args).output().expect("run tmux");
+        assert!(
+            out.status.success(),
+            "tmux {:?} failed: {}",
+            args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect::<Vec<_>>(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+}
+
+/// A tmux pane: type into it, read its screen.
+pub struct Pane {
+    tmux: TmuxHandle,
+    pub id: String,
+}
+
+impl Pane {
+    /// Types `line` and presses Enter.
+    pub fn line(&self, line: &str) {
+        self.tmux.run(&["send-keys", "-t", &self.id, "-l", "--", line]);
+        self.key("Enter");
+    }
+
+    /// Presses a key by tmux's name for it: `Enter`, `C-c`.
+    pub fn key(&self, key: &str) {
+        self.tmux.run(&["send-keys", "-t", &self.id, key]);
+    }
+
+    /// Pastes `text` as one bracketed paste, as a terminal would.
+    pub fn paste(&self, text: &str) {
+        let buffer = format!("b{}", unique());
+        let file = self.tmux.cwd.join(format!("paste{}", unique()));
+        fs::write(&file, text).unwrap();
+        let file = file.display().to_string();
+        self.tmux.run(&["load-buffer", "-b", &buffer, &file]);
+        self.tmux.run(&["paste-buffer", "-p", "-r", "-d", "-b", &buffer, "-t", &self.id]);
+    }
+
+    pub fn screen(&self) -> String {
+        self.tmux.run(&["capture-pane", "-p", "-J", "-S", "-200", "-t", &self.id])
+    }
+
+    /// Waits until the screen shows `text` `count` times.
+    pub fn wait_for(&self, text: &str, count: usize) {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.matches(text).count() >= count {
+                return;
+            }
+            if start.elapsed() > PATIENCE {
+                panic!("pane {} never showed {text:?} {count} times; screen:\n{screen}", self.id);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the first prompt of the shell started in this pane.
+    pub fn ready(&self) -> &Pane {
+        self.wait_for("READY", 1);
+        self
+    }
+}
