@@ -26,6 +26,7 @@ __tmux_audit_histignore_set=
 # an empty line). The arithmetic in this subscript notes the start time in
 # microseconds and the command's history number, without forking, and the
 # whole expansion is empty.
+# shellcheck disable=SC2016 # expanded by bash each time it shows PS0
 __tmux_audit_ps0='${__tmux_audit_none[(__tmux_audit_start=${EPOCHREALTIME//[^0-9]/}),(__tmux_audit_hist=\!),0]-}'
 
 # HISTCONTROL=ignorespace/ignoredups/ignoreboth and HISTIGNORE keep a command
@@ -48,7 +49,7 @@ __tmux_audit_adopt_history_settings() {
 # $1: history number, $2: command text. Drops the entry from the history list
 # when the user's HISTCONTROL/HISTIGNORE would never have let it in.
 __tmux_audit_forget() {
-    local text=$2 drop= pattern patterns
+    local text=$2 drop='' pattern patterns
     case :$__tmux_audit_histcontrol: in
     *:ignorespace:* | *:ignoreboth:*) [[ $text == ' '* ]] && drop=1 ;;
     esac
@@ -57,6 +58,7 @@ __tmux_audit_forget() {
     esac
     if [[ -z $drop && -n $__tmux_audit_histignore ]]; then
         IFS=: read -r -a patterns <<<"$__tmux_audit_histignore"
+        # shellcheck disable=SC2053 # a HISTIGNORE entry is a pattern
         for pattern in "${patterns[@]}"; do
             if [[ $pattern == '&' ]]; then
                 [[ $text == "$__tmux_audit_prev" ]] && drop=1
@@ -74,7 +76,7 @@ __tmux_audit_forget() {
 
 # $1: the exit status of the command that just finished, $2: when it ended.
 __tmux_audit_record() {
-    local HISTTIMEFORMAT= entry number text rc start=$__tmux_audit_start
+    local HISTTIMEFORMAT='' entry number text rc start=$__tmux_audit_start
     __tmux_audit_start= # first: whatever happens next, this command is done
     entry=$(builtin history 1)
     entry=${entry#"${entry%%[^[:space:]]*}"}
@@ -98,6 +100,7 @@ __tmux_audit_record() {
     fi
     if ((rc == 126 || rc == 127)) && [[ -z $__tmux_audit_warned ]]; then
         __tmux_audit_warned=1
+        # shellcheck disable=SC2016 # the hint shows the line to type
         (
             umask 077
             command mkdir -p -- "${__tmux_audit_log%/*}"
@@ -130,6 +133,7 @@ PS0=${PS0-}$__tmux_audit_ps0
 if [[ -v PROMPT_COMMAND && ${PROMPT_COMMAND@a} == *a* ]]; then
     PROMPT_COMMAND=(__tmux_audit_precmd "${PROMPT_COMMAND[@]}")
 else
+    # shellcheck disable=SC2128,SC2178 # a string here, as the user had it
     PROMPT_COMMAND="__tmux_audit_precmd${PROMPT_COMMAND:+$'\n'$PROMPT_COMMAND}"
 fi
 

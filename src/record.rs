@@ -48,9 +48,14 @@ pub struct Finished {
 #[derive(Debug, Clone, Copy)]
 pub enum Timing {
     /// bash and zsh note when the command started and ended.
-    Span { start_us: i64, end_us: i64 },
+    Span {
+        start_us: i64,
+        end_us: i64,
+    },
     /// fish knows how long it ran.
-    Lasted { duration_ms: i64 },
+    Lasted {
+        duration_ms: i64,
+    },
     Unknown,
 }
 
@@ -58,7 +63,9 @@ impl CommandRecord {
     /// `now_us` is when the command was seen to finish.
     pub fn new(finished: Finished, context: Context, now_us: i64) -> CommandRecord {
         let (started_at_us, duration_us) = match finished.timing {
-            Timing::Span { start_us, end_us } => (start_us, Some(end_us.saturating_sub(start_us).max(0))),
+            Timing::Span { start_us, end_us } => {
+                (start_us, Some(end_us.saturating_sub(start_us).max(0)))
+            }
             Timing::Lasted { duration_ms } => {
                 let duration_us = duration_ms.max(0).saturating_mul(1000);
                 (now_us - duration_us, Some(duration_us))

@@ -41,7 +41,8 @@ pub fn table(rows: &[StoredCommand], colour: bool) -> String {
             Cell::new(local_time(r.started_at_us)),
             Cell::new(r.tmux_pane.as_deref().unwrap_or("-")),
             exit,
-            Cell::new(r.duration_us.map_or("-".to_string(), human_duration)).set_alignment(CellAlignment::Right),
+            Cell::new(r.duration_us.map_or("-".to_string(), human_duration))
+                .set_alignment(CellAlignment::Right),
             Cell::new(tilde(&r.cwd, home.as_deref())),
             Cell::new(one_line(&r.command, COMMAND_WIDTH)),
         ]);
@@ -53,7 +54,11 @@ pub fn table(rows: &[StoredCommand], colour: bool) -> String {
 
 fn local_time(us: i64) -> String {
     DateTime::<Utc>::from_timestamp_micros(us)
-        .map(|t| t.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S").to_string())
+        .map(|t| {
+            t.with_timezone(&Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
         .unwrap_or_else(|| "?".to_string())
 }
 
@@ -175,10 +180,12 @@ pub fn json(rows: &[StoredCommand]) -> serde_json::Result<String> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]

@@ -21,7 +21,11 @@ use crate::text::StoredText;
 impl Run for Record {
     fn run(&self) -> Result<Exit> {
         let finished_us = now_us();
-        let command = if self.text_unavailable { Vec::new() } else { read_command()? };
+        let command = if self.text_unavailable {
+            Vec::new()
+        } else {
+            read_command()?
+        };
         let finished = Finished {
             shell: self.shell,
             session: self.session.clone(),
@@ -60,7 +64,8 @@ impl Run for Record {
             Err(err) => {
                 let message = format!("cannot record into {}: {err}", path.display());
                 error_log::append("record", &message, err.hint());
-                Err(anyhow::Error::new(err)).with_context(|| format!("cannot record into {}", path.display()))
+                Err(anyhow::Error::new(err))
+                    .with_context(|| format!("cannot record into {}", path.display()))
             }
         }
     }
@@ -73,7 +78,9 @@ fn read_command() -> Result<Vec<u8>> {
         bail!("`record` reads the command from standard input and is run by the shell hooks; see `tmux-audit init --help`");
     }
     let mut command = Vec::new();
-    stdin.read_to_end(&mut command).context("cannot read the command from standard input")?;
+    stdin
+        .read_to_end(&mut command)
+        .context("cannot read the command from standard input")?;
     if command.last() == Some(&b'\n') {
         command.pop();
     }
@@ -81,6 +88,8 @@ fn read_command() -> Result<Vec<u8>> {
 }
 
 fn now_us() -> i64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
 }

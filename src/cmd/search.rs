@@ -25,6 +25,10 @@ impl Run for Search {
             render::table(&rows, render::use_colour())
         };
         io::stdout().lock().write_all(out.as_bytes())?;
-        Ok(if rows.is_empty() { Exit::NoMatch } else { Exit::Success })
+        Ok(if rows.is_empty() {
+            Exit::NoMatch
+        } else {
+            Exit::Success
+        })
     }
 }

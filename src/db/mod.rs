@@ -22,10 +22,18 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub enum DbError {
     /// No database at that path yet.
-    Missing { path: PathBuf },
+    Missing {
+        path: PathBuf,
+    },
     /// Written by a newer tmux-audit.
-    SchemaTooNew { found: i64, supported: i64 },
-    Create { path: PathBuf, source: io::Error },
+    SchemaTooNew {
+        found: i64,
+        supported: i64,
+    },
+    Create {
+        path: PathBuf,
+        source: io::Error,
+    },
     Sqlite(rusqlite::Error),
 }
 
@@ -118,7 +126,9 @@ impl Database {
     /// Opens for reading; a database that does not exist is an error.
     pub fn open_existing(path: &Path) -> Result<Database, DbError> {
         if !path.exists() {
-            return Err(DbError::Missing { path: path.to_path_buf() });
+            return Err(DbError::Missing {
+                path: path.to_path_buf(),
+            });
         }
         Database::open(path)
     }
@@ -134,7 +144,10 @@ impl Database {
         match schema::version(&conn)? {
             v if v == schema::VERSION => {}
             found if found > schema::VERSION => {
-                return Err(DbError::SchemaTooNew { found, supported: schema::VERSION });
+                return Err(DbError::SchemaTooNew {
+                    found,
+                    supported: schema::VERSION,
+                });
             }
             _ => schema::migrate(&mut conn)?,
         }
@@ -144,7 +157,9 @@ impl Database {
     /// Stores one command. Returns false when that command (same shell
     /// session and sequence number) was stored before.
     pub fn insert(&mut self, record: &CommandRecord, recorded_at_us: i64) -> Result<bool, DbError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let inserted = tx.execute(
             "INSERT INTO commands (
                 command, command_raw, exit_status, started_at_us, duration_us, cwd, cwd_raw,
@@ -264,7 +279,10 @@ fn create(path: &Path) -> Result<(), DbError> {
     let linked = built.and_then(|()| match fs::hard_link(&temp, path) {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(err) => Err(DbError::Create { path: path.to_path_buf(), source: err }),
+        Err(err) => Err(DbError::Create {
+            path: path.to_path_buf(),
+            source: err,
+        }),
     });
     for leftover in [temp.clone(), sidecar(&temp, "-wal"), sidecar(&temp, "-shm")] {
         let _ = fs::remove_file(leftover);
@@ -274,7 +292,8 @@ fn create(path: &Path) -> Result<(), DbError> {
 
 fn build_new(temp: &Path) -> Result<(), DbError> {
     let mut conn = Connection::open_with_flags(temp, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     debug_assert_eq!(mode.to_ascii_lowercase(), "wal");
     schema::migrate(&mut conn)?;
     // Closing the only connection checkpoints the WAL into the file.

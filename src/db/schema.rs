@@ -24,7 +24,10 @@ pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found = version(&tx)?;
     if found > VERSION {
-        return Err(DbError::SchemaTooNew { found, supported: VERSION });
+        return Err(DbError::SchemaTooNew {
+            found,
+            supported: VERSION,
+        });
     }
     for sql in &MIGRATIONS[found as usize..] {
         tx.execute_batch(sql)?;

@@ -31,7 +31,11 @@ impl Scenario {
         for line in command.split('\n') {
             self.pane.line(line);
         }
-        let rows = self.sb.wait_rows(&format!("the record of {command:?}"), |rows| rows.len() > before);
+        let rows = self
+            .sb
+            .wait_rows(&format!("the record of {command:?}"), |rows| {
+                rows.len() > before
+            });
         assert_eq!(rows.len(), before + 1, "one command, one record: {rows:#?}");
         rows.last().unwrap().clone()
     }
@@ -89,7 +93,10 @@ fn records_each_command_as_typed_with_its_context(shell: Shell) {
     let r = s.run("false");
     assert_eq!((r.command.as_str(), r.exit_status), ("false", Some(1)));
     let r = s.run("sh -c 'exit 3'");
-    assert_eq!((r.command.as_str(), r.exit_status), ("sh -c 'exit 3'", Some(3)));
+    assert_eq!(
+        (r.command.as_str(), r.exit_status),
+        ("sh -c 'exit 3'", Some(3))
+    );
 
     // The directory a command starts in, command by command.
     let r = s.run("cd /tmp && pwd");
@@ -108,7 +115,10 @@ fn records_each_command_as_typed_with_its_context(shell: Shell) {
 
     let a = s.run("echo twice");
     let b = s.run("echo twice");
-    assert_eq!((a.command, b.command), ("echo twice".to_string(), "echo twice".to_string()));
+    assert_eq!(
+        (a.command, b.command),
+        ("echo twice".to_string(), "echo twice".to_string())
+    );
     assert_ne!(a.id, b.id);
 
     let rows = s.sb.rows();
@@ -123,7 +133,12 @@ fn records_each_command_as_typed_with_its_context(shell: Shell) {
         assert_eq!(row.tmux_socket.as_deref(), Some(socket.as_str()));
         assert_eq!(row.tmux_server_pid, Some(server_pid));
         assert_eq!(row.tmux_session_id, Some(0));
-        assert!(row.tty.as_deref().is_some_and(|t| t.starts_with("/dev/pts/")), "{row:?}");
+        assert!(
+            row.tty
+                .as_deref()
+                .is_some_and(|t| t.starts_with("/dev/pts/")),
+            "{row:?}"
+        );
         assert!(!row.host.is_empty() && !row.user.is_empty());
         assert!(row.started_at_us > 1_700_000_000_000_000, "{row:?}");
     }
@@ -139,7 +154,10 @@ fn records_a_command_longer_than_128_kib_pasted_in(shell: Shell) {
     let rows = s.sb.wait_rows("the long command", |rows| !rows.is_empty());
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].command.len(), command.len());
-    assert!(rows[0].command == command, "the text differs from what was pasted");
+    assert!(
+        rows[0].command == command,
+        "the text differs from what was pasted"
+    );
     assert_eq!(rows[0].exit_status, Some(0));
 }
 
@@ -152,7 +170,8 @@ fn records_nothing_for_empty_enter_or_ctrl_c_and_130_for_an_interrupted_command(
     s.pane.key("C-c");
     // A line typed and then abandoned with Ctrl-C.
     s.pane.line("");
-    s.tmux.run(&["send-keys", "-t", &s.pane.id, "-l", "echo abandoned"]);
+    s.tmux
+        .run(&["send-keys", "-t", &s.pane.id, "-l", "echo abandoned"]);
     s.pane.key("C-c");
     let r = s.run("echo second");
     assert_eq!(r.command, "echo second");
@@ -163,7 +182,8 @@ fn records_nothing_for_empty_enter_or_ctrl_c_and_130_for_an_interrupted_command(
     // Let sleep start before interrupting it.
     std::thread::sleep(std::time::Duration::from_millis(500));
     s.pane.key("C-c");
-    let rows = s.sb.wait_rows("the interrupted sleep", |rows| rows.len() == 3);
+    let rows =
+        s.sb.wait_rows("the interrupted sleep", |rows| rows.len() == 3);
     assert_eq!(rows[2].command, "sleep 30");
     assert_eq!(rows[2].exit_status, Some(130));
     assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
@@ -176,7 +196,10 @@ fn records_leading_space_commands_that_history_drops(shell: Shell) {
         Shell::Zsh => "setopt HIST_IGNORE_SPACE HIST_IGNORE_DUPS HIST_NO_STORE",
         Shell::Fish => "", // fish never keeps a line that starts with a space
     };
-    let s = Scenario::new(shell, Rc::default().before(user_settings).after(strict(shell)));
+    let s = Scenario::new(
+        shell,
+        Rc::default().before(user_settings).after(strict(shell)),
+    );
     assert_eq!(s.run(" echo hidden").command, " echo hidden");
     assert_eq!(s.run("ls /").command, "ls /");
     assert_eq!(s.run("echo dup").command, "echo dup");
@@ -198,7 +221,10 @@ fn keeps_the_users_hooks_and_status_and_loads_once(shell: Shell) {
     let marks = sb.path().join("user-hook-ran");
     // The user's own hook, after ours, notes the status it sees.
     let user_hook = match shell {
-        Shell::Bash => format!("PROMPT_COMMAND=('echo \"$? ${{PIPESTATUS[*]}}\" >> {}')", marks.display()),
+        Shell::Bash => format!(
+            "PROMPT_COMMAND=('echo \"$? ${{PIPESTATUS[*]}}\" >> {}')",
+            marks.display()
+        ),
         Shell::Zsh => format!(
             "user_precmd() {{ echo \"$? $pipestatus\" >> {}; }}\nprecmd_functions+=(user_precmd)",
             marks.display()
@@ -208,12 +234,23 @@ fn keeps_the_users_hooks_and_status_and_loads_once(shell: Shell) {
             marks.display()
         ),
     };
-    let s = Scenario::in_sandbox(sb, shell, Rc::default().before(&user_hook).after(strict(shell)).init_twice());
+    let s = Scenario::in_sandbox(
+        sb,
+        shell,
+        Rc::default()
+            .before(&user_hook)
+            .after(strict(shell))
+            .init_twice(),
+    );
 
     s.run("sh -c 'exit 5'");
     let status = s.file("status");
     s.run(&shell.status_line(&status));
-    assert_eq!(s.read_when_written(&status).trim(), "5 5", "$? and pipe status after the hook");
+    assert_eq!(
+        s.read_when_written(&status).trim(),
+        "5 5",
+        "$? and pipe status after the hook"
+    );
 
     s.run("false | true");
     let pipes = s.file("pipes");
@@ -237,8 +274,15 @@ fn keeps_the_users_hooks_and_status_and_loads_once(shell: Shell) {
     // Loaded twice (and again), recorded once, in one shell session.
     let rows = s.sb.rows();
     assert_eq!(rows.len(), 6, "{rows:#?}");
-    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
-    assert!(rows.iter().all(|r| r.shell_session == rows[0].shell_session), "{rows:#?}");
+    assert_eq!(
+        rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.shell_session == rows[0].shell_session),
+        "{rows:#?}"
+    );
 }
 
 fn keeps_the_prompt_when_the_database_is_read_only(shell: Shell) {
@@ -260,10 +304,19 @@ fn keeps_the_prompt_when_the_database_is_read_only(shell: Shell) {
     assert_eq!(fs::read_to_string(&status).unwrap().trim(), "4 4");
     assert!(!db.exists());
     let log = s.sb.log();
-    assert!(log.contains("cannot record into") && log.contains("hint:"), "log: {log}");
-    assert!(log.lines().all(|l| l.contains("hint:")), "one line each: {log}");
+    assert!(
+        log.contains("cannot record into") && log.contains("hint:"),
+        "log: {log}"
+    );
+    assert!(
+        log.lines().all(|l| l.contains("hint:")),
+        "one line each: {log}"
+    );
     let screen = s.pane.screen();
-    assert!(!screen.contains("tmux-audit"), "nothing printed to the terminal:\n{screen}");
+    assert!(
+        !screen.contains("tmux-audit"),
+        "nothing printed to the terminal:\n{screen}"
+    );
 }
 
 fn keeps_the_prompt_when_the_binary_is_gone(shell: Shell) {
@@ -285,9 +338,15 @@ fn keeps_the_prompt_when_the_binary_is_gone(shell: Shell) {
     assert_eq!(fs::read_to_string(&status).unwrap().trim(), "6 6");
     let log = s.sb.log();
     assert_eq!(log.lines().count(), 1, "logged once per shell: {log}");
-    assert!(log.contains(&copy.display().to_string()) && log.contains("hint:"), "{log}");
+    assert!(
+        log.contains(&copy.display().to_string()) && log.contains("hint:"),
+        "{log}"
+    );
     let screen = s.pane.screen();
-    assert!(!screen.contains("No such file"), "nothing printed to the terminal:\n{screen}");
+    assert!(
+        !screen.contains("No such file"),
+        "nothing printed to the terminal:\n{screen}"
+    );
 }
 
 fn records_two_panes_typing_at_once_exactly_once(shell: Shell) {
@@ -306,11 +365,17 @@ fn records_two_panes_typing_at_once_exactly_once(shell: Shell) {
     let rows_after = sb.rows();
     assert_eq!(rows_after.len(), rows.len(), "no late duplicates");
     for (pane, name) in [(&first, "first"), (&second, "second")] {
-        let mine: Vec<_> = rows.iter().filter(|r| r.tmux_pane.as_deref() == Some(pane.id.as_str())).collect();
+        let mine: Vec<_> = rows
+            .iter()
+            .filter(|r| r.tmux_pane.as_deref() == Some(pane.id.as_str()))
+            .collect();
         let commands: Vec<_> = mine.iter().map(|r| r.command.clone()).collect();
         let expected: Vec<_> = (0..N).map(|i| format!("echo {name} {i}")).collect();
         assert_eq!(commands, expected);
-        assert_eq!(mine.iter().map(|r| r.seq).collect::<Vec<_>>(), (1..=N as i64).collect::<Vec<_>>());
+        assert_eq!(
+            mine.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            (1..=N as i64).collect::<Vec<_>>()
+        );
     }
 }
 
@@ -319,14 +384,22 @@ fn bash_keeps_a_string_prompt_command_and_its_status() {
     let sb = Sandbox::new();
     let marks = sb.path().join("user-hook-ran");
     let user_hook = format!("PROMPT_COMMAND='echo \"$?\" >> {}'", marks.display());
-    let s = Scenario::in_sandbox(sb, Shell::Bash, Rc::default().before(&user_hook).after("set -u"));
+    let s = Scenario::in_sandbox(
+        sb,
+        Shell::Bash,
+        Rc::default().before(&user_hook).after("set -u"),
+    );
     s.run("false | true");
     s.run("sh -c 'exit 5'");
     let status = s.file("status");
     s.run(&Shell::Bash.status_line(&status));
     assert_eq!(s.read_when_written(&status).trim(), "5 5");
     let seen = fs::read_to_string(&marks).unwrap();
-    assert_eq!(seen.lines().collect::<Vec<_>>(), ["0", "0", "5", "0"], "$? seen by the user's hook");
+    assert_eq!(
+        seen.lines().collect::<Vec<_>>(),
+        ["0", "0", "5", "0"],
+        "$? seen by the user's hook"
+    );
 }
 
 #[test]
@@ -340,24 +413,43 @@ fn a_shell_started_inside_another_has_its_own_session() {
     s.run("echo inner 1");
     s.run("echo inner 2");
     s.pane.line("exit");
-    let rows = s.sb.wait_rows("the outer record of the inner shell", |rows| rows.len() == 4);
+    let rows =
+        s.sb.wait_rows("the outer record of the inner shell", |rows| {
+            rows.len() == 4
+        });
     let r = s.run("echo outer 2");
     let rows: Vec<_> = rows.into_iter().chain([r]).collect();
 
     let outer: Vec<_> = rows.iter().filter(|r| r.shell == "zsh").collect();
     let inner_rows: Vec<_> = rows.iter().filter(|r| r.shell == "bash").collect();
     assert_eq!(
-        outer.iter().map(|r| (r.seq, r.command.as_str())).collect::<Vec<_>>(),
-        [(1, "echo outer 1"), (2, inner.as_str()), (3, "echo outer 2")]
+        outer
+            .iter()
+            .map(|r| (r.seq, r.command.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (1, "echo outer 1"),
+            (2, inner.as_str()),
+            (3, "echo outer 2")
+        ]
     );
     assert_eq!(
-        inner_rows.iter().map(|r| (r.seq, r.command.as_str())).collect::<Vec<_>>(),
+        inner_rows
+            .iter()
+            .map(|r| (r.seq, r.command.as_str()))
+            .collect::<Vec<_>>(),
         [(1, "echo inner 1"), (2, "echo inner 2")]
     );
-    assert!(outer.iter().all(|r| r.shell_session == outer[0].shell_session));
-    assert!(inner_rows.iter().all(|r| r.shell_session == inner_rows[0].shell_session));
+    assert!(outer
+        .iter()
+        .all(|r| r.shell_session == outer[0].shell_session));
+    assert!(inner_rows
+        .iter()
+        .all(|r| r.shell_session == inner_rows[0].shell_session));
     assert_ne!(outer[0].shell_session, inner_rows[0].shell_session);
-    assert!(rows.iter().all(|r| r.tmux_pane.as_deref() == Some(s.pane.id.as_str())));
+    assert!(rows
+        .iter()
+        .all(|r| r.tmux_pane.as_deref() == Some(s.pane.id.as_str())));
 }
 
 /// A directory nobody can write to, not even root: a read-only tmpfs when
@@ -380,11 +472,17 @@ impl ReadOnlyDir {
                 .arg(path)
                 .status()
                 .is_ok_and(|s| s.success());
-            assert!(ok, "as root, this test needs `mount -t tmpfs` to make a read-only directory");
+            assert!(
+                ok,
+                "as root, this test needs `mount -t tmpfs` to make a read-only directory"
+            );
         } else {
             fs::set_permissions(path, fs::Permissions::from_mode(0o555)).unwrap();
         }
-        ReadOnlyDir { path: path.to_path_buf(), mounted: root }
+        ReadOnlyDir {
+            path: path.to_path_buf(),
+            mounted: root,
+        }
     }
 }
 
@@ -392,7 +490,9 @@ impl Drop for ReadOnlyDir {
     fn drop(&mut self) {
         use std::os::unix::fs::PermissionsExt;
         if self.mounted {
-            let _ = std::process::Command::new("umount").arg(&self.path).status();
+            let _ = std::process::Command::new("umount")
+                .arg(&self.path)
+                .status();
         } else {
             let _ = fs::set_permissions(&self.path, fs::Permissions::from_mode(0o755));
         }

@@ -1,0 +1,111 @@
+//! `tmux-audit init`: the scripts load silently under strict flags, do
+//! nothing outside interactive shells, and pass the shells' own checkers.
+
+use std::process::Command;
+
+use crate::support::{have, Sandbox};
+
+fn run(sb: &Sandbox, program: &str, args: &[&str]) -> std::process::Output {
+    Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(sb.env())
+        .current_dir(sb.path())
+        .output()
+        .unwrap()
+}
+
+/// Loading the hook in a non-interactive shell under the strictest flags
+/// prints nothing, fails nothing and records nothing.
+#[test]
+fn scripts_load_silently_and_do_nothing_in_non_interactive_shells() {
+    let sb = Sandbox::new();
+    let bin = sb.bin.display().to_string();
+    let cases = [
+        (
+            "bash",
+            vec!["--noprofile", "--norc", "-e", "-u", "-o", "pipefail", "-c"],
+            format!("eval \"$('{bin}' init bash)\"; true; false || true"),
+        ),
+        (
+            "zsh",
+            vec!["--no-rcs", "-e", "-u", "-o", "pipefail", "-c"],
+            format!("eval \"$('{bin}' init zsh)\"; true; false || true"),
+        ),
+        (
+            "fish",
+            vec!["--no-config", "--private", "-c"],
+            format!("'{bin}' init fish | source; true; false; or true"),
+        ),
+    ];
+    for (shell, mut args, script) in cases {
+        args.push(&script);
+        let out = run(&sb, shell, &args);
+        assert!(out.status.success(), "{shell}: {out:?}");
+        assert!(
+            out.stdout.is_empty() && out.stderr.is_empty(),
+            "{shell} printed: {out:?}"
+        );
+    }
+    assert!(
+        !sb.db.exists(),
+        "nothing recorded outside interactive shells"
+    );
+}
+
+#[test]
+fn bash_script_passes_shellcheck() {
+    // CI installs shellcheck (.ci/run); elsewhere it may be missing.
+    if !have("shellcheck") {
+        eprintln!("skipped: shellcheck is not installed");
+        return;
+    }
+    let sb = Sandbox::new();
+    let script = sb.cmd().args(["init", "bash"]).output().unwrap().stdout;
+    let path = sb.path().join("hook.bash");
+    std::fs::write(&path, script).unwrap();
+    let out = run(
+        &sb,
+        "shellcheck",
+        &["--shell=bash", "--severity=style", path.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn zsh_and_fish_scripts_parse() {
+    let sb = Sandbox::new();
+    for (shell, check) in [
+        ("zsh", vec!["--no-rcs", "-n"]),
+        ("fish", vec!["--no-config", "--no-execute"]),
+    ] {
+        let script = sb.cmd().args(["init", shell]).output().unwrap().stdout;
+        let path = sb.path().join(format!("hook.{shell}"));
+        std::fs::write(&path, script).unwrap();
+        let mut args = check.clone();
+        let path = path.display().to_string();
+        args.push(&path);
+        let out = run(&sb, shell, &args);
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{shell}: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_shell_is_a_one_line_usage_error() {
+    let sb = Sandbox::new();
+    let out = sb.cmd().args(["init", "tcsh"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid value 'tcsh'") && stderr.contains("bash, zsh, fish"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}

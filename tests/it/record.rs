@@ -1,0 +1,297 @@
+//! `tmux-audit record` driven directly, as the hooks drive it: what it
+//! stores, and what it does when the database is not usable.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+use rusqlite::Connection;
+
+use crate::support::{rows_in, Sandbox};
+
+const BASH: &[&str] = &["--shell", "bash", "--session", "s1", "--exit", "0"];
+
+fn args(seq: &str) -> Vec<&str> {
+    let mut args = BASH.to_vec();
+    args.extend(["--seq", seq]);
+    args
+}
+
+#[test]
+fn a_one_mebibyte_command_is_recorded_intact() {
+    let sb = Sandbox::new();
+    let mut command = Vec::new();
+    while command.len() < 1 << 20 {
+        command.extend_from_slice("echo 'ünï' \"$X\" \\\n\t".as_bytes());
+    }
+    let out = sb.record(&command, &args("1"));
+    assert!(out.status.success(), "{out:?}");
+    let rows = sb.rows();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].command.as_bytes(), &command[..]);
+    assert_eq!(rows[0].command_raw, None);
+}
+
+#[test]
+fn invalid_utf8_and_nul_bytes_keep_their_exact_bytes() {
+    let sb = Sandbox::new();
+    let command = b"printf '\xff\xfe' \0 end".to_vec();
+    let out = sb.record(&command, &args("1"));
+    assert!(out.status.success(), "{out:?}");
+    let row = &sb.rows()[0];
+    assert_eq!(row.command_raw.as_deref(), Some(&command[..]));
+    assert_eq!(row.command, "printf '\u{FFFD}\u{FFFD}' \u{FFFD} end");
+}
+
+#[test]
+fn thirty_two_recorders_on_a_new_database_make_one_schema() {
+    let sb = Sandbox::new();
+    let mut children: Vec<_> = (1..=32)
+        .map(|seq| {
+            sb.cmd()
+                .arg("record")
+                .args(args(&seq.to_string()))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // All 32 are started before any of them gets its command.
+    for (i, child) in children.iter_mut().enumerate() {
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "echo {i}").unwrap();
+    }
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(sb.rows().len(), 32);
+    let conn = Connection::open(&sb.db).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!((version, mode.as_str(), tables), (1, "wal", 1));
+    assert!(sb.log().is_empty(), "{}", sb.log());
+    let leftovers: Vec<_> = fs::read_dir(sb.db.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.contains(".new-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn files_are_private_whatever_the_umask() {
+    let sb = Sandbox::new();
+    // An error too, so that the log file exists.
+    let locked_dir = sb.path().join("blocker");
+    fs::write(&locked_dir, "a file where a directory should be").unwrap();
+    for (db, seq) in [
+        (sb.db.display().to_string(), "1"),
+        (format!("{}/x.db", locked_dir.display()), "2"),
+    ] {
+        let status = Command::new("sh")
+            .args(["-c", "umask 000; echo true | exec \"$@\"", "sh"])
+            .arg(&sb.bin)
+            .arg("record")
+            .args(args(seq))
+            .env_clear()
+            .envs(sb.env())
+            .env("TMUX_AUDIT_DB", &db)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.success(), seq == "1");
+    }
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(sb.db.parent().unwrap()), 0o700);
+    assert_eq!(mode(&sb.db), 0o600);
+    for sidecar in ["-wal", "-shm"] {
+        let path = format!("{}{sidecar}", sb.db.display());
+        assert_eq!(mode(std::path::Path::new(&path)), 0o600, "{path}");
+    }
+    assert_eq!(mode(&sb.state), 0o700);
+    assert_eq!(mode(&sb.log_file()), 0o600);
+}
+
+#[test]
+fn a_locked_database_fails_at_once_into_the_log() {
+    let sb = Sandbox::new();
+    assert!(sb.record(b"first", &args("1")).status.success());
+    let mut holder = Connection::open(&sb.db).unwrap();
+    let tx = holder
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    tx.execute("INSERT INTO commands (command, started_at_us, cwd, user, uid, host, shell, shell_session, seq, recorded_at_us) VALUES ('held', 0, '/', 'u', 0, 'h', 'bash', 'other', 1, 0)", []).unwrap();
+
+    let started = std::time::Instant::now();
+    let out = sb.record(b"second", &args("2"));
+    let took = started.elapsed();
+    drop(tx);
+
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("locked"), "{stderr}");
+    let log = sb.log();
+    assert!(
+        log.contains("database is locked") && log.contains("hint:"),
+        "{log}"
+    );
+    // Not a timing test: a liveness bound, far above the 250 ms busy timeout.
+    assert!(took.as_secs() < 10, "record waited {took:?}");
+}
+
+#[test]
+fn a_corrupt_database_is_logged_and_left_in_place() {
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.db.parent().unwrap()).unwrap();
+    let garbage = b"this is not a database, it is a text file that got here somehow".repeat(100);
+    fs::write(&sb.db, &garbage).unwrap();
+    let out = sb.record(b"true", &args("1"));
+    assert!(!out.status.success());
+    let log = sb.log();
+    assert!(
+        log.contains("not a database") && log.contains("hint: the database file is damaged"),
+        "{log}"
+    );
+    assert_eq!(
+        fs::read(&sb.db).unwrap(),
+        garbage,
+        "never deleted or rewritten"
+    );
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused_with_a_hint() {
+    let sb = Sandbox::new();
+    assert!(sb.record(b"true", &args("1")).status.success());
+    Connection::open(&sb.db)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let out = sb.record(b"true", &args("2"));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("schema version 99") && stderr.contains("upgrade tmux-audit"),
+        "{stderr}"
+    );
+    assert_eq!(rows_in(&sb.db).len(), 1);
+}
+
+#[test]
+fn the_same_command_recorded_twice_is_stored_once() {
+    let sb = Sandbox::new();
+    assert!(sb.record(b"echo once", &args("7")).status.success());
+    assert!(sb.record(b"echo once", &args("7")).status.success());
+    assert_eq!(sb.rows().len(), 1);
+    assert!(sb.log().contains("already recorded"), "{}", sb.log());
+}
+
+#[test]
+fn the_context_comes_from_the_environment() {
+    let sb = Sandbox::new();
+    let out = {
+        let mut child = sb
+            .cmd()
+            .arg("record")
+            .args(args("1"))
+            .args([
+                "--start-us",
+                "1764000000000000",
+                "--end-us",
+                "1764000002500000",
+            ])
+            .arg("--cwd")
+            .arg(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"/odd\npath/\xff"))
+            .env("TMUX", "/tmp/tmux-0/my,socket,4242,3")
+            .env("TMUX_PANE", "%7")
+            .env("SSH_CONNECTION", "10.0.0.1 50000 10.0.0.2 22")
+            .env("SUDO_USER", "alice")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"ls\n").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(out.status.success());
+    let row = &sb.rows()[0];
+    assert_eq!(row.tmux_socket.as_deref(), Some("/tmp/tmux-0/my,socket"));
+    assert_eq!(row.tmux_server_pid, Some(4242));
+    assert_eq!(row.tmux_session_id, Some(3));
+    assert_eq!(row.tmux_pane.as_deref(), Some("%7"));
+    assert_eq!(
+        row.ssh_connection.as_deref(),
+        Some("10.0.0.1 50000 10.0.0.2 22")
+    );
+    assert_eq!(row.sudo_user.as_deref(), Some("alice"));
+    assert_eq!(row.started_at_us, 1_764_000_000_000_000);
+    assert_eq!(row.duration_us, Some(2_500_000));
+    assert_eq!(row.cwd, "/odd\npath/\u{FFFD}");
+    assert_eq!(row.cwd_raw.as_deref(), Some(&b"/odd\npath/\xff"[..]));
+    // SAFETY: no preconditions.
+    assert_eq!(row.uid, i64::from(unsafe { libc::getuid() }));
+    let login_uid = fs::read_to_string("/proc/self/loginuid")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok());
+    assert_eq!(
+        row.login_uid,
+        login_uid.filter(|&u| u != i64::from(u32::MAX))
+    );
+}
+
+#[test]
+fn outside_tmux_a_command_is_recorded_without_tmux_fields() {
+    let sb = Sandbox::new();
+    let out = sb.record(
+        b"make",
+        &[
+            "--shell",
+            "fish",
+            "--session",
+            "f",
+            "--seq",
+            "1",
+            "--exit",
+            "2",
+            "--duration-ms",
+            "1500",
+        ],
+    );
+    assert!(out.status.success());
+    let row = &sb.rows()[0];
+    assert_eq!(
+        (
+            row.tmux_socket.clone(),
+            row.tmux_pane.clone(),
+            row.tmux_server_pid
+        ),
+        (None, None, None)
+    );
+    assert_eq!(
+        (row.shell.as_str(), row.exit_status, row.duration_us),
+        ("fish", Some(2), Some(1_500_000))
+    );
+    assert_eq!(
+        row.cwd,
+        fs::canonicalize(sb.path()).unwrap().display().to_string()
+    );
+}

@@ -45,7 +45,10 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Sandbox {
-        let dir = tempfile::Builder::new().prefix("ta").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("ta")
+            .tempdir()
+            .expect("temp dir");
         let root = dir.path().to_path_buf();
         for sub in ["home", "data", "state", "config", "cache", "tmp"] {
             fs::create_dir_all(root.join(sub)).unwrap();
@@ -132,7 +135,9 @@ impl Sandbox {
             if start.elapsed() > PATIENCE {
                 panic!(
                     "timed out waiting for {what}; rows: {:#?}\nlog: {}",
-                    rows.iter().map(|r| (&r.shell, r.seq, &r.command)).collect::<Vec<_>>(),
+                    rows.iter()
+                        .map(|r| (&r.shell, r.seq, &r.command))
+                        .collect::<Vec<_>>(),
                     self.log()
                 );
             }
@@ -150,7 +155,11 @@ impl Sandbox {
             Shell::Zsh => format!("eval \"$('{bin}' init zsh)\""),
             Shell::Fish => format!("'{bin}' init fish | source"),
         };
-        let init = if rc.init_twice { format!("{init}\n{init}") } else { init };
+        let init = if rc.init_twice {
+            format!("{init}\n{init}")
+        } else {
+            init
+        };
         match shell {
             Shell::Bash => {
                 let file = self.path().join(format!("bashrc{}", unique()));
@@ -316,8 +325,22 @@ impl Tmux {
             env: sandbox.env(),
             cwd: sandbox.path().to_path_buf(),
         };
-        let id = tmux.run(&["new-session", "-d", "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}", command]);
-        let pane = Pane { tmux: tmux.handle(), id };
+        let id = tmux.run(&[
+            "new-session",
+            "-d",
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "-P",
+            "-F",
+            "#{pane_id}",
+            command,
+        ]);
+        let pane = Pane {
+            tmux: tmux.handle(),
+            id,
+        };
         (tmux, pane)
     }
 
@@ -333,7 +356,10 @@ impl Tmux {
     pub fn split(&self, command: &str) -> Pane {
         let id = self.run(&["split-window", "-d", "-P", "-F", "#{pane_id}", command]);
         self.run(&["select-layout", "tiled"]);
-        Pane { tmux: self.handle(), id }
+        Pane {
+            tmux: self.handle(),
+            id,
+        }
     }
 
     pub fn run(&self, args: &[&str]) -> String {
@@ -346,7 +372,9 @@ impl Tmux {
     }
 
     pub fn server_pid(&self) -> i64 {
-        self.run(&["display-message", "-p", "#{pid}"]).parse().unwrap()
+        self.run(&["display-message", "-p", "#{pid}"])
+            .parse()
+            .unwrap()
     }
 }
 
@@ -379,7 +407,9 @@ impl TmuxHandle {
         assert!(
             out.status.success(),
             "tmux {:?} failed: {}",
-            args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect::<Vec<_>>(),
+            args.iter()
+                .map(|a| a.as_ref().to_string_lossy().into_owned())
+                .collect::<Vec<_>>(),
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim_end().to_string()
@@ -395,7 +425,8 @@ pub struct Pane {
 impl Pane {
     /// Types `line` and presses Enter.
     pub fn line(&self, line: &str) {
-        self.tmux.run(&["send-keys", "-t", &self.id, "-l", "--", line]);
+        self.tmux
+            .run(&["send-keys", "-t", &self.id, "-l", "--", line]);
         self.key("Enter");
     }
 
@@ -411,11 +442,21 @@ impl Pane {
         fs::write(&file, text).unwrap();
         let file = file.display().to_string();
         self.tmux.run(&["load-buffer", "-b", &buffer, &file]);
-        self.tmux.run(&["paste-buffer", "-p", "-r", "-d", "-b", &buffer, "-t", &self.id]);
+        self.tmux.run(&[
+            "paste-buffer",
+            "-p",
+            "-r",
+            "-d",
+            "-b",
+            &buffer,
+            "-t",
+            &self.id,
+        ]);
     }
 
     pub fn screen(&self) -> String {
-        self.tmux.run(&["capture-pane", "-p", "-J", "-S", "-200", "-t", &self.id])
+        self.tmux
+            .run(&["capture-pane", "-p", "-J", "-S", "-200", "-t", &self.id])
     }
 
     /// Waits until the screen shows `text` `count` times.
@@ -427,7 +468,10 @@ impl Pane {
                 return;
             }
             if start.elapsed() > PATIENCE {
-                panic!("pane {} never showed {text:?} {count} times; screen:\n{screen}", self.id);
+                panic!(
+                    "pane {} never showed {text:?} {count} times; screen:\n{screen}",
+                    self.id
+                );
             }
             thread::sleep(Duration::from_millis(20));
         }
