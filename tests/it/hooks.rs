@@ -8,10 +8,11 @@ use std::path::Path;
 use crate::support::{Pane, Rc, Row, Sandbox, Shell, Tmux};
 
 /// One shell in one pane of a private tmux server, with the hook loaded.
+/// (Fields drop in order: the server goes before its sandbox directory.)
 struct Scenario {
-    sb: Sandbox,
     tmux: Tmux,
     pane: Pane,
+    sb: Sandbox,
 }
 
 impl Scenario {
@@ -22,7 +23,7 @@ impl Scenario {
     fn in_sandbox(sb: Sandbox, shell: Shell, rc: Rc) -> Scenario {
         let (tmux, pane) = Tmux::start(&sb, &sb.shell(shell, &rc));
         pane.ready();
-        Scenario { sb, tmux, pane }
+        Scenario { tmux, pane, sb }
     }
 
     /// Types `command` (lines joined by Enter) and returns its record.

@@ -314,16 +314,18 @@ pub struct Tmux {
     socket_name: String,
     env: Vec<(String, String)>,
     cwd: PathBuf,
+    pid: libc::pid_t,
 }
 
 impl Tmux {
     /// Starts the server with one window running `command`; returns the
     /// server and that pane.
     pub fn start(sandbox: &Sandbox, command: &str) -> (Tmux, Pane) {
-        let tmux = Tmux {
+        let mut tmux = Tmux {
             socket_name: format!("ta-{}-{}", std::process::id(), unique()),
             env: sandbox.env(),
             cwd: sandbox.path().to_path_buf(),
+            pid: 0,
         };
         let id = tmux.run(&[
             "new-session",
@@ -337,6 +339,7 @@ impl Tmux {
             "#{pane_id}",
             command,
         ]);
+        tmux.pid = tmux.server_pid() as libc::pid_t;
         let pane = Pane {
             tmux: tmux.handle(),
             id,
@@ -380,7 +383,12 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = self.handle().command(&["kill-server"]).output();
+        let killed = self.handle().command(&["kill-server"]).output();
+        if !killed.is_ok_and(|out| out.status.success()) && self.pid > 0 {
+            // The socket is gone (say, with its directory): end it by pid.
+            // SAFETY: plain kill(2) of the server this test started.
+            unsafe { libc::kill(self.pid, libc::SIGTERM) };
+        }
     }
 }
 

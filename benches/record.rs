@@ -1,0 +1,198 @@
+//! Whole-process cost of `tmux-audit record`, the command every prompt runs.
+//!
+//! Starts the release binary many times the way the hooks do (command text
+//! on stdin, a real SQLite file) and prints the median and spread of the
+//! wall time per invocation and the peak resident memory, first on an empty
+//! database, then on one with 1,000,000 rows.
+//!
+//!     cargo bench --bench record            # 1,000,000 rows, 500 runs each
+//!     ROWS=100000 RUNS=200 cargo bench --bench record
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection};
+
+fn main() {
+    let rows: usize = env_or("ROWS", 1_000_000);
+    let runs: usize = env_or("RUNS", 500);
+    let dir = tempfile::tempdir().unwrap();
+    println!("tmux-audit record: {runs} runs per case, whole process (fork, exec, read stdin, insert, exit)");
+    println!(
+        "{:<22} {:>9} {:>9} {:>9} {:>9} {:>13}",
+        "database", "median", "p10", "p90", "max", "peak RSS"
+    );
+
+    let empty = dir.path().join("empty.db");
+    measure("empty", &empty, runs, 0);
+
+    let big = dir.path().join("big.db");
+    measure_quietly(&big, 1);
+    let started = Instant::now();
+    fill(&big, rows);
+    eprintln!("(filled {rows} rows in {:.1?})", started.elapsed());
+    measure(&format!("{rows} rows"), &big, runs, rows);
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn measure_quietly(db: &Path, seq: usize) {
+    let (_, _, ok) = run_once(db, seq);
+    assert!(ok, "record failed");
+}
+
+fn measure(label: &str, db: &Path, runs: usize, first_seq: usize) {
+    // Warm the page cache and create the file, as on any machine in use.
+    for i in 0..10 {
+        measure_quietly(db, first_seq + 10_000_000 + i);
+    }
+    let mut times = Vec::with_capacity(runs);
+    let mut peak_kib = 0;
+    for i in 0..runs {
+        let (took, rss_kib, ok) = run_once(db, first_seq + 20_000_000 + i);
+        assert!(ok, "record failed");
+        times.push(took);
+        peak_kib = peak_kib.max(rss_kib);
+    }
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "{label:<22} {:>9} {:>9} {:>9} {:>9} {:>10.1} MB",
+        ms(at(0.5)),
+        ms(at(0.1)),
+        ms(at(0.9)),
+        ms(at(1.0)),
+        peak_kib as f64 / 1024.0
+    );
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}ms", d.as_secs_f64() * 1000.0)
+}
+
+/// One invocation: wall time from spawn to exit, and its peak RSS (KiB).
+fn run_once(db: &Path, seq: usize) -> (Duration, i64, bool) {
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tmux-audit"))
+        .args([
+            "record",
+            "--shell",
+            "bash",
+            "--session",
+            "bench",
+            "--exit",
+            "0",
+        ])
+        .args(["--seq", &seq.to_string(), "--start-us", "1764000000000000"])
+        .env("TMUX_AUDIT_DB", db)
+        .env("TMUX", "/tmp/tmux-1000/default,4242,0")
+        .env("TMUX_PANE", "%3")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"git commit -m 'a typical command' --amend\n")
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let took = start.elapsed();
+    assert_eq!(waited, pid);
+    // The child was reaped by wait4; the Child handle must not wait again.
+    std::mem::forget(child);
+    (
+        took,
+        usage.ru_maxrss,
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+    )
+}
+
+/// Adds `rows` realistic records: many panes, sessions, users and
+/// directories, commands of varied length, times one to a few seconds apart.
+fn fill(db: &Path, rows: usize) {
+    let mut conn = Connection::open(db).unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO commands (command, exit_status, started_at_us, duration_us, cwd, user, uid,
+                    host, shell, shell_session, seq, tty, tmux_socket, tmux_server_pid, tmux_session_id,
+                    tmux_pane, recorded_at_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )
+            .unwrap();
+        let commands = [
+            "ls -la",
+            "git status",
+            "cargo build --release",
+            "cd ~/src/api && make test",
+            "kubectl get pods -n production -o wide",
+            "docker compose up -d --build",
+            "vim src/main.rs",
+            "grep -rn 'TODO' src/ | sort | uniq -c | sort -rn | head -50",
+            "ssh deploy@db-3.internal 'sudo systemctl restart postgresql'",
+            "for f in *.log; do gzip -9 \"$f\"; done",
+        ];
+        let users = ["alice", "bob", "carol", "deploy", "root"];
+        let shells = ["bash", "zsh", "fish"];
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut t = 1_700_000_000_000_000_i64;
+        for i in 0..rows {
+            let r = next();
+            let session = i / 200; // a shell session runs 200 commands
+            let mut command = commands[(r % commands.len() as u64) as usize].to_string();
+            if r % 7 == 0 {
+                command.push_str(&format!(" --arg-{}", "x".repeat((r % 300) as usize)));
+            }
+            t += 1_000_000 + (r % 3_000_000) as i64;
+            insert
+                .execute(params![
+                    command,
+                    if r % 11 == 0 { 1 } else { 0 },
+                    t,
+                    (r % 5_000_000) as i64,
+                    format!(
+                        "/home/{}/src/project-{}",
+                        users[session % users.len()],
+                        r % 40
+                    ),
+                    users[session % users.len()],
+                    1000 + (session % users.len()) as i64,
+                    format!("host-{}", session % 8),
+                    shells[session % shells.len()],
+                    format!("bench-session-{session}"),
+                    (i % 200) as i64 + 1,
+                    format!("/dev/pts/{}", session % 60),
+                    format!("/tmp/tmux-1000/server-{}", session % 4),
+                    10_000 + (session % 4) as i64,
+                    (session % 30) as i64,
+                    format!("%{}", session % 120),
+                    t + 5_000,
+                ])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+}
