@@ -25,6 +25,15 @@ fn main() {
         "database", "median", "p10", "p90", "max", "peak RSS"
     );
 
+    // The floor: what starting any process costs on this machine.
+    let (mut floor, _) = spawn_times("/bin/true", &[], runs);
+    floor.sort();
+    println!(
+        "{:<22} {:>9}",
+        "(/bin/true, for scale)",
+        ms(floor[floor.len() / 2])
+    );
+
     let empty = dir.path().join("empty.db");
     measure("empty", &empty, runs, 0);
 
@@ -77,34 +86,50 @@ fn ms(d: Duration) -> String {
     format!("{:.2}ms", d.as_secs_f64() * 1000.0)
 }
 
-/// One invocation: wall time from spawn to exit, and its peak RSS (KiB).
+/// One `record`, as a hook runs it: wall time from spawn to exit, and its
+/// peak RSS (KiB).
 fn run_once(db: &Path, seq: usize) -> (Duration, i64, bool) {
+    let bin = std::env::var("BIN").unwrap_or(env!("CARGO_BIN_EXE_tmux-audit").to_string());
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "record",
+        "--shell",
+        "bash",
+        "--session",
+        "bench",
+        "--exit",
+        "0",
+    ])
+    .args(["--seq", &seq.to_string(), "--start-us", "1764000000000000"])
+    .env("TMUX_AUDIT_DB", db)
+    .env("TMUX", "/tmp/tmux-1000/default,4242,0")
+    .env("TMUX_PANE", "%3");
+    spawn_once(cmd, b"git commit -m 'a typical command' --amend\n")
+}
+
+fn spawn_times(program: &str, args: &[&str], runs: usize) -> (Vec<Duration>, i64) {
+    let mut times = Vec::with_capacity(runs);
+    let mut peak = 0;
+    for _ in 0..runs {
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        let (took, rss, ok) = spawn_once(cmd, b"");
+        assert!(ok);
+        times.push(took);
+        peak = peak.max(rss);
+    }
+    (times, peak)
+}
+
+fn spawn_once(mut cmd: Command, stdin: &[u8]) -> (Duration, i64, bool) {
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tmux-audit"))
-        .args([
-            "record",
-            "--shell",
-            "bash",
-            "--session",
-            "bench",
-            "--exit",
-            "0",
-        ])
-        .args(["--seq", &seq.to_string(), "--start-us", "1764000000000000"])
-        .env("TMUX_AUDIT_DB", db)
-        .env("TMUX", "/tmp/tmux-1000/default,4242,0")
-        .env("TMUX_PANE", "%3")
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"git commit -m 'a typical command' --amend\n")
-        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin);
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.

@@ -38,7 +38,7 @@ impl Context {
         let uid = unsafe { libc::getuid() };
         Context {
             cwd: current_dir(),
-            user: whoami::fallible::username().unwrap_or_else(|_| uid.to_string()),
+            user: user_name(uid),
             uid,
             login_uid: login_uid(),
             sudo_user: non_empty_var("SUDO_USER"),
@@ -89,6 +89,26 @@ fn current_dir() -> StoredText {
     StoredText::from_bytes(OsString::into_vec(dir))
 }
 
+/// The name of `uid`. Local accounts are looked up in /etc/passwd directly,
+/// which costs a fraction of a full NSS lookup; others (LDAP, sssd) go
+/// through NSS. The uid itself is always stored beside the name.
+fn user_name(uid: u32) -> String {
+    fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| name_in_passwd(&passwd, uid))
+        .or_else(|| whoami::fallible::username().ok())
+        .unwrap_or_else(|| uid.to_string())
+}
+
+fn name_in_passwd(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let uid_field = fields.nth(1)?;
+        (uid_field.parse() == Ok(uid) && !name.is_empty()).then(|| name.to_string())
+    })
+}
+
 fn login_uid() -> Option<u32> {
     let raw = fs::read_to_string("/proc/self/loginuid").ok()?;
     // (uid_t)-1 means "not set" (no login session, or no audit support).
@@ -115,6 +135,15 @@ mod tests {
         assert_eq!(t.server_pid, Some(4242));
         assert_eq!(t.session_id, Some(7));
         assert_eq!(t.pane.as_deref(), Some("%3"));
+    }
+
+    #[test]
+    fn user_names_come_from_passwd_lines() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\n# comment\nalice:x:1000:1000::/home/alice:/bin/zsh\n";
+        assert_eq!(name_in_passwd(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(name_in_passwd(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(name_in_passwd(passwd, 1001), None);
     }
 
     #[test]

@@ -47,7 +47,11 @@ impl Run for Record {
         }
         let record = CommandRecord::new(finished, context, finished_us);
         let path = paths::database(self.db.path.as_deref())?;
-        let stored = Database::open(&path).and_then(|mut db| db.insert(&record, now_us()));
+        let stored = Database::open(&path).and_then(|mut db| {
+            let inserted = db.insert(&record, now_us())?;
+            db.fold_wal();
+            Ok(inserted)
+        });
         match stored {
             Ok(true) => Ok(Exit::Success),
             Ok(false) => {

@@ -19,6 +19,13 @@ use crate::record::CommandRecord;
 /// far longer than tmux-audit ever does; the prompt must not wait longer.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
+/// The WAL is folded back into the database once it is this large. Each
+/// short-lived process that opens the database first re-reads the whole WAL
+/// (SQLite rebuilds its index when no other connection has the database
+/// open), so a large WAL costs every later command; folding costs a few
+/// fsyncs, paid by one command in five or so.
+const WAL_LIMIT_BYTES: u64 = 64 * 1024;
+
 #[derive(Debug)]
 pub enum DbError {
     /// No database at that path yet.
@@ -139,8 +146,11 @@ impl Database {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // A short-lived process would otherwise checkpoint (and fsync) the
         // WAL every time it closes the last connection: that is, on every
-        // command. Automatic checkpoints every 1000 pages still happen.
+        // command. `fold_wal` keeps the WAL small instead.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        // SQLite's own automatic checkpoints copy pages back but leave the
+        // WAL's frames for the next process to re-read; see `fold_wal`.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         match schema::version(&conn)? {
             v if v == schema::VERSION => {}
             found if found > schema::VERSION => {
@@ -196,6 +206,25 @@ impl Database {
         )?;
         tx.commit()?;
         Ok(inserted == 1)
+    }
+
+    /// Once the WAL has grown past [`WAL_LIMIT_BYTES`], copies it into the
+    /// database and truncates it to nothing. (A plain checkpoint is not
+    /// enough: the next process cannot tell which frames were copied, and
+    /// re-reads and appends to them all.) Best effort: when another process
+    /// is using the database, this gives up at once and a later command
+    /// folds the WAL instead.
+    pub fn fold_wal(&self) {
+        let Some(path) = self.conn.path() else { return };
+        let wal_len = fs::metadata(format!("{path}-wal")).map_or(0, |m| m.len());
+        if wal_len < WAL_LIMIT_BYTES {
+            return;
+        }
+        let _ = self.conn.busy_timeout(Duration::ZERO);
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
     }
 
     /// The newest `limit` commands, oldest first.

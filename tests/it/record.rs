@@ -295,3 +295,19 @@ fn outside_tmux_a_command_is_recorded_without_tmux_fields() {
         fs::canonicalize(sb.path()).unwrap().display().to_string()
     );
 }
+
+/// Every new process re-reads the whole WAL, so a WAL that only grows makes
+/// every command slower than the last (atuin #2208). It stays small.
+#[test]
+fn the_wal_stays_small_however_many_commands_are_recorded() {
+    let sb = Sandbox::new();
+    for seq in 1..=120 {
+        assert!(sb
+            .record(b"echo some command", &args(&seq.to_string()))
+            .status
+            .success());
+    }
+    let wal = fs::metadata(format!("{}-wal", sb.db.display())).map_or(0, |m| m.len());
+    assert!(wal <= 128 * 1024, "WAL is {wal} bytes after 120 commands");
+    assert_eq!(sb.rows().len(), 120);
+}
