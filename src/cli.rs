@@ -29,6 +29,7 @@ pub enum Command {
     Init(Init),
     Record(Record),
     Search(Search),
+    Report(Report),
 }
 
 /// Print the hook for a shell; eval it from the shell's rc file.
@@ -120,19 +121,129 @@ pub struct Record {
     pub text_unavailable: bool,
 }
 
-/// Show recorded commands, newest last.
+/// Find recorded commands by text and by any recorded field.
 #[derive(Debug, Args)]
+#[command(
+    long_about = "Find recorded commands by text and by any recorded field.\n\n\
+PATTERN matches anywhere in the command, case-insensitively unless it has an upper-case letter; \
+--exact, --prefix and --regex change how. Without PATTERN, every command the filters keep. \
+The newest --limit commands are shown, oldest first (--reverse for newest first).\n\n\
+Exit status: 0 when something was found, 1 when nothing was, 2 on an error.",
+    after_help = "Examples:\n  tmux-audit search docker --since yesterday\n  tmux-audit search --here --failed\n  \
+tmux-audit search 'rm -rf' --session prod --since '7 days ago' --format json\n  \
+tmux-audit search --cwd-under ~/src/api --since today --failed\n  \
+tmux-audit search --unique --format cmd -0 | fzf --read0"
+)]
 pub struct Search {
     #[command(flatten)]
     pub db: DbArg,
 
-    /// How many of the newest records to show.
-    #[arg(short = 'n', long, default_value_t = 20, value_name = "N")]
+    /// Text to look for in the command.
+    pub pattern: Option<String>,
+
+    /// PATTERN is the whole command.
+    #[arg(long, conflicts_with_all = ["prefix", "regex"], requires = "pattern")]
+    pub exact: bool,
+
+    /// PATTERN is the start of the command.
+    #[arg(long, conflicts_with = "regex", requires = "pattern")]
+    pub prefix: bool,
+
+    /// PATTERN is a regular expression (Rust regex syntax).
+    #[arg(long, requires = "pattern")]
+    pub regex: bool,
+
+    #[command(flatten)]
+    pub filters: crate::filter::Filters,
+
+    /// Show at most N commands (the newest ones).
+    #[arg(short = 'n', long, default_value_t = 20, value_name = "N", help_heading = "Output")]
     pub limit: usize,
 
-    /// Print JSON (an array of records, every field, UTC times) instead of a table.
-    #[arg(long)]
+    /// Show every matching command.
+    #[arg(long, conflicts_with = "limit", help_heading = "Output")]
+    pub all: bool,
+
+    /// Newest first.
+    #[arg(long, help_heading = "Output")]
+    pub reverse: bool,
+
+    /// Only the newest run of each distinct command.
+    #[arg(long, help_heading = "Output")]
+    pub unique: bool,
+
+    /// Output format: a table, or every field as json, jsonl, csv or tsv, or
+    /// only the command text (cmd).
+    #[arg(long, value_enum, default_value_t = Format::Table, help_heading = "Output")]
+    pub format: Format,
+
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format", help_heading = "Output")]
     pub json: bool,
+
+    /// With --format cmd: end each command with NUL instead of a newline.
+    #[arg(short = '0', long = "null", help_heading = "Output")]
+    pub null: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Jsonl,
+    Csv,
+    Tsv,
+    Cmd,
+}
+
+/// Tables of commands per pane, session, user, host, directory, day or command.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Count and time recorded commands per pane (the default), tmux session, user, host, \
+directory, day or command text: how many ran, how many failed, first and last, total and \
+longest duration, the directory used most and the command run most. The same filters as \
+`search` narrow what is counted.",
+    after_help = "Examples:\n  tmux-audit report\n  tmux-audit report --since 1d --user deploy\n  \
+tmux-audit report --by command --top 20\n  tmux-audit report --by command --sort failures --top 10\n  \
+tmux-audit report --by day --since '7 days ago' --format csv"
+)]
+pub struct Report {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// What one row counts.
+    #[arg(long, value_enum, default_value_t = crate::db::GroupBy::Pane)]
+    pub by: crate::db::GroupBy,
+
+    /// Order rows by: number of commands, failures, total duration, or the latest command.
+    #[arg(long, value_enum, default_value_t = SortBy::Commands)]
+    pub sort: SortBy,
+
+    /// Only the first N rows.
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+
+    #[command(flatten)]
+    pub filters: crate::filter::Filters,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table, help_heading = "Output")]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortBy {
+    Commands,
+    Failures,
+    Duration,
+    Last,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Args)]

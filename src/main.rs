@@ -9,10 +9,12 @@ mod cmd;
 mod context;
 mod db;
 mod error_log;
+mod filter;
 mod paths;
 mod record;
 mod render;
 mod text;
+mod timespec;
 
 use std::io::{self, Write};
 use std::process::ExitCode;

@@ -2,6 +2,7 @@
 
 mod init;
 mod record;
+mod report;
 mod search;
 
 use anyhow::Result;
@@ -26,6 +27,7 @@ impl Run for Command {
             Command::Init(cmd) => cmd.run(),
             Command::Record(cmd) => cmd.run(),
             Command::Search(cmd) => cmd.run(),
+            Command::Report(cmd) => cmd.run(),
         }
     }
 }

@@ -1,34 +1,68 @@
-//! `tmux-audit search`: shows the newest recorded commands.
+//! `tmux-audit search`: finds commands by text and by any recorded field.
 
 use std::io::{self, Write};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use regex::Regex;
 
 use super::{Exit, Run};
-use crate::cli::Search;
-use crate::db::Database;
+use crate::cli::{Format, Search};
+use crate::db::{Database, SearchQuery};
+use crate::filter::{pattern_conditions, smart_case_sensitive, MatchKind};
 use crate::paths;
 use crate::render;
 
 impl Run for Search {
     fn run(&self) -> Result<Exit> {
+        let mut conditions = self.filters.conditions()?;
+        if let Some(pattern) = self.pattern.as_deref().filter(|p| !p.is_empty()) {
+            let kind = match (self.exact, self.prefix, self.regex) {
+                (true, _, _) => MatchKind::Exact,
+                (_, true, _) => MatchKind::Prefix,
+                (_, _, true) => MatchKind::Regex,
+                _ => MatchKind::Substring,
+            };
+            if kind == MatchKind::Regex {
+                check_regex(pattern)?;
+            }
+            pattern_conditions(&mut conditions, pattern, kind);
+        }
         let path = paths::database(self.db.path.as_deref())?;
         let db = Database::open_existing(&path)?;
-        let rows = db
-            .newest(self.limit)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let out = if self.json {
-            render::json(&rows)?
-        } else if rows.is_empty() {
-            String::new()
-        } else {
-            render::table(&rows, render::use_colour())
+        db.enable_regexp()?;
+        let query = SearchQuery {
+            conditions,
+            limit: (!self.all).then_some(self.limit),
+            unique: self.unique,
         };
-        io::stdout().lock().write_all(out.as_bytes())?;
-        Ok(if rows.is_empty() {
-            Exit::NoMatch
-        } else {
-            Exit::Success
-        })
+        let mut rows = db.search(&query).with_context(|| format!("cannot search {}", path.display()))?;
+        if rows.is_empty() {
+            return Ok(Exit::NoMatch);
+        }
+        if !self.reverse {
+            rows.reverse(); // oldest first, the newest next to the prompt
+        }
+        let format = if self.json { Format::Json } else { self.format };
+        let out = match format {
+            Format::Table => render::table(&rows, render::use_colour()).into_bytes(),
+            Format::Json => render::json(&rows)?.into_bytes(),
+            Format::Jsonl => render::jsonl(&rows)?.into_bytes(),
+            Format::Csv => render::records_csv(&rows)?.into_bytes(),
+            Format::Tsv => render::records_tsv(&rows)?.into_bytes(),
+            Format::Cmd => render::commands(&rows, self.null),
+        };
+        io::stdout().lock().write_all(&out)?;
+        Ok(Exit::Success)
     }
+}
+
+/// A bad regex is the user's to fix: say what is wrong, in one line.
+fn check_regex(pattern: &str) -> Result<()> {
+    let full = if smart_case_sensitive(pattern) { pattern.to_string() } else { format!("(?i){pattern}") };
+    if let Err(err) = Regex::new(&full) {
+        let reason = err.to_string();
+        let reason = reason.lines().last().unwrap_or("").trim_start_matches("error: ").trim();
+        bail!("invalid regex {pattern:?}: {reason}");
+    }
+    Ok(())
 }

@@ -1,6 +1,9 @@
 //! The SQLite database: opening it safely and quickly, and the queries.
 
+mod queries;
 mod schema;
+
+pub use queries::{GroupBy, ReportRow, SearchQuery};
 
 use std::fmt;
 use std::fs::{self, DirBuilder, OpenOptions};
@@ -10,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, Row, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::record::CommandRecord;
 
@@ -164,50 +167,6 @@ impl Database {
         Ok(Database { conn })
     }
 
-    /// Stores one command. Returns false when that command (same shell
-    /// session and sequence number) was stored before.
-    pub fn insert(&mut self, record: &CommandRecord, recorded_at_us: i64) -> Result<bool, DbError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let inserted = tx.execute(
-            "INSERT INTO commands (
-                command, command_raw, exit_status, started_at_us, duration_us, cwd, cwd_raw,
-                user, uid, login_uid, sudo_user, host, shell, shell_session, seq, tty,
-                ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane,
-                recorded_at_us
-            ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                      ?17, ?18, ?19, ?20, ?21, ?22)
-            ON CONFLICT (shell_session, seq) DO NOTHING",
-            params![
-                record.command,
-                record.command_raw,
-                record.exit_status,
-                record.started_at_us,
-                record.duration_us,
-                record.cwd,
-                record.cwd_raw,
-                record.user,
-                record.uid,
-                record.login_uid,
-                record.sudo_user,
-                record.host,
-                record.shell,
-                record.shell_session,
-                record.seq,
-                record.tty,
-                record.ssh_connection,
-                record.tmux_socket,
-                record.tmux_server_pid,
-                record.tmux_session_id,
-                record.tmux_pane,
-                recorded_at_us,
-            ],
-        )?;
-        tx.commit()?;
-        Ok(inserted == 1)
-    }
-
     /// Once the WAL has grown past [`WAL_LIMIT_BYTES`], copies it into the
     /// database and truncates it to nothing. (A plain checkpoint is not
     /// enough: the next process cannot tell which frames were copied, and
@@ -226,52 +185,6 @@ impl Database {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
     }
-
-    /// The newest `limit` commands, oldest first.
-    pub fn newest(&self, limit: usize) -> Result<Vec<StoredCommand>, DbError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT * FROM (
-                SELECT id, recorded_at_us, command, command_raw, exit_status, started_at_us,
-                       duration_us, cwd, cwd_raw, user, uid, login_uid, sudo_user, host, shell,
-                       shell_session, seq, tty, ssh_connection, tmux_socket, tmux_server_pid,
-                       tmux_session_id, tmux_pane
-                FROM commands ORDER BY started_at_us DESC, id DESC LIMIT ?1
-            ) ORDER BY started_at_us, id",
-        )?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt.query_map([limit], stored_command)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-}
-
-fn stored_command(row: &Row<'_>) -> rusqlite::Result<StoredCommand> {
-    Ok(StoredCommand {
-        id: row.get("id")?,
-        recorded_at_us: row.get("recorded_at_us")?,
-        record: CommandRecord {
-            command: row.get("command")?,
-            command_raw: row.get("command_raw")?,
-            exit_status: row.get("exit_status")?,
-            started_at_us: row.get("started_at_us")?,
-            duration_us: row.get("duration_us")?,
-            cwd: row.get("cwd")?,
-            cwd_raw: row.get("cwd_raw")?,
-            user: row.get("user")?,
-            uid: row.get("uid")?,
-            login_uid: row.get("login_uid")?,
-            sudo_user: row.get("sudo_user")?,
-            host: row.get("host")?,
-            shell: row.get("shell")?,
-            shell_session: row.get("shell_session")?,
-            seq: row.get("seq")?,
-            tty: row.get("tty")?,
-            ssh_connection: row.get("ssh_connection")?,
-            tmux_socket: row.get("tmux_socket")?,
-            tmux_server_pid: row.get("tmux_server_pid")?,
-            tmux_session_id: row.get("tmux_session_id")?,
-            tmux_pane: row.get("tmux_pane")?,
-        },
-    })
 }
 
 /// Makes a new database: built whole (schema, WAL mode) in a private file

@@ -7,7 +7,10 @@ use super::DbError;
 
 /// Applied in order; the schema version is the number applied so far.
 /// Never edit one that has shipped: add the next.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_commands.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_commands.sql"),
+    include_str!("migrations/0002_search.sql"),
+];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 

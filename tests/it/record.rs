@@ -10,6 +10,9 @@ use rusqlite::Connection;
 
 use crate::support::{rows_in, Sandbox};
 
+/// The schema version this build creates (the number of migrations).
+const LATEST_SCHEMA: i64 = 2;
+
 const BASH: &[&str] = &["--shell", "bash", "--session", "s1", "--exit", "0"];
 
 fn args(seq: &str) -> Vec<&str> {
@@ -82,12 +85,12 @@ fn thirty_two_recorders_on_a_new_database_make_one_schema() {
         .unwrap();
     let tables: i64 = conn
         .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'commands'",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!((version, mode.as_str(), tables), (1, "wal", 1));
+    assert_eq!((version, mode.as_str(), tables), (LATEST_SCHEMA, "wal", 1));
     assert!(sb.log().is_empty(), "{}", sb.log());
     let leftovers: Vec<_> = fs::read_dir(sb.db.parent().unwrap())
         .unwrap()
@@ -310,4 +313,32 @@ fn the_wal_stays_small_however_many_commands_are_recorded() {
     let wal = fs::metadata(format!("{}-wal", sb.db.display())).map_or(0, |m| m.len());
     assert!(wal <= 128 * 1024, "WAL is {wal} bytes after 120 commands");
     assert_eq!(sb.rows().len(), 120);
+}
+
+/// A database made by the first release (schema 1) is upgraded in place the
+/// first time a newer recorder writes to it, and its old rows are searchable.
+#[test]
+fn a_version_1_database_is_upgraded_in_place() {
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.db.parent().unwrap()).unwrap();
+    let v1 = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/db/migrations/0001_commands.sql")).unwrap();
+    let conn = Connection::open(&sb.db).unwrap();
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(())).unwrap();
+    conn.execute_batch(&v1).unwrap();
+    conn.execute(
+        "INSERT INTO commands (command, started_at_us, cwd, user, uid, host, shell, shell_session, seq, recorded_at_us)
+         VALUES ('kubectl rollout restart', 1, '/', 'u', 0, 'h', 'bash', 'old', 1, 1)",
+        [],
+    )
+    .unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    drop(conn);
+
+    assert!(sb.record(b"echo new", &args("1")).status.success(), "{}", sb.log());
+    let conn = Connection::open(&sb.db).unwrap();
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, LATEST_SCHEMA);
+    assert_eq!(sb.rows().len(), 2);
+    let out = sb.cmd().args(["search", "rollout", "--format", "cmd"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "kubectl rollout restart\n");
 }

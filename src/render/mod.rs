@@ -11,24 +11,19 @@ use serde::Serialize;
 
 use crate::db::StoredCommand;
 
+pub mod report;
+
 /// Colour only for a terminal, and never when NO_COLOR is set (no-color.org).
 pub fn use_colour() -> bool {
     io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// Longest command shown in a table cell; the rest is cut with an ellipsis.
-const COMMAND_WIDTH: usize = 120;
-
+/// Commands as a table fitted to the terminal: one line per command, long
+/// ones cut with an ellipsis (only here: every other format has the full text).
 pub fn table(rows: &[StoredCommand], colour: bool) -> String {
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(["time", "pane", "exit", "duration", "cwd", "command"]);
-    if !colour {
-        table.force_no_tty();
-    }
-    let home = std::env::var("HOME").ok().filter(|h| h.len() > 1);
+    let mut table = new_table(colour);
+    table.set_header(["time", "pane", "session", "exit", "duration", "cwd", "command"]);
+    let home = home();
     for row in rows {
         let r = &row.record;
         let failed = r.exit_status.is_some_and(|s| s != 0);
@@ -37,22 +32,51 @@ pub fn table(rows: &[StoredCommand], colour: bool) -> String {
         if failed && colour {
             exit = exit.fg(Color::Red);
         }
-        table.add_row(vec![
+        let mut line = comfy_table::Row::from(vec![
             Cell::new(local_time(r.started_at_us)),
             Cell::new(r.tmux_pane.as_deref().unwrap_or("-")),
+            Cell::new(r.tmux_session_id.map_or("-".to_string(), |id| format!("${id}"))),
             exit,
-            Cell::new(r.duration_us.map_or("-".to_string(), human_duration))
-                .set_alignment(CellAlignment::Right),
+            Cell::new(r.duration_us.map_or("-".to_string(), human_duration)).set_alignment(CellAlignment::Right),
             Cell::new(tilde(&r.cwd, home.as_deref())),
             Cell::new(one_line(&r.command, COMMAND_WIDTH)),
         ]);
+        line.max_height(1);
+        table.add_row(line);
     }
+    finish(table)
+}
+
+/// Longest command kept before the table cuts it to the terminal's width.
+const COMMAND_WIDTH: usize = 400;
+
+pub(crate) fn new_table(colour: bool) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_truncation_indicator("…");
+    if !colour {
+        table.force_no_tty();
+    }
+    // Fitted to the terminal when there is one; $COLUMNS wins when set.
+    if let Some(width) = std::env::var("COLUMNS").ok().and_then(|c| c.parse::<u16>().ok()) {
+        table.set_width(width);
+    }
+    table
+}
+
+pub(crate) fn finish(table: Table) -> String {
     let mut out = table.to_string();
     out.push('\n');
     out
 }
 
-fn local_time(us: i64) -> String {
+pub(crate) fn home() -> Option<String> {
+    std::env::var("HOME").ok().filter(|h| h.len() > 1)
+}
+
+pub(crate) fn local_time(us: i64) -> String {
     DateTime::<Utc>::from_timestamp_micros(us)
         .map(|t| {
             t.with_timezone(&Local)
@@ -79,7 +103,7 @@ pub fn human_duration(us: i64) -> String {
     }
 }
 
-fn tilde(path: &str, home: Option<&str>) -> String {
+pub(crate) fn tilde(path: &str, home: Option<&str>) -> String {
     match home {
         Some(home) if path == home => "~".to_string(),
         Some(home) if path.starts_with(home) && path[home.len()..].starts_with('/') => {
@@ -142,9 +166,8 @@ struct JsonRecord<'a> {
     recorded_at: String,
 }
 
-pub fn json(rows: &[StoredCommand]) -> serde_json::Result<String> {
-    let records: Vec<JsonRecord<'_>> = rows
-        .iter()
+fn json_records(rows: &[StoredCommand]) -> Vec<JsonRecord<'_>> {
+    rows.iter()
         .map(|row| {
             let r = &row.record;
             JsonRecord {
@@ -173,10 +196,94 @@ pub fn json(rows: &[StoredCommand]) -> serde_json::Result<String> {
                 recorded_at: utc_time(row.recorded_at_us),
             }
         })
-        .collect();
-    let mut out = serde_json::to_string_pretty(&records)?;
+        .collect()
+}
+
+/// A JSON array of records, every field.
+pub fn json(rows: &[StoredCommand]) -> serde_json::Result<String> {
+    let mut out = serde_json::to_string_pretty(&json_records(rows))?;
     out.push('\n');
     Ok(out)
+}
+
+/// One JSON object per line.
+pub fn jsonl(rows: &[StoredCommand]) -> serde_json::Result<String> {
+    let mut out = String::new();
+    for record in json_records(rows) {
+        out.push_str(&serde_json::to_string(&record)?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Field names and values as text, in the order of the JSON output.
+fn flat<T: Serialize>(items: &[T]) -> serde_json::Result<(Vec<String>, Vec<Vec<String>>)> {
+    let mut header = Vec::new();
+    let mut lines = Vec::new();
+    for item in items {
+        let serde_json::Value::Object(map) = serde_json::to_value(item)? else { continue };
+        if header.is_empty() {
+            header = map.keys().cloned().collect();
+        }
+        lines.push(
+            header
+                .iter()
+                .map(|key| match map.get(key) {
+                    None | Some(serde_json::Value::Null) => String::new(),
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                })
+                .collect(),
+        );
+    }
+    Ok((header, lines))
+}
+
+/// RFC 4180 CSV with a header line: fields with commas, quotes or line
+/// breaks are quoted.
+pub fn csv<T: Serialize>(items: &[T]) -> anyhow::Result<String> {
+    let (header, lines) = flat(items)?;
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    if !header.is_empty() {
+        writer.write_record(&header)?;
+    }
+    for line in lines {
+        writer.write_record(&line)?;
+    }
+    Ok(String::from_utf8(writer.into_inner()?)?)
+}
+
+/// Tab-separated values with a header line; backslash, tab, newline and
+/// carriage return inside a field are written `\\`, `\t`, `\n`, `\r`.
+pub fn tsv<T: Serialize>(items: &[T]) -> serde_json::Result<String> {
+    let (header, lines) = flat(items)?;
+    let escape = |field: &String| {
+        field.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
+    };
+    let mut out = String::new();
+    for line in std::iter::once(&header).filter(|h| !h.is_empty()).chain(lines.iter()) {
+        out.push_str(&line.iter().map(escape).collect::<Vec<_>>().join("\t"));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+pub fn records_csv(rows: &[StoredCommand]) -> anyhow::Result<String> {
+    csv(&json_records(rows))
+}
+
+pub fn records_tsv(rows: &[StoredCommand]) -> serde_json::Result<String> {
+    tsv(&json_records(rows))
+}
+
+/// Only the command text, exactly as recorded, one per record.
+pub fn commands(rows: &[StoredCommand], nul: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for row in rows {
+        out.extend_from_slice(row.record.command_raw.as_deref().unwrap_or(row.record.command.as_bytes()));
+        out.push(if nul { b'\0' } else { b'\n' });
+    }
+    out
 }
 
 fn hex(bytes: &[u8]) -> String {

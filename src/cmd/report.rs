@@ -1,0 +1,48 @@
+//! `tmux-audit report`: commands counted and timed per pane, session, user,
+//! host, directory, day or command.
+
+use std::io::{self, Write};
+
+use anyhow::{Context, Result};
+
+use super::{Exit, Run};
+use crate::cli::{Report, ReportFormat, SortBy};
+use crate::db::Database;
+use crate::paths;
+use crate::render;
+
+impl Run for Report {
+    fn run(&self) -> Result<Exit> {
+        let conditions = self.filters.conditions()?;
+        let path = paths::database(self.db.path.as_deref())?;
+        let db = Database::open_existing(&path)?;
+        let mut rows = db
+            .report(self.by, &conditions)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if rows.is_empty() {
+            return Ok(Exit::NoMatch);
+        }
+        match self.sort {
+            SortBy::Commands => {} // the query's order
+            SortBy::Failures => rows.sort_by(|a, b| b.failures.cmp(&a.failures).then(b.commands.cmp(&a.commands))),
+            SortBy::Duration => rows.sort_by(|a, b| b.total_duration_us.cmp(&a.total_duration_us)),
+            SortBy::Last => rows.sort_by(|a, b| b.last_us.cmp(&a.last_us)),
+        }
+        if let Some(top) = self.top {
+            rows.truncate(top);
+        }
+        let (since, until) = self.filters.period();
+        let period = (since.map(|t| t.timestamp_micros()), until.map(|t| t.timestamp_micros()));
+        let out = match self.format {
+            ReportFormat::Table => render::report::table(&rows, self.by, period, render::use_colour()),
+            ReportFormat::Json => {
+                let mut json = serde_json::to_string_pretty(&render::report::json_rows(&rows, self.by))?;
+                json.push('\n');
+                json
+            }
+            ReportFormat::Csv => render::csv(&render::report::json_rows(&rows, self.by))?,
+        };
+        io::stdout().lock().write_all(out.as_bytes())?;
+        Ok(Exit::Success)
+    }
+}

@@ -1,0 +1,207 @@
+//! How a report looks: a titled table with a totals row, or JSON and CSV
+//! with every figure.
+
+use comfy_table::{Cell, CellAlignment, Color};
+use serde::Serialize;
+
+use super::{finish, home, human_duration, local_time, new_table, one_line, tilde, utc_time};
+use crate::db::{GroupBy, ReportRow};
+
+/// A report row as JSON and CSV show it.
+#[derive(Serialize)]
+pub struct ReportJson<'a> {
+    group: String,
+    tmux_pane: Option<&'a str>,
+    tmux_server: Option<String>,
+    tmux_session_id: Option<i64>,
+    shell_session: Option<&'a str>,
+    users: &'a str,
+    hosts: &'a str,
+    commands: i64,
+    failures: i64,
+    failure_percent: f64,
+    first: String,
+    last: String,
+    total_duration_ms: f64,
+    longest_ms: f64,
+    top_cwd: Option<&'a str>,
+    top_command: Option<&'a str>,
+}
+
+pub fn json_rows(rows: &[ReportRow], by: GroupBy) -> Vec<ReportJson<'_>> {
+    rows.iter()
+        .map(|r| ReportJson {
+            group: label(r, by),
+            tmux_pane: r.tmux_pane.as_deref(),
+            tmux_server: server(r),
+            tmux_session_id: r.tmux_session_id,
+            shell_session: (by == GroupBy::Pane && r.tmux_pane.is_none()).then_some(r.shell_session.as_str()),
+            users: &r.users,
+            hosts: &r.hosts,
+            commands: r.commands,
+            failures: r.failures,
+            failure_percent: percent(r.failures, r.commands),
+            first: utc_time(r.first_us),
+            last: utc_time(r.last_us),
+            total_duration_ms: r.total_duration_us as f64 / 1000.0,
+            longest_ms: r.longest_us as f64 / 1000.0,
+            top_cwd: r.top_cwd.as_deref(),
+            top_command: r.top_command.as_deref(),
+        })
+        .collect()
+}
+
+fn percent(part: i64, whole: i64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 * 1000.0 / whole as f64).round() / 10.0
+    }
+}
+
+/// `default:4242`: the socket's file name and the server pid.
+fn server(r: &ReportRow) -> Option<String> {
+    let socket = r.tmux_socket.as_deref()?;
+    let name = socket.rsplit('/').next().unwrap_or(socket);
+    Some(match r.tmux_server_pid {
+        Some(pid) => format!("{name}:{pid}"),
+        None => name.to_string(),
+    })
+}
+
+/// What names the group in the first column.
+fn label(r: &ReportRow, by: GroupBy) -> String {
+    match by {
+        GroupBy::Pane => match &r.tmux_pane {
+            Some(pane) => pane.clone(),
+            None => format!("shell {}", short_session(&r.shell_session)),
+        },
+        GroupBy::Session => match r.tmux_session_id {
+            Some(id) => format!("${id}"),
+            None => "(outside tmux)".to_string(),
+        },
+        _ => r.key.clone(),
+    }
+}
+
+/// `bash.1234.1764…` → `bash.1234`: shell and pid are enough to tell apart.
+fn short_session(id: &str) -> String {
+    id.splitn(3, '.').take(2).collect::<Vec<_>>().join(".")
+}
+
+fn count(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The report as a table under a title naming the period, with a totals row.
+pub fn table(rows: &[ReportRow], by: GroupBy, period: (Option<i64>, Option<i64>), colour: bool) -> String {
+    let home = home();
+    let mut table = new_table(colour);
+    let group_header = match by {
+        GroupBy::Pane => "pane",
+        GroupBy::Session => "session",
+        GroupBy::User => "user",
+        GroupBy::Host => "host",
+        GroupBy::Cwd => "cwd",
+        GroupBy::Day => "day",
+        GroupBy::Command => "command",
+    };
+    let tmux_columns = matches!(by, GroupBy::Pane | GroupBy::Session);
+    let mut header = vec![group_header];
+    if tmux_columns {
+        header.extend(["server", "users"]);
+    }
+    header.extend(["cmds", "failed", "first", "last", "total", "longest"]);
+    if by != GroupBy::Cwd {
+        header.push("top cwd");
+    }
+    if by != GroupBy::Command {
+        header.push("top command");
+    }
+    table.set_header(header);
+
+    let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+    let failed_cell = |failures: i64, commands: i64| {
+        let cell = right(format!("{} ({:.0}%)", count(failures), percent(failures, commands)));
+        if colour && failures > 0 { cell.fg(Color::Red) } else { cell }
+    };
+    for r in rows {
+        let first = match by {
+            GroupBy::Cwd => tilde(&r.key, home.as_deref()),
+            GroupBy::Command => one_line(&r.key, 200),
+            _ => label(r, by),
+        };
+        let mut cells = vec![Cell::new(first)];
+        if tmux_columns {
+            cells.push(Cell::new(server(r).unwrap_or_else(|| "-".to_string())));
+            cells.push(Cell::new(&r.users));
+        }
+        cells.extend([
+            right(count(r.commands)),
+            failed_cell(r.failures, r.commands),
+            Cell::new(local_time(r.first_us)),
+            Cell::new(local_time(r.last_us)),
+            right(human_duration(r.total_duration_us)),
+            right(human_duration(r.longest_us)),
+        ]);
+        if by != GroupBy::Cwd {
+            cells.push(Cell::new(r.top_cwd.as_deref().map_or(String::new(), |c| tilde(c, home.as_deref()))));
+        }
+        if by != GroupBy::Command {
+            cells.push(Cell::new(r.top_command.as_deref().map_or(String::new(), |c| one_line(c, 200))));
+        }
+        let mut line = comfy_table::Row::from(cells);
+        line.max_height(1);
+        table.add_row(line);
+    }
+
+    let commands: i64 = rows.iter().map(|r| r.commands).sum();
+    let failures: i64 = rows.iter().map(|r| r.failures).sum();
+    let first = rows.iter().map(|r| r.first_us).min();
+    let last = rows.iter().map(|r| r.last_us).max();
+    let mut totals = vec![Cell::new(format!("total ({} rows)", count(rows.len() as i64)))];
+    if tmux_columns {
+        totals.extend([Cell::new(""), Cell::new("")]);
+    }
+    totals.extend([
+        right(count(commands)),
+        failed_cell(failures, commands),
+        Cell::new(first.map(local_time).unwrap_or_default()),
+        Cell::new(last.map(local_time).unwrap_or_default()),
+        right(human_duration(rows.iter().map(|r| r.total_duration_us).sum())),
+        right(human_duration(rows.iter().map(|r| r.longest_us).max().unwrap_or(0))),
+    ]);
+    table.add_row(totals);
+
+    let from = period.0.or(first).map(local_time).unwrap_or_default();
+    let to = period.1.or(last).map(local_time).unwrap_or_default();
+    let title = format!("Commands by {group_header}, {from} to {to}: {} commands\n", count(commands));
+    format!("{title}{}", finish(table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1234), "1,234");
+        assert_eq!(count(1_000_000), "1,000,000");
+    }
+
+    #[test]
+    fn percentages_have_one_decimal() {
+        assert_eq!(percent(1, 3), 33.3);
+        assert_eq!(percent(0, 0), 0.0);
+    }
+}

@@ -1,0 +1,137 @@
+//! Times and durations as people type them on a command line: RFC 3339,
+//! dates, `2h`, `3 days ago`, `yesterday`, `5s`, `1h30m`.
+
+use chrono::{DateTime, Duration, Local, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+
+/// A point in time, relative ones taken from `now`.
+pub fn parse_time(input: &str, now: DateTime<Local>) -> Result<DateTime<Utc>, String> {
+    let text = input.trim();
+    let lower = text.to_ascii_lowercase();
+    let midnight = |date: NaiveDate| local(date.and_time(NaiveTime::MIN), input);
+    match lower.as_str() {
+        "now" => return Ok(now.with_timezone(&Utc)),
+        "today" => return midnight(now.date_naive()),
+        "yesterday" => return midnight(now.date_naive() - Duration::days(1)),
+        _ => {}
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return local(t, input);
+        }
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return midnight(date);
+    }
+    // "2h", "3 days ago", "90 minutes": that long before now.
+    let span = lower.strip_suffix("ago").unwrap_or(&lower).trim();
+    match parse_duration(span) {
+        Ok(d) => Ok(now.with_timezone(&Utc) - d),
+        Err(_) => Err(format!(
+            "cannot read {input:?} as a time: use RFC 3339 (2026-11-25T14:00:00Z), a date \
+             (2026-11-25, 2026-11-25 14:00), `today`, `yesterday`, or a span back from now (2h, 3 days ago)"
+        )),
+    }
+}
+
+fn local(t: NaiveDateTime, input: &str) -> Result<DateTime<Utc>, String> {
+    Local
+        .from_local_datetime(&t)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| format!("{input:?} does not exist in the local time zone"))
+}
+
+/// A duration: one or more `<number><unit>` parts (`5s`, `1h30m`, `2 days`,
+/// `500ms`). A bare number is seconds.
+pub fn parse_duration(input: &str) -> Result<Duration, String> {
+    let err = || format!("cannot read {input:?} as a duration: use forms like 500ms, 5s, 2m, 1h30m, 3 days");
+    let text = input.trim().to_ascii_lowercase();
+    if text.is_empty() {
+        return Err(err());
+    }
+    if let Ok(seconds) = text.parse::<f64>() {
+        return seconds_to_duration(seconds).ok_or_else(err);
+    }
+    let mut total = Duration::zero();
+    let mut rest = text.as_str();
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().map_err(|_| err())?;
+        rest = rest[number_len..].trim_start();
+        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "ms" | "msec" | "millisecond" | "milliseconds" => 0.001,
+            "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
+            "d" | "day" | "days" => 86_400.0,
+            "w" | "week" | "weeks" => 604_800.0,
+            _ => return Err(err()),
+        };
+        total += seconds_to_duration(number * seconds_per_unit).ok_or_else(err)?;
+        rest = rest[unit_len..].trim_start().trim_start_matches(',').trim_start();
+    }
+    Ok(total)
+}
+
+fn seconds_to_duration(seconds: f64) -> Option<Duration> {
+    (seconds.is_finite() && seconds >= 0.0 && seconds < 1e12).then(|| Duration::microseconds((seconds * 1e6) as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Local> {
+        Local.with_ymd_and_hms(2026, 11, 25, 14, 30, 0).unwrap()
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn rfc3339_keeps_its_offset() {
+        assert_eq!(parse_time("2026-11-25T10:00:00+02:00", now()), Ok(utc("2026-11-25T08:00:00Z")));
+        assert_eq!(parse_time("2026-11-25T08:00:00Z", now()), Ok(utc("2026-11-25T08:00:00Z")));
+    }
+
+    #[test]
+    fn dates_and_words_are_local_midnights() {
+        let midnight = Local.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap().with_timezone(&Utc);
+        assert_eq!(parse_time("2026-11-25", now()), Ok(midnight));
+        assert_eq!(parse_time("today", now()), Ok(midnight));
+        assert_eq!(parse_time("Yesterday", now()), Ok(midnight - Duration::days(1)));
+        let at = Local.with_ymd_and_hms(2026, 11, 24, 9, 15, 0).unwrap().with_timezone(&Utc);
+        assert_eq!(parse_time("2026-11-24 09:15", now()), Ok(at));
+    }
+
+    #[test]
+    fn spans_count_back_from_now() {
+        let now_utc = now().with_timezone(&Utc);
+        assert_eq!(parse_time("2h", now()), Ok(now_utc - Duration::hours(2)));
+        assert_eq!(parse_time("3 days ago", now()), Ok(now_utc - Duration::days(3)));
+        assert_eq!(parse_time("1h30m", now()), Ok(now_utc - Duration::minutes(90)));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::seconds(5)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::milliseconds(500)));
+        assert_eq!(parse_duration("1h 2m"), Ok(Duration::minutes(62)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::milliseconds(1500)));
+        assert_eq!(parse_duration("2 weeks"), Ok(Duration::days(14)));
+    }
+
+    #[test]
+    fn nonsense_is_an_error_naming_the_value() {
+        for bad in ["", "soon", "3 dayz", "5 parsecs", "-2h", "2026-13-45", "1e400"] {
+            let err = parse_time(bad, now()).unwrap_err();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+        assert!(parse_duration("fast").unwrap_err().contains("\"fast\""));
+    }
+}
