@@ -11,6 +11,8 @@ __tmux_audit_bin=@TMUX_AUDIT_BIN@
 __tmux_audit_log=@TMUX_AUDIT_LOG@
 # One id per interactive shell: not exported, so a nested shell makes its own.
 __tmux_audit_session="bash.$$.${EPOCHREALTIME//[^0-9]/}.$RANDOM"
+# For `tmux-audit search --here` outside tmux.
+export TMUX_AUDIT_SESSION=$__tmux_audit_session
 __tmux_audit_seq=0
 __tmux_audit_start=
 __tmux_audit_hist=
@@ -54,6 +56,7 @@ __tmux_audit_forget() {
     *:ignorespace:* | *:ignoreboth:*) [[ $text == ' '* ]] && drop=1 ;;
     esac
     case :$__tmux_audit_histcontrol: in
+    *:erasedups:*) ;; # bash already erased the earlier copy: keep this one
     *:ignoredups:* | *:ignoreboth:*) [[ $text == "$__tmux_audit_prev" ]] && drop=1 ;;
     esac
     if [[ -z $drop && -n $__tmux_audit_histignore ]]; then
@@ -87,7 +90,7 @@ __tmux_audit_record() {
         text=${entry:${#number}+2}
         "$__tmux_audit_bin" record --shell bash --session "$__tmux_audit_session" \
             --seq "$__tmux_audit_seq" --exit "$1" --start-us "$start" --end-us "$2" --cwd "$__tmux_audit_cwd" \
-            <<<"$text" >/dev/null 2>&1
+            >/dev/null 2>&1 <<<"$text"
         rc=$?
         __tmux_audit_forget "$number" "$text"
     else
@@ -95,7 +98,7 @@ __tmux_audit_record() {
         # but that a command ran, when, where and how it ended is recorded.
         "$__tmux_audit_bin" record --shell bash --session "$__tmux_audit_session" \
             --seq "$__tmux_audit_seq" --exit "$1" --start-us "$start" --end-us "$2" --cwd "$__tmux_audit_cwd" \
-            --text-unavailable </dev/null >/dev/null 2>&1
+            --text-unavailable >/dev/null 2>&1 </dev/null
         rc=$?
     fi
     if ((rc == 126 || rc == 127)) && [[ -z $__tmux_audit_warned ]]; then
@@ -110,7 +113,7 @@ __tmux_audit_record() {
     fi
 }
 
-# First in PROMPT_COMMAND, so $? is the command's own; it is handed back to
+# First in PROMPT_COMMAND, so $? is the command's own; it is handed on to
 # whatever runs after it. (bash itself keeps PIPESTATUS for the next command,
 # and for later elements when PROMPT_COMMAND is an array.)
 __tmux_audit_precmd() {
@@ -121,15 +124,28 @@ __tmux_audit_precmd() {
     # Where the next command starts.
     __tmux_audit_cwd=$PWD
     __tmux_audit_adopt_history_settings
-    [[ ${PS0-} == *"$__tmux_audit_ps0"* ]] || PS0=${PS0-}$__tmux_audit_ps0
-    return "$status"
+    # PS0 is expanded only with promptvars on; off, it would show the code.
+    if shopt -q promptvars; then
+        [[ ${PS0-} == *"$__tmux_audit_ps0"* ]] || PS0=${PS0-}$__tmux_audit_ps0
+    else
+        PS0=${PS0//"$__tmux_audit_ps0"/}
+    fi
+    # bash restores $? for the prompt itself; only later PROMPT_COMMAND
+    # entries need it handed on. Returning it when nothing follows would
+    # fire an ERR trap a second time for the same command.
+    # (`${#PROMPT_COMMAND[@]}` would fail under `set -u` while it runs.)
+    if [[ -n ${PROMPT_COMMAND[1]+x} || ${PROMPT_COMMAND-} != __tmux_audit_precmd ]]; then
+        return "$status"
+    fi
 }
 
 __tmux_audit_adopt_history_settings
 # Multi-line commands stay multi-line in the history list, so they are
 # recorded as typed rather than joined with `;`.
 shopt -s cmdhist lithist
-PS0=${PS0-}$__tmux_audit_ps0
+if shopt -q promptvars; then
+    PS0=${PS0-}$__tmux_audit_ps0
+fi
 if [[ -v PROMPT_COMMAND && ${PROMPT_COMMAND@a} == *a* ]]; then
     PROMPT_COMMAND=(__tmux_audit_precmd "${PROMPT_COMMAND[@]}")
 else

@@ -10,6 +10,8 @@ if status is-interactive; and not set -q __tmux_audit_session
     set -g __tmux_audit_log @TMUX_AUDIT_LOG@
     # One id per interactive shell: not exported, so a nested shell makes its own.
     set -g __tmux_audit_session fish.$fish_pid.(random 0 32767)(random 0 32767)(random 0 32767)
+    # For `tmux-audit search --here` outside tmux.
+    set -gx TMUX_AUDIT_SESSION $__tmux_audit_session
     set -g __tmux_audit_seq 0
     set -g __tmux_audit_cwd $PWD
 

@@ -8,21 +8,24 @@
 # shell.
 if [[ -o interactive && -z ${__tmux_audit_session-} ]]; then
 
-zmodload zsh/datetime 2>/dev/null
-autoload -Uz add-zsh-hook
+# Loaded under zsh's own options, whatever the user set (KSH_ARRAYS, NOUNSET…).
+() {
+    emulate -L zsh
+    zmodload zsh/datetime 2>/dev/null
+    autoload -Uz add-zsh-hook
+    typeset -g __tmux_audit_bin=@TMUX_AUDIT_BIN@
+    typeset -g __tmux_audit_log=@TMUX_AUDIT_LOG@
+    # One id per interactive shell: not exported, so a nested shell makes its own.
+    typeset -g __tmux_audit_session="zsh.$$.${epochtime[1]}${epochtime[2]}.$RANDOM"
+    # For `tmux-audit search --here` outside tmux.
+    export TMUX_AUDIT_SESSION=$__tmux_audit_session
+    typeset -gi __tmux_audit_seq=0
+    typeset -g __tmux_audit_start=
+    typeset -g __tmux_audit_cwd=
+    typeset -g __tmux_audit_warned=
+    typeset -ga __tmux_audit_command=()
+}
 
-typeset -g __tmux_audit_bin=@TMUX_AUDIT_BIN@
-typeset -g __tmux_audit_log=@TMUX_AUDIT_LOG@
-# One id per interactive shell: not exported, so a nested shell makes its own.
-typeset -g __tmux_audit_session="zsh.$$.${epochtime[1]}${epochtime[2]}.$RANDOM"
-typeset -gi __tmux_audit_seq=0
-typeset -g __tmux_audit_start=
-typeset -g __tmux_audit_cwd=
-typeset -g __tmux_audit_warned=
-typeset -ga __tmux_audit_command=()
-
-# $1 is the line as typed, whatever HIST_IGNORE_SPACE or HIST_NO_STORE do
-# with the history list afterwards.
 __tmux_audit_preexec() {
     emulate -L zsh
     __tmux_audit_command=("$1")
@@ -44,7 +47,7 @@ __tmux_audit_precmd() {
         __tmux_audit_seq+=1
         "$__tmux_audit_bin" record --shell zsh --session "$__tmux_audit_session" \
             --seq "$__tmux_audit_seq" --exit "$status_" --start-us "$__tmux_audit_start" --end-us "$end" --cwd "$__tmux_audit_cwd" \
-            <<<"$text" >/dev/null 2>&1
+            >/dev/null 2>&1 <<<"$text"
         local -i rc=$?
         if (( rc == 126 || rc == 127 )) && [[ -z $__tmux_audit_warned ]]; then
             __tmux_audit_warned=1
@@ -59,5 +62,8 @@ __tmux_audit_precmd() {
 
 add-zsh-hook preexec __tmux_audit_preexec
 add-zsh-hook precmd __tmux_audit_precmd
+# First among the precmd hooks, so a slow prompt hook does not count in the
+# command's duration.
+precmd_functions=(__tmux_audit_precmd ${precmd_functions:#__tmux_audit_precmd})
 
 fi

@@ -28,6 +28,7 @@ pub struct Cli {
 pub enum Command {
     Init(Init),
     Record(Record),
+    RecordLater(RecordLater),
     Search(Search),
     Report(Report),
 }
@@ -121,6 +122,20 @@ pub struct Record {
     pub text_unavailable: bool,
 }
 
+/// Internal: store a record that `record` could not store at once because
+/// the database was locked. Reads the record as JSON on stdin and waits for
+/// the lock in the background, so that the prompt does not.
+#[derive(Debug, Args)]
+#[command(hide = true)]
+pub struct RecordLater {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// When the first attempt was made, in microseconds since the Unix epoch.
+    #[arg(long, value_name = "MICROSECONDS")]
+    pub recorded_at_us: i64,
+}
+
 /// Find recorded commands by text and by any recorded field.
 #[derive(Debug, Args)]
 #[command(
@@ -157,7 +172,13 @@ pub struct Search {
     pub filters: crate::filter::Filters,
 
     /// Show at most N commands (the newest ones).
-    #[arg(short = 'n', long, default_value_t = 20, value_name = "N", help_heading = "Output")]
+    #[arg(
+        short = 'n',
+        long,
+        default_value_t = 20,
+        value_name = "N",
+        help_heading = "Output"
+    )]
     pub limit: usize,
 
     /// Show every matching command.
@@ -248,7 +269,7 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct DbArg {
-    /// The SQLite database [default: $XDG_DATA_HOME/tmux-audit/history.db]
-    #[arg(long = "db", env = "TMUX_AUDIT_DB", value_name = "PATH")]
+    /// The SQLite database [default: $TMUX_AUDIT_DB, else $XDG_DATA_HOME/tmux-audit/history.db]
+    #[arg(long = "db", value_name = "PATH")]
     pub path: Option<PathBuf>,
 }

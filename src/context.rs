@@ -33,11 +33,13 @@ pub struct Tmux {
 }
 
 impl Context {
-    pub fn capture() -> Context {
+    /// `cwd`: the directory the command started in, when the hook knows it
+    /// (else the recorder's own, inherited from the shell).
+    pub fn capture(cwd: Option<StoredText>) -> Context {
         // SAFETY: getuid cannot fail and has no preconditions.
         let uid = unsafe { libc::getuid() };
         Context {
-            cwd: current_dir(),
+            cwd: cwd.unwrap_or_else(current_dir),
             user: user_name(uid),
             uid,
             login_uid: login_uid(),

@@ -1,9 +1,9 @@
 //! The log file where errors that must not reach the terminal go: one line
 //! each, with a hint, in the state directory.
 
-use std::fs::{DirBuilder, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 use chrono::{SecondsFormat, Utc};
 
@@ -18,7 +18,7 @@ pub fn append(source: &str, message: &str, hint: &str) {
 fn try_append(source: &str, message: &str, hint: &str) -> anyhow::Result<()> {
     let path = paths::log_file()?;
     if let Some(dir) = path.parent() {
-        DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        crate::db::create_private_dir(dir)?;
     }
     let line = format!(
         "{} {source}: {}; hint: {hint}\n",
@@ -27,11 +27,15 @@ fn try_append(source: &str, message: &str, hint: &str) -> anyhow::Result<()> {
     );
     // One write of the whole line with O_APPEND: lines from concurrent
     // processes do not interleave.
-    OpenOptions::new()
+    let mut file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
-        .open(&path)?
-        .write_all(line.as_bytes())?;
+        .open(&path)?;
+    // Masked by the umask when it was created; made private whatever it was.
+    if file.metadata()?.permissions().mode() & 0o777 != 0o600 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(line.as_bytes())?;
     Ok(())
 }

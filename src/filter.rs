@@ -122,14 +122,21 @@ impl Filters {
             match (std::env::var("TMUX").ok(), std::env::var("TMUX_PANE").ok()) {
                 (Some(tmux), Some(pane)) if !tmux.is_empty() && !pane.is_empty() => {
                     let server = Tmux::parse(&tmux, Some(pane.clone()));
-                    c.push("tmux_pane = ? AND tmux_socket = ?", [text(pane), text(server.socket)]);
+                    c.push(
+                        "tmux_pane = ? AND tmux_socket = ?",
+                        [text(pane), text(server.socket)],
+                    );
                     if let Some(pid) = server.server_pid {
                         c.push("tmux_server_pid = ?", [Value::Integer(pid)]);
                     }
                 }
                 _ => match std::env::var("TMUX_AUDIT_SESSION") {
-                    Ok(session) if !session.is_empty() => c.push("shell_session = ?", [text(session)]),
-                    _ => bail!("--here needs a tmux pane or a shell with the tmux-audit hook loaded"),
+                    Ok(session) if !session.is_empty() => {
+                        c.push("shell_session = ?", [text(session)])
+                    }
+                    _ => {
+                        bail!("--here needs a tmux pane or a shell with the tmux-audit hook loaded")
+                    }
                 },
             }
         }
@@ -153,7 +160,11 @@ impl Filters {
             // `0` being the character after `/`. Served by a range scan.
             c.push(
                 "(cwd = ? OR (cwd >= ? AND cwd < ?))",
-                [text(if dir.is_empty() { "/" } else { dir }), text(format!("{dir}/")), text(format!("{dir}0"))],
+                [
+                    text(if dir.is_empty() { "/" } else { dir }),
+                    text(format!("{dir}/")),
+                    text(format!("{dir}0")),
+                ],
             );
         }
         if let Some(user) = &self.user {
@@ -175,10 +186,16 @@ impl Filters {
             c.push("exit_status = 0", []);
         }
         if let Some(since) = self.since {
-            c.push("started_at_us >= ?", [Value::Integer(since.timestamp_micros())]);
+            c.push(
+                "started_at_us >= ?",
+                [Value::Integer(since.timestamp_micros())],
+            );
         }
         if let Some(until) = self.until {
-            c.push("started_at_us < ?", [Value::Integer(until.timestamp_micros())]);
+            c.push(
+                "started_at_us < ?",
+                [Value::Integer(until.timestamp_micros())],
+            );
         }
         if let Some(min) = self.min_duration {
             let us = min.num_microseconds().unwrap_or(i64::MAX);
@@ -197,7 +214,9 @@ fn absolute(dir: &Path) -> Result<String> {
     let dir = if dir.is_absolute() {
         dir.to_path_buf()
     } else {
-        std::env::current_dir().context("cannot find the current directory")?.join(dir)
+        std::env::current_dir()
+            .context("cannot find the current directory")?
+            .join(dir)
     };
     let dir = dir.canonicalize().unwrap_or(dir);
     dir.to_str()
@@ -212,7 +231,13 @@ fn session_id(session: &str) -> Result<(i64, Option<String>)> {
         return Ok((id, None));
     }
     let out = Command::new("tmux")
-        .args(["display-message", "-p", "-t", &format!("={session}"), "#{session_id} #{socket_path}"])
+        .args([
+            "display-message",
+            "-p",
+            "-t",
+            &format!("={session}"),
+            "#{session_id} #{socket_path}",
+        ])
         .output()
         .context("cannot run tmux to look up the session name")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -250,22 +275,42 @@ pub fn pattern_conditions(c: &mut Conditions, pattern: &str, kind: MatchKind) {
     if indexed {
         // An FTS5 phrase: the trigrams of the pattern, in order.
         let phrase = format!("\"{}\"", pattern.replace('"', "\"\""));
-        c.push("id IN (SELECT rowid FROM commands_fts WHERE commands_fts MATCH ?)", [text(phrase)]);
+        c.push(
+            "id IN (SELECT rowid FROM commands_fts WHERE commands_fts MATCH ?)",
+            [text(phrase)],
+        );
     }
-    let like = |s: &str| s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let like = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    };
     match (kind, sensitive) {
         (MatchKind::Substring, false) if indexed => {}
-        (MatchKind::Substring, false) => c.push("command LIKE ? ESCAPE '\\'", [text(format!("%{}%", like(pattern)))]),
+        (MatchKind::Substring, false) => c.push(
+            "command LIKE ? ESCAPE '\\'",
+            [text(format!("%{}%", like(pattern)))],
+        ),
         (MatchKind::Substring, true) => c.push("instr(command, ?) > 0", [text(pattern)]),
         (MatchKind::Exact, false) => c.push("command LIKE ? ESCAPE '\\'", [text(like(pattern))]),
         (MatchKind::Exact, true) => c.push("command = ?", [text(pattern)]),
-        (MatchKind::Prefix, false) => c.push("command LIKE ? ESCAPE '\\'", [text(format!("{}%", like(pattern)))]),
+        (MatchKind::Prefix, false) => c.push(
+            "command LIKE ? ESCAPE '\\'",
+            [text(format!("{}%", like(pattern)))],
+        ),
         (MatchKind::Prefix, true) => c.push(
             "substr(command, 1, ?) = ?",
-            [Value::Integer(pattern.chars().count() as i64), text(pattern)],
+            [
+                Value::Integer(pattern.chars().count() as i64),
+                text(pattern),
+            ],
         ),
         (MatchKind::Regex, _) => {
-            let regex = if sensitive { pattern.to_string() } else { format!("(?i){pattern}") };
+            let regex = if sensitive {
+                pattern.to_string()
+            } else {
+                format!("(?i){pattern}")
+            };
             c.push("command REGEXP ?", [text(regex)]);
         }
     }

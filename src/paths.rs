@@ -14,12 +14,15 @@ fn project_dirs() -> Result<ProjectDirs> {
         .context("cannot find the home directory; set HOME or pass --db")
 }
 
-/// The database to use: `--db` or `TMUX_AUDIT_DB` when given, else
-/// `$XDG_DATA_HOME/tmux-audit/history.db`.
+/// The database to use: `--db`, else `$TMUX_AUDIT_DB` when set and not
+/// empty, else `$XDG_DATA_HOME/tmux-audit/history.db`.
 pub fn database(explicit: Option<&Path>) -> Result<PathBuf> {
-    match explicit {
-        Some(path) => Ok(path.to_path_buf()),
-        None => Ok(project_dirs()?.data_dir().join(DB_FILE)),
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    match std::env::var_os("TMUX_AUDIT_DB") {
+        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+        _ => Ok(project_dirs()?.data_dir().join(DB_FILE)),
     }
 }
 

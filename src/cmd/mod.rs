@@ -26,6 +26,7 @@ impl Run for Command {
         match self {
             Command::Init(cmd) => cmd.run(),
             Command::Record(cmd) => cmd.run(),
+            Command::RecordLater(cmd) => cmd.run(),
             Command::Search(cmd) => cmd.run(),
             Command::Report(cmd) => cmd.run(),
         }

@@ -1,25 +1,47 @@
 //! `tmux-audit record`: the per-command path, run by the shell hooks after
 //! every command. It reads the command text from stdin, the context from the
 //! environment, and inserts one row. Nothing here may print to the terminal
-//! or wait long: failures go to the log file.
+//! or make the prompt wait: every failure goes to the log file, and a
+//! database that stays locked is waited for by a detached process
+//! (`record-later`) instead.
 
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::unix::ffi::OsStringExt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _, Result};
 
 use super::{Exit, Run};
-use crate::cli::Record;
+use crate::cli::{Record, RecordLater};
 use crate::context::Context;
-use crate::db::Database;
+use crate::db::{Database, DbError};
 use crate::error_log;
 use crate::paths;
 use crate::record::{CommandRecord, Finished, Timing};
 use crate::text::StoredText;
 
+/// How long a handed-over record waits for a locked database.
+const LATER_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Run for Record {
     fn run(&self) -> Result<Exit> {
+        log_panics();
+        self.record().inspect_err(log)
+    }
+}
+
+impl Run for RecordLater {
+    fn run(&self) -> Result<Exit> {
+        log_panics();
+        self.record_later().inspect_err(log)
+    }
+}
+
+impl Record {
+    fn record(&self) -> Result<Exit> {
         let finished_us = now_us();
         let command = if self.text_unavailable {
             Vec::new()
@@ -41,38 +63,117 @@ impl Run for Record {
             },
             command: StoredText::from_bytes(command),
         };
-        let mut context = Context::capture();
-        if let Some(cwd) = &self.cwd {
-            context.cwd = StoredText::from_bytes(cwd.clone().into_vec());
-        }
-        let record = CommandRecord::new(finished, context, finished_us);
+        let cwd = self
+            .cwd
+            .clone()
+            .map(|cwd| StoredText::from_bytes(cwd.into_vec()));
+        let record = CommandRecord::new(finished, Context::capture(cwd), finished_us);
         let path = paths::database(self.db.path.as_deref())?;
-        let stored = Database::open(&path).and_then(|mut db| {
-            let inserted = db.insert(&record, now_us())?;
-            db.fold_wal();
-            Ok(inserted)
-        });
-        match stored {
-            Ok(true) => Ok(Exit::Success),
-            Ok(false) => {
-                error_log::append(
-                    "record",
-                    &format!(
-                        "command {} of shell session {} was already recorded; the second copy was dropped",
-                        record.seq, record.shell_session
-                    ),
-                    "the hook may be loaded twice in a way it cannot detect; check the shell's rc files",
-                );
+        let recorded_at_us = now_us();
+        match store(&path, &record, recorded_at_us, None) {
+            Err(err) if err.is_busy() => {
+                // Some other process holds the database: wait for it out of
+                // the shell's way.
+                hand_over(&path, &record, recorded_at_us)
+                    .with_context(|| format!("the database was locked ({err}), and waiting for it in the background failed"))?;
                 Ok(Exit::Success)
             }
-            Err(err) => {
-                let message = format!("cannot record into {}: {err}", path.display());
-                error_log::append("record", &message, err.hint());
-                Err(anyhow::Error::new(err))
-                    .with_context(|| format!("cannot record into {}", path.display()))
-            }
+            result => finish(&path, &record, result),
         }
     }
+}
+
+impl RecordLater {
+    fn record_later(&self) -> Result<Exit> {
+        let mut json = Vec::new();
+        io::stdin()
+            .lock()
+            .read_to_end(&mut json)
+            .context("cannot read the handed-over record")?;
+        let record: CommandRecord =
+            serde_json::from_slice(&json).context("the handed-over record is not valid")?;
+        let path = paths::database(self.db.path.as_deref())?;
+        let result = store(&path, &record, self.recorded_at_us, Some(LATER_TIMEOUT));
+        finish(&path, &record, result)
+    }
+}
+
+/// Opens the database and inserts; Ok(false) when the record was there already.
+fn store(
+    path: &Path,
+    record: &CommandRecord,
+    recorded_at_us: i64,
+    wait: Option<Duration>,
+) -> Result<bool, DbError> {
+    let mut db = match wait {
+        Some(timeout) => Database::open_waiting(path, timeout)?,
+        None => Database::open(path)?,
+    };
+    let inserted = db.insert(record, recorded_at_us)?;
+    db.fold_wal();
+    Ok(inserted)
+}
+
+fn finish(path: &Path, record: &CommandRecord, result: Result<bool, DbError>) -> Result<Exit> {
+    match result {
+        Ok(true) => Ok(Exit::Success),
+        Ok(false) => {
+            error_log::append(
+                "record",
+                &format!(
+                    "command {} of shell session {} was already recorded; the second copy was dropped",
+                    record.seq, record.shell_session
+                ),
+                "the hook may be loaded twice in a way it cannot detect; check the shell's rc files",
+            );
+            Ok(Exit::Success)
+        }
+        Err(err) => Err(anyhow::Error::new(err))
+            .with_context(|| format!("cannot record into {}", path.display())),
+    }
+}
+
+/// Starts a detached `record-later` with the record on its stdin.
+fn hand_over(path: &Path, record: &CommandRecord, recorded_at_us: i64) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .arg("record-later")
+        .arg("--db")
+        .arg(path)
+        .arg("--recorded-at-us")
+        .arg(recorded_at_us.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: Ctrl-C at the prompt does not reach it.
+        .process_group(0)
+        .spawn()?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .context("no pipe to the background process")?;
+    stdin.write_all(&serde_json::to_vec(record)?)?;
+    Ok(())
+}
+
+/// Every error of the record path goes to the log, one line with a hint.
+fn log(err: &anyhow::Error) {
+    let hint = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<DbError>())
+        .map_or("see `tmux-audit record --help`", DbError::hint);
+    error_log::append("record", &format!("{err:#}"), hint);
+}
+
+/// A panic would otherwise vanish: the hooks send stderr to /dev/null.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        error_log::append(
+            "record",
+            &format!("panicked: {info}"),
+            "a bug in tmux-audit; please report this line",
+        );
+    }));
 }
 
 /// The command text: all of stdin, less the one newline the hooks end it with.

@@ -24,19 +24,29 @@ impl Run for Report {
         }
         match self.sort {
             SortBy::Commands => {} // the query's order
-            SortBy::Failures => rows.sort_by(|a, b| b.failures.cmp(&a.failures).then(b.commands.cmp(&a.commands))),
-            SortBy::Duration => rows.sort_by(|a, b| b.total_duration_us.cmp(&a.total_duration_us)),
-            SortBy::Last => rows.sort_by(|a, b| b.last_us.cmp(&a.last_us)),
+            SortBy::Failures => rows.sort_by(|a, b| {
+                b.failures
+                    .cmp(&a.failures)
+                    .then(b.commands.cmp(&a.commands))
+            }),
+            SortBy::Duration => rows.sort_by_key(|r| std::cmp::Reverse(r.total_duration_us)),
+            SortBy::Last => rows.sort_by_key(|r| std::cmp::Reverse(r.last_us)),
         }
         if let Some(top) = self.top {
             rows.truncate(top);
         }
         let (since, until) = self.filters.period();
-        let period = (since.map(|t| t.timestamp_micros()), until.map(|t| t.timestamp_micros()));
+        let period = (
+            since.map(|t| t.timestamp_micros()),
+            until.map(|t| t.timestamp_micros()),
+        );
         let out = match self.format {
-            ReportFormat::Table => render::report::table(&rows, self.by, period, render::use_colour()),
+            ReportFormat::Table => {
+                render::report::table(&rows, self.by, period, render::use_colour())
+            }
             ReportFormat::Json => {
-                let mut json = serde_json::to_string_pretty(&render::report::json_rows(&rows, self.by))?;
+                let mut json =
+                    serde_json::to_string_pretty(&render::report::json_rows(&rows, self.by))?;
                 json.push('\n');
                 json
             }

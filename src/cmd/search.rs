@@ -35,7 +35,9 @@ impl Run for Search {
             limit: (!self.all).then_some(self.limit),
             unique: self.unique,
         };
-        let mut rows = db.search(&query).with_context(|| format!("cannot search {}", path.display()))?;
+        let mut rows = db
+            .search(&query)
+            .with_context(|| format!("cannot search {}", path.display()))?;
         if rows.is_empty() {
             return Ok(Exit::NoMatch);
         }
@@ -58,10 +60,19 @@ impl Run for Search {
 
 /// A bad regex is the user's to fix: say what is wrong, in one line.
 fn check_regex(pattern: &str) -> Result<()> {
-    let full = if smart_case_sensitive(pattern) { pattern.to_string() } else { format!("(?i){pattern}") };
+    let full = if smart_case_sensitive(pattern) {
+        pattern.to_string()
+    } else {
+        format!("(?i){pattern}")
+    };
     if let Err(err) = Regex::new(&full) {
         let reason = err.to_string();
-        let reason = reason.lines().last().unwrap_or("").trim_start_matches("error: ").trim();
+        let reason = reason
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim_start_matches("error: ")
+            .trim();
         bail!("invalid regex {pattern:?}: {reason}");
     }
     Ok(())

@@ -8,7 +8,7 @@ pub use queries::{GroupBy, ReportRow, SearchQuery};
 use std::fmt;
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -55,10 +55,13 @@ impl fmt::Display for DbError {
                 "no database at {}: nothing recorded yet (load the hook with `tmux-audit init --help`, or pass --db)",
                 path.display()
             ),
-            DbError::SchemaTooNew { found, supported } => write!(
+            DbError::SchemaTooNew { found, supported } if *found > *supported => write!(
                 f,
                 "the database has schema version {found}, newer than this tmux-audit knows ({supported}): upgrade tmux-audit"
             ),
+            DbError::SchemaTooNew { found, .. } => {
+                write!(f, "the database has schema version {found}, which no tmux-audit writes")
+            }
             DbError::Create { path, source } => write!(f, "cannot create {}: {source}", path.display()),
             DbError::Sqlite(err) => write!(f, "{err}"),
         }
@@ -82,6 +85,12 @@ impl From<rusqlite::Error> for DbError {
 }
 
 impl DbError {
+    /// Another process holds the write lock (for longer than the busy timeout).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, DbError::Sqlite(err)
+            if matches!(err.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)))
+    }
+
     /// What the user can do about it, for the log line.
     pub fn hint(&self) -> &'static str {
         match self {
@@ -107,6 +116,7 @@ impl DbError {
 
 pub struct Database {
     conn: Connection,
+    busy_timeout: Duration,
 }
 
 /// A command as read back, with what the database added.
@@ -121,6 +131,11 @@ impl Database {
     /// Opens for writing, creating the database (directory 0700, file 0600)
     /// and upgrading its schema as needed.
     pub fn open(path: &Path) -> Result<Database, DbError> {
+        Database::open_waiting(path, BUSY_TIMEOUT)
+    }
+
+    /// [`Database::open`], waiting up to `busy_timeout` for another writer.
+    pub fn open_waiting(path: &Path, busy_timeout: Duration) -> Result<Database, DbError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = match Connection::open_with_flags(path, flags) {
             Ok(conn) => conn,
@@ -130,7 +145,7 @@ impl Database {
             }
             Err(err) => return Err(err.into()),
         };
-        Database::ready(conn)
+        Database::ready(conn, busy_timeout)
     }
 
     /// Opens for reading; a database that does not exist is an error.
@@ -143,8 +158,8 @@ impl Database {
         Database::open(path)
     }
 
-    fn ready(mut conn: Connection) -> Result<Database, DbError> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+    fn ready(mut conn: Connection, busy_timeout: Duration) -> Result<Database, DbError> {
+        conn.busy_timeout(busy_timeout)?;
         // Commits need no fsync in WAL mode; the WAL is synced at checkpoints.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // A short-lived process would otherwise checkpoint (and fsync) the
@@ -156,7 +171,7 @@ impl Database {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         match schema::version(&conn)? {
             v if v == schema::VERSION => {}
-            found if found > schema::VERSION => {
+            found if !(0..schema::VERSION).contains(&found) => {
                 return Err(DbError::SchemaTooNew {
                     found,
                     supported: schema::VERSION,
@@ -164,7 +179,7 @@ impl Database {
             }
             _ => schema::migrate(&mut conn)?,
         }
-        Ok(Database { conn })
+        Ok(Database { conn, busy_timeout })
     }
 
     /// Once the WAL has grown past [`WAL_LIMIT_BYTES`], copies it into the
@@ -183,7 +198,7 @@ impl Database {
         let _ = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+        let _ = self.conn.busy_timeout(self.busy_timeout);
     }
 }
 
@@ -200,21 +215,24 @@ fn create(path: &Path) -> Result<(), DbError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(create_err(dir))?;
+    create_private_dir(dir).map_err(create_err(dir))?;
 
+    // A name no other process (on this host or another sharing the
+    // directory) can be using, and a file that must not exist yet.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".new-{}", std::process::id()));
+    name.push(format!(".new-{}-{nanos}", std::process::id()));
     let temp = dir.join(name);
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&temp)
+        .map_err(create_err(&temp))?;
+    // The mode given at creation is masked by the umask; this one is not.
+    file.set_permissions(fs::Permissions::from_mode(0o600))
         .map_err(create_err(&temp))?;
 
     let built = build_new(&temp);
@@ -230,6 +248,16 @@ fn create(path: &Path) -> Result<(), DbError> {
         let _ = fs::remove_file(leftover);
     }
     linked
+}
+
+/// Creates `dir` (and its parents) if needed; a directory this creates is
+/// 0700 whatever the umask.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
 
 fn build_new(temp: &Path) -> Result<(), DbError> {

@@ -138,7 +138,8 @@ impl Database {
             |ctx| {
                 // Compiled once per statement, not once per row.
                 let regex = ctx.get_or_create_aux(0, |pattern| {
-                    Regex::new(pattern.as_str()?).map_err(|e| rusqlite::Error::UserFunctionError(e.into()))
+                    Regex::new(pattern.as_str()?)
+                        .map_err(|e| rusqlite::Error::UserFunctionError(e.into()))
                 })?;
                 let text = ctx.get_raw(1).as_str().unwrap_or("");
                 Ok(regex.is_match(text))
@@ -153,13 +154,18 @@ impl Database {
         let mut params = query.conditions.params.clone();
         let from = if query.unique {
             // The newest of each distinct command.
-            format!("commands WHERE id IN (SELECT max(id) FROM commands {where_sql} GROUP BY command)")
+            format!(
+                "commands WHERE id IN (SELECT max(id) FROM commands {where_sql} GROUP BY command)"
+            )
         } else {
             format!("commands {where_sql}")
         };
-        let limit = query.limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let limit = query
+            .limit
+            .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         params.push(Value::Integer(limit));
-        let sql = format!("SELECT {COLUMNS} FROM {from} ORDER BY started_at_us DESC, id DESC LIMIT ?");
+        let sql =
+            format!("SELECT {COLUMNS} FROM {from} ORDER BY started_at_us DESC, id DESC LIMIT ?");
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(params_from_iter(params), stored_command)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -214,7 +220,12 @@ impl Database {
     }
 
     /// For each group, the value of `column` seen most often.
-    fn most_frequent(&self, key: &str, column: &str, conditions: &Conditions) -> Result<HashMap<String, String>, DbError> {
+    fn most_frequent(
+        &self,
+        key: &str,
+        column: &str,
+        conditions: &Conditions,
+    ) -> Result<HashMap<String, String>, DbError> {
         let sql = format!(
             "SELECT k, {column} FROM (
                 SELECT {key} AS k, {column}, count(*) AS n,
@@ -225,7 +236,10 @@ impl Database {
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(params_from_iter(conditions.params.iter()), |r| {
-            Ok((r.get::<_, Option<String>>(0)?.unwrap_or_default(), r.get::<_, String>(1)?))
+            Ok((
+                r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                r.get::<_, String>(1)?,
+            ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -260,4 +274,3 @@ fn stored_command(row: &Row<'_>) -> rusqlite::Result<StoredCommand> {
         },
     })
 }
-

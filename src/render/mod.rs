@@ -22,7 +22,9 @@ pub fn use_colour() -> bool {
 /// ones cut with an ellipsis (only here: every other format has the full text).
 pub fn table(rows: &[StoredCommand], colour: bool) -> String {
     let mut table = new_table(colour);
-    table.set_header(["time", "pane", "session", "exit", "duration", "cwd", "command"]);
+    table.set_header([
+        "time", "pane", "session", "exit", "duration", "cwd", "command",
+    ]);
     let home = home();
     for row in rows {
         let r = &row.record;
@@ -35,9 +37,13 @@ pub fn table(rows: &[StoredCommand], colour: bool) -> String {
         let mut line = comfy_table::Row::from(vec![
             Cell::new(local_time(r.started_at_us)),
             Cell::new(r.tmux_pane.as_deref().unwrap_or("-")),
-            Cell::new(r.tmux_session_id.map_or("-".to_string(), |id| format!("${id}"))),
+            Cell::new(
+                r.tmux_session_id
+                    .map_or("-".to_string(), |id| format!("${id}")),
+            ),
             exit,
-            Cell::new(r.duration_us.map_or("-".to_string(), human_duration)).set_alignment(CellAlignment::Right),
+            Cell::new(r.duration_us.map_or("-".to_string(), human_duration))
+                .set_alignment(CellAlignment::Right),
             Cell::new(tilde(&r.cwd, home.as_deref())),
             Cell::new(one_line(&r.command, COMMAND_WIDTH)),
         ]);
@@ -60,7 +66,10 @@ pub(crate) fn new_table(colour: bool) -> Table {
         table.force_no_tty();
     }
     // Fitted to the terminal when there is one; $COLUMNS wins when set.
-    if let Some(width) = std::env::var("COLUMNS").ok().and_then(|c| c.parse::<u16>().ok()) {
+    if let Some(width) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<u16>().ok())
+    {
         table.set_width(width);
     }
     table
@@ -221,7 +230,9 @@ fn flat<T: Serialize>(items: &[T]) -> serde_json::Result<(Vec<String>, Vec<Vec<S
     let mut header = Vec::new();
     let mut lines = Vec::new();
     for item in items {
-        let serde_json::Value::Object(map) = serde_json::to_value(item)? else { continue };
+        let serde_json::Value::Object(map) = serde_json::to_value(item)? else {
+            continue;
+        };
         if header.is_empty() {
             header = map.keys().cloned().collect();
         }
@@ -258,10 +269,17 @@ pub fn csv<T: Serialize>(items: &[T]) -> anyhow::Result<String> {
 pub fn tsv<T: Serialize>(items: &[T]) -> serde_json::Result<String> {
     let (header, lines) = flat(items)?;
     let escape = |field: &String| {
-        field.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
+        field
+            .replace('\\', "\\\\")
+            .replace('\t', "\\t")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r")
     };
     let mut out = String::new();
-    for line in std::iter::once(&header).filter(|h| !h.is_empty()).chain(lines.iter()) {
+    for line in std::iter::once(&header)
+        .filter(|h| !h.is_empty())
+        .chain(lines.iter())
+    {
         out.push_str(&line.iter().map(escape).collect::<Vec<_>>().join("\t"));
         out.push('\n');
     }
@@ -280,7 +298,12 @@ pub fn records_tsv(rows: &[StoredCommand]) -> serde_json::Result<String> {
 pub fn commands(rows: &[StoredCommand], nul: bool) -> Vec<u8> {
     let mut out = Vec::new();
     for row in rows {
-        out.extend_from_slice(row.record.command_raw.as_deref().unwrap_or(row.record.command.as_bytes()));
+        out.extend_from_slice(
+            row.record
+                .command_raw
+                .as_deref()
+                .unwrap_or(row.record.command.as_bytes()),
+        );
         out.push(if nul { b'\0' } else { b'\n' });
     }
     out

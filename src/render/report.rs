@@ -35,7 +35,8 @@ pub fn json_rows(rows: &[ReportRow], by: GroupBy) -> Vec<ReportJson<'_>> {
             tmux_pane: r.tmux_pane.as_deref(),
             tmux_server: server(r),
             tmux_session_id: r.tmux_session_id,
-            shell_session: (by == GroupBy::Pane && r.tmux_pane.is_none()).then_some(r.shell_session.as_str()),
+            shell_session: (by == GroupBy::Pane && r.tmux_pane.is_none())
+                .then_some(r.shell_session.as_str()),
             users: &r.users,
             hosts: &r.hosts,
             commands: r.commands,
@@ -93,7 +94,7 @@ fn count(n: i64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -102,7 +103,12 @@ fn count(n: i64) -> String {
 }
 
 /// The report as a table under a title naming the period, with a totals row.
-pub fn table(rows: &[ReportRow], by: GroupBy, period: (Option<i64>, Option<i64>), colour: bool) -> String {
+pub fn table(
+    rows: &[ReportRow],
+    by: GroupBy,
+    period: (Option<i64>, Option<i64>),
+    colour: bool,
+) -> String {
     let home = home();
     let mut table = new_table(colour);
     let group_header = match by {
@@ -130,8 +136,16 @@ pub fn table(rows: &[ReportRow], by: GroupBy, period: (Option<i64>, Option<i64>)
 
     let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
     let failed_cell = |failures: i64, commands: i64| {
-        let cell = right(format!("{} ({:.0}%)", count(failures), percent(failures, commands)));
-        if colour && failures > 0 { cell.fg(Color::Red) } else { cell }
+        let cell = right(format!(
+            "{} ({:.0}%)",
+            count(failures),
+            percent(failures, commands)
+        ));
+        if colour && failures > 0 {
+            cell.fg(Color::Red)
+        } else {
+            cell
+        }
     };
     for r in rows {
         let first = match by {
@@ -153,10 +167,18 @@ pub fn table(rows: &[ReportRow], by: GroupBy, period: (Option<i64>, Option<i64>)
             right(human_duration(r.longest_us)),
         ]);
         if by != GroupBy::Cwd {
-            cells.push(Cell::new(r.top_cwd.as_deref().map_or(String::new(), |c| tilde(c, home.as_deref()))));
+            cells.push(Cell::new(
+                r.top_cwd
+                    .as_deref()
+                    .map_or(String::new(), |c| tilde(c, home.as_deref())),
+            ));
         }
         if by != GroupBy::Command {
-            cells.push(Cell::new(r.top_command.as_deref().map_or(String::new(), |c| one_line(c, 200))));
+            cells.push(Cell::new(
+                r.top_command
+                    .as_deref()
+                    .map_or(String::new(), |c| one_line(c, 200)),
+            ));
         }
         let mut line = comfy_table::Row::from(cells);
         line.max_height(1);
@@ -167,7 +189,10 @@ pub fn table(rows: &[ReportRow], by: GroupBy, period: (Option<i64>, Option<i64>)
     let failures: i64 = rows.iter().map(|r| r.failures).sum();
     let first = rows.iter().map(|r| r.first_us).min();
     let last = rows.iter().map(|r| r.last_us).max();
-    let mut totals = vec![Cell::new(format!("total ({} rows)", count(rows.len() as i64)))];
+    let mut totals = vec![Cell::new(format!(
+        "total ({} rows)",
+        count(rows.len() as i64)
+    ))];
     if tmux_columns {
         totals.extend([Cell::new(""), Cell::new("")]);
     }
@@ -176,14 +201,21 @@ pub fn table(rows: &[ReportRow], by: GroupBy, period: (Option<i64>, Option<i64>)
         failed_cell(failures, commands),
         Cell::new(first.map(local_time).unwrap_or_default()),
         Cell::new(last.map(local_time).unwrap_or_default()),
-        right(human_duration(rows.iter().map(|r| r.total_duration_us).sum())),
-        right(human_duration(rows.iter().map(|r| r.longest_us).max().unwrap_or(0))),
+        right(human_duration(
+            rows.iter().map(|r| r.total_duration_us).sum(),
+        )),
+        right(human_duration(
+            rows.iter().map(|r| r.longest_us).max().unwrap_or(0),
+        )),
     ]);
     table.add_row(totals);
 
     let from = period.0.or(first).map(local_time).unwrap_or_default();
     let to = period.1.or(last).map(local_time).unwrap_or_default();
-    let title = format!("Commands by {group_header}, {from} to {to}: {} commands\n", count(commands));
+    let title = format!(
+        "Commands by {group_header}, {from} to {to}: {} commands\n",
+        count(commands)
+    );
     format!("{title}{}", finish(table))
 }
 

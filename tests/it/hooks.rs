@@ -499,3 +499,87 @@ impl Drop for ReadOnlyDir {
         }
     }
 }
+
+#[test]
+fn bash_runs_the_users_err_trap_once_per_failing_command() {
+    let sb = Sandbox::new();
+    let errs = sb.path().join("err-trap");
+    let rc = Rc::default().before(&format!("trap 'echo ERR >> {}' ERR", errs.display()));
+    let s = Scenario::in_sandbox(sb, Shell::Bash, rc);
+    s.run("false");
+    s.run("true");
+    assert_eq!(fs::read_to_string(&errs).unwrap(), "ERR\n");
+}
+
+#[test]
+fn bash_with_promptvars_off_shows_no_hook_code_and_recovers() {
+    let s = Scenario::new(Shell::Bash, Rc::default());
+    s.run("shopt -u promptvars");
+    // With promptvars off bash cannot expand the hook's PS0: these two
+    // commands go unrecorded (README says so), and nothing shows.
+    s.pane.line("echo promptvars-'off'");
+    s.pane.wait_for("promptvars-off", 1);
+    s.pane.line("shopt -s promptvars; echo promptvars-'on'");
+    s.pane.wait_for("promptvars-on", 1);
+    s.run("echo back");
+    let screen = s.pane.screen();
+    assert!(
+        !screen.contains("__tmux_audit"),
+        "hook code on screen:\n{screen}"
+    );
+    let commands: Vec<_> = s.sb.rows().into_iter().map(|r| r.command).collect();
+    assert_eq!(
+        commands.last().map(String::as_str),
+        Some("echo back"),
+        "{commands:?}"
+    );
+}
+
+#[test]
+fn bash_with_erasedups_keeps_one_copy_in_the_users_history() {
+    let s = Scenario::new(
+        Shell::Bash,
+        Rc::default().before("HISTCONTROL=ignoreboth:erasedups"),
+    );
+    s.run("echo b");
+    s.run("echo b");
+    let hist = s.file("hist");
+    s.run(&format!("HISTTIMEFORMAT= history > {}", hist.display()));
+    let history = s.read_when_written(&hist);
+    assert_eq!(history.matches("echo b").count(), 1, "{history}");
+    assert_eq!(
+        s.sb.rows().iter().filter(|r| r.command == "echo b").count(),
+        2
+    );
+}
+
+#[test]
+fn zsh_loads_under_ksh_arrays_and_nounset() {
+    let s = Scenario::new(
+        Shell::Zsh,
+        Rc::default().before("setopt KSH_ARRAYS NOUNSET"),
+    );
+    let r = s.run("echo hello");
+    assert_eq!(r.command, "echo hello");
+    assert!(
+        r.shell_session
+            .split('.')
+            .nth(2)
+            .is_some_and(|t| t.len() > 10),
+        "{r:?}"
+    );
+    let screen = s.pane.screen();
+    assert!(!screen.contains("parameter not set"), "{screen}");
+}
+
+#[test]
+fn zsh_duration_leaves_out_slow_prompt_hooks() {
+    let rc = Rc::default().before("slow_prompt() { sleep 0.5; }\nprecmd_functions+=(slow_prompt)");
+    let s = Scenario::new(Shell::Zsh, rc);
+    let r = s.run("true");
+    let duration = r.duration_us.unwrap();
+    assert!(
+        duration < 400_000,
+        "`true` took {duration} µs: the slow hook was counted"
+    );
+}
