@@ -1,23 +1,401 @@
-//! `tmux-audit search` on databases written by the real `record` path.
+//! `tmux-audit search` and `report` on databases written by the real
+//! `record` path: every filter alone and combined, the pattern kinds, time
+//! parsing, each output format read back, exit statuses, colour, terminal
+//! width, and the table layouts against snapshots.
 
-use crate::support::Sandbox;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Output, Stdio};
 
-fn record(sb: &Sandbox, seq: u32, command: &[u8], exit: &str) {
-    let seq = seq.to_string();
-    let out = sb.record(
-        command,
-        &[
+use crate::support::{Rc, Sandbox, Shell, Tmux};
+
+/// 2026-11-25T10:00:00Z, in microseconds.
+const T0: i64 = 1_795_600_800_000_000;
+const MINUTE: i64 = 60_000_000;
+
+/// One command to record, with a fixed context.
+struct Rec<'a> {
+    command: &'a [u8],
+    session: &'a str,
+    seq: i64,
+    exit: i64,
+    start: i64,
+    duration: i64,
+    cwd: &'a str,
+    pane: Option<&'a str>,
+}
+
+fn record(sb: &Sandbox, r: Rec<'_>) {
+    let mut cmd = sb.cmd();
+    cmd.arg("record")
+        .args([
             "--shell",
-            "zsh",
+            if r.session.starts_with('z') {
+                "zsh"
+            } else {
+                "bash"
+            },
+        ])
+        .args([
             "--session",
-            "z",
+            r.session,
             "--seq",
-            &seq,
+            &r.seq.to_string(),
             "--exit",
-            exit,
-        ],
+            &r.exit.to_string(),
+        ])
+        .args([
+            "--start-us",
+            &r.start.to_string(),
+            "--end-us",
+            &(r.start + r.duration).to_string(),
+        ])
+        .args(["--cwd", r.cwd])
+        .stdin(Stdio::piped());
+    if let Some(pane) = r.pane {
+        cmd.env("TMUX", "/tmp/tmux-0/work,4242,3")
+            .env("TMUX_PANE", pane);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(r.command).unwrap();
+    stdin.write_all(b"\n").unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success(), "{}", sb.log());
+}
+
+/// A small history: two panes of one tmux server and a shell outside tmux.
+fn history() -> Sandbox {
+    let sb = Sandbox::new();
+    let rows: [(&[u8], &str, i64, i64, i64, &str, Option<&str>); 9] = [
+        (b"git status", "b1", 0, 0, 100, "/srv/api", Some("%1")),
+        (b"make test", "b1", 2, 1, 65_000, "/srv/api", Some("%1")),
+        (
+            b"GIT log --oneline",
+            "b1",
+            0,
+            2,
+            300,
+            "/srv/api/src",
+            Some("%1"),
+        ),
+        (b"rm -rf build", "z1", 0, 3, 1_200, "/srv/web", Some("%2")),
+        (
+            b"echo \"a,b\" 'c\td'\nsecond line \xe2\x9c\x93",
+            "z1",
+            0,
+            4,
+            5,
+            "/srv/web",
+            Some("%2"),
+        ),
+        (
+            b"curl -sf http://localhost:8080/health",
+            "z1",
+            7,
+            5,
+            2_000_000,
+            "/srv/web",
+            Some("%2"),
+        ),
+        (b"git status", "b2", 0, 6, 90, "/home/me", None),
+        (
+            b"'; DROP TABLE commands; --",
+            "b2",
+            127,
+            7,
+            3,
+            "/home/me",
+            None,
+        ),
+        (b"ls", "b2", 0, 8, 4, "/home/me", None),
+    ];
+    let mut seqs = std::collections::HashMap::new();
+    for (command, session, exit, minute, duration_ms, cwd, pane) in rows {
+        let seq = seqs.entry(session).and_modify(|s| *s += 1).or_insert(1);
+        record(
+            &sb,
+            Rec {
+                command,
+                session,
+                seq: *seq,
+                exit,
+                start: T0 + minute * MINUTE,
+                duration: duration_ms * 1000,
+                cwd,
+                pane,
+            },
+        );
+    }
+    sb
+}
+
+fn search(sb: &Sandbox, args: &[&str]) -> Output {
+    sb.cmd()
+        .env("TZ", "UTC")
+        .arg("search")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The commands found, oldest first, one per line.
+fn found(sb: &Sandbox, args: &[&str]) -> Vec<String> {
+    let out = search(sb, &[args, &["--format", "jsonl"]].concat());
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "{out:?}"
     );
-    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["command"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn each_filter_alone_and_combined() {
+    let sb = history();
+    let all = found(&sb, &[]);
+    assert_eq!(all.len(), 9);
+    assert_eq!(
+        found(&sb, &["--pane", "%1"]),
+        ["git status", "make test", "GIT log --oneline"]
+    );
+    assert_eq!(found(&sb, &["--session", "$3"]).len(), 6);
+    assert_eq!(
+        found(&sb, &["--session", "3", "--socket", "/tmp/tmux-0/work"]).len(),
+        6
+    );
+    assert_eq!(
+        found(&sb, &["--socket", "/tmp/other"]),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        found(&sb, &["--cwd", "/srv/api"]),
+        ["git status", "make test"]
+    );
+    assert_eq!(
+        found(&sb, &["--cwd-under", "/srv/api"]),
+        ["git status", "make test", "GIT log --oneline"]
+    );
+    assert_eq!(found(&sb, &["--cwd-under", "/srv"]).len(), 6);
+    assert_eq!(found(&sb, &["--shell", "zsh"]).len(), 3);
+    assert_eq!(
+        found(&sb, &["--exit", "127"]),
+        ["'; DROP TABLE commands; --"]
+    );
+    assert_eq!(
+        found(&sb, &["--failed"]),
+        [
+            "make test",
+            "curl -sf http://localhost:8080/health",
+            "'; DROP TABLE commands; --"
+        ]
+    );
+    assert_eq!(found(&sb, &["--succeeded"]).len(), 6);
+    assert_eq!(
+        found(&sb, &["--since", "2026-11-25T10:06:00Z"]),
+        ["git status", "'; DROP TABLE commands; --", "ls"]
+    );
+    assert_eq!(
+        found(&sb, &["--until", "2026-11-25T10:01:00Z"]),
+        ["git status"]
+    );
+    assert_eq!(
+        found(&sb, &["--min-duration", "1s"]),
+        [
+            "make test",
+            "rm -rf build",
+            "curl -sf http://localhost:8080/health"
+        ]
+    );
+    assert_eq!(
+        found(&sb, &["--min-duration", "1m"]),
+        ["make test", "curl -sf http://localhost:8080/health"]
+    );
+    let me = whoami::fallible::username().unwrap();
+    assert_eq!(found(&sb, &["--user", &me]).len(), 9);
+    assert_eq!(found(&sb, &["--user", "nobody-here"]).len(), 0);
+    let host = whoami::fallible::hostname().unwrap();
+    assert_eq!(found(&sb, &["--host", &host]).len(), 9);
+    // Combined.
+    assert_eq!(
+        found(
+            &sb,
+            &[
+                "--pane",
+                "%2",
+                "--failed",
+                "--since",
+                "2026-11-25T10:04:00Z"
+            ]
+        ),
+        ["curl -sf http://localhost:8080/health"]
+    );
+    assert_eq!(
+        found(&sb, &["git", "--cwd-under", "/srv", "--succeeded"]),
+        ["git status", "GIT log --oneline"]
+    );
+}
+
+#[test]
+fn here_means_this_pane_or_this_shell() {
+    let sb = history();
+    let here = |envs: &[(&str, &str)]| {
+        let mut cmd = sb.cmd();
+        cmd.args(["search", "--here", "--format", "cmd"]);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        String::from_utf8(cmd.output().unwrap().stdout).unwrap()
+    };
+    assert_eq!(
+        here(&[("TMUX", "/tmp/tmux-0/work,4242,3"), ("TMUX_PANE", "%1")]),
+        "git status\nmake test\nGIT log --oneline\n"
+    );
+    assert_eq!(
+        here(&[("TMUX_AUDIT_SESSION", "b2")]),
+        "git status\n'; DROP TABLE commands; --\nls\n"
+    );
+    let out = sb.cmd().args(["search", "--here"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn limit_all_reverse_and_unique() {
+    let sb = history();
+    assert_eq!(
+        found(&sb, &["-n", "2"]),
+        ["'; DROP TABLE commands; --", "ls"]
+    );
+    assert_eq!(
+        found(&sb, &["-n", "2", "--reverse"]),
+        ["ls", "'; DROP TABLE commands; --"]
+    );
+    assert_eq!(found(&sb, &["--all"]).len(), 9);
+    let unique = found(&sb, &["--unique"]);
+    assert_eq!(unique.len(), 8);
+    assert_eq!(unique.iter().filter(|c| *c == "git status").count(), 1);
+}
+
+#[test]
+fn pattern_kinds_and_smart_case() {
+    let sb = history();
+    assert_eq!(
+        found(&sb, &["git"]),
+        ["git status", "GIT log --oneline", "git status"]
+    );
+    assert_eq!(
+        found(&sb, &["GIT"]),
+        ["GIT log --oneline"],
+        "an upper-case letter makes it case-sensitive"
+    );
+    assert_eq!(
+        found(&sb, &["ls"]),
+        ["ls"],
+        "two characters: no trigram index, still found"
+    );
+    assert_eq!(found(&sb, &["Ls"]), Vec::<String>::new());
+    assert_eq!(
+        found(&sb, &["--exact", "git status"]),
+        ["git status", "git status"]
+    );
+    assert_eq!(found(&sb, &["--exact", "git"]), Vec::<String>::new());
+    assert_eq!(
+        found(&sb, &["--prefix", "git"]),
+        ["git status", "GIT log --oneline", "git status"]
+    );
+    assert_eq!(found(&sb, &["--prefix", "status"]), Vec::<String>::new());
+    assert_eq!(
+        found(&sb, &["--regex", r"^(rm|make)\b"]),
+        ["make test", "rm -rf build"]
+    );
+    assert_eq!(
+        found(&sb, &["--regex", r"localhost:\d+"]),
+        ["curl -sf http://localhost:8080/health"]
+    );
+    assert_eq!(
+        found(&sb, &["second line ✓"]).len(),
+        1,
+        "unicode and text after a line break"
+    );
+    assert_eq!(
+        found(&sb, &["100%"]),
+        Vec::<String>::new(),
+        "LIKE wildcards are plain text"
+    );
+    // Parameters, not SQL: the text is found and the table is still there.
+    assert_eq!(
+        found(&sb, &["'; DROP TABLE commands; --"]),
+        ["'; DROP TABLE commands; --"]
+    );
+    assert_eq!(found(&sb, &[]).len(), 9);
+}
+
+#[test]
+fn times_are_read_in_any_zone() {
+    let sb = history();
+    // 12:05 at +02:00 is 10:05 UTC.
+    assert_eq!(
+        found(&sb, &["--since", "2026-11-25T12:05:00+02:00"]).len(),
+        4
+    );
+    // A date alone is local midnight: in Tokyo (+09:00) 2026-11-25 starts at 15:00 UTC the day before.
+    let in_tokyo = |since: &str| {
+        let out = sb
+            .cmd()
+            .env("TZ", "Asia/Tokyo")
+            .args(["search", "--since", since, "--format", "jsonl"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().lines().count()
+    };
+    assert_eq!(in_tokyo("2026-11-25"), 9);
+    assert_eq!(
+        in_tokyo("2026-11-25 19:07"),
+        2,
+        "19:07 in Tokyo is 10:07 UTC"
+    );
+    // Relative forms reach back from now; this history is from today, 10:00 UTC.
+    assert_eq!(
+        found(&sb, &["--since", "3 days ago"]).len() + found(&sb, &["--until", "3 days ago"]).len(),
+        9
+    );
+}
+
+#[test]
+fn bad_input_is_one_line_naming_the_value_with_exit_2() {
+    let sb = history();
+    for (args, needle) in [
+        (vec!["--regex", "(unclosed"], "invalid regex \"(unclosed\""),
+        (vec!["--since", "last blue moon"], "last blue moon"),
+        (vec!["--min-duration", "fast"], "fast"),
+    ] {
+        let out = search(&sb, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{stderr}");
+        assert!(out.stdout.is_empty());
+        if args[0] == "--regex" {
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        }
+    }
+}
+
+#[test]
+fn no_match_prints_nothing_and_exits_1() {
+    let sb = history();
+    for format in ["table", "json", "csv", "cmd"] {
+        let out = search(&sb, &["no such command anywhere", "--format", format]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    }
 }
 
 #[test]
@@ -33,76 +411,252 @@ fn without_a_database_it_says_so_in_one_line_and_exits_2() {
     );
 }
 
+const TRICKY: &str = "echo \"a,b\" 'c\td'\nsecond line ✓";
+
 #[test]
-fn json_has_every_field_and_the_exact_text() {
-    let sb = Sandbox::new();
-    let tricky = "echo \"a,b\" 'c\td'\nsecond line ✓";
-    record(&sb, 1, tricky.as_bytes(), "0");
-    record(&sb, 2, b"bad \xff byte", "1");
-    let out = sb.cmd().args(["search", "--json"]).output().unwrap();
-    assert!(out.status.success());
+fn every_format_reads_back_with_the_exact_text() {
+    let sb = history();
+    // JSON: every field.
+    let out = search(&sb, &["second", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rows = json.as_array().unwrap();
-    assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0]["command"], tricky);
-    assert_eq!(rows[0]["exit_status"], 0);
-    assert_eq!(rows[0]["shell"], "zsh");
-    assert_eq!(rows[0]["seq"], 1);
-    assert!(rows[0]["started_at"].as_str().unwrap().ends_with('Z'));
-    assert!(rows[0].get("command_bytes_hex").is_none());
-    assert_eq!(rows[1]["command_bytes_hex"], "62616420ff2062797465");
+    let row = &json[0];
+    assert_eq!(row["command"], TRICKY);
+    assert_eq!(row["started_at"], "2026-11-25T10:04:00.000000Z");
+    assert_eq!(row["tmux_pane"], "%2");
     for field in [
+        "id",
+        "exit_status",
+        "duration_ms",
         "cwd",
         "user",
         "uid",
         "host",
+        "shell",
         "shell_session",
+        "seq",
         "tty",
-        "tmux_pane",
-        "duration_ms",
+        "tmux_socket",
+        "tmux_server_pid",
+        "tmux_session_id",
+        "recorded_at",
         "login_uid",
+        "sudo_user",
+        "ssh_connection",
     ] {
-        assert!(rows[0].get(field).is_some(), "missing {field}");
+        assert!(row.get(field).is_some(), "missing {field}");
     }
+    // JSON lines.
+    let out = search(&sb, &["second", "--format", "jsonl"]);
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["command"], TRICKY);
+    // CSV: quotes, commas, tabs and line breaks survive a real CSV reader.
+    let out = search(&sb, &["--format", "csv", "--all"]);
+    let mut reader = csv::Reader::from_reader(&out.stdout[..]);
+    let headers = reader.headers().unwrap().clone();
+    let command = headers.iter().position(|h| h == "command").unwrap();
+    let commands: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[command].to_string())
+        .collect();
+    assert_eq!(commands.len(), 9);
+    assert!(commands.contains(&TRICKY.to_string()));
+    assert!(commands.contains(&"'; DROP TABLE commands; --".to_string()));
+    // TSV: one line per record, escapes undone give the text back.
+    let out = search(&sb, &["second", "--format", "tsv"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<_> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "header and one record: {text}");
+    let column = lines[0].split('\t').position(|h| h == "command").unwrap();
+    let field = lines[1].split('\t').nth(column).unwrap();
+    let unescaped = field
+        .replace("\\n", "\n")
+        .replace("\\t", "\t")
+        .replace("\\r", "\r")
+        .replace("\\\\", "\\");
+    assert_eq!(unescaped, TRICKY);
+    // Command text only, NUL-separated for xargs -0 / fzf --read0.
+    let out = search(&sb, &["--cwd", "/srv/web", "--format", "cmd", "-0"]);
+    let parts: Vec<_> = out.stdout.split(|b| *b == 0).collect();
+    assert_eq!(parts.len(), 4);
+    assert_eq!(parts[1], TRICKY.as_bytes());
 }
 
 #[test]
-fn the_table_shows_newest_last_escapes_control_characters_and_has_no_colour_off_a_terminal() {
-    let sb = Sandbox::new();
-    record(&sb, 1, b"echo one", "0");
-    record(&sb, 2, b"printf '\x1b[31mred\x1b[0m'\nsecond", "3");
-    let out = sb.cmd().args(["search"]).output().unwrap();
-    assert!(out.status.success());
-    let table = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        !table.contains('\x1b'),
-        "no raw escapes, no colour:\n{table}"
-    );
-    assert!(
-        table.contains(r"printf '\x1b[31mred\x1b[0m'⏎second"),
-        "{table}"
-    );
-    let one = table.find("echo one").unwrap();
-    let two = table.find("printf").unwrap();
-    assert!(one < two, "oldest first:\n{table}");
-
-    let out = sb.cmd().args(["search", "-n", "1"]).output().unwrap();
-    let table = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        !table.contains("echo one") && table.contains("printf"),
-        "{table}"
-    );
-}
-
-#[test]
-fn an_empty_database_prints_nothing_and_exits_1() {
-    let sb = Sandbox::new();
-    record(&sb, 1, b"true", "0");
-    rusqlite::Connection::open(&sb.db)
-        .unwrap()
-        .execute("DELETE FROM commands", [])
+fn the_table_matches_its_snapshot() {
+    let sb = history();
+    let out = sb
+        .cmd()
+        .env("TZ", "UTC")
+        .env("COLUMNS", "110")
+        .env("HOME", "/home/me")
+        .args(["search", "--all"])
+        .output()
         .unwrap();
-    let out = sb.cmd().arg("search").output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    snapshot("search_table.txt", &String::from_utf8(out.stdout).unwrap());
+}
+
+#[test]
+fn a_narrow_terminal_gets_a_narrow_table_and_colour_only_without_no_color() {
+    let sb = history();
+    let db = sb.db.display().to_string();
+    let bin = sb.bin.display().to_string();
+    let (tmux, pane) = Tmux::start(&sb, &sb.shell(Shell::Bash, &Rc::default()));
+    pane.ready();
+    tmux.run(&["resize-window", "-x", "60", "-y", "30"]);
+    pane.line(&format!(
+        "clear; TMUX_AUDIT_DB={db} '{bin}' search --failed; echo DONE-'1'"
+    ));
+    pane.wait_for("DONE-1", 1);
+    let screen = tmux.run(&["capture-pane", "-p", "-e", "-t", &pane.id]);
+    let table: Vec<_> = screen
+        .lines()
+        .filter(|l| l.contains('│') || l.contains('┆'))
+        .collect();
+    assert!(!table.is_empty(), "{screen}");
+    for line in &table {
+        let visible = strip_escapes(line);
+        assert!(
+            visible.chars().count() <= 60,
+            "wider than the terminal: {visible}"
+        );
+    }
+    assert!(screen.contains("\x1b["), "colour on a terminal:\n{screen}");
+
+    pane.line(&format!(
+        "clear; NO_COLOR=1 TMUX_AUDIT_DB={db} '{bin}' search --failed; echo DONE-'2'"
+    ));
+    pane.wait_for("DONE-2", 1);
+    let screen = tmux.run(&["capture-pane", "-p", "-e", "-t", &pane.id]);
+    let table: String = screen.lines().filter(|l| l.contains('┆')).collect();
+    assert!(
+        !table.is_empty() && !table.contains("\x1b["),
+        "NO_COLOR:\n{screen}"
+    );
+}
+
+fn strip_escapes(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_table_escapes_control_characters() {
+    let sb = Sandbox::new();
+    record(
+        &sb,
+        Rec {
+            command: b"printf '\x1b[31mred\x1b[0m'",
+            session: "b",
+            seq: 1,
+            exit: 0,
+            start: T0,
+            duration: 1,
+            cwd: "/",
+            pane: None,
+        },
+    );
+    let out = search(&sb, &[]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(!table.contains('\x1b'), "{table}");
+    assert!(table.contains(r"printf '\x1b[31mred\x1b[0m'"), "{table}");
+}
+
+fn report(sb: &Sandbox, args: &[&str]) -> Output {
+    sb.cmd()
+        .env("TZ", "UTC")
+        .env("COLUMNS", "160")
+        .env("HOME", "/home/me")
+        .arg("report")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn report_groups_counts_and_matches_its_snapshot() {
+    let sb = history();
+    let out = report(&sb, &[]);
+    assert!(out.status.success(), "{out:?}");
+    snapshot(
+        "report_by_pane.txt",
+        &String::from_utf8(out.stdout).unwrap(),
+    );
+    let out = report(&sb, &["--by", "command", "--top", "3"]);
+    snapshot(
+        "report_by_command_top3.txt",
+        &String::from_utf8(out.stdout).unwrap(),
+    );
+}
+
+#[test]
+fn report_json_and_csv_carry_every_figure() {
+    let sb = history();
+    let out = report(&sb, &["--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "two panes and one shell outside tmux");
+    let pane2 = rows.iter().find(|r| r["group"] == "%2").unwrap();
+    assert_eq!(pane2["commands"], 3);
+    assert_eq!(pane2["failures"], 1);
+    assert_eq!(pane2["failure_percent"], 33.3);
+    assert_eq!(pane2["longest_ms"], 2_000_000.0);
+    assert_eq!(pane2["top_cwd"], "/srv/web");
+    assert_eq!(pane2["first"], "2026-11-25T10:03:00.000000Z");
+    assert_eq!(pane2["tmux_server"], "work:4242");
+
+    let out = report(&sb, &["--by", "day", "--format", "csv"]);
+    let mut reader = csv::Reader::from_reader(&out.stdout[..]);
+    let records: Vec<_> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(&records[0][0], "2026-11-25");
+
+    // The same filters as search narrow what is counted.
+    let out = report(&sb, &["--by", "cwd", "--failed", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let groups: Vec<_> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["group"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(groups, ["/home/me", "/srv/api", "/srv/web"]);
+    // Most failing first.
+    let out = report(&sb, &["--by", "shell", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "--by takes only what it knows");
+    let out = report(
+        &sb,
+        &["--by", "user", "--sort", "failures", "--format", "json"],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["failures"], 3);
+}
+
+/// Compares with `tests/it/snapshots/NAME`; `UPDATE_SNAPSHOTS=1` rewrites it.
+fn snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/snapshots")
+        .join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("no snapshot {name}; run with UPDATE_SNAPSHOTS=1"));
+    assert!(
+        expected == actual,
+        "{name} differs from its snapshot:\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
 }
