@@ -67,7 +67,9 @@ fn record(sb: &Sandbox, r: Rec<'_>) {
 /// A small history: two panes of one tmux server and a shell outside tmux.
 fn history() -> Sandbox {
     let sb = Sandbox::new();
-    let rows: [(&[u8], &str, i64, i64, i64, &str, Option<&str>); 9] = [
+    // command, shell session, exit status, minute, duration (ms), cwd, pane
+    type Row<'a> = (&'a [u8], &'a str, i64, i64, i64, &'a str, Option<&'a str>);
+    let rows: [Row; 9] = [
         (b"git status", "b1", 0, 0, 100, "/srv/api", Some("%1")),
         (b"make test", "b1", 2, 1, 65_000, "/srv/api", Some("%1")),
         (
