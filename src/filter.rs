@@ -86,7 +86,7 @@ fn parse_when(input: &str) -> Result<DateTime<Utc>, String> {
 
 /// SQL conditions over the `commands` table, joined with AND, and their
 /// parameters in order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Conditions {
     pub clauses: Vec<String>,
     pub params: Vec<Value>,
@@ -266,52 +266,51 @@ pub fn smart_case_sensitive(pattern: &str) -> bool {
     pattern.chars().any(char::is_uppercase)
 }
 
-/// Adds the conditions for `pattern`. Substrings of three characters or
-/// more go through the trigram index (`commands_fts`), which matches
-/// case-insensitively; a case-sensitive search then checks the text itself.
-pub fn pattern_conditions(c: &mut Conditions, pattern: &str, kind: MatchKind) {
+/// The ways to find a pattern: `indexed` uses the trigram index when the
+/// pattern is long enough; `scan` (when there is an index plan) reads the
+/// text of the newest rows instead, which finds a common pattern's newest
+/// matches sooner than collecting all of its matches from the index.
+#[derive(Debug)]
+pub struct PatternPlan {
+    pub indexed: Conditions,
+    pub scan: Option<Conditions>,
+}
+
+/// Conditions for `pattern` on top of `filters`. Substrings of three
+/// characters or more go through the trigram index (`commands_fts`), which
+/// matches case-insensitively; a case-sensitive search then checks the text
+/// itself.
+pub fn pattern_plan(filters: Conditions, pattern: &str, kind: MatchKind) -> PatternPlan {
     let sensitive = smart_case_sensitive(pattern);
-    let indexed = pattern.chars().count() >= 3 && kind != MatchKind::Regex;
-    if indexed {
-        // An FTS5 phrase: the trigrams of the pattern, in order.
-        let phrase = format!("\"{}\"", pattern.replace('"', "\"\""));
-        c.push(
-            "id IN (SELECT rowid FROM commands_fts WHERE commands_fts MATCH ?)",
-            [text(phrase)],
-        );
-    }
-    let like = |s: &str| {
-        s.replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    };
-    match (kind, sensitive) {
-        (MatchKind::Substring, false) if indexed => {}
-        (MatchKind::Substring, false) => c.push(
-            "command LIKE ? ESCAPE '\\'",
-            [text(format!("%{}%", like(pattern)))],
-        ),
-        (MatchKind::Substring, true) => c.push("instr(command, ?) > 0", [text(pattern)]),
-        (MatchKind::Exact, false) => c.push("command LIKE ? ESCAPE '\\'", [text(like(pattern))]),
-        (MatchKind::Exact, true) => c.push("command = ?", [text(pattern)]),
-        (MatchKind::Prefix, false) => c.push(
-            "command LIKE ? ESCAPE '\\'",
-            [text(format!("{}%", like(pattern)))],
-        ),
-        (MatchKind::Prefix, true) => c.push(
+    let like = |s: &str| s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    // The condition on the text alone.
+    let (clause, params): (&str, Vec<Value>) = match (kind, sensitive) {
+        (MatchKind::Substring, false) => ("command LIKE ? ESCAPE '\\'", vec![text(format!("%{}%", like(pattern)))]),
+        (MatchKind::Substring, true) => ("instr(command, ?) > 0", vec![text(pattern)]),
+        (MatchKind::Exact, false) => ("command LIKE ? ESCAPE '\\'", vec![text(like(pattern))]),
+        (MatchKind::Exact, true) => ("command = ?", vec![text(pattern)]),
+        (MatchKind::Prefix, false) => ("command LIKE ? ESCAPE '\\'", vec![text(format!("{}%", like(pattern)))]),
+        (MatchKind::Prefix, true) => (
             "substr(command, 1, ?) = ?",
-            [
-                Value::Integer(pattern.chars().count() as i64),
-                text(pattern),
-            ],
+            vec![Value::Integer(pattern.chars().count() as i64), text(pattern)],
         ),
         (MatchKind::Regex, _) => {
-            let regex = if sensitive {
-                pattern.to_string()
-            } else {
-                format!("(?i){pattern}")
-            };
-            c.push("command REGEXP ?", [text(regex)]);
+            let regex = if sensitive { pattern.to_string() } else { format!("(?i){pattern}") };
+            ("command REGEXP ?", vec![text(regex)])
         }
+    };
+    let mut scan = filters.clone();
+    scan.push(clause, params.clone());
+    if pattern.chars().count() < 3 || kind == MatchKind::Regex {
+        return PatternPlan { indexed: scan, scan: None };
     }
+    let mut indexed = filters;
+    // An FTS5 phrase: the trigrams of the pattern, in order.
+    let phrase = format!("\"{}\"", pattern.replace('"', "\"\""));
+    indexed.push("id IN (SELECT rowid FROM commands_fts WHERE commands_fts MATCH ?)", [text(phrase)]);
+    // The index folds case for all of Unicode; LIKE only for ASCII.
+    if !(kind == MatchKind::Substring && !sensitive) {
+        indexed.push(clause, params);
+    }
+    PatternPlan { indexed, scan: pattern.is_ascii().then_some(scan) }
 }

@@ -8,13 +8,14 @@ use regex::Regex;
 use super::{Exit, Run};
 use crate::cli::{Format, Search};
 use crate::db::{Database, SearchQuery};
-use crate::filter::{pattern_conditions, smart_case_sensitive, MatchKind};
+use crate::filter::{pattern_plan, smart_case_sensitive, MatchKind};
 use crate::paths;
 use crate::render;
 
 impl Run for Search {
     fn run(&self) -> Result<Exit> {
         let mut conditions = self.filters.conditions()?;
+        let mut scan_first = None;
         if let Some(pattern) = self.pattern.as_deref().filter(|p| !p.is_empty()) {
             let kind = match (self.exact, self.prefix, self.regex) {
                 (true, _, _) => MatchKind::Exact,
@@ -25,13 +26,16 @@ impl Run for Search {
             if kind == MatchKind::Regex {
                 check_regex(pattern)?;
             }
-            pattern_conditions(&mut conditions, pattern, kind);
+            let plan = pattern_plan(conditions, pattern, kind);
+            conditions = plan.indexed;
+            scan_first = plan.scan;
         }
         let path = paths::database(self.db.path.as_deref())?;
         let db = Database::open_existing(&path)?;
         db.enable_regexp()?;
         let query = SearchQuery {
             conditions,
+            scan_first,
             limit: (!self.all).then_some(self.limit),
             unique: self.unique,
         };

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use regex::Regex;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Row, TransactionBehavior};
+use rusqlite::{params, params_from_iter, OptionalExtension, Row, TransactionBehavior};
 
 use super::{Database, DbError, StoredCommand};
 use crate::filter::Conditions;
@@ -17,13 +17,20 @@ const COLUMNS: &str = "id, recorded_at_us, command, command_raw, exit_status, st
     tty, ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane";
 
 /// What to find: conditions from the filters and pattern, how many, and
-/// whether to keep only the newest of each distinct command.
+/// whether to keep only the newest of each distinct command. `scan_first`:
+/// the same search without the text index, tried first on the newest rows.
 #[derive(Debug, Default)]
 pub struct SearchQuery {
     pub conditions: Conditions,
+    pub scan_first: Option<Conditions>,
     pub limit: Option<usize>,
     pub unique: bool,
 }
+
+/// How many of the newest rows a search reads directly before it asks the
+/// text index: enough for a common word's newest matches, few enough to
+/// cost a rare word's search only milliseconds.
+const SCAN_WINDOW: i64 = 20_000;
 
 /// How `report` groups commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -150,6 +157,31 @@ impl Database {
 
     /// Matching commands, newest first.
     pub fn search(&self, query: &SearchQuery) -> Result<Vec<StoredCommand>, DbError> {
+        if let (Some(scan), Some(limit), false) = (&query.scan_first, query.limit, query.unique) {
+            // Where the window of the newest rows starts; None: it holds every row.
+            let floor: Option<i64> = self
+                .conn
+                .query_row(
+                    "SELECT started_at_us FROM commands ORDER BY started_at_us DESC LIMIT 1 OFFSET ?",
+                    [SCAN_WINDOW],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let mut window = scan.clone();
+            if let Some(floor) = floor {
+                window.clauses.push("started_at_us > ?".into());
+                window.params.push(Value::Integer(floor));
+            }
+            let found = self.select(&window, false, Some(limit))?;
+            if found.len() == limit || floor.is_none() {
+                return Ok(found);
+            }
+        }
+        self.select(&query.conditions, query.unique, query.limit)
+    }
+
+    fn select(&self, conditions: &Conditions, unique: bool, limit: Option<usize>) -> Result<Vec<StoredCommand>, DbError> {
+        let query = SearchQuery { conditions: conditions.clone(), scan_first: None, limit, unique };
         let where_sql = query.conditions.where_sql();
         let mut params = query.conditions.params.clone();
         let from = if query.unique {
