@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 mod common;
 use common::fill;
 
-
 fn main() {
     let rows: usize = env_or("ROWS", 1_000_000);
     let runs: usize = env_or("RUNS", 500);
@@ -147,4 +146,3 @@ fn spawn_once(mut cmd: Command, stdin: &[u8]) -> (Duration, i64, bool) {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
     )
 }
-

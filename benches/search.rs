@@ -16,7 +16,16 @@ fn main() {
     let db = dir.path().join("big.db");
     // The schema comes from the real recorder.
     let status = Command::new(env!("CARGO_BIN_EXE_tmux-audit"))
-        .args(["record", "--shell", "bash", "--session", "setup", "--seq", "1", "--text-unavailable"])
+        .args([
+            "record",
+            "--shell",
+            "bash",
+            "--session",
+            "setup",
+            "--seq",
+            "1",
+            "--text-unavailable",
+        ])
         .env("TMUX_AUDIT_DB", &db)
         .stdin(Stdio::null())
         .status()
@@ -29,18 +38,32 @@ fn main() {
     // Start times in the generated history run from 2023-11-14T22:13:20Z,
     // 2.5 s apart on average: --since keeps roughly the newest tenth.
     let since_secs = 1_700_000_000 + (rows as f64 * 2.5 * 0.9) as i64;
-    let since = chrono::DateTime::from_timestamp(since_secs, 0).unwrap().to_rfc3339();
+    let since = chrono::DateTime::from_timestamp(since_secs, 0)
+        .unwrap()
+        .to_rfc3339();
     let queries: &[(&str, &[&str])] = &[
         ("substring, default limit", &["search", "git"]),
         ("rare term", &["search", "frobnicator"]),
-        ("--pane + --since", &["search", "--pane", "%7", "--since", &since]),
+        (
+            "--pane + --since",
+            &["search", "--pane", "%7", "--since", &since],
+        ),
         ("--regex", &["search", "--regex", r"kubectl .* -n prod\w+"]),
-        ("--failed --cwd-under", &["search", "--failed", "--cwd-under", "/home/bob/src"]),
+        (
+            "--failed --cwd-under",
+            &["search", "--failed", "--cwd-under", "/home/bob/src"],
+        ),
         ("report --by pane", &["report", "--by", "pane"]),
-        ("report --by command --top 20", &["report", "--by", "command", "--top", "20"]),
+        (
+            "report --by command --top 20",
+            &["report", "--by", "command", "--top", "20"],
+        ),
     ];
     println!("tmux-audit at {rows} rows: {runs} runs per query, whole process, output to a pipe");
-    println!("{:<32} {:>10} {:>10} {:>10}", "query", "median", "min", "max");
+    println!(
+        "{:<32} {:>10} {:>10} {:>10}",
+        "query", "median", "min", "max"
+    );
     for (label, args) in queries {
         let mut times: Vec<Duration> = (0..runs)
             .map(|_| {
@@ -53,17 +76,29 @@ fn main() {
                     .unwrap();
                 let took = start.elapsed();
                 // 0: found, 1: nothing found; both are answers.
-                assert!(out.status.code().is_some_and(|c| c < 2), "{label}: {}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.code().is_some_and(|c| c < 2),
+                    "{label}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 took
             })
             .collect();
         times.sort();
-        println!("{label:<32} {:>10} {:>10} {:>10}", ms(times[times.len() / 2]), ms(times[0]), ms(times[times.len() - 1]));
+        println!(
+            "{label:<32} {:>10} {:>10} {:>10}",
+            ms(times[times.len() / 2]),
+            ms(times[0]),
+            ms(times[times.len() - 1])
+        );
     }
 }
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn ms(d: Duration) -> String {

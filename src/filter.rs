@@ -282,35 +282,61 @@ pub struct PatternPlan {
 /// itself.
 pub fn pattern_plan(filters: Conditions, pattern: &str, kind: MatchKind) -> PatternPlan {
     let sensitive = smart_case_sensitive(pattern);
-    let like = |s: &str| s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let like = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    };
     // The condition on the text alone.
     let (clause, params): (&str, Vec<Value>) = match (kind, sensitive) {
-        (MatchKind::Substring, false) => ("command LIKE ? ESCAPE '\\'", vec![text(format!("%{}%", like(pattern)))]),
+        (MatchKind::Substring, false) => (
+            "command LIKE ? ESCAPE '\\'",
+            vec![text(format!("%{}%", like(pattern)))],
+        ),
         (MatchKind::Substring, true) => ("instr(command, ?) > 0", vec![text(pattern)]),
         (MatchKind::Exact, false) => ("command LIKE ? ESCAPE '\\'", vec![text(like(pattern))]),
         (MatchKind::Exact, true) => ("command = ?", vec![text(pattern)]),
-        (MatchKind::Prefix, false) => ("command LIKE ? ESCAPE '\\'", vec![text(format!("{}%", like(pattern)))]),
+        (MatchKind::Prefix, false) => (
+            "command LIKE ? ESCAPE '\\'",
+            vec![text(format!("{}%", like(pattern)))],
+        ),
         (MatchKind::Prefix, true) => (
             "substr(command, 1, ?) = ?",
-            vec![Value::Integer(pattern.chars().count() as i64), text(pattern)],
+            vec![
+                Value::Integer(pattern.chars().count() as i64),
+                text(pattern),
+            ],
         ),
         (MatchKind::Regex, _) => {
-            let regex = if sensitive { pattern.to_string() } else { format!("(?i){pattern}") };
+            let regex = if sensitive {
+                pattern.to_string()
+            } else {
+                format!("(?i){pattern}")
+            };
             ("command REGEXP ?", vec![text(regex)])
         }
     };
     let mut scan = filters.clone();
     scan.push(clause, params.clone());
     if pattern.chars().count() < 3 || kind == MatchKind::Regex {
-        return PatternPlan { indexed: scan, scan: None };
+        return PatternPlan {
+            indexed: scan,
+            scan: None,
+        };
     }
     let mut indexed = filters;
     // An FTS5 phrase: the trigrams of the pattern, in order.
     let phrase = format!("\"{}\"", pattern.replace('"', "\"\""));
-    indexed.push("id IN (SELECT rowid FROM commands_fts WHERE commands_fts MATCH ?)", [text(phrase)]);
+    indexed.push(
+        "id IN (SELECT rowid FROM commands_fts WHERE commands_fts MATCH ?)",
+        [text(phrase)],
+    );
     // The index folds case for all of Unicode; LIKE only for ASCII.
     if !(kind == MatchKind::Substring && !sensitive) {
         indexed.push(clause, params);
     }
-    PatternPlan { indexed, scan: pattern.is_ascii().then_some(scan) }
+    PatternPlan {
+        indexed,
+        scan: pattern.is_ascii().then_some(scan),
+    }
 }

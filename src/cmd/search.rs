@@ -31,8 +31,12 @@ impl Run for Search {
             scan_first = plan.scan;
         }
         let path = paths::database(self.db.path.as_deref())?;
-        let db = Database::open_existing(&path)?;
+        let mut db = Database::open_existing(&path)?;
         db.enable_regexp()?;
+        if scan_first.is_some() && !db.update_search_index() {
+            // The index is behind: read the text itself.
+            conditions = scan_first.take().unwrap_or_default();
+        }
         let query = SearchQuery {
             conditions,
             scan_first,

@@ -155,6 +155,27 @@ impl Database {
         Ok(())
     }
 
+    /// Adds the text of the rows recorded since the last search to the
+    /// trigram index, and says whether the index now covers every row. It
+    /// cannot when the database is read-only or another process holds the
+    /// write lock; searches then read the text itself, which is slower but
+    /// finds the same rows, so the reason is not worth an error.
+    pub fn update_search_index(&mut self) -> bool {
+        let mut update = || -> rusqlite::Result<()> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO commands_fts (rowid, command)
+                 SELECT id, command FROM commands WHERE id > (SELECT indexed_up_to FROM search_index_state)",
+                [],
+            )?;
+            tx.execute("UPDATE search_index_state SET indexed_up_to = (SELECT coalesce(max(id), 0) FROM commands)", [])?;
+            tx.commit()
+        };
+        update().is_ok()
+    }
+
     /// Matching commands, newest first.
     pub fn search(&self, query: &SearchQuery) -> Result<Vec<StoredCommand>, DbError> {
         if let (Some(scan), Some(limit), false) = (&query.scan_first, query.limit, query.unique) {
@@ -180,8 +201,18 @@ impl Database {
         self.select(&query.conditions, query.unique, query.limit)
     }
 
-    fn select(&self, conditions: &Conditions, unique: bool, limit: Option<usize>) -> Result<Vec<StoredCommand>, DbError> {
-        let query = SearchQuery { conditions: conditions.clone(), scan_first: None, limit, unique };
+    fn select(
+        &self,
+        conditions: &Conditions,
+        unique: bool,
+        limit: Option<usize>,
+    ) -> Result<Vec<StoredCommand>, DbError> {
+        let query = SearchQuery {
+            conditions: conditions.clone(),
+            scan_first: None,
+            limit,
+            unique,
+        };
         let where_sql = query.conditions.where_sql();
         let mut params = query.conditions.params.clone();
         let from = if query.unique {

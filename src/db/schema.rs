@@ -10,6 +10,7 @@ use super::DbError;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_commands.sql"),
     include_str!("migrations/0002_search.sql"),
+    include_str!("migrations/0003_lazy_search_index.sql"),
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -395,6 +395,10 @@ fn bash_keeps_a_string_prompt_command_and_its_status() {
     let status = s.file("status");
     s.run(&Shell::Bash.status_line(&status));
     assert_eq!(s.read_when_written(&status).trim(), "5 5");
+    // The user's hook runs after ours has recorded: wait for its fourth line.
+    s.sb.wait_rows("the user's hook", |_| {
+        fs::read_to_string(&marks).is_ok_and(|m| m.lines().count() >= 4)
+    });
     let seen = fs::read_to_string(&marks).unwrap();
     assert_eq!(
         seen.lines().collect::<Vec<_>>(),
