@@ -332,7 +332,7 @@ pub fn pattern_plan(filters: Conditions, pattern: &str, kind: MatchKind) -> Patt
         [text(phrase)],
     );
     // The index folds case for all of Unicode; LIKE only for ASCII.
-    if !(kind == MatchKind::Substring && !sensitive) {
+    if kind != MatchKind::Substring || sensitive {
         indexed.push(clause, params);
     }
     PatternPlan {
