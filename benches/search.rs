@@ -3,6 +3,7 @@
 //!
 //!     cargo bench --bench search          # 1,000,000 rows, 30 runs per query
 //!     ROWS=100000 RUNS=10 cargo bench --bench search
+//!     KEEP_DB=/tmp/big.db cargo bench --bench search   # and keep the database
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +14,9 @@ fn main() {
     let rows: usize = env_or("ROWS", 1_000_000);
     let runs: usize = env_or("RUNS", 30);
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("big.db");
+    // KEEP_DB=path: build the database there and leave it, for profiling.
+    let db =
+        std::env::var_os("KEEP_DB").map_or(dir.path().join("big.db"), std::path::PathBuf::from);
     // The schema comes from the real recorder.
     let status = Command::new(env!("CARGO_BIN_EXE_tmux-audit"))
         .args([

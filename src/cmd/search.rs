@@ -33,9 +33,15 @@ impl Run for Search {
         let path = paths::database(self.db.path.as_deref())?;
         let mut db = Database::open_existing(&path)?;
         db.enable_regexp()?;
-        if scan_first.is_some() && !db.update_search_index() {
-            // The index is behind: read the text itself.
-            conditions = scan_first.take().unwrap_or_default();
+        if scan_first.is_some() {
+            if db.update_search_index() {
+                // Indexing many new rows can leave a large WAL for every
+                // later process to re-read.
+                db.fold_wal();
+            } else {
+                // The index is behind: read the text itself.
+                conditions = scan_first.take().unwrap_or_default();
+            }
         }
         let query = SearchQuery {
             conditions,

@@ -1,6 +1,7 @@
 //! The queries: storing a command, finding commands, counting them.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use regex::Regex;
 use rusqlite::functions::FunctionFlags;
@@ -46,27 +47,6 @@ pub enum GroupBy {
     Day,
     /// One row per distinct command text.
     Command,
-}
-
-impl GroupBy {
-    /// The SQL expression that names a group.
-    fn key_sql(self) -> &'static str {
-        match self {
-            GroupBy::Pane => {
-                "CASE WHEN tmux_pane IS NULL THEN 'shell ' || shell_session \
-                 ELSE tmux_socket || ',' || tmux_server_pid || ',' || tmux_pane END"
-            }
-            GroupBy::Session => {
-                "CASE WHEN tmux_socket IS NULL THEN '' \
-                 ELSE tmux_socket || ',' || tmux_server_pid || ',' || tmux_session_id END"
-            }
-            GroupBy::User => "user",
-            GroupBy::Host => "host",
-            GroupBy::Cwd => "cwd",
-            GroupBy::Day => "date(started_at_us / 1000000, 'unixepoch', 'localtime')",
-            GroupBy::Command => "command",
-        }
-    }
 }
 
 /// One group of a report.
@@ -234,77 +214,87 @@ impl Database {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Commands grouped, counted and timed; groups with the most commands first.
+    /// Commands grouped, counted and timed; groups with the most commands
+    /// first. One pass over the matching rows, reading only the columns a
+    /// report shows and counting in memory: a GROUP BY per figure would
+    /// sort the whole table once for each.
     pub fn report(&self, by: GroupBy, conditions: &Conditions) -> Result<Vec<ReportRow>, DbError> {
-        let key = by.key_sql();
-        let where_sql = conditions.where_sql();
         let sql = format!(
-            "SELECT {key} AS k, count(*), sum(exit_status <> 0), min(started_at_us), max(started_at_us),
-                    sum(duration_us), max(duration_us), min(tmux_pane), min(tmux_socket),
-                    min(tmux_server_pid), min(tmux_session_id), min(shell_session),
-                    group_concat(DISTINCT user), group_concat(DISTINCT host)
-             FROM commands {where_sql} GROUP BY k ORDER BY count(*) DESC, k"
-        );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params_from_iter(conditions.params.iter()), |r| {
-            Ok(ReportRow {
-                key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                commands: r.get(1)?,
-                failures: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
-                first_us: r.get(3)?,
-                last_us: r.get(4)?,
-                total_duration_us: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
-                longest_us: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
-                tmux_pane: r.get(7)?,
-                tmux_socket: r.get(8)?,
-                tmux_server_pid: r.get(9)?,
-                tmux_session_id: r.get(10)?,
-                shell_session: r.get(11)?,
-                users: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
-                hosts: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
-                top_cwd: None,
-                top_command: None,
-            })
-        })?;
-        let mut report: Vec<ReportRow> = rows.collect::<Result<_, _>>()?;
-        if by != GroupBy::Cwd {
-            let top = self.most_frequent(key, "cwd", conditions)?;
-            for row in &mut report {
-                row.top_cwd = top.get(&row.key).cloned();
-            }
-        }
-        if by != GroupBy::Command {
-            let top = self.most_frequent(key, "command", conditions)?;
-            for row in &mut report {
-                row.top_command = top.get(&row.key).cloned();
-            }
-        }
-        Ok(report)
-    }
-
-    /// For each group, the value of `column` seen most often.
-    fn most_frequent(
-        &self,
-        key: &str,
-        column: &str,
-        conditions: &Conditions,
-    ) -> Result<HashMap<String, String>, DbError> {
-        let sql = format!(
-            "SELECT k, {column} FROM (
-                SELECT {key} AS k, {column}, count(*) AS n,
-                       row_number() OVER (PARTITION BY {key} ORDER BY count(*) DESC, {column}) AS rank
-                FROM commands {} GROUP BY k, {column}
-             ) WHERE rank = 1",
+            "SELECT tmux_socket, tmux_server_pid, tmux_pane, tmux_session_id, shell_session, exit_status,
+                    started_at_us, duration_us, user, host, cwd, command
+             FROM commands {}",
             conditions.where_sql()
         );
         let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params_from_iter(conditions.params.iter()), |r| {
-            Ok((
-                r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                r.get::<_, String>(1)?,
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = stmt.query(params_from_iter(conditions.params.iter()))?;
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        let mut key = String::new();
+        while let Some(r) = rows.next()? {
+            let text = |i: usize| -> rusqlite::Result<Option<&str>> {
+                Ok(r.get_ref(i)?.as_str_or_null().unwrap_or(None))
+            };
+            let (socket, pid, pane, session_id, shell_session) = (
+                text(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                text(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                text(4)?.unwrap_or(""),
+            );
+            let started: i64 = r.get(6)?;
+            let (user, host, cwd, command) = (
+                text(8)?.unwrap_or(""),
+                text(9)?.unwrap_or(""),
+                text(10)?.unwrap_or(""),
+                text(11)?.unwrap_or(""),
+            );
+            key.clear();
+            match by {
+                GroupBy::Pane => match pane {
+                    Some(pane) => {
+                        let _ = write!(key, "{},{},{pane}", socket.unwrap_or(""), pid.unwrap_or(0));
+                    }
+                    None => {
+                        let _ = write!(key, "shell {shell_session}");
+                    }
+                },
+                GroupBy::Session => {
+                    if let Some(socket) = socket {
+                        let _ = write!(
+                            key,
+                            "{socket},{},{}",
+                            pid.unwrap_or(0),
+                            session_id.unwrap_or(0)
+                        );
+                    }
+                }
+                GroupBy::User => key.push_str(user),
+                GroupBy::Host => key.push_str(host),
+                GroupBy::Cwd => key.push_str(cwd),
+                GroupBy::Day => key.push_str(&local_day(started)),
+                GroupBy::Command => key.push_str(command),
+            }
+            let group = match groups.get_mut(key.as_str()) {
+                Some(group) => group,
+                None => groups.entry(key.clone()).or_insert_with(|| {
+                    Group::new(socket, pid, pane, session_id, shell_session, started)
+                }),
+            };
+            group.add(
+                r.get::<_, Option<i64>>(5)?.is_some_and(|s| s != 0),
+                started,
+                r.get::<_, Option<i64>>(7)?.unwrap_or(0),
+                user,
+                host,
+                (by != GroupBy::Cwd).then_some(cwd),
+                (by != GroupBy::Command).then_some(command),
+            );
+        }
+        let mut report: Vec<ReportRow> = groups
+            .into_iter()
+            .map(|(key, group)| group.finish(key))
+            .collect();
+        report.sort_by(|a, b| b.commands.cmp(&a.commands).then_with(|| a.key.cmp(&b.key)));
+        Ok(report)
     }
 }
 
@@ -336,4 +326,103 @@ fn stored_command(row: &Row<'_>) -> rusqlite::Result<StoredCommand> {
             tmux_pane: row.get("tmux_pane")?,
         },
     })
+}
+
+fn local_day(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// A report group being counted.
+struct Group {
+    row: ReportRow,
+    users: Vec<String>,
+    hosts: Vec<String>,
+    cwds: HashMap<String, u32>,
+    commands: HashMap<String, u32>,
+}
+
+impl Group {
+    fn new(
+        socket: Option<&str>,
+        pid: Option<i64>,
+        pane: Option<&str>,
+        session_id: Option<i64>,
+        shell_session: &str,
+        started: i64,
+    ) -> Group {
+        Group {
+            row: ReportRow {
+                tmux_socket: socket.map(str::to_string),
+                tmux_server_pid: pid,
+                tmux_pane: pane.map(str::to_string),
+                tmux_session_id: session_id,
+                shell_session: shell_session.to_string(),
+                first_us: started,
+                last_us: started,
+                ..ReportRow::default()
+            },
+            users: Vec::new(),
+            hosts: Vec::new(),
+            cwds: HashMap::new(),
+            commands: HashMap::new(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        failed: bool,
+        started: i64,
+        duration: i64,
+        user: &str,
+        host: &str,
+        cwd: Option<&str>,
+        command: Option<&str>,
+    ) {
+        let row = &mut self.row;
+        row.commands += 1;
+        row.failures += i64::from(failed);
+        row.first_us = row.first_us.min(started);
+        row.last_us = row.last_us.max(started);
+        row.total_duration_us += duration;
+        row.longest_us = row.longest_us.max(duration);
+        for (seen, value) in [(&mut self.users, user), (&mut self.hosts, host)] {
+            if !seen.iter().any(|s| s == value) {
+                seen.push(value.to_string());
+            }
+        }
+        for (counts, value) in [(&mut self.cwds, cwd), (&mut self.commands, command)] {
+            let Some(value) = value else { continue };
+            match counts.get_mut(value) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(value.to_string(), 1);
+                }
+            }
+        }
+    }
+
+    fn finish(mut self, key: String) -> ReportRow {
+        // The most frequent value; ties go to the one that sorts first.
+        let top = |counts: HashMap<String, u32>| {
+            counts
+                .into_iter()
+                .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+                .map(|(value, _)| value)
+        };
+        self.users.sort();
+        self.hosts.sort();
+        self.row.key = key;
+        self.row.users = self.users.join(",");
+        self.row.hosts = self.hosts.join(",");
+        self.row.top_cwd = top(self.cwds);
+        self.row.top_command = top(self.commands);
+        self.row
+    }
 }
