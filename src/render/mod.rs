@@ -8,6 +8,7 @@ use chrono::{DateTime, Local, SecondsFormat, Utc};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, Table};
 use serde::Serialize;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::db::StoredCommand;
 
@@ -22,35 +23,88 @@ pub fn use_colour() -> bool {
 /// ones cut with an ellipsis (only here: every other format has the full text).
 pub fn table(rows: &[StoredCommand], colour: bool) -> String {
     let mut table = new_table(colour);
-    table.set_header([
+    let header = [
         "time", "pane", "session", "exit", "duration", "cwd", "command",
-    ]);
+    ];
     let home = home();
-    for row in rows {
-        let r = &row.record;
-        let failed = r.exit_status.is_some_and(|s| s != 0);
-        let mut exit = Cell::new(r.exit_status.map_or("-".to_string(), |s| s.to_string()))
-            .set_alignment(CellAlignment::Right);
+    let mut lines: Vec<[String; 7]> = rows
+        .iter()
+        .map(|row| {
+            let r = &row.record;
+            [
+                local_time(r.started_at_us),
+                r.tmux_pane.clone().unwrap_or_else(|| "-".to_string()),
+                r.tmux_session_id
+                    .map_or("-".to_string(), |id| format!("${id}")),
+                r.exit_status.map_or("-".to_string(), |s| s.to_string()),
+                r.duration_us.map_or("-".to_string(), human_duration),
+                tilde(&r.cwd, home.as_deref()),
+                one_line(&r.command, COMMAND_WIDTH),
+            ]
+        })
+        .collect();
+    // The command takes what the other columns leave of the terminal's
+    // width, cut with an ellipsis (comfy-table would wrap it at a space
+    // and keep only the first piece).
+    if let Some(width) = table.width() {
+        let others: usize = (0..6)
+            .map(|i| {
+                lines
+                    .iter()
+                    .map(|l| l[i].width())
+                    .chain([header[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .sum();
+        // Each column has a border and a space either side; one more border closes the row.
+        let room = usize::from(width).saturating_sub(others + 3 * header.len() + 1);
+        if room >= 12 {
+            for line in &mut lines {
+                line[6] = cut_to_width(&line[6], room);
+            }
+        }
+    }
+    table.set_header(header);
+    for (line, row) in lines.into_iter().zip(rows) {
+        let failed = row.record.exit_status.is_some_and(|s| s != 0);
+        let [time, pane, session, exit, duration, cwd, command] = line;
+        let mut exit = Cell::new(exit).set_alignment(CellAlignment::Right);
         if failed && colour {
             exit = exit.fg(Color::Red);
         }
-        let mut line = comfy_table::Row::from(vec![
-            Cell::new(local_time(r.started_at_us)),
-            Cell::new(r.tmux_pane.as_deref().unwrap_or("-")),
-            Cell::new(
-                r.tmux_session_id
-                    .map_or("-".to_string(), |id| format!("${id}")),
-            ),
+        let mut cells = comfy_table::Row::from(vec![
+            Cell::new(time),
+            Cell::new(pane),
+            Cell::new(session),
             exit,
-            Cell::new(r.duration_us.map_or("-".to_string(), human_duration))
-                .set_alignment(CellAlignment::Right),
-            Cell::new(tilde(&r.cwd, home.as_deref())),
-            Cell::new(one_line(&r.command, COMMAND_WIDTH)),
+            Cell::new(duration).set_alignment(CellAlignment::Right),
+            Cell::new(cwd),
+            Cell::new(command),
         ]);
-        line.max_height(1);
-        table.add_row(line);
+        cells.max_height(1);
+        table.add_row(cells);
     }
     finish(table)
+}
+
+/// `text` in at most `width` terminal columns, an ellipsis marking a cut.
+fn cut_to_width(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
 }
 
 /// Longest command kept before the table cuts it to the terminal's width.
@@ -334,6 +388,13 @@ mod tests {
     fn control_characters_never_reach_the_terminal() {
         assert_eq!(one_line("a\nb\x1b[31mc\x07", 100), "a⏎b\\x1b[31mc\\x07");
         assert_eq!(one_line("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn cuts_count_terminal_columns() {
+        assert_eq!(cut_to_width("abcdef", 6), "abcdef");
+        assert_eq!(cut_to_width("abcdefg", 6), "abcde…");
+        assert_eq!(cut_to_width("日本語です", 6), "日本…");
     }
 
     #[test]
