@@ -5,6 +5,13 @@ use comfy_table::{Cell, CellAlignment, Color};
 use serde::Serialize;
 
 use super::{finish, home, human_duration, local_time, new_table, one_line, tilde, utc_time};
+
+/// Minutes are enough for a report's first and last times, and keep the table narrow.
+fn local_minute(us: i64) -> String {
+    let mut t = local_time(us);
+    t.truncate(16);
+    t
+}
 use crate::db::{GroupBy, ReportRow};
 
 /// A report row as JSON and CSV show it.
@@ -161,8 +168,8 @@ pub fn table(
         cells.extend([
             right(count(r.commands)),
             failed_cell(r.failures, r.commands),
-            Cell::new(local_time(r.first_us)),
-            Cell::new(local_time(r.last_us)),
+            Cell::new(local_minute(r.first_us)),
+            Cell::new(local_minute(r.last_us)),
             right(human_duration(r.total_duration_us)),
             right(human_duration(r.longest_us)),
         ]);
@@ -189,18 +196,15 @@ pub fn table(
     let failures: i64 = rows.iter().map(|r| r.failures).sum();
     let first = rows.iter().map(|r| r.first_us).min();
     let last = rows.iter().map(|r| r.last_us).max();
-    let mut totals = vec![Cell::new(format!(
-        "total ({} rows)",
-        count(rows.len() as i64)
-    ))];
+    let mut totals = vec![Cell::new("total")];
     if tmux_columns {
         totals.extend([Cell::new(""), Cell::new("")]);
     }
     totals.extend([
         right(count(commands)),
         failed_cell(failures, commands),
-        Cell::new(first.map(local_time).unwrap_or_default()),
-        Cell::new(last.map(local_time).unwrap_or_default()),
+        Cell::new(first.map(local_minute).unwrap_or_default()),
+        Cell::new(last.map(local_minute).unwrap_or_default()),
         right(human_duration(
             rows.iter().map(|r| r.total_duration_us).sum(),
         )),
@@ -208,10 +212,24 @@ pub fn table(
             rows.iter().map(|r| r.longest_us).max().unwrap_or(0),
         )),
     ]);
+    let mut totals = comfy_table::Row::from(totals);
+    totals.max_height(1);
     table.add_row(totals);
 
-    let from = period.0.or(first).map(local_time).unwrap_or_default();
-    let to = period.1.or(last).map(local_time).unwrap_or_default();
+    let from = period.0.or(first).map(local_minute).unwrap_or_default();
+    let to = period.1.or(last).map(local_minute).unwrap_or_default();
+    // Figures and times keep their width; the group name and the top
+    // directory and command give way on a narrow terminal.
+    let flexible = |name: &str| matches!(name, "top cwd" | "top command") || name == group_header;
+    let headers: Vec<String> = table
+        .header()
+        .map(|h| h.cell_iter().map(|c| c.content()).collect())
+        .unwrap_or_default();
+    for (column, name) in table.column_iter_mut().zip(headers) {
+        if !flexible(&name) {
+            column.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+        }
+    }
     let title = format!(
         "Commands by {group_header}, {from} to {to}: {} commands\n",
         count(commands)
