@@ -177,6 +177,7 @@ pub struct Search {
         long,
         default_value_t = 20,
         value_name = "N",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..),
         help_heading = "Output"
     )]
     pub limit: usize,

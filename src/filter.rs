@@ -2,7 +2,7 @@
 //! shares and the text pattern, turned into SQL conditions with parameters
 //! (never into SQL text: every value is bound).
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -141,10 +141,13 @@ impl Filters {
             }
         }
         if let Some(session) = &self.session {
-            let (id, socket) = session_id(session)?;
-            c.push("tmux_session_id = ?", [Value::Integer(id)]);
-            if let Some(socket) = socket {
-                c.push("tmux_socket = ?", [text(socket)]);
+            let session = session_ref(session)?;
+            c.push("tmux_session_id = ?", [Value::Integer(session.id)]);
+            if let Some((socket, pid)) = session.server {
+                c.push(
+                    "tmux_socket = ? AND tmux_server_pid = ?",
+                    [text(socket), Value::Integer(pid)],
+                );
             }
         }
         if let Some(socket) = &self.socket {
@@ -210,46 +213,79 @@ impl Filters {
     }
 }
 
+/// `dir` as the hooks record directories: absolute, from the shell's logical
+/// `$PWD` (symbolic links kept), with `.`, `..` and extra slashes tidied.
 fn absolute(dir: &Path) -> Result<String> {
-    let dir = if dir.is_absolute() {
-        dir.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .context("cannot find the current directory")?
-            .join(dir)
+    let base = match std::env::var_os("PWD") {
+        Some(pwd) if Path::new(&pwd).is_absolute() => PathBuf::from(pwd),
+        _ => std::env::current_dir().context("cannot find the current directory")?,
     };
-    let dir = dir.canonicalize().unwrap_or(dir);
-    dir.to_str()
+    let mut tidy = PathBuf::from("/");
+    for part in base.join(dir).components() {
+        match part {
+            Component::ParentDir => {
+                tidy.pop();
+            }
+            Component::Normal(name) => tidy.push(name),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    tidy.to_str()
         .map(str::to_string)
-        .with_context(|| format!("the directory is not UTF-8: {}", dir.display()))
+        .with_context(|| format!("the directory is not UTF-8: {}", tidy.display()))
 }
 
-/// A session id given as `$2` or `2`; a name is looked up in the running
-/// tmux server (the one this shell is in, or the default one).
-fn session_id(session: &str) -> Result<(i64, Option<String>)> {
-    if let Ok(id) = session.trim_start_matches('$').parse() {
-        return Ok((id, None));
+/// A tmux session, as the filters match it.
+struct SessionRef {
+    id: i64,
+    /// Known when the session was found in the running tmux server: ids
+    /// start again from `$0` on every new server.
+    server: Option<(String, i64)>,
+}
+
+/// A session given by name is looked up in the running tmux server (the
+/// one this shell is in, or the default one); `$N` is an id on any server,
+/// and so is a bare number unless a session has that name.
+fn session_ref(session: &str) -> Result<SessionRef> {
+    if let Some(id) = session.strip_prefix('$').and_then(|id| id.parse().ok()) {
+        return Ok(SessionRef { id, server: None });
     }
-    let out = Command::new("tmux")
+    let listed = Command::new("tmux")
         .args([
-            "display-message",
-            "-p",
-            "-t",
-            &format!("={session}"),
-            "#{session_id} #{socket_path}",
+            "list-sessions",
+            "-F",
+            "#{session_id}\t#{pid}\t#{socket_path}\t#{session_name}",
         ])
-        .output()
-        .context("cannot run tmux to look up the session name")?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    match stdout.trim().split_once(' ') {
-        Some((id, socket)) if out.status.success() => {
-            let id = id.trim_start_matches('$').parse().context("tmux gave an odd session id")?;
-            Ok((id, Some(socket.to_string())))
+        .output();
+    if let Ok(out) = &listed {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for line in stdout.lines() {
+            let mut fields = line.splitn(4, '\t');
+            let (id, pid, socket, name) =
+                (fields.next(), fields.next(), fields.next(), fields.next());
+            if name == Some(session) {
+                let id = id
+                    .unwrap_or("")
+                    .trim_start_matches('$')
+                    .parse()
+                    .context("tmux gave an odd session id")?;
+                let pid = pid
+                    .unwrap_or("")
+                    .parse()
+                    .context("tmux gave an odd server pid")?;
+                return Ok(SessionRef {
+                    id,
+                    server: Some((socket.unwrap_or("").to_string(), pid)),
+                });
+            }
         }
-        _ => bail!(
-            "no tmux session named {session:?} in the running tmux server; give the session id instead (`$N`, see `tmux ls -F '#{{session_id}} #{{session_name}}'`)"
-        ),
     }
+    if let Ok(id) = session.parse() {
+        return Ok(SessionRef { id, server: None });
+    }
+    bail!(
+        "no tmux session named {session:?} in the running tmux server; give its id instead (`$N`, see `tmux ls -F '#{{session_id}} #{{session_name}}'`)"
+    )
 }
 
 /// How a search pattern matches the command text. Case-insensitive unless
@@ -266,14 +302,27 @@ pub fn smart_case_sensitive(pattern: &str) -> bool {
     pattern.chars().any(char::is_uppercase)
 }
 
-/// The ways to find a pattern: `indexed` uses the trigram index when the
-/// pattern is long enough; `scan` (when there is an index plan) reads the
-/// text of the newest rows instead, which finds a common pattern's newest
-/// matches sooner than collecting all of its matches from the index.
+/// Smart case for a regex: an upper-case letter that is part of an escape
+/// (`\S`, `\W`, `\P{L}`) is not one the user typed to match.
+pub fn smart_case_sensitive_regex(pattern: &str) -> bool {
+    let mut escaped = false;
+    pattern.chars().any(|c| {
+        let upper = !escaped && c.is_uppercase();
+        escaped = !escaped && c == '\\';
+        upper
+    })
+}
+
+/// The ways to find a pattern. `scan` reads the command text itself;
+/// `indexed`, when the pattern is long enough, asks the trigram index
+/// first. `scan_is_exact`: the scan finds exactly what the index plan finds
+/// (LIKE folds case for ASCII only), so it may answer on its own when it is
+/// quicker: for a common pattern, among the newest rows.
 #[derive(Debug)]
 pub struct PatternPlan {
-    pub indexed: Conditions,
-    pub scan: Option<Conditions>,
+    pub scan: Conditions,
+    pub indexed: Option<Conditions>,
+    pub scan_is_exact: bool,
 }
 
 /// Conditions for `pattern` on top of `filters`. Substrings of three
@@ -281,7 +330,10 @@ pub struct PatternPlan {
 /// matches case-insensitively; a case-sensitive search then checks the text
 /// itself.
 pub fn pattern_plan(filters: Conditions, pattern: &str, kind: MatchKind) -> PatternPlan {
-    let sensitive = smart_case_sensitive(pattern);
+    let sensitive = match kind {
+        MatchKind::Regex => smart_case_sensitive_regex(pattern),
+        _ => smart_case_sensitive(pattern),
+    };
     let like = |s: &str| {
         s.replace('\\', "\\\\")
             .replace('%', "\\%")
@@ -320,8 +372,9 @@ pub fn pattern_plan(filters: Conditions, pattern: &str, kind: MatchKind) -> Patt
     scan.push(clause, params.clone());
     if pattern.chars().count() < 3 || kind == MatchKind::Regex {
         return PatternPlan {
-            indexed: scan,
-            scan: None,
+            scan,
+            indexed: None,
+            scan_is_exact: true,
         };
     }
     let mut indexed = filters;
@@ -336,7 +389,8 @@ pub fn pattern_plan(filters: Conditions, pattern: &str, kind: MatchKind) -> Patt
         indexed.push(clause, params);
     }
     PatternPlan {
-        indexed,
-        scan: pattern.is_ascii().then_some(scan),
+        scan,
+        indexed: Some(indexed),
+        scan_is_exact: pattern.is_ascii(),
     }
 }

@@ -25,7 +25,10 @@ use crate::cli::Cli;
 use crate::cmd::{Exit, Run};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
     match cli.command.run() {
         Ok(Exit::Success) => ExitCode::SUCCESS,
         Ok(Exit::NoMatch) => ExitCode::from(1),
@@ -36,6 +39,39 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Help and version as clap prints them; a usage error as one line, like
+/// every other error, with exit status 2.
+fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
+    // clap's message, its list of possible values and its tip, on one line.
+    let text = err.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .map(|l| l.trim_start_matches("error: "))
+        .collect();
+    let _ = writeln!(
+        io::stderr(),
+        "tmux-audit: error: {} (see --help)",
+        parts.join("; ")
+    );
+    ExitCode::from(2)
 }
 
 /// A reader that went away (`tmux-audit search | head`) is not an error.

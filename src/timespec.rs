@@ -30,11 +30,16 @@ pub fn parse_time(input: &str, now: DateTime<Local>) -> Result<DateTime<Utc>, St
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return midnight(date);
     }
-    // "2h", "3 days ago", "90 minutes": that long before now.
+    // "2h", "3 days ago", "90 minutes": that long before now. A bare number
+    // is not a time (is `2026` a year?).
     let span = lower.strip_suffix("ago").unwrap_or(&lower).trim();
-    match parse_duration(span) {
-        Ok(d) => Ok(now.with_timezone(&Utc) - d),
-        Err(_) => Err(format!(
+    let back = (!span.is_empty() && span.parse::<f64>().is_err())
+        .then(|| parse_duration(span).ok())
+        .flatten()
+        .and_then(|d| now.with_timezone(&Utc).checked_sub_signed(d));
+    match back {
+        Some(t) => Ok(t),
+        None => Err(format!(
             "cannot read {input:?} as a time: use RFC 3339 (2026-11-25T14:00:00Z), a date \
              (2026-11-25, 2026-11-25 14:00), `today`, `yesterday`, or a span back from now (2h, 3 days ago)"
         )),
@@ -82,7 +87,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
             "w" | "week" | "weeks" => 604_800.0,
             _ => return Err(err()),
         };
-        total += seconds_to_duration(number * seconds_per_unit).ok_or_else(err)?;
+        total = total
+            .checked_add(&seconds_to_duration(number * seconds_per_unit).ok_or_else(err)?)
+            .ok_or_else(err)?;
         rest = rest[unit_len..]
             .trim_start()
             .trim_start_matches(',')

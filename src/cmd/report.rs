@@ -32,6 +32,7 @@ impl Run for Report {
             SortBy::Duration => rows.sort_by_key(|r| std::cmp::Reverse(r.total_duration_us)),
             SortBy::Last => rows.sort_by_key(|r| std::cmp::Reverse(r.last_us)),
         }
+        let totals = render::report::Totals::of(&rows);
         if let Some(top) = self.top {
             rows.truncate(top);
         }
@@ -42,7 +43,7 @@ impl Run for Report {
         );
         let out = match self.format {
             ReportFormat::Table => {
-                render::report::table(&rows, self.by, period, render::use_colour())
+                render::report::table(&rows, &totals, self.by, period, render::use_colour())
             }
             ReportFormat::Json => {
                 let mut json =

@@ -8,14 +8,14 @@ use regex::Regex;
 use super::{Exit, Run};
 use crate::cli::{Format, Search};
 use crate::db::{Database, SearchQuery};
-use crate::filter::{pattern_plan, smart_case_sensitive, MatchKind};
+use crate::filter::{pattern_plan, smart_case_sensitive_regex, MatchKind};
 use crate::paths;
 use crate::render;
 
 impl Run for Search {
     fn run(&self) -> Result<Exit> {
         let mut conditions = self.filters.conditions()?;
-        let mut scan_first = None;
+        let mut plan = None;
         if let Some(pattern) = self.pattern.as_deref().filter(|p| !p.is_empty()) {
             let kind = match (self.exact, self.prefix, self.regex) {
                 (true, _, _) => MatchKind::Exact,
@@ -26,22 +26,25 @@ impl Run for Search {
             if kind == MatchKind::Regex {
                 check_regex(pattern)?;
             }
-            let plan = pattern_plan(conditions, pattern, kind);
-            conditions = plan.indexed;
-            scan_first = plan.scan;
+            plan = Some(pattern_plan(conditions.clone(), pattern, kind));
         }
         let path = paths::database(self.db.path.as_deref())?;
         let mut db = Database::open_existing(&path)?;
         db.enable_regexp()?;
-        if scan_first.is_some() {
-            if db.update_search_index() {
-                // Indexing many new rows can leave a large WAL for every
-                // later process to re-read.
-                db.fold_wal();
-            } else {
-                // The index is behind: read the text itself.
-                conditions = scan_first.take().unwrap_or_default();
-            }
+        let mut scan_first = None;
+        if let Some(plan) = plan {
+            conditions = match plan.indexed {
+                Some(indexed) if db.update_search_index() => {
+                    // Indexing many new rows can leave a large WAL for every
+                    // later process to re-read.
+                    db.fold_wal();
+                    scan_first = plan.scan_is_exact.then_some(plan.scan);
+                    indexed
+                }
+                // No index plan, or the index could not be brought up to
+                // date (a read-only database): read the text itself.
+                _ => plan.scan,
+            };
         }
         let query = SearchQuery {
             conditions,
@@ -74,7 +77,7 @@ impl Run for Search {
 
 /// A bad regex is the user's to fix: say what is wrong, in one line.
 fn check_regex(pattern: &str) -> Result<()> {
-    let full = if smart_case_sensitive(pattern) {
+    let full = if smart_case_sensitive_regex(pattern) {
         pattern.to_string()
     } else {
         format!("(?i){pattern}")

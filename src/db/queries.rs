@@ -196,9 +196,14 @@ impl Database {
         let where_sql = query.conditions.where_sql();
         let mut params = query.conditions.params.clone();
         let from = if query.unique {
-            // The newest of each distinct command.
+            // The newest run (by start time) of each distinct command.
             format!(
-                "commands WHERE id IN (SELECT max(id) FROM commands {where_sql} GROUP BY command)"
+                "commands WHERE id IN (SELECT id FROM (
+                    SELECT id, row_number() OVER (
+                        PARTITION BY command ORDER BY started_at_us DESC, id DESC
+                    ) AS rank
+                    FROM commands {where_sql}
+                ) WHERE rank = 1)"
             )
         } else {
             format!("commands {where_sql}")

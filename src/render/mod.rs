@@ -170,7 +170,7 @@ pub(crate) fn tilde(path: &str, home: Option<&str>) -> String {
     match home {
         Some(home) if path == home => "~".to_string(),
         Some(home) if path.starts_with(home) && path[home.len()..].starts_with('/') => {
-            format!("~{}", &path[home.len()..])
+            format!("~{}", one_line(&path[home.len()..], usize::MAX))
         }
         _ => one_line(path, usize::MAX),
     }
@@ -204,13 +204,11 @@ struct JsonRecord<'a> {
     id: i64,
     command: &'a str,
     /// Hex of the exact bytes, only when they are not the UTF-8 of `command`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     command_bytes_hex: Option<String>,
     exit_status: Option<i64>,
     started_at: String,
     duration_ms: Option<f64>,
     cwd: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     cwd_bytes_hex: Option<String>,
     user: &'a str,
     uid: u32,
@@ -402,5 +400,6 @@ mod tests {
         assert_eq!(tilde("/home/u/src", Some("/home/u")), "~/src");
         assert_eq!(tilde("/home/u", Some("/home/u")), "~");
         assert_eq!(tilde("/home/user2", Some("/home/u")), "/home/user2");
+        assert_eq!(tilde("/home/u/x\x1b[31m", Some("/home/u")), "~/x\\x1b[31m");
     }
 }

@@ -59,11 +59,17 @@ pub fn json_rows(rows: &[ReportRow], by: GroupBy) -> Vec<ReportJson<'_>> {
         .collect()
 }
 
+/// One decimal; never rounded up to 100 unless all failed, nor down to 0
+/// unless none did.
 fn percent(part: i64, whole: i64) -> f64 {
     if whole == 0 {
-        0.0
-    } else {
-        (part as f64 * 1000.0 / whole as f64).round() / 10.0
+        return 0.0;
+    }
+    let p = (part as f64 * 1000.0 / whole as f64).round() / 10.0;
+    match p {
+        p if p >= 100.0 && part < whole => 99.9,
+        p if p <= 0.0 && part > 0 => 0.1,
+        p => p,
     }
 }
 
@@ -109,9 +115,36 @@ fn count(n: i64) -> String {
     out
 }
 
-/// The report as a table under a title naming the period, with a totals row.
+/// What every group of a report adds up to, shown rows or not.
+pub struct Totals {
+    groups: usize,
+    commands: i64,
+    failures: i64,
+    first: Option<i64>,
+    last: Option<i64>,
+    total_duration_us: i64,
+    longest_us: i64,
+}
+
+impl Totals {
+    pub fn of(rows: &[ReportRow]) -> Totals {
+        Totals {
+            groups: rows.len(),
+            commands: rows.iter().map(|r| r.commands).sum(),
+            failures: rows.iter().map(|r| r.failures).sum(),
+            first: rows.iter().map(|r| r.first_us).min(),
+            last: rows.iter().map(|r| r.last_us).max(),
+            total_duration_us: rows.iter().map(|r| r.total_duration_us).sum(),
+            longest_us: rows.iter().map(|r| r.longest_us).max().unwrap_or(0),
+        }
+    }
+}
+
+/// The report as a table under a title naming the period, with a totals
+/// row over all groups (also those that --top left out).
 pub fn table(
     rows: &[ReportRow],
+    totals: &Totals,
     by: GroupBy,
     period: (Option<i64>, Option<i64>),
     colour: bool,
@@ -192,29 +225,24 @@ pub fn table(
         table.add_row(line);
     }
 
-    let commands: i64 = rows.iter().map(|r| r.commands).sum();
-    let failures: i64 = rows.iter().map(|r| r.failures).sum();
-    let first = rows.iter().map(|r| r.first_us).min();
-    let last = rows.iter().map(|r| r.last_us).max();
-    let mut totals = vec![Cell::new("total")];
+    let (commands, failures, first, last) =
+        (totals.commands, totals.failures, totals.first, totals.last);
+    let shown_all = rows.len() == totals.groups;
+    let mut total_cells = vec![Cell::new("total")];
     if tmux_columns {
-        totals.extend([Cell::new(""), Cell::new("")]);
+        total_cells.extend([Cell::new(""), Cell::new("")]);
     }
-    totals.extend([
+    total_cells.extend([
         right(count(commands)),
         failed_cell(failures, commands),
         Cell::new(first.map(local_minute).unwrap_or_default()),
         Cell::new(last.map(local_minute).unwrap_or_default()),
-        right(human_duration(
-            rows.iter().map(|r| r.total_duration_us).sum(),
-        )),
-        right(human_duration(
-            rows.iter().map(|r| r.longest_us).max().unwrap_or(0),
-        )),
+        right(human_duration(totals.total_duration_us)),
+        right(human_duration(totals.longest_us)),
     ]);
-    let mut totals = comfy_table::Row::from(totals);
-    totals.max_height(1);
-    table.add_row(totals);
+    let mut total_row = comfy_table::Row::from(total_cells);
+    total_row.max_height(1);
+    table.add_row(total_row);
 
     let from = period.0.or(first).map(local_minute).unwrap_or_default();
     let to = period.1.or(last).map(local_minute).unwrap_or_default();
@@ -230,8 +258,17 @@ pub fn table(
             column.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
         }
     }
+    let shown = if shown_all {
+        String::new()
+    } else {
+        format!(
+            " (the top {} of {} {group_header} rows shown)",
+            rows.len(),
+            count(totals.groups as i64)
+        )
+    };
     let title = format!(
-        "Commands by {group_header}, {from} to {to}: {} commands\n",
+        "Commands by {group_header}, {from} to {to}: {} commands{shown}\n",
         count(commands)
     );
     format!("{title}{}", finish(table))

@@ -384,9 +384,7 @@ fn bad_input_is_one_line_naming_the_value_with_exit_2() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{stderr}");
         assert!(out.stdout.is_empty());
-        if args[0] == "--regex" {
-            assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        }
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     }
 }
 
@@ -661,4 +659,202 @@ fn snapshot(name: &str, actual: &str) {
         expected == actual,
         "{name} differs from its snapshot:\n--- expected\n{expected}\n--- actual\n{actual}"
     );
+}
+
+#[test]
+fn a_new_command_with_non_ascii_text_is_found_by_its_text() {
+    let sb = history();
+    assert_eq!(found(&sb, &["second"]).len(), 1, "indexes the history");
+    record(
+        &sb,
+        Rec {
+            command: "echo café crème".as_bytes(),
+            session: "b3",
+            seq: 1,
+            exit: 0,
+            start: T0 + 20 * MINUTE,
+            duration: 1,
+            cwd: "/",
+            pane: None,
+        },
+    );
+    assert_eq!(found(&sb, &["café"]), ["echo café crème"]);
+    assert_eq!(
+        found(&sb, &["CAFÉ"]),
+        Vec::<String>::new(),
+        "upper case: case-sensitive"
+    );
+}
+
+#[test]
+fn unique_keeps_the_run_that_started_last() {
+    let sb = Sandbox::new();
+    // The later run is recorded first (as a handed-over record can be).
+    record(
+        &sb,
+        Rec {
+            command: b"deploy",
+            session: "b",
+            seq: 1,
+            exit: 0,
+            start: T0 + 60 * MINUTE,
+            duration: 1,
+            cwd: "/new",
+            pane: None,
+        },
+    );
+    record(
+        &sb,
+        Rec {
+            command: b"deploy",
+            session: "b",
+            seq: 2,
+            exit: 0,
+            start: T0,
+            duration: 1,
+            cwd: "/old",
+            pane: None,
+        },
+    );
+    let out = search(&sb, &["--unique", "--format", "jsonl"]);
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["cwd"], "/new");
+}
+
+#[test]
+fn regex_escapes_do_not_make_a_search_case_sensitive() {
+    let sb = history();
+    assert_eq!(
+        found(&sb, &["--regex", r"git\s\S+"]),
+        ["git status", "GIT log --oneline", "git status"]
+    );
+}
+
+#[test]
+fn cwd_filters_match_the_logical_path_through_a_symlink() {
+    let sb = Sandbox::new();
+    let real = sb.path().join("real");
+    let link = sb.path().join("link");
+    std::fs::create_dir_all(&real).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let link_str = link.display().to_string();
+    record(
+        &sb,
+        Rec {
+            command: b"make",
+            session: "b",
+            seq: 1,
+            exit: 0,
+            start: T0,
+            duration: 1,
+            cwd: &link_str,
+            pane: None,
+        },
+    );
+    let out = sb
+        .cmd()
+        .current_dir(&link)
+        .env("PWD", &link)
+        .args(["search", "--cwd", ".", "--format", "cmd"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "make\n");
+    let out = sb
+        .cmd()
+        .args([
+            "search",
+            "--cwd-under",
+            &format!("{link_str}/"),
+            "--format",
+            "cmd",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "make\n");
+}
+
+#[test]
+fn csv_always_has_the_raw_byte_columns() {
+    let sb = Sandbox::new();
+    record(
+        &sb,
+        Rec {
+            command: b"plain",
+            session: "b",
+            seq: 1,
+            exit: 0,
+            start: T0,
+            duration: 1,
+            cwd: "/",
+            pane: None,
+        },
+    );
+    record(
+        &sb,
+        Rec {
+            command: b"bad \xff",
+            session: "b",
+            seq: 2,
+            exit: 0,
+            start: T0 + MINUTE,
+            duration: 1,
+            cwd: "/",
+            pane: None,
+        },
+    );
+    let out = search(&sb, &["--format", "csv"]);
+    let mut reader = csv::Reader::from_reader(&out.stdout[..]);
+    let headers = reader.headers().unwrap().clone();
+    let hex = headers
+        .iter()
+        .position(|h| h == "command_bytes_hex")
+        .expect("column");
+    let records: Vec<_> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(&records[0][hex], "");
+    assert_eq!(&records[1][hex], "62616420ff");
+}
+
+#[test]
+fn report_top_keeps_the_totals_of_everything() {
+    let sb = history();
+    let out = report(&sb, &["--by", "cwd", "--top", "1"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains(": 9 commands (the top 1 of 4 cwd rows shown)"),
+        "{text}"
+    );
+    let total = text.lines().find(|l| l.starts_with("│ total")).unwrap();
+    assert!(total.contains(" 9 ┆"), "{total}");
+}
+
+#[test]
+fn session_names_are_looked_up_in_the_running_tmux_server() {
+    let sb = Sandbox::new();
+    let (tmux, pane) = Tmux::start(&sb, &sb.shell(Shell::Bash, &Rc::default()));
+    pane.ready();
+    tmux.run(&["rename-session", "-t", "$0", "work"]);
+    pane.line("echo in-work");
+    sb.wait_rows("the record", |rows| rows.len() == 1);
+    let out_file = sb.path().join("out");
+    pane.line(&format!(
+        "'{}' search --session work --format cmd > {}; echo DONE-'1'",
+        sb.bin.display(),
+        out_file.display()
+    ));
+    pane.wait_for("DONE-1", 1);
+    assert_eq!(
+        std::fs::read_to_string(&out_file).unwrap(),
+        "echo in-work\n"
+    );
+    pane.line(&format!(
+        "'{}' search --session nosuch > {} 2>&1; echo DONE-'2'",
+        sb.bin.display(),
+        out_file.display()
+    ));
+    pane.wait_for("DONE-2", 1);
+    let err = std::fs::read_to_string(&out_file).unwrap();
+    assert!(err.contains("no tmux session named \"nosuch\""), "{err}");
 }
