@@ -13,6 +13,7 @@ mod filter;
 mod paths;
 mod record;
 mod render;
+mod spool;
 mod text;
 mod timespec;
 

@@ -1,9 +1,10 @@
 //! `tmux-audit record`: the per-command path, run by the shell hooks after
 //! every command. It reads the command text from stdin, the context from the
 //! environment, and inserts one row. Nothing here may print to the terminal
-//! or make the prompt wait: every failure goes to the log file, and a
-//! database that stays locked is waited for by a detached process
-//! (`record-later`) instead.
+//! or make the prompt wait: every failure goes to the log file, a database
+//! that stays locked is waited for by a detached process (`record-later`),
+//! and a record the database cannot take is kept in the spool (`spool.rs`)
+//! until a later record can write.
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::os::unix::ffi::OsStringExt;
@@ -21,6 +22,7 @@ use crate::db::{Database, DbError};
 use crate::error_log;
 use crate::paths;
 use crate::record::{CommandRecord, Finished, Timing};
+use crate::spool;
 use crate::text::StoredText;
 
 /// How long a handed-over record waits for a locked database.
@@ -78,7 +80,7 @@ impl Record {
                     .with_context(|| format!("the database was locked ({err}), and waiting for it in the background failed"))?;
                 Ok(Exit::Success)
             }
-            result => finish(&path, &record, result),
+            result => finish(&path, &record, recorded_at_us, result),
         }
     }
 }
@@ -94,7 +96,7 @@ impl RecordLater {
             serde_json::from_slice(&json).context("the handed-over record is not valid")?;
         let path = paths::database(self.db.path.as_deref())?;
         let result = store(&path, &record, self.recorded_at_us, Some(LATER_TIMEOUT));
-        finish(&path, &record, result)
+        finish(&path, &record, self.recorded_at_us, result)
     }
 }
 
@@ -110,11 +112,25 @@ fn store(
         None => Database::open(path)?,
     };
     let inserted = db.insert(record, recorded_at_us)?;
+    // The database takes writes again: bring in what waited in the spool.
+    if let Err(err) = spool::merge(&mut db) {
+        error_log::append(
+            "record",
+            &format!("{err:#}"),
+            "the spool is merged again by the next command",
+        );
+    }
     db.fold_wal();
     Ok(inserted)
 }
 
-fn finish(path: &Path, record: &CommandRecord, result: Result<bool, DbError>) -> Result<Exit> {
+/// `recorded_at_us`: when the first attempt to store `record` was made.
+fn finish(
+    path: &Path,
+    record: &CommandRecord,
+    recorded_at_us: i64,
+    result: Result<bool, DbError>,
+) -> Result<Exit> {
     match result {
         Ok(true) => Ok(Exit::Success),
         Ok(false) => {
@@ -128,8 +144,20 @@ fn finish(path: &Path, record: &CommandRecord, result: Result<bool, DbError>) ->
             );
             Ok(Exit::Success)
         }
-        Err(err) => Err(anyhow::Error::new(err))
-            .with_context(|| format!("cannot record into {}", path.display())),
+        Err(err) => {
+            // Not lost: kept for the next command that can write.
+            let kept = match spool::keep(record, recorded_at_us) {
+                Ok(spool) => format!(
+                    "kept in {} until the database takes writes again",
+                    spool.display()
+                ),
+                Err(spool_err) => {
+                    format!("and the spool failed too ({spool_err:#}): the record is lost")
+                }
+            };
+            Err(anyhow::Error::new(err))
+                .with_context(|| format!("cannot record into {} ({kept})", path.display()))
+        }
     }
 }
 

@@ -75,11 +75,22 @@ impl Database {
     /// Stores one command. Returns false when that command (same shell
     /// session and sequence number) was stored before.
     pub fn insert(&mut self, record: &CommandRecord, recorded_at_us: i64) -> Result<bool, DbError> {
+        Ok(self.insert_all([(record, recorded_at_us)])? == 1)
+    }
+
+    /// Stores commands in one transaction; returns how many were new (a
+    /// command stored before, same shell session and number, is skipped).
+    pub fn insert_all<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (&'a CommandRecord, i64)>,
+    ) -> Result<usize, DbError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let inserted = tx.execute(
-            "INSERT INTO commands (
+        let mut inserted = 0;
+        for (record, recorded_at_us) in records {
+            inserted += tx.execute(
+                "INSERT INTO commands (
                 command, command_raw, exit_status, started_at_us, duration_us, cwd, cwd_raw,
                 user, uid, login_uid, sudo_user, host, shell, shell_session, seq, tty,
                 ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane,
@@ -87,33 +98,34 @@ impl Database {
             ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
                       ?17, ?18, ?19, ?20, ?21, ?22)
             ON CONFLICT (shell_session, seq) DO NOTHING",
-            params![
-                record.command,
-                record.command_raw,
-                record.exit_status,
-                record.started_at_us,
-                record.duration_us,
-                record.cwd,
-                record.cwd_raw,
-                record.user,
-                record.uid,
-                record.login_uid,
-                record.sudo_user,
-                record.host,
-                record.shell,
-                record.shell_session,
-                record.seq,
-                record.tty,
-                record.ssh_connection,
-                record.tmux_socket,
-                record.tmux_server_pid,
-                record.tmux_session_id,
-                record.tmux_pane,
-                recorded_at_us,
-            ],
-        )?;
+                params![
+                    record.command,
+                    record.command_raw,
+                    record.exit_status,
+                    record.started_at_us,
+                    record.duration_us,
+                    record.cwd,
+                    record.cwd_raw,
+                    record.user,
+                    record.uid,
+                    record.login_uid,
+                    record.sudo_user,
+                    record.host,
+                    record.shell,
+                    record.shell_session,
+                    record.seq,
+                    record.tty,
+                    record.ssh_connection,
+                    record.tmux_socket,
+                    record.tmux_server_pid,
+                    record.tmux_session_id,
+                    record.tmux_pane,
+                    recorded_at_us,
+                ],
+            )?;
+        }
         tx.commit()?;
-        Ok(inserted == 1)
+        Ok(inserted)
     }
 
     /// Registers `REGEXP` (Rust regex syntax), which searches use.

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::support::{Pane, Rc, Row, Sandbox, Shell, Tmux};
+use crate::support::{Pane, ProtectedDir, Rc, Row, Sandbox, Shell, Tmux};
 
 /// One shell in one pane of a private tmux server, with the hook loaded.
 /// (Fields drop in order: the server goes before its sandbox directory.)
@@ -288,7 +288,8 @@ fn keeps_the_users_hooks_and_status_and_loads_once(shell: Shell) {
 
 fn keeps_the_prompt_when_the_database_is_read_only(shell: Shell) {
     let sb = Sandbox::new();
-    let ro = ReadOnlyDir::new(&sb.path().join("ro"));
+    let ro = ProtectedDir::new(&sb.path().join("ro"));
+    ro.read_only(true);
     let db = ro.path.join("history.db");
     let rc = Rc::default().before(&match shell {
         Shell::Fish => format!("set -gx TMUX_AUDIT_DB {}", db.display()),
@@ -455,53 +456,6 @@ fn a_shell_started_inside_another_has_its_own_session() {
     assert!(rows
         .iter()
         .all(|r| r.tmux_pane.as_deref() == Some(s.pane.id.as_str())));
-}
-
-/// A directory nobody can write to, not even root: a read-only tmpfs when
-/// running as root (as CI does), else a directory without write permission.
-struct ReadOnlyDir {
-    path: std::path::PathBuf,
-    mounted: bool,
-}
-
-impl ReadOnlyDir {
-    fn new(path: &Path) -> ReadOnlyDir {
-        use std::os::unix::fs::PermissionsExt;
-        use std::process::Command;
-        fs::create_dir_all(path).unwrap();
-        // SAFETY: no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
-        if root {
-            let ok = Command::new("mount")
-                .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmux-audit-test"])
-                .arg(path)
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(
-                ok,
-                "as root, this test needs `mount -t tmpfs` to make a read-only directory"
-            );
-        } else {
-            fs::set_permissions(path, fs::Permissions::from_mode(0o555)).unwrap();
-        }
-        ReadOnlyDir {
-            path: path.to_path_buf(),
-            mounted: root,
-        }
-    }
-}
-
-impl Drop for ReadOnlyDir {
-    fn drop(&mut self) {
-        use std::os::unix::fs::PermissionsExt;
-        if self.mounted {
-            let _ = std::process::Command::new("umount")
-                .arg(&self.path)
-                .status();
-        } else {
-            let _ = fs::set_permissions(&self.path, fs::Permissions::from_mode(0o755));
-        }
-    }
 }
 
 #[test]

@@ -411,3 +411,70 @@ fn a_version_1_database_is_upgraded_in_place() {
         "kubectl rollout restart\n"
     );
 }
+
+/// A record the database cannot take is kept in the spool and moved into
+/// the database, once, by the first record after the fault is gone.
+#[test]
+fn a_read_only_database_spools_the_record_and_merges_it_later() {
+    let sb = Sandbox::new();
+    let dir = crate::support::ProtectedDir::new(&sb.path().join("db"));
+    let db = dir.path.join("history.db");
+    let record = |seq: &str, text: &[u8]| {
+        let mut child = sb
+            .cmd()
+            .arg("record")
+            .args(args(seq))
+            .env("TMUX_AUDIT_DB", &db)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(text).unwrap();
+        child.wait().unwrap()
+    };
+    assert!(record("1", b"echo before").success());
+    dir.read_only(true);
+    assert!(!record("2", b"echo during").success());
+    let spool = sb.state.join("spool.jsonl");
+    let spooled = fs::read_to_string(&spool).unwrap();
+    assert_eq!(spooled.lines().count(), 1);
+    assert!(sb.log().contains("kept in"), "{}", sb.log());
+    assert_eq!(rows_in(&db).len(), 1);
+
+    dir.read_only(false);
+    assert!(record("3", b"echo after").success());
+    let mut commands: Vec<_> = rows_in(&db)
+        .into_iter()
+        .map(|r| (r.seq, r.command))
+        .collect();
+    commands.sort();
+    assert_eq!(
+        commands,
+        [
+            (1, "echo before".to_string()),
+            (2, "echo during".to_string()),
+            (3, "echo after".to_string())
+        ]
+    );
+    assert_eq!(
+        fs::read_to_string(&spool).unwrap(),
+        "",
+        "merged once, then emptied"
+    );
+    // As if a merge had crashed after its commit, before emptying the
+    // spool: merged again, the record is still stored once.
+    fs::write(&spool, &spooled).unwrap();
+    assert!(record("4", b"echo later").success());
+    assert_eq!(rows_in(&db).len(), 4);
+    assert_eq!(fs::read_to_string(&spool).unwrap(), "");
+}
+
+#[test]
+fn a_corrupt_database_spools_the_record() {
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.db.parent().unwrap()).unwrap();
+    fs::write(&sb.db, b"not a database at all, no".repeat(200)).unwrap();
+    assert!(!sb.record(b"echo kept", &args("1")).status.success());
+    let spool = fs::read_to_string(sb.state.join("spool.jsonl")).unwrap();
+    assert!(spool.contains("echo kept"), "{spool}");
+}

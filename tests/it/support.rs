@@ -491,3 +491,68 @@ impl Pane {
         self
     }
 }
+
+/// A directory that can be made read-only for everyone, root included: a
+/// small tmpfs remounted read-only when running as root (as CI does), else
+/// a directory whose write permission is taken away.
+pub struct ProtectedDir {
+    pub path: PathBuf,
+    mounted: bool,
+}
+
+impl ProtectedDir {
+    pub fn new(path: &Path) -> ProtectedDir {
+        fs::create_dir_all(path).unwrap();
+        // SAFETY: no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            let ok = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=8m", "tmux-audit-test"])
+                .arg(path)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "as root, this test needs `mount -t tmpfs`");
+        }
+        ProtectedDir {
+            path: path.to_path_buf(),
+            mounted: root,
+        }
+    }
+
+    pub fn read_only(&self, read_only: bool) {
+        use std::os::unix::fs::PermissionsExt;
+        if self.mounted {
+            let option = if read_only {
+                "remount,ro"
+            } else {
+                "remount,rw"
+            };
+            let ok = Command::new("mount")
+                .args(["-o", option])
+                .arg(&self.path)
+                .status();
+            assert!(ok.is_ok_and(|s| s.success()), "mount -o {option}");
+        } else {
+            let (dir, file) = if read_only {
+                (0o555, 0o444)
+            } else {
+                (0o755, 0o644)
+            };
+            for entry in fs::read_dir(&self.path).unwrap() {
+                let _ =
+                    fs::set_permissions(entry.unwrap().path(), fs::Permissions::from_mode(file));
+            }
+            fs::set_permissions(&self.path, fs::Permissions::from_mode(dir)).unwrap();
+        }
+    }
+}
+
+impl Drop for ProtectedDir {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg(&self.path).status();
+        } else {
+            self.read_only(false);
+        }
+    }
+}

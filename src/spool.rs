@@ -1,0 +1,98 @@
+//! Records that could not be stored when their command finished (the
+//! database read-only, damaged, on a full disk, or locked for longer than
+//! `record-later` waits) are kept here, one JSON line each, in
+//! `$XDG_STATE_HOME/tmux-audit/spool.jsonl`, and moved into the database by
+//! the next `record` that can write to it. Every writer and the merger hold
+//! an exclusive lock on the file; a record merged twice (a crash between
+//! the commit and emptying the file) is recognised by its shell session and
+//! number and stored once.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::db::{self, Database, DbError};
+use crate::paths;
+use crate::record::CommandRecord;
+
+const FILE: &str = "spool.jsonl";
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    recorded_at_us: i64,
+    record: CommandRecord,
+}
+
+pub fn path() -> Result<PathBuf> {
+    Ok(paths::state_dir()?.join(FILE))
+}
+
+/// Appends a record to the spool.
+pub fn keep(record: &CommandRecord, recorded_at_us: i64) -> Result<PathBuf> {
+    let path = path()?;
+    if let Some(dir) = path.parent() {
+        db::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut line = serde_json::to_vec(&Line {
+        recorded_at_us,
+        record: record.clone(),
+    })?;
+    line.push(b'\n');
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    file.lock()?;
+    if file.metadata()?.permissions().mode() & 0o777 != 0o600 {
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(&line)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Moves every spooled record into `db`; returns how many were new. Cheap
+/// when there is nothing to merge: one `stat`.
+pub fn merge(db: &mut Database) -> Result<usize> {
+    let path = path()?;
+    if fs::metadata(&path).map_or(true, |m| m.len() == 0) {
+        return Ok(0);
+    }
+    let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
+    file.lock()?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    let mut lines = Vec::new();
+    for (number, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        // A line cut short (disk full while writing it) is reported and
+        // skipped, not allowed to keep the others out.
+        match serde_json::from_str::<Line>(line) {
+            Ok(line) => lines.push(line),
+            Err(err) => crate::error_log::append(
+                "spool",
+                &format!(
+                    "line {} of {} is not a record ({err}); it was dropped",
+                    number + 1,
+                    path.display()
+                ),
+                "the disk may have been full when it was written",
+            ),
+        }
+    }
+    let merged = db
+        .insert_all(lines.iter().map(|l| (&l.record, l.recorded_at_us)))
+        .map_err(|err: DbError| anyhow::Error::new(err))
+        .context("cannot merge the spool")?;
+    file.set_len(0)?;
+    Ok(merged)
+}
