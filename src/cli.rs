@@ -31,6 +31,8 @@ pub enum Command {
     RecordLater(RecordLater),
     Search(Search),
     Report(Report),
+    Verify(Verify),
+    Anchor(Anchor),
 }
 
 /// Print the hook for a shell; eval it from the shell's rc file.
@@ -266,6 +268,30 @@ pub enum ReportFormat {
     Table,
     Json,
     Csv,
+}
+
+/// Check that no record was changed, deleted, inserted or reordered.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Walk the hash chain of the records and report the first one that was changed, \
+deleted, inserted or reordered after it was written. With --anchor, also check that the chain still \
+holds a hash printed earlier by `tmux-audit anchor` (kept somewhere else), which catches the newest \
+records being deleted.\n\nExit status: 0 intact, 1 not intact, 2 error."
+)]
+pub struct Verify {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// A hash printed earlier by `tmux-audit anchor`.
+    #[arg(long, value_name = "HASH")]
+    pub anchor: Option<String>,
+}
+
+/// Print the hash of the newest record, to keep elsewhere for `verify --anchor`.
+#[derive(Debug, Args)]
+pub struct Anchor {
+    #[command(flatten)]
+    pub db: DbArg,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! `main` only parses the command line, runs the subcommand and turns the
 //! outcome into an exit code; each subcommand lives in `cmd/`.
 
+mod chain;
 mod cli;
 mod cmd;
 mod context;
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
     };
     match cli.command.run() {
         Ok(Exit::Success) => ExitCode::SUCCESS,
-        Ok(Exit::NoMatch) => ExitCode::from(1),
+        Ok(Exit::NoMatch | Exit::Tampered) => ExitCode::from(1),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // One line, the whole chain of context: "error: a: b: c".

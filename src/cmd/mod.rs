@@ -4,6 +4,7 @@ mod init;
 mod record;
 mod report;
 mod search;
+mod verify;
 
 use anyhow::Result;
 
@@ -15,6 +16,8 @@ pub enum Exit {
     Success,
     /// A search that found nothing: exit status 1, like grep.
     NoMatch,
+    /// `verify` found the chain broken: exit status 1.
+    Tampered,
 }
 
 pub trait Run {
@@ -29,6 +32,8 @@ impl Run for Command {
             Command::RecordLater(cmd) => cmd.run(),
             Command::Search(cmd) => cmd.run(),
             Command::Report(cmd) => cmd.run(),
+            Command::Verify(cmd) => cmd.run(),
+            Command::Anchor(cmd) => cmd.run(),
         }
     }
 }

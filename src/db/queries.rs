@@ -9,6 +9,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row, TransactionBehavior};
 
 use super::{Database, DbError, StoredCommand};
+use crate::chain::{self, Hash, GENESIS};
 use crate::filter::Conditions;
 use crate::record::CommandRecord;
 
@@ -87,18 +88,36 @@ impl Database {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // The chain's end, read under the write lock: no other writer can
+        // extend it before this transaction commits.
+        let (mut last_id, mut prev): (i64, Hash) = tx
+            .query_row(
+                "SELECT id, hash FROM commands ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get::<_, Option<Vec<u8>>>(1)?)),
+            )
+            .optional()?
+            .map_or((0, GENESIS), |(id, hash)| {
+                (
+                    id,
+                    hash.and_then(|h| Hash::try_from(h).ok()).unwrap_or(GENESIS),
+                )
+            });
         let mut inserted = 0;
         for (record, recorded_at_us) in records {
-            inserted += tx.execute(
+            let id = last_id + 1;
+            let hash = chain::hash_command(&prev, id, record, recorded_at_us);
+            let added = tx.execute(
                 "INSERT INTO commands (
-                command, command_raw, exit_status, started_at_us, duration_us, cwd, cwd_raw,
-                user, uid, login_uid, sudo_user, host, shell, shell_session, seq, tty,
-                ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane,
-                recorded_at_us
-            ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                      ?17, ?18, ?19, ?20, ?21, ?22)
-            ON CONFLICT (shell_session, seq) DO NOTHING",
+                    id, command, command_raw, exit_status, started_at_us, duration_us, cwd, cwd_raw,
+                    user, uid, login_uid, sudo_user, host, shell, shell_session, seq, tty,
+                    ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane,
+                    recorded_at_us, prev_hash, hash
+                ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                          ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+                ON CONFLICT (shell_session, seq) DO NOTHING",
                 params![
+                    id,
                     record.command,
                     record.command_raw,
                     record.exit_status,
@@ -121,11 +140,41 @@ impl Database {
                     record.tmux_session_id,
                     record.tmux_pane,
                     recorded_at_us,
+                    &prev[..],
+                    &hash[..],
                 ],
             )?;
+            // A command stored before adds nothing, to the table or the chain.
+            if added == 1 {
+                inserted += 1;
+                last_id = id;
+                prev = hash;
+            }
         }
         tx.commit()?;
         Ok(inserted)
+    }
+
+    /// Every record in the order it was stored, with its chain links, for
+    /// `verify`; stops early when `visit` returns false.
+    pub fn walk_chain(
+        &self,
+        mut visit: impl FnMut(StoredCommand, Option<Vec<u8>>, Option<Vec<u8>>) -> bool,
+    ) -> Result<(), DbError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS}, prev_hash, hash FROM commands ORDER BY id"
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            if !visit(
+                stored_command(row)?,
+                row.get("prev_hash")?,
+                row.get("hash")?,
+            ) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Registers `REGEXP` (Rust regex syntax), which searches use.

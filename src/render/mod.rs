@@ -11,6 +11,7 @@ use serde::Serialize;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::db::StoredCommand;
+use crate::text::hex;
 
 pub mod report;
 
@@ -359,15 +360,6 @@ pub fn commands(rows: &[StoredCommand], nul: bool) -> Vec<u8> {
         out.push(if nul { b'\0' } else { b'\n' });
     }
     out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 #[cfg(test)]

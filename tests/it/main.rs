@@ -8,3 +8,4 @@ mod hooks;
 mod init;
 mod record;
 mod search;
+mod verify;
