@@ -47,12 +47,17 @@ impl Context {
             host: whoami::fallible::hostname().unwrap_or_default(),
             tty: parent_tty(),
             ssh_connection: non_empty_var("SSH_CONNECTION"),
-            tmux: non_empty_var("TMUX").map(|tmux| Tmux::parse(&tmux, non_empty_var("TMUX_PANE"))),
+            tmux: Tmux::from_env(),
         }
     }
 }
 
 impl Tmux {
+    /// The tmux context of this process: None outside tmux.
+    pub fn from_env() -> Option<Tmux> {
+        non_empty_var("TMUX").map(|tmux| Tmux::parse(&tmux, non_empty_var("TMUX_PANE")))
+    }
+
     /// `$TMUX` is `socket_path,server_pid,session_id`; the socket path may
     /// itself hold commas, so the numbers are taken from the right.
     pub fn parse(tmux: &str, pane: Option<String>) -> Tmux {

@@ -93,7 +93,7 @@ pub struct Conditions {
 }
 
 impl Conditions {
-    fn push(&mut self, clause: &str, params: impl IntoIterator<Item = Value>) {
+    pub(crate) fn push(&mut self, clause: &str, params: impl IntoIterator<Item = Value>) {
         self.clauses.push(clause.to_string());
         self.params.extend(params);
     }
@@ -119,14 +119,18 @@ impl Filters {
             c.push("tmux_pane = ?", [text(pane)]);
         }
         if self.here {
-            match (std::env::var("TMUX").ok(), std::env::var("TMUX_PANE").ok()) {
-                (Some(tmux), Some(pane)) if !tmux.is_empty() && !pane.is_empty() => {
-                    let server = Tmux::parse(&tmux, Some(pane.clone()));
+            match Tmux::from_env() {
+                Some(Tmux {
+                    socket,
+                    server_pid,
+                    pane: Some(pane),
+                    ..
+                }) => {
                     c.push(
                         "tmux_pane = ? AND tmux_socket = ?",
-                        [text(pane), text(server.socket)],
+                        [text(pane), text(socket)],
                     );
-                    if let Some(pid) = server.server_pid {
+                    if let Some(pid) = server_pid {
                         c.push("tmux_server_pid = ?", [Value::Integer(pid)]);
                     }
                 }
@@ -205,11 +209,6 @@ impl Filters {
             c.push("duration_us >= ?", [Value::Integer(us)]);
         }
         Ok(c)
-    }
-
-    /// The period the filters cover, for titles.
-    pub fn period(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-        (self.since, self.until)
     }
 }
 
@@ -329,7 +328,8 @@ pub struct PatternPlan {
 /// characters or more go through the trigram index (`commands_fts`), which
 /// matches case-insensitively; a case-sensitive search then checks the text
 /// itself.
-pub fn pattern_plan(filters: Conditions, pattern: &str, kind: MatchKind) -> PatternPlan {
+/// A regex that does not compile is an error naming it, in one line.
+pub fn pattern_plan(filters: Conditions, pattern: &str, kind: MatchKind) -> Result<PatternPlan> {
     let sensitive = match kind {
         MatchKind::Regex => smart_case_sensitive_regex(pattern),
         _ => smart_case_sensitive(pattern),
@@ -365,17 +365,29 @@ pub fn pattern_plan(filters: Conditions, pattern: &str, kind: MatchKind) -> Patt
             } else {
                 format!("(?i){pattern}")
             };
+            if let Err(err) = regex::Regex::new(&regex) {
+                // The regex crate explains over several lines; the last says what is wrong.
+                let reason = err.to_string();
+                let reason = reason
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ")
+                    .trim()
+                    .to_string();
+                bail!("invalid regex {pattern:?}: {reason}");
+            }
             ("command REGEXP ?", vec![text(regex)])
         }
     };
     let mut scan = filters.clone();
     scan.push(clause, params.clone());
     if pattern.chars().count() < 3 || kind == MatchKind::Regex {
-        return PatternPlan {
+        return Ok(PatternPlan {
             scan,
             indexed: None,
             scan_is_exact: true,
-        };
+        });
     }
     let mut indexed = filters;
     // An FTS5 phrase: the trigrams of the pattern, in order.
@@ -388,9 +400,9 @@ pub fn pattern_plan(filters: Conditions, pattern: &str, kind: MatchKind) -> Patt
     if kind != MatchKind::Substring || sensitive {
         indexed.push(clause, params);
     }
-    PatternPlan {
+    Ok(PatternPlan {
         scan,
         indexed: Some(indexed),
         scan_is_exact: pattern.is_ascii(),
-    }
+    })
 }

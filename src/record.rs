@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cli::Shell;
-use crate::context::Context;
+use crate::context::{Context, Tmux};
 use crate::text::StoredText;
 
 /// A row of the `commands` table, field for field. Times are microseconds
@@ -72,7 +72,15 @@ impl CommandRecord {
             }
             Timing::Unknown => (now_us, None),
         };
-        let tmux = context.tmux;
+        let (tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane) = match context.tmux {
+            Some(Tmux {
+                socket,
+                server_pid,
+                session_id,
+                pane,
+            }) => (Some(socket), server_pid, session_id, pane),
+            None => (None, None, None, None),
+        };
         CommandRecord {
             command: finished.command.text,
             command_raw: finished.command.raw,
@@ -91,10 +99,10 @@ impl CommandRecord {
             seq: finished.seq,
             tty: context.tty,
             ssh_connection: context.ssh_connection,
-            tmux_socket: tmux.as_ref().map(|t| t.socket.clone()),
-            tmux_server_pid: tmux.as_ref().and_then(|t| t.server_pid),
-            tmux_session_id: tmux.as_ref().and_then(|t| t.session_id),
-            tmux_pane: tmux.and_then(|t| t.pane),
+            tmux_socket,
+            tmux_server_pid,
+            tmux_session_id,
+            tmux_pane,
         }
     }
 }

@@ -9,13 +9,12 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{self, Database, DbError};
+use crate::db::{Database, DbError};
 use crate::paths;
 use crate::record::CommandRecord;
 
@@ -34,24 +33,14 @@ pub fn path() -> Result<PathBuf> {
 /// Appends a record to the spool.
 pub fn keep(record: &CommandRecord, recorded_at_us: i64) -> Result<PathBuf> {
     let path = path()?;
-    if let Some(dir) = path.parent() {
-        db::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
     let mut line = serde_json::to_vec(&Line {
         recorded_at_us,
         record: record.clone(),
     })?;
     line.push(b'\n');
-    let mut file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(&path)
+    let mut file = paths::open_private_append(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     file.lock()?;
-    if file.metadata()?.permissions().mode() & 0o777 != 0o600 {
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    }
     file.write_all(&line)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)

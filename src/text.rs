@@ -1,8 +1,6 @@
 //! Bytes from the outside world (command lines, paths) as text that SQLite
 //! can search and a terminal can show, without losing the original bytes.
 
-use std::borrow::Cow;
-
 /// `text` is always valid UTF-8 without NUL; `raw` holds the exact bytes
 /// whenever `text` differs from them (invalid UTF-8 or NUL bytes), so nothing
 /// is lost and the common case stores nothing twice.
@@ -24,10 +22,7 @@ impl StoredText {
     }
 
     fn lossy(bytes: Vec<u8>) -> Self {
-        let text = match String::from_utf8_lossy(&bytes) {
-            Cow::Borrowed(s) => s.replace('\0', "\u{FFFD}"),
-            Cow::Owned(s) => s.replace('\0', "\u{FFFD}"),
-        };
+        let text = String::from_utf8_lossy(&bytes).replace('\0', "\u{FFFD}");
         StoredText {
             text,
             raw: Some(bytes),

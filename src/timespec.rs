@@ -46,6 +46,14 @@ pub fn parse_time(input: &str, now: DateTime<Local>) -> Result<DateTime<Utc>, St
     }
 }
 
+/// A time stored as microseconds since the epoch, in the local time zone,
+/// in a chrono `format` ("?" for a time out of range).
+pub fn local_format(us: i64, format: &str) -> String {
+    DateTime::<Utc>::from_timestamp_micros(us)
+        .map(|t| t.with_timezone(&Local).format(format).to_string())
+        .unwrap_or_else(|| "?".to_string())
+}
+
 fn local(t: NaiveDateTime, input: &str) -> Result<DateTime<Utc>, String> {
     Local
         .from_local_datetime(&t)

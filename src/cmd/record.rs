@@ -76,9 +76,16 @@ impl Record {
             Err(err) if err.is_busy() => {
                 // Some other process holds the database: wait for it out of
                 // the shell's way.
-                hand_over(&path, &record, recorded_at_us)
-                    .with_context(|| format!("the database was locked ({err}), and waiting for it in the background failed"))?;
-                Ok(Exit::Success)
+                match hand_over(&path, &record, recorded_at_us) {
+                    Ok(()) => Ok(Exit::Success),
+                    // Could not wait in the background: keep it in the spool.
+                    Err(hand_over_err) => finish(&path, &record, recorded_at_us, Err(err))
+                        .with_context(|| {
+                            format!(
+                                "waiting for the lock in the background failed ({hand_over_err:#})"
+                            )
+                        }),
+                }
             }
             result => finish(&path, &record, recorded_at_us, result),
         }
@@ -124,7 +131,10 @@ fn store(
     Ok(inserted)
 }
 
-/// `recorded_at_us`: when the first attempt to store `record` was made.
+/// Ends the record path: Ok for a stored record (and a note in the log for
+/// a duplicate); for a record the database did not take, keeps it in the
+/// spool and returns the error. `recorded_at_us`: when the first attempt to
+/// store it was made.
 fn finish(
     path: &Path,
     record: &CommandRecord,

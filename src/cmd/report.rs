@@ -22,13 +22,11 @@ impl Run for Report {
         if rows.is_empty() {
             return Ok(Exit::NoMatch);
         }
+        // Biggest first; ties in the order of the group's name.
+        rows.sort_by(|a, b| a.key.cmp(&b.key));
         match self.sort {
-            SortBy::Commands => {} // the query's order
-            SortBy::Failures => rows.sort_by(|a, b| {
-                b.failures
-                    .cmp(&a.failures)
-                    .then(b.commands.cmp(&a.commands))
-            }),
+            SortBy::Commands => rows.sort_by_key(|r| std::cmp::Reverse(r.commands)),
+            SortBy::Failures => rows.sort_by_key(|r| std::cmp::Reverse((r.failures, r.commands))),
             SortBy::Duration => rows.sort_by_key(|r| std::cmp::Reverse(r.total_duration_us)),
             SortBy::Last => rows.sort_by_key(|r| std::cmp::Reverse(r.last_us)),
         }
@@ -36,21 +34,15 @@ impl Run for Report {
         if let Some(top) = self.top {
             rows.truncate(top);
         }
-        let (since, until) = self.filters.period();
         let period = (
-            since.map(|t| t.timestamp_micros()),
-            until.map(|t| t.timestamp_micros()),
+            self.filters.since.map(|t| t.timestamp_micros()),
+            self.filters.until.map(|t| t.timestamp_micros()),
         );
         let out = match self.format {
             ReportFormat::Table => {
                 render::report::table(&rows, &totals, self.by, period, render::use_colour())
             }
-            ReportFormat::Json => {
-                let mut json =
-                    serde_json::to_string_pretty(&render::report::json_rows(&rows, self.by))?;
-                json.push('\n');
-                json
-            }
+            ReportFormat::Json => render::pretty_json(&render::report::json_rows(&rows, self.by))?,
             ReportFormat::Csv => render::csv(&render::report::json_rows(&rows, self.by))?,
         };
         io::stdout().lock().write_all(out.as_bytes())?;

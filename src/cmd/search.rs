@@ -2,13 +2,12 @@
 
 use std::io::{self, Write};
 
-use anyhow::{bail, Context, Result};
-use regex::Regex;
+use anyhow::{Context, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Format, Search};
 use crate::db::{Database, SearchQuery};
-use crate::filter::{pattern_plan, smart_case_sensitive_regex, MatchKind};
+use crate::filter::{pattern_plan, MatchKind};
 use crate::paths;
 use crate::render;
 
@@ -23,10 +22,7 @@ impl Run for Search {
                 (_, _, true) => MatchKind::Regex,
                 _ => MatchKind::Substring,
             };
-            if kind == MatchKind::Regex {
-                check_regex(pattern)?;
-            }
-            plan = Some(pattern_plan(conditions.clone(), pattern, kind));
+            plan = Some(pattern_plan(conditions.clone(), pattern, kind)?);
         }
         let path = paths::database(self.db.path.as_deref())?;
         let mut db = Database::open_existing(&path)?;
@@ -73,24 +69,4 @@ impl Run for Search {
         io::stdout().lock().write_all(&out)?;
         Ok(Exit::Success)
     }
-}
-
-/// A bad regex is the user's to fix: say what is wrong, in one line.
-fn check_regex(pattern: &str) -> Result<()> {
-    let full = if smart_case_sensitive_regex(pattern) {
-        pattern.to_string()
-    } else {
-        format!("(?i){pattern}")
-    };
-    if let Err(err) = Regex::new(&full) {
-        let reason = err.to_string();
-        let reason = reason
-            .lines()
-            .last()
-            .unwrap_or("")
-            .trim_start_matches("error: ")
-            .trim();
-        bail!("invalid regex {pattern:?}: {reason}");
-    }
-    Ok(())
 }

@@ -6,15 +6,16 @@ mod schema;
 pub use queries::{GroupBy, ReportRow, SearchQuery};
 
 use std::fmt;
-use std::fs::{self, DirBuilder, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+use crate::paths;
 use crate::record::CommandRecord;
 
 /// How long a writer waits for another one to finish. Writes take well under
@@ -40,6 +41,11 @@ pub enum DbError {
         found: i64,
         supported: i64,
     },
+    /// A schema version no tmux-audit writes (negative): not our database,
+    /// or a damaged one.
+    BadSchema {
+        found: i64,
+    },
     Create {
         path: PathBuf,
         source: io::Error,
@@ -55,11 +61,11 @@ impl fmt::Display for DbError {
                 "no database at {}: nothing recorded yet (load the hook with `tmux-audit init --help`, or pass --db)",
                 path.display()
             ),
-            DbError::SchemaTooNew { found, supported } if *found > *supported => write!(
+            DbError::SchemaTooNew { found, supported } => write!(
                 f,
                 "the database has schema version {found}, newer than this tmux-audit knows ({supported}): upgrade tmux-audit"
             ),
-            DbError::SchemaTooNew { found, .. } => {
+            DbError::BadSchema { found } => {
                 write!(f, "the database has schema version {found}, which no tmux-audit writes")
             }
             DbError::Create { path, source } => write!(f, "cannot create {}: {source}", path.display()),
@@ -96,6 +102,7 @@ impl DbError {
         match self {
             DbError::Missing { .. } => "run a command in a shell with the hook loaded",
             DbError::SchemaTooNew { .. } => "install the newer tmux-audit that wrote this database",
+            DbError::BadSchema { .. } => "this is not a tmux-audit database, or a damaged one: move it aside",
             DbError::Create { .. } => "check that the directory is yours and writable, or set TMUX_AUDIT_DB",
             DbError::Sqlite(err) => match err.sqlite_error_code() {
                 Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
@@ -148,7 +155,8 @@ impl Database {
         Database::ready(conn, busy_timeout)
     }
 
-    /// Opens for reading; a database that does not exist is an error.
+    /// [`Database::open`] for a database that must exist already (search,
+    /// report, verify): it is still upgraded when older.
     pub fn open_existing(path: &Path) -> Result<Database, DbError> {
         if !path.exists() {
             return Err(DbError::Missing {
@@ -169,15 +177,10 @@ impl Database {
         // SQLite's own automatic checkpoints copy pages back but leave the
         // WAL's frames for the next process to re-read; see `fold_wal`.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        match schema::version(&conn)? {
-            v if v == schema::VERSION => {}
-            found if !(0..schema::VERSION).contains(&found) => {
-                return Err(DbError::SchemaTooNew {
-                    found,
-                    supported: schema::VERSION,
-                });
-            }
-            _ => schema::migrate(&mut conn)?,
+        let found = schema::version(&conn)?;
+        if found != schema::VERSION {
+            schema::check(found)?;
+            schema::migrate(&mut conn)?;
         }
         Ok(Database { conn, busy_timeout })
     }
@@ -215,7 +218,7 @@ fn create(path: &Path) -> Result<(), DbError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    create_private_dir(dir).map_err(create_err(dir))?;
+    paths::create_private_dir(dir).map_err(create_err(dir))?;
 
     // A name no other process (on this host or another sharing the
     // directory) can be using, and a file that must not exist yet.
@@ -248,16 +251,6 @@ fn create(path: &Path) -> Result<(), DbError> {
         let _ = fs::remove_file(leftover);
     }
     linked
-}
-
-/// Creates `dir` (and its parents) if needed; a directory this creates is
-/// 0700 whatever the umask.
-pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
 
 fn build_new(temp: &Path) -> Result<(), DbError> {

@@ -231,8 +231,7 @@ impl Database {
                 .optional()?;
             let mut window = scan.clone();
             if let Some(floor) = floor {
-                window.clauses.push("started_at_us > ?".into());
-                window.params.push(Value::Integer(floor));
+                window.push("started_at_us > ?", [Value::Integer(floor)]);
             }
             let found = self.select(&window, false, Some(limit))?;
             if found.len() == limit || floor.is_none() {
@@ -248,15 +247,9 @@ impl Database {
         unique: bool,
         limit: Option<usize>,
     ) -> Result<Vec<StoredCommand>, DbError> {
-        let query = SearchQuery {
-            conditions: conditions.clone(),
-            scan_first: None,
-            limit,
-            unique,
-        };
-        let where_sql = query.conditions.where_sql();
-        let mut params = query.conditions.params.clone();
-        let from = if query.unique {
+        let where_sql = conditions.where_sql();
+        let mut params = conditions.params.clone();
+        let from = if unique {
             // The newest run (by start time) of each distinct command.
             format!(
                 "commands WHERE id IN (SELECT id FROM (
@@ -269,9 +262,7 @@ impl Database {
         } else {
             format!("commands {where_sql}")
         };
-        let limit = query
-            .limit
-            .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         params.push(Value::Integer(limit));
         let sql =
             format!("SELECT {COLUMNS} FROM {from} ORDER BY started_at_us DESC, id DESC LIMIT ?");
@@ -280,8 +271,7 @@ impl Database {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Commands grouped, counted and timed; groups with the most commands
-    /// first. One pass over the matching rows, reading only the columns a
+    /// Commands grouped, counted and timed, in no particular order. One pass over the matching rows, reading only the columns a
     /// report shows and counting in memory: a GROUP BY per figure would
     /// sort the whole table once for each.
     pub fn report(&self, by: GroupBy, conditions: &Conditions) -> Result<Vec<ReportRow>, DbError> {
@@ -355,11 +345,11 @@ impl Database {
                 (by != GroupBy::Command).then_some(command),
             );
         }
-        let mut report: Vec<ReportRow> = groups
+        let report: Vec<ReportRow> = groups
             .into_iter()
             .map(|(key, group)| group.finish(key))
             .collect();
-        report.sort_by(|a, b| b.commands.cmp(&a.commands).then_with(|| a.key.cmp(&b.key)));
+
         Ok(report)
     }
 }
@@ -395,13 +385,7 @@ fn stored_command(row: &Row<'_>) -> rusqlite::Result<StoredCommand> {
 }
 
 fn local_day(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d")
-                .to_string()
-        })
-        .unwrap_or_default()
+    crate::timespec::local_format(us, "%Y-%m-%d")
 }
 
 /// A report group being counted.

@@ -25,15 +25,22 @@ pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
 /// transaction (which takes the write lock first), so exactly one of them
 /// applies each migration and the others find it done. (A new database is
 /// built aside and moved into place whole: see `db::create`.)
+/// An error when no tmux-audit this old or this new wrote version `found`.
+pub fn check(found: i64) -> Result<(), DbError> {
+    match found {
+        found if found > VERSION => Err(DbError::SchemaTooNew {
+            found,
+            supported: VERSION,
+        }),
+        found if found < 0 => Err(DbError::BadSchema { found }),
+        _ => Ok(()),
+    }
+}
+
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found = version(&tx)?;
-    if found > VERSION {
-        return Err(DbError::SchemaTooNew {
-            found,
-            supported: VERSION,
-        });
-    }
+    check(found)?;
     for sql in &MIGRATIONS[found as usize..] {
         tx.execute_batch(sql)?;
     }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal};
 
-use chrono::{DateTime, Local, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, Table};
 use serde::Serialize;
@@ -141,13 +141,7 @@ pub(crate) fn home() -> Option<String> {
 }
 
 pub(crate) fn local_time(us: i64) -> String {
-    DateTime::<Utc>::from_timestamp_micros(us)
-        .map(|t| {
-            t.with_timezone(&Local)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| "?".to_string())
+    crate::timespec::local_format(us, "%Y-%m-%d %H:%M:%S")
 }
 
 pub fn utc_time(us: i64) -> String {
@@ -263,7 +257,12 @@ fn json_records(rows: &[StoredCommand]) -> Vec<JsonRecord<'_>> {
 
 /// A JSON array of records, every field.
 pub fn json(rows: &[StoredCommand]) -> serde_json::Result<String> {
-    let mut out = serde_json::to_string_pretty(&json_records(rows))?;
+    pretty_json(&json_records(rows))
+}
+
+/// Indented JSON, ending with a newline.
+pub fn pretty_json<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    let mut out = serde_json::to_string_pretty(value)?;
     out.push('\n');
     Ok(out)
 }

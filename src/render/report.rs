@@ -4,15 +4,14 @@
 use comfy_table::{Cell, CellAlignment, Color};
 use serde::Serialize;
 
-use super::{finish, home, human_duration, local_time, new_table, one_line, tilde, utc_time};
+use super::{finish, home, human_duration, new_table, one_line, tilde, utc_time};
+use crate::db::{GroupBy, ReportRow};
+use crate::timespec::local_format;
 
 /// Minutes are enough for a report's first and last times, and keep the table narrow.
 fn local_minute(us: i64) -> String {
-    let mut t = local_time(us);
-    t.truncate(16);
-    t
+    local_format(us, "%Y-%m-%d %H:%M")
 }
-use crate::db::{GroupBy, ReportRow};
 
 /// A report row as JSON and CSV show it.
 #[derive(Serialize)]
@@ -70,6 +69,18 @@ fn percent(part: i64, whole: i64) -> f64 {
         p if p >= 100.0 && part < whole => 99.9,
         p if p <= 0.0 && part > 0 => 0.1,
         p => p,
+    }
+}
+
+/// A whole percentage, but one decimal where rounding would claim that all
+/// or none failed when that is not so: `100%`, `99.9%`, `33%`, `0.1%`, `0%`.
+fn percent_label(part: i64, whole: i64) -> String {
+    let p = percent(part, whole);
+    let whole_percent = p.round();
+    if (whole_percent >= 100.0 && part < whole) || (whole_percent <= 0.0 && part > 0) {
+        format!("{p:.1}%")
+    } else {
+        format!("{whole_percent:.0}%")
     }
 }
 
@@ -177,9 +188,9 @@ pub fn table(
     let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
     let failed_cell = |failures: i64, commands: i64| {
         let cell = right(format!(
-            "{} ({:.0}%)",
+            "{} ({})",
             count(failures),
-            percent(failures, commands)
+            percent_label(failures, commands)
         ));
         if colour && failures > 0 {
             cell.fg(Color::Red)
@@ -290,5 +301,17 @@ mod tests {
     fn percentages_have_one_decimal() {
         assert_eq!(percent(1, 3), 33.3);
         assert_eq!(percent(0, 0), 0.0);
+        assert_eq!(percent(999, 1000), 99.9);
+        assert_eq!(percent(9999, 10000), 99.9);
+        assert_eq!(percent(1, 10000), 0.1);
+    }
+
+    #[test]
+    fn labels_never_claim_all_or_none_wrongly() {
+        assert_eq!(percent_label(9999, 10000), "99.9%");
+        assert_eq!(percent_label(1, 10000), "0.1%");
+        assert_eq!(percent_label(1, 3), "33%");
+        assert_eq!(percent_label(3, 3), "100%");
+        assert_eq!(percent_label(0, 3), "0%");
     }
 }
