@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::fill;
+use common::{env_or, fill, ms};
 
 fn main() {
     let rows: usize = env_or("ROWS", 1_000_000);
@@ -46,13 +46,6 @@ fn main() {
     measure(&format!("{rows} rows"), &big, runs, rows);
 }
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn measure_quietly(db: &Path, seq: usize) {
     let (_, _, ok) = run_once(db, seq);
     assert!(ok, "record failed");
@@ -81,10 +74,6 @@ fn measure(label: &str, db: &Path, runs: usize, first_seq: usize) {
         ms(at(1.0)),
         peak_kib as f64 / 1024.0
     );
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}ms", d.as_secs_f64() * 1000.0)
 }
 
 /// One `record`, as a hook runs it: wall time from spawn to exit, and its

@@ -85,20 +85,18 @@ __tmux_audit_record() {
     entry=${entry#"${entry%%[^[:space:]]*}"}
     number=${entry%%[^0-9]*}
     __tmux_audit_seq=$((__tmux_audit_seq + 1))
+    local record=("$__tmux_audit_bin" record --shell bash --session "$__tmux_audit_session"
+        --seq "$__tmux_audit_seq" --exit "$1" --start-us "$start" --end-us "$2" --cwd "$__tmux_audit_cwd")
     if [[ -n $number && $number == "$__tmux_audit_hist" ]]; then
         # `history 1` prints the number, a `*` or a blank, a blank, the text.
         text=${entry:${#number}+2}
-        "$__tmux_audit_bin" record --shell bash --session "$__tmux_audit_session" \
-            --seq "$__tmux_audit_seq" --exit "$1" --start-us "$start" --end-us "$2" --cwd "$__tmux_audit_cwd" \
-            >/dev/null 2>&1 <<<"$text"
+        "${record[@]}" >/dev/null 2>&1 <<<"$text"
         rc=$?
         __tmux_audit_forget "$number" "$text"
     else
         # History is off (`set +o history`, HISTSIZE=0): the text is gone,
         # but that a command ran, when, where and how it ended is recorded.
-        "$__tmux_audit_bin" record --shell bash --session "$__tmux_audit_session" \
-            --seq "$__tmux_audit_seq" --exit "$1" --start-us "$start" --end-us "$2" --cwd "$__tmux_audit_cwd" \
-            --text-unavailable >/dev/null 2>&1 </dev/null
+        "${record[@]}" --text-unavailable >/dev/null 2>&1 </dev/null
         rc=$?
     fi
     if ((rc == 126 || rc == 127)) && [[ -z $__tmux_audit_warned ]]; then

@@ -1,6 +1,7 @@
 //! Shared by the benchmarks: a realistic database of any size.
 
 use std::path::Path;
+use std::time::Duration;
 
 use rusqlite::{params, Connection};
 
@@ -85,4 +86,17 @@ pub fn fill(db: &Path, rows: usize) {
     tx.commit().unwrap();
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
         .unwrap();
+}
+
+/// A setting from the environment (`ROWS=…`), or its default.
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `2.34ms`.
+pub fn ms(d: Duration) -> String {
+    format!("{:.2}ms", d.as_secs_f64() * 1000.0)
 }

@@ -541,3 +541,15 @@ fn zsh_duration_leaves_out_slow_prompt_hooks() {
         "`true` took {duration} µs: the slow hook was counted"
     );
 }
+
+#[test]
+fn bash_with_history_off_records_that_a_command_ran() {
+    let s = Scenario::new(Shell::Bash, Rc::default().after("set +o history"));
+    let r = s.run("sh -c 'exit 9'");
+    assert_eq!(
+        (r.command.as_str(), r.exit_status),
+        ("", Some(9)),
+        "the text is not available"
+    );
+    assert!(r.duration_us.is_some() && !r.cwd.is_empty());
+}

@@ -249,6 +249,17 @@ fn a_database_from_a_newer_version_is_refused_with_a_hint() {
         "{stderr}"
     );
     assert_eq!(rows_in(&sb.db).len(), 1);
+    assert!(
+        sb.log().contains("hint: install the newer tmux-audit"),
+        "{}",
+        sb.log()
+    );
+    let spool = fs::read_to_string(sb.state.join("spool.jsonl")).unwrap();
+    assert_eq!(
+        spool.lines().count(),
+        1,
+        "kept for when a newer tmux-audit runs"
+    );
 }
 
 #[test]
