@@ -3,7 +3,8 @@
 #
 #     eval "$(tmux-audit init bash)"
 #
-# Every name defined here starts with __tmux_audit_. The hook prints nothing,
+# Every name defined here starts with __tmux_audit_ (and TMUX_AUDIT_SESSION is
+# exported for `tmux-audit search --here`). The hook prints nothing,
 # keeps $? and PIPESTATUS, works under `set -u`, and loads once per shell.
 if [[ $- == *i* && -z ${__tmux_audit_session-} ]] && ((BASH_VERSINFO[0] >= 5)); then
 

@@ -3,7 +3,8 @@
 #
 #     tmux-audit init fish | source
 #
-# Every name defined here starts with __tmux_audit_. The hook prints nothing,
+# Every name defined here starts with __tmux_audit_ (and TMUX_AUDIT_SESSION is
+# exported for `tmux-audit search --here`). The hook prints nothing,
 # keeps $status and $pipestatus, and loads once per shell.
 if status is-interactive; and not set -q __tmux_audit_session
     set -g __tmux_audit_bin @TMUX_AUDIT_BIN@

@@ -3,7 +3,8 @@
 #
 #     eval "$(tmux-audit init zsh)"
 #
-# Every name defined here starts with __tmux_audit_. The hook prints nothing,
+# Every name defined here starts with __tmux_audit_ (and TMUX_AUDIT_SESSION is
+# exported for `tmux-audit search --here`). The hook prints nothing,
 # keeps $? and $pipestatus, works under `setopt nounset`, and loads once per
 # shell.
 if [[ -o interactive && -z ${__tmux_audit_session-} ]]; then

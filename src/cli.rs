@@ -17,7 +17,7 @@ Set up once per shell (at the end of the rc file):\n\
   zsh   ~/.zshrc                   eval \"$(tmux-audit init zsh)\"\n\
   fish  ~/.config/fish/config.fish tmux-audit init fish | source\n\n\
 Then `tmux-audit search` shows what was recorded.",
-    after_help = "Environment:\n  TMUX_AUDIT_DB   database file to use instead of $XDG_DATA_HOME/tmux-audit/history.db\n  NO_COLOR        no colour in tables"
+    after_help = "Environment:\n  TMUX_AUDIT_DB        database file to use instead of $XDG_DATA_HOME/tmux-audit/history.db\n  NO_COLOR             no colour in tables\n  TMUX_AUDIT_SESSION   set by the hooks: this shell session's id, for `search --here`"
 )]
 pub struct Cli {
     #[command(subcommand)]
