@@ -33,6 +33,7 @@ pub enum Command {
     Report(Report),
     Verify(Verify),
     Anchor(Anchor),
+    Doctor(Doctor),
 }
 
 /// Print the hook for a shell; eval it from the shell's rc file.
@@ -285,6 +286,25 @@ pub struct Verify {
     /// A hash printed earlier by `tmux-audit anchor`.
     #[arg(long, value_name = "HASH")]
     pub anchor: Option<String>,
+}
+
+/// One screen on the health of the recording, with the fix for each problem.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Check the database (path, size, schema, integrity, WAL), the file system it \
+is on, the permissions of its files, records waiting in the spool, the last error in the log, and \
+whether the hook is loaded in this shell; print the fix for each problem.\n\n\
+With --repair, a damaged database is moved aside (with its -wal and -shm files, never deleted), a \
+new one is started whose chain records the break, and the spool is merged into it.\n\n\
+Exit status: 0 when all is well, 1 when a problem remains, 2 on an error."
+)]
+pub struct Doctor {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// Move a damaged database aside and start a new one.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Print the hash of the newest record, to keep elsewhere for `verify --anchor`.

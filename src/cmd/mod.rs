@@ -1,5 +1,6 @@
 //! One module per subcommand, each implementing [`Run`].
 
+mod doctor;
 mod init;
 mod record;
 mod report;
@@ -34,6 +35,7 @@ impl Run for Command {
             Command::Report(cmd) => cmd.run(),
             Command::Verify(cmd) => cmd.run(),
             Command::Anchor(cmd) => cmd.run(),
+            Command::Doctor(cmd) => cmd.run(),
         }
     }
 }

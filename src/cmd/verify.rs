@@ -97,8 +97,31 @@ impl Run for Verify {
             )?,
             _ => writeln!(out, "intact: no records in the chain yet")?,
         }
+        for (at, reason, previous) in db.chain_origins()? {
+            let previous =
+                previous.map_or(String::new(), |p| format!(" (the database before: {p})"));
+            writeln!(
+                out,
+                "the chain began anew at {}: {reason}{previous}",
+                utc_time(at)
+            )?;
+        }
         if before_chain > 0 {
             writeln!(out, "{before_chain} older records come before the chain (written before tmux-audit kept one)")?;
+        }
+        // Not a break of the chain, but records that never arrived.
+        for gap in db.sequence_gaps()? {
+            writeln!(
+                out,
+                "missing: {} of {} commands of shell session {} ({}@{}, {} to {}) never arrived",
+                gap.highest_seq - gap.recorded,
+                gap.highest_seq,
+                gap.shell_session,
+                gap.user,
+                gap.host,
+                utc_time(gap.first_us),
+                utc_time(gap.last_us),
+            )?;
         }
         Ok(Exit::Success)
     }

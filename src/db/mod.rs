@@ -8,7 +8,7 @@ pub use queries::{GroupBy, ReportRow, SearchQuery};
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -50,6 +50,12 @@ pub enum DbError {
         path: PathBuf,
         source: io::Error,
     },
+    /// The path is a symbolic link, or the file belongs to someone else:
+    /// writing there could put the records where another user controls them.
+    Unsafe {
+        path: PathBuf,
+        why: &'static str,
+    },
     Sqlite(rusqlite::Error),
 }
 
@@ -69,6 +75,7 @@ impl fmt::Display for DbError {
                 write!(f, "the database has schema version {found}, which no tmux-audit writes")
             }
             DbError::Create { path, source } => write!(f, "cannot create {}: {source}", path.display()),
+            DbError::Unsafe { path, why } => write!(f, "refusing to use {}: {why}", path.display()),
             DbError::Sqlite(err) => write!(f, "{err}"),
         }
     }
@@ -78,7 +85,8 @@ impl std::error::Error for DbError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             DbError::Create { source, .. } => Some(source),
-            DbError::Sqlite(err) => Some(err),
+            // Its text is this error's text already.
+            DbError::Sqlite(_) => None,
             _ => None,
         }
     }
@@ -91,6 +99,14 @@ impl From<rusqlite::Error> for DbError {
 }
 
 impl DbError {
+    /// SQLite's error code, when SQLite gave one.
+    pub fn sqlite_code(&self) -> Option<ErrorCode> {
+        match self {
+            DbError::Sqlite(err) => err.sqlite_error_code(),
+            _ => None,
+        }
+    }
+
     /// Another process holds the write lock (for longer than the busy timeout).
     pub fn is_busy(&self) -> bool {
         matches!(self, DbError::Sqlite(err)
@@ -103,6 +119,7 @@ impl DbError {
             DbError::Missing { .. } => "run a command in a shell with the hook loaded",
             DbError::SchemaTooNew { .. } => "install the newer tmux-audit that wrote this database",
             DbError::BadSchema { .. } => "this is not a tmux-audit database, or a damaged one: move it aside",
+            DbError::Unsafe { .. } => "remove it, or set TMUX_AUDIT_DB to a file of your own",
             DbError::Create { .. } => "check that the directory is yours and writable, or set TMUX_AUDIT_DB",
             DbError::Sqlite(err) => match err.sqlite_error_code() {
                 Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
@@ -113,7 +130,7 @@ impl DbError {
                 }
                 Some(ErrorCode::DiskFull) => "free some disk space",
                 Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
-                    "the database file is damaged: move it (with its -wal and -shm files) aside; a new one is started"
+                    "the database file is damaged: `tmux-audit doctor --repair` moves it aside and starts a new one"
                 }
                 _ => "see the SQLite error above",
             },
@@ -143,7 +160,10 @@ impl Database {
 
     /// [`Database::open`], waiting up to `busy_timeout` for another writer.
     pub fn open_waiting(path: &Path, busy_timeout: Duration) -> Result<Database, DbError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        refuse_unsafe(path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let conn = match Connection::open_with_flags(path, flags) {
             Ok(conn) => conn,
             Err(_) if !path.exists() => {
@@ -203,6 +223,27 @@ impl Database {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         let _ = self.conn.busy_timeout(self.busy_timeout);
     }
+}
+
+/// The database must be a plain file of the user's own (or not exist yet).
+fn refuse_unsafe(path: &Path) -> Result<(), DbError> {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let unsafe_because = |why| {
+        Err(DbError::Unsafe {
+            path: path.to_path_buf(),
+            why,
+        })
+    };
+    if meta.file_type().is_symlink() {
+        return unsafe_because("it is a symbolic link");
+    }
+    // SAFETY: getuid cannot fail and has no preconditions.
+    if meta.uid() != unsafe { libc::getuid() } {
+        return unsafe_because("it belongs to another user");
+    }
+    Ok(())
 }
 
 /// Makes a new database: built whole (schema, WAL mode) in a private file

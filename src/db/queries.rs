@@ -50,6 +50,19 @@ pub enum GroupBy {
     Command,
 }
 
+/// A shell session with holes in its sequence (seq runs 1, 2, 3… and is
+/// unique per session, so `highest_seq - recorded` records are missing).
+#[derive(Debug, Clone)]
+pub struct SequenceGap {
+    pub shell_session: String,
+    pub user: String,
+    pub host: String,
+    pub recorded: i64,
+    pub highest_seq: i64,
+    pub first_us: i64,
+    pub last_us: i64,
+}
+
 /// One group of a report.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ReportRow {
@@ -153,6 +166,65 @@ impl Database {
         }
         tx.commit()?;
         Ok(inserted)
+    }
+
+    /// Notes that the chain of this database begins here, and why.
+    pub fn add_chain_origin(
+        &self,
+        at_us: i64,
+        reason: &str,
+        previous: Option<&str>,
+    ) -> Result<(), DbError> {
+        self.conn.execute(
+            "INSERT INTO chain_origins (at_us, reason, previous_database) VALUES (?1, ?2, ?3)",
+            params![at_us, reason, previous],
+        )?;
+        Ok(())
+    }
+
+    /// (when, why, the database before) for each time the chain began anew.
+    pub fn chain_origins(&self) -> Result<Vec<(i64, String, Option<String>)>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at_us, reason, previous_database FROM chain_origins ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// SQLite's quick integrity check: "ok", or what is wrong.
+    pub fn quick_check(&self) -> Result<String, DbError> {
+        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
+        let lines: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(lines.join("; "))
+    }
+
+    pub fn schema_version(&self) -> Result<i64, DbError> {
+        Ok(super::schema::version(&self.conn)?)
+    }
+
+    /// Shell sessions whose sequence numbers have holes: records that never
+    /// arrived (a hook removed or broken mid-session, a lost record).
+    pub fn sequence_gaps(&self) -> Result<Vec<SequenceGap>, DbError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT shell_session, min(user), min(host), count(*), max(seq), min(started_at_us), max(started_at_us)
+             FROM commands GROUP BY shell_session
+             HAVING max(seq) <> count(*)
+             ORDER BY min(started_at_us)",
+        )?;
+        let gaps = stmt.query_map([], |r| {
+            Ok(SequenceGap {
+                shell_session: r.get(0)?,
+                user: r.get(1)?,
+                host: r.get(2)?,
+                recorded: r.get(3)?,
+                highest_seq: r.get(4)?,
+                first_us: r.get(5)?,
+                last_us: r.get(6)?,
+            })
+        })?;
+        Ok(gaps.collect::<Result<_, _>>()?)
     }
 
     /// Every record in the order it was stored, with its chain links, for

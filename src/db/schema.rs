@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_search.sql"),
     include_str!("migrations/0003_lazy_search_index.sql"),
     include_str!("migrations/0004_chain.sql"),
+    include_str!("migrations/0005_chain_origins.sql"),
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod doctor;
 mod hooks;
 mod init;
 mod record;

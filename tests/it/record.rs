@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use crate::support::{rows_in, Sandbox};
 
 /// The schema version this build creates (the number of migrations).
-const LATEST_SCHEMA: i64 = 4;
+const LATEST_SCHEMA: i64 = 5;
 
 const BASH: &[&str] = &["--shell", "bash", "--session", "s1", "--exit", "0"];
 
@@ -488,4 +488,30 @@ fn a_corrupt_database_spools_the_record() {
     assert!(!sb.record(b"echo kept", &args("1")).status.success());
     let spool = fs::read_to_string(sb.state.join("spool.jsonl")).unwrap();
     assert!(spool.contains("echo kept"), "{spool}");
+}
+
+#[test]
+fn a_symlink_or_another_users_file_at_the_database_path_is_refused() {
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.db.parent().unwrap()).unwrap();
+    let elsewhere = sb.path().join("attacker.db");
+    std::os::unix::fs::symlink(&elsewhere, &sb.db).unwrap();
+    let out = sb.record(b"echo secret", &args("1"));
+    assert!(!out.status.success());
+    assert!(sb.log().contains("is a symbolic link"), "{}", sb.log());
+    assert!(!elsewhere.exists(), "nothing written through the link");
+    fs::remove_file(&sb.db).unwrap();
+
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped the other-owner half: only root can give a file to another user");
+        return;
+    }
+    assert!(sb.record(b"true", &args("2")).status.success());
+    let nobody = std::ffi::CString::new(sb.db.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; 65534 is `nobody`.
+    assert_eq!(unsafe { libc::chown(nobody.as_ptr(), 65534, 65534) }, 0);
+    let out = sb.record(b"true", &args("3"));
+    assert!(!out.status.success());
+    assert!(sb.log().contains("belongs to another user"), "{}", sb.log());
 }

@@ -168,3 +168,31 @@ fn concurrent_writers_extend_one_chain() {
     let (code, text) = verify(&sb, &[]);
     assert_eq!(code, Some(0), "{text}");
 }
+
+#[test]
+fn verify_names_shell_sessions_with_missing_records() {
+    let sb = history(3);
+    // Commands 4 and 5 of this session never arrived; 6 did.
+    let out = sb.record(
+        b"echo 6",
+        &[
+            "--shell",
+            "bash",
+            "--session",
+            "s",
+            "--seq",
+            "6",
+            "--exit",
+            "0",
+        ],
+    );
+    assert!(out.status.success());
+    let (code, text) = verify(&sb, &[]);
+    assert_eq!(code, Some(0), "the chain itself is whole: {text}");
+    assert!(
+        text.contains("missing: 2 of 6 commands of shell session s"),
+        "{text}"
+    );
+    let (_, text) = verify(&history(3), &[]);
+    assert!(!text.contains("missing"), "{text}");
+}

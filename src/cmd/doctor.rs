@@ -1,0 +1,254 @@
+//! `tmux-audit doctor`: one screen on the health of the recording, and
+//! `--repair` for a damaged database.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+
+use super::{Exit, Run};
+use crate::cli::Doctor;
+use crate::db::Database;
+use crate::paths;
+use crate::spool;
+
+/// One finding: what was checked, what was found, and the fix when it is a problem.
+struct Finding {
+    what: &'static str,
+    found: String,
+    fix: Option<String>,
+}
+
+impl Finding {
+    fn ok(what: &'static str, found: String) -> Finding {
+        Finding {
+            what,
+            found,
+            fix: None,
+        }
+    }
+    fn problem(what: &'static str, found: String, fix: impl Into<String>) -> Finding {
+        Finding {
+            what,
+            found,
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+impl Run for Doctor {
+    fn run(&self) -> Result<Exit> {
+        let path = paths::database(self.db.path.as_deref())?;
+        let mut findings = check_database(&path);
+        let damaged = findings
+            .iter()
+            .any(|f| f.what == "integrity" && f.fix.is_some());
+        let mut out = io::stdout().lock();
+        if self.repair && damaged {
+            let moved = repair(&path)?;
+            writeln!(
+                out,
+                "repaired: moved the damaged database to {}; started a new one",
+                moved.display()
+            )?;
+            findings = check_database(&path);
+        }
+        findings.extend(check_surroundings(&path));
+        for f in &findings {
+            let status = if f.fix.is_some() { "FAIL" } else { "ok" };
+            writeln!(out, "{status:<4}  {:<11} {}", f.what, f.found)?;
+            if let Some(fix) = &f.fix {
+                writeln!(out, "      {:<11} fix: {fix}", "")?;
+            }
+        }
+        Ok(if findings.iter().any(|f| f.fix.is_some()) {
+            Exit::Tampered
+        } else {
+            Exit::Success
+        })
+    }
+}
+
+fn check_database(path: &Path) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let Ok(meta) = fs::metadata(path) else {
+        findings.push(Finding::ok(
+            "database",
+            format!(
+                "{}: none yet (made by the first recorded command)",
+                path.display()
+            ),
+        ));
+        return findings;
+    };
+    let wal = fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len());
+    match Database::open_existing(path) {
+        Ok(db) => {
+            let version = db
+                .schema_version()
+                .map_or("?".to_string(), |v| v.to_string());
+            findings.push(Finding::ok(
+                "database",
+                format!(
+                    "{}: {}, schema {version}, WAL {}",
+                    path.display(),
+                    size(meta.len()),
+                    size(wal)
+                ),
+            ));
+            findings.push(match db.quick_check() {
+                Ok(result) if result == "ok" => {
+                    Finding::ok("integrity", "ok (PRAGMA quick_check)".into())
+                }
+                Ok(result) => Finding::problem("integrity", result, "tmux-audit doctor --repair"),
+                Err(err) => {
+                    Finding::problem("integrity", err.to_string(), "tmux-audit doctor --repair")
+                }
+            });
+        }
+        Err(err) => {
+            findings.push(Finding::ok(
+                "database",
+                format!("{}: {}", path.display(), size(meta.len())),
+            ));
+            let damaged = matches!(
+                err.sqlite_code(),
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            );
+            let fix = if damaged {
+                "tmux-audit doctor --repair".to_string()
+            } else {
+                err.hint().to_string()
+            };
+            findings.push(Finding::problem("integrity", err.to_string(), fix));
+        }
+    }
+    findings
+}
+
+fn check_surroundings(path: &Path) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if let Some(kind) = network_file_system(dir) {
+        findings.push(Finding::problem(
+            "file system",
+            format!(
+                "{} is on {kind}, where SQLite's WAL locking does not hold",
+                dir.display()
+            ),
+            "set TMUX_AUDIT_DB to a file on a local disk",
+        ));
+    } else {
+        findings.push(Finding::ok("file system", "local".into()));
+    }
+    // SAFETY: getuid cannot fail and has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    for (file, want) in [(dir.to_path_buf(), 0o700), (path.to_path_buf(), 0o600)] {
+        let Ok(meta) = fs::metadata(&file) else {
+            continue;
+        };
+        let mode = meta.mode() & 0o777;
+        if meta.uid() != uid {
+            findings.push(Finding::problem(
+                "permissions",
+                format!("{} belongs to uid {}", file.display(), meta.uid()),
+                "set TMUX_AUDIT_DB to a file of your own",
+            ));
+        } else if mode & 0o077 != 0 {
+            findings.push(Finding::problem(
+                "permissions",
+                format!("{} is {mode:o}: others can read it", file.display()),
+                format!("chmod {want:o} {}", file.display()),
+            ));
+        }
+    }
+    if !findings.iter().any(|f| f.what == "permissions") {
+        findings.push(Finding::ok("permissions", "private to you".into()));
+    }
+    let waiting = spool::path()
+        .ok()
+        .and_then(|p| fs::read_to_string(p).ok())
+        .map_or(0, |s| s.lines().filter(|l| !l.trim().is_empty()).count());
+    findings.push(if waiting == 0 {
+        Finding::ok("spool", "empty".into())
+    } else {
+        Finding::problem(
+            "spool",
+            format!("{waiting} record{} waiting for the database", if waiting == 1 { "" } else { "s" }),
+            "they are merged by the next recorded command once the database takes writes; see the log for why it did not",
+        )
+    });
+    let last_error = paths::log_file()
+        .ok()
+        .and_then(|p| fs::read_to_string(p).ok())
+        .and_then(|log| log.lines().last().map(str::to_string));
+    findings.push(Finding::ok(
+        "last error",
+        last_error.unwrap_or_else(|| "none".into()),
+    ));
+    findings.push(match std::env::var("TMUX_AUDIT_SESSION") {
+        Ok(session) if !session.is_empty() => {
+            Finding::ok("hook", format!("loaded in this shell (session {session})"))
+        }
+        _ => Finding::problem(
+            "hook",
+            "not loaded in this shell".into(),
+            "add the init line to your shell's rc file: see `tmux-audit init --help`",
+        ),
+    });
+    findings
+}
+
+/// Moves the database and its -wal and -shm files aside, starts a new
+/// database that notes the break, and merges the spool into it.
+fn repair(path: &Path) -> Result<PathBuf> {
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+    let moved = PathBuf::from(format!("{}.broken-{stamp}", path.display()));
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", path.display()));
+        if from.exists() {
+            let to = PathBuf::from(format!("{}{suffix}", moved.display()));
+            fs::rename(&from, &to)
+                .with_context(|| format!("cannot move {} aside", from.display()))?;
+        }
+    }
+    let mut db = Database::open(path).context("cannot start a new database")?;
+    db.add_chain_origin(
+        Utc::now().timestamp_micros(),
+        "the previous database was damaged and moved aside by `tmux-audit doctor --repair`",
+        moved.to_str(),
+    )?;
+    spool::merge(&mut db)?;
+    Ok(moved)
+}
+
+/// The kind of network file system `dir` is on, if it is on one.
+fn network_file_system(dir: &Path) -> Option<&'static str> {
+    let c_path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: a valid C string and a zeroed statfs for the kernel to fill.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    // Magic numbers from statfs(2).
+    match stat.f_type as u32 {
+        0x6969 => Some("NFS"),
+        0x517B => Some("SMB"),
+        0xFF53_4D42 => Some("CIFS"),
+        0xFE53_4D42 => Some("SMB2"),
+        0x0102_1997 => Some("9P"),
+        0x6573_5546 => Some("FUSE (sshfs and the like)"),
+        _ => None,
+    }
+}
+
+fn size(bytes: u64) -> String {
+    match bytes {
+        0..=1023 => format!("{bytes} B"),
+        1024..=1_048_575 => format!("{:.0} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+    }
+}

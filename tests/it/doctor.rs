@@ -1,0 +1,126 @@
+//! `tmux-audit doctor`: what it finds, and `--repair` of a damaged database.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::support::{rows_in, Sandbox};
+
+fn record(sb: &Sandbox, seq: &str, text: &str) -> bool {
+    sb.record(
+        text.as_bytes(),
+        &[
+            "--shell",
+            "bash",
+            "--session",
+            "s",
+            "--seq",
+            seq,
+            "--exit",
+            "0",
+        ],
+    )
+    .status
+    .success()
+}
+
+fn doctor(sb: &Sandbox, args: &[&str]) -> (Option<i32>, String) {
+    let out = sb
+        .cmd()
+        .env("TMUX_AUDIT_SESSION", "s")
+        .arg("doctor")
+        .args(args)
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn a_healthy_setup_is_all_ok() {
+    let sb = Sandbox::new();
+    assert!(record(&sb, "1", "true"));
+    let (code, text) = doctor(&sb, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    for line in [
+        "ok    database",
+        "ok    integrity",
+        "ok    file system local",
+        "ok    permissions",
+        "ok    spool       empty",
+        "ok    hook",
+    ] {
+        assert!(text.contains(line), "{line:?} in:\n{text}");
+    }
+    let out = sb.cmd().arg("doctor").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("FAIL  hook        not loaded in this shell"),
+        "{text}"
+    );
+}
+
+#[test]
+fn files_others_can_read_are_named_with_the_fix() {
+    let sb = Sandbox::new();
+    assert!(record(&sb, "1", "true"));
+    fs::set_permissions(&sb.db, fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, text) = doctor(&sb, &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        text.contains("is 644: others can read it") && text.contains("fix: chmod 600"),
+        "{text}"
+    );
+}
+
+#[test]
+fn repair_moves_a_damaged_database_aside_and_starts_a_chain_that_says_so() {
+    let sb = Sandbox::new();
+    assert!(record(&sb, "1", "echo before"));
+    let garbage = b"overwritten by something".repeat(100);
+    fs::write(&sb.db, &garbage).unwrap();
+    for sidecar in ["-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{sidecar}", sb.db.display()));
+    }
+    assert!(
+        !record(&sb, "2", "echo during"),
+        "the damaged database takes nothing"
+    );
+
+    let (code, text) = doctor(&sb, &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        text.contains("FAIL  integrity") && text.contains("fix: tmux-audit doctor --repair"),
+        "{text}"
+    );
+    assert!(text.contains("1 record waiting"), "{text}");
+
+    let (code, text) = doctor(&sb, &["--repair"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("repaired: moved the damaged database to"),
+        "{text}"
+    );
+    let moved: Vec<_> = fs::read_dir(sb.db.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".broken-"))
+        .collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(
+        fs::read(&moved[0]).unwrap(),
+        garbage,
+        "moved, never deleted or changed"
+    );
+    let commands: Vec<_> = rows_in(&sb.db).into_iter().map(|r| r.command).collect();
+    assert_eq!(
+        commands,
+        ["echo during"],
+        "the spool was merged into the new database"
+    );
+
+    let out = sb.cmd().arg("verify").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("the chain began anew") && text.contains(".broken-"),
+        "{text}"
+    );
+}
