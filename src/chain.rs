@@ -44,6 +44,10 @@ pub fn hash_command(prev: &Hash, id: i64, record: &CommandRecord, recorded_at_us
     e.int(record.tmux_session_id);
     e.text(record.tmux_pane.as_deref());
     e.int(Some(recorded_at_us));
+    // Added in schema 6, and only when set: records from before hash as they did.
+    if record.redacted {
+        e.int(Some(1));
+    }
     e.0.finalize().into()
 }
 
@@ -103,6 +107,7 @@ mod tests {
             tmux_server_pid: None,
             tmux_session_id: None,
             tmux_pane: None,
+            redacted: false,
         }
     }
 
@@ -131,6 +136,13 @@ mod tests {
             base,
             hash_command(&GENESIS, 1, &r, 5),
             "field boundaries count"
+        );
+        let mut r = record();
+        r.redacted = true;
+        assert_ne!(
+            base,
+            hash_command(&GENESIS, 1, &r, 5),
+            "the redaction flag counts"
         );
     }
 }

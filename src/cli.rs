@@ -34,6 +34,7 @@ pub enum Command {
     Verify(Verify),
     Anchor(Anchor),
     Doctor(Doctor),
+    Config(ConfigCmd),
 }
 
 /// Print the hook for a shell; eval it from the shell's rc file.
@@ -306,6 +307,17 @@ pub struct Doctor {
     #[arg(long)]
     pub repair: bool,
 }
+
+/// Show the configuration file's path and the settings in effect.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Show where the configuration file is ($XDG_CONFIG_HOME/tmux-audit/config.toml) \
+and the settings in effect. The file is optional:\n\n\
+  [redact]\n  enabled = true                      # built-in secret patterns (default on)\n  \
+patterns = ['corp_[a-z0-9]{24}']    # more regexes whose matches are redacted\n  \
+allow = ['AKIAIOSFODNN7EXAMPLE']    # exact matches never redacted"
+)]
+pub struct ConfigCmd {}
 
 /// Print the hash of the newest record, to keep elsewhere for `verify --anchor`.
 #[derive(Debug, Args)]

@@ -7,12 +7,14 @@
 mod chain;
 mod cli;
 mod cmd;
+mod config;
 mod context;
 mod db;
 mod error_log;
 mod filter;
 mod paths;
 mod record;
+mod redact;
 mod render;
 mod spool;
 mod text;

@@ -32,6 +32,9 @@ pub struct CommandRecord {
     pub tmux_server_pid: Option<i64>,
     pub tmux_session_id: Option<i64>,
     pub tmux_pane: Option<String>,
+    /// Secrets were replaced by `[REDACTED]` before it was stored.
+    #[serde(default)]
+    pub redacted: bool,
 }
 
 /// What the shell hook knows about the command; the rest comes from [`Context`].
@@ -43,6 +46,7 @@ pub struct Finished {
     pub exit_status: Option<i64>,
     pub timing: Timing,
     pub command: StoredText,
+    pub redacted: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +107,7 @@ impl CommandRecord {
             tmux_server_pid,
             tmux_session_id,
             tmux_pane,
+            redacted: finished.redacted,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand, each implementing [`Run`].
 
+mod config;
 mod doctor;
 mod init;
 mod record;
@@ -36,6 +37,7 @@ impl Run for Command {
             Command::Verify(cmd) => cmd.run(),
             Command::Anchor(cmd) => cmd.run(),
             Command::Doctor(cmd) => cmd.run(),
+            Command::Config(cmd) => cmd.run(),
         }
     }
 }

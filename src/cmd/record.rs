@@ -17,11 +17,13 @@ use anyhow::{bail, Context as _, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Record, RecordLater};
+use crate::config::{Config, Redact};
 use crate::context::Context;
 use crate::db::{Database, DbError};
 use crate::error_log;
 use crate::paths;
 use crate::record::{CommandRecord, Finished, Timing};
+use crate::redact;
 use crate::spool;
 use crate::text::StoredText;
 
@@ -50,6 +52,11 @@ impl Record {
         } else {
             read_command()?
         };
+        // Before the record is written anywhere: database, spool or hand-over.
+        let (command, redacted) = match redact_secrets(&command) {
+            Some(redacted) => (redacted, true),
+            None => (command, false),
+        };
         let finished = Finished {
             shell: self.shell,
             session: self.session.clone(),
@@ -64,6 +71,7 @@ impl Record {
                 (None, None) => Timing::Unknown,
             },
             command: StoredText::from_bytes(command),
+            redacted,
         };
         let cwd = self
             .cwd
@@ -192,6 +200,32 @@ fn hand_over(path: &Path, record: &CommandRecord, recorded_at_us: i64) -> Result
         .context("no pipe to the background process")?;
     stdin.write_all(&serde_json::to_vec(record)?)?;
     Ok(())
+}
+
+/// The command with likely secrets replaced, or None when it holds none.
+/// A broken config file never costs the record: it is logged, and the
+/// built-in patterns still apply.
+fn redact_secrets(command: &[u8]) -> Option<Vec<u8>> {
+    let settings = Config::load().map(|c| c.redact).unwrap_or_else(|err| {
+        error_log::append(
+            "record",
+            &format!("{err:#}"),
+            "fix the config file; see `tmux-audit config`",
+        );
+        Redact::default()
+    });
+    redact::redact(command, &settings).unwrap_or_else(|err| {
+        error_log::append(
+            "record",
+            &format!("{err:#}"),
+            "fix the pattern; see `tmux-audit config`",
+        );
+        let builtin_only = Redact {
+            patterns: Vec::new(),
+            ..settings
+        };
+        redact::redact(command, &builtin_only).ok().flatten()
+    })
 }
 
 /// Every error of the record path goes to the log, one line with a hint.

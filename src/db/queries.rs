@@ -16,7 +16,7 @@ use crate::record::CommandRecord;
 /// The columns of a [`StoredCommand`], in the order `stored_command` reads them.
 const COLUMNS: &str = "id, recorded_at_us, command, command_raw, exit_status, started_at_us, \
     duration_us, cwd, cwd_raw, user, uid, login_uid, sudo_user, host, shell, shell_session, seq, \
-    tty, ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane";
+    tty, ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane, redacted";
 
 /// What to find: conditions from the filters and pattern, how many, and
 /// whether to keep only the newest of each distinct command. `scan_first`:
@@ -125,9 +125,9 @@ impl Database {
                     id, command, command_raw, exit_status, started_at_us, duration_us, cwd, cwd_raw,
                     user, uid, login_uid, sudo_user, host, shell, shell_session, seq, tty,
                     ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane,
-                    recorded_at_us, prev_hash, hash
+                    recorded_at_us, prev_hash, hash, redacted
                 ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                          ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+                          ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
                 ON CONFLICT (shell_session, seq) DO NOTHING",
                 params![
                     id,
@@ -155,6 +155,7 @@ impl Database {
                     recorded_at_us,
                     &prev[..],
                     &hash[..],
+                    record.redacted,
                 ],
             )?;
             // A command stored before adds nothing, to the table or the chain.
@@ -452,6 +453,7 @@ fn stored_command(row: &Row<'_>) -> rusqlite::Result<StoredCommand> {
             tmux_server_pid: row.get("tmux_server_pid")?,
             tmux_session_id: row.get("tmux_session_id")?,
             tmux_pane: row.get("tmux_pane")?,
+            redacted: row.get("redacted")?,
         },
     })
 }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_lazy_search_index.sql"),
     include_str!("migrations/0004_chain.sql"),
     include_str!("migrations/0005_chain_origins.sql"),
+    include_str!("migrations/0006_redacted.sql"),
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

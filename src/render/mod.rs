@@ -219,6 +219,7 @@ struct JsonRecord<'a> {
     tmux_server_pid: Option<i64>,
     tmux_session_id: Option<i64>,
     tmux_pane: Option<&'a str>,
+    redacted: bool,
     recorded_at: String,
 }
 
@@ -249,6 +250,7 @@ fn json_records(rows: &[StoredCommand]) -> Vec<JsonRecord<'_>> {
                 tmux_server_pid: r.tmux_server_pid,
                 tmux_session_id: r.tmux_session_id,
                 tmux_pane: r.tmux_pane.as_deref(),
+                redacted: r.redacted,
                 recorded_at: utc_time(row.recorded_at_us),
             }
         })

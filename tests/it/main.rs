@@ -8,5 +8,6 @@ mod doctor;
 mod hooks;
 mod init;
 mod record;
+mod redact;
 mod search;
 mod verify;

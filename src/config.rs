@@ -1,0 +1,58 @@
+//! The optional configuration file, `$XDG_CONFIG_HOME/tmux-audit/config.toml`.
+//! Read only when it exists; everything in it has a default.
+//!
+//! ```toml
+//! [redact]
+//! enabled = true                      # built-in secret patterns on (default)
+//! patterns = ['corp_[a-z0-9]{24}']    # more regexes whose matches are redacted
+//! allow = ['AKIAIOSFODNN7EXAMPLE']    # exact matches never redacted
+//! ```
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub redact: Redact,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Redact {
+    pub enabled: bool,
+    pub patterns: Vec<String>,
+    pub allow: Vec<String>,
+}
+
+impl Default for Redact {
+    fn default() -> Redact {
+        Redact {
+            enabled: true,
+            patterns: Vec::new(),
+            allow: Vec::new(),
+        }
+    }
+}
+
+pub fn path() -> Result<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "tmux-audit")
+        .context("cannot find the home directory")?;
+    Ok(dirs.config_dir().join("config.toml"))
+}
+
+impl Config {
+    /// The file's settings, or the defaults when there is no file.
+    pub fn load() -> Result<Config> {
+        let path = path()?;
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                toml::from_str(&text).with_context(|| format!("cannot read {}", path.display()))
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+}
