@@ -2,8 +2,9 @@
 //!
 //! Starts the release binary many times the way the hooks do (command text
 //! on stdin, a real SQLite file) and prints the median and spread of the
-//! wall time per invocation and the peak resident memory, first on an empty
-//! database, then on one with 1,000,000 rows.
+//! wall time per invocation and the peak resident memory: on an empty
+//! database, with a command that holds a secret (so the redaction patterns
+//! are compiled and run), and on a database with 1,000,000 rows.
 //!
 //!     cargo bench --bench record            # 1,000,000 rows, 500 runs each
 //!     ROWS=100000 RUNS=200 cargo bench --bench record
@@ -36,22 +37,26 @@ fn main() {
     );
 
     let empty = dir.path().join("empty.db");
-    measure("empty", &empty, runs, 0);
+    measure("empty", &empty, runs, 0, TYPICAL);
+    measure("empty, with a secret", &empty, runs, 1_000_000_000, SECRET);
 
     let big = dir.path().join("big.db");
     measure_quietly(&big, 1);
     let started = Instant::now();
     fill(&big, rows);
     eprintln!("(filled {rows} rows in {:.1?})", started.elapsed());
-    measure(&format!("{rows} rows"), &big, runs, rows);
+    measure(&format!("{rows} rows"), &big, runs, rows, TYPICAL);
 }
 
+const TYPICAL: &[u8] = b"git commit -m 'a typical command' --amend\n";
+const SECRET: &[u8] = b"mysql -uroot -phunter22secret --host db.internal app\n";
+
 fn measure_quietly(db: &Path, seq: usize) {
-    let (_, _, ok) = run_once(db, seq);
+    let (_, _, ok) = run_once(db, seq, TYPICAL);
     assert!(ok, "record failed");
 }
 
-fn measure(label: &str, db: &Path, runs: usize, first_seq: usize) {
+fn measure(label: &str, db: &Path, runs: usize, first_seq: usize, command: &[u8]) {
     // Warm the page cache and create the file, as on any machine in use.
     for i in 0..10 {
         measure_quietly(db, first_seq + 10_000_000 + i);
@@ -59,7 +64,7 @@ fn measure(label: &str, db: &Path, runs: usize, first_seq: usize) {
     let mut times = Vec::with_capacity(runs);
     let mut peak_kib = 0;
     for i in 0..runs {
-        let (took, rss_kib, ok) = run_once(db, first_seq + 20_000_000 + i);
+        let (took, rss_kib, ok) = run_once(db, first_seq + 20_000_000 + i, command);
         assert!(ok, "record failed");
         times.push(took);
         peak_kib = peak_kib.max(rss_kib);
@@ -78,7 +83,7 @@ fn measure(label: &str, db: &Path, runs: usize, first_seq: usize) {
 
 /// One `record`, as a hook runs it: wall time from spawn to exit, and its
 /// peak RSS (KiB).
-fn run_once(db: &Path, seq: usize) -> (Duration, i64, bool) {
+fn run_once(db: &Path, seq: usize, command: &[u8]) -> (Duration, i64, bool) {
     let bin = std::env::var("BIN").unwrap_or(env!("CARGO_BIN_EXE_tmux-audit").to_string());
     let mut cmd = Command::new(bin);
     cmd.args([
@@ -94,7 +99,7 @@ fn run_once(db: &Path, seq: usize) -> (Duration, i64, bool) {
     .env("TMUX_AUDIT_DB", db)
     .env("TMUX", "/tmp/tmux-1000/default,4242,0")
     .env("TMUX_PANE", "%3");
-    spawn_once(cmd, b"git commit -m 'a typical command' --amend\n")
+    spawn_once(cmd, command)
 }
 
 fn spawn_times(program: &str, args: &[&str], runs: usize) -> (Vec<Duration>, i64) {
