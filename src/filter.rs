@@ -406,3 +406,23 @@ pub fn pattern_plan(filters: Conditions, pattern: &str, kind: MatchKind) -> Resu
         scan_is_exact: pattern.is_ascii(),
     })
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any pattern gives conditions (or, for a regex, a one-line error).
+        #[test]
+        fn patterns_never_panic(pattern in "\\PC{0,30}") {
+            for kind in [MatchKind::Substring, MatchKind::Exact, MatchKind::Prefix, MatchKind::Regex] {
+                match pattern_plan(Conditions::default(), &pattern, kind) {
+                    Ok(plan) => prop_assert!(!plan.scan.clauses.is_empty()),
+                    Err(err) => prop_assert!(kind == MatchKind::Regex && !err.to_string().contains('\n')),
+                }
+            }
+        }
+    }
+}

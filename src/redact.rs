@@ -229,3 +229,27 @@ mod tests {
         assert_eq!(out, b"\xff --password=[REDACTED]");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any command, secret-looking or not: no panic, and a redacted one
+        /// says so with the mark.
+        #[test]
+        fn redaction_never_panics(
+            prefix in "\\PC{0,20}",
+            literal in "(AKIA|--password=|-p|://a:|eyJ|Bearer |password=|PRIVATE KEY)",
+            suffix in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let mut command = format!("{prefix} {literal}").into_bytes();
+            command.extend(suffix);
+            if let Some(out) = redact(&command, &Redact::default()).unwrap() {
+                prop_assert!(out.windows(MARK.len()).any(|w| w == MARK));
+            }
+        }
+    }
+}

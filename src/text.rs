@@ -74,3 +74,21 @@ mod tests {
         assert_eq!(t.bytes(), &bytes[..]);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever the bytes, the text is searchable (UTF-8, no NUL) and the
+        /// exact bytes come back.
+        #[test]
+        fn any_bytes_are_kept_exactly(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let stored = StoredText::from_bytes(bytes.clone());
+            prop_assert!(!stored.text.contains('\0'));
+            prop_assert_eq!(stored.bytes(), &bytes[..]);
+        }
+    }
+}

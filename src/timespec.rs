@@ -195,3 +195,30 @@ mod tests {
         assert!(parse_duration("fast").unwrap_err().contains("\"fast\""));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any text gives a time or an error naming it, never a panic.
+        #[test]
+        fn time_parsing_never_panics(input in "\\PC{0,40}") {
+            let now = Local.with_ymd_and_hms(2026, 11, 25, 14, 30, 0).unwrap();
+            if let Err(err) = parse_time(&input, now) {
+                let named = format!("{:?}", input);
+                prop_assert!(err.contains(&named) || err.contains("does not exist"), "{}", err);
+            }
+            let _ = parse_duration(&input);
+        }
+
+        #[test]
+        fn spans_and_dates_near_the_limits_never_panic(n in any::<u64>(), unit in "(ms|s|m|h|d|w|weeks|days)") {
+            let now = Local.with_ymd_and_hms(2026, 11, 25, 14, 30, 0).unwrap();
+            let _ = parse_time(&format!("{n}{unit} ago"), now);
+            let _ = parse_duration(&format!("{n} {unit}"));
+        }
+    }
+}
