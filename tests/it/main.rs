@@ -5,6 +5,7 @@
 mod support;
 
 mod doctor;
+mod faults;
 mod hooks;
 mod init;
 mod record;

@@ -527,11 +527,23 @@ impl ProtectedDir {
             } else {
                 "remount,rw"
             };
-            let ok = Command::new("mount")
+            // A process that still has a file open for writing (a record
+            // finishing) makes the remount fail for a moment: try again.
+            let deadline = Instant::now() + PATIENCE;
+            while !Command::new("mount")
                 .args(["-o", option])
                 .arg(&self.path)
-                .status();
-            assert!(ok.is_ok_and(|s| s.success()), "mount -o {option}");
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "mount -o {option} {}",
+                    self.path.display()
+                );
+                thread::sleep(Duration::from_millis(50));
+            }
         } else {
             let (dir, file) = if read_only {
                 (0o555, 0o444)

@@ -1,0 +1,130 @@
+//! Faults under a real shell in tmux: the database locked by another
+//! process, read-only, on a full disk, damaged. The prompt must come back at
+//! once every time, and once the fault is gone every command must be in the
+//! database exactly once.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::support::{rows_in, Pane, ProtectedDir, Rc, Sandbox, Shell, Tmux};
+
+/// Types `echo NAME-'1'` and waits for its output, `NAME-1`: the prompt came
+/// back and the shell ran the command. Returns the command text typed.
+fn run(pane: &Pane, name: &str) -> String {
+    let line = format!("echo {name}-'1'");
+    pane.line(&line);
+    pane.wait_for(&format!("\n{name}-1"), 1);
+    line
+}
+
+#[test]
+fn no_fault_costs_the_prompt_or_a_record() {
+    let sb = Sandbox::new();
+    let dir = ProtectedDir::new(&sb.path().join("dbdir"));
+    let db = dir.path.join("history.db");
+    let rc = Rc::default().before(&format!("export TMUX_AUDIT_DB={}", db.display()));
+    let (_tmux, pane) = Tmux::start(&sb, &sb.shell(Shell::Bash, &rc));
+    pane.ready();
+    let mut typed = vec![run(&pane, "healthy")];
+
+    // Locked by another process's write transaction for 10 s.
+    {
+        let mut holder = Connection::open(&db).unwrap();
+        let tx = holder
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        let started = Instant::now();
+        typed.push(run(&pane, "while-locked"));
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "the prompt waited for the lock"
+        );
+        std::thread::sleep(Duration::from_secs(10).saturating_sub(started.elapsed()));
+        tx.rollback().unwrap();
+    }
+    // The record that waited in the background lands once the lock is gone.
+    let deadline = Instant::now() + crate::support::PATIENCE;
+    while !rows_in(&db).iter().any(|r| r.command == typed[1]) {
+        assert!(
+            Instant::now() < deadline,
+            "the locked-out record never landed: {}",
+            sb.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Read-only.
+    dir.read_only(true);
+    typed.push(run(&pane, "while-read-only"));
+    dir.read_only(false);
+    typed.push(run(&pane, "after-read-only"));
+
+    // A full disk (a small tmpfs filled up: needs root, as in CI).
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let filler = dir.path.join("filler");
+        let chunk = vec![0u8; 1 << 20];
+        let mut file = fs::File::create(&filler).unwrap();
+        while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+        drop(file);
+        typed.push(run(&pane, &format!("while-full-{}", "x".repeat(3000))));
+        fs::remove_file(&filler).unwrap();
+        typed.push(run(&pane, "after-full"));
+    } else {
+        eprintln!("skipped the full-disk part: filling a tmpfs needs root");
+    }
+
+    // Damaged, then repaired with doctor.
+    fs::write(&db, b"damaged beyond use".repeat(200)).unwrap();
+    for sidecar in ["-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{sidecar}", db.display()));
+    }
+    typed.push(run(&pane, "while-damaged"));
+    let repair = sb
+        .cmd()
+        .env("TMUX_AUDIT_DB", &db)
+        .args(["doctor", "--repair"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&repair.stdout).contains("repaired"),
+        "{repair:?}"
+    );
+    typed.push(run(&pane, "after-repair"));
+
+    // Everything typed since the repair's new database began is there once;
+    // what the damaged file held went aside with it.
+    let deadline = Instant::now() + crate::support::PATIENCE;
+    let expected: Vec<&String> = typed
+        .iter()
+        .skip_while(|t| !t.contains("while-damaged"))
+        .collect();
+    loop {
+        let commands: Vec<String> = rows_in(&db).into_iter().map(|r| r.command).collect();
+        let all_once = expected
+            .iter()
+            .all(|t| commands.iter().filter(|c| c == t).count() == 1);
+        if all_once {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected each of {expected:?} once, found {commands:?}\nlog: {}",
+            sb.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And before the damage, each command had landed once too.
+    let moved: Vec<_> = fs::read_dir(&dir.path)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.to_string_lossy().ends_with(char::is_numeric) || p.to_string_lossy().ends_with('Z')
+        })
+        .collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    let spool = fs::read_to_string(sb.state.join("spool.jsonl")).unwrap_or_default();
+    assert_eq!(spool, "", "the spool was merged");
+}
