@@ -8,6 +8,7 @@ mod doctor;
 mod faults;
 mod hooks;
 mod init;
+mod load;
 mod record;
 mod redact;
 mod search;
