@@ -40,7 +40,20 @@ impl Run for Report {
         );
         let out = match self.format {
             ReportFormat::Table => {
-                render::report::table(&rows, &totals, self.by, period, render::use_colour())
+                let mut table =
+                    render::report::table(&rows, &totals, self.by, period, render::use_colour());
+                let gaps = db.sequence_gaps()?.len();
+                if gaps > 0 {
+                    let sessions = if gaps == 1 {
+                        "shell session has"
+                    } else {
+                        "shell sessions have"
+                    };
+                    table.push_str(&format!(
+                        "note: {gaps} {sessions} commands that never arrived; `tmux-audit verify` names them\n"
+                    ));
+                }
+                table
             }
             ReportFormat::Json => render::pretty_json(&render::report::json_rows(&rows, self.by))?,
             ReportFormat::Csv => render::csv(&render::report::json_rows(&rows, self.by))?,

@@ -515,3 +515,25 @@ fn a_symlink_or_another_users_file_at_the_database_path_is_refused() {
     assert!(!out.status.success());
     assert!(sb.log().contains("belongs to another user"), "{}", sb.log());
 }
+
+/// `env -i`: no HOME, no USER, no XDG variables, no TMUX. With only the
+/// database named, the record is complete (the user comes from the uid).
+#[test]
+fn an_empty_environment_still_records() {
+    let sb = Sandbox::new();
+    let mut child = std::process::Command::new(&sb.bin)
+        .arg("record")
+        .args(args("1"))
+        .env_clear()
+        .env("TMUX_AUDIT_DB", &sb.db)
+        .current_dir(sb.path())
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"env\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    let row = &sb.rows()[0];
+    assert_eq!(row.command, "env");
+    assert!(!row.user.is_empty() && !row.host.is_empty(), "{row:?}");
+    assert_eq!(row.tmux_pane, None);
+}

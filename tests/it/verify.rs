@@ -196,3 +196,30 @@ fn verify_names_shell_sessions_with_missing_records() {
     let (_, text) = verify(&history(3), &[]);
     assert!(!text.contains("missing"), "{text}");
 }
+
+#[test]
+fn report_notes_that_records_never_arrived() {
+    let sb = history(2);
+    let out = sb.cmd().arg("report").output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("never arrived"));
+    let out = sb.record(
+        b"echo 5",
+        &[
+            "--shell",
+            "bash",
+            "--session",
+            "s",
+            "--seq",
+            "5",
+            "--exit",
+            "0",
+        ],
+    );
+    assert!(out.status.success());
+    let out = sb.cmd().arg("report").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("note: 1 shell session has commands that never arrived"),
+        "{text}"
+    );
+}
