@@ -196,16 +196,8 @@ fn an_impossible_schema_version_is_logged_not_a_crash() {
 #[test]
 fn an_empty_tmux_audit_db_means_the_default_database() {
     let sb = Sandbox::new();
-    let mut child = sb
-        .cmd()
-        .arg("record")
-        .args(args("1"))
-        .env("TMUX_AUDIT_DB", "")
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"true\n").unwrap();
-    assert!(child.wait().unwrap().success());
+    let out = sb.record_with(b"true", &args("1"), &[("TMUX_AUDIT_DB", Some("".as_ref()))]);
+    assert!(out.status.success());
     assert_eq!(
         sb.rows().len(),
         1,
@@ -431,17 +423,8 @@ fn a_read_only_database_spools_the_record_and_merges_it_later() {
     let dir = crate::support::ProtectedDir::new(&sb.path().join("db"));
     let db = dir.path.join("history.db");
     let record = |seq: &str, text: &[u8]| {
-        let mut child = sb
-            .cmd()
-            .arg("record")
-            .args(args(seq))
-            .env("TMUX_AUDIT_DB", &db)
-            .stdin(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(text).unwrap();
-        child.wait().unwrap()
+        sb.record_with(text, &args(seq), &[("TMUX_AUDIT_DB", Some(db.as_os_str()))])
+            .status
     };
     assert!(record("1", b"echo before").success());
     dir.read_only(true);

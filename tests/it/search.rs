@@ -3,9 +3,9 @@
 //! parsing, each output format read back, exit statuses, colour, terminal
 //! width, and the table layouts against snapshots.
 
-use std::io::Write;
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use crate::support::{Rc, Sandbox, Shell, Tmux};
 
@@ -26,42 +26,38 @@ struct Rec<'a> {
 }
 
 fn record(sb: &Sandbox, r: Rec<'_>) {
-    let mut cmd = sb.cmd();
-    cmd.arg("record")
-        .args([
-            "--shell",
-            if r.session.starts_with('z') {
-                "zsh"
-            } else {
-                "bash"
-            },
-        ])
-        .args([
-            "--session",
-            r.session,
-            "--seq",
-            &r.seq.to_string(),
-            "--exit",
-            &r.exit.to_string(),
-        ])
-        .args([
-            "--start-us",
-            &r.start.to_string(),
-            "--end-us",
-            &(r.start + r.duration).to_string(),
-        ])
-        .args(["--cwd", r.cwd])
-        .stdin(Stdio::piped());
-    if let Some(pane) = r.pane {
-        cmd.env("TMUX", "/tmp/tmux-0/work,4242,3")
-            .env("TMUX_PANE", pane);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(r.command).unwrap();
-    stdin.write_all(b"\n").unwrap();
-    drop(stdin);
-    assert!(child.wait().unwrap().success(), "{}", sb.log());
+    let (seq, exit) = (r.seq.to_string(), r.exit.to_string());
+    let (start, end) = (r.start.to_string(), (r.start + r.duration).to_string());
+    let shell = if r.session.starts_with('z') {
+        "zsh"
+    } else {
+        "bash"
+    };
+    let args = [
+        "--shell",
+        shell,
+        "--session",
+        r.session,
+        "--seq",
+        &seq,
+        "--exit",
+        &exit,
+        "--start-us",
+        &start,
+        "--end-us",
+        &end,
+        "--cwd",
+        r.cwd,
+    ];
+    let env: Vec<(&str, Option<&OsStr>)> = match r.pane {
+        Some(pane) => vec![
+            ("TMUX", Some(OsStr::new("/tmp/tmux-0/work,4242,3"))),
+            ("TMUX_PANE", Some(OsStr::new(pane))),
+        ],
+        None => Vec::new(),
+    };
+    let out = sb.record_with(r.command, &args, &env);
+    assert!(out.status.success(), "{}", sb.log());
 }
 
 /// A small history: two panes of one tmux server and a shell outside tmux.

@@ -100,8 +100,25 @@ impl Sandbox {
 
     /// `record` for a command given on stdin, the way the hooks call it.
     pub fn record(&self, command: &[u8], args: &[&str]) -> Output {
-        let mut child = self
-            .cmd()
+        self.record_with(command, args, &[])
+    }
+
+    /// [`Sandbox::record`] with more environment variables (a tmux pane,
+    /// another database…); `("NAME", None)` removes one.
+    pub fn record_with(
+        &self,
+        command: &[u8],
+        args: &[&str],
+        env: &[(&str, Option<&OsStr>)],
+    ) -> Output {
+        let mut cmd = self.cmd();
+        for (name, value) in env {
+            match value {
+                Some(value) => cmd.env(name, value),
+                None => cmd.env_remove(name),
+            };
+        }
+        let mut child = cmd
             .arg("record")
             .args(args)
             .stdin(Stdio::piped())
