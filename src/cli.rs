@@ -35,6 +35,8 @@ pub enum Command {
     Anchor(Anchor),
     Doctor(Doctor),
     Config(ConfigCmd),
+    Completions(Completions),
+    Man(Man),
 }
 
 /// Print the hook for a shell; eval it from the shell's rc file.
@@ -318,6 +320,23 @@ patterns = ['corp_[a-z0-9]{24}']    # more regexes whose matches are redacted\n 
 allow = ['AKIAIOSFODNN7EXAMPLE']    # exact matches never redacted"
 )]
 pub struct ConfigCmd {}
+
+/// Print shell completions for tmux-audit itself.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Print shell completions for tmux-audit's own commands and flags, e.g.\n  \
+bash: tmux-audit completions bash > ~/.local/share/bash-completion/completions/tmux-audit\n  \
+zsh:  tmux-audit completions zsh > ~/.zfunc/_tmux-audit   (with ~/.zfunc in $fpath)\n  \
+fish: tmux-audit completions fish > ~/.config/fish/completions/tmux-audit.fish"
+)]
+pub struct Completions {
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// Print the man page (roff), e.g. `tmux-audit man > ~/.local/share/man/man1/tmux-audit.1`.
+#[derive(Debug, Args)]
+pub struct Man {}
 
 /// Print the hash of the newest record, to keep elsewhere for `verify --anchor`.
 #[derive(Debug, Args)]

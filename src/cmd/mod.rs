@@ -1,6 +1,7 @@
 //! One module per subcommand, each implementing [`Run`].
 
 mod config;
+mod docs;
 mod doctor;
 mod init;
 mod record;
@@ -38,6 +39,8 @@ impl Run for Command {
             Command::Anchor(cmd) => cmd.run(),
             Command::Doctor(cmd) => cmd.run(),
             Command::Config(cmd) => cmd.run(),
+            Command::Completions(cmd) => cmd.run(),
+            Command::Man(cmd) => cmd.run(),
         }
     }
 }

@@ -109,3 +109,34 @@ fn an_unknown_shell_is_a_one_line_usage_error() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn completions_parse_in_each_shell_and_the_man_page_renders() {
+    let sb = Sandbox::new();
+    for (shell, check) in [
+        ("bash", vec!["--noprofile", "--norc", "-n"]),
+        ("zsh", vec!["--no-rcs", "-n"]),
+        ("fish", vec!["--no-config", "--no-execute"]),
+    ] {
+        let out = sb.cmd().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+        let path = sb.path().join(format!("completion.{shell}"));
+        std::fs::write(&path, &out.stdout).unwrap();
+        let mut args = check.clone();
+        let path = path.display().to_string();
+        args.push(&path);
+        let checked = run(&sb, shell, &args);
+        assert!(checked.status.success(), "{shell}: {checked:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("search"),
+            "{shell}"
+        );
+    }
+    let out = sb.cmd().arg("man").output().unwrap();
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        page.starts_with(".ie") && page.contains(".TH tmux-audit 1"),
+        "{page}"
+    );
+    assert!(page.contains("search") && page.contains("doctor"));
+}
