@@ -54,6 +54,15 @@ impl Run for Doctor {
                 "repaired: moved the damaged database to {}; started a new one",
                 moved.display()
             )?;
+        } else if self.repair && path.exists() {
+            // A healthy database: bring in whatever waits in the spool.
+            let merged = spool::merge(&mut Database::open_existing(&path)?)?;
+            if merged > 0 {
+                writeln!(
+                    out,
+                    "repaired: merged {merged} spooled records into the database"
+                )?;
+            }
             findings = check_database(&path);
         }
         findings.extend(check_surroundings(&path));

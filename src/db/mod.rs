@@ -107,10 +107,15 @@ impl DbError {
         }
     }
 
-    /// Another process holds the write lock (for longer than the busy timeout).
+    /// Other processes are in the way: one holds the write lock (for longer
+    /// than the busy timeout), or many racing writers kept SQLite from
+    /// taking a WAL snapshot (SQLITE_PROTOCOL). Worth waiting and trying again.
     pub fn is_busy(&self) -> bool {
         matches!(self, DbError::Sqlite(err)
-            if matches!(err.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)))
+        if matches!(
+            err.sqlite_error_code(),
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::FileLockingProtocolFailed)
+        ))
     }
 
     /// What the user can do about it, for the log line.

@@ -59,6 +59,7 @@ fn sixty_four_writers_times_five_hundred_records_land_exactly_once() {
         .map(|writer| {
             let (bin, env) = (sb.bin.clone(), sb.env());
             std::thread::spawn(move || {
+                let mut failed = 0;
                 for seq in 1..=RECORDS {
                     let mut child = Command::new(&bin)
                         .args([
@@ -80,13 +81,29 @@ fn sixty_four_writers_times_five_hundred_records_land_exactly_once() {
                         .unwrap()
                         .write_all(format!("echo {writer} {seq}\n").as_bytes())
                         .unwrap();
-                    assert!(child.wait().unwrap().success());
+                    failed += usize::from(!child.wait().unwrap().success());
                 }
+                failed
             })
         })
         .collect();
-    for thread in threads {
-        thread.join().unwrap();
+    let failed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    // Under this load a record may find no way in (the machine out of
+    // processes for the hand-over, say): it must then be in the spool, and
+    // `doctor --repair` brings it in.
+    let log = sb.log();
+    assert_eq!(
+        log.matches("kept in").count(),
+        failed,
+        "every failed record spooled; log:\n{log}"
+    );
+    if failed > 0 {
+        eprintln!("{failed} records went through the spool:\n{log}");
+        let out = sb.cmd().args(["doctor", "--repair"]).output().unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("merged"),
+            "{out:?}"
+        );
     }
     // Records handed to record-later land a moment later.
     let rows = sb.wait_rows("32,000 rows", |rows| rows.len() >= WRITERS * RECORDS);
