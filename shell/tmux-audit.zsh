@@ -31,7 +31,8 @@ __tmux_audit_preexec() {
     emulate -L zsh
     __tmux_audit_command=("$1")
     __tmux_audit_cwd=$PWD
-    __tmux_audit_start=$(( epochtime[1] * 1000000 + epochtime[2] / 1000 ))
+    local -a now=($epochtime) # one reading: seconds and nanoseconds of the same instant
+    __tmux_audit_start=$(( now[1] * 1000000 + now[2] / 1000 ))
 }
 
 __tmux_audit_precmd() {
@@ -39,7 +40,8 @@ __tmux_audit_precmd() {
     # and restores them afterwards: nothing to hand back.
     local -i status_=$?
     emulate -L zsh
-    local -i end=$(( epochtime[1] * 1000000 + epochtime[2] / 1000 ))
+    local -a now=($epochtime) # one reading: seconds and nanoseconds of the same instant
+    local -i end=$(( now[1] * 1000000 + now[2] / 1000 ))
     # Unset after each record: an empty Enter or Ctrl-C at the prompt runs
     # no preexec and records nothing.
     if (( ${#__tmux_audit_command} )); then

@@ -54,16 +54,17 @@ impl Run for Doctor {
                 "repaired: moved the damaged database to {}; started a new one",
                 moved.display()
             )?;
+            findings = check_database(&path);
         } else if self.repair && path.exists() {
             // A healthy database: bring in whatever waits in the spool.
             let merged = spool::merge(&mut Database::open_existing(&path)?)?;
             if merged > 0 {
                 writeln!(
                     out,
-                    "repaired: merged {merged} spooled records into the database"
+                    "repaired: merged {merged} spooled record{} into the database",
+                    if merged == 1 { "" } else { "s" }
                 )?;
             }
-            findings = check_database(&path);
         }
         findings.extend(check_surroundings(&path));
         for f in &findings {

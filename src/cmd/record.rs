@@ -122,6 +122,29 @@ fn store(
     recorded_at_us: i64,
     wait: Option<Duration>,
 ) -> Result<bool, DbError> {
+    // While another process is creating the database, it can vanish and
+    // appear between two system calls of ours ("unable to open", or a
+    // read-only view of a file that was linked into place): try again
+    // before calling it a failure. A database that really is read-only costs
+    // the two short waits.
+    let mut attempt = 0;
+    loop {
+        match store_once(path, record, recorded_at_us, wait) {
+            Err(err) if attempt < 2 && err.may_be_creation_race() => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
+}
+
+fn store_once(
+    path: &Path,
+    record: &CommandRecord,
+    recorded_at_us: i64,
+    wait: Option<Duration>,
+) -> Result<bool, DbError> {
     let mut db = match wait {
         Some(timeout) => Database::open_waiting(path, timeout)?,
         None => Database::open(path)?,

@@ -118,6 +118,15 @@ impl DbError {
         ))
     }
 
+    /// "Unable to open" or "read-only": what a process can see for a moment
+    /// while another one creates the database.
+    pub fn may_be_creation_race(&self) -> bool {
+        matches!(
+            self.sqlite_code(),
+            Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly)
+        )
+    }
+
     /// What the user can do about it, for the log line.
     pub fn hint(&self) -> &'static str {
         match self {
@@ -171,11 +180,15 @@ impl Database {
             | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let conn = match Connection::open_with_flags(path, flags) {
             Ok(conn) => conn,
-            Err(_) if !path.exists() => {
-                create(path)?;
+            // Not there yet, or not when SQLite looked: another process may
+            // have linked it into place since. Create it if still missing
+            // (`create` allows for a concurrent creator), and open once more.
+            Err(_) => {
+                if !path.exists() {
+                    create(path)?;
+                }
                 Connection::open_with_flags(path, flags)?
             }
-            Err(err) => return Err(err.into()),
         };
         Database::ready(conn, busy_timeout)
     }

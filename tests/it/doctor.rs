@@ -124,3 +124,35 @@ fn repair_moves_a_damaged_database_aside_and_starts_a_chain_that_says_so() {
         "{text}"
     );
 }
+
+#[test]
+fn repair_merges_the_spool_into_a_healthy_database() {
+    let sb = Sandbox::new();
+    assert!(record(&sb, "1", "echo first"));
+    // A record that could not be stored (its database path is a directory).
+    let elsewhere = sb.path().join("a-directory");
+    fs::create_dir_all(&elsewhere).unwrap();
+    let out = sb.record_with(
+        b"echo spooled",
+        &[
+            "--shell",
+            "bash",
+            "--session",
+            "s",
+            "--seq",
+            "2",
+            "--exit",
+            "0",
+        ],
+        &[("TMUX_AUDIT_DB", Some(elsewhere.as_os_str()))],
+    );
+    assert!(!out.status.success());
+    let (code, text) = doctor(&sb, &["--repair"]);
+    assert!(
+        text.contains("repaired: merged 1 spooled record into"),
+        "{text}"
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let commands: Vec<_> = rows_in(&sb.db).into_iter().map(|r| r.command).collect();
+    assert_eq!(commands, ["echo first", "echo spooled"]);
+}

@@ -180,8 +180,8 @@ fn records_nothing_for_empty_enter_or_ctrl_c_and_130_for_an_interrupted_command(
     assert_eq!(commands, ["echo first", "echo second"]);
 
     s.pane.line("sleep 30");
-    // Let sleep start before interrupting it.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Interrupt sleep itself, not the line before it runs.
+    s.pane.wait_until_running("sleep");
     s.pane.key("C-c");
     let rows =
         s.sb.wait_rows("the interrupted sleep", |rows| rows.len() == 3);
@@ -367,10 +367,13 @@ fn records_two_panes_typing_at_once_exactly_once(shell: Shell) {
     let rows_after = sb.rows();
     assert_eq!(rows_after.len(), rows.len(), "no late duplicates");
     for (pane, name) in [(&first, "first"), (&second, "second")] {
-        let mine: Vec<_> = rows
+        let mut mine: Vec<_> = rows
             .iter()
             .filter(|r| r.tmux_pane.as_deref() == Some(pane.id.as_str()))
             .collect();
+        // In the shell's order (a record that waited in the background for
+        // the lock gets a later id).
+        mine.sort_by_key(|r| r.seq);
         let commands: Vec<_> = mine.iter().map(|r| r.command.clone()).collect();
         let expected: Vec<_> = (0..N).map(|i| format!("echo {name} {i}")).collect();
         assert_eq!(commands, expected);

@@ -101,7 +101,7 @@ fn sixty_four_writers_times_five_hundred_records_land_exactly_once() {
         eprintln!("{failed} records went through the spool:\n{log}");
         let out = sb.cmd().args(["doctor", "--repair"]).output().unwrap();
         assert!(
-            String::from_utf8_lossy(&out.stdout).contains("merged"),
+            String::from_utf8_lossy(&out.stdout).contains("repaired: merged"),
             "{out:?}"
         );
     }

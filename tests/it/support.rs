@@ -502,6 +502,26 @@ impl Pane {
         }
     }
 
+    /// Waits until the pane's foreground process is `command`.
+    pub fn wait_until_running(&self, command: &str) {
+        let start = Instant::now();
+        while self.tmux.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            &self.id,
+            "#{pane_current_command}",
+        ]) != command
+        {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "pane {} never ran {command}",
+                self.id
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits for the first prompt of the shell started in this pane.
     pub fn ready(&self) -> &Pane {
         self.wait_for("READY", 1);
