@@ -1,37 +1,21 @@
 //! Many writers at once: every record lands exactly once and the chain
 //! holds, also when writers are killed mid-flight.
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::support::Sandbox;
+use crate::support::{start_record, Sandbox};
 
 fn start(sb: &Sandbox, writer: usize, seq: usize) -> Child {
-    let mut child = Command::new(&sb.bin)
-        .args([
-            "record",
-            "--shell",
-            "bash",
-            "--session",
-            &format!("writer-{writer}"),
-        ])
-        .args(["--seq", &seq.to_string(), "--exit", "0"])
-        .env_clear()
-        .envs(sb.env())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _ = child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("echo {writer} {seq}\n").as_bytes());
-    child
+    start_record(
+        &sb.bin,
+        &sb.env(),
+        &format!("writer-{writer}"),
+        seq,
+        &format!("echo {writer} {seq}"),
+    )
 }
 
 fn integrity(sb: &Sandbox) -> String {
@@ -61,26 +45,13 @@ fn sixty_four_writers_times_five_hundred_records_land_exactly_once() {
             std::thread::spawn(move || {
                 let mut failed = 0;
                 for seq in 1..=RECORDS {
-                    let mut child = Command::new(&bin)
-                        .args([
-                            "record",
-                            "--shell",
-                            "bash",
-                            "--session",
-                            &format!("writer-{writer}"),
-                        ])
-                        .args(["--seq", &seq.to_string(), "--exit", "0"])
-                        .env_clear()
-                        .envs(env.clone())
-                        .stdin(Stdio::piped())
-                        .spawn()
-                        .unwrap();
-                    child
-                        .stdin
-                        .take()
-                        .unwrap()
-                        .write_all(format!("echo {writer} {seq}\n").as_bytes())
-                        .unwrap();
+                    let mut child = start_record(
+                        &bin,
+                        &env,
+                        &format!("writer-{writer}"),
+                        seq,
+                        &format!("echo {writer} {seq}"),
+                    );
                     failed += usize::from(!child.wait().unwrap().success());
                 }
                 failed

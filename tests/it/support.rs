@@ -258,6 +258,34 @@ fn unique() -> usize {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Starts `record` for command `seq` of shell session `session`, with the
+/// text already on its stdin; for tests that run many writers at once (the
+/// arguments are owned, so a thread can take them).
+pub fn start_record(
+    bin: &Path,
+    env: &[(String, String)],
+    session: &str,
+    seq: usize,
+    text: &str,
+) -> std::process::Child {
+    let mut child = Command::new(bin)
+        .args(["record", "--shell", "bash", "--session", session])
+        .args(["--seq", &seq.to_string(), "--exit", "0"])
+        .env_clear()
+        .envs(env.iter().cloned())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn record");
+    let _ = child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{text}\n").as_bytes());
+    child
+}
+
 /// A row of the `commands` table, as the tests look at it.
 #[derive(Debug, Clone)]
 pub struct Row {

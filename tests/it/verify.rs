@@ -4,26 +4,31 @@
 
 use rusqlite::Connection;
 
-use crate::support::Sandbox;
+use crate::support::{start_record, Sandbox};
+
+/// Records `echo SEQ` as command SEQ of shell session `s`.
+fn add(sb: &Sandbox, seq: u32) {
+    let seq = seq.to_string();
+    let args = [
+        "--shell",
+        "bash",
+        "--session",
+        "s",
+        "--seq",
+        &seq,
+        "--exit",
+        "0",
+    ];
+    assert!(sb
+        .record(format!("echo {seq}").as_bytes(), &args)
+        .status
+        .success());
+}
 
 fn history(n: u32) -> Sandbox {
     let sb = Sandbox::new();
     for seq in 1..=n {
-        let seq = seq.to_string();
-        let out = sb.record(
-            format!("echo {seq}").as_bytes(),
-            &[
-                "--shell",
-                "bash",
-                "--session",
-                "s",
-                "--seq",
-                &seq,
-                "--exit",
-                "0",
-            ],
-        );
-        assert!(out.status.success());
+        add(&sb, seq);
     }
     sb
 }
@@ -94,20 +99,7 @@ fn an_anchor_kept_elsewhere_catches_deleted_newest_records() {
     let hash = anchor.split_whitespace().next().unwrap().to_string();
 
     // More records after the anchor: still fine.
-    let out = sb.record(
-        b"echo 6",
-        &[
-            "--shell",
-            "bash",
-            "--session",
-            "s",
-            "--seq",
-            "6",
-            "--exit",
-            "0",
-        ],
-    );
-    assert!(out.status.success());
+    add(&sb, 6);
     assert_eq!(verify(&sb, &["--anchor", &hash]).0, Some(0));
 
     // The newest records deleted: the chain itself is whole, the anchor is gone.
@@ -133,27 +125,8 @@ fn concurrent_writers_extend_one_chain() {
             let (bin, env) = (sb.bin.clone(), sb.env());
             std::thread::spawn(move || {
                 for seq in 1..=20 {
-                    let mut child = std::process::Command::new(&bin)
-                        .args([
-                            "record",
-                            "--shell",
-                            "bash",
-                            "--session",
-                            &format!("w{writer}"),
-                        ])
-                        .args(["--seq", &seq.to_string(), "--exit", "0"])
-                        .env_clear()
-                        .envs(env.clone())
-                        .stdin(std::process::Stdio::piped())
-                        .spawn()
-                        .unwrap();
-                    use std::io::Write;
-                    child
-                        .stdin
-                        .take()
-                        .unwrap()
-                        .write_all(b"echo concurrent\n")
-                        .unwrap();
+                    let mut child =
+                        start_record(&bin, &env, &format!("w{writer}"), seq, "echo concurrent");
                     assert!(child.wait().unwrap().success());
                 }
             })
@@ -173,20 +146,7 @@ fn concurrent_writers_extend_one_chain() {
 fn verify_names_shell_sessions_with_missing_records() {
     let sb = history(3);
     // Commands 4 and 5 of this session never arrived; 6 did.
-    let out = sb.record(
-        b"echo 6",
-        &[
-            "--shell",
-            "bash",
-            "--session",
-            "s",
-            "--seq",
-            "6",
-            "--exit",
-            "0",
-        ],
-    );
-    assert!(out.status.success());
+    add(&sb, 6);
     let (code, text) = verify(&sb, &[]);
     assert_eq!(code, Some(0), "the chain itself is whole: {text}");
     assert!(
@@ -202,20 +162,7 @@ fn report_notes_that_records_never_arrived() {
     let sb = history(2);
     let out = sb.cmd().arg("report").output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("never arrived"));
-    let out = sb.record(
-        b"echo 5",
-        &[
-            "--shell",
-            "bash",
-            "--session",
-            "s",
-            "--seq",
-            "5",
-            "--exit",
-            "0",
-        ],
-    );
-    assert!(out.status.success());
+    add(&sb, 5);
     let out = sb.cmd().arg("report").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
