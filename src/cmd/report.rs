@@ -42,15 +42,22 @@ impl Run for Report {
             ReportFormat::Table => {
                 let mut table =
                     render::report::table(&rows, &totals, self.by, period, render::use_colour());
-                let gaps = db.sequence_gaps()?.len();
-                if gaps > 0 {
-                    let sessions = if gaps == 1 {
-                        "shell session has"
-                    } else {
-                        "shell sessions have"
-                    };
+                // Records that never arrived, named (the first few; verify lists all).
+                let gaps = db.sequence_gaps()?;
+                for gap in gaps.iter().take(5) {
                     table.push_str(&format!(
-                        "note: {gaps} {sessions} commands that never arrived; `tmux-audit verify` names them\n"
+                        "note: {} of {} commands of shell session {} ({}@{}) never arrived\n",
+                        gap.highest_seq - gap.recorded,
+                        gap.highest_seq,
+                        gap.shell_session,
+                        gap.user,
+                        gap.host
+                    ));
+                }
+                if gaps.len() > 5 {
+                    table.push_str(&format!(
+                        "note: {} more shell sessions have holes; `tmux-audit verify` lists them all\n",
+                        gaps.len() - 5
                     ));
                 }
                 table

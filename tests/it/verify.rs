@@ -166,7 +166,8 @@ fn report_notes_that_records_never_arrived() {
     let out = sb.cmd().arg("report").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("note: 1 shell session has commands that never arrived"),
+        text.contains("note: 2 of 5 commands of shell session s (")
+            && text.contains(") never arrived"),
         "{text}"
     );
 }
