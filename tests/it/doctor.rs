@@ -6,21 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use crate::support::{rows_in, Sandbox};
 
 fn record(sb: &Sandbox, seq: &str, text: &str) -> bool {
-    sb.record(
-        text.as_bytes(),
-        &[
-            "--shell",
-            "bash",
-            "--session",
-            "s",
-            "--seq",
-            seq,
-            "--exit",
-            "0",
-        ],
-    )
-    .status
-    .success()
+    sb.record_numbered(seq, text).status.success()
 }
 
 fn doctor(sb: &Sandbox, args: &[&str]) -> (Option<i32>, String) {

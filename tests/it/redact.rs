@@ -8,20 +8,11 @@ use crate::support::{Rc, Sandbox, Shell, Tmux};
 const SECRETS: [&str; 3] = ["hunter22secret", "AKIAIOSFODNN7EXAMPLE", "s3cretpassw0rd"];
 
 fn record(sb: &Sandbox, seq: &str, command: &str) {
-    let out = sb.record(
-        command.as_bytes(),
-        &[
-            "--shell",
-            "bash",
-            "--session",
-            "s",
-            "--seq",
-            seq,
-            "--exit",
-            "0",
-        ],
+    assert!(
+        sb.record_numbered(seq, command).status.success(),
+        "{}",
+        sb.log()
     );
-    assert!(out.status.success(), "{}", sb.log());
 }
 
 /// All the bytes a secret could hide in: database, WAL, spool, log.

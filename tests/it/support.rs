@@ -103,6 +103,22 @@ impl Sandbox {
         self.record_with(command, args, &[])
     }
 
+    /// Records `text` as command `seq` of bash shell session `s`, exit 0:
+    /// the usual record of tests that only care about text and order.
+    pub fn record_numbered(&self, seq: &str, text: &str) -> Output {
+        let args = [
+            "--shell",
+            "bash",
+            "--session",
+            "s",
+            "--seq",
+            seq,
+            "--exit",
+            "0",
+        ];
+        self.record(text.as_bytes(), &args)
+    }
+
     /// [`Sandbox::record`] with more environment variables (a tmux pane,
     /// another database…); `("NAME", None)` removes one.
     pub fn record_with(

@@ -9,18 +9,8 @@ use crate::support::{start_record, Sandbox};
 /// Records `echo SEQ` as command SEQ of shell session `s`.
 fn add(sb: &Sandbox, seq: u32) {
     let seq = seq.to_string();
-    let args = [
-        "--shell",
-        "bash",
-        "--session",
-        "s",
-        "--seq",
-        &seq,
-        "--exit",
-        "0",
-    ];
     assert!(sb
-        .record(format!("echo {seq}").as_bytes(), &args)
+        .record_numbered(&seq, &format!("echo {seq}"))
         .status
         .success());
 }
