@@ -3,10 +3,12 @@
 //! encoding of the record: every field in a fixed order, each marked as
 //! absent, an integer (8 bytes, big-endian) or bytes (length, then the
 //! bytes). Computed inside the write transaction, so concurrent writers
-//! extend one chain.
+//! extend one chain. Commands and tmux events have a chain each, told
+//! apart by their labels.
 
 use sha2::{Digest, Sha256};
 
+use crate::lifecycle::TmuxEvent;
 use crate::record::CommandRecord;
 
 pub type Hash = [u8; 32];
@@ -15,6 +17,7 @@ pub type Hash = [u8; 32];
 pub const GENESIS: Hash = [0; 32];
 
 const LABEL: &[u8] = b"tmux-audit command v1\0";
+const EVENT_LABEL: &[u8] = b"tmux-audit tmux event v1\0";
 
 /// The hash of the record stored with `id` after the record whose hash is `prev`.
 pub fn hash_command(prev: &Hash, id: i64, record: &CommandRecord, recorded_at_us: i64) -> Hash {
@@ -48,6 +51,37 @@ pub fn hash_command(prev: &Hash, id: i64, record: &CommandRecord, recorded_at_us
     if record.redacted {
         e.int(Some(1));
     }
+    e.0.finalize().into()
+}
+
+/// The hash of the tmux event stored with `id` after the event whose hash is `prev`.
+pub fn hash_tmux_event(prev: &Hash, id: i64, event: &TmuxEvent, recorded_at_us: i64) -> Hash {
+    let mut e = Encoder(Sha256::new());
+    e.0.update(EVENT_LABEL);
+    e.0.update(prev);
+    e.int(Some(id));
+    e.text(Some(&event.event));
+    e.int(Some(event.at_us));
+    e.text(Some(&event.event_key));
+    e.text(Some(&event.host));
+    e.text(Some(&event.user));
+    e.int(Some(i64::from(event.uid)));
+    e.text(Some(&event.tmux_socket));
+    e.int(Some(event.tmux_server_pid));
+    e.int(event.session_id);
+    e.text(event.session_name.as_deref());
+    e.int(event.window_id);
+    e.int(event.window_index);
+    e.text(event.window_name.as_deref());
+    e.text(event.pane.as_deref());
+    let client = event.client.as_ref();
+    e.text(client.map(|c| c.name.as_str()));
+    e.text(client.and_then(|c| c.tty.as_deref()));
+    e.int(client.and_then(|c| c.pid));
+    e.text(client.and_then(|c| c.user.as_deref()));
+    e.int(client.and_then(|c| c.uid));
+    e.text(client.and_then(|c| c.termname.as_deref()));
+    e.int(Some(recorded_at_us));
     e.0.finalize().into()
 }
 
@@ -144,5 +178,24 @@ mod tests {
             hash_command(&GENESIS, 1, &r, 5),
             "the redaction flag counts"
         );
+    }
+
+    #[test]
+    fn events_hash_every_field_and_never_like_a_command() {
+        let event = TmuxEvent {
+            event: "session-created".into(),
+            tmux_socket: "/tmp/s".into(),
+            session_name: Some("prod".into()),
+            ..TmuxEvent::default()
+        };
+        let base = hash_tmux_event(&GENESIS, 1, &event, 5);
+        assert_eq!(base, hash_tmux_event(&GENESIS, 1, &event, 5));
+        let mut renamed = event.clone();
+        renamed.session_name = Some("prof".into());
+        assert_ne!(base, hash_tmux_event(&GENESIS, 1, &renamed, 5));
+        let mut with_client = event.clone();
+        with_client.client = Some(crate::lifecycle::Client::default());
+        assert_ne!(base, hash_tmux_event(&GENESIS, 1, &with_client, 5));
+        assert_ne!(base, hash_command(&GENESIS, 1, &record(), 5));
     }
 }

@@ -16,7 +16,10 @@ Set up once per shell (at the end of the rc file):\n\
   bash  ~/.bashrc                  eval \"$(tmux-audit init bash)\"\n\
   zsh   ~/.zshrc                   eval \"$(tmux-audit init zsh)\"\n\
   fish  ~/.config/fish/config.fish tmux-audit init fish | source\n\n\
-Then `tmux-audit search` shows what was recorded.",
+And once in ~/.tmux.conf, for sessions, windows, panes and attached clients:\n\
+  run-shell 'tmux-audit init tmux'\n\n\
+Then `tmux-audit search` shows what was recorded, `tmux-audit timeline --here` what happened \
+in this pane.",
     after_help = "Environment:\n  TMUX_AUDIT_DB        database file to use instead of $XDG_DATA_HOME/tmux-audit/history.db\n  NO_COLOR             no colour in tables\n  TMUX_AUDIT_SESSION   set by the hooks: this shell session's id, for `search --here`"
 )]
 pub struct Cli {
@@ -29,8 +32,12 @@ pub enum Command {
     Init(Init),
     Record(Record),
     RecordLater(RecordLater),
+    TmuxEvent(TmuxEventCmd),
     Search(Search),
     Report(Report),
+    Show(Show),
+    Sessions(Sessions),
+    Timeline(Timeline),
     Verify(Verify),
     Anchor(Anchor),
     Doctor(Doctor),
@@ -39,7 +46,7 @@ pub enum Command {
     Man(Man),
 }
 
-/// Print the hook for a shell; eval it from the shell's rc file.
+/// Print the hook for a shell (eval it from the shell's rc file), or register tmux's hooks.
 #[derive(Debug, Args)]
 #[command(
     long_about = "Print the hook that records each command of an interactive shell.\n\n\
@@ -49,12 +56,42 @@ or precmd hooks:\n\
   zsh   ~/.zshrc                   eval \"$(tmux-audit init zsh)\"\n\
   fish  ~/.config/fish/config.fish tmux-audit init fish | source\n\n\
 The hook calls this binary by its absolute path, prints nothing, keeps $? intact, and does \
-nothing in non-interactive shells. Errors go to $XDG_STATE_HOME/tmux-audit/tmux-audit.log."
+nothing in non-interactive shells. Errors go to $XDG_STATE_HOME/tmux-audit/tmux-audit.log.\n\n\
+`init tmux` instead registers hooks in the tmux server it runs in, which record sessions, \
+windows, panes and clients (attached, detached, latest active) as they come and go. Put this line \
+in ~/.tmux.conf:\n\
+  run-shell 'tmux-audit init tmux'\n\
+The hooks are appended after your own; running it again replaces them rather than adding more."
 )]
 pub struct Init {
-    /// The shell to print the hook for.
+    /// The shell to print the hook for, or tmux to register its hooks.
     #[arg(value_enum)]
-    pub shell: Shell,
+    pub target: InitTarget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitTarget {
+    Bash,
+    Zsh,
+    Fish,
+    Tmux,
+}
+
+/// Internal: store one tmux lifecycle event. Run by the hooks `init tmux`
+/// registers, with the hook's name and `format=value` arguments; prints
+/// nothing and exits 0, whatever happens (errors go to the log file).
+#[derive(Debug, Args)]
+#[command(hide = true)]
+pub struct TmuxEventCmd {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// The hook that ran, e.g. session-created.
+    pub hook: String,
+
+    /// tmux formats as `name=value`.
+    #[arg(allow_hyphen_values = true)]
+    pub fields: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -259,6 +296,96 @@ pub struct Report {
     pub format: ReportFormat,
 }
 
+/// Show one command in full: every field, where it ran and who typed it.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Show one recorded command with every field, the tmux session and window it ran \
+in (their names at the time), and, in a shared session, the client and user whose keyboard ran it \
+and every client attached then. ID is the `id` that `search --format json` prints.",
+    after_help = "Examples:\n  tmux-audit show 1234\n  tmux-audit show 1234 --format json"
+)]
+pub struct Show {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// The command's id.
+    pub id: i64,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+    pub format: ShowFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    Text,
+    Json,
+}
+
+/// Every tmux session seen: created, closed, renamed, and who attached when.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "List every tmux session the hooks of `tmux-audit init tmux` saw: its server, \
+when it was created and closed, its names over time, and each client's attach intervals (user, \
+tty, from, to).",
+    after_help = "Examples:\n  tmux-audit sessions\n  tmux-audit sessions --since yesterday --format json"
+)]
+pub struct Sessions {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// Only sessions alive at or after WHEN ("2h", "yesterday", "2026-11-25 09:00").
+    #[arg(long, value_name = "WHEN", value_parser = crate::filter::parse_when)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+    pub format: ShowFormat,
+}
+
+/// Lifecycle events and commands of a session, window or pane, in time order.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "The audit trail of a tmux session, window or pane: its lifecycle events \
+(created, renamed, split, clients attached and detached, who was active) and its commands, \
+interleaved in time order, each command with the user whose client typed it.",
+    after_help = "Examples:\n  tmux-audit timeline --session prod --since '2 hours ago'\n  \
+tmux-audit timeline --pane %3\n  tmux-audit timeline --here --format json"
+)]
+#[command(group(clap::ArgGroup::new("scope").required(true)))]
+pub struct Timeline {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// A session, by its name (at any time) or id ($3).
+    #[arg(long, value_name = "NAME", group = "scope")]
+    pub session: Option<String>,
+
+    /// A window, as SESSION:INDEX (prod:1) or by id (@4).
+    #[arg(long, value_name = "WINDOW", group = "scope")]
+    pub window: Option<String>,
+
+    /// A pane by id (%3), in the newest server that had it.
+    #[arg(long, value_name = "PANE", group = "scope")]
+    pub pane: Option<String>,
+
+    /// The pane this shell runs in.
+    #[arg(long, group = "scope")]
+    pub here: bool,
+
+    /// Only from WHEN ("2h", "yesterday", "2026-11-25 09:00").
+    #[arg(long, value_name = "WHEN", value_parser = crate::filter::parse_when)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+
+    /// Only before WHEN (same forms as --since).
+    #[arg(long, value_name = "WHEN", value_parser = crate::filter::parse_when)]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+    pub format: ShowFormat,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SortBy {
     Commands,
@@ -286,7 +413,8 @@ pub struct Verify {
     #[command(flatten)]
     pub db: DbArg,
 
-    /// A hash printed earlier by `tmux-audit anchor`.
+    /// What `tmux-audit anchor` printed earlier: every line's hash must
+    /// still be in its chain.
     #[arg(long, value_name = "HASH")]
     pub anchor: Option<String>,
 }

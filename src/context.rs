@@ -99,7 +99,7 @@ fn current_dir() -> StoredText {
 /// The name of `uid`. Local accounts are looked up in /etc/passwd directly,
 /// which costs a fraction of a full NSS lookup; others (LDAP, sssd) go
 /// through NSS. The uid itself is always stored beside the name.
-fn user_name(uid: u32) -> String {
+pub fn user_name(uid: u32) -> String {
     fs::read_to_string("/etc/passwd")
         .ok()
         .and_then(|passwd| name_in_passwd(&passwd, uid))

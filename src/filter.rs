@@ -80,7 +80,7 @@ pub struct Filters {
     pub min_duration: Option<chrono::Duration>,
 }
 
-fn parse_when(input: &str) -> Result<DateTime<Utc>, String> {
+pub fn parse_when(input: &str) -> Result<DateTime<Utc>, String> {
     timespec::parse_time(input, Local::now())
 }
 

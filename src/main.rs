@@ -12,6 +12,7 @@ mod context;
 mod db;
 mod error_log;
 mod filter;
+mod lifecycle;
 mod paths;
 mod record;
 mod redact;

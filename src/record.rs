@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::Shell;
 use crate::context::{Context, Tmux};
+use crate::lifecycle::TmuxEvent;
 use crate::text::StoredText;
 
 /// A row of the `commands` table, field for field. Times are microseconds
@@ -35,6 +36,26 @@ pub struct CommandRecord {
     /// Secrets were replaced by `[REDACTED]` before it was stored.
     #[serde(default)]
     pub redacted: bool,
+}
+
+/// What the recorder stores: a finished command, or a tmux lifecycle event.
+/// As JSON (spool lines, hand-over): `{"record": {…}}` or `{"tmux_event": {…}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Entry {
+    #[serde(rename = "record")]
+    Command(CommandRecord),
+    #[serde(rename = "tmux_event")]
+    TmuxEvent(TmuxEvent),
+}
+
+impl Entry {
+    /// For log lines: which entry this is.
+    pub fn describe(&self) -> String {
+        match self {
+            Entry::Command(r) => format!("command {} of shell session {}", r.seq, r.shell_session),
+            Entry::TmuxEvent(e) => format!("tmux event {} ({})", e.event, e.event_key),
+        }
+    }
 }
 
 /// What the shell hook knows about the command; the rest comes from [`Context`].

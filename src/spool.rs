@@ -1,4 +1,4 @@
-//! Records that could not be stored when their command finished (the
+//! Records (commands and tmux events) that could not be stored when their command finished (the
 //! database read-only, damaged, on a full disk, or locked for longer than
 //! `record-later` waits) are kept here, one JSON line each, in
 //! `$XDG_STATE_HOME/tmux-audit/spool.jsonl`, and moved into the database by
@@ -16,37 +16,45 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{Database, DbError};
 use crate::paths;
-use crate::record::CommandRecord;
+use crate::record::Entry;
 
 const FILE: &str = "spool.jsonl";
 
+/// `{"recorded_at_us": …, "record": {…}}` or `{…, "tmux_event": {…}}`.
 #[derive(Serialize, Deserialize)]
 struct Line {
     recorded_at_us: i64,
-    record: CommandRecord,
+    #[serde(flatten)]
+    entry: Entry,
 }
 
 pub fn path() -> Result<PathBuf> {
     Ok(paths::state_dir()?.join(FILE))
 }
 
-/// Appends a record to the spool.
-pub fn keep(record: &CommandRecord, recorded_at_us: i64) -> Result<PathBuf> {
+/// Appends entries to the spool, a line each.
+pub fn keep(entries: &[Entry], recorded_at_us: i64) -> Result<PathBuf> {
     let path = path()?;
-    let mut line = serde_json::to_vec(&Line {
-        recorded_at_us,
-        record: record.clone(),
-    })?;
-    line.push(b'\n');
+    let mut lines = Vec::new();
+    for entry in entries {
+        serde_json::to_writer(
+            &mut lines,
+            &Line {
+                recorded_at_us,
+                entry: entry.clone(),
+            },
+        )?;
+        lines.push(b'\n');
+    }
     let mut file = paths::open_private_append(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     file.lock()?;
-    file.write_all(&line)
+    file.write_all(&lines)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
 
-/// Moves every spooled record into `db`; returns how many were new. Cheap
+/// Moves every spooled entry into `db`; returns how many were new. Cheap
 /// when there is nothing to merge: one `stat`.
 pub fn merge(db: &mut Database) -> Result<usize> {
     let path = path()?;
@@ -79,7 +87,7 @@ pub fn merge(db: &mut Database) -> Result<usize> {
         }
     }
     let merged = db
-        .insert_all(lines.iter().map(|l| (&l.record, l.recorded_at_us)))
+        .insert_all(lines.iter().map(|l| (&l.entry, l.recorded_at_us)))
         .map_err(|err: DbError| anyhow::Error::new(err))
         .context("cannot merge the spool")?;
     file.set_len(0)?;

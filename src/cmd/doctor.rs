@@ -12,6 +12,7 @@ use chrono::Utc;
 use super::{Exit, Run};
 use crate::cli::Doctor;
 use crate::db::Database;
+use crate::lifecycle::hooks;
 use crate::paths;
 use crate::spool;
 
@@ -209,7 +210,61 @@ fn check_surroundings(path: &Path) -> Vec<Finding> {
             "add the init line to your shell's rc file: see `tmux-audit init --help`",
         ),
     });
+    findings.push(check_tmux_hooks());
     findings
+}
+
+/// Inside tmux: are the lifecycle hooks of `init tmux` registered in this
+/// server, all of them, and does the binary they run exist?
+fn check_tmux_hooks() -> Finding {
+    const WHAT: &str = "tmux hooks";
+    const FIX: &str = "add `run-shell 'tmux-audit init tmux'` to ~/.tmux.conf, and run `tmux-audit init tmux` once now";
+    if std::env::var_os("TMUX").is_none_or(|v| v.is_empty()) {
+        return Finding::ok(WHAT, "not inside tmux: not checked".into());
+    }
+    let listing = match hooks::tmux(&["show-hooks", "-g"]) {
+        Ok(listing) => listing,
+        Err(err) => return Finding::problem(WHAT, format!("{err:#}"), "check that tmux runs"),
+    };
+    let registered: Vec<&str> = hooks::HOOKS
+        .iter()
+        .copied()
+        .filter(|hook| {
+            listing
+                .lines()
+                .any(|l| l.starts_with(&format!("{hook}[")) && l.contains(hooks::MARKER))
+        })
+        .collect();
+    if registered.is_empty() {
+        return Finding::problem(WHAT, "not registered in this tmux server".into(), FIX);
+    }
+    if registered.len() < hooks::HOOKS.len() {
+        let missing: Vec<&str> = hooks::HOOKS
+            .iter()
+            .copied()
+            .filter(|h| !registered.contains(h))
+            .collect();
+        return Finding::problem(
+            WHAT,
+            format!("missing for {}", missing.join(", ")),
+            "run `tmux-audit init tmux` again",
+        );
+    }
+    let gone: Vec<String> = hooks::hook_binaries(&listing)
+        .into_iter()
+        .filter(|bin| !Path::new(bin).is_file())
+        .collect();
+    if !gone.is_empty() {
+        return Finding::problem(
+            WHAT,
+            format!("they run {}, which is not there", gone.join(", ")),
+            "run `tmux-audit init tmux` again with the tmux-audit you use now",
+        );
+    }
+    Finding::ok(
+        WHAT,
+        format!("all {} registered in this tmux server", hooks::HOOKS.len()),
+    )
 }
 
 /// Moves the database and its -wal and -shm files aside, starts a new

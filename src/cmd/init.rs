@@ -1,4 +1,5 @@
-//! `tmux-audit init SHELL`: prints the hook script for a shell.
+//! `tmux-audit init SHELL`: prints the hook script for a shell;
+//! `tmux-audit init tmux`: registers the lifecycle hooks in a tmux server.
 //!
 //! The scripts live in `shell/` and are built into the binary. Two values are
 //! filled in: the absolute path of this binary (so the hook does not search
@@ -9,9 +10,13 @@ use std::io::{self, Write};
 
 use anyhow::{Context, Result};
 
+use super::record::{now_us, save};
 use super::{Exit, Run};
-use crate::cli::{Init, Shell};
+use crate::cli::{Init, InitTarget, Shell};
+use crate::error_log;
+use crate::lifecycle::{hooks, Recorder};
 use crate::paths;
+use crate::record::Entry;
 
 const BASH: &str = include_str!("../../shell/tmux-audit.bash");
 const ZSH: &str = include_str!("../../shell/tmux-audit.zsh");
@@ -19,6 +24,12 @@ const FISH: &str = include_str!("../../shell/tmux-audit.fish");
 
 impl Run for Init {
     fn run(&self) -> Result<Exit> {
+        let shell = match self.target {
+            InitTarget::Bash => Shell::Bash,
+            InitTarget::Zsh => Shell::Zsh,
+            InitTarget::Fish => Shell::Fish,
+            InitTarget::Tmux => return init_tmux(),
+        };
         let exe = std::env::current_exe().context("cannot find the path of tmux-audit itself")?;
         let exe = exe
             .to_str()
@@ -27,10 +38,41 @@ impl Run for Init {
         let log = log
             .to_str()
             .with_context(|| format!("the log path is not UTF-8: {}", log.display()))?;
-        let script = render(self.shell, exe, log);
+        let script = render(shell, exe, log);
         io::stdout().lock().write_all(script.as_bytes())?;
         Ok(Exit::Success)
     }
+}
+
+/// Registers the hooks in the tmux server of `$TMUX`; when they were not
+/// there before, also records what the server shows now. Prints nothing
+/// (tmux would show it) unless it fails.
+fn init_tmux() -> Result<Exit> {
+    if std::env::var_os("TMUX").is_none_or(|v| v.is_empty()) {
+        anyhow::bail!(
+            "`init tmux` registers hooks in the tmux server it runs in, and this is not inside tmux: \
+             add `run-shell 'tmux-audit init tmux'` to ~/.tmux.conf, or run it in a tmux pane"
+        );
+    }
+    let exe = std::env::current_exe().context("cannot find the path of tmux-audit itself")?;
+    let registered = hooks::register(&exe).context("cannot register the tmux hooks")?;
+    if registered.first_time {
+        let by = Recorder::now(now_us());
+        // The hooks are in place; a failure to record the server's state
+        // now is not worth failing tmux's start-up for: it goes to the log.
+        let recorded = hooks::current_state(&by).and_then(|events| {
+            let entries: Vec<Entry> = events.into_iter().map(Entry::TmuxEvent).collect();
+            save(&paths::database(None)?, &entries).map(|_| ())
+        });
+        if let Err(err) = recorded {
+            error_log::append(
+                "init tmux",
+                &format!("cannot record the state of the tmux server: {err:#}"),
+                "run `tmux-audit doctor`",
+            );
+        }
+    }
+    Ok(Exit::Success)
 }
 
 pub fn render(shell: Shell, exe: &str, log: &str) -> String {

@@ -7,6 +7,10 @@ mod init;
 mod record;
 mod report;
 mod search;
+mod sessions;
+mod show;
+mod timeline;
+mod tmux_event;
 mod verify;
 
 use anyhow::Result;
@@ -33,7 +37,11 @@ impl Run for Command {
             Command::Init(cmd) => cmd.run(),
             Command::Record(cmd) => cmd.run(),
             Command::RecordLater(cmd) => cmd.run(),
+            Command::TmuxEvent(cmd) => cmd.run(),
             Command::Search(cmd) => cmd.run(),
+            Command::Show(cmd) => cmd.run(),
+            Command::Sessions(cmd) => cmd.run(),
+            Command::Timeline(cmd) => cmd.run(),
             Command::Report(cmd) => cmd.run(),
             Command::Verify(cmd) => cmd.run(),
             Command::Anchor(cmd) => cmd.run(),

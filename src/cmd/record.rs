@@ -22,7 +22,7 @@ use crate::context::Context;
 use crate::db::{Database, DbError};
 use crate::error_log;
 use crate::paths;
-use crate::record::{CommandRecord, Finished, Timing};
+use crate::record::{CommandRecord, Entry, Finished, Timing};
 use crate::redact;
 use crate::spool;
 use crate::text::StoredText;
@@ -79,24 +79,30 @@ impl Record {
             .map(|cwd| StoredText::from_bytes(cwd.into_vec()));
         let record = CommandRecord::new(finished, Context::capture(cwd), finished_us);
         let path = paths::database(self.db.path.as_deref())?;
-        let recorded_at_us = now_us();
-        match store(&path, &record, recorded_at_us, None) {
-            Err(err) if err.is_busy() => {
-                // Some other process holds the database: wait for it out of
-                // the shell's way.
-                match hand_over(&path, &record, recorded_at_us) {
-                    Ok(()) => Ok(Exit::Success),
-                    // Could not wait in the background: keep it in the spool.
-                    Err(hand_over_err) => finish(&path, &record, recorded_at_us, Err(err))
-                        .with_context(|| {
-                            format!(
-                                "waiting for the lock in the background failed ({hand_over_err:#})"
-                            )
-                        }),
+        save(&path, &[Entry::Command(record)])
+    }
+}
+
+/// Stores entries without making the caller wait: a database that stays
+/// locked is waited for by a detached `record-later`, and entries the
+/// database cannot take are kept in the spool.
+pub fn save(path: &Path, entries: &[Entry]) -> Result<Exit> {
+    let recorded_at_us = now_us();
+    match store(path, entries, recorded_at_us, None) {
+        Err(err) if err.is_busy() => {
+            // Some other process holds the database: wait for it out of
+            // the caller's way.
+            match hand_over(path, entries, recorded_at_us) {
+                Ok(()) => Ok(Exit::Success),
+                // Could not wait in the background: keep them in the spool.
+                Err(hand_over_err) => {
+                    finish(path, entries, recorded_at_us, Err(err)).with_context(|| {
+                        format!("waiting for the lock in the background failed ({hand_over_err:#})")
+                    })
                 }
             }
-            result => finish(&path, &record, recorded_at_us, result),
         }
+        result => finish(path, entries, recorded_at_us, result),
     }
 }
 
@@ -107,21 +113,21 @@ impl RecordLater {
             .lock()
             .read_to_end(&mut json)
             .context("cannot read the handed-over record")?;
-        let record: CommandRecord =
-            serde_json::from_slice(&json).context("the handed-over record is not valid")?;
+        let entries: Vec<Entry> =
+            serde_json::from_slice(&json).context("the handed-over records are not valid")?;
         let path = paths::database(self.db.path.as_deref())?;
-        let result = store(&path, &record, self.recorded_at_us, Some(LATER_TIMEOUT));
-        finish(&path, &record, self.recorded_at_us, result)
+        let result = store(&path, &entries, self.recorded_at_us, Some(LATER_TIMEOUT));
+        finish(&path, &entries, self.recorded_at_us, result)
     }
 }
 
-/// Opens the database and inserts; Ok(false) when the record was there already.
+/// Opens the database and inserts; how many entries were new.
 fn store(
     path: &Path,
-    record: &CommandRecord,
+    entries: &[Entry],
     recorded_at_us: i64,
     wait: Option<Duration>,
-) -> Result<bool, DbError> {
+) -> Result<usize, DbError> {
     // While another process is creating the database, it can vanish and
     // appear between two system calls of ours ("unable to open", or a
     // read-only view of a file that was linked into place): try again
@@ -129,7 +135,7 @@ fn store(
     // the two short waits.
     let mut attempt = 0;
     loop {
-        match store_once(path, record, recorded_at_us, wait) {
+        match store_once(path, entries, recorded_at_us, wait) {
             Err(err) if attempt < 2 && err.may_be_creation_race() => {
                 attempt += 1;
                 std::thread::sleep(Duration::from_millis(10));
@@ -141,15 +147,15 @@ fn store(
 
 fn store_once(
     path: &Path,
-    record: &CommandRecord,
+    entries: &[Entry],
     recorded_at_us: i64,
     wait: Option<Duration>,
-) -> Result<bool, DbError> {
+) -> Result<usize, DbError> {
     let mut db = match wait {
         Some(timeout) => Database::open_waiting(path, timeout)?,
         None => Database::open(path)?,
     };
-    let inserted = db.insert(record, recorded_at_us)?;
+    let inserted = db.insert_all(entries.iter().map(|e| (e, recorded_at_us)))?;
     // The database takes writes again: bring in what waited in the spool.
     if let Err(err) = spool::merge(&mut db) {
         error_log::append(
@@ -162,24 +168,25 @@ fn store_once(
     Ok(inserted)
 }
 
-/// Ends the record path: Ok for a stored record (and a note in the log for
-/// a duplicate); for a record the database did not take, keeps it in the
-/// spool and returns the error. `recorded_at_us`: when the first attempt to
-/// store it was made.
+/// Ends the record path: Ok for stored entries (and a note in the log for
+/// duplicates); entries the database did not take are kept in the spool,
+/// and the error returned. `recorded_at_us`: when the first attempt to
+/// store them was made.
 fn finish(
     path: &Path,
-    record: &CommandRecord,
+    entries: &[Entry],
     recorded_at_us: i64,
-    result: Result<bool, DbError>,
+    result: Result<usize, DbError>,
 ) -> Result<Exit> {
     match result {
-        Ok(true) => Ok(Exit::Success),
-        Ok(false) => {
+        Ok(new) if new == entries.len() => Ok(Exit::Success),
+        Ok(_) => {
+            let what: Vec<String> = entries.iter().map(Entry::describe).collect();
             error_log::append(
                 "record",
                 &format!(
-                    "command {} of shell session {} was already recorded; the second copy was dropped",
-                    record.seq, record.shell_session
+                    "some of {} were already recorded; the second copies were dropped",
+                    what.join(", ")
                 ),
                 "the hook may be loaded twice in a way it cannot detect; check the shell's rc files",
             );
@@ -187,7 +194,7 @@ fn finish(
         }
         Err(err) => {
             // Not lost: kept for the next command that can write.
-            let kept = match spool::keep(record, recorded_at_us) {
+            let kept = match spool::keep(entries, recorded_at_us) {
                 Ok(spool) => format!(
                     "kept in {} until the database takes writes again",
                     spool.display()
@@ -203,7 +210,7 @@ fn finish(
 }
 
 /// Starts a detached `record-later` with the record on its stdin.
-fn hand_over(path: &Path, record: &CommandRecord, recorded_at_us: i64) -> Result<()> {
+fn hand_over(path: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<()> {
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
         .arg("record-later")
@@ -221,7 +228,7 @@ fn hand_over(path: &Path, record: &CommandRecord, recorded_at_us: i64) -> Result
         .stdin
         .take()
         .context("no pipe to the background process")?;
-    stdin.write_all(&serde_json::to_vec(record)?)?;
+    stdin.write_all(&serde_json::to_vec(entries)?)?;
     Ok(())
 }
 
@@ -252,7 +259,7 @@ fn redact_secrets(command: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Every error of the record path goes to the log, one line with a hint.
-fn log(err: &anyhow::Error) {
+pub fn log(err: &anyhow::Error) {
     let hint = err
         .chain()
         .find_map(|cause| cause.downcast_ref::<DbError>())
@@ -261,7 +268,7 @@ fn log(err: &anyhow::Error) {
 }
 
 /// A panic would otherwise vanish: the hooks send stderr to /dev/null.
-fn log_panics() {
+pub fn log_panics() {
     std::panic::set_hook(Box::new(|info| {
         error_log::append(
             "record",
@@ -287,7 +294,7 @@ fn read_command() -> Result<Vec<u8>> {
     Ok(command)
 }
 
-fn now_us() -> i64 {
+pub fn now_us() -> i64 {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

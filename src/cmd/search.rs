@@ -54,6 +54,8 @@ impl Run for Search {
         if rows.is_empty() {
             return Ok(Exit::NoMatch);
         }
+        // Session and window names, and who typed each, from the tmux events.
+        db.place(&mut rows)?;
         if !self.reverse {
             rows.reverse(); // oldest first, the newest next to the prompt
         }

@@ -24,78 +24,135 @@ enum Break {
     Unchained,
 }
 
+/// Walks one chain, link by link, and keeps what `verify` reports.
+#[derive(Default)]
+struct ChainCheck {
+    /// The previous row's hash, once the chain began.
+    expected: Option<Hash>,
+    before_chain: u64,
+    checked: u64,
+    first: Option<i64>,
+    /// Id and time of the newest row checked.
+    last: Option<(i64, i64)>,
+    broken: Option<(Break, i64, i64)>,
+    seen_anchors: Vec<Hash>,
+}
+
+impl ChainCheck {
+    /// Checks the row `id` (at `at_us`); false once the chain is broken.
+    /// `compute`: the row's hash after a given previous hash.
+    fn visit(
+        &mut self,
+        id: i64,
+        at_us: i64,
+        links: (Option<Vec<u8>>, Option<Vec<u8>>),
+        anchors: &[Hash],
+        compute: impl FnOnce(&Hash) -> Hash,
+    ) -> bool {
+        let (Some(prev_hash), Some(hash)) = links else {
+            if self.expected.is_some() {
+                self.broken = Some((Break::Unchained, id, at_us));
+                return false;
+            }
+            self.before_chain += 1;
+            return true;
+        };
+        // The first row of the chain links to GENESIS, also when rows from
+        // before version 4 precede it.
+        let link = self.expected.unwrap_or(GENESIS);
+        if prev_hash != link {
+            self.broken = Some((Break::Relinked, id, at_us));
+            return false;
+        }
+        let computed = compute(&link);
+        if hash != computed {
+            self.broken = Some((Break::Changed, id, at_us));
+            return false;
+        }
+        if anchors.contains(&computed) {
+            self.seen_anchors.push(computed);
+        }
+        self.expected = Some(computed);
+        self.checked += 1;
+        self.first.get_or_insert(id);
+        self.last = Some((id, at_us));
+        true
+    }
+}
+
 impl Run for Verify {
     fn run(&self) -> Result<Exit> {
-        let anchor = match &self.anchor {
-            Some(text) => Some(parse_hash(text)?),
-            None => None,
+        let anchors = match &self.anchor {
+            Some(text) => parse_anchor(text)?,
+            None => Vec::new(),
         };
         let db = Database::open_existing(&paths::database(self.db.path.as_deref())?)?;
-        let (mut before_chain, mut checked, mut first, mut last) = (0u64, 0u64, None, None);
-        let mut expected: Option<Hash> = None; // the previous record's hash, once the chain began
-        let mut anchor_seen = false;
-        let mut broken = None;
+        let mut commands = ChainCheck::default();
         db.walk_chain(|row, prev_hash, hash| {
-            let (Some(prev_hash), Some(hash)) = (prev_hash, hash) else {
-                if expected.is_some() {
-                    broken = Some((Break::Unchained, row.id, row.record.started_at_us));
-                    return false;
-                }
-                before_chain += 1;
-                return true;
-            };
-            // The first record of the chain links to GENESIS, also when rows
-            // from before version 4 precede it.
-            let link = expected.unwrap_or(GENESIS);
-            if prev_hash != link {
-                broken = Some((Break::Relinked, row.id, row.record.started_at_us));
-                return false;
-            }
-            let computed = chain::hash_command(&link, row.id, &row.record, row.recorded_at_us);
-            if hash != computed {
-                broken = Some((Break::Changed, row.id, row.record.started_at_us));
-                return false;
-            }
-            anchor_seen |= anchor == Some(computed);
-            expected = Some(computed);
-            checked += 1;
-            first.get_or_insert(row.id);
-            last = Some((row.id, row.record.started_at_us));
-            true
+            commands.visit(
+                row.id,
+                row.record.started_at_us,
+                (prev_hash, hash),
+                &anchors,
+                |link| chain::hash_command(link, row.id, &row.record, row.recorded_at_us),
+            )
         })?;
+        let mut events = ChainCheck::default();
+        for row in db.tmux_events_in_chain_order()? {
+            let links = (Some(row.prev_hash), Some(row.hash));
+            let intact = events.visit(row.id, row.event.at_us, links, &anchors, |link| {
+                chain::hash_tmux_event(link, row.id, &row.event, row.recorded_at_us)
+            });
+            if !intact {
+                break;
+            }
+        }
+        let anchors_seen = anchors
+            .iter()
+            .all(|a| commands.seen_anchors.contains(a) || events.seen_anchors.contains(a));
+        let broken = match (commands.broken.take(), events.broken.take()) {
+            (Some((kind, id, at)), _) => Some((kind, format!("record {id}"), at)),
+            (None, Some((kind, id, at))) => Some((kind, format!("tmux event {id}"), at)),
+            (None, None) => None,
+        };
         let mut out = io::stdout().lock();
-        if let Some((kind, id, at)) = broken {
+        if let Some((kind, name, at)) = broken {
             let what = match kind {
                 Break::Changed => "was changed after it was written",
                 Break::Relinked => "does not follow the record before it: a record was deleted before it, or it was inserted or moved",
                 Break::Unchained => "has no hash: it was not written by tmux-audit",
             };
-            writeln!(
-                out,
-                "NOT INTACT: record {id} (started {}) {what}",
-                utc_time(at)
-            )?;
+            writeln!(out, "NOT INTACT: {name} (at {}) {what}", utc_time(at))?;
             return Ok(Exit::Tampered);
         }
-        if anchor.is_some() && !anchor_seen {
+        if !anchors_seen {
             writeln!(
                 out,
                 "NOT INTACT: the anchor is not in the chain: records after it were deleted, or the chain was rewritten"
             )?;
             return Ok(Exit::Tampered);
         }
-        match (first, last) {
+        match (commands.first, commands.last) {
             (Some(first), Some((last, at))) => writeln!(
                 out,
-                "intact: {checked} records (ids {first} to {last}, the newest started {}){}",
+                "intact: {} records (ids {first} to {last}, the newest started {}){}",
+                commands.checked,
                 utc_time(at),
-                if anchor.is_some() {
+                if !anchors.is_empty() {
                     ", anchor found"
                 } else {
                     ""
                 }
             )?,
             _ => writeln!(out, "intact: no records in the chain yet")?,
+        }
+        if let (Some(first), Some((last, at))) = (events.first, events.last) {
+            writeln!(
+                out,
+                "intact: {} tmux events (ids {first} to {last}, the newest at {})",
+                events.checked,
+                utc_time(at)
+            )?;
         }
         for (at, reason, previous) in db.chain_origins()? {
             let previous =
@@ -106,8 +163,12 @@ impl Run for Verify {
                 utc_time(at)
             )?;
         }
-        if before_chain > 0 {
-            writeln!(out, "{before_chain} older records come before the chain (written before tmux-audit kept one)")?;
+        if commands.before_chain > 0 {
+            writeln!(
+                out,
+                "{} older records come before the chain (written before tmux-audit kept one)",
+                commands.before_chain
+            )?;
         }
         // Not a break of the chain, but records that never arrived.
         for gap in db.sequence_gaps()? {
@@ -137,16 +198,40 @@ impl Run for Anchor {
             }
             true
         })?;
+        let newest_event = db.newest_tmux_event()?;
+        let mut out = io::stdout().lock();
         match newest {
-            Some((hash, id, at)) => writeln!(
-                io::stdout().lock(),
-                "{hash} record {id}, started {}",
-                utc_time(at)
-            )?,
+            Some((hash, id, at)) => {
+                writeln!(out, "{hash} record {id}, started {}", utc_time(at))?;
+            }
+            None if newest_event.is_some() => {}
             None => bail!("no records in the chain yet: there is nothing to anchor"),
+        }
+        // The tmux events' chain has an end of its own, on a line of its own.
+        if let Some(event) = newest_event {
+            writeln!(
+                out,
+                "{} tmux event {}, at {}",
+                hex(&event.hash),
+                event.id,
+                utc_time(event.event.at_us)
+            )?;
         }
         Ok(Exit::Success)
     }
+}
+
+/// The hashes of what `anchor` printed: the first word of each line.
+fn parse_anchor(text: &str) -> Result<Vec<Hash>> {
+    let hashes = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(parse_hash)
+        .collect::<Result<Vec<Hash>>>()?;
+    if hashes.is_empty() {
+        bail!("the anchor is empty: pass what `tmux-audit anchor` printed");
+    }
+    Ok(hashes)
 }
 
 fn parse_hash(text: &str) -> Result<Hash> {

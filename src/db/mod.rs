@@ -1,5 +1,6 @@
 //! The SQLite database: opening it safely and quickly, and the queries.
 
+mod events;
 mod queries;
 mod schema;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+use crate::lifecycle::replay::Placement;
 use crate::paths;
 use crate::record::CommandRecord;
 
@@ -163,6 +165,8 @@ pub struct StoredCommand {
     pub id: i64,
     pub recorded_at_us: i64,
     pub record: CommandRecord,
+    /// Where it ran and who typed it, once [`Database::place`] filled it in.
+    pub placement: Option<Placement>,
 }
 
 impl Database {

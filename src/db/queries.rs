@@ -11,10 +11,13 @@ use rusqlite::{params, params_from_iter, OptionalExtension, Row, TransactionBeha
 use super::{Database, DbError, StoredCommand};
 use crate::chain::{self, Hash, GENESIS};
 use crate::filter::Conditions;
-use crate::record::CommandRecord;
+use crate::lifecycle::replay::Replay;
+use crate::lifecycle::TmuxEvent;
+use crate::record::{CommandRecord, Entry};
 
 /// The columns of a [`StoredCommand`], in the order `stored_command` reads them.
-const COLUMNS: &str = "id, recorded_at_us, command, command_raw, exit_status, started_at_us, \
+pub(super) const COLUMNS: &str =
+    "id, recorded_at_us, command, command_raw, exit_status, started_at_us, \
     duration_us, cwd, cwd_raw, user, uid, login_uid, sudo_user, host, shell, shell_session, seq, \
     tty, ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane, redacted";
 
@@ -39,8 +42,15 @@ const SCAN_WINDOW: i64 = 20_000;
 pub enum GroupBy {
     /// One row per tmux pane (server and pane id); outside tmux, per shell session.
     Pane,
-    /// One row per tmux session (server and session id); outside tmux, one row.
+    /// One row per tmux session (server and session id), named as it was
+    /// last; outside tmux, one row.
     Session,
+    /// One row per tmux window (server and window id), from the tmux events
+    /// (see `init tmux`).
+    Window,
+    /// One row per user whose tmux client typed the commands (in a shared
+    /// session, the latest active client's); outside tmux, the shell's user.
+    ClientUser,
     User,
     Host,
     Cwd,
@@ -83,87 +93,50 @@ pub struct ReportRow {
     pub hosts: String,
     pub top_cwd: Option<String>,
     pub top_command: Option<String>,
+    /// Session and window names as the tmux events last had them (with
+    /// `--by session`, `window` and `client-user`).
+    pub session_name: Option<String>,
+    pub window_index: Option<i64>,
+    pub window_name: Option<String>,
+}
+
+impl GroupBy {
+    /// Whether grouping needs to know where commands ran and who typed them.
+    fn needs_placement(self) -> bool {
+        matches!(
+            self,
+            GroupBy::Session | GroupBy::Window | GroupBy::ClientUser
+        )
+    }
 }
 
 impl Database {
-    /// Stores one command. Returns false when that command (same shell
-    /// session and sequence number) was stored before.
-    pub fn insert(&mut self, record: &CommandRecord, recorded_at_us: i64) -> Result<bool, DbError> {
-        Ok(self.insert_all([(record, recorded_at_us)])? == 1)
-    }
-
-    /// Stores commands in one transaction; returns how many were new (a
-    /// command stored before, same shell session and number, is skipped).
+    /// Stores entries in one transaction; returns how many were new (one
+    /// stored before is skipped). Each kind extends its own hash chain.
     pub fn insert_all<'a>(
         &mut self,
-        records: impl IntoIterator<Item = (&'a CommandRecord, i64)>,
+        entries: impl IntoIterator<Item = (&'a Entry, i64)>,
     ) -> Result<usize, DbError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // The chain's end, read under the write lock: no other writer can
-        // extend it before this transaction commits.
-        let (mut last_id, mut prev): (i64, Hash) = tx
-            .query_row(
-                "SELECT id, hash FROM commands ORDER BY id DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get::<_, Option<Vec<u8>>>(1)?)),
-            )
-            .optional()?
-            .map_or((0, GENESIS), |(id, hash)| {
-                (
-                    id,
-                    hash.and_then(|h| Hash::try_from(h).ok()).unwrap_or(GENESIS),
-                )
-            });
+        // The chains' ends, read under the write lock: no other writer can
+        // extend them before this transaction commits.
+        let mut commands_end = None;
+        let mut events_end = None;
         let mut inserted = 0;
-        for (record, recorded_at_us) in records {
-            let id = last_id + 1;
-            let hash = chain::hash_command(&prev, id, record, recorded_at_us);
-            let added = tx.execute(
-                "INSERT INTO commands (
-                    id, command, command_raw, exit_status, started_at_us, duration_us, cwd, cwd_raw,
-                    user, uid, login_uid, sudo_user, host, shell, shell_session, seq, tty,
-                    ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane,
-                    recorded_at_us, prev_hash, hash, redacted
-                ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                          ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
-                ON CONFLICT (shell_session, seq) DO NOTHING",
-                params![
-                    id,
-                    record.command,
-                    record.command_raw,
-                    record.exit_status,
-                    record.started_at_us,
-                    record.duration_us,
-                    record.cwd,
-                    record.cwd_raw,
-                    record.user,
-                    record.uid,
-                    record.login_uid,
-                    record.sudo_user,
-                    record.host,
-                    record.shell,
-                    record.shell_session,
-                    record.seq,
-                    record.tty,
-                    record.ssh_connection,
-                    record.tmux_socket,
-                    record.tmux_server_pid,
-                    record.tmux_session_id,
-                    record.tmux_pane,
-                    recorded_at_us,
-                    &prev[..],
-                    &hash[..],
-                    record.redacted,
-                ],
-            )?;
-            // A command stored before adds nothing, to the table or the chain.
-            if added == 1 {
-                inserted += 1;
-                last_id = id;
-                prev = hash;
-            }
+        for (entry, recorded_at_us) in entries {
+            let added = match entry {
+                Entry::Command(record) => {
+                    let end = chain_end(&tx, "commands", &mut commands_end)?;
+                    insert_command(&tx, end, record, recorded_at_us)?
+                }
+                Entry::TmuxEvent(event) => {
+                    let end = chain_end(&tx, "tmux_events", &mut events_end)?;
+                    insert_tmux_event(&tx, end, event, recorded_at_us)?
+                }
+            };
+            inserted += usize::from(added);
         }
         tx.commit()?;
         Ok(inserted)
@@ -248,6 +221,18 @@ impl Database {
             }
         }
         Ok(())
+    }
+
+    /// The command stored with `id`.
+    pub fn command(&self, id: i64) -> Result<Option<StoredCommand>, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM commands WHERE id = ?"),
+                [id],
+                stored_command,
+            )
+            .optional()?)
     }
 
     /// Registers `REGEXP` (Rust regex syntax), which searches use.
@@ -348,11 +333,23 @@ impl Database {
     /// report shows and counting in memory: a GROUP BY per figure would
     /// sort the whole table once for each.
     pub fn report(&self, by: GroupBy, conditions: &Conditions) -> Result<Vec<ReportRow>, DbError> {
+        // Names and typists come from replaying the tmux events, which is
+        // one pass when the commands come in time order.
+        let mut replay = match by.needs_placement() {
+            true => Some(Replay::new(
+                self.tmux_events(None)?
+                    .into_iter()
+                    .map(|e| e.event)
+                    .collect(),
+            )),
+            false => None,
+        };
         let sql = format!(
             "SELECT tmux_socket, tmux_server_pid, tmux_pane, tmux_session_id, shell_session, exit_status,
                     started_at_us, duration_us, user, host, cwd, command
-             FROM commands {}",
-            conditions.where_sql()
+             FROM commands {}{}",
+            conditions.where_sql(),
+            if replay.is_some() { " ORDER BY started_at_us" } else { "" }
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let mut rows = stmt.query(params_from_iter(conditions.params.iter()))?;
@@ -376,6 +373,12 @@ impl Database {
                 text(10)?.unwrap_or(""),
                 text(11)?.unwrap_or(""),
             );
+            let place = match (&mut replay, socket, pid) {
+                (Some(replay), Some(socket), Some(pid)) => {
+                    replay.place_at(socket, pid, pane, session_id, started)
+                }
+                _ => None,
+            };
             key.clear();
             match by {
                 GroupBy::Pane => match pane {
@@ -396,6 +399,20 @@ impl Database {
                         );
                     }
                 }
+                GroupBy::Window => {
+                    if let Some(socket) = socket {
+                        let window = place.as_ref().and_then(|p| p.window_id);
+                        let window = window.map_or("?".to_string(), |w| w.to_string());
+                        let _ = write!(key, "{socket},{},@{window}", pid.unwrap_or(0));
+                    }
+                }
+                GroupBy::ClientUser => match place.as_ref().and_then(|p| p.client_user()) {
+                    Some(client_user) => key.push_str(client_user),
+                    None if socket.is_none() => key.push_str(user),
+                    None => {
+                        let _ = write!(key, "{user} (no client known)");
+                    }
+                },
                 GroupBy::User => key.push_str(user),
                 GroupBy::Host => key.push_str(host),
                 GroupBy::Cwd => key.push_str(cwd),
@@ -408,6 +425,15 @@ impl Database {
                     Group::new(socket, pid, pane, session_id, shell_session, started)
                 }),
             };
+            if let Some(place) = place {
+                // The latest names: the rows come in time order.
+                group.row.session_name = place.session_name;
+                group.row.window_index = place.window_index;
+                group.row.window_name = place.window_name;
+                if place.session_id.is_some() {
+                    group.row.tmux_session_id = place.session_id;
+                }
+            }
             group.add(
                 r.get::<_, Option<i64>>(5)?.is_some_and(|s| s != 0),
                 started,
@@ -427,7 +453,138 @@ impl Database {
     }
 }
 
-fn stored_command(row: &Row<'_>) -> rusqlite::Result<StoredCommand> {
+/// The id and hash of the newest row of `table`'s chain, read once per
+/// transaction and then kept up to date by the inserts.
+fn chain_end<'e>(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    end: &'e mut Option<(i64, Hash)>,
+) -> rusqlite::Result<&'e mut (i64, Hash)> {
+    if end.is_none() {
+        let newest = tx
+            .query_row(
+                &format!("SELECT id, hash FROM {table} ORDER BY id DESC LIMIT 1"),
+                [],
+                |r| Ok((r.get(0)?, r.get::<_, Option<Vec<u8>>>(1)?)),
+            )
+            .optional()?;
+        *end = Some(newest.map_or((0, GENESIS), |(id, hash)| {
+            (
+                id,
+                hash.and_then(|h| Hash::try_from(h).ok()).unwrap_or(GENESIS),
+            )
+        }));
+    }
+    Ok(end.as_mut().expect("set above"))
+}
+
+/// Inserts after the chain's end, and moves the end: false when the
+/// command was stored before (it then adds nothing, to the table or the chain).
+fn insert_command(
+    tx: &rusqlite::Transaction<'_>,
+    end: &mut (i64, Hash),
+    record: &CommandRecord,
+    recorded_at_us: i64,
+) -> rusqlite::Result<bool> {
+    let id = end.0 + 1;
+    let hash = chain::hash_command(&end.1, id, record, recorded_at_us);
+    let added = tx.execute(
+        "INSERT INTO commands (
+            id, command, command_raw, exit_status, started_at_us, duration_us, cwd, cwd_raw,
+            user, uid, login_uid, sudo_user, host, shell, shell_session, seq, tty,
+            ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane,
+            recorded_at_us, prev_hash, hash, redacted
+        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                  ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
+        ON CONFLICT (shell_session, seq) DO NOTHING",
+        params![
+            id,
+            record.command,
+            record.command_raw,
+            record.exit_status,
+            record.started_at_us,
+            record.duration_us,
+            record.cwd,
+            record.cwd_raw,
+            record.user,
+            record.uid,
+            record.login_uid,
+            record.sudo_user,
+            record.host,
+            record.shell,
+            record.shell_session,
+            record.seq,
+            record.tty,
+            record.ssh_connection,
+            record.tmux_socket,
+            record.tmux_server_pid,
+            record.tmux_session_id,
+            record.tmux_pane,
+            recorded_at_us,
+            &end.1[..],
+            &hash[..],
+            record.redacted,
+        ],
+    )? == 1;
+    if added {
+        *end = (id, hash);
+    }
+    Ok(added)
+}
+
+/// [`insert_command`] for a tmux event; false when its key was stored before.
+fn insert_tmux_event(
+    tx: &rusqlite::Transaction<'_>,
+    end: &mut (i64, Hash),
+    event: &TmuxEvent,
+    recorded_at_us: i64,
+) -> rusqlite::Result<bool> {
+    let id = end.0 + 1;
+    let hash = chain::hash_tmux_event(&end.1, id, event, recorded_at_us);
+    let client = event.client.as_ref();
+    let added = tx.execute(
+        "INSERT INTO tmux_events (
+            id, event, at_us, recorded_at_us, event_key, host, user, uid, tmux_socket,
+            tmux_server_pid, session_id, session_name, window_id, window_index, window_name,
+            pane, client_name, client_tty, client_pid, client_user, client_uid,
+            client_termname, prev_hash, hash
+        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                  ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
+        ON CONFLICT (event_key) DO NOTHING",
+        params![
+            id,
+            event.event,
+            event.at_us,
+            recorded_at_us,
+            event.event_key,
+            event.host,
+            event.user,
+            event.uid,
+            event.tmux_socket,
+            event.tmux_server_pid,
+            event.session_id,
+            event.session_name,
+            event.window_id,
+            event.window_index,
+            event.window_name,
+            event.pane,
+            client.map(|c| &c.name),
+            client.and_then(|c| c.tty.as_ref()),
+            client.and_then(|c| c.pid),
+            client.and_then(|c| c.user.as_ref()),
+            client.and_then(|c| c.uid),
+            client.and_then(|c| c.termname.as_ref()),
+            &end.1[..],
+            &hash[..],
+        ],
+    )? == 1;
+    if added {
+        *end = (id, hash);
+    }
+    Ok(added)
+}
+
+pub(super) fn stored_command(row: &Row<'_>) -> rusqlite::Result<StoredCommand> {
     Ok(StoredCommand {
         id: row.get("id")?,
         recorded_at_us: row.get("recorded_at_us")?,
@@ -455,6 +612,7 @@ fn stored_command(row: &Row<'_>) -> rusqlite::Result<StoredCommand> {
             tmux_pane: row.get("tmux_pane")?,
             redacted: row.get("redacted")?,
         },
+        placement: None,
     })
 }
 

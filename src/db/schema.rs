@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_chain.sql"),
     include_str!("migrations/0005_chain_origins.sql"),
     include_str!("migrations/0006_redacted.sql"),
+    include_str!("migrations/0007_tmux_events.sql"),
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -35,8 +35,7 @@ pub fn table(rows: &[StoredCommand], colour: bool) -> String {
             [
                 local_time(r.started_at_us),
                 r.tmux_pane.clone().unwrap_or_else(|| "-".to_string()),
-                r.tmux_session_id
-                    .map_or("-".to_string(), |id| format!("${id}")),
+                session_label(row),
                 r.exit_status.map_or("-".to_string(), |s| s.to_string()),
                 r.duration_us.map_or("-".to_string(), human_duration),
                 tilde(&r.cwd, home.as_deref()),
@@ -140,7 +139,7 @@ pub(crate) fn home() -> Option<String> {
     std::env::var("HOME").ok().filter(|h| h.len() > 1)
 }
 
-pub(crate) fn local_time(us: i64) -> String {
+pub fn local_time(us: i64) -> String {
     crate::timespec::local_format(us, "%Y-%m-%d %H:%M:%S")
 }
 
@@ -219,6 +218,15 @@ struct JsonRecord<'a> {
     tmux_server_pid: Option<i64>,
     tmux_session_id: Option<i64>,
     tmux_pane: Option<&'a str>,
+    /// The session and window as they were named when the command ran,
+    /// and who typed it (from the tmux events, see `init tmux`).
+    tmux_session_name: Option<&'a str>,
+    tmux_window_id: Option<i64>,
+    tmux_window_index: Option<i64>,
+    tmux_window_name: Option<&'a str>,
+    typed_by: Option<&'a str>,
+    typed_on: Option<&'a str>,
+    attached: Vec<String>,
     redacted: bool,
     recorded_at: String,
 }
@@ -227,6 +235,8 @@ fn json_records(rows: &[StoredCommand]) -> Vec<JsonRecord<'_>> {
     rows.iter()
         .map(|row| {
             let r = &row.record;
+            let place = row.placement.as_ref();
+            let client = place.and_then(|p| p.client.as_ref());
             JsonRecord {
                 id: row.id,
                 command: &r.command,
@@ -250,11 +260,41 @@ fn json_records(rows: &[StoredCommand]) -> Vec<JsonRecord<'_>> {
                 tmux_server_pid: r.tmux_server_pid,
                 tmux_session_id: r.tmux_session_id,
                 tmux_pane: r.tmux_pane.as_deref(),
+                tmux_session_name: place.and_then(|p| p.session_name.as_deref()),
+                tmux_window_id: place.and_then(|p| p.window_id),
+                tmux_window_index: place.and_then(|p| p.window_index),
+                tmux_window_name: place.and_then(|p| p.window_name.as_deref()),
+                typed_by: client.and_then(|c| c.user.as_deref()),
+                typed_on: client.map(|c| c.name.as_str()),
+                attached: place.map_or(Vec::new(), |p| {
+                    p.attached.iter().map(client_label).collect()
+                }),
                 redacted: r.redacted,
                 recorded_at: utc_time(row.recorded_at_us),
             }
         })
         .collect()
+}
+
+/// `alice on /dev/pts/1`: a tmux client as a person reads it.
+pub fn client_label(client: &crate::lifecycle::Client) -> String {
+    let tty = client.tty.as_deref().unwrap_or(&client.name);
+    match &client.user {
+        Some(user) => format!("{user} on {tty}"),
+        None => tty.to_string(),
+    }
+}
+
+/// Where a command ran, for tables: `prod:1` (session name or `$id`, and
+/// window index), as far as it is known.
+fn session_label(row: &StoredCommand) -> String {
+    match &row.placement {
+        Some(place) => place.label(None),
+        None => row
+            .record
+            .tmux_session_id
+            .map_or("-".to_string(), |id| format!("${id}")),
+    }
 }
 
 /// A JSON array of records, every field.
@@ -296,6 +336,14 @@ fn flat<T: Serialize>(items: &[T]) -> serde_json::Result<(Vec<String>, Vec<Vec<S
                 .map(|key| match map.get(key) {
                     None | Some(serde_json::Value::Null) => String::new(),
                     Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(serde_json::Value::Array(items)) => items
+                        .iter()
+                        .map(|item| match item {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
                     Some(other) => other.to_string(),
                 })
                 .collect(),

@@ -20,6 +20,9 @@ pub struct ReportJson<'a> {
     tmux_pane: Option<&'a str>,
     tmux_server: Option<String>,
     tmux_session_id: Option<i64>,
+    tmux_session_name: Option<&'a str>,
+    tmux_window_index: Option<i64>,
+    tmux_window_name: Option<&'a str>,
     shell_session: Option<&'a str>,
     users: &'a str,
     hosts: &'a str,
@@ -41,6 +44,9 @@ pub fn json_rows(rows: &[ReportRow], by: GroupBy) -> Vec<ReportJson<'_>> {
             tmux_pane: r.tmux_pane.as_deref(),
             tmux_server: server(r),
             tmux_session_id: r.tmux_session_id,
+            tmux_session_name: r.session_name.as_deref(),
+            tmux_window_index: r.window_index,
+            tmux_window_name: r.window_name.as_deref(),
             shell_session: (by == GroupBy::Pane && r.tmux_pane.is_none())
                 .then_some(r.shell_session.as_str()),
             users: &r.users,
@@ -101,9 +107,25 @@ fn label(r: &ReportRow, by: GroupBy) -> String {
             Some(pane) => pane.clone(),
             None => format!("shell {}", short_session(&r.shell_session)),
         },
-        GroupBy::Session => match r.tmux_session_id {
-            Some(id) => format!("${id}"),
-            None => "(outside tmux)".to_string(),
+        GroupBy::Session => match (&r.session_name, r.tmux_session_id) {
+            (Some(name), _) => one_line(name, 60),
+            (None, Some(id)) => format!("${id}"),
+            (None, None) => "(outside tmux)".to_string(),
+        },
+        GroupBy::Window => match (r.tmux_socket.is_some(), r.window_index) {
+            (false, _) => "(outside tmux)".to_string(),
+            (true, Some(index)) => {
+                let session = r
+                    .session_name
+                    .as_deref()
+                    .map_or_else(|| "?".to_string(), |n| one_line(n, 40));
+                let name = r
+                    .window_name
+                    .as_deref()
+                    .map_or(String::new(), |n| format!(" ({})", one_line(n, 40)));
+                format!("{session}:{index}{name}")
+            }
+            (true, None) => "(window unknown: no tmux events)".to_string(),
         },
         _ => r.key.clone(),
     }
@@ -165,13 +187,15 @@ pub fn table(
     let group_header = match by {
         GroupBy::Pane => "pane",
         GroupBy::Session => "session",
+        GroupBy::Window => "window",
+        GroupBy::ClientUser => "typed by",
         GroupBy::User => "user",
         GroupBy::Host => "host",
         GroupBy::Cwd => "cwd",
         GroupBy::Day => "day",
         GroupBy::Command => "command",
     };
-    let tmux_columns = matches!(by, GroupBy::Pane | GroupBy::Session);
+    let tmux_columns = matches!(by, GroupBy::Pane | GroupBy::Session | GroupBy::Window);
     let mut header = vec![group_header];
     if tmux_columns {
         header.extend(["server", "users"]);
@@ -279,7 +303,12 @@ pub fn table(
         )
     };
     let title = format!(
-        "Commands by {group_header}, {from} to {to}: {} commands{shown}\n",
+        "Commands by {}, {from} to {to}: {} commands{shown}\n",
+        if by == GroupBy::ClientUser {
+            "the user who typed them"
+        } else {
+            group_header
+        },
         count(commands)
     );
     format!("{title}{}", finish(table))

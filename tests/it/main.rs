@@ -8,6 +8,7 @@ mod doctor;
 mod faults;
 mod hooks;
 mod init;
+mod lifecycle;
 mod load;
 mod record;
 mod redact;

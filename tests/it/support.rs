@@ -178,6 +178,43 @@ impl Sandbox {
         }
     }
 
+    pub fn events(&self) -> Vec<EventRow> {
+        events_in(&self.db)
+    }
+
+    /// Waits until `done(events)` holds; fails with what was seen.
+    pub fn wait_events(&self, what: &str, done: impl Fn(&[EventRow]) -> bool) -> Vec<EventRow> {
+        let start = Instant::now();
+        loop {
+            let events = self.events();
+            if done(&events) {
+                return events;
+            }
+            if start.elapsed() > PATIENCE {
+                panic!(
+                    "timed out waiting for {what}; events: {:#?}\nlog: {}",
+                    events
+                        .iter()
+                        .map(|e| (&e.event, &e.session_name, &e.pane, &e.client_user))
+                        .collect::<Vec<_>>(),
+                    self.log()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs the binary in this sandbox; its stdout, and whether it succeeded.
+    pub fn run(&self, args: &[&str]) -> (bool, String) {
+        let out = self.cmd().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// The rc file that starts `shell` with the hook, `before` and `after`
     /// being the user's own lines around the init line. Returns the command
     /// line that starts the shell.
@@ -370,6 +407,54 @@ pub fn rows_in(db: &Path) -> Vec<Row> {
     .unwrap()
 }
 
+/// A row of the `tmux_events` table, as the tests look at it.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub id: i64,
+    pub event: String,
+    pub at_us: i64,
+    pub tmux_server_pid: i64,
+    pub session_id: Option<i64>,
+    pub session_name: Option<String>,
+    pub window_id: Option<i64>,
+    pub window_index: Option<i64>,
+    pub window_name: Option<String>,
+    pub pane: Option<String>,
+    pub client_name: Option<String>,
+    pub client_user: Option<String>,
+}
+
+/// The events, in time order.
+pub fn events_in(db: &Path) -> Vec<EventRow> {
+    if !db.exists() {
+        return Vec::new();
+    }
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db");
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let Ok(mut stmt) = conn.prepare("SELECT * FROM tmux_events ORDER BY at_us, id") else {
+        return Vec::new(); // schema not there yet
+    };
+    stmt.query_map([], |r| {
+        Ok(EventRow {
+            id: r.get("id")?,
+            event: r.get("event")?,
+            at_us: r.get("at_us")?,
+            tmux_server_pid: r.get("tmux_server_pid")?,
+            session_id: r.get("session_id")?,
+            session_name: r.get("session_name")?,
+            window_id: r.get("window_id")?,
+            window_index: r.get("window_index")?,
+            window_name: r.get("window_name")?,
+            pane: r.get("pane")?,
+            client_name: r.get("client_name")?,
+            client_user: r.get("client_user")?,
+        })
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
 /// A private tmux server (`tmux -L <unique> -f /dev/null`), killed on drop.
 pub struct Tmux {
     socket_name: String,
@@ -428,6 +513,23 @@ impl Tmux {
 
     pub fn run(&self, args: &[&str]) -> String {
         self.handle().run(args)
+    }
+
+    /// Loads the documented line of ~/.tmux.conf,
+    /// `run-shell 'tmux-audit init tmux'`, from a config file.
+    pub fn load_audit_config(&self, sandbox: &Sandbox) {
+        let conf = sandbox.path().join(format!("tmux{}.conf", unique()));
+        fs::write(
+            &conf,
+            format!("run-shell '{} init tmux'\n", sandbox.bin.display()),
+        )
+        .unwrap();
+        self.run(&["source-file", &conf.display().to_string()]);
+    }
+
+    /// The name given to `tmux -L`.
+    pub fn socket_name(&self) -> &str {
+        &self.socket_name
     }
 
     /// `$TMUX` as the panes see it.

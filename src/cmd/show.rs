@@ -1,0 +1,126 @@
+//! `tmux-audit show ID`: one command in full, named and attributed.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use anyhow::{bail, Result};
+
+use super::{Exit, Run};
+use crate::cli::{Show, ShowFormat};
+use crate::db::{Database, StoredCommand};
+use crate::paths;
+use crate::render::{self, client_label, human_duration, utc_time};
+use crate::text::hex;
+
+impl Run for Show {
+    fn run(&self) -> Result<Exit> {
+        let db = Database::open_existing(&paths::database(self.db.path.as_deref())?)?;
+        let Some(row) = db.command(self.id)? else {
+            bail!(
+                "no command with id {}: ids are in `tmux-audit search --format json`",
+                self.id
+            );
+        };
+        let mut rows = [row];
+        db.place(&mut rows)?;
+        let out = match self.format {
+            ShowFormat::Json => render::json(&rows)?,
+            ShowFormat::Text => text(&rows[0]),
+        };
+        io::stdout().lock().write_all(out.as_bytes())?;
+        Ok(Exit::Success)
+    }
+}
+
+/// One `name: value` line per field that has a value.
+fn text(row: &StoredCommand) -> String {
+    let r = &row.record;
+    let mut lines: Vec<(&str, String)> =
+        vec![("id", row.id.to_string()), ("command", r.command.clone())];
+    if let Some(raw) = &r.command_raw {
+        lines.push(("command bytes", hex(raw)));
+    }
+    if r.redacted {
+        lines.push((
+            "redacted",
+            "secrets were replaced before it was stored".into(),
+        ));
+    }
+    let exit = r
+        .exit_status
+        .map_or("unknown".to_string(), |s| s.to_string());
+    lines.push(("exit status", exit));
+    lines.push(("started", utc_time(r.started_at_us)));
+    if let Some(us) = r.duration_us {
+        lines.push(("duration", human_duration(us)));
+    }
+    lines.push(("cwd", r.cwd.clone()));
+    let mut user = format!("{} (uid {})", r.user, r.uid);
+    if let Some(login) = r.login_uid.filter(|&l| l != r.uid) {
+        let _ = write!(user, ", logged in as uid {login}");
+    }
+    if let Some(sudo) = &r.sudo_user {
+        let _ = write!(user, ", via sudo from {sudo}");
+    }
+    lines.push(("user", user));
+    lines.push(("host", r.host.clone()));
+    lines.push((
+        "shell",
+        format!(
+            "{} (session {}, command {})",
+            r.shell, r.shell_session, r.seq
+        ),
+    ));
+    if let Some(tty) = &r.tty {
+        lines.push(("tty", tty.clone()));
+    }
+    if let Some(ssh) = &r.ssh_connection {
+        lines.push(("ssh", ssh.clone()));
+    }
+    if let Some(socket) = &r.tmux_socket {
+        let pid = r.tmux_server_pid.map_or("?".to_string(), |p| p.to_string());
+        lines.push(("tmux server", format!("{socket} (pid {pid})")));
+    }
+    if let Some(pane) = &r.tmux_pane {
+        lines.push(("pane", pane.clone()));
+    }
+    if let Some(place) = &row.placement {
+        if let Some(id) = place.session_id {
+            let name = place.session_name.as_deref().unwrap_or("?");
+            lines.push(("session", format!("{name} (${id})")));
+        }
+        if let Some(id) = place.window_id {
+            let index = place
+                .window_index
+                .map_or("?".to_string(), |i| i.to_string());
+            let name = place.window_name.as_deref().unwrap_or("?");
+            lines.push(("window", format!("{index}: {name} (@{id})")));
+        }
+        lines.push((
+            "typed by",
+            place.client.as_ref().map_or(
+                "unknown (no client was attached, or none had typed yet)".to_string(),
+                client_label,
+            ),
+        ));
+        if !place.attached.is_empty() {
+            let attached: Vec<String> = place.attached.iter().map(client_label).collect();
+            lines.push(("attached", attached.join(", ")));
+        }
+    } else if r.tmux_socket.is_some() {
+        lines.push((
+            "session",
+            "no tmux events for this server (see `tmux-audit init --help`)".into(),
+        ));
+    }
+    lines.push(("recorded", utc_time(row.recorded_at_us)));
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (key, value) in lines {
+        // Control characters (a newline in a command, an escape sequence
+        // in a name) shown, never sent to the terminal.
+        let value = render::one_line(&value, usize::MAX);
+        let _ = writeln!(out, "{key:>width$}  {value}");
+    }
+    out
+}

@@ -1,0 +1,324 @@
+//! `tmux-audit timeline`: the lifecycle events and commands of a session,
+//! window or pane, interleaved in time order.
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+
+use anyhow::{bail, Context as _, Result};
+use serde::Serialize;
+
+use super::{Exit, Run};
+use crate::cli::{ShowFormat, Timeline};
+use crate::context::Tmux;
+use crate::db::{Database, StoredCommand};
+use crate::lifecycle::replay::{Placement, ServerKey, ServerState};
+use crate::lifecycle::TmuxEvent;
+use crate::paths;
+use crate::render::{self, client_label, local_time, one_line, utc_time};
+
+/// What the timeline is of, in one server.
+#[derive(Debug, Clone)]
+enum Target {
+    Sessions(HashSet<i64>),
+    Window(i64),
+    Pane(String),
+}
+
+impl Run for Timeline {
+    fn run(&self) -> Result<Exit> {
+        let path = paths::database(self.db.path.as_deref())?;
+        let db = Database::open_existing(&path)?;
+        let events: Vec<TmuxEvent> = db.tmux_events(None)?.into_iter().map(|e| e.event).collect();
+        let scopes = self.scopes(&db, &events)?;
+        let since = self.since.map_or(i64::MIN, |t| t.timestamp_micros());
+        let until = self.until.map_or(i64::MAX, |t| t.timestamp_micros());
+        let mut items = Vec::new();
+        for (server, target) in &scopes {
+            let server_events: Vec<&TmuxEvent> = events
+                .iter()
+                .filter(|e| e.tmux_socket == server.0 && e.tmux_server_pid == server.1)
+                .collect();
+            items.extend(
+                events_in_scope(&server_events, target)
+                    .into_iter()
+                    .filter(|(e, _)| (since..until).contains(&e.at_us))
+                    .map(|(e, place)| Item::Event(e, Box::new(place))),
+            );
+            let mut commands = db.commands_of_server(server, since, until)?;
+            db.place(&mut commands)?;
+            items.extend(
+                commands
+                    .into_iter()
+                    .filter(|c| command_in_scope(c, target))
+                    .map(|c| Item::Command(Box::new(c))),
+            );
+        }
+        items.sort_by_key(Item::at_us);
+        if items.is_empty() {
+            return Ok(Exit::NoMatch);
+        }
+        let out = match self.format {
+            ShowFormat::Json => {
+                render::pretty_json(&items.iter().map(Item::json).collect::<Vec<_>>())?
+            }
+            ShowFormat::Text => table(&items),
+        };
+        io::stdout().lock().write_all(out.as_bytes())?;
+        Ok(Exit::Success)
+    }
+}
+
+impl Timeline {
+    /// The servers, and what in each, the options name.
+    fn scopes(&self, db: &Database, events: &[TmuxEvent]) -> Result<Vec<(ServerKey, Target)>> {
+        let server_of = |e: &TmuxEvent| (e.tmux_socket.clone(), e.tmux_server_pid);
+        // The newest server whose events match.
+        let newest = |matches: &dyn Fn(&TmuxEvent) -> bool| {
+            events.iter().rev().find(|e| matches(e)).map(server_of)
+        };
+        if self.here {
+            let tmux = Tmux::from_env().context(
+                "--here needs to run inside tmux ($TMUX is not set); use --pane or --session",
+            )?;
+            let (Some(pid), Some(pane)) = (tmux.server_pid, tmux.pane) else {
+                bail!("$TMUX or $TMUX_PANE does not name a tmux pane; use --pane or --session");
+            };
+            return Ok(vec![((tmux.socket, pid), Target::Pane(pane))]);
+        }
+        if let Some(pane) = &self.pane {
+            let server = match newest(&|e| e.pane.as_ref() == Some(pane)) {
+                Some(server) => Some(server),
+                None => db.newest_server_of_pane(pane)?,
+            };
+            let server = server.with_context(|| format!("no pane {pane} was recorded"))?;
+            return Ok(vec![(server, Target::Pane(pane.clone()))]);
+        }
+        if let Some(window) = &self.window {
+            if let Some(window_id) = window.strip_prefix('@').and_then(|w| w.parse().ok()) {
+                let server = newest(&|e| e.window_id == Some(window_id))
+                    .with_context(|| format!("no window {window} was recorded"))?;
+                return Ok(vec![(server, Target::Window(window_id))]);
+            }
+            let Some((session, index)) = window
+                .rsplit_once(':')
+                .and_then(|(s, i)| Some((s, i.parse::<i64>().ok()?)))
+            else {
+                bail!("--window takes SESSION:INDEX (prod:1) or a window id (@4), not {window:?}");
+            };
+            let mut scopes = Vec::new();
+            for (server, sessions) in sessions_named(events, session) {
+                let windows: HashSet<i64> = events
+                    .iter()
+                    .filter(|e| server_of(e) == server && e.window_index == Some(index))
+                    .filter(|e| e.session_id.is_some_and(|s| sessions.contains(&s)))
+                    .filter_map(|e| e.window_id)
+                    .collect();
+                scopes.extend(
+                    windows
+                        .into_iter()
+                        .map(|w| (server.clone(), Target::Window(w))),
+                );
+            }
+            if scopes.is_empty() {
+                bail!("no window {window} was recorded; `tmux-audit sessions` lists what was");
+            }
+            return Ok(scopes);
+        }
+        let session = self.session.as_deref().unwrap_or_default();
+        let scopes: Vec<(ServerKey, Target)> = sessions_named(events, session)
+            .into_iter()
+            .map(|(server, sessions)| (server, Target::Sessions(sessions)))
+            .collect();
+        if scopes.is_empty() {
+            bail!("no session {session:?} was recorded; `tmux-audit sessions` lists what was");
+        }
+        Ok(scopes)
+    }
+}
+
+/// Per server, the sessions that ever had this name; for a `$id`, that
+/// session in the newest server that had it.
+fn sessions_named(events: &[TmuxEvent], name: &str) -> Vec<(ServerKey, HashSet<i64>)> {
+    let server_of = |e: &TmuxEvent| (e.tmux_socket.clone(), e.tmux_server_pid);
+    if let Some(wanted) = name.strip_prefix('$').and_then(|n| n.parse::<i64>().ok()) {
+        return events
+            .iter()
+            .rev()
+            .find(|e| e.session_id == Some(wanted))
+            .map(|e| vec![(server_of(e), HashSet::from([wanted]))])
+            .unwrap_or_default();
+    }
+    let mut found: Vec<(ServerKey, HashSet<i64>)> = Vec::new();
+    for e in events
+        .iter()
+        .filter(|e| e.session_name.as_deref() == Some(name))
+    {
+        let Some(session) = e.session_id else {
+            continue;
+        };
+        let server = server_of(e);
+        match found.iter_mut().find(|(s, _)| *s == server) {
+            Some((_, sessions)) => {
+                sessions.insert(session);
+            }
+            None => found.push((server, HashSet::from([session]))),
+        }
+    }
+    found
+}
+
+/// The events about the target, each with where it happened (names as
+/// they were then).
+fn events_in_scope<'e>(
+    events: &[&'e TmuxEvent],
+    target: &Target,
+) -> Vec<(&'e TmuxEvent, Placement)> {
+    let mut state = ServerState::default();
+    let mut found = Vec::new();
+    for &e in events {
+        // A detaching client names no session: it is the one it was in.
+        let client_session = e
+            .client
+            .as_ref()
+            .and_then(|c| state.client_session(&c.name));
+        state.apply(e);
+        let session = e.session_id.or(client_session);
+        let window = e
+            .window_id
+            .or_else(|| e.pane.as_deref().and_then(|p| state.window_of(p)));
+        let in_scope = match target {
+            Target::Sessions(sessions) => session.is_some_and(|s| sessions.contains(&s)),
+            Target::Window(w) => {
+                window == Some(*w) || (window.is_none() && session == state.session_of(*w))
+            }
+            Target::Pane(pane) => {
+                let pane_window = state.window_of(pane);
+                e.pane.as_ref() == Some(pane)
+                    || (window.is_some() && window == pane_window)
+                    || (window.is_none()
+                        && session.is_some()
+                        && session == pane_window.and_then(|w| state.session_of(w)))
+            }
+        };
+        if in_scope {
+            let mut place = state.place(e.pane.as_deref(), session);
+            place.client = e.client.clone();
+            found.push((e, place));
+        }
+    }
+    found
+}
+
+fn command_in_scope(command: &StoredCommand, target: &Target) -> bool {
+    let place = command.placement.as_ref();
+    match target {
+        Target::Sessions(sessions) => place
+            .and_then(|p| p.session_id)
+            .or(command.record.tmux_session_id)
+            .is_some_and(|s| sessions.contains(&s)),
+        Target::Window(w) => place.and_then(|p| p.window_id) == Some(*w),
+        Target::Pane(pane) => command.record.tmux_pane.as_ref() == Some(pane),
+    }
+}
+
+enum Item<'e> {
+    Event(&'e TmuxEvent, Box<Placement>),
+    Command(Box<StoredCommand>),
+}
+
+impl Item<'_> {
+    fn at_us(&self) -> i64 {
+        match self {
+            Item::Event(e, _) => e.at_us,
+            Item::Command(c) => c.record.started_at_us,
+        }
+    }
+
+    /// (what, where, who, detail) for the table and the JSON.
+    fn describe(&self) -> (String, String, String, String) {
+        match self {
+            Item::Event(e, place) => {
+                let who = e.client.as_ref().map_or(String::new(), client_label);
+                let detail = match e.event.as_str() {
+                    "session-created" | "session-renamed" | "session-closed" => {
+                        e.session_name.clone().unwrap_or_default()
+                    }
+                    "window-renamed" | "window-linked" | "window-unlinked" | "after-new-window" => {
+                        e.window_name.clone().unwrap_or_default()
+                    }
+                    _ => String::new(),
+                };
+                (e.event.clone(), place.label(e.pane.as_deref()), who, detail)
+            }
+            Item::Command(c) => {
+                let r = &c.record;
+                let place = c.placement.clone().unwrap_or_default();
+                let who = place
+                    .client
+                    .as_ref()
+                    .map_or_else(|| r.user.clone(), client_label);
+                let exit = r
+                    .exit_status
+                    .map_or(String::new(), |s| format!("  [exit {s}]"));
+                (
+                    "command".to_string(),
+                    place.label(r.tmux_pane.as_deref()),
+                    who,
+                    format!("{}{exit}", r.command),
+                )
+            }
+        }
+    }
+
+    fn json(&self) -> JsonItem {
+        let (what, place, who, detail) = self.describe();
+        let (id, attached) = match self {
+            Item::Event(..) => (None, Vec::new()),
+            Item::Command(c) => (
+                Some(c.id),
+                c.placement.as_ref().map_or(Vec::new(), |p| {
+                    p.attached.iter().map(client_label).collect()
+                }),
+            ),
+        };
+        JsonItem {
+            time: utc_time(self.at_us()),
+            what,
+            place,
+            who,
+            detail,
+            command_id: id,
+            attached,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonItem {
+    time: String,
+    what: String,
+    #[serde(rename = "where")]
+    place: String,
+    who: String,
+    detail: String,
+    command_id: Option<i64>,
+    attached: Vec<String>,
+}
+
+fn table(items: &[Item<'_>]) -> String {
+    let mut table = render::new_table(render::use_colour());
+    table.set_header(["time", "what", "where", "who", "detail"]);
+    for item in items {
+        let (what, place, who, detail) = item.describe();
+        let mut row = comfy_table::Row::from(vec![
+            local_time(item.at_us()),
+            what,
+            one_line(&place, 60),
+            one_line(&who, 60),
+            one_line(&detail, 200),
+        ]);
+        row.max_height(1);
+        table.add_row(row);
+    }
+    render::finish(table)
+}

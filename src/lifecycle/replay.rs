@@ -1,0 +1,379 @@
+//! Replaying a tmux server's events to learn what it looked like at any
+//! moment: which window and session a pane was in, their names then, which
+//! clients were attached and which of them was the latest active. This
+//! names commands and attributes them to the person at the keyboard.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::{Client, TmuxEvent};
+use crate::record::CommandRecord;
+
+/// A tmux server: ids (`%3`, `$1`) are only unique within one.
+pub type ServerKey = (String, i64);
+
+/// Where a command ran and who was at the keyboard, as the events tell it,
+/// at the moment the command started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Placement {
+    pub session_id: Option<i64>,
+    pub session_name: Option<String>,
+    pub window_id: Option<i64>,
+    pub window_index: Option<i64>,
+    pub window_name: Option<String>,
+    /// The client that typed it: the only one attached to the session, or
+    /// else the one latest active (the last to send input) in its window,
+    /// or failing that in its session. None when no client was attached.
+    pub client: Option<Client>,
+    /// Every client attached to the session then.
+    pub attached: Vec<Client>,
+}
+
+impl Placement {
+    /// `name:index.pane` as far as it is known, for tables.
+    pub fn label(&self, pane: Option<&str>) -> String {
+        let session = self
+            .session_name
+            .clone()
+            .or_else(|| self.session_id.map(|id| format!("${id}")))
+            .unwrap_or_else(|| "-".to_string());
+        let window = self
+            .window_index
+            .map_or(String::new(), |index| format!(":{index}"));
+        let pane = pane.map_or(String::new(), |p| format!(".{p}"));
+        format!("{session}{window}{pane}")
+    }
+
+    /// The Unix user of the client that typed it.
+    pub fn client_user(&self) -> Option<&str> {
+        self.client.as_ref().and_then(|c| c.user.as_deref())
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Window {
+    index: Option<i64>,
+    name: Option<String>,
+    /// Sessions it is linked into, the latest last.
+    sessions: Vec<i64>,
+}
+
+/// One server's state after some of its events.
+#[derive(Debug, Default, Clone)]
+pub struct ServerState {
+    sessions: HashMap<i64, String>,
+    windows: HashMap<i64, Window>,
+    panes: HashMap<String, i64>,
+    /// Attached clients, by name, with the session each shows.
+    clients: HashMap<String, (Client, Option<i64>)>,
+    latest_in_window: HashMap<i64, String>,
+    latest_in_session: HashMap<i64, String>,
+}
+
+impl ServerState {
+    pub fn apply(&mut self, e: &TmuxEvent) {
+        if let (Some(id), Some(name)) = (e.session_id, &e.session_name) {
+            self.sessions.insert(id, name.clone());
+        }
+        if let Some(window_id) = e.window_id {
+            let window = self.windows.entry(window_id).or_default();
+            if e.window_index.is_some() {
+                window.index = e.window_index;
+            }
+            if e.window_name.is_some() {
+                window.name.clone_from(&e.window_name);
+            }
+            if let Some(session) = e.session_id {
+                window.sessions.retain(|&s| s != session);
+                if e.event != "window-unlinked" {
+                    window.sessions.push(session);
+                }
+            }
+            if let Some(pane) = &e.pane {
+                self.panes.insert(pane.clone(), window_id);
+            }
+        }
+        let Some(client) = &e.client else { return };
+        if e.event == "client-detached" {
+            self.clients.remove(&client.name);
+            return;
+        }
+        let entry = self
+            .clients
+            .entry(client.name.clone())
+            .or_insert_with(|| (client.clone(), None));
+        merge_client(&mut entry.0, client);
+        if e.session_id.is_some() {
+            entry.1 = e.session_id;
+        }
+        // tmux makes a client the latest of its window when it attaches or
+        // changes session (without a client-active event), and when it
+        // sends input while another client was the latest (with one).
+        if matches!(
+            e.event.as_str(),
+            "client-active" | "client-attached" | "client-session-changed"
+        ) {
+            if let Some(window) = e.window_id {
+                self.latest_in_window.insert(window, client.name.clone());
+            }
+            if let Some(session) = entry.1 {
+                self.latest_in_session.insert(session, client.name.clone());
+            }
+        }
+    }
+
+    /// The session a client is attached to now.
+    pub fn client_session(&self, client: &str) -> Option<i64> {
+        self.clients.get(client).and_then(|(_, session)| *session)
+    }
+
+    /// The window `pane` is in now.
+    pub fn window_of(&self, pane: &str) -> Option<i64> {
+        self.panes.get(pane).copied()
+    }
+
+    /// The session `window` was linked into last.
+    pub fn session_of(&self, window: i64) -> Option<i64> {
+        self.windows.get(&window)?.sessions.last().copied()
+    }
+
+    /// Where `pane` (or, failing that, session `session_id`) is now.
+    pub fn place(&self, pane: Option<&str>, session_id: Option<i64>) -> Placement {
+        let window_id = pane.and_then(|p| self.panes.get(p)).copied();
+        let window = window_id.and_then(|w| self.windows.get(&w));
+        let session = match window {
+            Some(w) if session_id.is_some_and(|s| w.sessions.contains(&s)) => session_id,
+            Some(w) if !w.sessions.is_empty() => w.sessions.last().copied(),
+            _ => session_id,
+        };
+        let mut attached: Vec<&Client> = self
+            .clients
+            .values()
+            .filter(|(_, s)| session.is_some() && *s == session)
+            .map(|(c, _)| c)
+            .collect();
+        attached.sort_by(|a, b| a.name.cmp(&b.name));
+        let latest = |name: Option<&String>| {
+            name.and_then(|n| attached.iter().find(|c| &c.name == n).copied())
+        };
+        let client = match attached.as_slice() {
+            [only] => Some(*only),
+            _ => latest(window_id.and_then(|w| self.latest_in_window.get(&w)))
+                .or_else(|| latest(session.and_then(|s| self.latest_in_session.get(&s)))),
+        };
+        Placement {
+            session_id: session,
+            session_name: session.and_then(|s| self.sessions.get(&s).cloned()),
+            window_id,
+            window_index: window.and_then(|w| w.index),
+            window_name: window.and_then(|w| w.name.clone()),
+            client: client.cloned(),
+            attached: attached.into_iter().cloned().collect(),
+        }
+    }
+}
+
+/// What an event left unsaid about a client is kept from earlier ones.
+fn merge_client(known: &mut Client, new: &Client) {
+    let keep = |old: &mut Option<String>, new: &Option<String>| {
+        if new.is_some() {
+            old.clone_from(new);
+        }
+    };
+    keep(&mut known.tty, &new.tty);
+    keep(&mut known.user, &new.user);
+    keep(&mut known.termname, &new.termname);
+    known.pid = new.pid.or(known.pid);
+    known.uid = new.uid.or(known.uid);
+}
+
+/// Every server's events, replayed forward as later moments are asked for.
+pub struct Replay {
+    /// By socket, then by server pid.
+    servers: HashMap<String, HashMap<i64, ServerReplay>>,
+}
+
+struct ServerReplay {
+    events: Vec<TmuxEvent>,
+    applied: usize,
+    state: ServerState,
+}
+
+impl Replay {
+    /// `events` in time order.
+    pub fn new(events: Vec<TmuxEvent>) -> Replay {
+        let mut servers: HashMap<String, HashMap<i64, ServerReplay>> = HashMap::new();
+        for event in events {
+            servers
+                .entry(event.tmux_socket.clone())
+                .or_default()
+                .entry(event.tmux_server_pid)
+                .or_insert_with(|| ServerReplay {
+                    events: Vec::new(),
+                    applied: 0,
+                    state: ServerState::default(),
+                })
+                .events
+                .push(event);
+        }
+        Replay { servers }
+    }
+
+    /// The state of a server at `at_us` (events at that very moment
+    /// included); None for a server without events. Moments asked for in
+    /// time order cost one pass over the events.
+    pub fn state_at(&mut self, socket: &str, pid: i64, at_us: i64) -> Option<&ServerState> {
+        let replay = self.servers.get_mut(socket)?.get_mut(&pid)?;
+        let applied_past = replay
+            .applied
+            .checked_sub(1)
+            .is_some_and(|last| replay.events[last].at_us > at_us);
+        if applied_past {
+            replay.applied = 0;
+            replay.state = ServerState::default();
+        }
+        while let Some(event) = replay.events.get(replay.applied) {
+            if event.at_us > at_us {
+                break;
+            }
+            replay.state.apply(event);
+            replay.applied += 1;
+        }
+        Some(&replay.state)
+    }
+
+    /// Where each command ran and who typed it; None outside tmux or for a
+    /// server without events.
+    pub fn place_all<'a>(
+        &mut self,
+        commands: impl IntoIterator<Item = &'a CommandRecord>,
+    ) -> Vec<Option<Placement>> {
+        let commands: Vec<&CommandRecord> = commands.into_iter().collect();
+        let mut order: Vec<usize> = (0..commands.len()).collect();
+        order.sort_by_key(|&i| commands[i].started_at_us);
+        let mut placements = vec![None; commands.len()];
+        for i in order {
+            placements[i] = self.place(commands[i]);
+        }
+        placements
+    }
+
+    pub fn place(&mut self, command: &CommandRecord) -> Option<Placement> {
+        self.place_at(
+            command.tmux_socket.as_deref()?,
+            command.tmux_server_pid?,
+            command.tmux_pane.as_deref(),
+            command.tmux_session_id,
+            command.started_at_us,
+        )
+    }
+
+    /// Where a command of `pane` (of session `session_id`, as `$TMUX` has
+    /// it) that started at `at_us` ran, and who typed it.
+    pub fn place_at(
+        &mut self,
+        socket: &str,
+        pid: i64,
+        pane: Option<&str>,
+        session_id: Option<i64>,
+        at_us: i64,
+    ) -> Option<Placement> {
+        let state = self.state_at(socket, pid, at_us)?;
+        Some(state.place(pane, session_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(event: &str, at_us: i64) -> TmuxEvent {
+        TmuxEvent {
+            event: event.into(),
+            at_us,
+            tmux_socket: "/s".into(),
+            tmux_server_pid: 1,
+            ..TmuxEvent::default()
+        }
+    }
+
+    fn client(name: &str, user: &str) -> Option<Client> {
+        Some(Client {
+            name: name.into(),
+            user: Some(user.into()),
+            ..Client::default()
+        })
+    }
+
+    fn command(pane: &str, at_us: i64) -> CommandRecord {
+        let mut c: CommandRecord = serde_json::from_str(
+            r#"{"command":"x","command_raw":null,"exit_status":0,"started_at_us":0,
+            "duration_us":null,"cwd":"/","cwd_raw":null,"user":"u","uid":0,"login_uid":null,
+            "sudo_user":null,"host":"h","shell":"bash","shell_session":"s","seq":1,"tty":null,
+            "ssh_connection":null,"tmux_socket":"/s","tmux_server_pid":1,"tmux_session_id":1,
+            "tmux_pane":null}"#,
+        )
+        .unwrap();
+        c.tmux_pane = Some(pane.into());
+        c.started_at_us = at_us;
+        c
+    }
+
+    fn shared_session() -> Vec<TmuxEvent> {
+        let mut events = Vec::new();
+        let mut e = event("session-created", 10);
+        (e.session_id, e.session_name) = (Some(1), Some("dev".into()));
+        (e.window_id, e.window_index, e.pane) = (Some(1), Some(0), Some("%1".into()));
+        events.push(e);
+        for (at, name, user) in [(20, "/dev/pts/1", "alice"), (30, "/dev/pts/2", "bob")] {
+            let mut e = event("client-attached", at);
+            (e.session_id, e.window_id, e.client) = (Some(1), Some(1), client(name, user));
+            events.push(e);
+        }
+        for (at, name, user) in [(40, "/dev/pts/1", "alice"), (60, "/dev/pts/2", "bob")] {
+            let mut e = event("client-active", at);
+            (e.session_id, e.window_id, e.client) = (Some(1), Some(1), client(name, user));
+            events.push(e);
+        }
+        let mut e = event("session-renamed", 70);
+        (e.session_id, e.session_name) = (Some(1), Some("prod".into()));
+        events.push(e);
+        let mut e = event("client-detached", 80);
+        e.client = client("/dev/pts/2", "bob");
+        e.client.as_mut().unwrap().user = None;
+        events.push(e);
+        events
+    }
+
+    #[test]
+    fn commands_get_the_names_and_typist_of_their_time() {
+        let mut replay = Replay::new(shared_session());
+        let at = |replay: &mut Replay, t| replay.place(&command("%1", t)).unwrap();
+        let p = at(&mut replay, 25);
+        assert_eq!(p.label(Some("%1")), "dev:0.%1");
+        assert_eq!(p.client_user(), Some("alice"), "the only one attached");
+        let p = at(&mut replay, 35);
+        assert_eq!(p.attached.len(), 2);
+        assert_eq!(
+            p.client_user(),
+            Some("bob"),
+            "tmux makes the client that attached last the latest"
+        );
+        assert_eq!(at(&mut replay, 50).client_user(), Some("alice"));
+        let p = at(&mut replay, 75);
+        assert_eq!(
+            (p.client_user(), p.session_name.as_deref()),
+            (Some("bob"), Some("prod"))
+        );
+        let p = at(&mut replay, 90);
+        assert_eq!(p.client_user(), Some("alice"), "bob detached");
+        // Asked out of order: replayed again from the start.
+        assert_eq!(at(&mut replay, 50).session_name.as_deref(), Some("dev"));
+        assert!(replay
+            .place(&command("%9", 50))
+            .unwrap()
+            .window_id
+            .is_none());
+    }
+}

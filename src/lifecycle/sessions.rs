@@ -1,0 +1,191 @@
+//! The life of each tmux session, from the events: created, renamed,
+//! closed, and who attached to it when.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::replay::ServerKey;
+use super::{Client, TmuxEvent};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionHistory {
+    pub tmux_socket: String,
+    pub tmux_server_pid: i64,
+    pub session_id: i64,
+    /// Each name it had, from when.
+    pub names: Vec<Named>,
+    /// None when it existed before the events began (`seen` by `init tmux`).
+    pub created_at_us: Option<i64>,
+    pub closed_at_us: Option<i64>,
+    /// The first and last event about it.
+    pub first_seen_us: i64,
+    pub last_seen_us: i64,
+    pub attaches: Vec<Attach>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Named {
+    pub name: String,
+    pub from_us: i64,
+}
+
+/// A client attached to the session from `from_us` until `to_us` (None:
+/// still attached as far as the events tell).
+#[derive(Debug, Clone, Serialize)]
+pub struct Attach {
+    pub client: Client,
+    pub from_us: i64,
+    pub to_us: Option<i64>,
+}
+
+impl SessionHistory {
+    pub fn name(&self) -> &str {
+        self.names.last().map_or("", |n| n.name.as_str())
+    }
+}
+
+/// Every session of `events` (in time order), in the order they appeared.
+pub fn sessions(events: &[TmuxEvent]) -> Vec<SessionHistory> {
+    let mut order: Vec<(ServerKey, i64)> = Vec::new();
+    let mut histories: HashMap<(ServerKey, i64), SessionHistory> = HashMap::new();
+    // Per server: each attached client's session and open interval.
+    let mut attached: HashMap<(ServerKey, String), (i64, usize)> = HashMap::new();
+    for e in events {
+        let server: ServerKey = (e.tmux_socket.clone(), e.tmux_server_pid);
+        let client_key = e.client.as_ref().map(|c| (server.clone(), c.name.clone()));
+        // A client leaving its session: detached, or moved to another.
+        let leaves = match (&client_key, e.event.as_str()) {
+            (Some(key), "client-detached") => attached.remove(key),
+            (Some(key), _) if e.session_id.is_some() => match attached.get(key) {
+                Some(&(session, _)) if Some(session) != e.session_id => attached.remove(key),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((session, at)) = leaves {
+            if let Some(h) = histories.get_mut(&(server.clone(), session)) {
+                h.attaches[at].to_us = Some(e.at_us);
+            }
+        }
+        let Some(session_id) = e.session_id else {
+            continue;
+        };
+        let key = (server.clone(), session_id);
+        let history = histories.entry(key.clone()).or_insert_with(|| {
+            order.push(key.clone());
+            SessionHistory {
+                tmux_socket: server.0.clone(),
+                tmux_server_pid: server.1,
+                session_id,
+                names: Vec::new(),
+                created_at_us: None,
+                closed_at_us: None,
+                first_seen_us: e.at_us,
+                last_seen_us: e.at_us,
+                attaches: Vec::new(),
+            }
+        });
+        history.last_seen_us = e.at_us;
+        if let Some(name) = &e.session_name {
+            if history.names.last().is_none_or(|n| &n.name != name) {
+                history.names.push(Named {
+                    name: name.clone(),
+                    from_us: e.at_us,
+                });
+            }
+        }
+        match e.event.as_str() {
+            "session-created" => history.created_at_us = Some(e.at_us),
+            "session-closed" => {
+                history.closed_at_us = Some(e.at_us);
+                for attach in history.attaches.iter_mut().filter(|a| a.to_us.is_none()) {
+                    attach.to_us = Some(e.at_us);
+                }
+                attached.retain(|(s, _), (session, _)| !(s == &server && *session == session_id));
+            }
+            _ => {}
+        }
+        if let (Some(client), Some(client_key)) = (&e.client, client_key) {
+            if e.event != "client-detached" && !attached.contains_key(&client_key) {
+                history.attaches.push(Attach {
+                    client: client.clone(),
+                    from_us: e.at_us,
+                    to_us: None,
+                });
+                attached.insert(client_key, (session_id, history.attaches.len() - 1));
+            }
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|key| histories.remove(&key))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(
+        name: &str,
+        at_us: i64,
+        session: Option<(i64, &str)>,
+        client: Option<&str>,
+    ) -> TmuxEvent {
+        TmuxEvent {
+            event: name.into(),
+            at_us,
+            tmux_socket: "/s".into(),
+            tmux_server_pid: 1,
+            session_id: session.map(|s| s.0),
+            session_name: session.map(|s| s.1.to_string()),
+            client: client.map(|name| Client {
+                name: name.into(),
+                user: Some("alice".into()),
+                ..Client::default()
+            }),
+            ..TmuxEvent::default()
+        }
+    }
+
+    #[test]
+    fn names_attaches_and_close_are_followed() {
+        let events = [
+            event("session-created", 1, Some((1, "dev")), None),
+            event(
+                "client-session-changed",
+                2,
+                Some((1, "dev")),
+                Some("/dev/pts/1"),
+            ),
+            event("client-attached", 3, Some((1, "dev")), Some("/dev/pts/1")),
+            event("session-renamed", 4, Some((1, "prod")), None),
+            event("session-created", 5, Some((2, "other")), None),
+            event(
+                "client-session-changed",
+                6,
+                Some((2, "other")),
+                Some("/dev/pts/1"),
+            ),
+            event("client-detached", 7, None, Some("/dev/pts/1")),
+            event("session-closed", 8, Some((1, "prod")), None),
+        ];
+        let found = sessions(&events);
+        assert_eq!(found.len(), 2);
+        let prod = &found[0];
+        let names: Vec<&str> = prod.names.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["dev", "prod"]);
+        assert_eq!((prod.created_at_us, prod.closed_at_us), (Some(1), Some(8)));
+        assert_eq!(prod.attaches.len(), 1, "one interval, not one per event");
+        assert_eq!(
+            (prod.attaches[0].from_us, prod.attaches[0].to_us),
+            (2, Some(6))
+        );
+        let other = &found[1];
+        assert_eq!(
+            (other.attaches[0].from_us, other.attaches[0].to_us),
+            (6, Some(7))
+        );
+    }
+}
