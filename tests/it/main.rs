@@ -13,4 +13,5 @@ mod load;
 mod record;
 mod redact;
 mod search;
+mod shared;
 mod verify;

@@ -596,9 +596,14 @@ pub struct Pane {
 impl Pane {
     /// Types `line` and presses Enter.
     pub fn line(&self, line: &str) {
-        self.tmux
-            .run(&["send-keys", "-t", &self.id, "-l", "--", line]);
+        self.type_text(line);
         self.key("Enter");
+    }
+
+    /// Types `text`, without pressing Enter.
+    pub fn type_text(&self, text: &str) {
+        self.tmux
+            .run(&["send-keys", "-t", &self.id, "-l", "--", text]);
     }
 
     /// Presses a key by tmux's name for it: `Enter`, `C-c`.

@@ -1,0 +1,284 @@
+//! A tmux session shared by two real Unix users: each command is
+//! attributed to the user whose client typed it. Needs root (to create
+//! the users); elsewhere it says it is skipped and why, unless
+//! TMUX_AUDIT_REQUIRE_USER_TESTS=1 (as in CI) makes that a failure.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::support::{events_in, rows_in, EventRow, Sandbox, Tmux, PATIENCE};
+
+/// Throwaway Unix users, deleted on drop.
+struct Users(Vec<String>);
+
+impl Users {
+    /// Creates one user per name, or says why it cannot.
+    fn create(names: &[&str]) -> Result<Users, String> {
+        // SAFETY: no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("creating Unix users needs root".into());
+        }
+        let mut users = Users(Vec::new());
+        for name in names {
+            let name = format!("ta{}{name}", std::process::id() % 1_000_000);
+            let out = Command::new("useradd")
+                .args(["-M", "-N", "-s", "/bin/sh", &name])
+                .output()
+                .map_err(|e| format!("cannot run useradd: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "useradd {name} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            users.0.push(name);
+        }
+        Ok(users)
+    }
+}
+
+impl Drop for Users {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = Command::new("pkill").args(["-KILL", "-u", name]).status();
+            let _ = Command::new("userdel").args(["-f", name]).output();
+        }
+    }
+}
+
+/// `runuser -u USER -- env -i VARS… PROGRAM ARGS…`
+fn as_user(user: &str, vars: &[(String, String)], program: &Path, args: &[&str]) -> Output {
+    let vars: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Command::new("runuser")
+        .args(["-u", user, "--", "env", "-i"])
+        .args(&vars)
+        .arg(program)
+        .args(args)
+        .output()
+        .expect("runuser")
+}
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[test]
+fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
+    let users = match Users::create(&["a", "b"]) {
+        Ok(users) => users,
+        Err(why) => {
+            assert!(
+                std::env::var_os("TMUX_AUDIT_REQUIRE_USER_TESTS").is_none(),
+                "this test must run here, but: {why}"
+            );
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let (alice, bob) = (users.0[0].as_str(), users.0[1].as_str());
+    // A directory both users can reach: the binary, the owner's files and the socket.
+    let shared = tempfile::Builder::new()
+        .prefix("ta-shared")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let dir = shared.path();
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.join("tmux-audit");
+    fs::copy(crate::support::bin(), &bin).unwrap();
+    let home = dir.join("alice");
+    let sockets = dir.join("sockets");
+    for (path, mode) in [(&home, 0o700), (&sockets, 0o755)] {
+        fs::create_dir(path).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        let chown = Command::new("chown").arg(alice).arg(path).status().unwrap();
+        assert!(chown.success());
+    }
+    let rc = home.join("bashrc");
+    fs::write(
+        &rc,
+        format!("PS1='READY$ '\neval \"$('{}' init bash)\"\n", bin.display()),
+    )
+    .unwrap();
+    let db: PathBuf = home.join("history.db");
+    let socket = sockets.join("shared");
+    let socket = socket.to_str().unwrap();
+    let env: Vec<(String, String)> = [
+        ("PATH", std::env::var("PATH").unwrap_or_default()),
+        ("HOME", home.display().to_string()),
+        ("XDG_STATE_HOME", home.join("state").display().to_string()),
+        ("TMUX_AUDIT_DB", db.display().to_string()),
+        ("TERM", "xterm-256color".into()),
+        ("LANG", "C.UTF-8".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let tmux = |args: &[&str]| {
+        let mut all = vec!["-S", socket, "-f", "/dev/null"];
+        all.extend_from_slice(args);
+        let out = as_user(
+            alice,
+            &env,
+            Path::new("/usr/bin/env"),
+            &[&["tmux"][..], &all].concat(),
+        );
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Alice's server, with the hooks, and access for Bob.
+    let shell = format!("bash --noprofile --rcfile {} -i", rc.display());
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "pair",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        &shell,
+    ]);
+    let _server = KillServer(alice, socket.to_string());
+    tmux(&["run-shell", &format!("{} init tmux", bin.display())]);
+    tmux(&["server-access", "-a", bob]);
+    fs::set_permissions(socket, fs::Permissions::from_mode(0o666)).unwrap();
+
+    // Each user attaches a real client, in a pane (a pty) of another server.
+    let sb = Sandbox::new();
+    let attach = |user: &str| {
+        format!("runuser -u {user} -- env -i TERM=xterm-256color tmux -S {socket} attach -t pair")
+    };
+    let (_outer, alice_client) = Tmux::start(&sb, &attach(alice));
+    let bob_client = _outer.split(&attach(bob));
+    let wait_events = |what: &str, done: &dyn Fn(&[EventRow]) -> bool| {
+        let start = std::time::Instant::now();
+        loop {
+            let events = events_in(&db);
+            if done(&events) {
+                return events;
+            }
+            assert!(start.elapsed() < PATIENCE, "no {what}: {events:#?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    let attached = |e: &[EventRow], user: &str| {
+        e.iter()
+            .any(|e| e.event == "client-attached" && e.client_user.as_deref() == Some(user))
+    };
+    wait_events("both clients attached", &|e| {
+        attached(e, alice) && attached(e, bob)
+    });
+    alice_client.wait_for("READY", 1);
+    bob_client.wait_for("READY", 1);
+
+    // Each types in turn. Enter waits for tmux to report who typed: a
+    // person takes longer to type a command than the hook takes to run.
+    let active = |e: &[EventRow], user: &str| {
+        e.iter()
+            .filter(|e| e.event == "client-active" && e.client_user.as_deref() == Some(user))
+            .count()
+    };
+    for (n, (client, user, text)) in [
+        (&alice_client, alice, "echo typed-by-alice"),
+        (&bob_client, bob, "echo typed-by-bob"),
+        (&alice_client, alice, "echo alice-again"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let before = active(&events_in(&db), user);
+        client.type_text(text);
+        wait_events("client-active", &|e| active(e, user) > before);
+        client.key("Enter");
+        let start = std::time::Instant::now();
+        while rows_in(&db).len() <= n {
+            assert!(start.elapsed() < PATIENCE, "{text} was not recorded");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    let found = json(&as_user(alice, &env, &bin, &["search", "--format", "json"]));
+    let typed_by = |command: &str| {
+        let row = found
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["command"] == command)
+            .unwrap_or_else(|| panic!("{command} in {found}"));
+        let attached: Vec<String> = row["attached"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().split(' ').next().unwrap().to_string())
+            .collect();
+        (
+            row["typed_by"].as_str().unwrap_or("none").to_string(),
+            attached,
+        )
+    };
+    let both = vec![alice.to_string(), bob.to_string()];
+    assert_eq!(
+        typed_by("echo typed-by-alice"),
+        (alice.to_string(), both.clone())
+    );
+    assert_eq!(
+        typed_by("echo typed-by-bob"),
+        (bob.to_string(), both.clone())
+    );
+    assert_eq!(typed_by("echo alice-again"), (alice.to_string(), both));
+
+    // The session's attach intervals name both, and a report counts per typist.
+    let sessions = json(&as_user(
+        alice,
+        &env,
+        &bin,
+        &["sessions", "--format", "json"],
+    ));
+    let users: Vec<&str> = sessions[0]["attaches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["user"].as_str().unwrap())
+        .collect();
+    assert!(users.contains(&alice) && users.contains(&bob), "{sessions}");
+    let report = json(&as_user(
+        alice,
+        &env,
+        &bin,
+        &["report", "--by", "client-user", "--format", "json"],
+    ));
+    let count = |user: &str| {
+        report
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["group"] == user)
+            .map(|r| r["commands"].as_i64().unwrap())
+    };
+    assert_eq!((count(alice), count(bob)), (Some(2), Some(1)), "{report}");
+    let timeline = as_user(alice, &env, &bin, &["timeline", "--session", "pair"]);
+    eprintln!("{}", String::from_utf8_lossy(&timeline.stdout));
+}
+
+/// Ends the owner's tmux server on drop.
+struct KillServer<'a>(&'a str, String);
+
+impl Drop for KillServer<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", self.0, "--", "tmux", "-S", &self.1, "kill-server"])
+            .output();
+    }
+}
