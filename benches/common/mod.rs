@@ -1,4 +1,6 @@
-//! Shared by the benchmarks: a realistic database of any size.
+//! Shared by the benchmarks: a realistic database of any size, and how to
+//! read settings and show times. Not every bench uses every part.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::time::Duration;

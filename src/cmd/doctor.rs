@@ -222,7 +222,7 @@ fn check_tmux_hooks() -> Finding {
     if std::env::var_os("TMUX").is_none_or(|v| v.is_empty()) {
         return Finding::ok(WHAT, "not inside tmux: not checked".into());
     }
-    let listing = match hooks::tmux(&["show-hooks", "-g"]) {
+    let listing = match hooks::listing() {
         Ok(listing) => listing,
         Err(err) => return Finding::problem(WHAT, format!("{err:#}"), "check that tmux runs"),
     };

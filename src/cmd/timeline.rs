@@ -307,16 +307,24 @@ struct JsonItem {
 
 fn table(items: &[Item<'_>]) -> String {
     let mut table = render::new_table(render::use_colour());
-    table.set_header(["time", "what", "where", "who", "detail"]);
-    for item in items {
-        let (what, place, who, detail) = item.describe();
-        let mut row = comfy_table::Row::from(vec![
-            local_time(item.at_us()),
-            what,
-            one_line(&place, 60),
-            one_line(&who, 60),
-            one_line(&detail, 200),
-        ]);
+    let header = ["time", "what", "where", "who", "detail"];
+    let mut lines: Vec<[String; 5]> = items
+        .iter()
+        .map(|item| {
+            let (what, place, who, detail) = item.describe();
+            [
+                local_time(item.at_us()),
+                what,
+                one_line(&place, 60),
+                one_line(&who, 60),
+                one_line(&detail, 400),
+            ]
+        })
+        .collect();
+    render::fit_last_column(&table, &header, &mut lines);
+    table.set_header(header);
+    for line in lines {
+        let mut row = comfy_table::Row::from(line.to_vec());
         row.max_height(1);
         table.add_row(row);
     }

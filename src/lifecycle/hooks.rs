@@ -77,8 +77,7 @@ pub fn register(bin: &Path) -> Result<Registered> {
 /// (hook, index) of every hook command of ours in the server, in the order
 /// `show-hooks` lists them.
 pub fn our_hooks() -> Result<Vec<(String, usize)>> {
-    let listing = tmux(&["show-hooks", "-g"])?;
-    Ok(listing
+    Ok(listing()?
         .lines()
         .filter(|line| line.contains(MARKER))
         .filter_map(|line| {
@@ -88,6 +87,15 @@ pub fn our_hooks() -> Result<Vec<(String, usize)>> {
             Some((hook.to_string(), index.parse().ok()?))
         })
         .collect())
+}
+
+/// Every global hook of the server, as `show-hooks` lists them: session
+/// hooks, then window and pane hooks (`window-renamed`, `pane-exited`…),
+/// which only `-w` lists.
+pub fn listing() -> Result<String> {
+    let mut listing = tmux(&["show-hooks", "-g"])?;
+    listing.push_str(&tmux(&["show-hooks", "-gw"])?);
+    Ok(listing)
 }
 
 /// The paths of the binaries our hooks run, from their commands.

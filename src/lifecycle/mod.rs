@@ -127,7 +127,10 @@ impl TmuxEvent {
         let target_pane = target_window && same("hook_pane", "pane_id");
         let either =
             |hook: &str, target: &str, ok: bool| get(hook).or(if ok { get(target) } else { None });
-        let client = either("hook_client", "client_name", target_client).map(|name| {
+        // Only client events name a client: for the others, the target's
+        // client is whichever tmux finds best for the session, which need
+        // not be the one that caused the event.
+        let client = get("hook_client").map(|name| {
             let of_target = |key| if target_client { get(key) } else { None };
             Client {
                 name: name.to_string(),
@@ -257,5 +260,19 @@ mod tests {
             (Some(4), Some(7), Some(2), Some("%9"))
         );
         assert!(TmuxEvent::from_hook("x", &HashMap::new(), &recorder()).is_none());
+    }
+
+    #[test]
+    fn only_client_events_name_a_client() {
+        // session-renamed with a client attached: tmux's best client for the
+        // session is the target, not who renamed it.
+        let f = fields(&[
+            ("hook_session", "$1"),
+            ("session_id", "$1"),
+            ("client_name", "/dev/pts/4"),
+            ("client_user", "alice"),
+        ]);
+        let e = TmuxEvent::from_hook("session-renamed", &f, &recorder()).unwrap();
+        assert_eq!(e.client, None);
     }
 }

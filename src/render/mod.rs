@@ -43,28 +43,7 @@ pub fn table(rows: &[StoredCommand], colour: bool) -> String {
             ]
         })
         .collect();
-    // The command takes what the other columns leave of the terminal's
-    // width, cut with an ellipsis (comfy-table would wrap it at a space
-    // and keep only the first piece).
-    if let Some(width) = table.width() {
-        let others: usize = (0..6)
-            .map(|i| {
-                lines
-                    .iter()
-                    .map(|l| l[i].width())
-                    .chain([header[i].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .sum();
-        // Each column has a border and a space either side; one more border closes the row.
-        let room = usize::from(width).saturating_sub(others + 3 * header.len() + 1);
-        if room >= 12 {
-            for line in &mut lines {
-                line[6] = cut_to_width(&line[6], room);
-            }
-        }
-    }
+    fit_last_column(&table, &header, &mut lines);
     table.set_header(header);
     for (line, row) in lines.into_iter().zip(rows) {
         let failed = row.record.exit_status.is_some_and(|s| s != 0);
@@ -86,6 +65,34 @@ pub fn table(rows: &[StoredCommand], colour: bool) -> String {
         table.add_row(cells);
     }
     finish(table)
+}
+
+/// The last column takes what the others leave of the terminal's width, cut
+/// with an ellipsis (comfy-table would wrap it at a space and keep only the
+/// first piece, or squeeze every column alike).
+pub(crate) fn fit_last_column<const N: usize>(
+    table: &Table,
+    header: &[&str; N],
+    lines: &mut [[String; N]],
+) {
+    let Some(width) = table.width() else { return };
+    let others: usize = (0..N - 1)
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].width())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .sum();
+    // Each column has a border and a space either side; one more border closes the row.
+    let room = usize::from(width).saturating_sub(others + 3 * N + 1);
+    if room >= 12 {
+        for line in lines {
+            line[N - 1] = cut_to_width(&line[N - 1], room);
+        }
+    }
 }
 
 /// `text` in at most `width` terminal columns, an ellipsis marking a cut.

@@ -3,7 +3,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use crate::support::{rows_in, Sandbox};
+use crate::support::{rows_in, Sandbox, Tmux};
 
 fn record(sb: &Sandbox, seq: &str, text: &str) -> bool {
     sb.record_numbered(seq, text).status.success()
@@ -141,4 +141,54 @@ fn repair_merges_the_spool_into_a_healthy_database() {
     assert_eq!(code, Some(0), "{text}");
     let commands: Vec<_> = rows_in(&sb.db).into_iter().map(|r| r.command).collect();
     assert_eq!(commands, ["echo first", "echo spooled"]);
+}
+
+#[test]
+fn inside_tmux_the_hooks_of_init_tmux_and_their_binary_are_checked() {
+    let sb = Sandbox::new();
+    assert!(record(&sb, "1", "true"));
+    let (tmux, _) = Tmux::start(&sb, "cat");
+    let inside = format!("{},{},0", tmux.socket_path(), tmux.server_pid());
+    let doctor_in_tmux = || {
+        let out = sb
+            .cmd()
+            .env("TMUX_AUDIT_SESSION", "s")
+            .env("TMUX", &inside)
+            .arg("doctor")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, text) = doctor_in_tmux();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("FAIL  tmux hooks  not registered in this tmux server"),
+        "{text}"
+    );
+
+    // Registered by a copy of the binary, which is then removed.
+    let copy = sb.path().join("moved/tmux-audit");
+    fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    fs::copy(&sb.bin, &copy).unwrap();
+    tmux.run(&["run-shell", &format!("{} init tmux", copy.display())]);
+    let (code, text) = doctor_in_tmux();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("ok    tmux hooks  all 14 registered"),
+        "{text}"
+    );
+    fs::remove_file(&copy).unwrap();
+    let (code, text) = doctor_in_tmux();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("they run {}, which is not there", copy.display())),
+        "{text}"
+    );
+
+    // One hook of ours removed by hand.
+    tmux.run(&["run-shell", &format!("{} init tmux", sb.bin.display())]);
+    tmux.run(&["set-hook", "-gu", "client-active"]);
+    let (code, text) = doctor_in_tmux();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("missing for client-active"), "{text}");
 }

@@ -290,6 +290,24 @@ fn the_users_own_hooks_keep_working_and_a_second_init_registers_nothing_more() {
         hooks.lines().next().unwrap().contains("users-hook-ran"),
         "{hooks}"
     );
+    // Window and pane hooks are listed apart from session hooks.
+    let all = format!(
+        "{}\n{}",
+        tmux.run(&["show-hooks", "-g"]),
+        tmux.run(&["show-hooks", "-gw"])
+    );
+    for hook in [
+        "session-closed",
+        "client-active",
+        "window-renamed",
+        "pane-exited",
+    ] {
+        let ours = all
+            .lines()
+            .filter(|l| l.starts_with(&format!("{hook}[")) && l.contains(" tmux-event "))
+            .count();
+        assert_eq!(ours, 1, "{hook} once: {all}");
+    }
 
     tmux.run(&["new-session", "-d", "-s", "mine", "cat"]);
     sb.wait_events("session-created", |e| has(e, "session-created", "mine"));
