@@ -27,6 +27,43 @@ pub struct Cli {
     pub command: Command,
 }
 
+// The hooks' own parsers: `tmux-audit record …` (every prompt) and
+// `tmux-audit tmux-event …` (every tmux event) are parsed without building
+// the definitions of every other subcommand, which would cost each of them
+// a noticeable part of its run.
+
+/// Internal: store one finished command. Called by the shell hooks.
+#[derive(Debug, Parser)]
+#[command(name = "tmux-audit record")]
+pub struct RecordOnly {
+    #[command(flatten)]
+    pub record: Record,
+}
+
+/// Internal: store one tmux lifecycle event. Run by the hooks of `init tmux`.
+#[derive(Debug, Parser)]
+#[command(name = "tmux-audit tmux-event")]
+pub struct TmuxEventOnly {
+    #[command(flatten)]
+    pub event: TmuxEventCmd,
+}
+
+impl Cli {
+    /// The command line of this process.
+    pub fn parse_command() -> Result<Command, clap::Error> {
+        let hot = std::env::args_os().nth(1);
+        // The subcommand's name stands in for the program's.
+        let args = std::env::args_os().skip(1);
+        match hot.as_deref().and_then(|a| a.to_str()) {
+            Some("record") => RecordOnly::try_parse_from(args).map(|r| Command::Record(r.record)),
+            Some("tmux-event") => {
+                TmuxEventOnly::try_parse_from(args).map(|e| Command::TmuxEvent(e.event))
+            }
+            _ => Cli::try_parse().map(|cli| cli.command),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Init(Init),
@@ -89,9 +126,9 @@ pub struct TmuxEventCmd {
     /// The hook that ran, e.g. session-created.
     pub hook: String,
 
-    /// tmux formats as `name=value`.
+    /// tmux formats as `name=value` (not UTF-8: taken as UTF-8, lossily).
     #[arg(allow_hyphen_values = true)]
-    pub fields: Vec<String>,
+    pub fields: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

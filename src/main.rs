@@ -18,23 +18,22 @@ mod record;
 mod redact;
 mod render;
 mod spool;
+mod store;
 mod text;
 mod timespec;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::cli::Cli;
 use crate::cmd::{Exit, Run};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let command = match Cli::parse_command() {
+        Ok(command) => command,
         Err(err) => return usage_error(err),
     };
-    match cli.command.run() {
+    match command.run() {
         Ok(Exit::Success) => ExitCode::SUCCESS,
         Ok(Exit::NoMatch | Exit::Tampered) => ExitCode::from(1),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,

@@ -93,3 +93,35 @@ pub fn merge(db: &mut Database) -> Result<usize> {
     file.set_len(0)?;
     Ok(merged)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_written_before_tmux_events_existed_still_read_as_commands() {
+        // A spool line as tmux-audit wrote it before schema 7.
+        let old = r#"{"recorded_at_us":5,"record":{"command":"ls","command_raw":[255],"exit_status":0,
+            "started_at_us":1,"duration_us":2,"cwd":"/","cwd_raw":null,"user":"u","uid":1,
+            "login_uid":null,"sudo_user":null,"host":"h","shell":"bash","shell_session":"s","seq":3,
+            "tty":null,"ssh_connection":null,"tmux_socket":null,"tmux_server_pid":null,
+            "tmux_session_id":null,"tmux_pane":null,"redacted":true}}"#;
+        let line: Line = serde_json::from_str(old).unwrap();
+        assert_eq!(line.recorded_at_us, 5);
+        let Entry::Command(record) = line.entry else {
+            panic!("not a command");
+        };
+        assert_eq!((record.seq, record.redacted), (3, true));
+        assert_eq!(record.command_raw.as_deref(), Some(&[255][..]));
+        // And what is written now reads back the same.
+        let again: Line = serde_json::from_str(
+            &serde_json::to_string(&Line {
+                recorded_at_us: 5,
+                entry: Entry::Command(record.clone()),
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(again.entry, Entry::Command(record));
+    }
+}

@@ -10,13 +10,13 @@ use std::io::{self, Write};
 
 use anyhow::{Context, Result};
 
-use super::record::{now_us, save};
 use super::{Exit, Run};
 use crate::cli::{Init, InitTarget, Shell};
 use crate::error_log;
 use crate::lifecycle::{hooks, Recorder};
 use crate::paths;
 use crate::record::Entry;
+use crate::store;
 
 const BASH: &str = include_str!("../../shell/tmux-audit.bash");
 const ZSH: &str = include_str!("../../shell/tmux-audit.zsh");
@@ -57,12 +57,12 @@ fn init_tmux() -> Result<Exit> {
     let exe = std::env::current_exe().context("cannot find the path of tmux-audit itself")?;
     let registered = hooks::register(&exe).context("cannot register the tmux hooks")?;
     if registered.first_time {
-        let by = Recorder::now(now_us());
+        let by = Recorder::now(store::now_us());
         // The hooks are in place; a failure to record the server's state
         // now is not worth failing tmux's start-up for: it goes to the log.
         let recorded = hooks::current_state(&by).and_then(|events| {
             let entries: Vec<Entry> = events.into_iter().map(Entry::TmuxEvent).collect();
-            save(&paths::database(None)?, &entries).map(|_| ())
+            store::save(&paths::database(None)?, &entries).map(|_| ())
         });
         if let Err(err) = recorded {
             error_log::append(

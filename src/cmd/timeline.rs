@@ -20,7 +20,7 @@ use crate::render::{self, client_label, local_time, one_line, utc_time};
 #[derive(Debug, Clone)]
 enum Target {
     Sessions(HashSet<i64>),
-    Window(i64),
+    Windows(HashSet<i64>),
     Pane(String),
 }
 
@@ -29,27 +29,24 @@ impl Run for Timeline {
         let path = paths::database(self.db.path.as_deref())?;
         let db = Database::open_existing(&path)?;
         let events: Vec<TmuxEvent> = db.tmux_events(None)?.into_iter().map(|e| e.event).collect();
-        let scopes = self.scopes(&db, &events)?;
         let since = self.since.map_or(i64::MIN, |t| t.timestamp_micros());
         let until = self.until.map_or(i64::MAX, |t| t.timestamp_micros());
         let mut items = Vec::new();
-        for (server, target) in &scopes {
-            let server_events: Vec<&TmuxEvent> = events
-                .iter()
-                .filter(|e| e.tmux_socket == server.0 && e.tmux_server_pid == server.1)
-                .collect();
+        for (server, target) in self.targets(&db, &events)? {
+            let server_events: Vec<&TmuxEvent> =
+                events.iter().filter(|e| e.server() == server).collect();
             items.extend(
-                events_in_scope(&server_events, target)
+                events_of(&server_events, &target)
                     .into_iter()
                     .filter(|(e, _)| (since..until).contains(&e.at_us))
                     .map(|(e, place)| Item::Event(e, Box::new(place))),
             );
-            let mut commands = db.commands_of_server(server, since, until)?;
+            let mut commands = db.commands_of_server(&server, since, until)?;
             db.place(&mut commands)?;
             items.extend(
                 commands
                     .into_iter()
-                    .filter(|c| command_in_scope(c, target))
+                    .filter(|c| command_of(c, &target))
                     .map(|c| Item::Command(Box::new(c))),
             );
         }
@@ -69,12 +66,15 @@ impl Run for Timeline {
 }
 
 impl Timeline {
-    /// The servers, and what in each, the options name.
-    fn scopes(&self, db: &Database, events: &[TmuxEvent]) -> Result<Vec<(ServerKey, Target)>> {
-        let server_of = |e: &TmuxEvent| (e.tmux_socket.clone(), e.tmux_server_pid);
+    /// The servers, and what in each, the options name: one target per server.
+    fn targets(&self, db: &Database, events: &[TmuxEvent]) -> Result<Vec<(ServerKey, Target)>> {
         // The newest server whose events match.
         let newest = |matches: &dyn Fn(&TmuxEvent) -> bool| {
-            events.iter().rev().find(|e| matches(e)).map(server_of)
+            events
+                .iter()
+                .rev()
+                .find(|e| matches(e))
+                .map(TmuxEvent::server)
         };
         if self.here {
             let tmux = Tmux::from_env().context(
@@ -97,7 +97,7 @@ impl Timeline {
             if let Some(window_id) = window.strip_prefix('@').and_then(|w| w.parse().ok()) {
                 let server = newest(&|e| e.window_id == Some(window_id))
                     .with_context(|| format!("no window {window} was recorded"))?;
-                return Ok(vec![(server, Target::Window(window_id))]);
+                return Ok(vec![(server, Target::Windows(HashSet::from([window_id])))]);
             }
             let Some((session, index)) = window
                 .rsplit_once(':')
@@ -105,47 +105,45 @@ impl Timeline {
             else {
                 bail!("--window takes SESSION:INDEX (prod:1) or a window id (@4), not {window:?}");
             };
-            let mut scopes = Vec::new();
-            for (server, sessions) in sessions_named(events, session) {
-                let windows: HashSet<i64> = events
-                    .iter()
-                    .filter(|e| server_of(e) == server && e.window_index == Some(index))
-                    .filter(|e| e.session_id.is_some_and(|s| sessions.contains(&s)))
-                    .filter_map(|e| e.window_id)
-                    .collect();
-                scopes.extend(
-                    windows
-                        .into_iter()
-                        .map(|w| (server.clone(), Target::Window(w))),
-                );
-            }
-            if scopes.is_empty() {
+            let targets: Vec<(ServerKey, Target)> = sessions_named(events, session)
+                .into_iter()
+                .map(|(server, sessions)| {
+                    let windows: HashSet<i64> = events
+                        .iter()
+                        .filter(|e| e.server() == server && e.window_index == Some(index))
+                        .filter(|e| e.session_id.is_some_and(|s| sessions.contains(&s)))
+                        .filter_map(|e| e.window_id)
+                        .collect();
+                    (server, Target::Windows(windows))
+                })
+                .filter(|(_, target)| !matches!(target, Target::Windows(w) if w.is_empty()))
+                .collect();
+            if targets.is_empty() {
                 bail!("no window {window} was recorded; `tmux-audit sessions` lists what was");
             }
-            return Ok(scopes);
+            return Ok(targets);
         }
         let session = self.session.as_deref().unwrap_or_default();
-        let scopes: Vec<(ServerKey, Target)> = sessions_named(events, session)
+        let targets: Vec<(ServerKey, Target)> = sessions_named(events, session)
             .into_iter()
             .map(|(server, sessions)| (server, Target::Sessions(sessions)))
             .collect();
-        if scopes.is_empty() {
+        if targets.is_empty() {
             bail!("no session {session:?} was recorded; `tmux-audit sessions` lists what was");
         }
-        Ok(scopes)
+        Ok(targets)
     }
 }
 
 /// Per server, the sessions that ever had this name; for a `$id`, that
 /// session in the newest server that had it.
 fn sessions_named(events: &[TmuxEvent], name: &str) -> Vec<(ServerKey, HashSet<i64>)> {
-    let server_of = |e: &TmuxEvent| (e.tmux_socket.clone(), e.tmux_server_pid);
     if let Some(wanted) = name.strip_prefix('$').and_then(|n| n.parse::<i64>().ok()) {
         return events
             .iter()
             .rev()
             .find(|e| e.session_id == Some(wanted))
-            .map(|e| vec![(server_of(e), HashSet::from([wanted]))])
+            .map(|e| vec![(e.server(), HashSet::from([wanted]))])
             .unwrap_or_default();
     }
     let mut found: Vec<(ServerKey, HashSet<i64>)> = Vec::new();
@@ -156,7 +154,7 @@ fn sessions_named(events: &[TmuxEvent], name: &str) -> Vec<(ServerKey, HashSet<i
         let Some(session) = e.session_id else {
             continue;
         };
-        let server = server_of(e);
+        let server = e.server();
         match found.iter_mut().find(|(s, _)| *s == server) {
             Some((_, sessions)) => {
                 sessions.insert(session);
@@ -167,12 +165,9 @@ fn sessions_named(events: &[TmuxEvent], name: &str) -> Vec<(ServerKey, HashSet<i
     found
 }
 
-/// The events about the target, each with where it happened (names as
-/// they were then).
-fn events_in_scope<'e>(
-    events: &[&'e TmuxEvent],
-    target: &Target,
-) -> Vec<(&'e TmuxEvent, Placement)> {
+/// The events (of one server) about the target, each with where it
+/// happened (names as they were then).
+fn events_of<'e>(events: &[&'e TmuxEvent], target: &Target) -> Vec<(&'e TmuxEvent, Placement)> {
     let mut state = ServerState::default();
     let mut found = Vec::new();
     for &e in events {
@@ -186,18 +181,22 @@ fn events_in_scope<'e>(
         let window = e
             .window_id
             .or_else(|| e.pane.as_deref().and_then(|p| state.window_of(p)));
+        // Events about a whole session (renamed, clients) belong to the
+        // timeline of each of its windows and panes.
+        let of_session_of = |w: Option<i64>| {
+            window.is_none() && session.is_some() && session == w.and_then(|w| state.session_of(w))
+        };
         let in_scope = match target {
             Target::Sessions(sessions) => session.is_some_and(|s| sessions.contains(&s)),
-            Target::Window(w) => {
-                window == Some(*w) || (window.is_none() && session == state.session_of(*w))
+            Target::Windows(windows) => {
+                window.is_some_and(|w| windows.contains(&w))
+                    || windows.iter().any(|&w| of_session_of(Some(w)))
             }
             Target::Pane(pane) => {
                 let pane_window = state.window_of(pane);
                 e.pane.as_ref() == Some(pane)
                     || (window.is_some() && window == pane_window)
-                    || (window.is_none()
-                        && session.is_some()
-                        && session == pane_window.and_then(|w| state.session_of(w)))
+                    || of_session_of(pane_window)
             }
         };
         if in_scope {
@@ -209,14 +208,16 @@ fn events_in_scope<'e>(
     found
 }
 
-fn command_in_scope(command: &StoredCommand, target: &Target) -> bool {
+fn command_of(command: &StoredCommand, target: &Target) -> bool {
     let place = command.placement.as_ref();
     match target {
         Target::Sessions(sessions) => place
             .and_then(|p| p.session_id)
             .or(command.record.tmux_session_id)
             .is_some_and(|s| sessions.contains(&s)),
-        Target::Window(w) => place.and_then(|p| p.window_id) == Some(*w),
+        Target::Windows(windows) => place
+            .and_then(|p| p.window_id)
+            .is_some_and(|w| windows.contains(&w)),
         Target::Pane(pane) => command.record.tmux_pane.as_ref() == Some(pane),
     }
 }
@@ -224,6 +225,18 @@ fn command_in_scope(command: &StoredCommand, target: &Target) -> bool {
 enum Item<'e> {
     Event(&'e TmuxEvent, Box<Placement>),
     Command(Box<StoredCommand>),
+}
+
+/// One line of the timeline, as text.
+struct Line {
+    /// The event's name, or `command`.
+    what: String,
+    /// `session:window.pane`, names as they were then.
+    place: String,
+    /// The client (and its user) of a client event; who typed a command.
+    who: String,
+    /// A new name; a command's text and exit status.
+    detail: String,
 }
 
 impl Item<'_> {
@@ -234,12 +247,13 @@ impl Item<'_> {
         }
     }
 
-    /// (what, where, who, detail) for the table and the JSON.
-    fn describe(&self) -> (String, String, String, String) {
+    fn line(&self) -> Line {
         match self {
-            Item::Event(e, place) => {
-                let who = e.client.as_ref().map_or(String::new(), client_label);
-                let detail = match e.event.as_str() {
+            Item::Event(e, place) => Line {
+                what: e.event.clone(),
+                place: place.label(e.pane.as_deref()),
+                who: e.client.as_ref().map_or(String::new(), client_label),
+                detail: match e.event.as_str() {
                     "session-created" | "session-renamed" | "session-closed" => {
                         e.session_name.clone().unwrap_or_default()
                     }
@@ -247,32 +261,31 @@ impl Item<'_> {
                         e.window_name.clone().unwrap_or_default()
                     }
                     _ => String::new(),
-                };
-                (e.event.clone(), place.label(e.pane.as_deref()), who, detail)
-            }
+                },
+            },
             Item::Command(c) => {
                 let r = &c.record;
                 let place = c.placement.clone().unwrap_or_default();
-                let who = place
-                    .client
-                    .as_ref()
-                    .map_or_else(|| r.user.clone(), client_label);
                 let exit = r
                     .exit_status
                     .map_or(String::new(), |s| format!("  [exit {s}]"));
-                (
-                    "command".to_string(),
-                    place.label(r.tmux_pane.as_deref()),
-                    who,
-                    format!("{}{exit}", r.command),
-                )
+                Line {
+                    what: "command".to_string(),
+                    place: place.label(r.tmux_pane.as_deref()),
+                    // Not known to tmux: the shell's own user.
+                    who: place
+                        .client
+                        .as_ref()
+                        .map_or_else(|| r.user.clone(), client_label),
+                    detail: format!("{}{exit}", r.command),
+                }
             }
         }
     }
 
     fn json(&self) -> JsonItem {
-        let (what, place, who, detail) = self.describe();
-        let (id, attached) = match self {
+        let line = self.line();
+        let (command_id, attached) = match self {
             Item::Event(..) => (None, Vec::new()),
             Item::Command(c) => (
                 Some(c.id),
@@ -283,11 +296,11 @@ impl Item<'_> {
         };
         JsonItem {
             time: utc_time(self.at_us()),
-            what,
-            place,
-            who,
-            detail,
-            command_id: id,
+            what: line.what,
+            place: line.place,
+            who: line.who,
+            detail: line.detail,
+            command_id,
             attached,
         }
     }
@@ -311,13 +324,13 @@ fn table(items: &[Item<'_>]) -> String {
     let mut lines: Vec<[String; 5]> = items
         .iter()
         .map(|item| {
-            let (what, place, who, detail) = item.describe();
+            let line = item.line();
             [
                 local_time(item.at_us()),
-                what,
-                one_line(&place, 60),
-                one_line(&who, 60),
-                one_line(&detail, 400),
+                line.what,
+                one_line(&line.place, 60),
+                one_line(&line.who, 60),
+                one_line(&line.detail, 400),
             ]
         })
         .collect();

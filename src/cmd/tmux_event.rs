@@ -5,19 +5,18 @@
 
 use anyhow::{Context as _, Result};
 
-use super::record::{log, log_panics, now_us, save};
 use super::{Exit, Run};
 use crate::cli::TmuxEventCmd;
-use crate::lifecycle::hooks::parse_fields;
-use crate::lifecycle::{Recorder, TmuxEvent};
+use crate::lifecycle::{parse_fields, Recorder, TmuxEvent};
 use crate::paths;
 use crate::record::Entry;
+use crate::store;
 
 impl Run for TmuxEventCmd {
     fn run(&self) -> Result<Exit> {
-        log_panics();
+        store::log_panics("tmux-event");
         if let Err(err) = self.record() {
-            log(&err);
+            store::log("tmux-event", &err);
         }
         Ok(Exit::Success)
     }
@@ -25,7 +24,7 @@ impl Run for TmuxEventCmd {
 
 impl TmuxEventCmd {
     fn record(&self) -> Result<()> {
-        let by = Recorder::now(now_us());
+        let by = Recorder::now(store::now_us());
         let event = TmuxEvent::from_hook(&self.hook, &parse_fields(&self.fields), &by)
             .with_context(|| {
                 format!(
@@ -34,7 +33,7 @@ impl TmuxEventCmd {
                 )
             })?;
         let path = paths::database(self.db.path.as_deref())?;
-        save(&path, &[Entry::TmuxEvent(event)])?;
+        store::save(&path, &[Entry::TmuxEvent(event)])?;
         Ok(())
     }
 }

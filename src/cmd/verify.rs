@@ -132,26 +132,31 @@ impl Run for Verify {
             )?;
             return Ok(Exit::Tampered);
         }
+        // Which chain each anchor line was found in.
+        let found_in = |check: &ChainCheck| {
+            if check.seen_anchors.is_empty() {
+                ""
+            } else {
+                ", anchor found"
+            }
+        };
         match (commands.first, commands.last) {
             (Some(first), Some((last, at))) => writeln!(
                 out,
                 "intact: {} records (ids {first} to {last}, the newest started {}){}",
                 commands.checked,
                 utc_time(at),
-                if !anchors.is_empty() {
-                    ", anchor found"
-                } else {
-                    ""
-                }
+                found_in(&commands)
             )?,
             _ => writeln!(out, "intact: no records in the chain yet")?,
         }
         if let (Some(first), Some((last, at))) = (events.first, events.last) {
             writeln!(
                 out,
-                "intact: {} tmux events (ids {first} to {last}, the newest at {})",
+                "intact: {} tmux events (ids {first} to {last}, the newest at {}){}",
                 events.checked,
-                utc_time(at)
+                utc_time(at),
+                found_in(&events)
             )?;
         }
         for (at, reason, previous) in db.chain_origins()? {

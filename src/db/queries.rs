@@ -329,9 +329,11 @@ impl Database {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Commands grouped, counted and timed, in no particular order. One pass over the matching rows, reading only the columns a
-    /// report shows and counting in memory: a GROUP BY per figure would
-    /// sort the whole table once for each.
+    /// Commands grouped, counted and timed, in no particular order.
+    ///
+    /// One pass over the matching rows, reading only the columns a report
+    /// shows and counting in memory: a GROUP BY per figure would sort the
+    /// whole table once for each.
     pub fn report(&self, by: GroupBy, conditions: &Conditions) -> Result<Vec<ReportRow>, DbError> {
         // Names and typists come from replaying the tmux events, which is
         // one pass when the commands come in time order.
@@ -391,11 +393,13 @@ impl Database {
                 },
                 GroupBy::Session => {
                     if let Some(socket) = socket {
+                        // Where the pane was then, as the events tell; else `$TMUX`'s.
+                        let session = place.as_ref().and_then(|p| p.session_id).or(session_id);
                         let _ = write!(
                             key,
                             "{socket},{},{}",
                             pid.unwrap_or(0),
-                            session_id.unwrap_or(0)
+                            session.unwrap_or(0)
                         );
                     }
                 }

@@ -1,7 +1,6 @@
 //! The tmux side: the hooks `tmux-audit init tmux` registers in a tmux
 //! server, and the state it records when it registers them first.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -33,11 +32,13 @@ pub const MARKER: &str = " tmux-event ";
 
 /// The command registered for `hook`: a background `run-shell` (tmux does
 /// not wait for it) that hands every format of [`HOOK_FORMATS`] to `bin`.
-/// It shows nothing in tmux: no output, exit status 0, also when `bin` is
-/// gone (`doctor` tells about that).
+/// It shows nothing in tmux (which would put the pane in view mode to show
+/// output or a failed status): no output, and exit status 0 whatever `bin`
+/// does, also when it is gone (`doctor` tells about that). Hence no `exec`:
+/// the shell stays to end with `true`.
 pub fn hook_command(bin: &Path, hook: &str) -> String {
     let bin = sh_quote(&bin.to_string_lossy()).replace('#', "##");
-    let mut shell = format!("test -x {bin} && exec {bin}{MARKER}{hook}");
+    let mut shell = format!("test -x {bin} && {bin}{MARKER}{hook}");
     for format in HOOK_FORMATS {
         shell.push_str(&format!(" {format}=#{{q:{format}}}"));
     }
@@ -241,23 +242,25 @@ fn tmux_quote(text: &str) -> String {
     quoted
 }
 
-/// A path as `show-hooks` prints it back (backslashes doubled, `#` as
-/// `##`, in single quotes for the shell) as it is.
+/// A path as `show-hooks` prints it back (inside double quotes, so with
+/// `\`, `$` and `"` escaped; `#` as `##`; in single quotes for the shell)
+/// as it is.
 fn unquote(word: &str) -> String {
-    let word = word.replace(r"\\", r"\").replace("##", "#");
+    let mut unescaped = String::new();
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        unescaped.push(if c == '\\' {
+            chars.next().unwrap_or(c)
+        } else {
+            c
+        });
+    }
+    let word = unescaped.replace("##", "#");
     let inner = word
         .strip_prefix('\'')
         .and_then(|w| w.strip_suffix('\''))
         .unwrap_or(&word);
     inner.replace(r"'\''", "'")
-}
-
-/// `key=value` arguments as a map.
-pub fn parse_fields(args: &[String]) -> HashMap<String, String> {
-    args.iter()
-        .filter_map(|arg| arg.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 #[cfg(test)]
@@ -280,16 +283,17 @@ mod tests {
     fn binaries_are_read_back_from_what_tmux_lists() {
         // As tmux 3.3a's `show-hooks -g` printed a hook of `/tmp/m/it's #1/ta`.
         let listing = r#"session-created[0] run-shell -b "test -x '/tmp/m/it'\\''s ##1/ta' && exec '/tmp/m/it'\\''s ##1/ta' tmux-event session-created hook_session=#{q:hook_session} >/dev/null 2>&1; true""#;
-        assert_eq!(
-            hook_binaries(listing),
-            vec!["/tmp/m/it's #1/ta".to_string()]
+        // And one of `/tmp/m/a$b "c"/ta`.
+        let listing = format!(
+            "{listing}\n{}",
+            r#"session-created[1] run-shell -b "test -x '/tmp/m/a\$b \"c\"/ta' && '/tmp/m/a\$b \"c\"/ta' tmux-event session-created >/dev/null 2>&1; true""#
         );
-    }
-
-    #[test]
-    fn fields_split_at_the_first_equals_sign() {
-        let fields = parse_fields(&["session_name=a=b".into(), "junk".into()]);
-        assert_eq!(fields.get("session_name").map(String::as_str), Some("a=b"));
-        assert_eq!(fields.len(), 1);
+        assert_eq!(
+            hook_binaries(&listing),
+            vec![
+                "/tmp/m/a$b \"c\"/ta".to_string(),
+                "/tmp/m/it's #1/ta".to_string()
+            ]
+        );
     }
 }

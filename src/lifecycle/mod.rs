@@ -9,6 +9,7 @@ pub mod replay;
 pub mod sessions;
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 
 use serde::{Deserialize, Serialize};
 
@@ -105,6 +106,11 @@ impl Recorder {
 }
 
 impl TmuxEvent {
+    /// The server it happened in.
+    pub fn server(&self) -> replay::ServerKey {
+        (self.tmux_socket.clone(), self.tmux_server_pid)
+    }
+
     /// The event a hook reported, from its `key=value` arguments (see
     /// [`HOOK_FORMATS`]). None when it lacks the server's socket or pid.
     pub fn from_hook(
@@ -173,6 +179,18 @@ pub fn event_key(by: &Recorder, n: usize) -> String {
     format!("{}:{}:{}:{n}", by.host, std::process::id(), by.at_us)
 }
 
+/// `key=value` arguments as a map (a value that is not UTF-8 taken lossily:
+/// tmux names and ttys are text).
+pub fn parse_fields(args: &[OsString]) -> HashMap<String, String> {
+    args.iter()
+        .filter_map(|arg| {
+            let arg = arg.to_string_lossy();
+            let (key, value) = arg.split_once('=')?;
+            Some((key.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
 /// `$1`, `@2` → 1, 2.
 pub fn id(text: &str) -> Option<i64> {
     text.trim_start_matches(['$', '@']).parse().ok()
@@ -198,6 +216,19 @@ mod tests {
             .collect();
         map.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         map
+    }
+
+    #[test]
+    fn fields_split_at_the_first_equals_sign_and_take_any_bytes() {
+        use std::os::unix::ffi::OsStringExt;
+        let args = [
+            OsString::from("session_name=a=b"),
+            OsString::from("junk"),
+            OsString::from_vec(b"client_tty=/dev/\xff".to_vec()),
+        ];
+        let fields = parse_fields(&args);
+        assert_eq!(fields.get("session_name").map(String::as_str), Some("a=b"));
+        assert_eq!(fields.len(), 2);
     }
 
     #[test]

@@ -73,6 +73,11 @@ pub struct ServerState {
 
 impl ServerState {
     pub fn apply(&mut self, e: &TmuxEvent) {
+        // A server whose pid and socket an earlier one had (after a reboot,
+        // in a container): nothing of the earlier one carries over.
+        if e.event == "server-started" {
+            *self = ServerState::default();
+        }
         if let (Some(id), Some(name)) = (e.session_id, &e.session_name) {
             self.sessions.insert(id, name.clone());
         }
@@ -147,21 +152,31 @@ impl ServerState {
             Some(w) if !w.sessions.is_empty() => w.sessions.last().copied(),
             _ => session_id,
         };
+        // Everyone who sees the window: clients of its session, and of the
+        // other sessions it is linked into (`new-session -t`, `link-window`).
+        let sees = |s: Option<i64>| {
+            s.is_some_and(|s| match window {
+                Some(w) => w.sessions.contains(&s) || Some(s) == session,
+                None => Some(s) == session,
+            })
+        };
         let mut attached: Vec<&Client> = self
             .clients
             .values()
-            .filter(|(_, s)| session.is_some() && *s == session)
+            .filter(|(_, s)| sees(*s))
             .map(|(c, _)| c)
             .collect();
         attached.sort_by(|a, b| a.name.cmp(&b.name));
         let latest = |name: Option<&String>| {
             name.and_then(|n| attached.iter().find(|c| &c.name == n).copied())
         };
-        let client = match attached.as_slice() {
+        let only = match attached.as_slice() {
             [only] => Some(*only),
-            _ => latest(window_id.and_then(|w| self.latest_in_window.get(&w)))
-                .or_else(|| latest(session.and_then(|s| self.latest_in_session.get(&s)))),
+            _ => None,
         };
+        let client = latest(window_id.and_then(|w| self.latest_in_window.get(&w)))
+            .or(only)
+            .or_else(|| latest(session.and_then(|s| self.latest_in_session.get(&s))));
         Placement {
             session_id: session,
             session_name: session.and_then(|s| self.sessions.get(&s).cloned()),
@@ -375,5 +390,38 @@ mod tests {
             .unwrap()
             .window_id
             .is_none());
+    }
+
+    #[test]
+    fn a_client_of_a_grouped_session_that_types_is_the_typist() {
+        let mut events = shared_session();
+        events.truncate(3); // created, alice attached, bob attached
+                            // Bob is in a session of his own grouped with session 1 (`new -t`):
+                            // it has window 1 linked too.
+        events[2].session_id = Some(2);
+        let mut linked = event("window-linked", 29);
+        (linked.session_id, linked.window_id) = (Some(2), Some(1));
+        events.insert(2, linked);
+        let mut typed = event("client-active", 40);
+        (typed.session_id, typed.window_id, typed.client) =
+            (Some(2), Some(1), client("/dev/pts/2", "bob"));
+        events.push(typed);
+        let mut replay = Replay::new(events);
+        let p = replay.place(&command("%1", 50)).unwrap();
+        assert_eq!(p.client_user(), Some("bob"));
+        assert_eq!(p.attached.len(), 2, "both see the window: {p:?}");
+    }
+
+    #[test]
+    fn a_new_server_with_an_old_pid_starts_from_nothing() {
+        let mut events = shared_session();
+        events.truncate(3);
+        events.push(event("server-started", 100));
+        let mut replay = Replay::new(events);
+        let p = replay.place(&command("%1", 110)).unwrap();
+        assert_eq!(
+            (p.session_name, p.client, p.attached.len()),
+            (None, None, 0)
+        );
     }
 }

@@ -47,12 +47,30 @@ impl SessionHistory {
 
 /// Every session of `events` (in time order), in the order they appeared.
 pub fn sessions(events: &[TmuxEvent]) -> Vec<SessionHistory> {
-    let mut order: Vec<(ServerKey, i64)> = Vec::new();
-    let mut histories: HashMap<(ServerKey, i64), SessionHistory> = HashMap::new();
+    let mut order: Vec<(ServerKey, usize, i64)> = Vec::new();
+    let mut histories: HashMap<(ServerKey, usize, i64), SessionHistory> = HashMap::new();
     // Per server: each attached client's session and open interval.
     let mut attached: HashMap<(ServerKey, String), (i64, usize)> = HashMap::new();
+    // How many times each server (socket and pid) started: a server that
+    // reuses an earlier one's pid has sessions of its own.
+    let mut starts: HashMap<ServerKey, usize> = HashMap::new();
     for e in events {
-        let server: ServerKey = (e.tmux_socket.clone(), e.tmux_server_pid);
+        let server = e.server();
+        if e.event == "server-started" {
+            let before = starts.get(&server).copied().unwrap_or(0);
+            // Whoever was attached to the one before was gone by now.
+            attached.retain(|(s, _), (session, at)| {
+                if s != &server {
+                    return true;
+                }
+                if let Some(h) = histories.get_mut(&(server.clone(), before, *session)) {
+                    h.attaches[*at].to_us.get_or_insert(e.at_us);
+                }
+                false
+            });
+            starts.insert(server.clone(), before + 1);
+        }
+        let generation = starts.get(&server).copied().unwrap_or(0);
         let client_key = e.client.as_ref().map(|c| (server.clone(), c.name.clone()));
         // A client leaving its session: detached, or moved to another.
         let leaves = match (&client_key, e.event.as_str()) {
@@ -64,14 +82,14 @@ pub fn sessions(events: &[TmuxEvent]) -> Vec<SessionHistory> {
             _ => None,
         };
         if let Some((session, at)) = leaves {
-            if let Some(h) = histories.get_mut(&(server.clone(), session)) {
+            if let Some(h) = histories.get_mut(&(server.clone(), generation, session)) {
                 h.attaches[at].to_us = Some(e.at_us);
             }
         }
         let Some(session_id) = e.session_id else {
             continue;
         };
-        let key = (server.clone(), session_id);
+        let key = (server.clone(), generation, session_id);
         let history = histories.entry(key.clone()).or_insert_with(|| {
             order.push(key.clone());
             SessionHistory {
@@ -186,6 +204,26 @@ mod tests {
         assert_eq!(
             (other.attaches[0].from_us, other.attaches[0].to_us),
             (6, Some(7))
+        );
+    }
+
+    #[test]
+    fn a_new_server_with_an_old_pid_has_sessions_of_its_own() {
+        let events = [
+            event("server-started", 1, None, None),
+            event("session-created", 2, Some((0, "old")), None),
+            event("client-attached", 3, Some((0, "old")), Some("/dev/pts/1")),
+            event("server-started", 10, None, None),
+            event("session-created", 11, Some((0, "new")), None),
+        ];
+        let found = sessions(&events);
+        let names: Vec<&str> = found.iter().map(SessionHistory::name).collect();
+        assert_eq!(names, ["old", "new"]);
+        assert!(found[1].attaches.is_empty(), "{found:?}");
+        assert_eq!(
+            found[0].attaches[0].to_us,
+            Some(10),
+            "ended by the restart at the latest"
         );
     }
 }

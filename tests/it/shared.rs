@@ -160,8 +160,6 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
     let attach = |user: &str| {
         format!("runuser -u {user} -- env -i TERM=xterm-256color tmux -S {socket} attach -t pair")
     };
-    let (_outer, alice_client) = Tmux::start(&sb, &attach(alice));
-    let bob_client = _outer.split(&attach(bob));
     let wait_events = |what: &str, done: &dyn Fn(&[EventRow]) -> bool| {
         let start = std::time::Instant::now();
         loop {
@@ -177,9 +175,12 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
         e.iter()
             .any(|e| e.event == "client-attached" && e.client_user.as_deref() == Some(user))
     };
-    wait_events("both clients attached", &|e| {
-        attached(e, alice) && attached(e, bob)
-    });
+    // Alice first, then Bob: tmux makes the client that attached last the
+    // latest one of the window without a client-active event.
+    let (outer, alice_client) = Tmux::start(&sb, &attach(alice));
+    wait_events("alice attached", &|e| attached(e, alice));
+    let bob_client = outer.split(&attach(bob));
+    wait_events("bob attached", &|e| attached(e, bob));
     alice_client.wait_for("READY", 1);
     bob_client.wait_for("READY", 1);
 

@@ -527,6 +527,19 @@ impl Tmux {
         self.run(&["source-file", &conf.display().to_string()]);
     }
 
+    /// Waits until what tmux did so far has reached the database, as far as
+    /// can be told: a marker event (the first session renamed), which tmux
+    /// reports after everything before it, has been stored. (Better than a
+    /// fixed sleep: it waits as long as the machine needs.)
+    pub fn settle_events(&self, sandbox: &Sandbox) {
+        let marker = format!("settled-{}", unique());
+        self.run(&["rename-session", "-t", "$0", &marker]);
+        sandbox.wait_events("the marker event", |e| {
+            e.iter()
+                .any(|e| e.event == "session-renamed" && e.session_name.as_deref() == Some(&marker))
+        });
+    }
+
     /// The name given to `tmux -L`.
     pub fn socket_name(&self) -> &str {
         &self.socket_name
