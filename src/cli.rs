@@ -78,6 +78,7 @@ pub enum Command {
     Verify(Verify),
     Anchor(Anchor),
     Doctor(Doctor),
+    Flush(Flush),
     Config(ConfigCmd),
     Completions(Completions),
     Man(Man),
@@ -473,6 +474,21 @@ pub struct Doctor {
     /// Move a damaged database aside and start a new one.
     #[arg(long)]
     pub repair: bool,
+}
+
+/// Move the records waiting in the spool into the database now.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Move the records waiting in the spool into the database now.\n\n\
+Each command is first appended to the spool ($XDG_STATE_HOME/tmux-audit/spool.jsonl), which \
+costs the prompt far less than opening the database; the spool is moved into the database every \
+forty commands or so, after five minutes at the latest, and by every `search`, `report`, `show`, \
+`sessions`, `timeline` and `verify` before it reads. Run this before reading the SQLite file with \
+other tools."
+)]
+pub struct Flush {
+    #[command(flatten)]
+    pub db: DbArg,
 }
 
 /// Show the configuration file's path and the settings in effect.

@@ -22,25 +22,59 @@ use crate::spool;
 /// How long a handed-over entry waits for a locked database.
 const LATER_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Stores entries without making the caller wait: a database that stays
-/// locked is waited for by a detached `record-later`, and entries the
-/// database cannot take are kept in the spool.
+/// How long a merge on the per-command path waits for another writer
+/// before it leaves the spool to the next try.
+const MERGE_WAIT: Duration = Duration::from_millis(20);
+
+/// Stores entries without making the caller wait: they are appended to the
+/// spool, which is merged into the database when it is due (see
+/// `spool.rs`). Only when the spool cannot be written do they go to the
+/// database directly; a database that then stays locked is waited for by a
+/// detached `record-later`.
 pub fn save(path: &Path, entries: &[Entry]) -> Result<Exit> {
     let recorded_at_us = now_us();
-    match store(path, entries, recorded_at_us, None) {
-        Err(err) if err.is_busy() => {
-            // Some other process holds the database: wait for it out of
-            // the caller's way.
-            match hand_over(path, entries, recorded_at_us) {
-                Ok(()) => Ok(Exit::Success),
-                // Could not wait in the background: keep them in the spool.
-                Err(hand_over_err) => {
-                    finish(path, entries, recorded_at_us, Err(err)).with_context(|| {
-                        format!("waiting for the lock in the background failed ({hand_over_err:#})")
-                    })
-                }
+    match spool::keep(path, entries, recorded_at_us) {
+        Ok(kept) => {
+            if kept.due {
+                merge_due(path);
             }
+            Ok(Exit::Success)
         }
+        Err(spool_err) => direct(path, entries, recorded_at_us)
+            .with_context(|| format!("the spool could not take it ({spool_err:#})")),
+    }
+}
+
+/// Moves the spool into the database. A database that another process
+/// keeps busy leaves it for the next try, quietly; one that cannot take
+/// writes at all (read-only, damaged, full) is named in the log.
+fn merge_due(path: &Path) {
+    match store(path, &[], now_us(), Some(MERGE_WAIT)) {
+        Ok(_) => {}
+        Err(err) if err.is_busy() => {}
+        Err(err) => error_log::append(
+            "record",
+            &format!(
+                "cannot move the spool into {}: {err} (the records wait in the spool)",
+                path.display()
+            ),
+            err.hint(),
+        ),
+    }
+}
+
+/// Stores entries straight into the database (the spool could not take
+/// them), waiting in the background for a lock that is held too long.
+fn direct(path: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Exit> {
+    match store(path, entries, recorded_at_us, None) {
+        Err(err) if err.is_busy() => match hand_over(path, entries, recorded_at_us) {
+            Ok(()) => Ok(Exit::Success),
+            Err(hand_over_err) => {
+                finish(path, entries, recorded_at_us, Err(err)).with_context(|| {
+                    format!("waiting for the lock in the background failed ({hand_over_err:#})")
+                })
+            }
+        },
         result => finish(path, entries, recorded_at_us, result),
     }
 }
@@ -52,7 +86,8 @@ pub fn save_waiting(path: &Path, entries: &[Entry], recorded_at_us: i64) -> Resu
     finish(path, entries, recorded_at_us, result)
 }
 
-/// Opens the database and inserts; how many entries were new.
+/// Opens the database, inserts the entries and merges the spool; how many
+/// entries were new.
 fn store(
     path: &Path,
     entries: &[Entry],
@@ -86,23 +121,21 @@ fn store_once(
         Some(timeout) => Database::open_waiting(path, timeout)?,
         None => Database::open(path)?,
     };
-    let inserted = db.insert_all(entries.iter().map(|e| (e, recorded_at_us)))?;
-    // The database takes writes again: bring in what waited in the spool.
-    if let Err(err) = spool::merge(&mut db) {
-        error_log::append(
-            "record",
-            &format!("{err:#}"),
-            "the spool is merged again by the next command",
-        );
-    }
+    let inserted = if entries.is_empty() {
+        0
+    } else {
+        db.insert_all(entries.iter().map(|e| (e, recorded_at_us)))?
+    };
+    // The database takes writes: bring in what waits in the spool.
+    spool::merge(&mut db, path)?;
     db.fold_wal();
     Ok(inserted)
 }
 
-/// Ends the record path: Ok for stored entries (and a note in the log for
-/// duplicates); entries the database did not take are kept in the spool,
-/// and the error returned. `recorded_at_us`: when the first attempt to
-/// store them was made.
+/// Ends the direct path: Ok for stored entries (and a note in the log for
+/// duplicates); entries the database did not take are kept in the spool if
+/// it takes them now, and the error returned. `recorded_at_us`: when the
+/// first attempt to store them was made.
 fn finish(
     path: &Path,
     entries: &[Entry],
@@ -124,11 +157,10 @@ fn finish(
             Ok(Exit::Success)
         }
         Err(err) => {
-            // Not lost: kept for the next command that can write.
-            let kept = match spool::keep(entries, recorded_at_us) {
-                Ok(spool) => format!(
+            let kept = match spool::keep(path, entries, recorded_at_us) {
+                Ok(kept) => format!(
                     "kept in {} until the database takes writes again",
-                    spool.display()
+                    kept.path.display()
                 ),
                 Err(spool_err) => {
                     format!("and the spool failed too ({spool_err:#}): the record is lost")

@@ -58,7 +58,7 @@ impl Run for Doctor {
             findings = check_database(&path);
         } else if self.repair && path.exists() {
             // A healthy database: bring in whatever waits in the spool.
-            let merged = spool::merge(&mut Database::open_existing(&path)?)?;
+            let merged = spool::merge(&mut Database::open_existing(&path)?, &path)?;
             if merged > 0 {
                 writeln!(
                     out,
@@ -179,19 +179,7 @@ fn check_surroundings(path: &Path) -> Vec<Finding> {
     if !findings.iter().any(|f| f.what == "permissions") {
         findings.push(Finding::ok("permissions", "private to you".into()));
     }
-    let waiting = spool::path()
-        .ok()
-        .and_then(|p| fs::read_to_string(p).ok())
-        .map_or(0, |s| s.lines().filter(|l| !l.trim().is_empty()).count());
-    findings.push(if waiting == 0 {
-        Finding::ok("spool", "empty".into())
-    } else {
-        Finding::problem(
-            "spool",
-            format!("{waiting} record{} waiting for the database", if waiting == 1 { "" } else { "s" }),
-            "they are merged by the next recorded command once the database takes writes; see the log for why it did not",
-        )
-    });
+    findings.push(check_spool(path));
     let last_error = paths::log_file()
         .ok()
         .and_then(|p| fs::read_to_string(p).ok())
@@ -212,6 +200,31 @@ fn check_surroundings(path: &Path) -> Vec<Finding> {
     });
     findings.push(check_tmux_hooks());
     findings
+}
+
+/// Records wait in the spool as a rule (it is merged every forty commands
+/// or five minutes, and by every reader); it is a problem only when they
+/// have waited much longer than that: merging fails.
+fn check_spool(db: &Path) -> Finding {
+    let (waiting, oldest) = spool::waiting(db);
+    let records = format!("{waiting} record{}", if waiting == 1 { "" } else { "s" });
+    match oldest {
+        _ if waiting == 0 => Finding::ok("spool", "empty".into()),
+        Some(oldest) if Utc::now().timestamp_micros() - oldest > 2 * spool::MERGE_AGE_US => {
+            Finding::problem(
+                "spool",
+                format!(
+                    "{records} waiting for the database since {}",
+                    crate::render::local_time(oldest)
+                ),
+                "the database does not take them: see the last error below; `tmux-audit doctor --repair` tries again",
+            )
+        }
+        _ => Finding::ok(
+            "spool",
+            format!("{records} waiting (moved into the database by the next search, or soon)"),
+        ),
+    }
 }
 
 /// Inside tmux: are the lifecycle hooks of `init tmux` registered in this
@@ -286,7 +299,7 @@ fn repair(path: &Path) -> Result<PathBuf> {
         "the previous database was damaged and moved aside by `tmux-audit doctor --repair`",
         moved.to_str(),
     )?;
-    spool::merge(&mut db)?;
+    spool::merge(&mut db, path)?;
     Ok(moved)
 }
 

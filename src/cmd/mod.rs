@@ -3,6 +3,7 @@
 mod config;
 mod docs;
 mod doctor;
+mod flush;
 mod init;
 mod record;
 mod report;
@@ -46,6 +47,7 @@ impl Run for Command {
             Command::Verify(cmd) => cmd.run(),
             Command::Anchor(cmd) => cmd.run(),
             Command::Doctor(cmd) => cmd.run(),
+            Command::Flush(cmd) => cmd.run(),
             Command::Config(cmd) => cmd.run(),
             Command::Completions(cmd) => cmd.run(),
             Command::Man(cmd) => cmd.run(),

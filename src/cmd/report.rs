@@ -7,15 +7,15 @@ use anyhow::{Context, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Report, ReportFormat, SortBy};
-use crate::db::Database;
 use crate::paths;
 use crate::render;
+use crate::spool;
 
 impl Run for Report {
     fn run(&self) -> Result<Exit> {
         let conditions = self.filters.conditions()?;
         let path = paths::database(self.db.path.as_deref())?;
-        let db = Database::open_existing(&path)?;
+        let db = spool::open_merged(&path)?;
         let mut rows = db
             .report(self.by, &conditions)
             .with_context(|| format!("cannot read {}", path.display()))?;

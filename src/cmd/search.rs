@@ -6,10 +6,11 @@ use anyhow::{Context, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Format, Search};
-use crate::db::{Database, SearchQuery};
+use crate::db::SearchQuery;
 use crate::filter::{pattern_plan, MatchKind};
 use crate::paths;
 use crate::render;
+use crate::spool;
 
 impl Run for Search {
     fn run(&self) -> Result<Exit> {
@@ -25,7 +26,7 @@ impl Run for Search {
             plan = Some(pattern_plan(conditions.clone(), pattern, kind)?);
         }
         let path = paths::database(self.db.path.as_deref())?;
-        let mut db = Database::open_existing(&path)?;
+        let mut db = spool::open_merged(&path)?;
         db.enable_regexp()?;
         let mut scan_first = None;
         if let Some(plan) = plan {

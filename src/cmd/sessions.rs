@@ -7,14 +7,14 @@ use serde::Serialize;
 
 use super::{Exit, Run};
 use crate::cli::{Sessions, ShowFormat};
-use crate::db::Database;
 use crate::lifecycle::sessions::{sessions, SessionHistory};
 use crate::paths;
 use crate::render::{self, client_label, local_time, one_line, utc_time};
+use crate::spool;
 
 impl Run for Sessions {
     fn run(&self) -> Result<Exit> {
-        let db = Database::open_existing(&paths::database(self.db.path.as_deref())?)?;
+        let db = spool::open_merged(&paths::database(self.db.path.as_deref())?)?;
         let events: Vec<_> = db.tmux_events(None)?.into_iter().map(|e| e.event).collect();
         let since_us = self.since.map(|t| t.timestamp_micros());
         let found: Vec<SessionHistory> = sessions(&events)

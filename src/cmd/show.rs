@@ -7,14 +7,15 @@ use anyhow::{bail, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Show, ShowFormat};
-use crate::db::{Database, StoredCommand};
+use crate::db::StoredCommand;
 use crate::paths;
 use crate::render::{self, client_label, human_duration, utc_time};
+use crate::spool;
 use crate::text::hex;
 
 impl Run for Show {
     fn run(&self) -> Result<Exit> {
-        let db = Database::open_existing(&paths::database(self.db.path.as_deref())?)?;
+        let db = spool::open_merged(&paths::database(self.db.path.as_deref())?)?;
         let Some(row) = db.command(self.id)? else {
             bail!(
                 "no command with id {}: ids are in `tmux-audit search --format json`",

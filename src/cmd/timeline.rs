@@ -15,6 +15,7 @@ use crate::lifecycle::replay::{Placement, ServerKey, ServerState};
 use crate::lifecycle::TmuxEvent;
 use crate::paths;
 use crate::render::{self, client_label, local_time, one_line, utc_time};
+use crate::spool;
 
 /// What the timeline is of, in one server.
 #[derive(Debug, Clone)]
@@ -27,7 +28,7 @@ enum Target {
 impl Run for Timeline {
     fn run(&self) -> Result<Exit> {
         let path = paths::database(self.db.path.as_deref())?;
-        let db = Database::open_existing(&path)?;
+        let db = spool::open_merged(&path)?;
         let events: Vec<TmuxEvent> = db.tmux_events(None)?.into_iter().map(|e| e.event).collect();
         let since = self.since.map_or(i64::MIN, |t| t.timestamp_micros());
         let until = self.until.map_or(i64::MAX, |t| t.timestamp_micros());

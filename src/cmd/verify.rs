@@ -8,9 +8,9 @@ use anyhow::{bail, Result};
 use super::{Exit, Run};
 use crate::chain::{self, Hash, GENESIS};
 use crate::cli::{Anchor, Verify};
-use crate::db::Database;
 use crate::paths;
 use crate::render::utc_time;
+use crate::spool;
 use crate::text::hex;
 
 /// Where the chain first fails, if it does.
@@ -86,7 +86,7 @@ impl Run for Verify {
             Some(text) => parse_anchor(text)?,
             None => Vec::new(),
         };
-        let db = Database::open_existing(&paths::database(self.db.path.as_deref())?)?;
+        let db = spool::open_merged(&paths::database(self.db.path.as_deref())?)?;
         let mut commands = ChainCheck::default();
         db.walk_chain(|row, prev_hash, hash| {
             commands.visit(
@@ -195,7 +195,7 @@ impl Run for Verify {
 
 impl Run for Anchor {
     fn run(&self) -> Result<Exit> {
-        let db = Database::open_existing(&paths::database(self.db.path.as_deref())?)?;
+        let db = spool::open_merged(&paths::database(self.db.path.as_deref())?)?;
         let mut newest = None;
         db.walk_chain(|row, _, hash| {
             if let Some(hash) = hash {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::support::{rows_in, Pane, ProtectedDir, Rc, Sandbox, Shell, Tmux};
+use crate::support::{Pane, ProtectedDir, Rc, Sandbox, Shell, Tmux};
 
 /// Types `echo NAME-'1'` and waits for its output, `NAME-1`: the prompt came
 /// back and the shell ran the command. Returns the command text typed.
@@ -46,7 +46,7 @@ fn no_fault_costs_the_prompt_or_a_record() {
     }
     // The record that waited in the background lands once the lock is gone.
     let deadline = Instant::now() + crate::support::PATIENCE;
-    while !rows_in(&db).iter().any(|r| r.command == typed[1]) {
+    while !sb.rows_of(&db).iter().any(|r| r.command == typed[1]) {
         assert!(
             Instant::now() < deadline,
             "the locked-out record never landed: {}",
@@ -102,14 +102,12 @@ fn no_fault_costs_the_prompt_or_a_record() {
         .skip_while(|t| !t.contains("while-damaged"))
         .collect();
     loop {
-        let commands: Vec<String> = rows_in(&db).into_iter().map(|r| r.command).collect();
+        let commands: Vec<String> = sb.rows_of(&db).into_iter().map(|r| r.command).collect();
         let all_once = expected
             .iter()
             .all(|t| commands.iter().filter(|c| c == t).count() == 1);
         // The merge empties the spool just after its commit.
-        let spool_empty = fs::read_to_string(sb.state.join("spool.jsonl"))
-            .unwrap_or_default()
-            .is_empty();
+        let spool_empty = sb.spooled_for(&db).is_empty();
         if all_once && spool_empty {
             break;
         }
@@ -127,6 +125,5 @@ fn no_fault_costs_the_prompt_or_a_record() {
         .filter(|name| name.starts_with("history.db.broken-"))
         .collect();
     assert_eq!(moved.len(), 1, "{moved:?}");
-    let spool = fs::read_to_string(sb.state.join("spool.jsonl")).unwrap_or_default();
-    assert_eq!(spool, "", "the spool was merged");
+    assert_eq!(sb.spooled_for(&db), "", "the spool was merged");
 }

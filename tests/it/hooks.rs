@@ -307,8 +307,12 @@ fn keeps_the_prompt_when_the_database_is_read_only(shell: Shell) {
     assert!(!db.exists());
     let log = s.sb.log();
     assert!(
-        log.contains("cannot record into") && log.contains("hint:"),
+        log.contains("the records wait in the spool") && log.contains("hint:"),
         "log: {log}"
+    );
+    assert!(
+        s.sb.spooled_for(&db).contains("exit 4"),
+        "kept in the fallback spool"
     );
     assert!(
         log.lines().all(|l| l.contains("hint:")),

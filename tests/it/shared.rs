@@ -160,9 +160,12 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
     let attach = |user: &str| {
         format!("runuser -u {user} -- env -i TERM=xterm-256color tmux -S {socket} attach -t pair")
     };
+    // What Alice's tmux-audit sees: her spool moved into her database.
+    let flush = || assert!(as_user(alice, &env, &bin, &["flush"]).status.success());
     let wait_events = |what: &str, done: &dyn Fn(&[EventRow]) -> bool| {
         let start = std::time::Instant::now();
         loop {
+            flush();
             let events = events_in(&db);
             if done(&events) {
                 return events;
@@ -199,12 +202,16 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
     .into_iter()
     .enumerate()
     {
+        flush();
         let before = active(&events_in(&db), user);
         client.type_text(text);
         wait_events("client-active", &|e| active(e, user) > before);
         client.key("Enter");
         let start = std::time::Instant::now();
-        while rows_in(&db).len() <= n {
+        while {
+            flush();
+            rows_in(&db).len() <= n
+        } {
             assert!(start.elapsed() < PATIENCE, "{text} was not recorded");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }

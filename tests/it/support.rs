@@ -153,7 +153,43 @@ impl Sandbox {
         out
     }
 
+    /// Moves the spool into the database (`tmux-audit flush`), as every
+    /// reader of tmux-audit does before it reads; false when it could not
+    /// (a read-only database, say).
+    pub fn flush(&self) -> bool {
+        self.cmd()
+            .arg("flush")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    }
+
+    /// The rows of the database at `db` (set with TMUX_AUDIT_DB), its spool
+    /// moved in first.
+    pub fn rows_of(&self, db: &Path) -> Vec<Row> {
+        let _ = self.cmd().env("TMUX_AUDIT_DB", db).arg("flush").output();
+        rows_in(db)
+    }
+
+    /// Everything waiting in the spools of the sandbox's database: beside
+    /// it, and in the fallback spools of the state directory.
+    pub fn spooled(&self) -> String {
+        self.spooled_for(&self.db)
+    }
+
+    /// [`Sandbox::spooled`] for the database at `db`.
+    pub fn spooled_for(&self, db: &Path) -> String {
+        let mut text = fs::read_to_string(format!("{}-spool", db.display())).unwrap_or_default();
+        for entry in fs::read_dir(&self.state).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with("spool") {
+                text.push_str(&fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        text
+    }
+
+    /// The rows of the database, the spool moved in first.
     pub fn rows(&self) -> Vec<Row> {
+        self.flush();
         rows_in(&self.db)
     }
 
@@ -178,7 +214,9 @@ impl Sandbox {
         }
     }
 
+    /// The events of the database, the spool moved in first.
     pub fn events(&self) -> Vec<EventRow> {
+        self.flush();
         events_in(&self.db)
     }
 

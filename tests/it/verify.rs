@@ -32,6 +32,7 @@ fn verify(sb: &Sandbox, args: &[&str]) -> (Option<i32>, String) {
 }
 
 fn tamper(sb: &Sandbox, sql: &str) {
+    assert!(sb.flush(), "the records in the database first");
     Connection::open(&sb.db)
         .unwrap()
         .execute_batch(sql)
