@@ -15,7 +15,7 @@ impl Run for Report {
     fn run(&self) -> Result<Exit> {
         let conditions = self.filters.conditions()?;
         let path = paths::database(self.db.path.as_deref())?;
-        let db = spool::open_merged(&path)?;
+        let mut db = spool::open_merged(&path)?;
         let mut rows = db
             .report(self.by, &conditions)
             .with_context(|| format!("cannot read {}", path.display()))?;

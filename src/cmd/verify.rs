@@ -86,7 +86,7 @@ impl Run for Verify {
             Some(text) => parse_anchor(text)?,
             None => Vec::new(),
         };
-        let db = spool::open_merged(&paths::database(self.db.path.as_deref())?)?;
+        let mut db = spool::open_merged(&paths::database(self.db.path.as_deref())?)?;
         let mut commands = ChainCheck::default();
         db.walk_chain(|row, prev_hash, hash| {
             commands.visit(

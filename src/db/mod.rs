@@ -2,9 +2,11 @@
 
 mod events;
 mod queries;
+mod report;
 mod schema;
 
-pub use queries::{GroupBy, ReportRow, SearchQuery};
+pub use queries::SearchQuery;
+pub use report::{GroupBy, ReportRow};
 
 use std::fmt;
 use std::fs::{self, OpenOptions};

@@ -1,8 +1,5 @@
 //! The queries: storing a command, finding commands, counting them.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-
 use regex::Regex;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
@@ -11,7 +8,6 @@ use rusqlite::{params, params_from_iter, OptionalExtension, Row, TransactionBeha
 use super::{Database, DbError, StoredCommand};
 use crate::chain::{self, Hash, GENESIS};
 use crate::filter::Conditions;
-use crate::lifecycle::replay::Replay;
 use crate::lifecycle::TmuxEvent;
 use crate::record::{CommandRecord, Entry};
 
@@ -36,79 +32,6 @@ pub struct SearchQuery {
 /// text index: enough for a common word's newest matches, few enough to
 /// cost a rare word's search only milliseconds.
 const SCAN_WINDOW: i64 = 20_000;
-
-/// How `report` groups commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum GroupBy {
-    /// One row per tmux pane (server and pane id); outside tmux, per shell session.
-    Pane,
-    /// One row per tmux session (server and session id), named as it was
-    /// last; outside tmux, one row.
-    Session,
-    /// One row per tmux window (server and window id), from the tmux events
-    /// (see `init tmux`).
-    Window,
-    /// One row per user whose tmux client typed the commands (in a shared
-    /// session, the latest active client's); outside tmux, the shell's user.
-    ClientUser,
-    User,
-    Host,
-    Cwd,
-    /// One row per local calendar day.
-    Day,
-    /// One row per distinct command text.
-    Command,
-}
-
-/// A shell session with holes in its sequence (seq runs 1, 2, 3… and is
-/// unique per session, so `highest_seq - recorded` records are missing).
-#[derive(Debug, Clone)]
-pub struct SequenceGap {
-    pub shell_session: String,
-    pub user: String,
-    pub host: String,
-    pub recorded: i64,
-    pub highest_seq: i64,
-    pub first_us: i64,
-    pub last_us: i64,
-}
-
-/// One group of a report.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct ReportRow {
-    pub key: String,
-    pub commands: i64,
-    pub failures: i64,
-    pub first_us: i64,
-    pub last_us: i64,
-    pub total_duration_us: i64,
-    pub longest_us: i64,
-    /// Pane, session and place, where they are one per group (else the first seen).
-    pub tmux_pane: Option<String>,
-    pub tmux_socket: Option<String>,
-    pub tmux_server_pid: Option<i64>,
-    pub tmux_session_id: Option<i64>,
-    pub shell_session: String,
-    pub users: String,
-    pub hosts: String,
-    pub top_cwd: Option<String>,
-    pub top_command: Option<String>,
-    /// Session and window names as the tmux events last had them (with
-    /// `--by session`, `window` and `client-user`).
-    pub session_name: Option<String>,
-    pub window_index: Option<i64>,
-    pub window_name: Option<String>,
-}
-
-impl GroupBy {
-    /// Whether grouping needs to know where commands ran and who typed them.
-    fn needs_placement(self) -> bool {
-        matches!(
-            self,
-            GroupBy::Session | GroupBy::Window | GroupBy::ClientUser
-        )
-    }
-}
 
 impl Database {
     /// Stores entries in one transaction; returns how many were new (one
@@ -176,29 +99,6 @@ impl Database {
 
     pub fn schema_version(&self) -> Result<i64, DbError> {
         Ok(super::schema::version(&self.conn)?)
-    }
-
-    /// Shell sessions whose sequence numbers have holes: records that never
-    /// arrived (a hook removed or broken mid-session, a lost record).
-    pub fn sequence_gaps(&self) -> Result<Vec<SequenceGap>, DbError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT shell_session, min(user), min(host), count(*), max(seq), min(started_at_us), max(started_at_us)
-             FROM commands GROUP BY shell_session
-             HAVING max(seq) <> count(*)
-             ORDER BY min(started_at_us)",
-        )?;
-        let gaps = stmt.query_map([], |r| {
-            Ok(SequenceGap {
-                shell_session: r.get(0)?,
-                user: r.get(1)?,
-                host: r.get(2)?,
-                recorded: r.get(3)?,
-                highest_seq: r.get(4)?,
-                first_us: r.get(5)?,
-                last_us: r.get(6)?,
-            })
-        })?;
-        Ok(gaps.collect::<Result<_, _>>()?)
     }
 
     /// Every record in the order it was stored, with its chain links, for
@@ -327,133 +227,6 @@ impl Database {
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(params_from_iter(params), stored_command)?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Commands grouped, counted and timed, in no particular order.
-    ///
-    /// One pass over the matching rows, reading only the columns a report
-    /// shows and counting in memory: a GROUP BY per figure would sort the
-    /// whole table once for each.
-    pub fn report(&self, by: GroupBy, conditions: &Conditions) -> Result<Vec<ReportRow>, DbError> {
-        // Names and typists come from replaying the tmux events, which is
-        // one pass when the commands come in time order.
-        let mut replay = match by.needs_placement() {
-            true => Some(Replay::new(
-                self.tmux_events(None)?
-                    .into_iter()
-                    .map(|e| e.event)
-                    .collect(),
-            )),
-            false => None,
-        };
-        let sql = format!(
-            "SELECT tmux_socket, tmux_server_pid, tmux_pane, tmux_session_id, shell_session, exit_status,
-                    started_at_us, duration_us, user, host, cwd, command
-             FROM commands {}{}",
-            conditions.where_sql(),
-            if replay.is_some() { " ORDER BY started_at_us" } else { "" }
-        );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let mut rows = stmt.query(params_from_iter(conditions.params.iter()))?;
-        let mut groups: HashMap<String, Group> = HashMap::new();
-        let mut key = String::new();
-        while let Some(r) = rows.next()? {
-            let text = |i: usize| -> rusqlite::Result<Option<&str>> {
-                Ok(r.get_ref(i)?.as_str_or_null().unwrap_or(None))
-            };
-            let (socket, pid, pane, session_id, shell_session) = (
-                text(0)?,
-                r.get::<_, Option<i64>>(1)?,
-                text(2)?,
-                r.get::<_, Option<i64>>(3)?,
-                text(4)?.unwrap_or(""),
-            );
-            let started: i64 = r.get(6)?;
-            let (user, host, cwd, command) = (
-                text(8)?.unwrap_or(""),
-                text(9)?.unwrap_or(""),
-                text(10)?.unwrap_or(""),
-                text(11)?.unwrap_or(""),
-            );
-            let place = match (&mut replay, socket, pid) {
-                (Some(replay), Some(socket), Some(pid)) => {
-                    replay.place_at(socket, pid, pane, session_id, started)
-                }
-                _ => None,
-            };
-            key.clear();
-            match by {
-                GroupBy::Pane => match pane {
-                    Some(pane) => {
-                        let _ = write!(key, "{},{},{pane}", socket.unwrap_or(""), pid.unwrap_or(0));
-                    }
-                    None => {
-                        let _ = write!(key, "shell {shell_session}");
-                    }
-                },
-                GroupBy::Session => {
-                    if let Some(socket) = socket {
-                        // Where the pane was then, as the events tell; else `$TMUX`'s.
-                        let session = place.as_ref().and_then(|p| p.session_id).or(session_id);
-                        let _ = write!(
-                            key,
-                            "{socket},{},{}",
-                            pid.unwrap_or(0),
-                            session.unwrap_or(0)
-                        );
-                    }
-                }
-                GroupBy::Window => {
-                    if let Some(socket) = socket {
-                        let window = place.as_ref().and_then(|p| p.window_id);
-                        let window = window.map_or("?".to_string(), |w| w.to_string());
-                        let _ = write!(key, "{socket},{},@{window}", pid.unwrap_or(0));
-                    }
-                }
-                GroupBy::ClientUser => match place.as_ref().and_then(|p| p.client_user()) {
-                    Some(client_user) => key.push_str(client_user),
-                    None if socket.is_none() => key.push_str(user),
-                    None => {
-                        let _ = write!(key, "{user} (no client known)");
-                    }
-                },
-                GroupBy::User => key.push_str(user),
-                GroupBy::Host => key.push_str(host),
-                GroupBy::Cwd => key.push_str(cwd),
-                GroupBy::Day => key.push_str(&local_day(started)),
-                GroupBy::Command => key.push_str(command),
-            }
-            let group = match groups.get_mut(key.as_str()) {
-                Some(group) => group,
-                None => groups.entry(key.clone()).or_insert_with(|| {
-                    Group::new(socket, pid, pane, session_id, shell_session, started)
-                }),
-            };
-            if let Some(place) = place {
-                // The latest names: the rows come in time order.
-                group.row.session_name = place.session_name;
-                group.row.window_index = place.window_index;
-                group.row.window_name = place.window_name;
-                if place.session_id.is_some() {
-                    group.row.tmux_session_id = place.session_id;
-                }
-            }
-            group.add(
-                r.get::<_, Option<i64>>(5)?.is_some_and(|s| s != 0),
-                started,
-                r.get::<_, Option<i64>>(7)?.unwrap_or(0),
-                user,
-                host,
-                (by != GroupBy::Cwd).then_some(cwd),
-                (by != GroupBy::Command).then_some(command),
-            );
-        }
-        let report: Vec<ReportRow> = groups
-            .into_iter()
-            .map(|(key, group)| group.finish(key))
-            .collect();
-
-        Ok(report)
     }
 }
 
@@ -618,97 +391,4 @@ pub(super) fn stored_command(row: &Row<'_>) -> rusqlite::Result<StoredCommand> {
         },
         placement: None,
     })
-}
-
-fn local_day(us: i64) -> String {
-    crate::timespec::local_format(us, "%Y-%m-%d")
-}
-
-/// A report group being counted.
-struct Group {
-    row: ReportRow,
-    users: Vec<String>,
-    hosts: Vec<String>,
-    cwds: HashMap<String, u32>,
-    commands: HashMap<String, u32>,
-}
-
-impl Group {
-    fn new(
-        socket: Option<&str>,
-        pid: Option<i64>,
-        pane: Option<&str>,
-        session_id: Option<i64>,
-        shell_session: &str,
-        started: i64,
-    ) -> Group {
-        Group {
-            row: ReportRow {
-                tmux_socket: socket.map(str::to_string),
-                tmux_server_pid: pid,
-                tmux_pane: pane.map(str::to_string),
-                tmux_session_id: session_id,
-                shell_session: shell_session.to_string(),
-                first_us: started,
-                last_us: started,
-                ..ReportRow::default()
-            },
-            users: Vec::new(),
-            hosts: Vec::new(),
-            cwds: HashMap::new(),
-            commands: HashMap::new(),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn add(
-        &mut self,
-        failed: bool,
-        started: i64,
-        duration: i64,
-        user: &str,
-        host: &str,
-        cwd: Option<&str>,
-        command: Option<&str>,
-    ) {
-        let row = &mut self.row;
-        row.commands += 1;
-        row.failures += i64::from(failed);
-        row.first_us = row.first_us.min(started);
-        row.last_us = row.last_us.max(started);
-        row.total_duration_us += duration;
-        row.longest_us = row.longest_us.max(duration);
-        for (seen, value) in [(&mut self.users, user), (&mut self.hosts, host)] {
-            if !seen.iter().any(|s| s == value) {
-                seen.push(value.to_string());
-            }
-        }
-        for (counts, value) in [(&mut self.cwds, cwd), (&mut self.commands, command)] {
-            let Some(value) = value else { continue };
-            match counts.get_mut(value) {
-                Some(n) => *n += 1,
-                None => {
-                    counts.insert(value.to_string(), 1);
-                }
-            }
-        }
-    }
-
-    fn finish(mut self, key: String) -> ReportRow {
-        // The most frequent value; ties go to the one that sorts first.
-        let top = |counts: HashMap<String, u32>| {
-            counts
-                .into_iter()
-                .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
-                .map(|(value, _)| value)
-        };
-        self.users.sort();
-        self.hosts.sort();
-        self.row.key = key;
-        self.row.users = self.users.join(",");
-        self.row.hosts = self.hosts.join(",");
-        self.row.top_cwd = top(self.cwds);
-        self.row.top_command = top(self.commands);
-        self.row
-    }
 }

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_chain_origins.sql"),
     include_str!("migrations/0006_redacted.sql"),
     include_str!("migrations/0007_tmux_events.sql"),
+    include_str!("migrations/0008_running_totals.sql"),
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
