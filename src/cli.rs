@@ -69,6 +69,7 @@ pub enum Command {
     Init(Init),
     Record(Record),
     RecordLater(RecordLater),
+    MergeLater(MergeLater),
     TmuxEvent(TmuxEventCmd),
     Search(Search),
     Report(Report),
@@ -215,6 +216,20 @@ pub struct RecordLater {
     /// When the first attempt was made, in microseconds since the Unix epoch.
     #[arg(long, value_name = "MICROSECONDS")]
     pub recorded_at_us: i64,
+}
+
+/// Internal: merge the spool after a while, started in the background by
+/// the first record that goes into an empty spool, so that no record waits
+/// longer than that even when nothing else merges it.
+#[derive(Debug, Args)]
+#[command(hide = true)]
+pub struct MergeLater {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// How long to wait first.
+    #[arg(long, value_name = "SECONDS")]
+    pub after: u64,
 }
 
 /// Find recorded commands by text and by any recorded field.
@@ -480,7 +495,7 @@ pub struct Doctor {
 #[derive(Debug, Args)]
 #[command(
     long_about = "Move the records waiting in the spool into the database now.\n\n\
-Each command is first appended to the spool ($XDG_STATE_HOME/tmux-audit/spool.jsonl), which \
+Each command is first appended to the spool beside the database (history.db-spool), which \
 costs the prompt far less than opening the database; the spool is moved into the database every \
 forty commands or so, after five minutes at the latest, and by every `search`, `report`, `show`, \
 `sessions`, `timeline` and `verify` before it reads. Run this before reading the SQLite file with \

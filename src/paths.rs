@@ -25,8 +25,13 @@ pub fn database(explicit: Option<&Path>) -> Result<PathBuf> {
     }
     match std::env::var_os("TMUX_AUDIT_DB") {
         Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-        _ => Ok(project_dirs()?.data_dir().join(DB_FILE)),
+        _ => default_database(),
     }
+}
+
+/// `$XDG_DATA_HOME/tmux-audit/history.db`, whatever `TMUX_AUDIT_DB` says.
+pub fn default_database() -> Result<PathBuf> {
+    Ok(project_dirs()?.data_dir().join(DB_FILE))
 }
 
 /// `$XDG_STATE_HOME/tmux-audit` (the data directory where the platform has
@@ -49,6 +54,23 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     }
     DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+}
+
+/// Writes `bytes` to `path` (replacing it), private to the user: 0600
+/// whatever the umask.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)
 }
 
 /// Opens `path` for appending, creating it (and its directory) private to

@@ -1,7 +1,8 @@
 //! The spool: where every record (command or tmux event) goes first, one
 //! JSON line each, beside the database (`history.db-spool`), or, when that
-//! cannot be written (the database's directory read-only or full), in
-//! `$XDG_STATE_HOME/tmux-audit/spool.jsonl`.
+//! cannot be written (the database's directory read-only or full, the
+//! spool locked for long), in `$XDG_STATE_HOME/tmux-audit/spool-<hash of
+//! the database's path>.jsonl`.
 //!
 //! Appending a line costs a fraction of what opening SQLite does (reading
 //! its schema, rebuilding its WAL index), so the per-command path only
@@ -10,24 +11,28 @@
 //! [`MERGE_AGE_US`]. Every reader (`search`, `report`, …) merges first, so
 //! it sees everything recorded. A spool that cannot be merged (a database
 //! that is read-only, damaged, on a full disk, or locked) waits for the
-//! next try.
+//! next try; a failed merge is noted, so that the per-command path tries
+//! again at most once a minute and logs a failure once.
 //!
-//! Every writer and the merger hold an exclusive lock on the file; a record
-//! merged twice (a crash between the commit and emptying the file) is
-//! recognised (a command by its shell session and number, an event by its
-//! key) and stored once.
+//! Every writer and the merger hold an exclusive lock on the file; the
+//! merger takes the database's write lock first, so appenders never wait
+//! for the database. A record merged twice (a crash between the commit and
+//! emptying the file) is recognised (a command by its shell session and
+//! number, an event by its key) and stored once. A line that cannot be read
+//! (cut short by a full disk) is moved to `<spool>.rejected`, never dropped.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-
 use sha2::{Digest, Sha256};
 
-use crate::db::{Database, DbError};
+use crate::db::{insert_entries, Database, DbError};
+use crate::error_log;
 use crate::paths;
 use crate::record::Entry;
 use crate::text::hex;
@@ -39,6 +44,13 @@ const MERGE_BYTES: u64 = 32 * 1024;
 /// A spool whose oldest record waited this long (five minutes) is merged
 /// by the next record, however small it is.
 pub const MERGE_AGE_US: i64 = 5 * 60 * 1_000_000;
+
+/// After a merge failed, the per-command path tries again after this long.
+pub const RETRY_AFTER_US: i64 = 60 * 1_000_000;
+
+/// How long an appender waits for the spool's lock before it writes to the
+/// fallback spool instead.
+const LOCK_WAIT: Duration = Duration::from_millis(50);
 
 /// `{"recorded_at_us": …, "record": {…}}` or `{…, "tmux_event": {…}}`.
 /// `recorded_at_us` comes first: [`oldest_us`] reads it from the file's
@@ -58,19 +70,43 @@ pub fn path(db: &Path) -> PathBuf {
 }
 
 /// Where records for the database at `db` go when the spool beside it
-/// cannot be written: `$XDG_STATE_HOME/tmux-audit/spool-<hash of the
-/// database's path>.jsonl`, one per database.
+/// cannot be written: one file per database, named after its path (with
+/// symbolic links in its directory resolved, so that every process agrees).
 pub fn fallback_path(db: &Path) -> Result<PathBuf> {
-    let absolute = std::path::absolute(db).unwrap_or_else(|_| db.to_path_buf());
-    let digest = Sha256::digest(absolute.as_os_str().as_encoded_bytes());
-    Ok(paths::state_dir()?.join(format!("spool-{}.jsonl", &hex(&digest)[..16])))
+    Ok(paths::state_dir()?.join(format!("spool-{}.jsonl", db_hash(db))))
 }
 
-/// Every spool of `db`, oldest records first: the spool of tmux-audit
-/// of earlier versions (one for every database), the fallback, the one
+/// The record of the last failed merge into `db`.
+fn failure_path(db: &Path) -> Result<PathBuf> {
+    Ok(paths::state_dir()?.join(format!("merge-failed-{}", db_hash(db))))
+}
+
+fn db_hash(db: &Path) -> String {
+    let resolved = match (db.parent(), db.file_name()) {
+        (Some(dir), Some(name)) => fs::canonicalize(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+        .map(|dir| dir.join(name)),
+        _ => Err(std::io::ErrorKind::NotFound.into()),
+    };
+    let resolved = resolved
+        .or_else(|_| std::path::absolute(db))
+        .unwrap_or_else(|_| db.to_path_buf());
+    let digest = Sha256::digest(resolved.as_os_str().as_encoded_bytes());
+    hex(&digest)[..16].to_string()
+}
+
+/// Every spool of `db`, oldest records first: for the default database
+/// the one spool of earlier versions, then the fallback, then the one
 /// beside it.
 fn paths_of(db: &Path) -> Vec<PathBuf> {
-    let legacy = paths::state_dir().map(|dir| dir.join("spool.jsonl"));
+    let legacy = paths::default_database()
+        .ok()
+        .filter(|default| default == db)
+        .and_then(|_| paths::state_dir().ok())
+        .map(|dir| dir.join("spool.jsonl"));
     legacy
         .into_iter()
         .chain(fallback_path(db))
@@ -78,10 +114,40 @@ fn paths_of(db: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Opens a spool file: never through a symbolic link, never a FIFO or a
+/// device (which could hang), never another user's file (whose lines would
+/// be sealed into the chain as ours); made 0600.
+/// `write`: for appending or emptying it (and creating it if missing).
+fn open_spool(path: &Path, write: bool) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(write)
+        .create(write)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    // SAFETY: getuid cannot fail and has no preconditions.
+    if meta.uid() != unsafe { libc::getuid() } {
+        bail!("{} belongs to another user", path.display());
+    }
+    // The mode given at creation is masked by the umask; this one is not.
+    if write && meta.mode() & 0o777 != 0o600 {
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
 /// Entries appended, and whether the spool is due to be merged.
 pub struct Kept {
     pub path: PathBuf,
     pub due: bool,
+    /// The spool was empty before: its first record since the last merge.
+    pub first: bool,
 }
 
 /// Appends entries to the spool of `db`, a line each: beside the database,
@@ -99,74 +165,70 @@ pub fn keep(db: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Kept> {
         lines.push(b'\n');
     }
     let beside = path(db);
-    match append(&beside, &lines, false) {
-        Ok(len) => {
-            let fallback_waits =
-                fallback_path(db).is_ok_and(|f| fs::metadata(f).is_ok_and(|m| m.len() > 0));
-            // The first record makes the database.
-            let due = len >= MERGE_BYTES
-                || fallback_waits
-                || !db.exists()
-                || oldest_us(&beside).is_some_and(|oldest| recorded_at_us - oldest >= MERGE_AGE_US);
-            Ok(Kept { path: beside, due })
-        }
-        Err(beside_err) => {
-            let fallback = fallback_path(db)?;
-            append(&fallback, &lines, true)
-                .with_context(|| format!("{beside_err:#}, and the fallback spool failed too"))?;
-            Ok(Kept {
-                path: fallback,
-                due: true,
-            })
-        }
+    let appended = match db.parent() {
+        // The database's directory is made with the database.
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => None,
+        _ => append(&beside, &lines).ok(),
+    };
+    if let Some(len) = appended {
+        let first = len == lines.len() as u64;
+        let fallback_waits =
+            fallback_path(db).is_ok_and(|f| fs::metadata(f).is_ok_and(|m| m.len() > 0));
+        // The first record makes the database.
+        let due = len >= MERGE_BYTES
+            || fallback_waits
+            || !db.exists()
+            || oldest_us(&beside).is_some_and(|oldest| recorded_at_us - oldest >= MERGE_AGE_US);
+        return Ok(Kept {
+            path: beside,
+            due,
+            first,
+        });
     }
+    let fallback = fallback_path(db)?;
+    if let Some(dir) = fallback.parent() {
+        paths::create_private_dir(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    append(&fallback, &lines)?;
+    Ok(Kept {
+        path: fallback,
+        due: true,
+        first: false,
+    })
 }
 
 /// Appends `lines` to the spool at `path` under its lock; its length after.
-/// A spool that is a symbolic link or another user's file is not written.
-/// `make_dir`: create its directory if needed (the database's is made by
-/// the database).
-fn append(path: &Path, lines: &[u8], make_dir: bool) -> Result<u64> {
-    if !make_dir
-        && path
-            .parent()
-            .is_some_and(|dir| !dir.as_os_str().is_empty() && !dir.is_dir())
-    {
-        bail!(
-            "{} does not exist yet",
-            path.parent().unwrap_or(path).display()
-        );
+/// A line cut short earlier (a full disk) is ended first, so that it cannot
+/// swallow this one; a write that fails is taken back whole.
+fn append(path: &Path, lines: &[u8]) -> Result<u64> {
+    let file = open_spool(path, true)?;
+    let deadline = Instant::now() + LOCK_WAIT;
+    while let Err(err) = file.try_lock() {
+        if Instant::now() >= deadline {
+            bail!("{} stayed locked ({err})", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
-    let mut file = if make_dir {
-        paths::open_private_append(path)
-    } else {
-        OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
+    let len = file.metadata()?.len();
+    let mut last = [0u8; 1];
+    let cut_short = len > 0 && file.read_at(&mut last, len - 1)? == 1 && last[0] != b'\n';
+    let mut bytes = Vec::with_capacity(lines.len() + 1);
+    if cut_short {
+        bytes.push(b'\n');
     }
-    .with_context(|| format!("cannot open {}", path.display()))?;
-    let meta = file.metadata()?;
-    // SAFETY: getuid cannot fail and has no preconditions.
-    if meta.uid() != unsafe { libc::getuid() } {
-        bail!("{} belongs to another user", path.display());
+    bytes.extend_from_slice(lines);
+    if let Err(err) = file.write_all_at(&bytes, len) {
+        let _ = file.set_len(len);
+        return Err(err).with_context(|| format!("cannot write {}", path.display()));
     }
-    // The mode given at creation is masked by the umask; this one is not.
-    if meta.mode() & 0o777 != 0o600 {
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    }
-    file.lock()?;
-    file.write_all(lines)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(file.metadata()?.len())
+    Ok(len + bytes.len() as u64)
 }
 
 /// When the first record in the spool was recorded, from its first line.
 fn oldest_us(path: &Path) -> Option<i64> {
     let mut head = [0u8; 64];
-    let n = File::open(path).ok()?.read_at(&mut head, 0).ok()?;
+    let n = open_spool(path, false).ok()?.read_at(&mut head, 0).ok()?;
     let head = std::str::from_utf8(&head[..n]).ok()?;
     let digits = head.strip_prefix("{\"recorded_at_us\":")?;
     let end = digits
@@ -180,8 +242,17 @@ pub fn waiting(db: &Path) -> (usize, Option<i64>) {
     let mut count = 0;
     let mut oldest: Option<i64> = None;
     for path in paths_of(db) {
-        let lines = fs::read_to_string(&path)
-            .map_or(0, |s| s.lines().filter(|l| !l.trim().is_empty()).count());
+        let mut text = Vec::new();
+        let Ok(mut file) = open_spool(&path, false) else {
+            continue;
+        };
+        if file.read_to_end(&mut text).is_err() {
+            continue;
+        }
+        let lines = text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .count();
         if lines > 0 {
             count += lines;
             if let Some(first) = oldest_us(&path) {
@@ -190,6 +261,53 @@ pub fn waiting(db: &Path) -> (usize, Option<i64>) {
         }
     }
     (count, oldest)
+}
+
+/// Whether a background merge of the spool of `db` should be started: none
+/// was started in the last [`MERGE_AGE_US`] (noted in a file, so that many
+/// shells start one between them).
+pub fn merge_later_needed(db: &Path) -> bool {
+    let Ok(path) = paths::state_dir().map(|d| d.join(format!("merge-later-{}", db_hash(db))))
+    else {
+        return false;
+    };
+    let pending = fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age.as_micros() < MERGE_AGE_US as u128);
+    !pending && paths::write_private(&path, b"").is_ok()
+}
+
+/// The background merge ran: the next first record may start another.
+pub fn merge_later_done(db: &Path) {
+    if let Ok(path) = paths::state_dir().map(|d| d.join(format!("merge-later-{}", db_hash(db)))) {
+        let _ = fs::remove_file(path);
+    }
+}
+
+/// The last failed merge into `db`: when, and why.
+pub fn last_failure(db: &Path) -> Option<(i64, String)> {
+    let text = fs::read_to_string(failure_path(db).ok()?).ok()?;
+    let (at, why) = text.split_once('\n')?;
+    Some((at.parse().ok()?, why.to_string()))
+}
+
+/// Notes that a merge into `db` failed; true when the reason is new (worth
+/// a line in the log).
+pub fn note_failure(db: &Path, at_us: i64, why: &str) -> bool {
+    let new = last_failure(db).is_none_or(|(_, before)| before != why);
+    if let Ok(path) = failure_path(db) {
+        let _ = paths::write_private(&path, format!("{at_us}\n{why}").as_bytes());
+    }
+    new
+}
+
+/// Forgets the last failure: the merge worked.
+pub fn clear_failure(db: &Path) {
+    if let Ok(path) = failure_path(db) {
+        let _ = fs::remove_file(path);
+    }
 }
 
 /// Moves every spooled entry into `db` (the database at `db_path`); returns
@@ -205,81 +323,103 @@ pub fn merge(db: &mut Database, db_path: &Path) -> Result<usize, DbError> {
 }
 
 fn merge_file(db: &mut Database, path: &Path) -> Result<usize, DbError> {
-    if fs::metadata(path).map_or(true, |m| m.len() == 0) {
+    if fs::symlink_metadata(path).map_or(true, |m| m.len() == 0) {
         return Ok(0);
     }
-    let read = || -> Result<(File, String)> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)?;
-        file.lock()?;
-        let mut text = String::new();
-        file.read_to_string(&mut text)?;
-        Ok((file, text))
-    };
-    let (file, text) = match read() {
-        Ok(read) => read,
-        Err(err) => {
-            crate::error_log::append(
+    // The database's write lock first, then the spool's: appenders wait
+    // only for the insert, never for another writer of the database.
+    let outcome = db.write(|tx| {
+        let file = match open_spool(path, true) {
+            Ok(file) => file,
+            Err(err) => {
+                error_log::append(
+                    "spool",
+                    &format!("{err:#}; its records were not merged"),
+                    "move it aside if it is not yours; check the permissions of its directory",
+                );
+                return Ok(None);
+            }
+        };
+        let mut bytes = Vec::new();
+        if let Err(err) = file.lock().and_then(|()| (&file).read_to_end(&mut bytes)) {
+            error_log::append(
                 "spool",
-                &format!("cannot read {}: {err:#}", path.display()),
+                &format!("cannot read {}: {err}; its records were not merged", path.display()),
                 "check the permissions of the spool and its directory",
             );
-            return Ok(0);
+            return Ok(None);
         }
-    };
-    let mut lines = Vec::new();
-    for (number, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        // A line cut short (disk full while writing it) is reported and
-        // skipped, not allowed to keep the others out.
-        match serde_json::from_str::<Line>(line) {
-            Ok(line) => lines.push(line),
-            Err(err) => crate::error_log::append(
+        let mut lines = Vec::new();
+        let mut rejected = Vec::new();
+        for line in bytes.split(|b| *b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Line>(line) {
+                Ok(line) => lines.push(line),
+                Err(_) => rejected.push(line),
+            }
+        }
+        let merged = insert_entries(tx, lines.iter().map(|l| (&l.entry, l.recorded_at_us)))?;
+        if !rejected.is_empty() {
+            reject(path, &rejected);
+        }
+        if merged < lines.len() {
+            error_log::append(
                 "spool",
                 &format!(
-                    "line {} of {} is not a record ({err}); it was dropped",
-                    number + 1,
+                    "{} of the {} records in {} were stored before; the copies were dropped",
+                    lines.len() - merged,
+                    lines.len(),
                     path.display()
                 ),
-                "the disk may have been full when it was written",
-            ),
+                "an earlier merge was cut short, or the hook is loaded twice in a way it cannot detect (check the shell's rc files)",
+            );
         }
-    }
-    let merged = db.insert_all(lines.iter().map(|l| (&l.entry, l.recorded_at_us)))?;
-    if merged < lines.len() {
-        crate::error_log::append(
-            "spool",
-            &format!(
-                "{} of the {} records in {} were stored before; the copies were dropped",
-                lines.len() - merged,
-                lines.len(),
-                path.display()
-            ),
-            "an earlier merge was cut short, or the hook is loaded twice in a way it cannot detect (check the shell's rc files)",
-        );
-    }
-    // Stored: the spool can go. (A crash before this line merges it again,
-    // and each entry is stored once.)
+        Ok(Some((file, merged)))
+    })?;
+    let Some((file, merged)) = outcome else {
+        return Ok(0);
+    };
+    // Stored: the spool can go. (Should this fail, the next merge finds the
+    // same records stored, and stores each once.)
     if let Err(err) = file.set_len(0) {
-        crate::error_log::append(
+        error_log::append(
             "spool",
             &format!("cannot empty {}: {err}", path.display()),
-            "its records are stored; the next merge skips them",
+            "its records are stored; make the file writable",
         );
     }
     Ok(merged)
 }
 
-/// The database at `path`, with what waits in its spool merged first:
-/// what every reader opens, so that it sees every record. When the spool
-/// cannot be merged (a read-only database), the database is still read,
-/// and a warning on stderr says how many records are missing from it.
+/// Lines that are not records (cut short by a full disk, say) go to
+/// `<spool>.rejected` for a person to look at, never away.
+fn reject(path: &Path, lines: &[&[u8]]) {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".rejected");
+    let rejected = PathBuf::from(name);
+    let mut bytes = Vec::new();
+    for line in lines {
+        bytes.extend_from_slice(line);
+        bytes.push(b'\n');
+    }
+    let kept = paths::open_private_append(&rejected).and_then(|mut f| f.write_all(&bytes));
+    error_log::append(
+        "spool",
+        &format!(
+            "{} line(s) of {} are not records{}",
+            lines.len(),
+            path.display(),
+            match kept {
+                Ok(()) => format!("; moved to {}", rejected.display()),
+                Err(err) => format!(" and could not be moved aside ({err}): dropped"),
+            }
+        ),
+        "the disk may have been full when they were written",
+    );
+}
+
 pub fn open_merged(path: &Path) -> Result<Database> {
     if waiting(path).0 == 0 {
         return Ok(Database::open_existing(path)?);
@@ -287,6 +427,7 @@ pub fn open_merged(path: &Path) -> Result<Database> {
     let merged = Database::open(path).and_then(|mut db| {
         merge(&mut db, path)?;
         db.fold_wal();
+        clear_failure(path);
         Ok(db)
     });
     let (db, why) = match merged {

@@ -37,6 +37,16 @@ pub fn save(path: &Path, entries: &[Entry]) -> Result<Exit> {
         Ok(kept) => {
             if kept.due {
                 merge_due(path);
+            } else if kept.first && spool::merge_later_needed(path) {
+                // Nothing else may merge it soon: a merge in the background
+                // bounds how long a record stays out of the database.
+                if let Err(err) = spawn_merge_later(path) {
+                    error_log::append(
+                        "record",
+                        &format!("cannot start a background merge: {err:#}"),
+                        "the spool is merged by the next search or the fortieth command",
+                    );
+                }
             }
             Ok(Exit::Success)
         }
@@ -47,19 +57,28 @@ pub fn save(path: &Path, entries: &[Entry]) -> Result<Exit> {
 
 /// Moves the spool into the database. A database that another process
 /// keeps busy leaves it for the next try, quietly; one that cannot take
-/// writes at all (read-only, damaged, full) is named in the log.
-fn merge_due(path: &Path) {
-    match store(path, &[], now_us(), Some(MERGE_WAIT)) {
-        Ok(_) => {}
+/// writes at all (read-only, damaged, full) is tried again once a minute,
+/// and named in the log once per reason.
+pub fn merge_due(path: &Path) {
+    let now = now_us();
+    if spool::last_failure(path).is_some_and(|(at, _)| now - at < spool::RETRY_AFTER_US) {
+        return;
+    }
+    match store(path, &[], now, Some(MERGE_WAIT)) {
+        Ok(_) => spool::clear_failure(path),
         Err(err) if err.is_busy() => {}
-        Err(err) => error_log::append(
-            "record",
-            &format!(
-                "cannot move the spool into {}: {err} (the records wait in the spool)",
-                path.display()
-            ),
-            err.hint(),
-        ),
+        Err(err) => {
+            if spool::note_failure(path, now, &err.to_string()) {
+                error_log::append(
+                    "record",
+                    &format!(
+                        "cannot move the spool into {}: {err} (the records wait in the spool; tried again once a minute)",
+                        path.display()
+                    ),
+                    err.hint(),
+                );
+            }
+        }
     }
 }
 
@@ -127,9 +146,21 @@ fn store_once(
         db.insert_all(entries.iter().map(|e| (e, recorded_at_us)))?
     };
     // The database takes writes: bring in what waits in the spool.
-    spool::merge(&mut db, path)?;
+    let merged = spool::merge(&mut db, path);
     db.fold_wal();
-    Ok(inserted)
+    match merged {
+        Ok(_) => Ok(inserted),
+        // The entries given are stored: the spool's trouble is for the log.
+        Err(err) if !entries.is_empty() => {
+            error_log::append(
+                "record",
+                &format!("cannot move the spool into {}: {err}", path.display()),
+                "the spool is merged again later",
+            );
+            Ok(inserted)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// Ends the direct path: Ok for stored entries (and a note in the log for
@@ -170,6 +201,23 @@ fn finish(
                 .with_context(|| format!("cannot record into {} ({kept})", path.display()))
         }
     }
+}
+
+/// Starts a detached `merge-later` for the spool of the database at `path`.
+fn spawn_merge_later(path: &Path) -> Result<()> {
+    Command::new(std::env::current_exe()?)
+        .arg("merge-later")
+        .arg("--db")
+        .arg(path)
+        .arg("--after")
+        .arg((spool::MERGE_AGE_US / 1_000_000).to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: Ctrl-C at the prompt does not reach it.
+        .process_group(0)
+        .spawn()?;
+    Ok(())
 }
 
 /// Starts a detached `record-later` with the record on its stdin.

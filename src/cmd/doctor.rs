@@ -59,6 +59,7 @@ impl Run for Doctor {
         } else if self.repair && path.exists() {
             // A healthy database: bring in whatever waits in the spool.
             let merged = spool::merge(&mut Database::open_existing(&path)?, &path)?;
+            spool::clear_failure(&path);
             if merged > 0 {
                 writeln!(
                     out,
@@ -203,24 +204,23 @@ fn check_surroundings(path: &Path) -> Vec<Finding> {
 }
 
 /// Records wait in the spool as a rule (it is merged every forty commands
-/// or five minutes, and by every reader); it is a problem only when they
-/// have waited much longer than that: merging fails.
+/// or five minutes, and by every reader); it is a problem only when the
+/// last try to merge it failed.
 fn check_spool(db: &Path) -> Finding {
     let (waiting, oldest) = spool::waiting(db);
     let records = format!("{waiting} record{}", if waiting == 1 { "" } else { "s" });
-    match oldest {
-        _ if waiting == 0 => Finding::ok("spool", "empty".into()),
-        Some(oldest) if Utc::now().timestamp_micros() - oldest > 2 * spool::MERGE_AGE_US => {
-            Finding::problem(
-                "spool",
-                format!(
-                    "{records} waiting for the database since {}",
-                    crate::render::local_time(oldest)
-                ),
-                "the database does not take them: see the last error below; `tmux-audit doctor --repair` tries again",
-            )
-        }
-        _ => Finding::ok(
+    match (waiting, spool::last_failure(db)) {
+        (0, _) => Finding::ok("spool", "empty".into()),
+        (_, Some((at, why))) => Finding::problem(
+            "spool",
+            format!(
+                "{records} waiting since {}: merging them failed at {}: {why}",
+                oldest.map_or("?".to_string(), crate::render::local_time),
+                crate::render::local_time(at)
+            ),
+            "fix what the error names; `tmux-audit flush` tries again",
+        ),
+        (_, None) => Finding::ok(
             "spool",
             format!("{records} waiting (moved into the database by the next search, or soon)"),
         ),

@@ -38,6 +38,7 @@ impl Run for Command {
             Command::Init(cmd) => cmd.run(),
             Command::Record(cmd) => cmd.run(),
             Command::RecordLater(cmd) => cmd.run(),
+            Command::MergeLater(cmd) => cmd.run(),
             Command::TmuxEvent(cmd) => cmd.run(),
             Command::Search(cmd) => cmd.run(),
             Command::Show(cmd) => cmd.run(),

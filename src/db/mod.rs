@@ -5,7 +5,7 @@ mod queries;
 mod report;
 mod schema;
 
-pub use queries::SearchQuery;
+pub use queries::{insert_entries, SearchQuery};
 pub use report::{GroupBy, ReportRow};
 
 use std::fmt;

@@ -40,29 +40,21 @@ impl Database {
         &mut self,
         entries: impl IntoIterator<Item = (&'a Entry, i64)>,
     ) -> Result<usize, DbError> {
+        self.write(|tx| Ok(insert_entries(tx, entries)?))
+    }
+
+    /// Runs `work` in a write transaction (taken at once: BEGIN IMMEDIATE,
+    /// waiting up to the busy timeout for other writers) and commits it.
+    pub fn write<T>(
+        &mut self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // The chains' ends, read under the write lock: no other writer can
-        // extend them before this transaction commits.
-        let mut commands_end = None;
-        let mut events_end = None;
-        let mut inserted = 0;
-        for (entry, recorded_at_us) in entries {
-            let added = match entry {
-                Entry::Command(record) => {
-                    let end = chain_end(&tx, "commands", &mut commands_end)?;
-                    insert_command(&tx, end, record, recorded_at_us)?
-                }
-                Entry::TmuxEvent(event) => {
-                    let end = chain_end(&tx, "tmux_events", &mut events_end)?;
-                    insert_tmux_event(&tx, end, event, recorded_at_us)?
-                }
-            };
-            inserted += usize::from(added);
-        }
+        let result = work(&tx)?;
         tx.commit()?;
-        Ok(inserted)
+        Ok(result)
     }
 
     /// Notes that the chain of this database begins here, and why.
@@ -228,6 +220,33 @@ impl Database {
         let rows = stmt.query_map(params_from_iter(params), stored_command)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Stores entries in the write transaction `tx`; how many were new. Each
+/// kind extends its own hash chain.
+pub fn insert_entries<'a>(
+    tx: &rusqlite::Transaction<'_>,
+    entries: impl IntoIterator<Item = (&'a Entry, i64)>,
+) -> rusqlite::Result<usize> {
+    // The chains' ends, read under the write lock: no other writer can
+    // extend them before this transaction commits.
+    let mut commands_end = None;
+    let mut events_end = None;
+    let mut inserted = 0;
+    for (entry, recorded_at_us) in entries {
+        let added = match entry {
+            Entry::Command(record) => {
+                let end = chain_end(tx, "commands", &mut commands_end)?;
+                insert_command(tx, end, record, recorded_at_us)?
+            }
+            Entry::TmuxEvent(event) => {
+                let end = chain_end(tx, "tmux_events", &mut events_end)?;
+                insert_tmux_event(tx, end, event, recorded_at_us)?
+            }
+        };
+        inserted += usize::from(added);
+    }
+    Ok(inserted)
 }
 
 /// The id and hash of the newest row of `table`'s chain, read once per

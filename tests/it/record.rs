@@ -166,8 +166,9 @@ fn files_are_private_under_umask(umask: &str) {
     }
 }
 
-/// A database another process keeps locked does not hold up a record: it
-/// goes to the spool, and into the database once the lock is gone.
+/// A database another process keeps locked does not hold up a record, also
+/// when the spool is due to be merged: the records wait in the spool, and
+/// land once the lock is gone.
 #[test]
 fn a_locked_database_never_holds_up_the_record() {
     let sb = Sandbox::new();
@@ -178,30 +179,148 @@ fn a_locked_database_never_holds_up_the_record() {
         .unwrap();
     tx.execute("INSERT INTO commands (command, started_at_us, cwd, user, uid, host, shell, shell_session, seq, recorded_at_us) VALUES ('held', 0, '/', 'u', 0, 'h', 'bash', 'other', 1, 0)", []).unwrap();
 
+    // Enough to pass the spool's size: the later ones each try to merge.
+    let long = "x".repeat(2000);
     let started = std::time::Instant::now();
-    let out = sb.record(b"second", &args("2"));
-    let returned_after = started.elapsed();
-    assert!(out.status.success(), "{out:?}");
-    assert!(out.stderr.is_empty());
+    for seq in 2..=30 {
+        let out = sb.record(long.as_bytes(), &args(&seq.to_string()));
+        assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    }
+    let took = started.elapsed();
     assert_eq!(
         rows_in(&sb.db).len(),
         1,
         "not stored while the lock is held"
     );
-    // Hold the lock well past record's own busy timeout.
-    std::thread::sleep(std::time::Duration::from_millis(3000));
+    assert!(
+        sb.log().is_empty(),
+        "a busy database is no error: {}",
+        sb.log()
+    );
+    // Not a timing test: a liveness bound. Had each waited for the lock
+    // with the 250 ms busy timeout, the 29 would take over 7 s.
+    assert!(took.as_secs() < 5, "29 records took {took:?}");
     tx.commit().unwrap();
 
-    let rows = sb.wait_rows("the record stored after the lock was released", |rows| {
-        rows.len() == 3
+    let rows = sb.wait_rows("the records stored after the lock was released", |rows| {
+        rows.len() == 31
     });
-    assert_eq!(rows[2].command, "second");
-    assert!(sb.log().is_empty(), "{}", sb.log());
-    // Not a timing test: a liveness bound, well below the 3 s the lock was held.
-    assert!(
-        returned_after.as_millis() < 2500,
-        "record waited {returned_after:?}"
+    assert_eq!(rows.iter().filter(|r| r.command == long).count(), 29);
+}
+
+/// Writers append while readers merge: every record lands exactly once.
+#[test]
+fn records_appended_while_readers_merge_land_exactly_once() {
+    let sb = Sandbox::new();
+    assert!(sb.record_numbered("1", "echo first").status.success());
+    let env = sb.env();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let merger = scope.spawn(|| {
+            let mut merges = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert!(sb.flush(), "{}", sb.log());
+                merges += 1;
+            }
+            merges
+        });
+        let writers: Vec<_> = (0..6)
+            .map(|w| {
+                let (bin, env) = (&sb.bin, &env);
+                scope.spawn(move || {
+                    for seq in 1..=40 {
+                        let session = format!("w{w}");
+                        let text = format!("echo {w} {seq}");
+                        let status = crate::support::start_record(bin, env, &session, seq, &text)
+                            .wait()
+                            .unwrap();
+                        assert!(status.success());
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            merger.join().unwrap() > 1,
+            "merges ran while records were written"
+        );
+    });
+    let rows = sb.rows();
+    assert_eq!(rows.len(), 1 + 6 * 40, "each once");
+    let mut seen: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| (r.shell_session.clone(), r.seq))
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), rows.len());
+    assert_eq!(sb.spooled(), "");
+    assert!(!sb.log().contains("stored before"), "{}", sb.log());
+}
+
+/// A FIFO or a symbolic link planted where the spool goes is not used (a
+/// FIFO would hang the prompt; a link would write elsewhere): the record
+/// goes to the fallback spool.
+#[test]
+fn a_planted_fifo_or_link_at_the_spool_is_not_used() {
+    let sb = Sandbox::new();
+    assert!(sb.record_numbered("1", "echo first").status.success());
+    let spool = std::path::PathBuf::from(format!("{}-spool", sb.db.display()));
+    let fifo = std::ffi::CString::new(spool.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let started = std::time::Instant::now();
+    assert!(sb
+        .record_numbered("2", "echo beside a fifo")
+        .status
+        .success());
+    assert!(started.elapsed().as_secs() < 5, "did not hang on the FIFO");
+    fs::remove_file(&spool).unwrap();
+
+    let elsewhere = sb.path().join("elsewhere");
+    std::os::unix::fs::symlink(&elsewhere, &spool).unwrap();
+    assert!(sb
+        .record_numbered("3", "echo beside a link")
+        .status
+        .success());
+    assert!(!elsewhere.exists(), "nothing written through the link");
+    fs::remove_file(&spool).unwrap();
+
+    let commands: Vec<String> = sb.rows().into_iter().map(|r| r.command).collect();
+    assert_eq!(
+        commands,
+        ["echo first", "echo beside a fifo", "echo beside a link"]
     );
+}
+
+/// A line cut short (a full disk mid-write) or holding bytes that are not
+/// UTF-8 costs only itself: it is moved to `<spool>.rejected`, and the
+/// records around it, and after it, are stored.
+#[test]
+fn a_damaged_spool_line_is_set_aside_and_the_others_land() {
+    let sb = Sandbox::new();
+    assert!(sb.record_numbered("1", "echo first").status.success());
+    assert!(sb.record_numbered("2", "echo second").status.success());
+    let spool = format!("{}-spool", sb.db.display());
+    let mut bytes = fs::read(&spool).unwrap();
+    bytes.extend_from_slice(b"{\"recorded_at_us\":1,\"record\":{\"command\":\"\xff\xfe\"}}\n");
+    bytes.extend_from_slice(b"{\"recorded_at_us\":1,\"record\":{\"comm");
+    fs::write(&spool, bytes).unwrap();
+    assert!(sb.record_numbered("3", "echo third").status.success());
+    let commands: Vec<String> = sb.rows().into_iter().map(|r| r.command).collect();
+    assert_eq!(commands, ["echo first", "echo second", "echo third"]);
+    let rejected = fs::read(format!("{spool}.rejected")).unwrap();
+    assert_eq!(
+        rejected
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count(),
+        2
+    );
+    assert!(sb.log().contains("are not records"), "{}", sb.log());
 }
 
 #[test]
@@ -462,10 +581,16 @@ fn a_read_only_database_spools_the_record_and_merges_it_later() {
     );
     assert_eq!(rows_in(&db).len(), 1);
 
+    // More records while it stays read-only: one line in the log, not
+    // one per record (a failed merge is tried again once a minute).
+    assert!(record("5", b"echo during too").success());
+    assert_eq!(sb.log().lines().count(), 1, "{}", sb.log());
+
     dir.read_only(false);
-    // The fallback spool holds records: the next record merges at once.
     assert!(record("3", b"echo after").success());
-    let mut commands: Vec<_> = rows_in(&db)
+    // Within the minute, a reader merges; the next record would after it.
+    let mut commands: Vec<_> = sb
+        .rows_of(&db)
         .into_iter()
         .map(|r| (r.seq, r.command))
         .collect();
@@ -475,7 +600,8 @@ fn a_read_only_database_spools_the_record_and_merges_it_later() {
         [
             (1, "echo before".to_string()),
             (2, "echo during".to_string()),
-            (3, "echo after".to_string())
+            (3, "echo after".to_string()),
+            (5, "echo during too".to_string())
         ]
     );
     assert_eq!(sb.spooled(), "", "merged once, then emptied");
@@ -488,7 +614,7 @@ fn a_read_only_database_spools_the_record_and_merges_it_later() {
         .expect("the fallback spool");
     fs::write(&fallback, &spooled).unwrap();
     assert!(record("4", b"echo later").success());
-    assert_eq!(rows_in(&db).len(), 4);
+    assert_eq!(rows_in(&db).len(), 5);
     assert_eq!(sb.spooled(), "");
 }
 
@@ -659,4 +785,44 @@ fn a_reader_of_a_read_only_database_says_what_is_missing() {
         "{stderr}"
     );
     dir.read_only(false);
+}
+
+/// The first record into an empty spool starts one merge in the background
+/// (after five minutes), so that no record stays out of the database for
+/// long even when nothing else merges it; many records start one between
+/// them.
+#[test]
+fn the_first_record_into_an_empty_spool_starts_one_background_merge() {
+    let sb = Sandbox::new();
+    assert!(sb.record_numbered("1", "echo first").status.success());
+    let pending = || {
+        fs::read_dir(&sb.state)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("merge-later-")
+            })
+            .count()
+    };
+    assert_eq!(
+        pending(),
+        0,
+        "the first record made the database: nothing waits"
+    );
+    assert!(sb.record_numbered("2", "echo second").status.success());
+    assert!(sb.record_numbered("3", "echo third").status.success());
+    assert_eq!(pending(), 1, "one background merge for both");
+    // What that background merge does, without its five minutes' wait.
+    let out = sb
+        .cmd()
+        .args(["merge-later", "--after", "0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(rows_in(&sb.db).len(), 3);
+    assert_eq!(pending(), 0);
+    assert_eq!(sb.spooled(), "");
 }
