@@ -439,13 +439,7 @@ pub struct Timeline {
     pub format: ShowFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SortBy {
-    Commands,
-    Failures,
-    Duration,
-    Last,
-}
+pub use crate::db::SortBy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {

@@ -31,6 +31,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use rusqlite::ErrorCode;
+
 use crate::db::{insert_entries, Database, DbError};
 use crate::error_log;
 use crate::paths;
@@ -51,6 +53,11 @@ pub const RETRY_AFTER_US: i64 = 60 * 1_000_000;
 /// How long an appender waits for the spool's lock before it writes to the
 /// fallback spool instead.
 const LOCK_WAIT: Duration = Duration::from_millis(50);
+
+/// How long a merger, holding the database's write lock, waits for the
+/// spool's (appenders hold it for a write each) before it leaves the spool
+/// to the next merge.
+const MERGE_LOCK_WAIT: Duration = Duration::from_millis(200);
 
 /// `{"recorded_at_us": …, "record": {…}}` or `{…, "tmux_event": {…}}`.
 /// `recorded_at_us` comes first: [`oldest_us`] reads it from the file's
@@ -203,13 +210,7 @@ pub fn keep(db: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Kept> {
 /// swallow this one; a write that fails is taken back whole.
 fn append(path: &Path, lines: &[u8]) -> Result<u64> {
     let file = open_spool(path, true)?;
-    let deadline = Instant::now() + LOCK_WAIT;
-    while let Err(err) = file.try_lock() {
-        if Instant::now() >= deadline {
-            bail!("{} stayed locked ({err})", path.display());
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    lock_within(&file, LOCK_WAIT).with_context(|| format!("cannot lock {}", path.display()))?;
     let len = file.metadata()?.len();
     let mut last = [0u8; 1];
     let cut_short = len > 0 && file.read_at(&mut last, len - 1)? == 1 && last[0] != b'\n';
@@ -341,7 +342,7 @@ fn merge_file(db: &mut Database, path: &Path) -> Result<usize, DbError> {
             }
         };
         let mut bytes = Vec::new();
-        if let Err(err) = file.lock().and_then(|()| (&file).read_to_end(&mut bytes)) {
+        if let Err(err) = lock_within(&file, MERGE_LOCK_WAIT).and_then(|()| (&file).read_to_end(&mut bytes)) {
             error_log::append(
                 "spool",
                 &format!("cannot read {}: {err}; its records were not merged", path.display()),
@@ -360,10 +361,28 @@ fn merge_file(db: &mut Database, path: &Path) -> Result<usize, DbError> {
                 Err(_) => rejected.push(line),
             }
         }
-        let merged = insert_entries(tx, lines.iter().map(|l| (&l.entry, l.recorded_at_us)))?;
-        if !rejected.is_empty() {
-            reject(path, &rejected);
+        // Each entry in a savepoint of its own: one the database refuses
+        // (a constraint it breaks) is set aside, not allowed to keep the
+        // others out. Any other failure (busy, read-only, full) ends the
+        // merge, and the spool stays as it is.
+        let mut merged = 0;
+        let mut refused: Vec<Vec<u8>> = Vec::new();
+        for line in &lines {
+            tx.execute_batch("SAVEPOINT entry")?;
+            match insert_entries(tx, [(&line.entry, line.recorded_at_us)]) {
+                Ok(n) => {
+                    tx.execute_batch("RELEASE entry")?;
+                    merged += n;
+                }
+                Err(err) if err.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                    tx.execute_batch("ROLLBACK TO entry; RELEASE entry")?;
+                    refused.push(serde_json::to_vec(line).unwrap_or_default());
+                }
+                Err(err) => return Err(err.into()),
+            }
         }
+        rejected.extend(refused.iter().map(Vec::as_slice));
+        let set_aside = rejected.is_empty() || reject(path, &rejected);
         if merged < lines.len() {
             error_log::append(
                 "spool",
@@ -376,11 +395,16 @@ fn merge_file(db: &mut Database, path: &Path) -> Result<usize, DbError> {
                 "an earlier merge was cut short, or the hook is loaded twice in a way it cannot detect (check the shell's rc files)",
             );
         }
-        Ok(Some((file, merged)))
+        Ok(Some((file, merged, set_aside)))
     })?;
-    let Some((file, merged)) = outcome else {
+    let Some((file, merged, set_aside)) = outcome else {
         return Ok(0);
     };
+    if !set_aside {
+        // The lines that are not records would be lost with the spool:
+        // keep it (its records are stored, and the next merge skips them).
+        return Ok(merged);
+    }
     // Stored: the spool can go. (Should this fail, the next merge finds the
     // same records stored, and stores each once.)
     if let Err(err) = file.set_len(0) {
@@ -394,8 +418,9 @@ fn merge_file(db: &mut Database, path: &Path) -> Result<usize, DbError> {
 }
 
 /// Lines that are not records (cut short by a full disk, say) go to
-/// `<spool>.rejected` for a person to look at, never away.
-fn reject(path: &Path, lines: &[&[u8]]) {
+/// `<spool>.rejected` for a person to look at, never away; false when they
+/// could not be written there.
+fn reject(path: &Path, lines: &[&[u8]]) -> bool {
     let mut name = path.as_os_str().to_os_string();
     name.push(".rejected");
     let rejected = PathBuf::from(name);
@@ -411,13 +436,34 @@ fn reject(path: &Path, lines: &[&[u8]]) {
             "{} line(s) of {} are not records{}",
             lines.len(),
             path.display(),
-            match kept {
+            match &kept {
                 Ok(()) => format!("; moved to {}", rejected.display()),
-                Err(err) => format!(" and could not be moved aside ({err}): dropped"),
+                Err(err) => format!(" and could not be moved aside ({err}): the spool is kept"),
             }
         ),
         "the disk may have been full when they were written",
     );
+    kept.is_ok()
+}
+
+/// Takes the file's lock, waiting at most `wait`.
+fn lock_within(file: &File, wait: Duration) -> std::io::Result<()> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "another process holds its lock",
+                ));
+            }
+            Err(fs::TryLockError::Error(err)) => return Err(err),
+        }
+    }
 }
 
 pub fn open_merged(path: &Path) -> Result<Database> {

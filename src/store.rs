@@ -1,9 +1,11 @@
 //! Getting entries (commands, tmux events) into the database without
 //! making the caller wait or print: the shell hooks and tmux hooks call this
-//! on every command and event. A database locked for longer than the busy
-//! timeout is waited for by a detached `record-later`; entries the database
-//! cannot take are kept in the spool (`spool.rs`) until a later write
-//! merges them; every failure and panic goes to the log file.
+//! on every command and event. Entries are appended to the spool
+//! (`spool.rs`), which is merged into the database when it is due, with a
+//! short wait for the lock; a merge that fails leaves them there for the
+//! next. Only when the spool cannot be written do entries go to the
+//! database directly, and a database that then stays locked is waited for
+//! by a detached `record-later`. Every failure and panic goes to the log.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;

@@ -6,7 +6,8 @@ use std::io::{self, Write};
 use anyhow::{Context, Result};
 
 use super::{Exit, Run};
-use crate::cli::{Report, ReportFormat, SortBy};
+use crate::cli::{Report, ReportFormat};
+use crate::db::Ranked;
 use crate::paths;
 use crate::render;
 use crate::spool;
@@ -16,23 +17,11 @@ impl Run for Report {
         let conditions = self.filters.conditions()?;
         let path = paths::database(self.db.path.as_deref())?;
         let mut db = spool::open_merged(&path)?;
-        let mut rows = db
-            .report(self.by, &conditions)
+        let Ranked { rows, totals } = db
+            .report(self.by, &conditions, self.sort, self.top)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        if rows.is_empty() {
+        if totals.groups == 0 {
             return Ok(Exit::NoMatch);
-        }
-        // Biggest first; ties in the order of the group's name.
-        rows.sort_by(|a, b| a.key.cmp(&b.key));
-        match self.sort {
-            SortBy::Commands => rows.sort_by_key(|r| std::cmp::Reverse(r.commands)),
-            SortBy::Failures => rows.sort_by_key(|r| std::cmp::Reverse((r.failures, r.commands))),
-            SortBy::Duration => rows.sort_by_key(|r| std::cmp::Reverse(r.total_duration_us)),
-            SortBy::Last => rows.sort_by_key(|r| std::cmp::Reverse(r.last_us)),
-        }
-        let totals = render::report::Totals::of(&rows);
-        if let Some(top) = self.top {
-            rows.truncate(top);
         }
         let period = (
             self.filters.since.map(|t| t.timestamp_micros()),

@@ -86,7 +86,7 @@ impl Run for Verify {
             Some(text) => parse_anchor(text)?,
             None => Vec::new(),
         };
-        let mut db = spool::open_merged(&paths::database(self.db.path.as_deref())?)?;
+        let db = spool::open_merged(&paths::database(self.db.path.as_deref())?)?;
         let mut commands = ChainCheck::default();
         db.walk_chain(|row, prev_hash, hash| {
             commands.visit(
@@ -176,7 +176,7 @@ impl Run for Verify {
             )?;
         }
         // Not a break of the chain, but records that never arrived.
-        for gap in db.sequence_gaps()? {
+        for gap in db.sequence_gaps_counted()? {
             writeln!(
                 out,
                 "missing: {} of {} commands of shell session {} ({}@{}, {} to {}) never arrived",

@@ -6,7 +6,7 @@ mod report;
 mod schema;
 
 pub use queries::{insert_entries, SearchQuery};
-pub use report::{GroupBy, ReportRow};
+pub use report::{GroupBy, Ranked, ReportRow, SortBy, Totals};
 
 use std::fmt;
 use std::fs::{self, OpenOptions};

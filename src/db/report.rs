@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
 use super::{Database, DbError};
@@ -113,17 +113,85 @@ impl GroupBy {
 const REPORT_COLUMNS: &str = "tmux_socket, tmux_server_pid, tmux_pane, tmux_session_id, \
     shell_session, exit_status, started_at_us, duration_us, user, host, cwd, command";
 
+/// How a report orders its rows, and how many it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortBy {
+    Commands,
+    Failures,
+    Duration,
+    Last,
+}
+
+/// A report: its rows, ranked and cut to `--top`, and what every group
+/// adds up to (also those left out).
+pub struct Ranked {
+    pub rows: Vec<ReportRow>,
+    pub totals: Totals,
+}
+
+/// What every group of a report adds up to, shown rows or not.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    pub groups: usize,
+    pub commands: i64,
+    pub failures: i64,
+    pub first: Option<i64>,
+    pub last: Option<i64>,
+    pub total_duration_us: i64,
+    pub longest_us: i64,
+}
+
+impl Totals {
+    pub fn of(rows: &[ReportRow]) -> Totals {
+        Totals {
+            groups: rows.len(),
+            commands: rows.iter().map(|r| r.commands).sum(),
+            failures: rows.iter().map(|r| r.failures).sum(),
+            first: rows.iter().map(|r| r.first_us).min(),
+            last: rows.iter().map(|r| r.last_us).max(),
+            total_duration_us: rows.iter().map(|r| r.total_duration_us).sum(),
+            longest_us: rows.iter().map(|r| r.longest_us).max().unwrap_or(0),
+        }
+    }
+}
+
+impl SortBy {
+    /// Biggest first; ties in the order of the group's name.
+    fn sort(self, rows: &mut [ReportRow]) {
+        rows.sort_by(|a, b| a.key.cmp(&b.key));
+        match self {
+            SortBy::Commands => rows.sort_by_key(|r| std::cmp::Reverse(r.commands)),
+            SortBy::Failures => rows.sort_by_key(|r| std::cmp::Reverse((r.failures, r.commands))),
+            SortBy::Duration => rows.sort_by_key(|r| std::cmp::Reverse(r.total_duration_us)),
+            SortBy::Last => rows.sort_by_key(|r| std::cmp::Reverse(r.last_us)),
+        }
+    }
+
+    /// The same order in SQL, over `report_totals`.
+    fn order_sql(self) -> &'static str {
+        match self {
+            SortBy::Commands => "t.commands DESC, t.key",
+            SortBy::Failures => "t.failures DESC, t.commands DESC, t.key",
+            SortBy::Duration => "t.total_duration_us DESC, t.key",
+            SortBy::Last => "t.last_us DESC, t.key",
+        }
+    }
+}
+
 impl Database {
-    /// Commands grouped, counted and timed, in no particular order.
+    /// Commands grouped, counted and timed, ranked by `sort`, the first
+    /// `top` kept (all: None).
     pub fn report(
         &mut self,
         by: GroupBy,
         conditions: &Conditions,
-    ) -> Result<Vec<ReportRow>, DbError> {
+        sort: SortBy,
+        top: Option<usize>,
+    ) -> Result<Ranked, DbError> {
         if conditions.clauses.is_empty() {
             if let Some(name) = by.totals_name() {
-                if let Some(groups) = self.report_totals(by, name) {
-                    return Ok(finish_all(groups));
+                if self.update_totals(by, name) {
+                    return self.ranked_from_totals(name, sort, top);
                 }
             }
         }
@@ -147,7 +215,63 @@ impl Database {
             &mut groups,
             None,
         )?;
-        Ok(finish_all(groups))
+        let mut rows = finish_all(groups);
+        sort.sort(&mut rows);
+        let totals = Totals::of(&rows);
+        if let Some(top) = top {
+            rows.truncate(top);
+        }
+        Ok(Ranked { rows, totals })
+    }
+
+    /// The report from the running totals of `name`: the groups ranked in
+    /// SQL, and only the kept ones read whole.
+    fn ranked_from_totals(
+        &self,
+        name: &str,
+        sort: SortBy,
+        top: Option<usize>,
+    ) -> Result<Ranked, DbError> {
+        let totals = self.conn.query_row(
+            "SELECT count(*), coalesce(sum(commands), 0), coalesce(sum(failures), 0), min(first_us),
+                    max(last_us), coalesce(sum(total_duration_us), 0), coalesce(max(longest_us), 0)
+             FROM report_totals WHERE name = ?1",
+            [name],
+            |r| {
+                Ok(Totals {
+                    groups: r.get::<_, i64>(0)? as usize,
+                    commands: r.get(1)?,
+                    failures: r.get(2)?,
+                    first: r.get(3)?,
+                    last: r.get(4)?,
+                    total_duration_us: r.get(5)?,
+                    longest_us: r.get(6)?,
+                })
+            },
+        )?;
+        let limit = top.map_or(-1, |t| t as i64);
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT t.key, s.state FROM report_totals t
+             JOIN report_states s ON s.name = t.name AND s.key = t.key
+             WHERE t.name = ?1 ORDER BY {} LIMIT ?2",
+            sort.order_sql()
+        ))?;
+        let mut rows = Vec::new();
+        let mut found = stmt.query(params![name, limit])?;
+        while let Some(r) = found.next()? {
+            let group: Group = serde_json::from_str(&r.get::<_, String>(1)?)
+                .map_err(|e| DbError::Sqlite(rusqlite::Error::ToSqlConversionFailure(e.into())))?;
+            rows.push(group.finish(r.get(0)?));
+        }
+        // Ties beyond SQL's order (the same key order) stay as they are.
+        Ok(Ranked { rows, totals })
+    }
+
+    /// Brings the running totals of `name` up to the newest row; false when
+    /// they cannot be (a read-only database, another writer): the caller
+    /// counts every row instead.
+    fn update_totals(&mut self, by: GroupBy, name: &str) -> bool {
+        self.write(|tx| fold_report_totals(tx, by, name)).is_ok()
     }
 
     /// Shell sessions whose sequence numbers have holes: records that never
@@ -155,24 +279,28 @@ impl Database {
     /// the running totals per session, brought up to date first; from
     /// every row when they cannot be (a read-only database).
     pub fn sequence_gaps(&mut self) -> Result<Vec<SequenceGap>, DbError> {
-        let updated = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .and_then(|tx| {
-                update_session_totals(&tx)?;
-                tx.commit()
-            })
-            .is_ok();
-        let sql = if updated {
+        if self.write(fold_session_totals).is_err() {
+            return self.sequence_gaps_counted();
+        }
+        self.gaps_query(
             "SELECT shell_session, user, host, recorded, highest_seq, first_us, last_us
-             FROM session_totals WHERE highest_seq <> recorded ORDER BY first_us"
-        } else {
+             FROM session_totals WHERE highest_seq <> recorded ORDER BY first_us",
+        )
+    }
+
+    /// [`Database::sequence_gaps`] from every row, trusting no totals: what
+    /// `verify` uses.
+    pub fn sequence_gaps_counted(&self) -> Result<Vec<SequenceGap>, DbError> {
+        self.gaps_query(
             "SELECT shell_session, min(user), min(host), count(*), max(seq), min(started_at_us),
                     max(started_at_us)
              FROM commands GROUP BY shell_session
              HAVING max(seq) <> count(*)
-             ORDER BY min(started_at_us)"
-        };
+             ORDER BY min(started_at_us)",
+        )
+    }
+
+    fn gaps_query(&self, sql: &str) -> Result<Vec<SequenceGap>, DbError> {
         let mut stmt = self.conn.prepare(sql)?;
         let gaps = stmt.query_map([], |r| {
             Ok(SequenceGap {
@@ -187,35 +315,71 @@ impl Database {
         })?;
         Ok(gaps.collect::<Result<_, _>>()?)
     }
+}
 
-    /// The groups of a whole-history report from the running totals kept
-    /// as `name`, brought up to date first. None when they cannot be (a
-    /// read-only database, another writer): the caller counts every row.
-    fn report_totals(&mut self, by: GroupBy, name: &str) -> Option<HashMap<String, Group>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ok()?;
-        let groups = update_totals(&tx, by, name).ok()?;
-        tx.commit().ok()?;
-        Some(groups)
-    }
+/// A row of the commands table: its id and hash.
+type RowMark = (i64, Option<Vec<u8>>);
+
+/// Counting into running totals: the keys of the groups that changed, and
+/// how to read a group not counted yet from the totals.
+type Touched<'t> = (
+    &'t mut HashSet<String>,
+    &'t mut dyn FnMut(&str) -> Option<Group>,
+);
+
+/// Where the totals of `name` stand: the rows they cover (up to an id), and
+/// the newest row now. Totals whose last row changed or went (tampering, a
+/// deletion) are dropped and counted again from the start.
+fn totals_range(tx: &Transaction<'_>, name: &str) -> Result<(i64, RowMark), DbError> {
+    let state: Option<(i64, Option<Vec<u8>>)> = tx
+        .query_row(
+            "SELECT counted_up_to, counted_hash FROM totals_state WHERE name = ?1",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let hash_of = |id: i64| -> rusqlite::Result<Option<Option<Vec<u8>>>> {
+        tx.query_row("SELECT hash FROM commands WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()
+    };
+    let done = match state {
+        Some((done, hash)) if done > 0 && hash_of(done)?.as_ref() == Some(&hash) => done,
+        _ => 0,
+    };
+    let newest: RowMark = tx
+        .query_row(
+            "SELECT id, hash FROM commands ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .unwrap_or((0, None));
+    Ok((done, newest))
+}
+
+fn save_range(
+    tx: &Transaction<'_>,
+    name: &str,
+    newest: &(i64, Option<Vec<u8>>),
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO totals_state (name, counted_up_to, counted_hash) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET
+            counted_up_to = excluded.counted_up_to, counted_hash = excluded.counted_hash",
+        params![name, newest.0, newest.1],
+    )?;
+    Ok(())
 }
 
 /// Folds the rows stored since into the totals per shell session.
-fn update_session_totals(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
-    let done: i64 = tx
-        .query_row(
-            "SELECT counted_up_to FROM totals_state WHERE name = 'sessions'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0);
-    let newest: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM commands", [], |r| {
-        r.get(0)
-    })?;
-    if newest <= done {
+fn fold_session_totals(tx: &Transaction<'_>) -> Result<(), DbError> {
+    let (done, newest) = totals_range(tx, "sessions")?;
+    if done == 0 {
+        tx.execute("DELETE FROM session_totals", [])?;
+    }
+    if newest.0 <= done {
         return Ok(());
     }
     tx.execute(
@@ -231,82 +395,77 @@ fn update_session_totals(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()>
             highest_seq = max(highest_seq, excluded.highest_seq),
             first_us = min(first_us, excluded.first_us),
             last_us = max(last_us, excluded.last_us)",
-        params![done, newest],
+        params![done, newest.0],
     )?;
-    tx.execute(
-        "INSERT INTO totals_state (name, counted_up_to) VALUES ('sessions', ?1)
-         ON CONFLICT (name) DO UPDATE SET counted_up_to = excluded.counted_up_to",
-        [newest],
-    )?;
+    save_range(tx, "sessions", &newest)?;
     Ok(())
 }
 
 /// Folds the rows stored since the totals of `name` were last brought up
-/// to date into them, inside the write transaction `tx`; the groups.
-fn update_totals(
-    tx: &rusqlite::Transaction<'_>,
-    by: GroupBy,
-    name: &str,
-) -> Result<HashMap<String, Group>, DbError> {
-    let mut done: i64 = tx
-        .query_row(
-            "SELECT counted_up_to FROM totals_state WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0);
-    let newest: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM commands", [], |r| {
-        r.get(0)
-    })?;
-    let mut groups = HashMap::new();
-    {
-        let mut stmt = tx.prepare("SELECT key, state FROM report_totals WHERE name = ?1")?;
-        let mut rows = stmt.query([name])?;
-        while let Some(r) = rows.next()? {
-            let state: String = r.get(1)?;
-            match serde_json::from_str::<Group>(&state) {
-                Ok(group) => {
-                    groups.insert(r.get(0)?, group);
-                }
-                // Written by another version: count again from the start.
-                Err(_) => {
-                    groups.clear();
-                    done = 0;
-                    break;
-                }
-            }
-        }
-    }
+/// to date into them: only the groups those rows touch are read and
+/// written.
+fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(), DbError> {
+    let (done, newest) = totals_range(tx, name)?;
     if done == 0 {
         tx.execute("DELETE FROM report_totals WHERE name = ?1", [name])?;
+        tx.execute("DELETE FROM report_states WHERE name = ?1", [name])?;
     }
-    if newest > done {
-        let mut touched = HashSet::new();
-        let range = [Value::Integer(done), Value::Integer(newest)];
+    if newest.0 <= done {
+        return Ok(());
+    }
+    let mut groups: HashMap<String, Group> = HashMap::new();
+    let mut touched = HashSet::new();
+    let range = [Value::Integer(done), Value::Integer(newest.0)];
+    {
+        let mut load =
+            tx.prepare("SELECT state FROM report_states WHERE name = ?1 AND key = ?2")?;
+        let mut stored = |key: &str| -> Option<Group> {
+            let state: String = load
+                .query_row(params![name, key], |r| r.get(0))
+                .optional()
+                .ok()??;
+            serde_json::from_str(&state).ok()
+        };
         count_into(
             tx,
             by,
             ("WHERE id > ?1 AND id <= ?2", &range),
             None,
             &mut groups,
-            Some(&mut touched),
-        )?;
-        let mut save = tx.prepare(
-            "INSERT INTO report_totals (name, key, state) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name, key) DO UPDATE SET state = excluded.state",
-        )?;
-        for key in &touched {
-            let state = serde_json::to_string(&groups[key]).unwrap_or_default();
-            save.execute(params![name, key, state])?;
-        }
-        tx.execute(
-            "INSERT INTO totals_state (name, counted_up_to) VALUES (?1, ?2)
-             ON CONFLICT (name) DO UPDATE SET counted_up_to = excluded.counted_up_to",
-            params![name, newest],
+            Some((&mut touched, &mut stored)),
         )?;
     }
-    Ok(groups)
+    let mut figures = tx.prepare(
+        "INSERT INTO report_totals
+            (name, key, commands, failures, first_us, last_us, total_duration_us, longest_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (name, key) DO UPDATE SET
+            commands = excluded.commands, failures = excluded.failures,
+            first_us = excluded.first_us, last_us = excluded.last_us,
+            total_duration_us = excluded.total_duration_us, longest_us = excluded.longest_us",
+    )?;
+    let mut states = tx.prepare(
+        "INSERT INTO report_states (name, key, state) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name, key) DO UPDATE SET state = excluded.state",
+    )?;
+    for key in &touched {
+        let group = &groups[key];
+        let r = &group.row;
+        figures.execute(params![
+            name,
+            key,
+            r.commands,
+            r.failures,
+            r.first_us,
+            r.last_us,
+            r.total_duration_us,
+            r.longest_us
+        ])?;
+        let state = serde_json::to_string(group).unwrap_or_default();
+        states.execute(params![name, key, state])?;
+    }
+    save_range(tx, name, &newest)?;
+    Ok(())
 }
 
 fn finish_all(groups: HashMap<String, Group>) -> Vec<ReportRow> {
@@ -319,14 +478,15 @@ fn finish_all(groups: HashMap<String, Group>) -> Vec<ReportRow> {
 /// Counts the rows `filter` (a WHERE clause and its parameters) selects
 /// into `groups`, in one pass, reading only the columns a report shows: a
 /// GROUP BY per figure would sort the whole table once for each.
-/// `touched`: notes the groups that changed.
+/// `touched`: notes the groups that changed, and reads a group not counted
+/// yet from the running totals.
 fn count_into(
     conn: &Connection,
     by: GroupBy,
     filter: (&str, &[Value]),
     mut replay: Option<Replay>,
     groups: &mut HashMap<String, Group>,
-    mut touched: Option<&mut HashSet<String>>,
+    mut touched: Option<Touched<'_>>,
 ) -> Result<(), DbError> {
     let sql = format!(
         "SELECT {REPORT_COLUMNS} FROM commands {}{}",
@@ -406,9 +566,13 @@ fn count_into(
             GroupBy::Day => key.push_str(&local_day(started)),
             GroupBy::Command => key.push_str(command),
         }
-        if let Some(touched) = touched.as_deref_mut() {
+        if let Some((touched, stored)) = touched.as_mut() {
             if !touched.contains(key.as_str()) {
                 touched.insert(key.clone());
+                // Counting on from what the totals hold for it.
+                if let Some(group) = stored(&key) {
+                    groups.insert(key.clone(), group);
+                }
             }
         }
         let group = match groups.get_mut(key.as_str()) {

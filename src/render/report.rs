@@ -5,7 +5,7 @@ use comfy_table::{Cell, CellAlignment, Color};
 use serde::Serialize;
 
 use super::{finish, home, human_duration, new_table, one_line, tilde, utc_time};
-use crate::db::{GroupBy, ReportRow};
+use crate::db::{GroupBy, ReportRow, Totals};
 use crate::timespec::local_format;
 
 /// Minutes are enough for a report's first and last times, and keep the table narrow.
@@ -146,31 +146,6 @@ fn count(n: i64) -> String {
         out.push(c);
     }
     out
-}
-
-/// What every group of a report adds up to, shown rows or not.
-pub struct Totals {
-    groups: usize,
-    commands: i64,
-    failures: i64,
-    first: Option<i64>,
-    last: Option<i64>,
-    total_duration_us: i64,
-    longest_us: i64,
-}
-
-impl Totals {
-    pub fn of(rows: &[ReportRow]) -> Totals {
-        Totals {
-            groups: rows.len(),
-            commands: rows.iter().map(|r| r.commands).sum(),
-            failures: rows.iter().map(|r| r.failures).sum(),
-            first: rows.iter().map(|r| r.first_us).min(),
-            last: rows.iter().map(|r| r.last_us).max(),
-            total_duration_us: rows.iter().map(|r| r.total_duration_us).sum(),
-            longest_us: rows.iter().map(|r| r.longest_us).max().unwrap_or(0),
-        }
-    }
 }
 
 /// The report as a table under a title naming the period, with a totals

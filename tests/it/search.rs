@@ -853,3 +853,55 @@ fn session_names_are_looked_up_in_the_running_tmux_server() {
     let err = std::fs::read_to_string(&out_file).unwrap();
     assert!(err.contains("no tmux session named \"nosuch\""), "{err}");
 }
+
+/// A report over the whole history reads running totals; one with a filter
+/// that keeps every row counts the rows. Both must agree, after more records
+/// (folded in), and after the newest rows are deleted (the totals notice
+/// and count again).
+#[test]
+fn whole_history_reports_from_running_totals_match_counting_every_row() {
+    let sb = history();
+    let report = |by: &str, filtered: bool| -> serde_json::Value {
+        let mut args = vec!["report", "--by", by, "--format", "json"];
+        if filtered {
+            args.extend(["--since", "1970-01-02"]);
+        }
+        let out = sb.cmd().args(&args).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let agree = |when: &str| {
+        for by in ["pane", "user", "host", "cwd", "command"] {
+            assert_eq!(report(by, false), report(by, true), "--by {by}, {when}");
+        }
+    };
+    agree("at first");
+    for (seq, command) in [(3, "git status"), (4, "make test"), (5, "cargo build")] {
+        record(
+            &sb,
+            Rec {
+                command: command.as_bytes(),
+                session: "b1",
+                seq,
+                exit: seq % 2,
+                start: T0 + (20 + seq) * MINUTE,
+                duration: 1000,
+                cwd: "/srv/web",
+                pane: Some("%2"),
+            },
+        );
+    }
+    agree("after more records");
+    let commands = report("command", false);
+    assert!(commands.to_string().contains("cargo build"), "{commands}");
+    assert!(sb.flush());
+    rusqlite::Connection::open(&sb.db)
+        .unwrap()
+        .execute(
+            "DELETE FROM commands WHERE id >= (SELECT max(id) - 1 FROM commands)",
+            [],
+        )
+        .unwrap();
+    agree("after the newest rows were deleted");
+    assert!(!report("command", false).to_string().contains("cargo build"));
+}
