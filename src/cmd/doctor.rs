@@ -311,8 +311,12 @@ fn network_file_system(dir: &Path) -> Option<&'static str> {
     if unsafe { libc::statfs(c_path.as_ptr(), &mut stat) } != 0 {
         return None;
     }
-    // Magic numbers from statfs(2).
-    match stat.f_type as u32 {
+    network_kind(stat.f_type as u32)
+}
+
+/// The network file system a statfs(2) magic number names, if it names one.
+fn network_kind(magic: u32) -> Option<&'static str> {
+    match magic {
         0x6969 => Some("NFS"),
         0x517B => Some("SMB"),
         0xFF53_4D42 => Some("CIFS"),
@@ -328,5 +332,22 @@ fn size(bytes: u64) -> String {
         0..=1023 => format!("{bytes} B"),
         1024..=1_048_575 => format!("{:.0} KiB", bytes as f64 / 1024.0),
         _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_file_systems_are_told_from_local_ones() {
+        // Magic numbers as statfs(2) and the kernel's magic.h give them.
+        assert_eq!(network_kind(0x6969), Some("NFS"));
+        assert_eq!(network_kind(0xFE53_4D42), Some("SMB2"));
+        assert_eq!(network_kind(0x0102_1997), Some("9P"));
+        assert_eq!(network_kind(0xEF53), None, "ext4");
+        assert_eq!(network_kind(0x0102_1994), None, "tmpfs");
+        // And the directory the tests run in is local.
+        assert_eq!(network_file_system(&std::env::temp_dir()), None);
     }
 }
