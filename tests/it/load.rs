@@ -59,24 +59,18 @@ fn sixty_four_writers_times_five_hundred_records_land_exactly_once() {
         })
         .collect();
     let failed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    // Under this load a record may find no way in (the machine out of
-    // processes for the hand-over, say): it must then be in the spool, and
-    // `doctor --repair` brings it in.
+    // Under this load a spool can stay locked past an appender's wait: its
+    // record then goes to the fallback spool, or to the database directly,
+    // or to record-later, and whichever cannot take it keeps it in a spool.
+    // None may be lost.
     let log = sb.log();
-    assert_eq!(
-        log.matches("kept in").count(),
-        failed,
-        "every failed record spooled; log:\n{log}"
-    );
-    if failed > 0 {
-        eprintln!("{failed} records went through the spool:\n{log}");
-        let out = sb.cmd().args(["doctor", "--repair"]).output().unwrap();
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("repaired: merged"),
-            "{out:?}"
-        );
+    assert_eq!(failed, 0, "every record found a way in; log:\n{log}");
+    assert!(!log.contains("is lost"), "{log}");
+    if !log.is_empty() {
+        eprintln!("records that took the longer ways in:\n{log}");
     }
-    // Records handed to record-later land a moment later.
+    // Records handed to record-later land a moment later; the spools are
+    // merged by the reader.
     let rows = sb.wait_rows("32,000 rows", |rows| rows.len() >= WRITERS * RECORDS);
     assert_eq!(rows.len(), WRITERS * RECORDS);
     let mut keys: Vec<_> = rows
