@@ -89,6 +89,11 @@ fn failure_path(db: &Path) -> Result<PathBuf> {
 }
 
 fn db_hash(db: &Path) -> String {
+    hash_path(&resolved(db))
+}
+
+/// `db` with symbolic links in its directory resolved, when it exists.
+fn resolved(db: &Path) -> PathBuf {
     let resolved = match (db.parent(), db.file_name()) {
         (Some(dir), Some(name)) => fs::canonicalize(if dir.as_os_str().is_empty() {
             Path::new(".")
@@ -98,10 +103,13 @@ fn db_hash(db: &Path) -> String {
         .map(|dir| dir.join(name)),
         _ => Err(std::io::ErrorKind::NotFound.into()),
     };
-    let resolved = resolved
+    resolved
         .or_else(|_| std::path::absolute(db))
-        .unwrap_or_else(|_| db.to_path_buf());
-    let digest = Sha256::digest(resolved.as_os_str().as_encoded_bytes());
+        .unwrap_or_else(|_| db.to_path_buf())
+}
+
+fn hash_path(path: &Path) -> String {
+    let digest = Sha256::digest(path.as_os_str().as_encoded_bytes());
     hex(&digest)[..16].to_string()
 }
 
@@ -114,8 +122,21 @@ fn paths_of(db: &Path) -> Vec<PathBuf> {
         .filter(|default| default == db)
         .and_then(|_| paths::state_dir().ok())
         .map(|dir| dir.join("spool.jsonl"));
+    // The fallback spool was named before the database's directory existed
+    // when it could not be made then: by the path as written.
+    let unresolved = std::path::absolute(db)
+        .ok()
+        .filter(|p| *p != resolved(db))
+        .and_then(|p| {
+            Some(
+                paths::state_dir()
+                    .ok()?
+                    .join(format!("spool-{}.jsonl", hash_path(&p))),
+            )
+        });
     legacy
         .into_iter()
+        .chain(unresolved)
         .chain(fallback_path(db))
         .chain([path(db)])
         .collect()
@@ -155,7 +176,13 @@ pub struct Kept {
     pub due: bool,
     /// The spool was empty before: its first record since the last merge.
     pub first: bool,
+    /// So much waits (after a long outage) that merging it would hold up
+    /// the prompt: it is for a merge in the background.
+    pub backlog: bool,
 }
+
+/// More than this waiting is merged in the background, not by a prompt.
+const BACKLOG_BYTES: u64 = 256 * 1024;
 
 /// Appends entries to the spool of `db`, a line each: beside the database,
 /// or in the fallback spool when that cannot be written.
@@ -172,15 +199,23 @@ pub fn keep(db: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Kept> {
         lines.push(b'\n');
     }
     let beside = path(db);
-    let appended = match db.parent() {
-        // The database's directory is made with the database.
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => None,
-        _ => append(&beside, &lines).ok(),
+    // The database's directory, made as the database would make it.
+    let dir_ready = match db.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => paths::create_private_dir(dir).is_ok(),
+        _ => true,
+    };
+    let appended = if dir_ready {
+        append(&beside, &lines).ok()
+    } else {
+        None
     };
     if let Some(len) = appended {
         let first = len == lines.len() as u64;
-        let fallback_waits =
-            fallback_path(db).is_ok_and(|f| fs::metadata(f).is_ok_and(|m| m.len() > 0));
+        let fallback_len = fallback_path(db)
+            .ok()
+            .and_then(|f| fs::metadata(f).ok())
+            .map_or(0, |m| m.len());
+        let fallback_waits = fallback_len > 0;
         // The first record makes the database.
         let due = len >= MERGE_BYTES
             || fallback_waits
@@ -190,6 +225,7 @@ pub fn keep(db: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Kept> {
             path: beside,
             due,
             first,
+            backlog: len + fallback_len > BACKLOG_BYTES,
         });
     }
     let fallback = fallback_path(db)?;
@@ -197,11 +233,12 @@ pub fn keep(db: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Kept> {
         paths::create_private_dir(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    append(&fallback, &lines)?;
+    let len = append(&fallback, &lines)?;
     Ok(Kept {
         path: fallback,
         due: true,
         first: false,
+        backlog: len > BACKLOG_BYTES,
     })
 }
 

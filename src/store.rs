@@ -37,12 +37,20 @@ pub fn save(path: &Path, entries: &[Entry]) -> Result<Exit> {
     let recorded_at_us = now_us();
     match spool::keep(path, entries, recorded_at_us) {
         Ok(kept) => {
-            if kept.due {
-                merge_due(path);
-            } else if kept.first && spool::merge_later_needed(path) {
-                // Nothing else may merge it soon: a merge in the background
-                // bounds how long a record stays out of the database.
-                if let Err(err) = spawn_merge_later(path) {
+            let merged = kept.due && !kept.backlog && merge_due(path, MERGE_WAIT);
+            // A merge in the background: at once for a backlog too large
+            // for a prompt to wait for; for the first record of a batch, or
+            // one whose merge found the database busy, after the longest a
+            // record should wait (nothing else may merge it sooner).
+            let later = match () {
+                _ if kept.due && kept.backlog => Some(0),
+                _ if (kept.due && !merged) || (kept.first && !kept.due) => {
+                    Some(spool::MERGE_AGE_US / 1_000_000)
+                }
+                _ => None,
+            };
+            if let Some(after) = later.filter(|_| spool::merge_later_needed(path)) {
+                if let Err(err) = spawn_merge_later(path, after) {
                     error_log::append(
                         "record",
                         &format!("cannot start a background merge: {err:#}"),
@@ -61,14 +69,18 @@ pub fn save(path: &Path, entries: &[Entry]) -> Result<Exit> {
 /// keeps busy leaves it for the next try, quietly; one that cannot take
 /// writes at all (read-only, damaged, full) is tried again once a minute,
 /// and named in the log once per reason.
-pub fn merge_due(path: &Path) {
+/// True when the spool was merged. `wait`: for another writer.
+pub fn merge_due(path: &Path, wait: Duration) -> bool {
     let now = now_us();
     if spool::last_failure(path).is_some_and(|(at, _)| now - at < spool::RETRY_AFTER_US) {
-        return;
+        return false;
     }
-    match store(path, &[], now, Some(MERGE_WAIT)) {
-        Ok(_) => spool::clear_failure(path),
-        Err(err) if err.is_busy() => {}
+    match store(path, &[], now, Some(wait)) {
+        Ok(_) => {
+            spool::clear_failure(path);
+            true
+        }
+        Err(err) if err.is_busy() => false,
         Err(err) => {
             if spool::note_failure(path, now, &err.to_string()) {
                 error_log::append(
@@ -80,6 +92,7 @@ pub fn merge_due(path: &Path) {
                     err.hint(),
                 );
             }
+            false
         }
     }
 }
@@ -205,14 +218,15 @@ fn finish(
     }
 }
 
-/// Starts a detached `merge-later` for the spool of the database at `path`.
-fn spawn_merge_later(path: &Path) -> Result<()> {
+/// Starts a detached `merge-later` for the spool of the database at
+/// `path`, to merge `after` seconds from now.
+fn spawn_merge_later(path: &Path, after: i64) -> Result<()> {
     Command::new(std::env::current_exe()?)
         .arg("merge-later")
         .arg("--db")
         .arg(path)
         .arg("--after")
-        .arg((spool::MERGE_AGE_US / 1_000_000).to_string())
+        .arg(after.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

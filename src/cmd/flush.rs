@@ -22,7 +22,8 @@ impl Run for MergeLater {
             return Ok(Exit::Success);
         }
         spool::merge_later_done(&path);
-        store::merge_due(&path);
+        // In the background: a busy database is worth waiting for.
+        store::merge_due(&path, std::time::Duration::from_secs(10));
         Ok(Exit::Success)
     }
 }

@@ -181,9 +181,10 @@ impl Database {
     /// [`Database::open`], waiting up to `busy_timeout` for another writer.
     pub fn open_waiting(path: &Path, busy_timeout: Duration) -> Result<Database, DbError> {
         refuse_unsafe(path)?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        // Not SQLITE_OPEN_NOFOLLOW: it refuses a symbolic link anywhere in
+        // the path (a home directory behind one, as on many systems), where
+        // only the file itself must not be one, which `refuse_unsafe` checks.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = match Connection::open_with_flags(path, flags) {
             Ok(conn) => conn,
             // Not there yet, or not when SQLite looked: another process may

@@ -128,10 +128,10 @@ fn files_are_private_under_umask(umask: &str) {
             .status()
             .unwrap()
     };
-    // The first makes the database through the fallback spool (its
-    // directory does not exist yet). The second cannot be stored (a file
-    // where its directory should be): it waits in the fallback spool, and
-    // its failed merge goes to the log, which so exists too.
+    // The first makes the database (and its directory). The second cannot
+    // be stored (a file where its directory should be): it waits in the
+    // fallback spool, and its failed merge goes to the log, which so
+    // exists too.
     let locked_dir = sb.path().join("blocker");
     fs::write(&locked_dir, "a file where a directory should be").unwrap();
     assert!(record(&sb.db.display().to_string(), "1").success());
@@ -256,6 +256,7 @@ fn a_planted_fifo_or_link_at_the_spool_is_not_used() {
     let sb = Sandbox::new();
     assert!(sb.record_numbered("1", "echo first").status.success());
     let spool = std::path::PathBuf::from(format!("{}-spool", sb.db.display()));
+    let _ = fs::remove_file(&spool); // emptied by the merge of the first
     let fifo = std::ffi::CString::new(spool.to_str().unwrap()).unwrap();
     // SAFETY: a valid C string.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
@@ -784,7 +785,8 @@ fn the_first_record_into_an_empty_spool_starts_one_background_merge() {
     assert!(sb.record_numbered("1", "echo first").status.success());
     let pending = || {
         fs::read_dir(&sb.state)
-            .unwrap()
+            .into_iter()
+            .flatten()
             .filter(|e| {
                 e.as_ref()
                     .unwrap()
@@ -812,4 +814,40 @@ fn the_first_record_into_an_empty_spool_starts_one_background_merge() {
     assert_eq!(rows_in(&sb.db).len(), 3);
     assert_eq!(pending(), 0);
     assert_eq!(sb.spooled(), "");
+}
+
+/// A database path through a symbolic link to a directory (a home directory
+/// behind one, as on many systems), or through `..` and a directory that
+/// does not exist yet: records land, and readers see them.
+#[test]
+fn a_database_path_through_a_link_or_dot_dot_works() {
+    let sb = Sandbox::new();
+    let real = sb.path().join("real");
+    fs::create_dir(&real).unwrap();
+    std::os::unix::fs::symlink(&real, sb.path().join("link")).unwrap();
+    let odd_paths = [
+        sb.path().join("link/history.db"),
+        sb.path().join("x/../not-yet/deeper/history.db"),
+    ];
+    for db in &odd_paths {
+        let with_db = [("TMUX_AUDIT_DB", Some(db.as_os_str()))];
+        for seq in ["1", "2"] {
+            let out = sb.record_with(format!("echo {seq}").as_bytes(), &args(seq), &with_db);
+            assert!(out.status.success(), "{out:?}");
+        }
+        let out = sb
+            .cmd()
+            .env("TMUX_AUDIT_DB", db)
+            .args(["search", "--format", "cmd"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "echo 1\necho 2\n",
+            "{}: {out:?}",
+            db.display()
+        );
+    }
+    assert!(real.join("history.db").exists());
+    assert!(sb.log().is_empty(), "{}", sb.log());
 }
