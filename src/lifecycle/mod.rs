@@ -106,6 +106,26 @@ impl Recorder {
 }
 
 impl TmuxEvent {
+    /// Whether this event is the word on its session's name: it made,
+    /// renamed or saw the session. Other events carry the name too, but
+    /// their hooks may run late (each is a process of its own, timed when
+    /// it starts), after a rename: their name only fills in an unknown one.
+    pub fn names_session(&self) -> bool {
+        matches!(
+            self.event.as_str(),
+            "session-created" | "session-renamed" | "seen"
+        )
+    }
+
+    /// [`TmuxEvent::names_session`] for the window's name (tmux reports its
+    /// automatic renames as window-renamed too).
+    pub fn names_window(&self) -> bool {
+        matches!(
+            self.event.as_str(),
+            "window-renamed" | "after-new-window" | "seen"
+        )
+    }
+
     /// The server it happened in.
     pub fn server(&self) -> replay::ServerKey {
         (self.tmux_socket.clone(), self.tmux_server_pid)

@@ -79,14 +79,16 @@ impl ServerState {
             *self = ServerState::default();
         }
         if let (Some(id), Some(name)) = (e.session_id, &e.session_name) {
-            self.sessions.insert(id, name.clone());
+            if e.names_session() || !self.sessions.contains_key(&id) {
+                self.sessions.insert(id, name.clone());
+            }
         }
         if let Some(window_id) = e.window_id {
             let window = self.windows.entry(window_id).or_default();
             if e.window_index.is_some() {
                 window.index = e.window_index;
             }
-            if e.window_name.is_some() {
+            if e.window_name.is_some() && (e.names_window() || window.name.is_none()) {
                 window.name.clone_from(&e.window_name);
             }
             if let Some(session) = e.session_id {

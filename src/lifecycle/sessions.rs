@@ -105,7 +105,12 @@ pub fn sessions(events: &[TmuxEvent]) -> Vec<SessionHistory> {
             }
         });
         history.last_seen_us = e.at_us;
-        if let Some(name) = &e.session_name {
+        // A late hook's name of the session does not undo a rename.
+        if let Some(name) = e
+            .session_name
+            .as_ref()
+            .filter(|_| e.names_session() || history.names.is_empty())
+        {
             if history.names.last().is_none_or(|n| &n.name != name) {
                 history.names.push(Named {
                     name: name.clone(),
@@ -204,6 +209,25 @@ mod tests {
         assert_eq!(
             (other.attaches[0].from_us, other.attaches[0].to_us),
             (6, Some(7))
+        );
+    }
+
+    #[test]
+    fn a_late_hook_does_not_undo_a_rename() {
+        let events = [
+            event("session-created", 1, Some((1, "work")), None),
+            event("session-renamed", 2, Some((1, "prod")), None),
+            // window-linked of the session's creation, whose hook ran late.
+            event("window-linked", 3, Some((1, "work")), None),
+        ];
+        let found = sessions(&events);
+        let names: Vec<&str> = found[0].names.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["work", "prod"]);
+        let mut replay = crate::lifecycle::replay::Replay::new(events.to_vec());
+        let state = replay.state_at("/s", 1, 10).unwrap();
+        assert_eq!(
+            state.place(None, Some(1)).session_name.as_deref(),
+            Some("prod")
         );
     }
 
