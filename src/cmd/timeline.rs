@@ -202,7 +202,12 @@ fn events_of<'e>(events: &[&'e TmuxEvent], target: &Target) -> Vec<(&'e TmuxEven
         };
         if in_scope {
             let mut place = state.place(e.pane.as_deref(), session);
-            place.client = e.client.clone();
+            // What is known of the client (its user, from when it
+            // attached), when this event did not say.
+            place.client = e
+                .client
+                .as_ref()
+                .map(|c| state.client(&c.name).cloned().unwrap_or_else(|| c.clone()));
             found.push((e, place));
         }
     }

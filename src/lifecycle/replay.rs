@@ -130,6 +130,11 @@ impl ServerState {
         }
     }
 
+    /// What is known of an attached client.
+    pub fn client(&self, name: &str) -> Option<&Client> {
+        self.clients.get(name).map(|(client, _)| client)
+    }
+
     /// The session a client is attached to now.
     pub fn client_session(&self, client: &str) -> Option<i64> {
         self.clients.get(client).and_then(|(_, session)| *session)

@@ -189,9 +189,19 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
 
     // Each types in turn. Enter waits for tmux to report who typed: a
     // person takes longer to type a command than the hook takes to run.
-    let active = |e: &[EventRow], user: &str| {
+    // By the client's name: tmux gives a hook the user of the event's client
+    // only when that client is also the hook's target, which is not always so.
+    let client_of = |e: &[EventRow], user: &str| {
         e.iter()
-            .filter(|e| e.event == "client-active" && e.client_user.as_deref() == Some(user))
+            .find(|e| e.event == "client-attached" && e.client_user.as_deref() == Some(user))
+            .and_then(|e| e.client_name.clone())
+    };
+    let active = |e: &[EventRow], user: &str| {
+        let name = client_of(e, user);
+        e.iter()
+            .filter(|e| {
+                e.event == "client-active" && e.client_name.is_some() && e.client_name == name
+            })
             .count()
     };
     for (n, (client, user, text)) in [
