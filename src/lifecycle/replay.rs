@@ -67,8 +67,12 @@ pub struct ServerState {
     panes: HashMap<String, i64>,
     /// Attached clients, by name, with the session each shows.
     clients: HashMap<String, (Client, Option<i64>)>,
-    latest_in_window: HashMap<i64, String>,
-    latest_in_session: HashMap<i64, String>,
+    /// The latest client of each window, and since when.
+    latest_in_window: HashMap<i64, (String, i64)>,
+    /// The latest client in some window of each session, from events that
+    /// did not say which window (tmux gives a hook the event's client's
+    /// window only when that client is also the hook's target).
+    latest_in_session: HashMap<i64, (String, i64)>,
 }
 
 impl ServerState {
@@ -121,11 +125,15 @@ impl ServerState {
             e.event.as_str(),
             "client-active" | "client-attached" | "client-session-changed"
         ) {
-            if let Some(window) = e.window_id {
-                self.latest_in_window.insert(window, client.name.clone());
-            }
-            if let Some(session) = entry.1 {
-                self.latest_in_session.insert(session, client.name.clone());
+            let latest = (client.name.clone(), e.at_us);
+            match (e.window_id, entry.1) {
+                (Some(window), _) => {
+                    self.latest_in_window.insert(window, latest);
+                }
+                (None, Some(session)) => {
+                    self.latest_in_session.insert(session, latest);
+                }
+                (None, None) => {}
             }
         }
     }
@@ -174,16 +182,26 @@ impl ServerState {
             .map(|(c, _)| c)
             .collect();
         attached.sort_by(|a, b| a.name.cmp(&b.name));
-        let latest = |name: Option<&String>| {
-            name.and_then(|n| attached.iter().find(|c| &c.name == n).copied())
-        };
-        let only = match attached.as_slice() {
+        // The newest of the window's latest client and a latest client of
+        // the session whose window is not known, among those attached; else
+        // the only one attached.
+        let candidates = [
+            window_id.and_then(|w| self.latest_in_window.get(&w)),
+            session.and_then(|s| self.latest_in_session.get(&s)),
+        ];
+        let latest = candidates
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, at)| {
+                let client = attached.iter().find(|c| &c.name == name)?;
+                Some((*at, *client))
+            })
+            .max_by_key(|(at, _)| *at)
+            .map(|(_, client)| client);
+        let client = latest.or(match attached.as_slice() {
             [only] => Some(*only),
             _ => None,
-        };
-        let client = latest(window_id.and_then(|w| self.latest_in_window.get(&w)))
-            .or(only)
-            .or_else(|| latest(session.and_then(|s| self.latest_in_session.get(&s))));
+        });
         Placement {
             session_id: session,
             session_name: session.and_then(|s| self.sessions.get(&s).cloned()),
@@ -417,6 +435,20 @@ mod tests {
         let p = replay.place(&command("%1", 50)).unwrap();
         assert_eq!(p.client_user(), Some("bob"));
         assert_eq!(p.attached.len(), 2, "both see the window: {p:?}");
+    }
+
+    #[test]
+    fn a_client_active_that_names_no_window_still_counts() {
+        // As tmux sometimes reports it: only the client's name.
+        let mut events = shared_session();
+        events.truncate(3); // created, alice attached, bob attached (latest)
+        let mut typed = event("client-active", 40);
+        typed.client = client("/dev/pts/1", "alice");
+        typed.client.as_mut().unwrap().user = None;
+        events.push(typed);
+        let mut replay = Replay::new(events);
+        let p = replay.place(&command("%1", 50)).unwrap();
+        assert_eq!(p.client_user(), Some("alice"), "{p:?}");
     }
 
     #[test]

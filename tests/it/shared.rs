@@ -187,22 +187,34 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
     alice_client.wait_for("READY", 1);
     bob_client.wait_for("READY", 1);
 
-    // Each types in turn. Enter waits for tmux to report who typed: a
-    // person takes longer to type a command than the hook takes to run.
-    // By the client's name: tmux gives a hook the user of the event's client
-    // only when that client is also the hook's target, which is not always so.
+    // tmux also makes a client the latest when its terminal is resized
+    // (the panes holding them were just laid out): let that settle first,
+    // until no event has come for half a second.
+    let mut seen = (events_in(&db).len(), std::time::Instant::now());
+    while seen.1.elapsed() < std::time::Duration::from_millis(500) {
+        flush();
+        let now = events_in(&db).len();
+        if now != seen.0 {
+            seen = (now, std::time::Instant::now());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    // Each types in turn. Enter waits for tmux to report the typist as the
+    // latest client: a person takes longer to type a command than the hook
+    // takes to run. By the client's name: tmux gives a hook the user of the
+    // event's client only when that client is also its target, not always.
     let client_of = |e: &[EventRow], user: &str| {
         e.iter()
             .find(|e| e.event == "client-attached" && e.client_user.as_deref() == Some(user))
             .and_then(|e| e.client_name.clone())
     };
-    let active = |e: &[EventRow], user: &str| {
-        let name = client_of(e, user);
-        e.iter()
-            .filter(|e| {
-                e.event == "client-active" && e.client_name.is_some() && e.client_name == name
-            })
-            .count()
+    let latest_is = |e: &[EventRow], user: &str| {
+        let latest = e
+            .iter()
+            .filter(|e| e.event == "client-active" || e.event == "client-attached")
+            .max_by_key(|e| (e.at_us, e.id));
+        latest.is_some_and(|l| l.client_name.is_some() && l.client_name == client_of(e, user))
     };
     for (n, (client, user, text)) in [
         (&alice_client, alice, "echo typed-by-alice"),
@@ -212,10 +224,8 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
     .into_iter()
     .enumerate()
     {
-        flush();
-        let before = active(&events_in(&db), user);
         client.type_text(text);
-        wait_events("client-active", &|e| active(e, user) > before);
+        wait_events("the typist as the latest client", &|e| latest_is(e, user));
         client.key("Enter");
         let start = std::time::Instant::now();
         while {
