@@ -88,6 +88,11 @@ fn failure_path(db: &Path) -> Result<PathBuf> {
     Ok(paths::state_dir()?.join(format!("merge-failed-{}", db_hash(db))))
 }
 
+/// Notes that a background merge of `db`'s spool was started, and when.
+fn merge_later_path(db: &Path) -> Result<PathBuf> {
+    Ok(paths::state_dir()?.join(format!("merge-later-{}", db_hash(db))))
+}
+
 fn db_hash(db: &Path) -> String {
     hash_path(&resolved(db))
 }
@@ -209,7 +214,7 @@ pub fn keep(db: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Kept> {
     } else {
         None
     };
-    if let Some(len) = appended {
+    if let Some((len, oldest)) = appended {
         let first = len == lines.len() as u64;
         let fallback_len = fallback_path(db)
             .ok()
@@ -220,7 +225,7 @@ pub fn keep(db: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Kept> {
         let due = len >= MERGE_BYTES
             || fallback_waits
             || !db.exists()
-            || oldest_us(&beside).is_some_and(|oldest| recorded_at_us - oldest >= MERGE_AGE_US);
+            || oldest.is_some_and(|oldest| recorded_at_us - oldest >= MERGE_AGE_US);
         return Ok(Kept {
             path: beside,
             due,
@@ -233,7 +238,7 @@ pub fn keep(db: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Kept> {
         paths::create_private_dir(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let len = append(&fallback, &lines)?;
+    let (len, _) = append(&fallback, &lines)?;
     Ok(Kept {
         path: fallback,
         due: true,
@@ -245,7 +250,8 @@ pub fn keep(db: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Kept> {
 /// Appends `lines` to the spool at `path` under its lock; its length after.
 /// A line cut short earlier (a full disk) is ended first, so that it cannot
 /// swallow this one; a write that fails is taken back whole.
-fn append(path: &Path, lines: &[u8]) -> Result<u64> {
+/// Also when its first record was recorded, read while the file is open.
+fn append(path: &Path, lines: &[u8]) -> Result<(u64, Option<i64>)> {
     let file = open_spool(path, true)?;
     lock_within(&file, LOCK_WAIT).with_context(|| format!("cannot lock {}", path.display()))?;
     let len = file.metadata()?.len();
@@ -260,13 +266,17 @@ fn append(path: &Path, lines: &[u8]) -> Result<u64> {
         let _ = file.set_len(len);
         return Err(err).with_context(|| format!("cannot write {}", path.display()));
     }
-    Ok(len + bytes.len() as u64)
+    Ok((len + bytes.len() as u64, oldest_in(&file)))
 }
 
 /// When the first record in the spool was recorded, from its first line.
 fn oldest_us(path: &Path) -> Option<i64> {
+    oldest_in(&open_spool(path, false).ok()?)
+}
+
+fn oldest_in(file: &File) -> Option<i64> {
     let mut head = [0u8; 64];
-    let n = open_spool(path, false).ok()?.read_at(&mut head, 0).ok()?;
+    let n = file.read_at(&mut head, 0).ok()?;
     let head = std::str::from_utf8(&head[..n]).ok()?;
     let digits = head.strip_prefix("{\"recorded_at_us\":")?;
     let end = digits
@@ -305,8 +315,7 @@ pub fn waiting(db: &Path) -> (usize, Option<i64>) {
 /// was started in the last [`MERGE_AGE_US`] (noted in a file, so that many
 /// shells start one between them).
 pub fn merge_later_needed(db: &Path) -> bool {
-    let Ok(path) = paths::state_dir().map(|d| d.join(format!("merge-later-{}", db_hash(db))))
-    else {
+    let Ok(path) = merge_later_path(db) else {
         return false;
     };
     let pending = fs::metadata(&path)
@@ -319,7 +328,7 @@ pub fn merge_later_needed(db: &Path) -> bool {
 
 /// The background merge ran: the next first record may start another.
 pub fn merge_later_done(db: &Path) {
-    if let Ok(path) = paths::state_dir().map(|d| d.join(format!("merge-later-{}", db_hash(db)))) {
+    if let Ok(path) = merge_later_path(db) {
         let _ = fs::remove_file(path);
     }
 }

@@ -221,42 +221,43 @@ fn finish(
 /// Starts a detached `merge-later` for the spool of the database at
 /// `path`, to merge `after` seconds from now.
 fn spawn_merge_later(path: &Path, after: i64) -> Result<()> {
-    Command::new(std::env::current_exe()?)
-        .arg("merge-later")
-        .arg("--db")
-        .arg(path)
-        .arg("--after")
-        .arg(after.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // Its own process group: Ctrl-C at the prompt does not reach it.
-        .process_group(0)
-        .spawn()?;
+    detached(
+        path,
+        &["merge-later", "--after", &after.to_string()],
+        Stdio::null(),
+    )?;
     Ok(())
 }
 
 /// Starts a detached `record-later` with the record on its stdin.
 fn hand_over(path: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<()> {
-    let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
-        .arg("record-later")
-        .arg("--db")
-        .arg(path)
-        .arg("--recorded-at-us")
-        .arg(recorded_at_us.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // Its own process group: Ctrl-C at the prompt does not reach it.
-        .process_group(0)
-        .spawn()?;
+    let at = recorded_at_us.to_string();
+    let mut child = detached(
+        path,
+        &["record-later", "--recorded-at-us", &at],
+        Stdio::piped(),
+    )?;
     let mut stdin = child
         .stdin
         .take()
         .context("no pipe to the background process")?;
     stdin.write_all(&serde_json::to_vec(entries)?)?;
     Ok(())
+}
+
+/// Starts this binary with `args` for the database at `path`, out of the
+/// caller's way: no output, and a process group of its own, so that Ctrl-C
+/// at the prompt does not reach it.
+fn detached(path: &Path, args: &[&str], stdin: Stdio) -> Result<std::process::Child> {
+    Ok(Command::new(std::env::current_exe()?)
+        .args(args)
+        .arg("--db")
+        .arg(path)
+        .stdin(stdin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()?)
 }
 
 /// Every error of the paths that store goes to the log, one line with a

@@ -862,11 +862,11 @@ fn session_names_are_looked_up_in_the_running_tmux_server() {
 fn whole_history_reports_from_running_totals_match_counting_every_row() {
     let sb = history();
     let report = |by: &str, filtered: bool| -> serde_json::Value {
-        let mut args = vec!["report", "--by", by, "--format", "json"];
+        let mut args = vec!["--by", by, "--format", "json"];
         if filtered {
             args.extend(["--since", "1970-01-02"]);
         }
-        let out = sb.cmd().args(&args).output().unwrap();
+        let out = report(&sb, &args);
         assert!(out.status.success(), "{out:?}");
         serde_json::from_slice(&out.stdout).unwrap()
     };
