@@ -36,14 +36,46 @@ pub const MARKER: &str = " tmux-event ";
 /// output or a failed status): no output, and exit status 0 whatever `bin`
 /// does, also when it is gone (`doctor` tells about that). Hence no `exec`:
 /// the shell stays to end with `true`.
+///
+/// Every value is one `/bin/sh` word whatever bytes it holds: tmux puts it
+/// inside single quotes, with each `'` in it turned into `'\''` by a
+/// substitution ([`sh_word_format`]). Guests choose some of these values
+/// (their `TERM` is `client_termname`, a writing guest names sessions and
+/// windows), and tmux's own `#{q:…}` leaves newline and tab as they are: a
+/// newline would end the command and start one of the guest's, run as the
+/// server's owner, and a tab would add `key=value` arguments that replace
+/// the true ones.
 pub fn hook_command(bin: &Path, hook: &str) -> String {
     let bin = sh_quote(&bin.to_string_lossy()).replace('#', "##");
     let mut shell = format!("test -x {bin} && {bin}{MARKER}{hook}");
     for format in HOOK_FORMATS {
-        shell.push_str(&format!(" {format}=#{{q:{format}}}"));
+        let word = sh_word_format(format);
+        match HOOK_FORMATS_NAMED_BY.iter().find(|(f, _)| f == format) {
+            // The hook's own name of it wins (see `TmuxEvent::from_hook`):
+            // the target's is passed only when there is none, so that a
+            // long name goes once through tmux's limit on one command.
+            Some((_, named_by)) => shell.push_str(&format!(" #{{?{named_by},,{word}}}")),
+            None => shell.push_str(&format!(" {word}")),
+        }
     }
     shell.push_str(" >/dev/null 2>&1; true");
     format!("run-shell -b {}", tmux_quote(&shell))
+}
+
+/// Formats whose value is used only when the hook's own (the second) is
+/// empty.
+const HOOK_FORMATS_NAMED_BY: &[(&str, &str)] = &[
+    ("session_name", "hook_session_name"),
+    ("window_name", "hook_window_name"),
+];
+
+/// A tmux format that expands to `format=VALUE` as one single-quoted
+/// `/bin/sh` word, for any value: `'` becomes `'\''` (end the quotes, an
+/// escaped quote, quotes again), and nothing else is special inside single
+/// quotes. The backslash is doubled for tmux's substitution, which reads
+/// `\\` as one.
+fn sh_word_format(format: &str) -> String {
+    format!(r"'{format}=#{{s/'/'\\''/:{format}}}'")
 }
 
 /// What `register` did.
@@ -155,48 +187,47 @@ pub fn current_state(by: &Recorder) -> Result<Vec<TmuxEvent>> {
     event(&mut events, by, "server-started", started_us, server);
     // While tmux reads its config at start-up there is no session yet, and
     // listing them fails ("no current target"): nothing to record then.
-    let panes = tmux(&[
-        "list-panes",
-        "-a",
-        "-F",
-        "#{session_id}\t#{window_id}\t#{window_index}\t#{pane_id}\t#{session_name}\t#{window_name}",
-    ])
-    .unwrap_or_default();
-    for line in panes.lines() {
-        let f: Vec<&str> = line.splitn(6, '\t').collect();
-        if f.len() < 6 {
-            continue;
-        }
+    const PANE: &[&str] = &[
+        "session_id",
+        "window_id",
+        "window_index",
+        "pane_id",
+        "session_name",
+        "window_name",
+    ];
+    let panes = tmux_bytes(&["list-panes", "-a", "-F", &listing_format(PANE)]).unwrap_or_default();
+    for f in parse_listing(&panes, PANE.len()) {
         let seen = event(&mut events, by, "seen", by.at_us, server);
-        seen.session_id = id(f[0]);
-        seen.window_id = id(f[1]);
+        seen.session_id = id(&f[0]);
+        seen.window_id = id(&f[1]);
         seen.window_index = f[2].parse().ok();
-        seen.pane = Some(f[3].to_string());
-        seen.session_name = Some(f[4].to_string());
-        seen.window_name = Some(f[5].to_string());
+        seen.pane = Some(f[3].clone());
+        seen.session_name = Some(f[4].clone());
+        seen.window_name = Some(f[5].clone());
     }
-    let clients = tmux(&[
-        "list-clients",
-        "-F",
-        "#{session_id}\t#{client_pid}\t#{client_uid}\t#{client_name}\t#{client_tty}\t#{client_user}\t#{client_termname}\t#{session_name}",
-    ])
-    .unwrap_or_default();
-    for line in clients.lines() {
-        let f: Vec<&str> = line.splitn(8, '\t').collect();
-        if f.len() < 8 {
-            continue;
-        }
+    const CLIENT: &[&str] = &[
+        "session_id",
+        "client_pid",
+        "client_uid",
+        "client_name",
+        "client_tty",
+        "client_user",
+        "client_termname",
+        "session_name",
+    ];
+    let clients = tmux_bytes(&["list-clients", "-F", &listing_format(CLIENT)]).unwrap_or_default();
+    for f in parse_listing(&clients, CLIENT.len()) {
         let some = |v: &str| (!v.is_empty()).then(|| v.to_string());
         let seen = event(&mut events, by, "seen", by.at_us, server);
-        seen.session_id = id(f[0]);
-        seen.session_name = some(f[7]);
+        seen.session_id = id(&f[0]);
+        seen.session_name = some(&f[7]);
         seen.client = Some(Client {
-            name: f[3].to_string(),
-            tty: some(f[4]),
+            name: f[3].clone(),
+            tty: some(&f[4]),
             pid: f[1].parse().ok(),
-            user: some(f[5]),
+            user: some(&f[5]),
             uid: f[2].parse().ok(),
-            termname: some(f[6]),
+            termname: some(&f[6]),
         });
     }
     Ok(events)
@@ -210,8 +241,58 @@ fn push_command(args: &mut Vec<String>, command: &[&str]) {
     args.extend(command.iter().map(|s| s.to_string()));
 }
 
+/// A `-F` format for a listing whose values may hold any bytes (a guest's
+/// `TERM`, names with newlines or tabs): each value after its length in
+/// bytes and a colon (`#{n:…}` counts bytes), so no value can end a line or
+/// a field early and pass for another client or pane. One line per item.
+fn listing_format(formats: &[&str]) -> String {
+    let mut format: String = formats
+        .iter()
+        .map(|f| format!("#{{n:{f}}}:#{{{f}}}"))
+        .collect();
+    format.push('\n');
+    format
+}
+
+/// The items of a listing made with [`listing_format`] of `count` values
+/// each (a value that is not UTF-8 taken lossily). It stops at the first
+/// item that does not parse.
+fn parse_listing(mut bytes: &[u8], count: usize) -> Vec<Vec<String>> {
+    let mut items = Vec::new();
+    'items: while !bytes.is_empty() {
+        let mut item = Vec::with_capacity(count);
+        for _ in 0..count {
+            let Some(colon) = bytes.iter().position(|b| *b == b':') else {
+                break 'items;
+            };
+            let Some(len) = std::str::from_utf8(&bytes[..colon])
+                .ok()
+                .and_then(|n| n.parse::<usize>().ok())
+            else {
+                break 'items;
+            };
+            let Some(value) = bytes.get(colon + 1..colon + 1 + len) else {
+                break 'items;
+            };
+            item.push(String::from_utf8_lossy(value).into_owned());
+            bytes = &bytes[colon + 1 + len..];
+        }
+        let Some(rest) = bytes.strip_prefix(b"\n") else {
+            break;
+        };
+        bytes = rest;
+        items.push(item);
+    }
+    items
+}
+
 /// Runs `tmux` with `args` against the server of `$TMUX`; its output.
 pub fn tmux<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<String> {
+    Ok(String::from_utf8_lossy(&tmux_bytes(args)?).into_owned())
+}
+
+/// [`tmux`], its output as bytes.
+fn tmux_bytes<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<Vec<u8>> {
     let out = Command::new("tmux")
         .args(args)
         .output()
@@ -220,7 +301,7 @@ pub fn tmux<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<String> {
         let stderr = String::from_utf8_lossy(&out.stderr);
         bail!("tmux failed: {}", stderr.trim());
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out.stdout)
 }
 
 /// `text` as one word for /bin/sh.
@@ -276,7 +357,36 @@ mod tests {
         assert!(cmd.starts_with("run-shell -b \""), "{cmd}");
         assert!(cmd.contains(r"\$HOME"), "tmux must not expand it: {cmd}");
         assert!(cmd.contains("##1"), "formats must not expand it: {cmd}");
-        assert!(cmd.contains("hook_session=#{q:hook_session}"), "{cmd}");
+        assert!(
+            cmd.contains(r"'hook_session=#{s/'/'\\\\''/:hook_session}'"),
+            "each value one single-quoted word: {cmd}"
+        );
+        assert!(
+            cmd.contains(r"#{?hook_session_name,,'session_name="),
+            "the target's name only when the hook has none: {cmd}"
+        );
+    }
+
+    #[test]
+    fn a_listing_value_cannot_pass_for_another_field_or_item() {
+        let format = listing_format(&["client_user", "client_termname"]);
+        assert_eq!(
+            format,
+            "#{n:client_user}:#{client_user}#{n:client_termname}:#{client_termname}\n"
+        );
+        // A guest's TERM holding a tab, a newline and a line shaped like an item.
+        let term = "x\t\n5:alice5:xterm\n";
+        let listing = format!("3:bob{}:{term}\n5:carol0:\n", term.len());
+        assert_eq!(
+            parse_listing(listing.as_bytes(), 2),
+            vec![
+                vec!["bob".to_string(), term.to_string()],
+                vec!["carol".to_string(), String::new()]
+            ]
+        );
+        // Cut short: the items before it.
+        assert_eq!(parse_listing(b"3:bob9:xy", 2), Vec::<Vec<String>>::new());
+        assert_eq!(parse_listing(b"3:bob2:xy\n3:bo", 2).len(), 1);
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! per topic.
 
 mod support;
+mod users;
 
 mod doctor;
 mod faults;
+mod guests;
 mod hooks;
 mod init;
 mod lifecycle;

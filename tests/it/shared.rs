@@ -11,56 +11,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 use crate::support::{events_in, rows_in, EventRow, Sandbox, Tmux, PATIENCE};
-
-/// Throwaway Unix users, deleted on drop.
-struct Users(Vec<String>);
-
-impl Users {
-    /// Creates one user per name, or says why it cannot.
-    fn create(names: &[&str]) -> Result<Users, String> {
-        // SAFETY: no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err("creating Unix users needs root".into());
-        }
-        let mut users = Users(Vec::new());
-        for name in names {
-            let name = format!("ta{}{name}", std::process::id() % 1_000_000);
-            let out = Command::new("useradd")
-                .args(["-M", "-N", "-s", "/bin/sh", &name])
-                .output()
-                .map_err(|e| format!("cannot run useradd: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "useradd {name} failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
-            users.0.push(name);
-        }
-        Ok(users)
-    }
-}
-
-impl Drop for Users {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = Command::new("pkill").args(["-KILL", "-u", name]).status();
-            let _ = Command::new("userdel").args(["-f", name]).output();
-        }
-    }
-}
-
-/// `runuser -u USER -- env -i VARS… PROGRAM ARGS…`
-fn as_user(user: &str, vars: &[(String, String)], program: &Path, args: &[&str]) -> Output {
-    let vars: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    Command::new("runuser")
-        .args(["-u", user, "--", "env", "-i"])
-        .args(&vars)
-        .arg(program)
-        .args(args)
-        .output()
-        .expect("runuser")
-}
+use crate::users::{as_user, KillServer, Users};
 
 fn json(out: &Output) -> Value {
     assert!(
@@ -73,16 +24,8 @@ fn json(out: &Output) -> Value {
 
 #[test]
 fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
-    let users = match Users::create(&["a", "b"]) {
-        Ok(users) => users,
-        Err(why) => {
-            assert!(
-                std::env::var_os("TMUX_AUDIT_REQUIRE_USER_TESTS").is_none(),
-                "this test must run here, but: {why}"
-            );
-            eprintln!("skipped: {why}");
-            return;
-        }
+    let Some(users) = Users::create_or_skip(&["a", "b"]) else {
+        return;
     };
     let (alice, bob) = (users.0[0].as_str(), users.0[1].as_str());
     // A directory both users can reach: the binary, the owner's files and the socket.
@@ -298,15 +241,4 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
     assert_eq!((count(alice), count(bob)), (Some(2), Some(1)), "{report}");
     let timeline = as_user(alice, &env, &bin, &["timeline", "--session", "pair"]);
     eprintln!("{}", String::from_utf8_lossy(&timeline.stdout));
-}
-
-/// Ends the owner's tmux server on drop.
-struct KillServer<'a>(&'a str, String);
-
-impl Drop for KillServer<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new("runuser")
-            .args(["-u", self.0, "--", "tmux", "-S", &self.1, "kill-server"])
-            .output();
-    }
 }

@@ -460,6 +460,8 @@ pub struct EventRow {
     pub pane: Option<String>,
     pub client_name: Option<String>,
     pub client_user: Option<String>,
+    pub client_uid: Option<i64>,
+    pub client_termname: Option<String>,
 }
 
 /// The events, in time order.
@@ -486,6 +488,8 @@ pub fn events_in(db: &Path) -> Vec<EventRow> {
             pane: r.get("pane")?,
             client_name: r.get("client_name")?,
             client_user: r.get("client_user")?,
+            client_uid: r.get("client_uid")?,
+            client_termname: r.get("client_termname")?,
         })
     })
     .unwrap()
