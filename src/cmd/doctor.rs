@@ -263,6 +263,19 @@ fn check_tmux_hooks() -> Finding {
             "run `tmux-audit init tmux` again",
         );
     }
+    // Hooks of tmux-audit 0.1 before the fix quoted values with `#{q:…}`,
+    // which lets a guest's TERM with a newline run commands.
+    let unsafe_hooks = listing
+        .lines()
+        .any(|l| l.contains(hooks::MARKER) && l.contains("#{q:"));
+    if unsafe_hooks {
+        return Finding::problem(
+            WHAT,
+            "registered by an older tmux-audit, whose hooks let a guest's TERM run commands as you"
+                .into(),
+            "run `tmux-audit init tmux` again: it replaces them",
+        );
+    }
     let gone: Vec<String> = hooks::hook_binaries(&listing)
         .into_iter()
         .filter(|bin| !Path::new(bin).is_file())

@@ -179,4 +179,22 @@ fn inside_tmux_the_hooks_of_init_tmux_and_their_binary_are_checked() {
     let (code, text) = doctor_in_tmux();
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("missing for client-active"), "{text}");
+
+    // A hook as an older tmux-audit registered it: values through `#{q:…}`,
+    // which leaves a guest's newline as it is.
+    tmux.run(&[
+        "set-hook",
+        "-g",
+        "client-active",
+        &format!(
+            "run-shell -b \"{} tmux-event client-active client_termname=#{{q:client_termname}}\"",
+            sb.bin.display()
+        ),
+    ]);
+    let (code, text) = doctor_in_tmux();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("registered by an older tmux-audit"), "{text}");
+    tmux.run(&["run-shell", &format!("{} init tmux", sb.bin.display())]);
+    let (code, text) = doctor_in_tmux();
+    assert_eq!(code, Some(0), "{text}");
 }
