@@ -333,7 +333,7 @@ fn table(items: &[Item<'_>]) -> String {
             let line = item.line();
             [
                 local_time(item.at_us()),
-                line.what,
+                one_line(&line.what, 60),
                 one_line(&line.place, 60),
                 one_line(&line.who, 60),
                 one_line(&line.detail, 400),

