@@ -6,6 +6,9 @@
 //! enabled = true                      # built-in secret patterns on (default)
 //! patterns = ['corp_[a-z0-9]{24}']    # more regexes whose matches are redacted
 //! allow = ['AKIAIOSFODNN7EXAMPLE']    # exact matches never redacted
+//!
+//! [record]
+//! max_command_bytes = 2097152         # longer commands keep their head (default 2 MiB)
 //! ```
 
 use std::path::PathBuf;
@@ -17,6 +20,24 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub redact: Redact,
+    pub record: RecordSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordSettings {
+    /// A command longer than this keeps its first bytes, its length and
+    /// the SHA-256 of the whole (see `cmd/record.rs`): a 100 MiB paste
+    /// must not hold the prompt for seconds nor take hundreds of MB.
+    pub max_command_bytes: usize,
+}
+
+impl Default for RecordSettings {
+    fn default() -> RecordSettings {
+        RecordSettings {
+            max_command_bytes: 2 << 20,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ use std::io::{self, IsTerminal, Read};
 use std::os::unix::ffi::OsStringExt;
 
 use anyhow::{bail, Context as _, Result};
+use sha2::{Digest, Sha256};
 
 use super::{Exit, Run};
 use crate::cli::{Record, RecordLater};
@@ -38,13 +39,21 @@ impl Run for RecordLater {
 impl Record {
     fn record(&self) -> Result<Exit> {
         let finished_us = store::now_us();
+        let config = Config::load().unwrap_or_else(|err| {
+            error_log::append(
+                "record",
+                &format!("{err:#}"),
+                "fix the config file; see `tmux-audit config`",
+            );
+            Config::default()
+        });
         let command = if self.text_unavailable {
             Vec::new()
         } else {
-            read_command()?
+            read_command(config.record.max_command_bytes)?
         };
         // Before the record is written anywhere: database, spool or hand-over.
-        let (command, redacted) = match redact_secrets(&command) {
+        let (command, redacted) = match redact_secrets(&command, config.redact) {
             Some(redacted) => (redacted, true),
             None => (command, false),
         };
@@ -89,17 +98,9 @@ impl RecordLater {
 }
 
 /// The command with likely secrets replaced, or None when it holds none.
-/// A broken config file never costs the record: it is logged, and the
-/// built-in patterns still apply.
-fn redact_secrets(command: &[u8]) -> Option<Vec<u8>> {
-    let settings = Config::load().map(|c| c.redact).unwrap_or_else(|err| {
-        error_log::append(
-            "record",
-            &format!("{err:#}"),
-            "fix the config file; see `tmux-audit config`",
-        );
-        Redact::default()
-    });
+/// A broken config file never costs the record: it is logged (when it was
+/// read), and the built-in patterns still apply.
+fn redact_secrets(command: &[u8], settings: Redact) -> Option<Vec<u8>> {
     redact::redact(command, &settings).unwrap_or_else(|err| {
         error_log::append(
             "record",
@@ -114,18 +115,103 @@ fn redact_secrets(command: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-/// The command text: all of stdin, less the one newline the hooks end it with.
-fn read_command() -> Result<Vec<u8>> {
+/// The command text: all of stdin, less the one newline the hooks end it
+/// with. Past `max` bytes only the first `max` are kept, and a last line
+/// says how long the whole was and its SHA-256 (see [`cut_note`]): the rest
+/// is read and hashed, never held.
+fn read_command(max: usize) -> Result<Vec<u8>> {
     let mut stdin = io::stdin().lock();
     if stdin.is_terminal() {
         bail!("`record` reads the command from standard input and is run by the shell hooks; see `tmux-audit init --help`");
     }
+    read_at_most(&mut stdin, max).context("cannot read the command from standard input")
+}
+
+fn read_at_most(input: &mut impl Read, max: usize) -> io::Result<Vec<u8>> {
     let mut command = Vec::new();
-    stdin
-        .read_to_end(&mut command)
-        .context("cannot read the command from standard input")?;
-    if command.last() == Some(&b'\n') {
-        command.pop();
+    // One byte more than kept: the hooks' newline, or the sign of a cut.
+    input
+        .by_ref()
+        .take(max as u64 + 2)
+        .read_to_end(&mut command)?;
+    if command.len() <= max + 1 {
+        if command.last() == Some(&b'\n') {
+            command.pop();
+        }
+        if command.len() <= max {
+            return Ok(command);
+        }
     }
+    // Too long: hash it all, holding back the last byte read (the hooks'
+    // newline is not part of the command).
+    let mut hasher = Sha256::new();
+    hasher.update(&command[..command.len() - 1]);
+    let mut last = command[command.len() - 1];
+    let mut total = command.len() as u64 - 1;
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = match input.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        hasher.update([last]);
+        hasher.update(&buffer[..n - 1]);
+        last = buffer[n - 1];
+        total += n as u64;
+    }
+    if last != b'\n' {
+        hasher.update([last]);
+        total += 1;
+    }
+    command.truncate(max);
+    command.extend_from_slice(cut_note(total, &hasher.finalize()).as_bytes());
     Ok(command)
+}
+
+/// What stands after the first bytes of a command too long to keep whole.
+fn cut_note(total: u64, sha256: &[u8]) -> String {
+    format!(
+        "\n[tmux-audit: command cut after its first bytes; {total} bytes in all, SHA-256 {}]",
+        crate::text::hex(sha256)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(input: &[u8], max: usize) -> Vec<u8> {
+        read_at_most(&mut &input[..], max).unwrap()
+    }
+
+    #[test]
+    fn a_command_up_to_the_limit_is_kept_whole() {
+        assert_eq!(read(b"abc\n", 3), b"abc");
+        assert_eq!(read(b"abc", 3), b"abc");
+        assert_eq!(read(b"ab\n\n", 3), b"ab\n");
+        assert_eq!(read(b"", 3), b"");
+    }
+
+    #[test]
+    fn a_longer_one_keeps_its_head_length_and_hash() {
+        for (input, whole) in [
+            (&b"abcdef\n"[..], &b"abcdef"[..]),
+            (b"abcdef", b"abcdef"),
+            (b"abcd\n", b"abcd"),
+        ] {
+            let kept = read(input, 3);
+            let note = cut_note(whole.len() as u64, &Sha256::digest(whole));
+            assert_eq!(kept, [&b"abc"[..], note.as_bytes()].concat(), "{input:?}");
+        }
+        // Longer than one buffer of the rest.
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut input = big.clone();
+        input.push(b'\n');
+        let kept = read(&input, 1000);
+        let note = cut_note(big.len() as u64, &Sha256::digest(&big));
+        assert_eq!(kept, [&big[..1000], note.as_bytes()].concat());
+        assert!(String::from_utf8_lossy(&kept).contains("300000 bytes in all"));
+    }
 }

@@ -37,6 +37,77 @@ fn a_one_mebibyte_command_is_recorded_intact() {
 }
 
 #[test]
+fn a_hundred_mebibyte_paste_keeps_its_head_length_and_hash_in_bounded_memory() {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::process::CommandExt;
+    let sb = Sandbox::new();
+    let line = b"echo 'pasted log line with some text in it' # 0123456789\n";
+    let command: Vec<u8> = line.iter().copied().cycle().take(100 << 20).collect();
+    let mut cmd = sb.cmd();
+    cmd.arg("record").args(args("1")).stdin(Stdio::piped());
+    // Reading it whole (and copying it to redact, encode and store it) took
+    // over 400 MB: at most 64 MiB of address space, or the record fails.
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64 << 20,
+                rlim_max: 64 << 20,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = {
+        let command = command.clone();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&command);
+            let _ = stdin.write_all(b"\n");
+        })
+    };
+    let status = child.wait().unwrap();
+    writer.join().unwrap();
+    assert!(status.success(), "{}", sb.log());
+    let rows = sb.rows();
+    assert_eq!(rows.len(), 1, "{}", sb.log());
+    let stored = rows[0].command.as_bytes();
+    let head = 2 << 20;
+    assert_eq!(&stored[..head], &command[..head]);
+    let note = format!(
+        "\n[tmux-audit: command cut after its first bytes; {} bytes in all, SHA-256 {}]",
+        command.len(),
+        Sha256::digest(&command)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    assert_eq!(&stored[head..], note.as_bytes());
+}
+
+#[test]
+fn the_command_length_limit_is_set_in_the_config_file() {
+    let sb = Sandbox::new();
+    let config = sb.path().join("config/tmux-audit/config.toml");
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    fs::write(&config, "[record]\nmax_command_bytes = 8\n").unwrap();
+    assert!(sb.record(b"echo 1234567890", &args("1")).status.success());
+    assert!(sb.record(b"echo 123", &args("2")).status.success());
+    let rows = sb.rows();
+    assert!(
+        rows[0].command.starts_with(
+            "echo 123\n[tmux-audit: command cut after its first bytes; 15 bytes in all"
+        ),
+        "{}",
+        rows[0].command
+    );
+    assert_eq!(rows[1].command, "echo 123");
+}
+
+#[test]
 fn invalid_utf8_and_nul_bytes_keep_their_exact_bytes() {
     let sb = Sandbox::new();
     let command = b"printf '\xff\xfe' \0 end".to_vec();
