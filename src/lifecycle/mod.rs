@@ -145,19 +145,21 @@ impl TmuxEvent {
                 .filter(|v| !v.is_empty())
         };
         let same = |hook: &str, target: &str| get(hook).is_none_or(|h| get(target) == Some(h));
-        // The target describes this event only where it is about the same
-        // client, session, window and pane as the event.
-        let target_client = same("hook_client", "client_name");
-        let target_session = target_client && same("hook_session", "session_id");
-        let target_window = target_session && same("hook_window", "window_id");
-        let target_pane = target_window && same("hook_pane", "pane_id");
+        // The target describes this event only when it is about the same
+        // client, session, window and pane as all the event names: a
+        // pane-exited names only its pane, and its target is some other
+        // pane, of whatever session tmux finds best.
+        let target = same("hook_client", "client_name")
+            && same("hook_session", "session_id")
+            && same("hook_window", "window_id")
+            && same("hook_pane", "pane_id");
         let either =
             |hook: &str, target: &str, ok: bool| get(hook).or(if ok { get(target) } else { None });
         // Only client events name a client: for the others, the target's
         // client is whichever tmux finds best for the session, which need
         // not be the one that caused the event.
         let client = get("hook_client").map(|name| {
-            let of_target = |key| if target_client { get(key) } else { None };
+            let of_target = |key| if target { get(key) } else { None };
             Client {
                 name: name.to_string(),
                 tty: of_target("client_tty").map(str::to_string),
@@ -176,18 +178,16 @@ impl TmuxEvent {
             uid: by.uid,
             tmux_socket: get("socket_path")?.to_string(),
             tmux_server_pid: get("pid")?.parse().ok()?,
-            session_id: either("hook_session", "session_id", target_session).and_then(id),
-            session_name: either("hook_session_name", "session_name", target_session)
-                .map(str::to_string),
-            window_id: either("hook_window", "window_id", target_window).and_then(id),
-            window_index: if target_window {
+            session_id: either("hook_session", "session_id", target).and_then(id),
+            session_name: either("hook_session_name", "session_name", target).map(str::to_string),
+            window_id: either("hook_window", "window_id", target).and_then(id),
+            window_index: if target {
                 get("window_index").and_then(|v| v.parse().ok())
             } else {
                 None
             },
-            window_name: either("hook_window_name", "window_name", target_window)
-                .map(str::to_string),
-            pane: either("hook_pane", "pane_id", target_pane).map(str::to_string),
+            window_name: either("hook_window_name", "window_name", target).map(str::to_string),
+            pane: either("hook_pane", "pane_id", target).map(str::to_string),
             client,
         })
     }
@@ -270,6 +270,25 @@ mod tests {
         );
         assert_eq!((e.window_id, e.window_index, e.pane), (None, None, None));
         assert_eq!((e.tmux_server_pid, e.tmux_socket.as_str()), (42, "/tmp/s"));
+    }
+
+    #[test]
+    fn an_exited_pane_takes_nothing_from_a_target_in_another_session() {
+        // What tmux 3.3a passes to pane-exited: only hook_pane, and a target
+        // pane elsewhere (here in session "dev", which the pane never was).
+        let f = fields(&[
+            ("hook_pane", "%5"),
+            ("session_name", "dev"),
+            ("window_id", "@2"),
+            ("window_index", "2"),
+            ("pane_id", "%3"),
+        ]);
+        let e = TmuxEvent::from_hook("pane-exited", &f, &recorder()).unwrap();
+        assert_eq!(e.pane.as_deref(), Some("%5"));
+        assert_eq!(
+            (e.session_id, e.session_name, e.window_id, e.window_index),
+            (None, None, None, None)
+        );
     }
 
     #[test]
