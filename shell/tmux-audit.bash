@@ -121,23 +121,25 @@ __tmux_audit_record() {
     if [[ $start != 0 && -n $end ]]; then
         record+=(--start-us "$start" --end-us "$end")
     fi
-    # The recorder runs in a command substitution (which execs it without a
-    # further fork): no job of the hook is left in the shell's job table for
-    # `jobs` in a later PROMPT_COMMAND entry or the prompt, and `$!` is kept.
-    # The text goes through a pipe, never a file: a here-string when bash
-    # makes it a pipe (1,023 characters are at most 4,092 bytes, within any
-    # pipe), else a pipeline.
+    # The recorder runs in a command substitution: no job of the hook is left
+    # in the shell's job table for `jobs` in a later PROMPT_COMMAND entry or
+    # the prompt, and `$!` is kept. With no redirection of its own, bash execs
+    # it in the substitution's process (no further fork); the redirections
+    # around it leave the shell's stdin, where the recorder finds the
+    # terminal, alone. The text goes through a pipe, never a file: a
+    # here-string on descriptor 9 when bash makes it a pipe (1,023 characters
+    # are at most 4,092 bytes, within any pipe), else a pipeline.
     # shellcheck disable=SC2034 # out: nothing; the assignment gives the status
     if [[ -z $__tmux_audit_number ]]; then
         # History is off (`set +o history`, HISTSIZE=0): the text is gone,
         # but that a command ran, when, where and how it ended is recorded.
-        out=$("${record[@]}" --text-unavailable </dev/null >/dev/null 2>&1)
+        { out=$("${record[@]}" --text-unavailable); } 2>/dev/null
         rc=$?
     elif [[ -n $__tmux_audit_herepipe && -z ${BASH_COMPAT-} ]] && ((${#__tmux_audit_text} < 1024)); then
-        out=$("${record[@]}" <<<"$__tmux_audit_text" >/dev/null 2>&1)
+        { out=$(TMUX_AUDIT_TEXT_FD=9 "${record[@]}"); } 9<<<"$__tmux_audit_text" 2>/dev/null
         rc=$?
     else
-        out=$(builtin printf '%s\n' "$__tmux_audit_text" 2>/dev/null | "${record[@]}" >/dev/null 2>&1)
+        { out=$(builtin printf '%s\n' "$__tmux_audit_text" | "${record[@]}"); } 2>/dev/null
         rc=$?
     fi
     [[ -n $__tmux_audit_number ]] && __tmux_audit_forget "$__tmux_audit_number" "$__tmux_audit_text"

@@ -333,6 +333,9 @@ fn keeps_the_prompt_when_the_binary_is_gone(shell: Shell) {
     sb.bin = copy.clone();
     let s = Scenario::in_sandbox(sb, shell, Rc::default().after(strict(shell)));
     s.run("echo recorded");
+    // The record is in the spool before its recorder has exited (it may
+    // still start a background merge): wait for the prompt that follows.
+    s.pane.wait_for("READY", 2);
     fs::remove_file(&copy).unwrap();
 
     s.pane.line("sh -c 'exit 6'");
