@@ -4,14 +4,16 @@
 #     eval "$(tmux-audit init bash)"
 #
 # Every name defined here starts with __tmux_audit_ (and TMUX_AUDIT_SESSION is
-# exported for `tmux-audit search --here`). The hook prints nothing,
-# keeps $? and PIPESTATUS, works under `set -u`, and loads once per shell.
+# exported for `tmux-audit search --here`). The hook prints nothing, keeps $?,
+# fires no ERR trap and no `set -e` exit of its own, leaves nothing in `jobs`,
+# `$!` or the user's history file, works under `set -u`, and loads once per shell.
 if [[ $- == *i* && -z ${__tmux_audit_session-} ]] && ((BASH_VERSINFO[0] >= 5)); then
 
 __tmux_audit_bin=@TMUX_AUDIT_BIN@
 __tmux_audit_log=@TMUX_AUDIT_LOG@
 # One id per interactive shell: not exported, so a nested shell makes its own.
-__tmux_audit_session="bash.$$.${EPOCHREALTIME//[^0-9]/}.$RANDOM"
+# (${EPOCHREALTIME:+…}: empty rather than an error under `set -u` when unset.)
+__tmux_audit_session="bash.$$.${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}.$RANDOM"
 # For `tmux-audit search --here` outside tmux.
 export TMUX_AUDIT_SESSION=$__tmux_audit_session
 __tmux_audit_seq=0
@@ -24,20 +26,33 @@ __tmux_audit_histcontrol=${HISTCONTROL-}
 __tmux_audit_histignore=${HISTIGNORE-}
 __tmux_audit_histcontrol_set=
 __tmux_audit_histignore_set=
+# bash >= 5.1 hands a here-string to a command through a pipe when it fits
+# in one (bash 5.0, or BASH_COMPAT=50 and below, through a temporary file).
+__tmux_audit_herepipe=
+((BASH_VERSINFO[0] > 5 || BASH_VERSINFO[1] >= 1)) && __tmux_audit_herepipe=1
+
+# The hook's entry in PROMPT_COMMAND. Its status is the command's, handed on
+# to the entries after it; as the first command of an `&&` list, a non-zero
+# status fires no ERR trap and ends no `set -e` shell. `;` after it, as
+# tools such as direnv expect when they look for their own entry.
+__tmux_audit_entry='__tmux_audit_precmd && :'
 
 # PS0 is expanded after a command line is read and before it runs (never for
 # an empty line). The arithmetic in this subscript notes the start time in
-# microseconds and the command's history number, without forking, and the
-# whole expansion is empty.
+# microseconds (0: unknown) and the command's history number, without
+# forking, and the whole expansion is empty.
 # shellcheck disable=SC2016 # expanded by bash each time it shows PS0
-__tmux_audit_ps0='${__tmux_audit_none[(__tmux_audit_start=${EPOCHREALTIME//[^0-9]/}),(__tmux_audit_hist=\!),0]-}'
+__tmux_audit_ps0='${__tmux_audit_none[(__tmux_audit_start=10#0${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}),(__tmux_audit_hist=\!),0]-}'
 
 # HISTCONTROL=ignorespace/ignoredups/ignoreboth and HISTIGNORE keep a command
 # out of the history list, which is where bash keeps the text of the command
 # just run. The hook keeps the user's values aside, lets every command into
-# the list, and after recording removes from the list what the user's values
-# would have kept out (__tmux_audit_forget). A later change of either variable
-# is taken as the user's new wish at the next prompt.
+# the list, and removes from the list what the user's values would have kept
+# out (__tmux_audit_forget) before anything else can see it: first thing at
+# the next prompt (the hook stays the first to run there), or on the way
+# out when the command line ends the shell (__tmux_audit_on_exit). Multi-line
+# commands are kept as the user's `lithist` says. A later change of either
+# variable is taken as the user's new wish at the next prompt.
 __tmux_audit_adopt_history_settings() {
     [[ ${HISTCONTROL-} == "${__tmux_audit_histcontrol_set-}" && ${HISTIGNORE-} == "${__tmux_audit_histignore_set-}" ]] && return 0
     __tmux_audit_histcontrol=${HISTCONTROL-}
@@ -78,45 +93,122 @@ __tmux_audit_forget() {
     fi
 }
 
-# $1: the exit status of the command that just finished, $2: when it ended.
-__tmux_audit_record() {
-    local HISTTIMEFORMAT='' entry number text rc start=$__tmux_audit_start
-    __tmux_audit_start= # first: whatever happens next, this command is done
+# Sets __tmux_audit_number and __tmux_audit_text to the history entry of the
+# command line just run; both empty when it is not in the list (history off).
+__tmux_audit_last_entry() {
+    local HISTTIMEFORMAT='' entry
+    __tmux_audit_number='' __tmux_audit_text=''
     entry=$(builtin history 1)
     entry=${entry#"${entry%%[^[:space:]]*}"}
-    number=${entry%%[^0-9]*}
-    __tmux_audit_seq=$((__tmux_audit_seq + 1))
-    local record=("$__tmux_audit_bin" record --shell bash --session "$__tmux_audit_session"
-        --seq "$__tmux_audit_seq" --exit "$1" --start-us "$start" --end-us "$2" --cwd "$__tmux_audit_cwd")
-    if [[ -n $number && $number == "$__tmux_audit_hist" ]]; then
+    __tmux_audit_number=${entry%%[^0-9]*}
+    if [[ -n $__tmux_audit_number && $__tmux_audit_number == "$__tmux_audit_hist" ]]; then
         # `history 1` prints the number, a `*` or a blank, a blank, the text.
-        text=${entry:${#number}+2}
-        "${record[@]}" >/dev/null 2>&1 <<<"$text"
-        rc=$?
-        __tmux_audit_forget "$number" "$text"
+        __tmux_audit_text=${entry:${#__tmux_audit_number}+2}
     else
-        # History is off (`set +o history`, HISTSIZE=0): the text is gone,
-        # but that a command ran, when, where and how it ended is recorded.
-        "${record[@]}" --text-unavailable >/dev/null 2>&1 </dev/null
-        rc=$?
-    fi
-    if ((rc == 126 || rc == 127)) && [[ -z $__tmux_audit_warned ]]; then
-        __tmux_audit_warned=1
-        # shellcheck disable=SC2016 # the hint shows the line to type
-        (
-            umask 077
-            command mkdir -p -- "${__tmux_audit_log%/*}"
-            printf '%(%Y-%m-%dT%H:%M:%S%z)T hook: bash cannot run %s (exit %s); hint: reinstall tmux-audit, or re-run `eval "$(tmux-audit init bash)"` so the hook points at its new path\n' \
-                -1 "$__tmux_audit_bin" "$rc" >>"$__tmux_audit_log"
-        ) 2>/dev/null
+        __tmux_audit_number=
     fi
 }
 
-# First in PROMPT_COMMAND, so $? is the command's own; it is handed on to
-# whatever runs after it. (bash itself keeps PIPESTATUS for the next command,
-# and for later elements when PROMPT_COMMAND is an array.)
+# $1: the exit status of the command that just finished, $2: when it ended
+# (empty: unknown).
+__tmux_audit_record() {
+    local rc out start=$__tmux_audit_start end=$2 __tmux_audit_number __tmux_audit_text
+    __tmux_audit_start= # first: whatever happens next, this command is done
+    __tmux_audit_last_entry
+    __tmux_audit_seq=$((__tmux_audit_seq + 1))
+    local record=("$__tmux_audit_bin" record --shell bash --session "$__tmux_audit_session"
+        --seq "$__tmux_audit_seq" --exit "$1" --cwd "$__tmux_audit_cwd")
+    if [[ $start != 0 && -n $end ]]; then
+        record+=(--start-us "$start" --end-us "$end")
+    fi
+    # The recorder runs in a command substitution: no job of the hook is left
+    # in the shell's job table for `jobs` in a later PROMPT_COMMAND entry or
+    # the prompt, and `$!` is kept. With no redirection of its own, bash execs
+    # it in the substitution's process (no further fork); the redirections
+    # around it leave the shell's stdin, where the recorder finds the
+    # terminal, alone. The text goes through a pipe, never a file: a
+    # here-string on descriptor 9 when bash makes it a pipe (1,023 characters
+    # are at most 4,092 bytes, within any pipe), else a pipeline.
+    # shellcheck disable=SC2034 # out: nothing; the assignment gives the status
+    if [[ -z $__tmux_audit_number ]]; then
+        # History is off (`set +o history`, HISTSIZE=0): the text is gone,
+        # but that a command ran, when, where and how it ended is recorded.
+        { out=$("${record[@]}" --text-unavailable); } 2>/dev/null
+        rc=$?
+    elif [[ -n $__tmux_audit_herepipe && -z ${BASH_COMPAT-} ]] && ((${#__tmux_audit_text} < 1024)); then
+        { out=$(TMUX_AUDIT_TEXT_FD=9 "${record[@]}"); } 9<<<"$__tmux_audit_text" 2>/dev/null
+        rc=$?
+    else
+        { out=$(builtin printf '%s\n' "$__tmux_audit_text" | "${record[@]}"); } 2>/dev/null
+        rc=$?
+    fi
+    [[ -n $__tmux_audit_number ]] && __tmux_audit_forget "$__tmux_audit_number" "$__tmux_audit_text"
+    # The recorder logs its own errors (exit 2); anything else is logged here.
+    if ((rc != 0 && rc != 2)); then
+        __tmux_audit_failed "$rc"
+    fi
+}
+
+# $1: the recorder's exit status. One line to the log; when the binary cannot
+# be run at all, once per shell.
+__tmux_audit_failed() {
+    local what
+    # shellcheck disable=SC2016 # the hints show the lines to type
+    if (($1 == 126 || $1 == 127)); then
+        [[ -n $__tmux_audit_warned ]] && return 0
+        __tmux_audit_warned=1
+        what='bash cannot run %s (exit %s); hint: reinstall tmux-audit, or re-run `eval "$(tmux-audit init bash)"` so the hook points at its new path'
+    else
+        what='%s failed (exit %s) and could not say why: the record of this command may be lost; hint: run `tmux-audit doctor`'
+    fi
+    (
+        umask 077
+        command mkdir -p -- "${__tmux_audit_log%/*}"
+        # shellcheck disable=SC2059 # the format is one of the two above
+        printf "%(%Y-%m-%dT%H:%M:%S%z)T hook: $what\n" -1 "$__tmux_audit_bin" "$1" >>"$__tmux_audit_log"
+    ) 2>/dev/null
+}
+
+# Keeps the hook the first thing that runs at a prompt, whatever was loaded
+# after it: first in PROMPT_COMMAND (string or array, as the user has it),
+# or, once bash-preexec has put its own entry first, first among its
+# precmd_functions. So the end time is taken, and a history entry the user's
+# settings would have kept out is removed, before any other hook runs.
+__tmux_audit_stay_first() {
+    local entry=$__tmux_audit_entry text e others=()
+    if [[ ${PROMPT_COMMAND[*]-} == *__bp_precmd_invoke_cmd* || ${PROMPT_COMMAND[*]-} == *__bp_install* ]]; then
+        [[ ${precmd_functions[0]-} == __tmux_audit_precmd ]] && return 0
+        for e in ${precmd_functions[@]+"${precmd_functions[@]}"}; do
+            [[ $e == __tmux_audit_precmd ]] || others+=("$e")
+        done
+        precmd_functions=(__tmux_audit_precmd "${others[@]}")
+    elif [[ ${PROMPT_COMMAND@a} == *a* ]]; then
+        [[ ${PROMPT_COMMAND[0]-} == "$entry" ]] && return 0
+        for e in "${PROMPT_COMMAND[@]}"; do
+            [[ $e == "$entry" ]] || others+=("$e")
+        done
+        PROMPT_COMMAND=("$entry" "${others[@]}")
+    else
+        [[ ${PROMPT_COMMAND-} == "$entry;"* || ${PROMPT_COMMAND-} == "$entry" ]] && return 0
+        text=${PROMPT_COMMAND-}
+        text=${text//"$entry;"/}
+        text=${text//"$entry"/}
+        __tmux_audit_prepend "$text"
+    fi
+}
+
+# $1: the user's PROMPT_COMMAND string; puts the hook's entry before it.
+__tmux_audit_prepend() {
+    local text=$1
+    # A string that starts with `;` (after blanks) cannot follow another `;`.
+    [[ $text =~ ^[[:space:]]*\; ]] && text=${text#*;}
+    # shellcheck disable=SC2128,SC2178 # a string here, as the user had it
+    PROMPT_COMMAND=$__tmux_audit_entry${text:+;$text}
+}
+
+# Runs at each prompt, from PROMPT_COMMAND (or bash-preexec's precmd).
 __tmux_audit_precmd() {
-    local status=$? end=${EPOCHREALTIME//[^0-9]/}
+    local status=$? end=${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}
     if [[ -n $__tmux_audit_start ]]; then
         __tmux_audit_record "$status" "$end"
     fi
@@ -129,27 +221,42 @@ __tmux_audit_precmd() {
     else
         PS0=${PS0//"$__tmux_audit_ps0"/}
     fi
-    # bash restores $? for the prompt itself; only later PROMPT_COMMAND
-    # entries need it handed on. Returning it when nothing follows would
-    # fire an ERR trap a second time for the same command.
-    # (`${#PROMPT_COMMAND[@]}` would fail under `set -u` while it runs.)
-    if [[ -n ${PROMPT_COMMAND[1]+x} || ${PROMPT_COMMAND-} != __tmux_audit_precmd ]]; then
-        return "$status"
-    fi
+    __tmux_audit_stay_first
+    # From PROMPT_COMMAND, $? is handed on to the entries after it
+    # (bash-preexec sets it for each of its functions itself).
+    [[ -n ${FUNCNAME[1]-} ]] || return "$status"
 }
 
+# A command line that ends the shell (` mysql -p…; exit`) never reaches the
+# next prompt: on the way out, before bash writes the history file, its
+# entry is removed if the user's settings would have kept it out. The EXIT
+# trap the user had when the hook loaded still runs, after this.
+__tmux_audit_on_exit() {
+    local __tmux_audit_number __tmux_audit_text
+    if [[ -n $__tmux_audit_start ]]; then
+        __tmux_audit_start=
+        __tmux_audit_last_entry
+        [[ -n $__tmux_audit_number ]] && __tmux_audit_forget "$__tmux_audit_number" "$__tmux_audit_text"
+    fi
+    if [[ -n $__tmux_audit_exit_trap ]]; then
+        eval "$__tmux_audit_exit_trap"
+    fi
+}
+__tmux_audit_exit_trap=$(trap -p EXIT)
+__tmux_audit_exit_trap=${__tmux_audit_exit_trap#"trap -- "}
+__tmux_audit_exit_trap=${__tmux_audit_exit_trap%" EXIT"}
+# `trap -p` quotes the command for the shell: unquote it once.
+[[ -n $__tmux_audit_exit_trap ]] && eval "__tmux_audit_exit_trap=$__tmux_audit_exit_trap"
+trap __tmux_audit_on_exit EXIT
+
 __tmux_audit_adopt_history_settings
-# Multi-line commands stay multi-line in the history list, so they are
-# recorded as typed rather than joined with `;`.
-shopt -s cmdhist lithist
 if shopt -q promptvars; then
     PS0=${PS0-}$__tmux_audit_ps0
 fi
 if [[ -v PROMPT_COMMAND && ${PROMPT_COMMAND@a} == *a* ]]; then
-    PROMPT_COMMAND=(__tmux_audit_precmd "${PROMPT_COMMAND[@]}")
+    PROMPT_COMMAND=("$__tmux_audit_entry" "${PROMPT_COMMAND[@]}")
 else
-    # shellcheck disable=SC2128,SC2178 # a string here, as the user had it
-    PROMPT_COMMAND="__tmux_audit_precmd${PROMPT_COMMAND:+$'\n'$PROMPT_COMMAND}"
+    __tmux_audit_prepend "${PROMPT_COMMAND-}"
 fi
 
 fi

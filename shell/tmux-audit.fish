@@ -1,7 +1,8 @@
 # tmux-audit hook for fish >= 3.1, printed by `tmux-audit init fish`.
-# Load it at the end of ~/.config/fish/config.fish:
+# Load it at the end of ~/.config/fish/config.fish (scripts and `fish -c`
+# do not even start tmux-audit):
 #
-#     tmux-audit init fish | source
+#     status is-interactive; and tmux-audit init fish | source
 #
 # Every name defined here starts with __tmux_audit_ (and TMUX_AUDIT_SESSION is
 # exported for `tmux-audit search --here`). The hook prints nothing,

@@ -48,16 +48,26 @@ __tmux_audit_precmd() {
         local text=$__tmux_audit_command[1]
         __tmux_audit_command=()
         __tmux_audit_seq+=1
-        "$__tmux_audit_bin" record --shell zsh --session "$__tmux_audit_session" \
+        # The text goes through a pipe, never a file: zsh makes a temporary
+        # file for a here-string (in $TMPPREFIX), which would hold the
+        # unredacted text on disk for a moment, and when it cannot be made
+        # the command is not run at all.
+        print -r -- "$text" 2>/dev/null | "$__tmux_audit_bin" record --shell zsh --session "$__tmux_audit_session" \
             --seq "$__tmux_audit_seq" --exit "$status_" --start-us "$__tmux_audit_start" --end-us "$end" --cwd "$__tmux_audit_cwd" \
-            >/dev/null 2>&1 <<<"$text"
+            >/dev/null 2>&1
         local -i rc=$?
-        if (( rc == 126 || rc == 127 )) && [[ -z $__tmux_audit_warned ]]; then
-            __tmux_audit_warned=1
+        # The recorder logs its own errors (exit 2); anything else is logged
+        # here: once per shell when the binary cannot be run at all.
+        if (( rc != 0 && rc != 2 )) && { (( rc != 126 && rc != 127 )) || [[ -z $__tmux_audit_warned ]] }; then
+            local what="$__tmux_audit_bin failed (exit $rc) and could not say why: the record of this command may be lost; hint: run \`tmux-audit doctor\`"
+            if (( rc == 126 || rc == 127 )); then
+                __tmux_audit_warned=1
+                what="zsh cannot run $__tmux_audit_bin (exit $rc); hint: reinstall tmux-audit, or re-run \`eval \"\$(tmux-audit init zsh)\"\` so the hook points at its new path"
+            fi
             (
                 umask 077
                 command mkdir -p -- "${__tmux_audit_log:h}"
-                print -r -- "$(strftime '%Y-%m-%dT%H:%M:%S%z' $EPOCHSECONDS) hook: zsh cannot run $__tmux_audit_bin (exit $rc); hint: reinstall tmux-audit, or re-run \`eval \"\$(tmux-audit init zsh)\"\` so the hook points at its new path" >>"$__tmux_audit_log"
+                print -r -- "$(strftime '%Y-%m-%dT%H:%M:%S%z' $EPOCHSECONDS) hook: $what" >>"$__tmux_audit_log"
             ) 2>/dev/null
         fi
     fi

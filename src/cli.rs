@@ -15,7 +15,7 @@ status, time, duration, directory, user, host and tmux pane, kept in a local SQL
 Set up once per shell (at the end of the rc file):\n\
   bash  ~/.bashrc                  eval \"$(tmux-audit init bash)\"\n\
   zsh   ~/.zshrc                   eval \"$(tmux-audit init zsh)\"\n\
-  fish  ~/.config/fish/config.fish tmux-audit init fish | source\n\n\
+  fish  ~/.config/fish/config.fish status is-interactive; and tmux-audit init fish | source\n\n\
 And once in ~/.tmux.conf, for sessions, windows, panes and attached clients:\n\
   run-shell 'tmux-audit init tmux'\n\n\
 Then `tmux-audit search` shows what was recorded, `tmux-audit timeline --here` what happened \
@@ -93,7 +93,7 @@ Load it at the end of the shell's rc file, after anything else that sets PROMPT_
 or precmd hooks:\n\
   bash  ~/.bashrc                  eval \"$(tmux-audit init bash)\"\n\
   zsh   ~/.zshrc                   eval \"$(tmux-audit init zsh)\"\n\
-  fish  ~/.config/fish/config.fish tmux-audit init fish | source\n\n\
+  fish  ~/.config/fish/config.fish status is-interactive; and tmux-audit init fish | source\n\n\
 The hook calls this binary by its absolute path, prints nothing, keeps $? intact, and does \
 nothing in non-interactive shells. Errors go to $XDG_STATE_HOME/tmux-audit/tmux-audit.log.\n\n\
 `init tmux` instead registers hooks in the tmux server it runs in, which record sessions, \

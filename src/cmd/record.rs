@@ -115,16 +115,42 @@ fn redact_secrets(command: &[u8], settings: Redact) -> Option<Vec<u8>> {
     })
 }
 
-/// The command text: all of stdin, less the one newline the hooks end it
-/// with. Past `max` bytes only the first `max` are kept, and a last line
-/// says how long the whole was and its SHA-256 (see [`cut_note`]): the rest
-/// is read and hashed, never held.
+/// The environment variable by which a hook names another descriptor to
+/// read the command text from. bash uses it to keep the recorder's stdin
+/// (and its own, where the recorder finds the terminal) the terminal while
+/// handing the text over through a pipe, with no process of its own.
+const TEXT_FD: &str = "TMUX_AUDIT_TEXT_FD";
+
+/// The command text: all of stdin (or of the descriptor named by
+/// [`TEXT_FD`]), less the one newline the hooks end it with. Past `max`
+/// bytes only the first `max` are kept, and a last line says how long the
+/// whole was and its SHA-256 (see [`cut_note`]): the rest is read and
+/// hashed, never held.
 fn read_command(max: usize) -> Result<Vec<u8>> {
-    let mut stdin = io::stdin().lock();
-    if stdin.is_terminal() {
-        bail!("`record` reads the command from standard input and is run by the shell hooks; see `tmux-audit init --help`");
+    match std::env::var_os(TEXT_FD) {
+        Some(fd) => {
+            let fd = fd
+                .to_str()
+                .and_then(|fd| fd.parse::<u32>().ok())
+                .filter(|&fd| fd > 2)
+                .with_context(|| format!("{TEXT_FD} is not a file descriptor above 2: {fd:?}"))?;
+            // Opening /dev/fd/N of a pipe opens that pipe, without unsafe code.
+            let mut text = std::fs::File::open(format!("/dev/fd/{fd}"))
+                .with_context(|| format!("cannot open descriptor {fd} ({TEXT_FD})"))?;
+            if text.is_terminal() {
+                bail!("{TEXT_FD} names a terminal; it is set by the bash hook, see `tmux-audit init --help`");
+            }
+            read_at_most(&mut text, max)
+                .with_context(|| format!("cannot read the command from descriptor {fd}"))
+        }
+        None => {
+            let mut stdin = io::stdin().lock();
+            if stdin.is_terminal() {
+                bail!("`record` reads the command from standard input and is run by the shell hooks; see `tmux-audit init --help`");
+            }
+            read_at_most(&mut stdin, max).context("cannot read the command from standard input")
+        }
     }
-    read_at_most(&mut stdin, max).context("cannot read the command from standard input")
 }
 
 fn read_at_most(input: &mut impl Read, max: usize) -> io::Result<Vec<u8>> {

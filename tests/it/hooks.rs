@@ -333,6 +333,9 @@ fn keeps_the_prompt_when_the_binary_is_gone(shell: Shell) {
     sb.bin = copy.clone();
     let s = Scenario::in_sandbox(sb, shell, Rc::default().after(strict(shell)));
     s.run("echo recorded");
+    // The record is in the spool before its recorder has exited (it may
+    // still start a background merge): wait for the prompt that follows.
+    s.pane.wait_for("READY", 2);
     fs::remove_file(&copy).unwrap();
 
     s.pane.line("sh -c 'exit 6'");
@@ -559,4 +562,321 @@ fn bash_with_history_off_records_that_a_command_ran() {
         "the text is not available"
     );
     assert!(r.duration_us.is_some() && !r.cwd.is_empty());
+}
+
+/// The bash-preexec shape, in a few lines: loaded after the hook, it
+/// installs itself at the first prompt and puts its own entry first in
+/// PROMPT_COMMAND; that entry runs `precmd_functions`, `precmd` among them.
+const BASH_PREEXEC_LIKE: &str = r#"__bp_imported=defined
+__bp_set_ret_value() { return ${1:-}; }
+__bp_precmd_invoke_cmd() {
+    local s=$? f
+    for f in "${precmd_functions[@]}"; do __bp_set_ret_value "$s"; "$f"; done
+}
+__bp_install() {
+    PROMPT_COMMAND=$'__bp_precmd_invoke_cmd\n'"${PROMPT_COMMAND//$'\n'__bp_install/}"
+    precmd_functions+=(precmd)
+}
+PROMPT_COMMAND+=$'\n'__bp_install"#;
+
+/// Where the user's `history -a` runs, relative to the hook.
+#[derive(Debug, Clone, Copy)]
+enum HistoryAppend {
+    /// `PROMPT_COMMAND="history -a"` set before the hook loads.
+    PromptCommandString,
+    /// `PROMPT_COMMAND+=('history -a')` added after the hook loaded.
+    PromptCommandArrayAfter,
+    /// bash-preexec's `precmd() { history -a; }`, bash-preexec loaded last.
+    BashPreexecPrecmd,
+}
+
+/// Types `commands` (lines joined by Enter) into a bash started with `rc`
+/// (with or without the hook), the last of which ends the shell, and returns
+/// the history file it leaves.
+fn bash_history_file(rc: &Rc, commands: &[&str]) -> Vec<u8> {
+    let sb = Sandbox::new();
+    let histfile = sb.path().join("home/.bash_history");
+    fs::write(&histfile, "from an earlier shell\n").unwrap();
+    let (tmux, pane) = Tmux::start(&sb, &sb.shell(Shell::Bash, rc));
+    tmux.run(&["set-option", "-g", "-w", "remain-on-exit", "on"]);
+    pane.ready();
+    for (i, command) in commands.iter().enumerate() {
+        for line in command.split('\n') {
+            pane.line(line);
+        }
+        if i + 1 < commands.len() {
+            pane.wait_for("READY", i + 2);
+        }
+    }
+    let start = std::time::Instant::now();
+    while tmux.run(&["display-message", "-p", "-t", &pane.id, "#{pane_dead}"]) != "1" {
+        assert!(
+            start.elapsed() < crate::support::PATIENCE,
+            "the shell did not exit:\n{}",
+            pane.screen()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    fs::read(&histfile).unwrap()
+}
+
+#[test]
+fn bash_leaves_the_users_history_file_byte_for_byte_as_without_the_hook() {
+    // The issue's reproduction: leading-space lines and duplicates that
+    // HISTCONTROL=ignoreboth keeps out, a multi-line loop, and a secret
+    // typed with a leading space on a line that ends the shell.
+    let lines = [
+        " echo s1",
+        "echo a",
+        "echo b",
+        "echo b",
+        "echo c",
+        " echo s2",
+        "echo d",
+        "echo e",
+        "for i in 1 2\ndo echo $i\ndone",
+        " echo mysql -uroot -pX; exit",
+    ];
+    for place in [
+        HistoryAppend::PromptCommandString,
+        HistoryAppend::PromptCommandArrayAfter,
+        HistoryAppend::BashPreexecPrecmd,
+    ] {
+        for histappend in [true, false] {
+            for lithist in [false, true] {
+                let mut before = String::from("HISTCONTROL=ignoreboth\nHISTFILE=~/.bash_history\n");
+                if histappend {
+                    before.push_str("shopt -s histappend\n");
+                }
+                if lithist {
+                    before.push_str("shopt -s lithist\n");
+                }
+                let after = match place {
+                    HistoryAppend::PromptCommandString => {
+                        before.push_str("PROMPT_COMMAND='history -a'\n");
+                        String::new()
+                    }
+                    HistoryAppend::PromptCommandArrayAfter => {
+                        "PROMPT_COMMAND=(\"${PROMPT_COMMAND[@]}\" 'history -a')".to_string()
+                    }
+                    HistoryAppend::BashPreexecPrecmd => {
+                        format!("{BASH_PREEXEC_LIKE}\nprecmd() {{ history -a; }}")
+                    }
+                };
+                let rc = Rc::default().before(&before).after(&after);
+                let with = bash_history_file(&rc, &lines);
+                let without = bash_history_file(&rc.clone().without_hook(), &lines);
+                assert_eq!(
+                    String::from_utf8_lossy(&with),
+                    String::from_utf8_lossy(&without),
+                    "history -a in {place:?}, histappend {histappend}, lithist {lithist}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn bash_err_trap_and_set_e_behave_as_without_the_hook() {
+    for user_prompt_command in [
+        "PROMPT_COMMAND='history -a'",
+        "PROMPT_COMMAND=('history -a')",
+    ] {
+        let sb = Sandbox::new();
+        let errs = sb.path().join("err-trap");
+        let rc = Rc::default().before(&format!(
+            "{user_prompt_command}\ntrap 'echo ERR >> {}' ERR",
+            errs.display()
+        ));
+        let s = Scenario::in_sandbox(sb, Shell::Bash, rc);
+        s.run("false");
+        s.run("false && true");
+        s.run("true");
+        assert_eq!(
+            fs::read_to_string(&errs).unwrap(),
+            "ERR\n",
+            "once, for `false` alone, with {user_prompt_command}"
+        );
+        // Under `set -e`, a failing `&&` list does not end the shell.
+        s.run("set -e");
+        s.run("[ -f /nope ] && :");
+        s.pane.line("echo still-'open'");
+        s.pane.wait_for("still-open", 1);
+    }
+}
+
+#[test]
+fn bash_a_tool_that_looks_for_its_hook_by_semicolon_finds_it_after_the_rc_is_sourced_again() {
+    let sb = Sandbox::new();
+    let runs = sb.path().join("direnv-runs");
+    // direnv's own check.
+    let direnv = format!(
+        "_direnv_hook() {{ echo run >> {}; }}\n\
+         if [[ \";${{PROMPT_COMMAND[*]:-}};\" != *\";_direnv_hook;\"* ]]; then\n\
+         PROMPT_COMMAND=\"_direnv_hook${{PROMPT_COMMAND:+;$PROMPT_COMMAND}}\"\n\
+         fi",
+        runs.display()
+    );
+    let rc = Rc::default().before(&direnv);
+    let command = sb.shell(Shell::Bash, &rc);
+    let rc_file = command
+        .split_whitespace()
+        .skip_while(|w| *w != "--rcfile")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let (tmux, pane) = Tmux::start(&sb, &command);
+    pane.ready();
+    let s = Scenario { tmux, pane, sb };
+    s.run(&format!("source {rc_file}"));
+    // Each copy is taken after every prompt hook before it has run.
+    let (a, b) = (s.file("runs-a"), s.file("runs-b"));
+    s.run(&format!("cp {} {}", runs.display(), a.display()));
+    s.run("true");
+    s.run("true");
+    s.run(&format!("cp {} {}", runs.display(), b.display()));
+    let count = |path: &Path| s.read_when_written(path).lines().count();
+    assert_eq!(count(&b) - count(&a), 3, "one run per prompt");
+}
+
+#[test]
+fn bash_recorder_shows_in_no_job_pid_or_pipe_status() {
+    let sb = Sandbox::new();
+    let seen = sb.path().join("seen");
+    // A powerline-style prompt hook after the hook (README order: hook last,
+    // so it comes first), as an array so bash keeps PIPESTATUS for it.
+    let rc = Rc::default().before(&format!(
+        "PROMPT_COMMAND=('echo \"jobs=$(jobs -p | wc -l) last=${{!-none}} pipe=${{PIPESTATUS[*]}}\" >> {}')",
+        seen.display()
+    ));
+    let s = Scenario::in_sandbox(sb, Shell::Bash, rc);
+    s.run("false | true");
+    s.run("true");
+    s.sb.wait_rows("the prompt hook", |_| {
+        fs::read_to_string(&seen).is_ok_and(|m| m.lines().count() >= 3)
+    });
+    let seen = fs::read_to_string(&seen).unwrap();
+    assert_eq!(
+        seen.lines().collect::<Vec<_>>(),
+        [
+            "jobs=0 last=none pipe=0",
+            "jobs=0 last=none pipe=1 0",
+            "jobs=0 last=none pipe=0"
+        ]
+    );
+}
+
+#[test]
+fn bash_duration_leaves_out_the_hooks_bash_preexec_runs_first() {
+    let rc = Rc::default().after(&format!("{BASH_PREEXEC_LIKE}\nprecmd() {{ sleep 0.5; }}"));
+    let s = Scenario::new(Shell::Bash, rc);
+    for _ in 0..2 {
+        let r = s.run("true");
+        let duration = r.duration_us.unwrap();
+        assert!(
+            duration < 400_000,
+            "`true` took {duration} µs: the slow precmd was counted"
+        );
+    }
+}
+
+#[test]
+fn bash_under_set_u_with_epochrealtime_unset_records_on() {
+    let s = Scenario::new(
+        Shell::Bash,
+        Rc::default().after("set -u\nunset EPOCHREALTIME"),
+    );
+    assert_eq!(s.run("echo one").command, "echo one");
+    let r = s.run("sh -c 'exit 3'");
+    assert_eq!(
+        (r.command.as_str(), r.exit_status),
+        ("sh -c 'exit 3'", Some(3))
+    );
+    let screen = s.pane.screen();
+    assert!(!screen.contains("unbound"), "{screen}");
+}
+
+/// A temporary directory that exists and is full: a here-document that
+/// goes through a file there fails.
+fn full_temp_dir(sb: &Sandbox) -> ProtectedDir {
+    let dir = ProtectedDir::new(&sb.path().join("full-tmp"));
+    let _ = fs::write(dir.path.join("filler"), vec![0u8; 16 << 20]);
+    dir
+}
+
+#[test]
+fn bash_hands_a_long_command_over_without_a_temporary_file() {
+    let sb = Sandbox::new();
+    let tmp = full_temp_dir(&sb);
+    let rc = Rc::default().after(&format!("export TMPDIR={}", tmp.path.display()));
+    let s = Scenario::in_sandbox(sb, Shell::Bash, rc);
+    let command = format!("echo {} | wc -c", "0123456789abcdef".repeat(9000));
+    s.pane.paste(&command);
+    s.pane.key("Enter");
+    let rows = s.sb.wait_rows("the long command", |rows| !rows.is_empty());
+    assert!(rows[0].command == command, "the text differs");
+    assert_eq!(s.run("echo short").command, "echo short");
+}
+
+#[test]
+fn zsh_hands_the_command_over_without_a_temporary_file() {
+    let sb = Sandbox::new();
+    let tmp = full_temp_dir(&sb);
+    let rc = Rc::default().after(&format!("TMPPREFIX={}/zsh", tmp.path.display()));
+    let s = Scenario::in_sandbox(sb, Shell::Zsh, rc);
+    assert_eq!(s.run("echo one").command, "echo one");
+    let command = format!("echo {} | wc -c", "0123456789abcdef".repeat(9000));
+    s.pane.paste(&command);
+    s.pane.key("Enter");
+    let rows = s.sb.wait_rows("the long command", |rows| rows.len() == 2);
+    assert!(rows[1].command == command, "the text differs");
+    // And where no temporary file can be made at all.
+    let s = Scenario::new(Shell::Zsh, Rc::default().after("TMPPREFIX=/nonexistent/x"));
+    assert_eq!(s.run("echo two").command, "echo two");
+    assert!(s.sb.log().is_empty(), "{}", s.sb.log());
+}
+
+#[test]
+fn fish_readme_line_runs_init_only_in_interactive_shells() {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("| fish"))
+        .and_then(|l| l.split('`').nth(3))
+        .expect("the README's fish line")
+        .replace("\\|", "|");
+    assert!(line.contains("tmux-audit init fish | source"), "{line}");
+    let sb = Sandbox::new();
+    let bin_dir = sb.path().join("bin");
+    fs::create_dir_all(&bin_dir).unwrap();
+    std::os::unix::fs::symlink(&sb.bin, bin_dir.join("tmux-audit")).unwrap();
+    let config = sb.path().join("config/fish/config.fish");
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    fs::write(&config, format!("{line}\n")).unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    // A script: the README line does not run tmux-audit at all (here it
+    // is not even on PATH, and fish says nothing).
+    let out = std::process::Command::new("fish")
+        .args(["-c", "echo script"])
+        .env_clear()
+        .envs(sb.env())
+        .current_dir(sb.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        (
+            String::from_utf8_lossy(&out.stdout).as_ref(),
+            String::from_utf8_lossy(&out.stderr).as_ref()
+        ),
+        ("script\n", ""),
+        "fish -c ran the README line's init"
+    );
+    // An interactive fish with that line (tmux-audit on PATH) records.
+    let (tmux, pane) = Tmux::start(
+        &sb,
+        &format!("env PATH={path} fish -i -C 'function fish_prompt; printf \"READY> \"; end'"),
+    );
+    pane.ready();
+    let s = Scenario { tmux, pane, sb };
+    assert_eq!(s.run("echo recorded").command, "echo recorded");
 }

@@ -263,7 +263,9 @@ impl Sandbox {
             Shell::Zsh => format!("eval \"$('{bin}' init zsh)\""),
             Shell::Fish => format!("'{bin}' init fish | source"),
         };
-        let init = if rc.init_twice {
+        let init = if rc.without_hook {
+            String::new()
+        } else if rc.init_twice {
             format!("{init}\n{init}")
         } else {
             init
@@ -301,6 +303,9 @@ pub struct Rc {
     pub before: String,
     pub after: String,
     pub init_twice: bool,
+    /// The same rc file without the init line: the shell as it is without
+    /// tmux-audit, to compare with.
+    pub without_hook: bool,
 }
 
 impl Rc {
@@ -314,6 +319,10 @@ impl Rc {
     }
     pub fn init_twice(mut self) -> Rc {
         self.init_twice = true;
+        self
+    }
+    pub fn without_hook(mut self) -> Rc {
+        self.without_hook = true;
         self
     }
 }
