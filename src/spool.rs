@@ -41,7 +41,7 @@ use crate::error_log;
 use crate::paths;
 use crate::record::Entry;
 use crate::text::hex;
-use crate::trace::{self, SpoolBreakDetail, TraceEntry};
+use crate::trace::{self, SpoolBreakDetail, SpoolUnlinkedDetail, TraceEntry};
 
 /// A spool this large is merged by the record that made it so: some forty
 /// commands.
@@ -569,7 +569,7 @@ fn merge_file(db: &mut Database, path: &Path) -> Result<usize, DbError> {
             match read {
                 LineRead::Record(line, link) => {
                     let problem = link_problem(&line, link, trace_start_us);
-                    lines.push((number, *line, problem));
+                    lines.push((number, *line, link, problem));
                 }
                 LineRead::Damaged => rejected.push(raw),
             }
@@ -580,12 +580,18 @@ fn merge_file(db: &mut Database, path: &Path) -> Result<usize, DbError> {
         // merge, and the spool stays as it is.
         let mut merged = 0;
         let mut refused: Vec<Vec<u8>> = Vec::new();
-        for (number, line, problem) in &lines {
+        // Records stored from lines without links that predate the trace.
+        let mut unlinked = Vec::new();
+        for (number, line, link, problem) in &lines {
             tx.execute_batch("SAVEPOINT entry")?;
             match insert_entries(tx, [(&line.entry, line.recorded_at_us)]) {
                 Ok(n) => {
-                    if let (1, Some(problem)) = (n, problem) {
-                        note_break(tx, path, *number, line, problem)?;
+                    match (n, problem) {
+                        (1, Some(problem)) => note_break(tx, path, *number, line, problem)?,
+                        (1, None) if *link == Link::Missing => {
+                            unlinked.push((chain_of(&line.entry), tx.last_insert_rowid()));
+                        }
+                        _ => {}
                     }
                     tx.execute_batch("RELEASE entry")?;
                     merged += n;
@@ -597,6 +603,7 @@ fn merge_file(db: &mut Database, path: &Path) -> Result<usize, DbError> {
                 Err(err) => return Err(err.into()),
             }
         }
+        note_unlinked(tx, path, &unlinked)?;
         rejected.extend(refused.iter().map(Vec::as_slice));
         let set_aside = rejected.is_empty() || reject(path, &rejected);
         if merged < lines.len() {
@@ -643,10 +650,7 @@ fn note_break(
     line: &Line,
     problem: &str,
 ) -> rusqlite::Result<()> {
-    let (chain, id) = match &line.entry {
-        Entry::Command(_) => ("commands", tx.last_insert_rowid()),
-        Entry::TmuxEvent(_) => ("tmux_events", tx.last_insert_rowid()),
-    };
+    let (chain, id) = (chain_of(&line.entry), tx.last_insert_rowid());
     let (user, uid) = trace::who();
     let detail = SpoolBreakDetail {
         spool: path.display().to_string(),
@@ -674,6 +678,58 @@ fn note_break(
         &format!("line {number} of {} ({what}) {how}; stored, and named by `tmux-audit verify`", path.display()),
         "someone with write access to the spool changed it: keep the file for inspection, and check who can write to its directory",
     );
+    Ok(())
+}
+
+/// The chain an entry goes into.
+fn chain_of(entry: &Entry) -> &'static str {
+    match entry {
+        Entry::Command(_) => "commands",
+        Entry::TmuxEvent(_) => "tmux_events",
+    }
+}
+
+/// Records stored from lines without links, accepted as spooled by the
+/// tmux-audit before the upgrade (see [`link_problem`]): not a break, but
+/// not vouched for by a link either, so the trace says which they are
+/// (an entry per chain) and `verify` lists them.
+fn note_unlinked(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    stored: &[(&'static str, i64)],
+) -> rusqlite::Result<()> {
+    for chain in ["commands", "tmux_events"] {
+        let ids: Vec<i64> = stored
+            .iter()
+            .filter(|(c, _)| *c == chain)
+            .map(|(_, id)| *id)
+            .collect();
+        let (Some(first), Some(last)) = (ids.iter().min(), ids.iter().max()) else {
+            continue;
+        };
+        let (user, uid) = trace::who();
+        let detail = SpoolUnlinkedDetail {
+            spool: path.display().to_string(),
+            lines: ids.len(),
+        };
+        crate::db::append_trace(
+            tx,
+            &TraceEntry {
+                kind: trace::SPOOL_UNLINKED.into(),
+                chain: chain.into(),
+                first_id: Some(*first),
+                last_id: Some(*last),
+                at_us: crate::store::now_us(),
+                user,
+                uid,
+                reason: format!(
+                    "{} line(s) of the spool had no link: spooled before the upgrade to schema 9",
+                    ids.len()
+                ),
+                detail: serde_json::to_string(&detail).unwrap_or_default(),
+            },
+        )?;
+    }
     Ok(())
 }
 

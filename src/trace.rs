@@ -20,6 +20,10 @@
 //!   with (edited, removed, moved or forged before the merge); the record
 //!   it became is named by every `verify` from then on.
 //!
+//! - `spool-unlinked`: records merged from spool lines without links that
+//!   say they were spooled before the trace began (by the tmux-audit
+//!   before the upgrade): accepted, and listed by `verify`.
+//!
 //! A later kind (pruning old rows) fits the same shape: the rows it
 //! concerns, and in `detail` the hash and count of what went.
 
@@ -47,6 +51,7 @@ pub struct TraceEntry {
 pub const CHAIN_START: &str = "chain-start";
 pub const REDACTION: &str = "redaction";
 pub const SPOOL_BREAK: &str = "spool-break";
+pub const SPOOL_UNLINKED: &str = "spool-unlinked";
 
 /// `chain-start`: the rows without hashes that predate the chain.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +88,14 @@ pub struct SpoolBreakDetail {
     /// `changed` (edited, or a line before it removed or moved) or
     /// `unlinked` (no link: not written by this tmux-audit).
     pub problem: String,
+}
+
+/// `spool-unlinked`: records from spool lines written before links existed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpoolUnlinkedDetail {
+    pub spool: String,
+    /// How many lines (the rows `first_id` to `last_id` hold them).
+    pub lines: usize,
 }
 
 impl RedactionDetail {

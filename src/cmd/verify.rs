@@ -16,7 +16,9 @@ use crate::paths;
 use crate::render::utc_time;
 use crate::spool;
 use crate::text::hex;
-use crate::trace::{self, ChainStartDetail, RedactionDetail, SpoolBreakDetail};
+use crate::trace::{
+    self, ChainStartDetail, RedactionDetail, SpoolBreakDetail, SpoolUnlinkedDetail,
+};
 
 /// Where the chain first fails, if it does.
 enum Break {
@@ -137,6 +139,8 @@ struct TraceView {
     /// Each redaction, for the listing: (record id, entry).
     redaction_entries: Vec<(i64, StoredTrace)>,
     spool_breaks: Vec<(StoredTrace, SpoolBreakDetail)>,
+    /// Records merged from spool lines without links, from before the upgrade.
+    spool_unlinked: Vec<(StoredTrace, SpoolUnlinkedDetail)>,
     /// Entries whose detail cannot be read: (id, kind).
     unreadable: Vec<(i64, String)>,
 }
@@ -168,6 +172,8 @@ impl TraceView {
                 }),
                 trace::SPOOL_BREAK => serde_json::from_str(&e.detail)
                     .map(|d| view.spool_breaks.push((stored.clone(), d))),
+                trace::SPOOL_UNLINKED => serde_json::from_str(&e.detail)
+                    .map(|d| view.spool_unlinked.push((stored.clone(), d))),
                 _ => {
                     view.unreadable.push((stored.id, e.kind.clone()));
                     Ok(())
@@ -354,6 +360,23 @@ impl Run for Verify {
                 e.user,
                 e.uid,
                 e.reason
+            )?;
+        }
+        for (entry, detail) in &trace.spool_unlinked {
+            let e = &entry.entry;
+            let what = if e.chain == "tmux_events" {
+                "tmux events"
+            } else {
+                "records"
+            };
+            writeln!(
+                out,
+                "unlinked: {} {what} (ids {} to {}) came from spool lines without links, spooled before the upgrade to schema 9 (merged at {} from {})",
+                detail.lines,
+                e.first_id.unwrap_or(0),
+                e.last_id.unwrap_or(0),
+                utc_time(e.at_us),
+                detail.spool
             )?;
         }
         for (at, reason, previous) in db.chain_origins()? {

@@ -556,3 +556,50 @@ fn an_untouched_spool_merges_quietly() {
     assert_eq!(code, Some(0), "{text}");
     assert!(!sb.log().contains("spool"), "{}", sb.log());
 }
+
+/// A spool line as the tmux-audit before spool links wrote it: no link;
+/// `recorded_at_us` replaced when given.
+fn without_link(line: &str, recorded_at_us: Option<i64>) -> String {
+    let (content, link) = line.rsplit_once(",\"link\":\"").expect("a linked line");
+    assert_eq!(link.len(), 66, "{link}");
+    let content = format!("{content}}}");
+    match recorded_at_us {
+        Some(at) => {
+            let rest = content.split_once(',').unwrap().1;
+            format!("{{\"recorded_at_us\":{at},{rest}")
+        }
+        None => content,
+    }
+}
+
+#[test]
+fn a_spool_line_without_a_link_is_named_unless_it_predates_the_upgrade() {
+    // Before the spool's lines, one as the tmux-audit before the upgrade
+    // wrote it (record 9 of the session); the lines after it were linked
+    // from the start, as their writer found no link to follow.
+    let with_old_line = |recorded_at_us: Option<i64>| {
+        let sb = Sandbox::new();
+        let mut lines = spooled_history(&sb);
+        let old = without_link(&lines[2], recorded_at_us)
+            .replace("\"seq\":4", "\"seq\":9")
+            .replace("echo 4", "echo 9");
+        lines.insert(0, old);
+        rewrite_spool(&sb, &lines);
+        sb
+    };
+    // Spooled before the trace began: accepted, and listed.
+    let (code, text) = verify(&with_old_line(Some(1)), &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("unlinked: 1 records (ids 2 to 2) came from spool lines without links"),
+        "{text}"
+    );
+    // Without a link, and spooled since: a forgery.
+    let (code, text) = verify(&with_old_line(None), &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("record 2 came from a spool line that carries no link"),
+        "{text}"
+    );
+    assert!(!text.contains("record 3"), "{text}");
+}
