@@ -388,6 +388,12 @@ fn records_from_before_the_chain_are_fixed_when_it_starts() {
             "records from before the chain",
         ),
         (forged, "record 0 "),
+        // Nor can the trace's first entry, which fixes them.
+        (
+            "UPDATE chain_trace SET first_id = 0 WHERE kind = 'chain-start'",
+            "trace entry 1",
+        ),
+        ("DELETE FROM chain_trace", "no `chain-start` entry"),
     ] {
         let sb = fresh();
         tamper(&sb, sql);
