@@ -3,13 +3,16 @@
 //! encoding of the record: every field in a fixed order, each marked as
 //! absent, an integer (8 bytes, big-endian) or bytes (length, then the
 //! bytes). Computed inside the write transaction, so concurrent writers
-//! extend one chain. Commands and tmux events have a chain each, told
-//! apart by their labels.
+//! extend one chain. Commands, tmux events and the trace (the entries that
+//! explain a change made on purpose, see `trace.rs`) have a chain each,
+//! told apart by their labels. Spool lines carry a link of their own
+//! ([`link_spool_line`]), so that a line edited before the merge is seen.
 
 use sha2::{Digest, Sha256};
 
 use crate::lifecycle::TmuxEvent;
 use crate::record::CommandRecord;
+use crate::trace::TraceEntry;
 
 pub type Hash = [u8; 32];
 
@@ -18,6 +21,8 @@ pub const GENESIS: Hash = [0; 32];
 
 const LABEL: &[u8] = b"tmux-audit command v1\0";
 const EVENT_LABEL: &[u8] = b"tmux-audit tmux event v1\0";
+const TRACE_LABEL: &[u8] = b"tmux-audit trace v1\0";
+const SPOOL_LABEL: &[u8] = b"tmux-audit spool line v1\0";
 
 /// The hash of the record stored with `id` after the record whose hash is `prev`.
 pub fn hash_command(prev: &Hash, id: i64, record: &CommandRecord, recorded_at_us: i64) -> Hash {
@@ -83,6 +88,57 @@ pub fn hash_tmux_event(prev: &Hash, id: i64, event: &TmuxEvent, recorded_at_us: 
     e.text(client.and_then(|c| c.termname.as_deref()));
     e.int(Some(recorded_at_us));
     e.0.finalize().into()
+}
+
+/// The hash of the trace entry stored with `id` after the entry whose hash is `prev`.
+pub fn hash_trace(prev: &Hash, id: i64, entry: &TraceEntry) -> Hash {
+    let mut e = Encoder(Sha256::new());
+    e.0.update(TRACE_LABEL);
+    e.0.update(prev);
+    e.int(Some(id));
+    e.text(Some(&entry.kind));
+    e.text(Some(&entry.chain));
+    e.int(entry.first_id);
+    e.int(entry.last_id);
+    e.int(Some(entry.at_us));
+    e.text(Some(&entry.user));
+    e.int(Some(entry.uid));
+    e.text(Some(&entry.reason));
+    e.text(Some(&entry.detail));
+    e.0.finalize().into()
+}
+
+/// The link of a spool line: its bytes (without the link) after the link
+/// of the line before it in the same file ([`GENESIS`] for the first).
+pub fn link_spool_line(prev: &Hash, content: &[u8]) -> Hash {
+    let mut e = Encoder(Sha256::new());
+    e.0.update(SPOOL_LABEL);
+    e.0.update(prev);
+    e.bytes(Some(content));
+    e.0.finalize().into()
+}
+
+/// SHA-256 of a command's text as stored (its exact bytes when they differ
+/// from the text), for a redaction's trace entry.
+pub fn text_digest(record: &CommandRecord) -> Hash {
+    let bytes = record
+        .command_raw
+        .as_deref()
+        .unwrap_or(record.command.as_bytes());
+    Sha256::digest(bytes).into()
+}
+
+/// A hash from its 64 lower- or upper-case hex digits.
+pub fn parse_hex(digits: &[u8]) -> Option<Hash> {
+    if digits.len() != 64 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut hash = GENESIS;
+    for (i, pair) in digits.chunks(2).enumerate() {
+        let pair = std::str::from_utf8(pair).ok()?;
+        hash[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(hash)
 }
 
 struct Encoder(Sha256);
@@ -178,6 +234,102 @@ mod tests {
             hash_command(&GENESIS, 1, &r, 5),
             "the redaction flag counts"
         );
+    }
+
+    /// Known answers, computed outside this code (Python's hashlib over
+    /// the encoding the module comment describes, built by hand): a change
+    /// to the encoding of any field would break every stored chain.
+    #[test]
+    fn known_answers() {
+        let hex = crate::text::hex;
+        assert_eq!(
+            hex(&hash_command(&GENESIS, 1, &record(), 5)),
+            "19b3880fe93971229a2f927a970a7b88541b17ab586687d2158fb70ed7b1c46d"
+        );
+        let mut redacted = record();
+        redacted.redacted = true;
+        assert_eq!(
+            hex(&hash_command(&GENESIS, 1, &redacted, 5)),
+            "e46ef74db8febfaec7a82f97cfba44d2db39127ac15e7ef8e7139b1c51620954"
+        );
+        let event = TmuxEvent {
+            event: "session-created".into(),
+            tmux_socket: "/tmp/s".into(),
+            session_name: Some("prod".into()),
+            ..TmuxEvent::default()
+        };
+        assert_eq!(
+            hex(&hash_tmux_event(&GENESIS, 1, &event, 5)),
+            "1f0273d3fa1c0120f948e7c963d751a2a5f7787cf4c679ac4535a80d6cd3b0ae"
+        );
+        let entry = TraceEntry {
+            kind: "redaction".into(),
+            chain: "commands".into(),
+            first_id: Some(2),
+            last_id: Some(2),
+            at_us: 7,
+            user: "alice".into(),
+            uid: 1000,
+            reason: "pin".into(),
+            detail: "{}".into(),
+        };
+        assert_eq!(
+            hex(&hash_trace(&GENESIS, 1, &entry)),
+            "ec7942319736cd11be23e54065367444c6fac09db2ff8c03d6b8e2b652ceb306"
+        );
+        assert_eq!(
+            hex(&link_spool_line(&GENESIS, br#"{"a":1}"#)),
+            "5399c22952d4158b6aa59b295a56868d3dbd71a9729a679b2d98be1101247d4f"
+        );
+    }
+
+    /// Each field is framed by its length: moving bytes from one field to
+    /// the next, or from absent to empty, changes the hash.
+    #[test]
+    fn field_boundaries_count() {
+        let pair = |a: &str, b: &str| {
+            let mut r = record();
+            r.user = a.into();
+            r.host = b.into();
+            hash_command(&GENESIS, 1, &r, 5)
+        };
+        assert_ne!(pair("ab", "c"), pair("a", "bc"));
+        assert_ne!(pair("", "abc"), pair("abc", ""));
+        let entry = |reason: &str, detail: &str| TraceEntry {
+            kind: "k".into(),
+            chain: "commands".into(),
+            first_id: None,
+            last_id: None,
+            at_us: 0,
+            user: "u".into(),
+            uid: 0,
+            reason: reason.into(),
+            detail: detail.into(),
+        };
+        assert_ne!(
+            hash_trace(&GENESIS, 1, &entry("ab", "c")),
+            hash_trace(&GENESIS, 1, &entry("a", "bc"))
+        );
+        let mut with_raw = record();
+        with_raw.command_raw = Some(Vec::new());
+        assert_ne!(
+            hash_command(&GENESIS, 1, &record(), 5),
+            hash_command(&GENESIS, 1, &with_raw, 5)
+        );
+        assert_ne!(
+            link_spool_line(&GENESIS, b"ab"),
+            link_spool_line(&[1; 32], b"ab")
+        );
+    }
+
+    #[test]
+    fn hex_round_trips_and_refuses_what_is_not_a_hash() {
+        let hash = hash_command(&GENESIS, 1, &record(), 5);
+        assert_eq!(parse_hex(crate::text::hex(&hash).as_bytes()), Some(hash));
+        assert_eq!(parse_hex(&[b'a'; 63]), None);
+        let mut signed = [b'0'; 64];
+        signed[0] = b'+';
+        assert_eq!(parse_hex(&signed), None);
     }
 
     #[test]

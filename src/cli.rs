@@ -78,6 +78,7 @@ pub enum Command {
     Timeline(Timeline),
     Verify(Verify),
     Anchor(Anchor),
+    Redact(Redact),
     Doctor(Doctor),
     Flush(Flush),
     Config(ConfigCmd),
@@ -464,6 +465,44 @@ pub struct Verify {
     /// still be in its chain.
     #[arg(long, value_name = "HASH")]
     pub anchor: Option<String>,
+}
+
+/// Remove a secret from a recorded command, leaving a trace that `verify` checks.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Replace a recorded command's text, or only what --pattern matches in it, with \
+[REDACTED], and mark the record redacted. For a secret that got past the built-in patterns \
+(see `tmux-audit config`).\n\n\
+The record keeps its place and its hash in the chain. A redaction entry in the trace, itself \
+chained, says who (user and uid), when and why, which record, the SHA-256 of the text before \
+and after, and the hash of the record's content before and after: `verify` stays intact, \
+checks the record against that entry, and lists the redaction. Any other change of the record \
+is still named. The search index and the running totals are updated, freed space in the \
+database file is overwritten, and the write-ahead log emptied when no other process holds it.\n\n\
+The record's hash still commits to the old text: whoever guesses the secret can confirm the \
+guess against it. Treat a leaked secret as leaked: change it.\n\n\
+ID is the `id` that `search --format json` and `show` print.\n\n\
+Exit status: 0 redacted, 2 on an error (no such record, a pattern that matches nothing, a \
+record that no longer matches its hash).",
+    after_help = "Examples:\n  tmux-audit redact 1234 --reason 'pasted a password'\n  \
+tmux-audit redact 1234 --pattern 'hunter[0-9]+' --reason 'db password in a URL'\n  \
+tmux-audit verify"
+)]
+pub struct Redact {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// The command's id.
+    pub id: i64,
+
+    /// Replace only what this regular expression matches (Rust regex
+    /// syntax, e.g. 'PGPASSWORD=\S+') [default: the whole text].
+    #[arg(long, value_name = "RE")]
+    pub pattern: Option<String>,
+
+    /// Why, kept in the trace with who and when.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }
 
 /// One screen on the health of the recording, with the fix for each problem.

@@ -21,6 +21,7 @@ mod spool;
 mod store;
 mod text;
 mod timespec;
+mod trace;
 
 use std::io::{self, Write};
 use std::process::ExitCode;

@@ -33,11 +33,15 @@ use sha2::{Digest, Sha256};
 
 use rusqlite::ErrorCode;
 
+use rusqlite::OptionalExtension;
+
+use crate::chain::{self, Hash, GENESIS};
 use crate::db::{insert_entries, Database, DbError};
 use crate::error_log;
 use crate::paths;
 use crate::record::Entry;
 use crate::text::hex;
+use crate::trace::{self, SpoolBreakDetail, SpoolUnlinkedDetail, TraceEntry};
 
 /// A spool this large is merged by the record that made it so: some forty
 /// commands.
@@ -194,14 +198,10 @@ const BACKLOG_BYTES: u64 = 256 * 1024;
 pub fn keep(db: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Kept> {
     let mut lines = Vec::new();
     for entry in entries {
-        serde_json::to_writer(
-            &mut lines,
-            &Line {
-                recorded_at_us,
-                entry: entry.clone(),
-            },
-        )?;
-        lines.push(b'\n');
+        lines.push(serde_json::to_vec(&Line {
+            recorded_at_us,
+            entry: entry.clone(),
+        })?);
     }
     let beside = path(db);
     // The database's directory, made as the database would make it.
@@ -214,8 +214,8 @@ pub fn keep(db: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Kept> {
     } else {
         None
     };
-    if let Some((len, oldest)) = appended {
-        let first = len == lines.len() as u64;
+    if let Some((len, written, oldest)) = appended {
+        let first = len == written;
         let fallback_len = fallback_path(db)
             .ok()
             .and_then(|f| fs::metadata(f).ok())
@@ -238,7 +238,7 @@ pub fn keep(db: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Kept> {
         paths::create_private_dir(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let (len, _) = append(&fallback, &lines)?;
+    let (len, _, _) = append(&fallback, &lines)?;
     Ok(Kept {
         path: fallback,
         due: true,
@@ -247,26 +247,186 @@ pub fn keep(db: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Kept> {
     })
 }
 
-/// Appends `lines` to the spool at `path` under its lock; its length after.
-/// A line cut short earlier (a full disk) is ended first, so that it cannot
-/// swallow this one; a write that fails is taken back whole.
-/// Also when its first record was recorded, read while the file is open.
-fn append(path: &Path, lines: &[u8]) -> Result<(u64, Option<i64>)> {
+/// Appends `lines` (each a [`Line`] as JSON) to the spool at `path` under
+/// its lock, each ended with its link (see [`link_line`]); its length after,
+/// and how many bytes were written. A line cut short earlier (a full disk)
+/// is ended first, so that it cannot swallow this one; a write that fails
+/// is taken back whole. Also when its first record was recorded, read
+/// while the file is open.
+fn append(path: &Path, lines: &[Vec<u8>]) -> Result<(u64, u64, Option<i64>)> {
     let file = open_spool(path, true)?;
     lock_within(&file, LOCK_WAIT).with_context(|| format!("cannot lock {}", path.display()))?;
     let len = file.metadata()?.len();
-    let mut last = [0u8; 1];
-    let cut_short = len > 0 && file.read_at(&mut last, len - 1)? == 1 && last[0] != b'\n';
-    let mut bytes = Vec::with_capacity(lines.len() + 1);
+    // The last line's end: whether it is whole, and its link.
+    let mut tail = [0u8; LINK_SUFFIX_LEN + 1];
+    let tail_len = (len as usize).min(tail.len());
+    let tail = &mut tail[..tail_len];
+    file.read_exact_at(tail, len - tail_len as u64)?;
+    let cut_short = tail.last().is_some_and(|&b| b != b'\n');
+    let mut prev = match cut_short {
+        false => tail
+            .strip_suffix(b"\n")
+            .and_then(|t| split_link(t).map(|(_, link)| link))
+            .unwrap_or(GENESIS),
+        true => GENESIS,
+    };
+    let mut bytes = Vec::with_capacity(
+        lines
+            .iter()
+            .map(|l| l.len() + LINK_SUFFIX_LEN + 1)
+            .sum::<usize>()
+            + 1,
+    );
     if cut_short {
         bytes.push(b'\n');
     }
-    bytes.extend_from_slice(lines);
+    for line in lines {
+        prev = link_line(&mut bytes, &prev, line);
+    }
     if let Err(err) = file.write_all_at(&bytes, len) {
         let _ = file.set_len(len);
         return Err(err).with_context(|| format!("cannot write {}", path.display()));
     }
-    Ok((len + bytes.len() as u64, oldest_in(&file)))
+    let written = bytes.len() as u64;
+    Ok((len + written, written, oldest_in(&file)))
+}
+
+/// `,"link":"<64 hex digits>"}`: how every line written since schema 9 ends.
+const LINK_SUFFIX_LEN: usize = 75;
+
+/// Appends `content` (a JSON object) to `out` as a spool line ending with
+/// its link: the hash of the content after `prev`, the link of the line
+/// before it in the file (see `chain::link_spool_line`). Returns the link.
+/// A line edited, removed, inserted or moved then breaks a link, and the
+/// merge names it.
+fn link_line(out: &mut Vec<u8>, prev: &Hash, content: &[u8]) -> Hash {
+    let link = chain::link_spool_line(prev, content);
+    out.extend_from_slice(&content[..content.len() - 1]);
+    out.extend_from_slice(b",\"link\":\"");
+    out.extend_from_slice(hex(&link).as_bytes());
+    out.extend_from_slice(b"\"}\n");
+    link
+}
+
+/// A spool line's content (the line without its link) and its link; None
+/// for a line without one (written before schema 9, or not by tmux-audit).
+fn split_link(line: &[u8]) -> Option<(Vec<u8>, Hash)> {
+    let at = line.len().checked_sub(LINK_SUFFIX_LEN)?;
+    let suffix = &line[at..];
+    let digits = suffix.strip_prefix(b",\"link\":\"")?.strip_suffix(b"\"}")?;
+    let link = chain::parse_hex(digits)?;
+    let mut content = line[..at].to_vec();
+    content.push(b'}');
+    Some((content, link))
+}
+
+/// What a spool line turned out to be.
+enum LineRead {
+    /// A record, and whether its link was the one expected here.
+    Record(Box<Line>, Link),
+    /// Not a record (cut short by a full disk, or not JSON): set aside.
+    Damaged,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Link {
+    Follows,
+    /// Edited, or a line before it removed, inserted or moved.
+    Broken,
+    /// No link at all.
+    Missing,
+}
+
+/// Reads a spool's lines and checks each link against the line before:
+/// (line number from 1, the line's bytes, what it is). A line after one
+/// that carries no link may start a new chain (its writer could not link
+/// to it): the first line of an emptied spool, one after a line cut short.
+fn read_lines(bytes: &[u8]) -> Vec<(usize, &[u8], LineRead)> {
+    let mut prev = GENESIS;
+    let mut out = Vec::new();
+    for (number, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let read = match split_link(raw) {
+            Some((content, link)) => match serde_json::from_slice::<Line>(&content) {
+                Ok(line) => {
+                    let line = Box::new(line);
+                    let follows = chain::link_spool_line(&prev, &content) == link;
+                    prev = link;
+                    LineRead::Record(line, if follows { Link::Follows } else { Link::Broken })
+                }
+                Err(_) => {
+                    prev = GENESIS;
+                    LineRead::Damaged
+                }
+            },
+            None => {
+                prev = GENESIS;
+                match serde_json::from_slice::<Line>(raw) {
+                    Ok(line) => LineRead::Record(Box::new(line), Link::Missing),
+                    Err(_) => LineRead::Damaged,
+                }
+            }
+        };
+        out.push((number + 1, raw, read));
+    }
+    out
+}
+
+/// Whether a spooled record's link is a break worth naming. A line without
+/// a link is accepted only when it was spooled before the database's trace
+/// began (`trace_start_us`: written by the tmux-audit before the upgrade).
+fn link_problem(line: &Line, link: Link, trace_start_us: Option<i64>) -> Option<&'static str> {
+    match link {
+        Link::Follows => None,
+        Link::Broken => Some("changed"),
+        Link::Missing if trace_start_us.is_some_and(|start| line.recorded_at_us < start) => None,
+        Link::Missing => Some("unlinked"),
+    }
+}
+
+/// The links of the records still waiting in the spools of `db`, checked
+/// where they are (for `verify`, when the database could not take them):
+/// a line each whose link is broken. `trace_start_us`: see [`link_problem`].
+pub fn check_links(db: &Path, trace_start_us: Option<i64>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for path in paths_of(db) {
+        let Ok(mut file) = open_spool(&path, false) else {
+            continue;
+        };
+        let mut bytes = Vec::new();
+        if file.read_to_end(&mut bytes).is_err() {
+            continue;
+        }
+        // A line being appended right now is not whole yet.
+        let whole = bytes
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |end| end + 1);
+        for (number, _, read) in read_lines(&bytes[..whole]) {
+            let LineRead::Record(line, link) = read else {
+                continue;
+            };
+            if let Some(problem) = link_problem(&line, link, trace_start_us) {
+                problems.push(format!(
+                    "line {number} of {} ({}, waiting to be merged) {}",
+                    path.display(),
+                    line.entry.describe(),
+                    describe_problem(problem)
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// What a spool line's problem (`changed`, `unlinked`) means, for people.
+pub fn describe_problem(problem: &str) -> &'static str {
+    match problem {
+        "unlinked" => "carries no link: it was not written by tmux-audit",
+        _ => "was changed, or a line before it was removed or moved",
+    }
 }
 
 /// When the first record in the spool was recorded, from its first line.
@@ -396,15 +556,22 @@ fn merge_file(db: &mut Database, path: &Path) -> Result<usize, DbError> {
             );
             return Ok(None);
         }
+        let trace_start_us: Option<i64> = tx
+            .query_row(
+                "SELECT at_us FROM chain_trace WHERE kind = ?1 ORDER BY id LIMIT 1",
+                [trace::CHAIN_START],
+                |r| r.get(0),
+            )
+            .optional()?;
         let mut lines = Vec::new();
         let mut rejected = Vec::new();
-        for line in bytes.split(|b| *b == b'\n') {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<Line>(line) {
-                Ok(line) => lines.push(line),
-                Err(_) => rejected.push(line),
+        for (number, raw, read) in read_lines(&bytes) {
+            match read {
+                LineRead::Record(line, link) => {
+                    let problem = link_problem(&line, link, trace_start_us);
+                    lines.push((number, *line, link, problem));
+                }
+                LineRead::Damaged => rejected.push(raw),
             }
         }
         // Each entry in a savepoint of its own: one the database refuses
@@ -413,20 +580,30 @@ fn merge_file(db: &mut Database, path: &Path) -> Result<usize, DbError> {
         // merge, and the spool stays as it is.
         let mut merged = 0;
         let mut refused: Vec<Vec<u8>> = Vec::new();
-        for line in &lines {
+        // Records stored from lines without links that predate the trace.
+        let mut unlinked = Vec::new();
+        for (number, line, link, problem) in &lines {
             tx.execute_batch("SAVEPOINT entry")?;
             match insert_entries(tx, [(&line.entry, line.recorded_at_us)]) {
                 Ok(n) => {
+                    match (n, problem) {
+                        (1, Some(problem)) => note_break(tx, path, *number, line, problem)?,
+                        (1, None) if *link == Link::Missing => {
+                            unlinked.push((chain_of(&line.entry), tx.last_insert_rowid()));
+                        }
+                        _ => {}
+                    }
                     tx.execute_batch("RELEASE entry")?;
                     merged += n;
                 }
                 Err(err) if err.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
                     tx.execute_batch("ROLLBACK TO entry; RELEASE entry")?;
-                    refused.push(serde_json::to_vec(line).unwrap_or_default());
+                    refused.push(serde_json::to_vec(&line).unwrap_or_default());
                 }
                 Err(err) => return Err(err.into()),
             }
         }
+        note_unlinked(tx, path, &unlinked)?;
         rejected.extend(refused.iter().map(Vec::as_slice));
         let set_aside = rejected.is_empty() || reject(path, &rejected);
         if merged < lines.len() {
@@ -461,6 +638,99 @@ fn merge_file(db: &mut Database, path: &Path) -> Result<usize, DbError> {
         );
     }
     Ok(merged)
+}
+
+/// A record stored from a spool line whose link was broken: named in the
+/// log now, and by every `verify` from now on (a `spool-break` entry in the
+/// trace, naming the row it became).
+fn note_break(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    number: usize,
+    line: &Line,
+    problem: &str,
+) -> rusqlite::Result<()> {
+    let (chain, id) = (chain_of(&line.entry), tx.last_insert_rowid());
+    let (user, uid) = trace::who();
+    let detail = SpoolBreakDetail {
+        spool: path.display().to_string(),
+        line: number,
+        problem: problem.to_string(),
+    };
+    let what = line.entry.describe();
+    let how = describe_problem(problem);
+    crate::db::append_trace(
+        tx,
+        &TraceEntry {
+            kind: trace::SPOOL_BREAK.into(),
+            chain: chain.into(),
+            first_id: Some(id),
+            last_id: Some(id),
+            at_us: crate::store::now_us(),
+            user,
+            uid,
+            reason: format!("line {number} of the spool ({what}) {how}"),
+            detail: serde_json::to_string(&detail).unwrap_or_default(),
+        },
+    )?;
+    error_log::append(
+        "spool",
+        &format!("line {number} of {} ({what}) {how}; stored, and named by `tmux-audit verify`", path.display()),
+        "someone with write access to the spool changed it: keep the file for inspection, and check who can write to its directory",
+    );
+    Ok(())
+}
+
+/// The chain an entry goes into.
+fn chain_of(entry: &Entry) -> &'static str {
+    match entry {
+        Entry::Command(_) => "commands",
+        Entry::TmuxEvent(_) => "tmux_events",
+    }
+}
+
+/// Records stored from lines without links, accepted as spooled by the
+/// tmux-audit before the upgrade (see [`link_problem`]): not a break, but
+/// not vouched for by a link either, so the trace says which they are
+/// (an entry per chain) and `verify` lists them.
+fn note_unlinked(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    stored: &[(&'static str, i64)],
+) -> rusqlite::Result<()> {
+    for chain in ["commands", "tmux_events"] {
+        let ids: Vec<i64> = stored
+            .iter()
+            .filter(|(c, _)| *c == chain)
+            .map(|(_, id)| *id)
+            .collect();
+        let (Some(first), Some(last)) = (ids.iter().min(), ids.iter().max()) else {
+            continue;
+        };
+        let (user, uid) = trace::who();
+        let detail = SpoolUnlinkedDetail {
+            spool: path.display().to_string(),
+            lines: ids.len(),
+        };
+        crate::db::append_trace(
+            tx,
+            &TraceEntry {
+                kind: trace::SPOOL_UNLINKED.into(),
+                chain: chain.into(),
+                first_id: Some(*first),
+                last_id: Some(*last),
+                at_us: crate::store::now_us(),
+                user,
+                uid,
+                reason: format!(
+                    "{} line(s) of the spool had no link: spooled before the upgrade to schema 9",
+                    ids.len()
+                ),
+                detail: serde_json::to_string(&detail).unwrap_or_default(),
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// Lines that are not records (cut short by a full disk, say) go to
@@ -540,6 +810,70 @@ pub fn open_merged(path: &Path) -> Result<Database> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn linked(texts: &[&str]) -> Vec<Vec<u8>> {
+        let mut prev = GENESIS;
+        texts
+            .iter()
+            .map(|text| {
+                let content = serde_json::to_vec(&Line {
+                    recorded_at_us: 1,
+                    entry: Entry::TmuxEvent(crate::lifecycle::TmuxEvent {
+                        event: text.to_string(),
+                        ..Default::default()
+                    }),
+                })
+                .unwrap();
+                let mut line = Vec::new();
+                prev = link_line(&mut line, &prev, &content);
+                line.pop();
+                assert_eq!(split_link(&line), Some((content, prev)));
+                line
+            })
+            .collect()
+    }
+
+    fn links(lines: &[Vec<u8>]) -> Vec<Option<Link>> {
+        read_lines(&lines.join(&b'\n'))
+            .into_iter()
+            .map(|(_, _, read)| match read {
+                LineRead::Record(_, link) => Some(link),
+                LineRead::Damaged => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_line_links_to_the_one_before() {
+        use Link::*;
+        let lines = linked(&["a", "b", "c"]);
+        assert_eq!(links(&lines), [Some(Follows); 3]);
+        // Edited: only that line is named; the ones after follow it.
+        let mut edited = lines.clone();
+        edited[1] = String::from_utf8(edited[1].clone())
+            .unwrap()
+            .replace("\"b\"", "\"x\"")
+            .into_bytes();
+        assert_eq!(links(&edited), [Some(Follows), Some(Broken), Some(Follows)]);
+        // Removed, or moved: the line that no longer follows is named.
+        assert_eq!(links(&lines[1..]), [Some(Broken), Some(Follows)]);
+        let moved = vec![lines[1].clone(), lines[0].clone(), lines[2].clone()];
+        assert_eq!(links(&moved), [Some(Broken), Some(Broken), Some(Broken)]);
+        // A line without a link (an older tmux-audit), or one cut short:
+        // the next line's writer could only start a new chain.
+        let mut old = lines[0].clone();
+        old.truncate(old.len() - LINK_SUFFIX_LEN);
+        old.push(b'}');
+        let fresh = linked(&["d"]);
+        assert_eq!(
+            links(&[old, fresh[0].clone()]),
+            [Some(Missing), Some(Follows)]
+        );
+        assert_eq!(
+            links(&[b"{\"recorded_at".to_vec(), fresh[0].clone()]),
+            [None, Some(Follows)]
+        );
+    }
 
     #[test]
     fn lines_written_before_tmux_events_existed_still_read_as_commands() {

@@ -6,6 +6,7 @@ mod doctor;
 mod flush;
 mod init;
 mod record;
+mod redact;
 mod report;
 mod search;
 mod sessions;
@@ -47,6 +48,7 @@ impl Run for Command {
             Command::Report(cmd) => cmd.run(),
             Command::Verify(cmd) => cmd.run(),
             Command::Anchor(cmd) => cmd.run(),
+            Command::Redact(cmd) => cmd.run(),
             Command::Doctor(cmd) => cmd.run(),
             Command::Flush(cmd) => cmd.run(),
             Command::Config(cmd) => cmd.run(),

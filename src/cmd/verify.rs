@@ -1,6 +1,9 @@
-//! `tmux-audit verify` and `tmux-audit anchor`: check the hash chain, and
-//! print its end to keep elsewhere.
+//! `tmux-audit verify` and `tmux-audit anchor`: check the hash chains (of
+//! the records, the tmux events and the trace that explains changes made
+//! on purpose), the spool's links and the running totals, and print the
+//! chains' ends to keep elsewhere.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 
 use anyhow::{bail, Result};
@@ -8,10 +11,14 @@ use anyhow::{bail, Result};
 use super::{Exit, Run};
 use crate::chain::{self, Hash, GENESIS};
 use crate::cli::{Anchor, Verify};
+use crate::db::{StoredTrace, UnchainedDigest};
 use crate::paths;
 use crate::render::utc_time;
 use crate::spool;
 use crate::text::hex;
+use crate::trace::{
+    self, ChainStartDetail, RedactionDetail, SpoolBreakDetail, SpoolUnlinkedDetail,
+};
 
 /// Where the chain first fails, if it does.
 enum Break {
@@ -20,8 +27,18 @@ enum Break {
     /// The link to the record before is wrong: a record before this one
     /// was deleted, or this one was inserted or moved.
     Relinked,
-    /// A record without a hash after the chain began: not written by tmux-audit.
+    /// A record without a hash that the trace does not count among those
+    /// from before the chain: not written by tmux-audit.
     Unchained,
+}
+
+/// How the hash of one row is checked.
+enum Expect<'a> {
+    /// Its content gives its hash.
+    Content,
+    /// Its text was redacted on purpose: its hash is the one the trace
+    /// names, and its content gives the hash the last redaction left.
+    Redacted(&'a [RedactionDetail]),
 }
 
 /// Walks one chain, link by link, and keeps what `verify` reports.
@@ -29,7 +46,8 @@ enum Break {
 struct ChainCheck {
     /// The previous row's hash, once the chain began.
     expected: Option<Hash>,
-    before_chain: u64,
+    /// The rows without hashes before the chain began.
+    before_chain: UnchainedDigest,
     checked: u64,
     first: Option<i64>,
     /// Id and time of the newest row checked.
@@ -41,20 +59,21 @@ struct ChainCheck {
 impl ChainCheck {
     /// Checks the row `id` (at `at_us`); false once the chain is broken.
     /// `compute`: the row's hash after a given previous hash.
+    /// `predates`: for a row without hashes, whether the trace counts it
+    /// among the rows from before the chain.
     fn visit(
         &mut self,
-        id: i64,
-        at_us: i64,
+        (id, at_us): (i64, i64),
         links: (Option<Vec<u8>>, Option<Vec<u8>>),
-        anchors: &[Hash],
+        (anchors, expect): (&[Hash], Expect<'_>),
+        predates: impl FnOnce(&mut UnchainedDigest) -> bool,
         compute: impl FnOnce(&Hash) -> Hash,
     ) -> bool {
         let (Some(prev_hash), Some(hash)) = links else {
-            if self.expected.is_some() {
+            if self.expected.is_some() || !predates(&mut self.before_chain) {
                 self.broken = Some((Break::Unchained, id, at_us));
                 return false;
             }
-            self.before_chain += 1;
             return true;
         };
         // The first row of the chain links to GENESIS, also when rows from
@@ -65,18 +84,106 @@ impl ChainCheck {
             return false;
         }
         let computed = compute(&link);
-        if hash != computed {
+        let intact = match expect {
+            Expect::Content => hash == computed,
+            Expect::Redacted(redactions) => redaction_explains(redactions, &hash, &computed),
+        };
+        if !intact {
             self.broken = Some((Break::Changed, id, at_us));
             return false;
         }
-        if anchors.contains(&computed) {
-            self.seen_anchors.push(computed);
+        let hash = Hash::try_from(hash).unwrap_or(GENESIS);
+        if anchors.contains(&hash) {
+            self.seen_anchors.push(hash);
         }
-        self.expected = Some(computed);
+        self.expected = Some(hash);
         self.checked += 1;
         self.first.get_or_insert(id);
         self.last = Some((id, at_us));
         true
+    }
+
+    /// The first break, named: "record 3 (at …) was changed after it was written".
+    fn broken_line(&mut self, what: &str) -> Option<String> {
+        let (kind, id, at) = self.broken.take()?;
+        let how = match kind {
+            Break::Changed => "was changed after it was written",
+            Break::Relinked => "does not follow the one before it: one was deleted before it, or it was inserted or moved",
+            Break::Unchained => "has no hash: it was not written by tmux-audit",
+        };
+        Some(format!("{what} {id} (at {}) {how}", utc_time(at)))
+    }
+}
+
+/// Whether the redactions of a row explain its hashes: the row keeps the
+/// hash it was chained with, each redaction starts from the content the
+/// one before left, and the content now is what the last one left.
+fn redaction_explains(redactions: &[RedactionDetail], stored: &[u8], computed: &Hash) -> bool {
+    let stored = hex(stored);
+    let mut content = stored.clone();
+    for r in redactions {
+        if r.row_hash != stored || r.content_hash_before != content {
+            return false;
+        }
+        content = r.content_hash_after.clone();
+    }
+    content == hex(computed)
+}
+
+/// What the trace says, once its own chain is checked.
+#[derive(Default)]
+struct TraceView {
+    chain: ChainCheck,
+    start: Option<(StoredTrace, ChainStartDetail)>,
+    redactions: HashMap<i64, Vec<RedactionDetail>>,
+    /// Each redaction, for the listing: (record id, entry).
+    redaction_entries: Vec<(i64, StoredTrace)>,
+    spool_breaks: Vec<(StoredTrace, SpoolBreakDetail)>,
+    /// Records merged from spool lines without links, from before the upgrade.
+    spool_unlinked: Vec<(StoredTrace, SpoolUnlinkedDetail)>,
+    /// Entries whose detail cannot be read: (id, kind).
+    unreadable: Vec<(i64, String)>,
+}
+
+impl TraceView {
+    fn read(entries: Vec<StoredTrace>, anchors: &[Hash]) -> TraceView {
+        let mut view = TraceView::default();
+        for stored in entries {
+            let links = (Some(stored.prev_hash.clone()), Some(stored.hash.clone()));
+            let intact = view.chain.visit(
+                (stored.id, stored.entry.at_us),
+                links,
+                (anchors, Expect::Content),
+                |_| false,
+                |link| chain::hash_trace(link, stored.id, &stored.entry),
+            );
+            if !intact {
+                break;
+            }
+            let e = &stored.entry;
+            let readable = match e.kind.as_str() {
+                trace::CHAIN_START if view.start.is_none() => {
+                    serde_json::from_str(&e.detail).map(|d| view.start = Some((stored.clone(), d)))
+                }
+                trace::REDACTION => serde_json::from_str(&e.detail).map(|d| {
+                    let id = e.first_id.unwrap_or(0);
+                    view.redactions.entry(id).or_default().push(d);
+                    view.redaction_entries.push((id, stored.clone()));
+                }),
+                trace::SPOOL_BREAK => serde_json::from_str(&e.detail)
+                    .map(|d| view.spool_breaks.push((stored.clone(), d))),
+                trace::SPOOL_UNLINKED => serde_json::from_str(&e.detail)
+                    .map(|d| view.spool_unlinked.push((stored.clone(), d))),
+                _ => {
+                    view.unreadable.push((stored.id, e.kind.clone()));
+                    Ok(())
+                }
+            };
+            if readable.is_err() {
+                view.unreadable.push((stored.id, e.kind.clone()));
+            }
+        }
+        view
     }
 }
 
@@ -86,45 +193,117 @@ impl Run for Verify {
             Some(text) => parse_anchor(text)?,
             None => Vec::new(),
         };
-        let db = spool::open_merged(&paths::database(self.db.path.as_deref())?)?;
+        let path = paths::database(self.db.path.as_deref())?;
+        let mut db = spool::open_merged(&path)?;
+        let mut problems = Vec::new();
+
+        let mut trace = TraceView::read(db.trace()?, &anchors);
+        let trace_broken = trace.chain.broken_line("trace entry");
+        let trace_whole = trace_broken.is_none();
+        problems.extend(trace_broken);
+        for (id, kind) in &trace.unreadable {
+            problems.push(format!(
+                "trace entry {id} ({kind}) is not one tmux-audit writes: it was changed or forged"
+            ));
+        }
+        let start = trace.start.as_ref().map(|(_, d)| d.clone());
+        let range = trace
+            .start
+            .as_ref()
+            .map(|(s, _)| (s.entry.first_id, s.entry.last_id));
+        if start.is_none() && trace_whole {
+            problems.push(
+                "the trace has no `chain-start` entry, which fixes the records from before the chain: it was deleted or rewritten".into(),
+            );
+        }
+
         let mut commands = ChainCheck::default();
+        let no_redactions = Vec::new();
         db.walk_chain(|row, prev_hash, hash| {
+            let redactions = trace.redactions.get(&row.id).unwrap_or(&no_redactions);
+            let expect = match redactions.is_empty() {
+                true => Expect::Content,
+                false => Expect::Redacted(redactions),
+            };
             commands.visit(
-                row.id,
-                row.record.started_at_us,
+                (row.id, row.record.started_at_us),
                 (prev_hash, hash),
-                &anchors,
+                (&anchors, expect),
+                |before| match range {
+                    Some((Some(first), Some(last))) if (first..=last).contains(&row.id) => {
+                        before.add(&row);
+                        true
+                    }
+                    _ => false,
+                },
                 |link| chain::hash_command(link, row.id, &row.record, row.recorded_at_us),
             )
         })?;
+        let commands_broken = commands.broken_line("record");
+        if let (Some(start), None) = (&start, &commands_broken) {
+            let before = &commands.before_chain;
+            if before.count != start.unchained || before.digest_hex() != start.unchained_digest {
+                problems.push(format!(
+                    "the records from before the chain were changed, deleted or added to (the trace counted {}, there are {})",
+                    start.unchained, before.count
+                ));
+            }
+        }
+        problems.extend(commands_broken);
+
         let mut events = ChainCheck::default();
         for row in db.tmux_events_in_chain_order()? {
             let links = (Some(row.prev_hash), Some(row.hash));
-            let intact = events.visit(row.id, row.event.at_us, links, &anchors, |link| {
-                chain::hash_tmux_event(link, row.id, &row.event, row.recorded_at_us)
-            });
+            let intact = events.visit(
+                (row.id, row.event.at_us),
+                links,
+                (&anchors, Expect::Content),
+                |_| false,
+                |link| chain::hash_tmux_event(link, row.id, &row.event, row.recorded_at_us),
+            );
             if !intact {
                 break;
             }
         }
-        let anchors_seen = anchors
-            .iter()
-            .all(|a| commands.seen_anchors.contains(a) || events.seen_anchors.contains(a));
-        let broken = match (commands.broken.take(), events.broken.take()) {
-            (Some((kind, id, at)), _) => Some((kind, format!("record {id}"), at)),
-            (None, Some((kind, id, at))) => Some((kind, format!("tmux event {id}"), at)),
-            (None, None) => None,
-        };
-        let mut out = io::stdout().lock();
-        if let Some((kind, name, at)) = broken {
-            let what = match kind {
-                Break::Changed => "was changed after it was written",
-                Break::Relinked => "does not follow the record before it: a record was deleted before it, or it was inserted or moved",
-                Break::Unchained => "has no hash: it was not written by tmux-audit",
+        problems.extend(events.broken_line("tmux event"));
+
+        for (entry, detail) in &trace.spool_breaks {
+            let what = match (entry.entry.chain.as_str(), entry.entry.first_id) {
+                ("tmux_events", Some(id)) => format!("tmux event {id}"),
+                (_, Some(id)) => format!("record {id}"),
+                (_, None) => "a record (not stored)".to_string(),
             };
-            writeln!(out, "NOT INTACT: {name} (at {}) {what}", utc_time(at))?;
+            let how = spool::describe_problem(&detail.problem);
+            problems.push(format!(
+                "{what} came from a spool line that {how} (line {} of {}, merged at {})",
+                detail.line,
+                detail.spool,
+                utc_time(entry.entry.at_us)
+            ));
+        }
+        // Lines still waiting (the database did not take them): checked where they are.
+        let trace_start_us = trace.start.as_ref().map(|(s, _)| s.entry.at_us);
+        problems.extend(spool::check_links(&path, trace_start_us));
+
+        for wrong in db.check_totals()? {
+            problems.push(format!(
+                "the running totals behind {} do not match the records ({}): they were changed outside tmux-audit, and are counted again from the records by the next report",
+                wrong.used_by, wrong.what
+            ));
+        }
+
+        let mut out = io::stdout().lock();
+        if !problems.is_empty() {
+            for problem in &problems {
+                writeln!(out, "NOT INTACT: {problem}")?;
+            }
             return Ok(Exit::Tampered);
         }
+        let anchors_seen = anchors.iter().all(|a| {
+            [&commands, &events, &trace.chain]
+                .iter()
+                .any(|c| c.seen_anchors.contains(a))
+        });
         if !anchors_seen {
             writeln!(
                 out,
@@ -159,6 +338,47 @@ impl Run for Verify {
                 found_in(&events)
             )?;
         }
+        if !trace.chain.seen_anchors.is_empty() {
+            writeln!(
+                out,
+                "intact: {} trace entries, anchor found",
+                trace.chain.checked
+            )?;
+        }
+        for (id, entry) in &trace.redaction_entries {
+            let e = &entry.entry;
+            let what = serde_json::from_str::<RedactionDetail>(&e.detail)
+                .ok()
+                .and_then(|d| d.matches)
+                .map_or("the whole text".to_string(), |n| {
+                    format!("{n} match{} of a pattern", if n == 1 { "" } else { "es" })
+                });
+            writeln!(
+                out,
+                "redacted: record {id}, {what}, at {} by {} (uid {}): {}",
+                utc_time(e.at_us),
+                e.user,
+                e.uid,
+                e.reason
+            )?;
+        }
+        for (entry, detail) in &trace.spool_unlinked {
+            let e = &entry.entry;
+            let what = if e.chain == "tmux_events" {
+                "tmux events"
+            } else {
+                "records"
+            };
+            writeln!(
+                out,
+                "unlinked: {} {what} (ids {} to {}) came from spool lines without links, spooled before the upgrade to schema 9 (merged at {} from {})",
+                detail.lines,
+                e.first_id.unwrap_or(0),
+                e.last_id.unwrap_or(0),
+                utc_time(e.at_us),
+                detail.spool
+            )?;
+        }
         for (at, reason, previous) in db.chain_origins()? {
             let previous =
                 previous.map_or(String::new(), |p| format!(" (the database before: {p})"));
@@ -168,11 +388,11 @@ impl Run for Verify {
                 utc_time(at)
             )?;
         }
-        if commands.before_chain > 0 {
+        if commands.before_chain.count > 0 {
             writeln!(
                 out,
                 "{} older records come before the chain (written before tmux-audit kept one)",
-                commands.before_chain
+                commands.before_chain.count
             )?;
         }
         // Not a break of the chain, but records that never arrived.
@@ -195,7 +415,16 @@ impl Run for Verify {
 
 impl Run for Anchor {
     fn run(&self) -> Result<Exit> {
-        let db = spool::open_merged(&paths::database(self.db.path.as_deref())?)?;
+        let path = paths::database(self.db.path.as_deref())?;
+        let db = spool::open_merged(&path)?;
+        // An anchor covers every record taken: none may still wait outside
+        // the chain.
+        let (waiting, _) = spool::waiting(&path);
+        if waiting > 0 {
+            bail!(
+                "{waiting} record(s) wait in the spool and could not be moved into the database: an anchor now would not cover them (see `tmux-audit doctor`)"
+            );
+        }
         let mut newest = None;
         db.walk_chain(|row, _, hash| {
             if let Some(hash) = hash {
@@ -204,6 +433,7 @@ impl Run for Anchor {
             true
         })?;
         let newest_event = db.newest_tmux_event()?;
+        let newest_trace = db.trace()?.pop();
         let mut out = io::stdout().lock();
         match newest {
             Some((hash, id, at)) => {
@@ -220,6 +450,17 @@ impl Run for Anchor {
                 hex(&event.hash),
                 event.id,
                 utc_time(event.event.at_us)
+            )?;
+        }
+        // So does the trace: a redaction or a spool break cannot be taken back unseen.
+        if let Some(entry) = newest_trace {
+            writeln!(
+                out,
+                "{} trace entry {} ({}), at {}",
+                hex(&entry.hash),
+                entry.id,
+                entry.entry.kind,
+                utc_time(entry.entry.at_us)
             )?;
         }
         Ok(Exit::Success)

@@ -2,11 +2,14 @@
 
 mod events;
 mod queries;
+mod redaction;
 mod report;
 mod schema;
+mod trace;
 
 pub use queries::{insert_entries, SearchQuery};
 pub use report::{GroupBy, Ranked, ReportRow, SortBy, Totals};
+pub use trace::{append as append_trace, StoredTrace, UnchainedDigest};
 
 use std::fmt;
 use std::fs::{self, OpenOptions};

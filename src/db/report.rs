@@ -7,7 +7,9 @@
 //! brought up to date with the rows stored since (as the search index is):
 //! rows never change once stored, so the totals stay exact. The same goes
 //! for each shell session's count and highest number, which name the
-//! records that never arrived.
+//! records that never arrived. The totals are outside the hash chain:
+//! `verify` counts them again from the rows ([`Database::check_totals`]),
+//! and totals that do not match are dropped, to be counted anew.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -57,7 +59,7 @@ pub struct SequenceGap {
 }
 
 /// One group of a report.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportRow {
     pub key: String,
     pub commands: i64,
@@ -93,7 +95,29 @@ impl GroupBy {
     }
 }
 
+/// Running totals that do not match the rows they say they count.
+#[derive(Debug, Clone)]
+pub struct TotalsMismatch {
+    /// What reads them: `report --by user`, or the notes on missing records.
+    pub used_by: String,
+    /// The first group found wrong, and how.
+    pub what: String,
+}
+
 impl GroupBy {
+    /// The grouping whose running totals are kept under `name`.
+    fn from_totals_name(name: &str) -> Option<GroupBy> {
+        [
+            GroupBy::Pane,
+            GroupBy::User,
+            GroupBy::Host,
+            GroupBy::Cwd,
+            GroupBy::Command,
+        ]
+        .into_iter()
+        .find(|by| by.totals_name() == Some(name))
+    }
+
     /// The name its running totals are kept under, for the groupings that
     /// have them.
     fn totals_name(self) -> Option<&'static str> {
@@ -314,6 +338,198 @@ impl Database {
             })
         })?;
         Ok(gaps.collect::<Result<_, _>>()?)
+    }
+}
+
+impl Database {
+    /// Counts every set of running totals again from the rows they cover,
+    /// and compares: the totals live outside the hash chain, so an edit of
+    /// them would otherwise change `report` unseen. Totals that do not
+    /// match are dropped (the next `report` counts them again from the
+    /// rows) and returned. Totals whose last row changed are left alone:
+    /// they are dropped anyway, and the chain names the row.
+    pub fn check_totals(&mut self) -> Result<Vec<TotalsMismatch>, DbError> {
+        let states: Vec<(String, i64, Option<Vec<u8>>)> = {
+            let mut stmt = self.conn.prepare(
+                "SELECT name, counted_up_to, counted_hash FROM totals_state ORDER BY name",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut wrong = Vec::new();
+        for (name, up_to, hash) in states {
+            let current: Option<Option<Vec<u8>>> = self
+                .conn
+                .query_row("SELECT hash FROM commands WHERE id = ?1", [up_to], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if up_to > 0 && current.as_ref() != Some(&hash) {
+                continue;
+            }
+            let found = match (name.as_str(), GroupBy::from_totals_name(&name)) {
+                ("sessions", _) => {
+                    self.session_totals_mismatch(up_to)?
+                        .map(|what| TotalsMismatch {
+                            used_by: "the notes on records that never arrived (`report`)".into(),
+                            what,
+                        })
+                }
+                (_, Some(by)) => {
+                    self.report_totals_mismatch(by, &name, up_to)?
+                        .map(|what| TotalsMismatch {
+                            used_by: format!("`report --by {name}`"),
+                            what,
+                        })
+                }
+                (_, None) => Some(TotalsMismatch {
+                    used_by: format!("totals named {name:?}"),
+                    what: "no tmux-audit keeps totals under that name".into(),
+                }),
+            };
+            if let Some(mismatch) = found {
+                // Counted again from the rows by the next reader.
+                let _ = self
+                    .conn
+                    .execute("DELETE FROM totals_state WHERE name = ?1", [&name]);
+                wrong.push(mismatch);
+            }
+        }
+        Ok(wrong)
+    }
+
+    /// How the report totals of `name` differ from the rows up to `up_to`.
+    fn report_totals_mismatch(
+        &self,
+        by: GroupBy,
+        name: &str,
+        up_to: i64,
+    ) -> Result<Option<String>, DbError> {
+        let mut counted = HashMap::new();
+        count_into(
+            &self.conn,
+            by,
+            ("WHERE id <= ?1", &[Value::Integer(up_to)]),
+            None,
+            &mut counted,
+            None,
+        )?;
+        let mut stored: HashMap<String, (Option<ReportRow>, Option<String>)> = HashMap::new();
+        {
+            let mut stmt = self.conn.prepare(
+                "SELECT key, commands, failures, first_us, last_us, total_duration_us, longest_us
+                 FROM report_totals WHERE name = ?1",
+            )?;
+            let mut rows = stmt.query([name])?;
+            while let Some(r) = rows.next()? {
+                let figures = ReportRow {
+                    commands: r.get(1)?,
+                    failures: r.get(2)?,
+                    first_us: r.get(3)?,
+                    last_us: r.get(4)?,
+                    total_duration_us: r.get(5)?,
+                    longest_us: r.get(6)?,
+                    ..ReportRow::default()
+                };
+                stored.entry(r.get(0)?).or_default().0 = Some(figures);
+            }
+            let mut stmt = self
+                .conn
+                .prepare("SELECT key, state FROM report_states WHERE name = ?1")?;
+            let mut rows = stmt.query([name])?;
+            while let Some(r) = rows.next()? {
+                stored.entry(r.get(0)?).or_default().1 = Some(r.get(1)?);
+            }
+        }
+        let mut keys: Vec<&String> = counted.keys().chain(stored.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        for key in keys {
+            let (figures, state) = stored.get(key).cloned().unwrap_or_default();
+            let Some(group) = counted.get(key) else {
+                return Ok(Some(format!(
+                    "group {key:?} is in the totals but in no record"
+                )));
+            };
+            let r = &group.row;
+            let expected = (
+                r.commands,
+                r.failures,
+                r.first_us,
+                r.last_us,
+                r.total_duration_us,
+                r.longest_us,
+            );
+            let found = figures.map(|f| {
+                (
+                    f.commands,
+                    f.failures,
+                    f.first_us,
+                    f.last_us,
+                    f.total_duration_us,
+                    f.longest_us,
+                )
+            });
+            if found != Some(expected) {
+                return Ok(Some(match found {
+                    Some(f) => format!(
+                        "group {key:?}: the totals say {} commands, {} failed; the records {}, {}",
+                        f.0, f.1, expected.0, expected.1
+                    ),
+                    None => format!("group {key:?} is in the records but not in the totals"),
+                }));
+            }
+            let state: Option<Group> = state.and_then(|s| serde_json::from_str(&s).ok());
+            if state.map(Group::normalized) != Some(group.clone().normalized()) {
+                return Ok(Some(format!(
+                    "group {key:?}: what the totals keep of it (users, hosts, directories, commands) differs from the records"
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// How the totals per shell session differ from the rows up to `up_to`.
+    fn session_totals_mismatch(&self, up_to: i64) -> Result<Option<String>, DbError> {
+        let read = |sql: &str, params: &[i64]| -> Result<Vec<Vec<Value>>, DbError> {
+            let mut stmt = self.conn.prepare(sql)?;
+            let rows = stmt.query_map(params_from_iter(params.iter()), |r| {
+                (0..7).map(|i| r.get::<_, Value>(i)).collect()
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        };
+        let counted = read(
+            "SELECT shell_session, min(user), min(host), count(*), max(seq), min(started_at_us),
+                    max(started_at_us)
+             FROM commands WHERE id <= ?1 GROUP BY shell_session ORDER BY shell_session",
+            &[up_to],
+        )?;
+        let stored = read(
+            "SELECT shell_session, user, host, recorded, highest_seq, first_us, last_us
+             FROM session_totals ORDER BY shell_session",
+            &[],
+        )?;
+        if counted == stored {
+            return Ok(None);
+        }
+        let differs = counted
+            .iter()
+            .zip(&stored)
+            .find(|(a, b)| a != b)
+            .map(|(a, _)| a)
+            .or(counted.get(stored.len()))
+            .or(stored.get(counted.len()));
+        Ok(Some(
+            match differs.and_then(|row| match &row[0] {
+                Value::Text(session) => Some(session.clone()),
+                _ => None,
+            }) {
+                Some(session) => {
+                    format!("shell session {session:?} is counted differently from its records")
+                }
+                None => "the sessions counted differ from the records".into(),
+            },
+        ))
     }
 }
 
@@ -610,7 +826,7 @@ fn local_day(us: i64) -> String {
 /// A report group being counted: what its row shows, and what it takes to
 /// keep counting (every user and host seen, each directory's and each
 /// command's count).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Group {
     row: ReportRow,
     users: Vec<String>,
@@ -620,6 +836,14 @@ struct Group {
 }
 
 impl Group {
+    /// The same group, with what depends on the order rows were read in
+    /// (users and hosts are kept in the order seen) put in order.
+    fn normalized(mut self) -> Group {
+        self.users.sort();
+        self.hosts.sort();
+        self
+    }
+
     fn new(
         socket: Option<&str>,
         pid: Option<i64>,

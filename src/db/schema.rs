@@ -16,7 +16,12 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_redacted.sql"),
     include_str!("migrations/0007_tmux_events.sql"),
     include_str!("migrations/0008_running_totals.sql"),
+    include_str!("migrations/0009_trace.sql"),
 ];
+
+/// The version whose migration also writes the trace's first entry (in
+/// Rust: it hashes the rows that predate the chain).
+const TRACE_VERSION: i64 = 9;
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -45,8 +50,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found = version(&tx)?;
     check(found)?;
-    for sql in &MIGRATIONS[found as usize..] {
+    for (done, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.execute_batch(sql)?;
+        if done as i64 + 1 == TRACE_VERSION {
+            super::trace::start(&tx)?;
+        }
     }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;

@@ -14,6 +14,7 @@ mod lifecycle;
 mod load;
 mod record;
 mod redact;
+mod redact_command;
 mod search;
 mod shared;
 mod verify;

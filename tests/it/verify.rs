@@ -2,9 +2,11 @@
 //! then tampered with through SQLite directly, the way an attacker with
 //! write access to the file would.
 
+use std::fs;
+
 use rusqlite::Connection;
 
-use crate::support::{start_record, Sandbox};
+use crate::support::{start_record, ProtectedDir, Sandbox};
 
 /// Records `echo SEQ` as command SEQ of shell session `s`.
 fn add(sb: &Sandbox, seq: u32) {
@@ -51,7 +53,7 @@ fn an_untouched_chain_verifies() {
 fn each_kind_of_tampering_is_caught_and_named() {
     let cases = [
         ("UPDATE commands SET command = 'echo harmless' WHERE id = 3", "record 3", "was changed"),
-        ("UPDATE commands SET exit_status = 0, duration_us = 1 WHERE id = 2", "record 2", "was changed"),
+        ("UPDATE commands SET exit_status = 1, duration_us = 1 WHERE id = 2", "record 2", "was changed"),
         ("DELETE FROM commands WHERE id = 3", "record 4", "does not follow"),
         (
             "UPDATE commands SET started_at_us = CASE id WHEN 2 THEN (SELECT started_at_us FROM commands WHERE id = 4) \
@@ -161,4 +163,449 @@ fn report_notes_that_records_never_arrived() {
             && text.contains(") never arrived"),
         "{text}"
     );
+}
+
+/// The value of `column` of row `id` of `table`, as SQL would write it.
+fn quoted(sb: &Sandbox, table: &str, column: &str, id: i64) -> String {
+    Connection::open(&sb.db)
+        .unwrap()
+        .query_row(
+            &format!("SELECT quote({column}) FROM {table} WHERE id = ?1"),
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// Runs `UPDATE table SET column = change WHERE id = 2`, after checking
+/// that it really changes the value.
+fn change_column(sb: &Sandbox, table: &str, column: &str, change: &str) {
+    assert!(sb.flush());
+    let before = quoted(sb, table, column, 2);
+    tamper(
+        sb,
+        &format!("UPDATE {table} SET {column} = {change} WHERE id = 2"),
+    );
+    let after = quoted(sb, table, column, 2);
+    assert_ne!(before, after, "{column} = {change} changes nothing");
+}
+
+#[test]
+fn every_hashed_column_of_a_command_changed_is_named() {
+    // Each to a value it does not have: NULL to a value, a value to
+    // another (and to NULL where the column allows it).
+    let changes = [
+        ("command", "command || 'x'"),
+        ("command_raw", "X'ff00'"),
+        ("exit_status", "exit_status + 1"),
+        ("exit_status", "NULL"),
+        ("started_at_us", "started_at_us + 1"),
+        ("duration_us", "coalesce(duration_us, 0) + 1"),
+        ("cwd", "cwd || 'x'"),
+        ("cwd_raw", "X'ff'"),
+        ("user", "user || 'x'"),
+        ("uid", "uid + 1"),
+        ("login_uid", "coalesce(login_uid, 0) + 1"),
+        ("sudo_user", "coalesce(sudo_user, '') || 'x'"),
+        ("host", "host || 'x'"),
+        ("shell", "'zsh'"),
+        ("shell_session", "shell_session || 'x'"),
+        ("seq", "seq + 100"),
+        ("tty", "coalesce(tty, '') || 'x'"),
+        ("ssh_connection", "coalesce(ssh_connection, '') || 'x'"),
+        ("tmux_socket", "coalesce(tmux_socket, '') || 'x'"),
+        ("tmux_server_pid", "coalesce(tmux_server_pid, 0) + 1"),
+        ("tmux_session_id", "coalesce(tmux_session_id, 0) + 1"),
+        ("tmux_pane", "coalesce(tmux_pane, '') || 'x'"),
+        ("recorded_at_us", "recorded_at_us + 1"),
+        ("redacted", "1 - redacted"),
+    ];
+    for (column, change) in changes {
+        let sb = history(3);
+        change_column(&sb, "commands", column, change);
+        let (code, text) = verify(&sb, &[]);
+        assert_eq!(code, Some(1), "{column}: {text}");
+        assert!(
+            text.contains("record 2") && text.contains("was changed"),
+            "{column}: {text}"
+        );
+    }
+}
+
+/// Records a client-attached event of server `/tmp/s` with every field
+/// set, through the hook's own command (no tmux needed to store one).
+fn add_event(sb: &Sandbox, n: u32) {
+    let out = sb
+        .cmd()
+        .args([
+            "tmux-event",
+            "client-attached",
+            "socket_path=/tmp/s",
+            "pid=42",
+            "hook_client=/dev/pts/1",
+            "client_name=/dev/pts/1",
+            "client_tty=/dev/pts/1",
+            "client_pid=7",
+            "client_user=alice",
+            "client_uid=1000",
+            "client_termname=xterm",
+            "hook_session=$1",
+            "session_id=$1",
+            &format!("session_name=prod{n}"),
+            "hook_window=@2",
+            "window_id=@2",
+            "window_index=1",
+            "window_name=w",
+            "hook_pane=%3",
+            "pane_id=%3",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn every_hashed_column_of_a_tmux_event_changed_is_named() {
+    let changes = [
+        ("event", "event || 'x'"),
+        ("at_us", "at_us + 1"),
+        ("recorded_at_us", "recorded_at_us + 1"),
+        ("event_key", "event_key || 'x'"),
+        ("host", "host || 'x'"),
+        ("user", "user || 'x'"),
+        ("uid", "uid + 1"),
+        ("tmux_socket", "tmux_socket || 'x'"),
+        ("tmux_server_pid", "tmux_server_pid + 1"),
+        ("session_id", "session_id + 1"),
+        ("session_name", "session_name || 'x'"),
+        ("window_id", "window_id + 1"),
+        ("window_index", "window_index + 1"),
+        ("window_name", "window_name || 'x'"),
+        ("pane", "pane || 'x'"),
+        ("client_name", "client_name || 'x'"),
+        ("client_tty", "client_tty || 'x'"),
+        ("client_pid", "client_pid + 1"),
+        ("client_user", "'mallory'"),
+        ("client_uid", "client_uid + 1"),
+        ("client_termname", "client_termname || 'x'"),
+    ];
+    for (column, change) in changes {
+        let sb = Sandbox::new();
+        for n in 1..=3 {
+            add_event(&sb, n);
+        }
+        assert_eq!(verify(&sb, &[]).0, Some(0));
+        change_column(&sb, "tmux_events", column, change);
+        let (code, text) = verify(&sb, &[]);
+        assert_eq!(code, Some(1), "{column}: {text}");
+        assert!(
+            text.contains("tmux event 2") && text.contains("was changed"),
+            "{column}: {text}"
+        );
+    }
+}
+
+#[test]
+fn a_forged_row_without_hashes_below_the_chain_is_caught_also_with_an_anchor() {
+    for id in [0, -7] {
+        let sb = history(3);
+        let anchor = String::from_utf8(sb.cmd().arg("anchor").output().unwrap().stdout).unwrap();
+        tamper(
+            &sb,
+            &format!(
+                "INSERT INTO commands (id, command, started_at_us, cwd, user, uid, host, shell, shell_session, seq, recorded_at_us) \
+                 VALUES ({id}, 'forged', 1, '/', 'u', 0, 'h', 'bash', 'x', 1, 1)"
+            ),
+        );
+        for args in [vec![], vec!["--anchor", anchor.as_str()]] {
+            let (code, text) = verify(&sb, &args);
+            assert_eq!(code, Some(1), "id {id} {args:?}: {text}");
+            assert!(
+                text.contains(&format!("record {id} ")) && text.contains("has no hash"),
+                "{text}"
+            );
+        }
+    }
+}
+
+/// A database as tmux-audit wrote it before it kept a chain (schema 3),
+/// with two records.
+fn database_from_before_the_chain(sb: &Sandbox) {
+    fs::create_dir_all(sb.db.parent().unwrap()).unwrap();
+    let conn = Connection::open(&sb.db).unwrap();
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+        .unwrap();
+    for migration in [
+        "0001_commands.sql",
+        "0002_search.sql",
+        "0003_lazy_search_index.sql",
+    ] {
+        let sql = fs::read_to_string(format!(
+            "{}/src/db/migrations/{migration}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        conn.execute_batch(&sql).unwrap();
+    }
+    for seq in 1..=2 {
+        conn.execute(
+            "INSERT INTO commands (command, started_at_us, cwd, user, uid, host, shell, shell_session, seq, recorded_at_us)
+             VALUES ('echo old', ?1, '/', 'u', 0, 'h', 'bash', 'old', ?1, ?1)",
+            [seq],
+        )
+        .unwrap();
+    }
+    conn.pragma_update(None, "user_version", 3).unwrap();
+}
+
+#[test]
+fn records_from_before_the_chain_are_fixed_when_it_starts() {
+    let fresh = || {
+        let sb = Sandbox::new();
+        database_from_before_the_chain(&sb);
+        add(&sb, 1);
+        add(&sb, 2);
+        sb
+    };
+    let sb = fresh();
+    let (code, text) = verify(&sb, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("intact: 2 records (ids 3 to 4")
+            && text.contains("2 older records come before the chain"),
+        "{text}"
+    );
+    // The old rows cannot be changed, removed or added to unseen.
+    let forged = "INSERT INTO commands (id, command, started_at_us, cwd, user, uid, host, shell, shell_session, seq, recorded_at_us) \
+                  VALUES (0, 'forged', 1, '/', 'u', 0, 'h', 'bash', 'x', 1, 1)";
+    for (sql, named) in [
+        (
+            "UPDATE commands SET command = 'echo harmless' WHERE id = 1",
+            "records from before the chain",
+        ),
+        (
+            "DELETE FROM commands WHERE id = 2",
+            "records from before the chain",
+        ),
+        (forged, "record 0 "),
+        // Nor can the trace's first entry, which fixes them.
+        (
+            "UPDATE chain_trace SET first_id = 0 WHERE kind = 'chain-start'",
+            "trace entry 1",
+        ),
+        ("DELETE FROM chain_trace", "no `chain-start` entry"),
+    ] {
+        let sb = fresh();
+        tamper(&sb, sql);
+        let (code, text) = verify(&sb, &[]);
+        assert_eq!(code, Some(1), "{sql}: {text}");
+        assert!(text.contains(named), "{sql}: {text}");
+    }
+}
+
+#[test]
+fn edited_running_totals_are_named_and_counted_again() {
+    let report = |sb: &Sandbox, by: &str| {
+        let out = sb.cmd().args(["report", "--by", by]).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let edits = [
+        ("user", "UPDATE report_totals SET commands = commands + 40, failures = failures + 3 WHERE name = 'user'"),
+        ("user", "UPDATE report_states SET state = replace(state, '\"echo 3\":1', '\"echo 3\":9') WHERE name = 'user'"),
+        ("command", "DELETE FROM report_totals WHERE name = 'command' AND key = 'echo 3'"),
+        ("pane", "UPDATE session_totals SET highest_seq = recorded"),
+    ];
+    for (by, sql) in edits {
+        let sb = history(3);
+        // A session with a record that never arrived: `report` notes it.
+        add(&sb, 5);
+        let honest = report(&sb, by);
+        tamper(&sb, sql);
+        assert_ne!(report(&sb, by), honest, "{sql} changes the report");
+        let (code, text) = verify(&sb, &[]);
+        assert_eq!(code, Some(1), "{sql}: {text}");
+        assert!(text.contains("running totals"), "{sql}: {text}");
+        // Dropped by verify: counted again from the records.
+        assert_eq!(report(&sb, by), honest, "{sql}");
+        assert_eq!(verify(&sb, &[]).0, Some(0), "{sql}");
+    }
+}
+
+/// The spool's lines, without the newest merge: records 1 (which made the
+/// database) is stored, 2 to 4 wait.
+fn spooled_history(sb: &Sandbox) -> Vec<String> {
+    for seq in 1..=4 {
+        add(sb, seq);
+    }
+    let spool = sb.spooled();
+    let lines: Vec<String> = spool.lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 3, "{spool}");
+    lines
+}
+
+fn rewrite_spool(sb: &Sandbox, lines: &[String]) {
+    let spool = format!("{}-spool", sb.db.display());
+    fs::write(spool, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn a_spool_line_edited_removed_or_moved_is_named_at_the_merge_and_by_verify() {
+    type Edit = fn(&mut Vec<String>);
+    let edits: [(&str, Edit, &str); 3] = [
+        (
+            "edited",
+            |l| l[1] = l[1].replace("echo 3", "echo X"),
+            "record 3",
+        ),
+        ("removed", |l| drop(l.remove(0)), "record 2"),
+        ("moved", |l| l.swap(0, 1), "record 2"),
+    ];
+    for (what, edit, named) in edits {
+        let sb = Sandbox::new();
+        let mut lines = spooled_history(&sb);
+        edit(&mut lines);
+        rewrite_spool(&sb, &lines);
+        // Waiting: verify names it where it is, when the database cannot
+        // take the spool…
+        let (code, text) = verify(&sb, &[]);
+        assert_eq!(code, Some(1), "{what}: {text}");
+        assert!(
+            text.contains("spool line") && text.contains(named),
+            "{what}: {text}"
+        );
+        // …and after the merge, from the trace, every time.
+        assert!(
+            sb.log().contains("of the spool") || sb.log().contains("-spool ("),
+            "{what}: {}",
+            sb.log()
+        );
+        let (code, text) = verify(&sb, &[]);
+        assert_eq!(code, Some(1), "{what}: {text}");
+        assert!(
+            text.contains(&format!("{named} came from a spool line")),
+            "{what}: {text}"
+        );
+    }
+}
+
+#[test]
+fn spool_lines_that_wait_are_checked_where_they_are() {
+    let sb = Sandbox::new();
+    let dir = ProtectedDir::new(&sb.path().join("db"));
+    let db = dir.path.join("history.db");
+    let env = [("TMUX_AUDIT_DB", Some(db.as_os_str()))];
+    for seq in 1..=4 {
+        let seq = seq.to_string();
+        let args = [
+            "--shell",
+            "bash",
+            "--session",
+            "s",
+            "--seq",
+            &seq,
+            "--exit",
+            "0",
+        ];
+        let out = sb.record_with(format!("echo {seq}").as_bytes(), &args, &env);
+        assert!(out.status.success());
+    }
+    let spool = format!("{}-spool", db.display());
+    let text = fs::read_to_string(&spool).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    fs::write(&spool, text.replace("echo 4", "echo X")).unwrap();
+    // A database that cannot take the spool: the lines stay where they are.
+    dir.read_only(true);
+    let out = sb
+        .cmd()
+        .env("TMUX_AUDIT_DB", &db)
+        .arg("verify")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("line 3 of") && text.contains("waiting to be merged"),
+        "{text}"
+    );
+    // An anchor now would leave the waiting records out: there is none.
+    let out = sb
+        .cmd()
+        .env("TMUX_AUDIT_DB", &db)
+        .arg("anchor")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("wait in the spool"), "{err}");
+    dir.read_only(false);
+}
+
+#[test]
+fn an_anchor_covers_records_that_waited_in_the_spool() {
+    let sb = Sandbox::new();
+    spooled_history(&sb);
+    let out = sb.cmd().arg("anchor").output().unwrap();
+    let anchor = String::from_utf8(out.stdout).unwrap();
+    assert!(anchor.contains("record 4,"), "merged first: {anchor}");
+    tamper(&sb, "DELETE FROM commands WHERE id = 4");
+    let (code, text) = verify(&sb, &["--anchor", &anchor]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("anchor is not in the chain"), "{text}");
+}
+
+#[test]
+fn an_untouched_spool_merges_quietly() {
+    let sb = Sandbox::new();
+    spooled_history(&sb);
+    let (code, text) = verify(&sb, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!sb.log().contains("spool"), "{}", sb.log());
+}
+
+/// A spool line as the tmux-audit before spool links wrote it: no link;
+/// `recorded_at_us` replaced when given.
+fn without_link(line: &str, recorded_at_us: Option<i64>) -> String {
+    let (content, link) = line.rsplit_once(",\"link\":\"").expect("a linked line");
+    assert_eq!(link.len(), 66, "{link}");
+    let content = format!("{content}}}");
+    match recorded_at_us {
+        Some(at) => {
+            let rest = content.split_once(',').unwrap().1;
+            format!("{{\"recorded_at_us\":{at},{rest}")
+        }
+        None => content,
+    }
+}
+
+#[test]
+fn a_spool_line_without_a_link_is_named_unless_it_predates_the_upgrade() {
+    // Before the spool's lines, one as the tmux-audit before the upgrade
+    // wrote it (record 9 of the session); the lines after it were linked
+    // from the start, as their writer found no link to follow.
+    let with_old_line = |recorded_at_us: Option<i64>| {
+        let sb = Sandbox::new();
+        let mut lines = spooled_history(&sb);
+        let old = without_link(&lines[2], recorded_at_us)
+            .replace("\"seq\":4", "\"seq\":9")
+            .replace("echo 4", "echo 9");
+        lines.insert(0, old);
+        rewrite_spool(&sb, &lines);
+        sb
+    };
+    // Spooled before the trace began: accepted, and listed.
+    let (code, text) = verify(&with_old_line(Some(1)), &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("unlinked: 1 records (ids 2 to 2) came from spool lines without links"),
+        "{text}"
+    );
+    // Without a link, and spooled since: a forgery.
+    let (code, text) = verify(&with_old_line(None), &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("record 2 came from a spool line that carries no link"),
+        "{text}"
+    );
+    assert!(!text.contains("record 3"), "{text}");
 }
