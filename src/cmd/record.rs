@@ -89,8 +89,8 @@ impl RecordLater {
 }
 
 /// The command with likely secrets replaced, or None when it holds none.
-/// A broken config file never costs the record: it is logged, and the
-/// built-in patterns still apply.
+/// A broken config file or pattern never costs the record nor turns the
+/// built-in patterns off: it is logged, and the rest still applies.
 fn redact_secrets(command: &[u8]) -> Option<Vec<u8>> {
     let settings = Config::load().map(|c| c.redact).unwrap_or_else(|err| {
         error_log::append(
@@ -100,18 +100,15 @@ fn redact_secrets(command: &[u8]) -> Option<Vec<u8>> {
         );
         Redact::default()
     });
-    redact::redact(command, &settings).unwrap_or_else(|err| {
+    let redacted = redact::redact(command, &settings);
+    for err in &redacted.broken {
         error_log::append(
             "record",
             &format!("{err:#}"),
             "fix the pattern; see `tmux-audit config`",
         );
-        let builtin_only = Redact {
-            patterns: Vec::new(),
-            ..settings
-        };
-        redact::redact(command, &builtin_only).ok().flatten()
-    })
+    }
+    redacted.text
 }
 
 /// The command text: all of stdin, less the one newline the hooks end it with.
