@@ -119,13 +119,14 @@ fn the_corpus_is_redacted_with_full_recall_and_no_false_positive() {
 }
 
 /// The literals are a necessary condition: on every line of the corpus,
-/// each pattern that matches when compiled unconditionally is among the
-/// candidates the literal check picks.
+/// each pattern that matches when compiled as written and unconditionally
+/// is among the candidates the literal check picks.
 #[test]
 fn the_prefilter_hides_no_match_in_the_corpus() {
-    let compiled: Vec<(&Builtin, Regex)> = BUILTIN.iter().map(|b| (b, compile(b))).collect();
+    let compiled: Vec<(&Builtin, Regex)> = BUILTIN.iter().map(|b| (b, as_written(b))).collect();
     for case in cases() {
-        let picked: Vec<&str> = candidates(&case.input).map(|b| b.name).collect();
+        let lower = case.input.to_ascii_lowercase();
+        let picked: Vec<&str> = candidates(&lower).map(|b| b.name).collect();
         for (builtin, regex) in &compiled {
             if regex.is_match(&case.input) {
                 assert!(
@@ -137,4 +138,41 @@ fn the_prefilter_hides_no_match_in_the_corpus() {
             }
         }
     }
+}
+
+/// A `(?i)` pattern run without the flag over the lower-cased line finds
+/// what it finds as written over the line as typed: same groups, same
+/// offsets.
+#[test]
+fn any_case_patterns_find_the_same_over_the_lower_cased_line() {
+    let spans = |regex: &Regex, text: &[u8]| -> Vec<Vec<Option<(usize, usize)>>> {
+        regex
+            .captures_iter(text)
+            .map(|caps| {
+                caps.iter()
+                    .map(|m| m.map(|m| (m.start(), m.end())))
+                    .collect()
+            })
+            .collect()
+    };
+    let mut any_case = 0;
+    for builtin in BUILTIN {
+        let (fast, lowered) = compile(builtin);
+        if !lowered {
+            continue;
+        }
+        any_case += 1;
+        let written = as_written(builtin);
+        for case in cases() {
+            let lower = case.input.to_ascii_lowercase();
+            assert_eq!(
+                spans(&fast, &lower),
+                spans(&written, &case.input),
+                "line {}: {}",
+                case.line,
+                builtin.name
+            );
+        }
+    }
+    assert!(any_case >= 6);
 }
