@@ -144,11 +144,6 @@ fn a_secret_typed_in_a_real_shell_is_not_stored() {
     let rows = sb.wait_rows("the record", |rows| rows.len() == 1);
     assert_eq!(rows[0].command, "echo --password=[REDACTED] > /dev/null");
     assert!(!holds(&every_file(&sb), "hunter22secret"));
-    let (ok, shown) = sb.run(&["config"]);
-    assert!(
-        ok && shown.contains("skipped") && shown.contains("\"(\""),
-        "{shown}"
-    );
 }
 
 /// The leaks of issue 9, through the real `record`: each redacted in the
