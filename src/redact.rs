@@ -1,151 +1,619 @@
 //! Secrets never stored: likely secrets in a command are replaced by
 //! `[REDACTED]` before the record is written anywhere (database, spool,
-//! hand-over). The regexes are compiled only when a cheap literal check
-//! says a command may hold one, which keeps the per-command cost low.
+//! hand-over).
+//!
+//! The recorder runs on every prompt, so the common case must cost next to
+//! nothing: each built-in pattern names literals, one of which appears (in
+//! any case) in every text it matches (the broad ones name a second set: an
+//! assignment needs a `=`, an option a `-`). The command is lower-cased once and
+//! searched for them; only the patterns whose literal is there are compiled
+//! and run. The literals are a necessary condition, never a guess: a test
+//! runs every pattern unfiltered over the corpus to check it.
+//!
+//! A pattern that starts with `(?i)` runs without the flag over the
+//! lower-cased copy (same length, same offsets): the same matches (a test
+//! checks it), compiled in one half to two thirds of the time.
+//!
+//! The spans all patterns find are merged, and each merged span of the text
+//! as typed becomes one mark, so overlapping patterns (a JWT in an
+//! `Authorization: Bearer` header) never see each other's marks.
 
-use anyhow::{Context, Result};
+use memchr::memmem;
 use regex::bytes::{Captures, Regex, RegexBuilder};
 
 use crate::config::Redact;
 
 pub const MARK: &[u8] = b"[REDACTED]";
 
-/// A built-in pattern: the literal that must appear for it to match, and a
-/// regex whose group `secret` (or whole match) is redacted.
+/// A built-in pattern: what it finds, the literals (lower case) one of which
+/// every match holds in some case (and one of `also`), and a regex whose group `secret` (or
+/// whole match) is redacted unless `keep` says the match is no secret
+/// (`keep` gets the command as typed and the match's groups, whose offsets
+/// are the same in it).
 pub struct Builtin {
-    pub literal: &'static [u8],
+    pub name: &'static str,
+    pub literals: &'static [&'static str],
+    /// When not empty, literals one of which every match also holds.
+    pub also: &'static [&'static str],
     pub regex: &'static str,
+    pub keep: fn(&[u8], &Captures<'_>) -> bool,
+}
+
+/// Names that hold a secret, as the last part of an environment variable,
+/// option or key (`DB_PASSWORD`, `--db-password`, `apiKey`, `X-Api-Key`).
+/// `password`-like words may be glued to what comes before them
+/// (`PGPASSWORD`, `clientSecret`); `pass` and `pwd` need a separator, so
+/// `BYPASS`, `COMPASS` and `OLDPWD` are no secrets.
+macro_rules! secret_name {
+    () => {
+        r"(?:[A-Za-z0-9_.-]*(?:password|passwd|passphrase|token|secret|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key)|(?:[A-Za-z0-9_.-]*[_.-])?(?:pass|pwd))"
+    };
+}
+
+/// Literals of [`secret_name!`]: one of them is in every name it matches.
+const NAME_LITERALS: &[&str] = &[
+    "pass",
+    "pwd",
+    "token",
+    "secret",
+    "api_key",
+    "api-key",
+    "apikey",
+    "access_key",
+    "access-key",
+    "accesskey",
+    "private_key",
+    "private-key",
+    "privatekey",
+];
+
+/// A value as the shell reads it: a command substitution, quoted, or a run
+/// of bytes up to a space or an operator. (A value that is partly quoted is
+/// cut at the quote.)
+macro_rules! value {
+    () => {
+        r#"(?:\$\([^()]*\)|"[^"]+"|'[^']+'|[^\s'"`;&|<>()]+)"#
+    };
+}
+
+/// The same, for an option's separate argument: never another option.
+macro_rules! argument {
+    () => {
+        r#"(?:\$\([^()]*\)|"[^"]+"|'[^']+'|[^\s'"`;&|<>()\-][^\s'"`;&|<>()]*)"#
+    };
+}
+
+/// The arguments between a program and one of its options, in the same
+/// simple command (lazy: up to the first such option).
+macro_rules! then_option {
+    () => {
+        r"\s(?:[^;&|\n]*?\s)?"
+    };
+}
+
+/// A program's name at the start of a word (or after a path).
+macro_rules! program {
+    () => {
+        r#"(?:^|[\s;&|(/`'"])"#
+    };
+}
+
+/// `user:password`, quoted (the password runs to the quote) or not.
+macro_rules! user_password {
+    () => {
+        r#"(?:["'][^\s:'"]*:(?P<secret>[^'"]+)|[^\s:'"]*:(?P<secret2>[^\s'"`;&|<>()]+))"#
+    };
+}
+
+fn keep_nothing(_: &[u8], _: &Captures<'_>) -> bool {
+    false
 }
 
 pub const BUILTIN: &[Builtin] = &[
-    // AWS access key ids.
+    // NAME=value, NAME = value: env vars, options, query parameters, config
+    // lines (`DB_PASSWORD=x`, `--db-password=x`, `?access_token=x`).
     Builtin {
-        literal: b"AKIA",
-        regex: r"\b(?P<secret>AKIA[0-9A-Z]{16})\b",
+        name: "secret assignment",
+        literals: NAME_LITERALS,
+        also: &["="],
+        regex: concat!(
+            r"(?i)(?:^|[^A-Za-z0-9_.-])(?P<key>",
+            secret_name!(),
+            r")(?:=|\s+=\s*)(?P<secret>",
+            value!(),
+            ")"
+        ),
+        keep: keep_assignment,
+    },
+    // NAME: value (headers such as `X-Api-Key: x`, YAML, `pass:x` of
+    // openssl). Not in a path or URL (`-v ./secret:/run`, the user of
+    // `https://x-access-token:TOKEN@host`, which the URL pattern redacts).
+    Builtin {
+        name: "secret field",
+        literals: NAME_LITERALS,
+        also: &[":"],
+        regex: concat!(
+            r"(?i)(?:^|[^A-Za-z0-9_./-])(?P<key>",
+            secret_name!(),
+            r#"):\s*(?P<secret>"[^"\s][^"]*"|'[^'\s][^']*'|[^\s'"`;&|<>()/][^\s'"`;&|<>()]*)"#
+        ),
+        keep: keep_assignment,
+    },
+    // "password": "x", also with the quotes escaped for the shell.
+    Builtin {
+        name: "JSON secret",
+        literals: NAME_LITERALS,
+        also: &["\""],
+        regex: concat!(
+            r#"(?i)\\?"(?P<key>"#,
+            secret_name!(),
+            r#")\\?"\s*:\s*\\?"(?P<secret>(?:[^"\\]|\\[^"])+)\\?""#
+        ),
+        keep: keep_assignment,
+    },
+    // --password X, --db-password X, -storepass X (a separate argument).
+    Builtin {
+        name: "secret option",
+        literals: NAME_LITERALS,
+        also: &["-"],
+        regex: concat!(
+            r"(?i)(?:^|\s)(?P<key>--?(?:[A-Za-z0-9]+[-_.])*(?:password|passwd|passphrase|pass|pwd|token|api[-_]?key|access[-_]key|secret[-_]key|[A-Za-z0-9]+[-_]secret|(?:src|dest)?(?:store|key)pass))\s+(?P<secret>",
+            argument!(),
+            ")"
+        ),
+        keep: keep_option,
+    },
+    // Authorization: Bearer|Basic|Token x (any case), Proxy-Authorization.
+    Builtin {
+        name: "Authorization header",
+        literals: &["authorization"],
+        also: &[],
+        regex: r#"(?i)authorization["']?\s*[:=]\s*["']?(?:(?:bearer|basic|token|bot|apikey|key|sso-key)\s+)?(?P<secret>[^\s'"`;&|<>()]+)"#,
+        keep: keep_nothing,
+    },
+    // A bearer token as a header's value or an option's (`X-Token: Bearer
+    // x`, `--oauth2-bearer x`); not the word in prose (`grep Bearer src/`).
+    Builtin {
+        name: "bearer token",
+        literals: &["bearer"],
+        also: &[],
+        regex: r#"(?i)(?:[:"'=]\s*bearer|--oauth2-bearer)\s+(?P<secret>[^\s'"`;&|<>()]{8,})"#,
+        keep: keep_nothing,
+    },
+    // Programs where -p (or -a, -P) is the password: mysql -pX (a bare -p
+    // asks for it, and `-p X` names a database).
+    Builtin {
+        name: "mysql/mariadb -pPASSWORD",
+        literals: &["mysql", "mariadb"],
+        also: &[],
+        regex: concat!(
+            program!(),
+            r"(?:mysql|mariadb)[A-Za-z-]*",
+            then_option!(),
+            r"-p(?P<secret>",
+            value!(),
+            ")"
+        ),
+        keep: keep_nothing,
     },
     Builtin {
-        literal: b"ASIA",
-        regex: r"\b(?P<secret>ASIA[0-9A-Z]{16})\b",
-    },
-    // GitHub tokens.
-    Builtin {
-        literal: b"gh",
-        regex: r"\b(?P<secret>gh[pousr]_[A-Za-z0-9]{36,})",
-    },
-    Builtin {
-        literal: b"github_pat_",
-        regex: r"\b(?P<secret>github_pat_[A-Za-z0-9_]{22,})",
-    },
-    // GitLab personal access tokens.
-    Builtin {
-        literal: b"glpat-",
-        regex: r"\b(?P<secret>glpat-[A-Za-z0-9_\-]{20,})",
-    },
-    // Slack tokens.
-    Builtin {
-        literal: b"xox",
-        regex: r"\b(?P<secret>xox[abposr]-[A-Za-z0-9\-]{10,})",
-    },
-    // Stripe secret and restricted keys.
-    Builtin {
-        literal: b"_live_",
-        regex: r"\b(?P<secret>[sr]k_live_[A-Za-z0-9]{16,})",
+        name: "sshpass -p",
+        literals: &["sshpass"],
+        also: &[],
+        regex: concat!(
+            program!(),
+            r"sshpass\s+(?:-[^p\s]\S*\s+)*-p\s*(?P<secret>",
+            value!(),
+            ")"
+        ),
+        keep: keep_nothing,
     },
     Builtin {
-        literal: b"_test_",
-        regex: r"\b(?P<secret>[sr]k_test_[A-Za-z0-9]{16,})",
-    },
-    // JSON Web Tokens.
-    Builtin {
-        literal: b"eyJ",
-        regex: r"\b(?P<secret>eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})",
-    },
-    // Authorization: Bearer <token>
-    Builtin {
-        literal: b"earer",
-        regex: r"(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/\-]{8,}=*)",
-    },
-    // password=..., passwd: ..., pwd=...
-    Builtin {
-        literal: b"ass",
-        regex: r#"(?i)\b(?:password|passwd|pass)\s*[=:]\s*(?P<secret>"[^"]*"|'[^']*'|[^\s&;'"]+)"#,
+        name: "registry login -p",
+        literals: &["login"],
+        also: &[],
+        regex: concat!(
+            program!(),
+            r"(?:docker|podman|nerdctl|buildah|skopeo|oras|helm\s+registry)\s+login",
+            then_option!(),
+            r"-p\s*(?P<secret>",
+            value!(),
+            ")"
+        ),
+        keep: keep_nothing,
     },
     Builtin {
-        literal: b"pwd",
-        regex: r#"(?i)\bpwd\s*[=:]\s*(?P<secret>"[^"]*"|'[^']*'|[^\s&;'"]+)"#,
+        name: "redis-cli -a",
+        literals: &["redis-cli"],
+        also: &[],
+        regex: concat!(
+            program!(),
+            r"redis-cli",
+            then_option!(),
+            r"-a\s*(?P<secret>",
+            value!(),
+            ")"
+        ),
+        keep: keep_nothing,
     },
-    // --password X, --password=X
     Builtin {
-        literal: b"--pass",
-        regex: r#"--pass(?:word)?(?:\s+|=)(?P<secret>"[^"]*"|'[^']*'|[^\s'"-][^\s]*)"#,
+        name: "mongo -p",
+        literals: &["mongo"],
+        also: &[],
+        regex: concat!(
+            program!(),
+            r"mongo(?:sh|dump|restore|export|import|stat|top)?",
+            then_option!(),
+            r"-p\s*(?P<secret>",
+            value!(),
+            ")"
+        ),
+        keep: keep_nothing,
     },
-    // mysql-style -pSECRET, -p'SECRET' (a bare -p asks for the password: left alone)
     Builtin {
-        literal: b" -p",
-        regex: r#"\s-p(?P<secret>'[^']+'|"[^"]+"|[^\s'"]+)"#,
+        name: "7z -pPASSWORD",
+        literals: &["7z"],
+        also: &[],
+        regex: concat!(
+            program!(),
+            r"7z[az]?",
+            then_option!(),
+            r"-p(?P<secret>",
+            value!(),
+            ")"
+        ),
+        keep: keep_nothing,
+    },
+    Builtin {
+        name: "zip/unzip/sqlcmd -P",
+        literals: &["zip", "sqlcmd", "bcp"],
+        also: &[],
+        regex: concat!(
+            program!(),
+            r"(?:zip|unzip|zipcloak|sqlcmd|bcp)",
+            then_option!(),
+            r"-P\s*(?P<secret>",
+            value!(),
+            ")"
+        ),
+        keep: keep_nothing,
+    },
+    Builtin {
+        name: "smbclient -U user%password",
+        literals: &["smbclient", "rpcclient", "smbmap"],
+        also: &[],
+        regex: concat!(
+            program!(),
+            r"(?:smbclient|rpcclient|smbmap)",
+            then_option!(),
+            r#"-U\s*["']?[^\s%'"]+%(?P<secret>[^\s'"`;&|<>()]+)"#
+        ),
+        keep: keep_nothing,
+    },
+    // curl -u user:password, --user, --proxy-user; httpie/xh -a user:password.
+    Builtin {
+        name: "curl -u user:password",
+        literals: &["curl"],
+        also: &[],
+        regex: concat!(
+            program!(),
+            r"curl",
+            then_option!(),
+            r#"(?:-u\s*|-U\s*|--user(?:\s+|=)|--proxy-user(?:\s+|=))"#,
+            user_password!()
+        ),
+        keep: keep_nothing,
+    },
+    Builtin {
+        name: "httpie -a user:password",
+        literals: &["http", "xh"],
+        also: &[],
+        regex: concat!(
+            program!(),
+            r"(?:https?|xhs?)",
+            then_option!(),
+            r#"(?:-a\s*|--auth(?:\s+|=))"#,
+            user_password!()
+        ),
+        keep: keep_nothing,
+    },
+    // aws configure set aws_secret_access_key X
+    Builtin {
+        name: "aws configure set",
+        literals: &["configure"],
+        also: &[],
+        regex: concat!(
+            r"aws\s+configure\s+set\s+(?:[A-Za-z0-9_-]+\.)*(?:aws_secret_access_key|aws_session_token)\s+(?P<secret>",
+            value!(),
+            ")"
+        ),
+        keep: keep_nothing,
     },
     // scheme://user:password@host
     Builtin {
-        literal: b"://",
-        regex: r"://[^/\s:@]+:(?P<secret>[^/\s@]+)@",
+        name: "URL credentials",
+        literals: &["://"],
+        also: &[],
+        regex: r#"[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@'"]*:(?P<secret>[^/\s'"]+)@"#,
+        keep: keep_nothing,
     },
-    // Private key blocks.
+    // Private-key blocks, to the END line or, pasted without it, to the end
+    // of what can be a key.
     Builtin {
-        literal: b"PRIVATE KEY",
-        regex: r"(?s)(?P<secret>-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----)",
+        name: "private key block",
+        literals: &["private key"],
+        also: &[],
+        regex: r"(?s)-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=\s:,.\\\-]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,.\\\-]*)",
+        keep: keep_nothing,
+    },
+    // Tokens known by their shape (case matters).
+    Builtin {
+        name: "AWS access key id",
+        literals: &["akia", "asia"],
+        also: &[],
+        regex: r"(?:^|[^A-Za-z0-9])(?P<secret>(?:AKIA|ASIA)[0-9A-Z]{16})",
+        keep: keep_nothing,
+    },
+    Builtin {
+        name: "AWS session token",
+        literals: &["fwogzxivyxdz", "iqojb3jpz2lux2vj"],
+        also: &[],
+        regex: r"(?:FwoGZXIvYXdz|IQoJb3JpZ2luX2Vj)[A-Za-z0-9/+=]{40,}",
+        keep: keep_nothing,
+    },
+    Builtin {
+        name: "GitHub token",
+        literals: &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
+        also: &[],
+        regex: r"gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}",
+        keep: keep_nothing,
+    },
+    Builtin {
+        name: "GitLab token",
+        literals: &[
+            "glpat-", "glrt-", "gldt-", "glptt-", "glcbt-", "glsoat-", "glft-", "glimt-", "gloas-",
+            "glagent-",
+        ],
+        also: &[],
+        regex: r"gl(?:pat|rt|dt|ptt|cbt|soat|ft|imt|oas|agent)-[A-Za-z0-9_\-]{20,}",
+        keep: keep_nothing,
+    },
+    Builtin {
+        name: "Slack token",
+        literals: &["xox", "xapp-"],
+        also: &[],
+        regex: r"xox[abeoprs]-[A-Za-z0-9\-]{10,}|xapp-[0-9]-[A-Za-z0-9\-]{10,}",
+        keep: keep_nothing,
+    },
+    Builtin {
+        name: "Slack webhook",
+        literals: &["hooks.slack.com"],
+        also: &[],
+        regex: r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[A-Za-z0-9_/\-]+)",
+        keep: keep_nothing,
+    },
+    Builtin {
+        name: "Stripe key",
+        literals: &["_live_", "_test_", "whsec_"],
+        also: &[],
+        regex: r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{24,}",
+        keep: keep_nothing,
+    },
+    // OpenAI (sk-…, sk-proj-…) and Anthropic (sk-ant-…) keys.
+    Builtin {
+        name: "OpenAI/Anthropic key",
+        literals: &["sk-"],
+        also: &[],
+        regex: r"(?:^|[^A-Za-z0-9_\-])(?P<secret>sk-[A-Za-z0-9_\-]{20,})",
+        keep: keep_nothing,
+    },
+    Builtin {
+        name: "Google key",
+        literals: &["aiza", "ya29.", "gocspx-"],
+        also: &[],
+        regex: r"AIza[0-9A-Za-z_\-]{35}|ya29\.[0-9A-Za-z_\-]{20,}|GOCSPX-[0-9A-Za-z_\-]{20,}",
+        keep: keep_nothing,
+    },
+    Builtin {
+        name: "npm token",
+        literals: &["npm_"],
+        also: &[],
+        regex: r"npm_[A-Za-z0-9]{36}",
+        keep: keep_nothing,
+    },
+    Builtin {
+        name: "JSON Web Token",
+        literals: &["eyj"],
+        also: &[],
+        regex: r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",
+        keep: keep_nothing,
     },
 ];
 
-/// Redacts `command` as `settings` say. Returns None when nothing was
-/// redacted (the common case, decided without compiling a regex).
-pub fn redact(command: &[u8], settings: &Redact) -> Result<Option<Vec<u8>>> {
-    let mut regexes: Vec<Regex> = Vec::new();
-    if settings.enabled {
-        for builtin in BUILTIN {
-            if contains(command, builtin.literal) {
-                // ASCII classes (secrets are ASCII): compiled in a fraction
-                // of the time Unicode classes take, on the prompt's clock.
-                // Non-ASCII bytes still count as "not a space".
-                let regex = RegexBuilder::new(builtin.regex)
-                    .unicode(false)
-                    .build()
-                    .expect("built-in patterns compile");
-                regexes.push(regex);
-            }
-        }
+/// `$PWD` is the working directory; a value that is a relative or home
+/// path names a file (`--from-file=password=./pw.txt`), and a private key
+/// given as any path or `@file` is only its file.
+fn keep_assignment(command: &[u8], caps: &Captures<'_>) -> bool {
+    let group = |name| caps.name(name).map_or(&b""[..], |m| &command[m.range()]);
+    let key = group("key");
+    if key == b"PWD" {
+        return true;
     }
-    for pattern in &settings.patterns {
-        regexes.push(
-            Regex::new(pattern)
-                .with_context(|| format!("redact pattern {pattern:?} in the config file"))?,
-        );
+    let secret = group("secret");
+    let starts = |prefixes: &[&[u8]]| prefixes.iter().any(|p| secret.starts_with(p));
+    if starts(&[b"./", b"../", b"~/"]) {
+        return true;
     }
-    let mut text = command.to_vec();
-    let mut changed = false;
-    for regex in &regexes {
-        let replaced = regex.replace_all(&text, |caps: &Captures<'_>| {
-            let whole = caps.get(0).expect("group 0");
-            let secret = caps.name("secret").unwrap_or(whole);
-            if settings
-                .allow
-                .iter()
-                .any(|a| a.as_bytes() == secret.as_bytes())
-            {
-                return whole.as_bytes().to_vec();
-            }
-            changed = true;
-            let mut out = text[whole.start()..secret.start()].to_vec();
-            out.extend_from_slice(MARK);
-            out.extend_from_slice(&text[secret.end()..whole.end()]);
-            out
-        });
-        text = replaced.into_owned();
-    }
-    Ok(changed.then_some(text))
+    let key = key.to_ascii_lowercase();
+    starts(&[b"/", b"@"]) && (key.ends_with(b"private_key") || key.ends_with(b"private-key"))
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+/// Options that only ask for a password or say how (`--ask-pass`,
+/// `--no-password`): the next word is no secret. Nor is it for mysql and
+/// mariadb, where `--password X` asks for the password and X is the
+/// database (their password is `--password=X` or `-pX`).
+fn keep_option(command: &[u8], caps: &Captures<'_>) -> bool {
+    let key = caps.name("key").map_or(&b""[..], |k| &command[k.range()]);
+    let name = key.to_ascii_lowercase();
+    let name = &name[name.iter().take_while(|b| **b == b'-').count()..];
+    let asks = [
+        &b"ask-"[..],
+        b"ask_",
+        b"no-",
+        b"prompt-",
+        b"show-",
+        b"print-",
+        b"with-",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p));
+    let before = &command[..caps.name("key").map_or(0, |k| k.start())];
+    let simple_command = before
+        .rsplit(|b| matches!(b, b';' | b'&' | b'|' | b'\n'))
+        .next()
+        .unwrap_or(before);
+    let mysql = simple_command
+        .split(|b| b.is_ascii_whitespace())
+        .map(|word| word.rsplit(|b| *b == b'/').next().unwrap_or(word))
+        .any(|program| program.starts_with(b"mysql") || program.starts_with(b"mariadb"));
+    asks || (mysql && name.starts_with(b"password"))
+}
+
+/// A value that only names a shell variable or command substitution
+/// (`$TOKEN`, `"${DB_PASSWORD}"`, `$(pass show db)`): the shell puts the
+/// secret there, the command text holds none.
+fn is_reference(secret: &[u8]) -> bool {
+    let inner = match secret {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => secret,
+    };
+    let name = |s: &[u8]| {
+        !s.is_empty()
+            && !s[0].is_ascii_digit()
+            && s.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    };
+    match inner {
+        [b'$', b'{', rest @ .., b'}'] => name(rest),
+        [b'$', b'(', rest @ .., b')'] => !rest.contains(&b')'),
+        [b'$', rest @ ..] => name(rest),
+        _ => false,
+    }
+}
+
+/// What redaction made of a command.
+pub struct Redacted {
+    /// The text with its secrets marked, or None when none was found (the
+    /// common case, decided without compiling a regex).
+    pub text: Option<Vec<u8>>,
+    /// User patterns that do not compile: skipped, each to be logged.
+    pub broken: Vec<anyhow::Error>,
+}
+
+/// Redacts `command` as `settings` say. A user pattern that does not
+/// compile is skipped (and returned to be logged); it never turns the other
+/// patterns off.
+pub fn redact(command: &[u8], settings: &Redact) -> Redacted {
+    type Keep = fn(&[u8], &Captures<'_>) -> bool;
+    let lower = command.to_ascii_lowercase();
+    // Each regex, whether it runs over the lower-cased copy, and its `keep`.
+    let mut regexes: Vec<(Regex, bool, Keep)> = Vec::new();
+    if settings.enabled {
+        for builtin in candidates(&lower) {
+            let (regex, any_case) = compile(builtin);
+            regexes.push((regex, any_case, builtin.keep));
+        }
+    }
+    let mut broken = Vec::new();
+    for pattern in &settings.patterns {
+        match Regex::new(pattern) {
+            Ok(regex) => regexes.push((regex, false, keep_nothing)),
+            Err(err) => broken.push(
+                anyhow::Error::new(err)
+                    .context(format!("redact pattern {pattern:?} in the config file")),
+            ),
+        }
+    }
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for (regex, any_case, keep) in &regexes {
+        let haystack = if *any_case { &lower[..] } else { command };
+        for caps in regex.captures_iter(haystack) {
+            // The group `secret` (or `secret2`, its other spelling), or
+            // else the whole match.
+            let secret = caps
+                .name("secret")
+                .or_else(|| caps.name("secret2"))
+                .unwrap_or_else(|| caps.get(0).expect("group 0"))
+                .range();
+            let typed = &command[secret.clone()];
+            if typed.is_empty()
+                || keep(command, &caps)
+                || is_reference(typed)
+                || settings.allow.iter().any(|a| a.as_bytes() == typed)
+            {
+                continue;
+            }
+            spans.push((secret.start, secret.end));
+        }
+    }
+    let text = (!spans.is_empty()).then(|| mark(command, spans));
+    Redacted { text, broken }
+}
+
+/// The built-in patterns whose literals the lower-cased command holds.
+pub fn candidates(lower: &[u8]) -> impl Iterator<Item = &'static Builtin> + '_ {
+    let holds_one = |literals: &[&str]| {
+        literals
+            .iter()
+            .any(|literal| memmem::find(lower, literal.as_bytes()).is_some())
+    };
+    BUILTIN.iter().filter(move |builtin| {
+        holds_one(builtin.literals) && (builtin.also.is_empty() || holds_one(builtin.also))
+    })
+}
+
+/// The pattern as written, `(?i)` and all: what [`compile`] must match
+/// the same as, for the tests.
+#[cfg(test)]
+pub fn as_written(builtin: &Builtin) -> Regex {
+    RegexBuilder::new(builtin.regex)
+        .unicode(false)
+        .build()
+        .expect("built-in patterns compile")
+}
+
+pub fn compile(builtin: &Builtin) -> (Regex, bool) {
+    let (regex, any_case) = match builtin.regex.strip_prefix("(?i)") {
+        Some(rest) => (rest, true),
+        None => (builtin.regex, false),
+    };
+    let regex = RegexBuilder::new(regex)
+        .unicode(false)
+        .build()
+        .expect("built-in patterns compile");
+    (regex, any_case)
+}
+
+/// `command` with each of the (possibly overlapping) spans replaced by one
+/// mark.
+fn mark(command: &[u8], mut spans: Vec<(usize, usize)>) -> Vec<u8> {
+    spans.sort_unstable();
+    let mut out = Vec::with_capacity(command.len());
+    let mut done = 0;
+    let mut spans = spans.into_iter().peekable();
+    while let Some((start, mut end)) = spans.next() {
+        while let Some(&(next_start, next_end)) = spans.peek() {
+            if next_start > end {
+                break;
+            }
+            end = end.max(next_end);
+            spans.next();
+        }
+        out.extend_from_slice(&command[done..start]);
+        out.extend_from_slice(MARK);
+        done = end;
+    }
+    out.extend_from_slice(&command[done..]);
+    out
 }
 
 #[cfg(test)]
@@ -154,52 +622,139 @@ mod tests {
 
     fn on(command: &str) -> String {
         let settings = Redact::default();
-        match redact(command.as_bytes(), &settings).unwrap() {
+        match redact(command.as_bytes(), &settings).text {
             Some(bytes) => String::from_utf8(bytes).unwrap(),
             None => command.to_string(),
         }
     }
 
+    fn check(cases: &[(&str, &str)]) {
+        let mut failed = Vec::new();
+        for (command, expected) in cases {
+            let out = on(command);
+            if out != *expected {
+                failed.push(format!(
+                    "{command:?}\n  got      {out:?}\n  expected {expected:?}"
+                ));
+            }
+        }
+        assert!(failed.is_empty(), "{}", failed.join("\n"));
+    }
+
+    /// The leaks of issue 9, each as typed.
+    #[test]
+    fn secrets_the_review_saw_leak_are_redacted() {
+        check(&[
+            ("echo PASSWORD=hunter2", "echo PASSWORD=[REDACTED]"),
+            ("DB_PASSWORD=x ./migrate up", "DB_PASSWORD=[REDACTED] ./migrate up"),
+            ("export MYSQL_ROOT_PASSWORD=x", "export MYSQL_ROOT_PASSWORD=[REDACTED]"),
+            (
+                "docker run -e POSTGRES_PASSWORD=x postgres:16",
+                "docker run -e POSTGRES_PASSWORD=[REDACTED] postgres:16",
+            ),
+            (
+                "curl -H 'Authorization: BEARER abc123456789' https://api.example.com",
+                "curl -H 'Authorization: BEARER [REDACTED]' https://api.example.com",
+            ),
+            ("MYSQL_PWD=x mysql -uroot app", "MYSQL_PWD=[REDACTED] mysql -uroot app"),
+            ("mysql -uroot\t-pSECRET app", "mysql -uroot\t-p[REDACTED] app"),
+            (
+                r#"curl -d '{"password":"x"}' https://api.example.com/login"#,
+                r#"curl -d '{"password":"[REDACTED]"}' https://api.example.com/login"#,
+            ),
+            (
+                "echo '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\nAAAAAAABAAAAMwAAAAtzc2gtZW' > id",
+                "echo '[REDACTED]' > id",
+            ),
+        ]);
+    }
+
+    /// The over-redactions of issue 9: `-p` is a password only where the
+    /// program says so.
+    #[test]
+    fn options_that_are_no_password_are_left_alone() {
+        for command in [
+            "mkdir -pv a/b",
+            "cp -pr src dst",
+            "ssh -p2222 deploy@db",
+            "docker run -p8080:80 nginx",
+            "tar -xpf backup.tar",
+            "ssh -p 2222 deploy@db",
+            "docker run -p 8080:80 nginx",
+            "mysql -uroot -p app",
+            "mysql --password app",
+            "sshpass -e ssh -p 2222 host",
+            "ansible-playbook --ask-pass site.yml",
+        ] {
+            assert_eq!(on(command), command);
+        }
+    }
+
     #[test]
     fn each_builtin_pattern_is_redacted() {
-        let cases = [
+        check(&[
             ("aws s3 ls --key AKIAIOSFODNN7EXAMPLE", "aws s3 ls --key [REDACTED]"),
             ("export AWS=ASIAIOSFODNN7EXAMPLE", "export AWS=[REDACTED]"),
             ("git clone https://ghp_0123456789abcdefghijABCDEFGHIJ012345@github.com/x", "git clone https://[REDACTED]@github.com/x"),
             ("gh auth login --with-token github_pat_11ABCDEFG0123456789_abcdefghijklmnop", "gh auth login --with-token [REDACTED]"),
             ("curl -H 'PRIVATE-TOKEN: glpat-abcdefghij0123456789'", "curl -H 'PRIVATE-TOKEN: [REDACTED]'"),
+            ("gitlab-runner register --token glrt-abcdefghij0123456789", "gitlab-runner register --token [REDACTED]"),
             ("SLACK=xoxb-1234567890-abcdefghij", "SLACK=[REDACTED]"),
+            ("curl -X POST https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/abcdefghijklmnopqrstuvwx -d @m.json", "curl -X POST https://hooks.slack.com/services/[REDACTED] -d @m.json"),
             ("stripe --api-key sk_live_0123456789abcdefABCD", "stripe --api-key [REDACTED]"),
+            ("llm keys set openai sk-proj-abcdefghijklmnopqrstuvwxyz0123", "llm keys set openai [REDACTED]"),
+            ("claude-cli x sk-ant-api03-abcdefghijklmnopqrstuvwxyz-0123456789", "claude-cli x [REDACTED]"),
+            ("gcloud x AIzaSyA-abcdefghijklmnopqrstuvwxyz01234", "gcloud x [REDACTED]"),
+            ("npm config set //registry.npmjs.org/:_authToken npm_abcdefghijklmnopqrstuvwxyz0123456789", "npm config set //registry.npmjs.org/:_authToken [REDACTED]"),
             ("curl -d token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N", "curl -d token=[REDACTED]"),
             ("curl -H 'Authorization: Bearer abc.def-123456'", "curl -H 'Authorization: Bearer [REDACTED]'"),
+            ("curl -H 'authorization: basic dXNlcjpwYXNz'", "curl -H 'authorization: basic [REDACTED]'"),
+            ("curl -H 'x-api-key: k3y-value-1'", "curl -H 'x-api-key: [REDACTED]'"),
+            ("curl -u admin:hunter22 https://x", "curl -u admin:[REDACTED] https://x"),
+            ("curl --user 'admin:hunter 22' https://x", "curl --user 'admin:[REDACTED]' https://x"),
+            ("sshpass -p hunter22 ssh host", "sshpass -p [REDACTED] ssh host"),
+            ("docker login -u me -p hunter22 registry.example.com", "docker login -u me -p [REDACTED] registry.example.com"),
+            ("redis-cli -h cache -a hunter22 ping", "redis-cli -h cache -a [REDACTED] ping"),
             ("mysql --password=hunter22 db", "mysql --password=[REDACTED] db"),
-            ("mysql --password 'hunter 22' db", "mysql --password [REDACTED] db"),
+            ("mongosh --password 'hunter 22' db", "mongosh --password [REDACTED] db"),
+            ("app --db-password x", "app --db-password [REDACTED]"),
+            ("PGPASSWORD=x psql -h db", "PGPASSWORD=[REDACTED] psql -h db"),
             ("mysql -uroot -phunter22 db", "mysql -uroot -p[REDACTED] db"),
             ("mysql -uroot -p'hunter 22' db", "mysql -uroot -p[REDACTED] db"),
             ("curl 'https://api/x?user=a&password=hunter22&x=1'", "curl 'https://api/x?user=a&password=[REDACTED]&x=1'"),
+            ("curl 'https://api/x?access_token=abc123&x=1'", "curl 'https://api/x?access_token=[REDACTED]&x=1'"),
             ("psql postgres://admin:s3cret@db:5432/app", "psql postgres://admin:[REDACTED]@db:5432/app"),
+            ("aws configure set aws_secret_access_key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws configure set aws_secret_access_key [REDACTED]"),
+            ("export AWS_SESSION_TOKEN=IQoJb3JpZ2luX2VjEJr", "export AWS_SESSION_TOKEN=[REDACTED]"),
+            ("DB_PASSWORD=${DB_PASSWORD:-devpass1} make", "DB_PASSWORD=[REDACTED] make"),
             (
                 "echo '-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----' > k",
                 "echo '[REDACTED]' > k",
             ),
-        ];
-        for (command, expected) in cases {
-            assert_eq!(on(command), expected, "{command}");
-        }
+        ]);
     }
 
     #[test]
     fn near_misses_are_left_alone() {
         for command in [
             "ls -la",
-            "mysql -uroot -p db", // asks for the password
-            "grep -p AKIA file",  // too short to be a key
+            "grep -p AKIA file", // too short to be a key
             "git log --pretty=oneline",
             "echo password",                      // the word alone
             "ssh user@host",                      // no password in it
             "curl https://example.com:8080/path", // a port, not a password
             "cat ~/.ssh/id_rsa.pub",
             "export PASS_THRESHOLD=3",
+            "export BYPASS=1",
+            "cd \"$OLDPWD\"",
+            "docker run -v $PWD:/src img",
+            "passwd alice",
+            "grep -r token src/",
+            "curl -H \"Authorization: Bearer $TOKEN\" https://api",
+            "mysql -p\"$MYSQL_PASSWORD\" app",
+            "export GITHUB_TOKEN=$(gh auth token)",
+            "ansible all --private-key=~/.ssh/deploy -m ping",
+            "read -rsp 'Password: ' pw; echo done 'x'",
         ] {
             assert_eq!(on(command), command);
         }
@@ -212,30 +767,64 @@ mod tests {
             patterns: vec![r"corp_[a-z0-9]{8}".into()],
             allow: vec!["AKIAIOSFODNN7EXAMPLE".into()],
         };
-        let out = redact(b"use corp_abcd1234 and AKIAIOSFODNN7EXAMPLE", &settings)
-            .unwrap()
-            .unwrap();
-        assert_eq!(out, b"use [REDACTED] and AKIAIOSFODNN7EXAMPLE");
+        let out = redact(b"use corp_abcd1234 and AKIAIOSFODNN7EXAMPLE", &settings);
+        assert_eq!(
+            out.text.unwrap(),
+            b"use [REDACTED] and AKIAIOSFODNN7EXAMPLE"
+        );
         let off = Redact {
             enabled: false,
             ..Redact::default()
         };
-        assert_eq!(redact(b"--password=x", &off).unwrap(), None);
-        let bad = Redact {
-            patterns: vec!["(".into()],
+        assert_eq!(redact(b"--password=x", &off).text, None);
+    }
+
+    /// A pattern that does not compile is skipped and reported; the
+    /// built-in patterns and the other user patterns still apply.
+    #[test]
+    fn a_broken_pattern_turns_no_other_pattern_off() {
+        let settings = Redact {
+            patterns: vec!["(".into(), r"corp_[a-z0-9]{8}".into()],
             ..Redact::default()
         };
-        assert!(redact(b"x", &bad).is_err());
+        let out = redact(b"deploy corp_abcd1234 --password=x", &settings);
+        assert_eq!(
+            out.text.unwrap(),
+            b"deploy [REDACTED] --password=[REDACTED]"
+        );
+        assert_eq!(out.broken.len(), 1);
+        assert!(format!("{:#}", out.broken[0]).contains("redact pattern \"(\""));
     }
 
     #[test]
     fn invalid_utf8_is_redacted_too() {
         let out = redact(b"\xff --password=hunter22", &Redact::default())
-            .unwrap()
+            .text
             .unwrap();
         assert_eq!(out, b"\xff --password=[REDACTED]");
     }
+
+    #[test]
+    fn overlapping_secrets_become_one_mark() {
+        check(&[(
+            "curl -H 'Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N' x",
+            "curl -H 'Authorization: Bearer [REDACTED]' x",
+        )]);
+    }
+
+    #[test]
+    fn every_literal_is_lower_case_and_every_pattern_compiles() {
+        for builtin in BUILTIN {
+            compile(builtin);
+            for literal in builtin.literals.iter().chain(builtin.also) {
+                assert_eq!(literal.to_ascii_lowercase(), *literal, "{}", builtin.name);
+            }
+        }
+    }
 }
+
+#[cfg(test)]
+mod corpus;
 
 #[cfg(test)]
 mod properties {
@@ -243,19 +832,69 @@ mod properties {
 
     use super::*;
 
+    type Compiled = (&'static Builtin, Regex, (Regex, bool));
+
+    /// Every built-in pattern as written (`(?i)` and all) and as run,
+    /// compiled once for all cases.
+    fn compiled() -> &'static [Compiled] {
+        static COMPILED: std::sync::OnceLock<Vec<Compiled>> = std::sync::OnceLock::new();
+        COMPILED.get_or_init(|| {
+            BUILTIN
+                .iter()
+                .map(|b| (b, as_written(b), compile(b)))
+                .collect()
+        })
+    }
+
+    fn spans(regex: &Regex, text: &[u8]) -> Vec<(usize, usize)> {
+        regex
+            .captures_iter(text)
+            .flat_map(|caps| {
+                caps.iter()
+                    .flatten()
+                    .map(|m| (m.start(), m.end()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     proptest! {
         /// Any command, secret-looking or not: no panic, and a redacted one
         /// says so with the mark.
         #[test]
         fn redaction_never_panics(
             prefix in "\\PC{0,20}",
-            literal in "(AKIA|--password=|-p|://a:|eyJ|Bearer |password=|PRIVATE KEY)",
+            literal in "(AKIA|--password=|-p|://a:|eyJ|Bearer |password=|PRIVATE KEY|mysql -p|DB_PASSWORD=)",
             suffix in proptest::collection::vec(any::<u8>(), 0..40),
         ) {
             let mut command = format!("{prefix} {literal}").into_bytes();
             command.extend(suffix);
-            if let Some(out) = redact(&command, &Redact::default()).unwrap() {
+            if let Some(out) = redact(&command, &Redact::default()).text {
                 prop_assert!(out.windows(MARK.len()).any(|w| w == MARK));
+            }
+        }
+
+        /// The literal check never hides a match: a pattern that matches
+        /// was among the candidates; and a `(?i)` pattern run over the
+        /// lower-cased text finds what it finds as written.
+        #[test]
+        fn the_prefilter_never_hides_a_match(
+            words in proptest::collection::vec(
+                "(PassWord|PWD|_pwd|ToKeN|sEcReT|API-KEY|apikey|Access_Key|PRIVATE_KEY|Authorization|BEARER|MySQL|MariaDB|sshpass|LOGIN|docker|redis-cli|mongosh|7z|zip|sqlcmd|smbclient|curl|HTTP|aws configure set|://|-----BEGIN RSA PRIVATE KEY-----|AKIA0123456789ABCDEF|ghp_|glpat-|xoxb-|hooks.slack.com/services/|sk_live_|sk-|AIza|npm_|eyJ|[=: ]|-p|-a|-P|-u|--|[a-zA-Z0-9]{1,12}|\"|'|\\.)",
+                0..12,
+            ),
+        ) {
+            let command = words.concat().into_bytes();
+            let names: Vec<&str> = candidates(&command.to_ascii_lowercase())
+                .map(|b| b.name)
+                .collect();
+            let lower = command.to_ascii_lowercase();
+            for (builtin, written, (run, lowered)) in compiled() {
+                let over = if *lowered { &lower } else { &command };
+                prop_assert_eq!(spans(run, over), spans(written, &command), "{}", builtin.name);
+                if written.is_match(&command) {
+                    prop_assert!(names.contains(&builtin.name), "{} on {:?}", builtin.name, String::from_utf8_lossy(&command));
+                }
             }
         }
     }

@@ -21,6 +21,9 @@ impl Run for ConfigCmd {
         };
         writeln!(out, "# {}{state}", path.display())?;
         write!(out, "{}", toml::to_string(&config)?)?;
+        for err in redact::redact(b"", &config.redact).broken {
+            writeln!(out, "# skipped (the other patterns apply): {err:#}")?;
+        }
         if config.redact.enabled {
             writeln!(
                 out,
@@ -28,7 +31,7 @@ impl Run for ConfigCmd {
                 String::from_utf8_lossy(redact::MARK)
             )?;
             for builtin in redact::BUILTIN {
-                writeln!(out, "#   {}", builtin.regex)?;
+                writeln!(out, "#   {}: {}", builtin.name, builtin.regex)?;
             }
         }
         Ok(Exit::Success)

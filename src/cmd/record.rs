@@ -98,21 +98,19 @@ impl RecordLater {
 }
 
 /// The command with likely secrets replaced, or None when it holds none.
-/// A broken config file never costs the record: it is logged (when it was
-/// read), and the built-in patterns still apply.
+/// A broken config file or pattern never costs the record nor turns the
+/// built-in patterns off: it is logged (the file when it was read), and
+/// the rest still applies.
 fn redact_secrets(command: &[u8], settings: Redact) -> Option<Vec<u8>> {
-    redact::redact(command, &settings).unwrap_or_else(|err| {
+    let redacted = redact::redact(command, &settings);
+    for err in &redacted.broken {
         error_log::append(
             "record",
             &format!("{err:#}"),
             "fix the pattern; see `tmux-audit config`",
         );
-        let builtin_only = Redact {
-            patterns: Vec::new(),
-            ..settings
-        };
-        redact::redact(command, &builtin_only).ok().flatten()
-    })
+    }
+    redacted.text
 }
 
 /// The environment variable by which a hook names another descriptor to

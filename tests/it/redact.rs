@@ -32,6 +32,18 @@ fn holds(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
+/// The `redacted` flag of each row, in order.
+fn redacted_flags(sb: &Sandbox) -> Vec<i64> {
+    let conn = rusqlite::Connection::open(&sb.db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT redacted FROM commands ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 #[test]
 fn secrets_are_redacted_before_they_reach_any_file() {
     let sb = Sandbox::new();
@@ -47,17 +59,7 @@ fn secrets_are_redacted_before_they_reach_any_file() {
     assert_eq!(rows[0].command, "mysql -uroot -p[REDACTED] app");
     assert_eq!(rows[2].command, "psql postgres://admin:[REDACTED]@db/app");
     assert_eq!(rows[3].command, "ls -la");
-    let flags: Vec<i64> = {
-        let conn = rusqlite::Connection::open(&sb.db).unwrap();
-        let mut stmt = conn
-            .prepare("SELECT redacted FROM commands ORDER BY id")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
-    assert_eq!(flags, [1, 1, 1, 0]);
+    assert_eq!(redacted_flags(&sb), [1, 1, 1, 0]);
     let bytes = every_file(&sb);
     for secret in SECRETS {
         assert!(!holds(&bytes, secret), "{secret} found in the files");
@@ -142,4 +144,147 @@ fn a_secret_typed_in_a_real_shell_is_not_stored() {
     let rows = sb.wait_rows("the record", |rows| rows.len() == 1);
     assert_eq!(rows[0].command, "echo --password=[REDACTED] > /dev/null");
     assert!(!holds(&every_file(&sb), "hunter22secret"));
+}
+
+/// The leaks of issue 9, through the real `record`: each redacted in the
+/// row, and not a byte of the secret in any file.
+#[test]
+fn the_leaks_of_the_review_are_redacted_on_the_way_to_disk() {
+    let sb = Sandbox::new();
+    let cases = [
+        ("echo PASSWORD=hunter2abc", "echo PASSWORD=[REDACTED]", "hunter2abc"),
+        ("DB_PASSWORD=dbpw4711 ./migrate", "DB_PASSWORD=[REDACTED] ./migrate", "dbpw4711"),
+        (
+            "export MYSQL_ROOT_PASSWORD=rootpw0815",
+            "export MYSQL_ROOT_PASSWORD=[REDACTED]",
+            "rootpw0815",
+        ),
+        (
+            "docker run -e POSTGRES_PASSWORD=pgpw1234 postgres",
+            "docker run -e POSTGRES_PASSWORD=[REDACTED] postgres",
+            "pgpw1234",
+        ),
+        (
+            "curl -H 'Authorization: BEARER abc123456789' https://api",
+            "curl -H 'Authorization: BEARER [REDACTED]' https://api",
+            "abc123456789",
+        ),
+        ("MYSQL_PWD=mypwd9876 mysql -uroot", "MYSQL_PWD=[REDACTED] mysql -uroot", "mypwd9876"),
+        ("mysql -uroot\t-pSECRETtab42 app", "mysql -uroot\t-p[REDACTED] app", "SECRETtab42"),
+        (
+            r#"curl -d '{"password":"jsonpw777"}' https://api/login"#,
+            r#"curl -d '{"password":"[REDACTED]"}' https://api/login"#,
+            "jsonpw777",
+        ),
+        (
+            "echo '-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAkeyBodyWithoutEnd\nQm9keUxpbmVUd28' > k",
+            "echo '[REDACTED]' > k",
+            "MIIEpAIBAAKCAQEAkeyBodyWithoutEnd",
+        ),
+    ];
+    for (i, (command, _, _)) in cases.iter().enumerate() {
+        record(&sb, &(i + 1).to_string(), command);
+    }
+    let rows = sb.rows();
+    let stored: Vec<&str> = rows.iter().map(|r| r.command.as_str()).collect();
+    let expected: Vec<&str> = cases.iter().map(|(_, e, _)| *e).collect();
+    assert_eq!(stored, expected);
+    let bytes = every_file(&sb);
+    for (_, _, secret) in cases {
+        assert!(!holds(&bytes, secret), "{secret} found in the files");
+    }
+}
+
+/// The over-redactions of issue 9: `-p` of mkdir, cp, ssh, docker and tar
+/// is no password; these are stored as typed and not flagged.
+#[test]
+fn options_that_are_no_password_are_stored_as_typed() {
+    let sb = Sandbox::new();
+    let commands = [
+        "mkdir -pv a/b",
+        "cp -pr src dst",
+        "ssh -p2222 deploy@db",
+        "docker run -p8080:80 nginx",
+        "tar -xpf backup.tar",
+    ];
+    for (i, command) in commands.iter().enumerate() {
+        record(&sb, &(i + 1).to_string(), command);
+    }
+    let rows = sb.rows();
+    let stored: Vec<&str> = rows.iter().map(|r| r.command.as_str()).collect();
+    assert_eq!(stored, commands);
+    assert_eq!(redacted_flags(&sb), [0; 5]);
+}
+
+/// Whatever is wrong with the config file, the built-in patterns still
+/// apply, the record is kept, and the log says what to fix. A broken user
+/// pattern is skipped alone: the user's other patterns still apply.
+#[test]
+fn a_broken_config_never_turns_the_builtin_patterns_off() {
+    let sb = Sandbox::new();
+    let config = sb.path().join("config/tmux-audit/config.toml");
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let broken: [(&str, &[u8]); 5] = [
+        ("not TOML", b"[redact\npatterns = ['corp_[a-z0-9]{8}'"),
+        ("a wrong type", b"[redact]\nenabled = \"yes\"\n"),
+        (
+            "an unknown key",
+            b"[redact]\npaterns = ['corp_[a-z0-9]{8}']\n",
+        ),
+        ("not UTF-8", b"[redact]\npatterns = ['\xff\xfe']\n"),
+        (
+            "a pattern that does not compile",
+            b"[redact]\npatterns = ['(']\n",
+        ),
+    ];
+    for (i, (what, text)) in broken.iter().enumerate() {
+        fs::write(&config, text).unwrap();
+        let before = sb.log().lines().count();
+        record(
+            &sb,
+            &(i + 1).to_string(),
+            "mysql -uroot -phunter22secret app",
+        );
+        let rows = sb.rows();
+        assert_eq!(
+            rows.last().map(|r| r.command.as_str()),
+            Some("mysql -uroot -p[REDACTED] app"),
+            "{what}"
+        );
+        let log = sb.log();
+        assert_eq!(
+            log.lines().count(),
+            before + 1,
+            "{what}: one log line\n{log}"
+        );
+        assert!(log.contains("tmux-audit config"), "{what}: the fix\n{log}");
+    }
+
+    // A config file that cannot be read at all (a directory).
+    fs::remove_file(&config).unwrap();
+    fs::create_dir(&config).unwrap();
+    record(&sb, "6", "mysql -uroot -phunter22secret app");
+    assert_eq!(
+        sb.rows().last().unwrap().command,
+        "mysql -uroot -p[REDACTED] app"
+    );
+    fs::remove_dir(&config).unwrap();
+
+    // One broken pattern among good ones: only it is skipped.
+    fs::write(&config, "[redact]\npatterns = ['(', 'corp_[a-z0-9]{8}']\n").unwrap();
+    record(
+        &sb,
+        "7",
+        "deploy --key corp_abcd1234 --password hunter22secret",
+    );
+    assert_eq!(
+        sb.rows().last().unwrap().command,
+        "deploy --key [REDACTED] --password [REDACTED]"
+    );
+    assert!(!holds(&every_file(&sb), "hunter22secret"));
+    let (ok, shown) = sb.run(&["config"]);
+    assert!(
+        ok && shown.contains("skipped") && shown.contains("\"(\""),
+        "{shown}"
+    );
 }
