@@ -6,6 +6,7 @@ use std::io::Write;
 use chrono::{SecondsFormat, Utc};
 
 use crate::paths;
+use crate::private_files;
 
 /// Appends `<time> <source>: <message>; hint: <hint>` to the log. Failing to
 /// log is not reported anywhere: there is nowhere left to report it.
@@ -22,6 +23,6 @@ fn try_append(source: &str, message: &str, hint: &str) -> anyhow::Result<()> {
     );
     // One write of the whole line with O_APPEND: lines from concurrent
     // processes do not interleave.
-    paths::open_private_append(&path)?.write_all(line.as_bytes())?;
+    private_files::append(&path)?.write_all(line.as_bytes())?;
     Ok(())
 }

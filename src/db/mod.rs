@@ -9,9 +9,8 @@ pub use queries::{insert_entries, SearchQuery};
 pub use report::{GroupBy, Ranked, ReportRow, SortBy, Totals};
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::lifecycle::replay::Placement;
-use crate::paths;
+use crate::private_files::{self, Refusal};
 use crate::record::CommandRecord;
 
 /// How long a writer waits for another one to finish. Writes take well under
@@ -54,11 +53,12 @@ pub enum DbError {
         path: PathBuf,
         source: io::Error,
     },
-    /// The path is a symbolic link, or the file belongs to someone else:
-    /// writing there could put the records where another user controls them.
+    /// The database, a file beside it, or its directory is a symbolic link,
+    /// another user's, or writable by others: writing there could put the
+    /// records where another user reads or controls them.
     Unsafe {
         path: PathBuf,
-        why: &'static str,
+        refusal: Refusal,
     },
     Sqlite(rusqlite::Error),
 }
@@ -79,7 +79,16 @@ impl fmt::Display for DbError {
                 write!(f, "the database has schema version {found}, which no tmux-audit writes")
             }
             DbError::Create { path, source } => write!(f, "cannot create {}: {source}", path.display()),
-            DbError::Unsafe { path, why } => write!(f, "refusing to use {}: {why}", path.display()),
+            DbError::Unsafe { path, refusal } => {
+                write!(f, "refusing to use {}: ", path.display())?;
+                if refusal.path == *path {
+                    write!(f, "it ")?;
+                    refusal.why_text(f)?;
+                } else {
+                    write!(f, "{refusal}")?;
+                }
+                write!(f, "; {}", refusal.fix())
+            }
             DbError::Sqlite(err) => write!(f, "{err}"),
         }
     }
@@ -137,7 +146,9 @@ impl DbError {
             DbError::Missing { .. } => "run a command in a shell with the hook loaded",
             DbError::SchemaTooNew { .. } => "install the newer tmux-audit that wrote this database",
             DbError::BadSchema { .. } => "this is not a tmux-audit database, or a damaged one: move it aside",
-            DbError::Unsafe { .. } => "remove it, or set TMUX_AUDIT_DB to a file of your own",
+            DbError::Unsafe { .. } => {
+                "tmux-audit uses a database only where no other user can write it or the files beside it"
+            }
             DbError::Create { .. } => "check that the directory is yours and writable, or set TMUX_AUDIT_DB",
             DbError::Sqlite(err) => match err.sqlite_error_code() {
                 Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
@@ -238,7 +249,7 @@ impl Database {
     /// folds the WAL instead.
     pub fn fold_wal(&self) {
         let Some(path) = self.conn.path() else { return };
-        let wal_len = fs::metadata(format!("{path}-wal")).map_or(0, |m| m.len());
+        let wal_len = fs::symlink_metadata(format!("{path}-wal")).map_or(0, |m| m.len());
         if wal_len < WAL_LIMIT_BYTES {
             return;
         }
@@ -250,25 +261,33 @@ impl Database {
     }
 }
 
-/// The database must be a plain file of the user's own (or not exist yet).
+/// The database's directory must be the user's, and no other user may
+/// write it (which also keeps others from placing files beside it while
+/// these checks run); the database and the files SQLite opens beside it
+/// (`-wal`, `-shm`, `-journal`), where they exist, must be regular files
+/// of the user's that no other user can write. A `stat` and four `lstat`s.
 fn refuse_unsafe(path: &Path) -> Result<(), DbError> {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return Ok(());
+    let unsafe_because = |refusal| DbError::Unsafe {
+        path: path.to_path_buf(),
+        refusal,
     };
-    let unsafe_because = |why| {
-        Err(DbError::Unsafe {
-            path: path.to_path_buf(),
-            why,
-        })
-    };
-    if meta.file_type().is_symlink() {
-        return unsafe_because("it is a symbolic link");
+    // A directory not made yet is made private by `create`.
+    let dir = directory(path);
+    if let Ok(meta) = fs::metadata(dir) {
+        private_files::check_dir(dir, &meta).map_err(unsafe_because)?;
     }
-    // SAFETY: getuid cannot fail and has no preconditions.
-    if meta.uid() != unsafe { libc::getuid() } {
-        return unsafe_because("it belongs to another user");
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        private_files::check_existing(&sidecar(path, suffix)).map_err(unsafe_because)?;
     }
     Ok(())
+}
+
+/// The directory the database at `path` is in.
+fn directory(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
 }
 
 /// Makes a new database: built whole (schema, WAL mode) in a private file
@@ -280,11 +299,14 @@ fn create(path: &Path) -> Result<(), DbError> {
         let path = path.to_path_buf();
         move |source| DbError::Create { path, source }
     };
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    paths::create_private_dir(dir).map_err(create_err(dir))?;
+    let dir = directory(path);
+    private_files::dir(dir).map_err(|source| match private_files::refusal(&source) {
+        Some(refusal) => DbError::Unsafe {
+            path: path.to_path_buf(),
+            refusal: refusal.clone(),
+        },
+        None => create_err(dir)(source),
+    })?;
 
     // A name no other process (on this host or another sharing the
     // directory) can be using, and a file that must not exist yet.
@@ -294,15 +316,7 @@ fn create(path: &Path) -> Result<(), DbError> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".new-{}-{nanos}", std::process::id()));
     let temp = dir.join(name);
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp)
-        .map_err(create_err(&temp))?;
-    // The mode given at creation is masked by the umask; this one is not.
-    file.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(create_err(&temp))?;
+    private_files::create_new(&temp).map_err(create_err(&temp))?;
 
     let built = build_new(&temp);
     let linked = built.and_then(|()| match fs::hard_link(&temp, path) {

@@ -6,6 +6,7 @@ mod support;
 
 mod doctor;
 mod faults;
+mod files;
 mod hooks;
 mod init;
 mod lifecycle;

@@ -13,11 +13,11 @@ use serde_json::Value;
 use crate::support::{events_in, rows_in, EventRow, Sandbox, Tmux, PATIENCE};
 
 /// Throwaway Unix users, deleted on drop.
-struct Users(Vec<String>);
+pub struct Users(pub Vec<String>);
 
 impl Users {
     /// Creates one user per name, or says why it cannot.
-    fn create(names: &[&str]) -> Result<Users, String> {
+    pub fn create(names: &[&str]) -> Result<Users, String> {
         // SAFETY: no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Err("creating Unix users needs root".into());
@@ -51,7 +51,7 @@ impl Drop for Users {
 }
 
 /// `runuser -u USER -- env -i VARS… PROGRAM ARGS…`
-fn as_user(user: &str, vars: &[(String, String)], program: &Path, args: &[&str]) -> Output {
+pub fn as_user(user: &str, vars: &[(String, String)], program: &Path, args: &[&str]) -> Output {
     let vars: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
     Command::new("runuser")
         .args(["-u", user, "--", "env", "-i"])

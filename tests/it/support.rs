@@ -746,7 +746,9 @@ impl ProtectedDir {
         let root = unsafe { libc::geteuid() } == 0;
         if root {
             let ok = Command::new("mount")
-                .args(["-t", "tmpfs", "-o", "size=8m", "tmux-audit-test"])
+                // Private, as tmux-audit wants a database's directory
+                // (a tmpfs is 1777 by default).
+                .args(["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmux-audit-test"])
                 .arg(path)
                 .status()
                 .is_ok_and(|s| s.success());
