@@ -12,6 +12,7 @@ use chrono::Utc;
 use super::{Exit, Run};
 use crate::cli::Doctor;
 use crate::db::{Database, DbError};
+use crate::error_log;
 use crate::lifecycle::hooks;
 use crate::paths;
 use crate::private_files::{self, Refusal};
@@ -218,7 +219,9 @@ fn check_permissions(path: &Path, dir: &Path) -> Vec<Finding> {
         rejected.push(".rejected");
         beside.extend([fallback, PathBuf::from(rejected)]);
     }
-    beside.extend(paths::log_file());
+    if let Ok(log) = paths::log_file() {
+        beside.extend([error_log::rotated(&log), log]);
+    }
     for file in &beside {
         let _ = private_files::check_existing(file).map_err(&mut refused);
     }

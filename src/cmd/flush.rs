@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Flush, MergeLater};
-use crate::db::Database;
+use crate::db::{self, Database};
 use crate::paths;
 use crate::spool;
 use crate::store;
@@ -22,6 +22,7 @@ impl Run for MergeLater {
             return Ok(Exit::Success);
         }
         spool::merge_later_done(&path);
+        db::remove_stale_new_files(&path);
         // In the background: a busy database is worth waiting for.
         store::merge_due(&path, std::time::Duration::from_secs(10));
         Ok(Exit::Success)

@@ -290,6 +290,52 @@ fn directory(path: &Path) -> &Path {
     }
 }
 
+/// Removes what creations of the database at `path` that were killed
+/// halfway left beside it (`history.db.new-<pid>-<nanos>`, and its `-wal`
+/// and `-shm`): those of processes that are gone, or older than an hour.
+/// One read of the directory.
+pub fn remove_stale_new_files(path: &Path) {
+    let Some(name) = path.file_name() else { return };
+    let mut prefix = name.to_os_string();
+    prefix.push(".new-");
+    let prefix = prefix.as_encoded_bytes();
+    let Ok(entries) = fs::read_dir(directory(path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.as_encoded_bytes().strip_prefix(prefix) else {
+            continue;
+        };
+        let pid = std::str::from_utf8(rest)
+            .ok()
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<libc::pid_t>().ok());
+        let Ok(meta) = entry.metadata() else { continue };
+        if private_files::check_file(&entry.path(), &meta).is_err() {
+            continue;
+        }
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if old || pid.is_none_or(|pid| !process_exists(pid)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// A creation takes milliseconds; its file is stale long before this.
+const STALE_AFTER: Duration = Duration::from_secs(60 * 60);
+
+fn process_exists(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH))
+}
+
 /// Makes a new database: built whole (schema, WAL mode) in a private file
 /// beside `path` and then linked into place, so that no process ever sees a
 /// half-made one. When many processes race to create it, one link wins and
@@ -330,6 +376,8 @@ fn create(path: &Path) -> Result<(), DbError> {
     for leftover in [temp.clone(), sidecar(&temp, "-wal"), sidecar(&temp, "-shm")] {
         let _ = fs::remove_file(leftover);
     }
+    // And what creations killed before they got this far left.
+    remove_stale_new_files(path);
     linked
 }
 

@@ -1,6 +1,7 @@
 //! The files tmux-audit keeps beside the database and for it: none is
 //! used when another user can write it or its directory, none is opened
-//! through a link. The reproductions with a hostile neighbour use a real second Unix
+//! through a link; the log stays bounded; leftovers of a killed creation
+//! go. The reproductions with a hostile neighbour use a real second Unix
 //! user (needs root, as `shared.rs`; skipped elsewhere unless
 //! TMUX_AUDIT_REQUIRE_USER_TESTS=1).
 
@@ -316,4 +317,91 @@ fn a_link_at_the_rejected_file_is_not_written_through() {
     let commands: Vec<String> = rows_in(&sb.db).into_iter().map(|r| r.command).collect();
     assert_eq!(commands, ["echo first", "echo second"]);
     assert!(sb.log().contains("is a symbolic link"), "{}", sb.log());
+}
+
+/// The log is kept under 1 MiB: a full one becomes `tmux-audit.log.1`
+/// (one old log kept, no more) and the new line starts a new log.
+#[test]
+fn the_log_is_rotated_past_one_mebibyte() {
+    let sb = Sandbox::new();
+    fs::create_dir_all(&sb.state).unwrap();
+    let log = sb.log_file();
+    let old = with_suffix(&log, ".1");
+    let line = "2026-01-01T00:00:00.000Z record: an old error; hint: none\n";
+    let full = line.repeat(1024 * 1024 / line.len() + 1);
+    for round in 1..=2 {
+        fs::write(&log, &full).unwrap();
+        // A broken config file is logged by every record.
+        fs::create_dir_all(sb.path().join("config/tmux-audit")).unwrap();
+        fs::write(sb.path().join("config/tmux-audit/config.toml"), "[[[").unwrap();
+        assert!(sb
+            .record_numbered(&round.to_string(), "true")
+            .status
+            .success());
+        let now = fs::read_to_string(&log).unwrap();
+        assert!(
+            now.len() < 4096 && now.contains("config"),
+            "round {round}: a new log of {} bytes",
+            now.len()
+        );
+        assert_eq!(fs::read_to_string(&old).unwrap(), full, "round {round}");
+    }
+    let kept: Vec<String> = fs::read_dir(&sb.state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("tmux-audit.log"))
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+}
+
+/// A creation of the database killed halfway leaves
+/// `history.db.new-<pid>-<nanos>` (and its -wal): the next creation, and
+/// the background merge, remove those of processes that are gone, and
+/// leave a running creation's alone.
+#[test]
+fn files_left_by_a_killed_creation_are_removed() {
+    let sb = Sandbox::new();
+    let dir = sb.db.parent().unwrap();
+    fs::create_dir_all(dir).unwrap();
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let gone = {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        child.id()
+    };
+    let plant = |pid: u32| {
+        let files = [
+            dir.join(format!("history.db.new-{pid}-123")),
+            dir.join(format!("history.db.new-{pid}-123-wal")),
+        ];
+        for file in &files {
+            fs::write(file, "half made").unwrap();
+            fs::set_permissions(file, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        files
+    };
+    let killed = plant(gone);
+    let running = plant(std::process::id());
+    assert!(sb.record_numbered("1", "echo first").status.success());
+    assert!(sb.db.exists());
+    for file in &killed {
+        assert!(!file.exists(), "{} left", file.display());
+    }
+    for file in &running {
+        assert!(file.exists(), "{} removed", file.display());
+    }
+    // Left by a creation killed after the database was made: the
+    // background merge clears them.
+    let killed = plant(gone);
+    assert!(sb.record_numbered("2", "echo second").status.success());
+    let out = sb
+        .cmd()
+        .args(["merge-later", "--after", "0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for file in &killed {
+        assert!(!file.exists(), "{} left", file.display());
+    }
+    assert_eq!(rows_in(&sb.db).len(), 2);
 }
