@@ -313,6 +313,20 @@ pub fn merge_later_needed(db: &Path) -> bool {
     !pending && private_files::write(&path, b"").is_ok()
 }
 
+/// Notes (again) that a background merge of `db`'s spool is pending.
+pub fn merge_later_noted(db: &Path) {
+    if let Ok(path) = merge_later_path(db) {
+        let _ = private_files::write(&path, b"");
+    }
+}
+
+/// Whether any spool of `db` holds anything: a `stat` each.
+pub fn holds_records(db: &Path) -> bool {
+    paths_of(db)
+        .iter()
+        .any(|p| fs::symlink_metadata(p).is_ok_and(|m| m.len() > 0))
+}
+
 /// The background merge ran: the next first record may start another.
 pub fn merge_later_done(db: &Path) {
     if let Ok(path) = merge_later_path(db) {
