@@ -1,7 +1,6 @@
 //! `tmux-audit flush`: the spool moved into the database now.
 
 use std::io::{self, Write};
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -44,10 +43,7 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// fortieth record). A `stat` or two a second, and no process left waiting
 /// minutes for nothing.
 fn wait_for_the_merge(path: &Path, after: Duration) -> bool {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let dir = db::directory(path);
     let deadline = Instant::now() + after;
     loop {
         if !dir.is_dir() {

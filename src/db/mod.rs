@@ -283,7 +283,7 @@ fn refuse_unsafe(path: &Path) -> Result<(), DbError> {
 }
 
 /// The directory the database at `path` is in.
-fn directory(path: &Path) -> &Path {
+pub fn directory(path: &Path) -> &Path {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
