@@ -14,6 +14,7 @@ mod error_log;
 mod filter;
 mod lifecycle;
 mod paths;
+mod private_files;
 mod record;
 mod redact;
 mod render;

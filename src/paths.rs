@@ -1,9 +1,7 @@
 //! Where tmux-audit keeps its files: the database under the XDG data
-//! directory, the error log under the XDG state directory.
+//! directory, the error log under the XDG state directory. How they are
+//! made and opened is `private_files.rs`.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -44,49 +42,4 @@ pub fn state_dir() -> Result<PathBuf> {
 /// The log file that record errors go to, one line each.
 pub fn log_file() -> Result<PathBuf> {
     Ok(state_dir()?.join(LOG_FILE))
-}
-
-/// Creates `dir` (and its parents) if needed; a directory this creates is
-/// 0700 whatever the umask.
-pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-}
-
-/// Writes `bytes` to `path` (replacing it), private to the user: 0600
-/// whatever the umask.
-pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        create_private_dir(dir)?;
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    file.write_all(bytes)
-}
-
-/// Opens `path` for appending, creating it (and its directory) private to
-/// the user: 0600 and 0700, whatever the umask.
-pub fn open_private_append(path: &Path) -> io::Result<File> {
-    if let Some(dir) = path.parent() {
-        create_private_dir(dir)?;
-    }
-    let file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)?;
-    // The mode given at creation is masked by the umask; this one is not.
-    if file.metadata()?.permissions().mode() & 0o777 != 0o600 {
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(file)
 }

@@ -21,13 +21,13 @@
 //! number, an event by its key) and stored once. A line that cannot be read
 //! (cut short by a full disk) is moved to `<spool>.rejected`, never dropped.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -39,6 +39,7 @@ use crate::chain::{self, Hash, GENESIS};
 use crate::db::{insert_entries, Database, DbError};
 use crate::error_log;
 use crate::paths;
+use crate::private_files;
 use crate::record::Entry;
 use crate::text::hex;
 use crate::trace::{self, SpoolBreakDetail, SpoolUnlinkedDetail, TraceEntry};
@@ -152,31 +153,17 @@ fn paths_of(db: &Path) -> Vec<PathBuf> {
 }
 
 /// Opens a spool file: never through a symbolic link, never a FIFO or a
-/// device (which could hang), never another user's file (whose lines would
-/// be sealed into the chain as ours); made 0600.
+/// device (which could hang), never a file of another user or one others
+/// can write (whose lines would be sealed into the chain as ours); made
+/// 0600 (see `private_files.rs`).
 /// `write`: for appending or emptying it (and creating it if missing).
 fn open_spool(path: &Path, write: bool) -> Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(write)
-        .create(write)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        bail!("{} is not a regular file", path.display());
-    }
-    // SAFETY: getuid cannot fail and has no preconditions.
-    if meta.uid() != unsafe { libc::getuid() } {
-        bail!("{} belongs to another user", path.display());
-    }
-    // The mode given at creation is masked by the umask; this one is not.
-    if write && meta.mode() & 0o777 != 0o600 {
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(file)
+    let file = if write {
+        private_files::read_write(path, true)
+    } else {
+        private_files::read(path)
+    };
+    file.with_context(|| format!("cannot open {}", path.display()))
 }
 
 /// Entries appended, and whether the spool is due to be merged.
@@ -206,7 +193,8 @@ pub fn keep(db: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Kept> {
     let beside = path(db);
     // The database's directory, made as the database would make it.
     let dir_ready = match db.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => paths::create_private_dir(dir).is_ok(),
+        // One `stat`: a directory another user can write is not used.
+        Some(dir) if !dir.as_os_str().is_empty() => private_files::dir(dir).is_ok(),
         _ => true,
     };
     let appended = if dir_ready {
@@ -235,8 +223,7 @@ pub fn keep(db: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Kept> {
     }
     let fallback = fallback_path(db)?;
     if let Some(dir) = fallback.parent() {
-        paths::create_private_dir(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        private_files::dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let (len, _, _) = append(&fallback, &lines)?;
     Ok(Kept {
@@ -483,7 +470,21 @@ pub fn merge_later_needed(db: &Path) -> bool {
         .ok()
         .and_then(|t| t.elapsed().ok())
         .is_some_and(|age| age.as_micros() < MERGE_AGE_US as u128);
-    !pending && paths::write_private(&path, b"").is_ok()
+    !pending && private_files::write(&path, b"").is_ok()
+}
+
+/// Notes (again) that a background merge of `db`'s spool is pending.
+pub fn merge_later_noted(db: &Path) {
+    if let Ok(path) = merge_later_path(db) {
+        let _ = private_files::write(&path, b"");
+    }
+}
+
+/// Whether any spool of `db` holds anything: a `stat` each.
+pub fn holds_records(db: &Path) -> bool {
+    paths_of(db)
+        .iter()
+        .any(|p| fs::symlink_metadata(p).is_ok_and(|m| m.len() > 0))
 }
 
 /// The background merge ran: the next first record may start another.
@@ -505,7 +506,7 @@ pub fn last_failure(db: &Path) -> Option<(i64, String)> {
 pub fn note_failure(db: &Path, at_us: i64, why: &str) -> bool {
     let new = last_failure(db).is_none_or(|(_, before)| before != why);
     if let Ok(path) = failure_path(db) {
-        let _ = paths::write_private(&path, format!("{at_us}\n{why}").as_bytes());
+        let _ = private_files::write(&path, format!("{at_us}\n{why}").as_bytes());
     }
     new
 }
@@ -745,7 +746,7 @@ fn reject(path: &Path, lines: &[&[u8]]) -> bool {
         bytes.extend_from_slice(line);
         bytes.push(b'\n');
     }
-    let kept = paths::open_private_append(&rejected).and_then(|mut f| f.write_all(&bytes));
+    let kept = private_files::append(&rejected).and_then(|mut f| f.write_all(&bytes));
     error_log::append(
         "spool",
         &format!(
@@ -794,7 +795,12 @@ pub fn open_merged(path: &Path) -> Result<Database> {
     });
     let (db, why) = match merged {
         Ok(db) => (db, "see `tmux-audit doctor`".to_string()),
-        Err(err) => (Database::open_existing(path)?, err.to_string()),
+        Err(err) => match Database::open_existing(path) {
+            Ok(db) => (db, err.to_string()),
+            // None to read, and none could be made: why is the answer.
+            Err(DbError::Missing { .. }) => return Err(err.into()),
+            Err(other) => return Err(other.into()),
+        },
     };
     let (left, _) = waiting(path);
     if left > 0 {

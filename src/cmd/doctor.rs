@@ -11,9 +11,11 @@ use chrono::Utc;
 
 use super::{Exit, Run};
 use crate::cli::Doctor;
-use crate::db::Database;
+use crate::db::{Database, DbError};
+use crate::error_log;
 use crate::lifecycle::hooks;
 use crate::paths;
+use crate::private_files::{self, Refusal};
 use crate::spool;
 
 /// One finding: what was checked, what was found, and the fix when it is a problem.
@@ -121,6 +123,13 @@ fn check_database(path: &Path) -> Vec<Finding> {
                 }
             });
         }
+        Err(DbError::Unsafe { refusal, .. }) => {
+            findings.push(Finding::problem(
+                "database",
+                format!("{}: not opened: {refusal}", path.display()),
+                refusal.fix(),
+            ));
+        }
         Err(err) => {
             findings.push(Finding::ok(
                 "database",
@@ -156,27 +165,7 @@ fn check_surroundings(path: &Path) -> Vec<Finding> {
     } else {
         findings.push(Finding::ok("file system", "local".into()));
     }
-    // SAFETY: getuid cannot fail and has no preconditions.
-    let uid = unsafe { libc::getuid() };
-    for (file, want) in [(dir.to_path_buf(), 0o700), (path.to_path_buf(), 0o600)] {
-        let Ok(meta) = fs::metadata(&file) else {
-            continue;
-        };
-        let mode = meta.mode() & 0o777;
-        if meta.uid() != uid {
-            findings.push(Finding::problem(
-                "permissions",
-                format!("{} belongs to uid {}", file.display(), meta.uid()),
-                "set TMUX_AUDIT_DB to a file of your own",
-            ));
-        } else if mode & 0o077 != 0 {
-            findings.push(Finding::problem(
-                "permissions",
-                format!("{} is {mode:o}: others can read it", file.display()),
-                format!("chmod {want:o} {}", file.display()),
-            ));
-        }
-    }
+    findings.extend(check_permissions(path, dir));
     if !findings.iter().any(|f| f.what == "permissions") {
         findings.push(Finding::ok("permissions", "private to you".into()));
     }
@@ -200,6 +189,57 @@ fn check_surroundings(path: &Path) -> Vec<Finding> {
         ),
     });
     findings.push(check_tmux_hooks());
+    findings
+}
+
+/// The database's directory, the database and every file tmux-audit keeps
+/// beside it or for it: each the user's own, and no other user can write
+/// it (nor, for the directory and the database, read it).
+fn check_permissions(path: &Path, dir: &Path) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut refused = |refusal: Refusal| {
+        findings.push(Finding::problem(
+            "permissions",
+            refusal.to_string(),
+            refusal.fix(),
+        ));
+    };
+    let dir_refused = match fs::metadata(dir) {
+        Ok(meta) => private_files::check_dir(dir, &meta)
+            .map_err(&mut refused)
+            .is_err(),
+        Err(_) => false,
+    };
+    let mut beside: Vec<PathBuf> = ["", "-wal", "-shm", "-journal", "-spool", "-spool.rejected"]
+        .iter()
+        .map(|suffix| PathBuf::from(format!("{}{suffix}", path.display())))
+        .collect();
+    if let Ok(fallback) = spool::fallback_path(path) {
+        let mut rejected = fallback.clone().into_os_string();
+        rejected.push(".rejected");
+        beside.extend([fallback, PathBuf::from(rejected)]);
+    }
+    if let Ok(log) = paths::log_file() {
+        beside.extend([error_log::rotated(&log), log]);
+    }
+    for file in &beside {
+        let _ = private_files::check_existing(file).map_err(&mut refused);
+    }
+    if !dir_refused {
+        for (file, want) in [(dir, 0o700), (path, 0o600)] {
+            let Ok(meta) = fs::metadata(file) else {
+                continue;
+            };
+            let mode = meta.mode() & 0o777;
+            if meta.uid() == private_files::uid() && mode & 0o077 != 0 {
+                findings.push(Finding::problem(
+                    "permissions",
+                    format!("{} is {mode:o}: others can read it", file.display()),
+                    format!("chmod {want:o} {}", file.display()),
+                ));
+            }
+        }
+    }
     findings
 }
 

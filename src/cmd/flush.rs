@@ -1,12 +1,14 @@
 //! `tmux-audit flush`: the spool moved into the database now.
 
 use std::io::{self, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Flush, MergeLater};
-use crate::db::Database;
+use crate::db::{self, Database};
 use crate::paths;
 use crate::spool;
 use crate::store;
@@ -14,17 +16,55 @@ use crate::store;
 impl Run for MergeLater {
     fn run(&self) -> Result<Exit> {
         store::log_panics("merge-later");
-        std::thread::sleep(std::time::Duration::from_secs(self.after));
         let path = paths::database(self.db.path.as_deref())?;
-        // Gone in the meantime (moved away, a test's directory removed):
-        // nothing to merge into, and nothing to make anew.
+        if !wait_for_the_merge(&path, Duration::from_secs(self.after)) {
+            return Ok(Exit::Success);
+        }
+        // Gone in the meantime (moved away): nothing to merge into, and
+        // nothing to make anew.
         if !path.exists() {
             return Ok(Exit::Success);
         }
         spool::merge_later_done(&path);
+        db::remove_stale_new_files(&path);
         // In the background: a busy database is worth waiting for.
-        store::merge_due(&path, std::time::Duration::from_secs(10));
+        store::merge_due(&path, Duration::from_secs(10));
         Ok(Exit::Success)
+    }
+}
+
+/// How often a waiting `merge-later` looks whether it is still needed.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// Waits `after`, looking every [`LOOK_EVERY`] whether the merge is still
+/// needed; false when it is not: the database's directory is gone (a
+/// database moved or deleted, a test's directory removed; nothing is made
+/// anew), or the spool was emptied by another process (a reader, the
+/// fortieth record). A `stat` or two a second, and no process left waiting
+/// minutes for nothing.
+fn wait_for_the_merge(path: &Path, after: Duration) -> bool {
+    let dir = db::directory(path);
+    let deadline = Instant::now() + after;
+    loop {
+        if !dir.is_dir() {
+            spool::merge_later_done(path);
+            return false;
+        }
+        if !spool::holds_records(path) {
+            // Another process merged it. The note that a merge is pending
+            // goes first, then a last look: a record appended since either
+            // is seen here, or, finding no note, starts a merge of its own.
+            spool::merge_later_done(path);
+            if !spool::holds_records(path) {
+                return false;
+            }
+            spool::merge_later_noted(path);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(LOOK_EVERY));
     }
 }
 

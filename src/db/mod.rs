@@ -12,9 +12,8 @@ pub use report::{GroupBy, Ranked, ReportRow, SortBy, Totals};
 pub use trace::{append as append_trace, StoredTrace, UnchainedDigest};
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::lifecycle::replay::Placement;
-use crate::paths;
+use crate::private_files::{self, Refusal};
 use crate::record::CommandRecord;
 
 /// How long a writer waits for another one to finish. Writes take well under
@@ -57,11 +56,12 @@ pub enum DbError {
         path: PathBuf,
         source: io::Error,
     },
-    /// The path is a symbolic link, or the file belongs to someone else:
-    /// writing there could put the records where another user controls them.
+    /// The database, a file beside it, or its directory is a symbolic link,
+    /// another user's, or writable by others: writing there could put the
+    /// records where another user reads or controls them.
     Unsafe {
         path: PathBuf,
-        why: &'static str,
+        refusal: Refusal,
     },
     Sqlite(rusqlite::Error),
 }
@@ -82,7 +82,16 @@ impl fmt::Display for DbError {
                 write!(f, "the database has schema version {found}, which no tmux-audit writes")
             }
             DbError::Create { path, source } => write!(f, "cannot create {}: {source}", path.display()),
-            DbError::Unsafe { path, why } => write!(f, "refusing to use {}: {why}", path.display()),
+            DbError::Unsafe { path, refusal } => {
+                write!(f, "refusing to use {}: ", path.display())?;
+                if refusal.path == *path {
+                    write!(f, "it ")?;
+                    refusal.why_text(f)?;
+                } else {
+                    write!(f, "{refusal}")?;
+                }
+                write!(f, "; {}", refusal.fix())
+            }
             DbError::Sqlite(err) => write!(f, "{err}"),
         }
     }
@@ -140,7 +149,9 @@ impl DbError {
             DbError::Missing { .. } => "run a command in a shell with the hook loaded",
             DbError::SchemaTooNew { .. } => "install the newer tmux-audit that wrote this database",
             DbError::BadSchema { .. } => "this is not a tmux-audit database, or a damaged one: move it aside",
-            DbError::Unsafe { .. } => "remove it, or set TMUX_AUDIT_DB to a file of your own",
+            DbError::Unsafe { .. } => {
+                "tmux-audit uses a database only where no other user can write it or the files beside it"
+            }
             DbError::Create { .. } => "check that the directory is yours and writable, or set TMUX_AUDIT_DB",
             DbError::Sqlite(err) => match err.sqlite_error_code() {
                 Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
@@ -241,7 +252,7 @@ impl Database {
     /// folds the WAL instead.
     pub fn fold_wal(&self) {
         let Some(path) = self.conn.path() else { return };
-        let wal_len = fs::metadata(format!("{path}-wal")).map_or(0, |m| m.len());
+        let wal_len = fs::symlink_metadata(format!("{path}-wal")).map_or(0, |m| m.len());
         if wal_len < WAL_LIMIT_BYTES {
             return;
         }
@@ -253,25 +264,79 @@ impl Database {
     }
 }
 
-/// The database must be a plain file of the user's own (or not exist yet).
+/// The database's directory must be the user's, and no other user may
+/// write it (which also keeps others from placing files beside it while
+/// these checks run); the database and the files SQLite opens beside it
+/// (`-wal`, `-shm`, `-journal`), where they exist, must be regular files
+/// of the user's that no other user can write. A `stat` and four `lstat`s.
 fn refuse_unsafe(path: &Path) -> Result<(), DbError> {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return Ok(());
+    let unsafe_because = |refusal| DbError::Unsafe {
+        path: path.to_path_buf(),
+        refusal,
     };
-    let unsafe_because = |why| {
-        Err(DbError::Unsafe {
-            path: path.to_path_buf(),
-            why,
-        })
-    };
-    if meta.file_type().is_symlink() {
-        return unsafe_because("it is a symbolic link");
+    // A directory not made yet is made private by `create`.
+    let dir = directory(path);
+    if let Ok(meta) = fs::metadata(dir) {
+        private_files::check_dir(dir, &meta).map_err(unsafe_because)?;
     }
-    // SAFETY: getuid cannot fail and has no preconditions.
-    if meta.uid() != unsafe { libc::getuid() } {
-        return unsafe_because("it belongs to another user");
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        private_files::check_existing(&sidecar(path, suffix)).map_err(unsafe_because)?;
     }
     Ok(())
+}
+
+/// The directory the database at `path` is in.
+pub fn directory(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// Removes what creations of the database at `path` that were killed
+/// halfway left beside it (`history.db.new-<pid>-<nanos>`, and its `-wal`
+/// and `-shm`): those of processes that are gone, or older than an hour.
+/// One read of the directory.
+pub fn remove_stale_new_files(path: &Path) {
+    let Some(name) = path.file_name() else { return };
+    let mut prefix = name.to_os_string();
+    prefix.push(".new-");
+    let prefix = prefix.as_encoded_bytes();
+    let Ok(entries) = fs::read_dir(directory(path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.as_encoded_bytes().strip_prefix(prefix) else {
+            continue;
+        };
+        let pid = std::str::from_utf8(rest)
+            .ok()
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<libc::pid_t>().ok());
+        let Ok(meta) = entry.metadata() else { continue };
+        if private_files::check_file(&entry.path(), &meta).is_err() {
+            continue;
+        }
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if old || pid.is_none_or(|pid| !process_exists(pid)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// A creation takes milliseconds; its file is stale long before this.
+const STALE_AFTER: Duration = Duration::from_secs(60 * 60);
+
+fn process_exists(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH))
 }
 
 /// Makes a new database: built whole (schema, WAL mode) in a private file
@@ -283,11 +348,14 @@ fn create(path: &Path) -> Result<(), DbError> {
         let path = path.to_path_buf();
         move |source| DbError::Create { path, source }
     };
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    paths::create_private_dir(dir).map_err(create_err(dir))?;
+    let dir = directory(path);
+    private_files::dir(dir).map_err(|source| match private_files::refusal(&source) {
+        Some(refusal) => DbError::Unsafe {
+            path: path.to_path_buf(),
+            refusal: refusal.clone(),
+        },
+        None => create_err(dir)(source),
+    })?;
 
     // A name no other process (on this host or another sharing the
     // directory) can be using, and a file that must not exist yet.
@@ -297,15 +365,7 @@ fn create(path: &Path) -> Result<(), DbError> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".new-{}-{nanos}", std::process::id()));
     let temp = dir.join(name);
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp)
-        .map_err(create_err(&temp))?;
-    // The mode given at creation is masked by the umask; this one is not.
-    file.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(create_err(&temp))?;
+    private_files::create_new(&temp).map_err(create_err(&temp))?;
 
     let built = build_new(&temp);
     let linked = built.and_then(|()| match fs::hard_link(&temp, path) {
@@ -319,6 +379,8 @@ fn create(path: &Path) -> Result<(), DbError> {
     for leftover in [temp.clone(), sidecar(&temp, "-wal"), sidecar(&temp, "-shm")] {
         let _ = fs::remove_file(leftover);
     }
+    // And what creations killed before they got this far left.
+    remove_stale_new_files(path);
     linked
 }
 

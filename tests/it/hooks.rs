@@ -327,6 +327,9 @@ fn keeps_the_prompt_when_the_database_is_read_only(shell: Shell) {
         !screen.contains("tmux-audit"),
         "nothing printed to the terminal:\n{screen}"
     );
+    // Unmounted before the sandbox goes, so that its background merge,
+    // finding the directory gone, ends.
+    drop(ro);
 }
 
 fn keeps_the_prompt_when_the_binary_is_gone(shell: Shell) {

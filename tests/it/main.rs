@@ -7,6 +7,7 @@ mod users;
 
 mod doctor;
 mod faults;
+mod files;
 mod guests;
 mod hooks;
 mod init;

@@ -922,3 +922,78 @@ fn a_database_path_through_a_link_or_dot_dot_works() {
     assert!(real.join("history.db").exists());
     assert!(sb.log().is_empty(), "{}", sb.log());
 }
+
+/// Starts `merge-later --after 300`, as the first record into an empty
+/// spool does, and returns a way to wait for its end (false: still running
+/// after [`crate::support::PATIENCE`]; it is killed then).
+fn background_merge(sb: &Sandbox) -> impl FnOnce() -> bool {
+    let mut child = sb
+        .cmd()
+        .args(["merge-later", "--after", "300"])
+        .spawn()
+        .unwrap();
+    move || {
+        let start = std::time::Instant::now();
+        while start.elapsed() < crate::support::PATIENCE {
+            if child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+}
+
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A background merge whose database's directory is removed (moved away, a
+/// test's sandbox deleted) ends soon, not after its five minutes, and makes
+/// nothing anew.
+#[test]
+fn a_background_merge_ends_when_its_database_directory_is_gone() {
+    let sb = Sandbox::new();
+    assert!(sb.record_numbered("1", "echo first").status.success());
+    assert!(sb.record_numbered("2", "echo waiting").status.success());
+    let ended = background_merge(&sb);
+    let dir = sb.db.parent().unwrap();
+    fs::remove_dir_all(dir).unwrap();
+    let state_before = names_in(&sb.state);
+    assert!(ended(), "still waiting for a database that is gone");
+    assert!(!dir.exists(), "its directory made anew");
+    let state_after = names_in(&sb.state);
+    assert!(
+        state_after.iter().all(|name| state_before.contains(name)),
+        "{state_before:?} then {state_after:?}"
+    );
+}
+
+/// A background merge whose spool another process merged (a reader, the
+/// fortieth record) ends soon; the next first record starts another.
+#[test]
+fn a_background_merge_ends_once_the_spool_is_merged_by_another() {
+    let sb = Sandbox::new();
+    assert!(sb.record_numbered("1", "echo first").status.success());
+    assert!(sb.record_numbered("2", "echo waiting").status.success());
+    let ended = background_merge(&sb);
+    assert!(sb.flush());
+    assert!(ended(), "still waiting with nothing to merge");
+    let pending = || {
+        names_in(&sb.state)
+            .iter()
+            .filter(|name| name.starts_with("merge-later-"))
+            .count()
+    };
+    assert_eq!(pending(), 0, "its note is gone");
+    assert!(sb.record_numbered("3", "echo next").status.success());
+    assert_eq!(pending(), 1, "the next first record starts another");
+}

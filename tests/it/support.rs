@@ -65,6 +65,43 @@ impl Sandbox {
         self.dir.path()
     }
 
+    /// The processes running in this sandbox's environment (its tmux
+    /// server, the shells and hooks that runs, background merges…).
+    pub fn processes(&self) -> Vec<Process> {
+        let bin = fs::canonicalize(&self.bin).unwrap_or(self.bin.clone());
+        let home = format!("HOME={}/home", self.path().display());
+        let mut found = Vec::new();
+        for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+                continue;
+            };
+            let environ = fs::read(entry.path().join("environ")).unwrap_or_default();
+            if !environ.split(|b| *b == 0).any(|var| var == home.as_bytes()) {
+                continue;
+            }
+            let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            found.push(Process {
+                pid,
+                cmdline: String::from_utf8_lossy(&cmdline).replace('\0', " "),
+                tmux_audit: fs::read_link(entry.path().join("exe")).ok().as_ref() == Some(&bin),
+            });
+        }
+        found
+    }
+
+    /// Waits until `done(processes)` holds, at most [`PATIENCE`]; what is
+    /// left then.
+    fn wait_for_processes(&self, done: impl Fn(&[Process]) -> bool) -> Vec<Process> {
+        let start = Instant::now();
+        loop {
+            let left = self.processes();
+            if done(&left) || start.elapsed() > PATIENCE {
+                return left;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn log_file(&self) -> PathBuf {
         self.state.join("tmux-audit.log")
     }
@@ -293,6 +330,49 @@ impl Sandbox {
                 fs::write(&file, text).unwrap();
                 format!("fish --no-config -i -C 'source {}'", file.display())
             }
+        }
+    }
+}
+
+/// A process of a sandbox (see [`Sandbox::processes`]).
+#[derive(Debug)]
+pub struct Process {
+    pub pid: libc::pid_t,
+    pub cmdline: String,
+    /// The tmux-audit under test.
+    pub tmux_audit: bool,
+}
+
+impl Process {
+    /// A background merge, which waits for its database's directory to go.
+    fn merges_later(&self) -> bool {
+        self.tmux_audit && self.cmdline.contains(" merge-later ")
+    }
+
+    fn kill(&self) {
+        // SAFETY: plain kill(2) of a process this test started.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+    }
+}
+
+/// A test leaves no process behind. First everything it started ends (its
+/// tmux server, the shells and the hooks that server ran, which may still
+/// store events), but background merges; then the sandbox's directory
+/// goes, and the background merges, finding their database's directory
+/// gone, end by themselves within a second or so. A process of tmux-audit
+/// that does not is killed, and the test fails.
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let left = self.wait_for_processes(|left| left.iter().all(Process::merges_later));
+        left.iter()
+            .filter(|p| !p.merges_later())
+            .for_each(Process::kill);
+        let _ = fs::remove_dir_all(self.path());
+        let left = self.wait_for_processes(|left| left.is_empty());
+        left.iter().for_each(Process::kill);
+        let stuck: Vec<&Process> = left.iter().filter(|p| p.tmux_audit).collect();
+        if !stuck.is_empty() && !thread::panicking() {
+            panic!("processes of tmux-audit left behind by the test: {stuck:?}");
         }
     }
 }
@@ -759,7 +839,9 @@ impl ProtectedDir {
         let root = unsafe { libc::geteuid() } == 0;
         if root {
             let ok = Command::new("mount")
-                .args(["-t", "tmpfs", "-o", "size=8m", "tmux-audit-test"])
+                // Private, as tmux-audit wants a database's directory
+                // (a tmpfs is 1777 by default).
+                .args(["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmux-audit-test"])
                 .arg(path)
                 .status()
                 .is_ok_and(|s| s.success());
