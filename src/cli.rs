@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, Local, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tmux_audit::timespec;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -141,12 +143,12 @@ pub enum Shell {
     Fish,
 }
 
-impl Shell {
-    pub fn name(self) -> &'static str {
-        match self {
-            Shell::Bash => "bash",
-            Shell::Zsh => "zsh",
-            Shell::Fish => "fish",
+impl From<Shell> for tmux_audit::record::Shell {
+    fn from(shell: Shell) -> Self {
+        match shell {
+            Shell::Bash => Self::Bash,
+            Shell::Zsh => Self::Zsh,
+            Shell::Fish => Self::Fish,
         }
     }
 }
@@ -266,7 +268,7 @@ pub struct Search {
     pub regex: bool,
 
     #[command(flatten)]
-    pub filters: crate::filter::Filters,
+    pub filters: FilterArgs,
 
     /// Show at most N commands (the newest ones).
     #[arg(
@@ -331,8 +333,8 @@ pub struct Report {
     pub db: DbArg,
 
     /// What one row counts.
-    #[arg(long, value_enum, default_value_t = crate::db::GroupBy::Pane)]
-    pub by: crate::db::GroupBy,
+    #[arg(long, value_enum, default_value_t = GroupBy::Pane)]
+    pub by: GroupBy,
 
     /// Order rows by: number of commands, failures, total duration, or the latest command.
     #[arg(long, value_enum, default_value_t = SortBy::Commands)]
@@ -343,7 +345,7 @@ pub struct Report {
     pub top: Option<usize>,
 
     #[command(flatten)]
-    pub filters: crate::filter::Filters,
+    pub filters: FilterArgs,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table, help_heading = "Output")]
@@ -389,7 +391,7 @@ pub struct Sessions {
     pub db: DbArg,
 
     /// Only sessions alive at or after WHEN ("2h", "yesterday", "2026-11-25 09:00").
-    #[arg(long, value_name = "WHEN", value_parser = crate::filter::parse_when)]
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
     pub since: Option<chrono::DateTime<chrono::Utc>>,
 
     /// Output format.
@@ -428,11 +430,11 @@ pub struct Timeline {
     pub here: bool,
 
     /// Only from WHEN ("2h", "yesterday", "2026-11-25 09:00").
-    #[arg(long, value_name = "WHEN", value_parser = crate::filter::parse_when)]
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
     pub since: Option<chrono::DateTime<chrono::Utc>>,
 
     /// Only before WHEN (same forms as --since).
-    #[arg(long, value_name = "WHEN", value_parser = crate::filter::parse_when)]
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
     pub until: Option<chrono::DateTime<chrono::Utc>>,
 
     /// Output format.
@@ -440,7 +442,64 @@ pub struct Timeline {
     pub format: ShowFormat,
 }
 
-pub use crate::db::SortBy;
+/// How `report` groups commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GroupBy {
+    /// One row per tmux pane (server and pane id); outside tmux, per shell session.
+    Pane,
+    /// One row per tmux session (server and session id), named as it was
+    /// last; outside tmux, one row.
+    Session,
+    /// One row per tmux window (server and window id), from the tmux events
+    /// (see `init tmux`).
+    Window,
+    /// One row per user whose tmux client typed the commands (in a shared
+    /// session, the latest active client's); outside tmux, the shell's user.
+    ClientUser,
+    User,
+    Host,
+    Cwd,
+    /// One row per local calendar day.
+    Day,
+    /// One row per distinct command text.
+    Command,
+}
+
+impl From<GroupBy> for tmux_audit::db::GroupBy {
+    fn from(by: GroupBy) -> Self {
+        match by {
+            GroupBy::Pane => Self::Pane,
+            GroupBy::Session => Self::Session,
+            GroupBy::Window => Self::Window,
+            GroupBy::ClientUser => Self::ClientUser,
+            GroupBy::User => Self::User,
+            GroupBy::Host => Self::Host,
+            GroupBy::Cwd => Self::Cwd,
+            GroupBy::Day => Self::Day,
+            GroupBy::Command => Self::Command,
+        }
+    }
+}
+
+/// How a report orders its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortBy {
+    Commands,
+    Failures,
+    Duration,
+    Last,
+}
+
+impl From<SortBy> for tmux_audit::db::SortBy {
+    fn from(sort: SortBy) -> Self {
+        match sort {
+            SortBy::Commands => Self::Commands,
+            SortBy::Failures => Self::Failures,
+            SortBy::Duration => Self::Duration,
+            SortBy::Last => Self::Last,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -579,4 +638,97 @@ pub struct DbArg {
     /// The SQLite database [default: $TMUX_AUDIT_DB, else $XDG_DATA_HOME/tmux-audit/history.db]
     #[arg(long = "db", value_name = "PATH")]
     pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Filters (all combine)")]
+pub struct FilterArgs {
+    /// Commands run in this tmux pane (`%3`), on any server unless --socket is given.
+    #[arg(long, value_name = "%N")]
+    pub pane: Option<String>,
+
+    /// Commands run in the current tmux pane (outside tmux: in the current shell session).
+    #[arg(long, conflicts_with = "pane")]
+    pub here: bool,
+
+    /// Commands run in this tmux session: its id (`$2` or `2`), or the name of a session
+    /// of the running tmux server.
+    #[arg(long, value_name = "NAME_OR_ID")]
+    pub session: Option<String>,
+
+    /// Commands run under the tmux server with this socket path.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<String>,
+
+    /// Commands started in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+
+    /// Commands started in this directory or anywhere below it.
+    #[arg(long, value_name = "DIR", conflicts_with = "cwd")]
+    pub cwd_under: Option<PathBuf>,
+
+    /// Commands run by this user.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Commands run on this host.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+
+    /// Commands run in this shell.
+    #[arg(long, value_enum, value_name = "SHELL")]
+    pub shell: Option<Shell>,
+
+    /// Commands that exited with this status.
+    #[arg(long = "exit", value_name = "STATUS", allow_hyphen_values = true)]
+    pub exit_status: Option<i64>,
+
+    /// Commands that failed (exit status other than 0).
+    #[arg(long, conflicts_with_all = ["succeeded", "exit_status"])]
+    pub failed: bool,
+
+    /// Commands that succeeded (exit status 0).
+    #[arg(long, conflicts_with = "exit_status")]
+    pub succeeded: bool,
+
+    /// Commands started at or after WHEN: 2026-11-25T14:00:00Z, 2026-11-25, "2026-11-25 14:00",
+    /// today, yesterday, 2h, "3 days ago".
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub since: Option<DateTime<Utc>>,
+
+    /// Commands started before WHEN (same forms as --since).
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub until: Option<DateTime<Utc>>,
+
+    /// Commands that ran at least this long: 500ms, 5s, 2m, 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = timespec::parse_duration)]
+    pub min_duration: Option<chrono::Duration>,
+}
+
+impl From<&FilterArgs> for tmux_audit::filter::Filters {
+    fn from(f: &FilterArgs) -> Self {
+        Self {
+            pane: f.pane.clone(),
+            here: f.here,
+            session: f.session.clone(),
+            socket: f.socket.clone(),
+            cwd: f.cwd.clone(),
+            cwd_under: f.cwd_under.clone(),
+            user: f.user.clone(),
+            host: f.host.clone(),
+            shell: f.shell.map(Into::into),
+            exit_status: f.exit_status,
+            failed: f.failed,
+            succeeded: f.succeeded,
+            since: f.since,
+            until: f.until,
+            min_duration: f.min_duration,
+        }
+    }
+}
+
+/// A time as `--since` and `--until` take it, in this machine's zone.
+pub fn parse_when(input: &str) -> Result<DateTime<Utc>, String> {
+    timespec::parse_time(input, Local::now())
 }

@@ -3,85 +3,64 @@
 //! (never into SQL text: every value is bound).
 
 use std::path::{Component, Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use chrono::{DateTime, Local, Utc};
-use clap::Args;
+use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 
-use crate::cli::Shell;
 use crate::context::Tmux;
-use crate::timespec;
+use crate::record::Shell;
 
-#[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "Filters (all combine)")]
+/// What a query keeps: every field set must hold (see `--help` of
+/// `search` for what each means). Made from the command line by `cli.rs`.
+#[derive(Debug, Clone, Default)]
 pub struct Filters {
     /// Commands run in this tmux pane (`%3`), on any server unless --socket is given.
-    #[arg(long, value_name = "%N")]
     pub pane: Option<String>,
 
     /// Commands run in the current tmux pane (outside tmux: in the current shell session).
-    #[arg(long, conflicts_with = "pane")]
     pub here: bool,
 
     /// Commands run in this tmux session: its id (`$2` or `2`), or the name of a session
     /// of the running tmux server.
-    #[arg(long, value_name = "NAME_OR_ID")]
     pub session: Option<String>,
 
     /// Commands run under the tmux server with this socket path.
-    #[arg(long, value_name = "PATH")]
     pub socket: Option<String>,
 
     /// Commands started in this directory.
-    #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
 
     /// Commands started in this directory or anywhere below it.
-    #[arg(long, value_name = "DIR", conflicts_with = "cwd")]
     pub cwd_under: Option<PathBuf>,
 
     /// Commands run by this user.
-    #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
 
     /// Commands run on this host.
-    #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
 
     /// Commands run in this shell.
-    #[arg(long, value_enum, value_name = "SHELL")]
     pub shell: Option<Shell>,
 
     /// Commands that exited with this status.
-    #[arg(long = "exit", value_name = "STATUS", allow_hyphen_values = true)]
     pub exit_status: Option<i64>,
 
     /// Commands that failed (exit status other than 0).
-    #[arg(long, conflicts_with_all = ["succeeded", "exit_status"])]
     pub failed: bool,
 
     /// Commands that succeeded (exit status 0).
-    #[arg(long, conflicts_with = "exit_status")]
     pub succeeded: bool,
 
     /// Commands started at or after WHEN: 2026-11-25T14:00:00Z, 2026-11-25, "2026-11-25 14:00",
     /// today, yesterday, 2h, "3 days ago".
-    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
     pub since: Option<DateTime<Utc>>,
 
     /// Commands started before WHEN (same forms as --since).
-    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
     pub until: Option<DateTime<Utc>>,
 
     /// Commands that ran at least this long: 500ms, 5s, 2m, 1h30m.
-    #[arg(long, value_name = "DURATION", value_parser = timespec::parse_duration)]
     pub min_duration: Option<chrono::Duration>,
-}
-
-pub fn parse_when(input: &str) -> Result<DateTime<Utc>, String> {
-    timespec::parse_time(input, Local::now())
 }
 
 /// SQL conditions over the `commands` table, joined with AND, and their
@@ -249,35 +228,11 @@ fn session_ref(session: &str) -> Result<SessionRef> {
     if let Some(id) = session.strip_prefix('$').and_then(|id| id.parse().ok()) {
         return Ok(SessionRef { id, server: None });
     }
-    let listed = Command::new("tmux")
-        .args([
-            "list-sessions",
-            "-F",
-            "#{session_id}\t#{pid}\t#{socket_path}\t#{session_name}",
-        ])
-        .output();
-    if let Ok(out) = &listed {
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        for line in stdout.lines() {
-            let mut fields = line.splitn(4, '\t');
-            let (id, pid, socket, name) =
-                (fields.next(), fields.next(), fields.next(), fields.next());
-            if name == Some(session) {
-                let id = id
-                    .unwrap_or("")
-                    .trim_start_matches('$')
-                    .parse()
-                    .context("tmux gave an odd session id")?;
-                let pid = pid
-                    .unwrap_or("")
-                    .parse()
-                    .context("tmux gave an odd server pid")?;
-                return Ok(SessionRef {
-                    id,
-                    server: Some((socket.unwrap_or("").to_string(), pid)),
-                });
-            }
-        }
+    if let Some(live) = crate::lifecycle::hooks::live_session(session)? {
+        return Ok(SessionRef {
+            id: live.id,
+            server: Some((live.socket, live.server_pid)),
+        });
     }
     if let Ok(id) = session.parse() {
         return Ok(SessionRef { id, server: None });

@@ -2,27 +2,11 @@
 //! context, kept in SQLite.
 //!
 //! `main` only parses the command line, runs the subcommand and turns the
-//! outcome into an exit code; each subcommand lives in `cmd/`.
+//! outcome into an exit code; each subcommand lives in `cmd/`, and all
+//! the rest in the library (`lib.rs`).
 
-mod chain;
 mod cli;
 mod cmd;
-mod config;
-mod context;
-mod db;
-mod error_log;
-mod filter;
-mod lifecycle;
-mod paths;
-mod private_files;
-mod record;
-mod redact;
-mod render;
-mod spool;
-mod store;
-mod text;
-mod timespec;
-mod trace;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -37,7 +21,7 @@ fn main() -> ExitCode {
     };
     match command.run() {
         Ok(Exit::Success) => ExitCode::SUCCESS,
-        Ok(Exit::NoMatch | Exit::Tampered) => ExitCode::from(1),
+        Ok(Exit::NoMatch | Exit::Tampered | Exit::Problems) => ExitCode::from(1),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // One line, the whole chain of context: "error: a: b: c".

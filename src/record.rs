@@ -2,7 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::Shell;
 use crate::context::{Context, Tmux};
 use crate::lifecycle::TmuxEvent;
 use crate::text::StoredText;
@@ -36,6 +35,24 @@ pub struct CommandRecord {
     /// Secrets were replaced by `[REDACTED]` before it was stored.
     #[serde(default)]
     pub redacted: bool,
+}
+
+/// The shells with a hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Shell {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shell::Bash => "bash",
+            Shell::Zsh => "zsh",
+            Shell::Fish => "fish",
+        }
+    }
 }
 
 /// What the recorder stores: a finished command, or a tmux lifecycle event.

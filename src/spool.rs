@@ -783,9 +783,32 @@ fn lock_within(file: &File, wait: Duration) -> std::io::Result<()> {
     }
 }
 
-pub fn open_merged(path: &Path) -> Result<Database> {
+/// Records still in the spool after a reader's merge, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StillWaiting {
+    pub count: usize,
+    pub why: String,
+}
+
+impl std::fmt::Display for StillWaiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.count;
+        write!(
+            f,
+            "{n} record{} waiting in the spool {} not in the database yet ({})",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "is" } else { "are" },
+            self.why
+        )
+    }
+}
+
+/// What every reader does first: merges the spool (each reader sees every
+/// record that waits), and opens the database. What could not be merged is
+/// returned for the caller to tell.
+pub fn open_merged(path: &Path) -> Result<(Database, Option<StillWaiting>)> {
     if waiting(path).0 == 0 {
-        return Ok(Database::open_existing(path)?);
+        return Ok((Database::open_existing(path)?, None));
     }
     let merged = Database::open(path).and_then(|mut db| {
         merge(&mut db, path)?;
@@ -802,15 +825,8 @@ pub fn open_merged(path: &Path) -> Result<Database> {
             Err(other) => return Err(other.into()),
         },
     };
-    let (left, _) = waiting(path);
-    if left > 0 {
-        eprintln!(
-            "tmux-audit: warning: {left} record{} waiting in the spool {} not in the database yet ({why})",
-            if left == 1 { "" } else { "s" },
-            if left == 1 { "is" } else { "are" },
-        );
-    }
-    Ok(db)
+    let (count, _) = waiting(path);
+    Ok((db, (count > 0).then_some(StillWaiting { count, why })))
 }
 
 #[cfg(test)]

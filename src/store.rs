@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result};
 
-use crate::cmd::Exit;
 use crate::db::{Database, DbError};
 use crate::error_log;
 use crate::record::Entry;
@@ -33,7 +32,7 @@ const MERGE_WAIT: Duration = Duration::from_millis(20);
 /// `spool.rs`). Only when the spool cannot be written do they go to the
 /// database directly; a database that then stays locked is waited for by a
 /// detached `record-later`.
-pub fn save(path: &Path, entries: &[Entry]) -> Result<Exit> {
+pub fn save(path: &Path, entries: &[Entry]) -> Result<()> {
     let recorded_at_us = now_us();
     match spool::keep(path, entries, recorded_at_us) {
         Ok(kept) => {
@@ -58,7 +57,7 @@ pub fn save(path: &Path, entries: &[Entry]) -> Result<Exit> {
                     );
                 }
             }
-            Ok(Exit::Success)
+            Ok(())
         }
         Err(spool_err) => direct(path, entries, recorded_at_us)
             .with_context(|| format!("the spool could not take it ({spool_err:#})")),
@@ -99,10 +98,10 @@ pub fn merge_due(path: &Path, wait: Duration) -> bool {
 
 /// Stores entries straight into the database (the spool could not take
 /// them), waiting in the background for a lock that is held too long.
-fn direct(path: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Exit> {
+fn direct(path: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<()> {
     match store(path, entries, recorded_at_us, None) {
         Err(err) if err.is_busy() => match hand_over(path, entries, recorded_at_us) {
-            Ok(()) => Ok(Exit::Success),
+            Ok(()) => Ok(()),
             Err(hand_over_err) => {
                 finish(path, entries, recorded_at_us, Err(err)).with_context(|| {
                     format!("waiting for the lock in the background failed ({hand_over_err:#})")
@@ -115,7 +114,7 @@ fn direct(path: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Exit> {
 
 /// `record-later`: stores entries handed over by [`save`], waiting up to a
 /// minute for the lock. `recorded_at_us`: when `save` first tried.
-pub fn save_waiting(path: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<Exit> {
+pub fn save_waiting(path: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<()> {
     let result = store(path, entries, recorded_at_us, Some(LATER_TIMEOUT));
     finish(path, entries, recorded_at_us, result)
 }
@@ -187,9 +186,9 @@ fn finish(
     entries: &[Entry],
     recorded_at_us: i64,
     result: Result<usize, DbError>,
-) -> Result<Exit> {
+) -> Result<()> {
     match result {
-        Ok(new) if new == entries.len() => Ok(Exit::Success),
+        Ok(new) if new == entries.len() => Ok(()),
         Ok(_) => {
             let what: Vec<String> = entries.iter().map(Entry::describe).collect();
             error_log::append(
@@ -200,7 +199,7 @@ fn finish(
                 ),
                 "the hook may be loaded twice in a way it cannot detect; check the shell's rc files",
             );
-            Ok(Exit::Success)
+            Ok(())
         }
         Err(err) => {
             let kept = match spool::keep(path, entries, recorded_at_us) {

@@ -6,8 +6,8 @@ use anyhow::Result;
 
 use super::{Exit, Run};
 use crate::cli::ConfigCmd;
-use crate::config::{self, Config};
-use crate::redact;
+use tmux_audit::config::{self, Config};
+use tmux_audit::redact;
 
 impl Run for ConfigCmd {
     fn run(&self) -> Result<Exit> {

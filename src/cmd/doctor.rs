@@ -11,12 +11,12 @@ use chrono::Utc;
 
 use super::{Exit, Run};
 use crate::cli::Doctor;
-use crate::db::{Database, DbError};
-use crate::error_log;
-use crate::lifecycle::hooks;
-use crate::paths;
-use crate::private_files::{self, Refusal};
-use crate::spool;
+use tmux_audit::db::{Database, DbError};
+use tmux_audit::error_log;
+use tmux_audit::lifecycle::hooks;
+use tmux_audit::paths;
+use tmux_audit::private_files::{self, Refusal};
+use tmux_audit::spool;
 
 /// One finding: what was checked, what was found, and the fix when it is a problem.
 struct Finding {
@@ -79,7 +79,7 @@ impl Run for Doctor {
             }
         }
         Ok(if findings.iter().any(|f| f.fix.is_some()) {
-            Exit::Tampered
+            Exit::Problems
         } else {
             Exit::Success
         })
@@ -255,8 +255,8 @@ fn check_spool(db: &Path) -> Finding {
             "spool",
             format!(
                 "{records} waiting since {}: merging them failed at {}: {why}",
-                oldest.map_or("?".to_string(), crate::render::local_time),
-                crate::render::local_time(at)
+                oldest.map_or("?".to_string(), tmux_audit::render::local_time),
+                tmux_audit::render::local_time(at)
             ),
             "fix what the error names; `tmux-audit flush` tries again",
         ),

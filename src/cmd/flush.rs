@@ -8,10 +8,10 @@ use anyhow::{Context as _, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Flush, MergeLater};
-use crate::db::{self, Database};
-use crate::paths;
-use crate::spool;
-use crate::store;
+use tmux_audit::db::{self, Database};
+use tmux_audit::paths;
+use tmux_audit::spool;
+use tmux_audit::store;
 
 impl Run for MergeLater {
     fn run(&self) -> Result<Exit> {

@@ -12,11 +12,11 @@ use anyhow::{Context, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Init, InitTarget, Shell};
-use crate::error_log;
-use crate::lifecycle::{hooks, Recorder};
-use crate::paths;
-use crate::record::Entry;
-use crate::store;
+use tmux_audit::error_log;
+use tmux_audit::lifecycle::{hooks, Recorder};
+use tmux_audit::paths;
+use tmux_audit::record::Entry;
+use tmux_audit::store;
 
 const BASH: &str = include_str!("../../shell/tmux-audit.bash");
 const ZSH: &str = include_str!("../../shell/tmux-audit.zsh");
@@ -62,7 +62,7 @@ fn init_tmux() -> Result<Exit> {
         // now is not worth failing tmux's start-up for: it goes to the log.
         let recorded = hooks::current_state(&by).and_then(|events| {
             let entries: Vec<Entry> = events.into_iter().map(Entry::TmuxEvent).collect();
-            store::save(&paths::database(None)?, &entries).map(|_| ())
+            store::save(&paths::database(None)?, &entries)
         });
         if let Err(err) = recorded {
             error_log::append(

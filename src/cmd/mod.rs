@@ -15,7 +15,11 @@ mod timeline;
 mod tmux_event;
 mod verify;
 
+use std::path::Path;
+
 use anyhow::Result;
+use tmux_audit::db::Database;
+use tmux_audit::spool;
 
 use crate::cli::Command;
 
@@ -27,6 +31,19 @@ pub enum Exit {
     NoMatch,
     /// `verify` found the chain broken: exit status 1.
     Tampered,
+    /// `doctor` found a problem: exit status 1.
+    Problems,
+}
+
+/// The database at `path` for a reader, the spool merged first; records
+/// that still wait are told on stderr, since what the reader prints then
+/// lacks them.
+pub fn open_for_reading(path: &Path) -> Result<Database> {
+    let (db, waiting) = spool::open_merged(path)?;
+    if let Some(waiting) = waiting {
+        eprintln!("tmux-audit: warning: {waiting}");
+    }
+    Ok(db)
 }
 
 pub trait Run {

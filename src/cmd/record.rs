@@ -12,14 +12,14 @@ use sha2::{Digest, Sha256};
 
 use super::{Exit, Run};
 use crate::cli::{Record, RecordLater};
-use crate::config::{Config, Redact};
-use crate::context::Context;
-use crate::error_log;
-use crate::paths;
-use crate::record::{CommandRecord, Entry, Finished, Timing};
-use crate::redact;
-use crate::store;
-use crate::text::StoredText;
+use tmux_audit::config::{Config, Redact};
+use tmux_audit::context::Context;
+use tmux_audit::error_log;
+use tmux_audit::paths;
+use tmux_audit::record::{CommandRecord, Entry, Finished, Timing};
+use tmux_audit::redact;
+use tmux_audit::store;
+use tmux_audit::text::StoredText;
 
 impl Run for Record {
     fn run(&self) -> Result<Exit> {
@@ -58,7 +58,7 @@ impl Record {
             None => (command, false),
         };
         let finished = Finished {
-            shell: self.shell,
+            shell: self.shell.into(),
             session: self.session.clone(),
             seq: self.seq,
             exit_status: self.exit_status,
@@ -79,7 +79,8 @@ impl Record {
             .map(|cwd| StoredText::from_bytes(cwd.into_vec()));
         let record = CommandRecord::new(finished, Context::capture(cwd), finished_us);
         let path = paths::database(self.db.path.as_deref())?;
-        store::save(&path, &[Entry::Command(record)])
+        store::save(&path, &[Entry::Command(record)])?;
+        Ok(Exit::Success)
     }
 }
 
@@ -93,7 +94,8 @@ impl RecordLater {
         let entries: Vec<Entry> =
             serde_json::from_slice(&json).context("the handed-over records are not valid")?;
         let path = paths::database(self.db.path.as_deref())?;
-        store::save_waiting(&path, &entries, self.recorded_at_us)
+        store::save_waiting(&path, &entries, self.recorded_at_us)?;
+        Ok(Exit::Success)
     }
 }
 
@@ -198,7 +200,7 @@ fn read_at_most(input: &mut impl Read, max: usize) -> io::Result<Vec<u8>> {
 fn cut_note(total: u64, sha256: &[u8]) -> String {
     format!(
         "\n[tmux-audit: command cut after its first bytes; {total} bytes in all, SHA-256 {}]",
-        crate::text::hex(sha256)
+        tmux_audit::text::hex(sha256)
     )
 }
 

@@ -7,8 +7,7 @@ use anyhow::Result;
 
 use super::{Exit, Run};
 use crate::cli::Redact;
-use crate::paths;
-use crate::spool;
+use tmux_audit::paths;
 
 impl Run for Redact {
     fn run(&self) -> Result<Exit> {
@@ -30,7 +29,7 @@ impl Run for Redact {
             .transpose()?;
         let reason = self.reason.as_deref().unwrap_or("no reason given");
         let path = paths::database(self.db.path.as_deref())?;
-        let mut db = spool::open_merged(&path)?;
+        let mut db = super::open_for_reading(&path)?;
         let done = db.redact(self.id, pattern.as_ref(), reason)?;
         let mut out = io::stdout().lock();
         writeln!(

@@ -7,18 +7,17 @@ use anyhow::{Context, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Report, ReportFormat};
-use crate::db::Ranked;
-use crate::paths;
-use crate::render;
-use crate::spool;
+use tmux_audit::db::Ranked;
+use tmux_audit::paths;
+use tmux_audit::render;
 
 impl Run for Report {
     fn run(&self) -> Result<Exit> {
-        let conditions = self.filters.conditions()?;
+        let conditions = tmux_audit::filter::Filters::from(&self.filters).conditions()?;
         let path = paths::database(self.db.path.as_deref())?;
-        let mut db = spool::open_merged(&path)?;
+        let mut db = super::open_for_reading(&path)?;
         let Ranked { rows, totals } = db
-            .report(self.by, &conditions, self.sort, self.top)
+            .report(self.by.into(), &conditions, self.sort.into(), self.top)
             .with_context(|| format!("cannot read {}", path.display()))?;
         if totals.groups == 0 {
             return Ok(Exit::NoMatch);
@@ -29,8 +28,13 @@ impl Run for Report {
         );
         let out = match self.format {
             ReportFormat::Table => {
-                let mut table =
-                    render::report::table(&rows, &totals, self.by, period, render::use_colour());
+                let mut table = render::report::table(
+                    &rows,
+                    &totals,
+                    self.by.into(),
+                    period,
+                    render::use_colour(),
+                );
                 // Records that never arrived, named (the first few; verify lists all).
                 let gaps = db.sequence_gaps()?;
                 for gap in gaps.iter().take(5) {
@@ -51,8 +55,10 @@ impl Run for Report {
                 }
                 table
             }
-            ReportFormat::Json => render::pretty_json(&render::report::json_rows(&rows, self.by))?,
-            ReportFormat::Csv => render::csv(&render::report::json_rows(&rows, self.by))?,
+            ReportFormat::Json => {
+                render::pretty_json(&render::report::json_rows(&rows, self.by.into()))?
+            }
+            ReportFormat::Csv => render::csv(&render::report::json_rows(&rows, self.by.into()))?,
         };
         io::stdout().lock().write_all(out.as_bytes())?;
         Ok(Exit::Success)

@@ -6,15 +6,14 @@ use anyhow::{Context, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Format, Search};
-use crate::db::SearchQuery;
-use crate::filter::{pattern_plan, MatchKind};
-use crate::paths;
-use crate::render;
-use crate::spool;
+use tmux_audit::db::SearchQuery;
+use tmux_audit::filter::{pattern_plan, MatchKind};
+use tmux_audit::paths;
+use tmux_audit::render;
 
 impl Run for Search {
     fn run(&self) -> Result<Exit> {
-        let mut conditions = self.filters.conditions()?;
+        let mut conditions = tmux_audit::filter::Filters::from(&self.filters).conditions()?;
         let mut plan = None;
         if let Some(pattern) = self.pattern.as_deref().filter(|p| !p.is_empty()) {
             let kind = match (self.exact, self.prefix, self.regex) {
@@ -26,7 +25,7 @@ impl Run for Search {
             plan = Some(pattern_plan(conditions.clone(), pattern, kind)?);
         }
         let path = paths::database(self.db.path.as_deref())?;
-        let mut db = spool::open_merged(&path)?;
+        let mut db = super::open_for_reading(&path)?;
         db.enable_regexp()?;
         let mut scan_first = None;
         if let Some(plan) = plan {

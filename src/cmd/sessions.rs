@@ -7,14 +7,13 @@ use serde::Serialize;
 
 use super::{Exit, Run};
 use crate::cli::{Sessions, ShowFormat};
-use crate::lifecycle::sessions::{sessions, SessionHistory};
-use crate::paths;
-use crate::render::{self, client_label, local_time, one_line, utc_time};
-use crate::spool;
+use tmux_audit::lifecycle::sessions::{sessions, SessionHistory};
+use tmux_audit::paths;
+use tmux_audit::render::{self, client_label, local_time, one_line, utc_time};
 
 impl Run for Sessions {
     fn run(&self) -> Result<Exit> {
-        let db = spool::open_merged(&paths::database(self.db.path.as_deref())?)?;
+        let db = super::open_for_reading(&paths::database(self.db.path.as_deref())?)?;
         let events: Vec<_> = db.tmux_events(None)?.into_iter().map(|e| e.event).collect();
         let since_us = self.since.map(|t| t.timestamp_micros());
         let found: Vec<SessionHistory> = sessions(&events)

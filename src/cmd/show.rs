@@ -7,15 +7,14 @@ use anyhow::{bail, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Show, ShowFormat};
-use crate::db::StoredCommand;
-use crate::paths;
-use crate::render::{self, client_label, human_duration, utc_time};
-use crate::spool;
-use crate::text::hex;
+use tmux_audit::db::StoredCommand;
+use tmux_audit::paths;
+use tmux_audit::render::{self, client_label, human_duration, utc_time};
+use tmux_audit::text::hex;
 
 impl Run for Show {
     fn run(&self) -> Result<Exit> {
-        let db = spool::open_merged(&paths::database(self.db.path.as_deref())?)?;
+        let db = super::open_for_reading(&paths::database(self.db.path.as_deref())?)?;
         let Some(row) = db.command(self.id)? else {
             bail!(
                 "no command with id {}: ids are in `tmux-audit search --format json`",

@@ -9,13 +9,12 @@ use serde::Serialize;
 
 use super::{Exit, Run};
 use crate::cli::{ShowFormat, Timeline};
-use crate::context::Tmux;
-use crate::db::{Database, StoredCommand};
-use crate::lifecycle::replay::{Placement, ServerKey, ServerState};
-use crate::lifecycle::TmuxEvent;
-use crate::paths;
-use crate::render::{self, client_label, local_time, one_line, utc_time};
-use crate::spool;
+use tmux_audit::context::Tmux;
+use tmux_audit::db::{Database, StoredCommand};
+use tmux_audit::lifecycle::replay::{Placement, ServerKey, ServerState};
+use tmux_audit::lifecycle::TmuxEvent;
+use tmux_audit::paths;
+use tmux_audit::render::{self, client_label, local_time, one_line, utc_time};
 
 /// What the timeline is of, in one server.
 #[derive(Debug, Clone)]
@@ -28,7 +27,7 @@ enum Target {
 impl Run for Timeline {
     fn run(&self) -> Result<Exit> {
         let path = paths::database(self.db.path.as_deref())?;
-        let db = spool::open_merged(&path)?;
+        let db = super::open_for_reading(&path)?;
         let events: Vec<TmuxEvent> = db.tmux_events(None)?.into_iter().map(|e| e.event).collect();
         let since = self.since.map_or(i64::MIN, |t| t.timestamp_micros());
         let until = self.until.map_or(i64::MAX, |t| t.timestamp_micros());

@@ -7,10 +7,10 @@ use anyhow::{Context as _, Result};
 
 use super::{Exit, Run};
 use crate::cli::TmuxEventCmd;
-use crate::lifecycle::{parse_fields, Recorder, TmuxEvent};
-use crate::paths;
-use crate::record::Entry;
-use crate::store;
+use tmux_audit::lifecycle::{parse_fields, Recorder, TmuxEvent};
+use tmux_audit::paths;
+use tmux_audit::record::Entry;
+use tmux_audit::store;
 
 impl Run for TmuxEventCmd {
     fn run(&self) -> Result<Exit> {

@@ -9,14 +9,14 @@ use std::io::{self, Write};
 use anyhow::{bail, Result};
 
 use super::{Exit, Run};
-use crate::chain::{self, Hash, GENESIS};
 use crate::cli::{Anchor, Verify};
-use crate::db::{StoredTrace, UnchainedDigest};
-use crate::paths;
-use crate::render::utc_time;
-use crate::spool;
-use crate::text::hex;
-use crate::trace::{
+use tmux_audit::chain::{self, Hash, GENESIS};
+use tmux_audit::db::{StoredTrace, UnchainedDigest};
+use tmux_audit::paths;
+use tmux_audit::render::utc_time;
+use tmux_audit::spool;
+use tmux_audit::text::hex;
+use tmux_audit::trace::{
     self, ChainStartDetail, RedactionDetail, SpoolBreakDetail, SpoolUnlinkedDetail,
 };
 
@@ -194,7 +194,7 @@ impl Run for Verify {
             None => Vec::new(),
         };
         let path = paths::database(self.db.path.as_deref())?;
-        let mut db = spool::open_merged(&path)?;
+        let mut db = super::open_for_reading(&path)?;
         let mut problems = Vec::new();
 
         let mut trace = TraceView::read(db.trace()?, &anchors);
@@ -416,7 +416,7 @@ impl Run for Verify {
 impl Run for Anchor {
     fn run(&self) -> Result<Exit> {
         let path = paths::database(self.db.path.as_deref())?;
-        let db = spool::open_merged(&path)?;
+        let db = super::open_for_reading(&path)?;
         // An anchor covers every record taken: none may still wait outside
         // the chain.
         let (waiting, _) = spool::waiting(&path);

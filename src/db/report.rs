@@ -22,26 +22,24 @@ use super::{Database, DbError};
 use crate::filter::Conditions;
 use crate::lifecycle::replay::Replay;
 
-/// How `report` groups commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// How `report` groups commands (see `tmux-audit report --help`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupBy {
-    /// One row per tmux pane (server and pane id); outside tmux, per shell session.
+    /// Per tmux pane (server and pane id); outside tmux, per shell session.
     Pane,
-    /// One row per tmux session (server and session id), named as it was
-    /// last; outside tmux, one row.
+    /// Per tmux session (server and session id); outside tmux, one row.
     Session,
-    /// One row per tmux window (server and window id), from the tmux events
-    /// (see `init tmux`).
+    /// Per tmux window (server and window id), from the tmux events.
     Window,
-    /// One row per user whose tmux client typed the commands (in a shared
-    /// session, the latest active client's); outside tmux, the shell's user.
+    /// Per user whose tmux client typed the commands; outside tmux, the
+    /// shell's user.
     ClientUser,
     User,
     Host,
     Cwd,
-    /// One row per local calendar day.
+    /// Per local calendar day.
     Day,
-    /// One row per distinct command text.
+    /// Per distinct command text.
     Command,
 }
 
@@ -138,7 +136,7 @@ const REPORT_COLUMNS: &str = "tmux_socket, tmux_server_pid, tmux_pane, tmux_sess
     shell_session, exit_status, started_at_us, duration_us, user, host, cwd, command";
 
 /// How a report orders its rows, and how many it keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortBy {
     Commands,
     Failures,

@@ -233,6 +233,33 @@ pub fn current_state(by: &Recorder) -> Result<Vec<TmuxEvent>> {
     Ok(events)
 }
 
+/// A session of the running tmux server (the one of `$TMUX`, or the
+/// default one).
+pub struct LiveSession {
+    pub id: i64,
+    pub socket: String,
+    pub server_pid: i64,
+}
+
+/// The session of the running tmux server named `name`, if any (none when
+/// no server runs).
+pub fn live_session(name: &str) -> Result<Option<LiveSession>> {
+    const SESSION: &[&str] = &["session_id", "pid", "socket_path", "session_name"];
+    let Ok(listed) = tmux_bytes(&["list-sessions", "-F", &listing_format(SESSION)]) else {
+        return Ok(None);
+    };
+    for f in parse_listing(&listed, SESSION.len()) {
+        if f[3] == name {
+            return Ok(Some(LiveSession {
+                id: id(&f[0]).context("tmux gave an odd session id")?,
+                socket: f[2].clone(),
+                server_pid: f[1].parse().context("tmux gave an odd server pid")?,
+            }));
+        }
+    }
+    Ok(None)
+}
+
 /// Appends one tmux command to a command line of several (`a \; b`).
 fn push_command(args: &mut Vec<String>, command: &[&str]) {
     if !args.is_empty() {

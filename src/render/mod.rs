@@ -70,7 +70,7 @@ pub fn table(rows: &[StoredCommand], colour: bool) -> String {
 /// The last column takes what the others leave of the terminal's width, cut
 /// with an ellipsis (comfy-table would wrap it at a space and keep only the
 /// first piece, or squeeze every column alike).
-pub(crate) fn fit_last_column<const N: usize>(
+pub fn fit_last_column<const N: usize>(
     table: &Table,
     header: &[&str; N],
     lines: &mut [[String; N]],
@@ -117,7 +117,7 @@ fn cut_to_width(text: &str, width: usize) -> String {
 /// Longest command kept before the table cuts it to the terminal's width.
 const COMMAND_WIDTH: usize = 400;
 
-pub(crate) fn new_table(colour: bool) -> Table {
+pub fn new_table(colour: bool) -> Table {
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)
@@ -136,13 +136,13 @@ pub(crate) fn new_table(colour: bool) -> Table {
     table
 }
 
-pub(crate) fn finish(table: Table) -> String {
+pub fn finish(table: Table) -> String {
     let mut out = table.to_string();
     out.push('\n');
     out
 }
 
-pub(crate) fn home() -> Option<String> {
+pub fn home() -> Option<String> {
     std::env::var("HOME").ok().filter(|h| h.len() > 1)
 }
 
@@ -167,7 +167,7 @@ pub fn human_duration(us: i64) -> String {
     }
 }
 
-pub(crate) fn tilde(path: &str, home: Option<&str>) -> String {
+pub fn tilde(path: &str, home: Option<&str>) -> String {
     match home {
         Some(home) if path == home => "~".to_string(),
         Some(home) if path.starts_with(home) && path[home.len()..].starts_with('/') => {
@@ -180,7 +180,7 @@ pub(crate) fn tilde(path: &str, home: Option<&str>) -> String {
 /// A table cell whose text is safe to print (see [`one_line`]): every cell
 /// of every table goes through it, whatever column it is in, since any
 /// recorded value (a pane, a host, a tmux name) can hold escapes.
-pub(crate) fn cell(text: impl AsRef<str>) -> Cell {
+pub fn cell(text: impl AsRef<str>) -> Cell {
     Cell::new(one_line(text.as_ref(), usize::MAX))
 }
 

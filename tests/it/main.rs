@@ -5,6 +5,7 @@
 mod support;
 mod users;
 
+mod architecture;
 mod doctor;
 mod faults;
 mod files;
