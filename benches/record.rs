@@ -127,8 +127,9 @@ fn spawn_once(mut cmd: Command, stdin: &[u8]) -> (Duration, i64, bool) {
     let _ = child.stdin.take().unwrap().write_all(stdin);
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
-    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
+    // SAFETY: rusage is plain data, for which all zeroes is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: our own child, not waited for yet; wait4 fills status and usage.
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let took = start.elapsed();
     assert_eq!(waited, pid);

@@ -48,14 +48,14 @@ pub fn save(path: &Path, entries: &[Entry]) -> Result<()> {
                 }
                 _ => None,
             };
-            if let Some(after) = later.filter(|_| spool::merge_later_needed(path)) {
-                if let Err(err) = spawn_merge_later(path, after) {
-                    error_log::append(
-                        "record",
-                        &format!("cannot start a background merge: {err:#}"),
-                        "the spool is merged by the next search or the fortieth command",
-                    );
-                }
+            if let Some(after) = later.filter(|_| spool::merge_later_needed(path))
+                && let Err(err) = spawn_merge_later(path, after)
+            {
+                error_log::append(
+                    "record",
+                    &format!("cannot start a background merge: {err:#}"),
+                    "the spool is merged by the next search or the fortieth command",
+                );
             }
             Ok(())
         }

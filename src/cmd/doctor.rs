@@ -359,8 +359,9 @@ fn repair(path: &Path) -> Result<PathBuf> {
 /// The kind of network file system `dir` is on, if it is on one.
 fn network_file_system(dir: &Path) -> Option<&'static str> {
     let c_path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: a valid C string and a zeroed statfs for the kernel to fill.
+    // SAFETY: statfs is plain data, for which all zeroes is a valid value.
     let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string, and a statfs for the kernel to fill.
     if unsafe { libc::statfs(c_path.as_ptr(), &mut stat) } != 0 {
         return None;
     }

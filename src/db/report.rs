@@ -210,12 +210,11 @@ impl Database {
         sort: SortBy,
         top: Option<usize>,
     ) -> Result<Ranked, DbError> {
-        if conditions.clauses.is_empty() {
-            if let Some(name) = by.totals_name() {
-                if self.update_totals(by, name) {
-                    return self.ranked_from_totals(name, sort, top);
-                }
-            }
+        if conditions.clauses.is_empty()
+            && let Some(name) = by.totals_name()
+            && self.update_totals(by, name)
+        {
+            return self.ranked_from_totals(name, sort, top);
         }
         // Names and typists come from replaying the tmux events, which is
         // one pass when the commands come in time order.
@@ -780,13 +779,13 @@ fn count_into(
             GroupBy::Day => key.push_str(&local_day(started)),
             GroupBy::Command => key.push_str(command),
         }
-        if let Some((touched, stored)) = touched.as_mut() {
-            if !touched.contains(key.as_str()) {
-                touched.insert(key.clone());
-                // Counting on from what the totals hold for it.
-                if let Some(group) = stored(&key) {
-                    groups.insert(key.clone(), group);
-                }
+        if let Some((touched, stored)) = touched.as_mut()
+            && !touched.contains(key.as_str())
+        {
+            touched.insert(key.clone());
+            // Counting on from what the totals hold for it.
+            if let Some(group) = stored(&key) {
+                groups.insert(key.clone(), group);
             }
         }
         let group = match groups.get_mut(key.as_str()) {

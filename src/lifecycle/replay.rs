@@ -82,10 +82,10 @@ impl ServerState {
         if e.event == "server-started" {
             *self = ServerState::default();
         }
-        if let (Some(id), Some(name)) = (e.session_id, &e.session_name) {
-            if e.names_session() || !self.sessions.contains_key(&id) {
-                self.sessions.insert(id, name.clone());
-            }
+        if let (Some(id), Some(name)) = (e.session_id, &e.session_name)
+            && (e.names_session() || !self.sessions.contains_key(&id))
+        {
+            self.sessions.insert(id, name.clone());
         }
         if let Some(window_id) = e.window_id {
             let window = self.windows.entry(window_id).or_default();

@@ -81,10 +81,10 @@ pub fn sessions(events: &[TmuxEvent]) -> Vec<SessionHistory> {
             },
             _ => None,
         };
-        if let Some((session, at)) = leaves {
-            if let Some(h) = histories.get_mut(&(server.clone(), generation, session)) {
-                h.attaches[at].to_us = Some(e.at_us);
-            }
+        if let Some((session, at)) = leaves
+            && let Some(h) = histories.get_mut(&(server.clone(), generation, session))
+        {
+            h.attaches[at].to_us = Some(e.at_us);
         }
         let Some(session_id) = e.session_id else {
             continue;
@@ -110,13 +110,12 @@ pub fn sessions(events: &[TmuxEvent]) -> Vec<SessionHistory> {
             .session_name
             .as_ref()
             .filter(|_| e.names_session() || history.names.is_empty())
+            && history.names.last().is_none_or(|n| &n.name != name)
         {
-            if history.names.last().is_none_or(|n| &n.name != name) {
-                history.names.push(Named {
-                    name: name.clone(),
-                    from_us: e.at_us,
-                });
-            }
+            history.names.push(Named {
+                name: name.clone(),
+                from_us: e.at_us,
+            });
         }
         match e.event.as_str() {
             "session-created" => history.created_at_us = Some(e.at_us),
@@ -129,15 +128,16 @@ pub fn sessions(events: &[TmuxEvent]) -> Vec<SessionHistory> {
             }
             _ => {}
         }
-        if let (Some(client), Some(client_key)) = (&e.client, client_key) {
-            if e.event != "client-detached" && !attached.contains_key(&client_key) {
-                history.attaches.push(Attach {
-                    client: client.clone(),
-                    from_us: e.at_us,
-                    to_us: None,
-                });
-                attached.insert(client_key, (session_id, history.attaches.len() - 1));
-            }
+        if let (Some(client), Some(client_key)) = (&e.client, client_key)
+            && e.event != "client-detached"
+            && !attached.contains_key(&client_key)
+        {
+            history.attaches.push(Attach {
+                client: client.clone(),
+                from_us: e.at_us,
+                to_us: None,
+            });
+            attached.insert(client_key, (session_id, history.attaches.len() - 1));
         }
     }
     order

@@ -926,7 +926,7 @@ fn a_database_path_through_a_link_or_dot_dot_works() {
 /// Starts `merge-later --after 300`, as the first record into an empty
 /// spool does, and returns a way to wait for its end (false: still running
 /// after [`crate::support::PATIENCE`]; it is killed then).
-fn background_merge(sb: &Sandbox) -> impl FnOnce() -> bool {
+fn background_merge(sb: &Sandbox) -> impl FnOnce() -> bool + use<> {
     let mut child = sb
         .cmd()
         .args(["merge-later", "--after", "300"])
