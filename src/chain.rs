@@ -11,7 +11,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::lifecycle::TmuxEvent;
-use crate::record::CommandRecord;
+use crate::record::{CommandRecord, FieldValue};
 use crate::trace::TraceEntry;
 
 pub type Hash = [u8; 32];
@@ -30,27 +30,13 @@ pub fn hash_command(prev: &Hash, id: i64, record: &CommandRecord, recorded_at_us
     e.0.update(LABEL);
     e.0.update(prev);
     e.int(Some(id));
-    e.bytes(Some(record.command.as_bytes()));
-    e.bytes(record.command_raw.as_deref());
-    e.int(record.exit_status);
-    e.int(Some(record.started_at_us));
-    e.int(record.duration_us);
-    e.bytes(Some(record.cwd.as_bytes()));
-    e.bytes(record.cwd_raw.as_deref());
-    e.bytes(Some(record.user.as_bytes()));
-    e.int(Some(i64::from(record.uid)));
-    e.int(record.login_uid.map(i64::from));
-    e.text(record.sudo_user.as_deref());
-    e.bytes(Some(record.host.as_bytes()));
-    e.bytes(Some(record.shell.as_bytes()));
-    e.bytes(Some(record.shell_session.as_bytes()));
-    e.int(Some(record.seq));
-    e.text(record.tty.as_deref());
-    e.text(record.ssh_connection.as_deref());
-    e.text(record.tmux_socket.as_deref());
-    e.int(record.tmux_server_pid);
-    e.int(record.tmux_session_id);
-    e.text(record.tmux_pane.as_deref());
+    for (_, value) in record.fields() {
+        match value {
+            FieldValue::Int(v) => e.int(v),
+            FieldValue::Text(v) => e.text(v),
+            FieldValue::Blob(v) => e.bytes(v),
+        }
+    }
     e.int(Some(recorded_at_us));
     // Added in schema 6, and only when set: records from before hash as they did.
     if record.redacted {

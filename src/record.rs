@@ -8,7 +8,7 @@ use crate::text::StoredText;
 
 /// A row of the `commands` table, field for field. Times are microseconds
 /// since the Unix epoch, UTC.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandRecord {
     pub command: String,
     /// The exact bytes, when `command` had to differ from them.
@@ -35,6 +35,79 @@ pub struct CommandRecord {
     /// Secrets were replaced by `[REDACTED]` before it was stored.
     #[serde(default)]
     pub redacted: bool,
+}
+
+/// A field of a [`CommandRecord`] as it is stored (its SQL type) and hashed
+/// (integers as integers, text and blobs both as bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValue<'a> {
+    Int(Option<i64>),
+    Text(Option<&'a str>),
+    Blob(Option<&'a [u8]>),
+}
+
+/// How many fields [`CommandRecord::fields`] gives.
+pub const FIELD_COUNT: usize = 21;
+
+impl CommandRecord {
+    /// The one map of a command's fields: each by its name (which is its
+    /// column in `commands`) and value, in the order the hash chain encodes
+    /// them. The chain (`chain.rs`) and the INSERT (`db/queries.rs`) are made
+    /// from it; reading a row back names every field too, so adding one is
+    /// an edit here, the compiler pointing at the reader, and a migration.
+    /// `redacted` is not here: it was added after the chain began, and is
+    /// hashed only when set, so that older rows hash as they did; a field
+    /// added later must be hashed the same way.
+    pub fn fields(&self) -> [(&'static str, FieldValue<'_>); FIELD_COUNT] {
+        use FieldValue::{Blob, Int, Text};
+        let CommandRecord {
+            command,
+            command_raw,
+            exit_status,
+            started_at_us,
+            duration_us,
+            cwd,
+            cwd_raw,
+            user,
+            uid,
+            login_uid,
+            sudo_user,
+            host,
+            shell,
+            shell_session,
+            seq,
+            tty,
+            ssh_connection,
+            tmux_socket,
+            tmux_server_pid,
+            tmux_session_id,
+            tmux_pane,
+            redacted: _,
+        } = self;
+        [
+            ("command", Text(Some(command))),
+            ("command_raw", Blob(command_raw.as_deref())),
+            ("exit_status", Int(*exit_status)),
+            ("started_at_us", Int(Some(*started_at_us))),
+            ("duration_us", Int(*duration_us)),
+            ("cwd", Text(Some(cwd))),
+            ("cwd_raw", Blob(cwd_raw.as_deref())),
+            ("user", Text(Some(user))),
+            ("uid", Int(Some(i64::from(*uid)))),
+            ("login_uid", Int(login_uid.map(i64::from))),
+            ("sudo_user", Text(sudo_user.as_deref())),
+            ("host", Text(Some(host))),
+            ("shell", Text(Some(shell))),
+            ("shell_session", Text(Some(shell_session))),
+            ("seq", Int(Some(*seq))),
+            ("tty", Text(tty.as_deref())),
+            ("ssh_connection", Text(ssh_connection.as_deref())),
+            ("tmux_socket", Text(tmux_socket.as_deref())),
+            ("tmux_server_pid", Int(*tmux_server_pid)),
+            ("tmux_session_id", Int(*tmux_session_id)),
+            ("tmux_pane", Text(tmux_pane.as_deref())),
+        ]
+    }
 }
 
 /// The shells with a hook.

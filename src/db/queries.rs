@@ -1,5 +1,7 @@
 //! The queries: storing a command, finding commands, counting them.
 
+use std::sync::LazyLock;
+
 use regex::Regex;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
@@ -9,9 +11,11 @@ use super::{Database, DbError, StoredCommand};
 use crate::chain::{self, Hash, GENESIS};
 use crate::filter::Conditions;
 use crate::lifecycle::TmuxEvent;
-use crate::record::{CommandRecord, Entry};
+use crate::record::{CommandRecord, Entry, FieldValue, FIELD_COUNT};
 
-/// The columns of a [`StoredCommand`], in the order `stored_command` reads them.
+/// The columns of a [`StoredCommand`], in the order `stored_command` reads
+/// them: the fields of [`CommandRecord::fields`] with what the store adds
+/// (a test checks that they agree).
 pub(super) const COLUMNS: &str =
     "id, recorded_at_us, command, command_raw, exit_status, started_at_us, \
     duration_us, cwd, cwd_raw, user, uid, login_uid, sudo_user, host, shell, shell_session, seq, \
@@ -284,49 +288,39 @@ fn insert_command(
 ) -> rusqlite::Result<bool> {
     let id = end.0 + 1;
     let hash = chain::hash_command(&end.1, id, record, recorded_at_us);
-    let added = tx.execute(
-        "INSERT INTO commands (
-            id, command, command_raw, exit_status, started_at_us, duration_us, cwd, cwd_raw,
-            user, uid, login_uid, sudo_user, host, shell, shell_session, seq, tty,
-            ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane,
-            recorded_at_us, prev_hash, hash, redacted
-        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                  ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
-        ON CONFLICT (shell_session, seq) DO NOTHING",
-        params![
-            id,
-            record.command,
-            record.command_raw,
-            record.exit_status,
-            record.started_at_us,
-            record.duration_us,
-            record.cwd,
-            record.cwd_raw,
-            record.user,
-            record.uid,
-            record.login_uid,
-            record.sudo_user,
-            record.host,
-            record.shell,
-            record.shell_session,
-            record.seq,
-            record.tty,
-            record.ssh_connection,
-            record.tmux_socket,
-            record.tmux_server_pid,
-            record.tmux_session_id,
-            record.tmux_pane,
-            recorded_at_us,
-            &end.1[..],
-            &hash[..],
-            record.redacted,
-        ],
-    )? == 1;
+    let mut values: Vec<Value> = Vec::with_capacity(FIELD_COUNT + 5);
+    values.push(Value::Integer(id));
+    values.extend(record.fields().into_iter().map(|(_, value)| match value {
+        FieldValue::Int(v) => v.map_or(Value::Null, Value::Integer),
+        FieldValue::Text(v) => v.map_or(Value::Null, |t| Value::Text(t.to_string())),
+        FieldValue::Blob(v) => v.map_or(Value::Null, |b| Value::Blob(b.to_vec())),
+    }));
+    values.extend([
+        Value::Integer(recorded_at_us),
+        Value::Blob(end.1.to_vec()),
+        Value::Blob(hash.to_vec()),
+        Value::Integer(i64::from(record.redacted)),
+    ]);
+    let added = tx.execute(&INSERT_COMMAND, params_from_iter(values))? == 1;
     if added {
         *end = (id, hash);
     }
     Ok(added)
 }
+
+/// The INSERT of a command: its id, the fields of
+/// [`CommandRecord::fields`], and what the store adds.
+static INSERT_COMMAND: LazyLock<String> = LazyLock::new(|| {
+    let mut columns = vec!["id"];
+    columns.extend(CommandRecord::fields(&CommandRecord::default()).map(|(name, _)| name));
+    columns.extend(["recorded_at_us", "prev_hash", "hash", "redacted"]);
+    let places: Vec<String> = (1..=columns.len()).map(|n| format!("?{n}")).collect();
+    format!(
+        "INSERT INTO commands ({}) VALUES ({}) ON CONFLICT (shell_session, seq) DO NOTHING",
+        columns.join(", "),
+        places.join(", ")
+    )
+});
 
 /// [`insert_command`] for a tmux event; false when its key was stored before.
 fn insert_tmux_event(
@@ -410,4 +404,19 @@ pub(super) fn stored_command(row: &Row<'_>) -> rusqlite::Result<StoredCommand> {
         },
         placement: None,
     })
+}
+
+#[cfg(test)]
+mod field_map_tests {
+    use super::*;
+
+    #[test]
+    fn the_columns_read_and_written_are_the_field_map() {
+        let names: Vec<&str> = CommandRecord::default().fields().map(|(n, _)| n).to_vec();
+        assert_eq!(
+            COLUMNS,
+            format!("id, recorded_at_us, {}, redacted", names.join(", "))
+        );
+        assert!(INSERT_COMMAND.contains(&format!("(id, {}, recorded_at_us,", names.join(", "))));
+    }
 }
