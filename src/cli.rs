@@ -622,9 +622,16 @@ pub struct Completions {
     pub shell: Shell,
 }
 
-/// Print the man page (roff), e.g. `tmux-audit man > ~/.local/share/man/man1/tmux-audit.1`.
+/// Print the man page (roff), or write one page per command with --dir.
 #[derive(Debug, Args)]
-pub struct Man {}
+#[command(
+    after_help = "Examples:\n  tmux-audit man --dir ~/.local/share/man/man1   (tmux-audit.1, tmux-audit-search.1, …)\n  tmux-audit man | man -l -"
+)]
+pub struct Man {
+    /// Write tmux-audit.1 and a page for each command (tmux-audit-search.1…) in DIR.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
 
 /// Print the hash of the newest record, to keep elsewhere for `verify --anchor`.
 #[derive(Debug, Args)]

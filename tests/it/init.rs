@@ -127,10 +127,12 @@ fn completions_parse_in_each_shell_and_the_man_page_renders() {
         args.push(&path);
         let checked = run(&sb, shell, &args);
         assert!(checked.status.success(), "{shell}: {checked:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("search"),
-            "{shell}"
-        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("search"), "{shell}");
+        // What the hooks run is no command for people.
+        for internal in ["record-later", "merge-later", "tmux-event"] {
+            assert!(!text.contains(internal), "{shell} offers {internal}");
+        }
     }
     let out = sb.cmd().arg("man").output().unwrap();
     let page = String::from_utf8(out.stdout).unwrap();
@@ -139,4 +141,23 @@ fn completions_parse_in_each_shell_and_the_man_page_renders() {
         "{page}"
     );
     assert!(page.contains("search") && page.contains("doctor"));
+    // Every page the top page names exists with --dir.
+    let dir = sb.path().join("man1");
+    let out = sb
+        .cmd()
+        .args(["man", "--dir", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let page = page.replace("\\-", "-");
+    let named: Vec<&str> = page
+        .split(|c: char| c.is_whitespace() || c == '"')
+        .filter_map(|word| word.strip_suffix("(1)"))
+        .filter(|name| name.starts_with("tmux-audit-"))
+        .collect();
+    assert!(named.len() >= 10, "{named:?}");
+    for name in named {
+        assert!(dir.join(format!("{name}.1")).is_file(), "no page {name}.1");
+    }
+    assert!(!dir.join("tmux-audit-record.1").exists());
 }
