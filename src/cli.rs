@@ -307,6 +307,20 @@ pub struct Search {
     pub null: bool,
 }
 
+impl Search {
+    /// Flags that clap cannot relate by itself: `-0` only means something
+    /// with `--format cmd`.
+    pub fn check(&self) -> Result<(), String> {
+        if self.null && self.format != Format::Cmd {
+            return Err(
+                "-0/--null ends each command with NUL only with --format cmd; add --format cmd"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
@@ -341,7 +355,11 @@ pub struct Report {
     pub sort: SortBy,
 
     /// Only the first N rows.
-    #[arg(long, value_name = "N")]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub top: Option<usize>,
 
     #[command(flatten)]
@@ -590,7 +608,7 @@ pub struct Doctor {
 Each command is first appended to the spool beside the database (history.db-spool), which \
 costs the prompt far less than opening the database; the spool is moved into the database every \
 forty commands or so, after five minutes at the latest, and by every `search`, `report`, `show`, \
-`sessions`, `timeline` and `verify` before it reads. Run this before reading the SQLite file with \
+`sessions`, `timeline`, `verify`, `anchor` and `redact` before it reads. Run this before reading the SQLite file with \
 other tools."
 )]
 pub struct Flush {
@@ -633,8 +651,15 @@ pub struct Man {
     pub dir: Option<PathBuf>,
 }
 
-/// Print the hash of the newest record, to keep elsewhere for `verify --anchor`.
+/// Print the newest hash of each chain, to keep elsewhere for `verify --anchor`.
 #[derive(Debug, Args)]
+#[command(
+    long_about = "Print the newest hash of each hash chain, one line each: the commands' (with the \
+record's id and start time), and, when there are any, the tmux events' and the trace's. Keep the \
+output somewhere the people being audited cannot write; later, `verify --anchor \"$(cat FILE)\"` \
+also catches the newest records being deleted or the chain being rewritten. Records still waiting \
+in the spool are moved in first; if they cannot be, no anchor is printed."
+)]
 pub struct Anchor {
     #[command(flatten)]
     pub db: DbArg,

@@ -95,7 +95,7 @@ impl Filters {
     pub fn conditions(&self) -> Result<Conditions> {
         let mut c = Conditions::default();
         if let Some(pane) = &self.pane {
-            c.push("tmux_pane = ?", [text(pane)]);
+            c.push("tmux_pane = ?", [text(pane_id(pane)?)]);
         }
         if self.here {
             match Tmux::from_env() {
@@ -211,6 +211,15 @@ fn absolute(dir: &Path) -> Result<String> {
     tidy.to_str()
         .map(str::to_string)
         .with_context(|| format!("the directory is not UTF-8: {}", tidy.display()))
+}
+
+/// A pane as tmux names it (`%3`), from `%3` or `3`.
+fn pane_id(pane: &str) -> Result<String> {
+    let digits = pane.strip_prefix('%').unwrap_or(pane);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("--pane {pane:?} is not a tmux pane id: give it as %3 (or 3), as `echo $TMUX_PANE` shows it");
+    }
+    Ok(format!("%{digits}"))
 }
 
 /// A tmux session, as the filters match it.

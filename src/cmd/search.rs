@@ -13,6 +13,7 @@ use tmux_audit::render;
 
 impl Run for Search {
     fn run(&self) -> Result<Exit> {
+        self.check().map_err(anyhow::Error::msg)?;
         let mut conditions = tmux_audit::filter::Filters::from(&self.filters).conditions()?;
         let mut plan = None;
         if let Some(pattern) = self.pattern.as_deref().filter(|p| !p.is_empty()) {

@@ -6,6 +6,7 @@ mod support;
 mod users;
 
 mod architecture;
+mod cli;
 mod doctor;
 mod faults;
 mod files;
