@@ -21,50 +21,164 @@ pub fn use_colour() -> bool {
 }
 
 /// Commands as a table fitted to the terminal: one line per command, long
-/// ones cut with an ellipsis (only here: every other format has the full text).
+/// ones cut with an ellipsis (only here: every other format has the full
+/// text). On a narrow terminal the columns that identify a command (id,
+/// time, pane, exit status, the command) stay; the others give way in turn:
+/// times lose the year and seconds, directories keep their last part, the
+/// duration goes, and the session name is cut.
 pub fn table(rows: &[StoredCommand], colour: bool) -> String {
     let mut table = new_table(colour);
-    let header = [
-        "time", "pane", "session", "exit", "duration", "cwd", "command",
-    ];
     let home = home();
-    let mut lines: Vec<[String; 7]> = rows
-        .iter()
-        .map(|row| {
-            let r = &row.record;
-            [
-                local_time(r.started_at_us),
-                r.tmux_pane.clone().unwrap_or_else(|| "-".to_string()),
-                session_label(row),
-                r.exit_status.map_or("-".to_string(), |s| s.to_string()),
-                r.duration_us.map_or("-".to_string(), human_duration),
-                tilde(&r.cwd, home.as_deref()),
-                one_line(&r.command, COMMAND_WIDTH),
-            ]
-        })
-        .collect();
-    fit_last_column(&table, &header, &mut lines);
-    table.set_header(header);
-    for (line, row) in lines.into_iter().zip(rows) {
-        let failed = row.record.exit_status.is_some_and(|s| s != 0);
-        let [time, pane, session, exit, duration, cwd, command] = line;
-        let mut exit = cell(exit).set_alignment(CellAlignment::Right);
-        if failed && colour {
-            exit = exit.fg(Color::Red);
+    let mut columns = vec![
+        Column::new("id", rows.iter().map(|r| r.id.to_string()), true),
+        Column::new(
+            "time",
+            rows.iter().map(|r| local_time(r.record.started_at_us)),
+            false,
+        ),
+        Column::new(
+            "pane",
+            rows.iter().map(|r| {
+                r.record
+                    .tmux_pane
+                    .clone()
+                    .unwrap_or_else(|| "-".to_string())
+            }),
+            false,
+        ),
+        Column::new("session", rows.iter().map(session_label), false),
+        Column::new(
+            "exit",
+            rows.iter().map(|r| {
+                r.record
+                    .exit_status
+                    .map_or("-".to_string(), |s| s.to_string())
+            }),
+            true,
+        ),
+        Column::new(
+            "duration",
+            rows.iter()
+                .map(|r| r.record.duration_us.map_or("-".to_string(), human_duration)),
+            true,
+        ),
+        Column::new(
+            "cwd",
+            rows.iter().map(|r| tilde(&r.record.cwd, home.as_deref())),
+            false,
+        ),
+    ];
+    let command = Column::new(
+        "command",
+        rows.iter()
+            .map(|r| one_line(&r.record.command, COMMAND_WIDTH)),
+        false,
+    );
+    if let Some(width) = table.width() {
+        let fits = |columns: &[Column]| room_left(columns, usize::from(width)) >= MIN_COMMAND;
+        let steps: [&GiveWay<'_>; 4] = [
+            &|c| {
+                c[1].cells = rows
+                    .iter()
+                    .map(|r| short_time(r.record.started_at_us))
+                    .collect()
+            },
+            &|c| c[6].cells = c[6].cells.iter().map(|d| last_part(d)).collect(),
+            &|c| {
+                c.remove(5);
+            },
+            &|c| c[3].cells = c[3].cells.iter().map(|s| cut_to_width(s, 10)).collect(),
+        ];
+        for step in steps {
+            if fits(&columns) {
+                break;
+            }
+            step(&mut columns);
         }
-        let mut cells = comfy_table::Row::from(vec![
-            cell(time),
-            cell(pane),
-            cell(session),
-            exit,
-            cell(duration).set_alignment(CellAlignment::Right),
-            cell(cwd),
-            cell(command),
-        ]);
+    }
+    let mut command = command;
+    if let Some(width) = table.width() {
+        let room = room_left(&columns, usize::from(width));
+        if room >= 12 {
+            command.cells = command
+                .cells
+                .iter()
+                .map(|c| cut_to_width(c, room))
+                .collect();
+        }
+    }
+    columns.push(command);
+    table.set_header(columns.iter().map(|c| c.header));
+    for (i, row) in rows.iter().enumerate() {
+        let failed = row.record.exit_status.is_some_and(|s| s != 0);
+        let mut cells = comfy_table::Row::from(columns.iter().map(|c| {
+            let mut cell = cell(&c.cells[i]);
+            if c.right {
+                cell = cell.set_alignment(CellAlignment::Right);
+            }
+            if c.header == "exit" && failed && colour {
+                cell = cell.fg(Color::Red);
+            }
+            cell
+        }));
         cells.max_height(1);
         table.add_row(cells);
     }
     finish(table)
+}
+
+/// One way a table's columns give way to the command on a narrow terminal.
+type GiveWay<'a> = dyn Fn(&mut Vec<Column>) + 'a;
+
+/// The narrowest the command column gets before other columns give way.
+const MIN_COMMAND: usize = 24;
+
+/// One column of a table being fitted.
+struct Column {
+    header: &'static str,
+    cells: Vec<String>,
+    right: bool,
+}
+
+impl Column {
+    fn new(header: &'static str, cells: impl Iterator<Item = String>, right: bool) -> Column {
+        Column {
+            header,
+            cells: cells.collect(),
+            right,
+        }
+    }
+
+    fn width(&self) -> usize {
+        self.cells
+            .iter()
+            .map(|c| one_line(c, usize::MAX).width())
+            .chain([self.header.len()])
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// What `width` leaves for one more column after `columns`: each column
+/// has a border and a space either side, and one more border closes a row.
+fn room_left(columns: &[Column], width: usize) -> usize {
+    let used: usize = columns.iter().map(Column::width).sum();
+    width.saturating_sub(used + 3 * (columns.len() + 1) + 1)
+}
+
+/// `11-29 07:08`: a time in a narrow table.
+fn short_time(us: i64) -> String {
+    crate::timespec::local_format(us, "%m-%d %H:%M")
+}
+
+/// `…/src` for `/srv/api/src`: the last part of a directory.
+fn last_part(dir: &str) -> String {
+    match dir.rsplit_once('/') {
+        Some((head, last)) if !head.is_empty() && !last.is_empty() && head != "~" => {
+            format!("…/{last}")
+        }
+        _ => dir.to_string(),
+    }
 }
 
 /// The last column takes what the others leave of the terminal's width, cut
@@ -526,6 +640,16 @@ mod tests {
         for field in ["-rf /", "@SUM(1)", "\tx", "\r=x"] {
             assert!(inert_in_spreadsheets(field).starts_with('\''), "{field}");
         }
+    }
+
+    #[test]
+    fn a_narrow_directory_keeps_its_last_part() {
+        assert_eq!(last_part("/srv/api/src"), "…/src");
+        assert_eq!(last_part("~/src/api"), "…/api");
+        assert_eq!(last_part("~/src"), "~/src");
+        assert_eq!(last_part("/srv"), "/srv");
+        assert_eq!(last_part("~"), "~");
+        assert_eq!(last_part("/"), "/");
     }
 
     #[test]

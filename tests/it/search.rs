@@ -491,6 +491,34 @@ fn the_table_matches_its_snapshot() {
 }
 
 #[test]
+fn the_table_fits_80_and_120_columns_with_its_key_columns_readable() {
+    let sb = history();
+    for columns in [80, 120] {
+        let out = sb
+            .cmd()
+            .env("TZ", "UTC")
+            .env("COLUMNS", columns.to_string())
+            .env("HOME", "/home/me")
+            .args(["search", "--all"])
+            .output()
+            .unwrap();
+        let table = String::from_utf8(out.stdout).unwrap();
+        for line in table.lines() {
+            assert!(
+                unicode_width::UnicodeWidthStr::width(line) <= columns,
+                "{columns}: {line}"
+            );
+        }
+        // The time of day, the id and the start of each command survive.
+        assert!(
+            table.contains("10:05") && table.contains("curl -sf"),
+            "{table}"
+        );
+        snapshot(&format!("search_table_{columns}.txt"), &table);
+    }
+}
+
+#[test]
 fn a_narrow_terminal_gets_a_narrow_table_and_colour_only_without_no_color() {
     let sb = history();
     let db = sb.db.display().to_string();
