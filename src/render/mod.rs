@@ -161,8 +161,8 @@ impl Column {
 
 /// What `width` leaves for one more column after `columns`: each column
 /// has a border and a space either side, and one more border closes a row.
-fn room_left(columns: &[Column], width: usize) -> usize {
-    let used: usize = columns.iter().map(Column::width).sum();
+fn room_left<C: std::borrow::Borrow<Column>>(columns: &[C], width: usize) -> usize {
+    let used: usize = columns.iter().map(|c| c.borrow().width()).sum();
     width.saturating_sub(used + 3 * (columns.len() + 1) + 1)
 }
 

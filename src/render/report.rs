@@ -4,9 +4,16 @@
 use comfy_table::{CellAlignment, Color};
 use serde::Serialize;
 
-use super::{cell, finish, home, human_duration, new_table, one_line, tilde, utc_time};
+use super::{
+    cell, cut_to_width, finish, home, human_duration, new_table, one_line, room_left, short_time,
+    tilde, utc_time, Column,
+};
 use crate::db::{GroupBy, ReportRow, Totals};
 use crate::timespec::local_format;
+
+/// The narrowest the group name or the top command gets before other
+/// columns give way.
+const MIN_FLEXIBLE: usize = 20;
 
 /// Minutes are enough for a report's first and last times, and keep the table narrow.
 fn local_minute(us: i64) -> String {
@@ -170,104 +177,197 @@ pub fn table(
         GroupBy::Day => "day",
         GroupBy::Command => "command",
     };
-    let tmux_columns = matches!(by, GroupBy::Pane | GroupBy::Session | GroupBy::Window);
-    let mut header = vec![group_header];
-    if tmux_columns {
-        header.extend(["server", "users"]);
-    }
-    header.extend(["cmds", "failed", "first", "last", "total", "longest"]);
-    if by != GroupBy::Cwd {
-        header.push("top cwd");
-    }
-    if by != GroupBy::Command {
-        header.push("top command");
-    }
-    table.set_header(header);
-
-    let right = |s: String| cell(s).set_alignment(CellAlignment::Right);
-    let failed_cell = |failures: i64, commands: i64| {
-        let cell = right(format!(
-            "{} ({})",
-            count(failures),
-            percent_label(failures, commands)
-        ));
-        if colour && failures > 0 {
-            cell.fg(Color::Red)
-        } else {
-            cell
+    let (commands, failures, first, last) =
+        (totals.commands, totals.failures, totals.first, totals.last);
+    let shown_all = rows.len() == totals.groups;
+    // Each column holds the groups' cells, then the totals row's.
+    let column = |header, right, cells: Vec<String>, total: String| {
+        let mut cells = cells;
+        cells.push(total);
+        Column {
+            header,
+            cells,
+            right,
         }
     };
-    for r in rows {
-        let first = match by {
+    let of_rows = |f: &dyn Fn(&ReportRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let mut columns = vec![column(
+        group_header,
+        false,
+        of_rows(&|r| match by {
             GroupBy::Cwd => tilde(&r.key, home.as_deref()),
             GroupBy::Command => one_line(&r.key, 200),
             _ => label(r, by),
-        };
-        let mut cells = vec![cell(first)];
-        if tmux_columns {
-            cells.push(cell(server(r).unwrap_or_else(|| "-".to_string())));
-            cells.push(cell(&r.users));
-        }
-        cells.extend([
-            right(count(r.commands)),
-            failed_cell(r.failures, r.commands),
-            cell(local_minute(r.first_us)),
-            cell(local_minute(r.last_us)),
-            right(human_duration(r.total_duration_us)),
-            right(human_duration(r.longest_us)),
-        ]);
-        if by != GroupBy::Cwd {
-            cells.push(cell(
+        }),
+        "total".into(),
+    )];
+    if matches!(by, GroupBy::Pane | GroupBy::Session | GroupBy::Window) {
+        columns.push(column(
+            "server",
+            false,
+            of_rows(&|r| server(r).unwrap_or_else(|| "-".to_string())),
+            String::new(),
+        ));
+        columns.push(column(
+            "users",
+            false,
+            of_rows(&|r| r.users.clone()),
+            String::new(),
+        ));
+    }
+    let failed = |f: i64, c: i64| format!("{} ({})", count(f), percent_label(f, c));
+    columns.extend([
+        column(
+            "cmds",
+            true,
+            of_rows(&|r| count(r.commands)),
+            count(commands),
+        ),
+        column(
+            "failed",
+            true,
+            of_rows(&|r| failed(r.failures, r.commands)),
+            failed(failures, commands),
+        ),
+        column(
+            "first",
+            false,
+            of_rows(&|r| local_minute(r.first_us)),
+            first.map(local_minute).unwrap_or_default(),
+        ),
+        column(
+            "last",
+            false,
+            of_rows(&|r| local_minute(r.last_us)),
+            last.map(local_minute).unwrap_or_default(),
+        ),
+        column(
+            "total",
+            true,
+            of_rows(&|r| human_duration(r.total_duration_us)),
+            human_duration(totals.total_duration_us),
+        ),
+        column(
+            "longest",
+            true,
+            of_rows(&|r| human_duration(r.longest_us)),
+            human_duration(totals.longest_us),
+        ),
+    ]);
+    if by != GroupBy::Cwd {
+        columns.push(column(
+            "top cwd",
+            false,
+            of_rows(&|r| {
                 r.top_cwd
                     .as_deref()
-                    .map_or(String::new(), |c| tilde(c, home.as_deref())),
-            ));
-        }
-        if by != GroupBy::Command {
-            cells.push(cell(
+                    .map_or(String::new(), |c| tilde(c, home.as_deref()))
+            }),
+            String::new(),
+        ));
+    }
+    if by != GroupBy::Command {
+        columns.push(column(
+            "top command",
+            false,
+            of_rows(&|r| {
                 r.top_command
                     .as_deref()
-                    .map_or(String::new(), |c| one_line(c, 200)),
-            ));
+                    .map_or(String::new(), |c| one_line(c, 200))
+            }),
+            String::new(),
+        ));
+    }
+    // The column that takes what the others leave: the group when it is a
+    // command or a directory, else the top command.
+    let flexible = if matches!(by, GroupBy::Command | GroupBy::Cwd) {
+        group_header
+    } else {
+        "top command"
+    };
+    let mut on_server = None;
+    if let Some(width) = table.width() {
+        let width = usize::from(width);
+        let fits = |columns: &[Column]| {
+            let others: Vec<&Column> = columns.iter().filter(|c| c.header != flexible).collect();
+            room_left(&others, width) >= MIN_FLEXIBLE
+        };
+        let remove = |columns: &mut Vec<Column>, header: &str| {
+            if header != flexible {
+                columns.retain(|c| c.header != header);
+            }
+        };
+        let times = [first, last];
+        let mut step = 0;
+        while !fits(&columns) && step < 7 {
+            match step {
+                0 => {
+                    for (name, total) in ["first", "last"].into_iter().zip(times) {
+                        if let Some(c) = columns.iter_mut().find(|c| c.header == name) {
+                            let us = rows.iter().map(|r| {
+                                if name == "first" {
+                                    r.first_us
+                                } else {
+                                    r.last_us
+                                }
+                            });
+                            c.cells = us.map(short_time).collect();
+                            c.cells.push(total.map(short_time).unwrap_or_default());
+                        }
+                    }
+                }
+                1 => remove(&mut columns, "longest"),
+                // One server: named once, in the title.
+                2 => {
+                    if let Some(c) = columns.iter().find(|c| c.header == "server") {
+                        let servers = &c.cells[..c.cells.len() - 1];
+                        if servers.iter().all(|s| s == &servers[0]) {
+                            on_server = Some(servers[0].clone());
+                            remove(&mut columns, "server");
+                        }
+                    }
+                }
+                3 => remove(&mut columns, "top cwd"),
+                4 => remove(&mut columns, "first"),
+                5 => remove(&mut columns, "users"),
+                _ => remove(&mut columns, "top command"),
+            }
+            step += 1;
         }
-        let mut line = comfy_table::Row::from(cells);
+        let others: Vec<&Column> = columns.iter().filter(|c| c.header != flexible).collect();
+        let room = room_left(&others, width);
+        if room >= 8
+            && let Some(c) = columns.iter_mut().find(|c| c.header == flexible)
+        {
+            c.cells = c.cells.iter().map(|t| cut_to_width(t, room)).collect();
+        }
+    }
+    table.set_header(columns.iter().map(|c| c.header));
+    // Figures, times and names keep their width; only the flexible column,
+    // already cut to fit, may give way further on a very narrow terminal.
+    for (column, c) in table.column_iter_mut().zip(&columns) {
+        if c.header != flexible {
+            column.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+        }
+    }
+    let failures_of: Vec<i64> = rows.iter().map(|r| r.failures).chain([failures]).collect();
+    for (i, failures) in failures_of.into_iter().enumerate() {
+        let mut line = comfy_table::Row::from(columns.iter().map(|c| {
+            let mut cell = cell(&c.cells[i]);
+            if c.right {
+                cell = cell.set_alignment(CellAlignment::Right);
+            }
+            if c.header == "failed" && colour && failures > 0 {
+                cell = cell.fg(Color::Red);
+            }
+            cell
+        }));
         line.max_height(1);
         table.add_row(line);
     }
 
-    let (commands, failures, first, last) =
-        (totals.commands, totals.failures, totals.first, totals.last);
-    let shown_all = rows.len() == totals.groups;
-    let mut total_cells = vec![cell("total")];
-    if tmux_columns {
-        total_cells.extend([cell(""), cell("")]);
-    }
-    total_cells.extend([
-        right(count(commands)),
-        failed_cell(failures, commands),
-        cell(first.map(local_minute).unwrap_or_default()),
-        cell(last.map(local_minute).unwrap_or_default()),
-        right(human_duration(totals.total_duration_us)),
-        right(human_duration(totals.longest_us)),
-    ]);
-    let mut total_row = comfy_table::Row::from(total_cells);
-    total_row.max_height(1);
-    table.add_row(total_row);
-
     let from = period.0.or(first).map(local_minute).unwrap_or_default();
     let to = period.1.or(last).map(local_minute).unwrap_or_default();
-    // Figures and times keep their width; the group name and the top
-    // directory and command give way on a narrow terminal.
-    let flexible = |name: &str| matches!(name, "top cwd" | "top command") || name == group_header;
-    let headers: Vec<String> = table
-        .header()
-        .map(|h| h.cell_iter().map(|c| c.content()).collect())
-        .unwrap_or_default();
-    for (column, name) in table.column_iter_mut().zip(headers) {
-        if !flexible(&name) {
-            column.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
-        }
-    }
     let shown = if shown_all {
         String::new()
     } else {
@@ -277,8 +377,11 @@ pub fn table(
             count(totals.groups as i64)
         )
     };
-    let title = format!(
-        "Commands by {}, {from} to {to}: {} commands{shown}\n",
+    let server = on_server.map_or(String::new(), |s| {
+        format!(" on server {}", one_line(&s, 60))
+    });
+    let mut title = format!(
+        "Commands by {}{server}, {from} to {to}: {} commands",
         if by == GroupBy::ClientUser {
             "the user who typed them"
         } else {
@@ -286,7 +389,17 @@ pub fn table(
         },
         count(commands)
     );
-    format!("{title}{}", finish(table))
+    // On a narrow terminal, what was left out goes on a line of its own.
+    let narrow = table
+        .width()
+        .is_some_and(|w| (title.len() + shown.len()) > usize::from(w));
+    if narrow && !shown.is_empty() {
+        title.push('\n');
+        title.push_str(shown.trim_start());
+    } else {
+        title.push_str(&shown);
+    }
+    format!("{title}\n{}", finish(table))
 }
 
 #[cfg(test)]

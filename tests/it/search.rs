@@ -679,6 +679,43 @@ fn csv_and_tsv_exports_never_hand_a_spreadsheet_a_formula() {
     assert_eq!(row["command"], formula, "JSON keeps the exact text");
 }
 
+#[test]
+fn reports_fit_80_and_120_columns_with_their_groups_readable() {
+    let sb = history();
+    for columns in [80, 120] {
+        let mut all = String::new();
+        for by in [
+            &["--by", "pane"][..],
+            &["--by", "command", "--top", "5"],
+            &["--by", "day"],
+        ] {
+            let out = sb
+                .cmd()
+                .env("TZ", "UTC")
+                .env("COLUMNS", columns.to_string())
+                .env("HOME", "/home/me")
+                .arg("report")
+                .args(by)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let table = String::from_utf8(out.stdout).unwrap();
+            for line in table.lines() {
+                assert!(
+                    unicode_width::UnicodeWidthStr::width(line) <= columns,
+                    "{columns} {by:?}: {line}"
+                );
+            }
+            all.push_str(&table);
+        }
+        // Groups stay readable: whole panes, commands and days.
+        for group in ["%1", "shell b2", "git status", "GIT log", "2026-11-25"] {
+            assert!(all.contains(group), "{columns}: {group}\n{all}");
+        }
+        snapshot(&format!("reports_{columns}.txt"), &all);
+    }
+}
+
 fn report(sb: &Sandbox, args: &[&str]) -> Output {
     sb.cmd()
         .env("TZ", "UTC")
