@@ -240,14 +240,44 @@ pub fn new_table(colour: bool) -> Table {
     if !colour {
         table.force_no_tty();
     }
-    // Fitted to the terminal when there is one; $COLUMNS wins when set.
-    if let Some(width) = std::env::var("COLUMNS")
+    table.set_width(table_width());
+    table
+}
+
+/// Width of a table with no terminal anywhere (output to a file, in a
+/// cron job): as wide as a wide terminal.
+const DEFAULT_WIDTH: u16 = 120;
+
+/// How wide a table may be: `$COLUMNS` when set, else the width of the
+/// terminal on stdout, else of the terminal this process runs in (`| less`,
+/// `| head`), else [`DEFAULT_WIDTH`]. Colour plays no part (`NO_COLOR`
+/// keeps the width).
+pub fn table_width() -> u16 {
+    let columns = std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse::<u16>().ok())
-    {
-        table.set_width(width);
-    }
-    table
+        .filter(|&w| w > 0);
+    columns
+        .or_else(|| terminal_width(libc::STDOUT_FILENO))
+        .or_else(|| {
+            let tty = std::fs::File::open("/dev/tty").ok()?;
+            terminal_width(std::os::fd::AsRawFd::as_raw_fd(&tty))
+        })
+        .unwrap_or(DEFAULT_WIDTH)
+}
+
+/// The width of the terminal `fd` is, if it is one.
+fn terminal_width(fd: std::os::fd::RawFd) -> Option<u16> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into the one given and nothing
+    // else; a descriptor that is no terminal makes it fail, which is checked.
+    let ok = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(size.ws_col)
 }
 
 pub fn finish(table: Table) -> String {

@@ -530,7 +530,7 @@ fn a_narrow_terminal_gets_a_narrow_table_and_colour_only_without_no_color() {
         "clear; TMUX_AUDIT_DB={db} '{bin}' search --failed; echo DONE-'1'"
     ));
     pane.wait_for("DONE-1", 1);
-    let screen = tmux.run(&["capture-pane", "-p", "-e", "-t", &pane.id]);
+    let screen = tmux.run(&["capture-pane", "-p", "-e", "-J", "-t", &pane.id]);
     let table: Vec<_> = screen
         .lines()
         .filter(|l| l.contains('│') || l.contains('┆'))
@@ -555,6 +555,28 @@ fn a_narrow_terminal_gets_a_narrow_table_and_colour_only_without_no_color() {
         !table.is_empty() && !table.contains("\x1b["),
         "NO_COLOR:\n{screen}"
     );
+    // Without colour, and piped, the table still fits the terminal.
+    for (n, command) in [
+        "NO_COLOR=1 TMUX_AUDIT_DB={db} '{bin}' search --all",
+        "TMUX_AUDIT_DB={db} '{bin}' search --all | cat",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let command = command.replace("{db}", &db).replace("{bin}", &bin);
+        pane.line(&format!("clear; {command}; echo DONE-'{}'", n + 3));
+        pane.wait_for(&format!("DONE-{}", n + 3), 1);
+        // -J: a line wider than the pane comes back whole, not wrapped.
+        let screen = tmux.run(&["capture-pane", "-p", "-J", "-t", &pane.id]);
+        let table: Vec<_> = screen.lines().filter(|l| l.contains('┆')).collect();
+        assert!(table.len() > 5, "{command}:\n{screen}");
+        for line in table {
+            assert!(
+                line.chars().count() <= 60,
+                "{command}: wider than the terminal: {line}"
+            );
+        }
+    }
 }
 
 fn strip_escapes(line: &str) -> String {
