@@ -365,9 +365,13 @@ pub struct Report {
     #[command(flatten)]
     pub filters: FilterArgs,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Table, help_heading = "Output")]
-    pub format: ReportFormat,
+    /// Output format: a table, or every figure as json, jsonl, csv or tsv.
+    #[arg(long, value_enum, default_value_t = TableFormat::Table, help_heading = "Output")]
+    pub format: TableFormat,
+
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format", help_heading = "Output")]
+    pub json: bool,
 }
 
 /// Show one command in full: every field, where it ran and who typed it.
@@ -385,13 +389,18 @@ pub struct Show {
     /// The command's id.
     pub id: i64,
 
-    /// Output format.
+    /// Output format: the command's fields as text, or as json.
     #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
     pub format: ShowFormat,
+
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ShowFormat {
+    #[value(alias = "table")]
     Text,
     Json,
 }
@@ -412,9 +421,13 @@ pub struct Sessions {
     #[arg(long, value_name = "WHEN", value_parser = parse_when)]
     pub since: Option<chrono::DateTime<chrono::Utc>>,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
-    pub format: ShowFormat,
+    /// Output format: a table, or every field as json, jsonl, csv or tsv.
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 }
 
 /// Lifecycle events and commands of a session, window or pane, in time order.
@@ -455,9 +468,13 @@ pub struct Timeline {
     #[arg(long, value_name = "WHEN", value_parser = parse_when)]
     pub until: Option<chrono::DateTime<chrono::Utc>>,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
-    pub format: ShowFormat,
+    /// Output format: a table, or every field as json, jsonl, csv or tsv.
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 }
 
 /// How `report` groups commands.
@@ -519,11 +536,31 @@ impl From<SortBy> for tmux_audit::db::SortBy {
     }
 }
 
+/// The output formats of report, sessions and timeline: a table for a
+/// person, or every field for a program (as search's, less `cmd`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
+pub enum TableFormat {
+    #[value(alias = "text")]
     Table,
     Json,
+    Jsonl,
     Csv,
+    Tsv,
+}
+
+impl TableFormat {
+    /// The format for a program, or None for the table.
+    pub fn data(self, json: bool) -> Option<tmux_audit::render::DataFormat> {
+        use tmux_audit::render::DataFormat;
+        match self {
+            _ if json => Some(DataFormat::Json),
+            TableFormat::Table => None,
+            TableFormat::Json => Some(DataFormat::Json),
+            TableFormat::Jsonl => Some(DataFormat::Jsonl),
+            TableFormat::Csv => Some(DataFormat::Csv),
+            TableFormat::Tsv => Some(DataFormat::Tsv),
+        }
+    }
 }
 
 /// Check that no record was changed, deleted, inserted or reordered.

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use anyhow::{Context, Result};
 
 use super::{Exit, Run};
-use crate::cli::{Report, ReportFormat};
+use crate::cli::Report;
 use tmux_audit::db::Ranked;
 use tmux_audit::paths;
 use tmux_audit::render;
@@ -26,8 +26,11 @@ impl Run for Report {
             self.filters.since.map(|t| t.timestamp_micros()),
             self.filters.until.map(|t| t.timestamp_micros()),
         );
-        let out = match self.format {
-            ReportFormat::Table => {
+        let out = match self.format.data(self.json) {
+            Some(format) => {
+                render::data(&render::report::json_rows(&rows, self.by.into()), format)?
+            }
+            None => {
                 let mut table = render::report::table(
                     &rows,
                     &totals,
@@ -55,10 +58,6 @@ impl Run for Report {
                 }
                 table
             }
-            ReportFormat::Json => {
-                render::pretty_json(&render::report::json_rows(&rows, self.by.into()))?
-            }
-            ReportFormat::Csv => render::csv(&render::report::json_rows(&rows, self.by.into()))?,
         };
         io::stdout().lock().write_all(out.as_bytes())?;
         Ok(Exit::Success)

@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{Exit, Run};
-use crate::cli::{Sessions, ShowFormat};
+use crate::cli::Sessions;
 use tmux_audit::lifecycle::sessions::{sessions, SessionHistory};
 use tmux_audit::paths;
 use tmux_audit::render::{self, client_label, local_time, one_line, utc_time};
@@ -28,11 +28,11 @@ impl Run for Sessions {
             }
             return Ok(Exit::NoMatch);
         }
-        let out = match self.format {
-            ShowFormat::Json => {
-                render::pretty_json(&found.iter().map(Json::from).collect::<Vec<_>>())?
+        let out = match self.format.data(self.json) {
+            Some(format) => {
+                render::data(&found.iter().map(Json::from).collect::<Vec<_>>(), format)?
             }
-            ShowFormat::Text => table(&found),
+            None => table(&found),
         };
         io::stdout().lock().write_all(out.as_bytes())?;
         Ok(Exit::Success)

@@ -23,9 +23,9 @@ impl Run for Show {
         };
         let mut rows = [row];
         db.place(&mut rows)?;
-        let out = match self.format {
-            ShowFormat::Json => render::json(&rows)?,
-            ShowFormat::Text => text(&rows[0]),
+        let out = match (self.format, self.json) {
+            (ShowFormat::Json, _) | (_, true) => render::json(&rows)?,
+            (ShowFormat::Text, false) => text(&rows[0]),
         };
         io::stdout().lock().write_all(out.as_bytes())?;
         Ok(Exit::Success)

@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
 use super::{Exit, Run};
-use crate::cli::{ShowFormat, Timeline};
+use crate::cli::Timeline;
 use tmux_audit::context::Tmux;
 use tmux_audit::db::{Database, StoredCommand};
 use tmux_audit::lifecycle::replay::{Placement, ServerKey, ServerState};
@@ -54,11 +54,11 @@ impl Run for Timeline {
         if items.is_empty() {
             return Ok(Exit::NoMatch);
         }
-        let out = match self.format {
-            ShowFormat::Json => {
-                render::pretty_json(&items.iter().map(Item::json).collect::<Vec<_>>())?
+        let out = match self.format.data(self.json) {
+            Some(format) => {
+                render::data(&items.iter().map(Item::json).collect::<Vec<_>>(), format)?
             }
-            ShowFormat::Text => table(&items),
+            None => table(&items),
         };
         io::stdout().lock().write_all(out.as_bytes())?;
         Ok(Exit::Success)

@@ -542,6 +542,34 @@ fn inert_in_spreadsheets(text: &str) -> String {
     }
 }
 
+/// The formats for programs, the same for every command's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataFormat {
+    /// One JSON array.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+    Csv,
+    Tsv,
+}
+
+/// `items` in `format`: every field, full text, UTC times.
+pub fn data<T: Serialize>(items: &[T], format: DataFormat) -> anyhow::Result<String> {
+    Ok(match format {
+        DataFormat::Json => pretty_json(items)?,
+        DataFormat::Jsonl => {
+            let mut out = String::new();
+            for item in items {
+                out.push_str(&serde_json::to_string(item)?);
+                out.push('\n');
+            }
+            out
+        }
+        DataFormat::Csv => csv(items)?,
+        DataFormat::Tsv => tsv(items)?,
+    })
+}
+
 /// RFC 4180 CSV with a header line: fields with commas, quotes or line
 /// breaks are quoted.
 pub fn csv<T: Serialize>(items: &[T]) -> anyhow::Result<String> {

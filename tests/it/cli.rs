@@ -81,3 +81,42 @@ fn a_pane_is_found_as_percent_n_or_n_and_nonsense_is_an_error() {
         assert!(err.contains("not a tmux pane id"), "{err}");
     }
 }
+
+#[test]
+fn every_listing_takes_the_same_formats_and_json() {
+    let sb = in_pane_3();
+    let formats = ["table", "text", "json", "jsonl", "csv", "tsv"];
+    for command in [
+        &["report"][..],
+        &["sessions"],
+        &["timeline", "--pane", "%3"],
+    ] {
+        for format in formats {
+            let mut args = command.to_vec();
+            args.extend(["--format", format]);
+            let (code, out, err) = run(&sb, &args);
+            // 1: nothing to show (no tmux events here); never a usage error.
+            assert!(matches!(code, Some(0 | 1)), "{args:?}: {out}{err}");
+        }
+        let mut args = command.to_vec();
+        args.push("--json");
+        let (code, out, err) = run(&sb, &args);
+        assert!(matches!(code, Some(0 | 1)), "{args:?}: {out}{err}");
+    }
+    // The same rows whatever the format.
+    let (_, jsonl, _) = run(&sb, &["report", "--format", "jsonl"]);
+    let rows: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["group"], "%3");
+    let (_, json, _) = run(&sb, &["report", "--json"]);
+    let array: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(array[0], rows[0]);
+    let (_, tsv, _) = run(&sb, &["report", "--format", "tsv"]);
+    assert_eq!(tsv.lines().count(), 2, "{tsv}");
+    assert!(tsv.lines().nth(1).unwrap().starts_with("%3\t"), "{tsv}");
+    let (_, show, _) = run(&sb, &["show", "1", "--json"]);
+    assert!(show.contains("\"command\": \"echo in-pane-3\""), "{show}");
+}
