@@ -44,16 +44,25 @@ pub struct ReportJson<'a> {
     top_command: Option<&'a str>,
 }
 
+/// Each group carries only its own fields: a pane, session or window
+/// names its tmux server and itself; a day, user or command has no pane
+/// (any pane of its rows would be an arbitrary member's).
 pub fn json_rows(rows: &[ReportRow], by: GroupBy) -> Vec<ReportJson<'_>> {
+    let (pane, session, window) = match by {
+        GroupBy::Pane => (true, false, false),
+        GroupBy::Session => (false, true, false),
+        GroupBy::Window => (false, true, true),
+        _ => (false, false, false),
+    };
     rows.iter()
         .map(|r| ReportJson {
             group: label(r, by),
-            tmux_pane: r.tmux_pane.as_deref(),
-            tmux_server: server(r),
-            tmux_session_id: r.tmux_session_id,
-            tmux_session_name: r.session_name.as_deref(),
-            tmux_window_index: r.window_index,
-            tmux_window_name: r.window_name.as_deref(),
+            tmux_pane: r.tmux_pane.as_deref().filter(|_| pane),
+            tmux_server: server(r).filter(|_| pane || session),
+            tmux_session_id: r.tmux_session_id.filter(|_| session),
+            tmux_session_name: r.session_name.as_deref().filter(|_| session),
+            tmux_window_index: r.window_index.filter(|_| window),
+            tmux_window_name: r.window_name.as_deref().filter(|_| window),
             shell_session: (by == GroupBy::Pane && r.tmux_pane.is_none())
                 .then_some(r.shell_session.as_str()),
             users: &r.users,

@@ -120,3 +120,31 @@ fn every_listing_takes_the_same_formats_and_json() {
     let (_, show, _) = run(&sb, &["show", "1", "--json"]);
     assert!(show.contains("\"command\": \"echo in-pane-3\""), "{show}");
 }
+
+#[test]
+fn report_groups_carry_only_their_own_fields() {
+    let sb = in_pane_3();
+    let json = |by: &str| -> serde_json::Value {
+        let (_, out, err) = run(&sb, &["report", "--by", by, "--json"]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"))
+    };
+    let pane = json("pane");
+    assert_eq!(
+        (
+            pane[0]["tmux_pane"].as_str(),
+            pane[0]["tmux_server"].as_str()
+        ),
+        (Some("%3"), Some("work:4242"))
+    );
+    for by in ["day", "user", "command", "cwd", "host"] {
+        let row = &json(by)[0];
+        for field in [
+            "tmux_pane",
+            "tmux_server",
+            "tmux_session_id",
+            "tmux_window_index",
+        ] {
+            assert!(row[field].is_null(), "--by {by}: {field} = {}", row[field]);
+        }
+    }
+}
