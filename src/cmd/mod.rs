@@ -18,7 +18,7 @@ mod verify;
 use std::path::Path;
 
 use anyhow::Result;
-use tmux_audit::db::Database;
+use tmux_audit::db::{Database, DbError};
 use tmux_audit::spool;
 
 use crate::cli::Command;
@@ -35,11 +35,22 @@ pub enum Exit {
     Problems,
 }
 
+/// SQLite's own errors name no file and no fix ("file is not a
+/// database"): they get both.
+fn name_the_file(path: &Path, err: anyhow::Error) -> anyhow::Error {
+    match err.downcast_ref::<DbError>() {
+        Some(db_err @ DbError::Sqlite(_)) => {
+            anyhow::anyhow!("{}: {db_err}; {}", path.display(), db_err.hint())
+        }
+        _ => err,
+    }
+}
+
 /// The database at `path` for a reader, the spool merged first; records
 /// that still wait are told on stderr, since what the reader prints then
 /// lacks them.
 pub fn open_for_reading(path: &Path) -> Result<Database> {
-    let (db, waiting) = spool::open_merged(path)?;
+    let (db, waiting) = spool::open_merged(path).map_err(|err| name_the_file(path, err))?;
     if let Some(waiting) = waiting {
         eprintln!("tmux-audit: warning: {waiting}");
     }

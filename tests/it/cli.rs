@@ -148,3 +148,19 @@ fn report_groups_carry_only_their_own_fields() {
         }
     }
 }
+
+#[test]
+fn a_damaged_database_is_named_with_its_fix() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.db.parent().unwrap()).unwrap();
+    std::fs::write(&sb.db, b"not a database at all, just text".repeat(200)).unwrap();
+    for command in ["search", "report", "sessions", "verify"] {
+        let (code, out, err) = run(&sb, &[command]);
+        assert_eq!(code, Some(2), "{command}: {out}{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&sb.db.display().to_string()) && err.contains("doctor --repair"),
+            "{command}: {err}"
+        );
+    }
+}
