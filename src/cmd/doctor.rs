@@ -2,7 +2,7 @@
 //! `--repair` for a damaged database.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -178,18 +178,50 @@ fn check_surroundings(path: &Path) -> Vec<Finding> {
         "last error",
         last_error.unwrap_or_else(|| "none".into()),
     ));
-    findings.push(match std::env::var("TMUX_AUDIT_SESSION") {
-        Ok(session) if !session.is_empty() => {
-            Finding::ok("hook", format!("loaded in this shell (session {session})"))
-        }
-        _ => Finding::problem(
-            "hook",
-            "not loaded in this shell".into(),
-            "add the init line to your shell's rc file: see `tmux-audit init --help`",
-        ),
-    });
+    findings.push(check_hook(path));
     findings.push(check_tmux_hooks());
     findings
+}
+
+/// Does the hook record this shell's commands? `TMUX_AUDIT_SESSION` only
+/// says that it was loaded once: a later line of the rc file can still have
+/// replaced `PROMPT_COMMAND` or the precmd hooks. So the proof asked for is
+/// a command of this shell in the database.
+fn check_hook(path: &Path) -> Finding {
+    const FIX: &str =
+        "load it with the line from `tmux-audit init --help`, last in your shell's rc file";
+    let session = std::env::var("TMUX_AUDIT_SESSION").unwrap_or_default();
+    if session.is_empty() {
+        if !io::stdin().is_terminal() {
+            return Finding::ok(
+                "hook",
+                "not run from an interactive shell: not checked".into(),
+            );
+        }
+        return Finding::problem("hook", "not loaded in this shell".into(), FIX);
+    }
+    let newest = Database::open_existing(path)
+        .ok()
+        .and_then(|db| db.newest_of_shell_session(&session).ok().flatten());
+    match newest {
+        Some(row) => Finding::ok(
+            "hook",
+            format!(
+                "records this shell: its command {} at {}",
+                row.record.seq,
+                tmux_audit::render::local_time(row.record.started_at_us)
+            ),
+        ),
+        None => Finding::problem(
+            "hook",
+            format!(
+                "loaded in this shell (session {session}), but none of its commands was recorded: \
+                 run one (`true`) and `doctor` again; if still none, a later line of your rc file \
+                 replaces the hook"
+            ),
+            FIX,
+        ),
+    }
 }
 
 /// The database's directory, the database and every file tmux-audit keeps

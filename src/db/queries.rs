@@ -38,6 +38,21 @@ pub struct SearchQuery {
 const SCAN_WINDOW: i64 = 20_000;
 
 impl Database {
+    /// The newest command of a shell session (`TMUX_AUDIT_SESSION`), if
+    /// any was recorded: whether that shell's hook records.
+    pub fn newest_of_shell_session(&self, session: &str) -> Result<Option<StoredCommand>, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM commands WHERE shell_session = ?1 ORDER BY seq DESC LIMIT 1"
+                ),
+                [session],
+                stored_command,
+            )
+            .optional()?)
+    }
+
     /// Stores entries in one transaction; returns how many were new (one
     /// stored before is skipped). Each kind extends its own hash chain.
     pub fn insert_all<'a>(

@@ -36,10 +36,42 @@ fn a_healthy_setup_is_all_ok() {
     ] {
         assert!(text.contains(line), "{line:?} in:\n{text}");
     }
+    // From a script or cron: no interactive shell, nothing to fail.
     let out = sb.cmd().arg("doctor").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.contains("FAIL  hook        not loaded in this shell"),
+        text.contains("ok    hook        not run from an interactive shell: not checked"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+#[test]
+fn the_hook_check_asks_for_a_record_of_this_shell_not_a_variable() {
+    let sb = Sandbox::new();
+    assert!(record(&sb, "1", "true"));
+    let doctor_in = |session: &str| {
+        let out = sb
+            .cmd()
+            .env("TMUX_AUDIT_SESSION", session)
+            .arg("doctor")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    // The shell whose commands were recorded (record_numbered's session "s").
+    let (code, text) = doctor_in("s");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("ok    hook        records this shell: its command 1 at"),
+        "{text}"
+    );
+    // A shell that exported the variable once, but whose hook a later rc
+    // line replaced: nothing of it was ever recorded.
+    let (code, text) = doctor_in("bash.1.2.3");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("FAIL  hook        loaded in this shell (session bash.1.2.3), but none of its commands was recorded"),
         "{text}"
     );
 }
