@@ -218,8 +218,8 @@ impl Database {
     ) -> Result<Vec<StoredCommand>, DbError> {
         let where_sql = conditions.where_sql();
         let mut params = conditions.params.clone();
-        let from = if unique {
-            // The newest run (by start time) of each distinct command.
+        let from = if unique && limit.is_none() {
+            // The newest run (by start time) of each distinct command, of all.
             format!(
                 "commands WHERE id IN (SELECT id FROM (
                     SELECT id, row_number() OVER (
@@ -231,13 +231,35 @@ impl Database {
         } else {
             format!("commands {where_sql}")
         };
-        let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-        params.push(Value::Integer(limit));
+        // With a limit, the newest run of each distinct command is found by
+        // reading newest first and keeping the first of each text until the
+        // limit: the window function above sorts every match by its text
+        // first (1.6-2.1 s at a million rows, for the 20 rows shown).
+        let streaming = unique && limit.is_some();
+        let sql_limit = match limit {
+            Some(n) if !streaming => i64::try_from(n).unwrap_or(i64::MAX),
+            _ => -1,
+        };
+        params.push(Value::Integer(sql_limit));
         let sql =
             format!("SELECT {COLUMNS} FROM {from} ORDER BY started_at_us DESC, id DESC LIMIT ?");
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(params_from_iter(params), stored_command)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        if !streaming {
+            return Ok(rows.collect::<Result<_, _>>()?);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut found = Vec::new();
+        for row in rows {
+            let row = row?;
+            if seen.insert(row.record.command.clone()) {
+                found.push(row);
+                if limit.is_some_and(|n| found.len() >= n) {
+                    break;
+                }
+            }
+        }
+        Ok(found)
     }
 }
 
