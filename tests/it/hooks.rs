@@ -377,7 +377,7 @@ fn records_two_panes_typing_at_once_exactly_once(shell: Shell) {
         second.line(&format!("echo second {i}"));
     }
     let rows = sb.wait_rows("every command of both panes", |rows| rows.len() >= 2 * N);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    sb.wait_until_settled();
     let rows_after = sb.rows();
     assert_eq!(rows_after.len(), rows.len(), "no late duplicates");
     for (pane, name) in [(&first, "first"), (&second, "second")] {

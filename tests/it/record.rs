@@ -255,9 +255,11 @@ fn a_locked_database_never_holds_up_the_record() {
         "a busy database is no error: {}",
         sb.log()
     );
-    // Not a timing test (a loaded machine starts processes slowly), only a
-    // liveness bound: none waited for the lock to be released.
-    assert!(took.as_secs() < 20, "29 records took {took:?}");
+    // Not a timing test (what a record costs with the database locked is
+    // measured by `benches/record.rs`), only a liveness bound, the suite's
+    // patience for anything: none waited for the lock to be released (each
+    // would then hang, which `Sandbox::record` fails on too).
+    assert!(took < crate::support::PATIENCE, "29 records took {took:?}");
     tx.commit().unwrap();
 
     let rows = sb.wait_rows("the records stored after the lock was released", |rows| {
@@ -331,12 +333,12 @@ fn a_planted_fifo_or_link_at_the_spool_is_not_used() {
     let fifo = std::ffi::CString::new(spool.to_str().unwrap()).unwrap();
     // SAFETY: a valid C string.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
-    let started = std::time::Instant::now();
+    // A record that hangs on the FIFO fails (`Sandbox::record` gives it
+    // the suite's patience).
     assert!(sb
         .record_numbered("2", "echo beside a fifo")
         .status
         .success());
-    assert!(started.elapsed().as_secs() < 5, "did not hang on the FIFO");
     fs::remove_file(&spool).unwrap();
 
     let elsewhere = sb.path().join("elsewhere");

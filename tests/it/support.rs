@@ -185,9 +185,35 @@ impl Sandbox {
             let _ = stdin.write_all(&command);
             let _ = stdin.write_all(b"\n");
         });
-        let out = child.wait_with_output().unwrap();
+        let out = finish_within_patience(child, "record");
         writer.join().unwrap();
         out
+    }
+
+    /// Waits until nothing more can reach the database: no process of
+    /// tmux-audit runs in this sandbox (records, hooks, background merges)
+    /// and the spool is empty. What a fixed sleep before "nothing more came"
+    /// would only hope for.
+    pub fn wait_until_settled(&self) {
+        let start = Instant::now();
+        loop {
+            let running: Vec<Process> = self
+                .processes()
+                .into_iter()
+                .filter(|p| p.tmux_audit)
+                .collect();
+            if running.is_empty() && self.spooled().is_empty() {
+                return;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "still running: {running:?}; spooled: {:?}",
+                self.spooled()
+            );
+            // A background merge ends once the spool is merged by another.
+            self.flush();
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Moves the spool into the database (`tmux-audit flush`), as every
@@ -464,6 +490,41 @@ pub fn start_record(
         .unwrap()
         .write_all(format!("{text}\n").as_bytes());
     child
+}
+
+/// The output of `child` (its stdin already taken), which must end within
+/// [`PATIENCE`]: a process that hangs (on a lock, a FIFO) fails the test,
+/// named `what`, instead of hanging the suite. Killed then.
+pub fn finish_within_patience(mut child: std::process::Child, what: &str) -> Output {
+    use std::io::Read;
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > PATIENCE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not end within {PATIENCE:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }
 
 /// A row of the `commands` table, as the tests look at it.
