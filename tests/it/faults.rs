@@ -120,7 +120,11 @@ fn no_fault_costs_the_prompt_or_a_record() {
         .skip_while(|t| !t.contains("while-damaged"))
         .collect();
     loop {
-        let commands: Vec<String> = sb.rows_of(&db).into_iter().map(|r| r.command).collect();
+        let commands: Vec<String> = sb
+            .rows_of(&db)
+            .into_iter()
+            .map(|r| r.record.command)
+            .collect();
         let all_once = expected
             .iter()
             .all(|t| commands.iter().filter(|c| c == t).count() == 1);

@@ -117,7 +117,7 @@ fn records_each_command_as_typed_with_its_context(shell: Shell) {
     let a = s.run("echo twice");
     let b = s.run("echo twice");
     assert_eq!(
-        (a.command, b.command),
+        (a.record.command, b.record.command),
         ("echo twice".to_string(), "echo twice".to_string())
     );
     assert_ne!(a.id, b.id);
@@ -180,7 +180,7 @@ fn records_nothing_for_empty_enter_or_ctrl_c_and_130_for_an_interrupted_command(
     s.pane.wait_for("READY", prompts + 1);
     let r = s.run("echo second");
     assert_eq!(r.command, "echo second");
-    let commands: Vec<_> = s.sb.rows().into_iter().map(|r| r.command).collect();
+    let commands: Vec<_> = s.sb.rows().into_iter().map(|r| r.record.command).collect();
     assert_eq!(commands, ["echo first", "echo second"]);
 
     s.pane.line("sleep 30");
@@ -502,7 +502,7 @@ fn bash_with_promptvars_off_shows_no_hook_code_and_recovers() {
         !screen.contains("__tmux_audit"),
         "hook code on screen:\n{screen}"
     );
-    let commands: Vec<_> = s.sb.rows().into_iter().map(|r| r.command).collect();
+    let commands: Vec<_> = s.sb.rows().into_iter().map(|r| r.record.command).collect();
     assert_eq!(
         commands.last().map(String::as_str),
         Some("echo back"),
