@@ -169,10 +169,15 @@ fn records_nothing_for_empty_enter_or_ctrl_c_and_130_for_an_interrupted_command(
     s.pane.key("C-c");
     s.pane.line("");
     s.pane.key("C-c");
-    // A line typed and then abandoned with Ctrl-C.
+    // A line typed and then abandoned with Ctrl-C, once the shell is back
+    // at a prompt after an Enter: keys sent before can be lost (fish
+    // dropped the line under load).
+    let prompts = s.pane.screen().matches("READY").count();
     s.pane.line("");
+    s.pane.wait_for("READY", prompts + 1);
     s.tmux
         .run(&["send-keys", "-t", &s.pane.id, "-l", "echo abandoned"]);
+    s.pane.wait_for("echo abandoned", 1);
     // Ctrl-C on a typed line gives a new prompt; keys sent before the shell
     // is back at it can be lost (zsh dropped the first under load).
     let prompts = s.pane.screen().matches("READY").count();
