@@ -4,7 +4,8 @@
 //! on stdin, a real SQLite file) and prints the median and spread of the
 //! wall time per invocation and the peak resident memory: on an empty
 //! database, with a command that holds a secret (so the redaction patterns
-//! are compiled and run), and on a database with 1,000,000 rows.
+//! are compiled and run), on one another writer keeps locked, and on a
+//! database with 1,000,000 rows.
 //!
 //!     cargo bench --bench record            # 1,000,000 rows, 500 runs each
 //!     ROWS=100000 RUNS=200 cargo bench --bench record
@@ -39,6 +40,18 @@ fn main() {
     let empty = dir.path().join("empty.db");
     measure("empty", &empty, runs, 0, TYPICAL);
     measure("empty, with a secret", &empty, runs, 1_000_000_000, SECRET);
+    {
+        // Another writer holds the lock the whole time: the records wait
+        // in the spool, and those due to merge find it busy. (The test
+        // `faults::no_fault_costs_the_prompt_or_a_record` only proves the
+        // prompt does not wait for the lock to go; this is what it costs.)
+        let mut holder = rusqlite::Connection::open(&empty).unwrap();
+        let tx = holder
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        measure("empty, locked", &empty, runs, 2_000_000_000, TYPICAL);
+        tx.rollback().unwrap();
+    }
 
     let big = dir.path().join("big.db");
     measure_quietly(&big, 1);

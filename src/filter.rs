@@ -374,17 +374,103 @@ pub fn pattern_plan(filters: Conditions, pattern: &str, kind: MatchKind) -> Resu
 #[cfg(test)]
 mod properties {
     use proptest::prelude::*;
+    use rusqlite::Connection;
 
     use super::*;
 
+    /// A table of commands with its trigram index, as the schema has them.
+    fn commands(texts: &[String]) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE commands (id INTEGER PRIMARY KEY, command TEXT NOT NULL);
+             CREATE VIRTUAL TABLE commands_fts USING fts5(command, content = 'commands',
+                 content_rowid = 'id', tokenize = 'trigram', columnsize = 0);",
+        )
+        .unwrap();
+        for text in texts {
+            conn.execute("INSERT INTO commands (command) VALUES (?1)", [text])
+                .unwrap();
+        }
+        conn.execute_batch("INSERT INTO commands_fts (commands_fts) VALUES ('rebuild')")
+            .unwrap();
+        conn
+    }
+
+    /// The commands that `conditions` selects, in id order.
+    fn selected(conn: &Connection, conditions: &Conditions) -> Vec<String> {
+        let sql = format!(
+            "SELECT command FROM commands {} ORDER BY id",
+            conditions.where_sql()
+        );
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let params = rusqlite::params_from_iter(conditions.params.iter());
+        stmt.query_map(params, |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
     proptest! {
-        /// Any pattern gives conditions (or, for a regex, a one-line error).
+        /// Any pattern gives conditions that, by scan and by the trigram
+        /// index alike, find the texts holding it as the kind says (itself,
+        /// and the near misses around it), or, for a regex that does not
+        /// compile, a one-line error naming it.
         #[test]
-        fn patterns_never_panic(pattern in "\\PC{0,30}") {
-            for kind in [MatchKind::Substring, MatchKind::Exact, MatchKind::Prefix, MatchKind::Regex] {
-                match pattern_plan(Conditions::default(), &pattern, kind) {
-                    Ok(plan) => prop_assert!(!plan.scan.clauses.is_empty()),
-                    Err(err) => prop_assert!(kind == MatchKind::Regex && !err.to_string().contains('\n')),
+        fn patterns_find_what_their_kind_says(pattern in "\\PC{0,30}") {
+            // Around the pattern a letter of no case it could fold to:
+            // the texts differ from the pattern only where the kind looks.
+            let texts: Vec<String> = [
+                pattern.clone(),
+                format!("{pattern}x"),
+                format!("x{pattern}"),
+                format!("x{pattern}x"),
+            ]
+            .into();
+            let conn = commands(&texts);
+            for kind in [MatchKind::Substring, MatchKind::Exact, MatchKind::Prefix] {
+                let plan = pattern_plan(Conditions::default(), &pattern, kind);
+                prop_assert!(plan.is_ok(), "{kind:?} {pattern:?}: {plan:?}");
+                let plan = plan.unwrap();
+                // Sensitive or not, the texts hold the pattern exactly as typed.
+                let expected: Vec<String> = texts
+                    .iter()
+                    .filter(|t| match kind {
+                        MatchKind::Substring => t.contains(&pattern),
+                        MatchKind::Exact => **t == pattern,
+                        MatchKind::Prefix => t.starts_with(&pattern),
+                        MatchKind::Regex => unreachable!(),
+                    })
+                    .cloned()
+                    .collect();
+                prop_assert_eq!(&selected(&conn, &plan.scan), &expected, "{:?} scan", kind);
+                prop_assert_eq!(
+                    plan.indexed.is_some(),
+                    pattern.chars().count() >= 3,
+                    "{:?}: the index is used from three characters on",
+                    kind
+                );
+                if let Some(indexed) = &plan.indexed {
+                    prop_assert_eq!(&selected(&conn, indexed), &expected, "{:?} index", kind);
+                }
+            }
+            match pattern_plan(Conditions::default(), &pattern, MatchKind::Regex) {
+                Ok(plan) => {
+                    prop_assert!(plan.indexed.is_none());
+                    let Some(Value::Text(regex)) = plan.scan.params.first() else {
+                        panic!("{pattern:?}: {plan:?}");
+                    };
+                    prop_assert!(regex.ends_with(&pattern), "{regex:?}");
+                    prop_assert!(regex::Regex::new(regex).is_ok(), "{regex:?}");
+                }
+                Err(err) => {
+                    let err = err.to_string();
+                    let compiles = |r: &str| regex::Regex::new(r).is_ok();
+                    prop_assert!(
+                        !compiles(&pattern) || !compiles(&format!("(?i){pattern}")),
+                        "{pattern:?}: {err}"
+                    );
+                    prop_assert!(!err.contains('\n'), "{err}");
+                    prop_assert!(err.contains(&format!("{pattern:?}")), "{err}");
                 }
             }
         }

@@ -207,18 +207,57 @@ mod properties {
         #[test]
         fn time_parsing_never_panics(input in "\\PC{0,40}") {
             let now = Local.with_ymd_and_hms(2026, 11, 25, 14, 30, 0).unwrap();
+            let named = format!("{:?}", input);
             if let Err(err) = parse_time(&input, now) {
-                let named = format!("{:?}", input);
                 prop_assert!(err.contains(&named) || err.contains("does not exist"), "{}", err);
             }
-            let _ = parse_duration(&input);
+            match parse_duration(&input) {
+                Ok(d) => prop_assert!(d >= Duration::zero(), "{input:?}: {d}"),
+                Err(err) => prop_assert!(err.contains(&named), "{}", err),
+            }
         }
 
+        /// Spans of any size: the duration its number times its unit (to
+        /// the float's precision), or an error naming the text when that is
+        /// past the limit (10^12 s); the time that long before now, or an
+        /// error naming the text.
         #[test]
-        fn spans_and_dates_near_the_limits_never_panic(n in any::<u64>(), unit in "(ms|s|m|h|d|w|weeks|days)") {
+        fn spans_near_the_limits_are_their_size_or_an_error_naming_them(
+            // Any number, and numbers on both sides of the limit.
+            n in prop_oneof![any::<u64>(), 0..2_000_000_000_000_000u64, 0..10_000_000u64],
+            unit in "(ms|s|m|h|d|w|weeks|days)",
+        ) {
             let now = Local.with_ymd_and_hms(2026, 11, 25, 14, 30, 0).unwrap();
-            let _ = parse_time(&format!("{n}{unit} ago"), now);
-            let _ = parse_duration(&format!("{n} {unit}"));
+            let seconds_per_unit = match unit.as_str() {
+                "ms" => 0.001,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                "d" | "days" => 86_400.0,
+                _ => 604_800.0,
+            };
+            let seconds = n as f64 * seconds_per_unit;
+            let typed = format!("{n} {unit}");
+            let span = parse_duration(&typed);
+            match &span {
+                Ok(d) => {
+                    prop_assert!(seconds < 1e12, "{typed:?}: {d}");
+                    let us = d.num_microseconds().unwrap() as f64;
+                    prop_assert!((us - seconds * 1e6).abs() <= 1.0 + seconds * 1e-9, "{typed:?}: {d}");
+                }
+                Err(err) => {
+                    prop_assert!(seconds >= 1e12, "{typed:?}: {err}");
+                    prop_assert!(err.contains(&format!("{typed:?}")), "{err}");
+                }
+            }
+            let typed = format!("{n}{unit} ago");
+            match parse_time(&typed, now) {
+                Ok(t) => prop_assert_eq!(Ok(t), span.map(|d| now.with_timezone(&Utc) - d)),
+                Err(err) => {
+                    prop_assert!(span.is_err(), "{typed:?}: {err}");
+                    prop_assert!(err.contains(&format!("{typed:?}")), "{err}");
+                }
+            }
         }
     }
 }

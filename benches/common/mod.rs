@@ -5,90 +5,96 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
+use tmux_audit::db::Database;
+use tmux_audit::record::{CommandRecord, Entry};
 
 /// Adds `rows` realistic records: many panes, sessions, users and
 /// directories, commands of varied length, times one to a few seconds apart.
+/// Through the library's own insert (as `record` stores them, in batches),
+/// so they carry a real hash chain and whatever the insert maintains.
 pub fn fill(db: &Path, rows: usize) {
-    let mut conn = Connection::open(db).unwrap();
-    let tx = conn.transaction().unwrap();
-    {
-        let mut insert = tx
-            .prepare(
-                "INSERT INTO commands (command, exit_status, started_at_us, duration_us, cwd, user, uid,
-                    host, shell, shell_session, seq, tty, tmux_socket, tmux_server_pid, tmux_session_id,
-                    tmux_pane, recorded_at_us)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            )
-            .unwrap();
-        let commands = [
-            "ls -la",
-            "git status",
-            "cargo build --release",
-            "cd ~/src/api && make test",
-            "kubectl get pods -n production -o wide",
-            "docker compose up -d --build",
-            "vim src/main.rs",
-            "grep -rn 'TODO' src/ | sort | uniq -c | sort -rn | head -50",
-            "ssh deploy@db-3.internal 'sudo systemctl restart postgresql'",
-            "for f in *.log; do gzip -9 \"$f\"; done",
-        ];
-        let users = ["alice", "bob", "carol", "deploy", "root"];
-        let shells = ["bash", "zsh", "fish"];
-        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
+    let mut db_handle = Database::open(db).unwrap();
+    let commands = [
+        "ls -la",
+        "git status",
+        "cargo build --release",
+        "cd ~/src/api && make test",
+        "kubectl get pods -n production -o wide",
+        "docker compose up -d --build",
+        "vim src/main.rs",
+        "grep -rn 'TODO' src/ | sort | uniq -c | sort -rn | head -50",
+        "ssh deploy@db-3.internal 'sudo systemctl restart postgresql'",
+        "for f in *.log; do gzip -9 \"$f\"; done",
+    ];
+    let users = ["alice", "bob", "carol", "deploy", "root"];
+    let shells = ["bash", "zsh", "fish"];
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut t = 1_700_000_000_000_000_i64;
+    let mut batch: Vec<(Entry, i64)> = Vec::with_capacity(BATCH);
+    for i in 0..rows {
+        let r = next();
+        let session = i / 200; // a shell session runs 200 commands
+        let mut command = commands[(r % commands.len() as u64) as usize].to_string();
+        if r % 7 == 0 {
+            command.push_str(&format!(" --arg-{}", "x".repeat((r % 300) as usize)));
+        }
+        if r % 3 == 0 {
+            command.push_str(&format!(" file-{}.txt", r % 10_007));
+        }
+        // A rare command: ten in a million.
+        if i % 100_000 == 99_999 {
+            command = "terraform destroy -target=module.frobnicator".to_string();
+        }
+        t += 1_000_000 + (r % 3_000_000) as i64;
+        let user = users[session % users.len()];
+        let record = CommandRecord {
+            command,
+            command_raw: None,
+            exit_status: Some(if r % 11 == 0 { 1 } else { 0 }),
+            started_at_us: t,
+            duration_us: Some((r % 5_000_000) as i64),
+            cwd: format!("/home/{user}/src/project-{}", r % 40),
+            cwd_raw: None,
+            user: user.to_string(),
+            uid: 1000 + (session % users.len()) as u32,
+            login_uid: None,
+            sudo_user: None,
+            host: format!("host-{}", session % 8),
+            shell: shells[session % shells.len()].to_string(),
+            shell_session: format!("bench-session-{session}"),
+            seq: (i % 200) as i64 + 1,
+            tty: Some(format!("/dev/pts/{}", session % 60)),
+            ssh_connection: None,
+            tmux_socket: Some(format!("/tmp/tmux-1000/server-{}", session % 4)),
+            tmux_server_pid: Some(10_000 + (session % 4) as i64),
+            tmux_session_id: Some((session % 30) as i64),
+            tmux_pane: Some(format!("%{}", session % 120)),
+            redacted: false,
         };
-        let mut t = 1_700_000_000_000_000_i64;
-        for i in 0..rows {
-            let r = next();
-            let session = i / 200; // a shell session runs 200 commands
-            let mut command = commands[(r % commands.len() as u64) as usize].to_string();
-            if r % 7 == 0 {
-                command.push_str(&format!(" --arg-{}", "x".repeat((r % 300) as usize)));
-            }
-            if r % 3 == 0 {
-                command.push_str(&format!(" file-{}.txt", r % 10_007));
-            }
-            // A rare command: ten in a million.
-            if i % 100_000 == 99_999 {
-                command = "terraform destroy -target=module.frobnicator".to_string();
-            }
-            t += 1_000_000 + (r % 3_000_000) as i64;
-            insert
-                .execute(params![
-                    command,
-                    if r % 11 == 0 { 1 } else { 0 },
-                    t,
-                    (r % 5_000_000) as i64,
-                    format!(
-                        "/home/{}/src/project-{}",
-                        users[session % users.len()],
-                        r % 40
-                    ),
-                    users[session % users.len()],
-                    1000 + (session % users.len()) as i64,
-                    format!("host-{}", session % 8),
-                    shells[session % shells.len()],
-                    format!("bench-session-{session}"),
-                    (i % 200) as i64 + 1,
-                    format!("/dev/pts/{}", session % 60),
-                    format!("/tmp/tmux-1000/server-{}", session % 4),
-                    10_000 + (session % 4) as i64,
-                    (session % 30) as i64,
-                    format!("%{}", session % 120),
-                    t + 5_000,
-                ])
+        batch.push((Entry::Command(record), t + 5_000));
+        if batch.len() == BATCH || i + 1 == rows {
+            let added = db_handle
+                .insert_all(batch.iter().map(|(e, at)| (e, *at)))
                 .unwrap();
+            assert_eq!(added, batch.len(), "each record is new");
+            batch.clear();
         }
     }
-    tx.commit().unwrap();
+    drop(db_handle);
+    let conn = Connection::open(db).unwrap();
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
         .unwrap();
 }
+
+/// Records per transaction while filling.
+const BATCH: usize = 10_000;
 
 /// A setting from the environment (`ROWS=…`), or its default.
 pub fn env_or(name: &str, default: usize) -> usize {

@@ -225,6 +225,17 @@ impl Database {
         Database::open(path)
     }
 
+    /// Opens read-only, as it is: no upgrade, nothing written, and none of
+    /// [`Database::open`]'s checks of who owns the files, so the caller
+    /// vouches for them (tests reading a database, also another user's as
+    /// root). Waits up to `busy_timeout` for a writer.
+    pub fn open_read_only(path: &Path, busy_timeout: Duration) -> Result<Database, DbError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(busy_timeout)?;
+        Ok(Database { conn, busy_timeout })
+    }
+
     fn ready(mut conn: Connection, busy_timeout: Duration) -> Result<Database, DbError> {
         conn.busy_timeout(busy_timeout)?;
         // Commits need no fsync in WAL mode; the WAL is synced at checkpoints.

@@ -134,6 +134,15 @@ impl Database {
         Ok(())
     }
 
+    /// Every command in the order it was stored.
+    pub fn commands_in_order(&self) -> Result<Vec<StoredCommand>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM commands ORDER BY id"))?;
+        let rows = stmt.query_map([], stored_command)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The command stored with `id`.
     pub fn command(&self, id: i64) -> Result<Option<StoredCommand>, DbError> {
         Ok(self

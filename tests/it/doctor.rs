@@ -125,7 +125,10 @@ fn repair_moves_a_damaged_database_aside_and_starts_a_chain_that_says_so() {
         garbage,
         "moved, never deleted or changed"
     );
-    let commands: Vec<_> = rows_in(&sb.db).into_iter().map(|r| r.command).collect();
+    let commands: Vec<_> = rows_in(&sb.db)
+        .into_iter()
+        .map(|r| r.record.command)
+        .collect();
     assert_eq!(
         commands,
         ["echo during"],
@@ -159,7 +162,10 @@ fn repair_merges_the_spool_into_a_healthy_database() {
         "{text}"
     );
     assert_eq!(code, Some(0), "{text}");
-    let commands: Vec<_> = rows_in(&sb.db).into_iter().map(|r| r.command).collect();
+    let commands: Vec<_> = rows_in(&sb.db)
+        .into_iter()
+        .map(|r| r.record.command)
+        .collect();
     assert_eq!(commands, ["echo first", "echo spooled"]);
 }
 

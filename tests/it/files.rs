@@ -165,7 +165,7 @@ fn a_wal_planted_in_a_directory_others_can_write_gets_none_of_the_records() {
     fs::remove_file(&wal).unwrap();
     let (merged, _, stderr) = alice(&sb, &db, &["flush"]);
     assert!(merged, "{stderr}");
-    let commands: Vec<String> = rows_in(&db).into_iter().map(|r| r.command).collect();
+    let commands: Vec<String> = rows_in(&db).into_iter().map(|r| r.record.command).collect();
     assert_eq!(commands, ["echo alice-secret-1", "echo alice-secret-2"]);
 }
 
@@ -314,7 +314,10 @@ fn a_link_at_the_rejected_file_is_not_written_through() {
             .contains("{\"recorded_at_us\":1,\"record\":{\"comm"),
         "the line is kept"
     );
-    let commands: Vec<String> = rows_in(&sb.db).into_iter().map(|r| r.command).collect();
+    let commands: Vec<String> = rows_in(&sb.db)
+        .into_iter()
+        .map(|r| r.record.command)
+        .collect();
     assert_eq!(commands, ["echo first", "echo second"]);
     assert!(sb.log().contains("is a symbolic link"), "{}", sb.log());
 }

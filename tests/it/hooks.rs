@@ -117,7 +117,7 @@ fn records_each_command_as_typed_with_its_context(shell: Shell) {
     let a = s.run("echo twice");
     let b = s.run("echo twice");
     assert_eq!(
-        (a.command, b.command),
+        (a.record.command, b.record.command),
         ("echo twice".to_string(), "echo twice".to_string())
     );
     assert_ne!(a.id, b.id);
@@ -169,10 +169,15 @@ fn records_nothing_for_empty_enter_or_ctrl_c_and_130_for_an_interrupted_command(
     s.pane.key("C-c");
     s.pane.line("");
     s.pane.key("C-c");
-    // A line typed and then abandoned with Ctrl-C.
+    // A line typed and then abandoned with Ctrl-C, once the shell is back
+    // at a prompt after an Enter: keys sent before can be lost (fish
+    // dropped the line under load).
+    let prompts = s.pane.screen().matches("READY").count();
     s.pane.line("");
+    s.pane.wait_for("READY", prompts + 1);
     s.tmux
         .run(&["send-keys", "-t", &s.pane.id, "-l", "echo abandoned"]);
+    s.pane.wait_for("echo abandoned", 1);
     // Ctrl-C on a typed line gives a new prompt; keys sent before the shell
     // is back at it can be lost (zsh dropped the first under load).
     let prompts = s.pane.screen().matches("READY").count();
@@ -180,7 +185,7 @@ fn records_nothing_for_empty_enter_or_ctrl_c_and_130_for_an_interrupted_command(
     s.pane.wait_for("READY", prompts + 1);
     let r = s.run("echo second");
     assert_eq!(r.command, "echo second");
-    let commands: Vec<_> = s.sb.rows().into_iter().map(|r| r.command).collect();
+    let commands: Vec<_> = s.sb.rows().into_iter().map(|r| r.record.command).collect();
     assert_eq!(commands, ["echo first", "echo second"]);
 
     s.pane.line("sleep 30");
@@ -377,7 +382,7 @@ fn records_two_panes_typing_at_once_exactly_once(shell: Shell) {
         second.line(&format!("echo second {i}"));
     }
     let rows = sb.wait_rows("every command of both panes", |rows| rows.len() >= 2 * N);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    sb.wait_until_settled();
     let rows_after = sb.rows();
     assert_eq!(rows_after.len(), rows.len(), "no late duplicates");
     for (pane, name) in [(&first, "first"), (&second, "second")] {
@@ -502,7 +507,7 @@ fn bash_with_promptvars_off_shows_no_hook_code_and_recovers() {
         !screen.contains("__tmux_audit"),
         "hook code on screen:\n{screen}"
     );
-    let commands: Vec<_> = s.sb.rows().into_iter().map(|r| r.command).collect();
+    let commands: Vec<_> = s.sb.rows().into_iter().map(|r| r.record.command).collect();
     assert_eq!(
         commands.last().map(String::as_str),
         Some("echo back"),

@@ -808,15 +808,22 @@ fn report_json_and_csv_carry_every_figure() {
     assert_eq!(json[0]["failures"], 3);
 }
 
-/// Compares with `tests/it/snapshots/NAME`; `UPDATE_SNAPSHOTS=1` rewrites it.
+/// Compares with `tests/it/snapshots/NAME`; `UPDATE_SNAPSHOTS=1` rewrites it,
+/// except in CI, where that fails (see [`snapshot_mode`]).
 fn snapshot(name: &str, actual: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/it/snapshots")
         .join(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
+    let update = std::env::var_os("UPDATE_SNAPSHOTS");
+    let ci = std::env::var_os("CI");
+    match snapshot_mode(update.as_deref(), ci.as_deref()) {
+        Ok(SnapshotMode::Rewrite) => {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, actual).unwrap();
+            return;
+        }
+        Ok(SnapshotMode::Compare) => {}
+        Err(why) => panic!("{name}: {why}"),
     }
     let expected = std::fs::read_to_string(&path)
         .unwrap_or_else(|_| panic!("no snapshot {name}; run with UPDATE_SNAPSHOTS=1"));
@@ -824,6 +831,50 @@ fn snapshot(name: &str, actual: &str) {
         expected == actual,
         "{name} differs from its snapshot:\n--- expected\n{expected}\n--- actual\n{actual}"
     );
+}
+
+/// What [`snapshot`] does.
+#[derive(Debug, PartialEq)]
+enum SnapshotMode {
+    Compare,
+    Rewrite,
+}
+
+/// What [`snapshot`] does, given `UPDATE_SNAPSHOTS` and `CI` (which CI
+/// services set to `true`): rewriting snapshots in CI would make the tests
+/// pass whatever the output, so there it is an error.
+fn snapshot_mode(update: Option<&OsStr>, ci: Option<&OsStr>) -> Result<SnapshotMode, String> {
+    let in_ci = ci.is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
+    match (update.is_some(), in_ci) {
+        (false, _) => Ok(SnapshotMode::Compare),
+        (true, false) => Ok(SnapshotMode::Rewrite),
+        (true, true) => Err(
+            "UPDATE_SNAPSHOTS is set in CI (CI is set): snapshots are compared there, \
+             never rewritten; unset UPDATE_SNAPSHOTS"
+                .into(),
+        ),
+    }
+}
+
+#[test]
+fn snapshots_are_rewritten_only_outside_ci() {
+    let os = |s: &'static str| Some(OsStr::new(s));
+    assert_eq!(snapshot_mode(None, None), Ok(SnapshotMode::Compare));
+    assert_eq!(snapshot_mode(None, os("true")), Ok(SnapshotMode::Compare));
+    assert_eq!(snapshot_mode(os("1"), None), Ok(SnapshotMode::Rewrite));
+    assert_eq!(
+        snapshot_mode(os("1"), os("false")),
+        Ok(SnapshotMode::Rewrite)
+    );
+    for ci in ["true", "1", "yes"] {
+        let refused = snapshot_mode(os("1"), os(ci));
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("UPDATE_SNAPSHOTS")),
+            "CI={ci}: {refused:?}"
+        );
+    }
 }
 
 #[test]

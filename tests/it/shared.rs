@@ -188,18 +188,23 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
             .iter()
             .find(|r| r["command"] == command)
             .unwrap_or_else(|| panic!("{command} in {found}"));
-        let attached: Vec<String> = row["attached"]
+        // Compared sorted by user: the list is in the order of the clients'
+        // names, and which pty each client gets is not the test's to say
+        // (alice on /dev/pts/9 comes after bob on /dev/pts/10).
+        let mut attached: Vec<String> = row["attached"]
             .as_array()
             .unwrap()
             .iter()
             .map(|a| a.as_str().unwrap().split(' ').next().unwrap().to_string())
             .collect();
+        attached.sort();
         (
             row["typed_by"].as_str().unwrap_or("none").to_string(),
             attached,
         )
     };
-    let both = vec![alice.to_string(), bob.to_string()];
+    let mut both = vec![alice.to_string(), bob.to_string()];
+    both.sort();
     assert_eq!(
         typed_by("echo typed-by-alice"),
         (alice.to_string(), both.clone())

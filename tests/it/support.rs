@@ -13,8 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
+use tmux_audit::db::{Database, DbError};
+use tmux_audit::lifecycle::TmuxEvent;
+use tmux_audit::record::CommandRecord;
 
 /// How long to wait for a shell to react before failing. Generous: CI
 /// machines are slow; a test that passes never waits this long.
@@ -185,9 +187,35 @@ impl Sandbox {
             let _ = stdin.write_all(&command);
             let _ = stdin.write_all(b"\n");
         });
-        let out = child.wait_with_output().unwrap();
+        let out = finish_within_patience(child, "record");
         writer.join().unwrap();
         out
+    }
+
+    /// Waits until nothing more can reach the database: no process of
+    /// tmux-audit runs in this sandbox (records, hooks, background merges)
+    /// and the spool is empty. What a fixed sleep before "nothing more came"
+    /// would only hope for.
+    pub fn wait_until_settled(&self) {
+        let start = Instant::now();
+        loop {
+            let running: Vec<Process> = self
+                .processes()
+                .into_iter()
+                .filter(|p| p.tmux_audit)
+                .collect();
+            if running.is_empty() && self.spooled().is_empty() {
+                return;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "still running: {running:?}; spooled: {:?}",
+                self.spooled()
+            );
+            // A background merge ends once the spool is merged by another.
+            self.flush();
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Moves the spool into the database (`tmux-audit flush`), as every
@@ -466,124 +494,135 @@ pub fn start_record(
     child
 }
 
-/// A row of the `commands` table, as the tests look at it.
+/// The output of `child` (its stdin already taken), which must end within
+/// [`PATIENCE`]: a process that hangs (on a lock, a FIFO) fails the test,
+/// named `what`, instead of hanging the suite. Killed then.
+pub fn finish_within_patience(mut child: std::process::Child, what: &str) -> Output {
+    use std::io::Read;
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > PATIENCE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not end within {PATIENCE:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// A stored command, read through the library's own reading
+/// ([`Database::commands_in_order`]): its fields are those of
+/// [`CommandRecord`] (`row.command`, `row.seq`…), so a field the library
+/// adds is there without an edit here. `verify::the_stored_format_is_as_documented`
+/// checks the columns themselves with raw SQL.
 #[derive(Debug, Clone)]
 pub struct Row {
     pub id: i64,
-    pub command: String,
-    pub command_raw: Option<Vec<u8>>,
-    pub exit_status: Option<i64>,
-    pub started_at_us: i64,
-    pub duration_us: Option<i64>,
-    pub cwd: String,
-    pub cwd_raw: Option<Vec<u8>>,
-    pub user: String,
-    pub uid: i64,
-    pub login_uid: Option<i64>,
-    pub sudo_user: Option<String>,
-    pub host: String,
-    pub shell: String,
-    pub shell_session: String,
-    pub seq: i64,
-    pub tty: Option<String>,
-    pub ssh_connection: Option<String>,
-    pub tmux_socket: Option<String>,
-    pub tmux_server_pid: Option<i64>,
-    pub tmux_session_id: Option<i64>,
-    pub tmux_pane: Option<String>,
+    pub record: CommandRecord,
 }
 
-pub fn rows_in(db: &Path) -> Vec<Row> {
-    if !db.exists() {
-        return Vec::new();
+impl std::ops::Deref for Row {
+    type Target = CommandRecord;
+    fn deref(&self) -> &CommandRecord {
+        &self.record
     }
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db");
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let mut stmt = match conn.prepare("SELECT * FROM commands ORDER BY id") {
-        Ok(stmt) => stmt,
-        Err(_) => return Vec::new(), // schema not there yet
-    };
-    stmt.query_map([], |r| {
-        Ok(Row {
-            id: r.get("id")?,
-            command: r.get("command")?,
-            command_raw: r.get("command_raw")?,
-            exit_status: r.get("exit_status")?,
-            started_at_us: r.get("started_at_us")?,
-            duration_us: r.get("duration_us")?,
-            cwd: r.get("cwd")?,
-            cwd_raw: r.get("cwd_raw")?,
-            user: r.get("user")?,
-            uid: r.get("uid")?,
-            login_uid: r.get("login_uid")?,
-            sudo_user: r.get("sudo_user")?,
-            host: r.get("host")?,
-            shell: r.get("shell")?,
-            shell_session: r.get("shell_session")?,
-            seq: r.get("seq")?,
-            tty: r.get("tty")?,
-            ssh_connection: r.get("ssh_connection")?,
-            tmux_socket: r.get("tmux_socket")?,
-            tmux_server_pid: r.get("tmux_server_pid")?,
-            tmux_session_id: r.get("tmux_session_id")?,
-            tmux_pane: r.get("tmux_pane")?,
-        })
-    })
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap()
 }
 
-/// A row of the `tmux_events` table, as the tests look at it.
+/// Opens the database at `db` read-only, as it is, or None when there is
+/// nothing to read yet (no file, or its schema not made yet).
+fn read_only(db: &Path) -> Option<Database> {
+    if !db.exists() {
+        return None;
+    }
+    Some(Database::open_read_only(db, Duration::from_secs(5)).expect("open db"))
+}
+
+/// Whether `err` says the schema is not there yet (a database being made).
+fn no_schema_yet(err: &DbError) -> bool {
+    err.to_string().contains("no such table")
+}
+
+/// The commands, in the order they were stored.
+pub fn rows_in(db: &Path) -> Vec<Row> {
+    let Some(db) = read_only(db) else {
+        return Vec::new();
+    };
+    match db.commands_in_order() {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|r| Row {
+                id: r.id,
+                record: r.record,
+            })
+            .collect(),
+        Err(err) if no_schema_yet(&err) => Vec::new(),
+        Err(err) => panic!("cannot read the commands: {err}"),
+    }
+}
+
+/// A stored tmux event, read through the library's own reading
+/// ([`Database::tmux_events`]): the fields of [`TmuxEvent`] (`e.event`,
+/// `e.pane`…), and its client's spelled out, as most tests look at them.
 #[derive(Debug, Clone)]
 pub struct EventRow {
     pub id: i64,
-    pub event: String,
-    pub at_us: i64,
-    pub tmux_server_pid: i64,
-    pub session_id: Option<i64>,
-    pub session_name: Option<String>,
-    pub window_id: Option<i64>,
-    pub window_index: Option<i64>,
-    pub window_name: Option<String>,
-    pub pane: Option<String>,
+    pub stored: TmuxEvent,
     pub client_name: Option<String>,
     pub client_user: Option<String>,
     pub client_uid: Option<i64>,
     pub client_termname: Option<String>,
 }
 
+impl std::ops::Deref for EventRow {
+    type Target = TmuxEvent;
+    fn deref(&self) -> &TmuxEvent {
+        &self.stored
+    }
+}
+
 /// The events, in time order.
 pub fn events_in(db: &Path) -> Vec<EventRow> {
-    if !db.exists() {
+    let Some(db) = read_only(db) else {
         return Vec::new();
-    }
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db");
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let Ok(mut stmt) = conn.prepare("SELECT * FROM tmux_events ORDER BY at_us, id") else {
-        return Vec::new(); // schema not there yet
     };
-    stmt.query_map([], |r| {
-        Ok(EventRow {
-            id: r.get("id")?,
-            event: r.get("event")?,
-            at_us: r.get("at_us")?,
-            tmux_server_pid: r.get("tmux_server_pid")?,
-            session_id: r.get("session_id")?,
-            session_name: r.get("session_name")?,
-            window_id: r.get("window_id")?,
-            window_index: r.get("window_index")?,
-            window_name: r.get("window_name")?,
-            pane: r.get("pane")?,
-            client_name: r.get("client_name")?,
-            client_user: r.get("client_user")?,
-            client_uid: r.get("client_uid")?,
-            client_termname: r.get("client_termname")?,
-        })
-    })
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap()
+    match db.tmux_events(None) {
+        Ok(events) => events
+            .into_iter()
+            .map(|e| {
+                let client = e.event.client.clone().unwrap_or_default();
+                let known = e.event.client.is_some();
+                EventRow {
+                    id: e.id,
+                    client_name: known.then_some(client.name),
+                    client_user: client.user,
+                    client_uid: client.uid,
+                    client_termname: client.termname,
+                    stored: e.event,
+                }
+            })
+            .collect(),
+        Err(err) if no_schema_yet(&err) => Vec::new(),
+        Err(err) => panic!("cannot read the tmux events: {err}"),
+    }
 }
 
 /// A private tmux server (`tmux -L <unique> -f /dev/null`), killed on drop.

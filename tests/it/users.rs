@@ -5,6 +5,9 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::support::PATIENCE;
 
 /// Throwaway Unix users, deleted on drop.
 pub struct Users(pub Vec<String>);
@@ -51,11 +54,55 @@ impl Users {
     }
 }
 
+impl Users {
+    /// The processes of tmux-audit these users run (`pgrep -a` lines).
+    fn tmux_audit_processes(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .flat_map(|name| {
+                let out = Command::new("pgrep")
+                    .args(["-a", "-u", name, "-x", "tmux-audit"])
+                    .output()
+                    .expect("pgrep");
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(|line| format!("{name}: {line}"))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+/// A test leaves no process behind, also one run as these users: by the
+/// time they go (after the tmux server and the shared directory, declared
+/// after them), their hooks and background merges have ended by
+/// themselves. What is left is killed with the users, and fails the test.
 impl Drop for Users {
     fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = Command::new("pkill").args(["-KILL", "-u", name]).status();
-            let _ = Command::new("userdel").args(["-f", name]).output();
+        if std::thread::panicking() {
+            self.remove();
+            return;
+        }
+        let start = Instant::now();
+        let mut left = self.tmux_audit_processes();
+        while !left.is_empty() && start.elapsed() < PATIENCE {
+            std::thread::sleep(Duration::from_millis(20));
+            left = self.tmux_audit_processes();
+        }
+        if !left.is_empty() {
+            self.remove();
+            panic!("processes of tmux-audit left behind by the test: {left:?}");
+        }
+        self.remove();
+    }
+}
+
+impl Users {
+    /// Ends the users' processes and deletes the users.
+    fn remove(&mut self) {
+        for name in std::mem::take(&mut self.0) {
+            let _ = Command::new("pkill").args(["-KILL", "-u", &name]).status();
+            let _ = Command::new("userdel").args(["-f", &name]).output();
         }
     }
 }
