@@ -755,6 +755,10 @@ mod tests {
             "export GITHUB_TOKEN=$(gh auth token)",
             "ansible all --private-key=~/.ssh/deploy -m ping",
             "read -rsp 'Password: ' pw; echo done 'x'",
+            // `-p` is an option only as a word of its own.
+            "mysql-proxy --help",
+            "mysql --ssl-pem=/etc/ca.pem app",
+            "sshpass -f pwfile ssh-pkcs11 host",
         ] {
             assert_eq!(on(command), command);
         }
