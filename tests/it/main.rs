@@ -14,6 +14,7 @@ mod hooks;
 mod init;
 mod lifecycle;
 mod load;
+mod mutants;
 mod record;
 mod redact;
 mod redact_command;

@@ -1,0 +1,222 @@
+//! Tests written to kill mutants that survived the rest of the suite
+//! (docs/mutants.md lists them): search filters at their edges, and the
+//! text-index path of a search past the window of newest rows it scans
+//! first. Each test names what a mutant got wrong.
+
+use std::path::Path;
+use std::process::Output;
+
+use tmux_audit::db::Database;
+use tmux_audit::record::{CommandRecord, Entry};
+
+use crate::support::Sandbox;
+
+/// 2026-11-25T10:00:00Z, in microseconds.
+const T0: i64 = 1_795_600_800_000_000;
+const SECOND: i64 = 1_000_000;
+
+/// Records `command` (bash, shell session `s`), started at `start`,
+/// lasting `duration`, in `cwd`.
+fn record(sb: &Sandbox, seq: i64, command: &str, start: i64, duration: i64, cwd: &str) {
+    let (seq, start, end) = (
+        seq.to_string(),
+        start.to_string(),
+        (start + duration).to_string(),
+    );
+    let args = [
+        "--shell",
+        "bash",
+        "--session",
+        "s",
+        "--seq",
+        &seq,
+        "--exit",
+        "0",
+        "--start-us",
+        &start,
+        "--end-us",
+        &end,
+        "--cwd",
+        cwd,
+    ];
+    let out = sb.record(command.as_bytes(), &args);
+    assert!(out.status.success(), "{out:?}\n{}", sb.log());
+}
+
+fn search(sb: &Sandbox, args: &[&str]) -> Output {
+    sb.cmd()
+        .env("TZ", "UTC")
+        .arg("search")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The commands `search` finds, oldest first.
+fn found(sb: &Sandbox, args: &[&str]) -> Vec<String> {
+    let out = search(sb, &[args, &["--format", "cmd"]].concat());
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `/srv/api-old` and `/srv/apiary` sort next to `/srv/api/…`; neither is
+/// below `/srv/api`.
+#[test]
+fn cwd_under_keeps_to_the_directory_and_what_is_below_it() {
+    let sb = Sandbox::new();
+    for (seq, cwd) in [
+        "/srv/api",
+        "/srv/api/src",
+        "/srv/api-old",
+        "/srv/api-old/src",
+        "/srv/apiary",
+        "/srv/ap",
+        "/srv",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seq = seq as i64 + 1;
+        record(&sb, seq, &format!("ls {cwd}"), T0 + seq * SECOND, 0, cwd);
+    }
+    assert_eq!(
+        found(&sb, &["--all", "--cwd-under", "/srv/api"]),
+        ["ls /srv/api", "ls /srv/api/src"]
+    );
+    assert_eq!(
+        found(&sb, &["--all", "--cwd-under", "/srv/api/"]),
+        ["ls /srv/api", "ls /srv/api/src"]
+    );
+    assert_eq!(found(&sb, &["--all", "--cwd-under", "/"]).len(), 7);
+    assert_eq!(found(&sb, &["--all", "--cwd", "/srv/api"]), ["ls /srv/api"]);
+}
+
+/// A relative directory is taken from the shell's `$PWD` when that is an
+/// absolute path, and from the process's own directory otherwise.
+#[test]
+fn a_relative_directory_starts_from_an_absolute_pwd_only() {
+    let sb = Sandbox::new();
+    let home = sb.path().join("home");
+    let home = home.to_str().unwrap();
+    record(&sb, 1, "make", T0, 0, home);
+    record(&sb, 2, "ls", T0 + SECOND, 0, "/srv/api");
+    let here = |pwd: &str| {
+        let out = sb
+            .cmd()
+            .current_dir(Path::new(home))
+            .env("PWD", pwd)
+            .env("TZ", "UTC")
+            .args(["search", "--all", "--format", "cmd", "--cwd", "."])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(here("/srv/api"), "ls\n", "the logical $PWD");
+    assert_eq!(here("srv/api"), "make\n", "a relative $PWD is no base");
+    assert_eq!(here(""), "make\n");
+}
+
+/// `--min-duration 1s` keeps a command of exactly one second.
+#[test]
+fn min_duration_keeps_a_command_of_exactly_that_long() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "short", T0, SECOND - 1, "/");
+    record(&sb, 2, "exact", T0 + 10 * SECOND, SECOND, "/");
+    record(&sb, 3, "long", T0 + 20 * SECOND, SECOND + 1, "/");
+    assert_eq!(
+        found(&sb, &["--all", "--min-duration", "1s"]),
+        ["exact", "long"]
+    );
+    assert_eq!(
+        found(&sb, &["--all", "--since", "2026-11-25T10:00:10Z"]),
+        ["exact", "long"],
+        "--since keeps a command that started at that very moment"
+    );
+    assert_eq!(
+        found(&sb, &["--all", "--until", "2026-11-25T10:00:10Z"]),
+        ["short"],
+        "--until does not"
+    );
+}
+
+/// `--here` outside tmux needs the hook's shell session: an empty one is
+/// none.
+#[test]
+fn here_with_an_empty_shell_session_is_an_error() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "ls", T0, 0, "/");
+    let out = sb
+        .cmd()
+        .env("TMUX_AUDIT_SESSION", "")
+        .args(["search", "--here"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--here needs"), "{stderr}");
+}
+
+/// The text index finds the pattern's trigrams anywhere: an exact or
+/// prefix search through it must check the text itself. With `--all` the
+/// search asks the index at once.
+#[test]
+fn exact_and_prefix_searches_through_the_text_index_check_the_text() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "git", T0, 0, "/");
+    record(&sb, 2, "git status", T0 + SECOND, 0, "/");
+    record(&sb, 3, "legit thing", T0 + 2 * SECOND, 0, "/");
+    assert_eq!(found(&sb, &["--all", "--exact", "git"]), ["git"]);
+    assert_eq!(
+        found(&sb, &["--all", "--prefix", "git"]),
+        ["git", "git status"]
+    );
+    assert_eq!(
+        found(&sb, &["--all", "git"]),
+        ["git", "git status", "legit thing"]
+    );
+    assert_eq!(
+        found(&sb, &["--all", "--exact", "GIT"]),
+        Vec::<String>::new()
+    );
+}
+
+/// Past the 20,000 newest rows a search scans first, it asks the text
+/// index: the one exact match, the oldest row, is found there and the
+/// 20,000 rows that only contain the word are not.
+#[test]
+fn a_search_past_the_newest_twenty_thousand_rows_finds_the_exact_match_only() {
+    const NEWER: i64 = 20_000;
+    let sb = Sandbox::new();
+    record(&sb, 1, "git", T0, 0, "/srv");
+    let mut db = Database::open(&sb.db).unwrap();
+    // The others as the first was recorded, but for text, number and time.
+    let template = db.command(1).unwrap().expect("the first record").record;
+    let entries: Vec<Entry> = (0..NEWER)
+        .map(|i| {
+            Entry::Command(CommandRecord {
+                command: format!("echo git status {i}"),
+                seq: i + 2,
+                started_at_us: T0 + (i + 1) * SECOND,
+                ..template.clone()
+            })
+        })
+        .collect();
+    let inserted = db
+        .insert_all(entries.iter().map(|e| (e, T0 + (NEWER + 1) * SECOND)))
+        .unwrap();
+    assert_eq!(inserted, NEWER as usize);
+    drop(db);
+    assert_eq!(found(&sb, &["-n", "3", "--exact", "git"]), ["git"]);
+    assert_eq!(found(&sb, &["-n", "3", "--prefix", "git"]), ["git"]);
+    assert_eq!(
+        found(&sb, &["-n", "2", "git status"]),
+        ["echo git status 19998", "echo git status 19999"],
+        "found among the newest"
+    );
+    let out = sb.cmd().arg("verify").output().unwrap();
+    assert!(out.status.success(), "the rows are chained: {out:?}");
+}
