@@ -220,3 +220,36 @@ fn a_search_past_the_newest_twenty_thousand_rows_finds_the_exact_match_only() {
     let out = sb.cmd().arg("verify").output().unwrap();
     assert!(out.status.success(), "the rows are chained: {out:?}");
 }
+
+/// The running totals per shell session keep the highest command number
+/// seen, also when a lower one arrives after the totals were brought up to
+/// date: 1 and 5 arrive, then 3 (late): 2 and 4 never arrived, not 0.
+#[test]
+fn a_late_record_leaves_the_highest_command_number_of_its_session() {
+    let sb = Sandbox::new();
+    let run = |command: &str| {
+        let out = sb.cmd().arg(command).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for seq in [1, 5] {
+        record(&sb, seq, "true", T0 + seq * SECOND, 0, "/");
+    }
+    let text = run("report");
+    assert!(
+        text.contains("note: 3 of 5 commands of shell session s ("),
+        "{text}"
+    );
+    record(&sb, 3, "true", T0 + 3 * SECOND, 0, "/");
+    let text = run("report");
+    assert!(
+        text.contains("note: 2 of 5 commands of shell session s ("),
+        "{text}"
+    );
+    let text = run("verify");
+    assert!(
+        text.contains("missing: 2 of 5 commands of shell session s"),
+        "{text}"
+    );
+    assert!(!text.contains("counted differently"), "{text}");
+}
