@@ -253,3 +253,86 @@ fn a_late_record_leaves_the_highest_command_number_of_its_session() {
     );
     assert!(!text.contains("counted differently"), "{text}");
 }
+
+/// A background merge runs in a process group of its own, so that Ctrl-C
+/// at the prompt (sent to the foreground process group) does not reach it.
+#[test]
+fn a_background_merge_has_a_process_group_of_its_own() {
+    let sb = Sandbox::new();
+    // The first record makes the database; the second waits in the spool
+    // and starts the background merge (see record.rs).
+    for seq in [1, 2] {
+        record(&sb, seq, "true", T0 + seq * SECOND, 0, "/");
+    }
+    let merges = sb
+        .processes()
+        .into_iter()
+        .filter(|p| p.tmux_audit && p.cmdline.contains(" merge-later "))
+        .collect::<Vec<_>>();
+    assert_eq!(merges.len(), 1, "{merges:?}");
+    let pid = merges[0].pid;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name in parentheses: state, parent, process group.
+    let group: libc::pid_t = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+        .and_then(|g| g.parse().ok())
+        .unwrap_or_else(|| panic!("{stat}"));
+    assert_eq!(group, pid, "the merge leads its own process group");
+}
+
+/// Makes the database refuse (a constraint error, as SQLite reports a
+/// broken constraint) every command whose text is `refused`.
+fn refuse_some(sb: &Sandbox) {
+    rusqlite::Connection::open(&sb.db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON commands WHEN NEW.command = 'refused'
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+        )
+        .unwrap();
+}
+
+/// The commands stored, in order, read with SQL.
+fn stored(sb: &Sandbox) -> Vec<String> {
+    let conn = rusqlite::Connection::open(&sb.db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT command FROM commands ORDER BY id")
+        .unwrap();
+    let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+    rows.collect::<Result<_, _>>().unwrap()
+}
+
+/// A spooled record the database refuses costs only itself: it goes to
+/// `<spool>.rejected`, and the records after it land.
+#[test]
+fn a_record_the_database_refuses_is_set_aside_and_the_others_land() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    refuse_some(&sb);
+    record(&sb, 2, "refused", T0 + SECOND, 0, "/");
+    record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
+    assert!(sb.flush(), "{}", sb.log());
+    assert_eq!(stored(&sb), ["first", "third"]);
+    assert_eq!(sb.spooled(), "");
+    let spool = format!("{}-spool", sb.db.display());
+    let rejected = std::fs::read_to_string(format!("{spool}.rejected")).unwrap();
+    assert!(rejected.contains("\"refused\""), "{rejected}");
+}
+
+/// When the refused record cannot be set aside (`<spool>.rejected` cannot
+/// be written), the spool is kept with it: the others land, nothing is
+/// lost, and the next merge tries again.
+#[test]
+fn a_refused_record_that_cannot_be_set_aside_stays_in_the_spool() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    refuse_some(&sb);
+    let spool = format!("{}-spool", sb.db.display());
+    std::fs::create_dir(format!("{spool}.rejected")).unwrap();
+    record(&sb, 2, "refused", T0 + SECOND, 0, "/");
+    record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
+    sb.flush();
+    assert_eq!(stored(&sb), ["first", "third"]);
+    assert!(sb.spooled().contains("\"refused\""), "{}", sb.log());
+}
