@@ -336,3 +336,79 @@ fn a_refused_record_that_cannot_be_set_aside_stays_in_the_spool() {
     assert_eq!(stored(&sb), ["first", "third"]);
     assert!(sb.spooled().contains("\"refused\""), "{}", sb.log());
 }
+
+/// A spool append that a full disk cuts short is taken back: no part of a
+/// line is left in the spool for the next merge to set aside as damaged,
+/// and the record itself is kept elsewhere and lands. (A full tmpfs needs
+/// root, as in CI.)
+#[test]
+fn a_spool_append_cut_short_by_a_full_disk_is_taken_back() {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: filling a tmpfs needs root");
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = crate::support::ProtectedDir::new(&sb.path().join("dbdir"));
+    let db = dir.path.join("history.db");
+    let spool = format!("{}-spool", db.display());
+    let with_db = [("TMUX_AUDIT_DB", Some(db.as_os_str()))];
+    let record_into = |seq: i64, command: &str| {
+        let seq = seq.to_string();
+        let args = [
+            "--shell",
+            "bash",
+            "--session",
+            "s",
+            "--seq",
+            &seq,
+            "--exit",
+            "0",
+        ];
+        let out = sb.record_with(command.as_bytes(), &args, &with_db);
+        assert!(out.status.success(), "{out:?}\n{}", sb.log());
+    };
+    record_into(1, "first");
+    record_into(2, "second");
+    let before = std::fs::read(&spool).unwrap();
+    assert!(before.ends_with(b"\n"), "the second record waits in the spool");
+    // Fill the disk: what is left is the free end of the spool's last page,
+    // so the next append starts and then fails part way.
+    let filler = dir.path.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    for chunk in [1 << 20, 4096, 1] {
+        while std::io::Write::write_all(&mut file, &vec![0u8; chunk]).is_ok() {}
+    }
+    drop(file);
+    let big = format!("third {}", "x".repeat(20_000));
+    record_into(3, &big);
+    assert_eq!(
+        std::fs::read(&spool).unwrap(),
+        before,
+        "the spool as it was before the append"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    record_into(4, "fourth");
+    let out = sb
+        .cmd()
+        .env("TMUX_AUDIT_DB", &db)
+        .arg("flush")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT seq FROM commands ORDER BY seq")
+        .unwrap();
+    let seqs: Vec<i64> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(seqs, [1, 2, 3, 4], "{}", sb.log());
+    assert!(
+        !Path::new(&format!("{spool}.rejected")).exists(),
+        "nothing set aside: {}",
+        sb.log()
+    );
+}
