@@ -371,7 +371,10 @@ fn a_spool_append_cut_short_by_a_full_disk_is_taken_back() {
     record_into(1, "first");
     record_into(2, "second");
     let before = std::fs::read(&spool).unwrap();
-    assert!(before.ends_with(b"\n"), "the second record waits in the spool");
+    assert!(
+        before.ends_with(b"\n"),
+        "the second record waits in the spool"
+    );
     // Fill the disk: what is left is the free end of the spool's last page,
     // so the next append starts and then fails part way.
     let filler = dir.path.join("filler");
@@ -411,4 +414,36 @@ fn a_spool_append_cut_short_by_a_full_disk_is_taken_back() {
         "nothing set aside: {}",
         sb.log()
     );
+}
+
+/// The schema version of the database, read or set with SQL.
+fn user_version(sb: &Sandbox, set: Option<i64>) -> i64 {
+    let conn = rusqlite::Connection::open(&sb.db).unwrap();
+    if let Some(version) = set {
+        conn.pragma_update(None, "user_version", version).unwrap();
+    }
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
+/// A database that failed to take a merge is not tried again by the
+/// per-command path for a minute (each try costs the prompt): a spool due
+/// to be merged waits, although the database was mended at once. A reader
+/// still merges it.
+#[test]
+fn after_a_failed_merge_the_prompt_does_not_try_again_within_a_minute() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    let version = user_version(&sb, None);
+    user_version(&sb, Some(-1));
+    // 32 KiB waiting makes the spool due: this record's merge fails.
+    let big = format!("second {}", "x".repeat(40_000));
+    record(&sb, 2, &big, T0 + SECOND, 0, "/");
+    assert!(sb.log().contains("schema version -1"), "{}", sb.log());
+    user_version(&sb, Some(version));
+    record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
+    assert_eq!(stored(&sb), ["first"], "the due merge waits out the minute");
+    assert!(sb.spooled().contains("\"third\""));
+    assert!(sb.flush(), "{}", sb.log());
+    assert_eq!(stored(&sb), ["first", &big, "third"]);
 }
