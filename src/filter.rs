@@ -390,6 +390,16 @@ mod tests {
         assert!(plan("gi", MatchKind::Regex).indexed.is_none());
     }
 
+    #[test]
+    fn a_regex_is_case_insensitive_unless_a_letter_typed_is_upper_case() {
+        let regex = |pattern: &str| match plan(pattern, MatchKind::Regex).scan.params.last() {
+            Some(Value::Text(regex)) => regex.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(regex(r"\S+ make"), r"(?i)\S+ make");
+        assert_eq!(regex(r"\S+ Make"), r"\S+ Make");
+    }
+
     /// The index finds the trigrams anywhere and in any case: every kind
     /// but a case-insensitive substring checks the text itself as well.
     #[test]

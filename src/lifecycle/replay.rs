@@ -568,6 +568,35 @@ mod tests {
     }
 
     #[test]
+    fn clients_of_a_session_that_does_not_show_the_window_are_not_attached() {
+        let mut events = linked_window();
+        for (at, name, user, session) in [
+            (40, "/dev/pts/1", "alice", 1),
+            (50, "/dev/pts/3", "carol", 3),
+        ] {
+            let mut e = event("client-attached", at);
+            (e.session_id, e.client) = (Some(session), client(name, user));
+            events.push(e);
+        }
+        let names = |p: &Placement| {
+            p.attached
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let p = replayed(&events).place(Some("%1"), Some(1));
+        assert_eq!(names(&p), ["/dev/pts/1"]);
+        // A window in no session: the clients of the command's own session.
+        for (at, session) in [(60, 1), (70, 2)] {
+            let mut unlinked = event("window-unlinked", at);
+            (unlinked.session_id, unlinked.window_id) = (Some(session), Some(1));
+            events.push(unlinked);
+        }
+        let p = replayed(&events).place(Some("%1"), Some(1));
+        assert_eq!(names(&p), ["/dev/pts/1"]);
+    }
+
+    #[test]
     fn without_a_window_the_clients_of_the_session_alone_are_attached() {
         let mut events = Vec::new();
         for (at, name, user, session) in

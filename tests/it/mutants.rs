@@ -447,3 +447,30 @@ fn after_a_failed_merge_the_prompt_does_not_try_again_within_a_minute() {
     assert!(sb.flush(), "{}", sb.log());
     assert_eq!(stored(&sb), ["first", &big, "third"]);
 }
+
+/// The background merges this sandbox's records started.
+fn background_merges(sb: &Sandbox) -> usize {
+    sb.processes()
+        .iter()
+        .filter(|p| p.tmux_audit && p.cmdline.contains(" merge-later "))
+        .count()
+}
+
+/// A record whose due merge finds the database busy leaves the spool to a
+/// background merge (nothing else may merge it sooner).
+#[test]
+fn a_due_merge_that_finds_the_database_busy_starts_a_background_merge() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    assert_eq!(background_merges(&sb), 0);
+    let mut holder = rusqlite::Connection::open(&sb.db).unwrap();
+    let lock = holder
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    // 32 KiB waiting makes the spool due at once.
+    let big = format!("second {}", "x".repeat(40_000));
+    record(&sb, 2, &big, T0 + SECOND, 0, "/");
+    lock.rollback().unwrap();
+    assert_eq!(stored(&sb), ["first"], "the merge found the database busy");
+    assert_eq!(background_merges(&sb), 1);
+}
