@@ -568,6 +568,16 @@ mod tests {
     }
 
     #[test]
+    fn an_event_at_the_very_moment_a_command_started_counts() {
+        let mut replay = Replay::new(shared_session());
+        // session-renamed at 70: `prod` from then on.
+        let p = replay.place(&command("%1", 70)).unwrap();
+        assert_eq!(p.session_name.as_deref(), Some("prod"));
+        let p = replay.place(&command("%1", 69)).unwrap();
+        assert_eq!(p.session_name.as_deref(), Some("dev"));
+    }
+
+    #[test]
     fn clients_of_a_session_that_does_not_show_the_window_are_not_attached() {
         let mut events = linked_window();
         for (at, name, user, session) in [
