@@ -568,6 +568,20 @@ mod tests {
     }
 
     #[test]
+    fn place_all_answers_in_the_order_asked_whatever_the_times() {
+        let mut replay = Replay::new(shared_session());
+        let (late, early) = (command("%1", 75), command("%1", 25));
+        let mut outside = command("%1", 50);
+        outside.tmux_socket = None;
+        let names: Vec<Option<String>> = replay
+            .place_all([&late, &outside, &early])
+            .into_iter()
+            .map(|p| p.and_then(|p| p.session_name))
+            .collect();
+        assert_eq!(names, [Some("prod".into()), None, Some("dev".into())]);
+    }
+
+    #[test]
     fn an_event_at_the_very_moment_a_command_started_counts() {
         let mut replay = Replay::new(shared_session());
         // session-renamed at 70: `prod` from then on.
