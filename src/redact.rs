@@ -759,6 +759,9 @@ mod tests {
             "mysql-proxy --help",
             "mysql --ssl-pem=/etc/ca.pem app",
             "sshpass -f pwfile ssh-pkcs11 host",
+            // A private key given as a file is only its file.
+            "deploy --private-key=/etc/keys/deploy.pem",
+            "DEPLOY_PRIVATE_KEY=/etc/keys/deploy.pem ./ship",
         ] {
             assert_eq!(on(command), command);
         }
