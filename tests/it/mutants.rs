@@ -474,3 +474,46 @@ fn a_due_merge_that_finds_the_database_busy_starts_a_background_merge() {
     assert_eq!(stored(&sb), ["first"], "the merge found the database busy");
     assert_eq!(background_merges(&sb), 1);
 }
+
+/// A redaction entry is checked against the row in full: one whose start
+/// disagrees with the row, in a trace rechained to look intact (as only a
+/// forger would write it), leaves the record named as changed.
+#[test]
+fn a_redaction_entry_that_does_not_start_from_the_row_explains_nothing() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "ls", T0, 0, "/");
+    record(&sb, 2, "echo hunter2hunter2", T0 + SECOND, 0, "/");
+    let out = sb
+        .cmd()
+        .args(["redact", "2", "--pattern", "hunter2hunter2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let verify = || sb.cmd().arg("verify").output().unwrap();
+    assert_eq!(verify().status.code(), Some(0), "{:?}", verify());
+    // The redaction entry now says it started from the content it left.
+    let trace = Database::open(&sb.db).unwrap().trace().unwrap();
+    let conn = rusqlite::Connection::open(&sb.db).unwrap();
+    let mut prev = tmux_audit::chain::GENESIS;
+    for mut stored in trace {
+        if stored.entry.kind == "redaction" {
+            let mut detail: serde_json::Value = serde_json::from_str(&stored.entry.detail).unwrap();
+            detail["content_hash_before"] = detail["content_hash_after"].clone();
+            stored.entry.detail = detail.to_string();
+        }
+        let hash = tmux_audit::chain::hash_trace(&prev, stored.id, &stored.entry);
+        conn.execute(
+            "UPDATE chain_trace SET detail = ?1, prev_hash = ?2, hash = ?3 WHERE id = ?4",
+            rusqlite::params![stored.entry.detail, prev.to_vec(), hash.to_vec(), stored.id],
+        )
+        .unwrap();
+        prev = hash;
+    }
+    let out = verify();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("record 2") && text.contains("was changed"),
+        "{text}"
+    );
+}
