@@ -820,6 +820,18 @@ mod tests {
     }
 
     #[test]
+    fn secrets_side_by_side_become_one_mark() {
+        assert_eq!(
+            mark(b"abcdef!", vec![(3, 6), (0, 3)]),
+            [MARK, b"!"].concat()
+        );
+        assert_eq!(
+            mark(b"abc-def", vec![(4, 7), (0, 3)]),
+            [MARK, b"-", MARK].concat()
+        );
+    }
+
+    #[test]
     fn every_literal_is_lower_case_and_every_pattern_compiles() {
         for builtin in BUILTIN {
             compile(builtin);
