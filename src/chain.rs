@@ -309,6 +309,21 @@ mod tests {
     }
 
     #[test]
+    fn a_text_digest_is_the_sha256_of_the_bytes_stored() {
+        let hex = |hash: Hash| crate::text::hex(&hash);
+        assert_eq!(
+            hex(text_digest(&record())),
+            "c7b68ac37f364473e922936708e7f43c293dd07b295171566c07ff5fe024fab9"
+        );
+        let mut raw = record();
+        raw.command_raw = Some(b"l\xffs".to_vec());
+        assert_eq!(
+            hex(text_digest(&raw)),
+            "a10e8969cce9be30ea56c169ebffb656d9e7e51bff8c16edf1af82f4e346ea7c"
+        );
+    }
+
+    #[test]
     fn hex_round_trips_and_refuses_what_is_not_a_hash() {
         let hash = hash_command(&GENESIS, 1, &record(), 5);
         assert_eq!(parse_hex(crate::text::hex(&hash).as_bytes()), Some(hash));

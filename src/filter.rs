@@ -372,6 +372,69 @@ pub fn pattern_plan(filters: Conditions, pattern: &str, kind: MatchKind) -> Resu
 }
 
 #[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(pattern: &str, kind: MatchKind) -> PatternPlan {
+        pattern_plan(Conditions::default(), pattern, kind).unwrap()
+    }
+
+    #[test]
+    fn an_upper_case_letter_typed_makes_a_regex_case_sensitive() {
+        assert!(!smart_case_sensitive_regex("git st"));
+        assert!(smart_case_sensitive_regex("Git"));
+        assert!(smart_case_sensitive_regex(r"\d+ Files"));
+        // Escapes are not letters typed to match.
+        assert!(!smart_case_sensitive_regex(r"\S+\s\W"));
+        // An escaped backslash escapes nothing after it.
+        assert!(smart_case_sensitive_regex(r"\\S"));
+    }
+
+    #[test]
+    fn the_text_index_is_asked_for_three_characters_or_more_and_never_for_a_regex() {
+        assert!(plan("ls", MatchKind::Substring).indexed.is_none());
+        assert!(plan("git", MatchKind::Substring).indexed.is_some());
+        assert!(plan("git status", MatchKind::Prefix).indexed.is_some());
+        assert!(plan("git status", MatchKind::Regex).indexed.is_none());
+        assert!(plan("gi", MatchKind::Regex).indexed.is_none());
+    }
+
+    #[test]
+    fn a_regex_is_case_insensitive_unless_a_letter_typed_is_upper_case() {
+        let regex = |pattern: &str| match plan(pattern, MatchKind::Regex).scan.params.last() {
+            Some(Value::Text(regex)) => regex.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(regex(r"\S+ make"), r"(?i)\S+ make");
+        assert_eq!(regex(r"\S+ Make"), r"\S+ Make");
+    }
+
+    /// The index finds the trigrams anywhere and in any case: every kind
+    /// but a case-insensitive substring checks the text itself as well.
+    #[test]
+    fn the_index_plan_rechecks_the_text_unless_the_index_says_it_all() {
+        for (kind, pattern, rechecked) in [
+            (MatchKind::Substring, "git", false),
+            (MatchKind::Substring, "Git", true),
+            (MatchKind::Exact, "git", true),
+            (MatchKind::Exact, "Git", true),
+            (MatchKind::Prefix, "git", true),
+            (MatchKind::Prefix, "Git", true),
+        ] {
+            let plan = plan(pattern, kind);
+            let indexed = plan.indexed.unwrap();
+            let text_clause = plan.scan.clauses.last().unwrap();
+            assert_eq!(
+                indexed.clauses.contains(text_clause),
+                rechecked,
+                "{kind:?} {pattern:?}: {indexed:?}"
+            );
+            assert_eq!(indexed.clauses.len(), 1 + usize::from(rechecked));
+        }
+    }
+}
+
+#[cfg(test)]
 mod properties {
     use proptest::prelude::*;
     use rusqlite::Connection;

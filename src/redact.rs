@@ -755,6 +755,13 @@ mod tests {
             "export GITHUB_TOKEN=$(gh auth token)",
             "ansible all --private-key=~/.ssh/deploy -m ping",
             "read -rsp 'Password: ' pw; echo done 'x'",
+            // `-p` is an option only as a word of its own.
+            "mysql-proxy --help",
+            "mysql --ssl-pem=/etc/ca.pem app",
+            "sshpass -f pwfile ssh-pkcs11 host",
+            // A private key given as a file is only its file.
+            "deploy --private-key=/etc/keys/deploy.pem",
+            "DEPLOY_PRIVATE_KEY=/etc/keys/deploy.pem ./ship",
         ] {
             assert_eq!(on(command), command);
         }
@@ -810,6 +817,18 @@ mod tests {
             "curl -H 'Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N' x",
             "curl -H 'Authorization: Bearer [REDACTED]' x",
         )]);
+    }
+
+    #[test]
+    fn secrets_side_by_side_become_one_mark() {
+        assert_eq!(
+            mark(b"abcdef!", vec![(3, 6), (0, 3)]),
+            [MARK, b"!"].concat()
+        );
+        assert_eq!(
+            mark(b"abc-def", vec![(4, 7), (0, 3)]),
+            [MARK, b"-", MARK].concat()
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Times and durations as people type them on a command line: RFC 3339,
 //! dates, `2h`, `3 days ago`, `yesterday`, `5s`, `1h30m`.
 
-use chrono::{DateTime, Duration, Local, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Duration, Local, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+};
 
 /// A point in time, relative ones taken from `now`.
 pub fn parse_time(input: &str, now: DateTime<Local>) -> Result<DateTime<Utc>, String> {
@@ -54,11 +56,17 @@ pub fn local_format(us: i64, format: &str) -> String {
         .unwrap_or_else(|| "?".to_string())
 }
 
+/// A local wall-clock time; one that happens twice (when the clocks go
+/// back) is the first of the two.
 fn local(t: NaiveDateTime, input: &str) -> Result<DateTime<Utc>, String> {
-    Local
-        .from_local_datetime(&t)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
+    let t = match Local.from_local_datetime(&t) {
+        LocalResult::Single(t) => Some(t),
+        // Not `.earliest()`: for `Local`, chrono gives the two the other
+        // way round (chrono issue #1625).
+        LocalResult::Ambiguous(a, b) => Some(a.min(b)),
+        LocalResult::None => None,
+    };
+    t.map(|t| t.with_timezone(&Utc))
         .ok_or_else(|| format!("{input:?} does not exist in the local time zone"))
 }
 
@@ -158,6 +166,7 @@ mod tests {
     #[test]
     fn spans_count_back_from_now() {
         let now_utc = now().with_timezone(&Utc);
+        assert_eq!(parse_time(" Now ", now()), Ok(now_utc));
         assert_eq!(parse_time("2h", now()), Ok(now_utc - Duration::hours(2)));
         assert_eq!(
             parse_time("3 days ago", now()),
@@ -193,6 +202,102 @@ mod tests {
             assert!(err.contains(&format!("{bad:?}")), "{err}");
         }
         assert!(parse_duration("fast").unwrap_err().contains("\"fast\""));
+    }
+
+    #[test]
+    fn a_bare_number_is_not_a_time() {
+        for bare in ["2026", "5", "1.5", " 90 "] {
+            let err = parse_time(bare, now()).unwrap_err();
+            assert!(err.contains("cannot read"), "{bare:?}: {err}");
+        }
+        // As a duration it is seconds.
+        assert_eq!(parse_duration("90"), Ok(Duration::seconds(90)));
+    }
+
+    /// The variable that tells [`local_times_follow_the_time_zone`] it is
+    /// the child run in a named zone.
+    const CHILD_ZONE: &str = "TMUX_AUDIT_TEST_ZONE";
+
+    /// Local times need a zone other than UTC to be told from UTC, whatever
+    /// zone the host has: this test runs itself again as a child process
+    /// of the test binary with `TZ` set (chrono's `Local` follows `TZ`),
+    /// once per zone, and the child checks that zone's answers.
+    #[test]
+    fn local_times_follow_the_time_zone() {
+        match std::env::var(CHILD_ZONE).as_deref() {
+            Ok("Asia/Tokyo") => in_tokyo(),
+            Ok("America/New_York") => in_new_york(),
+            Ok(other) => panic!("no checks for {other}"),
+            Err(_) => {
+                for zone in ["Asia/Tokyo", "America/New_York"] {
+                    let out = std::process::Command::new(std::env::current_exe().unwrap())
+                        .args([
+                            "--exact",
+                            "timespec::tests::local_times_follow_the_time_zone",
+                            "--test-threads",
+                            "1",
+                        ])
+                        .env("TZ", zone)
+                        .env(CHILD_ZONE, zone)
+                        .output()
+                        .unwrap();
+                    let stdout = String::from_utf8_lossy(&out.stdout);
+                    assert!(
+                        out.status.success() && stdout.contains("1 passed"),
+                        "in {zone}: {stdout}{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+        }
+    }
+
+    /// UTC+9 all year: local midnight is 15:00 UTC the day before.
+    fn in_tokyo() {
+        let now = Local.with_ymd_and_hms(2026, 11, 25, 14, 30, 0).unwrap();
+        assert_eq!(now.with_timezone(&Utc), utc("2026-11-25T05:30:00Z"));
+        let midnight = utc("2026-11-24T15:00:00Z");
+        assert_eq!(parse_time("2026-11-25", now), Ok(midnight));
+        assert_eq!(parse_time("today", now), Ok(midnight));
+        assert_eq!(
+            parse_time("yesterday", now),
+            Ok(midnight - Duration::days(1))
+        );
+        assert_eq!(
+            parse_time("2026-11-24 09:15", now),
+            Ok(utc("2026-11-24T00:15:00Z"))
+        );
+        assert_eq!(
+            parse_time("2026-11-24T09:15:30", now),
+            Ok(utc("2026-11-24T00:15:30Z"))
+        );
+        assert_eq!(local_format(0, "%Y-%m-%d %H:%M"), "1970-01-01 09:00");
+        assert_eq!(local_format(i64::MAX, "%Y"), "?", "out of range");
+        // A span back from now and RFC 3339 do not depend on the zone.
+        assert_eq!(parse_time("2h", now), Ok(utc("2026-11-25T03:30:00Z")));
+        assert_eq!(
+            parse_time("2026-11-25T08:00:00Z", now),
+            Ok(utc("2026-11-25T08:00:00Z"))
+        );
+    }
+
+    /// Daylight saving time: on 2026-11-01 01:30 happens twice (EDT, then
+    /// EST); the earlier one is meant. On 2026-03-08 02:30 never happens.
+    fn in_new_york() {
+        let now = Local.with_ymd_and_hms(2026, 11, 25, 14, 30, 0).unwrap();
+        assert_eq!(
+            parse_time("2026-11-01 01:30", now),
+            Ok(utc("2026-11-01T05:30:00Z"))
+        );
+        assert_eq!(
+            parse_time("2026-11-01", now),
+            Ok(utc("2026-11-01T04:00:00Z"))
+        );
+        let err = parse_time("2026-03-08 02:30", now).unwrap_err();
+        assert!(
+            err.contains("does not exist in the local time zone"),
+            "{err}"
+        );
     }
 }
 

@@ -451,6 +451,190 @@ mod tests {
         assert_eq!(p.client_user(), Some("alice"), "{p:?}");
     }
 
+    fn replayed(events: &[TmuxEvent]) -> ServerState {
+        let mut state = ServerState::default();
+        for e in events {
+            state.apply(e);
+        }
+        state
+    }
+
+    /// Session 1 `dev` with window 1 (pane %1); window 1 also linked into
+    /// session 2 `ops`, which was linked last.
+    fn linked_window() -> Vec<TmuxEvent> {
+        let mut created = event("session-created", 10);
+        (created.session_id, created.session_name) = (Some(1), Some("dev".into()));
+        (created.window_id, created.window_index, created.pane) =
+            (Some(1), Some(0), Some("%1".into()));
+        let mut other = event("session-created", 20);
+        (other.session_id, other.session_name) = (Some(2), Some("ops".into()));
+        let mut linked = event("window-linked", 30);
+        (linked.session_id, linked.window_id) = (Some(2), Some(1));
+        vec![created, other, linked]
+    }
+
+    #[test]
+    fn the_commands_own_session_is_preferred_among_those_showing_its_window() {
+        let state = replayed(&linked_window());
+        assert_eq!(state.window_of("%1"), Some(1));
+        assert_eq!(state.window_of("%9"), None);
+        assert_eq!(state.session_of(1), Some(2), "linked last");
+        assert_eq!(state.session_of(9), None);
+        let p = state.place(Some("%1"), Some(1));
+        assert_eq!(p.label(Some("%1")), "dev:0.%1", "its own session");
+        let p = state.place(Some("%1"), Some(7));
+        assert_eq!(
+            p.label(Some("%1")),
+            "ops:0.%1",
+            "not linked: the latest one"
+        );
+        let p = state.place(Some("%1"), None);
+        assert_eq!(p.session_id, Some(2));
+        // A window in no session (all unlinked): the command's own session.
+        let mut events = linked_window();
+        for (at, session) in [(40, 1), (50, 2)] {
+            let mut unlinked = event("window-unlinked", at);
+            (unlinked.session_id, unlinked.window_id) = (Some(session), Some(1));
+            events.push(unlinked);
+        }
+        let state = replayed(&events);
+        assert_eq!(state.session_of(1), None, "window-unlinked takes it out");
+        assert_eq!(state.place(Some("%1"), Some(1)).session_id, Some(1));
+        assert_eq!(state.place(Some("%1"), Some(7)).session_id, Some(7));
+        assert_eq!(state.place(Some("%1"), None).session_id, None);
+    }
+
+    #[test]
+    fn window_unlinked_leaves_the_session_the_window_was_in_before() {
+        let mut events = linked_window();
+        let mut unlinked = event("window-unlinked", 40);
+        (unlinked.session_id, unlinked.window_id) = (Some(2), Some(1));
+        events.push(unlinked);
+        let state = replayed(&events);
+        assert_eq!(state.session_of(1), Some(1));
+        assert_eq!(state.place(Some("%1"), Some(2)).session_id, Some(1));
+    }
+
+    #[test]
+    fn only_events_that_name_things_rename_them() {
+        let mut events = linked_window();
+        // A later event carries names tmux reported at some other moment.
+        let mut stale = event("client-active", 40);
+        (stale.session_id, stale.session_name) = (Some(1), Some("old".into()));
+        (stale.window_id, stale.window_name) = (Some(1), Some("bash".into()));
+        events.insert(1, {
+            let mut named = event("window-renamed", 15);
+            (named.window_id, named.window_name) = (Some(1), Some("vim".into()));
+            named
+        });
+        events.push(stale);
+        let p = replayed(&events).place(Some("%1"), Some(1));
+        assert_eq!(
+            (p.session_name.as_deref(), p.window_name.as_deref()),
+            (Some("dev"), Some("vim"))
+        );
+        // What is not named yet is learned from any event.
+        let mut first = event("client-active", 5);
+        (first.session_id, first.session_name) = (Some(3), Some("seen".into()));
+        (first.window_id, first.window_name, first.pane) =
+            (Some(3), Some("top".into()), Some("%3".into()));
+        let p = replayed(&[first]).place(Some("%3"), Some(3));
+        assert_eq!(
+            (p.session_name.as_deref(), p.window_name.as_deref()),
+            (Some("seen"), Some("top"))
+        );
+    }
+
+    #[test]
+    fn clients_are_known_by_what_any_of_their_events_told() {
+        let mut attached = event("client-attached", 10);
+        attached.session_id = Some(1);
+        attached.client = Some(Client {
+            name: "/dev/pts/4".into(),
+            pid: Some(400),
+            ..Client::default()
+        });
+        let mut active = event("client-active", 20);
+        active.client = client("/dev/pts/4", "alice");
+        let state = replayed(&[attached, active]);
+        let known = state.client("/dev/pts/4").unwrap();
+        assert_eq!(
+            (known.user.as_deref(), known.pid),
+            (Some("alice"), Some(400))
+        );
+        assert_eq!(state.client_session("/dev/pts/4"), Some(1));
+        assert!(state.client("/dev/pts/5").is_none());
+        assert_eq!(state.client_session("/dev/pts/5"), None);
+    }
+
+    #[test]
+    fn place_all_answers_in_the_order_asked_whatever_the_times() {
+        let mut replay = Replay::new(shared_session());
+        let (late, early) = (command("%1", 75), command("%1", 25));
+        let mut outside = command("%1", 50);
+        outside.tmux_socket = None;
+        let names: Vec<Option<String>> = replay
+            .place_all([&late, &outside, &early])
+            .into_iter()
+            .map(|p| p.and_then(|p| p.session_name))
+            .collect();
+        assert_eq!(names, [Some("prod".into()), None, Some("dev".into())]);
+    }
+
+    #[test]
+    fn an_event_at_the_very_moment_a_command_started_counts() {
+        let mut replay = Replay::new(shared_session());
+        // session-renamed at 70: `prod` from then on.
+        let p = replay.place(&command("%1", 70)).unwrap();
+        assert_eq!(p.session_name.as_deref(), Some("prod"));
+        let p = replay.place(&command("%1", 69)).unwrap();
+        assert_eq!(p.session_name.as_deref(), Some("dev"));
+    }
+
+    #[test]
+    fn clients_of_a_session_that_does_not_show_the_window_are_not_attached() {
+        let mut events = linked_window();
+        for (at, name, user, session) in [
+            (40, "/dev/pts/1", "alice", 1),
+            (50, "/dev/pts/3", "carol", 3),
+        ] {
+            let mut e = event("client-attached", at);
+            (e.session_id, e.client) = (Some(session), client(name, user));
+            events.push(e);
+        }
+        let names = |p: &Placement| {
+            p.attached
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let p = replayed(&events).place(Some("%1"), Some(1));
+        assert_eq!(names(&p), ["/dev/pts/1"]);
+        // A window in no session: the clients of the command's own session.
+        for (at, session) in [(60, 1), (70, 2)] {
+            let mut unlinked = event("window-unlinked", at);
+            (unlinked.session_id, unlinked.window_id) = (Some(session), Some(1));
+            events.push(unlinked);
+        }
+        let p = replayed(&events).place(Some("%1"), Some(1));
+        assert_eq!(names(&p), ["/dev/pts/1"]);
+    }
+
+    #[test]
+    fn without_a_window_the_clients_of_the_session_alone_are_attached() {
+        let mut events = Vec::new();
+        for (at, name, user, session) in
+            [(10, "/dev/pts/1", "alice", 1), (20, "/dev/pts/2", "bob", 2)]
+        {
+            let mut e = event("client-attached", at);
+            (e.session_id, e.client) = (Some(session), client(name, user));
+            events.push(e);
+        }
+        let p = replayed(&events).place(None, Some(1));
+        assert_eq!(p.attached.len(), 1, "{p:?}");
+        assert_eq!(p.client_user(), Some("alice"));
+    }
+
     #[test]
     fn a_new_server_with_an_old_pid_starts_from_nothing() {
         let mut events = shared_session();

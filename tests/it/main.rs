@@ -15,6 +15,7 @@ mod hooks;
 mod init;
 mod lifecycle;
 mod load;
+mod mutants;
 mod record;
 mod redact;
 mod redact_command;

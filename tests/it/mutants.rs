@@ -1,0 +1,519 @@
+//! Tests written to kill mutants that survived the rest of the suite
+//! (docs/mutants.md lists them): search filters at their edges, and the
+//! text-index path of a search past the window of newest rows it scans
+//! first. Each test names what a mutant got wrong.
+
+use std::path::Path;
+use std::process::Output;
+
+use tmux_audit::db::Database;
+use tmux_audit::record::{CommandRecord, Entry};
+
+use crate::support::Sandbox;
+
+/// 2026-11-25T10:00:00Z, in microseconds.
+const T0: i64 = 1_795_600_800_000_000;
+const SECOND: i64 = 1_000_000;
+
+/// Records `command` (bash, shell session `s`), started at `start`,
+/// lasting `duration`, in `cwd`.
+fn record(sb: &Sandbox, seq: i64, command: &str, start: i64, duration: i64, cwd: &str) {
+    let (seq, start, end) = (
+        seq.to_string(),
+        start.to_string(),
+        (start + duration).to_string(),
+    );
+    let args = [
+        "--shell",
+        "bash",
+        "--session",
+        "s",
+        "--seq",
+        &seq,
+        "--exit",
+        "0",
+        "--start-us",
+        &start,
+        "--end-us",
+        &end,
+        "--cwd",
+        cwd,
+    ];
+    let out = sb.record(command.as_bytes(), &args);
+    assert!(out.status.success(), "{out:?}\n{}", sb.log());
+}
+
+fn search(sb: &Sandbox, args: &[&str]) -> Output {
+    sb.cmd()
+        .env("TZ", "UTC")
+        .arg("search")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The commands `search` finds, oldest first.
+fn found(sb: &Sandbox, args: &[&str]) -> Vec<String> {
+    let out = search(sb, &[args, &["--format", "cmd"]].concat());
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `/srv/api-old` and `/srv/apiary` sort next to `/srv/api/…`; neither is
+/// below `/srv/api`.
+#[test]
+fn cwd_under_keeps_to_the_directory_and_what_is_below_it() {
+    let sb = Sandbox::new();
+    for (seq, cwd) in [
+        "/srv/api",
+        "/srv/api/src",
+        "/srv/api-old",
+        "/srv/api-old/src",
+        "/srv/apiary",
+        "/srv/ap",
+        "/srv",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seq = seq as i64 + 1;
+        record(&sb, seq, &format!("ls {cwd}"), T0 + seq * SECOND, 0, cwd);
+    }
+    assert_eq!(
+        found(&sb, &["--all", "--cwd-under", "/srv/api"]),
+        ["ls /srv/api", "ls /srv/api/src"]
+    );
+    assert_eq!(
+        found(&sb, &["--all", "--cwd-under", "/srv/api/"]),
+        ["ls /srv/api", "ls /srv/api/src"]
+    );
+    assert_eq!(found(&sb, &["--all", "--cwd-under", "/"]).len(), 7);
+    assert_eq!(found(&sb, &["--all", "--cwd", "/srv/api"]), ["ls /srv/api"]);
+}
+
+/// A relative directory is taken from the shell's `$PWD` when that is an
+/// absolute path, and from the process's own directory otherwise.
+#[test]
+fn a_relative_directory_starts_from_an_absolute_pwd_only() {
+    let sb = Sandbox::new();
+    let home = sb.path().join("home");
+    let home = home.to_str().unwrap();
+    record(&sb, 1, "make", T0, 0, home);
+    record(&sb, 2, "ls", T0 + SECOND, 0, "/srv/api");
+    let here = |pwd: &str| {
+        let out = sb
+            .cmd()
+            .current_dir(Path::new(home))
+            .env("PWD", pwd)
+            .env("TZ", "UTC")
+            .args(["search", "--all", "--format", "cmd", "--cwd", "."])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(here("/srv/api"), "ls\n", "the logical $PWD");
+    assert_eq!(here("srv/api"), "make\n", "a relative $PWD is no base");
+    assert_eq!(here(""), "make\n");
+}
+
+/// `--min-duration 1s` keeps a command of exactly one second.
+#[test]
+fn min_duration_keeps_a_command_of_exactly_that_long() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "short", T0, SECOND - 1, "/");
+    record(&sb, 2, "exact", T0 + 10 * SECOND, SECOND, "/");
+    record(&sb, 3, "long", T0 + 20 * SECOND, SECOND + 1, "/");
+    assert_eq!(
+        found(&sb, &["--all", "--min-duration", "1s"]),
+        ["exact", "long"]
+    );
+    assert_eq!(
+        found(&sb, &["--all", "--since", "2026-11-25T10:00:10Z"]),
+        ["exact", "long"],
+        "--since keeps a command that started at that very moment"
+    );
+    assert_eq!(
+        found(&sb, &["--all", "--until", "2026-11-25T10:00:10Z"]),
+        ["short"],
+        "--until does not"
+    );
+}
+
+/// `--here` outside tmux needs the hook's shell session: an empty one is
+/// none.
+#[test]
+fn here_with_an_empty_shell_session_is_an_error() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "ls", T0, 0, "/");
+    let out = sb
+        .cmd()
+        .env("TMUX_AUDIT_SESSION", "")
+        .args(["search", "--here"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--here needs"), "{stderr}");
+}
+
+/// The text index finds the pattern's trigrams anywhere: an exact or
+/// prefix search through it must check the text itself. With `--all` the
+/// search asks the index at once.
+#[test]
+fn exact_and_prefix_searches_through_the_text_index_check_the_text() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "git", T0, 0, "/");
+    record(&sb, 2, "git status", T0 + SECOND, 0, "/");
+    record(&sb, 3, "legit thing", T0 + 2 * SECOND, 0, "/");
+    assert_eq!(found(&sb, &["--all", "--exact", "git"]), ["git"]);
+    assert_eq!(
+        found(&sb, &["--all", "--prefix", "git"]),
+        ["git", "git status"]
+    );
+    assert_eq!(
+        found(&sb, &["--all", "git"]),
+        ["git", "git status", "legit thing"]
+    );
+    assert_eq!(
+        found(&sb, &["--all", "--exact", "GIT"]),
+        Vec::<String>::new()
+    );
+}
+
+/// Past the 20,000 newest rows a search scans first, it asks the text
+/// index: the one exact match, the oldest row, is found there and the
+/// 20,000 rows that only contain the word are not.
+#[test]
+fn a_search_past_the_newest_twenty_thousand_rows_finds_the_exact_match_only() {
+    const NEWER: i64 = 20_000;
+    let sb = Sandbox::new();
+    record(&sb, 1, "git", T0, 0, "/srv");
+    let mut db = Database::open(&sb.db).unwrap();
+    // The others as the first was recorded, but for text, number and time.
+    let template = db.command(1).unwrap().expect("the first record").record;
+    let entries: Vec<Entry> = (0..NEWER)
+        .map(|i| {
+            Entry::Command(CommandRecord {
+                command: format!("echo git status {i}"),
+                seq: i + 2,
+                started_at_us: T0 + (i + 1) * SECOND,
+                ..template.clone()
+            })
+        })
+        .collect();
+    let inserted = db
+        .insert_all(entries.iter().map(|e| (e, T0 + (NEWER + 1) * SECOND)))
+        .unwrap();
+    assert_eq!(inserted, NEWER as usize);
+    drop(db);
+    assert_eq!(found(&sb, &["-n", "3", "--exact", "git"]), ["git"]);
+    assert_eq!(found(&sb, &["-n", "3", "--prefix", "git"]), ["git"]);
+    assert_eq!(
+        found(&sb, &["-n", "2", "git status"]),
+        ["echo git status 19998", "echo git status 19999"],
+        "found among the newest"
+    );
+    let out = sb.cmd().arg("verify").output().unwrap();
+    assert!(out.status.success(), "the rows are chained: {out:?}");
+}
+
+/// The running totals per shell session keep the highest command number
+/// seen, also when a lower one arrives after the totals were brought up to
+/// date: 1 and 5 arrive, then 3 (late): 2 and 4 never arrived, not 0.
+#[test]
+fn a_late_record_leaves_the_highest_command_number_of_its_session() {
+    let sb = Sandbox::new();
+    let run = |command: &str| {
+        let out = sb.cmd().arg(command).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for seq in [1, 5] {
+        record(&sb, seq, "true", T0 + seq * SECOND, 0, "/");
+    }
+    let text = run("report");
+    assert!(
+        text.contains("note: 3 of 5 commands of shell session s ("),
+        "{text}"
+    );
+    record(&sb, 3, "true", T0 + 3 * SECOND, 0, "/");
+    let text = run("report");
+    assert!(
+        text.contains("note: 2 of 5 commands of shell session s ("),
+        "{text}"
+    );
+    let text = run("verify");
+    assert!(
+        text.contains("missing: 2 of 5 commands of shell session s"),
+        "{text}"
+    );
+    assert!(!text.contains("counted differently"), "{text}");
+}
+
+/// A background merge runs in a process group of its own, so that Ctrl-C
+/// at the prompt (sent to the foreground process group) does not reach it.
+#[test]
+fn a_background_merge_has_a_process_group_of_its_own() {
+    let sb = Sandbox::new();
+    // The first record makes the database; the second waits in the spool
+    // and starts the background merge (see record.rs).
+    for seq in [1, 2] {
+        record(&sb, seq, "true", T0 + seq * SECOND, 0, "/");
+    }
+    let merges = sb
+        .processes()
+        .into_iter()
+        .filter(|p| p.tmux_audit && p.cmdline.contains(" merge-later "))
+        .collect::<Vec<_>>();
+    assert_eq!(merges.len(), 1, "{merges:?}");
+    let pid = merges[0].pid;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name in parentheses: state, parent, process group.
+    let group: libc::pid_t = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+        .and_then(|g| g.parse().ok())
+        .unwrap_or_else(|| panic!("{stat}"));
+    assert_eq!(group, pid, "the merge leads its own process group");
+}
+
+/// Makes the database refuse (a constraint error, as SQLite reports a
+/// broken constraint) every command whose text is `refused`.
+fn refuse_some(sb: &Sandbox) {
+    rusqlite::Connection::open(&sb.db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON commands WHEN NEW.command = 'refused'
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+        )
+        .unwrap();
+}
+
+/// The commands stored, in order, read with SQL.
+fn stored(sb: &Sandbox) -> Vec<String> {
+    let conn = rusqlite::Connection::open(&sb.db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT command FROM commands ORDER BY id")
+        .unwrap();
+    let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+    rows.collect::<Result<_, _>>().unwrap()
+}
+
+/// A spooled record the database refuses costs only itself: it goes to
+/// `<spool>.rejected`, and the records after it land.
+#[test]
+fn a_record_the_database_refuses_is_set_aside_and_the_others_land() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    refuse_some(&sb);
+    record(&sb, 2, "refused", T0 + SECOND, 0, "/");
+    record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
+    assert!(sb.flush(), "{}", sb.log());
+    assert_eq!(stored(&sb), ["first", "third"]);
+    assert_eq!(sb.spooled(), "");
+    let spool = format!("{}-spool", sb.db.display());
+    let rejected = std::fs::read_to_string(format!("{spool}.rejected")).unwrap();
+    assert!(rejected.contains("\"refused\""), "{rejected}");
+}
+
+/// When the refused record cannot be set aside (`<spool>.rejected` cannot
+/// be written), the spool is kept with it: the others land, nothing is
+/// lost, and the next merge tries again.
+#[test]
+fn a_refused_record_that_cannot_be_set_aside_stays_in_the_spool() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    refuse_some(&sb);
+    let spool = format!("{}-spool", sb.db.display());
+    std::fs::create_dir(format!("{spool}.rejected")).unwrap();
+    record(&sb, 2, "refused", T0 + SECOND, 0, "/");
+    record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
+    sb.flush();
+    assert_eq!(stored(&sb), ["first", "third"]);
+    assert!(sb.spooled().contains("\"refused\""), "{}", sb.log());
+}
+
+/// A spool append that a full disk cuts short is taken back: no part of a
+/// line is left in the spool for the next merge to set aside as damaged,
+/// and the record itself is kept elsewhere and lands. (A full tmpfs needs
+/// root, as in CI.)
+#[test]
+fn a_spool_append_cut_short_by_a_full_disk_is_taken_back() {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: filling a tmpfs needs root");
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = crate::support::ProtectedDir::new(&sb.path().join("dbdir"));
+    let db = dir.path.join("history.db");
+    let spool = format!("{}-spool", db.display());
+    let with_db = [("TMUX_AUDIT_DB", Some(db.as_os_str()))];
+    let record_into = |seq: i64, command: &str| {
+        let seq = seq.to_string();
+        let args = [
+            "--shell",
+            "bash",
+            "--session",
+            "s",
+            "--seq",
+            &seq,
+            "--exit",
+            "0",
+        ];
+        let out = sb.record_with(command.as_bytes(), &args, &with_db);
+        assert!(out.status.success(), "{out:?}\n{}", sb.log());
+    };
+    record_into(1, "first");
+    record_into(2, "second");
+    let before = std::fs::read(&spool).unwrap();
+    assert!(
+        before.ends_with(b"\n"),
+        "the second record waits in the spool"
+    );
+    // Fill the disk: what is left is the free end of the spool's last page,
+    // so the next append starts and then fails part way.
+    let filler = dir.path.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    for chunk in [1 << 20, 4096, 1] {
+        while std::io::Write::write_all(&mut file, &vec![0u8; chunk]).is_ok() {}
+    }
+    drop(file);
+    let big = format!("third {}", "x".repeat(20_000));
+    record_into(3, &big);
+    assert_eq!(
+        std::fs::read(&spool).unwrap(),
+        before,
+        "the spool as it was before the append"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    record_into(4, "fourth");
+    let out = sb
+        .cmd()
+        .env("TMUX_AUDIT_DB", &db)
+        .arg("flush")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT seq FROM commands ORDER BY seq")
+        .unwrap();
+    let seqs: Vec<i64> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(seqs, [1, 2, 3, 4], "{}", sb.log());
+    assert!(
+        !Path::new(&format!("{spool}.rejected")).exists(),
+        "nothing set aside: {}",
+        sb.log()
+    );
+}
+
+/// The schema version of the database, read or set with SQL.
+fn user_version(sb: &Sandbox, set: Option<i64>) -> i64 {
+    let conn = rusqlite::Connection::open(&sb.db).unwrap();
+    if let Some(version) = set {
+        conn.pragma_update(None, "user_version", version).unwrap();
+    }
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
+/// A database that failed to take a merge is not tried again by the
+/// per-command path for a minute (each try costs the prompt): a spool due
+/// to be merged waits, although the database was mended at once. A reader
+/// still merges it.
+#[test]
+fn after_a_failed_merge_the_prompt_does_not_try_again_within_a_minute() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    let version = user_version(&sb, None);
+    user_version(&sb, Some(-1));
+    // 32 KiB waiting makes the spool due: this record's merge fails.
+    let big = format!("second {}", "x".repeat(40_000));
+    record(&sb, 2, &big, T0 + SECOND, 0, "/");
+    assert!(sb.log().contains("schema version -1"), "{}", sb.log());
+    user_version(&sb, Some(version));
+    record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
+    assert_eq!(stored(&sb), ["first"], "the due merge waits out the minute");
+    assert!(sb.spooled().contains("\"third\""));
+    assert!(sb.flush(), "{}", sb.log());
+    assert_eq!(stored(&sb), ["first", &big, "third"]);
+}
+
+/// The background merges this sandbox's records started.
+fn background_merges(sb: &Sandbox) -> usize {
+    sb.processes()
+        .iter()
+        .filter(|p| p.tmux_audit && p.cmdline.contains(" merge-later "))
+        .count()
+}
+
+/// A record whose due merge finds the database busy leaves the spool to a
+/// background merge (nothing else may merge it sooner).
+#[test]
+fn a_due_merge_that_finds_the_database_busy_starts_a_background_merge() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    assert_eq!(background_merges(&sb), 0);
+    let mut holder = rusqlite::Connection::open(&sb.db).unwrap();
+    let lock = holder
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    // 32 KiB waiting makes the spool due at once.
+    let big = format!("second {}", "x".repeat(40_000));
+    record(&sb, 2, &big, T0 + SECOND, 0, "/");
+    lock.rollback().unwrap();
+    assert_eq!(stored(&sb), ["first"], "the merge found the database busy");
+    assert_eq!(background_merges(&sb), 1);
+}
+
+/// A redaction entry is checked against the row in full: one whose start
+/// disagrees with the row, in a trace rechained to look intact (as only a
+/// forger would write it), leaves the record named as changed.
+#[test]
+fn a_redaction_entry_that_does_not_start_from_the_row_explains_nothing() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "ls", T0, 0, "/");
+    record(&sb, 2, "echo hunter2hunter2", T0 + SECOND, 0, "/");
+    let out = sb
+        .cmd()
+        .args(["redact", "2", "--pattern", "hunter2hunter2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let verify = || sb.cmd().arg("verify").output().unwrap();
+    assert_eq!(verify().status.code(), Some(0), "{:?}", verify());
+    // The redaction entry now says it started from the content it left.
+    let trace = Database::open(&sb.db).unwrap().trace().unwrap();
+    let conn = rusqlite::Connection::open(&sb.db).unwrap();
+    let mut prev = tmux_audit::chain::GENESIS;
+    for mut stored in trace {
+        if stored.entry.kind == "redaction" {
+            let mut detail: serde_json::Value = serde_json::from_str(&stored.entry.detail).unwrap();
+            detail["content_hash_before"] = detail["content_hash_after"].clone();
+            stored.entry.detail = detail.to_string();
+        }
+        let hash = tmux_audit::chain::hash_trace(&prev, stored.id, &stored.entry);
+        conn.execute(
+            "UPDATE chain_trace SET detail = ?1, prev_hash = ?2, hash = ?3 WHERE id = ?4",
+            rusqlite::params![stored.entry.detail, prev.to_vec(), hash.to_vec(), stored.id],
+        )
+        .unwrap();
+        prev = hash;
+    }
+    let out = verify();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("record 2") && text.contains("was changed"),
+        "{text}"
+    );
+}
