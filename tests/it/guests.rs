@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::support::{events_in, EventRow, PATIENCE};
-use crate::users::{as_user, KillServer, Users};
+use crate::users::{as_user, KillServer, SharedDirs, Users};
 
 /// A value as one argument of tmux's command language: in double quotes,
 /// with `\`, `"` and `$` escaped, and `#` doubled (rename-session and
@@ -47,26 +47,9 @@ fn a_hostile_guest_can_neither_run_commands_nor_forge_fields_through_the_hooks()
         return;
     };
     let (alice, bob, carol) = (&users.0[0], &users.0[1], &users.0[2]);
-    let shared = tempfile::Builder::new()
-        .prefix("ta-guests")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let dir = shared.path();
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = dir.join("tmux-audit");
-    fs::copy(crate::support::bin(), &bin).unwrap();
-    let home = dir.join("alice");
-    let sockets = dir.join("sockets");
-    for (path, mode) in [(&home, 0o700), (&sockets, 0o755)] {
-        fs::create_dir(path).unwrap();
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-        assert!(Command::new("chown")
-            .arg(alice)
-            .arg(path)
-            .status()
-            .unwrap()
-            .success());
-    }
+    let shared = SharedDirs::new("ta-guests", alice);
+    let dir = shared.dir.path();
+    let (bin, home, sockets) = (&shared.bin, &shared.home, &shared.sockets);
     // Where the guests can write: an injected command would leave a file.
     let writable = dir.join("writable");
     fs::create_dir(&writable).unwrap();
@@ -141,7 +124,7 @@ fn a_hostile_guest_can_neither_run_commands_nor_forge_fields_through_the_hooks()
                 ran.is_empty(),
                 "commands ran as the server's owner: {ran:?}"
             );
-            assert!(as_user(alice, &env, &bin, &["flush"]).status.success());
+            assert!(as_user(alice, &env, bin, &["flush"]).status.success());
             let events = events_in(&db);
             if done(&events) {
                 return events;
@@ -286,7 +269,7 @@ fn a_hostile_guest_can_neither_run_commands_nor_forge_fields_through_the_hooks()
         ran.is_empty(),
         "commands ran as the server's owner: {ran:?}"
     );
-    let verify = as_user(alice, &env, &bin, &["verify"]);
+    let verify = as_user(alice, &env, bin, &["verify"]);
     assert!(
         verify.status.success(),
         "{}",

@@ -6,12 +6,12 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
 use crate::support::{events_in, rows_in, EventRow, Sandbox, Tmux, PATIENCE};
-use crate::users::{as_user, KillServer, Users};
+use crate::users::{as_user, KillServer, SharedDirs, Users};
 
 fn json(out: &Output) -> Value {
     assert!(
@@ -29,22 +29,8 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
     };
     let (alice, bob) = (users.0[0].as_str(), users.0[1].as_str());
     // A directory both users can reach: the binary, the owner's files and the socket.
-    let shared = tempfile::Builder::new()
-        .prefix("ta-shared")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let dir = shared.path();
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = dir.join("tmux-audit");
-    fs::copy(crate::support::bin(), &bin).unwrap();
-    let home = dir.join("alice");
-    let sockets = dir.join("sockets");
-    for (path, mode) in [(&home, 0o700), (&sockets, 0o755)] {
-        fs::create_dir(path).unwrap();
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-        let chown = Command::new("chown").arg(alice).arg(path).status().unwrap();
-        assert!(chown.success());
-    }
+    let shared = SharedDirs::new("ta-shared", alice);
+    let (bin, home, sockets) = (&shared.bin, &shared.home, &shared.sockets);
     let rc = home.join("bashrc");
     fs::write(
         &rc,
@@ -104,7 +90,7 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
         format!("runuser -u {user} -- env -i TERM=xterm-256color tmux -S {socket} attach -t pair")
     };
     // What Alice's tmux-audit sees: her spool moved into her database.
-    let flush = || assert!(as_user(alice, &env, &bin, &["flush"]).status.success());
+    let flush = || assert!(as_user(alice, &env, bin, &["flush"]).status.success());
     let wait_events = |what: &str, done: &dyn Fn(&[EventRow]) -> bool| {
         let start = std::time::Instant::now();
         loop {
@@ -180,7 +166,7 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
         }
     }
 
-    let found = json(&as_user(alice, &env, &bin, &["search", "--format", "json"]));
+    let found = json(&as_user(alice, &env, bin, &["search", "--format", "json"]));
     let typed_by = |command: &str| {
         let row = found
             .as_array()
@@ -219,7 +205,7 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
     let sessions = json(&as_user(
         alice,
         &env,
-        &bin,
+        bin,
         &["sessions", "--format", "json"],
     ));
     let users: Vec<&str> = sessions[0]["attaches"]
@@ -232,7 +218,7 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
     let report = json(&as_user(
         alice,
         &env,
-        &bin,
+        bin,
         &["report", "--by", "client-user", "--format", "json"],
     ));
     let count = |user: &str| {
@@ -244,6 +230,6 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
             .map(|r| r["commands"].as_i64().unwrap())
     };
     assert_eq!((count(alice), count(bob)), (Some(2), Some(1)), "{report}");
-    let timeline = as_user(alice, &env, &bin, &["timeline", "--session", "pair"]);
+    let timeline = as_user(alice, &env, bin, &["timeline", "--session", "pair"]);
     eprintln!("{}", String::from_utf8_lossy(&timeline.stdout));
 }

@@ -3,8 +3,47 @@
 //! elsewhere such tests say they are skipped and why, unless
 //! TMUX_AUDIT_REQUIRE_USER_TESTS=1 (as in CI) makes that a failure.
 
-use std::path::Path;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// Where a test with a server owner and other users keeps its files: a
+/// directory everyone can reach (removed on drop), holding a copy of the
+/// binary, the owner's home (0700, theirs) and a directory for the tmux
+/// socket (0755, theirs).
+pub struct SharedDirs {
+    pub dir: tempfile::TempDir,
+    pub bin: PathBuf,
+    pub home: PathBuf,
+    pub sockets: PathBuf,
+}
+
+impl SharedDirs {
+    pub fn new(prefix: &str, owner: &str) -> SharedDirs {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in("/tmp")
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.path().join("tmux-audit");
+        fs::copy(crate::support::bin(), &bin).unwrap();
+        let home = dir.path().join("alice");
+        let sockets = dir.path().join("sockets");
+        for (path, mode) in [(&home, 0o700), (&sockets, 0o755)] {
+            fs::create_dir(path).unwrap();
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+            let chown = Command::new("chown").arg(owner).arg(path).status().unwrap();
+            assert!(chown.success());
+        }
+        SharedDirs {
+            dir,
+            bin,
+            home,
+            sockets,
+        }
+    }
+}
 use std::time::{Duration, Instant};
 
 use crate::support::PATIENCE;
