@@ -9,7 +9,7 @@ use super::{Exit, Run};
 use crate::cli::{Show, ShowFormat};
 use tmux_audit::db::StoredCommand;
 use tmux_audit::paths;
-use tmux_audit::render::{self, client_label, human_duration, utc_time};
+use tmux_audit::render::{self, client_label, human_duration};
 use tmux_audit::text::hex;
 
 impl Run for Show {
@@ -50,7 +50,7 @@ fn text(row: &StoredCommand) -> String {
         .exit_status
         .map_or("unknown".to_string(), |s| s.to_string());
     lines.push(("exit status", exit));
-    lines.push(("started", utc_time(r.started_at_us)));
+    lines.push(("started", local_time_with_zone(r.started_at_us)));
     if let Some(us) = r.duration_us {
         lines.push(("duration", human_duration(us)));
     }
@@ -113,14 +113,24 @@ fn text(row: &StoredCommand) -> String {
             "no tmux events for this server (see `tmux-audit init --help`)".into(),
         ));
     }
-    lines.push(("recorded", utc_time(row.recorded_at_us)));
+    lines.push(("recorded", local_time_with_zone(row.recorded_at_us)));
     let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (key, value) in lines {
-        // Control characters (a newline in a command, an escape sequence
-        // in a name) shown, never sent to the terminal.
-        let value = render::one_line(&value, usize::MAX);
-        let _ = writeln!(out, "{key:>width$}  {value}");
+        // A multi-line command on its lines, under one another; control
+        // characters (an escape sequence in a command or a name) shown,
+        // never sent to the terminal.
+        for (n, line) in value.split('\n').enumerate() {
+            let key = if n == 0 { key } else { "" };
+            let line = render::one_line(line, usize::MAX);
+            let _ = writeln!(out, "{key:>width$}  {line}");
+        }
     }
     out
+}
+
+/// `2026-11-25 19:00:00.123456 +09:00`: local time, with the zone's offset
+/// (JSON keeps UTC).
+fn local_time_with_zone(us: i64) -> String {
+    tmux_audit::timespec::local_format(us, "%Y-%m-%d %H:%M:%S%.6f %:z")
 }

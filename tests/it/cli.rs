@@ -164,3 +164,57 @@ fn a_damaged_database_is_named_with_its_fix() {
         );
     }
 }
+
+#[test]
+fn show_prints_local_times_with_their_zone_and_a_command_on_its_lines() {
+    let sb = Sandbox::new();
+    // 2026-11-25T10:00:00Z.
+    let start = "1795600800000000";
+    let out = sb.record(
+        b"for f in a b\ndo echo $f\x1b[2J\ndone",
+        &[
+            "--shell",
+            "bash",
+            "--session",
+            "s",
+            "--seq",
+            "1",
+            "--exit",
+            "0",
+            "--start-us",
+            start,
+            "--end-us",
+            start,
+        ],
+    );
+    assert!(out.status.success(), "{}", sb.log());
+    let out = sb
+        .cmd()
+        .env("TZ", "Asia/Tokyo")
+        .args(["show", "1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("started  2026-11-25 19:00:00.000000 +09:00"),
+        "{text}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.ends_with("command  for f in a b"))
+        .expect(&text);
+    assert!(
+        lines[at + 1].ends_with("         do echo $f\\x1b[2J"),
+        "{text}"
+    );
+    assert!(lines[at + 2].trim() == "done", "{text}");
+    // JSON stays UTC.
+    let out = sb
+        .cmd()
+        .env("TZ", "Asia/Tokyo")
+        .args(["show", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2026-11-25T10:00:00"));
+}
