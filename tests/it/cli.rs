@@ -11,16 +11,7 @@ fn in_pane_3() -> Sandbox {
     let sb = Sandbox::new();
     let out = sb.record_with(
         b"echo in-pane-3",
-        &[
-            "--shell",
-            "bash",
-            "--session",
-            "s",
-            "--seq",
-            "1",
-            "--exit",
-            "0",
-        ],
+        &crate::support::numbered("1"),
         &[
             ("TMUX", Some(OsStr::new("/tmp/tmux-0/work,4242,3"))),
             ("TMUX_PANE", Some(OsStr::new("%3"))),

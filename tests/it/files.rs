@@ -10,21 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::support::{rows_in, Sandbox};
+use crate::support::{numbered, rows_in, Sandbox};
 use crate::users::{as_user, Users};
-
-fn args(seq: &str) -> [&str; 8] {
-    [
-        "--shell",
-        "bash",
-        "--session",
-        "s",
-        "--seq",
-        seq,
-        "--exit",
-        "0",
-    ]
-}
 
 /// A hostile neighbour, `bob`, and a directory both he and the test (the
 /// user recording, `alice`) can reach; None (the test skipped) without root.
@@ -89,7 +76,7 @@ fn alice(sb: &Sandbox, db: &Path, args: &[&str]) -> (bool, String, String) {
 fn record(sb: &Sandbox, db: &Path, seq: &str, text: &str) {
     let out = sb.record_with(
         text.as_bytes(),
-        &args(seq),
+        &numbered(seq),
         &[("TMUX_AUDIT_DB", Some(db.as_os_str()))],
     );
     assert!(out.status.success(), "{out:?}");

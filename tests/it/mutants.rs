@@ -355,16 +355,7 @@ fn a_spool_append_cut_short_by_a_full_disk_is_taken_back() {
     let with_db = [("TMUX_AUDIT_DB", Some(db.as_os_str()))];
     let record_into = |seq: i64, command: &str| {
         let seq = seq.to_string();
-        let args = [
-            "--shell",
-            "bash",
-            "--session",
-            "s",
-            "--seq",
-            &seq,
-            "--exit",
-            "0",
-        ];
+        let args = crate::support::numbered(&seq);
         let out = sb.record_with(command.as_bytes(), &args, &with_db);
         assert!(out.status.success(), "{out:?}\n{}", sb.log());
     };

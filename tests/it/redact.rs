@@ -80,19 +80,7 @@ fn a_spooled_record_is_redacted_too() {
     let sb = Sandbox::new();
     fs::create_dir_all(sb.db.parent().unwrap()).unwrap();
     fs::write(&sb.db, b"damaged".repeat(100)).unwrap();
-    let out = sb.record(
-        b"mysql -phunter22secret",
-        &[
-            "--shell",
-            "bash",
-            "--session",
-            "s",
-            "--seq",
-            "1",
-            "--exit",
-            "0",
-        ],
-    );
+    let out = sb.record(b"mysql -phunter22secret", &crate::support::numbered("1"));
     assert!(out.status.success());
     let spool = sb.spooled().into_bytes();
     assert!(holds(&spool, "[REDACTED]") && !holds(&spool, "hunter22secret"));

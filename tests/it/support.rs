@@ -26,6 +26,21 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tmux-audit"))
 }
 
+/// `record`'s arguments for command `seq` of bash shell session `s`, exit 0:
+/// the usual record of tests that only care about text and order.
+pub fn numbered(seq: &str) -> [&str; 8] {
+    [
+        "--shell",
+        "bash",
+        "--session",
+        "s",
+        "--seq",
+        seq,
+        "--exit",
+        "0",
+    ]
+}
+
 /// Whether a program is on PATH.
 pub fn have(program: &str) -> bool {
     Command::new("sh")
@@ -145,17 +160,7 @@ impl Sandbox {
     /// Records `text` as command `seq` of bash shell session `s`, exit 0:
     /// the usual record of tests that only care about text and order.
     pub fn record_numbered(&self, seq: &str, text: &str) -> Output {
-        let args = [
-            "--shell",
-            "bash",
-            "--session",
-            "s",
-            "--seq",
-            seq,
-            "--exit",
-            "0",
-        ];
-        self.record(text.as_bytes(), &args)
+        self.record(text.as_bytes(), &numbered(seq))
     }
 
     /// [`Sandbox::record`] with more environment variables (a tmux pane,

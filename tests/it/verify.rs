@@ -497,16 +497,7 @@ fn spool_lines_that_wait_are_checked_where_they_are() {
     let env = [("TMUX_AUDIT_DB", Some(db.as_os_str()))];
     for seq in 1..=4 {
         let seq = seq.to_string();
-        let args = [
-            "--shell",
-            "bash",
-            "--session",
-            "s",
-            "--seq",
-            &seq,
-            "--exit",
-            "0",
-        ];
+        let args = crate::support::numbered(&seq);
         let out = sb.record_with(format!("echo {seq}").as_bytes(), &args, &env);
         assert!(out.status.success());
     }
