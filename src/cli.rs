@@ -22,11 +22,33 @@ And once in ~/.tmux.conf, for sessions, windows, panes and attached clients:\n\
   run-shell 'tmux-audit init tmux'\n\n\
 Then `tmux-audit search` shows what was recorded, `tmux-audit timeline --here` what happened \
 in this pane.",
-    after_help = "Environment:\n  TMUX_AUDIT_DB        database file to use instead of $XDG_DATA_HOME/tmux-audit/history.db\n  NO_COLOR             no colour in tables\n  TMUX_AUDIT_SESSION   set by the hooks: this shell session's id, for `search --here`"
+    after_help = "Environment:\n  TMUX_AUDIT_DB        database file to use instead of $XDG_DATA_HOME/tmux-audit/history.db\n  NO_COLOR             no colour in tables (unless --color=always)\n  TMUX_AUDIT_SESSION   set by the hooks: this shell session's id, for `search --here`"
 )]
 pub struct Cli {
+    /// When to colour tables: auto (a terminal, unless NO_COLOR is set),
+    /// always (for `less -R`), never.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = Colour::Auto)]
+    pub color: Colour,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Colour {
+    Auto,
+    Always,
+    Never,
+}
+
+impl From<Colour> for tmux_audit::render::ColourChoice {
+    fn from(colour: Colour) -> Self {
+        match colour {
+            Colour::Auto => Self::Auto,
+            Colour::Always => Self::Always,
+            Colour::Never => Self::Never,
+        }
+    }
 }
 
 // The hooks' own parsers: `tmux-audit record …` (every prompt) and
@@ -61,7 +83,10 @@ impl Cli {
             Some("tmux-event") => {
                 TmuxEventOnly::try_parse_from(args).map(|e| Command::TmuxEvent(e.event))
             }
-            _ => Cli::try_parse().map(|cli| cli.command),
+            _ => Cli::try_parse().map(|cli| {
+                tmux_audit::render::choose_colour(cli.color.into());
+                cli.command
+            }),
         }
     }
 }

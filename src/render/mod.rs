@@ -15,9 +15,35 @@ use crate::text::hex;
 
 pub mod report;
 
-/// Colour only for a terminal, and never when NO_COLOR is set (no-color.org).
+/// When tables use colour (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColourChoice {
+    /// Only for a terminal, and never when NO_COLOR is set (no-color.org).
+    #[default]
+    Auto,
+    /// Always, even piped (`| less -R`) or with NO_COLOR set.
+    Always,
+    Never,
+}
+
+static COLOUR_CHOICE: std::sync::OnceLock<ColourChoice> = std::sync::OnceLock::new();
+
+/// The choice the command line made, for every table this process prints.
+/// Made once, at start; later calls change nothing.
+pub fn choose_colour(choice: ColourChoice) {
+    let _ = COLOUR_CHOICE.set(choice);
+}
+
+/// Whether tables are coloured: `--color`, else only for a terminal and
+/// never when NO_COLOR is set.
 pub fn use_colour() -> bool {
-    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    match COLOUR_CHOICE.get().copied().unwrap_or_default() {
+        ColourChoice::Always => true,
+        ColourChoice::Never => false,
+        ColourChoice::Auto => {
+            io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
 }
 
 /// Commands as a table fitted to the terminal: one line per command, long
@@ -237,7 +263,11 @@ pub fn new_table(colour: bool) -> Table {
         .load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_truncation_indicator("…");
-    if !colour {
+    if colour {
+        // comfy-table styles only a terminal on its own: `--color=always`
+        // is for a pipe.
+        table.enforce_styling();
+    } else {
         table.force_no_tty();
     }
     table.set_width(table_width());

@@ -209,3 +209,81 @@ fn show_prints_local_times_with_their_zone_and_a_command_on_its_lines() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("2026-11-25T10:00:00"));
 }
+
+#[test]
+fn color_always_colours_a_piped_table_and_never_or_auto_do_not() {
+    let sb = Sandbox::new();
+    let failed = [
+        "--shell",
+        "bash",
+        "--session",
+        "s",
+        "--seq",
+        "1",
+        "--exit",
+        "3",
+    ];
+    assert!(
+        sb.record(b"false", &failed).status.success(),
+        "{}",
+        sb.log()
+    );
+    let escapes = |args: &[&str], no_color: bool| {
+        let mut cmd = sb.cmd();
+        cmd.args(args);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        out.stdout.contains(&0x1b)
+    };
+    // Piped (stdout is not a terminal): no colour unless asked.
+    assert!(!escapes(&["search"], false));
+    assert!(!escapes(&["search", "--color", "auto"], false));
+    assert!(!escapes(&["search", "--color=never"], false));
+    assert!(escapes(&["search", "--color=always"], false));
+    // Asked for on the command line, it wins over NO_COLOR.
+    assert!(escapes(&["--color", "always", "search"], true));
+    assert!(escapes(&["report", "--color=always"], false));
+    let (code, _, err) = run(&sb, &["search", "--color=sometimes"]);
+    assert_eq!(code, Some(2), "{err}");
+}
+
+/// The README's fzf line, as written there (up to the pipe): every distinct
+/// command ever recorded, newest first, NUL-separated.
+#[test]
+fn the_readme_fzf_line_feeds_all_history_newest_first() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.contains("| fzf"))
+        .expect("the README has an fzf line");
+    let producer = line.split('|').next().unwrap();
+    let args: Vec<&str> = producer.split_whitespace().skip(1).collect();
+    assert_eq!(
+        producer.split_whitespace().next(),
+        Some("tmux-audit"),
+        "{line}"
+    );
+
+    let sb = Sandbox::new();
+    // 30 distinct commands (more than a page of 20), one of them run twice.
+    for i in 1..=30 {
+        let text = format!("echo {i}");
+        assert!(sb.record_numbered(&i.to_string(), &text).status.success());
+    }
+    assert!(sb.record_numbered("31", "echo 5").status.success());
+    let (code, out, err) = run(&sb, &args);
+    assert_eq!(code, Some(0), "{err}");
+    let got: Vec<&str> = out.strip_suffix('\0').unwrap_or(&out).split('\0').collect();
+    let mut want = vec!["echo 5".to_string()];
+    want.extend(
+        (1..=30)
+            .rev()
+            .filter(|&i| i != 5)
+            .map(|i| format!("echo {i}")),
+    );
+    assert_eq!(got, want);
+}
