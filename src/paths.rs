@@ -17,12 +17,26 @@ fn project_dirs() -> Result<ProjectDirs> {
 
 /// The database to use: `--db`, else `$TMUX_AUDIT_DB` when set and not
 /// empty, else `$XDG_DATA_HOME/tmux-audit/history.db`.
+///
+/// A relative `TMUX_AUDIT_DB` is taken from the home directory: the hooks
+/// run in whatever directory the shell is in, and a path taken from there
+/// would start a new database in every directory visited. (`--db`, typed
+/// by hand, is relative to the current directory, as paths on a command
+/// line are.)
 pub fn database(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = explicit {
         return Ok(path.to_path_buf());
     }
     match std::env::var_os("TMUX_AUDIT_DB") {
-        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+        Some(path) if !path.is_empty() => {
+            let path = PathBuf::from(path);
+            if path.is_absolute() {
+                return Ok(path);
+            }
+            let home = directories::BaseDirs::new()
+                .context("TMUX_AUDIT_DB is a relative path, taken from the home directory, but there is none; set HOME or make TMUX_AUDIT_DB absolute")?;
+            Ok(home.home_dir().join(path))
+        }
         _ => default_database(),
     }
 }

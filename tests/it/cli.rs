@@ -287,3 +287,49 @@ fn the_readme_fzf_line_feeds_all_history_newest_first() {
     );
     assert_eq!(got, want);
 }
+
+/// A relative TMUX_AUDIT_DB names one file, in the home directory: not a new
+/// database in each directory the shell visits.
+#[test]
+fn a_relative_tmux_audit_db_is_one_file_in_the_home_directory() {
+    let sb = Sandbox::new();
+    let home = sb.path().join("home");
+    for (seq, dir) in [("1", "a"), ("2", "b/c")] {
+        let cwd = sb.path().join(dir);
+        std::fs::create_dir_all(&cwd).unwrap();
+        let out = sb
+            .cmd()
+            .args(["record"])
+            .args(crate::support::numbered(seq))
+            .env("TMUX_AUDIT_DB", "rel.db")
+            .env("PWD", &cwd)
+            .current_dir(&cwd)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(format!("echo {dir}").as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        assert!(out.status.success(), "{out:?} {}", sb.log());
+        assert!(!cwd.join("rel.db").exists(), "a database appeared in {dir}");
+    }
+    let out = sb
+        .cmd()
+        .args(["search", "--format", "cmd"])
+        .env("TMUX_AUDIT_DB", "rel.db")
+        .current_dir(sb.path().join("a"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "echo a\necho b/c\n",
+        "{out:?}"
+    );
+    assert!(home.join("rel.db").exists());
+}
