@@ -23,6 +23,8 @@ struct Finding {
     what: &'static str,
     found: String,
     fix: Option<String>,
+    /// Worth a look, though nothing is wrong now (an error in the log).
+    warn: bool,
 }
 
 impl Finding {
@@ -31,6 +33,13 @@ impl Finding {
             what,
             found,
             fix: None,
+            warn: false,
+        }
+    }
+    fn warning(what: &'static str, found: String) -> Finding {
+        Finding {
+            warn: true,
+            ..Finding::ok(what, found)
         }
     }
     fn problem(what: &'static str, found: String, fix: impl Into<String>) -> Finding {
@@ -38,6 +47,7 @@ impl Finding {
             what,
             found,
             fix: Some(fix.into()),
+            warn: false,
         }
     }
 }
@@ -72,7 +82,11 @@ impl Run for Doctor {
         }
         findings.extend(check_surroundings(&path));
         for f in &findings {
-            let status = if f.fix.is_some() { "FAIL" } else { "ok" };
+            let status = match (&f.fix, f.warn) {
+                (Some(_), _) => "FAIL",
+                (None, true) => "warn",
+                (None, false) => "ok",
+            };
             writeln!(out, "{status:<4}  {:<11} {}", f.what, f.found)?;
             if let Some(fix) = &f.fix {
                 writeln!(out, "      {:<11} fix: {fix}", "")?;
@@ -89,13 +103,20 @@ impl Run for Doctor {
 fn check_database(path: &Path) -> Vec<Finding> {
     let mut findings = Vec::new();
     let Ok(meta) = fs::metadata(path) else {
-        findings.push(Finding::ok(
-            "database",
-            format!(
-                "{}: none yet (made by the first recorded command)",
-                path.display()
+        findings.push(match spool::last_failure(path) {
+            Some((_, why)) => Finding::problem(
+                "database",
+                format!("{}: none, and it could not be made: {why}", path.display()),
+                "fix what the error names, or set TMUX_AUDIT_DB to a file in a directory of yours",
             ),
-        ));
+            None => Finding::ok(
+                "database",
+                format!(
+                    "{}: none yet (made by the first recorded command)",
+                    path.display()
+                ),
+            ),
+        });
         return findings;
     };
     let wal = fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len());
@@ -169,18 +190,75 @@ fn check_surroundings(path: &Path) -> Vec<Finding> {
     if !findings.iter().any(|f| f.what == "permissions") {
         findings.push(Finding::ok("permissions", "private to you".into()));
     }
-    findings.push(check_spool(path));
+    let usable = !findings_refuse_the_database(&findings, path);
+    findings.push(check_spool(path, usable));
     let last_error = paths::log_file()
         .ok()
         .and_then(|p| fs::read_to_string(p).ok())
         .and_then(|log| log.lines().last().map(str::to_string));
-    findings.push(Finding::ok(
-        "last error",
-        last_error.unwrap_or_else(|| "none".into()),
-    ));
+    findings.push(match last_error {
+        Some(line) => Finding::warning("last error", line),
+        None => Finding::ok("last error", "none".into()),
+    });
     findings.push(check_hook(path));
+    findings.extend(check_login_bash());
     findings.push(check_tmux_hooks());
     findings
+}
+
+/// Whether a line of this shell script runs `tmux-audit init bash` (by
+/// name or by path, quoted or not).
+fn loads_the_bash_hook(script: &str) -> bool {
+    script
+        .lines()
+        .any(|line| line.contains("tmux-audit") && line.contains("init bash"))
+}
+
+/// tmux starts a login shell in each pane, and a login bash reads the
+/// first of `~/.bash_profile`, `~/.bash_login` and `~/.profile`, never
+/// `~/.bashrc` by itself: a hook loaded in `~/.bashrc` records nothing in
+/// tmux unless that file reads it. Checked only when bash is the user's
+/// shell and `~/.bashrc` loads the hook.
+fn check_login_bash() -> Option<Finding> {
+    let shell = std::env::var_os("SHELL")?;
+    if Path::new(&shell).file_name()? != "bash" {
+        return None;
+    }
+    let home = PathBuf::from(tmux_audit::render::home()?);
+    let bashrc = fs::read_to_string(home.join(".bashrc")).ok()?;
+    if !loads_the_bash_hook(&bashrc) {
+        return None;
+    }
+    let login_file = [".bash_profile", ".bash_login", ".profile"]
+        .into_iter()
+        .map(|name| home.join(name))
+        .find(|path| path.exists());
+    const FIX: &str = "add `[ -f ~/.bashrc ] && . ~/.bashrc` to ~/.bash_profile";
+    let Some(login_file) = login_file else {
+        return Some(Finding::problem(
+            "login bash",
+            "tmux starts login shells, and a login bash reads ~/.bash_profile, of which you have \
+             none: ~/.bashrc and its hook are not read there"
+                .into(),
+            FIX,
+        ));
+    };
+    let text = fs::read_to_string(&login_file).unwrap_or_default();
+    if text.contains("bashrc") || loads_the_bash_hook(&text) {
+        return Some(Finding::ok(
+            "login bash",
+            format!("{} reads the hook", login_file.display()),
+        ));
+    }
+    Some(Finding::problem(
+        "login bash",
+        format!(
+            "tmux starts login shells, and a login bash reads {}, which does not read ~/.bashrc \
+             and its hook",
+            login_file.display()
+        ),
+        FIX,
+    ))
 }
 
 /// Does the hook record this shell's commands? `TMUX_AUDIT_SESSION` only
@@ -262,6 +340,9 @@ fn check_permissions(path: &Path, dir: &Path) -> Vec<Finding> {
             let Ok(meta) = fs::metadata(file) else {
                 continue;
             };
+            if file == path && !meta.is_file() {
+                continue; // refused above for what it is, whatever its mode
+            }
             let mode = meta.mode() & 0o777;
             if meta.uid() == private_files::uid() && mode & 0o077 != 0 {
                 findings.push(Finding::problem(
@@ -275,14 +356,31 @@ fn check_permissions(path: &Path, dir: &Path) -> Vec<Finding> {
     findings
 }
 
+/// Whether the database at `path` was refused (not a regular file, not
+/// ours): records cannot move into it, whatever the spool's state.
+fn findings_refuse_the_database(findings: &[Finding], path: &Path) -> bool {
+    let named = path.display().to_string();
+    findings.iter().any(|f| {
+        f.fix.is_some()
+            && matches!(f.what, "database" | "permissions")
+            && f.found.starts_with(&named)
+            && !f.found.contains(": others can")
+    })
+}
+
 /// Records wait in the spool as a rule (it is merged every forty commands
 /// or five minutes, and by every reader); it is a problem only when the
 /// last try to merge it failed.
-fn check_spool(db: &Path) -> Finding {
+fn check_spool(db: &Path, database_usable: bool) -> Finding {
     let (waiting, oldest) = spool::waiting(db);
     let records = format!("{waiting} record{}", if waiting == 1 { "" } else { "s" });
     match (waiting, spool::last_failure(db)) {
         (0, _) => Finding::ok("spool", "empty".into()),
+        (_, None) if !database_usable => Finding::problem(
+            "spool",
+            format!("{records} waiting: they move in once the database above is fixed"),
+            "fix the database as said above; `tmux-audit flush` then moves them in",
+        ),
         (_, Some((at, why))) => Finding::problem(
             "spool",
             format!(

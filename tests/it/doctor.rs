@@ -236,3 +236,142 @@ fn inside_tmux_the_hooks_of_init_tmux_and_their_binary_are_checked() {
     let (code, text) = doctor_in_tmux();
     assert_eq!(code, Some(0), "{text}");
 }
+
+/// tmux starts login shells, and a login bash does not read `~/.bashrc` by
+/// itself. doctor's verdict on each set-up agrees with what a real login
+/// bash does with it.
+#[test]
+fn doctor_tells_when_a_login_bash_never_reads_the_hook() {
+    let sb = Sandbox::new();
+    let home = sb.path().join("home");
+    fs::create_dir_all(&home).unwrap();
+    let bin = crate::support::bin();
+    fs::write(
+        home.join(".bashrc"),
+        format!("eval \"$('{}' init bash)\"\n", bin.display()),
+    )
+    .unwrap();
+    let source_bashrc = "[ -f ~/.bashrc ] && . ~/.bashrc\n";
+    /// A set-up's name, its login files (name, text), and whether a login
+    /// bash loads the hook with them.
+    type Setup<'a> = (&'a str, &'a [(&'a str, &'a str)], bool);
+    let setups: [Setup; 4] = [
+        ("no login file", &[], false),
+        (
+            "a .profile of its own",
+            &[(".profile", "PATH=$PATH\n")],
+            false,
+        ),
+        (
+            "README's .bash_profile",
+            &[(".bash_profile", source_bashrc)],
+            true,
+        ),
+        (
+            ".bash_profile first, .profile ignored",
+            &[(".bash_profile", "true\n"), (".profile", source_bashrc)],
+            false,
+        ),
+    ];
+    for (name, files, loads) in setups {
+        for file in [".bash_profile", ".bash_login", ".profile"] {
+            let _ = fs::remove_file(home.join(file));
+        }
+        for (file, text) in files {
+            fs::write(home.join(file), text).unwrap();
+        }
+        // What a real login bash does with it.
+        let out = std::process::Command::new("bash")
+            .args([
+                "-l",
+                "-i",
+                "-c",
+                "[[ $PROMPT_COMMAND == *tmux_audit* ]] && echo HOOKED",
+            ])
+            .env_clear()
+            .envs(sb.env())
+            .env("SHELL", "/bin/bash")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let hooked = String::from_utf8_lossy(&out.stdout).contains("HOOKED");
+        assert_eq!(hooked, loads, "{name}: a real login bash");
+        let out = sb
+            .cmd()
+            .env("SHELL", "/bin/bash")
+            .arg("doctor")
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("login bash"))
+            .unwrap_or_else(|| panic!("{name}: no login bash line in:\n{text}"));
+        assert_eq!(line.starts_with("ok"), loads, "{name}: {line}");
+        assert_eq!(out.status.code() == Some(0), loads, "{name}:\n{text}");
+    }
+}
+
+/// Records that cannot reach the database are a problem in every line that
+/// speaks of them, and an error in the log is not labelled `ok`.
+#[test]
+fn doctor_does_not_call_a_database_ok_that_records_cannot_reach() {
+    let sb = Sandbox::new();
+    let doctor_for = |db: &std::path::Path| {
+        let out = sb
+            .cmd()
+            .env("TMUX_AUDIT_DB", db)
+            .arg("doctor")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let record_into = |db: &std::path::Path, seq: &str| {
+        let out = sb.record_with(
+            b"echo lost?",
+            &crate::support::numbered(seq),
+            &[("TMUX_AUDIT_DB", Some(db.as_os_str()))],
+        );
+        assert!(out.status.success(), "{}", sb.log());
+    };
+
+    // A database that can never be made.
+    let nowhere = std::path::Path::new("/proc/nope/h.db");
+    for seq in ["1", "2", "3"] {
+        record_into(nowhere, seq);
+    }
+    let (code, text) = doctor_for(nowhere);
+    assert_eq!(code, Some(1), "{text}");
+    for start in [
+        "FAIL  database    /proc/nope/h.db: none, and it could not be made",
+        "FAIL  spool       3 records",
+        "warn  last error",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(start)),
+            "{start:?} in:\n{text}"
+        );
+    }
+
+    // A directory where the database should be.
+    let dir = sb.path().join("home").join("a-dir.db");
+    fs::create_dir_all(&dir).unwrap();
+    record_into(&dir, "4");
+    let (code, text) = doctor_for(&dir);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("FAIL  database"), "{text}");
+    assert!(
+        text.contains(
+            "FAIL  spool       1 record waiting: they move in once the database above is fixed"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("chmod 600"),
+        "a directory is no file to chmod 600:\n{text}"
+    );
+    assert!(
+        !text.contains("moved into the database by the next search"),
+        "{text}"
+    );
+}
