@@ -527,10 +527,10 @@ pub fn redact(command: &[u8], settings: &Redact) -> Redacted {
     for pattern in &settings.patterns {
         match Regex::new(pattern) {
             Ok(regex) => regexes.push((regex, false, keep_nothing)),
-            Err(err) => broken.push(
-                anyhow::Error::new(err)
-                    .context(format!("redact pattern {pattern:?} in the config file")),
-            ),
+            Err(err) => broken.push(anyhow::anyhow!(
+                "redact pattern {pattern:?} in the config file: {}",
+                regex_error_line(&err)
+            )),
         }
     }
     let mut spans: Vec<(usize, usize)> = Vec::new();
@@ -579,6 +579,19 @@ pub fn as_written(builtin: &Builtin) -> Regex {
         .unicode(false)
         .build()
         .expect("built-in patterns compile")
+}
+
+/// A regex error on one line: the `regex` crate's message draws the
+/// pattern with a caret under the fault, over three lines; its last line
+/// says what is wrong.
+fn regex_error_line(err: &regex::Error) -> String {
+    let text = err.to_string();
+    let last = text
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("invalid");
+    last.trim_start_matches("error: ").to_string()
 }
 
 pub fn compile(builtin: &Builtin) -> (Regex, bool) {

@@ -820,8 +820,17 @@ pub fn open_merged(path: &Path) -> Result<(Database, Option<StillWaiting>)> {
         Ok(db) => (db, "see `tmux-audit doctor`".to_string()),
         Err(err) => match Database::open_existing(path) {
             Ok(db) => (db, err.to_string()),
-            // None to read, and none could be made: why is the answer.
-            Err(DbError::Missing { .. }) => return Err(err.into()),
+            // None to read, and none could be made: why is the answer,
+            // and the records are not lost.
+            Err(DbError::Missing { .. }) => {
+                let (count, _) = waiting(path);
+                anyhow::bail!(
+                    "{err}; {count} record{} wait{} in the spool until it can be made: fix the \
+                     path or set TMUX_AUDIT_DB (`tmux-audit doctor` says more)",
+                    if count == 1 { "" } else { "s" },
+                    if count == 1 { "s" } else { "" },
+                )
+            }
             Err(other) => return Err(other.into()),
         },
     };

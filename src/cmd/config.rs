@@ -22,7 +22,13 @@ impl Run for ConfigCmd {
         writeln!(out, "# {}{state}", path.display())?;
         write!(out, "{}", toml::to_string(&config)?)?;
         for err in redact::redact(b"", &config.redact).broken {
-            writeln!(out, "# skipped (the other patterns apply): {err:#}")?;
+            writeln!(
+                out,
+                "# SKIPPED, not in effect (the other patterns apply): {err:#}"
+            )?;
+            eprintln!(
+                "tmux-audit: warning: {err:#}: skipped, the other patterns apply; fix or remove it"
+            );
         }
         if config.redact.enabled {
             writeln!(

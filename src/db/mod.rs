@@ -100,9 +100,8 @@ impl fmt::Display for DbError {
 impl std::error::Error for DbError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            DbError::Create { source, .. } => Some(source),
-            // Its text is this error's text already.
-            DbError::Sqlite(_) => None,
+            // Their text is this error's text already.
+            DbError::Create { .. } | DbError::Sqlite(_) => None,
             _ => None,
         }
     }

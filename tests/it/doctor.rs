@@ -353,6 +353,22 @@ fn doctor_does_not_call_a_database_ok_that_records_cannot_reach() {
         );
     }
 
+    // A reader says they wait, on one line, and names the file.
+    let out = sb
+        .cmd()
+        .env("TMUX_AUDIT_DB", nowhere)
+        .arg("search")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/proc/nope") && err.contains("3 records wait in the spool"),
+        "{err}"
+    );
+    assert_eq!(err.matches("No such file").count(), 1, "said once: {err}");
+
     // A directory where the database should be.
     let dir = sb.path().join("home").join("a-dir.db");
     fs::create_dir_all(&dir).unwrap();

@@ -121,6 +121,23 @@ fn config_patterns_and_exclusions_apply_and_a_broken_config_is_logged() {
         "built-in patterns still apply"
     );
     assert!(sb.log().contains("redact pattern"), "{}", sb.log());
+
+    // `config` warns on stderr, on one line, and says the pattern is not in
+    // effect; stdout stays a valid TOML file.
+    let out = sb.cmd().arg("config").output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(out.status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("tmux-audit: warning: redact pattern \"(\"")
+            && stderr.contains("skipped"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("# SKIPPED, not in effect"), "{stdout}");
+    toml::from_str::<toml::Table>(&stdout).expect("config's output is a valid TOML file");
 }
 
 #[test]
