@@ -73,6 +73,12 @@ pub fn hash_tmux_event(prev: &Hash, id: i64, event: &TmuxEvent, recorded_at_us: 
     e.int(client.and_then(|c| c.uid));
     e.text(client.and_then(|c| c.termname.as_deref()));
     e.int(Some(recorded_at_us));
+    // Added with schema 10: hashed only when known, so that the hash of
+    // every event stored before is unchanged (a last field, tagged like
+    // every other: no two events encode alike).
+    if let Some(automatic) = event.automatic_rename {
+        e.int(Some(i64::from(automatic)));
+    }
     e.0.finalize().into()
 }
 
@@ -350,5 +356,15 @@ mod tests {
         with_client.client = Some(crate::lifecycle::Client::default());
         assert_ne!(base, hash_tmux_event(&GENESIS, 1, &with_client, 5));
         assert_ne!(base, hash_command(&GENESIS, 1, &record(), 5));
+        // Whether a rename was automatic is hashed, either way, when known.
+        let hashes: std::collections::HashSet<Hash> = [None, Some(false), Some(true)]
+            .into_iter()
+            .map(|automatic| {
+                let mut e = event.clone();
+                e.automatic_rename = automatic;
+                hash_tmux_event(&GENESIS, 1, &e, 5)
+            })
+            .collect();
+        assert_eq!(hashes.len(), 3);
     }
 }

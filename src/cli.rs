@@ -493,6 +493,26 @@ pub struct Timeline {
     #[arg(long, value_name = "WHEN", value_parser = parse_when)]
     pub until: Option<chrono::DateTime<chrono::Utc>>,
 
+    /// Only the tmux server with this socket: its path, or its name
+    /// (`default`, or what `tmux -L NAME` was given).
+    #[arg(long, value_name = "SOCKET")]
+    pub server: Option<String>,
+
+    /// Only what happened on this host.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Only the commands typed by this user (in a shared session, the user
+    /// whose client typed them), and the events of this user's clients.
+    #[arg(long, value_name = "USER")]
+    pub typed_by: Option<String>,
+
+    /// Show tmux's automatic window renames too (one for each program
+    /// run, named after it); folded out by default. Renames made with
+    /// `rename-window` are always shown.
+    #[arg(long)]
+    pub renames: bool,
+
     /// Output format: a table, or every field as json, jsonl, csv or tsv.
     #[arg(long, value_enum, default_value_t = TableFormat::Table)]
     pub format: TableFormat,

@@ -12,7 +12,7 @@ use crate::cli::Timeline;
 use tmux_audit::context::Tmux;
 use tmux_audit::db::{Database, StoredCommand};
 use tmux_audit::lifecycle::replay::{Placement, ServerKey, ServerState};
-use tmux_audit::lifecycle::TmuxEvent;
+use tmux_audit::lifecycle::{Client, TmuxEvent};
 use tmux_audit::paths;
 use tmux_audit::render::{self, client_label, local_time, one_line, utc_time};
 
@@ -28,25 +28,49 @@ impl Run for Timeline {
     fn run(&self) -> Result<Exit> {
         let path = paths::database(self.db.path.as_deref())?;
         let db = super::open_for_reading(&path)?;
-        let events: Vec<TmuxEvent> = db.tmux_events(None)?.into_iter().map(|e| e.event).collect();
+        // Whole servers are left out (never single events: the replay of
+        // a server needs all of its own).
+        let events: Vec<TmuxEvent> = db
+            .tmux_events(None)?
+            .into_iter()
+            .map(|e| e.event)
+            .filter(|e| self.keeps_server(&e.tmux_socket) && self.keeps_host(&e.host))
+            .collect();
+        if events.is_empty() && (self.server.is_some() || self.host.is_some()) {
+            bail!(
+                "no tmux server{}{} was recorded; `tmux-audit sessions` lists what was",
+                self.server
+                    .as_ref()
+                    .map_or(String::new(), |s| format!(" with socket {s:?}")),
+                self.host
+                    .as_ref()
+                    .map_or(String::new(), |h| format!(" on host {h:?}")),
+            );
+        }
         let since = self.since.map_or(i64::MIN, |t| t.timestamp_micros());
         let until = self.until.map_or(i64::MAX, |t| t.timestamp_micros());
         let mut items = Vec::new();
+        let mut folded = 0;
         for (server, target) in self.targets(&db, &events)? {
             let server_events: Vec<&TmuxEvent> =
                 events.iter().filter(|e| e.server() == server).collect();
-            items.extend(
-                events_of(&server_events, &target)
-                    .into_iter()
-                    .filter(|(e, _)| (since..until).contains(&e.at_us))
-                    .map(|(e, place)| Item::Event(e, Box::new(place))),
-            );
+            for (e, place) in events_of(&server_events, &target) {
+                if !(since..until).contains(&e.at_us) || !self.typed_by_event(e, &place) {
+                    continue;
+                }
+                if e.automatic_rename == Some(true) && !self.renames {
+                    folded += 1;
+                    continue;
+                }
+                items.push(Item::Event(e, Box::new(place)));
+            }
             let mut commands = db.commands_of_server(&server, since, until)?;
+            commands.retain(|c| self.keeps_host(&c.record.host));
             db.place(&mut commands)?;
             items.extend(
                 commands
                     .into_iter()
-                    .filter(|c| command_of(c, &target))
+                    .filter(|c| command_of(c, &target) && self.typed_by_command(c))
                     .map(|c| Item::Command(Box::new(c))),
             );
         }
@@ -58,10 +82,58 @@ impl Run for Timeline {
             Some(format) => {
                 render::data(&items.iter().map(Item::json).collect::<Vec<_>>(), format)?
             }
-            None => table(&items),
+            None => {
+                let mut out = table(&items);
+                if folded > 0 {
+                    out.push_str(&format!(
+                        "{folded} automatic window rename{} folded (tmux naming a window after \
+                         its program); --renames shows {}\n",
+                        if folded == 1 { "" } else { "s" },
+                        if folded == 1 { "it" } else { "them" },
+                    ));
+                }
+                out
+            }
         };
         io::stdout().lock().write_all(out.as_bytes())?;
         Ok(Exit::Success)
+    }
+}
+
+impl Timeline {
+    /// `--server`: a socket's path, or its name (the last part of the path).
+    fn keeps_server(&self, socket: &str) -> bool {
+        self.server.as_deref().is_none_or(|wanted| {
+            wanted == socket
+                || std::path::Path::new(socket)
+                    .file_name()
+                    .is_some_and(|n| n == wanted)
+        })
+    }
+
+    fn keeps_host(&self, host: &str) -> bool {
+        self.host.as_deref().is_none_or(|wanted| wanted == host)
+    }
+
+    /// `--typed-by`: a command typed by the user (their client's, or
+    /// outside a shared session the shell's user).
+    fn typed_by_command(&self, command: &StoredCommand) -> bool {
+        self.typed_by.as_deref().is_none_or(|user| {
+            let typist = command.placement.as_ref().and_then(|p| p.client_user());
+            typist.unwrap_or(&command.record.user) == user
+        })
+    }
+
+    /// `--typed-by`: an event of one of the user's clients.
+    fn typed_by_event(&self, event: &TmuxEvent, place: &Placement) -> bool {
+        self.typed_by.as_deref().is_none_or(|user| {
+            place
+                .client
+                .as_ref()
+                .or(event.client.as_ref())
+                .and_then(|c| c.user.as_deref())
+                == Some(user)
+        })
     }
 }
 
@@ -288,63 +360,155 @@ impl Item<'_> {
         }
     }
 
-    fn json(&self) -> JsonItem {
-        let line = self.line();
-        let (command_id, attached) = match self {
-            Item::Event(..) => (None, Vec::new()),
+    fn server(&self) -> ServerKey {
+        match self {
+            Item::Event(e, _) => e.server(),
             Item::Command(c) => (
-                Some(c.id),
-                c.placement.as_ref().map_or(Vec::new(), |p| {
-                    p.attached.iter().map(client_label).collect()
-                }),
+                c.record.tmux_socket.clone().unwrap_or_default(),
+                c.record.tmux_server_pid.unwrap_or_default(),
             ),
-        };
-        JsonItem {
-            time: utc_time(self.at_us()),
-            what: line.what,
-            place: line.place,
-            who: line.who,
-            detail: line.detail,
-            command_id,
-            attached,
+        }
+    }
+
+    /// Every field as itself (ids, names, the client), not as the table
+    /// shows it. Names are those of the time: an event's own (a rename's
+    /// new name), else where its session and window stood then.
+    fn json(&self) -> JsonItem<'_> {
+        let (socket, server_pid) = self.server();
+        match self {
+            Item::Event(e, place) => JsonItem {
+                time: utc_time(e.at_us),
+                event: &e.event,
+                host: &e.host,
+                tmux_socket: socket,
+                tmux_server_pid: server_pid,
+                session_id: e.session_id.or(place.session_id),
+                session_name: e.session_name.as_deref().or(place.session_name.as_deref()),
+                window_id: e.window_id.or(place.window_id),
+                window_index: e.window_index.or(place.window_index),
+                window_name: e.window_name.as_deref().or(place.window_name.as_deref()),
+                pane: e.pane.as_deref(),
+                client: place.client.as_ref(),
+                user: &e.user,
+                typed_by: None,
+                automatic_rename: e.automatic_rename,
+                command_id: None,
+                command: None,
+                exit_status: None,
+                attached: Vec::new(),
+            },
+            Item::Command(c) => {
+                let r = &c.record;
+                let place = c.placement.as_ref();
+                JsonItem {
+                    time: utc_time(r.started_at_us),
+                    event: "command",
+                    host: &r.host,
+                    tmux_socket: socket,
+                    tmux_server_pid: server_pid,
+                    session_id: place.and_then(|p| p.session_id).or(r.tmux_session_id),
+                    session_name: place.and_then(|p| p.session_name.as_deref()),
+                    window_id: place.and_then(|p| p.window_id),
+                    window_index: place.and_then(|p| p.window_index),
+                    window_name: place.and_then(|p| p.window_name.as_deref()),
+                    pane: r.tmux_pane.as_deref(),
+                    client: place.and_then(|p| p.client.as_ref()),
+                    user: &r.user,
+                    typed_by: Some(place.and_then(|p| p.client_user()).unwrap_or(&r.user)),
+                    automatic_rename: None,
+                    command_id: Some(c.id),
+                    command: Some(&r.command),
+                    exit_status: r.exit_status,
+                    attached: place.map_or(Vec::new(), |p| p.attached.iter().collect()),
+                }
+            }
         }
     }
 }
 
+/// One timeline item for programs: `event` is the tmux hook's name, or
+/// `command`. `user` is the server's owner for an event, the shell's user
+/// for a command; `typed_by` whose client typed a command.
 #[derive(Serialize)]
-struct JsonItem {
+struct JsonItem<'a> {
     time: String,
-    what: String,
-    #[serde(rename = "where")]
-    place: String,
-    who: String,
-    detail: String,
+    event: &'a str,
+    host: &'a str,
+    tmux_socket: String,
+    tmux_server_pid: i64,
+    session_id: Option<i64>,
+    session_name: Option<&'a str>,
+    window_id: Option<i64>,
+    window_index: Option<i64>,
+    window_name: Option<&'a str>,
+    pane: Option<&'a str>,
+    client: Option<&'a Client>,
+    user: &'a str,
+    typed_by: Option<&'a str>,
+    automatic_rename: Option<bool>,
     command_id: Option<i64>,
-    attached: Vec<String>,
+    command: Option<&'a str>,
+    exit_status: Option<i64>,
+    attached: Vec<&'a Client>,
 }
 
+/// Local times, the zone named once in the header (each time carries its
+/// offset when they differ: a change of clocks, a range across one); a
+/// `server` column when the items come from more than one tmux server
+/// (two servers can each have had a session `work`).
 fn table(items: &[Item<'_>]) -> String {
     let mut table = render::new_table(render::use_colour());
-    let header = ["time", "what", "where", "who", "detail"];
-    let mut lines: Vec<[String; 5]> = items
+    let offsets: HashSet<String> = items
+        .iter()
+        .map(|item| tmux_audit::timespec::local_format(item.at_us(), "%:z"))
+        .collect();
+    let one_offset = (offsets.len() == 1).then(|| offsets.into_iter().next().unwrap_or_default());
+    let time = |us: i64| match one_offset {
+        Some(_) => local_time(us),
+        None => tmux_audit::timespec::local_format(us, "%Y-%m-%d %H:%M:%S %:z"),
+    };
+    let servers: HashSet<ServerKey> = items.iter().map(Item::server).collect();
+    let time_header = match &one_offset {
+        Some(offset) => format!("time ({offset})"),
+        None => "time".to_string(),
+    };
+    let mut header: Vec<String> = vec![time_header];
+    if servers.len() > 1 {
+        header.push("server".into());
+    }
+    header.extend(["what", "where", "who", "detail"].map(String::from));
+    let mut lines: Vec<Vec<String>> = items
         .iter()
         .map(|item| {
             let line = item.line();
-            [
-                local_time(item.at_us()),
+            let mut cells = vec![time(item.at_us())];
+            if servers.len() > 1 {
+                cells.push(server_label(&item.server()));
+            }
+            cells.extend([
                 one_line(&line.what, 60),
                 one_line(&line.place, 60),
                 one_line(&line.who, 60),
                 one_line(&line.detail, 400),
-            ]
+            ]);
+            cells
         })
         .collect();
-    render::fit_last_column(&table, &header, &mut lines);
+    let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
+    render::fit_last_column(&table, &header_refs, &mut lines);
     table.set_header(header);
     for line in lines {
-        let mut row = comfy_table::Row::from(line.to_vec());
+        let mut row = comfy_table::Row::from(line);
         row.max_height(1);
         table.add_row(row);
     }
     render::finish(table)
+}
+
+/// A tmux server as people name it: its socket's name and its pid.
+fn server_label((socket, pid): &ServerKey) -> String {
+    let name = std::path::Path::new(socket)
+        .file_name()
+        .map_or_else(|| socket.clone(), |n| n.to_string_lossy().into_owned());
+    one_line(&format!("{name} ({pid})"), 40)
 }

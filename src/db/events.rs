@@ -10,7 +10,7 @@ use crate::lifecycle::{Client, TmuxEvent};
 const EVENT_COLUMNS: &str = "id, recorded_at_us, event, at_us, event_key, host, user, uid, \
     tmux_socket, tmux_server_pid, session_id, session_name, window_id, window_index, window_name, \
     pane, client_name, client_tty, client_pid, client_user, client_uid, client_termname, \
-    prev_hash, hash";
+    automatic_rename, prev_hash, hash";
 
 /// An event as read back, with what the database added.
 #[derive(Debug, Clone)]
@@ -151,6 +151,7 @@ fn stored_event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
             window_name: row.get("window_name")?,
             pane: row.get("pane")?,
             client,
+            automatic_rename: row.get("automatic_rename")?,
         },
     })
 }

@@ -383,9 +383,9 @@ fn insert_tmux_event(
             id, event, at_us, recorded_at_us, event_key, host, user, uid, tmux_socket,
             tmux_server_pid, session_id, session_name, window_id, window_index, window_name,
             pane, client_name, client_tty, client_pid, client_user, client_uid,
-            client_termname, prev_hash, hash
+            client_termname, prev_hash, hash, automatic_rename
         ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                  ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
+                  ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
         ON CONFLICT (event_key) DO NOTHING",
         params![
             id,
@@ -412,6 +412,7 @@ fn insert_tmux_event(
             client.and_then(|c| c.termname.as_ref()),
             &end.1[..],
             &hash[..],
+            event.automatic_rename,
         ],
     )? == 1;
     if added {

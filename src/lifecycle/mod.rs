@@ -38,6 +38,12 @@ pub struct TmuxEvent {
     pub window_name: Option<String>,
     pub pane: Option<String>,
     pub client: Option<Client>,
+    /// Of a `window-renamed`: whether tmux named the window after the
+    /// program running in it (its `automatic-rename` option), rather than
+    /// someone with `rename-window`. None for other events, and for
+    /// renames recorded before it was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automatic_rename: Option<bool>,
 }
 
 /// A tmux client: a terminal attached to a server.
@@ -80,6 +86,7 @@ pub const HOOK_FORMATS: &[&str] = &[
     "client_termname",
     "pid",
     "socket_path",
+    "automatic-rename",
 ];
 
 /// Where and by whom an event was recorded; the rest comes from tmux.
@@ -189,6 +196,9 @@ impl TmuxEvent {
             window_name: either("hook_window_name", "window_name", target).map(str::to_string),
             pane: either("hook_pane", "pane_id", target).map(str::to_string),
             client,
+            automatic_rename: (event == "window-renamed")
+                .then(|| get("automatic-rename").map(|v| v == "1"))
+                .flatten(),
         })
     }
 }

@@ -210,13 +210,13 @@ fn last_part(dir: &str) -> String {
 /// The last column takes what the others leave of the terminal's width, cut
 /// with an ellipsis (comfy-table would wrap it at a space and keep only the
 /// first piece, or squeeze every column alike).
-pub fn fit_last_column<const N: usize>(
-    table: &Table,
-    header: &[&str; N],
-    lines: &mut [[String; N]],
-) {
+pub fn fit_last_column(table: &Table, header: &[&str], lines: &mut [Vec<String>]) {
     let Some(width) = table.width() else { return };
-    let others: usize = (0..N - 1)
+    let n = header.len();
+    if n == 0 || lines.iter().any(|l| l.len() != n) {
+        return;
+    }
+    let others: usize = (0..n - 1)
         .map(|i| {
             lines
                 .iter()
@@ -227,10 +227,10 @@ pub fn fit_last_column<const N: usize>(
         })
         .sum();
     // Each column has a border and a space either side; one more border closes the row.
-    let room = usize::from(width).saturating_sub(others + 3 * N + 1);
+    let room = usize::from(width).saturating_sub(others + 3 * n + 1);
     if room >= 12 {
         for line in lines {
-            line[N - 1] = cut_to_width(&line[N - 1], room);
+            line[n - 1] = cut_to_width(&line[n - 1], room);
         }
     }
 }
@@ -551,6 +551,9 @@ fn flat<T: Serialize>(items: &[T]) -> serde_json::Result<(Vec<String>, Vec<Vec<S
                             .collect::<Vec<_>>()
                             .join("; "),
                     ),
+                    Some(object @ serde_json::Value::Object(_)) => {
+                        inert_in_spreadsheets(&object.to_string())
+                    }
                     Some(other) => other.to_string(),
                 })
                 .collect(),

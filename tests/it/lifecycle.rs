@@ -126,12 +126,7 @@ fn create_rename_split_kill_and_detach_are_recorded_in_order() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| {
-            (
-                i["what"].as_str().unwrap().into(),
-                i["detail"].as_str().unwrap().into(),
-            )
-        })
+        .map(|i| (i["event"].as_str().unwrap().into(), timeline_detail(i)))
         .collect();
     let steps: Vec<usize> = order
         .iter()
@@ -243,13 +238,7 @@ fn commands_carry_the_session_name_in_force_when_they_ran() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| {
-            format!(
-                "{} {}",
-                i["what"].as_str().unwrap(),
-                i["detail"].as_str().unwrap()
-            )
-        })
+        .map(|i| format!("{} {}", i["event"].as_str().unwrap(), timeline_detail(i)))
         .collect();
     let at = |text: &str| {
         whats
@@ -398,4 +387,177 @@ fn a_burst_of_lifecycle_events_loses_none_and_stays_in_the_chain() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("NOT INTACT: tmux event 5"), "{text}");
+}
+
+/// What a timeline item (as JSON) is about: a command's text, a session
+/// event's session name, a window event's window name.
+fn timeline_detail(item: &serde_json::Value) -> String {
+    let event = item["event"].as_str().unwrap();
+    let field = match event {
+        "command" => "command",
+        e if e.starts_with("session") => "session_name",
+        e if e.contains("window") => "window_name",
+        _ => return String::new(),
+    };
+    item[field].as_str().unwrap_or_default().to_string()
+}
+
+/// tmux names a window after the program running in it, one
+/// `window-renamed` for each program run: the timeline folds those out
+/// (saying how many) and keeps renames made with `rename-window`.
+#[test]
+fn automatic_window_renames_are_folded_out_of_the_timeline_and_manual_ones_kept() {
+    let sb = Sandbox::new();
+    let (tmux, pane) = Tmux::start(&sb, "sh");
+    tmux.run(&["set-option", "-g", "automatic-rename", "on"]);
+    tmux.load_audit_config(&sb);
+    // A program run: tmux renames the window after it by itself.
+    pane.line("cat");
+    sb.wait_events("an automatic rename", |e| {
+        // With no client attached, tmux runs the hooks of an automatic
+        // rename only when a command comes in: one, each time round.
+        tmux.run(&["display-message", "-p", ""]);
+        e.iter()
+            .any(|e| e.event == "window-renamed" && e.window_name.as_deref() == Some("cat"))
+    });
+    tmux.run(&["rename-window", "-t", &pane.id, "logs"]);
+    tmux.settle_events(&sb);
+    let events = sb.events();
+    let renames: Vec<(Option<&str>, Option<bool>)> = events
+        .iter()
+        .filter(|e| e.event == "window-renamed")
+        .map(|e| (e.window_name.as_deref(), e.automatic_rename))
+        .collect();
+    assert!(renames.contains(&(Some("cat"), Some(true))), "{renames:?}");
+    assert!(
+        renames.contains(&(Some("logs"), Some(false))),
+        "{renames:?}"
+    );
+
+    let renamed = |args: &[&str]| -> Vec<(String, Option<bool>)> {
+        let mut all = vec!["timeline", "--pane", pane.id.as_str(), "--format", "json"];
+        all.extend(args);
+        let (ok, out) = sb.run(&all);
+        assert!(ok, "{out}");
+        json(&out)
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["event"] == "window-renamed")
+            .map(|i| {
+                (
+                    i["window_name"].as_str().unwrap().to_string(),
+                    i["automatic_rename"].as_bool(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(renamed(&[]), [("logs".to_string(), Some(false))]);
+    let all = renamed(&["--renames"]);
+    assert!(all.contains(&("cat".to_string(), Some(true))), "{all:?}");
+    assert!(all.contains(&("logs".to_string(), Some(false))), "{all:?}");
+
+    let (ok, table) = sb.run(&["timeline", "--pane", &pane.id]);
+    assert!(ok, "{table}");
+    assert!(table.contains("logs"), "{table}");
+    assert!(
+        table.contains("automatic window rename") && table.contains("--renames"),
+        "{table}"
+    );
+
+    // Local times, the zone named in the header.
+    let out = sb
+        .cmd()
+        .args(["timeline", "--pane", &pane.id])
+        .env("TZ", "Asia/Tokyo")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("time (+09:00)"), "{table}");
+}
+
+/// Two servers that each had a session `work`: the timeline keeps them
+/// apart (a server column; JSON names the socket and pid of each item),
+/// and `--server` takes one.
+#[test]
+fn the_timeline_keeps_two_servers_with_the_same_session_name_apart() {
+    let sb = Sandbox::new();
+    let servers: Vec<(Tmux, crate::support::Pane)> =
+        (0..2).map(|_| Tmux::start(&sb, "cat")).collect();
+    for (tmux, _) in &servers {
+        tmux.load_audit_config(&sb);
+        tmux.run(&["new-session", "-d", "-s", "work", "cat"]);
+    }
+    sb.wait_events("two sessions called work", |e| {
+        e.iter()
+            .filter(|e| e.event == "session-created" && e.session_name.as_deref() == Some("work"))
+            .count()
+            == 2
+    });
+
+    let (ok, out) = sb.run(&["timeline", "--session", "work", "--format", "json"]);
+    assert!(ok, "{out}");
+    let items = json(&out);
+    let mut pids: Vec<i64> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            i["tmux_server_pid"]
+                .as_i64()
+                .expect("a server pid per item")
+        })
+        .collect();
+    pids.sort();
+    pids.dedup();
+    let mut want: Vec<i64> = servers.iter().map(|(t, _)| t.server_pid()).collect();
+    want.sort();
+    assert_eq!(pids, want, "{out}");
+    let created = &items.as_array().unwrap()[0];
+    for field in [
+        "tmux_socket",
+        "session_id",
+        "session_name",
+        "event",
+        "time",
+        "user",
+    ] {
+        assert!(!created[field].is_null(), "{field} in {created}");
+    }
+
+    let (ok, table) = sb.run(&["timeline", "--session", "work"]);
+    assert!(ok, "{table}");
+    let header = table.lines().nth(1).unwrap_or_default();
+    assert!(header.contains("server"), "{table}");
+    for (tmux, _) in &servers {
+        assert!(table.contains(&tmux.server_pid().to_string()), "{table}");
+    }
+
+    let first = &servers[0].0;
+    let (ok, out) = sb.run(&[
+        "timeline",
+        "--session",
+        "work",
+        "--server",
+        first.socket_name(),
+        "--format",
+        "json",
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        json(&out)
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["tmux_server_pid"] == first.server_pid()),
+        "{out}"
+    );
+    let out = sb
+        .cmd()
+        .args(["timeline", "--session", "work", "--server", "nope"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no tmux server with socket \"nope\""), "{err}");
 }
