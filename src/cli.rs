@@ -765,13 +765,22 @@ pub struct FilterArgs {
     #[arg(long, conflicts_with = "pane")]
     pub here: bool,
 
-    /// Commands run in this tmux session: its id (`$2` or `2`), or the name of a session
-    /// of the running tmux server.
+    /// Commands run in this tmux session: its id (`$2` or `2`), or any name it had
+    /// (as recorded, or in the running tmux server).
     #[arg(long, value_name = "NAME_OR_ID")]
     pub session: Option<String>,
 
+    /// Commands run in this tmux window: SESSION:INDEX (prod:1) or its id (@4).
+    #[arg(long, value_name = "WINDOW")]
+    pub window: Option<String>,
+
+    /// Commands typed by this user: in a shared tmux session, the user whose client
+    /// typed them (see `show`); else the shell's user.
+    #[arg(long, value_name = "USER")]
+    pub typed_by: Option<String>,
+
     /// Commands run under the tmux server with this socket path.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, visible_alias = "server", value_name = "PATH")]
     pub socket: Option<String>,
 
     /// Commands started in this directory.
@@ -826,6 +835,8 @@ impl From<&FilterArgs> for tmux_audit::filter::Filters {
             pane: f.pane.clone(),
             here: f.here,
             session: f.session.clone(),
+            window: f.window.clone(),
+            typed_by: f.typed_by.clone(),
             socket: f.socket.clone(),
             cwd: f.cwd.clone(),
             cwd_under: f.cwd_under.clone(),

@@ -21,9 +21,17 @@ pub struct Filters {
     /// Commands run in the current tmux pane (outside tmux: in the current shell session).
     pub here: bool,
 
-    /// Commands run in this tmux session: its id (`$2` or `2`), or the name of a session
-    /// of the running tmux server.
+    /// Commands run in this tmux session: its id (`$2` or `2`), or any name a session
+    /// had (in the recorded tmux events, or in the running tmux server). Needs the
+    /// database: see `Database::conditions`.
     pub session: Option<String>,
+
+    /// Commands run in this tmux window: `SESSION:INDEX` or `@ID`. Needs the database.
+    pub window: Option<String>,
+
+    /// Commands typed by this user: in a shared session, the user whose tmux client
+    /// typed them; else the shell's user. Needs the database.
+    pub typed_by: Option<String>,
 
     /// Commands run under the tmux server with this socket path.
     pub socket: Option<String>,
@@ -92,6 +100,8 @@ fn text(s: impl Into<String>) -> Value {
 }
 
 impl Filters {
+    /// The conditions on the command's own columns. `session`, `window` and
+    /// `typed_by` need the tmux events: `Database::conditions` adds them.
     pub fn conditions(&self) -> Result<Conditions> {
         let mut c = Conditions::default();
         if let Some(pane) = &self.pane {
@@ -121,16 +131,6 @@ impl Filters {
                         bail!("--here needs a tmux pane or a shell with the tmux-audit hook loaded")
                     }
                 },
-            }
-        }
-        if let Some(session) = &self.session {
-            let session = session_ref(session)?;
-            c.push("tmux_session_id = ?", [Value::Integer(session.id)]);
-            if let Some((socket, pid)) = session.server {
-                c.push(
-                    "tmux_socket = ? AND tmux_server_pid = ?",
-                    [text(socket), Value::Integer(pid)],
-                );
             }
         }
         if let Some(socket) = &self.socket {
@@ -220,35 +220,6 @@ fn pane_id(pane: &str) -> Result<String> {
         bail!("--pane {pane:?} is not a tmux pane id: give it as %3 (or 3), as `echo $TMUX_PANE` shows it");
     }
     Ok(format!("%{digits}"))
-}
-
-/// A tmux session, as the filters match it.
-struct SessionRef {
-    id: i64,
-    /// Known when the session was found in the running tmux server: ids
-    /// start again from `$0` on every new server.
-    server: Option<(String, i64)>,
-}
-
-/// A session given by name is looked up in the running tmux server (the
-/// one this shell is in, or the default one); `$N` is an id on any server,
-/// and so is a bare number unless a session has that name.
-fn session_ref(session: &str) -> Result<SessionRef> {
-    if let Some(id) = session.strip_prefix('$').and_then(|id| id.parse().ok()) {
-        return Ok(SessionRef { id, server: None });
-    }
-    if let Some(live) = crate::lifecycle::hooks::live_session(session)? {
-        return Ok(SessionRef {
-            id: live.id,
-            server: Some((live.socket, live.server_pid)),
-        });
-    }
-    if let Ok(id) = session.parse() {
-        return Ok(SessionRef { id, server: None });
-    }
-    bail!(
-        "no tmux session named {session:?} in the running tmux server; give its id instead (`$N`, see `tmux ls -F '#{{session_id}} #{{session_name}}'`)"
-    )
 }
 
 /// How a search pattern matches the command text. Case-insensitive unless

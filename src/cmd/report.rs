@@ -13,9 +13,9 @@ use tmux_audit::render;
 
 impl Run for Report {
     fn run(&self) -> Result<Exit> {
-        let conditions = tmux_audit::filter::Filters::from(&self.filters).conditions()?;
         let path = paths::database(self.db.path.as_deref())?;
         let mut db = super::open_for_reading(&path)?;
+        let conditions = db.conditions(&tmux_audit::filter::Filters::from(&self.filters))?;
         let Ranked { rows, totals } = db
             .report(self.by.into(), &conditions, self.sort.into(), self.top)
             .with_context(|| format!("cannot read {}", path.display()))?;

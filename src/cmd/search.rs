@@ -14,20 +14,26 @@ use tmux_audit::render;
 impl Run for Search {
     fn run(&self) -> Result<Exit> {
         self.check().map_err(anyhow::Error::msg)?;
-        let mut conditions = tmux_audit::filter::Filters::from(&self.filters).conditions()?;
-        let mut plan = None;
-        if let Some(pattern) = self.pattern.as_deref().filter(|p| !p.is_empty()) {
-            let kind = match (self.exact, self.prefix, self.regex) {
-                (true, _, _) => MatchKind::Exact,
-                (_, true, _) => MatchKind::Prefix,
-                (_, _, true) => MatchKind::Regex,
-                _ => MatchKind::Substring,
-            };
-            plan = Some(pattern_plan(conditions.clone(), pattern, kind)?);
+        let filters = tmux_audit::filter::Filters::from(&self.filters);
+        let pattern = self.pattern.as_deref().filter(|p| !p.is_empty());
+        let kind = match (self.exact, self.prefix, self.regex) {
+            (true, _, _) => MatchKind::Exact,
+            (_, true, _) => MatchKind::Prefix,
+            (_, _, true) => MatchKind::Regex,
+            _ => MatchKind::Substring,
+        };
+        // A mistake in the pattern or a filter is told before the database
+        // is opened (and whether or not there is one).
+        if let Some(pattern) = pattern {
+            pattern_plan(filters.conditions()?, pattern, kind)?;
         }
         let path = paths::database(self.db.path.as_deref())?;
         let mut db = super::open_for_reading(&path)?;
         db.enable_regexp()?;
+        let mut conditions = db.conditions(&filters)?;
+        let plan = pattern
+            .map(|pattern| pattern_plan(conditions.clone(), pattern, kind))
+            .transpose()?;
         let mut scan_first = None;
         if let Some(plan) = plan {
             conditions = match plan.indexed {

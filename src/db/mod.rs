@@ -5,6 +5,7 @@ mod queries;
 mod redaction;
 mod report;
 mod schema;
+mod scope;
 mod trace;
 
 pub use queries::{insert_entries, SearchQuery};

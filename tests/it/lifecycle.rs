@@ -561,3 +561,118 @@ fn the_timeline_keeps_two_servers_with_the_same_session_name_apart() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("no tmux server with socket \"nope\""), "{err}");
 }
+
+/// `search` and `report` find a session by any name it had (also once its
+/// server is gone), a window by `SESSION:INDEX` or `@ID`, and the commands
+/// typed by a user.
+#[test]
+fn search_and_report_filter_by_past_session_names_windows_and_typist() {
+    let sb = Sandbox::new();
+    let (tmux, _) = Tmux::start(&sb, "cat");
+    tmux.load_audit_config(&sb);
+    let new_pane = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["-P", "-F", "#{pane_id} #{session_id} #{window_id}", "cat"]);
+        let out = tmux.run(&all);
+        let parts: Vec<String> = out.split(' ').map(str::to_string).collect();
+        (parts[0].clone(), parts[1].clone(), parts[2].clone())
+    };
+    let (pane_a, session, window_a) = new_pane(&["new-session", "-d", "-s", "work"]);
+    let (pane_b, _, window_b) = new_pane(&["new-window", "-d", "-t", "work"]);
+    tmux.settle_events(&sb);
+    let socket = tmux.socket_path();
+    let tmux_env = format!(
+        "{socket},{},{}",
+        tmux.server_pid(),
+        session.trim_start_matches('$')
+    );
+    let record = |seq: &str, pane: &str, text: &str| {
+        let out = sb.record_with(
+            text.as_bytes(),
+            &crate::support::numbered(seq),
+            &[
+                ("TMUX", Some(std::ffi::OsStr::new(&tmux_env))),
+                ("TMUX_PANE", Some(std::ffi::OsStr::new(pane))),
+            ],
+        );
+        assert!(out.status.success(), "{}", sb.log());
+    };
+    record("1", &pane_a, "echo in-a");
+    record("2", &pane_b, "echo in-b");
+    tmux.run(&["rename-session", "-t", "work", "prod"]);
+    sb.wait_events("the rename", |e| has(e, "session-renamed", "prod"));
+    record("3", &pane_a, "echo after-rename");
+    drop(tmux); // no server to ask: the names come from the events
+
+    let found = |args: &[&str]| -> (Option<i32>, String, String) {
+        let mut all = vec!["search", "--format", "cmd"];
+        all.extend(args);
+        let out = sb.cmd().args(&all).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let all_three = "echo in-a\necho in-b\necho after-rename\n";
+    for name in ["work", "prod", session.as_str()] {
+        let (code, out, err) = found(&["--session", name]);
+        assert_eq!(
+            (code, out.as_str()),
+            (Some(0), all_three),
+            "--session {name}: {err}"
+        );
+    }
+    let (code, _, err) = found(&["--session", "nope"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no tmux session named \"nope\""), "{err}");
+
+    let window_b_index = "work:1";
+    for window in [window_b_index, "prod:1", window_b.as_str()] {
+        let (code, out, err) = found(&["--window", window]);
+        assert_eq!(
+            (code, out.as_str()),
+            (Some(0), "echo in-b\n"),
+            "--window {window}: {err}"
+        );
+    }
+    let (code, out, err) = found(&["--window", &window_a]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "echo in-a\necho after-rename\n"),
+        "{err}"
+    );
+    let (code, _, err) = found(&["--window", "work:7"]);
+    assert_eq!(code, Some(2), "{err}");
+
+    let me = sb.rows()[0].user.clone();
+    let (code, out, _) = found(&["--typed-by", &me]);
+    assert_eq!((code, out.as_str()), (Some(0), all_three));
+    let (code, out, _) = found(&["--typed-by", "nobody-typed-this", "--window", "work:1"]);
+    assert_eq!((code, out.as_str()), (Some(1), ""));
+
+    let out = sb
+        .cmd()
+        .args([
+            "report", "--by", "user", "--window", "work:1", "--format", "json",
+        ])
+        .output()
+        .unwrap();
+    let report = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(report[0]["commands"], 1, "{report}");
+    let out = sb
+        .cmd()
+        .args([
+            "report",
+            "--by",
+            "user",
+            "--session",
+            "work",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let report = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(report[0]["commands"], 3, "{report}");
+}

@@ -230,6 +230,33 @@ fn in_a_shared_session_each_command_is_attributed_to_the_user_who_typed_it() {
             .map(|r| r["commands"].as_i64().unwrap())
     };
     assert_eq!((count(alice), count(bob)), (Some(2), Some(1)), "{report}");
-    let timeline = as_user(alice, &env, bin, &["timeline", "--session", "pair"]);
-    eprintln!("{}", String::from_utf8_lossy(&timeline.stdout));
+    // Who typed what, as a filter: the commands bob typed in alice's shell.
+    let bobs = as_user(
+        alice,
+        &env,
+        bin,
+        &["search", "--typed-by", bob, "--format", "cmd"],
+    );
+    assert_eq!(String::from_utf8_lossy(&bobs.stdout), "echo typed-by-bob\n");
+    let bobs = json(&as_user(
+        alice,
+        &env,
+        bin,
+        &[
+            "timeline",
+            "--session",
+            "pair",
+            "--typed-by",
+            bob,
+            "--format",
+            "json",
+        ],
+    ));
+    let commands: Vec<&str> = bobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["command"].as_str())
+        .collect();
+    assert_eq!(commands, ["echo typed-by-bob"], "{bobs}");
 }
