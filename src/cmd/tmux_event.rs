@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 
 use super::{Exit, Run};
 use crate::cli::TmuxEventCmd;
-use tmux_audit::lifecycle::{parse_fields, Recorder, TmuxEvent};
+use tmux_audit::lifecycle::{hooks, parse_fields, Recorder, TmuxEvent};
 use tmux_audit::paths;
 use tmux_audit::record::Entry;
 use tmux_audit::store;
@@ -33,7 +33,21 @@ impl TmuxEventCmd {
                 )
             })?;
         let path = paths::database(self.db.path.as_deref())?;
-        store::save(&path, &[Entry::TmuxEvent(event)])?;
+        let hook = self.hook.as_str();
+        let mut events = Vec::new();
+        if hooks::PANE_REFRESH_HOOKS.contains(&hook) {
+            events = hooks::pane_changes(&event.tmux_socket, event.tmux_server_pid, &by)?;
+        }
+        if !hooks::PANE_PLACE_HOOKS.contains(&hook) {
+            events.insert(0, event);
+        }
+        if events.is_empty() {
+            return Ok(()); // a resize: nothing moved
+        }
+        store::save(
+            &path,
+            &events.into_iter().map(Entry::TmuxEvent).collect::<Vec<_>>(),
+        )?;
         Ok(())
     }
 }

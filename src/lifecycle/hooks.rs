@@ -6,6 +6,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _, Result};
 
+use super::panes::PanePlace;
 use super::{event_key, id, Client, Recorder, TmuxEvent, HOOK_FORMATS};
 
 /// The hooks registered, one per lifecycle event tmux reports.
@@ -24,6 +25,26 @@ pub const HOOKS: &[&str] = &[
     "after-new-window",
     "pane-exited",
     "pane-died",
+    // Not stored as themselves: see `panes.rs` (joins, moves, swaps,
+    // breaks and kills, which have no hook of their own in tmux 3.3).
+    "window-layout-changed",
+    "after-kill-pane",
+];
+
+/// The hooks whose event is what changed in the panes' places
+/// ([`pane_changes`]), not the hook itself.
+pub const PANE_PLACE_HOOKS: &[&str] = &["window-layout-changed", "after-kill-pane"];
+
+/// The hooks after which the panes' places are compared and kept again
+/// ([`pane_changes`]): those of [`PANE_PLACE_HOOKS`], and those that make
+/// panes (a new pane must be known before it can be seen to move).
+pub const PANE_REFRESH_HOOKS: &[&str] = &[
+    "window-layout-changed",
+    "after-kill-pane",
+    "after-split-window",
+    "after-new-window",
+    "session-created",
+    "window-linked",
 ];
 
 /// In every hook command of ours, and in no command of the user's: how
@@ -95,17 +116,26 @@ pub fn register(bin: &Path) -> Result<Registered> {
     for (hook, index) in ours.iter().rev() {
         push_command(&mut args, &["set-hook", "-gu", &format!("{hook}[{index}]")]);
     }
+    // A tmux command line has a size limit (what a client may send the
+    // server at once): a new hook joins the line only while it fits.
     for hook in HOOKS {
-        push_command(
-            &mut args,
-            &["set-hook", "-ga", hook, &hook_command(bin, hook)],
-        );
+        let command = hook_command(bin, hook);
+        let size: usize = args.iter().map(|a| a.len() + 1).sum();
+        if size + command.len() > COMMAND_LINE_ROOM && !args.is_empty() {
+            tmux(&args)?;
+            args.clear();
+        }
+        push_command(&mut args, &["set-hook", "-ga", hook, &command]);
     }
     tmux(&args)?;
     Ok(Registered {
         first_time: ours.is_empty(),
     })
 }
+
+/// What one tmux command line may hold, with room to spare: tmux refuses
+/// a client's message past 16 KiB ("command too long").
+const COMMAND_LINE_ROOM: usize = 12 * 1024;
 
 /// (hook, index) of every hook command of ours in the server, in the order
 /// `show-hooks` lists them.
@@ -187,23 +217,20 @@ pub fn current_state(by: &Recorder) -> Result<Vec<TmuxEvent>> {
     event(&mut events, by, "server-started", started_us, server);
     // While tmux reads its config at start-up there is no session yet, and
     // listing them fails ("no current target"): nothing to record then.
-    const PANE: &[&str] = &[
-        "session_id",
-        "window_id",
-        "window_index",
-        "pane_id",
-        "session_name",
-        "window_name",
-    ];
-    let panes = tmux_bytes(&["list-panes", "-a", "-F", &listing_format(PANE)]).unwrap_or_default();
-    for f in parse_listing(&panes, PANE.len()) {
+    let places = pane_places(None).unwrap_or_default();
+    for p in &places {
         let seen = event(&mut events, by, "seen", by.at_us, server);
-        seen.session_id = id(&f[0]);
-        seen.window_id = id(&f[1]);
-        seen.window_index = f[2].parse().ok();
-        seen.pane = Some(f[3].clone());
-        seen.session_name = Some(f[4].clone());
-        seen.window_name = Some(f[5].clone());
+        seen.session_id = p.session_id;
+        seen.window_id = p.window_id;
+        seen.window_index = p.window_index;
+        seen.pane = Some(p.pane.clone());
+        seen.session_name = Some(p.session_name.clone());
+        seen.window_name = Some(p.window_name.clone());
+    }
+    // The places the pane hooks compare with from now on.
+    if let Ok(dir) = crate::paths::state_dir() {
+        let file = super::panes::state_file(&dir, server);
+        super::panes::update(&file, &places, server, by)?;
     }
     const CLIENT: &[&str] = &[
         "session_id",
@@ -231,6 +258,45 @@ pub fn current_state(by: &Recorder) -> Result<Vec<TmuxEvent>> {
         });
     }
     Ok(events)
+}
+
+/// Where every pane of the server is now: of the server at `socket`, or
+/// else of `$TMUX`'s.
+pub fn pane_places(socket: Option<&str>) -> Result<Vec<PanePlace>> {
+    const PANE: &[&str] = &[
+        "session_id",
+        "window_id",
+        "window_index",
+        "pane_id",
+        "session_name",
+        "window_name",
+    ];
+    let format = listing_format(PANE);
+    let mut args = Vec::new();
+    if let Some(socket) = socket {
+        args.extend(["-S", socket]);
+    }
+    args.extend(["list-panes", "-a", "-F", &format]);
+    let panes = tmux_bytes(&args)?;
+    Ok(parse_listing(&panes, PANE.len())
+        .into_iter()
+        .map(|f| PanePlace {
+            session_id: id(&f[0]),
+            window_id: id(&f[1]),
+            window_index: f[2].parse().ok(),
+            pane: f[3].clone(),
+            session_name: f[4].clone(),
+            window_name: f[5].clone(),
+        })
+        .collect())
+}
+
+/// The panes of the server at `socket` (pid `pid`) that moved or closed
+/// since the last time this was asked (or `init tmux` ran), as events.
+pub fn pane_changes(socket: &str, pid: i64, by: &Recorder) -> Result<Vec<TmuxEvent>> {
+    let places = pane_places(Some(socket))?;
+    let file = super::panes::state_file(&crate::paths::state_dir()?, (socket, pid));
+    super::panes::update(&file, &places, (socket, pid), by)
 }
 
 /// A session of the running tmux server (the one of `$TMUX`, or the
@@ -271,14 +337,13 @@ fn push_command(args: &mut Vec<String>, command: &[&str]) {
 /// A `-F` format for a listing whose values may hold any bytes (a guest's
 /// `TERM`, names with newlines or tabs): each value after its length in
 /// bytes and a colon (`#{n:…}` counts bytes), so no value can end a line or
-/// a field early and pass for another client or pane. One line per item.
+/// a field early and pass for another client or pane. One line per item:
+/// tmux ends each with a newline of its own.
 fn listing_format(formats: &[&str]) -> String {
-    let mut format: String = formats
+    formats
         .iter()
         .map(|f| format!("#{{n:{f}}}:#{{{f}}}"))
-        .collect();
-    format.push('\n');
-    format
+        .collect()
 }
 
 /// The items of a listing made with [`listing_format`] of `count` values
@@ -399,7 +464,7 @@ mod tests {
         let format = listing_format(&["client_user", "client_termname"]);
         assert_eq!(
             format,
-            "#{n:client_user}:#{client_user}#{n:client_termname}:#{client_termname}\n"
+            "#{n:client_user}:#{client_user}#{n:client_termname}:#{client_termname}"
         );
         // A guest's TERM holding a tab, a newline and a line shaped like an item.
         let term = "x\t\n5:alice5:xterm\n";

@@ -5,6 +5,7 @@
 //! replayed to name and attribute commands (`replay.rs`).
 
 pub mod hooks;
+pub mod panes;
 pub mod replay;
 pub mod sessions;
 

@@ -200,7 +200,7 @@ fn inside_tmux_the_hooks_of_init_tmux_and_their_binary_are_checked() {
     let (code, text) = doctor_in_tmux();
     assert_eq!(code, Some(0), "{text}");
     assert!(
-        text.contains("ok    tmux hooks  all 14 registered"),
+        text.contains("ok    tmux hooks  all 16 registered"),
         "{text}"
     );
     fs::remove_file(&copy).unwrap();

@@ -676,3 +676,134 @@ fn search_and_report_filter_by_past_session_names_windows_and_typist() {
     let report = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(report[0]["commands"], 3, "{report}");
 }
+
+/// tmux 3.3 has no hook for join-pane, move-pane, swap-pane or break-pane,
+/// and after-kill-pane names another pane: the window-layout changes tell
+/// where a pane went, so its later commands are placed in its new window,
+/// and a killed pane leaves a `pane-closed` event.
+#[test]
+fn joined_broken_and_killed_panes_are_followed() {
+    let sb = Sandbox::new();
+    let (tmux, _) = Tmux::start(&sb, "cat");
+    tmux.load_audit_config(&sb);
+    let made = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["-P", "-F", "#{pane_id}", "cat"]);
+        tmux.run(&all)
+    };
+    made(&["new-session", "-d", "-s", "work"]);
+    let moving = made(&["new-window", "-d", "-t", "work"]);
+    tmux.settle_events(&sb);
+    // With no client attached, tmux runs these hooks when a command comes in.
+    let wait_for = |what: &str, pane: &str| {
+        sb.wait_events(what, |e| {
+            tmux.run(&["display-message", "-p", ""]);
+            e.iter()
+                .any(|e| e.event == what && e.pane.as_deref() == Some(pane))
+        })
+    };
+    let session = tmux.run(&["display-message", "-p", "-t", "work", "#{session_id}"]);
+    let tmux_env = format!(
+        "{},{},{}",
+        tmux.socket_path(),
+        tmux.server_pid(),
+        session.trim_start_matches('$')
+    );
+    let record = |seq: &str, text: &str| {
+        let out = sb.record_with(
+            text.as_bytes(),
+            &crate::support::numbered(seq),
+            &[
+                ("TMUX", Some(std::ffi::OsStr::new(&tmux_env))),
+                ("TMUX_PANE", Some(std::ffi::OsStr::new(&moving))),
+            ],
+        );
+        assert!(out.status.success(), "{}", sb.log());
+    };
+    record("1", "echo in-window-1");
+
+    tmux.run(&["join-pane", "-d", "-s", &moving, "-t", "work:0"]);
+    let events = wait_for("pane-moved", &moving);
+    let moved = events.iter().find(|e| e.event == "pane-moved").unwrap();
+    assert_eq!(moved.window_index, Some(0), "{:?}", moved.stored);
+    record("2", "echo joined-to-window-0");
+
+    tmux.run(&["break-pane", "-d", "-s", &moving]);
+    sb.wait_events("a second move", |e| {
+        tmux.run(&["display-message", "-p", ""]);
+        e.iter().filter(|e| e.event == "pane-moved").count() == 2
+    });
+    record("3", "echo broken-out");
+
+    tmux.run(&["kill-pane", "-t", &moving]);
+    wait_for("pane-closed", &moving);
+
+    let (ok, out) = sb.run(&["search", "--format", "json"]);
+    assert!(ok, "{out}");
+    let windows: Vec<(String, i64)> = json(&out)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["command"].as_str().unwrap().to_string(),
+                r["tmux_window_index"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        windows[0],
+        ("echo in-window-1".to_string(), 1),
+        "{windows:?}"
+    );
+    assert_eq!(
+        windows[1],
+        ("echo joined-to-window-0".to_string(), 0),
+        "{windows:?}"
+    );
+    assert!(
+        windows[2].1 >= 1,
+        "broken out into a window of its own: {windows:?}"
+    );
+
+    let (ok, out) = sb.run(&["timeline", "--pane", &moving, "--format", "json"]);
+    assert!(ok, "{out}");
+    let events: Vec<String> = json(&out)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["event"].as_str().unwrap().to_string())
+        .collect();
+    let at = |name: &str| {
+        events
+            .iter()
+            .position(|e| e == name)
+            .unwrap_or_else(|| panic!("{name} in {events:?}"))
+    };
+    assert!(at("pane-moved") < at("pane-closed"), "{events:?}");
+}
+
+/// `init tmux` records every pane and every attached client the server
+/// shows (its listing once stopped after the first item).
+#[test]
+fn init_tmux_sees_every_pane_of_the_server() {
+    let sb = Sandbox::new();
+    let (tmux, _) = Tmux::start(&sb, "cat");
+    tmux.run(&["new-session", "-d", "-s", "second", "cat"]);
+    tmux.run(&["split-window", "-d", "-t", "second", "cat"]);
+    let panes = tmux.run(&["list-panes", "-a", "-F", "#{pane_id}"]);
+    let mut want: Vec<&str> = panes.lines().collect();
+    want.sort();
+    assert_eq!(want.len(), 3, "{panes}");
+    tmux.load_audit_config(&sb);
+    let events = sb.wait_events("the state at init", |e| {
+        e.iter().filter(|e| e.event == "seen").count() >= 3
+    });
+    let mut seen: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event == "seen")
+        .filter_map(|e| e.pane.as_deref())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, want);
+}
