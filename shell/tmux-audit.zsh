@@ -99,8 +99,8 @@ __tmux_audit_pick_widget() {
             BUFFER=${picked%.}
             CURSOR=${#BUFFER}
         fi
+        zle reset-prompt
     fi
-    zle reset-prompt
 }
 zle -N __tmux_audit_pick_widget
 bindkey -M emacs '^R' __tmux_audit_pick_widget
