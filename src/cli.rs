@@ -141,8 +141,8 @@ pub struct Pick {
     #[arg(long, value_enum, default_value_t = PickScope::Everything)]
     pub scope: PickScope,
 
-    /// The pane that "pane" means, instead of $TMUX_PANE (for a tmux popup:
-    /// `--pane '#{pane_id}'`).
+    /// The pane that "pane" means, instead of $TMUX_PANE (in a tmux popup,
+    /// which has none: `--pane "$(tmux display-message -p '#{pane_id}')"`).
     #[arg(long, value_name = "%ID")]
     pub pane: Option<String>,
 

@@ -412,7 +412,7 @@ fn row_line(row: &StoredCommand, selected: bool, width: usize, cwd_width: usize)
     let cwd = crate::render::tilde(&r.cwd, crate::render::home().as_deref());
     let mark = if selected { ">" } else { " " };
     let text = format!(
-        "{mark}{status:>3} {time} {pane:<4} {:<cwd_width$} {}",
+        "{mark} {status:>3} {time} {pane:<4} {:<cwd_width$} {}",
         fit_left(&cwd, cwd_width),
         crate::render::one_line(&r.command, usize::MAX),
     );
@@ -710,11 +710,11 @@ mod tests {
         let text: Vec<&str> = frame.lines.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(text.len(), 5);
         assert_eq!(text[0], "");
-        assert!(text[1].starts_with(">  0 "), "{text:?}");
+        assert!(text[1].starts_with(">   0 "), "{text:?}");
         assert!(text[1].contains(" %3   /srv/app "), "{text:?}");
         assert!(text[1].ends_with("cat⏎README.md\\x1b[2J"), "{text:?}");
         assert!(frame.lines[1].selected && !frame.lines[1].failed);
-        assert!(text[2].starts_with(" 101 "), "{text:?}");
+        assert!(text[2].starts_with("  101 "), "{text:?}");
         assert!(text[2].ends_with('…'), "{text:?}");
         assert!(frame.lines[2].failed);
         for line in &text {

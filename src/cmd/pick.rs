@@ -39,7 +39,8 @@ impl Run for Pick {
             PickScope::Host => Scope::Host,
             PickScope::Everything => Scope::Everything,
         };
-        let here = Here::from_env(self.pane.clone());
+        let pane = self.pane.as_deref().map(pane_id).transpose()?;
+        let here = Here::from_env(pane);
         let mut picker = Picker::new(here.scopes(), scope, &self.query);
         let mut finder = Finder::new(db);
         let tty = OpenOptions::new()
@@ -64,6 +65,18 @@ impl Run for Pick {
             Outcome::Cancel | Outcome::Continue => Ok(Exit::Cancelled),
         }
     }
+}
+
+/// A pane as tmux names it (`%3`), from `%3` or `3`.
+fn pane_id(pane: &str) -> Result<String> {
+    let digits = pane.strip_prefix('%').unwrap_or(pane);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        anyhow::bail!(
+            "--pane {pane:?} is not a tmux pane id: give it as %3 (or 3), as \
+             `tmux display-message -p '#{{pane_id}}'` shows it"
+        );
+    }
+    Ok(format!("%{digits}"))
 }
 
 /// The terminal as the picker uses it, given back on drop.
@@ -221,7 +234,7 @@ impl Screen {
                 queue!(out, SetAttribute(Attribute::Reverse))?;
             }
             let text = line.text.as_str();
-            match (line.failed && self.colour, text.char_indices().nth(4)) {
+            match (line.failed && self.colour, text.char_indices().nth(5)) {
                 (true, Some((split, _))) => {
                     let (status, rest) = text.split_at(split);
                     queue!(
