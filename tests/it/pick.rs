@@ -277,3 +277,27 @@ fn no_bind_leaves_ctrl_r_as_the_shells_own() {
         s.pane.key("C-g");
     }
 }
+
+#[test]
+fn a_picker_ended_by_sigterm_gives_the_terminal_back() {
+    let s = Scenario::new(Shell::Bash, Rc::default());
+    s.run(&s.pane, &["echo before"]);
+    s.pane.type_text("echo kept");
+    s.pane.key("C-r");
+    wait_screen(&s.pane, "the picker", |screen| {
+        picker_shows(screen, "echo kept")
+    });
+    let picker =
+        s.sb.processes()
+            .into_iter()
+            .find(|p| p.tmux_audit && p.cmdline.contains(" pick "))
+            .expect("the picker's process");
+    // SAFETY: plain kill(2) of a process this test started.
+    unsafe { libc::kill(picker.pid, libc::SIGTERM) };
+    // The shell's screen is back (the picker's is gone), with the line.
+    wait_screen(&s.pane, "the shell's screen", |screen| {
+        !screen.contains("Esc leave")
+            && screen.contains("READY$ echo before")
+            && last_line(screen).trim_end() == "READY$ echo kept"
+    });
+}
