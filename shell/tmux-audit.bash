@@ -273,7 +273,7 @@ __tmux_audit_pick() {
     if [[ -x $__tmux_audit_pick_bin ]]; then
         # The `.` keeps a picked command's trailing newlines from `$(…)`,
         # and is printed only when a command was picked.
-        __tmux_audit_picked=$("$__tmux_audit_pick_bin" pick --query "${READLINE_LINE-}" && printf .)
+        __tmux_audit_picked=$("$__tmux_audit_pick_bin" pick --query="${READLINE_LINE-}" && printf .)
         if [[ $__tmux_audit_picked == *. ]]; then
             READLINE_LINE=${__tmux_audit_picked%.}
             READLINE_POINT=${#READLINE_LINE}

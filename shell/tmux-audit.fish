@@ -55,7 +55,7 @@ if status is-interactive
         if test -x $__tmux_audit_pick_bin
             # `string collect -N` keeps the command whole, newlines and all;
             # it fails when nothing was picked.
-            set -l picked ($__tmux_audit_pick_bin pick --query (commandline | string collect) </dev/tty | string collect -N)
+            set -l picked ($__tmux_audit_pick_bin pick --query=(commandline | string collect) </dev/tty | string collect -N)
             and commandline -r -- $picked
         end
         commandline -f repaint

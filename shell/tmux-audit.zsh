@@ -94,7 +94,7 @@ __tmux_audit_pick_widget() {
     if [[ -x $__tmux_audit_pick_bin ]]; then
         # The `.` keeps a picked command's trailing newlines from `$(…)`,
         # and is printed only when a command was picked.
-        picked=$("$__tmux_audit_pick_bin" pick --query "$BUFFER" </dev/tty && print -rn .)
+        picked=$("$__tmux_audit_pick_bin" pick --query="$BUFFER" </dev/tty && print -rn .)
         if [[ $picked == *. ]]; then
             BUFFER=${picked%.}
             CURSOR=${#BUFFER}

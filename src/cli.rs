@@ -134,7 +134,12 @@ pub struct Pick {
     pub db: DbArg,
 
     /// Start with this filter (the bindings pass the current command line).
-    #[arg(long, value_name = "TEXT", default_value = "")]
+    #[arg(
+        long,
+        value_name = "TEXT",
+        default_value = "",
+        allow_hyphen_values = true
+    )]
     pub query: String,
 
     /// The scope to start in.
