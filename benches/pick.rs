@@ -41,24 +41,44 @@ fn main() {
     common::fill(&db, rows);
     eprintln!("(filled {rows} rows in {:.1?})", started.elapsed());
 
-    let starts: &[(&str, &[&str])] = &[
-        ("empty filter (Ctrl-R on an empty line)", &[]),
-        ("--query git (a common word)", &["--query", "git"]),
+    // Pane %7 of tmux session $7 on server-3 has commands in the generated
+    // history; session $99 has none (the worst case: every row is read
+    // to find that out).
+    let in_session_7 = "/tmp/tmux-1000/server-3,10003,7";
+    let in_session_99 = "/tmp/tmux-1000/server-3,10003,99";
+    let starts: &[(&str, &str, &[&str])] = &[
+        ("empty filter (Ctrl-R on an empty line)", in_session_7, &[]),
+        (
+            "--query git (a common word)",
+            in_session_7,
+            &["--query", "git"],
+        ),
         (
             "--query frobnicator (a rare word)",
+            in_session_7,
             &["--query", "frobnicator"],
         ),
-        ("--scope pane", &["--scope", "pane", "--pane", "%7"]),
+        (
+            "--scope pane",
+            in_session_7,
+            &["--scope", "pane", "--pane", "%7"],
+        ),
+        ("--scope session", in_session_7, &["--scope", "session"]),
+        (
+            "--scope session, none in it (worst)",
+            in_session_99,
+            &["--scope", "session"],
+        ),
     ];
     println!("tmux-audit pick at {rows} rows: {runs} runs each, whole process, to the first frame");
     println!(
         "{:<42} {:>10} {:>10} {:>10}",
         "start", "median", "min", "max"
     );
-    for (label, args) in starts {
+    for (label, tmux, args) in starts {
         // One run first: it brings the text index up to date, once.
-        first_frame(&db, args);
-        let mut times: Vec<Duration> = (0..runs).map(|_| first_frame(&db, args)).collect();
+        first_frame(&db, tmux, args);
+        let mut times: Vec<Duration> = (0..runs).map(|_| first_frame(&db, tmux, args)).collect();
         times.sort();
         println!(
             "{label:<42} {:>10} {:>10} {:>10}",
@@ -71,7 +91,7 @@ fn main() {
 
 /// Runs the picker on a new pseudo-terminal until its first frame is
 /// drawn; how long the whole process took.
-fn first_frame(db: &std::path::Path, args: &[&str]) -> Duration {
+fn first_frame(db: &std::path::Path, tmux: &str, args: &[&str]) -> Duration {
     let (mut master, mut slave) = (0, 0);
     let size = libc::winsize {
         ws_row: 24,
@@ -98,7 +118,7 @@ fn first_frame(db: &std::path::Path, args: &[&str]) -> Duration {
         .arg("--exit-after-first-frame")
         .env("TMUX_AUDIT_DB", db)
         .env("TZ", "UTC")
-        .env_remove("TMUX")
+        .env("TMUX", tmux)
         .env_remove("TMUX_PANE")
         .stdin(slave.try_clone().unwrap())
         .stdout(Stdio::piped())
