@@ -305,3 +305,44 @@ fn to_key(key: KeyEvent) -> Option<Key> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode, modifiers: KeyModifiers) -> Option<Key> {
+        to_key(KeyEvent::new(code, modifiers))
+    }
+
+    #[test]
+    fn the_keys_a_shell_user_expects() {
+        let ctrl = KeyModifiers::CONTROL;
+        let none = KeyModifiers::NONE;
+        assert_eq!(key(KeyCode::Char('c'), ctrl), Some(Key::Interrupt));
+        assert_eq!(key(KeyCode::Char('g'), ctrl), Some(Key::Cancel));
+        assert_eq!(key(KeyCode::Esc, none), Some(Key::Cancel));
+        assert_eq!(key(KeyCode::Enter, none), Some(Key::Accept));
+        assert_eq!(key(KeyCode::Char('r'), ctrl), Some(Key::NextScope));
+        assert_eq!(key(KeyCode::Char('p'), ctrl), Some(Key::Older));
+        assert_eq!(key(KeyCode::Up, none), Some(Key::Older));
+        assert_eq!(key(KeyCode::Char('n'), ctrl), Some(Key::Newer));
+        assert_eq!(key(KeyCode::Char('r'), none), Some(Key::Type("r".into())));
+        assert_eq!(
+            key(KeyCode::Char('R'), KeyModifiers::SHIFT),
+            Some(Key::Type("R".into()))
+        );
+        assert_eq!(
+            key(KeyCode::Char('x'), ctrl),
+            None,
+            "not typed into the filter"
+        );
+    }
+
+    #[test]
+    fn a_pane_is_percent_n_or_n() {
+        assert_eq!(pane_id("%3").unwrap(), "%3");
+        assert_eq!(pane_id("3").unwrap(), "%3");
+        assert!(pane_id("%").is_err());
+        assert!(pane_id("#{pane_id}").is_err());
+    }
+}

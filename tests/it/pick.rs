@@ -301,3 +301,39 @@ fn a_picker_ended_by_sigterm_gives_the_terminal_back() {
             && last_line(screen).trim_end() == "READY$ echo kept"
     });
 }
+
+/// Runs `tmux-audit pick ARGS` with no controlling terminal (a new
+/// session, as from cron or a script).
+fn pick_without_a_terminal(sb: &Sandbox, args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = sb.cmd();
+    cmd.arg("pick")
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    // SAFETY: setsid(2) is async-signal-safe; it only detaches the child
+    // from the test's terminal, if it has one.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn without_a_terminal_or_with_a_bad_pane_pick_says_why_in_one_line() {
+    let sb = Sandbox::new();
+    sb.record_numbered("1", "echo one");
+    let out = pick_without_a_terminal(&sb, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/dev/tty") && err.contains("search"), "{err}");
+    let out = pick_without_a_terminal(&sb, &["--pane", "%abc"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("\"%abc\" is not a tmux pane id"), "{err}");
+}
