@@ -260,3 +260,28 @@ else
 fi
 
 fi
+
+# >>> tmux-audit pick: Ctrl-R (left out by `tmux-audit init bash --no-bind`)
+# Ctrl-R opens `tmux-audit pick` on the terminal, starting from the line typed
+# so far; the command picked replaces the line, not run (Esc leaves the line
+# as it was). The binding prints nothing, keeps $?, works under `set -u`, and
+# leaves the line alone when the binary is gone.
+if [[ $- == *i* ]]; then
+__tmux_audit_pick_bin=@TMUX_AUDIT_BIN@
+__tmux_audit_pick() {
+    local __tmux_audit_status=$? __tmux_audit_picked
+    if [[ -x $__tmux_audit_pick_bin ]]; then
+        # The `.` keeps a picked command's trailing newlines from `$(…)`,
+        # and is printed only when a command was picked.
+        __tmux_audit_picked=$("$__tmux_audit_pick_bin" pick --query="${READLINE_LINE-}" && printf .)
+        if [[ $__tmux_audit_picked == *. ]]; then
+            READLINE_LINE=${__tmux_audit_picked%.}
+            READLINE_POINT=${#READLINE_LINE}
+        fi
+    fi
+    return "$__tmux_audit_status"
+}
+bind -m emacs -x '"\C-r": __tmux_audit_pick' 2>/dev/null
+bind -m vi-insert -x '"\C-r": __tmux_audit_pick' 2>/dev/null
+fi
+# <<< tmux-audit pick: Ctrl-R

@@ -43,3 +43,24 @@ if status is-interactive; and not set -q __tmux_audit_session
         end
     end
 end
+
+# >>> tmux-audit pick: Ctrl-R (left out by `tmux-audit init fish --no-bind`)
+# Ctrl-R opens `tmux-audit pick` on the terminal, starting from the line typed
+# so far; the command picked replaces the line, not run (Esc leaves the line
+# as it was). The binding prints nothing, keeps $status, and leaves the line
+# alone when the binary is gone.
+if status is-interactive
+    set -g __tmux_audit_pick_bin @TMUX_AUDIT_BIN@
+    function __tmux_audit_pick
+        if test -x $__tmux_audit_pick_bin
+            # `string collect -N` keeps the command whole, newlines and all;
+            # it fails when nothing was picked.
+            set -l picked ($__tmux_audit_pick_bin pick --query=(commandline | string collect) </dev/tty | string collect -N)
+            and commandline -r -- $picked
+        end
+        commandline -f repaint
+    end
+    bind \cr __tmux_audit_pick
+    bind -M insert \cr __tmux_audit_pick
+end
+# <<< tmux-audit pick: Ctrl-R

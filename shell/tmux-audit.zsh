@@ -80,3 +80,31 @@ add-zsh-hook precmd __tmux_audit_precmd
 precmd_functions=(__tmux_audit_precmd ${precmd_functions:#__tmux_audit_precmd})
 
 fi
+
+# >>> tmux-audit pick: Ctrl-R (left out by `tmux-audit init zsh --no-bind`)
+# Ctrl-R opens `tmux-audit pick` on the terminal, starting from the line typed
+# so far; the command picked replaces the line, not run (Esc leaves the line
+# as it was). The widget prints nothing, keeps $?, works under `setopt
+# nounset`, and leaves the line alone when the binary is gone.
+if [[ -o interactive ]]; then
+typeset -g __tmux_audit_pick_bin=@TMUX_AUDIT_BIN@
+__tmux_audit_pick_widget() {
+    emulate -L zsh
+    local picked
+    if [[ -x $__tmux_audit_pick_bin ]]; then
+        # The `.` keeps a picked command's trailing newlines from `$(…)`,
+        # and is printed only when a command was picked.
+        picked=$("$__tmux_audit_pick_bin" pick --query="$BUFFER" </dev/tty && print -rn .)
+        if [[ $picked == *. ]]; then
+            BUFFER=${picked%.}
+            CURSOR=${#BUFFER}
+        fi
+        zle reset-prompt
+    fi
+}
+zle -N __tmux_audit_pick_widget
+bindkey -M emacs '^R' __tmux_audit_pick_widget
+bindkey -M viins '^R' __tmux_audit_pick_widget
+bindkey -M vicmd '^R' __tmux_audit_pick_widget
+fi
+# <<< tmux-audit pick: Ctrl-R

@@ -99,6 +99,7 @@ pub enum Command {
     MergeLater(MergeLater),
     TmuxEvent(TmuxEventCmd),
     Search(Search),
+    Pick(Pick),
     Report(Report),
     Show(Show),
     Sessions(Sessions),
@@ -134,6 +135,58 @@ pub struct Init {
     /// The shell to print the hook for, or tmux to register its hooks.
     #[arg(value_enum)]
     pub target: InitTarget,
+
+    /// Leave Ctrl-R as the shell's own: no binding of `tmux-audit pick`.
+    #[arg(long)]
+    pub no_bind: bool,
+}
+
+/// Pick a command from the history, interactively, for the command line (Ctrl-R).
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Pick a command from the history in a full-screen list, newest at the \
+bottom, and print it on stdout, exactly as recorded, for the shell's Ctrl-R binding to put on the \
+command line (not run). The list is drawn on the terminal (/dev/tty), so stdout can be captured.\n\n\
+Type to filter (a substring; case-insensitive unless the filter has an upper-case letter, as in \
+`search`). Up/Down or Ctrl-P/Ctrl-N move, PageUp/PageDown a page; Ctrl-R cycles the scope: this \
+pane, this tmux session, this host, everything; Ctrl-U clears the filter, Ctrl-W its last word. \
+Enter prints the selected command and exits 0; Esc or Ctrl-G exits 1 and Ctrl-C 130, printing \
+nothing.\n\n\
+`init bash|zsh|fish` binds it to Ctrl-R (`--no-bind` leaves Ctrl-R alone)."
+)]
+pub struct Pick {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// Start with this filter (the bindings pass the current command line).
+    #[arg(
+        long,
+        value_name = "TEXT",
+        default_value = "",
+        allow_hyphen_values = true
+    )]
+    pub query: String,
+
+    /// The scope to start in.
+    #[arg(long, value_enum, default_value_t = PickScope::Everything)]
+    pub scope: PickScope,
+
+    /// The pane that "pane" means, instead of $TMUX_PANE (in a tmux popup,
+    /// which has none: `--pane "$(tmux display-message -p '#{pane_id}')"`).
+    #[arg(long, value_name = "%ID")]
+    pub pane: Option<String>,
+
+    /// Benchmarks: exit (status 1) once the first frame is drawn.
+    #[arg(long, hide = true)]
+    pub exit_after_first_frame: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PickScope {
+    Pane,
+    Session,
+    Host,
+    Everything,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

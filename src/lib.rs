@@ -8,7 +8,8 @@
 //! - capture and storage: `store` (the per-command path: one entry to the
 //!   spool or the database), `spool`, `db` (schema, migrations, queries),
 //!   `chain` and `trace` (the hash chains), `lifecycle` (tmux events and
-//!   their replay), `render` (tables, JSON, CSV for a person or a program);
+//!   their replay), `render` (tables, JSON, CSV for a person or a program), `pick` (the
+//!   interactive picker's model, without a terminal);
 //! - the model and helpers: `record` (a command, an entry), `context`
 //!   (where it ran), `filter` and `timespec` (what to look for), `redact`,
 //!   `config`, `paths`, `private_files`, `error_log`, `text`.
@@ -23,6 +24,7 @@ pub mod error_log;
 pub mod filter;
 pub mod lifecycle;
 pub mod paths;
+pub mod pick;
 pub mod private_files;
 pub mod record;
 pub mod redact;

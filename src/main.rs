@@ -21,7 +21,8 @@ fn main() -> ExitCode {
     };
     match command.run() {
         Ok(Exit::Success) => ExitCode::SUCCESS,
-        Ok(Exit::NoMatch | Exit::Tampered | Exit::Problems) => ExitCode::from(1),
+        Ok(Exit::NoMatch | Exit::Tampered | Exit::Problems | Exit::Cancelled) => ExitCode::from(1),
+        Ok(Exit::Interrupted) => ExitCode::from(130),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // One line, the whole chain of context: "error: a: b: c".

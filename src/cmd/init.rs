@@ -38,7 +38,10 @@ impl Run for Init {
         let log = log
             .to_str()
             .with_context(|| format!("the log path is not UTF-8: {}", log.display()))?;
-        let script = render(shell, exe, log);
+        let mut script = render(shell, exe, log);
+        if self.no_bind {
+            script = without_binding(&script);
+        }
         io::stdout().lock().write_all(script.as_bytes())?;
         Ok(Exit::Success)
     }
@@ -86,6 +89,22 @@ pub fn render(shell: Shell, exe: &str, log: &str) -> String {
         .replace("@TMUX_AUDIT_LOG@", &quote(log))
 }
 
+/// The lines that bind Ctrl-R to `tmux-audit pick`, at the end of each
+/// script between these markers, left out by `init SHELL --no-bind`.
+const BINDING_START: &str = "# >>> tmux-audit pick: Ctrl-R";
+const BINDING_END: &str = "# <<< tmux-audit pick: Ctrl-R";
+
+fn without_binding(script: &str) -> String {
+    match (script.find(BINDING_START), script.find(BINDING_END)) {
+        (Some(start), Some(end)) if start < end => {
+            let end = end + BINDING_END.len();
+            let end = end + usize::from(script[end..].starts_with('\n'));
+            format!("{}{}", &script[..start], &script[end..])
+        }
+        _ => script.to_string(),
+    }
+}
+
 /// Single quotes for bash and zsh: nothing inside is special but `'`.
 fn quote_posix(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -104,6 +123,31 @@ mod tests {
     fn paths_are_quoted_for_each_shell() {
         assert_eq!(quote_posix("/a b/it's"), r"'/a b/it'\''s'");
         assert_eq!(quote_fish(r"/a b/it's\x"), r"'/a b/it\'s\\x'");
+    }
+
+    #[test]
+    fn no_bind_leaves_out_the_binding_and_only_it() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let script = render(shell, "/bin/tmux-audit", "/log");
+            assert_eq!(script.matches(BINDING_START).count(), 1, "{shell:?}");
+            assert_eq!(script.matches(BINDING_END).count(), 1, "{shell:?}");
+            assert!(script.contains(" pick "), "{shell:?}");
+            let unbound = without_binding(&script);
+            assert!(!unbound.contains(" pick "), "{shell:?}");
+            assert!(
+                !unbound.contains("\\cr")
+                    && !unbound.contains("\\C-r")
+                    && !unbound.contains("'^R'")
+            );
+            assert!(
+                unbound.contains("record --shell"),
+                "{shell:?}: the hook stays"
+            );
+            assert!(
+                script.trim_end().ends_with(BINDING_END),
+                "{shell:?}: the binding comes last"
+            );
+        }
     }
 
     #[test]

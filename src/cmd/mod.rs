@@ -5,6 +5,7 @@ mod docs;
 mod doctor;
 mod flush;
 mod init;
+mod pick;
 mod record;
 mod redact;
 mod report;
@@ -33,6 +34,11 @@ pub enum Exit {
     Tampered,
     /// `doctor` found a problem: exit status 1.
     Problems,
+    /// The picker was left with Esc: exit status 1.
+    Cancelled,
+    /// The picker was left with Ctrl-C: exit status 130, as a shell gives
+    /// a command ended by SIGINT.
+    Interrupted,
 }
 
 /// SQLite's own errors name no file and no fix ("file is not a
@@ -70,6 +76,7 @@ impl Run for Command {
             Command::MergeLater(cmd) => cmd.run(),
             Command::TmuxEvent(cmd) => cmd.run(),
             Command::Search(cmd) => cmd.run(),
+            Command::Pick(cmd) => cmd.run(),
             Command::Show(cmd) => cmd.run(),
             Command::Sessions(cmd) => cmd.run(),
             Command::Timeline(cmd) => cmd.run(),
