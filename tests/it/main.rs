@@ -17,6 +17,7 @@ mod lifecycle;
 mod load;
 mod mutants;
 mod record;
+mod recorder;
 mod redact;
 mod redact_command;
 mod search;
