@@ -169,10 +169,15 @@ fn main() {
     }
 
     // The recorders the hooks started, one per bash and zsh: their memory.
-    for (pid, cmdline, rss_kib) in recorders(root) {
+    // Resident counts the pages of the executable and libc, shared by
+    // every process of tmux-audit; its own (anonymous) memory and its
+    // proportional share are what each more shell adds.
+    for (pid, shell, [rss, anon, pss]) in recorders(root) {
         println!(
-            "recorder {pid} ({cmdline}): {:.1} MB resident",
-            rss_kib as f64 / 1024.0
+            "recorder {pid} ({shell}): {:.1} MB resident, {:.1} MB its own, {:.1} MB proportional",
+            rss as f64 / 1024.0,
+            anon as f64 / 1024.0,
+            pss as f64 / 1024.0
         );
     }
 
@@ -314,9 +319,10 @@ fn startup(root: &Path, env: &[(String, String)], shell: &str, rc: &str, runs: u
     median(&times[3..])
 }
 
-/// The long-lived recorders started under `root`'s home: pid, shell,
-/// resident memory in KiB.
-fn recorders(root: &Path) -> Vec<(u32, String, u64)> {
+/// The long-lived recorders started under `root`'s home: pid, shell, and
+/// in KiB the resident memory, its anonymous part, and the proportional
+/// set size.
+fn recorders(root: &Path) -> Vec<(u32, String, [u64; 3])> {
     let home = format!("HOME={}/home", root.display());
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -332,11 +338,18 @@ fn recorders(root: &Path) -> Vec<(u32, String, u64)> {
             continue;
         }
         let status = fs::read_to_string(entry.path().join("status")).unwrap_or_default();
-        let rss = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0);
+        let rollup = fs::read_to_string(entry.path().join("smaps_rollup")).unwrap_or_default();
+        let kib = |text: &str, key: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let rss = [
+            kib(&status, "VmRSS:"),
+            kib(&status, "RssAnon:"),
+            kib(&rollup, "Pss:"),
+        ];
         let shell = cmdline
             .split_whitespace()
             .skip_while(|w| *w != "--shell")
