@@ -93,6 +93,63 @@ __tmux_audit_forget() {
     fi
 }
 
+# The recorder this shell writes its commands to (see `tmux-audit recorder`):
+# the FIFO it reads and its pid, both empty when there is none (it could not
+# start, or it has gone: then each command starts a recorder of its own).
+__tmux_audit_fifo=
+__tmux_audit_recorder=
+__tmux_audit_start_recorder() {
+    local out
+    out=$("$__tmux_audit_bin" recorder --shell bash --shell-pid "$$" 2>/dev/null) || return 0
+    [[ $out == *$'\t'* ]] || return 0
+    __tmux_audit_fifo=${out%$'\t'*}
+    __tmux_audit_recorder=${out##*$'\t'}
+}
+
+# True when the recorder is there to take a frame: its process still reads
+# this FIFO (a process that has ended, even one not yet reaped, has no
+# descriptors; a pid used again reads something else). When it has gone,
+# says so in the log (unless it left on purpose, removing its FIFO: its
+# binary was replaced) and stops using it.
+__tmux_audit_recorder_alive() {
+    [[ -n $__tmux_audit_recorder ]] || return 1
+    [[ /proc/$__tmux_audit_recorder/fd/0 -ef $__tmux_audit_fifo ]] && return 0
+    if [[ -p $__tmux_audit_fifo ]]; then
+        __tmux_audit_log_line "the recorder of this shell (pid $__tmux_audit_recorder) is gone: the commands run as it went may be missing (a gap in their numbers); each command now starts a recorder of its own; hint: open a new shell to get a recorder again"
+    fi
+    __tmux_audit_recorder='' __tmux_audit_fifo=''
+    return 1
+}
+
+# $1: exit status, $2: start, $3: end (empty: unknown). Writes the command's
+# frame to the recorder with builtins only (no fork): the header, then the
+# history entry as `history 1` prints it (the recorder checks its number and
+# takes the text), ended by a NUL. The FIFO is opened read-write: the open
+# never blocks and a recorder gone costs no SIGPIPE. False when the
+# recorder was gone before or after the write: the caller records the
+# command itself (the same session and number: stored once).
+__tmux_audit_stream() {
+    __tmux_audit_recorder_alive || return 1
+    local HISTTIMEFORMAT=''
+    {
+        builtin printf 'TA1\0%s\0%s\0%s\0%s\0%s\0\0%s\0H%s\0' "$__tmux_audit_session" \
+            "$__tmux_audit_seq" "$1" "$2" "$3" "$__tmux_audit_cwd" "${__tmux_audit_hist:-0}"
+        builtin history 1
+        builtin printf '\0'
+    } 1<>"$__tmux_audit_fifo" 2>/dev/null
+    __tmux_audit_recorder_alive
+}
+
+# True when the user's HISTCONTROL/HISTIGNORE need the text of the command
+# just run, to remove it from the history list (__tmux_audit_forget).
+__tmux_audit_needs_text() {
+    [[ -n $__tmux_audit_histignore ]] && return 0
+    case :$__tmux_audit_histcontrol: in
+    *:ignorespace:* | *:ignoredups:* | *:ignoreboth:*) return 0 ;;
+    esac
+    return 1
+}
+
 # Sets __tmux_audit_number and __tmux_audit_text to the history entry of the
 # command line just run; both empty when it is not in the list (history off).
 __tmux_audit_last_entry() {
@@ -114,11 +171,22 @@ __tmux_audit_last_entry() {
 __tmux_audit_record() {
     local rc out start=$__tmux_audit_start end=$2 __tmux_audit_number __tmux_audit_text
     __tmux_audit_start= # first: whatever happens next, this command is done
-    __tmux_audit_last_entry
     __tmux_audit_seq=$((__tmux_audit_seq + 1))
+    if [[ $start == 0 || -z $end ]]; then
+        start='' end=''
+    fi
+    # The recorder started when the hook loaded: no process for this command.
+    if __tmux_audit_stream "$1" "$start" "$end"; then
+        if __tmux_audit_needs_text; then
+            __tmux_audit_last_entry
+            [[ -n $__tmux_audit_number ]] && __tmux_audit_forget "$__tmux_audit_number" "$__tmux_audit_text"
+        fi
+        return 0
+    fi
+    __tmux_audit_last_entry
     local record=("$__tmux_audit_bin" record --shell bash --session "$__tmux_audit_session"
         --seq "$__tmux_audit_seq" --exit "$1" --cwd "$__tmux_audit_cwd")
-    if [[ $start != 0 && -n $end ]]; then
+    if [[ -n $start ]]; then
         record+=(--start-us "$start" --end-us "$end")
     fi
     # The recorder runs in a command substitution: no job of the hook is left
@@ -161,11 +229,16 @@ __tmux_audit_failed() {
     else
         what='%s failed (exit %s) and could not say why: the record of this command may be lost; hint: run `tmux-audit doctor`'
     fi
+    # shellcheck disable=SC2059 # the format is one of the two above
+    __tmux_audit_log_line "$(printf "$what" "$__tmux_audit_bin" "$1")"
+}
+
+# $1: one line for the log file, written with the time and `hook:`.
+__tmux_audit_log_line() {
     (
         umask 077
         command mkdir -p -- "${__tmux_audit_log%/*}"
-        # shellcheck disable=SC2059 # the format is one of the two above
-        printf "%(%Y-%m-%dT%H:%M:%S%z)T hook: $what\n" -1 "$__tmux_audit_bin" "$1" >>"$__tmux_audit_log"
+        printf '%(%Y-%m-%dT%H:%M:%S%z)T hook: %s\n' -1 "$1" >>"$__tmux_audit_log"
     ) 2>/dev/null
 }
 
@@ -250,6 +323,7 @@ __tmux_audit_exit_trap=${__tmux_audit_exit_trap%" EXIT"}
 trap __tmux_audit_on_exit EXIT
 
 __tmux_audit_adopt_history_settings
+__tmux_audit_start_recorder
 if shopt -q promptvars; then
     PS0=${PS0-}$__tmux_audit_ps0
 fi

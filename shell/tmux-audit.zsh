@@ -25,6 +25,66 @@ if [[ -o interactive && -z ${__tmux_audit_session-} ]]; then
     typeset -g __tmux_audit_cwd=
     typeset -g __tmux_audit_warned=
     typeset -ga __tmux_audit_command=()
+    # The recorder this shell writes its commands to (see `tmux-audit
+    # recorder`): the FIFO it reads and its pid, both empty when there is
+    # none (it could not start, or it has gone: then each command starts a
+    # recorder of its own).
+    typeset -g __tmux_audit_fifo= __tmux_audit_recorder=
+    # The last frame written to it: seq, exit, start, end, cwd, text.
+    typeset -ga __tmux_audit_sent=()
+    local out
+    out=$("$__tmux_audit_bin" recorder --shell zsh --shell-pid $$ 2>/dev/null)
+    if [[ $? == 0 && $out == *$'\t'* ]]; then
+        __tmux_audit_fifo=${out%$'\t'*}
+        __tmux_audit_recorder=${out##*$'\t'}
+    fi
+}
+
+# $1: one line for the log file, written with the time and `hook:`.
+__tmux_audit_log_line() {
+    (
+        umask 077
+        command mkdir -p -- "${__tmux_audit_log:h}"
+        print -r -- "$(strftime '%Y-%m-%dT%H:%M:%S%z' $EPOCHSECONDS) hook: $1" >>"$__tmux_audit_log"
+    ) 2>/dev/null
+}
+
+# True when the recorder is there to take a frame: its process still reads
+# this FIFO (a process that has ended, even one not yet reaped, has no
+# descriptors; a pid used again reads something else). When it has gone,
+# records the last frame again and says so in the log (unless it left on
+# purpose, removing its FIFO: its binary was replaced); then stops using it.
+__tmux_audit_recorder_alive() {
+    [[ -n $__tmux_audit_recorder ]] || return 1
+    [[ /proc/$__tmux_audit_recorder/fd/0 -ef $__tmux_audit_fifo ]] && return 0
+    if [[ -p $__tmux_audit_fifo ]]; then
+        # The last frame written may have gone with it, unread: recorded
+        # again by a process of its own (the same session and number:
+        # stored once if it had landed).
+        (( ${#__tmux_audit_sent} == 6 )) && __tmux_audit_send "${__tmux_audit_sent[@]}"
+        __tmux_audit_sent=()
+        __tmux_audit_log_line "the recorder of this shell (pid $__tmux_audit_recorder) is gone: the commands run as it went may be missing (a gap in their numbers); each command now starts a recorder of its own; hint: open a new shell to get a recorder again"
+    fi
+    __tmux_audit_recorder= __tmux_audit_fifo=
+    return 1
+}
+
+# $1: exit status, $2: start, $3: end, $4: the command's text. Writes the
+# command's frame to the recorder with builtins only (no fork): the header,
+# then the text after its length in bytes. The FIFO is opened read-write:
+# the open never blocks and a recorder gone costs no SIGPIPE. False when the
+# recorder was gone before or after the write: the caller records the
+# command itself (the same session and number: stored once).
+__tmux_audit_stream() {
+    emulate -L zsh
+    unsetopt multibyte # ${#4}: bytes
+    __tmux_audit_recorder_alive || return 1
+    {
+        builtin printf 'TA1\0%s\0%s\0%s\0%s\0%s\0\0%s\0L%s\0' "$__tmux_audit_session" \
+            "$__tmux_audit_seq" "$1" "$2" "$3" "$__tmux_audit_cwd" "${#4}"
+        builtin print -rn -- "$4"
+    } 1<>$__tmux_audit_fifo 2>/dev/null
+    __tmux_audit_recorder_alive
 }
 
 __tmux_audit_preexec() {
@@ -48,28 +108,36 @@ __tmux_audit_precmd() {
         local text=$__tmux_audit_command[1]
         __tmux_audit_command=()
         __tmux_audit_seq+=1
-        # The text goes through a pipe, never a file: zsh makes a temporary
-        # file for a here-string (in $TMPPREFIX), which would hold the
-        # unredacted text on disk for a moment, and when it cannot be made
-        # the command is not run at all.
-        print -r -- "$text" 2>/dev/null | "$__tmux_audit_bin" record --shell zsh --session "$__tmux_audit_session" \
-            --seq "$__tmux_audit_seq" --exit "$status_" --start-us "$__tmux_audit_start" --end-us "$end" --cwd "$__tmux_audit_cwd" \
-            >/dev/null 2>&1
-        local -i rc=$?
-        # The recorder logs its own errors (exit 2); anything else is logged
-        # here: once per shell when the binary cannot be run at all.
-        if (( rc != 0 && rc != 2 )) && { (( rc != 126 && rc != 127 )) || [[ -z $__tmux_audit_warned ]] }; then
-            local what="$__tmux_audit_bin failed (exit $rc) and could not say why: the record of this command may be lost; hint: run \`tmux-audit doctor\`"
-            if (( rc == 126 || rc == 127 )); then
-                __tmux_audit_warned=1
-                what="zsh cannot run $__tmux_audit_bin (exit $rc); hint: reinstall tmux-audit, or re-run \`eval \"\$(tmux-audit init zsh)\"\` so the hook points at its new path"
-            fi
-            (
-                umask 077
-                command mkdir -p -- "${__tmux_audit_log:h}"
-                print -r -- "$(strftime '%Y-%m-%dT%H:%M:%S%z' $EPOCHSECONDS) hook: $what" >>"$__tmux_audit_log"
-            ) 2>/dev/null
+        # The recorder started when the hook loaded: no process for this command.
+        if __tmux_audit_stream "$status_" "$__tmux_audit_start" "$end" "$text"; then
+            __tmux_audit_sent=("$__tmux_audit_seq" "$status_" "$__tmux_audit_start" "$end" "$__tmux_audit_cwd" "$text")
+            return 0
         fi
+        __tmux_audit_send "$__tmux_audit_seq" "$status_" "$__tmux_audit_start" "$end" "$__tmux_audit_cwd" "$text"
+    fi
+}
+
+# $1..$6: seq, exit status, start, end, cwd, text. Records the command with
+# a process of its own.
+__tmux_audit_send() {
+    emulate -L zsh
+    # The text goes through a pipe, never a file: zsh makes a temporary
+    # file for a here-string (in $TMPPREFIX), which would hold the
+    # unredacted text on disk for a moment, and when it cannot be made
+    # the command is not run at all.
+    print -r -- "$6" 2>/dev/null | "$__tmux_audit_bin" record --shell zsh --session "$__tmux_audit_session" \
+        --seq "$1" --exit "$2" --start-us "$3" --end-us "$4" --cwd "$5" \
+        >/dev/null 2>&1
+    local -i rc=$?
+    # The recorder logs its own errors (exit 2); anything else is logged
+    # here: once per shell when the binary cannot be run at all.
+    if (( rc != 0 && rc != 2 )) && { (( rc != 126 && rc != 127 )) || [[ -z $__tmux_audit_warned ]] }; then
+        local what="$__tmux_audit_bin failed (exit $rc) and could not say why: the record of this command may be lost; hint: run \`tmux-audit doctor\`"
+        if (( rc == 126 || rc == 127 )); then
+            __tmux_audit_warned=1
+            what="zsh cannot run $__tmux_audit_bin (exit $rc); hint: reinstall tmux-audit, or re-run \`eval \"\$(tmux-audit init zsh)\"\` so the hook points at its new path"
+        fi
+        __tmux_audit_log_line "$what"
     fi
 }
 

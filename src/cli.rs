@@ -96,6 +96,7 @@ pub enum Command {
     Init(Init),
     Record(Record),
     RecordLater(RecordLater),
+    Recorder(Recorder),
     MergeLater(MergeLater),
     TmuxEvent(TmuxEventCmd),
     Search(Search),
@@ -283,6 +284,31 @@ pub struct Record {
     /// record that a command ran, with an empty text, and ignore stdin.
     #[arg(long)]
     pub text_unavailable: bool,
+}
+
+/// Internal: the recorder a bash or zsh hook starts once when it loads, so
+/// that no command starts a process of its own. Makes a FIFO private to the
+/// shell, starts the recorder in the background (its own process group, no
+/// job of the shell's) reading framed records from it, and prints the
+/// FIFO's path and the recorder's pid, separated by a tab. The recorder
+/// ends, after storing what is left in the FIFO, when the shell does.
+#[derive(Debug, Args)]
+#[command(hide = true)]
+pub struct Recorder {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// The shell whose hook writes to it.
+    #[arg(long, value_enum)]
+    pub shell: Shell,
+
+    /// The shell's process id: the recorder ends when it does.
+    #[arg(long, value_name = "PID")]
+    pub shell_pid: u32,
+
+    /// Internal: be the recorder, reading frames from standard input (the FIFO).
+    #[arg(long, hide = true)]
+    pub serve: bool,
 }
 
 /// Internal: store a record that `record` could not store at once because

@@ -36,6 +36,12 @@ impl Context {
     /// `cwd`: the directory the command started in, when the hook knows it
     /// (else the recorder's own, inherited from the shell).
     pub fn capture(cwd: Option<StoredText>) -> Context {
+        Context::capture_for(cwd, std::os::unix::process::parent_id())
+    }
+
+    /// The context of a command run by the shell with process id `shell`
+    /// (the recorder a hook starts once is not the shell's child).
+    pub fn capture_for(cwd: Option<StoredText>, shell: u32) -> Context {
         // SAFETY: getuid cannot fail and has no preconditions.
         let uid = unsafe { libc::getuid() };
         Context {
@@ -45,7 +51,7 @@ impl Context {
             login_uid: login_uid(),
             sudo_user: non_empty_var("SUDO_USER"),
             host: whoami::fallible::hostname().unwrap_or_default(),
-            tty: parent_tty(),
+            tty: tty_of(shell),
             ssh_connection: non_empty_var("SSH_CONNECTION"),
             tmux: Tmux::from_env(),
         }
@@ -124,8 +130,8 @@ fn login_uid() -> Option<u32> {
 
 /// The terminal of the shell that called us: the hook gives the recorder a
 /// pipe as its stdin, but the shell's own stdin is the terminal.
-fn parent_tty() -> Option<String> {
-    let parent = std::os::unix::process::parent_id();
+fn tty_of(shell: u32) -> Option<String> {
+    let parent = shell;
     let target = fs::read_link(format!("/proc/{parent}/fd/0")).ok()?;
     let target = target.to_str()?;
     target.starts_with("/dev/").then(|| target.to_string())

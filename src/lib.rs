@@ -22,6 +22,7 @@ pub mod context;
 pub mod db;
 pub mod error_log;
 pub mod filter;
+pub mod hook_stream;
 pub mod lifecycle;
 pub mod paths;
 pub mod pick;

@@ -616,7 +616,7 @@ fn merge_file(db: &mut Database, path: &Path) -> Result<usize, DbError> {
                     lines.len(),
                     path.display()
                 ),
-                "an earlier merge was cut short, or the hook is loaded twice in a way it cannot detect (check the shell's rc files)",
+                "a zsh recorder that stopped had its last command recorded again, an earlier merge was cut short, or the hook is loaded twice in a way it cannot detect (check the shell's rc files)",
             );
         }
         Ok(Some((file, merged, set_aside)))

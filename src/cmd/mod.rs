@@ -7,6 +7,7 @@ mod flush;
 mod init;
 mod pick;
 mod record;
+mod recorder;
 mod redact;
 mod report;
 mod search;
@@ -73,6 +74,7 @@ impl Run for Command {
             Command::Init(cmd) => cmd.run(),
             Command::Record(cmd) => cmd.run(),
             Command::RecordLater(cmd) => cmd.run(),
+            Command::Recorder(cmd) => cmd.run(),
             Command::MergeLater(cmd) => cmd.run(),
             Command::TmuxEvent(cmd) => cmd.run(),
             Command::Search(cmd) => cmd.run(),

@@ -39,49 +39,87 @@ impl Run for RecordLater {
 impl Record {
     fn record(&self) -> Result<Exit> {
         let finished_us = store::now_us();
-        let config = Config::load().unwrap_or_else(|err| {
-            error_log::append(
-                "record",
-                &format!("{err:#}"),
-                "fix the config file; see `tmux-audit config`",
-            );
-            Config::default()
-        });
+        let config = load_config();
         let command = if self.text_unavailable {
             Vec::new()
         } else {
             read_command(config.record.max_command_bytes)?
         };
-        // Before the record is written anywhere: database, spool or hand-over.
-        let (command, redacted) = match redact_secrets(&command, config.redact) {
-            Some(redacted) => (redacted, true),
-            None => (command, false),
-        };
-        let finished = Finished {
+        let told = Told {
             shell: self.shell.into(),
             session: self.session.clone(),
             seq: self.seq,
             exit_status: self.exit_status,
-            timing: match (self.start_us, self.duration_ms) {
-                (Some(start_us), _) => Timing::Span {
-                    start_us,
-                    end_us: self.end_us.unwrap_or(finished_us),
-                },
-                (None, Some(duration_ms)) => Timing::Lasted { duration_ms },
-                (None, None) => Timing::Unknown,
-            },
-            command: StoredText::from_bytes(command),
-            redacted,
+            start_us: self.start_us,
+            end_us: self.end_us,
+            duration_ms: self.duration_ms,
+            cwd: self.cwd.clone().map(OsStringExt::into_vec),
         };
-        let cwd = self
-            .cwd
-            .clone()
-            .map(|cwd| StoredText::from_bytes(cwd.into_vec()));
-        let record = CommandRecord::new(finished, Context::capture(cwd), finished_us);
+        let shell = std::os::unix::process::parent_id();
+        let record = command_record(told, command, &config, finished_us, shell);
         let path = paths::database(self.db.path.as_deref())?;
         store::save(&path, &[Entry::Command(record)])?;
         Ok(Exit::Success)
     }
+}
+
+/// config.toml, or the defaults when it cannot be read (logged).
+pub(super) fn load_config() -> Config {
+    Config::load().unwrap_or_else(|err| {
+        error_log::append(
+            "record",
+            &format!("{err:#}"),
+            "fix the config file; see `tmux-audit config`",
+        );
+        Config::default()
+    })
+}
+
+/// What a hook tells of a finished command, by flags (`record`) or in a
+/// frame (`recorder`).
+pub(super) struct Told {
+    pub shell: tmux_audit::record::Shell,
+    pub session: String,
+    pub seq: i64,
+    pub exit_status: Option<i64>,
+    pub start_us: Option<i64>,
+    pub end_us: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub cwd: Option<Vec<u8>>,
+}
+
+/// The record of a command: its text redacted (before it is written
+/// anywhere: database, spool or hand-over), the context of the shell with
+/// process id `shell` captured.
+pub(super) fn command_record(
+    told: Told,
+    command: Vec<u8>,
+    config: &Config,
+    finished_us: i64,
+    shell: u32,
+) -> CommandRecord {
+    let (command, redacted) = match redact_secrets(&command, &config.redact) {
+        Some(redacted) => (redacted, true),
+        None => (command, false),
+    };
+    let finished = Finished {
+        shell: told.shell,
+        session: told.session,
+        seq: told.seq,
+        exit_status: told.exit_status,
+        timing: match (told.start_us, told.duration_ms) {
+            (Some(start_us), _) => Timing::Span {
+                start_us,
+                end_us: told.end_us.unwrap_or(finished_us),
+            },
+            (None, Some(duration_ms)) => Timing::Lasted { duration_ms },
+            (None, None) => Timing::Unknown,
+        },
+        command: StoredText::from_bytes(command),
+        redacted,
+    };
+    let cwd = told.cwd.map(StoredText::from_bytes);
+    CommandRecord::new(finished, Context::capture_for(cwd, shell), finished_us)
 }
 
 impl RecordLater {
@@ -103,8 +141,8 @@ impl RecordLater {
 /// A broken config file or pattern never costs the record nor turns the
 /// built-in patterns off: it is logged (the file when it was read), and
 /// the rest still applies.
-fn redact_secrets(command: &[u8], settings: Redact) -> Option<Vec<u8>> {
-    let redacted = redact::redact(command, &settings);
+fn redact_secrets(command: &[u8], settings: &Redact) -> Option<Vec<u8>> {
+    let redacted = redact::redact(command, settings);
     for err in &redacted.broken {
         error_log::append(
             "record",
@@ -153,7 +191,7 @@ fn read_command(max: usize) -> Result<Vec<u8>> {
     }
 }
 
-fn read_at_most(input: &mut impl Read, max: usize) -> io::Result<Vec<u8>> {
+pub(super) fn read_at_most(input: &mut impl Read, max: usize) -> io::Result<Vec<u8>> {
     let mut command = Vec::new();
     // One byte more than kept: the hooks' newline, or the sign of a cut.
     input

@@ -18,6 +18,7 @@ mod load;
 mod mutants;
 mod pick;
 mod record;
+mod recorder;
 mod redact;
 mod redact_command;
 mod search;

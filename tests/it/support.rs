@@ -199,7 +199,8 @@ impl Sandbox {
 
     /// Waits until nothing more can reach the database: no process of
     /// tmux-audit runs in this sandbox (records, hooks, background merges)
-    /// and the spool is empty. What a fixed sleep before "nothing more came"
+    /// but the shells' own recorders, idle between commands, and the spool
+    /// is empty. What a fixed sleep before "nothing more came"
     /// would only hope for.
     pub fn wait_until_settled(&self) {
         let start = Instant::now();
@@ -207,7 +208,7 @@ impl Sandbox {
             let running: Vec<Process> = self
                 .processes()
                 .into_iter()
-                .filter(|p| p.tmux_audit)
+                .filter(|p| p.tmux_audit && !p.serves_a_shell())
                 .collect();
             if running.is_empty() && self.spooled().is_empty() {
                 return;
@@ -380,6 +381,12 @@ impl Process {
     /// A background merge, which waits for its database's directory to go.
     fn merges_later(&self) -> bool {
         self.tmux_audit && self.cmdline.contains(" merge-later ")
+    }
+
+    /// The recorder a shell's hook started, which lives as long as the
+    /// shell (and has nothing to do between commands).
+    pub fn serves_a_shell(&self) -> bool {
+        self.tmux_audit && self.cmdline.contains(" recorder --serve ")
     }
 
     fn kill(&self) {

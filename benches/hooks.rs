@@ -1,0 +1,430 @@
+//! What a hook adds to every command, side by side, in real shells.
+//!
+//! Each shell (bash, zsh, fish: those installed) runs in a pane of a
+//! private tmux server (`tmux -L <unique> -f /dev/null`) in a throwaway
+//! home, in several versions: with no hook; with a hook that only runs
+//! `/bin/true` (the floor: one fork and exec per prompt); with tmux-audit's
+//! hook; and with atuin's and mcfly's when they are installed. Each round
+//! pastes N commands (`true`) at once into every pane in turn and times,
+//! whole-process, from the paste until the shell has run the last of them
+//! (its last line is a `tmux wait-for -S`). The median round of each,
+//! less the median of the shell with no hook, divided by N, is what the
+//! hook adds per command; the ratio is to the floor's.
+//!
+//! Then the start-up cost of loading each hook: an interactive shell that
+//! loads it and exits, less one that does not, median of many runs.
+//!
+//!     cargo bench --bench hooks                 # 300 commands, 5 rounds
+//!     COMMANDS=100 ROUNDS=3 cargo bench --bench hooks
+//!     BIN=~/.cargo/bin/tmux-audit cargo bench --bench hooks
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::env_or;
+
+/// One version of one shell: what its rc file loads.
+struct Variant {
+    shell: &'static str,
+    name: String,
+    /// The lines of the rc file after the prompt is set.
+    rc: String,
+}
+
+fn main() {
+    let commands: usize = env_or("COMMANDS", 300);
+    let rounds: usize = env_or("ROUNDS", 5);
+    let starts: usize = env_or("STARTS", 40);
+    let bin =
+        PathBuf::from(std::env::var("BIN").unwrap_or(env!("CARGO_BIN_EXE_tmux-audit").to_string()));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for sub in ["home", "data", "state", "config", "cache", "tmp"] {
+        fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    let env = environment(root);
+
+    let shells: Vec<&'static str> = ["bash", "zsh", "fish"]
+        .into_iter()
+        .filter(|s| installed(s))
+        .collect();
+    let peers: Vec<(&'static str, String)> = ["atuin", "mcfly"]
+        .into_iter()
+        .filter(|p| installed(p))
+        .map(|p| (p, version(p)))
+        .collect();
+    let variants = variants(&shells, &bin, &peers);
+
+    println!(
+        "hooks: {commands} commands pasted at once, median of {rounds} rounds, whole process (tmux {})",
+        version("tmux")
+    );
+    for shell in &shells {
+        println!("  {shell}: {}", version(shell));
+    }
+    for (peer, v) in &peers {
+        println!("  {peer}: {v}");
+    }
+
+    let socket = format!("ta-bench-{}", std::process::id());
+    let tmux = |args: &[&str]| -> String {
+        let out = Command::new("tmux")
+            .env_clear()
+            .envs(env.iter().cloned())
+            .current_dir(root)
+            .args(["-L", &socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("run tmux");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    };
+    let _server = Server {
+        socket: &socket,
+        env: &env,
+    };
+
+    // One window per variant, each its own pane.
+    let mut panes = Vec::new();
+    for (i, v) in variants.iter().enumerate() {
+        let line = shell_line(root, i, v);
+        let verb = if i == 0 { "new-session" } else { "new-window" };
+        let mut args = vec![verb, "-d", "-P", "-F", "#{pane_id}"];
+        if i == 0 {
+            args.extend(["-x", "200", "-y", "50"]);
+        }
+        args.push(&line);
+        let pane = tmux(&args);
+        wait_screen(&tmux, &pane, "READY");
+        panes.push(pane);
+    }
+
+    // The batch: N commands, the last of which signals the channel.
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
+    for round in 0..=rounds {
+        for (i, pane) in panes.iter().enumerate() {
+            let channel = format!("done-{i}-{round}");
+            let mut batch = "true\n".repeat(commands - 1);
+            batch.push_str(&format!("tmux wait-for -S {channel}\n"));
+            let file = root.join(format!("batch-{i}-{round}"));
+            fs::write(&file, batch).unwrap();
+            tmux(&["load-buffer", "-b", "batch", &file.display().to_string()]);
+            let mut waiter = Command::new("tmux")
+                .env_clear()
+                .envs(env.iter().cloned())
+                .args(["-L", &socket, "-f", "/dev/null", "wait-for", &channel])
+                .spawn()
+                .unwrap();
+            let started = Instant::now();
+            tmux(&["paste-buffer", "-d", "-b", "batch", "-t", pane]);
+            waiter.wait().unwrap();
+            let took = started.elapsed();
+            // Round 0 warms the caches (and the peers' databases) up.
+            if round > 0 {
+                times[i].push(took);
+            }
+            tmux(&["send-keys", "-t", pane, "C-l"]);
+            tmux(&["clear-history", "-t", pane]);
+        }
+    }
+
+    println!();
+    println!(
+        "{:<6} {:<28} {:>10} {:>14} {:>9}",
+        "shell", "hook", "batch", "added/command", "vs floor"
+    );
+    for shell in &shells {
+        let of = |name: &str| {
+            let i = variants
+                .iter()
+                .position(|v| v.shell == *shell && v.name == name)?;
+            Some(median(&times[i]))
+        };
+        let none = of("none").unwrap();
+        let floor = of("floor").unwrap();
+        let added = |t: Duration| (t.as_secs_f64() - none.as_secs_f64()) * 1e3 / commands as f64;
+        for v in variants.iter().filter(|v| v.shell == *shell) {
+            let t = of(&v.name).unwrap();
+            let ratio = if v.name == "none" || v.name == "floor" {
+                String::new()
+            } else {
+                format!("{:.2}x", added(t) / added(floor))
+            };
+            println!(
+                "{:<6} {:<28} {:>7.0} ms {:>11.3} ms {:>9}",
+                shell,
+                v.name,
+                t.as_secs_f64() * 1e3,
+                added(t),
+                ratio
+            );
+        }
+    }
+
+    // The recorders the hooks started, one per bash and zsh: their memory.
+    // Resident counts the pages of the executable and libc, shared by
+    // every process of tmux-audit; its own (anonymous) memory and its
+    // proportional share are what each more shell adds.
+    for (pid, shell, [rss, anon, pss]) in recorders(root) {
+        println!(
+            "recorder {pid} ({shell}): {:.1} MB resident, {:.1} MB its own, {:.1} MB proportional",
+            rss as f64 / 1024.0,
+            anon as f64 / 1024.0,
+            pss as f64 / 1024.0
+        );
+    }
+
+    println!();
+    println!("start-up: an interactive shell that loads the hook and exits, less one that does not, median of {starts}");
+    for shell in &shells {
+        let base = startup(root, &env, shell, "", starts);
+        for v in variants
+            .iter()
+            .filter(|v| v.shell == *shell && v.name != "none")
+        {
+            if v.name == "floor" {
+                continue;
+            }
+            let t = startup(root, &env, shell, &v.rc, starts);
+            println!(
+                "{:<6} {:<28} {:>8.2} ms",
+                shell,
+                v.name,
+                (t.as_secs_f64() - base.as_secs_f64()) * 1e3
+            );
+        }
+    }
+}
+
+fn variants(shells: &[&'static str], bin: &Path, peers: &[(&str, String)]) -> Vec<Variant> {
+    let bin = bin.display();
+    let mut all = Vec::new();
+    for &shell in shells {
+        let (floor, ours) = match shell {
+            "bash" => (
+                "__floor() { /bin/true; }\nPROMPT_COMMAND=__floor".to_string(),
+                format!("eval \"$('{bin}' init bash)\""),
+            ),
+            "zsh" => (
+                "autoload -Uz add-zsh-hook\n__floor() { /bin/true }\nadd-zsh-hook precmd __floor"
+                    .to_string(),
+                format!("eval \"$('{bin}' init zsh)\""),
+            ),
+            _ => (
+                "function __floor --on-event fish_postexec; /bin/true; end".to_string(),
+                format!("'{bin}' init fish | source"),
+            ),
+        };
+        all.push(Variant {
+            shell,
+            name: "none".into(),
+            rc: String::new(),
+        });
+        all.push(Variant {
+            shell,
+            name: "floor".into(),
+            rc: floor,
+        });
+        all.push(Variant {
+            shell,
+            name: "tmux-audit".into(),
+            rc: ours,
+        });
+        for (peer, v) in peers {
+            // mcfly has no fish hook worth comparing here; atuin's needs
+            // its daemon-less default only.
+            let rc = match shell {
+                "fish" => format!("{peer} init fish | source"),
+                _ => format!("eval \"$({peer} init {shell})\""),
+            };
+            all.push(Variant {
+                shell,
+                name: format!("{peer} {v}"),
+                rc,
+            });
+        }
+    }
+    all
+}
+
+/// The command line that starts `v`'s shell with its rc file.
+fn shell_line(root: &Path, i: usize, v: &Variant) -> String {
+    match v.shell {
+        "bash" => {
+            let file = root.join(format!("bashrc{i}"));
+            fs::write(&file, format!("PS1='READY$ '\n{}\n", v.rc)).unwrap();
+            format!("bash --noprofile --rcfile {} -i", file.display())
+        }
+        "zsh" => {
+            let dir = root.join(format!("zdotdir{i}"));
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join(".zshrc"), format!("PS1='READY%# '\n{}\n", v.rc)).unwrap();
+            format!("env ZDOTDIR={} zsh -i", dir.display())
+        }
+        _ => {
+            let file = root.join(format!("config{i}.fish"));
+            fs::write(
+                &file,
+                format!(
+                    "set -g fish_greeting\nfunction fish_prompt; printf 'READY> '; end\n{}\n",
+                    v.rc
+                ),
+            )
+            .unwrap();
+            format!("fish --no-config -i -C 'source {}'", file.display())
+        }
+    }
+}
+
+/// Median wall time of an interactive `shell` that loads `rc` and exits.
+fn startup(root: &Path, env: &[(String, String)], shell: &str, rc: &str, runs: usize) -> Duration {
+    let script = format!("{rc}\nexit 0\n");
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs + 3 {
+        let mut cmd = match shell {
+            "bash" => {
+                let mut c = Command::new("bash");
+                c.args(["--noprofile", "--norc", "-i", "-c", &script]);
+                c
+            }
+            "zsh" => {
+                let mut c = Command::new("zsh");
+                c.args(["-f", "-i", "-c", &script]);
+                c
+            }
+            _ => {
+                let mut c = Command::new("fish");
+                c.args(["--no-config", "-i", "-c", &script]);
+                c
+            }
+        };
+        cmd.env_clear()
+            .envs(env.iter().cloned())
+            .current_dir(root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let started = Instant::now();
+        let status = cmd.status().unwrap();
+        times.push(started.elapsed());
+        assert!(status.success(), "{shell} with {rc:?} failed to start");
+    }
+    median(&times[3..])
+}
+
+/// The long-lived recorders started under `root`'s home: pid, shell, and
+/// in KiB the resident memory, its anonymous part, and the proportional
+/// set size.
+fn recorders(root: &Path) -> Vec<(u32, String, [u64; 3])> {
+    let home = format!("HOME={}/home", root.display());
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let environ = fs::read(entry.path().join("environ")).unwrap_or_default();
+        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if !environ.split(|b| *b == 0).any(|v| v == home.as_bytes())
+            || !cmdline.contains(" recorder --serve ")
+        {
+            continue;
+        }
+        let status = fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        let rollup = fs::read_to_string(entry.path().join("smaps_rollup")).unwrap_or_default();
+        let kib = |text: &str, key: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let rss = [
+            kib(&status, "VmRSS:"),
+            kib(&status, "RssAnon:"),
+            kib(&rollup, "Pss:"),
+        ];
+        let shell = cmdline
+            .split_whitespace()
+            .skip_while(|w| *w != "--shell")
+            .nth(1)
+            .unwrap_or("?")
+            .to_string();
+        found.push((pid, shell, rss));
+    }
+    found
+}
+
+fn median(times: &[Duration]) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+fn wait_screen(tmux: &impl Fn(&[&str]) -> String, pane: &str, text: &str) {
+    let started = Instant::now();
+    while !tmux(&["capture-pane", "-p", "-t", pane]).contains(text) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "pane {pane} never showed {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn environment(root: &Path) -> Vec<(String, String)> {
+    let root = root.display();
+    vec![
+        ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+        ("HOME".into(), format!("{root}/home")),
+        ("XDG_DATA_HOME".into(), format!("{root}/data")),
+        ("XDG_STATE_HOME".into(), format!("{root}/state")),
+        ("XDG_CONFIG_HOME".into(), format!("{root}/config")),
+        ("XDG_CACHE_HOME".into(), format!("{root}/cache")),
+        ("TMPDIR".into(), format!("{root}/tmp")),
+        ("TMUX_TMPDIR".into(), format!("{root}/tmp")),
+        ("SHELL".into(), "/bin/sh".into()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("TERM".into(), "xterm-256color".into()),
+    ]
+}
+
+fn installed(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The first line of `program --version`, less the program's name.
+fn version(program: &str) -> String {
+    let flag = if program == "tmux" { "-V" } else { "--version" };
+    let out = Command::new(program).arg(flag).output();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    text.lines().next().unwrap_or("").to_string()
+}
+
+/// Kills the private server when the bench ends, whatever happened.
+struct Server<'a> {
+    socket: &'a str,
+    env: &'a [(String, String)],
+}
+
+impl Drop for Server<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .env_clear()
+            .envs(self.env.iter().cloned())
+            .args(["-L", self.socket, "-f", "/dev/null", "kill-server"])
+            .output();
+    }
+}

@@ -1,0 +1,319 @@
+//! `tmux-audit recorder`: one long-lived recorder per interactive bash or
+//! zsh, started by the hook when it loads, so that a command costs the
+//! shell a few builtin writes rather than a process.
+//!
+//! The starter (`recorder --shell bash --shell-pid N`) makes a FIFO private
+//! to the shell (`$XDG_STATE_HOME/tmux-audit/recorders/bash-N.fifo`), opens
+//! it read-write, takes the lock beside it, starts `recorder --serve` in
+//! the background with the FIFO as its stdin and the lock as its stdout (so
+//! the lock lives exactly as long as the recorder), prints the FIFO's path
+//! and the recorder's pid, and exits. The shell is never the recorder's
+//! parent: no job, no `$!`, nothing for `exit` to warn about.
+//!
+//! The hook opens the FIFO read-write for each frame (`1<>`): the open never
+//! blocks, the shell never gets SIGPIPE (it is a reader too), and no
+//! descriptor of the hook is left open in the shell or its children. It
+//! checks the recorder's pid (`kill -0`) before and after the write and
+//! falls back to a `record` process per command when the recorder is gone.
+//!
+//! The recorder stores each frame as `record` would (config read for each,
+//! redaction before any write, `store::save`), and ends when the shell does
+//! (a pidfd: also after `kill -9`), after storing what is left in the FIFO;
+//! or when its own executable has been replaced or removed, leaving the
+//! hook to the binary now at its path. A second starter for the same shell
+//! (`exec bash`) finds the recorder alive by its lock and shares it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context as _, Result};
+
+use super::record::{command_record, load_config, read_at_most, Told};
+use super::{Exit, Run};
+use crate::cli::Recorder;
+use tmux_audit::hook_stream::{self, FrameError, History, TextKind};
+use tmux_audit::record::Entry;
+use tmux_audit::{error_log, paths, private_files, store};
+
+impl Run for Recorder {
+    fn run(&self) -> Result<Exit> {
+        store::log_panics("recorder");
+        let outcome = if self.serve {
+            self.serve()
+        } else {
+            self.start()
+        };
+        outcome.inspect_err(|err| store::log("recorder", err))
+    }
+}
+
+impl Recorder {
+    fn files(&self) -> Result<(PathBuf, PathBuf)> {
+        let dir = paths::state_dir()?.join("recorders");
+        private_files::dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let name = format!("{}-{}", self.shell_name(), self.shell_pid);
+        Ok((
+            dir.join(format!("{name}.fifo")),
+            dir.join(format!("{name}.lock")),
+        ))
+    }
+
+    fn shell_name(&self) -> &'static str {
+        match self.shell {
+            crate::cli::Shell::Bash => "bash",
+            crate::cli::Shell::Zsh => "zsh",
+            crate::cli::Shell::Fish => "fish",
+        }
+    }
+
+    fn start(&self) -> Result<Exit> {
+        let (fifo, lock_path) = self.files()?;
+        let mut lock = private_files::read_write(&lock_path, true)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        if !try_lock(&lock)? {
+            // This shell's recorder runs (the shell exec'd itself): share it.
+            let mut pid = String::new();
+            lock.read_to_string(&mut pid)?;
+            let pid = pid.trim();
+            if pid.parse::<u32>().is_err() || !fifo_exists(&fifo) {
+                bail!(
+                    "the recorder of {} is starting or stopping",
+                    lock_path.display()
+                );
+            }
+            println!("{}\t{pid}", fifo.display());
+            return Ok(Exit::Success);
+        }
+        let _ = fs::remove_file(&fifo);
+        make_fifo(&fifo)?;
+        // Read-write: never blocks, and the FIFO has a reader (the recorder)
+        // from now on.
+        let reader = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&fifo)
+            .with_context(|| format!("cannot open {}", fifo.display()))?;
+        let child = Command::new(std::env::current_exe()?)
+            .args(["recorder", "--serve", "--shell", self.shell_name()])
+            .args(["--shell-pid", &self.shell_pid.to_string()])
+            .args(self.db.path.iter().flat_map(|p| [Path::new("--db"), p]))
+            .stdin(reader)
+            .stdout(lock.try_clone()?)
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .context("cannot start the recorder")?;
+        lock.set_len(0)?;
+        lock.rewind()?;
+        write!(lock, "{}", child.id())?;
+        println!("{}\t{}", fifo.display(), child.id());
+        Ok(Exit::Success)
+    }
+
+    fn serve(&self) -> Result<Exit> {
+        let (fifo, _) = self.files()?;
+        let shell = pidfd(self.shell_pid)?;
+        // SAFETY: descriptor 0 is the FIFO the starter gave this process,
+        // owned by nothing else here.
+        let input = unsafe { File::from_raw_fd(0) };
+        let path = paths::database(self.db.path.as_deref())?;
+        let exe = std::env::current_exe().ok();
+        let mut frames = BufReader::with_capacity(
+            64 * 1024,
+            Watched {
+                fifo: input,
+                shell,
+                shell_gone: false,
+            },
+        );
+        loop {
+            match self.one(&mut frames, &path) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(FrameError::Io(err)) if err.kind() == io::ErrorKind::UnexpectedEof => break,
+                Err(err) => {
+                    error_log::append(
+                        "recorder",
+                        &format!("{err}; it is set aside"),
+                        "run `tmux-audit doctor`; re-run the init line of your shell's rc file if you upgraded",
+                    );
+                    if hook_stream::resync(&mut frames).is_err() {
+                        break;
+                    }
+                }
+            }
+            // Replaced or removed (an upgrade): the hook falls back to the
+            // binary now at its path.
+            if exe.as_deref().is_some_and(replaced) {
+                break;
+            }
+        }
+        let _ = fs::remove_file(&fifo);
+        Ok(Exit::Success)
+    }
+
+    /// Stores the next frame; false at the end of the stream.
+    fn one(&self, frames: &mut BufReader<Watched>, db: &Path) -> Result<bool, FrameError> {
+        let Some((header, kind)) = hook_stream::read_header(frames)? else {
+            return Ok(false);
+        };
+        let finished_us = store::now_us();
+        let config = load_config();
+        let max = config.record.max_command_bytes;
+        let text = match kind {
+            TextKind::History { number } => {
+                let mut history = History::new(frames);
+                if history.text_start(number)? {
+                    let mut text = read_at_most(&mut history, max)?;
+                    history.skip()?;
+                    // As `$(history 1)` gave it: no newline at the end.
+                    while text.last() == Some(&b'\n') {
+                        text.pop();
+                    }
+                    text
+                } else {
+                    history.skip()?;
+                    Vec::new()
+                }
+            }
+            TextKind::Bytes { len } => {
+                let mut text = (&mut *frames).take(len);
+                let kept = read_at_most(&mut text, max)?;
+                io::copy(&mut text, &mut io::sink())?;
+                kept
+            }
+            TextKind::Unavailable => Vec::new(),
+        };
+        let told = Told {
+            shell: self.shell.into(),
+            session: header.session,
+            seq: header.seq,
+            exit_status: header.exit_status,
+            start_us: header.start_us,
+            end_us: header.end_us,
+            duration_ms: header.duration_ms,
+            cwd: Some(header.cwd).filter(|cwd| !cwd.is_empty()),
+        };
+        let record = command_record(told, text, &config, finished_us, self.shell_pid);
+        if let Err(err) = store::save(db, &[Entry::Command(record)]) {
+            store::log("recorder", &err);
+        }
+        Ok(true)
+    }
+}
+
+/// The FIFO, read only while the shell lives; once it has gone, what is
+/// left in it, then the end.
+struct Watched {
+    fifo: File,
+    shell: OwnedFd,
+    shell_gone: bool,
+}
+
+impl Read for Watched {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.shell_gone {
+                return match self.fifo.read(buf) {
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                    other => other,
+                };
+            }
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.fifo.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.shell.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: two valid pollfd entries, owned by this frame.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            if fds[0].revents & libc::POLLIN != 0 {
+                return self.fifo.read(buf);
+            }
+            if fds[1].revents != 0 {
+                // Drain without waiting: nothing more can come.
+                set_nonblocking(self.fifo.as_raw_fd())?;
+                self.shell_gone = true;
+            }
+        }
+    }
+}
+
+/// A descriptor that becomes readable when process `pid` ends.
+fn pidfd(pid: u32) -> Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // or -1; nothing is borrowed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error())
+            .with_context(|| format!("cannot watch the shell (pid {pid})"));
+    }
+    // SAFETY: a new descriptor of our own, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor this process owns, no pointers.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Takes the lock without waiting: false when another holds it.
+fn try_lock(file: &File) -> io::Result<bool> {
+    // SAFETY: flock on a descriptor this process owns, no pointers.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    if err.kind() == io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(err)
+    }
+}
+
+fn make_fifo(path: &Path) -> Result<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+    // SAFETY: a NUL-terminated path that outlives the call.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(io::Error::last_os_error())
+            .with_context(|| format!("cannot make {}", path.display()));
+    }
+    Ok(())
+}
+
+fn fifo_exists(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+/// True when this process's executable is no longer the file at its path.
+fn replaced(exe: &Path) -> bool {
+    fs::read_link("/proc/self/exe")
+        .map(|link| link.as_os_str().as_encoded_bytes().ends_with(b" (deleted)"))
+        .unwrap_or(false)
+        || !exe.exists()
+}

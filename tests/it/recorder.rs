@@ -1,0 +1,277 @@
+//! The recorder a bash or zsh hook starts once when it loads (`tmux-audit
+//! recorder`), in real shells inside a real tmux server: what happens when
+//! it is killed, when the shell is, with the user's jobs and coprocesses,
+//! and across `exec`, subshells and nested shells.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use crate::support::{Pane, Process, Rc, Row, Sandbox, Shell, Tmux};
+
+macro_rules! in_bash_and_zsh {
+    ($($name:ident),* $(,)?) => {
+        mod bash { $( #[test] fn $name() { super::$name(crate::support::Shell::Bash) } )* }
+        mod zsh { $( #[test] fn $name() { super::$name(crate::support::Shell::Zsh) } )* }
+    };
+}
+
+in_bash_and_zsh!(
+    a_killed_recorder_costs_no_later_command_nor_the_shell_anything,
+    a_shell_killed_leaves_no_recorder_and_loses_none_of_its_commands,
+    exec_nested_shells_and_subshells_each_keep_one_recorder,
+    the_users_coprocess_and_jobs_are_left_alone,
+);
+
+fn strict(shell: Shell) -> &'static str {
+    match shell {
+        Shell::Zsh => "setopt nounset",
+        _ => "set -u",
+    }
+}
+
+/// The recorders running in the sandbox.
+fn recorders(sb: &Sandbox) -> Vec<Process> {
+    sb.processes()
+        .into_iter()
+        .filter(Process::serves_a_shell)
+        .collect()
+}
+
+/// Waits until `done(recorders)` holds.
+fn wait_recorders(sb: &Sandbox, what: &str, done: impl Fn(&[Process]) -> bool) -> Vec<Process> {
+    let start = Instant::now();
+    loop {
+        let now = recorders(sb);
+        if done(&now) {
+            return now;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "never {what}: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn gone(pid: libc::pid_t) -> bool {
+    // A process that has ended has no descriptors, even before it is reaped.
+    fs::read_link(format!("/proc/{pid}/fd/0")).is_err()
+}
+
+fn wait_gone(pid: libc::pid_t) {
+    let start = Instant::now();
+    while !gone(pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{pid} never ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Types each line, then waits until `count` rows are stored.
+fn type_and_wait(sb: &Sandbox, pane: &Pane, lines: &[&str], count: usize) -> Vec<Row> {
+    for line in lines {
+        pane.line(line);
+    }
+    sb.wait_rows(&format!("{count} records"), |rows| rows.len() >= count)
+}
+
+fn a_killed_recorder_costs_no_later_command_nor_the_shell_anything(shell: Shell) {
+    let sb = Sandbox::new();
+    let marks = sb.path().join("marks");
+    // A function of the rc file: typed, `!` would be history expansion.
+    let rc = Rc::default().after(&format!(
+        "{}\nmarks() {{ echo \"[${{!-none}}]\" \"[$(jobs)]\" > {}; }}",
+        strict(shell),
+        marks.display()
+    ));
+    let (_tmux, pane) = Tmux::start(&sb, &sb.shell(shell, &rc));
+    pane.ready();
+    type_and_wait(&sb, &pane, &["echo first"], 1);
+    let recorder = wait_recorders(&sb, "one recorder", |r| r.len() == 1).remove(0);
+    // SAFETY: plain kill(2) of a process this test started.
+    unsafe { libc::kill(recorder.pid, libc::SIGKILL) };
+    wait_gone(recorder.pid);
+
+    let status = sb.path().join("status");
+    let rows = type_and_wait(
+        &sb,
+        &pane,
+        &["sh -c 'exit 7'", &shell.status_line(&status), "marks"],
+        4,
+    );
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4], "{rows:#?}");
+    assert_eq!(rows[1].command, "sh -c 'exit 7'");
+    assert_eq!(rows[1].exit_status, Some(7));
+    assert_eq!(fs::read_to_string(&status).unwrap().trim(), "7 7");
+    // zsh's $! is 0 until a job is started.
+    let no_job = if shell == Shell::Zsh {
+        "[0] []"
+    } else {
+        "[none] []"
+    };
+    assert_eq!(fs::read_to_string(&marks).unwrap().trim(), no_job);
+    let log = sb.log();
+    assert!(
+        log.contains(&format!(
+            "recorder of this shell (pid {}) is gone",
+            recorder.pid
+        )) && log.matches("hook:").count() == 1,
+        "said once in the log: {log}"
+    );
+    let screen = pane.screen();
+    assert!(
+        !screen.contains("tmux-audit") && !screen.contains("Broken pipe"),
+        "nothing printed to the terminal:\n{screen}"
+    );
+}
+
+fn a_shell_killed_leaves_no_recorder_and_loses_none_of_its_commands(shell: Shell) {
+    let sb = Sandbox::new();
+    let (tmux, pane) = Tmux::start(&sb, &sb.shell(shell, &Rc::default()));
+    pane.ready();
+    let recorder = wait_recorders(&sb, "one recorder", |r| r.len() == 1).remove(0);
+    const N: usize = 20;
+    for i in 0..N {
+        pane.line(&format!("echo command-{i}"));
+    }
+    // Every command has run and reached its prompt: its frame is written.
+    pane.wait_for("READY", N + 1);
+    let shell_pid: libc::pid_t = tmux
+        .run(&["display-message", "-p", "-t", &pane.id, "#{pane_pid}"])
+        .parse()
+        .unwrap();
+    // SAFETY: plain kill(2) of the shell this test started.
+    unsafe { libc::kill(shell_pid, libc::SIGKILL) };
+    wait_gone(recorder.pid);
+    let rows = sb.wait_rows("every command", |rows| rows.len() >= N);
+    let commands: Vec<String> = rows.iter().map(|r| r.command.clone()).collect();
+    let expected: Vec<String> = (0..N).map(|i| format!("echo command-{i}")).collect();
+    assert_eq!(commands, expected);
+    assert!(recorders(&sb).is_empty());
+    let fifos: Vec<_> = fs::read_dir(sb.state.join("recorders"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".fifo"))
+        .collect();
+    assert!(fifos.is_empty(), "its FIFO removed: {fifos:?}");
+}
+
+fn exec_nested_shells_and_subshells_each_keep_one_recorder(shell: Shell) {
+    let sb = Sandbox::new();
+    let start = sb.shell(shell, &Rc::default().after(strict(shell)));
+    let (_tmux, pane) = Tmux::start(&sb, &start);
+    pane.ready();
+    type_and_wait(&sb, &pane, &["(echo in-a-subshell)"], 1);
+    let first = wait_recorders(&sb, "one recorder", |r| r.len() == 1).remove(0);
+
+    // A nested shell has its own recorder, which ends with it.
+    pane.line(&start);
+    pane.wait_for("READY", 3);
+    type_and_wait(&sb, &pane, &["echo nested"], 2);
+    let both = wait_recorders(&sb, "two recorders", |r| r.len() == 2);
+    let nested = both.iter().find(|r| r.pid != first.pid).unwrap().pid;
+    pane.line("exit");
+    wait_gone(nested);
+    // The outer shell records the line that ran the nested one.
+    type_and_wait(&sb, &pane, &["echo back"], 4);
+
+    // A shell exec'd in its place shares the recorder of the process.
+    pane.line(&format!("exec {start}"));
+    pane.wait_for("READY", 7);
+    let rows = type_and_wait(&sb, &pane, &["echo after-exec"], 5);
+    let now = recorders(&sb);
+    assert_eq!(
+        now.iter().map(|r| r.pid).collect::<Vec<_>>(),
+        [first.pid],
+        "{now:?}"
+    );
+    let commands: Vec<&str> = rows.iter().map(|r| r.command.as_str()).collect();
+    assert_eq!(
+        commands,
+        [
+            "(echo in-a-subshell)",
+            "echo nested",
+            start.as_str(),
+            "echo back",
+            "echo after-exec"
+        ]
+    );
+    // The nested shell and the exec'd one are sessions of their own.
+    let sessions: Vec<&str> = rows.iter().map(|r| r.shell_session.as_str()).collect();
+    assert_ne!(sessions[1], sessions[0]);
+    assert_eq!(sessions[2..4], [sessions[0]; 2]);
+    assert_ne!(sessions[4], sessions[0]);
+    assert_eq!(
+        rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 1, 2, 3, 1]
+    );
+}
+
+fn the_users_coprocess_and_jobs_are_left_alone(shell: Shell) {
+    let sb = Sandbox::new();
+    let (before, talk) = match shell {
+        Shell::Zsh => (
+            "coproc cat",
+            "print -p hello-coproc; read -p answer; echo \"got-$answer\"",
+        ),
+        _ => (
+            "coproc MINE { cat; }",
+            "echo hello-coproc >&\"${MINE[1]}\"; read -r answer <&\"${MINE[0]}\"; echo \"got-$answer\"",
+        ),
+    };
+    let (_tmux, pane) = Tmux::start(
+        &sb,
+        &sb.shell(shell, &Rc::default().before(before).after(strict(shell))),
+    );
+    pane.ready();
+    let jobs = sb.path().join("jobs");
+    type_and_wait(
+        &sb,
+        &pane,
+        &[talk, &format!("jobs > {}", jobs.display())],
+        2,
+    );
+    pane.wait_for("got-hello-coproc", 1);
+    let listed = fs::read_to_string(&jobs).unwrap();
+    assert_eq!(
+        listed.lines().count(),
+        1,
+        "the user's coprocess only: {listed}"
+    );
+    assert!(listed.contains("cat"), "{listed}");
+    assert_eq!(recorders(&sb).len(), 1);
+}
+
+/// zsh keeps the text of the last frame and records it again when it finds
+/// the recorder gone (bash does not: its frames carry `history 1`'s output,
+/// which the hook never reads).
+#[test]
+fn zsh_records_again_a_frame_left_unread_by_a_killed_recorder() {
+    let shell = Shell::Zsh;
+    let sb = Sandbox::new();
+    let rc = Rc::default().after(strict(shell));
+    let (_tmux, pane) = Tmux::start(&sb, &sb.shell(shell, &rc));
+    pane.ready();
+    type_and_wait(&sb, &pane, &["echo first"], 1);
+    let recorder = wait_recorders(&sb, "one recorder", |r| r.len() == 1).remove(0);
+    // Stopped, the recorder leaves the next frame in its FIFO; killed, it
+    // takes the frame with it.
+    // SAFETY: plain kill(2) of a process this test started.
+    unsafe { libc::kill(recorder.pid, libc::SIGSTOP) };
+    pane.line("echo 'left in the FIFO'");
+    pane.wait_for("READY", 3);
+    // SAFETY: as above.
+    unsafe { libc::kill(recorder.pid, libc::SIGKILL) };
+    wait_gone(recorder.pid);
+    let rows = type_and_wait(&sb, &pane, &["echo after"], 3);
+    let commands: Vec<&str> = rows.iter().map(|r| r.command.as_str()).collect();
+    assert_eq!(
+        commands,
+        ["echo first", "echo 'left in the FIFO'", "echo after"]
+    );
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+}
