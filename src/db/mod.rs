@@ -1,12 +1,14 @@
 //! The SQLite database: opening it safely and quickly, and the queries.
 
 mod events;
+mod imports;
 mod queries;
 mod redaction;
 mod report;
 mod schema;
 mod trace;
 
+pub use imports::{Counts, Numbering};
 pub use queries::{insert_entries, SearchQuery};
 pub use report::{GroupBy, Ranked, ReportRow, SortBy, Totals};
 pub use trace::{append as append_trace, StoredTrace, UnchainedDigest};

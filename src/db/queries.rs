@@ -11,7 +11,7 @@ use super::{Database, DbError, StoredCommand};
 use crate::chain::{self, Hash, GENESIS};
 use crate::filter::Conditions;
 use crate::lifecycle::TmuxEvent;
-use crate::record::{CommandRecord, Entry, FieldValue, FIELD_COUNT};
+use crate::record::{CommandRecord, Entry, FieldValue, Imported, FIELD_COUNT};
 
 /// The columns of a [`StoredCommand`], in the order `stored_command` reads
 /// them: the fields of [`CommandRecord::fields`] with what the store adds
@@ -19,7 +19,8 @@ use crate::record::{CommandRecord, Entry, FieldValue, FIELD_COUNT};
 pub(super) const COLUMNS: &str =
     "id, recorded_at_us, command, command_raw, exit_status, started_at_us, \
     duration_us, cwd, cwd_raw, user, uid, login_uid, sudo_user, host, shell, shell_session, seq, \
-    tty, ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane, redacted";
+    tty, ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane, redacted, \
+    import_source, import_file, import_key";
 
 /// What to find: conditions from the filters and pattern, how many, and
 /// whether to keep only the newest of each distinct command. `scan_first`:
@@ -334,19 +335,21 @@ fn insert_command(
 ) -> rusqlite::Result<bool> {
     let id = end.0 + 1;
     let hash = chain::hash_command(&end.1, id, record, recorded_at_us);
-    let mut values: Vec<Value> = Vec::with_capacity(FIELD_COUNT + 5);
-    values.push(Value::Integer(id));
-    values.extend(record.fields().into_iter().map(|(_, value)| match value {
+    let sql_value = |(_, value): (&str, FieldValue<'_>)| match value {
         FieldValue::Int(v) => v.map_or(Value::Null, Value::Integer),
         FieldValue::Text(v) => v.map_or(Value::Null, |t| Value::Text(t.to_string())),
         FieldValue::Blob(v) => v.map_or(Value::Null, |b| Value::Blob(b.to_vec())),
-    }));
+    };
+    let mut values: Vec<Value> = Vec::with_capacity(FIELD_COUNT + 8);
+    values.push(Value::Integer(id));
+    values.extend(record.fields().into_iter().map(sql_value));
     values.extend([
         Value::Integer(recorded_at_us),
         Value::Blob(end.1.to_vec()),
         Value::Blob(hash.to_vec()),
         Value::Integer(i64::from(record.redacted)),
     ]);
+    values.extend(record.import_fields().into_iter().map(sql_value));
     let added = tx.execute(&INSERT_COMMAND, params_from_iter(values))? == 1;
     if added {
         *end = (id, hash);
@@ -360,6 +363,7 @@ static INSERT_COMMAND: LazyLock<String> = LazyLock::new(|| {
     let mut columns = vec!["id"];
     columns.extend(CommandRecord::fields(&CommandRecord::default()).map(|(name, _)| name));
     columns.extend(["recorded_at_us", "prev_hash", "hash", "redacted"]);
+    columns.extend(CommandRecord::import_fields(&CommandRecord::default()).map(|(name, _)| name));
     let places: Vec<String> = (1..=columns.len()).map(|n| format!("?{n}")).collect();
     format!(
         "INSERT INTO commands ({}) VALUES ({}) ON CONFLICT (shell_session, seq) DO NOTHING",
@@ -447,6 +451,16 @@ pub(super) fn stored_command(row: &Row<'_>) -> rusqlite::Result<StoredCommand> {
             tmux_session_id: row.get("tmux_session_id")?,
             tmux_pane: row.get("tmux_pane")?,
             redacted: row.get("redacted")?,
+            imported: match row.get::<_, Option<String>>("import_source")? {
+                Some(source) => Some(Imported {
+                    source,
+                    file: row.get("import_file")?,
+                    key: row
+                        .get::<_, Option<Vec<u8>>>("import_key")?
+                        .unwrap_or_default(),
+                }),
+                None => None,
+            },
         },
         placement: None,
     })
@@ -459,9 +473,17 @@ mod field_map_tests {
     #[test]
     fn the_columns_read_and_written_are_the_field_map() {
         let names: Vec<&str> = CommandRecord::default().fields().map(|(n, _)| n).to_vec();
+        let marks: Vec<&str> = CommandRecord::default()
+            .import_fields()
+            .map(|(n, _)| n)
+            .to_vec();
         assert_eq!(
             COLUMNS,
-            format!("id, recorded_at_us, {}, redacted", names.join(", "))
+            format!(
+                "id, recorded_at_us, {}, redacted, {}",
+                names.join(", "),
+                marks.join(", ")
+            )
         );
         assert!(INSERT_COMMAND.contains(&format!("(id, {}, recorded_at_us,", names.join(", "))));
     }
