@@ -283,12 +283,19 @@ pub fn insert_entries<'a>(
     // extend them before this transaction commits.
     let mut commands_end = None;
     let mut events_end = None;
+    // Prepared once per transaction, not once per command: a merge or an
+    // import stores many.
+    let mut insert = None;
     let mut inserted = 0;
     for (entry, recorded_at_us) in entries {
         let added = match entry {
             Entry::Command(record) => {
                 let end = chain_end(tx, "commands", &mut commands_end)?;
-                insert_command(tx, end, record, recorded_at_us)?
+                let insert = match &mut insert {
+                    Some(insert) => insert,
+                    None => insert.insert(tx.prepare(&INSERT_COMMAND)?),
+                };
+                insert_command(insert, end, record, recorded_at_us)?
             }
             Entry::TmuxEvent(event) => {
                 let end = chain_end(tx, "tmux_events", &mut events_end)?;
@@ -328,7 +335,7 @@ fn chain_end<'e>(
 /// Inserts after the chain's end, and moves the end: false when the
 /// command was stored before (it then adds nothing, to the table or the chain).
 fn insert_command(
-    tx: &rusqlite::Transaction<'_>,
+    insert: &mut rusqlite::Statement<'_>,
     end: &mut (i64, Hash),
     record: &CommandRecord,
     recorded_at_us: i64,
@@ -350,7 +357,7 @@ fn insert_command(
         Value::Integer(i64::from(record.redacted)),
     ]);
     values.extend(record.import_fields().into_iter().map(sql_value));
-    let added = tx.execute(&INSERT_COMMAND, params_from_iter(values))? == 1;
+    let added = insert.execute(params_from_iter(values))? == 1;
     if added {
         *end = (id, hash);
     }
