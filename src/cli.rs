@@ -601,7 +601,7 @@ Lines that are not the tool's format are skipped and counted; the first is named
 Exit status: 0 imported, 1 imported but lines were skipped, 2 on an error (file not found or \
 nothing in it readable as that tool's history).",
     after_help = "Examples:\n  tmux-audit import bash\n  tmux-audit import zsh ~/backup/.zsh_history --dry-run\n  \
-tmux-audit import atuin\n  tmux-audit search --all --format jsonl > all.jsonl; tmux-audit --db other.db import tmux-audit all.jsonl"
+tmux-audit import atuin\n  tmux-audit search --all --format jsonl > all.jsonl; tmux-audit import --db other.db tmux-audit all.jsonl"
 )]
 pub struct Import {
     #[command(flatten)]

@@ -67,7 +67,11 @@ impl Run for Import {
             )?;
         }
         if report.redacted > 0 {
-            writeln!(out, "secrets redacted in {}", report.redacted)?;
+            writeln!(
+                out,
+                "secrets redacted in {} of the entries read",
+                report.redacted
+            )?;
         }
         for pattern in &report.broken_patterns {
             eprintln!("tmux-audit: warning: {pattern}; fix the pattern (see `tmux-audit config`)");
