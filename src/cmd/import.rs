@@ -38,10 +38,19 @@ impl Run for Import {
             now_us: store::now_us(),
         };
         let path = paths::database(self.db.path.as_deref())?;
-        let mut db = Database::open_waiting(&path, WAIT_FOR_WRITERS)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        let report = import::import(&mut db, source, &file, &options)?;
-        db.fold_wal();
+        // A dry run makes no database that is not there yet.
+        let mut db = if self.dry_run && !path.exists() {
+            None
+        } else {
+            Some(
+                Database::open_waiting(&path, WAIT_FOR_WRITERS)
+                    .with_context(|| format!("cannot open {}", path.display()))?,
+            )
+        };
+        let report = import::import(db.as_mut(), source, &file, &options)?;
+        if let Some(db) = &db {
+            db.fold_wal();
+        }
 
         let mut out = io::stdout().lock();
         writeln!(

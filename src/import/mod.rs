@@ -242,9 +242,11 @@ pub struct Report {
     pub broken_patterns: Vec<String>,
 }
 
-/// Imports `file`, a history of `source`, into `db`.
+/// Imports `file`, a history of `source`, into `db`. No database (None)
+/// is one with nothing in it yet: only for a dry run, which then counts
+/// every entry as new without making the database.
 pub fn import(
-    db: &mut Database,
+    mut db: Option<&mut Database>,
     source: Source,
     file: &Path,
     options: &Options,
@@ -359,7 +361,13 @@ pub fn import(
     let mut records = records.into_iter().peekable();
     while records.peek().is_some() {
         let batch: Vec<CommandRecord> = records.by_ref().take(BATCH).collect();
-        let counts = db.import_batch(batch, numbering, options.now_us, options.dry_run)?;
+        let counts = match db.as_deref_mut() {
+            Some(db) => db.import_batch(batch, numbering, options.now_us, options.dry_run)?,
+            None => Counts {
+                added: batch.len(),
+                already: 0,
+            },
+        };
         report.counts.added += counts.added;
         report.counts.already += counts.already;
     }
