@@ -246,7 +246,7 @@ pub struct Report {
 /// is one with nothing in it yet: only for a dry run, which then counts
 /// every entry as new without making the database.
 pub fn import(
-    mut db: Option<&mut Database>,
+    db: Option<&mut Database>,
     source: Source,
     file: &Path,
     options: &Options,
@@ -261,13 +261,23 @@ pub fn import(
         file: file.clone(),
         ..Report::default()
     };
-    let mut records = Vec::new();
     let mut redactor = Redactor::new(&options.redact);
-    let numbering = match read(source, &file)? {
+    let mark = |key| {
+        Some(Imported {
+            source: source.name().into(),
+            file: file_name.clone(),
+            key,
+        })
+    };
+    // Each batch is made into records just before it is stored: the
+    // records of a whole history at once would take several times the
+    // memory of its entries.
+    let counts = match read(source, &file)? {
         Format::Records(parsed) => {
             report.read = parsed.entries.len();
             report.skipped = parsed.skipped;
-            for mut record in parsed.entries {
+            refuse_unreadable(&report, &file, source)?;
+            let to_record = |mut record: CommandRecord| {
                 let bytes = record
                     .command_raw
                     .take()
@@ -276,41 +286,38 @@ pub fn import(
                 record.command = text.text;
                 record.command_raw = text.raw;
                 record.redacted |= redacted;
-                let key = key(&[
+                report.redacted += usize::from(record.redacted);
+                record.imported = mark(key(&[
                     source.name().as_bytes(),
                     file_name.as_bytes(),
                     record.shell_session.as_bytes(),
                     &record.seq.to_be_bytes(),
-                ]);
-                record.imported = Some(Imported {
-                    source: source.name().into(),
-                    file: file_name.clone(),
-                    key,
-                });
-                records.push(record);
-            }
-            Numbering::Keep
+                ]));
+                record
+            };
+            store(db, parsed.entries, to_record, Numbering::Keep, options)?
         }
         Format::Entries(parsed) => {
             report.read = parsed.entries.len();
             report.skipped = parsed.skipped;
+            refuse_unreadable(&report, &file, source)?;
             let file_session = format!(
                 "import:{}:{}",
                 source.name(),
                 &hex(&key(&[file_name.as_bytes()]))[..16]
             );
-            let mut seen: HashMap<Vec<u8>, u64> = HashMap::new();
-            for entry in parsed.entries {
+            let mut seen: HashMap<[u8; 32], u64> = HashMap::new();
+            let to_record = |entry: HistoryEntry| {
                 let (text, redacted) = redactor.apply(entry.command);
                 let stored = text.raw.as_deref().unwrap_or(text.text.as_bytes());
                 let time = entry.started_at_us.unwrap_or(0).to_be_bytes();
-                let identity = key(&[
+                let identity = digest(&[
                     source.name().as_bytes(),
                     file_name.as_bytes(),
                     &time,
                     stored,
                 ]);
-                let ordinal = seen.entry(identity.clone()).or_insert(0);
+                let ordinal = seen.entry(identity).or_insert(0);
                 let key = key(&[&identity, &ordinal.to_be_bytes()]);
                 *ordinal += 1;
                 let cwd = entry.cwd.map(StoredText::from_bytes);
@@ -320,7 +327,7 @@ pub fn import(
                     (_, None) => file_session.clone(),
                 };
                 report.redacted += usize::from(redacted);
-                records.push(CommandRecord {
+                CommandRecord {
                     command: text.text,
                     command_raw: text.raw,
                     exit_status: entry.exit_status,
@@ -334,33 +341,43 @@ pub fn import(
                     shell: entry.shell.unwrap_or_else(|| source.shell().to_string()),
                     shell_session,
                     redacted,
-                    imported: Some(Imported {
-                        source: source.name().into(),
-                        file: file_name.clone(),
-                        key,
-                    }),
+                    imported: mark(key),
                     ..CommandRecord::default()
-                });
-            }
-            Numbering::Next
+                }
+            };
+            store(db, parsed.entries, to_record, Numbering::Next, options)?
         }
     };
-    if records.is_empty()
-        && let Some(first) = report.skipped.first()
-    {
-        return Err(ImportError::Invalid {
-            file,
+    report.counts = counts;
+    report.broken_patterns = redactor.broken;
+    Ok(report)
+}
+
+/// A file in which nothing could be read is an error, naming its first
+/// bad line.
+fn refuse_unreadable(report: &Report, file: &Path, source: Source) -> Result<(), ImportError> {
+    match report.skipped.first() {
+        Some(first) if report.read == 0 => Err(ImportError::Invalid {
+            file: file.to_path_buf(),
             tool: source,
             first: first.clone(),
-        });
+        }),
+        _ => Ok(()),
     }
-    if source == Source::TmuxAudit {
-        report.redacted = records.iter().filter(|r| r.redacted).count();
-    }
-    report.broken_patterns = redactor.broken;
-    let mut records = records.into_iter().peekable();
-    while records.peek().is_some() {
-        let batch: Vec<CommandRecord> = records.by_ref().take(BATCH).collect();
+}
+
+/// Makes records of `items` and stores them, [`BATCH`] per transaction.
+fn store<T>(
+    mut db: Option<&mut Database>,
+    items: Vec<T>,
+    mut to_record: impl FnMut(T) -> CommandRecord,
+    numbering: Numbering,
+    options: &Options,
+) -> Result<Counts, ImportError> {
+    let mut total = Counts::default();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let batch: Vec<CommandRecord> = items.by_ref().take(BATCH).map(&mut to_record).collect();
         let counts = match db.as_deref_mut() {
             Some(db) => db.import_batch(batch, numbering, options.now_us, options.dry_run)?,
             None => Counts {
@@ -368,10 +385,10 @@ pub fn import(
                 already: 0,
             },
         };
-        report.counts.added += counts.added;
-        report.counts.already += counts.already;
+        total.added += counts.added;
+        total.already += counts.already;
     }
-    Ok(report)
+    Ok(total)
 }
 
 /// What a reader gives: entries of another tool, or tmux-audit's own records.
@@ -430,14 +447,19 @@ impl<'a> Redactor<'a> {
 }
 
 /// SHA-256 of the parts, each framed by its length.
-fn key(parts: &[&[u8]]) -> Vec<u8> {
+fn digest(parts: &[&[u8]]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(b"tmux-audit import key v1\0");
     for part in parts {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
-    hasher.finalize().to_vec()
+    hasher.finalize().into()
+}
+
+/// [`digest`], as the key stored.
+fn key(parts: &[&[u8]]) -> Vec<u8> {
+    digest(parts).to_vec()
 }
 
 /// The lines of a text file with their numbers (from 1), without their
