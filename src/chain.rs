@@ -31,16 +31,20 @@ pub fn hash_command(prev: &Hash, id: i64, record: &CommandRecord, recorded_at_us
     e.0.update(prev);
     e.int(Some(id));
     for (_, value) in record.fields() {
-        match value {
-            FieldValue::Int(v) => e.int(v),
-            FieldValue::Text(v) => e.text(v),
-            FieldValue::Blob(v) => e.bytes(v),
-        }
+        e.field(value);
     }
     e.int(Some(recorded_at_us));
     // Added in schema 6, and only when set: records from before hash as they did.
     if record.redacted {
         e.int(Some(1));
+    }
+    // Added in schema 11, and only for an imported command, so that one
+    // can never pass as recorded. Its tag (2, bytes) differs from the
+    // redaction flag's (1, an integer): the two cannot be mistaken.
+    if record.imported.is_some() {
+        for (_, value) in record.import_fields() {
+            e.field(value);
+        }
     }
     e.0.finalize().into()
 }
@@ -136,6 +140,14 @@ pub fn parse_hex(digits: &[u8]) -> Option<Hash> {
 struct Encoder(Sha256);
 
 impl Encoder {
+    fn field(&mut self, value: FieldValue<'_>) {
+        match value {
+            FieldValue::Int(v) => self.int(v),
+            FieldValue::Text(v) => self.text(v),
+            FieldValue::Blob(v) => self.bytes(v),
+        }
+    }
+
     fn int(&mut self, value: Option<i64>) {
         match value {
             None => self.0.update([0]),
@@ -190,6 +202,7 @@ mod tests {
             tmux_session_id: None,
             tmux_pane: None,
             redacted: false,
+            imported: None,
         }
     }
 
@@ -226,6 +239,24 @@ mod tests {
             hash_command(&GENESIS, 1, &r, 5),
             "the redaction flag counts"
         );
+        let mut r = record();
+        r.imported = Some(crate::record::Imported {
+            source: "bash".into(),
+            file: "/h".into(),
+            key: vec![1],
+        });
+        let imported = hash_command(&GENESIS, 1, &r, 5);
+        assert_ne!(base, imported, "the import mark counts");
+        for change in 0..3 {
+            let mut other = r.clone();
+            let mark = other.imported.as_mut().unwrap();
+            match change {
+                0 => mark.source = "zsh".into(),
+                1 => mark.file = "/g".into(),
+                _ => mark.key = vec![2],
+            }
+            assert_ne!(imported, hash_command(&GENESIS, 1, &other, 5), "{change}");
+        }
     }
 
     /// Known answers, computed outside this code (Python's hashlib over

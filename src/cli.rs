@@ -108,6 +108,7 @@ pub enum Command {
     Verify(Verify),
     Anchor(Anchor),
     Redact(Redact),
+    Import(Import),
     Doctor(Doctor),
     Flush(Flush),
     Config(ConfigCmd),
@@ -703,6 +704,55 @@ pub struct Verify {
     /// still be in its chain.
     #[arg(long, value_name = "HASH")]
     pub anchor: Option<String>,
+}
+
+/// Bring in another tool's history: bash, zsh, fish, atuin, zsh-histdb, mcfly, or a tmux-audit export.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Import the history another tool kept, so that `search`, `report` and `timeline` \
+see it too.\n\n\
+FILE defaults to where the tool keeps it: bash $HISTFILE, else ~/.bash_history; zsh \
+~/.zsh_history; fish $XDG_DATA_HOME/fish/fish_history; atuin $XDG_DATA_HOME/atuin/history.db; \
+zsh-histdb $HISTDB_FILE, else ~/.histdb/zsh-history.db; mcfly ~/.mcfly/history.db where it exists, \
+else $XDG_DATA_HOME/mcfly/history.db. A tmux-audit export (JSON Lines, as `search --format jsonl` \
+prints them) has no usual place: give FILE.\n\n\
+Each imported command keeps what the tool knew (time, duration, exit status, directory, host, \
+session) and nothing more: an unknown time shows as 1970-01-01, an unknown directory or host as \
+empty. It is marked imported (tool and file, in the hash chain, so it never passes as recorded), \
+redacted like a recorded command, and stored after the records already there. Importing the same \
+file again adds only what it did not add before; --dry-run counts without writing.\n\n\
+Lines that are not the tool's format are skipped and counted; the first is named.\n\n\
+Exit status: 0 imported, 1 imported but lines were skipped, 2 on an error (file not found or \
+nothing in it readable as that tool's history).",
+    after_help = "Examples:\n  tmux-audit import bash\n  tmux-audit import zsh ~/backup/.zsh_history --dry-run\n  \
+tmux-audit import atuin\n  tmux-audit search --all --format jsonl > all.jsonl; tmux-audit import --db other.db tmux-audit all.jsonl"
+)]
+pub struct Import {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// Whose history it is.
+    #[arg(value_enum)]
+    pub tool: ImportTool,
+
+    /// The history file [default: where the tool keeps it; see above].
+    pub file: Option<PathBuf>,
+
+    /// Count what would be added and what is there already; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The tools `import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportTool {
+    Bash,
+    Zsh,
+    Fish,
+    Atuin,
+    ZshHistdb,
+    Mcfly,
+    TmuxAudit,
 }
 
 /// Remove a secret from a recorded command, leaving a trace that `verify` checks.

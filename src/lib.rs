@@ -23,6 +23,7 @@ pub mod db;
 pub mod error_log;
 pub mod filter;
 pub mod hook_stream;
+pub mod import;
 pub mod lifecycle;
 pub mod paths;
 pub mod pick;

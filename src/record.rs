@@ -35,6 +35,23 @@ pub struct CommandRecord {
     /// Secrets were replaced by `[REDACTED]` before it was stored.
     #[serde(default)]
     pub redacted: bool,
+    /// Read from another tool's history by `tmux-audit import`, not
+    /// recorded by a hook; None for every recorded command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<Imported>,
+}
+
+/// Where an imported command came from: the tool whose history held it,
+/// the file it was read from, and the key that makes a second import of
+/// the same entry add nothing (see `import/mod.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Imported {
+    /// `bash`, `zsh`, `fish`, `atuin`, `zsh-histdb`, `mcfly`, `tmux-audit`.
+    pub source: String,
+    /// The file read, as an absolute path.
+    pub file: String,
+    /// SHA-256 of what identifies the entry in that file.
+    pub key: Vec<u8>,
 }
 
 /// A field of a [`CommandRecord`] as it is stored (its SQL type) and hashed
@@ -55,9 +72,10 @@ impl CommandRecord {
     /// them. The chain (`chain.rs`) and the INSERT (`db/queries.rs`) are made
     /// from it; reading a row back names every field too, so adding one is
     /// an edit here, the compiler pointing at the reader, and a migration.
-    /// `redacted` is not here: it was added after the chain began, and is
-    /// hashed only when set, so that older rows hash as they did; a field
-    /// added later must be hashed the same way.
+    /// `redacted` and `imported` are not here: they were added after the
+    /// chain began, and are hashed only when set, so that older rows hash
+    /// as they did; a field added later must be hashed the same way
+    /// ([`CommandRecord::import_fields`]).
     pub fn fields(&self) -> [(&'static str, FieldValue<'_>); FIELD_COUNT] {
         use FieldValue::{Blob, Int, Text};
         let CommandRecord {
@@ -83,6 +101,7 @@ impl CommandRecord {
             tmux_session_id,
             tmux_pane,
             redacted: _,
+            imported: _,
         } = self;
         [
             ("command", Text(Some(command))),
@@ -106,6 +125,21 @@ impl CommandRecord {
             ("tmux_server_pid", Int(*tmux_server_pid)),
             ("tmux_session_id", Int(*tmux_session_id)),
             ("tmux_pane", Text(tmux_pane.as_deref())),
+        ]
+    }
+}
+
+impl CommandRecord {
+    /// The import mark's fields, by column name: all absent for a recorded
+    /// command. Stored after [`CommandRecord::fields`] and hashed only when
+    /// the command was imported.
+    pub fn import_fields(&self) -> [(&'static str, FieldValue<'_>); 3] {
+        use FieldValue::{Blob, Text};
+        let mark = self.imported.as_ref();
+        [
+            ("import_source", Text(mark.map(|m| m.source.as_str()))),
+            ("import_file", Text(mark.map(|m| m.file.as_str()))),
+            ("import_key", Blob(mark.map(|m| m.key.as_slice()))),
         ]
     }
 }
@@ -219,6 +253,7 @@ impl CommandRecord {
             tmux_session_id,
             tmux_pane,
             redacted: finished.redacted,
+            imported: None,
         }
     }
 }

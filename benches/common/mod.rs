@@ -77,6 +77,7 @@ pub fn fill(db: &Path, rows: usize) {
             tmux_session_id: Some((session % 30) as i64),
             tmux_pane: Some(format!("%{}", session % 120)),
             redacted: false,
+            imported: None,
         };
         batch.push((Entry::Command(record), t + 5_000));
         if batch.len() == BATCH || i + 1 == rows {

@@ -4,6 +4,7 @@ mod config;
 mod docs;
 mod doctor;
 mod flush;
+mod import;
 mod init;
 mod pick;
 mod record;
@@ -86,6 +87,7 @@ impl Run for Command {
             Command::Verify(cmd) => cmd.run(),
             Command::Anchor(cmd) => cmd.run(),
             Command::Redact(cmd) => cmd.run(),
+            Command::Import(cmd) => cmd.run(),
             Command::Doctor(cmd) => cmd.run(),
             Command::Flush(cmd) => cmd.run(),
             Command::Config(cmd) => cmd.run(),

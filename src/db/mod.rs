@@ -1,6 +1,7 @@
 //! The SQLite database: opening it safely and quickly, and the queries.
 
 mod events;
+mod imports;
 mod queries;
 mod redaction;
 mod report;
@@ -8,6 +9,7 @@ mod schema;
 mod scope;
 mod trace;
 
+pub use imports::{Counts, Numbering};
 pub use queries::{insert_entries, SearchQuery};
 pub use report::{GroupBy, Ranked, ReportRow, SortBy, Totals};
 pub use trace::{append as append_trace, StoredTrace, UnchainedDigest};

@@ -11,7 +11,7 @@ use super::{Database, DbError, StoredCommand};
 use crate::chain::{self, Hash, GENESIS};
 use crate::filter::Conditions;
 use crate::lifecycle::TmuxEvent;
-use crate::record::{CommandRecord, Entry, FieldValue, FIELD_COUNT};
+use crate::record::{CommandRecord, Entry, FieldValue, Imported, FIELD_COUNT};
 
 /// The columns of a [`StoredCommand`], in the order `stored_command` reads
 /// them: the fields of [`CommandRecord::fields`] with what the store adds
@@ -19,7 +19,8 @@ use crate::record::{CommandRecord, Entry, FieldValue, FIELD_COUNT};
 pub(super) const COLUMNS: &str =
     "id, recorded_at_us, command, command_raw, exit_status, started_at_us, \
     duration_us, cwd, cwd_raw, user, uid, login_uid, sudo_user, host, shell, shell_session, seq, \
-    tty, ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane, redacted";
+    tty, ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane, redacted, \
+    import_source, import_file, import_key";
 
 /// What to find: conditions from the filters and pattern, how many, and
 /// whether to keep only the newest of each distinct command. `scan_first`:
@@ -282,12 +283,19 @@ pub fn insert_entries<'a>(
     // extend them before this transaction commits.
     let mut commands_end = None;
     let mut events_end = None;
+    // Prepared once per transaction, not once per command: a merge or an
+    // import stores many.
+    let mut insert = None;
     let mut inserted = 0;
     for (entry, recorded_at_us) in entries {
         let added = match entry {
             Entry::Command(record) => {
                 let end = chain_end(tx, "commands", &mut commands_end)?;
-                insert_command(tx, end, record, recorded_at_us)?
+                let insert = match &mut insert {
+                    Some(insert) => insert,
+                    None => insert.insert(tx.prepare(&INSERT_COMMAND)?),
+                };
+                insert_command(insert, end, record, recorded_at_us)?
             }
             Entry::TmuxEvent(event) => {
                 let end = chain_end(tx, "tmux_events", &mut events_end)?;
@@ -327,27 +335,29 @@ fn chain_end<'e>(
 /// Inserts after the chain's end, and moves the end: false when the
 /// command was stored before (it then adds nothing, to the table or the chain).
 fn insert_command(
-    tx: &rusqlite::Transaction<'_>,
+    insert: &mut rusqlite::Statement<'_>,
     end: &mut (i64, Hash),
     record: &CommandRecord,
     recorded_at_us: i64,
 ) -> rusqlite::Result<bool> {
     let id = end.0 + 1;
     let hash = chain::hash_command(&end.1, id, record, recorded_at_us);
-    let mut values: Vec<Value> = Vec::with_capacity(FIELD_COUNT + 5);
-    values.push(Value::Integer(id));
-    values.extend(record.fields().into_iter().map(|(_, value)| match value {
+    let sql_value = |(_, value): (&str, FieldValue<'_>)| match value {
         FieldValue::Int(v) => v.map_or(Value::Null, Value::Integer),
         FieldValue::Text(v) => v.map_or(Value::Null, |t| Value::Text(t.to_string())),
         FieldValue::Blob(v) => v.map_or(Value::Null, |b| Value::Blob(b.to_vec())),
-    }));
+    };
+    let mut values: Vec<Value> = Vec::with_capacity(FIELD_COUNT + 8);
+    values.push(Value::Integer(id));
+    values.extend(record.fields().into_iter().map(sql_value));
     values.extend([
         Value::Integer(recorded_at_us),
         Value::Blob(end.1.to_vec()),
         Value::Blob(hash.to_vec()),
         Value::Integer(i64::from(record.redacted)),
     ]);
-    let added = tx.execute(&INSERT_COMMAND, params_from_iter(values))? == 1;
+    values.extend(record.import_fields().into_iter().map(sql_value));
+    let added = insert.execute(params_from_iter(values))? == 1;
     if added {
         *end = (id, hash);
     }
@@ -360,6 +370,7 @@ static INSERT_COMMAND: LazyLock<String> = LazyLock::new(|| {
     let mut columns = vec!["id"];
     columns.extend(CommandRecord::fields(&CommandRecord::default()).map(|(name, _)| name));
     columns.extend(["recorded_at_us", "prev_hash", "hash", "redacted"]);
+    columns.extend(CommandRecord::import_fields(&CommandRecord::default()).map(|(name, _)| name));
     let places: Vec<String> = (1..=columns.len()).map(|n| format!("?{n}")).collect();
     format!(
         "INSERT INTO commands ({}) VALUES ({}) ON CONFLICT (shell_session, seq) DO NOTHING",
@@ -448,6 +459,16 @@ pub(super) fn stored_command(row: &Row<'_>) -> rusqlite::Result<StoredCommand> {
             tmux_session_id: row.get("tmux_session_id")?,
             tmux_pane: row.get("tmux_pane")?,
             redacted: row.get("redacted")?,
+            imported: match row.get::<_, Option<String>>("import_source")? {
+                Some(source) => Some(Imported {
+                    source,
+                    file: row.get("import_file")?,
+                    key: row
+                        .get::<_, Option<Vec<u8>>>("import_key")?
+                        .unwrap_or_default(),
+                }),
+                None => None,
+            },
         },
         placement: None,
     })
@@ -460,9 +481,17 @@ mod field_map_tests {
     #[test]
     fn the_columns_read_and_written_are_the_field_map() {
         let names: Vec<&str> = CommandRecord::default().fields().map(|(n, _)| n).to_vec();
+        let marks: Vec<&str> = CommandRecord::default()
+            .import_fields()
+            .map(|(n, _)| n)
+            .to_vec();
         assert_eq!(
             COLUMNS,
-            format!("id, recorded_at_us, {}, redacted", names.join(", "))
+            format!(
+                "id, recorded_at_us, {}, redacted, {}",
+                names.join(", "),
+                marks.join(", ")
+            )
         );
         assert!(INSERT_COMMAND.contains(&format!("(id, {}, recorded_at_us,", names.join(", "))));
     }

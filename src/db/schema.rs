@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_running_totals.sql"),
     include_str!("migrations/0009_trace.sql"),
     include_str!("migrations/0010_automatic_renames.sql"),
+    include_str!("migrations/0011_imports.sql"),
 ];
 
 /// The version whose migration also writes the trace's first entry (in
@@ -51,11 +52,13 @@ pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found = version(&tx)?;
     check(found)?;
-    for (done, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    for sql in MIGRATIONS.iter().skip(found as usize) {
         tx.execute_batch(sql)?;
-        if done as i64 + 1 == TRACE_VERSION {
-            super::trace::start(&tx)?;
-        }
+    }
+    // After the later migrations too: it reads the rows by today's
+    // columns. (Later migrations only add columns, NULL in older rows.)
+    if found < TRACE_VERSION {
+        super::trace::start(&tx)?;
     }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;

@@ -431,6 +431,9 @@ struct JsonRecord<'a> {
     typed_on: Option<&'a str>,
     attached: Vec<String>,
     redacted: bool,
+    /// Imported (`tmux-audit import`): from which tool, and which file.
+    import_source: Option<&'a str>,
+    import_file: Option<&'a str>,
     recorded_at: String,
 }
 
@@ -473,6 +476,8 @@ fn json_records(rows: &[StoredCommand]) -> Vec<JsonRecord<'_>> {
                     p.attached.iter().map(client_label).collect()
                 }),
                 redacted: r.redacted,
+                import_source: r.imported.as_ref().map(|m| m.source.as_str()),
+                import_file: r.imported.as_ref().map(|m| m.file.as_str()),
                 recorded_at: utc_time(row.recorded_at_us),
             }
         })

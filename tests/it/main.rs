@@ -12,6 +12,7 @@ mod faults;
 mod files;
 mod guests;
 mod hooks;
+mod import;
 mod init;
 mod lifecycle;
 mod load;

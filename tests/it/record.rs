@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use crate::support::{rows_in, Sandbox};
 
 /// The schema version this build creates (the number of migrations).
-const LATEST_SCHEMA: i64 = 10;
+const LATEST_SCHEMA: i64 = 11;
 
 const BASH: &[&str] = &["--shell", "bash", "--session", "s1", "--exit", "0"];
 
@@ -581,6 +581,9 @@ fn the_stored_format_is_the_columns_and_values_expected() {
             "prev_hash",
             "hash",
             "redacted",
+            "import_source",
+            "import_file",
+            "import_key",
         ]
     );
     type Values = (

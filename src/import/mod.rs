@@ -1,0 +1,528 @@
+//! `tmux-audit import`: other tools' histories brought into the database.
+//!
+//! Each format has a reader that is a pure function of the file's bytes
+//! (`bash`, `zsh`, `fish`, `jsonl`) or reads a SQLite file by its
+//! documented schema (`sqlite_sources`), and gives entries with what the
+//! tool knew: the command's exact bytes and, where the tool kept them, its
+//! start, duration, exit status, directory, host and session. The rest is
+//! left empty, not made up: an unknown time is stored as 0 (1970-01-01),
+//! an unknown directory or host as empty text, an unknown exit status or
+//! duration as NULL. `user` and `uid` are the importing user's (whose
+//! history it is), unless the tool named the user (atuin).
+//!
+//! Each entry then takes the recorder's path: its text is redacted
+//! ([`crate::redact`]), it is marked imported (tool and file, hashed into
+//! the chain: see `chain.rs`), and it is stored through the one insert
+//! path, extending the chain, in transactions of [`BATCH`] entries.
+//!
+//! Importing a file twice adds nothing: each entry has a key, the SHA-256
+//! of the tool, the file (absolute), its start time, its text as stored,
+//! and how many identical entries (same time and text) came before it in
+//! the file; a key stored already is left out. (A history file that drops
+//! its oldest lines, as bash's does past `HISTFILESIZE`, renumbers
+//! identical untimed entries: those may then be imported again.) A
+//! tmux-audit export keeps each record's own session and number, which
+//! identify it.
+//!
+//! Lines a reader cannot make sense of are skipped and counted (the
+//! first one is named); a file with nothing readable is an error naming
+//! its first bad line.
+
+pub mod bash;
+pub mod fish;
+pub mod jsonl;
+pub mod sqlite_sources;
+pub mod zsh;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::Redact;
+use crate::db::{Counts, Database, DbError, Numbering};
+use crate::record::{CommandRecord, Imported};
+use crate::redact;
+use crate::text::{hex, StoredText};
+
+/// Entries stored per transaction: large enough that the commit's cost
+/// vanishes (a million entries in ten transactions), small enough that a
+/// recording shell waits for the write lock a fraction of a second.
+pub const BATCH: usize = 100_000;
+
+/// The tools whose history can be imported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Bash,
+    Zsh,
+    Fish,
+    Atuin,
+    ZshHistdb,
+    Mcfly,
+    TmuxAudit,
+}
+
+impl Source {
+    /// Its name, as typed and as stored in `import_source`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Bash => "bash",
+            Source::Zsh => "zsh",
+            Source::Fish => "fish",
+            Source::Atuin => "atuin",
+            Source::ZshHistdb => "zsh-histdb",
+            Source::Mcfly => "mcfly",
+            Source::TmuxAudit => "tmux-audit",
+        }
+    }
+
+    /// The file the tool keeps its history in, when not told otherwise:
+    /// `histfile` is `$HISTFILE` (bash only: zsh does not export it),
+    /// `histdb_file` `$HISTDB_FILE`, `data_home` `$XDG_DATA_HOME`. None for
+    /// a tmux-audit export, which has no usual place.
+    pub fn usual_file(
+        self,
+        home: &Path,
+        histfile: Option<PathBuf>,
+        histdb_file: Option<PathBuf>,
+        data_home: Option<PathBuf>,
+    ) -> Option<PathBuf> {
+        let data_home = data_home
+            .filter(|d| d.is_absolute())
+            .unwrap_or_else(|| home.join(".local/share"));
+        Some(match self {
+            Source::Bash => histfile.unwrap_or_else(|| home.join(".bash_history")),
+            Source::Zsh => home.join(".zsh_history"),
+            Source::Fish => data_home.join("fish/fish_history"),
+            Source::Atuin => data_home.join("atuin/history.db"),
+            Source::ZshHistdb => histdb_file.unwrap_or_else(|| home.join(".histdb/zsh-history.db")),
+            Source::Mcfly => {
+                // mcfly's older place, used while it exists.
+                let legacy = home.join(".mcfly/history.db");
+                if legacy.exists() {
+                    legacy
+                } else {
+                    data_home.join("mcfly/history.db")
+                }
+            }
+            Source::TmuxAudit => return None,
+        })
+    }
+
+    /// What the `shell` column says of its entries, when the entry does not.
+    fn shell(self) -> &'static str {
+        match self {
+            Source::Bash => "bash",
+            Source::Zsh | Source::ZshHistdb => "zsh",
+            Source::Fish => "fish",
+            Source::Atuin | Source::Mcfly | Source::TmuxAudit => "",
+        }
+    }
+}
+
+/// One entry of another tool's history, with what that tool knew.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The exact bytes.
+    pub command: Vec<u8>,
+    pub started_at_us: Option<i64>,
+    pub duration_us: Option<i64>,
+    pub exit_status: Option<i64>,
+    pub cwd: Option<Vec<u8>>,
+    pub host: Option<String>,
+    pub user: Option<String>,
+    pub session: Option<String>,
+    pub shell: Option<String>,
+    /// Where it begins: the line of a text file (from 1), the row id of a
+    /// database.
+    pub line: usize,
+}
+
+/// A line a reader could not make sense of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub line: usize,
+    pub why: String,
+}
+
+/// What a reader found in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed<T> {
+    pub entries: Vec<T>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl<T> Default for Parsed<T> {
+    fn default() -> Self {
+        Parsed {
+            entries: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+}
+
+/// An import that could not be done.
+#[derive(Debug)]
+pub enum ImportError {
+    /// The file could not be read.
+    Read { file: PathBuf, source: io::Error },
+    /// Nothing in the file reads as this tool's history.
+    Invalid {
+        file: PathBuf,
+        tool: Source,
+        first: Skipped,
+    },
+    /// Not the tool's SQLite database, or not readable as one.
+    Database { file: PathBuf, why: String },
+    /// Storing failed.
+    Store(DbError),
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImportError::Read { file, source } => write!(
+                f,
+                "cannot read {}: {source}; give the history file as FILE (see `tmux-audit import --help`)",
+                file.display()
+            ),
+            ImportError::Invalid { file, tool, first } => write!(
+                f,
+                "{}:{}: {}; nothing in it reads as {} history: is it that tool's file?",
+                file.display(),
+                first.line,
+                first.why,
+                tool.name()
+            ),
+            ImportError::Database { file, why } => write!(
+                f,
+                "{}: {why}; give the tool's history database as FILE",
+                file.display()
+            ),
+            ImportError::Store(err) => write!(f, "{err}; {}", err.hint()),
+        }
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+impl From<DbError> for ImportError {
+    fn from(err: DbError) -> Self {
+        ImportError::Store(err)
+    }
+}
+
+/// How to import.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Count only; write nothing.
+    pub dry_run: bool,
+    pub redact: Redact,
+    /// The importing user, for entries whose tool did not name one.
+    pub user: String,
+    pub uid: u32,
+    /// When the import runs: every row's `recorded_at_us`.
+    pub now_us: i64,
+}
+
+/// What an import did (or, with `dry_run`, would do).
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The file read, as an absolute path.
+    pub file: PathBuf,
+    /// Entries read.
+    pub read: usize,
+    pub counts: Counts,
+    /// Entries whose text had secrets replaced.
+    pub redacted: usize,
+    pub skipped: Vec<Skipped>,
+    /// User redaction patterns that do not compile (skipped).
+    pub broken_patterns: Vec<String>,
+}
+
+/// Imports `file`, a history of `source`, into `db`. No database (None)
+/// is one with nothing in it yet: only for a dry run, which then counts
+/// every entry as new without making the database.
+pub fn import(
+    db: Option<&mut Database>,
+    source: Source,
+    file: &Path,
+    options: &Options,
+) -> Result<Report, ImportError> {
+    let read_err = |source| ImportError::Read {
+        file: file.to_path_buf(),
+        source,
+    };
+    let file = std::fs::canonicalize(file).map_err(read_err)?;
+    let file_name = file.to_string_lossy().into_owned();
+    let mut report = Report {
+        file: file.clone(),
+        ..Report::default()
+    };
+    let mut redactor = Redactor::new(&options.redact);
+    let mark = |key| {
+        Some(Imported {
+            source: source.name().into(),
+            file: file_name.clone(),
+            key,
+        })
+    };
+    // Each batch is made into records just before it is stored: the
+    // records of a whole history at once would take several times the
+    // memory of its entries.
+    let counts = match read(source, &file)? {
+        Format::Records(parsed) => {
+            report.read = parsed.entries.len();
+            report.skipped = parsed.skipped;
+            refuse_unreadable(&report, &file, source)?;
+            let to_record = |mut record: CommandRecord| {
+                let bytes = record
+                    .command_raw
+                    .take()
+                    .unwrap_or_else(|| record.command.clone().into_bytes());
+                let (text, redacted) = redactor.apply(bytes);
+                record.command = text.text;
+                record.command_raw = text.raw;
+                record.redacted |= redacted;
+                report.redacted += usize::from(record.redacted);
+                record.imported = mark(key(&[
+                    source.name().as_bytes(),
+                    file_name.as_bytes(),
+                    record.shell_session.as_bytes(),
+                    &record.seq.to_be_bytes(),
+                ]));
+                record
+            };
+            store(db, parsed.entries, to_record, Numbering::Keep, options)?
+        }
+        Format::Entries(parsed) => {
+            report.read = parsed.entries.len();
+            report.skipped = parsed.skipped;
+            refuse_unreadable(&report, &file, source)?;
+            let file_session = format!(
+                "import:{}:{}",
+                source.name(),
+                &hex(&key(&[file_name.as_bytes()]))[..16]
+            );
+            let mut seen: HashMap<[u8; 32], u64> = HashMap::new();
+            let to_record = |entry: HistoryEntry| {
+                let (text, redacted) = redactor.apply(entry.command);
+                let stored = text.raw.as_deref().unwrap_or(text.text.as_bytes());
+                let time = entry.started_at_us.unwrap_or(0).to_be_bytes();
+                let identity = digest(&[
+                    source.name().as_bytes(),
+                    file_name.as_bytes(),
+                    &time,
+                    stored,
+                ]);
+                let ordinal = seen.entry(identity).or_insert(0);
+                let key = key(&[&identity, &ordinal.to_be_bytes()]);
+                *ordinal += 1;
+                let cwd = entry.cwd.map(StoredText::from_bytes);
+                let shell_session = match (source, entry.session) {
+                    (Source::ZshHistdb, Some(session)) => format!("{file_session}:{session}"),
+                    (_, Some(session)) => session,
+                    (_, None) => file_session.clone(),
+                };
+                report.redacted += usize::from(redacted);
+                CommandRecord {
+                    command: text.text,
+                    command_raw: text.raw,
+                    exit_status: entry.exit_status,
+                    started_at_us: entry.started_at_us.unwrap_or(0),
+                    duration_us: entry.duration_us,
+                    cwd_raw: cwd.as_ref().and_then(|c| c.raw.clone()),
+                    cwd: cwd.map(|c| c.text).unwrap_or_default(),
+                    user: entry.user.unwrap_or_else(|| options.user.clone()),
+                    uid: options.uid,
+                    host: entry.host.unwrap_or_default(),
+                    shell: entry.shell.unwrap_or_else(|| source.shell().to_string()),
+                    shell_session,
+                    redacted,
+                    imported: mark(key),
+                    ..CommandRecord::default()
+                }
+            };
+            store(db, parsed.entries, to_record, Numbering::Next, options)?
+        }
+    };
+    report.counts = counts;
+    report.broken_patterns = redactor.broken;
+    Ok(report)
+}
+
+/// A file in which nothing could be read is an error, naming its first
+/// bad line.
+fn refuse_unreadable(report: &Report, file: &Path, source: Source) -> Result<(), ImportError> {
+    match report.skipped.first() {
+        Some(first) if report.read == 0 => Err(ImportError::Invalid {
+            file: file.to_path_buf(),
+            tool: source,
+            first: first.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Makes records of `items` and stores them, [`BATCH`] per transaction.
+fn store<T>(
+    mut db: Option<&mut Database>,
+    items: Vec<T>,
+    mut to_record: impl FnMut(T) -> CommandRecord,
+    numbering: Numbering,
+    options: &Options,
+) -> Result<Counts, ImportError> {
+    let mut total = Counts::default();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let batch: Vec<CommandRecord> = items.by_ref().take(BATCH).map(&mut to_record).collect();
+        let counts = match db.as_deref_mut() {
+            Some(db) => db.import_batch(batch, numbering, options.now_us, options.dry_run)?,
+            None => Counts {
+                added: batch.len(),
+                already: 0,
+            },
+        };
+        total.added += counts.added;
+        total.already += counts.already;
+    }
+    Ok(total)
+}
+
+/// What a reader gives: entries of another tool, or tmux-audit's own records.
+pub enum Format {
+    Entries(Parsed<HistoryEntry>),
+    Records(Parsed<CommandRecord>),
+}
+
+/// Reads `file` as a history of `source`.
+pub fn read(source: Source, file: &Path) -> Result<Format, ImportError> {
+    let bytes = || {
+        std::fs::read(file).map_err(|source| ImportError::Read {
+            file: file.to_path_buf(),
+            source,
+        })
+    };
+    Ok(match source {
+        Source::Bash => Format::Entries(bash::parse(&bytes()?)),
+        Source::Zsh => Format::Entries(zsh::parse(&bytes()?)),
+        Source::Fish => Format::Entries(fish::parse(&bytes()?)),
+        Source::Atuin => Format::Entries(sqlite_sources::atuin(file)?),
+        Source::ZshHistdb => Format::Entries(sqlite_sources::zsh_histdb(file)?),
+        Source::Mcfly => Format::Entries(sqlite_sources::mcfly(file)?),
+        Source::TmuxAudit => Format::Records(jsonl::parse(&bytes()?)),
+    })
+}
+
+/// Redaction as the recorder does it, with the user's broken patterns
+/// noted once.
+struct Redactor<'a> {
+    settings: &'a Redact,
+    broken: Vec<String>,
+    noted: bool,
+}
+
+impl<'a> Redactor<'a> {
+    fn new(settings: &'a Redact) -> Self {
+        Redactor {
+            settings,
+            broken: Vec::new(),
+            noted: false,
+        }
+    }
+
+    fn apply(&mut self, bytes: Vec<u8>) -> (StoredText, bool) {
+        let redacted = redact::redact(&bytes, self.settings);
+        if !self.noted {
+            self.noted = true;
+            self.broken = redacted.broken.iter().map(|e| format!("{e:#}")).collect();
+        }
+        match redacted.text {
+            Some(text) => (StoredText::from_bytes(text), true),
+            None => (StoredText::from_bytes(bytes), false),
+        }
+    }
+}
+
+/// SHA-256 of the parts, each framed by its length.
+fn digest(parts: &[&[u8]]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"tmux-audit import key v1\0");
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+/// [`digest`], as the key stored.
+fn key(parts: &[&[u8]]) -> Vec<u8> {
+    digest(parts).to_vec()
+}
+
+/// The lines of a text file with their numbers (from 1), without their
+/// newlines; a last line without one counts too.
+fn lines(bytes: &[u8]) -> Vec<(usize, &[u8])> {
+    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_numbered_from_one_with_or_without_a_last_newline() {
+        assert_eq!(lines(b"a\n\nb\n"), [(1, &b"a"[..]), (2, b""), (3, b"b")]);
+        assert_eq!(lines(b"a\nb"), [(1, &b"a"[..]), (2, b"b")]);
+        assert!(lines(b"").is_empty());
+    }
+
+    #[test]
+    fn keys_frame_their_parts() {
+        assert_ne!(key(&[b"ab", b"c"]), key(&[b"a", b"bc"]));
+        assert_eq!(key(&[b"ab", b"c"]), key(&[b"ab", b"c"]));
+    }
+
+    #[test]
+    fn usual_files() {
+        let home = Path::new("/home/a");
+        let usual = |s: Source| s.usual_file(home, None, None, None).unwrap();
+        assert_eq!(usual(Source::Bash), home.join(".bash_history"));
+        assert_eq!(usual(Source::Zsh), home.join(".zsh_history"));
+        assert_eq!(
+            usual(Source::Fish),
+            home.join(".local/share/fish/fish_history")
+        );
+        assert_eq!(
+            usual(Source::Atuin),
+            home.join(".local/share/atuin/history.db")
+        );
+        assert_eq!(
+            usual(Source::ZshHistdb),
+            home.join(".histdb/zsh-history.db")
+        );
+        assert_eq!(
+            usual(Source::Mcfly),
+            home.join(".local/share/mcfly/history.db")
+        );
+        assert_eq!(
+            Source::Bash.usual_file(home, Some("/h".into()), None, None),
+            Some("/h".into())
+        );
+        assert_eq!(
+            Source::Fish.usual_file(home, None, None, Some("/d".into())),
+            Some(PathBuf::from("/d/fish/fish_history"))
+        );
+        assert_eq!(Source::TmuxAudit.usual_file(home, None, None, None), None);
+    }
+}

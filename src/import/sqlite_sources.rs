@@ -1,0 +1,164 @@
+//! The SQLite histories of atuin, zsh-histdb and mcfly, read (never
+//! written) by their documented schemas:
+//!
+//! - atuin (`~/.local/share/atuin/history.db`): `history (id, timestamp,
+//!   duration, exit, command, cwd, session, hostname[, deleted_at])`,
+//!   times in nanoseconds, `hostname` as `host:user`, `-1` for a duration
+//!   or exit status not known; rows with `deleted_at` set were deleted in
+//!   atuin and are not imported.
+//! - zsh-histdb (`~/.histdb/zsh-history.db`): `history (session,
+//!   command_id, place_id, exit_status, start_time, duration)` joined with
+//!   `commands (argv)` and `places (host, dir)`, times in seconds.
+//! - mcfly (`~/.local/share/mcfly/history.db`): `commands (cmd,
+//!   session_id, when_run, exit_code, dir, …)`, times in seconds.
+//!
+//! Text is read as the bytes SQLite holds, so nothing is lost in decoding.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, Row};
+
+use super::{HistoryEntry, ImportError, Parsed};
+
+/// atuin's entries, oldest first.
+pub fn atuin(path: &Path) -> Result<Parsed<HistoryEntry>, ImportError> {
+    let conn = open(path)?;
+    let deleted = if has_column(&conn, "history", "deleted_at") {
+        "WHERE deleted_at IS NULL"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT rowid, timestamp, duration, exit, command, cwd, session, hostname
+         FROM history {deleted} ORDER BY timestamp, rowid"
+    );
+    rows(&conn, path, "atuin", &sql, |r| {
+        let host = text(r, 7)?;
+        let (host, user) = match host.iter().rposition(|&b| b == b':') {
+            Some(at) => (host[..at].to_vec(), Some(host[at + 1..].to_vec())),
+            None => (host, None),
+        };
+        let known = |v: Option<i64>| v.filter(|&v| v >= 0);
+        Ok(HistoryEntry {
+            line: usize::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+            started_at_us: r.get::<_, Option<i64>>(1)?.map(|ns| ns / 1000),
+            duration_us: known(r.get(2)?).map(|ns| ns / 1000),
+            exit_status: known(r.get(3)?),
+            command: text(r, 4)?,
+            cwd: Some(text(r, 5)?),
+            session: Some(lossy(text(r, 6)?)),
+            host: Some(lossy(host)),
+            user: user.map(lossy),
+            shell: None,
+        })
+    })
+}
+
+/// zsh-histdb's entries, oldest first.
+pub fn zsh_histdb(path: &Path) -> Result<Parsed<HistoryEntry>, ImportError> {
+    let conn = open(path)?;
+    let sql = "SELECT history.rowid, history.start_time, history.duration, history.exit_status,
+                      commands.argv, places.dir, history.session, places.host
+               FROM history
+               JOIN commands ON commands.rowid = history.command_id
+               LEFT JOIN places ON places.rowid = history.place_id
+               ORDER BY history.start_time, history.rowid";
+    rows(&conn, path, "zsh-histdb", sql, |r| {
+        let seconds = |i| {
+            r.get::<_, Option<i64>>(i)
+                .map(|v| v.map(|s| s.saturating_mul(1_000_000)))
+        };
+        Ok(HistoryEntry {
+            line: usize::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+            started_at_us: seconds(1)?,
+            duration_us: seconds(2)?,
+            exit_status: r.get(3)?,
+            command: text(r, 4)?,
+            cwd: bytes(r, 5)?,
+            session: r.get::<_, Option<i64>>(6)?.map(|s| s.to_string()),
+            host: bytes(r, 7)?.map(lossy),
+            user: None,
+            shell: Some("zsh".into()),
+        })
+    })
+}
+
+/// mcfly's entries, oldest first.
+pub fn mcfly(path: &Path) -> Result<Parsed<HistoryEntry>, ImportError> {
+    let conn = open(path)?;
+    let sql = "SELECT rowid, when_run, exit_code, cmd, dir, session_id
+               FROM commands ORDER BY when_run, rowid";
+    rows(&conn, path, "mcfly", sql, |r| {
+        Ok(HistoryEntry {
+            line: usize::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+            started_at_us: r
+                .get::<_, Option<i64>>(1)?
+                .map(|s| s.saturating_mul(1_000_000)),
+            duration_us: None,
+            exit_status: r.get(2)?,
+            command: text(r, 3)?,
+            cwd: bytes(r, 4)?,
+            session: bytes(r, 5)?.map(lossy).filter(|s| s != "UNKNOWN"),
+            host: None,
+            user: None,
+            shell: None,
+        })
+    })
+}
+
+fn open(path: &Path) -> Result<Connection, ImportError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(path, flags).map_err(|err| ImportError::Database {
+        file: path.to_path_buf(),
+        why: err.to_string(),
+    })
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> bool {
+    conn.prepare(&format!("SELECT {column} FROM {table} LIMIT 0"))
+        .is_ok()
+}
+
+/// Runs `sql` and makes an entry of each row; an error names the file and
+/// the tool whose database it should have been.
+fn rows(
+    conn: &Connection,
+    path: &Path,
+    tool: &str,
+    sql: &str,
+    entry: impl Fn(&Row<'_>) -> rusqlite::Result<HistoryEntry>,
+) -> Result<Parsed<HistoryEntry>, ImportError> {
+    let fail = |err: rusqlite::Error| ImportError::Database {
+        file: path.to_path_buf(),
+        why: format!("not a {tool} history database as documented ({err})"),
+    };
+    let mut stmt = conn.prepare(sql).map_err(fail)?;
+    let entries = stmt
+        .query_map([], entry)
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(fail)?;
+    Ok(Parsed {
+        entries,
+        skipped: Vec::new(),
+    })
+}
+
+/// Text or blob as its bytes; NULL as none.
+fn bytes(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Vec<u8>>> {
+    let value = row.get_ref(i)?;
+    value
+        .as_bytes_or_null()
+        .map(|b| b.map(<[u8]>::to_vec))
+        .map_err(|err| {
+            rusqlite::Error::FromSqlConversionFailure(i, value.data_type(), Box::new(err))
+        })
+}
+
+/// Text or blob as its bytes; NULL as empty.
+fn text(row: &Row<'_>, i: usize) -> rusqlite::Result<Vec<u8>> {
+    Ok(bytes(row, i)?.unwrap_or_default())
+}
+
+fn lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
