@@ -9,6 +9,11 @@
 //!
 //! [record]
 //! max_command_bytes = 2097152         # longer commands keep their head (default 2 MiB)
+//!
+//! [retention]
+//! older_than = "180d"                 # the default of `prune`, and pruned daily (default: never)
+//! keep_failed = true                  # keep failed commands longer (default false)
+//! keep_matching = ['^sudo ']          # and those matching these regexes
 //! ```
 
 use std::path::PathBuf;
@@ -21,6 +26,19 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub redact: Redact,
     pub record: RecordSettings,
+    pub retention: Retention,
+}
+
+/// `[retention]`: how long records are kept. With `older_than` set, the
+/// background merge prunes once a day (never the prompt's own process:
+/// see `cmd/flush.rs`), and `tmux-audit prune` takes it as its default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// A duration (`180d`, `26 weeks`); None: nothing is pruned unasked.
+    pub older_than: Option<String>,
+    pub keep_failed: bool,
+    pub keep_matching: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ mod docs;
 mod doctor;
 mod flush;
 mod init;
+mod prune;
 mod record;
 mod redact;
 mod report;
@@ -77,6 +78,7 @@ impl Run for Command {
             Command::Verify(cmd) => cmd.run(),
             Command::Anchor(cmd) => cmd.run(),
             Command::Redact(cmd) => cmd.run(),
+            Command::Prune(cmd) => cmd.run(),
             Command::Doctor(cmd) => cmd.run(),
             Command::Flush(cmd) => cmd.run(),
             Command::Config(cmd) => cmd.run(),

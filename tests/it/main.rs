@@ -16,6 +16,7 @@ mod init;
 mod lifecycle;
 mod load;
 mod mutants;
+mod prune;
 mod record;
 mod redact;
 mod redact_command;
