@@ -105,6 +105,9 @@ fn sql(sb: &Sandbox, sql: &str) {
 #[test]
 fn a_prune_keeps_the_chain_verifiable_and_the_anchor_found() {
     let sb = history();
+    // The search index holds the texts too, once a search has run.
+    let (code, found) = run(&sb, &["search", "old", "--format", "cmd"]);
+    assert_eq!(code, Some(0), "{found}");
     let (_, anchor) = run(&sb, &["anchor"]);
     let (code, out) = run(
         &sb,
@@ -117,6 +120,22 @@ fn a_prune_keeps_the_chain_verifiable_and_the_anchor_found() {
     );
     assert_eq!(ids(&sb), [11, 12]);
     assert_eq!(sb.events().len(), 1);
+    let (code, found) = run(&sb, &["search", "old"]);
+    assert_eq!(code, Some(1), "{found}");
+    let indexed: i64 = Connection::open(&sb.db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM commands_fts WHERE commands_fts MATCH '\"old\"'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexed, 0, "the pruned texts are gone from the index too");
+    let (code, found) = run(&sb, &["search", "new", "--format", "cmd"]);
+    assert_eq!(
+        (code, found.as_str()),
+        (Some(0), "echo new 11\necho new 12\n")
+    );
 
     let (code, text) = run(&sb, &["verify"]);
     assert_eq!(code, Some(0), "{text}");
@@ -234,6 +253,22 @@ fn a_changed_row_is_not_pruned_away() {
     let (code, text) = run(&sb, &["verify"]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("record 3 "), "{text}");
+}
+
+/// When every record is old, the newest stays: the next one links to it.
+#[test]
+fn the_newest_record_stays_however_old() {
+    let sb = Sandbox::new();
+    for seq in 1..=3 {
+        record_at(&sb, "s", seq, &format!("echo {seq}"), 0, 400);
+    }
+    let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(ids(&sb), [3]);
+    record_at(&sb, "s", 4, "echo 4", 0, 0);
+    assert_eq!(ids(&sb), [3, 4]);
+    let (code, text) = run(&sb, &["verify"]);
+    assert_eq!(code, Some(0), "{text}");
 }
 
 /// The database's files, byte for byte, and its rows.
