@@ -82,6 +82,7 @@ pub enum Command {
     Anchor(Anchor),
     Redact(Redact),
     Prune(Prune),
+    Forward(ForwardCmd),
     Doctor(Doctor),
     Flush(Flush),
     Config(ConfigCmd),
@@ -662,6 +663,25 @@ pub struct Prune {
     /// Why, kept in the trace with who and when [default: "older than AGE"].
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+}
+
+/// Send records and tmux events to syslog or journald, as `[forward]` in config.toml says.
+#[derive(Debug, Args)]
+#[command(
+    name = "forward",
+    long_about = "Send the records and tmux events that the targets under [forward] in \
+config.toml have not taken yet: syslog (RFC 5424, structured data with the fields; `unix:/dev/log`, \
+`udp://HOST:PORT`, or `tcp://HOST:PORT` with octet-counting framing) and journald (its native \
+protocol, fields TMUX_AUDIT_COMMAND, TMUX_AUDIT_PANE, ...).\n\n\
+The background merge does the same after each merge, never the prompt's own process. Each \
+target has a cursor in the database, advanced once a batch is delivered: a collector that is \
+down loses nothing, what waited goes with the next run. A command longer than the transport's \
+limit is cut, and the message carries its whole length and SHA-256.\n\n\
+Exit status: 0 sent (also nothing), 2 when a target did not take them."
+)]
+pub struct ForwardCmd {
+    #[command(flatten)]
+    pub db: DbArg,
 }
 
 /// One screen on the health of the recording, with the fix for each problem.

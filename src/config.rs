@@ -14,6 +14,10 @@
 //! older_than = "180d"                 # the default of `prune`, and pruned daily (default: never)
 //! keep_failed = true                  # keep failed commands longer (default false)
 //! keep_matching = ['^sudo ']          # and those matching these regexes
+//!
+//! [forward]
+//! syslog = "tcp://127.0.0.1:514"      # or udp://HOST:PORT, unix:/dev/log
+//! journald = "/run/systemd/journal/socket"
 //! ```
 
 use std::path::PathBuf;
@@ -27,6 +31,21 @@ pub struct Config {
     pub redact: Redact,
     pub record: RecordSettings,
     pub retention: Retention,
+    pub forward: Forward,
+}
+
+/// `[forward]`: where records and tmux events also go (see `forward.rs`),
+/// sent by `tmux-audit forward` and the background merge, never by the
+/// prompt's own process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Forward {
+    /// `unix:/dev/log`, `udp://HOST:PORT` or `tcp://HOST:PORT`.
+    pub syslog: Option<String>,
+    /// journald's native socket, `/run/systemd/journal/socket`.
+    pub journald: Option<String>,
+    /// A message's limit in bytes [default: 8192, UDP 2048, journald 61440].
+    pub max_message_bytes: Option<usize>,
 }
 
 /// `[retention]`: how long records are kept. With `older_than` set, the

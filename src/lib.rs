@@ -21,6 +21,7 @@ pub mod context;
 pub mod db;
 pub mod error_log;
 pub mod filter;
+pub mod forward;
 pub mod lifecycle;
 pub mod paths;
 pub mod private_files;

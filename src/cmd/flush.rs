@@ -32,6 +32,7 @@ impl Run for MergeLater {
         // Off the prompt's path, at most once a day (one of these starts
         // with every batch of records).
         super::prune::daily(&path);
+        super::forward::background(&path);
         Ok(Exit::Success)
     }
 }

@@ -4,6 +4,7 @@ mod config;
 mod docs;
 mod doctor;
 mod flush;
+mod forward;
 mod init;
 mod prune;
 mod record;
@@ -79,6 +80,7 @@ impl Run for Command {
             Command::Anchor(cmd) => cmd.run(),
             Command::Redact(cmd) => cmd.run(),
             Command::Prune(cmd) => cmd.run(),
+            Command::Forward(cmd) => cmd.run(),
             Command::Doctor(cmd) => cmd.run(),
             Command::Flush(cmd) => cmd.run(),
             Command::Config(cmd) => cmd.run(),

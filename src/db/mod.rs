@@ -1,6 +1,7 @@
 //! The SQLite database: opening it safely and quickly, and the queries.
 
 mod events;
+mod forward;
 mod queries;
 mod redaction;
 mod report;
@@ -8,6 +9,7 @@ mod retention;
 mod schema;
 mod trace;
 
+pub use forward::ForwardItem;
 pub use queries::{insert_entries, SearchQuery};
 pub use report::{GroupBy, Ranked, ReportRow, SortBy, Totals};
 pub use retention::{PruneError, PruneRules, Pruned, Reclaimed, DAILY_US};

@@ -220,7 +220,20 @@ fn prunable_up_to(conn: &Connection, chain: Chain) -> rusqlite::Result<i64> {
         conn.query_row(&format!("SELECT max(id) FROM {}", chain.table()), [], |r| {
             r.get(0)
         })?;
-    Ok(newest.map_or(0, |id| id - 1))
+    let newest = newest.map_or(0, |id| id - 1);
+    // Nor what a forwarding target has not taken yet (see `forward.rs`).
+    let forwarded = match conn.query_row(
+        "SELECT min(commands_up_to), min(events_up_to) FROM forward_cursors",
+        [],
+        |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?)),
+    )? {
+        (Some(commands), Some(events)) => match chain {
+            Chain::Commands => commands,
+            Chain::TmuxEvents => events,
+        },
+        _ => i64::MAX,
+    };
+    Ok(newest.min(forwarded))
 }
 
 /// Reads the next batch after id `after`: which old rows go, which stay,

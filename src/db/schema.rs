@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_running_totals.sql"),
     include_str!("migrations/0009_trace.sql"),
     include_str!("migrations/0011_retention.sql"),
+    include_str!("migrations/0014_forward.sql"),
 ];
 
 /// The version whose migration also writes the trace's first entry (in

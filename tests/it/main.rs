@@ -10,6 +10,7 @@ mod cli;
 mod doctor;
 mod faults;
 mod files;
+mod forward;
 mod guests;
 mod hooks;
 mod init;

@@ -407,7 +407,7 @@ fn the_file_shrinks() {
 fn as_before_retention(db: &Path) {
     let conn = Connection::open(db).unwrap();
     conn.execute_batch(
-        "DROP TABLE pruned_sessions; DROP TABLE retention_state;
+        "DROP TABLE pruned_sessions; DROP TABLE retention_state; DROP TABLE forward_cursors;
          PRAGMA auto_vacuum = NONE; VACUUM; PRAGMA user_version = 9;",
     )
     .unwrap();
