@@ -147,10 +147,6 @@ pub fn forward(
         target: key.clone(),
         ..Sent::default()
     };
-    // A target's cursor exists from its first try on: a prune then
-    // leaves what it has not taken (see `db/retention.rs`).
-    let start = db.forward_cursor(&key)?;
-    db.set_forward_cursor(&key, start)?;
     loop {
         let (commands_up_to, events_up_to) = db.forward_cursor(&key)?;
         let batch = db.forward_batch(commands_up_to, events_up_to, BATCH)?;

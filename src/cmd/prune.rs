@@ -12,10 +12,10 @@ use anyhow::{bail, Result};
 
 use super::{Exit, Run};
 use crate::cli::Prune;
-use tmux_audit::config::{Config, Retention};
+use tmux_audit::config::Config;
 use tmux_audit::db::{Database, PruneRules, Pruned};
 use tmux_audit::render::utc_time;
-use tmux_audit::{error_log, paths, store};
+use tmux_audit::{error_log, forward, paths, store};
 
 /// How long a prune run by hand waits for another writer (a merge).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,6 +47,8 @@ impl Run for Prune {
             reason,
         )
         .map_err(|err| anyhow::anyhow!("{err} (--older-than or --keep-matching)"))?;
+        let mut rules = rules;
+        rules.forward_targets = forward_targets(&config);
         let path = paths::database(self.db.path.as_deref())?;
         let mut db = super::open_for_reading(&path)?;
         // Run by hand: worth waiting for a merge in progress.
@@ -128,12 +130,12 @@ fn human_size(bytes: u64) -> String {
 /// rebuilds the file (see `Database::reclaim_space`). Errors go to the
 /// log file.
 pub fn daily(path: &Path) {
-    let retention = match Config::load() {
-        Ok(config) => config.retention,
+    let config = match Config::load() {
+        Ok(config) => config,
         // `record` logs a config file it cannot read already.
         Err(_) => return,
     };
-    if let Err(err) = try_daily(path, &retention) {
+    if let Err(err) = try_daily(path, &config) {
         error_log::append(
             "merge-later",
             &format!("the daily prune of [retention] failed: {err}"),
@@ -142,7 +144,18 @@ pub fn daily(path: &Path) {
     }
 }
 
-fn try_daily(path: &Path, retention: &Retention) -> Result<()> {
+/// The keys of the forwarding targets configured: a prune leaves what
+/// they have not taken.
+fn forward_targets(config: &Config) -> Vec<String> {
+    forward::targets(&config.forward)
+        .unwrap_or_default()
+        .iter()
+        .map(forward::Target::key)
+        .collect()
+}
+
+fn try_daily(path: &Path, config: &Config) -> Result<()> {
+    let retention = &config.retention;
     let Some(older_than) = retention.older_than.as_deref() else {
         return Ok(());
     };
@@ -155,6 +168,8 @@ fn try_daily(path: &Path, retention: &Retention) -> Result<()> {
         format!("[retention] older_than = {older_than:?} (config.toml), daily"),
     )
     .map_err(anyhow::Error::msg)?;
+    let mut rules = rules;
+    rules.forward_targets = forward_targets(config);
     let mut db = Database::open_existing(path)?;
     if !db.claim_daily_prune(now)? {
         return Ok(());

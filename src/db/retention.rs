@@ -15,8 +15,9 @@
 //!   anchor names it;
 //! - rows from before the chain (no hash): the trace's `chain-start`
 //!   entry fixes them as they are;
-//! - when a central store is configured, rows not yet shipped to it (see
-//!   [`prunable_up_to`]).
+//! - rows a configured forwarding target (`[forward]`, see `forward.rs`)
+//!   has not taken yet, and, once a central store exists, rows not yet
+//!   shipped to it (see [`prunable_up_to`]).
 //!
 //! Each batch of at most [`BATCH`] rows is one write transaction with its
 //! own trace entry, so the write lock is held for tens of milliseconds at
@@ -59,6 +60,9 @@ pub struct PruneRules {
     pub keep_matching: Vec<Regex>,
     /// Why, for the trace.
     pub reason: String,
+    /// The forwarding targets configured (`forward::Target::key`): rows
+    /// one of them has not taken yet stay.
+    pub forward_targets: Vec<String>,
 }
 
 impl PruneRules {
@@ -93,6 +97,7 @@ impl PruneRules {
             keep_failed,
             keep_matching,
             reason,
+            forward_targets: Vec::new(),
         })
     }
 
@@ -215,24 +220,30 @@ struct Batch {
 /// bound this by that cursor, `min(newest - 1, shipped_up_to)`, for
 /// both chains. Until then every row is only here, and is the user's to
 /// prune.
-fn prunable_up_to(conn: &Connection, chain: Chain) -> rusqlite::Result<i64> {
+fn prunable_up_to(conn: &Connection, chain: Chain, rules: &PruneRules) -> rusqlite::Result<i64> {
     let newest: Option<i64> =
         conn.query_row(&format!("SELECT max(id) FROM {}", chain.table()), [], |r| {
             r.get(0)
         })?;
     let newest = newest.map_or(0, |id| id - 1);
-    // Nor what a forwarding target has not taken yet (see `forward.rs`).
-    let forwarded = match conn.query_row(
-        "SELECT min(commands_up_to), min(events_up_to) FROM forward_cursors",
-        [],
-        |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?)),
-    )? {
-        (Some(commands), Some(events)) => match chain {
+    // Nor what a configured forwarding target has not taken yet (see
+    // `forward.rs`); a target never reached has taken nothing. (The
+    // cursors of targets no longer configured do not hold a prune back.)
+    let mut forwarded = i64::MAX;
+    for target in &rules.forward_targets {
+        let cursor: Option<(i64, i64)> = conn
+            .query_row(
+                "SELECT commands_up_to, events_up_to FROM forward_cursors WHERE target = ?1",
+                [target],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (commands, events) = cursor.unwrap_or((0, 0));
+        forwarded = forwarded.min(match chain {
             Chain::Commands => commands,
             Chain::TmuxEvents => events,
-        },
-        _ => i64::MAX,
-    };
+        });
+    }
     Ok(newest.min(forwarded))
 }
 
@@ -244,7 +255,7 @@ fn plan(
     rules: &PruneRules,
     after: i64,
 ) -> Result<Batch, PruneError> {
-    let up_to = prunable_up_to(conn, chain)?;
+    let up_to = prunable_up_to(conn, chain, rules)?;
     let candidates = match chain {
         Chain::Commands => command_candidates(conn, rules, (after, up_to))?,
         Chain::TmuxEvents => event_candidates(conn, rules, (after, up_to))?,

@@ -312,7 +312,18 @@ fn a_prune_leaves_what_a_forwarding_target_has_not_taken() {
     let (code, out) = run(&sb, &["forward"]);
     assert_eq!(code, Some(0), "{out}");
     drop(socket);
+    // Two more as old, and one today, not forwarded yet: they stay.
+    record(&sb, 5, b"echo old", 400);
+    record(&sb, 6, b"echo old", 400);
+    record(&sb, 7, b"echo new", 0);
     let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.starts_with("pruned 3 records"), "{out}");
+    // A target no longer configured holds nothing back.
+    config(&sb, "");
+    let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("pruned 2 records"), "{out}");
+    let (code, text) = run(&sb, &["verify"]);
+    assert_eq!(code, Some(0), "{text}");
 }
