@@ -23,6 +23,7 @@ const LABEL: &[u8] = b"tmux-audit command v1\0";
 const EVENT_LABEL: &[u8] = b"tmux-audit tmux event v1\0";
 const TRACE_LABEL: &[u8] = b"tmux-audit trace v1\0";
 const SPOOL_LABEL: &[u8] = b"tmux-audit spool line v1\0";
+const PRUNED_LABEL: &[u8] = b"tmux-audit pruned rows v1\0";
 
 /// The hash of the record stored with `id` after the record whose hash is `prev`.
 pub fn hash_command(prev: &Hash, id: i64, record: &CommandRecord, recorded_at_us: i64) -> Hash {
@@ -135,6 +136,29 @@ pub fn parse_hex(digits: &[u8]) -> Option<Hash> {
         hash[i] = u8::from_str_radix(pair, 16).ok()?;
     }
     Some(hash)
+}
+
+/// SHA-256 over the ids and hashes of the rows a prune deleted, in chain
+/// order: what a copy of them kept elsewhere can be checked against.
+pub struct PrunedDigest(Encoder);
+
+impl Default for PrunedDigest {
+    fn default() -> PrunedDigest {
+        let mut e = Encoder(Sha256::new());
+        e.0.update(PRUNED_LABEL);
+        PrunedDigest(e)
+    }
+}
+
+impl PrunedDigest {
+    pub fn add(&mut self, id: i64, hash: &[u8]) {
+        self.0.int(Some(id));
+        self.0.bytes(Some(hash));
+    }
+
+    pub fn finish(self) -> Hash {
+        self.0 .0.finalize().into()
+    }
 }
 
 struct Encoder(Sha256);

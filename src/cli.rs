@@ -109,6 +109,8 @@ pub enum Command {
     Anchor(Anchor),
     Redact(Redact),
     Import(Import),
+    Prune(Prune),
+    Forward(ForwardCmd),
     Doctor(Doctor),
     Flush(Flush),
     Config(ConfigCmd),
@@ -791,6 +793,69 @@ pub struct Redact {
     /// Why, kept in the trace with who and when.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+}
+
+/// Delete old records (and tmux events), leaving a trace that `verify` checks.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Delete the records that started, and the tmux events that happened, more than --older-than ago, and give the space back to the file system.
+
+A prune entry in the trace, itself chained, says who (user and uid), when and why, the cut-off time, what kept older rows, how many went, and each run of consecutive rows that went with the hash before it and at its end. `verify` steps over exactly those gaps, stays intact and lists the prune; a record deleted any other way is still named. Rows that no longer match their hash are not pruned (that would hide the tampering). The newest record and tmux event always stay: the next one links to them, and an anchor names them. Records from before tmux-audit kept a chain stay too.
+
+The freed space is given back in small steps, each a short write: records made meanwhile wait in the spool. A database made by an earlier tmux-audit first needs one VACUUM to allow that, which rewrites the file once.
+
+With `[retention] older_than = \"180d\"` in config.toml, the background merge prunes once a day, and this command takes that as its default.
+
+Exit status: 0 done (also when nothing was old enough), 2 on an error.",
+    after_help = "Examples:
+  tmux-audit prune --older-than 180d --dry-run
+  tmux-audit prune --older-than 365d --keep-failed --keep-matching '^sudo ' --reason 'policy: a year'
+  tmux-audit verify"
+)]
+pub struct Prune {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// Delete what is older than this (`180d`, `26 weeks`) [default:
+    /// `[retention] older_than` in config.toml].
+    #[arg(long, value_name = "AGE")]
+    pub older_than: Option<String>,
+
+    /// Count what would go; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Keep failed commands (a non-zero exit status), however old.
+    #[arg(long)]
+    pub keep_failed: bool,
+
+    /// Keep commands whose text matches this regular expression, however
+    /// old (repeatable).
+    #[arg(long, value_name = "RE")]
+    pub keep_matching: Vec<String>,
+
+    /// Why, kept in the trace with who and when [default: "older than AGE"].
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// Send records and tmux events to syslog or journald, as `[forward]` in config.toml says.
+#[derive(Debug, Args)]
+#[command(
+    name = "forward",
+    long_about = "Send the records and tmux events that the targets under [forward] in \
+config.toml have not taken yet: syslog (RFC 5424, structured data with the fields; `unix:/dev/log`, \
+`udp://HOST:PORT`, or `tcp://HOST:PORT` with octet-counting framing) and journald (its native \
+protocol, fields TMUX_AUDIT_COMMAND, TMUX_AUDIT_PANE, ...).\n\n\
+The background merge does the same after each merge, never the prompt's own process. Each \
+target has a cursor in the database, advanced once a batch is delivered: a collector that is \
+down loses nothing, what waited goes with the next run. A command longer than the transport's \
+limit is cut, and the message carries its whole length and SHA-256.\n\n\
+Exit status: 0 sent (also nothing), 2 when a target did not take them."
+)]
+pub struct ForwardCmd {
+    #[command(flatten)]
+    pub db: DbArg,
 }
 
 /// One screen on the health of the recording, with the fix for each problem.

@@ -9,6 +9,15 @@
 //!
 //! [record]
 //! max_command_bytes = 2097152         # longer commands keep their head (default 2 MiB)
+//!
+//! [retention]
+//! older_than = "180d"                 # the default of `prune`, and pruned daily (default: never)
+//! keep_failed = true                  # keep failed commands longer (default false)
+//! keep_matching = ['^sudo ']          # and those matching these regexes
+//!
+//! [forward]
+//! syslog = "tcp://127.0.0.1:514"      # or udp://HOST:PORT, unix:/dev/log
+//! journald = "/run/systemd/journal/socket"
 //! ```
 
 use std::path::PathBuf;
@@ -21,6 +30,34 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub redact: Redact,
     pub record: RecordSettings,
+    pub retention: Retention,
+    pub forward: Forward,
+}
+
+/// `[forward]`: where records and tmux events also go (see `forward.rs`),
+/// sent by `tmux-audit forward` and the background merge, never by the
+/// prompt's own process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Forward {
+    /// `unix:/dev/log`, `udp://HOST:PORT` or `tcp://HOST:PORT`.
+    pub syslog: Option<String>,
+    /// journald's native socket, `/run/systemd/journal/socket`.
+    pub journald: Option<String>,
+    /// A message's limit in bytes [default: 8192, UDP 2048, journald 61440].
+    pub max_message_bytes: Option<usize>,
+}
+
+/// `[retention]`: how long records are kept. With `older_than` set, the
+/// background merge prunes once a day (never the prompt's own process:
+/// see `cmd/flush.rs`), and `tmux-audit prune` takes it as its default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// A duration (`180d`, `26 weeks`); None: nothing is pruned unasked.
+    pub older_than: Option<String>,
+    pub keep_failed: bool,
+    pub keep_matching: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

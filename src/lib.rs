@@ -24,6 +24,7 @@ pub mod error_log;
 pub mod filter;
 pub mod hook_stream;
 pub mod import;
+pub mod forward;
 pub mod lifecycle;
 pub mod paths;
 pub mod pick;

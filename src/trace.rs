@@ -24,8 +24,17 @@
 //!   say they were spooled before the trace began (by the tmux-audit
 //!   before the upgrade): accepted, and listed by `verify`.
 //!
-//! A later kind (pruning old rows) fits the same shape: the rows it
-//! concerns, and in `detail` the hash and count of what went.
+//! - `prune`: `tmux-audit prune` (or the daily prune of `[retention]`)
+//!   deleted old rows. `first_id` to `last_id` span them; `detail` holds
+//!   how many went and each run of consecutive rows that went (its first
+//!   and last id, the link its first row had, the hash of its last row),
+//!   so that `verify` can step over the gap from the row before it to the
+//!   row after it and still prove that nothing else was removed (see
+//!   [`PruneDetail`]).
+//!
+//! Every entry is made the same way, by [`TraceEntry::now`]: who and when
+//! from this process, the kind's detail as JSON. `redact` and `prune` are
+//! the two changes made on purpose, and leave the same kind of trace.
 
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +61,32 @@ pub const CHAIN_START: &str = "chain-start";
 pub const REDACTION: &str = "redaction";
 pub const SPOOL_BREAK: &str = "spool-break";
 pub const SPOOL_UNLINKED: &str = "spool-unlinked";
+pub const PRUNE: &str = "prune";
+
+impl TraceEntry {
+    /// An entry for a change this process makes now: who (its user and
+    /// uid) and when are filled in, `detail` is stored as JSON.
+    pub fn now(
+        kind: &str,
+        chain: &str,
+        (first_id, last_id): (Option<i64>, Option<i64>),
+        reason: &str,
+        detail: &impl Serialize,
+    ) -> TraceEntry {
+        let (user, uid) = who();
+        TraceEntry {
+            kind: kind.into(),
+            chain: chain.into(),
+            first_id,
+            last_id,
+            at_us: crate::store::now_us(),
+            user,
+            uid,
+            reason: reason.into(),
+            detail: serde_json::to_string(detail).unwrap_or_default(),
+        }
+    }
+}
 
 /// `chain-start`: the rows without hashes that predate the chain.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +131,51 @@ pub struct SpoolUnlinkedDetail {
     pub spool: String,
     /// How many lines (the rows `first_id` to `last_id` hold them).
     pub lines: usize,
+}
+
+/// `prune`: rows of one chain deleted on purpose because they were old.
+///
+/// The rows of a chain have consecutive ids, and each links to the hash
+/// of the one before it. A run of pruned rows leaves a gap in the ids;
+/// the run's `prev` (the link its first row had) must be the hash of the
+/// row before the gap, and its `hash` (its last row's) is the link of the
+/// row after it. `verify` walks the kept rows and, at a gap, steps over
+/// the runs that fill it exactly: a row deleted without a prune leaves a
+/// gap no run fills, and is named. Keeping `prev` also keeps the row
+/// before the gap honest: rewritten with a new hash, it no longer gives
+/// the link the run recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneDetail {
+    /// Rows whose time was before this (µs since the epoch) were pruned.
+    pub before_us: i64,
+    /// How many rows went (the runs' lengths add up to it).
+    pub pruned: u64,
+    /// How many rows as old were kept by `keep`.
+    pub kept: u64,
+    /// What kept them: `failed` (a non-zero exit), `matching <regex>`.
+    pub keep: Vec<String>,
+    /// SHA-256 over the pruned rows' ids and hashes, in chain order: a
+    /// copy of them kept elsewhere (an export, a backup) can be checked
+    /// against it.
+    pub rows_digest: String,
+    pub runs: Vec<PrunedRun>,
+}
+
+/// Consecutive rows of a chain that a prune deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrunedRun {
+    pub first: i64,
+    pub last: i64,
+    /// The link of its first row: the hash of the row before it (hex).
+    pub prev: String,
+    /// The hash of its last row: the link of the row after it (hex).
+    pub hash: String,
+}
+
+impl PrunedRun {
+    pub fn rows(&self) -> u64 {
+        u64::try_from(self.last - self.first + 1).unwrap_or(0)
+    }
 }
 
 impl RedactionDetail {

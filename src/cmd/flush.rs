@@ -17,18 +17,22 @@ impl Run for MergeLater {
     fn run(&self) -> Result<Exit> {
         store::log_panics("merge-later");
         let path = paths::database(self.db.path.as_deref())?;
-        if !wait_for_the_merge(&path, Duration::from_secs(self.after)) {
-            return Ok(Exit::Success);
-        }
+        let needed = wait_for_the_merge(&path, Duration::from_secs(self.after));
         // Gone in the meantime (moved away): nothing to merge into, and
         // nothing to make anew.
         if !path.exists() {
             return Ok(Exit::Success);
         }
-        spool::merge_later_done(&path);
-        db::remove_stale_new_files(&path);
-        // In the background: a busy database is worth waiting for.
-        store::merge_due(&path, Duration::from_secs(10));
+        if needed {
+            spool::merge_later_done(&path);
+            db::remove_stale_new_files(&path);
+            // In the background: a busy database is worth waiting for.
+            store::merge_due(&path, Duration::from_secs(10));
+        }
+        // Off the prompt's path, at most once a day (one of these starts
+        // with every batch of records).
+        super::prune::daily(&path);
+        super::forward::background(&path);
         Ok(Exit::Success)
     }
 }

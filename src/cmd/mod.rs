@@ -4,9 +4,11 @@ mod config;
 mod docs;
 mod doctor;
 mod flush;
+mod forward;
 mod import;
 mod init;
 mod pick;
+mod prune;
 mod record;
 mod recorder;
 mod redact;
@@ -88,6 +90,8 @@ impl Run for Command {
             Command::Anchor(cmd) => cmd.run(),
             Command::Redact(cmd) => cmd.run(),
             Command::Import(cmd) => cmd.run(),
+            Command::Prune(cmd) => cmd.run(),
+            Command::Forward(cmd) => cmd.run(),
             Command::Doctor(cmd) => cmd.run(),
             Command::Flush(cmd) => cmd.run(),
             Command::Config(cmd) => cmd.run(),

@@ -3,7 +3,7 @@
 //! on purpose), the spool's links and the running totals, and print the
 //! chains' ends to keep elsewhere.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Write};
 
 use anyhow::{bail, Result};
@@ -17,7 +17,8 @@ use tmux_audit::render::utc_time;
 use tmux_audit::spool;
 use tmux_audit::text::hex;
 use tmux_audit::trace::{
-    self, ChainStartDetail, RedactionDetail, SpoolBreakDetail, SpoolUnlinkedDetail,
+    self, ChainStartDetail, PruneDetail, PrunedRun, RedactionDetail, SpoolBreakDetail,
+    SpoolUnlinkedDetail,
 };
 
 /// Where the chain first fails, if it does.
@@ -54,6 +55,10 @@ struct ChainCheck {
     last: Option<(i64, i64)>,
     broken: Option<(Break, i64, i64)>,
     seen_anchors: Vec<Hash>,
+    /// The runs of rows that prunes deleted, by their first id (from the
+    /// trace), and those the walk stepped over.
+    pruned: BTreeMap<i64, PrunedRun>,
+    stepped_over: HashSet<i64>,
 }
 
 impl ChainCheck {
@@ -78,10 +83,16 @@ impl ChainCheck {
         };
         // The first row of the chain links to GENESIS, also when rows from
         // before version 4 precede it.
-        let link = self.expected.unwrap_or(GENESIS);
+        let mut link = self.expected.unwrap_or(GENESIS);
         if prev_hash != link {
-            self.broken = Some((Break::Relinked, id, at_us));
-            return false;
+            // Rows pruned before it: its link is the last pruned row's hash.
+            match self.step_over_pruned(id, link) {
+                Some(after_gap) if prev_hash == after_gap => link = after_gap,
+                _ => {
+                    self.broken = Some((Break::Relinked, id, at_us));
+                    return false;
+                }
+            }
         }
         let computed = compute(&link);
         let intact = match expect {
@@ -101,6 +112,42 @@ impl ChainCheck {
         self.first.get_or_insert(id);
         self.last = Some((id, at_us));
         true
+    }
+
+    /// The link the row `id` must have when the rows between the last one
+    /// checked and it were pruned: the runs of the trace's prunes must
+    /// fill that gap exactly, each starting from the link the one before
+    /// left. None when they do not (a row deleted without a prune).
+    fn step_over_pruned(&mut self, id: i64, mut link: Hash) -> Option<Hash> {
+        let mut next = match self.last {
+            Some((last, _)) => last + 1,
+            // Pruned from the chain's first row on.
+            None => *self.pruned.keys().next()?,
+        };
+        let mut runs = Vec::new();
+        while next < id {
+            let run = self.pruned.get(&next)?;
+            if run.prev != hex(&link) {
+                return None;
+            }
+            link = chain::parse_hex(run.hash.as_bytes())?;
+            runs.push(next);
+            next = run.last + 1;
+        }
+        if next != id {
+            return None;
+        }
+        self.stepped_over.extend(runs);
+        Some(link)
+    }
+
+    /// Runs a prune says it deleted that the walk never stepped over: the
+    /// rows are still there, or the walk broke before them.
+    fn runs_not_stepped_over(&self) -> Vec<&PrunedRun> {
+        self.pruned
+            .values()
+            .filter(|run| !self.stepped_over.contains(&run.first))
+            .collect()
     }
 
     /// The first break, named: "record 3 (at …) was changed after it was written".
@@ -130,6 +177,22 @@ fn redaction_explains(redactions: &[RedactionDetail], stored: &[u8], computed: &
     content == hex(computed)
 }
 
+/// Whether a prune entry is one tmux-audit writes: its runs in order,
+/// inside the span it names, as many rows as it counts.
+fn prune_adds_up(entry: &trace::TraceEntry, detail: &PruneDetail) -> bool {
+    let in_order = detail
+        .runs
+        .windows(2)
+        .all(|pair| pair[0].last < pair[1].first);
+    let rows: u64 = detail.runs.iter().map(PrunedRun::rows).sum();
+    in_order
+        && detail.runs.iter().all(|r| r.first <= r.last)
+        && rows == detail.pruned
+        && entry.first_id == detail.runs.first().map(|r| r.first)
+        && entry.last_id == detail.runs.last().map(|r| r.last)
+        && matches!(entry.chain.as_str(), "commands" | "tmux_events")
+}
+
 /// What the trace says, once its own chain is checked.
 #[derive(Default)]
 struct TraceView {
@@ -141,6 +204,9 @@ struct TraceView {
     spool_breaks: Vec<(StoredTrace, SpoolBreakDetail)>,
     /// Records merged from spool lines without links, from before the upgrade.
     spool_unlinked: Vec<(StoredTrace, SpoolUnlinkedDetail)>,
+    prunes: Vec<(StoredTrace, PruneDetail)>,
+    /// The runs the prunes deleted, per chain, by their first id.
+    pruned: HashMap<String, BTreeMap<i64, PrunedRun>>,
     /// Entries whose detail cannot be read: (id, kind).
     unreadable: Vec<(i64, String)>,
 }
@@ -174,6 +240,15 @@ impl TraceView {
                     .map(|d| view.spool_breaks.push((stored.clone(), d))),
                 trace::SPOOL_UNLINKED => serde_json::from_str(&e.detail)
                     .map(|d| view.spool_unlinked.push((stored.clone(), d))),
+                trace::PRUNE => serde_json::from_str::<PruneDetail>(&e.detail).map(|d| {
+                    if prune_adds_up(e, &d) {
+                        let runs = view.pruned.entry(e.chain.clone()).or_default();
+                        runs.extend(d.runs.iter().map(|r| (r.first, r.clone())));
+                        view.prunes.push((stored.clone(), d));
+                    } else {
+                        view.unreadable.push((stored.id, e.kind.clone()));
+                    }
+                }),
                 _ => {
                     view.unreadable.push((stored.id, e.kind.clone()));
                     Ok(())
@@ -217,7 +292,10 @@ impl Run for Verify {
             );
         }
 
-        let mut commands = ChainCheck::default();
+        let mut commands = ChainCheck {
+            pruned: trace.pruned.remove("commands").unwrap_or_default(),
+            ..ChainCheck::default()
+        };
         let no_redactions = Vec::new();
         db.walk_chain(|row, prev_hash, hash| {
             let redactions = trace.redactions.get(&row.id).unwrap_or(&no_redactions);
@@ -249,9 +327,13 @@ impl Run for Verify {
                 ));
             }
         }
+        let commands_whole = commands_broken.is_none();
         problems.extend(commands_broken);
 
-        let mut events = ChainCheck::default();
+        let mut events = ChainCheck {
+            pruned: trace.pruned.remove("tmux_events").unwrap_or_default(),
+            ..ChainCheck::default()
+        };
         for row in db.tmux_events_in_chain_order()? {
             let links = (Some(row.prev_hash), Some(row.hash));
             let intact = events.visit(
@@ -265,7 +347,33 @@ impl Run for Verify {
                 break;
             }
         }
-        problems.extend(events.broken_line("tmux event"));
+        let events_broken = events.broken_line("tmux event");
+        let chains_whole = commands_whole && events_broken.is_none() && trace_whole;
+        problems.extend(events_broken);
+        if chains_whole {
+            for (check, what) in [(&commands, "records"), (&events, "tmux events")] {
+                for run in check.runs_not_stepped_over() {
+                    problems.push(format!(
+                        "the trace says {what} {} to {} were pruned, but the chain does not step over them there: they are still stored, or were added back",
+                        run.first, run.last
+                    ));
+                }
+            }
+        }
+        // The counts that keep pruned records from looking lost add up to
+        // what the prunes deleted.
+        let pruned_records: u64 = trace
+            .prunes
+            .iter()
+            .filter(|(e, _)| e.entry.chain == "commands")
+            .map(|(_, d)| d.pruned)
+            .sum();
+        let counted = db.pruned_sessions_total()?;
+        if counted != pruned_records {
+            problems.push(format!(
+                "the counts of pruned records per shell session ({counted}) do not match the prunes in the trace ({pruned_records}): they were changed outside tmux-audit, and would hide records that never arrived"
+            ));
+        }
 
         for (entry, detail) in &trace.spool_breaks {
             let what = match (entry.entry.chain.as_str(), entry.entry.first_id) {
@@ -361,6 +469,43 @@ impl Run for Verify {
                 e.uid,
                 e.reason
             )?;
+        }
+        // One line per prune (a prune writes an entry per batch).
+        let prunes = &trace.prunes;
+        let mut i = 0;
+        while i < prunes.len() {
+            let (first, detail) = &prunes[i];
+            let e = &first.entry;
+            let same_prune = |(other, d): &(StoredTrace, PruneDetail)| {
+                let o = &other.entry;
+                (&o.chain, &o.user, &o.reason, d.before_us, &d.keep)
+                    == (&e.chain, &e.user, &e.reason, detail.before_us, &detail.keep)
+            };
+            let end = i + prunes[i..].iter().take_while(|p| same_prune(p)).count();
+            let (rows, kept) = prunes[i..end]
+                .iter()
+                .fold((0, 0), |(r, k), (_, d)| (r + d.pruned, k + d.kept));
+            let what = if e.chain == "tmux_events" {
+                "tmux events"
+            } else {
+                "records"
+            };
+            let kept = match kept {
+                0 => String::new(),
+                n => format!("; {n} as old kept: {}", detail.keep.join(", ")),
+            };
+            writeln!(
+                out,
+                "pruned: {rows} {what} (among ids {} to {}{kept}) from before {}, at {} by {} (uid {}): {}",
+                e.first_id.unwrap_or(0),
+                prunes[end - 1].0.entry.last_id.unwrap_or(0),
+                utc_time(detail.before_us),
+                utc_time(e.at_us),
+                e.user,
+                e.uid,
+                e.reason
+            )?;
+            i = end;
         }
         for (entry, detail) in &trace.spool_unlinked {
             let e = &entry.entry;

@@ -2,16 +2,20 @@
 
 mod events;
 mod imports;
+mod forward;
 mod queries;
 mod redaction;
 mod report;
+mod retention;
 mod schema;
 mod scope;
 mod trace;
 
 pub use imports::{Counts, Numbering};
+pub use forward::ForwardItem;
 pub use queries::{insert_entries, SearchQuery};
 pub use report::{GroupBy, Ranked, ReportRow, SortBy, Totals};
+pub use retention::{PruneError, PruneRules, Pruned, Reclaimed, DAILY_US};
 pub use trace::{append as append_trace, StoredTrace, UnchainedDigest};
 
 use std::fmt;
@@ -257,6 +261,14 @@ impl Database {
         Ok(Database { conn, busy_timeout })
     }
 
+    /// Waits up to `timeout` for other writers from now on: longer than
+    /// the prompt's path may, for commands run by hand (`prune`).
+    pub fn set_busy_timeout(&mut self, timeout: Duration) -> Result<(), DbError> {
+        self.conn.busy_timeout(timeout)?;
+        self.busy_timeout = timeout;
+        Ok(())
+    }
+
     /// Once the WAL has grown past [`WAL_LIMIT_BYTES`], copies it into the
     /// database and truncates it to nothing. (A plain checkpoint is not
     /// enough: the next process cannot tell which frames were copied, and
@@ -399,6 +411,10 @@ fn create(path: &Path) -> Result<(), DbError> {
 
 fn build_new(temp: &Path) -> Result<(), DbError> {
     let mut conn = Connection::open_with_flags(temp, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    // Set before the first table: space a prune frees can then be given
+    // back in small steps (see `Database::reclaim_space`); turning it on
+    // later takes a VACUUM of the whole file.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     let mode: String =
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     debug_assert_eq!(mode.to_ascii_lowercase(), "wal");

@@ -167,10 +167,7 @@ impl Database {
                     )?;
                 }
                 // The running totals keep command texts: counted anew.
-                tx.execute_batch(
-                    "DELETE FROM totals_state; DELETE FROM report_totals;
-                     DELETE FROM report_states; DELETE FROM session_totals;",
-                )?;
+                super::report::forget_totals(tx)?;
                 let detail = RedactionDetail::new(
                     &hash,
                     (&content, &chain::text_digest(&row.record)),
@@ -179,17 +176,13 @@ impl Database {
                 );
                 let trace_id = append(
                     tx,
-                    &TraceEntry {
-                        kind: trace::REDACTION.into(),
-                        chain: "commands".into(),
-                        first_id: Some(id),
-                        last_id: Some(id),
-                        at_us: crate::store::now_us(),
-                        user: user.clone(),
-                        uid,
-                        reason: reason.to_string(),
-                        detail: serde_json::to_string(&detail).unwrap_or_default(),
-                    },
+                    &TraceEntry::now(
+                        trace::REDACTION,
+                        "commands",
+                        (Some(id), Some(id)),
+                        reason,
+                        &detail,
+                    ),
                 )?;
                 Ok((trace_id, replaced, indexed))
             })();

@@ -296,7 +296,8 @@ impl Database {
     }
 
     /// Shell sessions whose sequence numbers have holes: records that never
-    /// arrived (a hook removed or broken mid-session, a lost record). From
+    /// arrived (a hook removed or broken mid-session, a lost record);
+    /// records pruned on purpose count as arrived (`pruned_sessions`). From
     /// the running totals per session, brought up to date first; from
     /// every row when they cannot be (a read-only database).
     pub fn sequence_gaps(&mut self) -> Result<Vec<SequenceGap>, DbError> {
@@ -304,8 +305,11 @@ impl Database {
             return self.sequence_gaps_counted();
         }
         self.gaps_query(
-            "SELECT shell_session, user, host, recorded, highest_seq, first_us, last_us
-             FROM session_totals WHERE highest_seq <> recorded ORDER BY first_us",
+            "SELECT shell_session, user, host, recorded + pruned, highest_seq, first_us, last_us
+             FROM (SELECT *, coalesce((SELECT pruned FROM pruned_sessions p
+                                       WHERE p.shell_session = t.shell_session), 0) AS pruned
+                   FROM session_totals t)
+             WHERE highest_seq <> recorded + pruned ORDER BY first_us",
         )
     }
 
@@ -313,10 +317,13 @@ impl Database {
     /// `verify` uses.
     pub fn sequence_gaps_counted(&self) -> Result<Vec<SequenceGap>, DbError> {
         self.gaps_query(
-            "SELECT shell_session, min(user), min(host), count(*), max(seq), min(started_at_us),
-                    max(started_at_us)
-             FROM commands GROUP BY shell_session
-             HAVING max(seq) <> count(*)
+            "SELECT shell_session, min(user), min(host), count(*) + pruned, max(seq),
+                    min(started_at_us), max(started_at_us)
+             FROM (SELECT *, coalesce((SELECT pruned FROM pruned_sessions p
+                                       WHERE p.shell_session = c.shell_session), 0) AS pruned
+                   FROM commands c)
+             GROUP BY shell_session
+             HAVING max(seq) <> count(*) + pruned
              ORDER BY min(started_at_us)",
         )
     }
@@ -528,6 +535,16 @@ impl Database {
             },
         ))
     }
+}
+
+/// Drops every set of running totals, to be counted again from the rows
+/// by the next reader: after a change made on purpose to rows they cover
+/// (a redaction, a prune).
+pub(super) fn forget_totals(tx: &rusqlite::Connection) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "DELETE FROM totals_state; DELETE FROM report_totals;
+         DELETE FROM report_states; DELETE FROM session_totals;",
+    )
 }
 
 /// A row of the commands table: its id and hash.

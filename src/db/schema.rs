@@ -19,6 +19,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_trace.sql"),
     include_str!("migrations/0010_automatic_renames.sql"),
     include_str!("migrations/0011_imports.sql"),
+    include_str!("migrations/0012_retention.sql"),
+    include_str!("migrations/0013_forward.sql"),
 ];
 
 /// The version whose migration also writes the trace's first entry (in

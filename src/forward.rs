@@ -1,0 +1,395 @@
+//! Forwarding records and tmux events to syslog (RFC 5424) and journald
+//! (its native protocol), off the prompt's path: `tmux-audit forward`, and
+//! the background merge after each merge. Each target has a cursor in the
+//! database (the last command and event id it took), advanced only once a
+//! batch is delivered, so a collector outage loses nothing: the next run
+//! sends what waited.
+//!
+//! Transports and what "delivered" means:
+//! - `unix:PATH` (syslog, e.g. `/dev/log`) and journald's socket: one
+//!   datagram per message; the kernel accepted it into the receiver's
+//!   socket.
+//! - `udp://HOST:PORT`: one datagram per message; sent (UDP cannot tell
+//!   more: a collector that is down loses them). Use TCP where it matters.
+//! - `tcp://HOST:PORT`: RFC 6587 octet-counting framing (`LEN SP MSG`) on
+//!   one connection per batch; the batch counts as delivered once the
+//!   collector, after our end of the stream, closes its own: it has read
+//!   everything. A collector that dies mid-batch gets the batch again
+//!   (a message may then arrive twice, never not at all).
+//!
+//! Long commands: a message is at most `max_message_bytes` (default 8 KiB,
+//! rsyslog's default limit; 2 KiB for UDP, as RFC 5426 advises; 60 KiB for
+//! journald datagrams). A longer command is cut at a UTF-8 boundary and the
+//! message says so: syslog's structured data and journald's fields carry
+//! `length` (the whole command's bytes) and `sha256` (of the whole), so the
+//! full text can be matched in the database.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::Forward as ForwardConfig;
+use crate::db::{Database, DbError, ForwardItem};
+use crate::text::hex;
+
+/// How long a collector may take to accept a connection, and to read a
+/// batch and close its end.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Rows sent per batch (and cursor update).
+pub const BATCH: i64 = 500;
+
+/// Where messages go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    SyslogUnix(PathBuf),
+    SyslogUdp(String),
+    SyslogTcp(String),
+    Journald(PathBuf),
+}
+
+impl Target {
+    /// The name its cursor is kept under.
+    pub fn key(&self) -> String {
+        match self {
+            Target::SyslogUnix(p) => format!("syslog unix:{}", p.display()),
+            Target::SyslogUdp(a) => format!("syslog udp://{a}"),
+            Target::SyslogTcp(a) => format!("syslog tcp://{a}"),
+            Target::Journald(p) => format!("journald {}", p.display()),
+        }
+    }
+
+    fn default_max(&self) -> usize {
+        match self {
+            Target::SyslogUdp(_) => 2048,
+            Target::Journald(_) => 60 * 1024,
+            _ => 8192,
+        }
+    }
+}
+
+/// The targets `[forward]` names; a one-line error for one it cannot read.
+pub fn targets(config: &ForwardConfig) -> Result<Vec<Target>, String> {
+    let mut found = Vec::new();
+    if let Some(syslog) = &config.syslog {
+        found.push(if let Some(path) = syslog.strip_prefix("unix:") {
+            Target::SyslogUnix(PathBuf::from(path))
+        } else if let Some(addr) = syslog.strip_prefix("udp://") {
+            Target::SyslogUdp(addr.to_string())
+        } else if let Some(addr) = syslog.strip_prefix("tcp://") {
+            Target::SyslogTcp(addr.to_string())
+        } else {
+            return Err(format!(
+                "[forward] syslog = {syslog:?} is not unix:/dev/log, udp://HOST:PORT or tcp://HOST:PORT"
+            ));
+        });
+    }
+    if let Some(path) = &config.journald {
+        found.push(Target::Journald(PathBuf::from(path)));
+    }
+    Ok(found)
+}
+
+/// What one run sent to one target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sent {
+    pub target: String,
+    pub commands: u64,
+    pub tmux_events: u64,
+}
+
+/// Why a target took nothing more.
+#[derive(Debug)]
+pub enum ForwardError {
+    /// The collector cannot be reached or did not take the batch: what
+    /// waits is sent by the next run.
+    Unreachable {
+        target: String,
+        why: String,
+    },
+    Db(DbError),
+}
+
+impl std::fmt::Display for ForwardError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForwardError::Unreachable { target, why } => write!(
+                f,
+                "{target} did not take the records ({why}): they wait, and go with the next `tmux-audit forward` or background merge"
+            ),
+            ForwardError::Db(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl std::error::Error for ForwardError {}
+
+impl From<DbError> for ForwardError {
+    fn from(err: DbError) -> Self {
+        ForwardError::Db(err)
+    }
+}
+
+/// Sends to `target` everything after its cursor, batch by batch.
+pub fn forward(
+    db: &mut Database,
+    target: &Target,
+    max_bytes: Option<usize>,
+) -> Result<Sent, ForwardError> {
+    let key = target.key();
+    let max = max_bytes.unwrap_or(target.default_max());
+    let mut sent = Sent {
+        target: key.clone(),
+        ..Sent::default()
+    };
+    loop {
+        let (commands_up_to, events_up_to) = db.forward_cursor(&key)?;
+        let batch = db.forward_batch(commands_up_to, events_up_to, BATCH)?;
+        if batch.is_empty() {
+            return Ok(sent);
+        }
+        let messages: Vec<Vec<u8>> = batch
+            .iter()
+            .map(|item| match target {
+                Target::Journald(_) => journald_message(item, max),
+                _ => syslog_message(item, max),
+            })
+            .collect();
+        deliver(target, &messages).map_err(|why| ForwardError::Unreachable {
+            target: key.clone(),
+            why: why.to_string(),
+        })?;
+        let mut cursor = (commands_up_to, events_up_to);
+        for item in &batch {
+            match item {
+                ForwardItem::Command { row, .. } => {
+                    cursor.0 = cursor.0.max(row.id);
+                    sent.commands += 1;
+                }
+                ForwardItem::TmuxEvent { id, .. } => {
+                    cursor.1 = cursor.1.max(*id);
+                    sent.tmux_events += 1;
+                }
+            }
+        }
+        db.set_forward_cursor(&key, cursor)?;
+    }
+}
+
+fn deliver(target: &Target, messages: &[Vec<u8>]) -> std::io::Result<()> {
+    match target {
+        Target::SyslogUnix(path) | Target::Journald(path) => {
+            let socket = UnixDatagram::unbound()?;
+            for message in messages {
+                socket.send_to(message, path)?;
+            }
+            Ok(())
+        }
+        Target::SyslogUdp(addr) => {
+            let socket = UdpSocket::bind("0.0.0.0:0")?;
+            socket.connect(addr)?;
+            for message in messages {
+                socket.send(message)?;
+            }
+            Ok(())
+        }
+        Target::SyslogTcp(addr) => {
+            let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no address for the host")
+            })?;
+            let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+            stream.set_write_timeout(Some(CLOSE_TIMEOUT))?;
+            let mut framed = Vec::new();
+            for message in messages {
+                framed.extend_from_slice(format!("{} ", message.len()).as_bytes());
+                framed.extend_from_slice(message);
+            }
+            stream.write_all(&framed)?;
+            stream.shutdown(std::net::Shutdown::Write)?;
+            // The collector closes its end once it has read ours to the end.
+            stream.set_read_timeout(Some(CLOSE_TIMEOUT))?;
+            let mut rest = [0u8; 256];
+            loop {
+                match stream.read(&mut rest)? {
+                    0 => return Ok(()),
+                    _ => continue,
+                }
+            }
+        }
+    }
+}
+
+/// The text of an entry and, when cut to `max` bytes, the whole one's
+/// length and SHA-256.
+fn cut(text: &[u8], max: usize) -> (&[u8], Option<(usize, String)>) {
+    if text.len() <= max {
+        return (text, None);
+    }
+    let mut end = max;
+    // At a UTF-8 boundary.
+    while end > 0 && (text[end] & 0xC0) == 0x80 {
+        end -= 1;
+    }
+    let digest = hex(&Sha256::digest(text));
+    (&text[..end], Some((text.len(), digest)))
+}
+
+/// RFC 5424 structured-data parameter value: `"`, `\` and `]` escaped.
+fn sd_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, '"' | '\\' | ']') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The structured-data element ID: ours, under the private enterprise
+/// number reserved for documentation (RFC 5612).
+const SD_ID: &str = "tmux-audit@32473";
+
+/// One RFC 5424 message: `<PRI>1 TIME HOST tmux-audit - MSGID [SD] MSG`,
+/// facility user, severity info (a failed command: notice).
+pub fn syslog_message(item: &ForwardItem, max: usize) -> Vec<u8> {
+    let (msgid, at_us, host, severity, fields, text) = fields_of(item);
+    let pri = 8 + severity;
+    let time = crate::render::utc_time(at_us);
+    let mut sd = format!("[{SD_ID}");
+    for (name, value) in &fields {
+        sd.push_str(&format!(" {name}=\"{}\"", sd_value(value)));
+    }
+    let header = format!(
+        "<{pri}>1 {time} {} tmux-audit - {msgid} ",
+        if host.is_empty() { "-" } else { &host }
+    );
+    let budget = max.saturating_sub(header.len() + sd.len() + 80);
+    let (body, cut_info) = cut(&text, budget);
+    if let Some((length, sha)) = &cut_info {
+        sd.push_str(&format!(" length=\"{length}\" sha256=\"{sha}\""));
+    }
+    sd.push(']');
+    let mut message = header.into_bytes();
+    message.extend_from_slice(sd.as_bytes());
+    message.push(b' ');
+    message.extend_from_slice(body);
+    message
+}
+
+/// One journald native-protocol datagram: `KEY=value\n` fields, and for
+/// a value with a newline `KEY\n`, its length (64-bit little-endian),
+/// the value, `\n`.
+pub fn journald_message(item: &ForwardItem, max: usize) -> Vec<u8> {
+    let (msgid, _, _, severity, fields, text) = fields_of(item);
+    let mut out = Vec::new();
+    let field = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
+        out.extend_from_slice(name.as_bytes());
+        if value.contains(&b'\n') {
+            out.push(b'\n');
+            out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+        } else {
+            out.push(b'=');
+        }
+        out.extend_from_slice(value);
+        out.push(b'\n');
+    };
+    field(&mut out, "SYSLOG_IDENTIFIER", b"tmux-audit");
+    field(&mut out, "PRIORITY", severity.to_string().as_bytes());
+    field(&mut out, "TMUX_AUDIT_KIND", msgid.as_bytes());
+    for (name, value) in &fields {
+        let name = format!("TMUX_AUDIT_{}", name.to_ascii_uppercase());
+        field(&mut out, &name, value.as_bytes());
+    }
+    let (body, cut_info) = cut(&text, max.saturating_sub(out.len() + 256) / 2);
+    if let Some((length, sha)) = cut_info {
+        field(&mut out, "TMUX_AUDIT_LENGTH", length.to_string().as_bytes());
+        field(&mut out, "TMUX_AUDIT_SHA256", sha.as_bytes());
+    }
+    if msgid == "command" {
+        field(&mut out, "TMUX_AUDIT_COMMAND", body);
+    }
+    field(&mut out, "MESSAGE", body);
+    out
+}
+
+/// (MSGID, time, host, severity, named fields, text) of an entry.
+type Parts = (
+    &'static str,
+    i64,
+    String,
+    u8,
+    Vec<(&'static str, String)>,
+    Vec<u8>,
+);
+
+fn fields_of(item: &ForwardItem) -> Parts {
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    match item {
+        ForwardItem::Command { row, hash } => {
+            let r = &row.record;
+            let failed = r.exit_status.is_some_and(|s| s != 0);
+            let mut fields = vec![
+                ("id", row.id.to_string()),
+                ("user", r.user.clone()),
+                ("uid", r.uid.to_string()),
+                ("exit", opt(r.exit_status.map(|s| s.to_string()))),
+                ("duration_us", opt(r.duration_us.map(|d| d.to_string()))),
+                ("cwd", r.cwd.clone()),
+                ("shell", r.shell.clone()),
+                ("session", r.shell_session.clone()),
+                ("seq", r.seq.to_string()),
+                ("pane", opt(r.tmux_pane.clone())),
+                ("hash", hex(hash)),
+            ];
+            fields.retain(|(_, v)| !v.is_empty());
+            let text = r
+                .command_raw
+                .clone()
+                .unwrap_or_else(|| r.command.clone().into_bytes());
+            (
+                "command",
+                r.started_at_us,
+                r.host.clone(),
+                if failed { 5 } else { 6 },
+                fields,
+                text,
+            )
+        }
+        ForwardItem::TmuxEvent { id, event, hash } => {
+            let mut fields = vec![
+                ("id", id.to_string()),
+                ("event", event.event.clone()),
+                ("user", event.user.clone()),
+                ("socket", event.tmux_socket.clone()),
+                ("session_name", opt(event.session_name.clone())),
+                ("window_name", opt(event.window_name.clone())),
+                ("pane", opt(event.pane.clone())),
+                (
+                    "client_user",
+                    opt(event.client.as_ref().and_then(|c| c.user.clone())),
+                ),
+                ("hash", hex(hash)),
+            ];
+            fields.retain(|(_, v)| !v.is_empty());
+            let text = format!(
+                "tmux {} {}",
+                event.event,
+                event.session_name.clone().unwrap_or_default()
+            );
+            (
+                "tmux-event",
+                event.at_us,
+                event.host.clone(),
+                6,
+                fields,
+                text.trim_end().as_bytes().to_vec(),
+            )
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! `tmux-audit forward` and the background merge: records go to a real
+//! rsyslogd (started by the test on a private port, config and files)
+//! exactly once across a collector restart, and to journald's native
+//! protocol on a datagram socket the test owns.
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::support::{have, Sandbox, PATIENCE};
+
+const DAY_US: i64 = 86_400 * 1_000_000;
+
+fn run(sb: &Sandbox, args: &[&str]) -> (Option<i32>, String) {
+    let out = sb.cmd().args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn config(sb: &Sandbox, text: &str) {
+    let dir = sb.path().join("config/tmux-audit");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("config.toml"), text).unwrap();
+}
+
+fn record(sb: &Sandbox, seq: u32, text: &[u8], days_ago: i64) {
+    let start = tmux_audit::store::now_us() - days_ago * DAY_US;
+    let (seq, start, end) = (seq.to_string(), start.to_string(), (start + 1).to_string());
+    let out = sb.record(
+        text,
+        &[
+            "--shell",
+            "bash",
+            "--session",
+            "f",
+            "--seq",
+            &seq,
+            "--exit",
+            "0",
+            "--start-us",
+            &start,
+            "--end-us",
+            &end,
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Whether a tool the test needs is missing where that is allowed: on a
+/// developer's machine (not under `CI`), the test says so and skips.
+fn missing(tool: &str) -> bool {
+    if have(tool) {
+        return false;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{tool} is not installed: .ci/run installs it"
+    );
+    eprintln!("skipped: {tool} is not installed");
+    true
+}
+
+/// A real rsyslogd of the test's own: TCP input on a loopback port, every
+/// message written to a file as `MSGID STRUCTURED-DATA MSG`.
+struct Rsyslog {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Rsyslog {
+    fn new(dir: &Path) -> Rsyslog {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = dir.to_path_buf();
+        fs::write(
+            dir.join("rsyslog.conf"),
+            format!(
+                "global(workDirectory=\"{dir}\")\n\
+                 module(load=\"imtcp\")\n\
+                 input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")\n\
+                 template(name=\"line\" type=\"string\" string=\"%msgid% %structured-data% %msg%\\n\")\n\
+                 *.* action(type=\"omfile\" file=\"{dir}/received.log\" template=\"line\")\n",
+                dir = dir.display()
+            ),
+        )
+        .unwrap();
+        Rsyslog {
+            dir,
+            port,
+            child: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let child = Command::new("rsyslogd")
+            .arg("-n")
+            .arg("-f")
+            .arg(self.dir.join("rsyslog.conf"))
+            .arg("-i")
+            .arg(self.dir.join("rsyslogd.pid"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start rsyslogd");
+        self.child = Some(child);
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(start.elapsed() < PATIENCE, "rsyslogd never listened");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: a signal to our own child, which has not been reaped.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            child.wait().unwrap();
+        }
+    }
+
+    fn received(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.join("received.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until `n` messages arrived; all of them.
+    fn wait_for(&self, n: usize) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let lines = self.received();
+            if lines.len() >= n || start.elapsed() > PATIENCE {
+                return lines;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn every_record_reaches_rsyslog_exactly_once_across_a_restart() {
+    if missing("rsyslogd") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let mut rsyslog = Rsyslog::new(sb.path());
+    rsyslog.start();
+    config(
+        &sb,
+        &format!("[forward]\nsyslog = \"tcp://127.0.0.1:{}\"\n", rsyslog.port),
+    );
+    record(&sb, 1, b"echo one", 0);
+    record(&sb, 2, b"printf 'a]\"b'\necho two lines", 0);
+    record(&sb, 3, b"echo three", 0);
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("3 records and 0 tmux events sent"), "{out}");
+    assert_eq!(rsyslog.wait_for(3).len(), 3);
+
+    // The collector is down: nothing is lost, the records wait.
+    rsyslog.stop();
+    for seq in 4..=6 {
+        record(&sb, seq, format!("echo {seq}").as_bytes(), 0);
+    }
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("did not take the records"), "{out}");
+
+    // Back: the background merge sends what waited, and only that.
+    rsyslog.start();
+    let (code, out) = run(&sb, &["merge-later", "--after", "0"]);
+    assert_eq!(code, Some(0), "{out}");
+    let lines = rsyslog.wait_for(6);
+    let (code, out) = run(&sb, &["forward"]);
+    assert!(out.contains("0 records and 0 tmux events sent"), "{out}");
+    assert_eq!(code, Some(0));
+    assert_eq!(rsyslog.received(), lines);
+    for id in 1..=6 {
+        let with_id: Vec<_> = lines
+            .iter()
+            .filter(|l| l.contains(&format!(" id=\"{id}\" ")))
+            .collect();
+        assert_eq!(with_id.len(), 1, "record {id}: {lines:#?}");
+        assert!(
+            with_id[0].starts_with("command [tmux-audit@32473 "),
+            "{with_id:?}"
+        );
+    }
+    // Structured data escapes what would end it; the text follows.
+    assert!(
+        lines[1].contains(" seq=\"2\" ") && lines[1].contains("printf 'a]\"b'"),
+        "{lines:#?}"
+    );
+}
+
+/// The fields of a journald native-protocol datagram: `KEY=value` lines,
+/// and `KEY\n` + 64-bit little-endian length + value + `\n`.
+fn journal_fields(mut data: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut fields = Vec::new();
+    while !data.is_empty() {
+        let line_end = data.iter().position(|&b| b == b'\n').unwrap();
+        let line = &data[..line_end];
+        if let Some(eq) = line.iter().position(|&b| b == b'=') {
+            fields.push((
+                String::from_utf8(line[..eq].to_vec()).unwrap(),
+                line[eq + 1..].to_vec(),
+            ));
+            data = &data[line_end + 1..];
+        } else {
+            let name = String::from_utf8(line.to_vec()).unwrap();
+            let rest = &data[line_end + 1..];
+            let len = u64::from_le_bytes(rest[..8].try_into().unwrap()) as usize;
+            fields.push((name, rest[8..8 + len].to_vec()));
+            assert_eq!(rest[8 + len], b'\n');
+            data = &rest[9 + len..];
+        }
+    }
+    fields
+}
+
+fn field<'a>(fields: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+}
+
+#[test]
+fn journald_gets_native_fields_and_long_commands_are_cut_and_said_so() {
+    let sb = Sandbox::new();
+    let socket_path = sb.path().join("journal.socket");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(PATIENCE)).unwrap();
+    config(
+        &sb,
+        &format!(
+            "[forward]\njournald = \"{}\"\nmax_message_bytes = 4096\n",
+            socket_path.display()
+        ),
+    );
+    let long = "x".repeat(10_000);
+    record(&sb, 1, b"for f in *; do\n  echo \"$f\"\ndone", 0);
+    record(&sb, 2, format!("echo {long}").as_bytes(), 0);
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(0), "{out}");
+    let mut buf = vec![0u8; 1 << 17];
+    let n = socket.recv(&mut buf).unwrap();
+    let first = journal_fields(&buf[..n]);
+    assert_eq!(
+        field(&first, "TMUX_AUDIT_COMMAND"),
+        Some(&b"for f in *; do\n  echo \"$f\"\ndone"[..])
+    );
+    assert_eq!(
+        field(&first, "MESSAGE"),
+        field(&first, "TMUX_AUDIT_COMMAND")
+    );
+    assert_eq!(field(&first, "SYSLOG_IDENTIFIER"), Some(&b"tmux-audit"[..]));
+    assert_eq!(field(&first, "TMUX_AUDIT_SEQ"), Some(&b"1"[..]));
+    let n = socket.recv(&mut buf).unwrap();
+    assert!(n <= 4096, "{n} bytes");
+    let second = journal_fields(&buf[..n]);
+    let text = field(&second, "TMUX_AUDIT_COMMAND").unwrap();
+    assert!(
+        text.starts_with(b"echo xxx") && text.len() < 2048,
+        "{}",
+        text.len()
+    );
+    assert_eq!(field(&second, "TMUX_AUDIT_LENGTH"), Some(&b"10005"[..]));
+    assert_eq!(
+        field(&second, "TMUX_AUDIT_SHA256").map(<[u8]>::len),
+        Some(64)
+    );
+}
+
+#[test]
+fn a_prune_leaves_what_a_forwarding_target_has_not_taken() {
+    let sb = Sandbox::new();
+    let socket_path = sb.path().join("journal.socket");
+    config(
+        &sb,
+        &format!("[forward]\njournald = \"{}\"\n", socket_path.display()),
+    );
+    for seq in 1..=3 {
+        record(&sb, seq, b"echo old", 400);
+    }
+    record(&sb, 4, b"echo new", 0);
+    // No collector yet: the forward fails, and the prune takes nothing.
+    let (code, _) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(2));
+    let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("pruned 0 records"), "{out}");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(0), "{out}");
+    drop(socket);
+    // Two more as old, and one today, not forwarded yet: they stay.
+    record(&sb, 5, b"echo old", 400);
+    record(&sb, 6, b"echo old", 400);
+    record(&sb, 7, b"echo new", 0);
+    let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("pruned 3 records"), "{out}");
+    // A target no longer configured holds nothing back.
+    config(&sb, "");
+    let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("pruned 2 records"), "{out}");
+    let (code, text) = run(&sb, &["verify"]);
+    assert_eq!(code, Some(0), "{text}");
+}
