@@ -1,8 +1,8 @@
 //! The SQLite database: opening it safely and quickly, and the queries.
 
 mod events;
-mod imports;
 mod forward;
+mod imports;
 mod queries;
 mod redaction;
 mod report;
@@ -11,8 +11,8 @@ mod schema;
 mod scope;
 mod trace;
 
-pub use imports::{Counts, Numbering};
 pub use forward::ForwardItem;
+pub use imports::{Counts, Numbering};
 pub use queries::{insert_entries, SearchQuery};
 pub use report::{GroupBy, Ranked, ReportRow, SortBy, Totals};
 pub use retention::{PruneError, PruneRules, Pruned, Reclaimed, DAILY_US};
