@@ -3,6 +3,7 @@
 mod config;
 mod docs;
 mod doctor;
+mod export;
 mod flush;
 mod init;
 mod record;
@@ -70,6 +71,7 @@ impl Run for Command {
             Command::MergeLater(cmd) => cmd.run(),
             Command::TmuxEvent(cmd) => cmd.run(),
             Command::Search(cmd) => cmd.run(),
+            Command::Export(cmd) => cmd.run(),
             Command::Show(cmd) => cmd.run(),
             Command::Sessions(cmd) => cmd.run(),
             Command::Timeline(cmd) => cmd.run(),

@@ -7,7 +7,7 @@ mod report;
 mod schema;
 mod trace;
 
-pub use queries::{insert_entries, SearchQuery};
+pub use queries::{insert_entries, Order, SearchQuery};
 pub use report::{GroupBy, Ranked, ReportRow, SortBy, Totals};
 pub use trace::{append as append_trace, StoredTrace, UnchainedDigest};
 
