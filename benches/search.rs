@@ -6,9 +6,10 @@
 //!     KEEP_DB=/tmp/big.db cargo bench --bench search   # and keep the database
 //!     KEEP_DB=/tmp/big.db ONLY=report,unique RUNS=5 cargo bench --bench search
 //!
-//! A KEEP_DB that exists is measured as it is. ONLY: the queries whose
-//! label contains one of these words. Each line gives the median, the
-//! fastest and the slowest run, and the highest peak RSS of any run.
+//! A KEEP_DB that exists is measured as it is; BIN=path times that binary
+//! (an older build, for a before and after). ONLY: the queries whose label
+//! contains one of these words. Each line gives the median, the fastest and
+//! the slowest run, and the highest peak RSS of any run.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,6 +29,9 @@ fn main() {
     if !reuse {
         build(&db, rows);
     }
+
+    // BIN=path: time another build (an older one, for a before and after).
+    let bin = std::env::var_os("BIN").unwrap_or(env!("CARGO_BIN_EXE_tmux-audit").into());
 
     // Start times in the generated history run from 2023-11-14T22:13:20Z,
     // 2.5 s apart on average: --since keeps roughly the newest tenth.
@@ -146,7 +150,7 @@ fn main() {
         let mut peak = 0;
         let mut times: Vec<Duration> = (0..runs)
             .map(|_| {
-                let mut command = Command::new(env!("CARGO_BIN_EXE_tmux-audit"));
+                let mut command = Command::new(&bin);
                 command
                     .args(*args)
                     .env("TMUX_AUDIT_DB", &db)
