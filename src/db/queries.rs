@@ -238,7 +238,10 @@ impl Database {
     /// With `unique`, only the newest run (by start time) of each distinct
     /// command: a first pass notes which rows those are (16 bytes per
     /// distinct command), the second writes them. `each` stops the walk by
-    /// returning an error.
+    /// returning an error. The tmux events are held whole (they are few
+    /// beside the commands); newest first, the replay starts again each
+    /// time the walk passes an event backwards, so its cost grows with the
+    /// square of the events rather than the rows.
     pub fn each_command<E: From<DbError>>(
         &self,
         conditions: &Conditions,
