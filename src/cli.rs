@@ -101,6 +101,7 @@ pub enum Command {
     TmuxEvent(TmuxEventCmd),
     Search(Search),
     Pick(Pick),
+    Export(Export),
     Report(Report),
     Show(Show),
     Sessions(Sessions),
@@ -426,6 +427,80 @@ impl Search {
         }
         Ok(())
     }
+}
+
+/// Write every recorded command (or those the filters keep) for another program.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Write recorded commands for another program: every command the filters keep \
+(all of them without a filter), oldest first, one JSON object per line by default. The output \
+is streamed from the database row by row, so an export of any size takes a few megabytes of \
+memory.\n\n\
+The fields are those of `search --format jsonl`, described with their types in docs/schema.json \
+(JSON Schema); each record carries `schema_version`. With --ecs each record is an Elastic Common \
+Schema document instead (process.command_line, process.exit_code, user.name, host.name, \
+event.duration in nanoseconds, ...; the README has the table). tmux events are not exported: \
+they place each command (tmux.session.name, tmux.window.name, tmux.typed_by) instead.\n\n\
+Exit status: 0 when something was written, 1 when nothing matched, 2 on an error.",
+    after_help = "Examples:\n  tmux-audit export > history.jsonl\n  \
+tmux-audit export --since '30 days ago' --user deploy --format csv > deploy.csv\n  \
+tmux-audit export --ecs | curl -s -H 'Content-Type: application/x-ndjson' --data-binary @- ..."
+)]
+pub struct Export {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// Text to look for in the command.
+    pub pattern: Option<String>,
+
+    /// PATTERN is the whole command.
+    #[arg(long, conflicts_with_all = ["prefix", "regex"], requires = "pattern")]
+    pub exact: bool,
+
+    /// PATTERN is the start of the command.
+    #[arg(long, conflicts_with = "regex", requires = "pattern")]
+    pub prefix: bool,
+
+    /// PATTERN is a regular expression (Rust regex syntax).
+    #[arg(long, requires = "pattern")]
+    pub regex: bool,
+
+    #[command(flatten)]
+    pub filters: FilterArgs,
+
+    /// Newest first.
+    #[arg(long, help_heading = "Output")]
+    pub reverse: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl, help_heading = "Output")]
+    pub format: ExportFormat,
+
+    /// Each record as an Elastic Common Schema document (jsonl or json only).
+    #[arg(long, help_heading = "Output")]
+    pub ecs: bool,
+}
+
+impl Export {
+    /// Flags that clap cannot relate by itself: ECS documents are nested
+    /// objects, which CSV and TSV cannot hold.
+    pub fn check(&self) -> Result<(), String> {
+        if self.ecs && matches!(self.format, ExportFormat::Csv | ExportFormat::Tsv) {
+            return Err(
+                "--ecs writes nested JSON documents, which CSV and TSV cannot hold; use --format jsonl or json"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Json,
+    Csv,
+    Tsv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

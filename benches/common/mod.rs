@@ -109,3 +109,53 @@ pub fn env_or(name: &str, default: usize) -> usize {
 pub fn ms(d: Duration) -> String {
     format!("{:.2}ms", d.as_secs_f64() * 1000.0)
 }
+
+/// What one whole-process run cost: wall time, the child's peak resident
+/// memory, the bytes it printed, and its exit status.
+pub struct Run {
+    pub took: Duration,
+    pub peak_rss_kib: i64,
+    pub bytes: u64,
+    pub code: Option<i32>,
+}
+
+/// Runs `command` with its output drained through a pipe (as a reader
+/// would take it), and measures it: the peak RSS is the child's own, from
+/// `wait4`'s resource usage, not this process's.
+pub fn measure(mut command: std::process::Command) -> Run {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n as u64,
+            }
+        }
+    });
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, writing only into the two locals
+    // given; `child` is not waited for again (it is dropped unwaited).
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let took = start.elapsed();
+    assert_eq!(reaped, pid, "wait4 failed");
+    let bytes = drain.join().unwrap();
+    drop(child);
+    Run {
+        took,
+        peak_rss_kib: usage.ru_maxrss,
+        bytes,
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+    }
+}

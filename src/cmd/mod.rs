@@ -3,6 +3,7 @@
 mod config;
 mod docs;
 mod doctor;
+mod export;
 mod flush;
 mod forward;
 mod import;
@@ -82,6 +83,7 @@ impl Run for Command {
             Command::TmuxEvent(cmd) => cmd.run(),
             Command::Search(cmd) => cmd.run(),
             Command::Pick(cmd) => cmd.run(),
+            Command::Export(cmd) => cmd.run(),
             Command::Show(cmd) => cmd.run(),
             Command::Sessions(cmd) => cmd.run(),
             Command::Timeline(cmd) => cmd.run(),

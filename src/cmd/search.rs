@@ -1,33 +1,90 @@
 //! `tmux-audit search`: finds commands by text and by any recorded field.
+//! The path from flags to rows is shared with `export` ([`Matches`]).
 
-use std::io::{self, Write};
+use std::io;
 
 use anyhow::{Context, Result};
 
 use super::{Exit, Run};
-use crate::cli::{Format, Search};
-use tmux_audit::db::SearchQuery;
-use tmux_audit::filter::{pattern_plan, MatchKind};
+use crate::cli::{FilterArgs, Format, Search};
+use tmux_audit::db::{Database, Order, SearchQuery};
+use tmux_audit::filter::{pattern_plan, Conditions, MatchKind};
 use tmux_audit::paths;
 use tmux_audit::render;
+use tmux_audit::render::stream::{Fields, RecordFormat, RecordWriter};
 
 impl Run for Search {
     fn run(&self) -> Result<Exit> {
         self.check().map_err(anyhow::Error::msg)?;
-        let filters = tmux_audit::filter::Filters::from(&self.filters);
-        let pattern = self.pattern.as_deref().filter(|p| !p.is_empty());
-        let kind = match (self.exact, self.prefix, self.regex) {
-            (true, _, _) => MatchKind::Exact,
-            (_, true, _) => MatchKind::Prefix,
-            (_, _, true) => MatchKind::Regex,
-            _ => MatchKind::Substring,
+        let kind = match_kind(self.exact, self.prefix, self.regex);
+        let matches = Matches::find(
+            self.db.path.as_deref(),
+            &self.filters,
+            self.pattern.as_deref(),
+            kind,
+        )?;
+        let order = if self.reverse {
+            Order::NewestFirst
+        } else {
+            Order::OldestFirst // the newest next to the prompt
         };
+        let limit = (!self.all).then_some(self.limit);
+        let format = if self.json { Format::Json } else { self.format };
+        let format = match format {
+            Format::Table => {
+                let Some(rows) = matches.newest(limit, self.unique, order)? else {
+                    return Ok(Exit::NoMatch);
+                };
+                let table = render::table(&rows, render::use_colour());
+                io::Write::write_all(&mut io::stdout().lock(), table.as_bytes())?;
+                return Ok(Exit::Success);
+            }
+            Format::Json => RecordFormat::Json,
+            Format::Jsonl => RecordFormat::Jsonl,
+            Format::Csv => RecordFormat::Csv,
+            Format::Tsv => RecordFormat::Tsv,
+            Format::Cmd => RecordFormat::Cmd { nul: self.null },
+        };
+        matches.write(limit, self.unique, order, format, Fields::Native)
+    }
+}
+
+/// How PATTERN matches, from `--exact`, `--prefix` and `--regex`.
+pub(super) fn match_kind(exact: bool, prefix: bool, regex: bool) -> MatchKind {
+    match (exact, prefix, regex) {
+        (true, _, _) => MatchKind::Exact,
+        (_, true, _) => MatchKind::Prefix,
+        (_, _, true) => MatchKind::Regex,
+        _ => MatchKind::Substring,
+    }
+}
+
+/// The commands a search or an export asks for: the database, opened and
+/// merged, and the conditions of the filters and the pattern.
+pub(super) struct Matches {
+    db: Database,
+    path: std::path::PathBuf,
+    conditions: Conditions,
+    /// The same search without the text index, tried first on the newest
+    /// rows (see [`SearchQuery`]).
+    scan_first: Option<Conditions>,
+}
+
+impl Matches {
+    pub(super) fn find(
+        db: Option<&std::path::Path>,
+        filters: &FilterArgs,
+        pattern: Option<&str>,
+        kind: MatchKind,
+    ) -> Result<Matches> {
+        let filters = tmux_audit::filter::Filters::from(filters);
+        let pattern = pattern.filter(|p| !p.is_empty());
         // A mistake in the pattern or a filter is told before the database
         // is opened (and whether or not there is one).
         if let Some(pattern) = pattern {
             pattern_plan(filters.conditions()?, pattern, kind)?;
         }
-        let path = paths::database(self.db.path.as_deref())?;
+        let path = paths::database(db)?;
         let mut db = super::open_for_reading(&path)?;
         db.enable_regexp()?;
         let mut conditions = db.conditions(&filters)?;
@@ -49,33 +106,73 @@ impl Run for Search {
                 _ => plan.scan,
             };
         }
-        let query = SearchQuery {
+        Ok(Matches {
+            db,
+            path,
             conditions,
             scan_first,
-            limit: (!self.all).then_some(self.limit),
-            unique: self.unique,
+        })
+    }
+
+    /// The newest `limit` matches (all without one) in `order`, placed in
+    /// tmux; None when nothing matches. For tables and limited searches:
+    /// every row is held at once.
+    fn newest(
+        self,
+        limit: Option<usize>,
+        unique: bool,
+        order: Order,
+    ) -> Result<Option<Vec<tmux_audit::db::StoredCommand>>> {
+        let query = SearchQuery {
+            conditions: self.conditions,
+            scan_first: self.scan_first,
+            limit,
+            unique,
         };
-        let mut rows = db
+        let mut rows = self
+            .db
             .search(&query)
-            .with_context(|| format!("cannot search {}", path.display()))?;
+            .with_context(|| format!("cannot search {}", self.path.display()))?;
         if rows.is_empty() {
-            return Ok(Exit::NoMatch);
+            return Ok(None);
         }
         // Session and window names, and who typed each, from the tmux events.
-        db.place(&mut rows)?;
-        if !self.reverse {
-            rows.reverse(); // oldest first, the newest next to the prompt
+        self.db.place(&mut rows)?;
+        if order == Order::OldestFirst {
+            rows.reverse();
         }
-        let format = if self.json { Format::Json } else { self.format };
-        let out = match format {
-            Format::Table => render::table(&rows, render::use_colour()).into_bytes(),
-            Format::Json => render::json(&rows)?.into_bytes(),
-            Format::Jsonl => render::jsonl(&rows)?.into_bytes(),
-            Format::Csv => render::records_csv(&rows)?.into_bytes(),
-            Format::Tsv => render::records_tsv(&rows)?.into_bytes(),
-            Format::Cmd => render::commands(&rows, self.null),
-        };
-        io::stdout().lock().write_all(&out)?;
-        Ok(Exit::Success)
+        Ok(Some(rows))
+    }
+
+    /// Writes the matches to stdout in `format`: with a limit, the newest
+    /// `limit` (held at once, they are few); without, every match streamed
+    /// from the database one row at a time.
+    pub(super) fn write(
+        self,
+        limit: Option<usize>,
+        unique: bool,
+        order: Order,
+        format: RecordFormat,
+        fields: Fields,
+    ) -> Result<Exit> {
+        let mut out = RecordWriter::new(io::stdout().lock(), format, fields);
+        if limit.is_some() {
+            let Some(rows) = self.newest(limit, unique, order)? else {
+                return Ok(Exit::NoMatch);
+            };
+            for row in &rows {
+                out.write(row)?;
+            }
+        } else {
+            self.db
+                .each_command(&self.conditions, unique, order, |row| -> Result<()> {
+                    Ok(out.write(&row)?)
+                })
+                .with_context(|| format!("cannot search {}", self.path.display()))?;
+        }
+        Ok(match out.finish()? {
+            0 => Exit::NoMatch,
+            _ => Exit::Success,
+        })
     }
 }

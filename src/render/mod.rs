@@ -13,7 +13,9 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 use crate::db::StoredCommand;
 use crate::text::hex;
 
+pub mod ecs;
 pub mod report;
+pub mod stream;
 
 /// When tables use colour (`--color`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -435,53 +437,61 @@ struct JsonRecord<'a> {
     import_source: Option<&'a str>,
     import_file: Option<&'a str>,
     recorded_at: String,
+    /// The version of `docs/schema.json` this record follows.
+    schema_version: u32,
 }
 
+/// The version of the records' fields (`docs/schema.json`): raised when a
+/// field is removed, renamed or changes meaning; a new field keeps it.
+pub const SCHEMA_VERSION: u32 = 1;
+
 fn json_records(rows: &[StoredCommand]) -> Vec<JsonRecord<'_>> {
-    rows.iter()
-        .map(|row| {
-            let r = &row.record;
-            let place = row.placement.as_ref();
-            let client = place.and_then(|p| p.client.as_ref());
-            JsonRecord {
-                id: row.id,
-                command: &r.command,
-                command_bytes_hex: r.command_raw.as_deref().map(hex),
-                exit_status: r.exit_status,
-                started_at: utc_time(r.started_at_us),
-                duration_ms: r.duration_us.map(|us| us as f64 / 1000.0),
-                cwd: &r.cwd,
-                cwd_bytes_hex: r.cwd_raw.as_deref().map(hex),
-                user: &r.user,
-                uid: r.uid,
-                login_uid: r.login_uid,
-                sudo_user: r.sudo_user.as_deref(),
-                host: &r.host,
-                shell: &r.shell,
-                shell_session: &r.shell_session,
-                seq: r.seq,
-                tty: r.tty.as_deref(),
-                ssh_connection: r.ssh_connection.as_deref(),
-                tmux_socket: r.tmux_socket.as_deref(),
-                tmux_server_pid: r.tmux_server_pid,
-                tmux_session_id: r.tmux_session_id,
-                tmux_pane: r.tmux_pane.as_deref(),
-                tmux_session_name: place.and_then(|p| p.session_name.as_deref()),
-                tmux_window_id: place.and_then(|p| p.window_id),
-                tmux_window_index: place.and_then(|p| p.window_index),
-                tmux_window_name: place.and_then(|p| p.window_name.as_deref()),
-                typed_by: client.and_then(|c| c.user.as_deref()),
-                typed_on: client.map(|c| c.name.as_str()),
-                attached: place.map_or(Vec::new(), |p| {
-                    p.attached.iter().map(client_label).collect()
-                }),
-                redacted: r.redacted,
-                import_source: r.imported.as_ref().map(|m| m.source.as_str()),
-                import_file: r.imported.as_ref().map(|m| m.file.as_str()),
-                recorded_at: utc_time(row.recorded_at_us),
-            }
-        })
-        .collect()
+    rows.iter().map(json_record).collect()
+}
+
+/// Every field of one record, as `--format json` and `jsonl` write it.
+fn json_record(row: &StoredCommand) -> JsonRecord<'_> {
+    let r = &row.record;
+    let place = row.placement.as_ref();
+    let client = place.and_then(|p| p.client.as_ref());
+    JsonRecord {
+        id: row.id,
+        command: &r.command,
+        command_bytes_hex: r.command_raw.as_deref().map(hex),
+        exit_status: r.exit_status,
+        started_at: utc_time(r.started_at_us),
+        duration_ms: r.duration_us.map(|us| us as f64 / 1000.0),
+        cwd: &r.cwd,
+        cwd_bytes_hex: r.cwd_raw.as_deref().map(hex),
+        user: &r.user,
+        uid: r.uid,
+        login_uid: r.login_uid,
+        sudo_user: r.sudo_user.as_deref(),
+        host: &r.host,
+        shell: &r.shell,
+        shell_session: &r.shell_session,
+        seq: r.seq,
+        tty: r.tty.as_deref(),
+        ssh_connection: r.ssh_connection.as_deref(),
+        tmux_socket: r.tmux_socket.as_deref(),
+        tmux_server_pid: r.tmux_server_pid,
+        tmux_session_id: r.tmux_session_id,
+        tmux_pane: r.tmux_pane.as_deref(),
+        tmux_session_name: place.and_then(|p| p.session_name.as_deref()),
+        tmux_window_id: place.and_then(|p| p.window_id),
+        tmux_window_index: place.and_then(|p| p.window_index),
+        tmux_window_name: place.and_then(|p| p.window_name.as_deref()),
+        typed_by: client.and_then(|c| c.user.as_deref()),
+        typed_on: client.map(|c| c.name.as_str()),
+        attached: place.map_or(Vec::new(), |p| {
+            p.attached.iter().map(client_label).collect()
+        }),
+        redacted: r.redacted,
+        import_source: r.imported.as_ref().map(|m| m.source.as_str()),
+        import_file: r.imported.as_ref().map(|m| m.file.as_str()),
+        recorded_at: utc_time(row.recorded_at_us),
+        schema_version: SCHEMA_VERSION,
+    }
 }
 
 /// `alice on /dev/pts/1`: a tmux client as a person reads it.
@@ -517,6 +527,8 @@ pub fn pretty_json<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Strin
     Ok(out)
 }
 
+/// The whole list at once: what [`stream::RecordWriter`] must equal (tests).
+#[cfg(test)]
 /// One JSON object per line.
 pub fn jsonl(rows: &[StoredCommand]) -> serde_json::Result<String> {
     let mut out = String::new();
@@ -534,37 +546,48 @@ fn flat<T: Serialize>(items: &[T]) -> serde_json::Result<(Vec<String>, Vec<Vec<S
     let mut header = Vec::new();
     let mut lines = Vec::new();
     for item in items {
-        let serde_json::Value::Object(map) = serde_json::to_value(item)? else {
-            continue;
-        };
-        if header.is_empty() {
-            header = map.keys().cloned().collect();
+        if let Some(line) = flat_line(item, &mut header)? {
+            lines.push(line);
         }
-        lines.push(
-            header
-                .iter()
-                .map(|key| match map.get(key) {
-                    None | Some(serde_json::Value::Null) => String::new(),
-                    Some(serde_json::Value::String(s)) => inert_in_spreadsheets(s),
-                    Some(serde_json::Value::Array(items)) => inert_in_spreadsheets(
-                        &items
-                            .iter()
-                            .map(|item| match item {
-                                serde_json::Value::String(s) => s.clone(),
-                                other => other.to_string(),
-                            })
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    ),
-                    Some(object @ serde_json::Value::Object(_)) => {
-                        inert_in_spreadsheets(&object.to_string())
-                    }
-                    Some(other) => other.to_string(),
-                })
-                .collect(),
-        );
     }
     Ok((header, lines))
+}
+
+/// One item's values as text, in the order of `header`, which the first
+/// item fills with its field names; None for an item that is no object.
+fn flat_line<T: Serialize>(
+    item: &T,
+    header: &mut Vec<String>,
+) -> serde_json::Result<Option<Vec<String>>> {
+    let serde_json::Value::Object(map) = serde_json::to_value(item)? else {
+        return Ok(None);
+    };
+    if header.is_empty() {
+        *header = map.keys().cloned().collect();
+    }
+    Ok(Some(
+        header
+            .iter()
+            .map(|key| match map.get(key) {
+                None | Some(serde_json::Value::Null) => String::new(),
+                Some(serde_json::Value::String(s)) => inert_in_spreadsheets(s),
+                Some(serde_json::Value::Array(items)) => inert_in_spreadsheets(
+                    &items
+                        .iter()
+                        .map(|item| match item {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+                Some(object @ serde_json::Value::Object(_)) => {
+                    inert_in_spreadsheets(&object.to_string())
+                }
+                Some(other) => other.to_string(),
+            })
+            .collect(),
+    ))
 }
 
 /// `text` with a `'` in front when a spreadsheet would take it for a
@@ -626,6 +649,18 @@ pub fn csv<T: Serialize>(items: &[T]) -> anyhow::Result<String> {
 /// carriage return inside a field are written `\\`, `\t`, `\n`, `\r`.
 pub fn tsv<T: Serialize>(items: &[T]) -> serde_json::Result<String> {
     let (header, lines) = flat(items)?;
+    let mut out = String::new();
+    for line in std::iter::once(&header)
+        .filter(|h| !h.is_empty())
+        .chain(lines.iter())
+    {
+        out.push_str(&tsv_line(line));
+    }
+    Ok(out)
+}
+
+/// One TSV line, its fields escaped (see [`tsv`]), with its newline.
+fn tsv_line(fields: &[String]) -> String {
     let escape = |field: &String| {
         field
             .replace('\\', "\\\\")
@@ -633,25 +668,25 @@ pub fn tsv<T: Serialize>(items: &[T]) -> serde_json::Result<String> {
             .replace('\n', "\\n")
             .replace('\r', "\\r")
     };
-    let mut out = String::new();
-    for line in std::iter::once(&header)
-        .filter(|h| !h.is_empty())
-        .chain(lines.iter())
-    {
-        out.push_str(&line.iter().map(escape).collect::<Vec<_>>().join("\t"));
-        out.push('\n');
-    }
-    Ok(out)
+    let mut line = fields.iter().map(escape).collect::<Vec<_>>().join("\t");
+    line.push('\n');
+    line
 }
 
+/// The whole list at once: what [`stream::RecordWriter`] must equal (tests).
+#[cfg(test)]
 pub fn records_csv(rows: &[StoredCommand]) -> anyhow::Result<String> {
     csv(&json_records(rows))
 }
 
+/// The whole list at once: what [`stream::RecordWriter`] must equal (tests).
+#[cfg(test)]
 pub fn records_tsv(rows: &[StoredCommand]) -> serde_json::Result<String> {
     tsv(&json_records(rows))
 }
 
+/// The whole list at once: what [`stream::RecordWriter`] must equal (tests).
+#[cfg(test)]
 /// Only the command text, exactly as recorded, one per record.
 pub fn commands(rows: &[StoredCommand], nul: bool) -> Vec<u8> {
     let mut out = Vec::new();

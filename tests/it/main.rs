@@ -8,6 +8,7 @@ mod users;
 mod architecture;
 mod cli;
 mod doctor;
+mod export;
 mod faults;
 mod files;
 mod forward;

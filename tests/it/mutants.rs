@@ -221,6 +221,44 @@ fn a_search_past_the_newest_twenty_thousand_rows_finds_the_exact_match_only() {
     assert!(out.status.success(), "the rows are chained: {out:?}");
 }
 
+/// `--unique` reads the newest rows first too: when they hold enough
+/// distinct commands it stops there; when they do not, it reads on, and
+/// finds the older command the newest rows lack.
+#[test]
+fn a_unique_search_past_the_newest_twenty_thousand_rows_reads_on_when_it_must() {
+    const NEWER: i64 = 20_000;
+    let sb = Sandbox::new();
+    record(&sb, 1, "git", T0, 0, "/srv");
+    let mut db = Database::open(&sb.db).unwrap();
+    let template = db.command(1).unwrap().expect("the first record").record;
+    let entries: Vec<Entry> = (0..NEWER)
+        .map(|i| {
+            Entry::Command(CommandRecord {
+                command: format!("echo git status {}", i % 2),
+                seq: i + 2,
+                started_at_us: T0 + (i + 1) * SECOND,
+                ..template.clone()
+            })
+        })
+        .collect();
+    db.insert_all(entries.iter().map(|e| (e, T0 + (NEWER + 1) * SECOND)))
+        .unwrap();
+    drop(db);
+    assert_eq!(
+        found(&sb, &["-n", "2", "--unique", "git"]),
+        ["echo git status 0", "echo git status 1"]
+    );
+    assert_eq!(
+        found(&sb, &["-n", "3", "--unique", "git"]),
+        ["git", "echo git status 0", "echo git status 1"],
+        "read on past the newest rows"
+    );
+    assert_eq!(
+        found(&sb, &["-n", "3", "--unique", "--regex", "git"]),
+        ["git", "echo git status 0", "echo git status 1"]
+    );
+}
+
 /// The running totals per shell session keep the highest command number
 /// seen, also when a lower one arrives after the totals were brought up to
 /// date: 1 and 5 arrive, then 3 (late): 2 and 4 never arrived, not 0.

@@ -61,7 +61,7 @@ fn record(sb: &Sandbox, r: Rec<'_>) {
 }
 
 /// A small history: two panes of one tmux server and a shell outside tmux.
-fn history() -> Sandbox {
+pub(crate) fn history() -> Sandbox {
     let sb = Sandbox::new();
     // command, shell session, exit status, minute, duration (ms), cwd, pane
     type Row<'a> = (&'a [u8], &'a str, i64, i64, i64, &'a str, Option<&'a str>);
