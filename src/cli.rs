@@ -73,6 +73,7 @@ pub enum Command {
     RecordLater(RecordLater),
     MergeLater(MergeLater),
     TmuxEvent(TmuxEventCmd),
+    Capture(CaptureCmd),
     Search(Search),
     Report(Report),
     Show(Show),
@@ -134,6 +135,24 @@ pub struct TmuxEventCmd {
     /// tmux formats as `name=value` (not UTF-8: taken as UTF-8, lossily).
     #[arg(allow_hyphen_values = true)]
     pub fields: Vec<std::ffi::OsString>,
+}
+
+/// Internal: capture one pane's output. Run by tmux's `pipe-pane` (see
+/// `init tmux` and `[capture]` in config.toml), with the pane's output on
+/// standard input; prints nothing, and errors go to the log file.
+#[derive(Debug, Args)]
+#[command(hide = true)]
+pub struct CaptureCmd {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// The pane captured, `%N`.
+    #[arg(long, value_name = "%N")]
+    pub pane: String,
+
+    /// The pid of its tmux server.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -380,7 +399,7 @@ pub struct Report {
     long_about = "Show one recorded command with every field, the tmux session and window it ran \
 in (their names at the time), and, in a shared session, the client and user whose keyboard ran it \
 and every client attached then. ID is the `id` that `search --format json` prints.",
-    after_help = "Examples:\n  tmux-audit show 1234\n  tmux-audit show 1234 --format json"
+    after_help = "Examples:\n  tmux-audit show 1234\n  tmux-audit show 1234 --format json\n  tmux-audit show 1234 --output"
 )]
 pub struct Show {
     #[command(flatten)]
@@ -396,6 +415,15 @@ pub struct Show {
     /// Same as --format json.
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
+
+    /// Print what the command printed (with `[capture] enabled = true`), as
+    /// plain text: escape sequences dropped, lines as the terminal left them.
+    #[arg(long, conflicts_with_all = ["format", "json"])]
+    pub output: bool,
+
+    /// With --output: the bytes exactly as the pane received them.
+    #[arg(long, requires = "output")]
+    pub raw: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

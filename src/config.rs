@@ -9,6 +9,9 @@
 //!
 //! [record]
 //! max_command_bytes = 2097152         # longer commands keep their head (default 2 MiB)
+//!
+//! [capture]
+//! enabled = false                     # each pane's output, for `show ID --output` (default off)
 //! ```
 
 use std::path::PathBuf;
@@ -21,6 +24,15 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub redact: Redact,
     pub record: RecordSettings,
+    pub capture: Capture,
+}
+
+/// Per-pane output capture (`capture/`): off unless asked for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Capture {
+    /// `init tmux` pipes every pane's output into `tmux-audit capture`.
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

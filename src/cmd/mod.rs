@@ -1,5 +1,6 @@
 //! One module per subcommand, each implementing [`Run`].
 
+mod capture;
 mod config;
 mod docs;
 mod doctor;
@@ -69,6 +70,7 @@ impl Run for Command {
             Command::RecordLater(cmd) => cmd.run(),
             Command::MergeLater(cmd) => cmd.run(),
             Command::TmuxEvent(cmd) => cmd.run(),
+            Command::Capture(cmd) => cmd.run(),
             Command::Search(cmd) => cmd.run(),
             Command::Show(cmd) => cmd.run(),
             Command::Sessions(cmd) => cmd.run(),
