@@ -39,6 +39,31 @@ pub fn pane_dir(root: &Path, server_pid: i64, pane: &str) -> Option<PathBuf> {
     Some(root.join(format!("{server_pid}-{number}")))
 }
 
+/// The panes whose capture process runs now, as (server pid, pane), from
+/// the processes' command lines (`tmux-audit capture --pane %N
+/// --server-pid PID`).
+pub fn running() -> Vec<(i64, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let Some(at) = args.iter().position(|a| *a == b"capture") else {
+            continue;
+        };
+        let value = |flag: &[u8]| {
+            let i = args[at..].iter().position(|a| *a == flag)?;
+            std::str::from_utf8(args.get(at + i + 1)?).ok()
+        };
+        let pid = value(b"--server-pid").and_then(|p| p.parse().ok());
+        if let (Some(pane), Some(pid)) = (value(b"--pane"), pid) {
+            found.push((pid, pane.to_string()));
+        }
+    }
+    found
+}
+
 /// The mark a shell hook prints before command `seq` of shell session
 /// `session` runs (OSC 133 C, "command output starts", which terminals and
 /// tmux show as nothing).

@@ -12,17 +12,22 @@ use crate::support::{Pane, Rc, Row, Sandbox, Shell, Tmux, PATIENCE};
 /// A tmux server with capture on (`[capture] enabled = true`) and the
 /// documented `init tmux` line loaded.
 fn captured_server(sb: &Sandbox) -> Tmux {
+    let (tmux, _) = Tmux::start(sb, "cat");
+    init_with_capture(sb, &tmux);
+    tmux
+}
+
+/// Turns capture on in the config file, and runs `init tmux` in `tmux`.
+fn init_with_capture(sb: &Sandbox, tmux: &Tmux) {
     let config = sb.path().join("config/tmux-audit");
     fs::create_dir_all(&config).unwrap();
     fs::write(config.join("config.toml"), "[capture]\nenabled = true\n").unwrap();
-    let (tmux, _) = Tmux::start(sb, "cat");
     tmux.load_audit_config(sb);
     let start = Instant::now();
     while !tmux.run(&["show-hooks", "-g"]).contains(" capture --pane ") {
         assert!(start.elapsed() < PATIENCE, "the capture hooks never came");
         thread::sleep(Duration::from_millis(20));
     }
-    tmux
 }
 
 /// A new pane running `shell` with the hook, captured from its start.
@@ -287,4 +292,54 @@ fn a_killed_capture_leaves_the_pane_working_and_the_gap_shown() {
     assert!(stderr.contains("capture of this pane stopped"), "{stderr}");
     // What was captured before stays.
     assert_eq!(show_output(&sb, before.id, &[]).0, b"before\n");
+}
+
+#[test]
+fn a_pane_with_a_pipe_of_the_users_is_left_alone_and_doctor_says_so() {
+    let sb = Sandbox::new();
+    let (tmux, theirs) = Tmux::start(&sb, "cat");
+    let log = sb.path().join("their-own.log");
+    tmux.run(&[
+        "pipe-pane",
+        "-t",
+        &theirs.id,
+        &format!("cat >> '{}'", log.display()),
+    ]);
+    init_with_capture(&sb, &tmux);
+    let ours = tmux.split("cat");
+    capture_process(&sb, &ours.id);
+    // The user's pipe still gets the pane's output.
+    theirs.line("still-theirs");
+    let start = Instant::now();
+    while !fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("still-theirs")
+    {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the user's pipe-pane got nothing"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !sb.processes().iter().any(|p| p
+            .cmdline
+            .contains(&format!(" capture --pane {} ", theirs.id))),
+        "their pane must not be captured"
+    );
+    let inside = format!("{},{},0", tmux.socket_path(), tmux.server_pid());
+    let out = sb
+        .cmd()
+        .env("TMUX", &inside)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "FAIL  capture     not captured: {} (its output goes to a pipe-pane of your own",
+            theirs.id
+        )),
+        "{text}"
+    );
 }
