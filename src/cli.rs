@@ -265,6 +265,7 @@ Exit status: 0 when something was found, 1 when nothing was, 2 on an error.",
     after_help = "Examples:\n  tmux-audit search docker --since yesterday\n  tmux-audit search --here --failed\n  \
 tmux-audit search 'rm -rf' --session prod --since '7 days ago' --format json\n  \
 tmux-audit search --cwd-under ~/src/api --since today --failed\n  \
+tmux-audit search --output 'permission denied' --since today\n  \
 tmux-audit search --unique --format cmd -0 | fzf --read0"
 )]
 pub struct Search {
@@ -285,6 +286,11 @@ pub struct Search {
     /// PATTERN is a regular expression (Rust regex syntax).
     #[arg(long, requires = "pattern")]
     pub regex: bool,
+
+    /// Only commands whose captured output holds TEXT (as plain text,
+    /// escape sequences dropped; see `[capture]` in config.toml).
+    #[arg(long, value_name = "TEXT")]
+    pub output: Option<String>,
 
     #[command(flatten)]
     pub filters: FilterArgs,

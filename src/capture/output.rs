@@ -179,6 +179,13 @@ pub fn command_output(db: &Path, command: &CommandRecord) -> Result<CommandOutpu
     })
 }
 
+/// Whether `command`'s captured output, as plain text, holds `text`
+/// (false when none was captured).
+pub fn printed(db: &Path, command: &CommandRecord, text: &[u8]) -> bool {
+    command_output(db, command)
+        .is_ok_and(|found| memmem::find(plain_text(&found.bytes).as_bytes(), text).is_some())
+}
+
 /// Terminal output as plain text: escape sequences (colours, cursor moves,
 /// titles, marks) dropped, `\r\n` as `\n`, a line overwritten after a lone
 /// `\r` (a progress bar) kept as its last state, backspaces applied, other

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Format, Search};
+use tmux_audit::capture;
 use tmux_audit::db::SearchQuery;
 use tmux_audit::filter::{pattern_plan, MatchKind};
 use tmux_audit::paths;
@@ -46,12 +47,21 @@ impl Run for Search {
         let query = SearchQuery {
             conditions,
             scan_first,
-            limit: (!self.all).then_some(self.limit),
+            // Which commands printed TEXT is known only after reading
+            // their output: every command the filters keep is read.
+            limit: (!self.all && self.output.is_none()).then_some(self.limit),
             unique: self.unique,
         };
         let mut rows = db
             .search(&query)
             .with_context(|| format!("cannot search {}", path.display()))?;
+        if let Some(text) = self.output.as_deref() {
+            // Newest first: the first `limit` that printed it.
+            rows.retain(|row| capture::output::printed(&path, &row.record, text.as_bytes()));
+            if !self.all {
+                rows.truncate(self.limit);
+            }
+        }
         if rows.is_empty() {
             return Ok(Exit::NoMatch);
         }

@@ -343,3 +343,33 @@ fn a_pane_with_a_pipe_of_the_users_is_left_alone_and_doctor_says_so() {
         "{text}"
     );
 }
+
+#[test]
+fn search_output_finds_the_commands_that_printed_a_text() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    // The text is in no command line, only in what one command printed.
+    let printer = "printf 'nee%s\\n' dle-42";
+    pane.line(printer);
+    pane.line("echo other");
+    let row = row_of(&sb, "echo other");
+    wait_output(&sb, row.id, "other\n");
+    let search = |args: &[&str]| {
+        let out = sb.cmd().arg("search").args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(
+        search(&["--output", "needle-42", "--format", "cmd"]),
+        (Some(0), format!("{printer}\n"))
+    );
+    // With the same filters as any search.
+    assert_eq!(
+        search(&["--output", "needle-42", "--pane", "%999", "--format", "cmd"]),
+        (Some(1), String::new())
+    );
+    assert_eq!(search(&["--output", "no-such-text"]).0, Some(1));
+}
