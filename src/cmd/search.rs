@@ -56,11 +56,13 @@ impl Run for Search {
             .search(&query)
             .with_context(|| format!("cannot search {}", path.display()))?;
         if let Some(text) = self.output.as_deref() {
-            // Newest first: the first `limit` that printed it.
-            rows.retain(|row| capture::output::printed(&path, &row.record, text.as_bytes()));
-            if !self.all {
-                rows.truncate(self.limit);
-            }
+            // Newest first: reading stops at the `limit`th that printed it.
+            let limit = if self.all { usize::MAX } else { self.limit };
+            rows = rows
+                .into_iter()
+                .filter(|row| capture::output::printed(&path, &row.record, text.as_bytes()))
+                .take(limit)
+                .collect();
         }
         if rows.is_empty() {
             return Ok(Exit::NoMatch);
