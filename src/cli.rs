@@ -79,6 +79,7 @@ pub enum Command {
     Show(Show),
     Sessions(Sessions),
     Timeline(Timeline),
+    Replay(Replay),
     Verify(Verify),
     Anchor(Anchor),
     Redact(Redact),
@@ -437,6 +438,52 @@ pub enum ShowFormat {
     #[value(alias = "table")]
     Text,
     Json,
+}
+
+/// Play a pane's captured output in this terminal, with its timing, or write it as an asciicast.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Play what a pane printed (captured with `[capture] enabled = true`) in this \
+terminal with its timing (pauses longer than 2 seconds shortened), or, with --asciicast FILE, \
+write it as an asciicast v2 file for `asciinema play` and asciinema-player.",
+    after_help = "Examples:\n  tmux-audit replay --pane %3 --since '1 hour ago'\n  \
+tmux-audit replay --pane %3 --speed 4\n  tmux-audit replay --pane %3 --asciicast pane3.cast"
+)]
+pub struct Replay {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// The pane, `%N` (of the tmux server that captured it last, unless --server-pid).
+    #[arg(long, value_name = "%N")]
+    pub pane: String,
+
+    /// The pid of the pane's tmux server.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<i64>,
+
+    /// From WHEN ("2h", "yesterday", "2026-11-25 09:00").
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub since: Option<DateTime<Utc>>,
+
+    /// Until WHEN.
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub until: Option<DateTime<Utc>>,
+
+    /// Play this many times faster.
+    #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
+    pub speed: f64,
+
+    /// Write an asciicast v2 file instead of playing.
+    #[arg(long, value_name = "FILE")]
+    pub asciicast: Option<PathBuf>,
+
+    /// The terminal's width in the asciicast.
+    #[arg(long, default_value_t = 80, requires = "asciicast")]
+    pub cols: u16,
+
+    /// The terminal's height in the asciicast.
+    #[arg(long, default_value_t = 24, requires = "asciicast")]
+    pub rows: u16,
 }
 
 /// Every tmux session seen: created, closed, renamed, and who attached when.

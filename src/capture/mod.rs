@@ -16,6 +16,7 @@
 
 pub mod output;
 pub mod recorder;
+pub mod replay;
 pub mod segment;
 
 use std::path::{Path, PathBuf};

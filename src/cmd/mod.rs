@@ -8,6 +8,7 @@ mod flush;
 mod init;
 mod record;
 mod redact;
+mod replay;
 mod report;
 mod search;
 mod sessions;
@@ -75,6 +76,7 @@ impl Run for Command {
             Command::Show(cmd) => cmd.run(),
             Command::Sessions(cmd) => cmd.run(),
             Command::Timeline(cmd) => cmd.run(),
+            Command::Replay(cmd) => cmd.run(),
             Command::Report(cmd) => cmd.run(),
             Command::Verify(cmd) => cmd.run(),
             Command::Anchor(cmd) => cmd.run(),

@@ -373,3 +373,73 @@ fn search_output_finds_the_commands_that_printed_a_text() {
     );
     assert_eq!(search(&["--output", "no-such-text"]).0, Some(1));
 }
+
+#[test]
+fn a_pane_replays_and_exports_as_an_asciicast_that_asciinema_reads() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    let command = "printf 'cast-%s\\n' $(seq 1 50)";
+    pane.line(command);
+    let row = row_of(&sb, command);
+    wait_output(&sb, row.id, &lines("cast", 50));
+    let expected = lines("cast", 50).replace('\n', "\r\n");
+
+    // Played here, at a thousand times the speed: the pane's bytes.
+    let (ok, played) = sb.run(&["replay", "--pane", &pane.id, "--speed", "1000"]);
+    assert!(ok && played.contains(&expected), "{played}");
+
+    let cast = sb.path().join("pane.cast");
+    let cast_arg = cast.display().to_string();
+    let (ok, _) = sb.run(&["replay", "--pane", &pane.id, "--asciicast", &cast_arg]);
+    assert!(ok);
+    let text = fs::read_to_string(&cast).unwrap();
+    let mut lines_of = text.lines();
+    let header: serde_json::Value = serde_json::from_str(lines_of.next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2);
+    let mut last = 0.0;
+    let mut joined = String::new();
+    for line in lines_of {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        let t = event[0].as_f64().unwrap();
+        assert!(t >= last, "times go forward: {line}");
+        last = t;
+        assert_eq!(event[1], "o");
+        joined.push_str(event[2].as_str().unwrap());
+    }
+    assert!(joined.contains(&expected));
+    // An existing file is not overwritten.
+    assert!(
+        !sb.run(&["replay", "--pane", &pane.id, "--asciicast", &cast_arg])
+            .0
+    );
+
+    if !crate::support::have("asciinema") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have asciinema (.ci/run installs it)"
+        );
+        eprintln!("skipped `asciinema cat`: asciinema is not installed");
+        return;
+    }
+    // `asciinema cat` reads /dev/tty: it runs in a tmux window of its own.
+    let (out, rc) = (sb.path().join("cat.out"), sb.path().join("cat.rc"));
+    tmux.run(&[
+        "new-window",
+        "-d",
+        &format!(
+            "asciinema cat '{}' > '{}' 2>&1; echo $? > '{}'",
+            cast.display(),
+            out.display(),
+            rc.display()
+        ),
+    ]);
+    let start = Instant::now();
+    while !fs::read_to_string(&rc).is_ok_and(|rc| rc.ends_with('\n')) {
+        assert!(start.elapsed() < PATIENCE, "asciinema cat never ended");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let printed = fs::read_to_string(&out).unwrap();
+    assert_eq!(fs::read_to_string(&rc).unwrap(), "0\n", "{printed}");
+    assert!(printed.contains(&expected), "asciinema cat: {printed}");
+}
