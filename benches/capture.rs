@@ -98,7 +98,7 @@ fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, capture: bool, round: usize)
     let config = home.join("config/tmux-audit");
     fs::create_dir_all(&config).unwrap();
     fs::write(config.join("config.toml"), "[capture]\nenabled = true\n").unwrap();
-    let socket = format!("ta-bench-capture-{}-{round}", std::process::id());
+    let socket = format!("ta-bench-capture-{}-{capture}-{round}", std::process::id());
     let tmux = |args: &[&str]| {
         let out = Command::new("tmux")
             .args(["-L", &socket, "-f", "/dev/null"])
