@@ -44,6 +44,18 @@ __tmux_audit_entry='__tmux_audit_precmd && :'
 # shellcheck disable=SC2016 # expanded by bash each time it shows PS0
 __tmux_audit_ps0='${__tmux_audit_none[(__tmux_audit_start=10#0${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}),(__tmux_audit_hist=\!),0]-}'
 
+# With output capture on in this tmux server (`[capture]` in config.toml:
+# `init tmux` sets TMUX_AUDIT_CAPTURE there), each command's output is
+# marked by an OSC 133 sequence naming the command, before it runs (in PS0)
+# and after it ends, which terminals show as nothing and `tmux-audit show
+# --output` finds in the pane's captured output.
+__tmux_audit_mark=
+if [[ -n ${TMUX-} && -n ${TMUX_AUDIT_CAPTURE-} ]]; then
+    __tmux_audit_mark=1
+    # shellcheck disable=SC2016 # expanded by bash each time it shows PS0
+    __tmux_audit_ps0+='\e]133;C;ta=${__tmux_audit_session}/$((__tmux_audit_seq + 1))\a'
+fi
+
 # HISTCONTROL=ignorespace/ignoredups/ignoreboth and HISTIGNORE keep a command
 # out of the history list, which is where bash keeps the text of the command
 # just run. The hook keeps the user's values aside, lets every command into
@@ -283,6 +295,9 @@ __tmux_audit_prepend() {
 __tmux_audit_precmd() {
     local status=$? end=${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}
     if [[ -n $__tmux_audit_start ]]; then
+        if [[ -n $__tmux_audit_mark ]]; then
+            builtin printf '\e]133;D;ta=%s/%s\a' "$__tmux_audit_session" "$((__tmux_audit_seq + 1))" 2>/dev/null || :
+        fi
         __tmux_audit_record "$status" "$end"
     fi
     # Where the next command starts.

@@ -16,9 +16,19 @@ if status is-interactive; and not set -q __tmux_audit_session
     set -gx TMUX_AUDIT_SESSION $__tmux_audit_session
     set -g __tmux_audit_seq 0
     set -g __tmux_audit_cwd $PWD
+    # With output capture on in this tmux server (`init tmux` sets
+    # TMUX_AUDIT_CAPTURE there), each command's output is marked by an OSC
+    # 133 sequence naming the command, which terminals show as nothing.
+    set -g __tmux_audit_mark
+    if test -n "$TMUX"; and test -n "$TMUX_AUDIT_CAPTURE"
+        set -g __tmux_audit_mark 1
+    end
 
     function __tmux_audit_preexec --on-event fish_preexec
         set -g __tmux_audit_cwd $PWD
+        if test -n "$__tmux_audit_mark"
+            printf '\e]133;C;ta=%s/%s\a' $__tmux_audit_session (math $__tmux_audit_seq + 1) 2>/dev/null
+        end
     end
 
     # fish emits fish_postexec once per command line it ran, with the line as
@@ -26,6 +36,9 @@ if status is-interactive; and not set -q __tmux_audit_session
     # $CMD_DURATION is the command's duration in milliseconds.
     function __tmux_audit_postexec --on-event fish_postexec
         set -l status_ $status
+        if test -n "$__tmux_audit_mark"
+            printf '\e]133;D;ta=%s/%s\a' $__tmux_audit_session (math $__tmux_audit_seq + 1) 2>/dev/null
+        end
         set -g __tmux_audit_seq (math $__tmux_audit_seq + 1)
         if test -x $__tmux_audit_bin
             printf '%s\n' $argv[1] | $__tmux_audit_bin record --shell fish --session $__tmux_audit_session \

@@ -25,6 +25,13 @@ if [[ -o interactive && -z ${__tmux_audit_session-} ]]; then
     typeset -g __tmux_audit_cwd=
     typeset -g __tmux_audit_warned=
     typeset -ga __tmux_audit_command=()
+    # With output capture on in this tmux server (`init tmux` sets
+    # TMUX_AUDIT_CAPTURE there), each command's output is marked by an OSC
+    # 133 sequence naming the command, which terminals show as nothing.
+    typeset -g __tmux_audit_mark=
+    if [[ -n ${TMUX-} && -n ${TMUX_AUDIT_CAPTURE-} ]]; then
+        __tmux_audit_mark=1
+    fi
     # The recorder this shell writes its commands to (see `tmux-audit
     # recorder`): the FIFO it reads and its pid, both empty when there is
     # none (it could not start, or it has gone: then each command starts a
@@ -93,6 +100,9 @@ __tmux_audit_preexec() {
     __tmux_audit_cwd=$PWD
     local -a now=($epochtime) # one reading: seconds and nanoseconds of the same instant
     __tmux_audit_start=$(( now[1] * 1000000 + now[2] / 1000 ))
+    if [[ -n $__tmux_audit_mark ]]; then
+        print -rn -- $'\e]133;C;ta='"$__tmux_audit_session/$(( __tmux_audit_seq + 1 ))"$'\a' 2>/dev/null
+    fi
 }
 
 __tmux_audit_precmd() {
@@ -107,6 +117,9 @@ __tmux_audit_precmd() {
     if (( ${#__tmux_audit_command} )); then
         local text=$__tmux_audit_command[1]
         __tmux_audit_command=()
+        if [[ -n $__tmux_audit_mark ]]; then
+            print -rn -- $'\e]133;D;ta='"$__tmux_audit_session/$(( __tmux_audit_seq + 1 ))"$'\a' 2>/dev/null
+        fi
         __tmux_audit_seq+=1
         # The recorder started when the hook loaded: no process for this command.
         if __tmux_audit_stream "$status_" "$__tmux_audit_start" "$end" "$text"; then

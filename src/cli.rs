@@ -99,6 +99,7 @@ pub enum Command {
     Recorder(Recorder),
     MergeLater(MergeLater),
     TmuxEvent(TmuxEventCmd),
+    Capture(CaptureCmd),
     Search(Search),
     Pick(Pick),
     Export(Export),
@@ -106,6 +107,7 @@ pub enum Command {
     Show(Show),
     Sessions(Sessions),
     Timeline(Timeline),
+    Replay(Replay),
     Verify(Verify),
     Anchor(Anchor),
     Redact(Redact),
@@ -217,6 +219,24 @@ pub struct TmuxEventCmd {
     /// tmux formats as `name=value` (not UTF-8: taken as UTF-8, lossily).
     #[arg(allow_hyphen_values = true)]
     pub fields: Vec<std::ffi::OsString>,
+}
+
+/// Internal: capture one pane's output. Run by tmux's `pipe-pane` (see
+/// `init tmux` and `[capture]` in config.toml), with the pane's output on
+/// standard input; prints nothing, and errors go to the log file.
+#[derive(Debug, Args)]
+#[command(hide = true)]
+pub struct CaptureCmd {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// The pane captured, `%N`.
+    #[arg(long, value_name = "%N")]
+    pub pane: String,
+
+    /// The pid of its tmux server.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -354,6 +374,7 @@ Exit status: 0 when something was found, 1 when nothing was, 2 on an error.",
     after_help = "Examples:\n  tmux-audit search docker --since yesterday\n  tmux-audit search --here --failed\n  \
 tmux-audit search 'rm -rf' --session prod --since '7 days ago' --format json\n  \
 tmux-audit search --cwd-under ~/src/api --since today --failed\n  \
+tmux-audit search --output 'permission denied' --since today\n  \
 tmux-audit search --unique --format cmd -0 | fzf --read0"
 )]
 pub struct Search {
@@ -374,6 +395,11 @@ pub struct Search {
     /// PATTERN is a regular expression (Rust regex syntax).
     #[arg(long, requires = "pattern")]
     pub regex: bool,
+
+    /// Only commands whose captured output holds TEXT (as plain text,
+    /// escape sequences dropped; see `[capture]` in config.toml).
+    #[arg(long, value_name = "TEXT")]
+    pub output: Option<String>,
 
     #[command(flatten)]
     pub filters: FilterArgs,
@@ -562,7 +588,7 @@ pub struct Report {
     long_about = "Show one recorded command with every field, the tmux session and window it ran \
 in (their names at the time), and, in a shared session, the client and user whose keyboard ran it \
 and every client attached then. ID is the `id` that `search --format json` prints.",
-    after_help = "Examples:\n  tmux-audit show 1234\n  tmux-audit show 1234 --format json"
+    after_help = "Examples:\n  tmux-audit show 1234\n  tmux-audit show 1234 --format json\n  tmux-audit show 1234 --output"
 )]
 pub struct Show {
     #[command(flatten)]
@@ -578,6 +604,15 @@ pub struct Show {
     /// Same as --format json.
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
+
+    /// Print what the command printed (with `[capture] enabled = true`), as
+    /// plain text: escape sequences dropped, lines as the terminal left them.
+    #[arg(long, conflicts_with_all = ["format", "json"])]
+    pub output: bool,
+
+    /// With --output: the bytes exactly as the pane received them.
+    #[arg(long, requires = "output")]
+    pub raw: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -585,6 +620,52 @@ pub enum ShowFormat {
     #[value(alias = "table")]
     Text,
     Json,
+}
+
+/// Play a pane's captured output in this terminal, with its timing, or write it as an asciicast.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Play what a pane printed (captured with `[capture] enabled = true`) in this \
+terminal with its timing (pauses longer than 2 seconds shortened), or, with --asciicast FILE, \
+write it as an asciicast v2 file for `asciinema play` and asciinema-player.",
+    after_help = "Examples:\n  tmux-audit replay --pane %3 --since '1 hour ago'\n  \
+tmux-audit replay --pane %3 --speed 4\n  tmux-audit replay --pane %3 --asciicast pane3.cast"
+)]
+pub struct Replay {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// The pane, `%N` (of the tmux server that captured it last, unless --server-pid).
+    #[arg(long, value_name = "%N")]
+    pub pane: String,
+
+    /// The pid of the pane's tmux server.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<i64>,
+
+    /// From WHEN ("2h", "yesterday", "2026-11-25 09:00").
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub since: Option<DateTime<Utc>>,
+
+    /// Until WHEN.
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub until: Option<DateTime<Utc>>,
+
+    /// Play this many times faster.
+    #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
+    pub speed: f64,
+
+    /// Write an asciicast v2 file instead of playing.
+    #[arg(long, value_name = "FILE")]
+    pub asciicast: Option<PathBuf>,
+
+    /// The terminal's width in the asciicast.
+    #[arg(long, default_value_t = 80, requires = "asciicast")]
+    pub cols: u16,
+
+    /// The terminal's height in the asciicast.
+    #[arg(long, default_value_t = 24, requires = "asciicast")]
+    pub rows: u16,
 }
 
 /// Every tmux session seen: created, closed, renamed, and who attached when.

@@ -18,6 +18,9 @@
 //! [forward]
 //! syslog = "tcp://127.0.0.1:514"      # or udp://HOST:PORT, unix:/dev/log
 //! journald = "/run/systemd/journal/socket"
+//!
+//! [capture]
+//! enabled = false                     # each pane's output, for `show ID --output` (default off)
 //! ```
 
 use std::path::PathBuf;
@@ -32,6 +35,7 @@ pub struct Config {
     pub record: RecordSettings,
     pub retention: Retention,
     pub forward: Forward,
+    pub capture: Capture,
 }
 
 /// `[forward]`: where records and tmux events also go (see `forward.rs`),
@@ -58,6 +62,14 @@ pub struct Retention {
     pub older_than: Option<String>,
     pub keep_failed: bool,
     pub keep_matching: Vec<String>,
+}
+
+/// Per-pane output capture (`capture/`): off unless asked for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Capture {
+    /// `init tmux` pipes every pane's output into `tmux-audit capture`.
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

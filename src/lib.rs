@@ -5,7 +5,8 @@
 //! Layers, each using only those below it (ARCHITECTURE.md has the map and
 //! what each layer must never do):
 //!
-//! - capture and storage: `store` (the per-command path: one entry to the
+//! - capture and storage: `capture` (each pane's output, `pipe-pane`d
+//!   into segment files), `store` (the per-command path: one entry to the
 //!   spool or the database), `spool`, `db` (schema, migrations, queries),
 //!   `chain` and `trace` (the hash chains), `lifecycle` (tmux events and
 //!   their replay), `render` (tables, JSON, CSV for a person or a program), `pick` (the
@@ -16,6 +17,7 @@
 //!
 //! Nothing here imports clap, prints to the terminal, or exits the process.
 
+pub mod capture;
 pub mod chain;
 pub mod config;
 pub mod context;

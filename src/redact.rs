@@ -513,62 +513,112 @@ pub struct Redacted {
 /// compile is skipped (and returned to be logged); it never turns the other
 /// patterns off.
 pub fn redact(command: &[u8], settings: &Redact) -> Redacted {
-    type Keep = fn(&[u8], &Captures<'_>) -> bool;
-    let lower = command.to_ascii_lowercase();
-    // Each regex, whether it runs over the lower-cased copy, and its `keep`.
-    let mut regexes: Vec<(Regex, bool, Keep)> = Vec::new();
-    if settings.enabled {
-        for builtin in candidates(&lower) {
-            let (regex, any_case) = compile(builtin);
-            regexes.push((regex, any_case, builtin.keep));
-        }
+    let mut redactor = Redactor::new(settings);
+    let text = redactor.redact(command);
+    Redacted {
+        text,
+        broken: std::mem::take(&mut redactor.broken),
     }
-    let mut broken = Vec::new();
-    for pattern in &settings.patterns {
-        match Regex::new(pattern) {
-            Ok(regex) => regexes.push((regex, false, keep_nothing)),
-            Err(err) => broken.push(anyhow::anyhow!(
-                "redact pattern {pattern:?} in the config file: {}",
-                regex_error_line(&err)
-            )),
-        }
-    }
-    let mut spans: Vec<(usize, usize)> = Vec::new();
-    for (regex, any_case, keep) in &regexes {
-        let haystack = if *any_case { &lower[..] } else { command };
-        for caps in regex.captures_iter(haystack) {
-            // The group `secret` (or `secret2`, its other spelling), or
-            // else the whole match.
-            let secret = caps
-                .name("secret")
-                .or_else(|| caps.name("secret2"))
-                .unwrap_or_else(|| caps.get(0).expect("group 0"))
-                .range();
-            let typed = &command[secret.clone()];
-            if typed.is_empty()
-                || keep(command, &caps)
-                || is_reference(typed)
-                || settings.allow.iter().any(|a| a.as_bytes() == typed)
-            {
-                continue;
-            }
-            spans.push((secret.start, secret.end));
-        }
-    }
-    let text = (!spans.is_empty()).then(|| mark(command, spans));
-    Redacted { text, broken }
 }
 
-/// The built-in patterns whose literals the lower-cased command holds.
-pub fn candidates(lower: &[u8]) -> impl Iterator<Item = &'static Builtin> + '_ {
+type Keep = fn(&[u8], &Captures<'_>) -> bool;
+
+/// Redaction for many texts in turn (a pane's output, line after line):
+/// each built-in regex is compiled the first time a text holds one of its
+/// literals, then kept.
+pub struct Redactor {
+    enabled: bool,
+    allow: Vec<Vec<u8>>,
+    builtins: Vec<std::cell::OnceCell<(Regex, bool)>>,
+    user: Vec<Regex>,
+    /// User patterns that do not compile: skipped, each to be logged.
+    pub broken: Vec<anyhow::Error>,
+}
+
+impl Redactor {
+    pub fn new(settings: &Redact) -> Redactor {
+        let mut broken = Vec::new();
+        let mut user = Vec::new();
+        for pattern in &settings.patterns {
+            match Regex::new(pattern) {
+                Ok(regex) => user.push(regex),
+                Err(err) => broken.push(anyhow::anyhow!(
+                    "redact pattern {pattern:?} in the config file: {}",
+                    regex_error_line(&err)
+                )),
+            }
+        }
+        Redactor {
+            enabled: settings.enabled,
+            allow: settings
+                .allow
+                .iter()
+                .map(|a| a.as_bytes().to_vec())
+                .collect(),
+            builtins: BUILTIN.iter().map(|_| std::cell::OnceCell::new()).collect(),
+            user,
+            broken,
+        }
+    }
+
+    /// `text` with its secrets marked, or None when none was found (the
+    /// common case, decided without compiling a regex).
+    pub fn redact(&self, command: &[u8]) -> Option<Vec<u8>> {
+        let lower = command.to_ascii_lowercase();
+        // Each regex, whether it runs over the lower-cased copy, and its `keep`.
+        let mut regexes: Vec<(&Regex, bool, Keep)> = Vec::new();
+        if self.enabled {
+            for (index, builtin) in BUILTIN.iter().enumerate() {
+                if !is_candidate(builtin, &lower) {
+                    continue;
+                }
+                let (regex, any_case) = self.builtins[index].get_or_init(|| compile(builtin));
+                regexes.push((regex, *any_case, builtin.keep));
+            }
+        }
+        for regex in &self.user {
+            regexes.push((regex, false, keep_nothing));
+        }
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for (regex, any_case, keep) in &regexes {
+            let haystack = if *any_case { &lower[..] } else { command };
+            for caps in regex.captures_iter(haystack) {
+                // The group `secret` (or `secret2`, its other spelling), or
+                // else the whole match.
+                let secret = caps
+                    .name("secret")
+                    .or_else(|| caps.name("secret2"))
+                    .unwrap_or_else(|| caps.get(0).expect("group 0"))
+                    .range();
+                let typed = &command[secret.clone()];
+                if typed.is_empty()
+                    || keep(command, &caps)
+                    || is_reference(typed)
+                    || self.allow.iter().any(|a| a == typed)
+                {
+                    continue;
+                }
+                spans.push((secret.start, secret.end));
+            }
+        }
+        (!spans.is_empty()).then(|| mark(command, spans))
+    }
+}
+
+fn is_candidate(builtin: &Builtin, lower: &[u8]) -> bool {
     let holds_one = |literals: &[&str]| {
         literals
             .iter()
             .any(|literal| memmem::find(lower, literal.as_bytes()).is_some())
     };
-    BUILTIN.iter().filter(move |builtin| {
-        holds_one(builtin.literals) && (builtin.also.is_empty() || holds_one(builtin.also))
-    })
+    holds_one(builtin.literals) && (builtin.also.is_empty() || holds_one(builtin.also))
+}
+
+/// The built-in patterns whose literals the lower-cased command holds.
+pub fn candidates(lower: &[u8]) -> impl Iterator<Item = &'static Builtin> + '_ {
+    BUILTIN
+        .iter()
+        .filter(move |builtin| is_candidate(builtin, lower))
 }
 
 /// The pattern as written, `(?i)` and all: what [`compile`] must match

@@ -203,6 +203,7 @@ fn check_surroundings(path: &Path) -> Vec<Finding> {
     findings.push(check_hook(path));
     findings.extend(check_login_bash());
     findings.push(check_tmux_hooks());
+    findings.extend(check_capture());
     findings
 }
 
@@ -258,6 +259,59 @@ fn check_login_bash() -> Option<Finding> {
             login_file.display()
         ),
         FIX,
+    ))
+}
+
+/// With capture on, inside tmux: is every pane captured? A pane whose
+/// output already goes to a `pipe-pane` of the user's is left alone, and
+/// said here.
+fn check_capture() -> Option<Finding> {
+    const WHAT: &str = "capture";
+    let on = tmux_audit::config::Config::load().is_ok_and(|c| c.capture.enabled);
+    if !on || std::env::var_os("TMUX").is_none_or(|v| v.is_empty()) {
+        return None;
+    }
+    let (pid, panes) = match hooks::pane_pipes() {
+        Ok(found) => found,
+        Err(err) => {
+            return Some(Finding::problem(
+                WHAT,
+                format!("{err:#}"),
+                "check that tmux runs",
+            ))
+        }
+    };
+    let ours = tmux_audit::capture::running();
+    let theirs: Vec<&str> = panes
+        .iter()
+        .filter(|p| p.piped && !ours.contains(&(pid, p.pane.clone())))
+        .map(|p| p.pane.as_str())
+        .collect();
+    let bare: Vec<&str> = panes
+        .iter()
+        .filter(|p| !p.piped)
+        .map(|p| p.pane.as_str())
+        .collect();
+    if !theirs.is_empty() {
+        return Some(Finding::problem(
+            WHAT,
+            format!(
+                "not captured: {} (its output goes to a pipe-pane of your own, left alone)",
+                theirs.join(", ")
+            ),
+            "stop that pipe (`tmux pipe-pane -t PANE`), then run `tmux-audit init tmux` again",
+        ));
+    }
+    if !bare.is_empty() {
+        return Some(Finding::problem(
+            WHAT,
+            format!("not captured: {}", bare.join(", ")),
+            "run `tmux-audit init tmux` again",
+        ));
+    }
+    Some(Finding::ok(
+        WHAT,
+        format!("all {} panes captured", panes.len()),
     ))
 }
 

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Init, InitTarget, Shell};
+use tmux_audit::config::Config;
 use tmux_audit::error_log;
 use tmux_audit::lifecycle::{hooks, Recorder};
 use tmux_audit::paths;
@@ -58,7 +59,20 @@ fn init_tmux() -> Result<Exit> {
         );
     }
     let exe = std::env::current_exe().context("cannot find the path of tmux-audit itself")?;
-    let registered = hooks::register(&exe).context("cannot register the tmux hooks")?;
+    // A config file that does not parse must not cost the lifecycle hooks:
+    // capture stays off, and the log says why.
+    let capture = match Config::load() {
+        Ok(config) => config.capture.enabled,
+        Err(err) => {
+            error_log::append("init tmux", &format!("{err:#}"), "fix config.toml");
+            false
+        }
+    };
+    let registered = hooks::register(&exe, capture).context("cannot register the tmux hooks")?;
+    if capture {
+        let (_, panes) = hooks::pane_pipes().context("cannot list the panes to capture")?;
+        hooks::capture_panes(&exe, &panes).context("cannot start capturing the panes")?;
+    }
     if registered.first_time {
         let by = Recorder::now(store::now_us());
         // The hooks are in place; a failure to record the server's state

@@ -1,5 +1,6 @@
 //! One module per subcommand, each implementing [`Run`].
 
+mod capture;
 mod config;
 mod docs;
 mod doctor;
@@ -13,6 +14,7 @@ mod prune;
 mod record;
 mod recorder;
 mod redact;
+mod replay;
 mod report;
 mod search;
 mod sessions;
@@ -81,12 +83,14 @@ impl Run for Command {
             Command::Recorder(cmd) => cmd.run(),
             Command::MergeLater(cmd) => cmd.run(),
             Command::TmuxEvent(cmd) => cmd.run(),
+            Command::Capture(cmd) => cmd.run(),
             Command::Search(cmd) => cmd.run(),
             Command::Pick(cmd) => cmd.run(),
             Command::Export(cmd) => cmd.run(),
             Command::Show(cmd) => cmd.run(),
             Command::Sessions(cmd) => cmd.run(),
             Command::Timeline(cmd) => cmd.run(),
+            Command::Replay(cmd) => cmd.run(),
             Command::Report(cmd) => cmd.run(),
             Command::Verify(cmd) => cmd.run(),
             Command::Anchor(cmd) => cmd.run(),

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use super::{Exit, Run};
 use crate::cli::{FilterArgs, Format, Search};
+use tmux_audit::capture;
 use tmux_audit::db::{Database, Order, SearchQuery};
 use tmux_audit::filter::{pattern_plan, Conditions, MatchKind};
 use tmux_audit::paths;
@@ -17,12 +18,13 @@ impl Run for Search {
     fn run(&self) -> Result<Exit> {
         self.check().map_err(anyhow::Error::msg)?;
         let kind = match_kind(self.exact, self.prefix, self.regex);
-        let matches = Matches::find(
+        let mut matches = Matches::find(
             self.db.path.as_deref(),
             &self.filters,
             self.pattern.as_deref(),
             kind,
         )?;
+        matches.output = self.output.as_ref().map(|text| text.as_bytes().to_vec());
         let order = if self.reverse {
             Order::NewestFirst
         } else {
@@ -68,6 +70,9 @@ pub(super) struct Matches {
     /// The same search without the text index, tried first on the newest
     /// rows (see [`SearchQuery`]).
     scan_first: Option<Conditions>,
+    /// `search --output TEXT`: only the commands whose captured output
+    /// holds TEXT.
+    pub(super) output: Option<Vec<u8>>,
 }
 
 impl Matches {
@@ -111,6 +116,7 @@ impl Matches {
             path,
             conditions,
             scan_first,
+            output: None,
         })
     }
 
@@ -126,13 +132,23 @@ impl Matches {
         let query = SearchQuery {
             conditions: self.conditions,
             scan_first: self.scan_first,
-            limit,
+            // Which commands printed TEXT is known only after reading
+            // their output: every command the filters keep is read.
+            limit: if self.output.is_some() { None } else { limit },
             unique,
         };
         let mut rows = self
             .db
             .search(&query)
             .with_context(|| format!("cannot search {}", self.path.display()))?;
+        if let Some(text) = &self.output {
+            // Newest first: reading stops at the `limit`th that printed it.
+            rows = rows
+                .into_iter()
+                .filter(|row| capture::output::printed(&self.path, &row.record, text))
+                .take(limit.unwrap_or(usize::MAX))
+                .collect();
+        }
         if rows.is_empty() {
             return Ok(None);
         }
@@ -164,9 +180,14 @@ impl Matches {
                 out.write(row)?;
             }
         } else {
+            let path = &self.path;
+            let output = self.output.as_deref();
             self.db
                 .each_command(&self.conditions, unique, order, |row| -> Result<()> {
-                    Ok(out.write(&row)?)
+                    if output.is_none_or(|text| capture::output::printed(path, &row.record, text)) {
+                        out.write(&row)?;
+                    }
+                    Ok(())
                 })
                 .with_context(|| format!("cannot search {}", self.path.display()))?;
         }

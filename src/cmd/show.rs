@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Show, ShowFormat};
+use tmux_audit::capture::{self, output::Bounds};
 use tmux_audit::db::StoredCommand;
 use tmux_audit::paths;
 use tmux_audit::render::{self, client_label, human_duration};
@@ -21,6 +22,9 @@ impl Run for Show {
                 self.id
             );
         };
+        if self.output {
+            return output(&paths::database(self.db.path.as_deref())?, &row, self.raw);
+        }
         let mut rows = [row];
         db.place(&mut rows)?;
         let out = match (self.format, self.json) {
@@ -30,6 +34,41 @@ impl Run for Show {
         io::stdout().lock().write_all(out.as_bytes())?;
         Ok(Exit::Success)
     }
+}
+
+/// What the command printed, on stdout; what is missing from it, on stderr.
+fn output(db: &std::path::Path, row: &StoredCommand, raw: bool) -> Result<Exit> {
+    let found = capture::output::command_output(db, &row.record)?;
+    let mut out = io::stdout().lock();
+    if raw {
+        out.write_all(&found.bytes)?;
+    } else {
+        out.write_all(capture::output::plain_text(&found.bytes).as_bytes())?;
+    }
+    out.flush()?;
+    let time = |us: i64| tmux_audit::timespec::local_format(us, "%Y-%m-%d %H:%M:%S%.3f %:z");
+    if found.bounds == Bounds::Times {
+        eprintln!(
+            "tmux-audit: note: its shell marked no output boundaries (started before capture \
+             was on): this is what the pane printed between its start and end times"
+        );
+    }
+    for (at, lost) in &found.gaps {
+        eprintln!(
+            "tmux-audit: gap: {lost} bytes of output were not captured at {}",
+            time(*at)
+        );
+    }
+    if let Some(at) = found.stopped_at_us {
+        eprintln!(
+            "tmux-audit: gap: the capture of this pane stopped at {} (its process ended \
+             without closing its file): the output after it is missing",
+            time(at)
+        );
+    } else if found.unfinished {
+        eprintln!("tmux-audit: note: the command's end was not captured (still running?)");
+    }
+    Ok(Exit::Success)
 }
 
 /// One `name: value` line per field that has a value.

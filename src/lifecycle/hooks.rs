@@ -51,6 +51,22 @@ pub const PANE_REFRESH_HOOKS: &[&str] = &[
 /// `init tmux` finds its own hooks to replace them, and `doctor` to check them.
 pub const MARKER: &str = " tmux-event ";
 
+/// In the capture hooks' commands (and no user's): how `init tmux` finds
+/// them to replace or remove them.
+pub const CAPTURE_MARKER: &str = " capture --pane ";
+
+/// The hooks after which the new pane (the hook's target) gets its capture.
+pub const CAPTURE_HOOKS: &[&str] = &["session-created", "after-new-window", "after-split-window"];
+
+/// The `/bin/sh` command `pipe-pane` runs to capture a pane: `exec`, so that
+/// each pane costs one process. tmux expands its formats (the pane's id and
+/// the server's pid, which hold no quote) before the shell reads it; a `#`
+/// in the path is doubled so it stays one.
+pub fn capture_command(bin: &Path) -> String {
+    let bin = sh_quote(&bin.to_string_lossy()).replace('#', "##");
+    format!("exec {bin}{CAPTURE_MARKER}'#{{pane_id}}' --server-pid '#{{pid}}'")
+}
+
 /// The command registered for `hook`: a background `run-shell` (tmux does
 /// not wait for it) that hands every format of [`HOOK_FORMATS`] to `bin`.
 /// It shows nothing in tmux (which would put the pane in view mode to show
@@ -108,8 +124,10 @@ pub struct Registered {
 
 /// Registers (or re-registers, with this `bin`) every hook of [`HOOKS`] in
 /// the tmux server this process runs in, after the user's own hooks, which
-/// stay as they are. Running it again replaces ours instead of adding more.
-pub fn register(bin: &Path) -> Result<Registered> {
+/// stay as they are, and, when `capture`, those of [`CAPTURE_HOOKS`] that
+/// capture each new pane. Running it again replaces ours instead of adding
+/// more (and removes the capture hooks when `capture` is now off).
+pub fn register(bin: &Path, capture: bool) -> Result<Registered> {
     let ours = our_hooks()?;
     let mut args: Vec<String> = Vec::new();
     // Highest index first, so that the indices left to remove stay valid.
@@ -127,6 +145,18 @@ pub fn register(bin: &Path) -> Result<Registered> {
         }
         push_command(&mut args, &["set-hook", "-ga", hook, &command]);
     }
+    if capture {
+        let pipe = format!("pipe-pane -o {}", tmux_quote(&capture_command(bin)));
+        for hook in CAPTURE_HOOKS {
+            push_command(&mut args, &["set-hook", "-ga", hook, &pipe]);
+        }
+        push_command(
+            &mut args,
+            &["set-environment", "-g", crate::capture::ENV, "1"],
+        );
+    } else {
+        push_command(&mut args, &["set-environment", "-gu", crate::capture::ENV]);
+    }
     tmux(&args)?;
     Ok(Registered {
         first_time: ours.is_empty(),
@@ -142,7 +172,7 @@ const COMMAND_LINE_ROOM: usize = 12 * 1024;
 pub fn our_hooks() -> Result<Vec<(String, usize)>> {
     Ok(listing()?
         .lines()
-        .filter(|line| line.contains(MARKER))
+        .filter(|line| line.contains(MARKER) || line.contains(CAPTURE_MARKER))
         .filter_map(|line| {
             // `session-created[0] run-shell -b "…"`
             let name = line.split_whitespace().next()?;
@@ -297,6 +327,42 @@ pub fn pane_changes(socket: &str, pid: i64, by: &Recorder) -> Result<Vec<TmuxEve
     let places = pane_places(Some(socket))?;
     let file = super::panes::state_file(&crate::paths::state_dir()?, (socket, pid));
     super::panes::update(&file, &places, (socket, pid), by)
+}
+
+/// A pane of the server, and whether its output is piped somewhere.
+pub struct PanePipe {
+    pub pane: String,
+    pub piped: bool,
+}
+
+/// Every pane of the server of `$TMUX`, with its server's pid.
+pub fn pane_pipes() -> Result<(i64, Vec<PanePipe>)> {
+    const PANE: &[&str] = &["pid", "pane_id", "pane_pipe"];
+    let listed = tmux_bytes(&["list-panes", "-a", "-F", &listing_format(PANE)])?;
+    let mut pid = 0;
+    let mut panes = Vec::new();
+    for f in parse_listing(&listed, PANE.len()) {
+        pid = f[0].parse().context("tmux gave an odd server pid")?;
+        panes.push(PanePipe {
+            pane: f[1].clone(),
+            piped: f[2] == "1",
+        });
+    }
+    Ok((pid, panes))
+}
+
+/// Starts the capture of every pane that has no pipe yet (`-o`: one that
+/// has one, the user's, is left alone).
+pub fn capture_panes(bin: &Path, panes: &[PanePipe]) -> Result<()> {
+    let command = capture_command(bin);
+    let mut args: Vec<String> = Vec::new();
+    for pane in panes.iter().filter(|p| !p.piped) {
+        push_command(&mut args, &["pipe-pane", "-o", "-t", &pane.pane, &command]);
+    }
+    if !args.is_empty() {
+        tmux(&args)?;
+    }
+    Ok(())
 }
 
 /// A session of the running tmux server (the one of `$TMUX`, or the

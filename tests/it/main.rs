@@ -6,6 +6,7 @@ mod support;
 mod users;
 
 mod architecture;
+mod capture;
 mod cli;
 mod doctor;
 mod export;

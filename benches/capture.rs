@@ -1,0 +1,194 @@
+//! What output capture costs a pane: `cat` of a large file of log lines in
+//! a private tmux server's pane, timed inside the pane, without capture and
+//! with `tmux-audit capture` on the pane's `pipe-pane`. Prints the median
+//! of several rounds of each, the bytes the capture kept on disk per MB of
+//! output, and the capture process's memory.
+//!
+//!     cargo bench --bench capture            # 200 MB, 3 rounds
+//!     MB=50 ROUNDS=5 cargo bench --bench capture
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{env_or, ms};
+
+fn main() {
+    let mb: usize = env_or("MB", 200);
+    let rounds: usize = env_or("ROUNDS", 3);
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/tmux-audit");
+    assert!(
+        bin.exists(),
+        "build the release binary first (cargo bench builds it)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("output.log");
+    write_log_lines(&file, mb << 20);
+    println!("cat of {mb} MB of log lines in a tmux pane, {rounds} rounds");
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    let mut on_disk = 0;
+    let mut memory = (0, 0);
+    for round in 0..rounds {
+        without.push(cat_in_pane(&bin, dir.path(), &file, false, round).took);
+        let run = cat_in_pane(&bin, dir.path(), &file, true, round);
+        with.push(run.took);
+        on_disk = run.on_disk;
+        memory = run.memory_kb;
+    }
+    let (a, b) = (median(&mut without), median(&mut with));
+    println!("without capture: median {}", ms(a));
+    println!(
+        "with capture:    median {} ({:+.1} %)",
+        ms(b),
+        (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0
+    );
+    println!(
+        "on disk: {on_disk} bytes for {mb} MB ({:.0} bytes per MB of output)",
+        on_disk as f64 / mb as f64
+    );
+    println!(
+        "capture process after the cat: peak RSS {} kB, own memory (RssAnon) {} kB",
+        memory.0, memory.1
+    );
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Lines as a web server logs them: times, ids, paths, statuses.
+fn write_log_lines(path: &Path, bytes: usize) {
+    let mut out = std::io::BufWriter::new(fs::File::create(path).unwrap());
+    let mut written = 0;
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut n = 0u64;
+    while written < bytes {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        n += 1;
+        let line = format!(
+            "2026-11-29T12:{:02}:{:02}.{:03}Z INFO http request_id={:016x} method={} path=/api/v1/items/{} status={} duration_ms={}\n",
+            (n / 60_000) % 60,
+            (n / 1000) % 60,
+            n % 1000,
+            rng,
+            ["GET", "POST", "PUT"][(rng % 3) as usize],
+            rng % 100_000,
+            [200, 200, 200, 404, 500][(rng % 5) as usize],
+            rng % 900,
+        );
+        out.write_all(line.as_bytes()).unwrap();
+        written += line.len();
+    }
+}
+
+struct Run {
+    took: Duration,
+    on_disk: u64,
+    memory_kb: (u64, u64),
+}
+
+fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, capture: bool, round: usize) -> Run {
+    let home = dir.join(format!("home-{capture}-{round}"));
+    let config = home.join("config/tmux-audit");
+    fs::create_dir_all(&config).unwrap();
+    fs::write(config.join("config.toml"), "[capture]\nenabled = true\n").unwrap();
+    let socket = format!("ta-bench-capture-{}-{capture}-{round}", std::process::id());
+    let tmux = |args: &[&str]| {
+        let out = Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null"])
+            .args(args)
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_STATE_HOME", home.join("state"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tmux {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let result = home.join("took-ns");
+    let script = format!(
+        "tmux -L {socket} wait-for go; s=$(date +%s%N); cat {}; e=$(date +%s%N); echo $((e - s)) > {}; tmux -L {socket} wait-for -S done; sleep 100",
+        file.display(),
+        result.display()
+    );
+    let pane = tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "200",
+        "-y",
+        "50",
+        "-P",
+        "-F",
+        "#{pane_id}",
+        &script,
+    ]);
+    let server_pid = tmux(&["display-message", "-p", "#{pid}"]);
+    if capture {
+        let command = format!(
+            "exec '{}' capture --pane '{pane}' --server-pid '{server_pid}'",
+            bin.display()
+        );
+        tmux(&["pipe-pane", "-o", "-t", &pane, &command]);
+    }
+    tmux(&["wait-for", "-S", "go"]);
+    tmux(&["wait-for", "done"]);
+    let took = Duration::from_nanos(fs::read_to_string(&result).unwrap().trim().parse().unwrap());
+    let mut memory_kb = (0, 0);
+    if let Some(pid) = capture.then(|| capture_pid(&pane)).flatten() {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        memory_kb = (field("VmHWM:"), field("RssAnon:"));
+    }
+    tmux(&["kill-server"]);
+    // The capture process ends at the end of its pipe: wait for its last write.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while capture && capture_pid(&pane).is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let on_disk = dir_size(&home.join("data"));
+    Run {
+        took,
+        on_disk,
+        memory_kb,
+    }
+}
+
+/// The capture process of `pane` of this benchmark, if it runs.
+fn capture_pid(pane: &str) -> Option<u32> {
+    let needle = format!("capture\0--pane\0{pane}\0");
+    fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = fs::read(e.path().join("cmdline")).ok()?;
+        let exe = fs::read_link(e.path().join("exe")).ok()?;
+        (exe.ends_with("release/tmux-audit")
+            && memchr::memmem::find(&cmdline, needle.as_bytes()).is_some())
+        .then_some(pid)
+    })
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            total += dir_size(&path);
+        } else if path.extension().is_some_and(|e| e == "seg") {
+            total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+    }
+    total
+}

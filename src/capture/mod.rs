@@ -1,0 +1,95 @@
+//! Per-pane output capture: what each pane printed, kept beside the
+//! database and linked to the commands that printed it.
+//!
+//! `init tmux` (with `[capture] enabled = true`) has tmux pipe every pane's
+//! output (`pipe-pane -o`) into a `tmux-audit capture` process of its own
+//! ([`recorder`]), which appends it, timestamped and redacted, to zstd
+//! segment files ([`segment`]) under `<database>-capture/<server pid>-<pane>/`.
+//! The shell hooks mark where each command's output starts and ends with an
+//! invisible OSC 133 sequence naming the command ([`start_mark`],
+//! [`end_mark`]); [`output`] finds a command's output between its marks
+//! (or, for a shell started without them, between its start and end times).
+//!
+//! Only what programs print is captured: keys typed inside a program (a
+//! password prompt, a `mysql>` prompt) are not, unless the program echoes
+//! them.
+
+pub mod output;
+pub mod recorder;
+pub mod replay;
+pub mod segment;
+
+use std::path::{Path, PathBuf};
+
+/// The environment variable `init tmux` sets in the tmux server (for the
+/// panes it starts) when capture is on: the shell hooks then mark each
+/// command's output.
+pub const ENV: &str = "TMUX_AUDIT_CAPTURE";
+
+/// The directory of every pane's segments for the database at `db`.
+pub fn root(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-capture");
+    PathBuf::from(name)
+}
+
+/// The directory of one pane's segments: `%12` of the tmux server with pid
+/// 4242 is `4242-12`. None for a pane id that is not `%N`.
+pub fn pane_dir(root: &Path, server_pid: i64, pane: &str) -> Option<PathBuf> {
+    let number: u32 = pane.strip_prefix('%')?.parse().ok()?;
+    Some(root.join(format!("{server_pid}-{number}")))
+}
+
+/// The panes whose capture process runs now, as (server pid, pane), from
+/// the processes' command lines (`tmux-audit capture --pane %N
+/// --server-pid PID`).
+pub fn running() -> Vec<(i64, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let Some(at) = args.iter().position(|a| *a == b"capture") else {
+            continue;
+        };
+        let value = |flag: &[u8]| {
+            let i = args[at..].iter().position(|a| *a == flag)?;
+            std::str::from_utf8(args.get(at + i + 1)?).ok()
+        };
+        let pid = value(b"--server-pid").and_then(|p| p.parse().ok());
+        if let (Some(pane), Some(pid)) = (value(b"--pane"), pid) {
+            found.push((pid, pane.to_string()));
+        }
+    }
+    found
+}
+
+/// The mark a shell hook prints before command `seq` of shell session
+/// `session` runs (OSC 133 C, "command output starts", which terminals and
+/// tmux show as nothing).
+pub fn start_mark(session: &str, seq: i64) -> Vec<u8> {
+    format!("\x1b]133;C;ta={session}/{seq}\x07").into_bytes()
+}
+
+/// The mark printed when it has finished (OSC 133 D).
+pub fn end_mark(session: &str, seq: i64) -> Vec<u8> {
+    format!("\x1b]133;D;ta={session}/{seq}\x07").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panes_have_a_directory_each_and_odd_ids_none() {
+        let root = root(Path::new("/d/history.db"));
+        assert_eq!(root, Path::new("/d/history.db-capture"));
+        assert_eq!(
+            pane_dir(&root, 42, "%7").unwrap(),
+            Path::new("/d/history.db-capture/42-7")
+        );
+        assert!(pane_dir(&root, 42, "%../x").is_none());
+        assert!(pane_dir(&root, 42, "7").is_none());
+    }
+}

@@ -1,0 +1,268 @@
+//! A command's output, read back from its pane's segments: the bytes
+//! between the marks its shell hook printed around it, or, for a shell
+//! that printed none (started before capture was on), the bytes read
+//! between its start and end times. And those bytes as plain text.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use memchr::memmem;
+
+use super::segment::{self, GAP, OUTPUT};
+use crate::record::CommandRecord;
+
+/// How far around a command's times the segments are read for its marks:
+/// a mark is read a little after it was printed (the pipe, a busy machine).
+const SLACK_US: i64 = 60_000_000;
+
+/// How the command's output was told from the rest of the pane's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bounds {
+    /// By the marks its shell hook printed: exact.
+    Marks,
+    /// By its start and end times: what was read meanwhile, which may miss
+    /// its last bytes and hold the echo of its own line.
+    Times,
+}
+
+/// A command's output.
+#[derive(Debug)]
+pub struct CommandOutput {
+    pub bytes: Vec<u8>,
+    pub bounds: Bounds,
+    /// The end mark was not found: the command is still running, or the
+    /// capture stopped before it ended.
+    pub unfinished: bool,
+    /// Output lost while the command ran: (when, bytes).
+    pub gaps: Vec<(i64, u64)>,
+    /// The capture of the pane stopped without closing its segment (its
+    /// process was killed) at this time, before the command ended.
+    pub stopped_at_us: Option<i64>,
+}
+
+/// Why there is no output to show.
+#[derive(Debug)]
+pub enum OutputError {
+    /// The command did not run in a tmux pane.
+    NotInTmux,
+    /// Nothing was captured in its pane.
+    NotCaptured {
+        pane: String,
+        dir: PathBuf,
+    },
+    /// The pane was captured, but not while the command ran.
+    NotThen {
+        pane: String,
+    },
+    Io(io::Error),
+}
+
+impl fmt::Display for OutputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutputError::NotInTmux => write!(
+                f,
+                "this command did not run in a tmux pane: only panes' output is captured"
+            ),
+            OutputError::NotCaptured { pane, dir } => write!(
+                f,
+                "no output was captured in pane {pane} (nothing in {}): set `[capture] enabled = true` \
+                 in config.toml and run `tmux-audit init tmux` again",
+                dir.display()
+            ),
+            OutputError::NotThen { pane } => write!(
+                f,
+                "pane {pane} was not captured while this command ran (its capture started later or \
+                 had stopped): run `tmux-audit doctor`"
+            ),
+            OutputError::Io(err) => write!(f, "cannot read the captured output: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for OutputError {}
+
+/// The output of `command`, from the segments beside the database `db`.
+pub fn command_output(db: &Path, command: &CommandRecord) -> Result<CommandOutput, OutputError> {
+    let (Some(pid), Some(pane)) = (command.tmux_server_pid, command.tmux_pane.as_deref()) else {
+        return Err(OutputError::NotInTmux);
+    };
+    let dir = super::pane_dir(&super::root(db), pid, pane).ok_or(OutputError::NotInTmux)?;
+    let paths = segment::list(&dir).map_err(OutputError::Io)?;
+    if paths.is_empty() {
+        return Err(OutputError::NotCaptured {
+            pane: pane.to_string(),
+            dir,
+        });
+    }
+    let start = command.started_at_us;
+    let end = command
+        .duration_us
+        .map_or(i64::MAX, |d| start.saturating_add(d));
+    let (from, to) = (start - SLACK_US, end.saturating_add(SLACK_US));
+
+    let mut stream = Vec::new();
+    // (offset in `stream`, read at) of each record's bytes.
+    let mut times: Vec<(usize, i64)> = Vec::new();
+    let mut gaps = Vec::new();
+    let mut last_at = None;
+    let mut closed = false;
+    for (i, path) in paths.iter().enumerate() {
+        let begun = segment::begun_us(path).unwrap_or(i64::MIN);
+        let next = paths.get(i + 1).and_then(|p| segment::begun_us(p));
+        if begun > to || next.is_some_and(|n| n <= from) {
+            continue;
+        }
+        let seg = segment::read(path).map_err(OutputError::Io)?;
+        for r in seg.records {
+            if r.at_us < from || r.at_us > to {
+                continue;
+            }
+            last_at = Some(r.at_us);
+            closed = r.kind == segment::END;
+            match r.kind {
+                OUTPUT => {
+                    times.push((stream.len(), r.at_us));
+                    stream.extend_from_slice(&r.payload);
+                }
+                GAP if r.at_us >= start && r.at_us <= end => gaps.push((r.at_us, r.lost())),
+                _ => {}
+            }
+        }
+    }
+    let stopped_at_us = match last_at {
+        Some(at) if !closed && at < end && end != i64::MAX => {
+            // Stopped only if no process is still writing: its segment
+            // would have gone on past the command's end.
+            Some(at)
+        }
+        _ => None,
+    };
+
+    let start_mark = super::start_mark(&command.shell_session, command.seq);
+    let end_mark = super::end_mark(&command.shell_session, command.seq);
+    if let Some(at) = memmem::find(&stream, &start_mark) {
+        let body = at + start_mark.len();
+        let (bytes, unfinished) = match memmem::find(&stream[body..], &end_mark) {
+            Some(len) => (stream[body..body + len].to_vec(), false),
+            None => (stream[body..].to_vec(), true),
+        };
+        return Ok(CommandOutput {
+            bytes,
+            bounds: Bounds::Marks,
+            unfinished,
+            gaps,
+            stopped_at_us: if unfinished { stopped_at_us } else { None },
+        });
+    }
+    let mut bytes = Vec::new();
+    let mut any = false;
+    for (n, (offset, at)) in times.iter().enumerate() {
+        if *at >= start && *at <= end {
+            any = true;
+            let next = times.get(n + 1).map_or(stream.len(), |t| t.0);
+            bytes.extend_from_slice(&stream[*offset..next]);
+        }
+    }
+    if !any && last_at.is_none_or(|at| at < start) && stopped_at_us.is_none() {
+        return Err(OutputError::NotThen {
+            pane: pane.to_string(),
+        });
+    }
+    Ok(CommandOutput {
+        bytes,
+        bounds: Bounds::Times,
+        unfinished: false,
+        gaps,
+        stopped_at_us,
+    })
+}
+
+/// Whether `command`'s captured output, as plain text, holds `text`
+/// (false when none was captured).
+pub fn printed(db: &Path, command: &CommandRecord, text: &[u8]) -> bool {
+    command_output(db, command)
+        .is_ok_and(|found| memmem::find(plain_text(&found.bytes).as_bytes(), text).is_some())
+}
+
+/// Terminal output as plain text: escape sequences (colours, cursor moves,
+/// titles, marks) dropped, `\r\n` as `\n`, a line overwritten after a lone
+/// `\r` (a progress bar) kept as its last state, backspaces applied, other
+/// control characters dropped. Not UTF-8: lossily.
+pub fn plain_text(bytes: &[u8]) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut line_start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        i += 1;
+        match b {
+            0x1b => i = skip_escape(bytes, i),
+            b'\r' if bytes.get(i) == Some(&b'\n') => {}
+            b'\r' => out.truncate(line_start),
+            b'\n' => {
+                out.push(b'\n');
+                line_start = out.len();
+            }
+            0x08 => {
+                if out.len() > line_start {
+                    out.pop();
+                }
+            }
+            b'\t' => out.push(b),
+            0..=0x1f | 0x7f => {}
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The index after the escape sequence whose ESC is just before `i`.
+fn skip_escape(bytes: &[u8], mut i: usize) -> usize {
+    let Some(&kind) = bytes.get(i) else {
+        return i;
+    };
+    i += 1;
+    match kind {
+        // CSI: parameters, then a final byte.
+        b'[' => {
+            while let Some(&b) = bytes.get(i) {
+                i += 1;
+                if (0x40..=0x7e).contains(&b) {
+                    break;
+                }
+            }
+            i
+        }
+        // OSC, DCS, SOS, PM, APC: to BEL or ST (ESC \).
+        b']' | b'P' | b'X' | b'^' | b'_' => {
+            while let Some(&b) = bytes.get(i) {
+                i += 1;
+                if b == 0x07 {
+                    break;
+                }
+                if b == 0x1b && bytes.get(i) == Some(&b'\\') {
+                    i += 1;
+                    break;
+                }
+            }
+            i
+        }
+        // Character sets: one more byte.
+        b'(' | b')' | b'*' | b'+' | b'#' | b'%' => i + 1,
+        _ => i,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_drops_escapes_and_keeps_lines() {
+        let raw =
+            b"\x1b[1;31mred\x1b[0m\r\n\x1b]0;title\x07ti\x08\x08ok\r\n10%\r50%\r100%\r\n\x1b(Bend";
+        assert_eq!(plain_text(raw), "red\nok\n100%\nend");
+    }
+}

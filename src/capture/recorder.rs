@@ -1,0 +1,329 @@
+//! The `tmux-audit capture` process of one pane: reads what tmux pipes to
+//! it (`pipe-pane`), redacts it, and appends it to the pane's segments.
+//!
+//! It must never slow the pane: tmux writes to the pipe without waiting
+//! and keeps in memory what the pipe cannot take. So one thread only reads,
+//! timestamps and queues (at most [`QUEUE`] reads), and another redacts,
+//! compresses and writes. When the queue is full (the disk stalls), reads
+//! are dropped and counted, and the count is recorded as a gap.
+//!
+//! Redaction sees whole lines: a secret split across two reads is joined
+//! first. A line is held until its end comes, at most [`MAX_LINE`] bytes
+//! and [`IDLE`] (a prompt has no newline). A private key's block is
+//! redacted to its END line even when it comes over many reads.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use memchr::{memmem, memrchr};
+
+use super::segment::{self, Writer};
+use crate::config::Redact;
+use crate::redact::{Redactor, MARK};
+
+/// Reads queued between the reader and the writer: at most 16 × 64 KiB.
+const QUEUE: usize = 16;
+const READ: usize = 64 << 10;
+/// A line longer than this is redacted and written in pieces.
+pub const MAX_LINE: usize = 16 << 10;
+/// A partial line (a prompt) is written after this long without output.
+const IDLE: Duration = Duration::from_millis(100);
+/// What is pending is written at least this often while output flows.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+const FLUSH_BYTES: usize = 128 << 10;
+
+/// How a capture ended.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub bytes: u64,
+    /// Output bytes lost: dropped while the queue was full, or not written.
+    pub lost: u64,
+    /// The first write error, if any.
+    pub error: Option<String>,
+}
+
+fn now_us() -> i64 {
+    crate::store::now_us()
+}
+
+/// Captures `input` until it ends into the segments of `dir` (under the
+/// capture root `root`).
+pub fn run(
+    input: impl Read + Send + 'static,
+    root: &Path,
+    dir: PathBuf,
+    redact: &Redact,
+) -> io::Result<Summary> {
+    let mut writer = Writer::new(root, dir)?;
+    writer.push(segment::START, now_us(), b"");
+    writer.flush(now_us())?;
+
+    let (tx, rx) = mpsc::sync_channel::<(i64, Vec<u8>)>(QUEUE);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let dropped = Arc::clone(&dropped);
+        std::thread::spawn(move || read_all(input, tx, &dropped))
+    };
+
+    let mut summary = Summary::default();
+    let mut lines = Lines::new(Redactor::new(redact));
+    let mut last_flush = Instant::now();
+    let flush = |writer: &mut Writer, summary: &mut Summary| {
+        if let Err(err) = writer.flush(now_us()) {
+            summary.error.get_or_insert_with(|| err.to_string());
+        }
+    };
+    loop {
+        match rx.recv_timeout(IDLE) {
+            Ok((at_us, bytes)) => {
+                summary.bytes += bytes.len() as u64;
+                let lost = dropped.swap(0, Ordering::Relaxed);
+                if lost > 0 {
+                    summary.lost += lost;
+                    lines.finish(&mut writer);
+                    writer.push(segment::GAP, at_us, &lost.to_le_bytes());
+                }
+                lines.feed(at_us, &bytes, &mut writer);
+                if writer.pending() >= FLUSH_BYTES || last_flush.elapsed() >= FLUSH_EVERY {
+                    flush(&mut writer, &mut summary);
+                    last_flush = Instant::now();
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                lines.finish(&mut writer);
+                flush(&mut writer, &mut summary);
+                last_flush = Instant::now();
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let read_bytes = reader.join().unwrap_or(0);
+    let lost = dropped.swap(0, Ordering::Relaxed);
+    lines.finish(&mut writer);
+    if lost > 0 {
+        summary.lost += lost;
+        writer.push(segment::GAP, now_us(), &lost.to_le_bytes());
+    }
+    writer.push(segment::END, now_us(), b"");
+    flush(&mut writer, &mut summary);
+    summary.bytes = summary.bytes.max(read_bytes);
+    Ok(summary)
+}
+
+/// The reader thread: never waits for the writer. Returns the bytes read.
+fn read_all(
+    mut input: impl Read,
+    tx: mpsc::SyncSender<(i64, Vec<u8>)>,
+    dropped: &AtomicU64,
+) -> u64 {
+    let mut buf = vec![0u8; READ];
+    let mut total = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => return total,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return total,
+        };
+        total += n as u64;
+        match tx.try_send((now_us(), buf[..n].to_vec())) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(_)) => {
+                dropped.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => return total,
+        }
+    }
+}
+
+/// Output cut into lines for redaction.
+struct Lines {
+    redactor: Redactor,
+    partial: Vec<u8>,
+    partial_at: i64,
+    /// Inside a private key's block whose END has not come yet.
+    in_key: bool,
+}
+
+impl Lines {
+    fn new(redactor: Redactor) -> Lines {
+        Lines {
+            redactor,
+            partial: Vec::new(),
+            partial_at: 0,
+            in_key: false,
+        }
+    }
+
+    /// Adds output read at `at_us`; writes the lines it completes.
+    fn feed(&mut self, at_us: i64, bytes: &[u8], writer: &mut Writer) {
+        if self.partial.is_empty() {
+            self.partial_at = at_us;
+        }
+        match memrchr(b'\n', bytes) {
+            None => self.partial.extend_from_slice(bytes),
+            Some(end) => {
+                let mut text = std::mem::take(&mut self.partial);
+                text.extend_from_slice(&bytes[..=end]);
+                self.write(at_us, text, writer);
+                self.partial.extend_from_slice(&bytes[end + 1..]);
+                self.partial_at = at_us;
+            }
+        }
+        while self.partial.len() > MAX_LINE {
+            let rest = self.partial.split_off(MAX_LINE);
+            let head = std::mem::replace(&mut self.partial, rest);
+            self.write(self.partial_at, head, writer);
+        }
+    }
+
+    /// Writes the partial line held, if any.
+    fn finish(&mut self, writer: &mut Writer) {
+        if !self.partial.is_empty() {
+            let text = std::mem::take(&mut self.partial);
+            self.write(self.partial_at, text, writer);
+        }
+    }
+
+    fn write(&mut self, at_us: i64, text: Vec<u8>, writer: &mut Writer) {
+        let text = self.redact(text);
+        writer.push(segment::OUTPUT, at_us, &text);
+    }
+
+    fn redact(&mut self, mut text: Vec<u8>) -> Vec<u8> {
+        let mut head = Vec::new();
+        if self.in_key {
+            // The block goes on while its lines are what a key holds.
+            let mut at = 0;
+            while at < text.len() {
+                let end = memchr::memchr(b'\n', &text[at..]).map_or(text.len(), |i| at + i + 1);
+                let line = &text[at..end];
+                if memmem::find(line, b"-----END ").is_some() {
+                    self.in_key = false;
+                    head.extend_from_slice(MARK);
+                    head.extend_from_slice(line_ending(line));
+                    at = end;
+                    break;
+                }
+                if !line.iter().all(|b| is_key_byte(*b)) {
+                    self.in_key = false;
+                    break;
+                }
+                head.extend_from_slice(MARK);
+                head.extend_from_slice(line_ending(line));
+                at = end;
+            }
+            text.drain(..at);
+        }
+        if let Some(begin) = memmem::find(&text, b"-----BEGIN ") {
+            let after = &text[begin..];
+            if memmem::find(after, b"PRIVATE KEY").is_some()
+                && memmem::find(after, b"-----END ").is_none()
+            {
+                self.in_key = true;
+            }
+        }
+        if let Some(redacted) = self.redactor.redact(&text) {
+            text = redacted;
+        }
+        if head.is_empty() {
+            text
+        } else {
+            head.extend_from_slice(&text);
+            head
+        }
+    }
+}
+
+fn line_ending(line: &[u8]) -> &'static [u8] {
+    if line.ends_with(b"\r\n") {
+        b"\r\n"
+    } else if line.ends_with(b"\n") {
+        b"\n"
+    } else {
+        b""
+    }
+}
+
+/// A byte of a PEM body or its headers.
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"+/=:,.- \t\r\n".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Redact;
+
+    fn captured(dir: &Path) -> Vec<u8> {
+        let mut out = Vec::new();
+        for path in segment::list(dir).unwrap() {
+            for r in segment::read(&path).unwrap().records {
+                if r.kind == segment::OUTPUT {
+                    out.extend_from_slice(&r.payload);
+                }
+            }
+        }
+        out
+    }
+
+    fn through_lines(pieces: &[&[u8]]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("c");
+        let pane = root.join("1-1");
+        let mut w = Writer::new(&root, pane.clone()).unwrap();
+        let mut lines = Lines::new(Redactor::new(&Redact::default()));
+        for (i, piece) in pieces.iter().enumerate() {
+            lines.feed(i as i64, piece, &mut w);
+        }
+        lines.finish(&mut w);
+        w.flush(0).unwrap();
+        captured(&pane)
+    }
+
+    #[test]
+    fn a_secret_split_across_reads_is_redacted() {
+        let out = through_lines(&[b"key: AKIAIOSF", b"ODNN7EXAMPL", b"Q\r\nnext\r\n"]);
+        assert_eq!(out, b"key: [REDACTED]\r\nnext\r\n");
+    }
+
+    #[test]
+    fn a_private_key_over_many_reads_is_redacted_to_its_end() {
+        let out = through_lines(&[
+            b"-----BEGIN RSA PRIVATE KEY-----\r\n",
+            b"MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo\r\n",
+            b"4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onL\r\n",
+            b"-----END RSA PRIVATE KEY-----\r\nREADY$ ",
+        ]);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("MIIE") && !text.contains("4lgO"), "{text}");
+        assert!(text.ends_with("READY$ "), "{text}");
+    }
+
+    #[test]
+    fn output_ends_cleanly_with_every_byte_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("c");
+        let pane = root.join("1-1");
+        // Less than the queue holds: nothing can be dropped.
+        let input: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        let summary = run(
+            io::Cursor::new(input.clone()),
+            &root,
+            pane.clone(),
+            &Redact::default(),
+        )
+        .unwrap();
+        assert_eq!(summary.lost, 0);
+        assert_eq!(captured(&pane), input);
+        let last = segment::list(&pane).unwrap().pop().unwrap();
+        let seg = segment::read(&last).unwrap();
+        assert_eq!(seg.records.last().unwrap().kind, segment::END);
+    }
+}

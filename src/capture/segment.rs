@@ -1,0 +1,282 @@
+//! Segment files: a pane's captured stream as a series of records
+//! (output bytes with the time they were read, gaps, the end), compressed
+//! as independent zstd frames appended to one file.
+//!
+//! A frame is written whole or, when the write fails (disk full), cut off
+//! again, so a file is always a run of whole frames: a process killed
+//! between two writes loses only what it had not written yet (at most a
+//! second's output), never what is before. zstd decoders read
+//! concatenated frames as one stream.
+//!
+//! A record is `kind (1 byte) | time (i64 µs since the epoch, LE) | length
+//! (u32 LE) | payload`.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::private_files;
+
+/// Bytes the pane printed, as read at `at_us`.
+pub const OUTPUT: u8 = b'o';
+/// Output that could not be kept: the payload is the count of bytes lost
+/// (u64 LE), lost while the disk stalled or failed.
+pub const GAP: u8 = b'g';
+/// The capture started (payload: empty).
+pub const START: u8 = b's';
+/// The capture ended cleanly: the pane closed, or its pipe did.
+pub const END: u8 = b'e';
+
+const HEADER: usize = 1 + 8 + 4;
+
+/// A segment is closed and a new one begun after this many bytes of
+/// records: bounded files, so a reader decodes little more than it needs.
+const SEGMENT_BYTES: u64 = 32 << 20;
+
+/// One record of a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub kind: u8,
+    pub at_us: i64,
+    pub payload: Vec<u8>,
+}
+
+impl Record {
+    /// The bytes lost, for a [`GAP`].
+    pub fn lost(&self) -> u64 {
+        let mut n = [0u8; 8];
+        let len = self.payload.len().min(8);
+        n[..len].copy_from_slice(&self.payload[..len]);
+        u64::from_le_bytes(n)
+    }
+}
+
+/// Appends records to a pane's segment files.
+pub struct Writer {
+    dir: PathBuf,
+    file: Option<(File, u64)>,
+    in_file: u64,
+    pending: Vec<u8>,
+    compressor: zstd::bulk::Compressor<'static>,
+    /// Output bytes lost to failed writes, told in the next frame.
+    lost: u64,
+}
+
+impl Writer {
+    /// A writer into `dir` (made 0700 if needed; refused when it, or the
+    /// capture root above it, is not the user's own).
+    pub fn new(root: &Path, dir: PathBuf) -> io::Result<Writer> {
+        private_files::dir(root)?;
+        private_files::dir(&dir)?;
+        Ok(Writer {
+            dir,
+            file: None,
+            in_file: 0,
+            pending: Vec::with_capacity(64 << 10),
+            compressor: zstd::bulk::Compressor::new(3)?,
+            lost: 0,
+        })
+    }
+
+    /// Adds a record to the frame being made.
+    pub fn push(&mut self, kind: u8, at_us: i64, payload: &[u8]) {
+        if self.lost > 0 {
+            let lost = std::mem::take(&mut self.lost);
+            self.push(GAP, at_us, &lost.to_le_bytes());
+        }
+        // A payload longer than a u32 cannot come from one read.
+        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX) as usize;
+        self.pending.push(kind);
+        self.pending.extend_from_slice(&at_us.to_le_bytes());
+        self.pending.extend_from_slice(&(len as u32).to_le_bytes());
+        self.pending.extend_from_slice(&payload[..len]);
+    }
+
+    /// Bytes of records not written yet.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Writes what is pending as one frame. When that fails, the file is
+    /// cut back to its last whole frame and the output lost is counted,
+    /// to be recorded as a [`GAP`] once writing works again.
+    pub fn flush(&mut self, now_us: i64) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let written = self.write_frame(now_us);
+        if written.is_err() {
+            self.lost += output_bytes(&self.pending);
+        }
+        self.pending.clear();
+        if self.pending.capacity() > 256 << 10 {
+            self.pending.shrink_to(64 << 10);
+        }
+        written
+    }
+
+    fn write_frame(&mut self, now_us: i64) -> io::Result<()> {
+        if self.file.is_none() || self.in_file >= SEGMENT_BYTES {
+            let path = self
+                .dir
+                .join(format!("{now_us:020}-{}.seg", std::process::id()));
+            self.file = Some((private_files::create_new(&path)?, 0));
+            self.in_file = 0;
+        }
+        let frame = self.compressor.compress(&self.pending)?;
+        let (file, len) = self.file.as_mut().expect("opened above");
+        if let Err(err) = file.write_all(&frame) {
+            let _ = file.set_len(*len);
+            return Err(err);
+        }
+        *len += frame.len() as u64;
+        self.in_file += self.pending.len() as u64;
+        Ok(())
+    }
+}
+
+/// The output bytes among `records` (encoded).
+fn output_bytes(mut records: &[u8]) -> u64 {
+    let mut total = 0;
+    while let Some((record, rest)) = decode_one(records) {
+        if record.kind == OUTPUT {
+            total += record.payload.len() as u64;
+        }
+        records = rest;
+    }
+    total
+}
+
+fn decode_one(bytes: &[u8]) -> Option<(Record, &[u8])> {
+    if bytes.len() < HEADER {
+        return None;
+    }
+    let at_us = i64::from_le_bytes(bytes[1..9].try_into().ok()?);
+    let len = u32::from_le_bytes(bytes[9..13].try_into().ok()?) as usize;
+    let payload = bytes.get(HEADER..HEADER + len)?;
+    Some((
+        Record {
+            kind: bytes[0],
+            at_us,
+            payload: payload.to_vec(),
+        },
+        &bytes[HEADER + len..],
+    ))
+}
+
+/// A segment read back.
+pub struct Segment {
+    pub path: PathBuf,
+    pub records: Vec<Record>,
+    /// The file ends inside a frame or a record: its writer was killed
+    /// while writing, or the file was cut.
+    pub cut: bool,
+}
+
+/// Reads the segment at `path` (refused unless it is the user's own, as
+/// every file of tmux-audit): every whole record in it.
+pub fn read(path: &Path) -> io::Result<Segment> {
+    let file = private_files::read(path)?;
+    let mut bytes = Vec::new();
+    let mut cut = zstd::stream::read::Decoder::new(file)?
+        .read_to_end(&mut bytes)
+        .is_err();
+    let mut records = Vec::new();
+    let mut rest = &bytes[..];
+    while let Some((record, after)) = decode_one(rest) {
+        records.push(record);
+        rest = after;
+    }
+    cut |= !rest.is_empty();
+    Ok(Segment {
+        path: path.to_path_buf(),
+        records,
+        cut,
+    })
+}
+
+/// The segment files of a pane's directory, oldest first (their names
+/// start with the time they were begun).
+pub fn list(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+            .collect(),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(err) => return Err(err),
+    };
+    paths.sort();
+    Ok(paths)
+}
+
+/// When a segment was begun, from its name.
+pub fn begun_us(path: &Path) -> Option<i64> {
+    path.file_name()?.to_str()?.split('-').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_come_back_as_written_across_frames_and_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("cap");
+        let mut w = Writer::new(&root, root.join("1-2")).unwrap();
+        w.push(START, 1, b"");
+        w.push(OUTPUT, 2, b"hello ");
+        w.flush(2).unwrap();
+        w.push(OUTPUT, 3, b"world\r\n");
+        w.push(END, 4, b"");
+        w.flush(4).unwrap();
+        let paths = list(&root.join("1-2")).unwrap();
+        assert_eq!(paths.len(), 1);
+        assert_eq!(begun_us(&paths[0]), Some(2));
+        let seg = read(&paths[0]).unwrap();
+        assert!(!seg.cut);
+        let kinds: Vec<u8> = seg.records.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, b"sooe");
+        assert_eq!(seg.records[2].payload, b"world\r\n");
+    }
+
+    #[test]
+    fn a_file_cut_inside_a_frame_keeps_the_frames_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("cap");
+        let mut w = Writer::new(&root, root.join("1-2")).unwrap();
+        w.push(OUTPUT, 1, b"kept");
+        w.flush(1).unwrap();
+        w.push(OUTPUT, 2, &[b'x'; 1000]);
+        w.flush(2).unwrap();
+        let path = &list(&root.join("1-2")).unwrap()[0];
+        let len = std::fs::metadata(path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
+        let seg = read(path).unwrap();
+        assert!(seg.cut);
+        assert_eq!(seg.records[0].payload, b"kept");
+    }
+
+    #[test]
+    fn gaps_count_the_output_lost() {
+        let mut buf = Vec::new();
+        for (kind, payload) in [(OUTPUT, &b"abc"[..]), (START, b""), (OUTPUT, b"de")] {
+            buf.push(kind);
+            buf.extend_from_slice(&0i64.to_le_bytes());
+            buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            buf.extend_from_slice(payload);
+        }
+        assert_eq!(output_bytes(&buf), 5);
+        let gap = Record {
+            kind: GAP,
+            at_us: 0,
+            payload: 7u64.to_le_bytes().to_vec(),
+        };
+        assert_eq!(gap.lost(), 7);
+    }
+}

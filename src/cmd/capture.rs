@@ -1,0 +1,51 @@
+//! `tmux-audit capture`: run by tmux's `pipe-pane` for one pane, with the
+//! pane's output on standard input (see `capture/recorder.rs`). Prints
+//! nothing (its output goes nowhere); errors go to the log file. When
+//! capture is off in config.toml it ends at once, and tmux stops piping.
+
+use std::io;
+
+use anyhow::{Context as _, Result};
+
+use super::{Exit, Run};
+use crate::cli::CaptureCmd;
+use tmux_audit::capture::{self, recorder};
+use tmux_audit::config::Config;
+use tmux_audit::{error_log, paths, store};
+
+impl Run for CaptureCmd {
+    fn run(&self) -> Result<Exit> {
+        store::log_panics("capture");
+        if let Err(err) = self.capture() {
+            store::log("capture", &err);
+        }
+        Ok(Exit::Success)
+    }
+}
+
+impl CaptureCmd {
+    fn capture(&self) -> Result<()> {
+        let config = Config::load()?;
+        if !config.capture.enabled {
+            return Ok(());
+        }
+        let db = paths::database(self.db.path.as_deref())?;
+        let root = capture::root(&db);
+        let dir = capture::pane_dir(&root, self.server_pid, &self.pane)
+            .with_context(|| format!("{:?} is not a tmux pane id (%N)", self.pane))?;
+        let summary = recorder::run(io::stdin(), &root, dir, &config.redact)
+            .with_context(|| format!("cannot capture pane {}", self.pane))?;
+        if summary.lost > 0 || summary.error.is_some() {
+            let why = summary.error.as_deref().unwrap_or("the disk was too slow");
+            error_log::append(
+                "capture",
+                &format!(
+                    "pane {}: {} bytes of output were lost: {why}",
+                    self.pane, summary.lost
+                ),
+                "check the free space and permissions of the database's directory",
+            );
+        }
+        Ok(())
+    }
+}

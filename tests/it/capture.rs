@@ -1,0 +1,445 @@
+//! Per-pane output capture, in a real tmux server with real shells: what
+//! `show ID --output` gives back, panes kept apart, secrets redacted
+//! before they reach a file, and a killed capture process.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::support::{Pane, Rc, Row, Sandbox, Shell, Tmux, PATIENCE};
+
+/// A tmux server with capture on (`[capture] enabled = true`) and the
+/// documented `init tmux` line loaded.
+fn captured_server(sb: &Sandbox) -> Tmux {
+    let (tmux, _) = Tmux::start(sb, "cat");
+    init_with_capture(sb, &tmux);
+    tmux
+}
+
+/// Turns capture on in the config file, and runs `init tmux` in `tmux`.
+fn init_with_capture(sb: &Sandbox, tmux: &Tmux) {
+    let config = sb.path().join("config/tmux-audit");
+    fs::create_dir_all(&config).unwrap();
+    fs::write(config.join("config.toml"), "[capture]\nenabled = true\n").unwrap();
+    tmux.load_audit_config(sb);
+    let start = Instant::now();
+    while !tmux.run(&["show-hooks", "-g"]).contains(" capture --pane ") {
+        assert!(start.elapsed() < PATIENCE, "the capture hooks never came");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A new pane running `shell` with the hook, captured from its start.
+fn shell_pane(sb: &Sandbox, tmux: &Tmux, shell: Shell) -> Pane {
+    let pane = tmux.split(&sb.shell(shell, &Rc::default()));
+    pane.ready();
+    pane
+}
+
+/// Waits for the record of the command whose text is `text`.
+fn row_of(sb: &Sandbox, text: &str) -> Row {
+    let rows = sb.wait_rows(text, |rows| rows.iter().any(|r| r.command == text));
+    rows.into_iter().find(|r| r.command == text).unwrap()
+}
+
+/// `show ID --output` (and `args`): stdout and stderr.
+fn show_output(sb: &Sandbox, id: i64, args: &[&str]) -> (Vec<u8>, String) {
+    let out = sb
+        .cmd()
+        .args(["show", &id.to_string(), "--output"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "show --output failed: {stderr}");
+    (out.stdout, stderr)
+}
+
+/// Waits until `show ID --output` gives `expected` (the capture writes
+/// within a fraction of a second of the output); fails with what it gave.
+fn wait_output(sb: &Sandbox, id: i64, expected: &str) {
+    let start = Instant::now();
+    loop {
+        let (out, stderr) = show_output(sb, id, &[]);
+        if out == expected.as_bytes() {
+            return;
+        }
+        if start.elapsed() > PATIENCE {
+            let out = String::from_utf8_lossy(&out);
+            let head: String = out.chars().take(300).collect();
+            let tail: String = out
+                .chars()
+                .rev()
+                .take(300)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            panic!(
+                "show {id} --output never gave the expected {} bytes; it gave {} bytes: {head:?} … {tail:?}\nstderr: {stderr}\nlog: {}",
+                expected.len(),
+                out.len(),
+                sb.log()
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn lines(prefix: &str, count: usize) -> String {
+    (1..=count).map(|n| format!("{prefix}-{n}\n")).collect()
+}
+
+fn prints_5000_lines_exactly(shell: Shell) {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, shell);
+    let command = match shell {
+        Shell::Fish => "printf 'line-%s\\n' (seq 1 5000)",
+        _ => "printf 'line-%s\\n' $(seq 1 5000)",
+    };
+    pane.line(command);
+    let row = row_of(&sb, command);
+    wait_output(&sb, row.id, &lines("line", 5000));
+}
+
+#[test]
+fn bash_output_of_5000_lines_comes_back_exactly() {
+    prints_5000_lines_exactly(Shell::Bash);
+}
+
+#[test]
+fn zsh_output_of_5000_lines_comes_back_exactly() {
+    prints_5000_lines_exactly(Shell::Zsh);
+}
+
+#[test]
+fn fish_output_of_5000_lines_comes_back_exactly() {
+    prints_5000_lines_exactly(Shell::Fish);
+}
+
+#[test]
+fn two_panes_printing_at_once_keep_their_streams_apart() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let a = shell_pane(&sb, &tmux, Shell::Bash);
+    let b = shell_pane(&sb, &tmux, Shell::Zsh);
+    let (cmd_a, cmd_b) = (
+        "printf 'a-%s\\n' $(seq 1 20000)",
+        "printf 'b-%s\\n' $(seq 1 20000)",
+    );
+    a.line(cmd_a);
+    b.line(cmd_b);
+    let (row_a, row_b) = (row_of(&sb, cmd_a), row_of(&sb, cmd_b));
+    assert_ne!(row_a.tmux_pane, row_b.tmux_pane);
+    wait_output(&sb, row_a.id, &lines("a", 20000));
+    wait_output(&sb, row_b.id, &lines("b", 20000));
+}
+
+#[test]
+fn a_full_screen_program_does_not_break_the_next_commands_output() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    pane.line("vi -u NONE");
+    pane.wait_for("~", 3);
+    pane.type_text(":q!");
+    pane.key("Enter");
+    pane.wait_for("READY", 2);
+    let command = "printf 'after-%s\\n' $(seq 1 300)";
+    pane.line(command);
+    let row = row_of(&sb, command);
+    wait_output(&sb, row.id, &lines("after", 300));
+}
+
+/// Every file under the sandbox's data directory, segments decompressed.
+fn everything_stored(data: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![data.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let bytes = fs::read(&path).unwrap();
+            if path.extension().is_some_and(|e| e == "seg") {
+                let mut plain = Vec::new();
+                let _ = std::io::Read::read_to_end(
+                    &mut zstd::stream::read::Decoder::new(&bytes[..]).unwrap(),
+                    &mut plain,
+                );
+                found.push((path.clone(), plain));
+            }
+            found.push((path, bytes));
+        }
+    }
+    found
+}
+
+#[test]
+fn secrets_printed_are_redacted_in_every_file() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    // Typed in pieces, so that only the output holds the secrets whole.
+    let key = "printf 'aws_key AKIA%s\\n' IOSFODNN7EXAMPLQ";
+    pane.line(key);
+    let pem = "printf -- '-----BEGIN RSA %s KEY-----\\nMIIEowIB%s\\nVLPHCozM%s\\n-----END RSA %s KEY-----\\n' PRIVATE AAKCAQEAu1SU1Lf xH2Mo4lgOEePzNm0tR PRIVATE";
+    pane.line(pem);
+    let row = row_of(&sb, key);
+    wait_output(&sb, row.id, "aws_key [REDACTED]\n");
+    let row = row_of(&sb, pem);
+    let start = Instant::now();
+    loop {
+        let (out, _) = show_output(&sb, row.id, &[]);
+        let out = String::from_utf8_lossy(&out);
+        if out.contains("[REDACTED]") {
+            assert!(!out.contains("MIIEowIBAAKCAQEAu1SU1Lf"), "{out}");
+            break;
+        }
+        assert!(start.elapsed() < PATIENCE, "never redacted: {out}");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let stored = everything_stored(&sb.path().join("data"));
+    assert!(stored
+        .iter()
+        .any(|(p, _)| p.extension().is_some_and(|e| e == "seg")));
+    for (path, bytes) in stored {
+        for secret in [
+            "AKIAIOSFODNN7EXAMPLQ",
+            "MIIEowIBAAKCAQEAu1SU1Lf",
+            "VLPHCozMxH2Mo4lgOEePzNm0tR",
+        ] {
+            assert!(
+                memchr::memmem::find(&bytes, secret.as_bytes()).is_none(),
+                "{secret} is in {}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn segments_are_private_and_one_capture_process_stays_small() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    let command = "printf 'line-%s\\n' $(seq 1 100000)";
+    pane.line(command);
+    let row = row_of(&sb, command);
+    wait_output(&sb, row.id, &lines("line", 100000));
+    use std::os::unix::fs::PermissionsExt;
+    let root = sb.path().join("data/tmux-audit/history.db-capture");
+    assert_eq!(
+        fs::metadata(&root).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for (path, _) in everything_stored(&root) {
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+    }
+    let capture = capture_process(&sb, &pane.id);
+    let status = fs::read_to_string(format!("/proc/{}/status", capture.pid)).unwrap();
+    // What each captured pane costs: its process's own memory (the
+    // binary's pages are shared by all of them, and by every hook).
+    let anon_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(
+        anon_kb < 5 * 1024,
+        "memory of a capture process: {anon_kb} kB"
+    );
+}
+
+fn capture_process(sb: &Sandbox, pane: &str) -> crate::support::Process {
+    let needle = format!(" capture --pane {pane} ");
+    let start = Instant::now();
+    loop {
+        if let Some(p) = sb
+            .processes()
+            .into_iter()
+            .find(|p| p.tmux_audit && p.cmdline.contains(&needle))
+        {
+            return p;
+        }
+        assert!(start.elapsed() < PATIENCE, "no capture process for {pane}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_killed_capture_leaves_the_pane_working_and_the_gap_shown() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    pane.line("echo before");
+    let before = row_of(&sb, "echo before");
+    wait_output(&sb, before.id, "before\n");
+    let capture = capture_process(&sb, &pane.id);
+    // SAFETY: plain kill(2) of a process of this test's tmux server.
+    unsafe { libc::kill(capture.pid, libc::SIGKILL) };
+    pane.line("echo after-kill");
+    pane.wait_for("READY", 3);
+    let after = row_of(&sb, "echo after-kill");
+    let (out, stderr) = show_output(&sb, after.id, &[]);
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    assert!(stderr.contains("capture of this pane stopped"), "{stderr}");
+    // What was captured before stays.
+    assert_eq!(show_output(&sb, before.id, &[]).0, b"before\n");
+}
+
+#[test]
+fn a_pane_with_a_pipe_of_the_users_is_left_alone_and_doctor_says_so() {
+    let sb = Sandbox::new();
+    let (tmux, theirs) = Tmux::start(&sb, "cat");
+    let log = sb.path().join("their-own.log");
+    tmux.run(&[
+        "pipe-pane",
+        "-t",
+        &theirs.id,
+        &format!("cat >> '{}'", log.display()),
+    ]);
+    init_with_capture(&sb, &tmux);
+    let ours = tmux.split("cat");
+    capture_process(&sb, &ours.id);
+    // The user's pipe still gets the pane's output.
+    theirs.line("still-theirs");
+    let start = Instant::now();
+    while !fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("still-theirs")
+    {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the user's pipe-pane got nothing"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !sb.processes().iter().any(|p| p
+            .cmdline
+            .contains(&format!(" capture --pane {} ", theirs.id))),
+        "their pane must not be captured"
+    );
+    let inside = format!("{},{},0", tmux.socket_path(), tmux.server_pid());
+    let out = sb
+        .cmd()
+        .env("TMUX", &inside)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "FAIL  capture     not captured: {} (its output goes to a pipe-pane of your own",
+            theirs.id
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn search_output_finds_the_commands_that_printed_a_text() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    // The text is in no command line, only in what one command printed.
+    let printer = "printf 'nee%s\\n' dle-42";
+    pane.line(printer);
+    pane.line("echo other");
+    let row = row_of(&sb, "echo other");
+    wait_output(&sb, row.id, "other\n");
+    let search = |args: &[&str]| {
+        let out = sb.cmd().arg("search").args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(
+        search(&["--output", "needle-42", "--format", "cmd"]),
+        (Some(0), format!("{printer}\n"))
+    );
+    // With the same filters as any search.
+    assert_eq!(
+        search(&["--output", "needle-42", "--pane", "%999", "--format", "cmd"]),
+        (Some(1), String::new())
+    );
+    assert_eq!(search(&["--output", "no-such-text"]).0, Some(1));
+}
+
+#[test]
+fn a_pane_replays_and_exports_as_an_asciicast_that_asciinema_reads() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    let command = "printf 'cast-%s\\n' $(seq 1 50)";
+    pane.line(command);
+    let row = row_of(&sb, command);
+    wait_output(&sb, row.id, &lines("cast", 50));
+    let expected = lines("cast", 50).replace('\n', "\r\n");
+
+    // Played here, at a thousand times the speed: the pane's bytes.
+    let (ok, played) = sb.run(&["replay", "--pane", &pane.id, "--speed", "1000"]);
+    assert!(ok && played.contains(&expected), "{played}");
+
+    let cast = sb.path().join("pane.cast");
+    let cast_arg = cast.display().to_string();
+    let (ok, _) = sb.run(&["replay", "--pane", &pane.id, "--asciicast", &cast_arg]);
+    assert!(ok);
+    let text = fs::read_to_string(&cast).unwrap();
+    let mut lines_of = text.lines();
+    let header: serde_json::Value = serde_json::from_str(lines_of.next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2);
+    let mut last = 0.0;
+    let mut joined = String::new();
+    for line in lines_of {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        let t = event[0].as_f64().unwrap();
+        assert!(t >= last, "times go forward: {line}");
+        last = t;
+        assert_eq!(event[1], "o");
+        joined.push_str(event[2].as_str().unwrap());
+    }
+    assert!(joined.contains(&expected));
+    // An existing file is not overwritten.
+    assert!(
+        !sb.run(&["replay", "--pane", &pane.id, "--asciicast", &cast_arg])
+            .0
+    );
+
+    if !crate::support::have("asciinema") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have asciinema (.ci/run installs it)"
+        );
+        eprintln!("skipped `asciinema cat`: asciinema is not installed");
+        return;
+    }
+    // `asciinema cat` reads /dev/tty: it runs in a tmux window of its own.
+    let (out, rc) = (sb.path().join("cat.out"), sb.path().join("cat.rc"));
+    tmux.run(&[
+        "new-window",
+        "-d",
+        &format!(
+            "asciinema cat '{}' > '{}' 2>&1; echo $? > '{}'",
+            cast.display(),
+            out.display(),
+            rc.display()
+        ),
+    ]);
+    let start = Instant::now();
+    while !fs::read_to_string(&rc).is_ok_and(|rc| rc.ends_with('\n')) {
+        assert!(start.elapsed() < PATIENCE, "asciinema cat never ended");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let printed = fs::read_to_string(&out).unwrap();
+    assert_eq!(fs::read_to_string(&rc).unwrap(), "0\n", "{printed}");
+    assert!(printed.contains(&expected), "asciinema cat: {printed}");
+}
