@@ -9,6 +9,10 @@
 //!
 //! [record]
 //! max_command_bytes = 2097152         # longer commands keep their head (default 2 MiB)
+//!
+//! [central]
+//! url = "postgresql://web1@db.example/audit?sslmode=verify-full"  # no password: ~/.pgpass
+//! sync_every_secs = 10                # after a record, a detached sync at most this often
 //! ```
 
 use std::path::PathBuf;
@@ -21,6 +25,41 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub redact: Redact,
     pub record: RecordSettings,
+    pub central: Central,
+}
+
+/// The central store (`tmux-audit sync`, `--central`): see `central/`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Central {
+    /// A `postgresql://` URL or libpq `key=value` words; no password (use
+    /// ~/.pgpass). `TMUX_AUDIT_CENTRAL_URL` is used when this is unset.
+    pub url: Option<String>,
+    /// After a record, a detached `sync` at most this often (0: never).
+    pub sync_every_secs: u64,
+}
+
+impl Default for Central {
+    fn default() -> Central {
+        Central {
+            url: None,
+            sync_every_secs: 10,
+        }
+    }
+}
+
+impl Central {
+    /// The URL in effect: the file's, else `TMUX_AUDIT_CENTRAL_URL`.
+    pub fn url(&self) -> Option<String> {
+        self.url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .or_else(|| {
+                std::env::var("TMUX_AUDIT_CENTRAL_URL")
+                    .ok()
+                    .filter(|u| !u.trim().is_empty())
+            })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

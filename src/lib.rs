@@ -15,6 +15,7 @@
 //!
 //! Nothing here imports clap, prints to the terminal, or exits the process.
 
+pub mod central;
 pub mod chain;
 pub mod config;
 pub mod context;

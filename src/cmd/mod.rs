@@ -1,5 +1,6 @@
 //! One module per subcommand, each implementing [`Run`].
 
+mod central;
 mod config;
 mod docs;
 mod doctor;
@@ -11,6 +12,7 @@ mod report;
 mod search;
 mod sessions;
 mod show;
+mod sync;
 mod timeline;
 mod tmux_event;
 mod verify;
@@ -79,6 +81,8 @@ impl Run for Command {
             Command::Redact(cmd) => cmd.run(),
             Command::Doctor(cmd) => cmd.run(),
             Command::Flush(cmd) => cmd.run(),
+            Command::Sync(cmd) => cmd.run(),
+            Command::Central(cmd) => cmd.run(),
             Command::Config(cmd) => cmd.run(),
             Command::Completions(cmd) => cmd.run(),
             Command::Man(cmd) => cmd.run(),

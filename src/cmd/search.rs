@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Format, Search};
+use tmux_audit::central::{self, query::CentralSearch};
 use tmux_audit::db::SearchQuery;
 use tmux_audit::filter::{pattern_plan, MatchKind};
 use tmux_audit::paths;
@@ -24,6 +25,9 @@ impl Run for Search {
                 _ => MatchKind::Substring,
             };
             plan = Some(pattern_plan(conditions.clone(), pattern, kind)?);
+        }
+        if self.central {
+            return self.run_central(conditions);
         }
         let path = paths::database(self.db.path.as_deref())?;
         let mut db = super::open_for_reading(&path)?;
@@ -57,6 +61,42 @@ impl Run for Search {
         }
         // Session and window names, and who typed each, from the tmux events.
         db.place(&mut rows)?;
+        self.print(rows)
+    }
+}
+
+impl Search {
+    /// The same search on the central store: only the source differs.
+    fn run_central(&self, conditions: tmux_audit::filter::Conditions) -> Result<Exit> {
+        let kind = match (self.exact, self.prefix, self.regex) {
+            (true, _, _) => MatchKind::Exact,
+            (_, true, _) => MatchKind::Prefix,
+            (_, _, true) => MatchKind::Regex,
+            _ => MatchKind::Substring,
+        };
+        let query = CentralSearch {
+            conditions,
+            pattern: self
+                .pattern
+                .clone()
+                .filter(|p| !p.is_empty())
+                .map(|p| (p, kind)),
+            limit: (!self.all).then_some(self.limit),
+            unique: self.unique,
+        };
+        let config = tmux_audit::config::Config::load()?;
+        let target = central::target(config.central.url())?;
+        let mut client = target.connect()?;
+        central::schema::check(&mut client)?;
+        let rows = central::query::search(&mut client, &query)?;
+        if rows.is_empty() {
+            return Ok(Exit::NoMatch);
+        }
+        self.print(rows)
+    }
+
+    /// Prints what was found, the same way whatever the source.
+    fn print(&self, mut rows: Vec<tmux_audit::db::StoredCommand>) -> Result<Exit> {
         if !self.reverse {
             rows.reverse(); // oldest first, the newest next to the prompt
         }

@@ -7,7 +7,8 @@ use super::{Database, DbError, StoredCommand};
 use crate::lifecycle::replay::{Replay, ServerKey};
 use crate::lifecycle::{Client, TmuxEvent};
 
-const EVENT_COLUMNS: &str = "id, recorded_at_us, event, at_us, event_key, host, user, uid, \
+pub(super) const EVENT_COLUMNS: &str =
+    "id, recorded_at_us, event, at_us, event_key, host, user, uid, \
     tmux_socket, tmux_server_pid, session_id, session_name, window_id, window_index, window_name, \
     pane, client_name, client_tty, client_pid, client_user, client_uid, client_termname, \
     prev_hash, hash";
@@ -118,7 +119,7 @@ impl Database {
     }
 }
 
-fn stored_event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+pub(super) fn stored_event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     let client = match row.get::<_, Option<String>>("client_name")? {
         Some(name) => Some(Client {
             name,

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_tmux_events.sql"),
     include_str!("migrations/0008_running_totals.sql"),
     include_str!("migrations/0009_trace.sql"),
+    include_str!("migrations/0012_central.sql"),
 ];
 
 /// The version whose migration also writes the trace's first entry (in

@@ -1,0 +1,642 @@
+//! The central store, against a real PostgreSQL started by the tests
+//! (`pg.rs`): `central init` and its roles, `sync` shipping every record
+//! exactly once in chain order (across a server restart), `search
+//! --central` finding from one host what a real shell in tmux typed on
+//! another, `verify` naming local changes after shipping, and one clear
+//! line for each way the server can fail, the prompt never waiting.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::pg::{self, Cluster};
+use crate::support::{Rc, Sandbox, Shell, Tmux};
+use tmux_audit::db::Database;
+use tmux_audit::record::{CommandRecord, Entry};
+
+/// A simulated host: a sandbox of its own (database, state directory) and
+/// a host id of its own, shipping as `role`.
+struct Host {
+    sb: Sandbox,
+    id: String,
+    url: String,
+    pgpass: std::path::PathBuf,
+}
+
+impl Host {
+    fn new(name: &str, url: String, role: &str, password: &str, port: u16) -> Host {
+        let sb = Sandbox::new();
+        let pgpass = pg::pgpass(sb.path(), &[(role, password)], port);
+        Host {
+            id: format!("{name}-{}", std::process::id()),
+            sb,
+            url,
+            pgpass,
+        }
+    }
+
+    fn cmd(&self) -> std::process::Command {
+        let mut cmd = self.sb.cmd();
+        cmd.env("TMUX_AUDIT_HOST_ID", &self.id)
+            .env("TMUX_AUDIT_CENTRAL_URL", &self.url)
+            .env("PGPASSFILE", &self.pgpass);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = self.cmd().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        out
+    }
+
+    /// Stores `n` commands straight into the local database (as a merge
+    /// of the spool would), numbered from `from`.
+    fn records(&self, from: usize, n: usize) {
+        let mut db = Database::open(&self.sb.db).unwrap();
+        let entries: Vec<Entry> = (from..from + n)
+            .map(|i| {
+                Entry::Command(CommandRecord {
+                    command: format!("echo {} command {i}", self.id),
+                    started_at_us: 1_790_000_000_000_000 + i as i64 * 1_000_000,
+                    duration_us: Some(1000),
+                    exit_status: Some(0),
+                    cwd: "/srv".into(),
+                    user: "ops".into(),
+                    uid: 1000,
+                    host: "web".into(),
+                    shell: "bash".into(),
+                    shell_session: format!("{}-s", self.id),
+                    seq: i as i64,
+                    ..CommandRecord::default()
+                })
+            })
+            .collect();
+        for chunk in entries.chunks(1000) {
+            db.insert_all(chunk.iter().map(|e| (e, 1_790_000_000_000_000)))
+                .unwrap();
+        }
+    }
+
+    fn sql(&self, sql: &str) {
+        rusqlite::Connection::open(&self.sb.db)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A database with the central schema, made by `central init`.
+fn initialised(cluster: &Cluster, prefix: &str) -> String {
+    let dbname = cluster.database(prefix);
+    let _one_at_a_time = pg::INIT.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["central", "init", "--url", &cluster.admin_url(&dbname)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("created the central schema (version 1)"),
+        "{}",
+        text(&out.stdout)
+    );
+    dbname
+}
+
+/// A writer role for one host, an auditor, and hosts that use them.
+fn writer(cluster: &Cluster, dbname: &str, name: &str) -> Host {
+    let role = format!("{dbname}_{name}");
+    cluster.role(&role, "pw-writer", "tmux_audit_writer");
+    Host::new(
+        name,
+        cluster.url(&role, dbname),
+        &role,
+        "pw-writer",
+        cluster.port,
+    )
+}
+
+fn auditor(cluster: &Cluster, dbname: &str) -> Host {
+    let role = format!("{dbname}_auditor");
+    cluster.role(&role, "pw-auditor", "tmux_audit_auditor");
+    Host::new(
+        "auditor",
+        cluster.url(&role, dbname),
+        &role,
+        "pw-auditor",
+        cluster.port,
+    )
+}
+
+#[test]
+fn init_creates_the_schema_once_and_print_sql_shows_it_without_running_it() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["central", "init", "--print-sql"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let sql = text(&out.stdout);
+    for part in [
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        "PARTITION BY RANGE (started_at_us)",
+        "ENABLE ROW LEVEL SECURITY",
+        "gin_trgm_ops",
+        "CREATE ROLE tmux_audit_writer",
+    ] {
+        assert!(sql.contains(part), "{part} missing");
+    }
+    let dbname = initialised(cluster, "init");
+    let _one_at_a_time = pg::INIT.lock().unwrap_or_else(|e| e.into_inner());
+    let again = sb
+        .cmd()
+        .args(["central", "init", "--url", &cluster.admin_url(&dbname)])
+        .output()
+        .unwrap();
+    assert!(
+        text(&again.stdout).starts_with("the central schema is up to date (version 1)"),
+        "{}",
+        text(&again.stdout)
+    );
+    let mut admin = cluster.admin(&dbname);
+    let partitions: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'tmux_audit.commands'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(partitions, 14, "a default partition and 13 months");
+}
+
+#[test]
+fn a_writer_inserts_only_for_its_host_and_cannot_change_or_read_what_was_shipped() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "roles");
+    let a = writer(cluster, &dbname, "a");
+    let b = writer(cluster, &dbname, "b");
+    a.records(1, 3);
+    b.records(1, 2);
+    for host in [&a, &b] {
+        let out = host.run(&["sync"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    assert_eq!(
+        text(&a.run(&["sync"]).stdout),
+        "shipped 0 commands and 0 tmux events\n",
+        "sending again ships nothing"
+    );
+    // With host a's writer credentials, by hand.
+    let mut as_a = postgres::Client::connect(
+        &format!(
+            "host=127.0.0.1 port={} user={dbname}_a password=pw-writer dbname={dbname}",
+            cluster.port
+        ),
+        postgres::NoTls,
+    )
+    .unwrap();
+    for sql in [
+        "UPDATE tmux_audit.commands SET command = 'ls'",
+        "DELETE FROM tmux_audit.commands",
+        "TRUNCATE tmux_audit.commands",
+        "SELECT command FROM tmux_audit.commands",
+        "UPDATE tmux_audit.anchors SET last_id = 0",
+        "DELETE FROM tmux_audit.writers",
+    ] {
+        let err = as_a.batch_execute(sql).expect_err(sql);
+        assert_eq!(
+            err.as_db_error().map(|e| e.code().code()),
+            Some("42501"),
+            "{sql}: {err}"
+        );
+    }
+    // A row as host b, with host a's role: refused.
+    let insert = "INSERT INTO tmux_audit.commands (host_id, database_id, id, recorded_at_us, \
+        command, started_at_us, cwd, \"user\", uid, host, shell, shell_session, seq, prev_hash, hash) \
+        VALUES ($1, 'x', 99, 0, 'forged', 1790000000000000, '/', 'ops', 1000, 'web', 'bash', 's', 1, '\\x00', '\\x00')";
+    let err = as_a
+        .execute(insert, &[&b.id])
+        .expect_err("another host's row");
+    let why = err.as_db_error().map(|e| e.message().to_string());
+    assert!(
+        why.as_deref()
+            .is_some_and(|w| w.contains("writes for host")),
+        "{why:?}"
+    );
+    // Shipping as itself who it is not (shipped_by) is not a column it may set.
+    let err = as_a
+        .batch_execute("INSERT INTO tmux_audit.commands (shipped_by) VALUES ('x')")
+        .expect_err("shipped_by");
+    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("42501"));
+
+    // The auditor reads every host; a user only the rows of its own name.
+    let auditor = auditor(cluster, &dbname);
+    let out = auditor.run(&["search", "--central", "--all", "--format", "cmd"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 5);
+    cluster.role("ops", "pw-ops", "tmux_audit_user");
+    cluster.role(&format!("{dbname}_eve"), "pw-eve", "tmux_audit_user");
+    let ops = Host::new(
+        "ops",
+        cluster.url("ops", &dbname),
+        "ops",
+        "pw-ops",
+        cluster.port,
+    );
+    let out = ops.run(&["search", "--central", "--all", "--format", "cmd"]);
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        5,
+        "{}",
+        text(&out.stderr)
+    );
+    let eve_role = format!("{dbname}_eve");
+    let eve = Host::new(
+        "eve",
+        cluster.url(&eve_role, &dbname),
+        &eve_role,
+        "pw-eve",
+        cluster.port,
+    );
+    let out = eve.run(&["search", "--central", "--all"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "nothing of eve's: {}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn every_record_of_many_hosts_arrives_once_in_chain_order_across_a_server_restart() {
+    let Some(cluster) = Cluster::start_new() else {
+        return;
+    };
+    let dbname = initialised(&cluster, "load");
+    const HOSTS: usize = 20;
+    const RECORDS: usize = 2000;
+    let hosts: Vec<Host> = (0..HOSTS)
+        .map(|i| writer(&cluster, &dbname, &format!("h{i}")))
+        .collect();
+    for host in &hosts {
+        host.records(1, RECORDS);
+    }
+    let mut admin = cluster.admin(&dbname);
+    // All hosts at once; the server stops once some rows have arrived.
+    let syncs: Vec<_> = hosts
+        .iter()
+        .map(|h| {
+            h.cmd()
+                .arg("sync")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    wait_until("some rows on the server", || {
+        admin
+            .query_one("SELECT count(*) FROM tmux_audit.commands", &[])
+            .map(|r| r.get::<_, i64>(0) > 0)
+            .unwrap_or(false)
+    });
+    drop(admin);
+    cluster.stop();
+    let mut failed = 0;
+    for sync in syncs {
+        let out = sync.wait_with_output().unwrap();
+        if !out.status.success() {
+            failed += 1;
+            let err = text(&out.stderr);
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+            assert!(err.contains("records wait locally"), "{err}");
+        }
+    }
+    cluster.start();
+    // Again, all at once, twice over for some: nothing is stored twice.
+    let syncs: Vec<_> = hosts
+        .iter()
+        .chain(hosts.iter().take(3))
+        .map(|h| h.cmd().arg("sync").output_async())
+        .collect();
+    for sync in syncs {
+        let out = sync.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let mut admin = cluster.admin(&dbname);
+    let per_host = admin
+        .query(
+            "SELECT host_id, count(*), count(DISTINCT id), min(id), max(id) FROM tmux_audit.commands GROUP BY host_id",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(per_host.len(), HOSTS);
+    for row in per_host {
+        let n = RECORDS as i64;
+        assert_eq!(
+            (
+                row.get::<_, i64>(1),
+                row.get::<_, i64>(2),
+                row.get::<_, i64>(3),
+                row.get::<_, i64>(4)
+            ),
+            (n, n, 1, n),
+            "{}",
+            row.get::<_, String>(0)
+        );
+    }
+    let auditor = auditor(&cluster, &dbname);
+    let out = auditor.run(&["verify", "--central"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        text(&out.stdout).matches("intact: 2000 records").count(),
+        HOSTS
+    );
+    eprintln!("{failed} of {HOSTS} syncs were cut by the restart");
+}
+
+trait OutputAsync {
+    fn output_async(&mut self) -> std::process::Child;
+}
+
+impl OutputAsync for std::process::Command {
+    fn output_async(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+#[test]
+fn verify_names_a_shipped_record_edited_deleted_or_rewritten_here() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "verify");
+    let host = writer(cluster, &dbname, "v");
+    host.records(1, 6);
+    assert!(host.run(&["sync"]).status.success());
+    let verify = |host: &Host| {
+        let out = host.run(&["verify"]);
+        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+    };
+    let (code, out) = verify(&host);
+    assert_eq!(code, Some(0), "{out}");
+
+    // An edit, the chain fixed up after it: consistent here.
+    host.sql("UPDATE commands SET command = 'echo nothing to see' WHERE id = 2");
+    rechain(&host.sb.db);
+    let (code, out) = verify(&host);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("record 2 differs from what was shipped to the central store"),
+        "{out}"
+    );
+    assert!(!out.contains("was changed after it was written"), "{out}");
+
+    // A deletion, and the newest records cut off.
+    host.sql("DELETE FROM commands WHERE id IN (4, 5, 6)");
+    let (_, out) = verify(&host);
+    assert!(
+        out.contains("record 4 was shipped to the central store but is missing here"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the central anchor holds records up to 6"),
+        "{out}"
+    );
+
+    // The whole chain rewritten so that it is consistent here.
+    let rewritten = writer(cluster, &dbname, "w");
+    rewritten.records(1, 3);
+    assert!(rewritten.run(&["sync"]).status.success());
+    rewritten.sql("DELETE FROM commands");
+    let mut db = Database::open(&rewritten.sb.db).unwrap();
+    let fake = Entry::Command(CommandRecord {
+        command: "echo harmless".into(),
+        cwd: "/".into(),
+        user: "ops".into(),
+        host: "web".into(),
+        shell: "bash".into(),
+        shell_session: "other".into(),
+        seq: 1,
+        started_at_us: 1_790_000_000_000_000,
+        ..CommandRecord::default()
+    });
+    db.insert_all([(&fake, 1_790_000_000_000_000)]).unwrap();
+    drop(db);
+    let (code, out) = verify(&rewritten);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("record 1 differs from what was shipped"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the central anchor holds records up to 3"),
+        "{out}"
+    );
+}
+
+/// Recomputes every command's links, as someone rewriting history would.
+fn rechain(db: &Path) {
+    let rows = Database::open(db).unwrap().commands_in_order().unwrap();
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut prev = tmux_audit::chain::GENESIS;
+    for row in rows {
+        let hash = tmux_audit::chain::hash_command(&prev, row.id, &row.record, row.recorded_at_us);
+        conn.execute(
+            "UPDATE commands SET prev_hash = ?1, hash = ?2 WHERE id = ?3",
+            rusqlite::params![&prev[..], &hash[..], row.id],
+        )
+        .unwrap();
+        prev = hash;
+    }
+}
+
+#[test]
+fn search_central_finds_from_host_b_what_a_shell_in_tmux_typed_on_host_a() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "search");
+    let a = writer(cluster, &dbname, "a");
+    let b = auditor(cluster, &dbname);
+    // Host A: a real bash in tmux, the hook loaded.
+    let (tmux, pane) = Tmux::start(&a.sb, &a.sb.shell(Shell::Bash, &Rc::default()));
+    tmux.load_audit_config(&a.sb);
+    pane.ready();
+    pane.line("echo central-needle-42 | tr a-z A-Z");
+    a.sb.wait_rows("the command", |rows| {
+        rows.iter().any(|r| r.command.contains("central-needle-42"))
+    });
+    tmux.settle_events(&a.sb);
+    let out = a.run(&["sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Host B's CLI, another state directory and host id.
+    for format in ["table", "json", "jsonl", "csv", "tsv", "cmd"] {
+        let local = a.run(&["search", "central-needle", "--format", format]);
+        let central = b.run(&["search", "--central", "central-needle", "--format", format]);
+        assert!(central.status.success(), "{}", text(&central.stderr));
+        assert!(text(&central.stdout).contains("central-needle-42"));
+        assert_eq!(
+            text(&central.stdout),
+            text(&local.stdout),
+            "--format {format}"
+        );
+    }
+    let out = b.run(&["search", "--central", "no-such-needle"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = b.run(&["search", "--central", "--host", "nosuchhost"]);
+    assert_eq!(out.status.code(), Some(1));
+    drop(tmux);
+}
+
+/// Whatever the server does, one line, exit 2, the records still here and
+/// shipped once it is right again.
+#[test]
+fn each_server_failure_is_one_clear_line_and_nothing_is_lost() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "fail");
+    let host = writer(cluster, &dbname, "f");
+    host.records(1, 2);
+    let fails = |host: &Host, url: &str, expected: &str| {
+        let out = host
+            .cmd()
+            .env("TMUX_AUDIT_CENTRAL_URL", url)
+            .arg("sync")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(expected), "{url}: {err}");
+    };
+    let role = format!("{dbname}_f");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    fails(
+        &host,
+        &format!("postgresql://{role}@127.0.0.1:{closed}/{dbname}?sslmode=disable"),
+        "cannot reach the central store",
+    );
+    fails(
+        &host,
+        &format!(
+            "postgresql://{role}:wrong@127.0.0.1:{}/{dbname}?sslmode=disable",
+            cluster.port
+        ),
+        "refused the login",
+    );
+    fails(
+        &host,
+        &format!(
+            "postgresql://{role}@127.0.0.1:{}/{dbname}?sslmode=require",
+            cluster.port
+        ),
+        "the server does not offer TLS",
+    );
+    fails(
+        &host,
+        &format!(
+            "postgresql://{role}@127.0.0.1:{}/{dbname}?sslmode=verify-full",
+            cluster.port
+        ),
+        "need the server's root certificate",
+    );
+    cluster
+        .admin(&dbname)
+        .batch_execute("INSERT INTO tmux_audit.migrations (version) VALUES (99)")
+        .unwrap();
+    fails(
+        &host,
+        &host.url,
+        "the central schema is version 99, newer than this tmux-audit",
+    );
+    cluster
+        .admin(&dbname)
+        .batch_execute("DELETE FROM tmux_audit.migrations WHERE version = 99")
+        .unwrap();
+    let out = host.run(&["sync"]);
+    assert_eq!(
+        text(&out.stdout),
+        "shipped 2 commands and 0 tmux events\n",
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// With a central store configured and a server that never answers, the
+/// per-command path still ends at once: `record` never connects, it only
+/// starts a detached sync (at most every N seconds), which logs the outage
+/// once.
+#[test]
+fn the_prompt_never_waits_for_the_central_store() {
+    let sb = Sandbox::new();
+    // Accepts connections into its backlog and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "postgresql://w@127.0.0.1:{}/x?sslmode=disable&connect_timeout=2",
+        silent.local_addr().unwrap().port()
+    );
+    let config = sb.path().join("config/tmux-audit");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        format!("[central]\nurl = \"{url}\"\nsync_every_secs = 3600\n"),
+    )
+    .unwrap();
+    for seq in 1..=3 {
+        let child =
+            crate::support::start_record(&sb.bin, &sb.env(), "s", seq, &format!("echo {seq}"));
+        let out = crate::support::finish_within_patience(child, "record with the server silent");
+        assert!(out.status.success());
+        assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    }
+    assert!(sb.flush());
+    assert_eq!(sb.rows().len(), 3, "nothing lost");
+    // One detached sync for three records (at most one per hour), and it
+    // logs the outage once.
+    wait_until("the detached sync's log line", || sb.log().contains("sync"));
+    assert_eq!(
+        sb.log().matches("cannot reach the central store").count(),
+        1,
+        "{}",
+        sb.log()
+    );
+    assert!(sb.path().join("state/tmux-audit/central-outage").exists());
+}
+
+/// Waits until `done` holds, failing after the suite's patience.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < crate::support::PATIENCE,
+            "{what}: not within {:?}",
+            crate::support::PATIENCE
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
