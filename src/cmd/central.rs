@@ -20,7 +20,7 @@ impl Run for CentralCmd {
                 }
                 let url = match &init.url {
                     Some(url) => Some(url.clone()),
-                    None => Config::load()?.central.url(),
+                    None => Config::load()?.central.reading_url(),
                 };
                 let target = central::target(url)?;
                 let mut client = target.connect()?;

@@ -46,7 +46,7 @@ impl Record {
                 &format!("{err:#}"),
                 "fix the config file; see `tmux-audit config`",
             );
-            Config::default()
+            Config::system_only()
         });
         let command = if self.text_unavailable {
             Vec::new()

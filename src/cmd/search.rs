@@ -85,7 +85,7 @@ impl Search {
             unique: self.unique,
         };
         let config = tmux_audit::config::Config::load()?;
-        let target = central::target(config.central.url())?;
+        let target = central::target(config.central.reading_url())?;
         let mut client = target.connect()?;
         central::schema::check(&mut client)?;
         let rows = central::query::search(&mut client, &query)?;

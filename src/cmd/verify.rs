@@ -496,7 +496,7 @@ fn compare_with_central(url: String, db: &tmux_audit::db::Database) -> Result<Ve
 /// `verify --central`: every host's chains on the server.
 fn verify_central(host: Option<&str>) -> Result<Exit> {
     let config = tmux_audit::config::Config::load()?;
-    let target = central::target(config.central.url())?;
+    let target = central::target(config.central.reading_url())?;
     let mut client = target.connect()?;
     central::schema::check(&mut client)?;
     let reports = central::check::verify_server(&mut client, host)?;

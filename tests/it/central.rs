@@ -629,7 +629,7 @@ fn the_prompt_never_waits_for_the_central_store() {
 }
 
 /// Waits until `done` holds, failing after the suite's patience.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !done() {
         assert!(
@@ -639,4 +639,256 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Makes a CA, a server certificate for `localhost` and a client
+/// certificate for `client` in `dir` (openssl, EC keys).
+fn certificates(dir: &Path, client: &str) {
+    let script = format!(
+        r#"set -e
+cd '{dir}'
+ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'
+openssl req -x509 $ec -keyout ca.key -out ca.crt -days 2 -subj /CN=tmux-audit-test-ca
+openssl req -x509 $ec -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=someone-else
+openssl req $ec -keyout server.key -out server.csr -subj /CN=localhost
+printf 'subjectAltName=DNS:localhost\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile server.ext
+openssl req $ec -keyout client.key -out client.csr -subj /CN={client}
+printf 'extendedKeyUsage=clientAuth\n' > client.ext
+openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 -extfile client.ext
+chmod 600 server.key client.key
+"#,
+        dir = dir.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", text(&out.stderr));
+}
+
+/// sslmode=verify-full checks the chain and the host name; verify-ca the
+/// chain only; a server whose certificate another CA signed is refused in
+/// one line; a client certificate logs in without a password.
+#[test]
+fn tls_verify_full_checks_the_server_and_a_client_certificate_logs_in() {
+    if !crate::support::have("openssl") {
+        assert!(std::env::var_os("CI").is_none(), "openssl is missing");
+        eprintln!("skipped: openssl is not installed");
+        return;
+    }
+    let Some(cluster) = Cluster::start_new() else {
+        return;
+    };
+    let dbname = initialised(&cluster, "tls");
+    let certs = cluster.dir.join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let role = format!("{dbname}_t");
+    let cert_role = format!("{dbname}_c");
+    certificates(&certs, &cert_role);
+    // The server's copies, its own.
+    for file in ["server.crt", "server.key", "ca.crt"] {
+        std::fs::copy(certs.join(file), cluster.data.join(file)).unwrap();
+        std::process::Command::new("chown")
+            .args(["nobody"])
+            .arg(cluster.data.join(file))
+            .status()
+            .unwrap();
+    }
+    let hba = cluster.data.join("pg_hba.conf");
+    let rest = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!(
+            "hostssl all {cert_role} 127.0.0.1/32 cert\nhostnossl all {role} 127.0.0.1/32 reject\n{rest}"
+        ),
+    )
+    .unwrap();
+    let mut admin = cluster.admin("postgres");
+    for setting in [
+        "ssl = on",
+        "ssl_cert_file = 'server.crt'",
+        "ssl_key_file = 'server.key'",
+        "ssl_ca_file = 'ca.crt'",
+    ] {
+        admin
+            .batch_execute(&format!("ALTER SYSTEM SET {setting}"))
+            .unwrap();
+    }
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    cluster.role(&role, "pw-tls", "tmux_audit_writer");
+    cluster.role(&cert_role, "unused", "tmux_audit_writer");
+    let root = certs.join("ca.crt").display().to_string();
+    let url = |host: &str, user: &str, mode: &str, root: &str| {
+        format!(
+            "postgresql://{user}@{host}:{}/{dbname}?sslmode={mode}&sslrootcert={root}",
+            cluster.port
+        )
+    };
+    let host = Host::new(
+        "tls",
+        url("localhost", &role, "verify-full", &root),
+        &role,
+        "pw-tls",
+        cluster.port,
+    );
+    // The password file names 127.0.0.1; this one names localhost too.
+    std::fs::write(
+        &host.pgpass,
+        format!(
+            "localhost:{p}:*:{role}:pw-tls\n127.0.0.1:{p}:*:{role}:pw-tls\n",
+            p = cluster.port
+        ),
+    )
+    .unwrap();
+    host.records(1, 2);
+    crate::central::wait_until("the server to take TLS", || {
+        host.run(&["sync"]).status.success()
+    });
+    let sync = |url: String| {
+        let out = host
+            .cmd()
+            .env("TMUX_AUDIT_CENTRAL_URL", url)
+            .arg("sync")
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stderr))
+    };
+    // The certificate names localhost, not 127.0.0.1: verify-full refuses,
+    // verify-ca (the chain only) takes it.
+    let (code, err) = sync(url("127.0.0.1", &role, "verify-full", &root));
+    assert_eq!(code, Some(2));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no trusted TLS connection"), "{err}");
+    let (code, err) = sync(url("127.0.0.1", &role, "verify-ca", &root));
+    assert_eq!(code, Some(0), "{err}");
+    // Signed by another CA: refused, whatever the name.
+    let other = certs.join("other-ca.crt").display().to_string();
+    let (code, err) = sync(url("localhost", &role, "verify-full", &other));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no trusted TLS connection"), "{err}");
+    // Without TLS, this role is rejected by the server.
+    let (code, _) = sync(format!(
+        "postgresql://{role}@127.0.0.1:{}/{dbname}?sslmode=disable",
+        cluster.port
+    ));
+    assert_eq!(code, Some(2));
+    // A client certificate instead of a password (PGSSLCERT/PGSSLKEY).
+    let by_cert = Host::new(
+        "cert",
+        url("localhost", &cert_role, "verify-full", &root),
+        &cert_role,
+        "none",
+        cluster.port,
+    );
+    std::fs::write(&by_cert.pgpass, "").unwrap();
+    by_cert.records(1, 1);
+    let out = by_cert
+        .cmd()
+        .env("PGSSLCERT", certs.join("client.crt"))
+        .env("PGSSLKEY", certs.join("client.key"))
+        .arg("sync")
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        "shipped 1 commands and 0 tmux events\n",
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// A database from before the central store (schema 9) takes the new
+/// tables in place, its records kept, and ships them.
+#[test]
+fn a_database_from_before_the_central_store_upgrades_in_place() {
+    let sb = Sandbox::new();
+    sb.record_numbered("1", "echo before");
+    assert!(sb.flush());
+    rusqlite::Connection::open(&sb.db)
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE central_identity; DROP TABLE central_shipped; PRAGMA user_version = 9;",
+        )
+        .unwrap();
+    let (ok, out) = sb.run(&["verify"]);
+    assert!(ok, "{out}");
+    let conn = rusqlite::Connection::open(&sb.db).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 10);
+    let id: String = conn
+        .query_row("SELECT database_id FROM central_identity", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(id.len(), 32);
+    assert_eq!(sb.rows().len(), 1);
+}
+
+/// `/etc/tmux-audit/config.toml` (here through the debug builds' test
+/// hook): its central URL and its redaction hold whatever the user's
+/// file and environment say.
+#[test]
+fn the_system_config_fixes_where_records_go_and_what_is_redacted() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "system");
+    let host = writer(cluster, &dbname, "s");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let elsewhere = format!("postgresql://me@127.0.0.1:{closed}/mine?sslmode=disable");
+    let system = host.sb.path().join("system.toml");
+    std::fs::write(
+        &system,
+        format!(
+            "[central]\nurl = \"{}\"\nsync_every_secs = 0\n[redact]\npatterns = ['corp_[a-z0-9]{{8}}']\n",
+            host.url
+        ),
+    )
+    .unwrap();
+    let user = host.sb.path().join("config/tmux-audit");
+    std::fs::create_dir_all(&user).unwrap();
+    std::fs::write(
+        user.join("config.toml"),
+        format!("[central]\nurl = \"{elsewhere}\"\n[redact]\nenabled = false\nallow = ['corp_abcdefgh']\n"),
+    )
+    .unwrap();
+    let mut record = host
+        .cmd()
+        .env("TMUX_AUDIT_SYSTEM_CONFIG", &system)
+        .env("TMUX_AUDIT_CENTRAL_URL", &elsewhere)
+        .args(["record"])
+        .args(crate::support::numbered("1"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut record.stdin.take().unwrap(),
+        b"curl -H 'token: corp_abcdefgh' x\n",
+    )
+    .unwrap();
+    assert!(record.wait().unwrap().success());
+    assert!(host.sb.flush());
+    assert_eq!(
+        host.sb.rows()[0].command,
+        "curl -H 'token: [REDACTED]' x",
+        "redacted whatever the user's file says"
+    );
+    let out = host
+        .cmd()
+        .env("TMUX_AUDIT_SYSTEM_CONFIG", &system)
+        .env("TMUX_AUDIT_CENTRAL_URL", &elsewhere)
+        .arg("sync")
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        "shipped 1 commands and 0 tmux events\n",
+        "shipped where the system says: {}",
+        text(&out.stderr)
+    );
 }
