@@ -589,43 +589,74 @@ fn each_server_failure_is_one_clear_line_and_nothing_is_lost() {
 
 /// With a central store configured and a server that never answers, the
 /// per-command path still ends at once: `record` never connects, it only
-/// starts a detached sync (at most every N seconds), which logs the outage
-/// once.
+/// starts a detached sync (at most every N seconds), which is still
+/// waiting for the server when every record has returned. A server that
+/// refuses: the outage is logged once, however many syncs fail.
 #[test]
 fn the_prompt_never_waits_for_the_central_store() {
     let sb = Sandbox::new();
-    // Accepts connections into its backlog and never answers.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "postgresql://w@127.0.0.1:{}/x?sslmode=disable&connect_timeout=2",
-        silent.local_addr().unwrap().port()
-    );
     let config = sb.path().join("config/tmux-audit");
     std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("config.toml"),
-        format!("[central]\nurl = \"{url}\"\nsync_every_secs = 3600\n"),
-    )
-    .unwrap();
-    for seq in 1..=3 {
+    let configure = |port: u16| {
+        std::fs::write(
+            config.join("config.toml"),
+            format!(
+                "[central]\nurl = \"postgresql://w@127.0.0.1:{port}/x?sslmode=disable&connect_timeout=3600\"\nsync_every_secs = 3600\n"
+            ),
+        )
+        .unwrap();
+    };
+    // Takes connections into its backlog and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    configure(silent.local_addr().unwrap().port());
+    let record = |seq: usize| {
         let child =
             crate::support::start_record(&sb.bin, &sb.env(), "s", seq, &format!("echo {seq}"));
         let out = crate::support::finish_within_patience(child, "record with the server silent");
         assert!(out.status.success());
         assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    };
+    for seq in 1..=3 {
+        record(seq);
+    }
+    let syncs = |sb: &Sandbox| -> Vec<crate::support::Process> {
+        sb.processes()
+            .into_iter()
+            .filter(|p| p.cmdline.contains("sync --detached"))
+            .collect()
+    };
+    let waiting = syncs(&sb);
+    assert_eq!(
+        waiting.len(),
+        1,
+        "one detached sync, still waiting: {waiting:?}"
+    );
+    for sync in &waiting {
+        // SAFETY: plain kill(2) of a process this test started.
+        unsafe { libc::kill(sync.pid, libc::SIGKILL) };
     }
     assert!(sb.flush());
     assert_eq!(sb.rows().len(), 3, "nothing lost");
-    // One detached sync for three records (at most one per hour), and it
-    // logs the outage once.
-    wait_until("the detached sync's log line", || sb.log().contains("sync"));
+
+    // A server that refuses: each sync fails at once, logged once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    configure(closed);
+    let stamp = sb.path().join("state/tmux-audit/central-sync.stamp");
+    for seq in 4..=6 {
+        std::fs::remove_file(&stamp).unwrap();
+        record(seq);
+        wait_until("the detached sync to end", || syncs(&sb).is_empty());
+    }
     assert_eq!(
         sb.log().matches("cannot reach the central store").count(),
         1,
         "{}",
         sb.log()
     );
-    assert!(sb.path().join("state/tmux-audit/central-outage").exists());
 }
 
 /// Waits until `done` holds, failing after the suite's patience.
