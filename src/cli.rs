@@ -369,6 +369,11 @@ pub struct Report {
     )]
     pub top: Option<usize>,
 
+    /// Count on the central store (every host the role may read), per host
+    /// unless --by user, cwd or command.
+    #[arg(long)]
+    pub central: bool,
+
     #[command(flatten)]
     pub filters: FilterArgs,
 

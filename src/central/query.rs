@@ -11,7 +11,7 @@ use postgres::types::ToSql;
 use rusqlite::types::Value;
 
 use super::CentralError;
-use crate::db::StoredCommand;
+use crate::db::{GroupBy, Ranked, ReportRow, SortBy, StoredCommand, Totals};
 use crate::filter::{smart_case_sensitive, smart_case_sensitive_regex, Conditions, MatchKind};
 use crate::lifecycle::replay::Replay;
 use crate::lifecycle::{Client, TmuxEvent};
@@ -112,6 +112,69 @@ fn pattern_clause(pattern: &str, kind: MatchKind, n: usize) -> (String, String) 
             pattern.to_string(),
         ),
     }
+}
+
+/// `report --central`: the groups counted by the server (one GROUP BY,
+/// the most used directory and command by `mode()`, ties to the one that
+/// sorts first, as locally). Groupings that need the tmux events replayed
+/// (pane, session, window, typist) or the local time zone (day) are
+/// local only: None.
+pub fn report(
+    client: &mut postgres::Client,
+    by: GroupBy,
+    conditions: &Conditions,
+    sort: SortBy,
+    top: Option<usize>,
+) -> Result<Option<Ranked>, CentralError> {
+    let key = match by {
+        GroupBy::Host => "host",
+        GroupBy::User => "\"user\"",
+        GroupBy::Cwd => "cwd",
+        GroupBy::Command => "command",
+        _ => return Ok(None),
+    };
+    let (clauses, _) = translate(conditions, 1);
+    let params: Vec<Box<dyn ToSql + Sync>> = conditions.params.iter().map(param).collect();
+    let where_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {key}, count(*), count(*) FILTER (WHERE exit_status <> 0), min(started_at_us),
+                max(started_at_us), coalesce(sum(duration_us), 0)::bigint, coalesce(max(duration_us), 0),
+                string_agg(DISTINCT \"user\", ',' ORDER BY \"user\"),
+                string_agg(DISTINCT host, ',' ORDER BY host),
+                mode() WITHIN GROUP (ORDER BY cwd), mode() WITHIN GROUP (ORDER BY command)
+         FROM tmux_audit.commands {where_sql} GROUP BY 1"
+    );
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+    let found = client
+        .query(&sql, &refs)
+        .map_err(|e| CentralError::from_postgres(&e))?;
+    let mut rows: Vec<ReportRow> = found
+        .iter()
+        .map(|r| ReportRow {
+            key: r.get(0),
+            commands: r.get(1),
+            failures: r.get(2),
+            first_us: r.get(3),
+            last_us: r.get(4),
+            total_duration_us: r.get(5),
+            longest_us: r.get(6),
+            users: r.get::<_, Option<String>>(7).unwrap_or_default(),
+            hosts: r.get::<_, Option<String>>(8).unwrap_or_default(),
+            top_cwd: (by != GroupBy::Cwd).then(|| r.get(9)),
+            top_command: (by != GroupBy::Command).then(|| r.get(10)),
+            ..ReportRow::default()
+        })
+        .collect();
+    sort.sort(&mut rows);
+    let totals = Totals::of(&rows);
+    if let Some(top) = top {
+        rows.truncate(top);
+    }
+    Ok(Some(Ranked { rows, totals }))
 }
 
 /// Matching commands of every host the role may read, newest first.

@@ -501,6 +501,17 @@ fn search_central_finds_from_host_b_what_a_shell_in_tmux_typed_on_host_a() {
             "--format {format}"
         );
     }
+    // The team view: the same report as host A's own, per host.
+    for format in ["table", "json", "csv"] {
+        let local = a.run(&["report", "--by", "host", "--format", format]);
+        let central = b.run(&["report", "--central", "--format", format]);
+        assert!(central.status.success(), "{}", text(&central.stderr));
+        assert_eq!(
+            text(&central.stdout),
+            text(&local.stdout),
+            "report --format {format}"
+        );
+    }
     let out = b.run(&["search", "--central", "no-such-needle"]);
     assert_eq!(out.status.code(), Some(1));
     let out = b.run(&["search", "--central", "--host", "nosuchhost"]);
