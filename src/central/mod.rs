@@ -41,6 +41,9 @@ pub enum CentralError {
     /// The server refused what was sent (a row of another host, a row
     /// that does not extend the chain shipped so far).
     Refused(String),
+    /// Another sync of the same database shipped the same rows at the
+    /// same time: going on from the server's anchor resolves it.
+    Conflict(String),
     /// Any other error of the server or the connection.
     Server(String),
 }
@@ -74,6 +77,7 @@ impl fmt::Display for CentralError {
                 "the central schema is version {found}, newer than this tmux-audit knows ({supported}); upgrade tmux-audit"
             ),
             CentralError::Refused(why) => write!(f, "the central store refused the records: {why}"),
+            CentralError::Conflict(why) => write!(f, "central store: {why}; run `tmux-audit sync` again"),
             CentralError::Server(why) => write!(f, "central store: {why}"),
         }
     }
@@ -90,6 +94,8 @@ impl CentralError {
                 match db.code().code() {
                     // insufficient_privilege, check_violation, RLS violation
                     "42501" | "23514" => CentralError::Refused(text),
+                    // unique_violation, serialization_failure: a sync at the same time
+                    "23505" | "40001" => CentralError::Conflict(text),
                     // undefined schema, or one of its tables
                     "3F000" => CentralError::NotInitialised,
                     "42P01" if text.contains("tmux_audit.") => CentralError::NotInitialised,

@@ -72,6 +72,7 @@ pub fn ship(db: &mut Database, target: &Target, host: &HostIdentity) -> Result<S
     for chain in Chain::ALL {
         let mut cursor = start(db, &mut client, host, &database_id, chain)?;
         db.note_shipped(&server, chain, &cursor, crate::store::now_us())?;
+        let mut conflicts = 0;
         loop {
             let sent = match chain {
                 Chain::Commands => {
@@ -79,7 +80,11 @@ pub fn ship(db: &mut Database, target: &Target, host: &HostIdentity) -> Result<S
                     if rows.is_empty() {
                         break;
                     }
-                    send_commands(&mut client, host, &database_id, &rows)?;
+                    if let Err(err) = send_commands(&mut client, host, &database_id, &rows) {
+                        resolve(err, &mut conflicts)?;
+                        cursor = start(db, &mut client, host, &database_id, chain)?;
+                        continue;
+                    }
                     let last = &rows[rows.len() - 1];
                     cursor = Cursor {
                         last_id: last.stored.id,
@@ -92,7 +97,11 @@ pub fn ship(db: &mut Database, target: &Target, host: &HostIdentity) -> Result<S
                     if rows.is_empty() {
                         break;
                     }
-                    send_events(&mut client, host, &database_id, &rows)?;
+                    if let Err(err) = send_events(&mut client, host, &database_id, &rows) {
+                        resolve(err, &mut conflicts)?;
+                        cursor = start(db, &mut client, host, &database_id, chain)?;
+                        continue;
+                    }
                     let last = &rows[rows.len() - 1];
                     cursor = Cursor {
                         last_id: last.id,
@@ -109,6 +118,18 @@ pub fn ship(db: &mut Database, target: &Target, host: &HostIdentity) -> Result<S
         }
     }
     Ok(shipped)
+}
+
+/// Another sync of this database shipped the same rows at the same time:
+/// go on from the server's anchor (a few times); any other error stops.
+fn resolve(err: CentralError, conflicts: &mut u32) -> Result<(), CentralError> {
+    match err {
+        CentralError::Conflict(_) if *conflicts < 20 => {
+            *conflicts += 1;
+            Ok(())
+        }
+        err => Err(err),
+    }
 }
 
 /// What the server holds of `chain` for this database (None: nothing).

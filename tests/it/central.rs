@@ -213,6 +213,7 @@ fn a_writer_inserts_only_for_its_host_and_cannot_change_or_read_what_was_shipped
         "SELECT command FROM tmux_audit.commands",
         "UPDATE tmux_audit.anchors SET last_id = 0",
         "DELETE FROM tmux_audit.writers",
+        "SELECT tmux_audit.advance('x', 'y', 'commands', 1000, NULL, 1)",
     ] {
         let err = as_a.batch_execute(sql).expect_err(sql);
         assert_eq!(
@@ -232,6 +233,28 @@ fn a_writer_inserts_only_for_its_host_and_cannot_change_or_read_what_was_shipped
     assert!(
         why.as_deref()
             .is_some_and(|w| w.contains("writes for host")),
+        "{why:?}"
+    );
+    // Its own host, a row that does not extend the chain shipped: refused.
+    let database_id: String = rusqlite::Connection::open(&a.sb.db)
+        .unwrap()
+        .query_row("SELECT database_id FROM central_identity", [], |r| r.get(0))
+        .unwrap();
+    let a_host: String = cluster
+        .admin(&dbname)
+        .query_one(
+            "SELECT host_id FROM tmux_audit.writers WHERE role = $1",
+            &[&format!("{dbname}_a")],
+        )
+        .unwrap()
+        .get(0);
+    let err = as_a
+        .execute(&insert.replace("'x'", "$2"), &[&a_host, &database_id])
+        .expect_err("a row off the chain");
+    let why = err.as_db_error().map(|e| e.message().to_string());
+    assert!(
+        why.as_deref()
+            .is_some_and(|w| w.contains("does not extend the chain")),
         "{why:?}"
     );
     // Shipping as itself who it is not (shipped_by) is not a column it may set.

@@ -151,16 +151,15 @@ CREATE FUNCTION tmux_audit.bound_host(who name) RETURNS text
     AS $$ SELECT host_id FROM tmux_audit.writers WHERE role = who $$;
 
 -- Every row shipped passes here, with the owner's rights: the writer
--- role is bound to the row's host (on its first row), the row must
--- extend its chain (its prev_hash is the anchor's hash), and a row
--- shipped before is skipped, so sending again is harmless.
+-- role is bound to the row's host (on its first row), and a row shipped
+-- before (its id at or below the anchor's) is skipped, so sending again
+-- is harmless.
 CREATE FUNCTION tmux_audit.accept() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = tmux_audit, pg_temp
     AS $$
 DECLARE
     bound text;
-    anchor tmux_audit.anchors%ROWTYPE;
-    which_chain text := TG_ARGV[0];
+    shipped_to bigint;
 BEGIN
     SELECT host_id INTO bound FROM tmux_audit.writers WHERE role = NEW.shipped_by;
     IF bound IS NULL THEN
@@ -173,33 +172,92 @@ BEGIN
         RAISE EXCEPTION 'role % writes for host %, not for host %', NEW.shipped_by, bound, NEW.host_id
             USING ERRCODE = '42501';
     END IF;
-    SELECT * INTO anchor FROM tmux_audit.anchors
-        WHERE host_id = NEW.host_id AND database_id = NEW.database_id AND chain = which_chain
-        FOR UPDATE;
-    IF FOUND THEN
-        IF NEW.id <= anchor.last_id THEN
-            RETURN NULL; -- shipped before
-        END IF;
-        IF NEW.prev_hash IS DISTINCT FROM anchor.last_hash THEN
-            RAISE EXCEPTION 'row % of % does not extend the chain shipped so far (after row %)',
-                NEW.id, which_chain, anchor.last_id USING ERRCODE = '23514';
-        END IF;
-        UPDATE tmux_audit.anchors SET last_id = NEW.id, last_hash = NEW.hash,
-            rows = anchor.rows + 1, updated_at = now()
-            WHERE host_id = NEW.host_id AND database_id = NEW.database_id AND chain = which_chain;
-    ELSE
-        INSERT INTO tmux_audit.anchors (host_id, database_id, chain, last_id, last_hash, rows)
-        VALUES (NEW.host_id, NEW.database_id, which_chain, NEW.id, NEW.hash, 1);
+    SELECT last_id INTO shipped_to FROM tmux_audit.anchors
+        WHERE host_id = NEW.host_id AND database_id = NEW.database_id AND chain = TG_ARGV[0];
+    IF shipped_to IS NOT NULL AND NEW.id <= shipped_to THEN
+        RETURN NULL; -- shipped before
     END IF;
     RETURN NEW;
 END
 $$;
 REVOKE ALL ON FUNCTION tmux_audit.accept() FROM PUBLIC;
 
+-- Once per INSERT, over the rows it added in id order: each must extend
+-- the chain the server holds (its prev_hash the hash of the row before,
+-- the first one's the anchor's), and the anchor moves to the last. Once
+-- per statement, not per row: a row-level update of the anchor would
+-- leave a dead version of it per row, each read by the next.
+CREATE FUNCTION tmux_audit.link() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = tmux_audit, pg_temp
+    AS $$
+DECLARE
+    which_chain text := TG_ARGV[0];
+    r record;
+    cur_host text;
+    cur_db text;
+    last_id bigint;
+    last_hash bytea;
+    added bigint := 0;
+    anchored boolean;
+BEGIN
+    FOR r IN SELECT s.host_id, s.database_id, s.id, s.prev_hash, s.hash
+             FROM shipped s ORDER BY 1, 2, 3 LOOP
+        IF cur_host IS DISTINCT FROM r.host_id OR cur_db IS DISTINCT FROM r.database_id THEN
+            IF cur_host IS NOT NULL THEN
+                PERFORM tmux_audit.advance(cur_host, cur_db, which_chain, last_id, last_hash, added);
+            END IF;
+            cur_host := r.host_id;
+            cur_db := r.database_id;
+            added := 0;
+            SELECT a.last_id, a.last_hash INTO last_id, last_hash FROM tmux_audit.anchors a
+                WHERE a.host_id = cur_host AND a.database_id = cur_db AND a.chain = which_chain
+                FOR UPDATE;
+            anchored := FOUND;
+            IF anchored AND r.id <= last_id THEN
+                RAISE EXCEPTION 'row % of % was shipped meanwhile by another sync', r.id, which_chain
+                    USING ERRCODE = '40001';
+            END IF;
+            IF anchored AND r.prev_hash IS DISTINCT FROM last_hash THEN
+                RAISE EXCEPTION 'row % of % does not extend the chain shipped so far (after row %)',
+                    r.id, which_chain, last_id USING ERRCODE = '23514';
+            END IF;
+        ELSIF r.prev_hash IS DISTINCT FROM last_hash THEN
+            RAISE EXCEPTION 'row % of % does not follow row %', r.id, which_chain, last_id
+                USING ERRCODE = '23514';
+        END IF;
+        last_id := r.id;
+        last_hash := r.hash;
+        added := added + 1;
+    END LOOP;
+    IF cur_host IS NOT NULL THEN
+        PERFORM tmux_audit.advance(cur_host, cur_db, which_chain, last_id, last_hash, added);
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION tmux_audit.link() FROM PUBLIC;
+
+CREATE FUNCTION tmux_audit.advance(h text, d text, c text, id bigint, hash bytea, added bigint)
+    RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = tmux_audit, pg_temp
+    AS $$
+    INSERT INTO tmux_audit.anchors AS a (host_id, database_id, chain, last_id, last_hash, rows)
+    VALUES (h, d, c, id, hash, added)
+    ON CONFLICT (host_id, database_id, chain) DO UPDATE
+        SET last_id = EXCLUDED.last_id, last_hash = EXCLUDED.last_hash,
+            rows = a.rows + EXCLUDED.rows, updated_at = now()
+$$;
+REVOKE ALL ON FUNCTION tmux_audit.advance(text, text, text, bigint, bytea, bigint) FROM PUBLIC;
+
 CREATE TRIGGER accept BEFORE INSERT ON tmux_audit.commands
     FOR EACH ROW EXECUTE FUNCTION tmux_audit.accept('commands');
 CREATE TRIGGER accept BEFORE INSERT ON tmux_audit.tmux_events
     FOR EACH ROW EXECUTE FUNCTION tmux_audit.accept('tmux_events');
+CREATE TRIGGER link AFTER INSERT ON tmux_audit.commands
+    REFERENCING NEW TABLE AS shipped
+    FOR EACH STATEMENT EXECUTE FUNCTION tmux_audit.link('commands');
+CREATE TRIGGER link AFTER INSERT ON tmux_audit.tmux_events
+    REFERENCING NEW TABLE AS shipped
+    FOR EACH STATEMENT EXECUTE FUNCTION tmux_audit.link('tmux_events');
 
 -- Writers insert (every column but who shipped it and when), nothing else:
 -- no UPDATE, DELETE or TRUNCATE, and no reading of rows.
