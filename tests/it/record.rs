@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use crate::support::{rows_in, Sandbox};
 
 /// The schema version this build creates (the number of migrations).
-const LATEST_SCHEMA: i64 = 9;
+const LATEST_SCHEMA: i64 = 10;
 
 const BASH: &[&str] = &["--shell", "bash", "--session", "s1", "--exit", "0"];
 
