@@ -116,6 +116,8 @@ pub enum Command {
     Forward(ForwardCmd),
     Doctor(Doctor),
     Flush(Flush),
+    Sync(SyncCmd),
+    Central(CentralCmd),
     Config(ConfigCmd),
     Completions(Completions),
     Man(Man),
@@ -427,6 +429,11 @@ pub struct Search {
     #[arg(long, help_heading = "Output")]
     pub unique: bool,
 
+    /// Search the central store (every host the role may read) instead of
+    /// the local database.
+    #[arg(long)]
+    pub central: bool,
+
     /// Output format: a table, or every field as json, jsonl, csv or tsv, or
     /// only the command text (cmd).
     #[arg(long, value_enum, default_value_t = Format::Table, help_heading = "Output")]
@@ -569,6 +576,11 @@ pub struct Report {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     pub top: Option<usize>,
+
+    /// Count on the central store (every host the role may read), per host
+    /// unless --by user, cwd or command.
+    #[arg(long)]
+    pub central: bool,
 
     #[command(flatten)]
     pub filters: FilterArgs,
@@ -860,8 +872,16 @@ pub struct Verify {
 
     /// What `tmux-audit anchor` printed earlier: every line's hash must
     /// still be in its chain.
-    #[arg(long, value_name = "HASH")]
+    #[arg(long, value_name = "HASH", conflicts_with = "central")]
     pub anchor: Option<String>,
+
+    /// Walk every host's chains on the central store instead (an auditor's role).
+    #[arg(long)]
+    pub central: bool,
+
+    /// With --central: only this host (its name or its host id).
+    #[arg(long, value_name = "NAME", requires = "central")]
+    pub host: Option<String>,
 }
 
 /// Bring in another tool's history: bash, zsh, fish, atuin, zsh-histdb, mcfly, or a tmux-audit export.
@@ -1046,6 +1066,72 @@ other tools."
 pub struct Flush {
     #[command(flatten)]
     pub db: DbArg,
+}
+
+/// Ship the records not yet shipped to the central PostgreSQL.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Ship every local record (commands and tmux events, with their chain hashes) not \
+yet on the central PostgreSQL store, in chain order, in batches. Safe to run at any time and \
+from many places at once: the server skips a record it holds already, and where to start is \
+what the server holds of this host's database (checked against the local chain).\n\n\
+Where: `url` under [central] in config.toml, or TMUX_AUDIT_CENTRAL_URL; passwords from \
+~/.pgpass or PGPASSFILE, TLS as PGSSLMODE/sslmode says (verify-full for a team).\n\n\
+With a central store configured, `record` also starts a detached sync after a command, at most \
+every `sync_every_secs` (default 10). --watch keeps shipping, for a systemd user service \
+(contrib/systemd/).\n\n\
+Exit status: 0 shipped (or nothing to ship), 2 on an error (the records stay local).",
+    after_help = "Examples:\n  tmux-audit sync\n  TMUX_AUDIT_CENTRAL_URL='postgresql://web1@db.example/audit?sslmode=verify-full' tmux-audit sync\n  tmux-audit sync --watch --every 30"
+)]
+pub struct SyncCmd {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// Keep shipping, every --every seconds, until stopped.
+    #[arg(long)]
+    pub watch: bool,
+
+    /// With --watch: seconds between two syncs.
+    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "watch")]
+    pub every: u64,
+
+    /// Internal: run detached after a record; errors go to the log file,
+    /// an outage once.
+    #[arg(long, hide = true)]
+    pub detached: bool,
+}
+
+/// Administer the central PostgreSQL store.
+#[derive(Debug, Args)]
+pub struct CentralCmd {
+    #[command(subcommand)]
+    pub action: CentralAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CentralAction {
+    Init(CentralInit),
+}
+
+/// Create or upgrade the central schema and its roles.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Create or upgrade the central schema (`tmux_audit`) by numbered migrations, \
+with the roles tmux_audit_writer (INSERT only, for the host it is bound to), \
+tmux_audit_auditor (reads every row) and tmux_audit_user (reads the rows of the Unix user of \
+its name), row-level security, monthly partitions and trigram indexes. Run it as the \
+database's owner or a superuser; run it again monthly to add partitions. --print-sql shows \
+the SQL without running it.",
+    after_help = "Examples:\n  tmux-audit central init --url postgresql://postgres@db.example/audit\n  tmux-audit central init --print-sql > central.sql"
+)]
+pub struct CentralInit {
+    /// The database [default: [central] url in config.toml, else $TMUX_AUDIT_CENTRAL_URL].
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Print the SQL for a new database instead of running it.
+    #[arg(long)]
+    pub print_sql: bool,
 }
 
 /// Show the configuration file's path and the settings in effect.

@@ -100,6 +100,11 @@ fn text(s: impl Into<String>) -> Value {
 }
 
 impl Filters {
+    /// `--session $N`: a session id, on any server.
+    pub fn session_id(&self) -> Option<i64> {
+        self.session.as_deref()?.strip_prefix('$')?.parse().ok()
+    }
+
     /// The conditions on the command's own columns. `session`, `window` and
     /// `typed_by` need the tmux events: `Database::conditions` adds them.
     pub fn conditions(&self) -> Result<Conditions> {
@@ -132,6 +137,11 @@ impl Filters {
                     }
                 },
             }
+        }
+        // A session by its id is a column of the command's; by name it
+        // needs the tmux events (`Database::conditions`).
+        if let Some(id) = self.session_id() {
+            c.push("tmux_session_id = ?", [Value::Integer(id)]);
         }
         if let Some(socket) = &self.socket {
             c.push("tmux_socket = ?", [text(socket)]);

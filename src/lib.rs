@@ -18,6 +18,7 @@
 //! Nothing here imports clap, prints to the terminal, or exits the process.
 
 pub mod capture;
+pub mod central;
 pub mod chain;
 pub mod config;
 pub mod context;

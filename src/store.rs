@@ -228,6 +228,12 @@ fn spawn_merge_later(path: &Path, after: i64) -> Result<()> {
     Ok(())
 }
 
+/// Starts a detached `sync` of the database at `path` to the central store.
+pub fn spawn_sync(path: &Path) -> Result<()> {
+    detached(path, &["sync", "--detached"], Stdio::null())?;
+    Ok(())
+}
+
 /// Starts a detached `record-later` with the record on its stdin.
 fn hand_over(path: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<()> {
     let at = recorded_at_us.to_string();

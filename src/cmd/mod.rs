@@ -1,6 +1,7 @@
 //! One module per subcommand, each implementing [`Run`].
 
 mod capture;
+mod central;
 mod config;
 mod docs;
 mod doctor;
@@ -19,6 +20,7 @@ mod report;
 mod search;
 mod sessions;
 mod show;
+mod sync;
 mod timeline;
 mod tmux_event;
 mod verify;
@@ -100,6 +102,8 @@ impl Run for Command {
             Command::Forward(cmd) => cmd.run(),
             Command::Doctor(cmd) => cmd.run(),
             Command::Flush(cmd) => cmd.run(),
+            Command::Sync(cmd) => cmd.run(),
+            Command::Central(cmd) => cmd.run(),
             Command::Config(cmd) => cmd.run(),
             Command::Completions(cmd) => cmd.run(),
             Command::Man(cmd) => cmd.run(),

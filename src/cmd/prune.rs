@@ -49,6 +49,7 @@ impl Run for Prune {
         .map_err(|err| anyhow::anyhow!("{err} (--older-than or --keep-matching)"))?;
         let mut rules = rules;
         rules.forward_targets = forward_targets(&config);
+        rules.central_server = central_server(&config)?;
         let path = paths::database(self.db.path.as_deref())?;
         let mut db = super::open_for_reading(&path)?;
         // Run by hand: worth waiting for a merge in progress.
@@ -154,6 +155,21 @@ fn forward_targets(config: &Config) -> Vec<String> {
         .collect()
 }
 
+/// The central store configured, as its cursor names it: a prune leaves
+/// what was not shipped there. One that cannot be told is an error: what
+/// was shipped is not known, so nothing could be pruned safely.
+fn central_server(config: &Config) -> Result<Option<String>> {
+    let Some(url) = config.central.url() else {
+        return Ok(None);
+    };
+    let target = tmux_audit::central::target(Some(url)).map_err(|err| {
+        anyhow::anyhow!(
+            "{err}; a prune keeps what the central store lacks, so it needs the store's address"
+        )
+    })?;
+    Ok(Some(target.server_key()))
+}
+
 fn try_daily(path: &Path, config: &Config) -> Result<()> {
     let retention = &config.retention;
     let Some(older_than) = retention.older_than.as_deref() else {
@@ -170,6 +186,7 @@ fn try_daily(path: &Path, config: &Config) -> Result<()> {
     .map_err(anyhow::Error::msg)?;
     let mut rules = rules;
     rules.forward_targets = forward_targets(config);
+    rules.central_server = central_server(config)?;
     let mut db = Database::open_existing(path)?;
     if !db.claim_daily_prune(now)? {
         return Ok(());

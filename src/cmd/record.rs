@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Exit, Run};
 use crate::cli::{Record, RecordLater};
+use tmux_audit::central;
 use tmux_audit::config::{Config, Redact};
 use tmux_audit::context::Context;
 use tmux_audit::error_log;
@@ -59,6 +60,14 @@ impl Record {
         let record = command_record(told, command, &config, finished_us, shell);
         let path = paths::database(self.db.path.as_deref())?;
         store::save(&path, &[Entry::Command(record)])?;
+        // With a central store: a detached sync, at most every N seconds
+        // (one stat of a time stamp otherwise; never a connection here).
+        if config.central.url().is_some() {
+            let state_dir = paths::state_dir()?;
+            if central::sync_due(&state_dir, config.central.sync_every_secs) {
+                store::spawn_sync(&path).context("cannot start a detached sync")?;
+            }
+        }
         Ok(Exit::Success)
     }
 }
@@ -71,7 +80,9 @@ pub(super) fn load_config() -> Config {
             &format!("{err:#}"),
             "fix the config file; see `tmux-audit config`",
         );
-        Config::default()
+        // What the system's file says still holds (a central store, its
+        // redaction) when the user's own file is broken.
+        Config::system_only()
     })
 }
 

@@ -3,19 +3,25 @@
 
 use std::io::{self, Write};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::{Exit, Run};
 use crate::cli::Report;
+use tmux_audit::central;
 use tmux_audit::db::Ranked;
 use tmux_audit::paths;
 use tmux_audit::render;
 
 impl Run for Report {
     fn run(&self) -> Result<Exit> {
+        let filters = tmux_audit::filter::Filters::from(&self.filters);
+        if self.central {
+            super::search::central_filters_only(&filters)?;
+            return self.run_central(&filters.conditions()?);
+        }
         let path = paths::database(self.db.path.as_deref())?;
         let mut db = super::open_for_reading(&path)?;
-        let conditions = db.conditions(&tmux_audit::filter::Filters::from(&self.filters))?;
+        let conditions = db.conditions(&filters)?;
         let Ranked { rows, totals } = db
             .report(self.by.into(), &conditions, self.sort.into(), self.top)
             .with_context(|| format!("cannot read {}", path.display()))?;
@@ -58,6 +64,39 @@ impl Run for Report {
                 }
                 table
             }
+        };
+        io::stdout().lock().write_all(out.as_bytes())?;
+        Ok(Exit::Success)
+    }
+}
+
+impl Report {
+    /// The same report, counted by the central store; the same output.
+    fn run_central(&self, conditions: &tmux_audit::filter::Conditions) -> Result<Exit> {
+        let config = tmux_audit::config::Config::load()?;
+        let target = central::target(config.central.reading_url())?;
+        let mut client = target.connect()?;
+        central::schema::check(&mut client)?;
+        // The team view: per host, unless another grouping is asked for.
+        let by = match self.by {
+            crate::cli::GroupBy::Pane => tmux_audit::db::GroupBy::Host,
+            other => other.into(),
+        };
+        let Some(Ranked { rows, totals }) =
+            central::query::report(&mut client, by, conditions, self.sort.into(), self.top)?
+        else {
+            bail!("report --central counts --by host, user, cwd or command; the other groupings are local only");
+        };
+        if totals.groups == 0 {
+            return Ok(Exit::NoMatch);
+        }
+        let period = (
+            self.filters.since.map(|t| t.timestamp_micros()),
+            self.filters.until.map(|t| t.timestamp_micros()),
+        );
+        let out = match self.format.data(self.json) {
+            Some(format) => render::data(&render::report::json_rows(&rows, by), format)?,
+            None => render::report::table(&rows, &totals, by, period, render::use_colour()),
         };
         io::stdout().lock().write_all(out.as_bytes())?;
         Ok(Exit::Success)

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use super::{Exit, Run};
 use crate::cli::{FilterArgs, Format, Search};
 use tmux_audit::capture;
+use tmux_audit::central::{self, query::CentralSearch};
 use tmux_audit::db::{Database, Order, SearchQuery};
 use tmux_audit::filter::{pattern_plan, Conditions, MatchKind};
 use tmux_audit::paths;
@@ -18,6 +19,9 @@ impl Run for Search {
     fn run(&self) -> Result<Exit> {
         self.check().map_err(anyhow::Error::msg)?;
         let kind = match_kind(self.exact, self.prefix, self.regex);
+        if self.central {
+            return self.run_central(kind);
+        }
         let mut matches = Matches::find(
             self.db.path.as_deref(),
             &self.filters,
@@ -49,6 +53,82 @@ impl Run for Search {
         };
         matches.write(limit, self.unique, order, format, Fields::Native)
     }
+}
+
+impl Search {
+    /// The same search on the central store: only the source differs.
+    fn run_central(&self, kind: MatchKind) -> Result<Exit> {
+        if self.output.is_some() {
+            anyhow::bail!(
+                "--output reads this host's captured output: it does not go with --central"
+            );
+        }
+        let filters = tmux_audit::filter::Filters::from(&self.filters);
+        central_filters_only(&filters)?;
+        let conditions = filters.conditions()?;
+        let pattern = self.pattern.clone().filter(|p| !p.is_empty());
+        if let Some(pattern) = &pattern {
+            pattern_plan(conditions.clone(), pattern, kind)?;
+        }
+        let query = CentralSearch {
+            conditions,
+            pattern: pattern.map(|p| (p, kind)),
+            limit: (!self.all).then_some(self.limit),
+            unique: self.unique,
+        };
+        let config = tmux_audit::config::Config::load()?;
+        let target = central::target(config.central.reading_url())?;
+        let mut client = target.connect()?;
+        central::schema::check(&mut client)?;
+        let mut rows = central::query::search(&mut client, &query)?;
+        if rows.is_empty() {
+            return Ok(Exit::NoMatch);
+        }
+        if !self.reverse {
+            rows.reverse(); // oldest first, the newest next to the prompt
+        }
+        let format = if self.json { Format::Json } else { self.format };
+        let format = match format {
+            Format::Table => {
+                let table = render::table(&rows, render::use_colour());
+                io::Write::write_all(&mut io::stdout().lock(), table.as_bytes())?;
+                return Ok(Exit::Success);
+            }
+            Format::Json => RecordFormat::Json,
+            Format::Jsonl => RecordFormat::Jsonl,
+            Format::Csv => RecordFormat::Csv,
+            Format::Tsv => RecordFormat::Tsv,
+            Format::Cmd => RecordFormat::Cmd { nul: self.null },
+        };
+        let mut out = RecordWriter::new(io::stdout().lock(), format, Fields::Native);
+        for row in &rows {
+            out.write(row)?;
+        }
+        out.finish()?;
+        Ok(Exit::Success)
+    }
+}
+
+/// The filters that need this host's tmux events (a session by name, a
+/// window, who typed a command) cannot be asked of the central store.
+pub(super) fn central_filters_only(filters: &tmux_audit::filter::Filters) -> Result<()> {
+    let local_only = [
+        (
+            "--session NAME",
+            filters
+                .session
+                .as_ref()
+                .filter(|_| filters.session_id().is_none()),
+        ),
+        ("--window", filters.window.as_ref()),
+        ("--typed-by", filters.typed_by.as_ref()),
+    ];
+    if let Some((flag, _)) = local_only.iter().find(|(_, set)| set.is_some()) {
+        anyhow::bail!(
+            "{flag} needs this host's tmux events: it does not go with --central (a session by its id, `$N`, does)"
+        );
+    }
+    Ok(())
 }
 
 /// How PATTERN matches, from `--exact`, `--prefix` and `--regex`.

@@ -10,6 +10,7 @@ use anyhow::{bail, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Anchor, Verify};
+use tmux_audit::central::{self, identity::HostIdentity};
 use tmux_audit::chain::{self, Hash, GENESIS};
 use tmux_audit::db::{StoredTrace, UnchainedDigest};
 use tmux_audit::paths;
@@ -264,6 +265,9 @@ impl TraceView {
 
 impl Run for Verify {
     fn run(&self) -> Result<Exit> {
+        if self.central {
+            return verify_central(self.host.as_deref());
+        }
         let anchors = match &self.anchor {
             Some(text) => parse_anchor(text)?,
             None => Vec::new(),
@@ -398,6 +402,17 @@ impl Run for Verify {
                 "the running totals behind {} do not match the records ({}): they were changed outside tmux-audit, and are counted again from the records by the next report",
                 wrong.used_by, wrong.what
             ));
+        }
+
+        // What this host shipped, compared with what it holds now.
+        let config = tmux_audit::config::Config::load()?;
+        if let Some(url) = config.central.url() {
+            match compare_with_central(url, &db) {
+                Ok(found) => problems.extend(found),
+                Err(err) => {
+                    eprintln!("tmux-audit: warning: not compared with the central store: {err:#}")
+                }
+            }
         }
 
         let mut out = io::stdout().lock();
@@ -613,6 +628,62 @@ impl Run for Anchor {
 }
 
 /// The hashes of what `anchor` printed: the first word of each line.
+/// The differences between the local chains and the hashes this host
+/// shipped to the central store.
+fn compare_with_central(url: String, db: &tmux_audit::db::Database) -> Result<Vec<String>> {
+    let target = central::target(Some(url))?;
+    let mut client = target.connect()?;
+    central::schema::check(&mut client)?;
+    let host = HostIdentity::of_this_host(&paths::state_dir()?)?;
+    Ok(central::check::compare_local(&mut client, db, &host, 20)?)
+}
+
+/// `verify --central`: every host's chains on the server.
+fn verify_central(host: Option<&str>) -> Result<Exit> {
+    let config = tmux_audit::config::Config::load()?;
+    let target = central::target(config.central.reading_url())?;
+    let mut client = target.connect()?;
+    central::schema::check(&mut client)?;
+    let reports = central::check::verify_server(&mut client, host)?;
+    let mut out = io::stdout().lock();
+    if reports.is_empty() {
+        match host {
+            Some(host) => bail!("the central store holds nothing of host {host:?}"),
+            None => writeln!(out, "intact: the central store holds no records yet")?,
+        }
+        return Ok(Exit::Success);
+    }
+    let mut intact = true;
+    for report in &reports {
+        let what = if report.chain == "commands" {
+            "records"
+        } else {
+            "tmux events"
+        };
+        if report.problems.is_empty() {
+            writeln!(
+                out,
+                "intact: {} {what} of {} (host id {}, database {})",
+                report.rows, report.host, report.host_id, report.database_id
+            )?;
+        } else {
+            intact = false;
+            for problem in &report.problems {
+                writeln!(
+                    out,
+                    "NOT INTACT: {} ({}, database {}), {what}: {problem}",
+                    report.host, report.host_id, report.database_id
+                )?;
+            }
+        }
+    }
+    Ok(if intact {
+        Exit::Success
+    } else {
+        Exit::Tampered
+    })
+}
+
 fn parse_anchor(text: &str) -> Result<Vec<Hash>> {
     let hashes = text
         .lines()

@@ -1,6 +1,7 @@
 //! The SQLite database: opening it safely and quickly, and the queries.
 
-mod events;
+pub mod central;
+pub mod events;
 mod forward;
 mod imports;
 mod queries;

@@ -179,7 +179,7 @@ impl Totals {
 
 impl SortBy {
     /// Biggest first; ties in the order of the group's name.
-    fn sort(self, rows: &mut [ReportRow]) {
+    pub fn sort(self, rows: &mut [ReportRow]) {
         rows.sort_by(|a, b| a.key.cmp(&b.key));
         match self {
             SortBy::Commands => rows.sort_by_key(|r| std::cmp::Reverse(r.commands)),

@@ -63,6 +63,9 @@ pub struct PruneRules {
     /// The forwarding targets configured (`forward::Target::key`): rows
     /// one of them has not taken yet stay.
     pub forward_targets: Vec<String>,
+    /// The central store configured (`central::Target::server_key`): rows
+    /// not shipped there yet stay.
+    pub central_server: Option<String>,
 }
 
 impl PruneRules {
@@ -98,6 +101,7 @@ impl PruneRules {
             keep_matching,
             reason,
             forward_targets: Vec::new(),
+            central_server: None,
         })
     }
 
@@ -215,11 +219,9 @@ struct Batch {
 /// the next row links to it (`insert_entries` reads the chain's end from
 /// the newest row), and an anchor names it.
 ///
-/// HOOK (central store): once `sync` ships rows to a central store (its
-/// ship cursor, migration 0012), rows not yet shipped must stay here too:
-/// bound this by that cursor, `min(newest - 1, shipped_up_to)`, for
-/// both chains. Until then every row is only here, and is the user's to
-/// prune.
+/// Nor a row a configured forwarding target has not taken, nor one not
+/// yet shipped to a configured central store (its cursor in
+/// `central_shipped`; none yet: nothing was shipped).
 fn prunable_up_to(conn: &Connection, chain: Chain, rules: &PruneRules) -> rusqlite::Result<i64> {
     let newest: Option<i64> =
         conn.query_row(&format!("SELECT max(id) FROM {}", chain.table()), [], |r| {
@@ -244,7 +246,18 @@ fn prunable_up_to(conn: &Connection, chain: Chain, rules: &PruneRules) -> rusqli
             Chain::TmuxEvents => events,
         });
     }
-    Ok(newest.min(forwarded))
+    let mut shipped = i64::MAX;
+    if let Some(server) = &rules.central_server {
+        let cursor: Option<i64> = conn
+            .query_row(
+                "SELECT last_id FROM central_shipped WHERE server = ?1 AND chain = ?2",
+                [server.as_str(), chain.table()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        shipped = cursor.unwrap_or(0);
+    }
+    Ok(newest.min(forwarded).min(shipped))
 }
 
 /// Reads the next batch after id `after`: which old rows go, which stay,

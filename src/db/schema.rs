@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_imports.sql"),
     include_str!("migrations/0012_retention.sql"),
     include_str!("migrations/0013_forward.sql"),
+    include_str!("migrations/0014_central.sql"),
 ];
 
 /// The version whose migration also writes the trace's first entry (in

@@ -26,7 +26,9 @@ impl Database {
     /// The SQL conditions for `filters`, the tmux ones included.
     pub fn conditions(&self, filters: &Filters) -> Result<Conditions> {
         let mut c = filters.conditions()?;
-        if let Some(session) = &filters.session {
+        if let Some(session) = &filters.session
+            && filters.session_id().is_none()
+        {
             self.session_condition(&mut c, session)?;
         }
         let windows = match &filters.window {
@@ -39,14 +41,11 @@ impl Database {
         Ok(c)
     }
 
-    /// `$N` is a session id on any server (a bare number too, unless some
-    /// session had it as its name); a name matches every session that ever
-    /// had it, in the recorded events or in the running tmux server.
+    /// A name matches every session that ever had it, in the recorded
+    /// events or in the running tmux server; a bare number that no session
+    /// had as its name is a session id on any server. (`$N` is a plain
+    /// condition of `Filters`.)
     fn session_condition(&self, c: &mut Conditions, session: &str) -> Result<()> {
-        if let Some(id) = session.strip_prefix('$').and_then(|id| id.parse().ok()) {
-            c.push("tmux_session_id = ?", [Value::Integer(id)]);
-            return Ok(());
-        }
         let mut named = self.sessions_named(session)?;
         if let Some(live) = crate::lifecycle::hooks::live_session(session)? {
             named.insert(((live.socket, live.server_pid), live.id));

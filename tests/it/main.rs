@@ -2,11 +2,13 @@
 //! on a private socket, and a real SQLite file. One test binary; a module
 //! per topic.
 
+mod pg;
 mod support;
 mod users;
 
 mod architecture;
 mod capture;
+mod central;
 mod cli;
 mod doctor;
 mod export;

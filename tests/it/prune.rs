@@ -408,6 +408,7 @@ fn as_before_retention(db: &Path) {
     let conn = Connection::open(db).unwrap();
     conn.execute_batch(
         "DROP TABLE pruned_sessions; DROP TABLE retention_state; DROP TABLE forward_cursors;
+         DROP TABLE central_identity; DROP TABLE central_shipped;
          PRAGMA auto_vacuum = NONE; VACUUM; PRAGMA user_version = 11;",
     )
     .unwrap();

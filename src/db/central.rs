@@ -1,0 +1,150 @@
+//! The local side of the central store: this database's id, the rows not
+//! yet shipped in chain order, and the cursor of what was shipped.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::events::{stored_event, EVENT_COLUMNS};
+use super::queries::{stored_command, COLUMNS};
+use super::{Database, DbError, StoredCommand};
+use crate::db::events::StoredEvent;
+
+/// A row's id and its hash (None before the chain began).
+pub type IdHash = (i64, Option<Vec<u8>>);
+
+/// A command with its chain links, as shipped.
+#[derive(Debug, Clone)]
+pub struct ChainedCommand {
+    pub stored: StoredCommand,
+    pub prev_hash: Option<Vec<u8>>,
+    pub hash: Option<Vec<u8>>,
+}
+
+/// What was shipped to one server of one chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub last_id: i64,
+    pub last_hash: Option<Vec<u8>>,
+}
+
+impl Database {
+    /// This database's id on the central store (made by its migration).
+    pub fn database_id(&self) -> Result<String, DbError> {
+        Ok(self
+            .conn
+            .query_row("SELECT database_id FROM central_identity", [], |r| r.get(0))?)
+    }
+
+    /// Up to `limit` commands after `after_id`, in chain order.
+    pub fn commands_after(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<ChainedCommand>, DbError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS}, prev_hash, hash FROM commands WHERE id > ?1 ORDER BY id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![after_id, limit as i64], |row| {
+            Ok(ChainedCommand {
+                stored: stored_command(row)?,
+                prev_hash: row.get("prev_hash")?,
+                hash: row.get("hash")?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Up to `limit` tmux events after `after_id`, in chain order.
+    pub fn tmux_events_after(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, DbError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {EVENT_COLUMNS} FROM tmux_events WHERE id > ?1 ORDER BY id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![after_id, limit as i64], stored_event)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// (id, hash) of every row of `chain` ("commands" or "tmux_events") up
+    /// to `last_id`, in order: what `verify` compares with the server.
+    pub fn chain_hashes(&self, chain: Chain, last_id: i64) -> Result<Vec<IdHash>, DbError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT id, hash FROM {} WHERE id <= ?1 ORDER BY id",
+            chain.table()
+        ))?;
+        let rows = stmt.query_map([last_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The hash of row `id` of `chain`, if that row exists.
+    pub fn chain_hash_at(&self, chain: Chain, id: i64) -> Result<Option<Option<Vec<u8>>>, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT hash FROM {} WHERE id = ?1", chain.table()),
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// What was shipped of `chain` to `server`, as noted locally.
+    pub fn shipped(&self, server: &str, chain: Chain) -> Result<Option<Cursor>, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_id, last_hash FROM central_shipped WHERE server = ?1 AND chain = ?2",
+                params![server, chain.name()],
+                |r| {
+                    Ok(Cursor {
+                        last_id: r.get(0)?,
+                        last_hash: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Notes what the server now holds of `chain`.
+    pub fn note_shipped(
+        &mut self,
+        server: &str,
+        chain: Chain,
+        cursor: &Cursor,
+        at_us: i64,
+    ) -> Result<(), DbError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO central_shipped (server, chain, last_id, last_hash, at_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (server, chain) DO UPDATE SET last_id = ?3, last_hash = ?4, at_us = ?5",
+                params![server, chain.name(), cursor.last_id, cursor.last_hash, at_us],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+/// The chains shipped: commands and tmux events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chain {
+    Commands,
+    TmuxEvents,
+}
+
+impl Chain {
+    pub const ALL: [Chain; 2] = [Chain::Commands, Chain::TmuxEvents];
+
+    /// Its name in the central store's `anchors` and in the local cursor.
+    pub fn name(self) -> &'static str {
+        match self {
+            Chain::Commands => "commands",
+            Chain::TmuxEvents => "tmux_events",
+        }
+    }
+
+    fn table(self) -> &'static str {
+        self.name()
+    }
+}

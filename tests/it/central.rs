@@ -1,0 +1,1033 @@
+//! The central store, against a real PostgreSQL started by the tests
+//! (`pg.rs`): `central init` and its roles, `sync` shipping every record
+//! exactly once in chain order (across a server restart), `search
+//! --central` finding from one host what a real shell in tmux typed on
+//! another, `verify` naming local changes after shipping, and one clear
+//! line for each way the server can fail, the prompt never waiting.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::pg::{self, Cluster};
+use crate::support::{Rc, Sandbox, Shell, Tmux};
+use tmux_audit::db::Database;
+use tmux_audit::record::{CommandRecord, Entry};
+
+/// A simulated host: a sandbox of its own (database, state directory) and
+/// a host id of its own, shipping as `role`.
+struct Host {
+    sb: Sandbox,
+    id: String,
+    url: String,
+    pgpass: std::path::PathBuf,
+}
+
+impl Host {
+    fn new(name: &str, url: String, role: &str, password: &str, port: u16) -> Host {
+        let sb = Sandbox::new();
+        let pgpass = pg::pgpass(sb.path(), &[(role, password)], port);
+        Host {
+            id: format!("{name}-{}", std::process::id()),
+            sb,
+            url,
+            pgpass,
+        }
+    }
+
+    fn cmd(&self) -> std::process::Command {
+        let mut cmd = self.sb.cmd();
+        cmd.env("TMUX_AUDIT_HOST_ID", &self.id)
+            .env("TMUX_AUDIT_CENTRAL_URL", &self.url)
+            .env("PGPASSFILE", &self.pgpass);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = self.cmd().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        out
+    }
+
+    /// Stores `n` commands straight into the local database (as a merge
+    /// of the spool would), numbered from `from`.
+    fn records(&self, from: usize, n: usize) {
+        let mut db = Database::open(&self.sb.db).unwrap();
+        let entries: Vec<Entry> = (from..from + n)
+            .map(|i| {
+                Entry::Command(CommandRecord {
+                    command: format!("echo {} command {i}", self.id),
+                    started_at_us: 1_790_000_000_000_000 + i as i64 * 1_000_000,
+                    duration_us: Some(1000),
+                    exit_status: Some(0),
+                    cwd: "/srv".into(),
+                    user: "ops".into(),
+                    uid: 1000,
+                    host: "web".into(),
+                    shell: "bash".into(),
+                    shell_session: format!("{}-s", self.id),
+                    seq: i as i64,
+                    ..CommandRecord::default()
+                })
+            })
+            .collect();
+        for chunk in entries.chunks(1000) {
+            db.insert_all(chunk.iter().map(|e| (e, 1_790_000_000_000_000)))
+                .unwrap();
+        }
+    }
+
+    fn sql(&self, sql: &str) {
+        rusqlite::Connection::open(&self.sb.db)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A database with the central schema, made by `central init`.
+fn initialised(cluster: &Cluster, prefix: &str) -> String {
+    let dbname = cluster.database(prefix);
+    let _one_at_a_time = pg::INIT.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["central", "init", "--url", &cluster.admin_url(&dbname)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("created the central schema (version 1)"),
+        "{}",
+        text(&out.stdout)
+    );
+    dbname
+}
+
+/// A writer role for one host, an auditor, and hosts that use them.
+fn writer(cluster: &Cluster, dbname: &str, name: &str) -> Host {
+    let role = format!("{dbname}_{name}");
+    cluster.role(&role, "pw-writer", "tmux_audit_writer");
+    Host::new(
+        name,
+        cluster.url(&role, dbname),
+        &role,
+        "pw-writer",
+        cluster.port,
+    )
+}
+
+fn auditor(cluster: &Cluster, dbname: &str) -> Host {
+    let role = format!("{dbname}_auditor");
+    cluster.role(&role, "pw-auditor", "tmux_audit_auditor");
+    Host::new(
+        "auditor",
+        cluster.url(&role, dbname),
+        &role,
+        "pw-auditor",
+        cluster.port,
+    )
+}
+
+#[test]
+fn init_creates_the_schema_once_and_print_sql_shows_it_without_running_it() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["central", "init", "--print-sql"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let sql = text(&out.stdout);
+    for part in [
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        "PARTITION BY RANGE (started_at_us)",
+        "ENABLE ROW LEVEL SECURITY",
+        "gin_trgm_ops",
+        "CREATE ROLE tmux_audit_writer",
+    ] {
+        assert!(sql.contains(part), "{part} missing");
+    }
+    let dbname = initialised(cluster, "init");
+    let _one_at_a_time = pg::INIT.lock().unwrap_or_else(|e| e.into_inner());
+    let again = sb
+        .cmd()
+        .args(["central", "init", "--url", &cluster.admin_url(&dbname)])
+        .output()
+        .unwrap();
+    assert!(
+        text(&again.stdout).starts_with("the central schema is up to date (version 1)"),
+        "{}",
+        text(&again.stdout)
+    );
+    let mut admin = cluster.admin(&dbname);
+    let partitions: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'tmux_audit.commands'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(partitions, 14, "a default partition and 13 months");
+}
+
+#[test]
+fn a_writer_inserts_only_for_its_host_and_cannot_change_or_read_what_was_shipped() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "roles");
+    let a = writer(cluster, &dbname, "a");
+    let b = writer(cluster, &dbname, "b");
+    a.records(1, 3);
+    b.records(1, 2);
+    for host in [&a, &b] {
+        let out = host.run(&["sync"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    assert_eq!(
+        text(&a.run(&["sync"]).stdout),
+        "shipped 0 commands and 0 tmux events\n",
+        "sending again ships nothing"
+    );
+    // With host a's writer credentials, by hand.
+    let mut as_a = postgres::Client::connect(
+        &format!(
+            "host=127.0.0.1 port={} user={dbname}_a password=pw-writer dbname={dbname}",
+            cluster.port
+        ),
+        postgres::NoTls,
+    )
+    .unwrap();
+    for sql in [
+        "UPDATE tmux_audit.commands SET command = 'ls'",
+        "DELETE FROM tmux_audit.commands",
+        "TRUNCATE tmux_audit.commands",
+        "SELECT command FROM tmux_audit.commands",
+        "UPDATE tmux_audit.anchors SET last_id = 0",
+        "DELETE FROM tmux_audit.writers",
+        "SELECT tmux_audit.advance('x', 'y', 'commands', 1000, NULL, 1)",
+    ] {
+        let err = as_a.batch_execute(sql).expect_err(sql);
+        assert_eq!(
+            err.as_db_error().map(|e| e.code().code()),
+            Some("42501"),
+            "{sql}: {err}"
+        );
+    }
+    // A row as host b, with host a's role: refused.
+    let insert = "INSERT INTO tmux_audit.commands (host_id, database_id, id, recorded_at_us, \
+        command, started_at_us, cwd, \"user\", uid, host, shell, shell_session, seq, prev_hash, hash) \
+        VALUES ($1, 'x', 99, 0, 'forged', 1790000000000000, '/', 'ops', 1000, 'web', 'bash', 's', 1, '\\x00', '\\x00')";
+    let err = as_a
+        .execute(insert, &[&b.id])
+        .expect_err("another host's row");
+    let why = err.as_db_error().map(|e| e.message().to_string());
+    assert!(
+        why.as_deref()
+            .is_some_and(|w| w.contains("writes for host")),
+        "{why:?}"
+    );
+    // Its own host, a row that does not extend the chain shipped: refused.
+    let database_id: String = rusqlite::Connection::open(&a.sb.db)
+        .unwrap()
+        .query_row("SELECT database_id FROM central_identity", [], |r| r.get(0))
+        .unwrap();
+    let a_host: String = cluster
+        .admin(&dbname)
+        .query_one(
+            "SELECT host_id FROM tmux_audit.writers WHERE role = $1",
+            &[&format!("{dbname}_a")],
+        )
+        .unwrap()
+        .get(0);
+    let err = as_a
+        .execute(&insert.replace("'x'", "$2"), &[&a_host, &database_id])
+        .expect_err("a row off the chain");
+    let why = err.as_db_error().map(|e| e.message().to_string());
+    assert!(
+        why.as_deref()
+            .is_some_and(|w| w.contains("does not extend the chain")),
+        "{why:?}"
+    );
+    // Shipping as itself who it is not (shipped_by) is not a column it may set.
+    let err = as_a
+        .batch_execute("INSERT INTO tmux_audit.commands (shipped_by) VALUES ('x')")
+        .expect_err("shipped_by");
+    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("42501"));
+
+    // The auditor reads every host; a user only the rows of its own name.
+    let auditor = auditor(cluster, &dbname);
+    let out = auditor.run(&["search", "--central", "--all", "--format", "cmd"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 5);
+    cluster.role("ops", "pw-ops", "tmux_audit_user");
+    cluster.role(&format!("{dbname}_eve"), "pw-eve", "tmux_audit_user");
+    let ops = Host::new(
+        "ops",
+        cluster.url("ops", &dbname),
+        "ops",
+        "pw-ops",
+        cluster.port,
+    );
+    let out = ops.run(&["search", "--central", "--all", "--format", "cmd"]);
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        5,
+        "{}",
+        text(&out.stderr)
+    );
+    let eve_role = format!("{dbname}_eve");
+    let eve = Host::new(
+        "eve",
+        cluster.url(&eve_role, &dbname),
+        &eve_role,
+        "pw-eve",
+        cluster.port,
+    );
+    let out = eve.run(&["search", "--central", "--all"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "nothing of eve's: {}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn every_record_of_many_hosts_arrives_once_in_chain_order_across_a_server_restart() {
+    let Some(cluster) = Cluster::start_new() else {
+        return;
+    };
+    let dbname = initialised(&cluster, "load");
+    const HOSTS: usize = 20;
+    const RECORDS: usize = 2000;
+    let hosts: Vec<Host> = (0..HOSTS)
+        .map(|i| writer(&cluster, &dbname, &format!("h{i}")))
+        .collect();
+    for host in &hosts {
+        host.records(1, RECORDS);
+    }
+    let mut admin = cluster.admin(&dbname);
+    // All hosts at once; the server stops once some rows have arrived.
+    let syncs: Vec<_> = hosts
+        .iter()
+        .map(|h| {
+            h.cmd()
+                .arg("sync")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    wait_until("some rows on the server", || {
+        admin
+            .query_one("SELECT count(*) FROM tmux_audit.commands", &[])
+            .map(|r| r.get::<_, i64>(0) > 0)
+            .unwrap_or(false)
+    });
+    drop(admin);
+    cluster.stop();
+    let mut failed = 0;
+    for sync in syncs {
+        let out = sync.wait_with_output().unwrap();
+        if !out.status.success() {
+            failed += 1;
+            let err = text(&out.stderr);
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+            assert!(err.contains("records wait locally"), "{err}");
+        }
+    }
+    cluster.start();
+    // Again, all at once, twice over for some: nothing is stored twice.
+    let syncs: Vec<_> = hosts
+        .iter()
+        .chain(hosts.iter().take(3))
+        .map(|h| h.cmd().arg("sync").output_async())
+        .collect();
+    for sync in syncs {
+        let out = sync.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let mut admin = cluster.admin(&dbname);
+    let per_host = admin
+        .query(
+            "SELECT host_id, count(*), count(DISTINCT id), min(id), max(id) FROM tmux_audit.commands GROUP BY host_id",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(per_host.len(), HOSTS);
+    for row in per_host {
+        let n = RECORDS as i64;
+        assert_eq!(
+            (
+                row.get::<_, i64>(1),
+                row.get::<_, i64>(2),
+                row.get::<_, i64>(3),
+                row.get::<_, i64>(4)
+            ),
+            (n, n, 1, n),
+            "{}",
+            row.get::<_, String>(0)
+        );
+    }
+    let auditor = auditor(&cluster, &dbname);
+    let out = auditor.run(&["verify", "--central"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        text(&out.stdout).matches("intact: 2000 records").count(),
+        HOSTS
+    );
+    eprintln!("{failed} of {HOSTS} syncs were cut by the restart");
+}
+
+trait OutputAsync {
+    fn output_async(&mut self) -> std::process::Child;
+}
+
+impl OutputAsync for std::process::Command {
+    fn output_async(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+#[test]
+fn verify_names_a_shipped_record_edited_deleted_or_rewritten_here() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "verify");
+    let host = writer(cluster, &dbname, "v");
+    host.records(1, 6);
+    assert!(host.run(&["sync"]).status.success());
+    let verify = |host: &Host| {
+        let out = host.run(&["verify"]);
+        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+    };
+    let (code, out) = verify(&host);
+    assert_eq!(code, Some(0), "{out}");
+
+    // An edit, the chain fixed up after it: consistent here.
+    host.sql("UPDATE commands SET command = 'echo nothing to see' WHERE id = 2");
+    rechain(&host.sb.db);
+    let (code, out) = verify(&host);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("record 2 differs from what was shipped to the central store"),
+        "{out}"
+    );
+    assert!(!out.contains("was changed after it was written"), "{out}");
+
+    // A deletion, and the newest records cut off.
+    host.sql("DELETE FROM commands WHERE id IN (4, 5, 6)");
+    let (_, out) = verify(&host);
+    assert!(
+        out.contains("record 4 was shipped to the central store but is missing here"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the central anchor holds records up to 6"),
+        "{out}"
+    );
+
+    // The whole chain rewritten so that it is consistent here.
+    let rewritten = writer(cluster, &dbname, "w");
+    rewritten.records(1, 3);
+    assert!(rewritten.run(&["sync"]).status.success());
+    rewritten.sql("DELETE FROM commands");
+    let mut db = Database::open(&rewritten.sb.db).unwrap();
+    let fake = Entry::Command(CommandRecord {
+        command: "echo harmless".into(),
+        cwd: "/".into(),
+        user: "ops".into(),
+        host: "web".into(),
+        shell: "bash".into(),
+        shell_session: "other".into(),
+        seq: 1,
+        started_at_us: 1_790_000_000_000_000,
+        ..CommandRecord::default()
+    });
+    db.insert_all([(&fake, 1_790_000_000_000_000)]).unwrap();
+    drop(db);
+    let (code, out) = verify(&rewritten);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("record 1 differs from what was shipped"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the central anchor holds records up to 3"),
+        "{out}"
+    );
+}
+
+/// Recomputes every command's links, as someone rewriting history would.
+fn rechain(db: &Path) {
+    let rows = Database::open(db).unwrap().commands_in_order().unwrap();
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut prev = tmux_audit::chain::GENESIS;
+    for row in rows {
+        let hash = tmux_audit::chain::hash_command(&prev, row.id, &row.record, row.recorded_at_us);
+        conn.execute(
+            "UPDATE commands SET prev_hash = ?1, hash = ?2 WHERE id = ?3",
+            rusqlite::params![&prev[..], &hash[..], row.id],
+        )
+        .unwrap();
+        prev = hash;
+    }
+}
+
+#[test]
+fn search_central_finds_from_host_b_what_a_shell_in_tmux_typed_on_host_a() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "search");
+    let a = writer(cluster, &dbname, "a");
+    let b = auditor(cluster, &dbname);
+    // Host A: a real bash in tmux, the hook loaded.
+    let (tmux, pane) = Tmux::start(&a.sb, &a.sb.shell(Shell::Bash, &Rc::default()));
+    tmux.load_audit_config(&a.sb);
+    pane.ready();
+    pane.line("echo central-needle-42 | tr a-z A-Z");
+    a.sb.wait_rows("the command", |rows| {
+        rows.iter().any(|r| r.command.contains("central-needle-42"))
+    });
+    tmux.settle_events(&a.sb);
+    let out = a.run(&["sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Host B's CLI, another state directory and host id.
+    for format in ["table", "json", "jsonl", "csv", "tsv", "cmd"] {
+        let local = a.run(&["search", "central-needle", "--format", format]);
+        let central = b.run(&["search", "--central", "central-needle", "--format", format]);
+        assert!(central.status.success(), "{}", text(&central.stderr));
+        assert!(text(&central.stdout).contains("central-needle-42"));
+        assert_eq!(
+            text(&central.stdout),
+            text(&local.stdout),
+            "--format {format}"
+        );
+    }
+    // The team view: the same report as host A's own, per host.
+    for format in ["table", "json", "csv"] {
+        let local = a.run(&["report", "--by", "host", "--format", format]);
+        let central = b.run(&["report", "--central", "--format", format]);
+        assert!(central.status.success(), "{}", text(&central.stderr));
+        assert_eq!(
+            text(&central.stdout),
+            text(&local.stdout),
+            "report --format {format}"
+        );
+    }
+    let out = b.run(&["search", "--central", "no-such-needle"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = b.run(&["search", "--central", "--host", "nosuchhost"]);
+    assert_eq!(out.status.code(), Some(1));
+    drop(tmux);
+}
+
+/// Whatever the server does, one line, exit 2, the records still here and
+/// shipped once it is right again.
+#[test]
+fn each_server_failure_is_one_clear_line_and_nothing_is_lost() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "fail");
+    let host = writer(cluster, &dbname, "f");
+    host.records(1, 2);
+    let fails = |host: &Host, url: &str, expected: &str| {
+        let out = host
+            .cmd()
+            .env("TMUX_AUDIT_CENTRAL_URL", url)
+            .arg("sync")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(expected), "{url}: {err}");
+    };
+    let role = format!("{dbname}_f");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    fails(
+        &host,
+        &format!("postgresql://{role}@127.0.0.1:{closed}/{dbname}?sslmode=disable"),
+        "cannot reach the central store",
+    );
+    fails(
+        &host,
+        &format!(
+            "postgresql://{role}:wrong@127.0.0.1:{}/{dbname}?sslmode=disable",
+            cluster.port
+        ),
+        "refused the login",
+    );
+    fails(
+        &host,
+        &format!(
+            "postgresql://{role}@127.0.0.1:{}/{dbname}?sslmode=require",
+            cluster.port
+        ),
+        "the server does not offer TLS",
+    );
+    fails(
+        &host,
+        &format!(
+            "postgresql://{role}@127.0.0.1:{}/{dbname}?sslmode=verify-full",
+            cluster.port
+        ),
+        "need the server's root certificate",
+    );
+    cluster
+        .admin(&dbname)
+        .batch_execute("INSERT INTO tmux_audit.migrations (version) VALUES (99)")
+        .unwrap();
+    fails(
+        &host,
+        &host.url,
+        "the central schema is version 99, newer than this tmux-audit",
+    );
+    cluster
+        .admin(&dbname)
+        .batch_execute("DELETE FROM tmux_audit.migrations WHERE version = 99")
+        .unwrap();
+    let out = host.run(&["sync"]);
+    assert_eq!(
+        text(&out.stdout),
+        "shipped 2 commands and 0 tmux events\n",
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// With a central store configured and a server that never answers, the
+/// per-command path still ends at once: `record` never connects, it only
+/// starts a detached sync (at most every N seconds), which is still
+/// waiting for the server when every record has returned. A server that
+/// refuses: the outage is logged once, however many syncs fail.
+#[test]
+fn the_prompt_never_waits_for_the_central_store() {
+    let sb = Sandbox::new();
+    let config = sb.path().join("config/tmux-audit");
+    std::fs::create_dir_all(&config).unwrap();
+    let configure = |port: u16| {
+        std::fs::write(
+            config.join("config.toml"),
+            format!(
+                "[central]\nurl = \"postgresql://w@127.0.0.1:{port}/x?sslmode=disable&connect_timeout=3600\"\nsync_every_secs = 3600\n"
+            ),
+        )
+        .unwrap();
+    };
+    // Takes connections into its backlog and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    configure(silent.local_addr().unwrap().port());
+    let record = |seq: usize| {
+        let child =
+            crate::support::start_record(&sb.bin, &sb.env(), "s", seq, &format!("echo {seq}"));
+        let out = crate::support::finish_within_patience(child, "record with the server silent");
+        assert!(out.status.success());
+        assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    };
+    for seq in 1..=3 {
+        record(seq);
+    }
+    let syncs = |sb: &Sandbox| -> Vec<crate::support::Process> {
+        sb.processes()
+            .into_iter()
+            .filter(|p| p.cmdline.contains("sync --detached"))
+            .collect()
+    };
+    let waiting = syncs(&sb);
+    assert_eq!(
+        waiting.len(),
+        1,
+        "one detached sync, still waiting: {waiting:?}"
+    );
+    for sync in &waiting {
+        // SAFETY: plain kill(2) of a process this test started.
+        unsafe { libc::kill(sync.pid, libc::SIGKILL) };
+    }
+    assert!(sb.flush());
+    assert_eq!(sb.rows().len(), 3, "nothing lost");
+
+    // A server that refuses: each sync fails at once, logged once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    configure(closed);
+    let stamp = sb.path().join("state/tmux-audit/central-sync.stamp");
+    for seq in 4..=6 {
+        std::fs::remove_file(&stamp).unwrap();
+        record(seq);
+        wait_until("the detached sync to end", || syncs(&sb).is_empty());
+    }
+    assert_eq!(
+        sb.log().matches("cannot reach the central store").count(),
+        1,
+        "{}",
+        sb.log()
+    );
+}
+
+/// Waits until `done` holds, failing after the suite's patience.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < crate::support::PATIENCE,
+            "{what}: not within {:?}",
+            crate::support::PATIENCE
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Makes a CA, a server certificate for `localhost` and a client
+/// certificate for `client` in `dir` (openssl, EC keys).
+fn certificates(dir: &Path, client: &str) {
+    let script = format!(
+        r#"set -e
+cd '{dir}'
+ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'
+openssl req -x509 $ec -keyout ca.key -out ca.crt -days 2 -subj /CN=tmux-audit-test-ca
+openssl req -x509 $ec -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=someone-else
+openssl req $ec -keyout server.key -out server.csr -subj /CN=localhost
+printf 'subjectAltName=DNS:localhost\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile server.ext
+openssl req $ec -keyout client.key -out client.csr -subj /CN={client}
+printf 'extendedKeyUsage=clientAuth\n' > client.ext
+openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 -extfile client.ext
+chmod 600 server.key client.key
+"#,
+        dir = dir.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", text(&out.stderr));
+}
+
+/// sslmode=verify-full checks the chain and the host name; verify-ca the
+/// chain only; a server whose certificate another CA signed is refused in
+/// one line; a client certificate logs in without a password.
+#[test]
+fn tls_verify_full_checks_the_server_and_a_client_certificate_logs_in() {
+    if !crate::support::have("openssl") {
+        assert!(std::env::var_os("CI").is_none(), "openssl is missing");
+        eprintln!("skipped: openssl is not installed");
+        return;
+    }
+    let Some(cluster) = Cluster::start_new() else {
+        return;
+    };
+    let dbname = initialised(&cluster, "tls");
+    let certs = cluster.dir.join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let role = format!("{dbname}_t");
+    let cert_role = format!("{dbname}_c");
+    certificates(&certs, &cert_role);
+    // The server's copies, its own.
+    for file in ["server.crt", "server.key", "ca.crt"] {
+        std::fs::copy(certs.join(file), cluster.data.join(file)).unwrap();
+        std::process::Command::new("chown")
+            .args(["nobody"])
+            .arg(cluster.data.join(file))
+            .status()
+            .unwrap();
+    }
+    let hba = cluster.data.join("pg_hba.conf");
+    let rest = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!(
+            "hostssl all {cert_role} 127.0.0.1/32 cert\nhostnossl all {role} 127.0.0.1/32 reject\n{rest}"
+        ),
+    )
+    .unwrap();
+    let mut admin = cluster.admin("postgres");
+    for setting in [
+        "ssl = on",
+        "ssl_cert_file = 'server.crt'",
+        "ssl_key_file = 'server.key'",
+        "ssl_ca_file = 'ca.crt'",
+    ] {
+        admin
+            .batch_execute(&format!("ALTER SYSTEM SET {setting}"))
+            .unwrap();
+    }
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    cluster.role(&role, "pw-tls", "tmux_audit_writer");
+    cluster.role(&cert_role, "unused", "tmux_audit_writer");
+    let root = certs.join("ca.crt").display().to_string();
+    let url = |host: &str, user: &str, mode: &str, root: &str| {
+        format!(
+            "postgresql://{user}@{host}:{}/{dbname}?sslmode={mode}&sslrootcert={root}",
+            cluster.port
+        )
+    };
+    let host = Host::new(
+        "tls",
+        url("localhost", &role, "verify-full", &root),
+        &role,
+        "pw-tls",
+        cluster.port,
+    );
+    // The password file names 127.0.0.1; this one names localhost too.
+    std::fs::write(
+        &host.pgpass,
+        format!(
+            "localhost:{p}:*:{role}:pw-tls\n127.0.0.1:{p}:*:{role}:pw-tls\n",
+            p = cluster.port
+        ),
+    )
+    .unwrap();
+    host.records(1, 2);
+    crate::central::wait_until("the server to take TLS", || {
+        host.run(&["sync"]).status.success()
+    });
+    let sync = |url: String| {
+        let out = host
+            .cmd()
+            .env("TMUX_AUDIT_CENTRAL_URL", url)
+            .arg("sync")
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stderr))
+    };
+    // The certificate names localhost, not 127.0.0.1: verify-full refuses,
+    // verify-ca (the chain only) takes it.
+    let (code, err) = sync(url("127.0.0.1", &role, "verify-full", &root));
+    assert_eq!(code, Some(2));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no trusted TLS connection"), "{err}");
+    let (code, err) = sync(url("127.0.0.1", &role, "verify-ca", &root));
+    assert_eq!(code, Some(0), "{err}");
+    // Signed by another CA: refused, whatever the name.
+    let other = certs.join("other-ca.crt").display().to_string();
+    let (code, err) = sync(url("localhost", &role, "verify-full", &other));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no trusted TLS connection"), "{err}");
+    // Without TLS, this role is rejected by the server.
+    let (code, _) = sync(format!(
+        "postgresql://{role}@127.0.0.1:{}/{dbname}?sslmode=disable",
+        cluster.port
+    ));
+    assert_eq!(code, Some(2));
+    // A client certificate instead of a password (PGSSLCERT/PGSSLKEY).
+    let by_cert = Host::new(
+        "cert",
+        url("localhost", &cert_role, "verify-full", &root),
+        &cert_role,
+        "none",
+        cluster.port,
+    );
+    std::fs::write(&by_cert.pgpass, "").unwrap();
+    by_cert.records(1, 1);
+    let out = by_cert
+        .cmd()
+        .env("PGSSLCERT", certs.join("client.crt"))
+        .env("PGSSLKEY", certs.join("client.key"))
+        .arg("sync")
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        "shipped 1 commands and 0 tmux events\n",
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// A database from before the central store (schema 9) takes the new
+/// tables in place, its records kept, and ships them.
+#[test]
+fn a_database_from_before_the_central_store_upgrades_in_place() {
+    let sb = Sandbox::new();
+    sb.record_numbered("1", "echo before");
+    assert!(sb.flush());
+    rusqlite::Connection::open(&sb.db)
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE central_identity; DROP TABLE central_shipped; PRAGMA user_version = 13;",
+        )
+        .unwrap();
+    let (ok, out) = sb.run(&["verify"]);
+    assert!(ok, "{out}");
+    let conn = rusqlite::Connection::open(&sb.db).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, crate::record::LATEST_SCHEMA);
+    let id: String = conn
+        .query_row("SELECT database_id FROM central_identity", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(id.len(), 32);
+    assert_eq!(sb.rows().len(), 1);
+}
+
+/// `/etc/tmux-audit/config.toml` (here through the debug builds' test
+/// hook): its central URL and its redaction hold whatever the user's
+/// file and environment say.
+#[test]
+fn the_system_config_fixes_where_records_go_and_what_is_redacted() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "system");
+    let host = writer(cluster, &dbname, "s");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let elsewhere = format!("postgresql://me@127.0.0.1:{closed}/mine?sslmode=disable");
+    let system = host.sb.path().join("system.toml");
+    std::fs::write(
+        &system,
+        format!(
+            "[central]\nurl = \"{}\"\nsync_every_secs = 0\n[redact]\npatterns = ['corp_[a-z0-9]{{8}}']\n",
+            host.url
+        ),
+    )
+    .unwrap();
+    let user = host.sb.path().join("config/tmux-audit");
+    std::fs::create_dir_all(&user).unwrap();
+    std::fs::write(
+        user.join("config.toml"),
+        format!("[central]\nurl = \"{elsewhere}\"\n[redact]\nenabled = false\nallow = ['corp_abcdefgh']\n"),
+    )
+    .unwrap();
+    let mut record = host
+        .cmd()
+        .env("TMUX_AUDIT_SYSTEM_CONFIG", &system)
+        .env("TMUX_AUDIT_CENTRAL_URL", &elsewhere)
+        .args(["record"])
+        .args(crate::support::numbered("1"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut record.stdin.take().unwrap(),
+        b"curl -H 'token: corp_abcdefgh' x\n",
+    )
+    .unwrap();
+    assert!(record.wait().unwrap().success());
+    assert!(host.sb.flush());
+    assert_eq!(
+        host.sb.rows()[0].command,
+        "curl -H 'token: [REDACTED]' x",
+        "redacted whatever the user's file says"
+    );
+    let out = host
+        .cmd()
+        .env("TMUX_AUDIT_SYSTEM_CONFIG", &system)
+        .env("TMUX_AUDIT_CENTRAL_URL", &elsewhere)
+        .arg("sync")
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        "shipped 1 commands and 0 tmux events\n",
+        "shipped where the system says: {}",
+        text(&out.stderr)
+    );
+}
+
+/// What a later schema added to the chain's hash (an import mark, whether
+/// a window rename was tmux's own) ships with the row: `verify --central`
+/// recomputes the same hashes, and the row reads back marked.
+#[test]
+fn imported_rows_and_automatic_renames_ship_and_verify() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "marks");
+    let host = writer(cluster, &dbname, "m");
+    host.records(1, 2);
+    let history = host.sb.path().join("bash_history");
+    std::fs::write(&history, "#1790000100\necho imported-one\n").unwrap();
+    let out = host.run(&["import", "bash", history.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut db = Database::open(&host.sb.db).unwrap();
+    let renamed = Entry::TmuxEvent(tmux_audit::lifecycle::TmuxEvent {
+        event: "window-renamed".into(),
+        at_us: 1_790_000_200_000_000,
+        event_key: "marks-1".into(),
+        host: "web".into(),
+        user: "ops".into(),
+        tmux_socket: "/tmp/tmux-1000/default".into(),
+        tmux_server_pid: 42,
+        window_id: Some(1),
+        window_name: Some("vim".into()),
+        automatic_rename: Some(true),
+        ..Default::default()
+    });
+    db.insert_all([(&renamed, 1_790_000_200_000_000)]).unwrap();
+    drop(db);
+
+    let out = host.run(&["sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let auditor = auditor(cluster, &dbname);
+    let out = auditor.run(&["verify", "--central"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let out = auditor.run(&["search", "--central", "imported-one", "--format", "jsonl"]);
+    let found = text(&out.stdout);
+    assert!(found.contains("\"import_source\":\"bash\""), "{found}");
+}
+
+/// With a central store configured, a prune never deletes what was not
+/// shipped there yet: the only copy would be gone.
+#[test]
+fn a_prune_keeps_what_the_central_store_does_not_have_yet() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "prune");
+    let host = writer(cluster, &dbname, "p");
+    host.records(1, 5);
+    let count = |host: &Host| {
+        let out = host.run(&["search", "--all", "--format", "cmd"]);
+        text(&out.stdout).lines().count()
+    };
+    let out = host.run(&["prune", "--older-than", "1d"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(count(&host), 5, "nothing shipped: nothing pruned");
+
+    assert!(host.run(&["sync"]).status.success());
+    let out = host.run(&["prune", "--older-than", "1d"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(count(&host), 1, "shipped: all but the newest pruned");
+    let out = host.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
