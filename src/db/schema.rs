@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_retention.sql"),
     include_str!("migrations/0013_forward.sql"),
     include_str!("migrations/0014_central.sql"),
+    include_str!("migrations/0015_scope_indexes.sql"),
 ];
 
 /// The version whose migration also writes the trace's first entry (in

@@ -873,7 +873,9 @@ fn a_database_from_before_the_central_store_upgrades_in_place() {
     rusqlite::Connection::open(&sb.db)
         .unwrap()
         .execute_batch(
-            "DROP TABLE central_identity; DROP TABLE central_shipped; PRAGMA user_version = 13;",
+            "DROP TABLE central_identity; DROP TABLE central_shipped;
+             DROP INDEX commands_by_tmux_session; DROP INDEX commands_by_host;
+             PRAGMA user_version = 13;",
         )
         .unwrap();
     let (ok, out) = sb.run(&["verify"]);

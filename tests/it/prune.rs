@@ -278,6 +278,8 @@ fn snapshot(sb: &Sandbox) -> (Vec<Vec<u8>>, usize) {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| !p.to_string_lossy().ends_with("-shm"))
+        // An empty write-ahead log is what any reader leaves: no change.
+        .filter(|p| !(p.to_string_lossy().ends_with("-wal") && fs::metadata(p).unwrap().len() == 0))
         .collect();
     names.sort();
     (
@@ -289,6 +291,12 @@ fn snapshot(sb: &Sandbox) -> (Vec<Vec<u8>>, usize) {
 #[test]
 fn a_dry_run_counts_and_changes_nothing() {
     let sb = history();
+    // The write-ahead log folded in first: a reader may fold it (the same
+    // content, moved into the file), which is no change the dry run made.
+    Connection::open(&sb.db)
+        .unwrap()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
     let before = snapshot(&sb);
     let (code, out) = run(
         &sb,
@@ -409,6 +417,7 @@ fn as_before_retention(db: &Path) {
     conn.execute_batch(
         "DROP TABLE pruned_sessions; DROP TABLE retention_state; DROP TABLE forward_cursors;
          DROP TABLE central_identity; DROP TABLE central_shipped;
+         DROP INDEX commands_by_tmux_session; DROP INDEX commands_by_host;
          PRAGMA auto_vacuum = NONE; VACUUM; PRAGMA user_version = 11;",
     )
     .unwrap();

@@ -1126,3 +1126,35 @@ fn whole_history_reports_from_running_totals_match_counting_every_row() {
     agree("after the newest rows were deleted");
     assert!(!report("command", false).to_string().contains("cargo build"));
 }
+
+/// The picker's session and host scopes (and `--session`, `--host`) ask
+/// for the newest commands of one tmux session or host: SQLite answers
+/// through an index, not by reading every row (at a million rows, a
+/// session with no commands took 1.5 s to find out).
+#[test]
+fn the_newest_commands_of_a_session_or_a_host_are_found_through_an_index() {
+    let sb = Sandbox::new();
+    assert!(sb.record_numbered("1", "true").status.success());
+    assert!(sb.flush());
+    let conn = rusqlite::Connection::open(&sb.db).unwrap();
+    let plan = |condition: &str| -> String {
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT id FROM commands WHERE {condition}
+             ORDER BY started_at_us DESC, id DESC LIMIT 70"
+        );
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>();
+        rows.join("; ")
+    };
+    let session = plan("tmux_socket = '/s' AND tmux_server_pid = 1 AND tmux_session_id = 3");
+    assert!(
+        session.contains("INDEX commands_by_tmux_session"),
+        "{session}"
+    );
+    let host = plan("host = 'web1'");
+    assert!(host.contains("INDEX commands_by_host"), "{host}");
+}
