@@ -250,11 +250,23 @@ fn hand_over(path: &Path, entries: &[Entry], recorded_at_us: i64) -> Result<()> 
     Ok(())
 }
 
+/// The binary this process runs, to start again. A long-lived process (a
+/// shell's recorder) may outlive its file, removed or replaced by an
+/// upgrade: `/proc/self/exe` still starts the same binary then.
+fn this_binary() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    if exe.exists() {
+        return Ok(exe);
+    }
+    let own = std::path::PathBuf::from("/proc/self/exe");
+    Ok(if own.exists() { own } else { exe })
+}
+
 /// Starts this binary with `args` for the database at `path`, out of the
 /// caller's way: no output, and a process group of its own, so that Ctrl-C
 /// at the prompt does not reach it.
 fn detached(path: &Path, args: &[&str], stdin: Stdio) -> Result<std::process::Child> {
-    Ok(Command::new(std::env::current_exe()?)
+    Ok(Command::new(this_binary()?)
         .args(args)
         .arg("--db")
         .arg(path)

@@ -3,7 +3,7 @@
 //!
 //! It must never slow the pane: tmux writes to the pipe without waiting
 //! and keeps in memory what the pipe cannot take. So one thread only reads,
-//! timestamps and queues (at most [`QUEUE`] reads), and another redacts,
+//! timestamps and queues (at most [`QUEUE_BYTES`] bytes), and another redacts,
 //! compresses and writes. When the queue is full (the disk stalls), reads
 //! are dropped and counted, and the count is recorded as a gap.
 //!
@@ -25,8 +25,11 @@ use super::segment::{self, Writer};
 use crate::config::Redact;
 use crate::redact::{Redactor, MARK};
 
-/// Reads queued between the reader and the writer: at most 16 × 64 KiB.
-const QUEUE: usize = 16;
+/// Bytes queued between the reader and the writer, at most. Bounded by
+/// bytes, not by reads: tmux hands a pane's output over in reads of a few
+/// hundred bytes, and a bound of 16 reads dropped output whenever the
+/// writer fell behind for a moment.
+const QUEUE_BYTES: usize = 2 << 20;
 const READ: usize = 64 << 10;
 /// A line longer than this is redacted and written in pieces.
 pub const MAX_LINE: usize = 16 << 10;
@@ -62,11 +65,13 @@ pub fn run(
     writer.push(segment::START, now_us(), b"");
     writer.flush(now_us())?;
 
-    let (tx, rx) = mpsc::sync_channel::<(i64, Vec<u8>)>(QUEUE);
+    let (tx, rx) = mpsc::channel::<(i64, Vec<u8>)>();
     let dropped = Arc::new(AtomicU64::new(0));
+    let queued = Arc::new(AtomicU64::new(0));
     let reader = {
         let dropped = Arc::clone(&dropped);
-        std::thread::spawn(move || read_all(input, tx, &dropped))
+        let queued = Arc::clone(&queued);
+        std::thread::spawn(move || read_all(input, tx, &dropped, &queued))
     };
 
     let mut summary = Summary::default();
@@ -80,6 +85,7 @@ pub fn run(
     loop {
         match rx.recv_timeout(IDLE) {
             Ok((at_us, bytes)) => {
+                queued.fetch_sub(bytes.len() as u64, Ordering::Relaxed);
                 summary.bytes += bytes.len() as u64;
                 let lost = dropped.swap(0, Ordering::Relaxed);
                 if lost > 0 {
@@ -117,8 +123,9 @@ pub fn run(
 /// The reader thread: never waits for the writer. Returns the bytes read.
 fn read_all(
     mut input: impl Read,
-    tx: mpsc::SyncSender<(i64, Vec<u8>)>,
+    tx: mpsc::Sender<(i64, Vec<u8>)>,
     dropped: &AtomicU64,
+    queued: &AtomicU64,
 ) -> u64 {
     let mut buf = vec![0u8; READ];
     let mut total = 0u64;
@@ -130,12 +137,15 @@ fn read_all(
             Err(_) => return total,
         };
         total += n as u64;
-        match tx.try_send((now_us(), buf[..n].to_vec())) {
-            Ok(()) => {}
-            Err(mpsc::TrySendError::Full(_)) => {
-                dropped.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            Err(mpsc::TrySendError::Disconnected(_)) => return total,
+        // The writer behind by more than the queue holds (the disk
+        // stalls): dropped and counted, never waited for.
+        if queued.load(Ordering::Relaxed) + n as u64 > QUEUE_BYTES as u64 {
+            dropped.fetch_add(n as u64, Ordering::Relaxed);
+            continue;
+        }
+        queued.fetch_add(n as u64, Ordering::Relaxed);
+        if tx.send((now_us(), buf[..n].to_vec())).is_err() {
+            return total;
         }
     }
 }

@@ -69,9 +69,24 @@ fn init_tmux() -> Result<Exit> {
         }
     };
     let registered = hooks::register(&exe, capture).context("cannot register the tmux hooks")?;
-    if capture {
-        let (_, panes) = hooks::pane_pipes().context("cannot list the panes to capture")?;
-        hooks::capture_panes(&exe, &panes).context("cannot start capturing the panes")?;
+    // While tmux reads its config at start-up there is no pane yet, and
+    // listing them fails: nothing to start or stop then (the hooks capture
+    // the panes to come). A failure here must not cost tmux's start-up.
+    if let Ok((server_pid, panes)) = hooks::pane_pipes() {
+        let done = if capture {
+            hooks::capture_panes(&exe, &panes).context("cannot start capturing the panes")
+        } else {
+            // Turned off: the captures of ours still running end too.
+            let ours: Vec<String> = tmux_audit::capture::running()
+                .into_iter()
+                .filter(|(pid, _)| *pid == server_pid)
+                .map(|(_, pane)| pane)
+                .collect();
+            hooks::stop_capture(&panes, &ours).context("cannot stop capturing the panes")
+        };
+        if let Err(err) = done {
+            error_log::append("init tmux", &format!("{err:#}"), "run `tmux-audit doctor`");
+        }
     }
     if registered.first_time {
         let by = Recorder::now(store::now_us());

@@ -48,7 +48,7 @@ impl Run for Prune {
         )
         .map_err(|err| anyhow::anyhow!("{err} (--older-than or --keep-matching)"))?;
         let mut rules = rules;
-        rules.forward_targets = forward_targets(&config);
+        rules.forward_targets = forward_targets(&config)?;
         rules.central_server = central_server(&config)?;
         let path = paths::database(self.db.path.as_deref())?;
         let mut db = super::open_for_reading(&path)?;
@@ -147,12 +147,13 @@ pub fn daily(path: &Path) {
 
 /// The keys of the forwarding targets configured: a prune leaves what
 /// they have not taken.
-fn forward_targets(config: &Config) -> Vec<String> {
-    forward::targets(&config.forward)
-        .unwrap_or_default()
-        .iter()
-        .map(forward::Target::key)
-        .collect()
+fn forward_targets(config: &Config) -> Result<Vec<String>> {
+    let targets = forward::targets(&config.forward).map_err(|err| {
+        anyhow::anyhow!(
+            "{err:#}; a prune keeps what the forwarding targets lack, so it needs them all"
+        )
+    })?;
+    Ok(targets.iter().map(forward::Target::key).collect())
 }
 
 /// The central store configured, as its cursor names it: a prune leaves
@@ -185,7 +186,7 @@ fn try_daily(path: &Path, config: &Config) -> Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
     let mut rules = rules;
-    rules.forward_targets = forward_targets(config);
+    rules.forward_targets = forward_targets(config)?;
     rules.central_server = central_server(config)?;
     let mut db = Database::open_existing(path)?;
     if !db.claim_daily_prune(now)? {

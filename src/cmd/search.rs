@@ -213,9 +213,10 @@ impl Matches {
             conditions: self.conditions,
             scan_first: self.scan_first,
             // Which commands printed TEXT is known only after reading
-            // their output: every command the filters keep is read.
+            // their output: every command the filters keep is read (and
+            // the newest of each text is the newest that printed it).
             limit: if self.output.is_some() { None } else { limit },
-            unique,
+            unique: unique && self.output.is_none(),
         };
         let mut rows = self
             .db
@@ -223,9 +224,21 @@ impl Matches {
             .with_context(|| format!("cannot search {}", self.path.display()))?;
         if let Some(text) = &self.output {
             // Newest first: reading stops at the `limit`th that printed it.
+            let mut seen = std::collections::HashSet::new();
             rows = rows
                 .into_iter()
-                .filter(|row| capture::output::printed(&self.path, &row.record, text))
+                .filter(|row| {
+                    if unique && seen.contains(&row.record.command) {
+                        return false;
+                    }
+                    if !capture::output::printed(&self.path, &row.record, text) {
+                        return false;
+                    }
+                    if unique {
+                        seen.insert(row.record.command.clone());
+                    }
+                    true
+                })
                 .take(limit.unwrap_or(usize::MAX))
                 .collect();
         }
@@ -252,7 +265,9 @@ impl Matches {
         fields: Fields,
     ) -> Result<Exit> {
         let mut out = RecordWriter::new(io::stdout().lock(), format, fields);
-        if limit.is_some() {
+        // `--unique --output`: which run of a text is the newest that printed
+        // TEXT is known only newest first, so those are held at once too.
+        if limit.is_some() || (unique && self.output.is_some()) {
             let Some(rows) = self.newest(limit, unique, order)? else {
                 return Ok(Exit::NoMatch);
             };

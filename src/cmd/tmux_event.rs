@@ -36,7 +36,11 @@ impl TmuxEventCmd {
         let hook = self.hook.as_str();
         let mut events = Vec::new();
         if hooks::PANE_REFRESH_HOOKS.contains(&hook) {
-            events = hooks::pane_changes(&event.tmux_socket, event.tmux_server_pid, &by)?;
+            // A failure here costs the moves, never the hook's own event.
+            match hooks::pane_changes(&event.tmux_socket, event.tmux_server_pid, &by) {
+                Ok(changes) => events = changes,
+                Err(err) => store::log("tmux-event", &err),
+            }
         }
         if !hooks::PANE_PLACE_HOOKS.contains(&hook) {
             events.insert(0, event);

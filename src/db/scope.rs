@@ -192,19 +192,24 @@ impl Database {
             .map(|row| row.id)
             .collect();
         // Only the temporary database is written, so a read-only one will do.
+        // A table of its own per call: conditions made earlier keep theirs.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let table = format!(
+            "temp.placed_ids_{}",
+            CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let tx = self.conn.unchecked_transaction()?;
-        tx.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS placed_ids (id INTEGER PRIMARY KEY);
-             DELETE FROM temp.placed_ids;",
-        )?;
+        tx.execute_batch(&format!(
+            "CREATE TEMP TABLE {table} (id INTEGER PRIMARY KEY);"
+        ))?;
         {
-            let mut insert = tx.prepare("INSERT INTO temp.placed_ids (id) VALUES (?1)")?;
+            let mut insert = tx.prepare(&format!("INSERT INTO {table} (id) VALUES (?1)"))?;
             for id in kept {
                 insert.execute([id])?;
             }
         }
         tx.commit()?;
-        c.push("id IN (SELECT id FROM temp.placed_ids)", []);
+        c.push(&format!("id IN (SELECT id FROM {table})"), []);
         Ok(())
     }
 }

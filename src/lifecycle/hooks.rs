@@ -45,6 +45,9 @@ pub const PANE_REFRESH_HOOKS: &[&str] = &[
     "after-new-window",
     "session-created",
     "window-linked",
+    // A window or session closed takes its panes with it.
+    "window-unlinked",
+    "session-closed",
 ];
 
 /// In every hook command of ours, and in no command of the user's: how
@@ -148,6 +151,11 @@ pub fn register(bin: &Path, capture: bool) -> Result<Registered> {
     if capture {
         let pipe = format!("pipe-pane -o {}", tmux_quote(&capture_command(bin)));
         for hook in CAPTURE_HOOKS {
+            let size: usize = args.iter().map(|a| a.len() + 1).sum();
+            if size + pipe.len() + hook.len() + 16 > COMMAND_LINE_ROOM && !args.is_empty() {
+                tmux(&args)?;
+                args.clear();
+            }
             push_command(&mut args, &["set-hook", "-ga", hook, &pipe]);
         }
         push_command(
@@ -355,9 +363,34 @@ pub fn pane_pipes() -> Result<(i64, Vec<PanePipe>)> {
 /// has one, the user's, is left alone).
 pub fn capture_panes(bin: &Path, panes: &[PanePipe]) -> Result<()> {
     let command = capture_command(bin);
+    let commands = panes
+        .iter()
+        .filter(|p| !p.piped)
+        .map(|p| vec!["pipe-pane", "-o", "-t", &p.pane, &command]);
+    run_in_parts(commands)
+}
+
+/// Ends the capture of the panes in `ours` (a `pipe-pane` with no command
+/// closes the pane's pipe), leaving every other pipe, the user's, alone.
+pub fn stop_capture(panes: &[PanePipe], ours: &[String]) -> Result<()> {
+    let commands = panes
+        .iter()
+        .filter(|p| p.piped && ours.contains(&p.pane))
+        .map(|p| vec!["pipe-pane", "-t", p.pane.as_str()]);
+    run_in_parts(commands)
+}
+
+/// Runs tmux commands, as few command lines as fit tmux's limit.
+fn run_in_parts<'a>(commands: impl Iterator<Item = Vec<&'a str>>) -> Result<()> {
     let mut args: Vec<String> = Vec::new();
-    for pane in panes.iter().filter(|p| !p.piped) {
-        push_command(&mut args, &["pipe-pane", "-o", "-t", &pane.pane, &command]);
+    for command in commands {
+        let adding: usize = command.iter().map(|a| a.len() + 1).sum();
+        let have: usize = args.iter().map(|a| a.len() + 1).sum();
+        if have + adding > COMMAND_LINE_ROOM && !args.is_empty() {
+            tmux(&args)?;
+            args.clear();
+        }
+        push_command(&mut args, &command);
     }
     if !args.is_empty() {
         tmux(&args)?;

@@ -372,6 +372,29 @@ fn search_output_finds_the_commands_that_printed_a_text() {
         (Some(1), String::new())
     );
     assert_eq!(search(&["--output", "no-such-text"]).0, Some(1));
+
+    // The same command twice, printing the text only the first time:
+    // `--unique` keeps the newest run that printed it, not the newest run.
+    pane.line("echo needle-77 > n.txt");
+    pane.line("cat n.txt");
+    pane.line(": > n.txt");
+    pane.line("cat n.txt");
+    let rows = sb.wait_rows("two runs of cat", |rows| {
+        rows.iter().filter(|r| r.command == "cat n.txt").count() == 2
+    });
+    let first = rows.iter().find(|r| r.command == "cat n.txt").unwrap();
+    wait_output(&sb, first.id, "needle-77\n");
+    for all in [false, true] {
+        let mut args = vec!["--output", "needle-77", "--unique", "--format", "cmd"];
+        if all {
+            args.push("--all");
+        }
+        assert_eq!(
+            search(&args),
+            (Some(0), "cat n.txt\n".to_string()),
+            "{args:?}"
+        );
+    }
 }
 
 #[test]
@@ -442,4 +465,75 @@ fn a_pane_replays_and_exports_as_an_asciicast_that_asciinema_reads() {
     let printed = fs::read_to_string(&out).unwrap();
     assert_eq!(fs::read_to_string(&rc).unwrap(), "0\n", "{printed}");
     assert!(printed.contains(&expected), "asciinema cat: {printed}");
+}
+
+/// The documented line in `~/.tmux.conf`, with capture on, as a new
+/// server starts: there is no pane yet to list, and `init tmux` must still
+/// register its hooks and record the server's start.
+#[test]
+fn init_tmux_in_the_config_of_a_starting_server_works_with_capture_on() {
+    let sb = Sandbox::new();
+    let config = sb.path().join("config/tmux-audit");
+    fs::create_dir_all(&config).unwrap();
+    fs::write(config.join("config.toml"), "[capture]\nenabled = true\n").unwrap();
+    let conf = sb.path().join("tmux.conf");
+    fs::write(
+        &conf,
+        format!("run-shell '{} init tmux'\n", sb.bin.display()),
+    )
+    .unwrap();
+    let socket = format!("ta-start-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .env_clear()
+            .envs(sb.env())
+            .current_dir(sb.path())
+            .args(["-L", &socket, "-f"])
+            .arg(&conf)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    /// Ends the server however the test ends.
+    struct Server<F: Fn(&[&str]) -> std::process::Output>(F);
+    impl<F: Fn(&[&str]) -> std::process::Output> Drop for Server<F> {
+        fn drop(&mut self) {
+            (self.0)(&["kill-server"]);
+        }
+    }
+    let server = Server(tmux);
+    let started = (server.0)(&["new-session", "-d", "-x", "80", "-y", "24", "cat"]);
+    assert!(started.status.success(), "{started:?}");
+    sb.wait_events("the server's start, recorded by init tmux", |e| {
+        e.iter().any(|e| e.event == "server-started")
+    });
+    let log = sb.log();
+    assert!(!log.contains("init tmux"), "{log}");
+    drop(server);
+}
+
+/// Capture turned off again: `init tmux` ends the captures of ours that
+/// still run, and the panes' output goes nowhere any more.
+#[test]
+fn capture_turned_off_ends_the_running_captures() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let piped = |tmux: &Tmux| tmux.run(&["list-panes", "-a", "-F", "#{pane_pipe}"]);
+    let start = Instant::now();
+    while !piped(&tmux).lines().all(|l| l == "1") {
+        assert!(start.elapsed() < PATIENCE, "the panes were never captured");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let config = sb.path().join("config/tmux-audit/config.toml");
+    fs::write(&config, "[capture]\nenabled = false\n").unwrap();
+    tmux.load_audit_config(&sb);
+    let start = Instant::now();
+    while !piped(&tmux).lines().all(|l| l == "0") {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "still captured: {}",
+            piped(&tmux)
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
 }
