@@ -36,12 +36,14 @@ impl Context {
     /// `cwd`: the directory the command started in, when the hook knows it
     /// (else the recorder's own, inherited from the shell).
     pub fn capture(cwd: Option<StoredText>) -> Context {
-        Context::capture_for(cwd, std::os::unix::process::parent_id())
+        Context::capture_for(cwd, tty_of(std::os::unix::process::parent_id()))
     }
 
-    /// The context of a command run by the shell with process id `shell`
-    /// (the recorder a hook starts once is not the shell's child).
-    pub fn capture_for(cwd: Option<StoredText>, shell: u32) -> Context {
+    /// The context of a command of a shell whose terminal is `tty` (the
+    /// recorder a hook starts once is not the shell's child: it reads the
+    /// shell's terminal when it starts, not while the shell may run a
+    /// command with its input redirected).
+    pub fn capture_for(cwd: Option<StoredText>, tty: Option<String>) -> Context {
         // SAFETY: getuid cannot fail and has no preconditions.
         let uid = unsafe { libc::getuid() };
         Context {
@@ -51,7 +53,7 @@ impl Context {
             login_uid: login_uid(),
             sudo_user: non_empty_var("SUDO_USER"),
             host: whoami::fallible::hostname().unwrap_or_default(),
-            tty: tty_of(shell),
+            tty,
             ssh_connection: non_empty_var("SSH_CONNECTION"),
             tmux: Tmux::from_env(),
         }
@@ -128,9 +130,9 @@ fn login_uid() -> Option<u32> {
     raw.trim().parse().ok().filter(|&uid| uid != u32::MAX)
 }
 
-/// The terminal of the shell that called us: the hook gives the recorder a
-/// pipe as its stdin, but the shell's own stdin is the terminal.
-fn tty_of(shell: u32) -> Option<String> {
+/// The terminal of the shell with process id `shell`: the hook gives the
+/// recorder a pipe as its stdin, but the shell's own stdin is the terminal.
+pub fn tty_of(shell: u32) -> Option<String> {
     let parent = shell;
     let target = fs::read_link(format!("/proc/{parent}/fd/0")).ok()?;
     let target = target.to_str()?;

@@ -56,8 +56,8 @@ impl Record {
             duration_ms: self.duration_ms,
             cwd: self.cwd.clone().map(OsStringExt::into_vec),
         };
-        let shell = std::os::unix::process::parent_id();
-        let record = command_record(told, command, &config, finished_us, shell);
+        let tty = tmux_audit::context::tty_of(std::os::unix::process::parent_id());
+        let record = command_record(told, command, &config, finished_us, tty);
         let path = paths::database(self.db.path.as_deref())?;
         store::save(&path, &[Entry::Command(record)])?;
         // With a central store: a detached sync, at most every N seconds
@@ -107,7 +107,7 @@ pub(super) fn command_record(
     command: Vec<u8>,
     config: &Config,
     finished_us: i64,
-    shell: u32,
+    tty: Option<String>,
 ) -> CommandRecord {
     let (command, redacted) = match redact_secrets(&command, &config.redact) {
         Some(redacted) => (redacted, true),
@@ -130,7 +130,7 @@ pub(super) fn command_record(
         redacted,
     };
     let cwd = told.cwd.map(StoredText::from_bytes);
-    CommandRecord::new(finished, Context::capture_for(cwd, shell), finished_us)
+    CommandRecord::new(finished, Context::capture_for(cwd, tty), finished_us)
 }
 
 impl RecordLater {

@@ -119,6 +119,10 @@ impl Recorder {
     fn serve(&self) -> Result<Exit> {
         let (fifo, _) = self.files()?;
         let shell = pidfd(self.shell_pid)?;
+        // The shell's terminal now, as it loads the hook: later its input
+        // may be redirected for a moment (a builtin's `< file`), while a
+        // frame is read.
+        let tty = tmux_audit::context::tty_of(self.shell_pid);
         // SAFETY: descriptor 0 is the FIFO the starter gave this process,
         // owned by nothing else here.
         let input = unsafe { File::from_raw_fd(0) };
@@ -133,7 +137,7 @@ impl Recorder {
             },
         );
         loop {
-            match self.one(&mut frames, &path) {
+            match self.one(&mut frames, &path, &tty) {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(FrameError::Io(err)) if err.kind() == io::ErrorKind::UnexpectedEof => break,
@@ -159,7 +163,12 @@ impl Recorder {
     }
 
     /// Stores the next frame; false at the end of the stream.
-    fn one(&self, frames: &mut BufReader<Watched>, db: &Path) -> Result<bool, FrameError> {
+    fn one(
+        &self,
+        frames: &mut BufReader<Watched>,
+        db: &Path,
+        tty: &Option<String>,
+    ) -> Result<bool, FrameError> {
         let Some((header, kind)) = hook_stream::read_header(frames)? else {
             return Ok(false);
         };
@@ -200,7 +209,7 @@ impl Recorder {
             duration_ms: header.duration_ms,
             cwd: Some(header.cwd).filter(|cwd| !cwd.is_empty()),
         };
-        let record = command_record(told, text, &config, finished_us, self.shell_pid);
+        let record = command_record(told, text, &config, finished_us, tty.clone());
         if let Err(err) = store::save(db, &[Entry::Command(record)]) {
             store::log("recorder", &err);
         }
