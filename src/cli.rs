@@ -377,26 +377,14 @@ Exit status: 0 when something was found, 1 when nothing was, 2 on an error.",
 tmux-audit search 'rm -rf' --session prod --since '7 days ago' --format json\n  \
 tmux-audit search --cwd-under ~/src/api --since today --failed\n  \
 tmux-audit search --output 'permission denied' --since today\n  \
-tmux-audit search --unique --format cmd -0 | fzf --read0"
+tmux-audit search --all --unique --reverse --format cmd -0 | fzf --read0"
 )]
 pub struct Search {
     #[command(flatten)]
     pub db: DbArg,
 
-    /// Text to look for in the command.
-    pub pattern: Option<String>,
-
-    /// PATTERN is the whole command.
-    #[arg(long, conflicts_with_all = ["prefix", "regex"], requires = "pattern")]
-    pub exact: bool,
-
-    /// PATTERN is the start of the command.
-    #[arg(long, conflicts_with = "regex", requires = "pattern")]
-    pub prefix: bool,
-
-    /// PATTERN is a regular expression (Rust regex syntax).
-    #[arg(long, requires = "pattern")]
-    pub regex: bool,
+    #[command(flatten)]
+    pub text: PatternArgs,
 
     /// Only commands whose captured output holds TEXT (as plain text,
     /// escape sequences dropped; see `[capture]` in config.toml).
@@ -462,6 +450,43 @@ impl Search {
     }
 }
 
+/// PATTERN and how it matches the command's text: `search` and `export`.
+#[derive(Debug, Args)]
+pub struct PatternArgs {
+    /// Text to look for in the command.
+    pub pattern: Option<String>,
+
+    /// PATTERN is the whole command.
+    #[arg(long, conflicts_with_all = ["prefix", "regex"], requires = "pattern")]
+    pub exact: bool,
+
+    /// PATTERN is the start of the command.
+    #[arg(long, conflicts_with = "regex", requires = "pattern")]
+    pub prefix: bool,
+
+    /// PATTERN is a regular expression (Rust regex syntax).
+    #[arg(long, requires = "pattern")]
+    pub regex: bool,
+}
+
+impl PatternArgs {
+    /// PATTERN, when one is given (an empty one matches everything).
+    pub fn pattern(&self) -> Option<&str> {
+        self.pattern.as_deref().filter(|p| !p.is_empty())
+    }
+
+    /// How PATTERN matches.
+    pub fn kind(&self) -> tmux_audit::filter::MatchKind {
+        use tmux_audit::filter::MatchKind;
+        match (self.exact, self.prefix, self.regex) {
+            (true, _, _) => MatchKind::Exact,
+            (_, true, _) => MatchKind::Prefix,
+            (_, _, true) => MatchKind::Regex,
+            _ => MatchKind::Substring,
+        }
+    }
+}
+
 /// Write every recorded command (or those the filters keep) for another program.
 #[derive(Debug, Args)]
 #[command(
@@ -483,20 +508,8 @@ pub struct Export {
     #[command(flatten)]
     pub db: DbArg,
 
-    /// Text to look for in the command.
-    pub pattern: Option<String>,
-
-    /// PATTERN is the whole command.
-    #[arg(long, conflicts_with_all = ["prefix", "regex"], requires = "pattern")]
-    pub exact: bool,
-
-    /// PATTERN is the start of the command.
-    #[arg(long, conflicts_with = "regex", requires = "pattern")]
-    pub prefix: bool,
-
-    /// PATTERN is a regular expression (Rust regex syntax).
-    #[arg(long, requires = "pattern")]
-    pub regex: bool,
+    #[command(flatten)]
+    pub text: PatternArgs,
 
     #[command(flatten)]
     pub filters: FilterArgs,

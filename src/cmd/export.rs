@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::search::{match_kind, Matches};
+use super::search::Matches;
 use super::{Exit, Run};
 use crate::cli::{Export, ExportFormat};
 use tmux_audit::db::Order;
@@ -12,11 +12,11 @@ use tmux_audit::render::stream::{Fields, RecordFormat};
 impl Run for Export {
     fn run(&self) -> Result<Exit> {
         self.check().map_err(anyhow::Error::msg)?;
-        let kind = match_kind(self.exact, self.prefix, self.regex);
+        let kind = self.text.kind();
         let matches = Matches::find(
             self.db.path.as_deref(),
             &self.filters,
-            self.pattern.as_deref(),
+            self.text.pattern(),
             kind,
         )?;
         let order = if self.reverse {

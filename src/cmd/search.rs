@@ -18,14 +18,14 @@ use tmux_audit::render::stream::{Fields, RecordFormat, RecordWriter};
 impl Run for Search {
     fn run(&self) -> Result<Exit> {
         self.check().map_err(anyhow::Error::msg)?;
-        let kind = match_kind(self.exact, self.prefix, self.regex);
+        let kind = self.text.kind();
         if self.central {
             return self.run_central(kind);
         }
         let mut matches = Matches::find(
             self.db.path.as_deref(),
             &self.filters,
-            self.pattern.as_deref(),
+            self.text.pattern(),
             kind,
         )?;
         matches.output = self.output.as_ref().map(|text| text.as_bytes().to_vec());
@@ -66,7 +66,7 @@ impl Search {
         let filters = tmux_audit::filter::Filters::from(&self.filters);
         central_filters_only(&filters)?;
         let conditions = filters.conditions()?;
-        let pattern = self.pattern.clone().filter(|p| !p.is_empty());
+        let pattern = self.text.pattern().map(str::to_string);
         if let Some(pattern) = &pattern {
             pattern_plan(conditions.clone(), pattern, kind)?;
         }
@@ -129,16 +129,6 @@ pub(super) fn central_filters_only(filters: &tmux_audit::filter::Filters) -> Res
         );
     }
     Ok(())
-}
-
-/// How PATTERN matches, from `--exact`, `--prefix` and `--regex`.
-pub(super) fn match_kind(exact: bool, prefix: bool, regex: bool) -> MatchKind {
-    match (exact, prefix, regex) {
-        (true, _, _) => MatchKind::Exact,
-        (_, true, _) => MatchKind::Prefix,
-        (_, _, true) => MatchKind::Regex,
-        _ => MatchKind::Substring,
-    }
 }
 
 /// The commands a search or an export asks for: the database, opened and
