@@ -863,21 +863,14 @@ fn tls_verify_full_checks_the_server_and_a_client_certificate_logs_in() {
     );
 }
 
-/// A database from before the central store (schema 9) takes the new
+/// A database from before the central store (schema 13) takes the new
 /// tables in place, its records kept, and ships them.
 #[test]
 fn a_database_from_before_the_central_store_upgrades_in_place() {
     let sb = Sandbox::new();
     sb.record_numbered("1", "echo before");
     assert!(sb.flush());
-    rusqlite::Connection::open(&sb.db)
-        .unwrap()
-        .execute_batch(
-            "DROP TABLE central_identity; DROP TABLE central_shipped;
-             DROP INDEX commands_by_tmux_session; DROP INDEX commands_by_host;
-             PRAGMA user_version = 13;",
-        )
-        .unwrap();
+    crate::schemas::downgrade(&sb.db, 13);
     let (ok, out) = sb.run(&["verify"]);
     assert!(ok, "{out}");
     let conn = rusqlite::Connection::open(&sb.db).unwrap();

@@ -509,22 +509,7 @@ fn a_version_9_database_is_upgraded_by_an_import() {
     let sb = Sandbox::new();
     assert!(sb.record_numbered("1", "echo before").status.success());
     assert!(sb.flush());
-    // What schemas 10 to 15 added taken away: the database as version 9
-    // left it.
-    let conn = Connection::open(&sb.db).unwrap();
-    conn.execute_batch(
-        "DROP INDEX commands_by_import_key;
-         ALTER TABLE commands DROP COLUMN import_key;
-         ALTER TABLE commands DROP COLUMN import_file;
-         ALTER TABLE commands DROP COLUMN import_source;
-         ALTER TABLE tmux_events DROP COLUMN automatic_rename;
-         DROP TABLE pruned_sessions; DROP TABLE retention_state; DROP TABLE forward_cursors;
-         DROP TABLE central_identity; DROP TABLE central_shipped;
-         DROP INDEX commands_by_tmux_session; DROP INDEX commands_by_host;
-         PRAGMA user_version = 9;",
-    )
-    .unwrap();
-    drop(conn);
+    crate::schemas::downgrade(&sb.db, 9);
     let file = bash_file(&sb, "h", &["echo imported"]);
     let out = import(&sb, &["bash", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));

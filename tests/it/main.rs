@@ -28,6 +28,7 @@ mod record;
 mod recorder;
 mod redact;
 mod redact_command;
+mod schemas;
 mod search;
 mod shared;
 mod verify;

@@ -413,14 +413,10 @@ fn the_file_shrinks() {
 /// Back to schema 11 as an earlier tmux-audit left it: no retention
 /// tables, and incremental vacuum off.
 fn as_before_retention(db: &Path) {
+    crate::schemas::downgrade(db, 11);
     let conn = Connection::open(db).unwrap();
-    conn.execute_batch(
-        "DROP TABLE pruned_sessions; DROP TABLE retention_state; DROP TABLE forward_cursors;
-         DROP TABLE central_identity; DROP TABLE central_shipped;
-         DROP INDEX commands_by_tmux_session; DROP INDEX commands_by_host;
-         PRAGMA auto_vacuum = NONE; VACUUM; PRAGMA user_version = 11;",
-    )
-    .unwrap();
+    conn.execute_batch("PRAGMA auto_vacuum = NONE; VACUUM;")
+        .unwrap();
     let mode: i64 = conn
         .pragma_query_value(None, "auto_vacuum", |r| r.get(0))
         .unwrap();
