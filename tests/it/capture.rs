@@ -375,13 +375,21 @@ fn search_output_finds_the_commands_that_printed_a_text() {
 
     // The same command twice, printing the text only the first time:
     // `--unique` keeps the newest run that printed it, not the newest run.
-    pane.line("echo needle-77 > n.txt");
-    pane.line("cat n.txt");
-    pane.line(": > n.txt");
-    pane.line("cat n.txt");
-    let rows = sb.wait_rows("two runs of cat", |rows| {
-        rows.iter().filter(|r| r.command == "cat n.txt").count() == 2
-    });
+    // Each typed once the one before is recorded: a line typed ahead is
+    // echoed by the terminal while the command before it runs, so it is
+    // part of that command's output.
+    let mut expected = sb.rows().len();
+    for line in [
+        "echo needle-77 > n.txt",
+        "cat n.txt",
+        ": > n.txt",
+        "cat n.txt",
+    ] {
+        pane.line(line);
+        expected += 1;
+        sb.wait_rows(line, |rows| rows.len() >= expected);
+    }
+    let rows = sb.rows();
     let first = rows.iter().find(|r| r.command == "cat n.txt").unwrap();
     wait_output(&sb, first.id, "needle-77\n");
     for all in [false, true] {
