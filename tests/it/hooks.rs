@@ -649,6 +649,7 @@ fn bash_leaves_the_users_history_file_byte_for_byte_as_without_the_hook() {
         "for i in 1 2\ndo echo $i\ndone",
         " echo mysql -uroot -pX; exit",
     ];
+    let mut cases = Vec::new();
     for place in [
         HistoryAppend::PromptCommandString,
         HistoryAppend::PromptCommandArrayAfter,
@@ -656,36 +657,54 @@ fn bash_leaves_the_users_history_file_byte_for_byte_as_without_the_hook() {
     ] {
         for histappend in [true, false] {
             for lithist in [false, true] {
-                let mut before = String::from("HISTCONTROL=ignoreboth\nHISTFILE=~/.bash_history\n");
-                if histappend {
-                    before.push_str("shopt -s histappend\n");
-                }
-                if lithist {
-                    before.push_str("shopt -s lithist\n");
-                }
-                let after = match place {
-                    HistoryAppend::PromptCommandString => {
-                        before.push_str("PROMPT_COMMAND='history -a'\n");
-                        String::new()
-                    }
-                    HistoryAppend::PromptCommandArrayAfter => {
-                        "PROMPT_COMMAND=(\"${PROMPT_COMMAND[@]}\" 'history -a')".to_string()
-                    }
-                    HistoryAppend::BashPreexecPrecmd => {
-                        format!("{BASH_PREEXEC_LIKE}\nprecmd() {{ history -a; }}")
-                    }
-                };
-                let rc = Rc::default().before(&before).after(&after);
-                let with = bash_history_file(&rc, &lines);
-                let without = bash_history_file(&rc.clone().without_hook(), &lines);
-                assert_eq!(
-                    String::from_utf8_lossy(&with),
-                    String::from_utf8_lossy(&without),
-                    "history -a in {place:?}, histappend {histappend}, lithist {lithist}"
-                );
+                cases.push((place, histappend, lithist));
             }
         }
     }
+    // Twelve cases of two shells each, every case a tmux server of its
+    // own: run side by side, as the shells mostly wait.
+    std::thread::scope(|scope| {
+        let running: Vec<_> = cases
+            .into_iter()
+            .map(|(place, histappend, lithist)| {
+                scope.spawn(move || {
+                    let mut before =
+                        String::from("HISTCONTROL=ignoreboth\nHISTFILE=~/.bash_history\n");
+                    if histappend {
+                        before.push_str("shopt -s histappend\n");
+                    }
+                    if lithist {
+                        before.push_str("shopt -s lithist\n");
+                    }
+                    let after = match place {
+                        HistoryAppend::PromptCommandString => {
+                            before.push_str("PROMPT_COMMAND='history -a'\n");
+                            String::new()
+                        }
+                        HistoryAppend::PromptCommandArrayAfter => {
+                            "PROMPT_COMMAND=(\"${PROMPT_COMMAND[@]}\" 'history -a')".to_string()
+                        }
+                        HistoryAppend::BashPreexecPrecmd => {
+                            format!("{BASH_PREEXEC_LIKE}\nprecmd() {{ history -a; }}")
+                        }
+                    };
+                    let rc = Rc::default().before(&before).after(&after);
+                    let with = bash_history_file(&rc, &lines);
+                    let without = bash_history_file(&rc.clone().without_hook(), &lines);
+                    assert_eq!(
+                        String::from_utf8_lossy(&with),
+                        String::from_utf8_lossy(&without),
+                        "history -a in {place:?}, histappend {histappend}, lithist {lithist}"
+                    );
+                })
+            })
+            .collect();
+        for case in running {
+            if let Err(panic) = case.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
 }
 
 #[test]
