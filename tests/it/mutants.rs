@@ -504,6 +504,32 @@ fn a_due_merge_that_finds_the_database_busy_starts_a_background_merge() {
     assert_eq!(background_merges(&sb), 1);
 }
 
+/// A spool grown past what a prompt may wait to merge (a backlog, after a
+/// long outage or a huge paste) goes to a background merge that starts at
+/// once, not to one that waits the few minutes a record may wait.
+#[test]
+fn a_backlog_goes_to_a_background_merge_at_once() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    let big = format!("second {}", "x".repeat(300_000));
+    record(&sb, 2, &big, T0 + SECOND, 0, "/");
+    // Read without merging (every reader of tmux-audit merges first): only
+    // the background merge can move the spool in.
+    let start = std::time::Instant::now();
+    while crate::support::rows_in(&sb.db).len() < 2 {
+        assert!(
+            start.elapsed() < crate::support::PATIENCE,
+            "the backlog still waits; background merges: {:?}",
+            sb.processes()
+                .iter()
+                .filter(|p| p.cmdline.contains(" merge-later "))
+                .map(|p| p.cmdline.clone())
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A redaction entry is checked against the row in full: one whose start
 /// disagrees with the row, in a trace rechained to look intact (as only a
 /// forger would write it), leaves the record named as changed.
