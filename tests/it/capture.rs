@@ -378,16 +378,16 @@ fn search_output_finds_the_commands_that_printed_a_text() {
     // Each typed once the one before is recorded: a line typed ahead is
     // echoed by the terminal while the command before it runs, so it is
     // part of that command's output.
-    let mut expected = sb.rows().len();
-    for line in [
+    let before = sb.rows().len();
+    let lines = [
         "echo needle-77 > n.txt",
         "cat n.txt",
         ": > n.txt",
         "cat n.txt",
-    ] {
+    ];
+    for (typed, line) in lines.into_iter().enumerate() {
         pane.line(line);
-        expected += 1;
-        sb.wait_rows(line, |rows| rows.len() >= expected);
+        sb.wait_rows(line, |rows| rows.len() > before + typed);
     }
     let rows = sb.rows();
     let first = rows.iter().find(|r| r.command == "cat n.txt").unwrap();
