@@ -12,7 +12,7 @@ use super::identity::HostIdentity;
 use super::query::tmux_event;
 use super::CentralError;
 use crate::chain::{self, Hash};
-use crate::db::central::Chain;
+use crate::db::Chain;
 use crate::db::Database;
 
 /// What the walk of one host's chain on the server found.
@@ -62,7 +62,7 @@ pub fn verify_server(
             host_id: host_id.clone(),
             host: host_name,
             database_id: database_id.clone(),
-            chain: chain.name(),
+            chain: chain.table(),
             ..ChainReport::default()
         };
         let sql = match chain {
@@ -147,7 +147,7 @@ pub fn compare_local(
             .query(
                 "SELECT id, hash FROM tmux_audit.shipped_hashes
                  WHERE host_id = $1 AND database_id = $2 AND chain = $3 ORDER BY id",
-                &[&host.id, &database_id, &chain.name()],
+                &[&host.id, &database_id, &chain.table()],
             )
             .map_err(|e| CentralError::from_postgres(&e))?
             .iter()
@@ -235,7 +235,7 @@ fn pruned_runs(
     let mut runs = BTreeMap::new();
     for stored in db.trace()? {
         let entry = &stored.entry;
-        if entry.kind != crate::trace::PRUNE || entry.chain != chain.name() {
+        if entry.kind != crate::trace::PRUNE || entry.chain != chain.table() {
             continue;
         }
         if let Ok(detail) = serde_json::from_str::<crate::trace::PruneDetail>(&entry.detail) {

@@ -9,8 +9,9 @@ use postgres::types::ToSql;
 use super::connect::Target;
 use super::identity::HostIdentity;
 use super::{schema, CentralError};
-use crate::db::central::{Chain, ChainedCommand, Cursor};
+use crate::db::central::{ChainedCommand, Cursor};
 use crate::db::events::StoredEvent;
+use crate::db::Chain;
 use crate::db::Database;
 
 /// Rows per INSERT: 28 parameters each, under PostgreSQL's 65,535.
@@ -143,7 +144,7 @@ pub fn anchor(
         .query_opt(
             "SELECT last_id, last_hash FROM tmux_audit.anchors
              WHERE host_id = $1 AND database_id = $2 AND chain = $3",
-            &[&host.id, &database_id, &chain.name()],
+            &[&host.id, &database_id, &chain.table()],
         )
         .map_err(|e| CentralError::from_postgres(&e))?;
     Ok(row.map(|r| Cursor {
@@ -170,7 +171,7 @@ fn start(
     match db.chain_hash_at(chain, anchor.last_id)? {
         Some(hash) if hash == anchor.last_hash => Ok(anchor),
         _ => Err(ShipError::Diverged {
-            chain: chain.name(),
+            chain: chain.table(),
             id: anchor.last_id,
         }),
     }

@@ -5,7 +5,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::events::{stored_event, EVENT_COLUMNS};
 use super::queries::{stored_command, COLUMNS};
-use super::{Database, DbError, StoredCommand};
+use super::{Chain, Database, DbError, StoredCommand};
 use crate::db::events::StoredEvent;
 
 /// A row's id and its hash (None before the chain began).
@@ -95,7 +95,7 @@ impl Database {
             .conn
             .query_row(
                 "SELECT last_id, last_hash FROM central_shipped WHERE server = ?1 AND chain = ?2",
-                params![server, chain.name()],
+                params![server, chain.table()],
                 |r| {
                     Ok(Cursor {
                         last_id: r.get(0)?,
@@ -119,32 +119,9 @@ impl Database {
                 "INSERT INTO central_shipped (server, chain, last_id, last_hash, at_us)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (server, chain) DO UPDATE SET last_id = ?3, last_hash = ?4, at_us = ?5",
-                params![server, chain.name(), cursor.last_id, cursor.last_hash, at_us],
+                params![server, chain.table(), cursor.last_id, cursor.last_hash, at_us],
             )?;
             Ok(())
         })
-    }
-}
-
-/// The chains shipped: commands and tmux events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Chain {
-    Commands,
-    TmuxEvents,
-}
-
-impl Chain {
-    pub const ALL: [Chain; 2] = [Chain::Commands, Chain::TmuxEvents];
-
-    /// Its name in the central store's `anchors` and in the local cursor.
-    pub fn name(self) -> &'static str {
-        match self {
-            Chain::Commands => "commands",
-            Chain::TmuxEvents => "tmux_events",
-        }
-    }
-
-    fn table(self) -> &'static str {
-        self.name()
     }
 }

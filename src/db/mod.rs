@@ -19,6 +19,27 @@ pub use report::{GroupBy, Ranked, ReportRow, SortBy, Totals};
 pub use retention::{PruneError, PruneRules, Pruned, Reclaimed, DAILY_US};
 pub use trace::{append as append_trace, StoredTrace, UnchainedDigest};
 
+/// The two chains of a database: its commands and its tmux events, each
+/// a table whose rows are hash-chained in id order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chain {
+    Commands,
+    TmuxEvents,
+}
+
+impl Chain {
+    pub const ALL: [Chain; 2] = [Chain::Commands, Chain::TmuxEvents];
+
+    /// Its table, which is also its name wherever a chain is named (the
+    /// trace, the central store's anchors, the local ship cursor).
+    pub fn table(self) -> &'static str {
+        match self {
+            Chain::Commands => "commands",
+            Chain::TmuxEvents => "tmux_events",
+        }
+    }
+}
+
 use std::fmt;
 use std::fs;
 use std::io;

@@ -31,7 +31,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::events::{stored_event, EVENT_COLUMNS};
 use super::queries::{stored_command, COLUMNS};
 use super::trace::append;
-use super::{Database, DbError};
+use super::{Chain, Database, DbError};
 use crate::chain::{self, Hash, PrunedDigest};
 use crate::text::hex;
 use crate::trace::{self, PruneDetail, PrunedRun, RedactionDetail, TraceEntry};
@@ -175,22 +175,6 @@ impl std::fmt::Display for PruneError {
 }
 
 impl std::error::Error for PruneError {}
-
-/// The two chains a prune goes through.
-#[derive(Debug, Clone, Copy)]
-enum Chain {
-    Commands,
-    TmuxEvents,
-}
-
-impl Chain {
-    fn table(self) -> &'static str {
-        match self {
-            Chain::Commands => "commands",
-            Chain::TmuxEvents => "tmux_events",
-        }
-    }
-}
 
 /// A row old enough to be pruned.
 struct Candidate {
@@ -492,7 +476,7 @@ impl Database {
             self.conn.pragma_update(None, "secure_delete", "ON")?;
         }
         let mut done = Pruned::default();
-        for chain in [Chain::Commands, Chain::TmuxEvents] {
+        for chain in Chain::ALL {
             let mut after = 0;
             loop {
                 let batch = if dry_run {

@@ -118,7 +118,7 @@ pub fn start(conn: &Connection) -> rusqlite::Result<()> {
         conn,
         &TraceEntry {
             kind: trace::CHAIN_START.into(),
-            chain: "commands".into(),
+            chain: super::Chain::Commands.table().into(),
             first_id: unchained.first,
             last_id: unchained.last,
             at_us: crate::store::now_us(),
