@@ -3,6 +3,7 @@
 //! text-index path of a search past the window of newest rows it scans
 //! first. Each test names what a mutant got wrong.
 
+use std::fs;
 use std::path::Path;
 use std::process::Output;
 
@@ -475,6 +476,63 @@ fn after_a_failed_merge_the_prompt_does_not_try_again_within_a_minute() {
     assert!(sb.spooled().contains("\"third\""));
     assert!(sb.flush(), "{}", sb.log());
     assert_eq!(stored(&sb), ["first", &big, "third"]);
+}
+
+/// Once the minute is over, the prompt tries the merge again: a failure
+/// noted long ago does not keep the spool waiting for a reader.
+#[test]
+fn a_failed_merge_is_tried_again_by_the_prompt_after_a_minute() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    let version = user_version(&sb, None);
+    user_version(&sb, Some(-1));
+    let big = format!("second {}", "x".repeat(40_000));
+    record(&sb, 2, &big, T0 + SECOND, 0, "/");
+    user_version(&sb, Some(version));
+    // The failure as noted a minute and a second ago.
+    let note = fs::read_dir(&sb.state)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("merge-failed-")
+        })
+        .expect("the failed merge is noted");
+    let (_, why) = fs::read_to_string(&note)
+        .unwrap()
+        .split_once('\n')
+        .map(|(at, why)| (at.to_string(), why.to_string()))
+        .unwrap();
+    let long_ago = tmux_audit::store::now_us() - tmux_audit::spool::RETRY_AFTER_US - SECOND;
+    fs::write(&note, format!("{long_ago}\n{why}")).unwrap();
+    record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
+    assert_eq!(stored(&sb), ["first", &big, "third"], "{}", sb.log());
+}
+
+/// The first record of a batch that is not due yet starts a background
+/// merge for when it will have waited the longest a record may wait.
+#[test]
+fn the_first_record_of_a_batch_starts_a_merge_for_the_longest_wait() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    assert_eq!(background_merges(&sb), 0, "the first merge was done inline");
+    record(&sb, 2, "second", T0 + SECOND, 0, "/");
+    let after = format!(
+        " merge-later --after {} ",
+        tmux_audit::spool::MERGE_AGE_US / 1_000_000
+    );
+    let merges: Vec<String> = sb
+        .processes()
+        .into_iter()
+        .filter(|p| p.tmux_audit && p.cmdline.contains(" merge-later "))
+        .map(|p| p.cmdline)
+        .collect();
+    assert!(
+        merges.len() == 1 && merges[0].contains(&after),
+        "{merges:?}"
+    );
 }
 
 /// The background merges this sandbox's records started.
