@@ -535,6 +535,41 @@ fn the_first_record_of_a_batch_starts_a_merge_for_the_longest_wait() {
     );
 }
 
+/// With no spool that can be written (a directory where the spool should
+/// be, a file where the state directory should be), a record goes straight
+/// into the database; one that finds it locked is handed to a background
+/// `record-later`, which waits for the lock. Neither is lost.
+#[test]
+fn without_a_spool_records_go_straight_to_the_database_even_when_locked() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    let spool = tmux_audit::spool::path(&sb.db);
+    let _ = fs::remove_file(&spool);
+    fs::create_dir(&spool).unwrap();
+    let _ = fs::remove_dir_all(&sb.state);
+    fs::create_dir_all(sb.state.parent().unwrap()).unwrap();
+    fs::write(&sb.state, "not a directory").unwrap();
+    record(&sb, 2, "second", T0 + SECOND, 0, "/");
+    assert_eq!(stored(&sb), ["first", "second"]);
+    let mut holder = rusqlite::Connection::open(&sb.db).unwrap();
+    let lock = holder
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
+    lock.rollback().unwrap();
+    let start = std::time::Instant::now();
+    while stored(&sb).len() < 3 {
+        assert!(
+            start.elapsed() < crate::support::PATIENCE,
+            "the locked record never landed: {:?}",
+            stored(&sb)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(stored(&sb), ["first", "second", "third"]);
+    fs::remove_file(&sb.state).unwrap();
+}
+
 /// The background merges this sandbox's records started.
 fn background_merges(sb: &Sandbox) -> usize {
     sb.processes()
