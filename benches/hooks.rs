@@ -283,9 +283,12 @@ fn shell_line(root: &Path, i: usize, v: &Variant) -> String {
     }
 }
 
-/// Median wall time of an interactive `shell` that loads `rc` and exits.
+/// Median wall time of an interactive `shell` that loads `rc` and exits,
+/// reading a terminal of its own as a shell in a pane does (`init` starts
+/// the recorder only for a shell on a terminal).
 fn startup(root: &Path, env: &[(String, String)], shell: &str, rc: &str, runs: usize) -> Duration {
     let script = format!("{rc}\nexit 0\n");
+    let (_master, terminal) = terminal();
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs + 3 {
         let mut cmd = match shell {
@@ -308,7 +311,7 @@ fn startup(root: &Path, env: &[(String, String)], shell: &str, rc: &str, runs: u
         cmd.env_clear()
             .envs(env.iter().cloned())
             .current_dir(root)
-            .stdin(Stdio::null())
+            .stdin(terminal.try_clone().unwrap())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let started = Instant::now();
@@ -317,6 +320,36 @@ fn startup(root: &Path, env: &[(String, String)], shell: &str, rc: &str, runs: u
         assert!(status.success(), "{shell} with {rc:?} failed to start");
     }
     median(&times[3..])
+}
+
+/// A new pseudo-terminal: its master (kept open while the terminal is in
+/// use) and its terminal side.
+fn terminal() -> (fs::File, fs::File) {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    // SAFETY: plain calls on a descriptor of our own; ptsname's buffer is
+    // copied before any other call.
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(
+            master >= 0,
+            "posix_openpt: {}",
+            std::io::Error::last_os_error()
+        );
+        let master = fs::File::from_raw_fd(master);
+        use std::os::fd::AsRawFd;
+        assert!(libc::grantpt(master.as_raw_fd()) == 0 && libc::unlockpt(master.as_raw_fd()) == 0);
+        let name = std::ffi::CStr::from_ptr(libc::ptsname(master.as_raw_fd()))
+            .to_string_lossy()
+            .into_owned();
+        let terminal = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(name)
+            .unwrap();
+        (master, terminal)
+    }
 }
 
 /// The long-lived recorders started under `root`'s home: pid, shell, and
