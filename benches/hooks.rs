@@ -133,6 +133,9 @@ fn main() {
             }
             tmux(&["send-keys", "-t", pane, "C-l"]);
             tmux(&["clear-history", "-t", pane]);
+            // The recorders store what they were sent after the prompt
+            // is back: that work must not fall on the next pane's batch.
+            settle(root);
         }
     }
 
@@ -429,6 +432,35 @@ fn recorders(root: &Path) -> Vec<(u32, String, [u64; 3])> {
         found.push((pid, shell, rss));
     }
     found
+}
+
+/// Waits until the recorders under `root` have used no CPU time for a
+/// few polls in a row: they have stored every frame sent to them.
+fn settle(root: &Path) {
+    let cpu = || -> Vec<u64> {
+        recorders(root)
+            .iter()
+            .map(|(pid, _, _)| {
+                let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                // utime and stime: fields 14 and 15, after the `(comm)`.
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map(|(_, rest)| rest.split_whitespace().collect())
+                    .unwrap_or_default();
+                let at = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+                at(11).unwrap_or(0) + at(12).unwrap_or(0)
+            })
+            .collect()
+    };
+    let started = Instant::now();
+    let mut last = cpu();
+    let mut quiet = 0;
+    while quiet < 3 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = cpu();
+        quiet = if now == last { quiet + 1 } else { 0 };
+        last = now;
+    }
 }
 
 fn median(times: &[Duration]) -> Duration {
