@@ -39,7 +39,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _, Result};
 
-use super::record::{command_record, load_config, read_at_most, Told};
+use super::record::{command_record, load_config, read_at_most, sync_if_due, Told};
 use super::{Exit, Run};
 use crate::cli::{Recorder, Shell};
 use tmux_audit::hook_stream::{self, FrameError, TextKind, UntilNul};
@@ -241,9 +241,16 @@ impl Recorder {
             cwd: Some(header.cwd).filter(|cwd| !cwd.is_empty()),
         };
         let record = command_record(told, text, &config, finished_us, tty.clone());
-        if let Err(err) = store::save(db, &[Entry::Command(record)]) {
+        let stored =
+            store::save(db, &[Entry::Command(record)]).and_then(|()| sync_if_due(db, &config));
+        if let Err(err) = stored {
             store::log("recorder", &err);
         }
+        // What store and sync started in the background (a merge, a sync,
+        // a record handed over) is this long-lived process's child: reap
+        // those that have ended, or each would stay a zombie until the
+        // shell exits.
+        reap_children();
         Ok(true)
     }
 }
@@ -296,6 +303,14 @@ impl Read for Watched {
             }
         }
     }
+}
+
+/// Reaps every child that has ended, without waiting for the others.
+/// Nothing else in this single-threaded process waits for a child between
+/// frames, so no one else's child status is taken.
+fn reap_children() {
+    // SAFETY: waitpid with a null status pointer and WNOHANG only reaps.
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
 }
 
 /// A descriptor that becomes readable when process `pid` ends.

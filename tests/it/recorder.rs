@@ -370,3 +370,80 @@ fn a_copy_of_the_init_script_loaded_by_another_shell_starts_its_own_recorder() {
         [outer.pid]
     );
 }
+
+/// The children of `pid` that have ended and are not reaped.
+fn zombie_children(pid: libc::pid_t) -> Vec<libc::pid_t> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+            continue;
+        };
+        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        if fields.first() == Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str()) {
+            found.push(child);
+        }
+    }
+    found
+}
+
+/// With a central store, the recorder starts the detached sync after a
+/// command as `record` does, and reaps it once it has ended (the recorder
+/// lives as long as the shell: an unreaped child stays a zombie as long).
+#[test]
+fn the_recorder_starts_the_central_sync_and_leaves_no_zombie() {
+    let sb = Sandbox::new();
+    let config = sb.path().join("config/tmux-audit");
+    fs::create_dir_all(&config).unwrap();
+    // Nothing listens there: the sync fails at once (and logs it).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    fs::write(
+        config.join("config.toml"),
+        format!(
+            "[central]\nurl = \"postgresql://w@127.0.0.1:{port}/x?sslmode=disable\"\nsync_every_secs = 3600\n"
+        ),
+    )
+    .unwrap();
+    let (_tmux, pane) = Tmux::start(&sb, &sb.shell(Shell::Bash, &Rc::default()));
+    pane.ready();
+    let recorder = wait_recorders(&sb, "one recorder", |r| r.len() == 1).remove(0);
+    type_and_wait(&sb, &pane, &["echo one"], 1);
+    let stamp = sb.state.join("central-sync.stamp");
+    let start = Instant::now();
+    while !stamp.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the recorder never started a sync"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The sync has ended once no live process runs it.
+    let start = Instant::now();
+    while sb
+        .processes()
+        .iter()
+        .any(|p| p.cmdline.contains(" sync --detached"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the sync never ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The next frame reaps it (this one starts no sync: one an hour).
+    type_and_wait(&sb, &pane, &["echo two"], 2);
+    let start = Instant::now();
+    while !zombie_children(recorder.pid).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "zombies left: {:?}",
+            zombie_children(recorder.pid)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
