@@ -11,8 +11,9 @@
 //! less the median of the shell with no hook, divided by N, is what the
 //! hook adds per command; the ratio is to the floor's.
 //!
-//! Then the start-up cost of loading each hook: an interactive shell that
-//! loads it and exits, less one that does not, median of many runs.
+//! Then the start-up cost of loading each hook: an interactive shell (on a
+//! pseudo-terminal) that loads it and exits, less one that does not, the
+//! two run in turn, median of many runs, in wall and CPU time.
 //!
 //!     cargo bench --bench hooks                 # 300 commands, 5 rounds
 //!     COMMANDS=100 ROUNDS=3 cargo bench --bench hooks
@@ -132,6 +133,9 @@ fn main() {
             }
             tmux(&["send-keys", "-t", pane, "C-l"]);
             tmux(&["clear-history", "-t", pane]);
+            // The recorders store what they were sent after the prompt
+            // is back: that work must not fall on the next pane's batch.
+            settle(root);
         }
     }
 
@@ -182,22 +186,20 @@ fn main() {
     }
 
     println!();
-    println!("start-up: an interactive shell that loads the hook and exits, less one that does not, median of {starts}");
+    println!(
+        "start-up: an interactive shell that loads the hook and exits, less one that does not \
+         (run in turn with it), median of {starts}: wall time, and CPU time of the shell and \
+         what it waited for"
+    );
     for shell in &shells {
-        let base = startup(root, &env, shell, "", starts);
         for v in variants
             .iter()
-            .filter(|v| v.shell == *shell && v.name != "none")
+            .filter(|v| v.shell == *shell && v.name != "none" && v.name != "floor")
         {
-            if v.name == "floor" {
-                continue;
-            }
-            let t = startup(root, &env, shell, &v.rc, starts);
+            let (wall, cpu) = startup(root, &env, shell, &v.rc, starts);
             println!(
-                "{:<6} {:<28} {:>8.2} ms",
-                shell,
-                v.name,
-                (t.as_secs_f64() - base.as_secs_f64()) * 1e3
+                "{:<6} {:<28} {:>8.2} ms wall {:>8.2} ms CPU",
+                shell, v.name, wall, cpu
             );
         }
     }
@@ -272,8 +274,10 @@ fn shell_line(root: &Path, i: usize, v: &Variant) -> String {
             let file = root.join(format!("config{i}.fish"));
             fs::write(
                 &file,
+                // A history file of its own: fish writes it after each
+                // command, and variants sharing one would slow each other.
                 format!(
-                    "set -g fish_greeting\nfunction fish_prompt; printf 'READY> '; end\n{}\n",
+                    "set -g fish_greeting\nset -g fish_history bench{i}\nfunction fish_prompt; printf 'READY> '; end\n{}\n",
                     v.rc
                 ),
             )
@@ -283,40 +287,109 @@ fn shell_line(root: &Path, i: usize, v: &Variant) -> String {
     }
 }
 
-/// Median wall time of an interactive `shell` that loads `rc` and exits.
-fn startup(root: &Path, env: &[(String, String)], shell: &str, rc: &str, runs: usize) -> Duration {
-    let script = format!("{rc}\nexit 0\n");
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs + 3 {
-        let mut cmd = match shell {
-            "bash" => {
-                let mut c = Command::new("bash");
-                c.args(["--noprofile", "--norc", "-i", "-c", &script]);
-                c
+/// What loading `rc` adds to an interactive `shell` that starts and exits,
+/// in milliseconds: the median wall time and the median CPU time (user and
+/// system, of the shell and the processes it waited for), each less the
+/// same shell without `rc`, the two run in turn so that a change of load
+/// falls on both. The shell reads a terminal of its own, as one in a pane
+/// does (`init` starts the recorder only for a shell on a terminal).
+fn startup(
+    root: &Path,
+    env: &[(String, String)],
+    shell: &str,
+    rc: &str,
+    runs: usize,
+) -> (f64, f64) {
+    let (_master, terminal) = terminal();
+    let mut walls = [Vec::with_capacity(runs), Vec::with_capacity(runs)];
+    let mut cpus = [Vec::with_capacity(runs), Vec::with_capacity(runs)];
+    for round in 0..runs + 3 {
+        for (i, rc) in ["", rc].into_iter().enumerate() {
+            let script = format!("{rc}\nexit 0\n");
+            let mut cmd = match shell {
+                "bash" => {
+                    let mut c = Command::new("bash");
+                    c.args(["--noprofile", "--norc", "-i", "-c", &script]);
+                    c
+                }
+                "zsh" => {
+                    let mut c = Command::new("zsh");
+                    c.args(["-f", "-i", "-c", &script]);
+                    c
+                }
+                _ => {
+                    let mut c = Command::new("fish");
+                    c.args(["--no-config", "-i", "-c", &script]);
+                    c
+                }
+            };
+            cmd.env_clear()
+                .envs(env.iter().cloned())
+                .current_dir(root)
+                .stdin(terminal.try_clone().unwrap())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let cpu_before = children_cpu();
+            let started = Instant::now();
+            let status = cmd.status().unwrap();
+            let wall = started.elapsed().as_secs_f64() * 1e3;
+            let cpu = (children_cpu() - cpu_before) * 1e3;
+            assert!(status.success(), "{shell} with {rc:?} failed to start");
+            if round >= 3 {
+                walls[i].push(wall);
+                cpus[i].push(cpu);
             }
-            "zsh" => {
-                let mut c = Command::new("zsh");
-                c.args(["-f", "-i", "-c", &script]);
-                c
-            }
-            _ => {
-                let mut c = Command::new("fish");
-                c.args(["--no-config", "-i", "-c", &script]);
-                c
-            }
-        };
-        cmd.env_clear()
-            .envs(env.iter().cloned())
-            .current_dir(root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let started = Instant::now();
-        let status = cmd.status().unwrap();
-        times.push(started.elapsed());
-        assert!(status.success(), "{shell} with {rc:?} failed to start");
+        }
     }
-    median(&times[3..])
+    let mid = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let [base_wall, wall] = &mut walls;
+    let [base_cpu, cpu] = &mut cpus;
+    (mid(wall) - mid(base_wall), mid(cpu) - mid(base_cpu))
+}
+
+/// CPU time, in seconds, of the children this process has waited for.
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// A new pseudo-terminal: its master (kept open while the terminal is in
+/// use) and its terminal side.
+fn terminal() -> (fs::File, fs::File) {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    // SAFETY: plain calls on a descriptor of our own; ptsname's buffer is
+    // copied before any other call.
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(
+            master >= 0,
+            "posix_openpt: {}",
+            std::io::Error::last_os_error()
+        );
+        let master = fs::File::from_raw_fd(master);
+        use std::os::fd::AsRawFd;
+        assert!(libc::grantpt(master.as_raw_fd()) == 0 && libc::unlockpt(master.as_raw_fd()) == 0);
+        let name = std::ffi::CStr::from_ptr(libc::ptsname(master.as_raw_fd()))
+            .to_string_lossy()
+            .into_owned();
+        let terminal = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(name)
+            .unwrap();
+        (master, terminal)
+    }
 }
 
 /// The long-lived recorders started under `root`'s home: pid, shell, and
@@ -359,6 +432,35 @@ fn recorders(root: &Path) -> Vec<(u32, String, [u64; 3])> {
         found.push((pid, shell, rss));
     }
     found
+}
+
+/// Waits until the recorders under `root` have used no CPU time for a
+/// few polls in a row: they have stored every frame sent to them.
+fn settle(root: &Path) {
+    let cpu = || -> Vec<u64> {
+        recorders(root)
+            .iter()
+            .map(|(pid, _, _)| {
+                let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                // utime and stime: fields 14 and 15, after the `(comm)`.
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map(|(_, rest)| rest.split_whitespace().collect())
+                    .unwrap_or_default();
+                let at = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+                at(11).unwrap_or(0) + at(12).unwrap_or(0)
+            })
+            .collect()
+    };
+    let started = Instant::now();
+    let mut last = cpu();
+    let mut quiet = 0;
+    while quiet < 3 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = cpu();
+        quiet = if now == last { quiet + 1 } else { 0 };
+        last = now;
+    }
 }
 
 fn median(times: &[Duration]) -> Duration {

@@ -108,9 +108,15 @@ __tmux_audit_forget() {
 # The recorder this shell writes its commands to (see `tmux-audit recorder`):
 # the FIFO it reads and its pid, both empty when there is none (it could not
 # start, or it has gone: then each command starts a recorder of its own).
-__tmux_audit_fifo=
-__tmux_audit_recorder=
+# `init` starts it as it prints this script, for the shell whose pid is
+# __tmux_audit_for; loaded in another (a copy of the script kept in a
+# file), the hook starts one itself.
+__tmux_audit_for=@TMUX_AUDIT_FOR@
+__tmux_audit_fifo=@TMUX_AUDIT_FIFO@
+__tmux_audit_recorder=@TMUX_AUDIT_RECORDER@
 __tmux_audit_start_recorder() {
+    [[ $__tmux_audit_for == "$$" && -n $__tmux_audit_recorder ]] && return 0
+    __tmux_audit_fifo='' __tmux_audit_recorder=''
     local out
     out=$("$__tmux_audit_bin" recorder --shell bash --shell-pid "$$" 2>/dev/null) || return 0
     [[ $out == *$'\t'* ]] || return 0

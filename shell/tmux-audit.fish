@@ -6,7 +6,9 @@
 #
 # Every name defined here starts with __tmux_audit_ (and TMUX_AUDIT_SESSION is
 # exported for `tmux-audit search --here`). The hook prints nothing,
-# keeps $status and $pipestatus, and loads once per shell.
+# keeps $status and $pipestatus, leaves `jobs` and $last_pid alone, and loads
+# once per shell. Each command is written to this shell's recorder with a
+# builtin: no process is started for it.
 if status is-interactive; and not set -q __tmux_audit_session
     set -g __tmux_audit_bin @TMUX_AUDIT_BIN@
     set -g __tmux_audit_log @TMUX_AUDIT_LOG@
@@ -22,6 +24,96 @@ if status is-interactive; and not set -q __tmux_audit_session
     set -g __tmux_audit_mark
     if test -n "$TMUX"; and test -n "$TMUX_AUDIT_CAPTURE"
         set -g __tmux_audit_mark 1
+    end
+
+    # The recorder this shell writes its commands to (see `tmux-audit
+    # recorder`): the FIFO it reads and its pid, both empty when there is
+    # none (it could not start, or it has gone: then each command starts a
+    # recorder of its own). `init` starts it as it prints this script, for
+    # the shell whose pid is the first value; loaded in another (a copy of
+    # the script kept in a file), the hook starts one itself.
+    set -g __tmux_audit_fifo @TMUX_AUDIT_FIFO@
+    set -g __tmux_audit_recorder @TMUX_AUDIT_RECORDER@
+    # The last frame written to it: seq, exit, duration, cwd, text.
+    set -g __tmux_audit_sent
+    if test @TMUX_AUDIT_FOR@ != $fish_pid; or test -z "$__tmux_audit_recorder"
+        set -g __tmux_audit_fifo
+        set -g __tmux_audit_recorder
+        set -l out ($__tmux_audit_bin recorder --shell fish --shell-pid $fish_pid 2>/dev/null)
+        if test $status -eq 0; and string match -q -- "*"\t"*" "$out"
+            set -l parts (string split -r -m1 \t -- "$out")
+            set -g __tmux_audit_fifo $parts[1]
+            set -g __tmux_audit_recorder $parts[2]
+        end
+    end
+
+    # $argv: one line for the log file, written with the time and `hook:`.
+    function __tmux_audit_log_line
+        set -l umask_ (umask)
+        umask 077
+        begin
+            command mkdir -p -- (string replace -r '/[^/]*$' '' -- $__tmux_audit_log)
+            printf '%s hook: %s\n' (date +%Y-%m-%dT%H:%M:%S%z) "$argv[1]" >>$__tmux_audit_log
+        end 2>/dev/null
+        umask $umask_
+    end
+
+    # True when the recorder is there to take a frame: its process still
+    # reads this FIFO (a process that has ended, even one not yet reaped, has
+    # no descriptors; a pid used again reads something else). When it has
+    # gone, records the last frame again and says so in the log (unless it
+    # left on purpose, removing its FIFO: its binary was replaced); then
+    # stops using it.
+    function __tmux_audit_recorder_alive
+        test -n "$__tmux_audit_recorder"; or return 1
+        # fish's `test -ef` is true of two paths that do not exist: the
+        # descriptor must be there after it too.
+        test /proc/$__tmux_audit_recorder/fd/0 -ef "$__tmux_audit_fifo" 2>/dev/null
+        and test -p /proc/$__tmux_audit_recorder/fd/0
+        and return 0
+        set -l pid $__tmux_audit_recorder
+        set -g __tmux_audit_recorder
+        if test -p "$__tmux_audit_fifo"
+            # The last frame written may have gone with it, unread: recorded
+            # again by a process of its own (the same session and number:
+            # stored once if it had landed).
+            if test (count $__tmux_audit_sent) -eq 5
+                __tmux_audit_send $__tmux_audit_sent
+            end
+            __tmux_audit_log_line "the recorder of this shell (pid $pid) is gone: the commands run as it went may be missing (a gap in their numbers); each command now starts a recorder of its own; hint: open a new shell to get a recorder again"
+        end
+        set -g __tmux_audit_sent
+        set -g __tmux_audit_fifo
+        return 1
+    end
+
+    # $argv: seq, exit status, duration, cwd, text. Writes the command's
+    # frame to the recorder with a builtin (no process): the header, then
+    # the text up to a NUL (fish strings hold none). fish cannot open a FIFO
+    # read-write, and opening one write-only waits for a reader: the frame
+    # goes to the recorder's own descriptor of it, /proc/PID/fd/0, which
+    # exists only while the recorder does (and then has its reader). A
+    # recorder gone mid-write costs a failed printf, never a signal (fish
+    # ignores SIGPIPE). False when the recorder was gone before or after
+    # the write: the caller records the command itself (the same session
+    # and number: stored once).
+    function __tmux_audit_stream
+        __tmux_audit_recorder_alive; or return 1
+        printf 'TA1\x00%s\x00%s\x00%s\x00\x00\x00%s\x00%s\x00T\x00%s\x00' "$__tmux_audit_session" \
+            $argv[1] $argv[2] $argv[3] $argv[4] $argv[5] >/proc/$__tmux_audit_recorder/fd/0 2>/dev/null
+        __tmux_audit_recorder_alive
+    end
+
+    # $argv: seq, exit status, duration, cwd, text. Records the command with
+    # a process of its own.
+    function __tmux_audit_send
+        if test -x $__tmux_audit_bin
+            printf '%s\n' $argv[5] | $__tmux_audit_bin record --shell fish --session $__tmux_audit_session \
+                --seq $argv[1] --exit $argv[2] --duration-ms $argv[3] --cwd $argv[4] >/dev/null 2>&1
+        else if not set -q __tmux_audit_warned
+            set -g __tmux_audit_warned 1
+            __tmux_audit_log_line "fish cannot run $__tmux_audit_bin; hint: reinstall tmux-audit, or re-run `tmux-audit init fish | source` so the hook points at its new path"
+        end
     end
 
     function __tmux_audit_preexec --on-event fish_preexec
@@ -40,19 +132,12 @@ if status is-interactive; and not set -q __tmux_audit_session
             printf '\e]133;D;ta=%s/%s\a' $__tmux_audit_session (math $__tmux_audit_seq + 1) 2>/dev/null
         end
         set -g __tmux_audit_seq (math $__tmux_audit_seq + 1)
-        if test -x $__tmux_audit_bin
-            printf '%s\n' $argv[1] | $__tmux_audit_bin record --shell fish --session $__tmux_audit_session \
-                --seq $__tmux_audit_seq --exit $status_ --duration-ms $CMD_DURATION --cwd "$__tmux_audit_cwd" >/dev/null 2>&1
-        else if not set -q __tmux_audit_warned
-            set -g __tmux_audit_warned 1
-            set -l umask_ (umask)
-            umask 077
-            begin
-                command mkdir -p -- (string replace -r '/[^/]*$' '' -- $__tmux_audit_log)
-                printf '%s hook: fish cannot run %s; hint: reinstall tmux-audit, or re-run `tmux-audit init fish | source` so the hook points at its new path\n' \
-                    (date +%Y-%m-%dT%H:%M:%S%z) $__tmux_audit_bin >>$__tmux_audit_log
-            end 2>/dev/null
-            umask $umask_
+        set -l frame $__tmux_audit_seq $status_ "$CMD_DURATION" "$__tmux_audit_cwd" "$argv[1]"
+        # The recorder started when the hook loaded: no process for this command.
+        if __tmux_audit_stream $frame
+            set -g __tmux_audit_sent $frame
+        else
+            __tmux_audit_send $frame
         end
     end
 end

@@ -35,15 +35,20 @@ if [[ -o interactive && -z ${__tmux_audit_session-} ]]; then
     # The recorder this shell writes its commands to (see `tmux-audit
     # recorder`): the FIFO it reads and its pid, both empty when there is
     # none (it could not start, or it has gone: then each command starts a
-    # recorder of its own).
-    typeset -g __tmux_audit_fifo= __tmux_audit_recorder=
+    # recorder of its own). `init` starts it as it prints this script, for
+    # the shell whose pid is the first value; loaded in another (a copy of
+    # the script kept in a file), the hook starts one itself.
+    typeset -g __tmux_audit_fifo=@TMUX_AUDIT_FIFO@ __tmux_audit_recorder=@TMUX_AUDIT_RECORDER@
     # The last frame written to it: seq, exit, start, end, cwd, text.
     typeset -ga __tmux_audit_sent=()
-    local out
-    out=$("$__tmux_audit_bin" recorder --shell zsh --shell-pid $$ 2>/dev/null)
-    if [[ $? == 0 && $out == *$'\t'* ]]; then
-        __tmux_audit_fifo=${out%$'\t'*}
-        __tmux_audit_recorder=${out##*$'\t'}
+    if [[ @TMUX_AUDIT_FOR@ != $$ || -z $__tmux_audit_recorder ]]; then
+        __tmux_audit_fifo= __tmux_audit_recorder=
+        local out
+        out=$("$__tmux_audit_bin" recorder --shell zsh --shell-pid $$ 2>/dev/null)
+        if [[ $? == 0 && $out == *$'\t'* ]]; then
+            __tmux_audit_fifo=${out%$'\t'*}
+            __tmux_audit_recorder=${out##*$'\t'}
+        fi
     fi
 }
 

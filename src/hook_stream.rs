@@ -2,14 +2,15 @@
 //! finished command (`tmux-audit recorder`, see `cmd/record.rs`).
 //!
 //! The hook writes with shell builtins only, so each field ends with a NUL
-//! byte (which no shell variable of bash holds) and the command text is
-//! either length-prefixed or, for bash, the output of `history 1` up to a
-//! NUL:
+//! byte (which no shell variable of bash or fish holds) and the command
+//! text is either length-prefixed (zsh), bash's `history 1` output up to a
+//! NUL, or fish's text up to a NUL:
 //!
 //! ```text
 //! TA1 \0 session \0 seq \0 exit \0 start_us \0 end_us \0 duration_ms \0 cwd \0 text
 //! text := "H" history-number \0 <output of `history 1`> \0
 //!       | "L" byte-length \0 <that many bytes>
+//!       | "T" \0 <the text> \0
 //!       | "U" \0                          (the shell cannot tell the text)
 //! ```
 //!
@@ -42,6 +43,8 @@ pub enum TextKind {
     History { number: u64 },
     /// Exactly `len` bytes.
     Bytes { len: u64 },
+    /// The text itself up to a NUL (fish: its strings hold none).
+    UntilNul,
     /// No text: history is off.
     Unavailable,
 }
@@ -107,6 +110,7 @@ pub fn read_header(input: &mut impl BufRead) -> Result<Option<(Header, TextKind)
             len: value().ok_or(FrameError::Malformed("text length"))?,
         },
         Some(b'U') if kind.len() == 1 => TextKind::Unavailable,
+        Some(b'T') if kind.len() == 1 => TextKind::UntilNul,
         _ => return Err(FrameError::Malformed("text kind")),
     };
     Ok(Some((header, kind)))
@@ -133,16 +137,17 @@ pub fn resync(input: &mut impl BufRead) -> io::Result<()> {
     }
 }
 
-/// The text of a `History` frame: a reader of `history 1`'s output up to
-/// its NUL (consumed). Call [`History::text_start`] first.
-pub struct History<'a, R: BufRead> {
+/// The text of a `History` or `UntilNul` frame: a reader of what comes up
+/// to the next NUL (consumed). For `History`, call [`UntilNul::text_start`]
+/// first.
+pub struct UntilNul<'a, R: BufRead> {
     input: &'a mut R,
     done: bool,
 }
 
-impl<'a, R: BufRead> History<'a, R> {
+impl<'a, R: BufRead> UntilNul<'a, R> {
     pub fn new(input: &'a mut R) -> Self {
-        History { input, done: false }
+        UntilNul { input, done: false }
     }
 
     /// Reads `history 1`'s ` NUMBER* ` (or `NUMBER  `) before the text:
@@ -177,7 +182,7 @@ impl<'a, R: BufRead> History<'a, R> {
     }
 }
 
-impl<R: BufRead> Read for History<'_, R> {
+impl<R: BufRead> Read for UntilNul<'_, R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.done || out.is_empty() {
             return Ok(0);
@@ -252,7 +257,7 @@ mod tests {
             }
         );
         assert_eq!(kind, TextKind::History { number: 42 });
-        let mut history = History::new(&mut input);
+        let mut history = UntilNul::new(&mut input);
         assert!(history.text_start(42).unwrap());
         let mut text = Vec::new();
         history.read_to_end(&mut text).unwrap();
@@ -268,7 +273,7 @@ mod tests {
         let TextKind::History { number } = kind else {
             panic!("{kind:?}")
         };
-        let mut history = History::new(&mut input);
+        let mut history = UntilNul::new(&mut input);
         assert!(!history.text_start(number).unwrap());
         history.skip().unwrap();
         assert!(input.is_empty());
@@ -286,6 +291,28 @@ mod tests {
         assert_eq!(text, b"a\0b");
         let (_, kind) = read_header(&mut input).unwrap().unwrap();
         assert_eq!(kind, TextKind::Unavailable);
+    }
+
+    #[test]
+    fn nul_ended_text_is_read_up_to_its_nul() {
+        let mut bytes = frame(b"T\0echo 'a\nb'\0");
+        bytes.extend(frame(b"T\0\0"));
+        let mut input = &bytes[..];
+        let (_, kind) = read_header(&mut input).unwrap().unwrap();
+        assert_eq!(kind, TextKind::UntilNul);
+        let mut text = Vec::new();
+        UntilNul::new(&mut input).read_to_end(&mut text).unwrap();
+        assert_eq!(text, b"echo 'a\nb'");
+        let (_, kind) = read_header(&mut input).unwrap().unwrap();
+        assert_eq!(kind, TextKind::UntilNul);
+        let mut text = Vec::new();
+        UntilNul::new(&mut input).read_to_end(&mut text).unwrap();
+        assert!(text.is_empty());
+        assert!(read_header(&mut input).unwrap().is_none());
+        assert!(matches!(
+            read_header(&mut &frame(b"Tx\0")[..]),
+            Err(FrameError::Malformed("text kind"))
+        ));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 
 use anyhow::{Context, Result};
 
-use super::{Exit, Run};
+use super::{recorder, Exit, Run};
 use crate::cli::{Init, InitTarget, Shell};
 use tmux_audit::config::Config;
 use tmux_audit::error_log;
@@ -39,7 +39,8 @@ impl Run for Init {
         let log = log
             .to_str()
             .with_context(|| format!("the log path is not UTF-8: {}", log.display()))?;
-        let mut script = render(shell, exe, log);
+        let recorder = started_by(shell).then(|| start_recorder(shell)).flatten();
+        let mut script = render(shell, exe, log, recorder.as_ref());
         if self.no_bind {
             script = without_binding(&script);
         }
@@ -107,15 +108,76 @@ fn init_tmux() -> Result<Exit> {
     Ok(Exit::Success)
 }
 
-pub fn render(shell: Shell, exe: &str, log: &str) -> String {
+/// A recorder `init` started for the shell that runs it.
+pub struct Started {
+    /// The shell's pid: the hook takes the recorder only when it is its
+    /// own (`init`'s output may be kept in a file and loaded elsewhere).
+    pub shell_pid: u32,
+    pub recorder: recorder::Running,
+}
+
+/// True when `init` runs as an interactive shell loads the hook: its parent
+/// is a shell of that kind reading a terminal (not a script, nor `bash -c`
+/// over ssh reading ~/.bashrc), and its output goes into a pipe (`eval
+/// "$(…)"`, `… | source`), not to a terminal or into a file kept for later.
+fn started_by(shell: Shell) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let into_pipe = std::fs::metadata("/proc/self/fd/1").is_ok_and(|m| m.file_type().is_fifo());
+    let parent = std::os::unix::process::parent_id();
+    let on_terminal = tmux_audit::context::tty_of(parent)
+        .is_some_and(|tty| tty.starts_with("/dev/pts/") || tty.starts_with("/dev/tty"));
+    if !into_pipe || !on_terminal {
+        return false;
+    }
+    let comm = std::fs::read_to_string(format!("/proc/{parent}/comm")).unwrap_or_default();
+    let name = match shell {
+        Shell::Bash => "bash",
+        Shell::Zsh => "zsh",
+        Shell::Fish => "fish",
+    };
+    comm.trim_end() == name
+}
+
+/// Starts the recorder of the shell that runs `init` (its parent). A
+/// failure goes to the log and leaves the hook to start one itself.
+fn start_recorder(shell: Shell) -> Option<Started> {
+    let shell_pid = std::os::unix::process::parent_id();
+    match recorder::start(shell, shell_pid, None) {
+        // The script holds the path as text: one it cannot hold is left
+        // to the hook's own start.
+        Ok(recorder) if recorder.fifo.to_str().is_none() => None,
+        Ok(recorder) => Some(Started {
+            shell_pid,
+            recorder,
+        }),
+        Err(err) => {
+            store::log("init", &err);
+            None
+        }
+    }
+}
+
+pub fn render(shell: Shell, exe: &str, log: &str, started: Option<&Started>) -> String {
     let (template, quote): (&str, fn(&str) -> String) = match shell {
         Shell::Bash => (BASH, quote_posix),
         Shell::Zsh => (ZSH, quote_posix),
         Shell::Fish => (FISH, quote_fish),
     };
+    // Not a number: never any shell's pid.
+    let (shell_pid, fifo, pid) = match started {
+        Some(s) => (
+            s.shell_pid.to_string(),
+            s.recorder.fifo.to_string_lossy().into_owned(),
+            s.recorder.pid.to_string(),
+        ),
+        None => ("none".to_string(), String::new(), String::new()),
+    };
     template
         .replace("@TMUX_AUDIT_BIN@", &quote(exe))
         .replace("@TMUX_AUDIT_LOG@", &quote(log))
+        .replace("@TMUX_AUDIT_FOR@", &quote(&shell_pid))
+        .replace("@TMUX_AUDIT_FIFO@", &quote(&fifo))
+        .replace("@TMUX_AUDIT_RECORDER@", &quote(&pid))
 }
 
 /// The lines that bind Ctrl-R to `tmux-audit pick`, at the end of each
@@ -157,7 +219,7 @@ mod tests {
     #[test]
     fn no_bind_leaves_out_the_binding_and_only_it() {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-            let script = render(shell, "/bin/tmux-audit", "/log");
+            let script = render(shell, "/bin/tmux-audit", "/log", None);
             assert_eq!(script.matches(BINDING_START).count(), 1, "{shell:?}");
             assert_eq!(script.matches(BINDING_END).count(), 1, "{shell:?}");
             assert!(script.contains(" pick "), "{shell:?}");
@@ -180,9 +242,32 @@ mod tests {
     }
 
     #[test]
+    fn a_recorder_started_by_init_is_named_in_the_script_with_its_shell() {
+        let started = Started {
+            shell_pid: 4242,
+            recorder: recorder::Running {
+                fifo: "/state/recorders/bash-4242.fifo".into(),
+                pid: 4343,
+            },
+        };
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let script = render(shell, "/bin/tmux-audit", "/log", Some(&started));
+            assert!(!script.contains("@TMUX_AUDIT"), "{shell:?}");
+            for value in ["'4242'", "'/state/recorders/bash-4242.fifo'", "'4343'"] {
+                assert!(script.contains(value), "{shell:?}: {value}");
+            }
+            let none = render(shell, "/bin/tmux-audit", "/log", None);
+            assert!(
+                none.contains("'none'") && !none.contains("4343"),
+                "{shell:?}"
+            );
+        }
+    }
+
+    #[test]
     fn every_placeholder_is_filled() {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-            let script = render(shell, "/bin/tmux-audit", "/log");
+            let script = render(shell, "/bin/tmux-audit", "/log", None);
             assert!(!script.contains("@TMUX_AUDIT"), "{shell:?}");
             assert!(script.contains("'/bin/tmux-audit'"), "{shell:?}");
         }

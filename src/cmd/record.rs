@@ -6,6 +6,7 @@
 
 use std::io::{self, IsTerminal, Read};
 use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use sha2::{Digest, Sha256};
@@ -60,16 +61,22 @@ impl Record {
         let record = command_record(told, command, &config, finished_us, tty);
         let path = paths::database(self.db.path.as_deref())?;
         store::save(&path, &[Entry::Command(record)])?;
-        // With a central store: a detached sync, at most every N seconds
-        // (one stat of a time stamp otherwise; never a connection here).
-        if config.central.url().is_some() {
-            let state_dir = paths::state_dir()?;
-            if central::sync_due(&state_dir, config.central.sync_every_secs) {
-                store::spawn_sync(&path).context("cannot start a detached sync")?;
-            }
-        }
+        sync_if_due(&path, &config)?;
         Ok(Exit::Success)
     }
+}
+
+/// With a central store: a detached sync after a record, at most every N
+/// seconds (one stat of a time stamp otherwise; never a connection here).
+/// The recorder of a shell calls it after each frame too.
+pub(super) fn sync_if_due(path: &Path, config: &Config) -> Result<()> {
+    if config.central.url().is_some() {
+        let state_dir = paths::state_dir()?;
+        if central::sync_due(&state_dir, config.central.sync_every_secs) {
+            store::spawn_sync(path).context("cannot start a detached sync")?;
+        }
+    }
+    Ok(())
 }
 
 /// config.toml, or the defaults when it cannot be read (logged).

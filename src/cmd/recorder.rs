@@ -1,26 +1,32 @@
-//! `tmux-audit recorder`: one long-lived recorder per interactive bash or
-//! zsh, started by the hook when it loads, so that a command costs the
+//! `tmux-audit recorder`: one long-lived recorder per interactive bash,
+//! zsh or fish, started as the hook loads, so that a command costs the
 //! shell a few builtin writes rather than a process.
 //!
-//! The starter (`recorder --shell bash --shell-pid N`) makes a FIFO private
-//! to the shell (`$XDG_STATE_HOME/tmux-audit/recorders/bash-N.fifo`), opens
-//! it read-write, takes the lock beside it, starts `recorder --serve` in
-//! the background with the FIFO as its stdin and the lock as its stdout (so
-//! the lock lives exactly as long as the recorder), prints the FIFO's path
-//! and the recorder's pid, and exits. The shell is never the recorder's
+//! [`start`] makes a FIFO private to the shell
+//! (`$XDG_STATE_HOME/tmux-audit/recorders/bash-N.fifo`), opens it
+//! read-write, takes the lock beside it, starts `recorder --serve` in the
+//! background with the FIFO as its stdin and the lock as its stdout (so the
+//! lock lives exactly as long as the recorder), and hands back the FIFO's
+//! path and the recorder's pid. `init`, already the shell's child, calls it
+//! as it prints the hook and writes both into the script; the starter
+//! (`recorder --shell bash --shell-pid N`) prints them, for a hook loaded
+//! from a copy of `init`'s output. The shell is never the recorder's
 //! parent: no job, no `$!`, nothing for `exit` to warn about.
 //!
-//! The hook opens the FIFO read-write for each frame (`1<>`): the open never
-//! blocks, the shell never gets SIGPIPE (it is a reader too), and no
-//! descriptor of the hook is left open in the shell or its children. It
-//! checks the recorder's pid (`kill -0`) before and after the write and
-//! falls back to a `record` process per command when the recorder is gone.
+//! bash and zsh open the FIFO read-write for each frame (`1<>`): the open
+//! never blocks, the shell never gets SIGPIPE (it is a reader too), and no
+//! descriptor of the hook is left open in the shell or its children. fish
+//! cannot open read-write, and a write-only open of a FIFO without a reader
+//! waits for one: it writes to `/proc/PID/fd/0` of the recorder, which
+//! exists only while the recorder does (and then has its reader). Each hook
+//! checks that the recorder still reads the FIFO before and after the
+//! write and falls back to a `record` process per command when it has gone.
 //!
 //! The recorder stores each frame as `record` would (config read for each,
 //! redaction before any write, `store::save`), and ends when the shell does
 //! (a pidfd: also after `kill -9`), after storing what is left in the FIFO;
 //! or when its own executable has been replaced or removed, leaving the
-//! hook to the binary now at its path. A second starter for the same shell
+//! hook to the binary now at its path. A second start for the same shell
 //! (`exec bash`) finds the recorder alive by its lock and shares it.
 
 use std::fs::{self, File, OpenOptions};
@@ -33,10 +39,10 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _, Result};
 
-use super::record::{command_record, load_config, read_at_most, Told};
+use super::record::{command_record, load_config, read_at_most, sync_if_due, Told};
 use super::{Exit, Run};
-use crate::cli::Recorder;
-use tmux_audit::hook_stream::{self, FrameError, History, TextKind};
+use crate::cli::{Recorder, Shell};
+use tmux_audit::hook_stream::{self, FrameError, TextKind, UntilNul};
 use tmux_audit::record::Entry;
 use tmux_audit::{error_log, paths, private_files, store};
 
@@ -52,72 +58,91 @@ impl Run for Recorder {
     }
 }
 
+/// A recorder running for a shell: the FIFO it reads and its pid.
+pub struct Running {
+    pub fifo: PathBuf,
+    pub pid: u32,
+}
+
+/// The FIFO and the lock of the recorder of `shell` process `shell_pid`.
+fn files(shell: Shell, shell_pid: u32) -> Result<(PathBuf, PathBuf)> {
+    let dir = paths::state_dir()?.join("recorders");
+    private_files::dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = format!("{}-{shell_pid}", shell_name(shell));
+    Ok((
+        dir.join(format!("{name}.fifo")),
+        dir.join(format!("{name}.lock")),
+    ))
+}
+
+fn shell_name(shell: Shell) -> &'static str {
+    match shell {
+        Shell::Bash => "bash",
+        Shell::Zsh => "zsh",
+        Shell::Fish => "fish",
+    }
+}
+
+/// Starts the recorder of `shell` process `shell_pid` (see the module
+/// doc), or finds the one already running for it (the shell exec'd
+/// itself). Called by `recorder` and by `init`, which is the shell's child
+/// already and so saves the shell starting one more process as it loads
+/// the hook.
+pub fn start(shell: Shell, shell_pid: u32, db: Option<&Path>) -> Result<Running> {
+    let (fifo, lock_path) = files(shell, shell_pid)?;
+    let mut lock = private_files::read_write(&lock_path, true)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    if !try_lock(&lock)? {
+        // This shell's recorder runs (the shell exec'd itself): share it.
+        let mut pid = String::new();
+        lock.read_to_string(&mut pid)?;
+        let pid = pid.trim().parse::<u32>().ok();
+        return match pid {
+            Some(pid) if fifo_exists(&fifo) => Ok(Running { fifo, pid }),
+            _ => bail!(
+                "the recorder of {} is starting or stopping",
+                lock_path.display()
+            ),
+        };
+    }
+    let _ = fs::remove_file(&fifo);
+    make_fifo(&fifo)?;
+    // Read-write: never blocks, and the FIFO has a reader (the recorder)
+    // from now on.
+    let reader = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&fifo)
+        .with_context(|| format!("cannot open {}", fifo.display()))?;
+    let child = Command::new(std::env::current_exe()?)
+        .args(["recorder", "--serve", "--shell", shell_name(shell)])
+        .args(["--shell-pid", &shell_pid.to_string()])
+        .args(db.iter().flat_map(|p| [Path::new("--db"), p]))
+        .stdin(reader)
+        .stdout(lock.try_clone()?)
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .context("cannot start the recorder")?;
+    lock.set_len(0)?;
+    lock.rewind()?;
+    write!(lock, "{}", child.id())?;
+    Ok(Running {
+        fifo,
+        pid: child.id(),
+    })
+}
+
 impl Recorder {
-    fn files(&self) -> Result<(PathBuf, PathBuf)> {
-        let dir = paths::state_dir()?.join("recorders");
-        private_files::dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let name = format!("{}-{}", self.shell_name(), self.shell_pid);
-        Ok((
-            dir.join(format!("{name}.fifo")),
-            dir.join(format!("{name}.lock")),
-        ))
-    }
-
-    fn shell_name(&self) -> &'static str {
-        match self.shell {
-            crate::cli::Shell::Bash => "bash",
-            crate::cli::Shell::Zsh => "zsh",
-            crate::cli::Shell::Fish => "fish",
-        }
-    }
-
     fn start(&self) -> Result<Exit> {
-        let (fifo, lock_path) = self.files()?;
-        let mut lock = private_files::read_write(&lock_path, true)
-            .with_context(|| format!("cannot open {}", lock_path.display()))?;
-        if !try_lock(&lock)? {
-            // This shell's recorder runs (the shell exec'd itself): share it.
-            let mut pid = String::new();
-            lock.read_to_string(&mut pid)?;
-            let pid = pid.trim();
-            if pid.parse::<u32>().is_err() || !fifo_exists(&fifo) {
-                bail!(
-                    "the recorder of {} is starting or stopping",
-                    lock_path.display()
-                );
-            }
-            println!("{}\t{pid}", fifo.display());
-            return Ok(Exit::Success);
-        }
-        let _ = fs::remove_file(&fifo);
-        make_fifo(&fifo)?;
-        // Read-write: never blocks, and the FIFO has a reader (the recorder)
-        // from now on.
-        let reader = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&fifo)
-            .with_context(|| format!("cannot open {}", fifo.display()))?;
-        let child = Command::new(std::env::current_exe()?)
-            .args(["recorder", "--serve", "--shell", self.shell_name()])
-            .args(["--shell-pid", &self.shell_pid.to_string()])
-            .args(self.db.path.iter().flat_map(|p| [Path::new("--db"), p]))
-            .stdin(reader)
-            .stdout(lock.try_clone()?)
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .context("cannot start the recorder")?;
-        lock.set_len(0)?;
-        lock.rewind()?;
-        write!(lock, "{}", child.id())?;
-        println!("{}\t{}", fifo.display(), child.id());
+        let running = start(self.shell, self.shell_pid, self.db.path.as_deref())?;
+        println!("{}\t{}", running.fifo.display(), running.pid);
         Ok(Exit::Success)
     }
 
     fn serve(&self) -> Result<Exit> {
-        let (fifo, _) = self.files()?;
+        let (fifo, _) = files(self.shell, self.shell_pid)?;
         let shell = pidfd(self.shell_pid)?;
         // The shell's terminal now, as it loads the hook: later its input
         // may be redirected for a moment (a builtin's `< file`), while a
@@ -177,7 +202,7 @@ impl Recorder {
         let max = config.record.max_command_bytes;
         let text = match kind {
             TextKind::History { number } => {
-                let mut history = History::new(frames);
+                let mut history = UntilNul::new(frames);
                 if history.text_start(number)? {
                     let mut text = read_at_most(&mut history, max)?;
                     history.skip()?;
@@ -197,6 +222,12 @@ impl Recorder {
                 io::copy(&mut text, &mut io::sink())?;
                 kept
             }
+            TextKind::UntilNul => {
+                let mut text = UntilNul::new(frames);
+                let kept = read_at_most(&mut text, max)?;
+                text.skip()?;
+                kept
+            }
             TextKind::Unavailable => Vec::new(),
         };
         let told = Told {
@@ -210,9 +241,16 @@ impl Recorder {
             cwd: Some(header.cwd).filter(|cwd| !cwd.is_empty()),
         };
         let record = command_record(told, text, &config, finished_us, tty.clone());
-        if let Err(err) = store::save(db, &[Entry::Command(record)]) {
+        let stored =
+            store::save(db, &[Entry::Command(record)]).and_then(|()| sync_if_due(db, &config));
+        if let Err(err) = stored {
             store::log("recorder", &err);
         }
+        // What store and sync started in the background (a merge, a sync,
+        // a record handed over) is this long-lived process's child: reap
+        // those that have ended, or each would stay a zombie until the
+        // shell exits.
+        reap_children();
         Ok(true)
     }
 }
@@ -265,6 +303,14 @@ impl Read for Watched {
             }
         }
     }
+}
+
+/// Reaps every child that has ended, without waiting for the others.
+/// Nothing else in this single-threaded process waits for a child between
+/// frames, so no one else's child status is taken.
+fn reap_children() {
+    // SAFETY: waitpid with a null status pointer and WNOHANG only reaps.
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
 }
 
 /// A descriptor that becomes readable when process `pid` ends.

@@ -1,7 +1,7 @@
-//! The recorder a bash or zsh hook starts once when it loads (`tmux-audit
-//! recorder`), in real shells inside a real tmux server: what happens when
-//! it is killed, when the shell is, with the user's jobs and coprocesses,
-//! and across `exec`, subshells and nested shells.
+//! The recorder a bash, zsh or fish hook starts once when it loads
+//! (`tmux-audit recorder`), in real shells inside a real tmux server: what
+//! happens when it is killed, when the shell is, with the user's jobs and
+//! coprocesses, and across `exec`, subshells and nested shells.
 
 use std::fs;
 use std::time::{Duration, Instant};
@@ -15,6 +15,12 @@ macro_rules! in_bash_and_zsh {
     };
 }
 
+macro_rules! in_fish {
+    ($($name:ident),* $(,)?) => {
+        mod fish { $( #[test] fn $name() { super::$name(crate::support::Shell::Fish) } )* }
+    };
+}
+
 in_bash_and_zsh!(
     a_killed_recorder_costs_no_later_command_nor_the_shell_anything,
     a_shell_killed_leaves_no_recorder_and_loses_none_of_its_commands,
@@ -22,10 +28,17 @@ in_bash_and_zsh!(
     the_users_coprocess_and_jobs_are_left_alone,
 );
 
+in_fish!(
+    a_killed_recorder_costs_no_later_command_nor_the_shell_anything,
+    a_shell_killed_leaves_no_recorder_and_loses_none_of_its_commands,
+    exec_nested_shells_and_subshells_each_keep_one_recorder,
+);
+
 fn strict(shell: Shell) -> &'static str {
     match shell {
         Shell::Zsh => "setopt nounset",
-        _ => "set -u",
+        Shell::Bash => "set -u",
+        Shell::Fish => "", // no such option
     }
 }
 
@@ -69,6 +82,15 @@ fn wait_gone(pid: libc::pid_t) {
     }
 }
 
+/// What process `pid` has read so far, in bytes (`rchar`).
+fn bytes_read(pid: libc::pid_t) -> u64 {
+    let io = fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
 /// Types each line, then waits until `count` rows are stored.
 fn type_and_wait(sb: &Sandbox, pane: &Pane, lines: &[&str], count: usize) -> Vec<Row> {
     for line in lines {
@@ -81,11 +103,17 @@ fn a_killed_recorder_costs_no_later_command_nor_the_shell_anything(shell: Shell)
     let sb = Sandbox::new();
     let marks = sb.path().join("marks");
     // A function of the rc file: typed, `!` would be history expansion.
-    let rc = Rc::default().after(&format!(
-        "{}\nmarks() {{ echo \"[${{!-none}}]\" \"[$(jobs)]\" > {}; }}",
-        strict(shell),
-        marks.display()
-    ));
+    let marks_function = match shell {
+        Shell::Fish => format!(
+            "function marks; echo \"[$last_pid]\" \"[\"(count (jobs -p))\"]\" > {}; end",
+            marks.display()
+        ),
+        _ => format!(
+            "marks() {{ echo \"[${{!-none}}]\" \"[$(jobs)]\" > {}; }}",
+            marks.display()
+        ),
+    };
+    let rc = Rc::default().after(&format!("{}\n{marks_function}", strict(shell)));
     let (_tmux, pane) = Tmux::start(&sb, &sb.shell(shell, &rc));
     pane.ready();
     type_and_wait(&sb, &pane, &["echo first"], 1);
@@ -106,11 +134,11 @@ fn a_killed_recorder_costs_no_later_command_nor_the_shell_anything(shell: Shell)
     assert_eq!(rows[1].command, "sh -c 'exit 7'");
     assert_eq!(rows[1].exit_status, Some(7));
     assert_eq!(fs::read_to_string(&status).unwrap().trim(), "7 7");
-    // zsh's $! is 0 until a job is started.
-    let no_job = if shell == Shell::Zsh {
-        "[0] []"
-    } else {
-        "[none] []"
+    // zsh's $! is 0 until a job is started; fish's $last_pid is empty.
+    let no_job = match shell {
+        Shell::Zsh => "[0] []",
+        Shell::Bash => "[none] []",
+        Shell::Fish => "[] [0]",
     };
     assert_eq!(fs::read_to_string(&marks).unwrap().trim(), no_job);
     let log = sb.log();
@@ -165,8 +193,14 @@ fn exec_nested_shells_and_subshells_each_keep_one_recorder(shell: Shell) {
     let start = sb.shell(shell, &Rc::default().after(strict(shell)));
     let (_tmux, pane) = Tmux::start(&sb, &start);
     pane.ready();
-    type_and_wait(&sb, &pane, &["(echo in-a-subshell)"], 1);
+    // fish has no subshell: a block runs in the shell itself.
+    let subshell = match shell {
+        Shell::Fish => "begin; echo in-a-block; end",
+        _ => "(echo in-a-subshell)",
+    };
+    type_and_wait(&sb, &pane, &[subshell], 1);
     let first = wait_recorders(&sb, "one recorder", |r| r.len() == 1).remove(0);
+    let read_before = bytes_read(first.pid);
 
     // A nested shell has its own recorder, which ends with it.
     pane.line(&start);
@@ -176,24 +210,39 @@ fn exec_nested_shells_and_subshells_each_keep_one_recorder(shell: Shell) {
     let nested = both.iter().find(|r| r.pid != first.pid).unwrap().pid;
     pane.line("exit");
     wait_gone(nested);
+    // fish records the `exit` that ends it (bash and zsh never reach the
+    // prompt after it): its recorder stores it before it ends.
+    let exit_row = usize::from(shell == Shell::Fish);
     // The outer shell records the line that ran the nested one.
-    type_and_wait(&sb, &pane, &["echo back"], 4);
+    type_and_wait(&sb, &pane, &["echo back"], 4 + exit_row);
 
     // A shell exec'd in its place shares the recorder of the process.
     pane.line(&format!("exec {start}"));
     pane.wait_for("READY", 7);
-    let rows = type_and_wait(&sb, &pane, &["echo after-exec"], 5);
+    let mut rows = type_and_wait(&sb, &pane, &["echo after-exec"], 5 + exit_row);
+    if shell == Shell::Fish {
+        let exit = rows.remove(2);
+        assert_eq!((exit.command.as_str(), exit.seq), ("exit", 2));
+        assert_eq!(exit.shell_session, rows[1].shell_session);
+    }
     let now = recorders(&sb);
     assert_eq!(
         now.iter().map(|r| r.pid).collect::<Vec<_>>(),
         [first.pid],
         "{now:?}"
     );
+    // The commands of the outer and the exec'd shell went to the recorder
+    // (not to a process of their own each).
+    let outer = start.len() + "echo back".len() + "echo after-exec".len();
+    assert!(
+        bytes_read(first.pid) - read_before >= outer as u64,
+        "the recorder read no frame"
+    );
     let commands: Vec<&str> = rows.iter().map(|r| r.command.as_str()).collect();
     assert_eq!(
         commands,
         [
-            "(echo in-a-subshell)",
+            subshell,
             "echo nested",
             start.as_str(),
             "echo back",
@@ -246,12 +295,20 @@ fn the_users_coprocess_and_jobs_are_left_alone(shell: Shell) {
     assert_eq!(recorders(&sb).len(), 1);
 }
 
-/// zsh keeps the text of the last frame and records it again when it finds
-/// the recorder gone (bash does not: its frames carry `history 1`'s output,
-/// which the hook never reads).
+/// zsh and fish keep the text of the last frame and record it again when
+/// they find the recorder gone (bash does not: its frames carry `history
+/// 1`'s output, which the hook never reads).
 #[test]
 fn zsh_records_again_a_frame_left_unread_by_a_killed_recorder() {
-    let shell = Shell::Zsh;
+    a_frame_left_unread_by_a_killed_recorder_is_recorded_again(Shell::Zsh);
+}
+
+#[test]
+fn fish_records_again_a_frame_left_unread_by_a_killed_recorder() {
+    a_frame_left_unread_by_a_killed_recorder_is_recorded_again(Shell::Fish);
+}
+
+fn a_frame_left_unread_by_a_killed_recorder_is_recorded_again(shell: Shell) {
     let sb = Sandbox::new();
     let rc = Rc::default().after(strict(shell));
     let (_tmux, pane) = Tmux::start(&sb, &sb.shell(shell, &rc));
@@ -274,4 +331,119 @@ fn zsh_records_again_a_frame_left_unread_by_a_killed_recorder() {
         ["echo first", "echo 'left in the FIFO'", "echo after"]
     );
     assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+}
+
+/// `init` starts the recorder of the shell that runs it and names it in the
+/// script; a copy of that script loaded by another shell (kept in a file to
+/// save `init` at start-up) starts that shell's own.
+#[test]
+fn a_copy_of_the_init_script_loaded_by_another_shell_starts_its_own_recorder() {
+    let sb = Sandbox::new();
+    let (_tmux, pane) = Tmux::start(&sb, &sb.shell(Shell::Bash, &Rc::default()));
+    pane.ready();
+    let outer = wait_recorders(&sb, "one recorder", |r| r.len() == 1).remove(0);
+    let copy = sb.path().join("hook.bash");
+    let keep = format!(
+        "'{}' init bash | cat > {}",
+        sb.bin.display(),
+        copy.display()
+    );
+    type_and_wait(&sb, &pane, &[&keep], 1);
+    let script = fs::read_to_string(&copy).unwrap();
+    assert!(
+        script.contains("__tmux_audit_for='") && !script.contains("__tmux_audit_for='none'"),
+        "the copy names the outer shell's recorder"
+    );
+    let rc = sb.path().join("nested.bashrc");
+    fs::write(&rc, format!("PS1='READY$ '\nsource {}\n", copy.display())).unwrap();
+    pane.line(&format!("bash --noprofile --rcfile {} -i", rc.display()));
+    pane.wait_for("READY", 3);
+    let rows = type_and_wait(&sb, &pane, &["echo in-the-copy"], 2);
+    assert_eq!(rows[1].command, "echo in-the-copy");
+    assert_ne!(rows[1].shell_session, rows[0].shell_session);
+    let both = wait_recorders(&sb, "two recorders", |r| r.len() == 2);
+    let nested = both.iter().find(|r| r.pid != outer.pid).unwrap().pid;
+    pane.line("exit");
+    wait_gone(nested);
+    assert_eq!(
+        recorders(&sb).iter().map(|r| r.pid).collect::<Vec<_>>(),
+        [outer.pid]
+    );
+}
+
+/// The children of `pid` that have ended and are not reaped.
+fn zombie_children(pid: libc::pid_t) -> Vec<libc::pid_t> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+            continue;
+        };
+        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        if fields.first() == Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str()) {
+            found.push(child);
+        }
+    }
+    found
+}
+
+/// With a central store, the recorder starts the detached sync after a
+/// command as `record` does, and reaps it once it has ended (the recorder
+/// lives as long as the shell: an unreaped child stays a zombie as long).
+#[test]
+fn the_recorder_starts_the_central_sync_and_leaves_no_zombie() {
+    let sb = Sandbox::new();
+    let config = sb.path().join("config/tmux-audit");
+    fs::create_dir_all(&config).unwrap();
+    // Nothing listens there: the sync fails at once (and logs it).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    fs::write(
+        config.join("config.toml"),
+        format!(
+            "[central]\nurl = \"postgresql://w@127.0.0.1:{port}/x?sslmode=disable\"\nsync_every_secs = 3600\n"
+        ),
+    )
+    .unwrap();
+    let (_tmux, pane) = Tmux::start(&sb, &sb.shell(Shell::Bash, &Rc::default()));
+    pane.ready();
+    let recorder = wait_recorders(&sb, "one recorder", |r| r.len() == 1).remove(0);
+    type_and_wait(&sb, &pane, &["echo one"], 1);
+    let stamp = sb.state.join("central-sync.stamp");
+    let start = Instant::now();
+    while !stamp.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the recorder never started a sync"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The sync has ended once no live process runs it.
+    let start = Instant::now();
+    while sb
+        .processes()
+        .iter()
+        .any(|p| p.cmdline.contains(" sync --detached"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the sync never ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The next frame reaps it (this one starts no sync: one an hour).
+    type_and_wait(&sb, &pane, &["echo two"], 2);
+    let start = Instant::now();
+    while !zombie_children(recorder.pid).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "zombies left: {:?}",
+            zombie_children(recorder.pid)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
