@@ -535,9 +535,73 @@ fn search_central_finds_from_host_b_what_a_shell_in_tmux_typed_on_host_a() {
             "report --format {format}"
         );
     }
+    // Every grouping of a local report, the sessions and a pane's
+    // timeline: the same output from the central store.
+    for by in [
+        "pane",
+        "session",
+        "window",
+        "client-user",
+        "user",
+        "host",
+        "cwd",
+        "day",
+        "command",
+    ] {
+        for format in ["table", "json"] {
+            let local = a.run(&["report", "--by", by, "--format", format]);
+            let central = b.run(&["report", "--central", "--by", by, "--format", format]);
+            assert!(
+                central.status.success(),
+                "--by {by}: {}",
+                text(&central.stderr)
+            );
+            assert_eq!(
+                text(&central.stdout),
+                text(&local.stdout),
+                "report --by {by} --format {format}"
+            );
+        }
+    }
+    for (what, args) in [
+        ("sessions", vec!["sessions"]),
+        ("timeline", vec!["timeline", "--pane", pane.id.as_str()]),
+    ] {
+        for format in ["table", "json"] {
+            let local = a.run(&[&args[..], &["--format", format]].concat());
+            let central = b.run(&[&args[..], &["--central", "--format", format]].concat());
+            assert!(
+                central.status.success(),
+                "{what}: {}",
+                text(&central.stderr)
+            );
+            assert!(!text(&central.stdout).is_empty(), "{what}");
+            assert_eq!(
+                text(&central.stdout),
+                text(&local.stdout),
+                "{what} --format {format}"
+            );
+        }
+    }
+    let out = b.run(&["timeline", "--central", "--pane", "%999"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no pane %999 was recorded"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = b.run(&["search", "--central", "no-such-needle"]);
     assert_eq!(out.status.code(), Some(1));
     let out = b.run(&["search", "--central", "--host", "nosuchhost"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = b.run(&[
+        "report",
+        "--central",
+        "--by",
+        "session",
+        "--host",
+        "nosuchhost",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     drop(tmux);
 }
