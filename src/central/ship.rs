@@ -21,6 +21,8 @@ pub const BATCH: usize = 1000;
 pub struct Shipped {
     pub commands: usize,
     pub tmux_events: usize,
+    /// Redactions of shipped commands the server did not have yet.
+    pub redactions: usize,
 }
 
 /// Why shipping stopped.
@@ -116,8 +118,53 @@ pub fn ship(db: &mut Database, target: &Target, host: &HostIdentity) -> Result<S
                 Chain::TmuxEvents => shipped.tmux_events += sent,
             }
         }
+        if chain == Chain::Commands {
+            shipped.redactions = send_redactions(db, &mut client, &host.id, &database_id, &cursor)?;
+        }
     }
     Ok(shipped)
+}
+
+/// The redactions of shipped commands, each stored once by the server
+/// (readers see the newest's text instead of the row's: `commands_shown`).
+fn send_redactions(
+    db: &Database,
+    client: &mut postgres::Client,
+    host_id: &str,
+    database_id: &str,
+    shipped: &Cursor,
+) -> Result<usize, ShipError> {
+    let redactions = db.redactions_up_to(shipped.last_id)?;
+    if redactions.is_empty() {
+        return Ok(0);
+    }
+    let mut added = 0;
+    let mut tx = client
+        .transaction()
+        .map_err(|e| CentralError::from_postgres(&e))?;
+    for r in &redactions {
+        added += tx
+            .execute(
+                "INSERT INTO tmux_audit.redactions (host_id, database_id, id, trace_id, command,
+                    command_raw, content_hash, redacted_at_us, redacted_by, reason)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                &[
+                    &host_id,
+                    &database_id,
+                    &r.id,
+                    &r.trace_id,
+                    &r.command,
+                    &r.command_raw,
+                    &r.content_hash,
+                    &r.at_us,
+                    &r.user,
+                    &r.reason,
+                ],
+            )
+            .map_err(|e| CentralError::from_postgres(&e))? as usize;
+    }
+    tx.commit().map_err(|e| CentralError::from_postgres(&e))?;
+    Ok(added)
 }
 
 /// Another sync of this database shipped the same rows at the same time:

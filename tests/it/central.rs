@@ -101,7 +101,7 @@ fn initialised(cluster: &Cluster, prefix: &str) -> String {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).starts_with("created the central schema (version 1)"),
+        text(&out.stdout).starts_with("created the central schema (version 2)"),
         "{}",
         text(&out.stdout)
     );
@@ -163,7 +163,7 @@ fn init_creates_the_schema_once_and_print_sql_shows_it_without_running_it() {
         .output()
         .unwrap();
     assert!(
-        text(&again.stdout).starts_with("the central schema is up to date (version 1)"),
+        text(&again.stdout).starts_with("the central schema is up to date (version 2)"),
         "{}",
         text(&again.stdout)
     );
@@ -1096,4 +1096,88 @@ fn a_prune_keeps_what_the_central_store_does_not_have_yet() {
     assert_eq!(count(&host), 1, "shipped: all but the newest pruned");
     let out = host.run(&["verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
+
+/// A record redacted on its host after it was shipped: the redaction
+/// ships too (the writer only inserts), and from then on readers see the
+/// redacted text only, through every query, while `verify --central`
+/// stays intact. The old text is left to the database's owner.
+#[test]
+fn a_redaction_after_shipping_hides_the_old_text_from_readers() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "redact");
+    let host = writer(cluster, &dbname, "r");
+    host.records(1, 3);
+    assert!(host.run(&["sync"]).status.success());
+    let secret = format!("echo {} command 2", host.id);
+    let out = host.run(&[
+        "redact",
+        "2",
+        "--pattern",
+        "command 2",
+        "--reason",
+        "a token",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = host.run(&["sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1 redaction"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let auditor = auditor(cluster, &dbname);
+    let all = auditor.run(&["search", "--central", "--all", "--format", "cmd"]);
+    let all = text(&all.stdout);
+    assert!(
+        all.contains(&format!("echo {} [REDACTED]", host.id)),
+        "{all}"
+    );
+    assert!(!all.contains(&secret), "{all}");
+    let out = auditor.run(&["search", "--central", "command 2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let out = auditor.run(&["report", "--central", "--by", "command", "--format", "csv"]);
+    assert!(
+        !text(&out.stdout).contains(&secret),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = auditor.run(&["verify", "--central"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    // Not with SQL of the auditor's own either: no text column to read.
+    let mut sql = postgres::Client::connect(
+        &format!(
+            "host=127.0.0.1 port={} user={dbname}_auditor password=pw-auditor dbname={dbname}",
+            cluster.port
+        ),
+        postgres::NoTls,
+    )
+    .unwrap();
+    let err = sql
+        .query("SELECT command FROM tmux_audit.commands", &[])
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+    // Shipped once: the next sync sends no redaction again.
+    let out = host.run(&["sync"]);
+    assert!(
+        !text(&out.stdout).contains("redaction"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The database's owner still has the old text (README says so).
+    let kept: i64 = cluster
+        .admin(&dbname)
+        .query_one(
+            "SELECT count(*) FROM tmux_audit.commands WHERE command = $1",
+            &[&secret],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 1);
 }
