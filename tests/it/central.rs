@@ -1181,3 +1181,70 @@ fn a_redaction_after_shipping_hides_the_old_text_from_readers() {
         .get(0);
     assert_eq!(kept, 1);
 }
+
+/// Rows of a month no partition was made for (long past, far ahead)
+/// still ship: the default partition takes them, `verify --central`
+/// walks them, and `central init` run again (adding this year's months)
+/// leaves them where they are.
+#[test]
+fn records_of_months_without_a_partition_still_ship() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "months");
+    let host = writer(cluster, &dbname, "t");
+    // 1990-01-01 and 2300-01-01, around a record of now's months.
+    let mut db = Database::open(&host.sb.db).unwrap();
+    for (seq, at_us) in [
+        (1, 631_152_000_000_000_i64),
+        (2, chrono::Utc::now().timestamp_micros()),
+        (3, 10_413_792_000_000_000),
+    ] {
+        let entry = Entry::Command(CommandRecord {
+            command: format!("echo month {seq}"),
+            started_at_us: at_us,
+            cwd: "/srv".into(),
+            user: "ops".into(),
+            host: "web".into(),
+            shell: "bash".into(),
+            shell_session: "months".into(),
+            seq,
+            ..CommandRecord::default()
+        });
+        db.insert_all([(&entry, at_us)]).unwrap();
+    }
+    drop(db);
+    let out = host.run(&["sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("shipped 3 commands"),
+        "{}",
+        text(&out.stdout)
+    );
+    let mut admin = cluster.admin(&dbname);
+    let in_default: i64 = admin
+        .query_one("SELECT count(*) FROM tmux_audit.commands_default", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        in_default, 2,
+        "1990 and 2300 have no partition of their own"
+    );
+    let sb = Sandbox::new();
+    let again = sb
+        .cmd()
+        .args(["central", "init", "--url", &cluster.admin_url(&dbname)])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let auditor = auditor(cluster, &dbname);
+    let out = auditor.run(&["verify", "--central"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = auditor.run(&["search", "--central", "--all", "--format", "cmd"]);
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        3,
+        "{}",
+        text(&out.stdout)
+    );
+}
