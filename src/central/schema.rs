@@ -13,6 +13,7 @@ use super::CentralError;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_schema.sql"),
     include_str!("migrations/0002_redactions.sql"),
+    include_str!("migrations/0003_no_row_triggers.sql"),
 ];
 
 /// The schema version this binary writes and reads.

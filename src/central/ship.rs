@@ -68,6 +68,8 @@ impl From<crate::db::DbError> for ShipError {
 pub fn ship(db: &mut Database, target: &Target, host: &HostIdentity) -> Result<Shipped, ShipError> {
     let mut client = target.connect()?;
     schema::check(&mut client)?;
+    bind(&mut client, host)?;
+    let mut statements = Statements::default();
     let database_id = db.database_id()?;
     let server = target.server_key();
     let mut shipped = Shipped::default();
@@ -82,7 +84,9 @@ pub fn ship(db: &mut Database, target: &Target, host: &HostIdentity) -> Result<S
                     if rows.is_empty() {
                         break;
                     }
-                    if let Err(err) = send_commands(&mut client, host, &database_id, &rows) {
+                    if let Err(err) =
+                        send_commands(&mut client, &mut statements, host, &database_id, &rows)
+                    {
                         resolve(err, &mut conflicts)?;
                         cursor = start(db, &mut client, host, &database_id, chain)?;
                         continue;
@@ -99,7 +103,9 @@ pub fn ship(db: &mut Database, target: &Target, host: &HostIdentity) -> Result<S
                     if rows.is_empty() {
                         break;
                     }
-                    if let Err(err) = send_events(&mut client, host, &database_id, &rows) {
+                    if let Err(err) =
+                        send_events(&mut client, &mut statements, host, &database_id, &rows)
+                    {
                         resolve(err, &mut conflicts)?;
                         cursor = start(db, &mut client, host, &database_id, chain)?;
                         continue;
@@ -223,6 +229,72 @@ fn start(
     }
 }
 
+/// This writer role's host, bound on its first sync: the server keeps
+/// the binding (a role writes for one host only, and a host is written by
+/// one role), the writer may add its own but change none.
+fn bind(client: &mut postgres::Client, host: &HostIdentity) -> Result<(), CentralError> {
+    client
+        .execute(
+            "INSERT INTO tmux_audit.writers (role, host_id, host_name)
+             VALUES (current_user, $1, $2) ON CONFLICT DO NOTHING",
+            &[&host.id, &host.name],
+        )
+        .map_err(|e| CentralError::from_postgres(&e))?;
+    let bound = client
+        .query_one(
+            "SELECT current_user::text, (SELECT host_id FROM tmux_audit.writers WHERE role = current_user)",
+            &[],
+        )
+        .map_err(|e| CentralError::from_postgres(&e))?;
+    let (role, bound): (String, Option<String>) = (bound.get(0), bound.get(1));
+    match bound {
+        Some(bound) if bound == host.id => Ok(()),
+        Some(bound) => Err(CentralError::Refused(format!(
+            "role {role} writes for host {bound}, not for host {}; give this host a writer role of its own",
+            host.id
+        ))),
+        None => Err(CentralError::Refused(format!(
+            "host {} is written by another role than {role}; use that host's writer role",
+            host.id
+        ))),
+    }
+}
+
+/// The INSERT of a batch, prepared once per size and sync: parsing and
+/// planning a statement of 1,000 rows each time cost a round trip and
+/// the server's time per batch.
+#[derive(Default)]
+struct Statements {
+    prepared: Vec<(&'static str, usize, postgres::Statement)>,
+}
+
+impl Statements {
+    fn get(
+        &mut self,
+        client: &mut postgres::Client,
+        insert: &'static str,
+        columns: usize,
+        rows: usize,
+    ) -> Result<postgres::Statement, CentralError> {
+        if let Some((_, _, statement)) = self
+            .prepared
+            .iter()
+            .find(|(sql, n, _)| *sql == insert && *n == rows)
+        {
+            return Ok(statement.clone());
+        }
+        let sql = format!(
+            "{insert}{} ON CONFLICT DO NOTHING",
+            values_sql(rows, columns)
+        );
+        let statement = client
+            .prepare(&sql)
+            .map_err(|e| CentralError::from_postgres(&e))?;
+        self.prepared.push((insert, rows, statement.clone()));
+        Ok(statement)
+    }
+}
+
 fn values_sql(rows: usize, columns: usize) -> String {
     let mut sql = String::new();
     for r in 0..rows {
@@ -247,6 +319,7 @@ const COMMAND_COLUMNS: usize = 31;
 
 fn send_commands(
     client: &mut postgres::Client,
+    statements: &mut Statements,
     host: &HostIdentity,
     database_id: &str,
     rows: &[ChainedCommand],
@@ -309,14 +382,11 @@ fn send_commands(
             &row.hash,
         ]);
     }
-    let sql = format!(
-        "{COMMAND_INSERT}{}",
-        values_sql(rows.len(), COMMAND_COLUMNS)
-    );
+    let statement = statements.get(client, COMMAND_INSERT, COMMAND_COLUMNS, rows.len())?;
     let mut tx = client
         .transaction()
         .map_err(|e| CentralError::from_postgres(&e))?;
-    tx.execute(&sql, &params)
+    tx.execute(&statement, &params)
         .map_err(|e| CentralError::from_postgres(&e))?;
     tx.commit().map_err(|e| CentralError::from_postgres(&e))
 }
@@ -330,6 +400,7 @@ const EVENT_COLUMNS: usize = 27;
 
 fn send_events(
     client: &mut postgres::Client,
+    statements: &mut Statements,
     host: &HostIdentity,
     database_id: &str,
     rows: &[StoredEvent],
@@ -392,11 +463,11 @@ fn send_events(
             &row.hash,
         ]);
     }
-    let sql = format!("{EVENT_INSERT}{}", values_sql(rows.len(), EVENT_COLUMNS));
+    let statement = statements.get(client, EVENT_INSERT, EVENT_COLUMNS, rows.len())?;
     let mut tx = client
         .transaction()
         .map_err(|e| CentralError::from_postgres(&e))?;
-    tx.execute(&sql, &params)
+    tx.execute(&statement, &params)
         .map_err(|e| CentralError::from_postgres(&e))?;
     tx.commit().map_err(|e| CentralError::from_postgres(&e))
 }

@@ -101,7 +101,7 @@ fn initialised(cluster: &Cluster, prefix: &str) -> String {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).starts_with("created the central schema (version 2)"),
+        text(&out.stdout).starts_with("created the central schema (version 3)"),
         "{}",
         text(&out.stdout)
     );
@@ -163,7 +163,7 @@ fn init_creates_the_schema_once_and_print_sql_shows_it_without_running_it() {
         .output()
         .unwrap();
     assert!(
-        text(&again.stdout).starts_with("the central schema is up to date (version 2)"),
+        text(&again.stdout).starts_with("the central schema is up to date (version 3)"),
         "{}",
         text(&again.stdout)
     );
@@ -229,12 +229,41 @@ fn a_writer_inserts_only_for_its_host_and_cannot_change_or_read_what_was_shipped
     let err = as_a
         .execute(insert, &[&b.id])
         .expect_err("another host's row");
+    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("42501"));
     let why = err.as_db_error().map(|e| e.message().to_string());
     assert!(
         why.as_deref()
-            .is_some_and(|w| w.contains("writes for host")),
+            .is_some_and(|w| w.contains("row-level security")),
         "{why:?}"
     );
+    // Host a's credentials on another host: sync stops with one line.
+    let elsewhere = Host::new(
+        "elsewhere",
+        a.url.clone(),
+        &format!("{dbname}_a"),
+        "pw-writer",
+        cluster.port,
+    );
+    elsewhere.records(1, 1);
+    let out = elsewhere.run(&["sync"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("writes for host"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Nor bind itself anew to host b, or change its binding.
+    for sql in [
+        "UPDATE tmux_audit.writers SET host_id = 'b'",
+        "INSERT INTO tmux_audit.writers (role, host_id, host_name) VALUES ('someone', 'b', 'b')",
+    ] {
+        let err = as_a.batch_execute(sql).expect_err(sql);
+        assert_eq!(
+            err.as_db_error().map(|e| e.code().code()),
+            Some("42501"),
+            "{sql}: {err}"
+        );
+    }
     // Its own host, a row that does not extend the chain shipped: refused.
     let database_id: String = rusqlite::Connection::open(&a.sb.db)
         .unwrap()
