@@ -260,7 +260,7 @@ fn query(cluster: &Cluster) {
                     '/srv/app' || (g % 37), (ARRAY['alice', 'bob', 'carol', 'deploy'])[g % 4 + 1],
                     1000, 'host' || (g % {hosts}), 'bash', 'bash.' || (g / 200), g % 200 + 1,
                     '/tmp/tmux-1000/default', 4242, '%' || (g % 9)
-             FROM generate_series(0, {rows} - 1) g;
+             FROM generate_series(0::bigint, {rows} - 1) g;
              ANALYZE tmux_audit.commands;"
         ))
         .unwrap();

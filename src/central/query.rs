@@ -146,7 +146,7 @@ pub fn report(
                 string_agg(DISTINCT \"user\", ',' ORDER BY \"user\"),
                 string_agg(DISTINCT host, ',' ORDER BY host),
                 mode() WITHIN GROUP (ORDER BY cwd), mode() WITHIN GROUP (ORDER BY command)
-         FROM tmux_audit.commands_shown {where_sql} GROUP BY 1"
+         FROM tmux_audit.commands {where_sql} GROUP BY 1"
     );
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
     let found = client
@@ -209,7 +209,7 @@ fn counted(
     let sql = format!(
         "SELECT host_id, tmux_socket, tmux_server_pid, tmux_pane, tmux_session_id, shell_session,
                 exit_status, started_at_us, duration_us, \"user\", host, cwd, command
-         FROM tmux_audit.commands_shown {where_sql} ORDER BY started_at_us, host_id, database_id, id"
+         FROM tmux_audit.commands {where_sql} ORDER BY started_at_us, host_id, database_id, id"
     );
     let mut rows = client
         .query_raw(&sql, params.iter().map(|p| p.as_ref()))
@@ -264,13 +264,13 @@ pub fn search(
     let limit = query.limit.map_or("ALL".to_string(), |n| n.to_string());
     let sql = if query.unique {
         format!(
-            "SELECT * FROM (SELECT DISTINCT ON (command) {COLUMNS} FROM tmux_audit.commands_shown {where_sql}
+            "SELECT * FROM (SELECT DISTINCT ON (command) {COLUMNS} FROM tmux_audit.commands {where_sql}
                 ORDER BY command, started_at_us DESC, id DESC) newest
              ORDER BY started_at_us DESC, host_id, id DESC LIMIT {limit}"
         )
     } else {
         format!(
-            "SELECT {COLUMNS} FROM tmux_audit.commands_shown {where_sql}
+            "SELECT {COLUMNS} FROM tmux_audit.commands {where_sql}
              ORDER BY started_at_us DESC, host_id, id DESC LIMIT {limit}"
         )
     };
@@ -334,7 +334,7 @@ pub fn commands_of_server(
     let found = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM tmux_audit.commands_shown
+                "SELECT {COLUMNS} FROM tmux_audit.commands
                  WHERE host_id = $1 AND tmux_socket = $2 AND tmux_server_pid = $3
                    AND started_at_us >= $4 AND started_at_us < $5
                  ORDER BY started_at_us, database_id, id"

@@ -1128,9 +1128,10 @@ fn a_prune_keeps_what_the_central_store_does_not_have_yet() {
 }
 
 /// A record redacted on its host after it was shipped: the redaction
-/// ships too (the writer only inserts), and from then on readers see the
-/// redacted text only, through every query, while `verify --central`
-/// stays intact. The old text is left to the database's owner.
+/// ships too (the writer only inserts it), the server applies it to the
+/// shipped row (so every reader, and the auditor's own SQL, sees the
+/// redacted text only) and `verify --central` stays intact. A "redaction"
+/// that does more than hide parts of the text is refused.
 #[test]
 fn a_redaction_after_shipping_hides_the_old_text_from_readers() {
     let Some(cluster) = Cluster::shared() else {
@@ -1168,30 +1169,28 @@ fn a_redaction_after_shipping_hides_the_old_text_from_readers() {
     assert!(!all.contains(&secret), "{all}");
     let out = auditor.run(&["search", "--central", "command 2"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
-    let out = auditor.run(&["report", "--central", "--by", "command", "--format", "csv"]);
-    assert!(
-        !text(&out.stdout).contains(&secret),
-        "{}",
-        text(&out.stdout)
-    );
     let out = auditor.run(&["verify", "--central"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    // Not with SQL of the auditor's own either: no text column to read.
-    let mut sql = postgres::Client::connect(
-        &format!(
-            "host=127.0.0.1 port={} user={dbname}_auditor password=pw-auditor dbname={dbname}",
-            cluster.port
-        ),
-        postgres::NoTls,
-    )
-    .unwrap();
-    let err = sql
-        .query("SELECT command FROM tmux_audit.commands", &[])
-        .unwrap_err();
-    assert_eq!(
-        err.code(),
-        Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
-    );
+    // Not with SQL of the auditor's own either, nor the owner's.
+    let as_auditor = |sql: &str| -> i64 {
+        let mut client = postgres::Client::connect(
+            &format!(
+                "host=127.0.0.1 port={} user={dbname}_auditor password=pw-auditor dbname={dbname}",
+                cluster.port
+            ),
+            postgres::NoTls,
+        )
+        .unwrap();
+        client.query_one(sql, &[&secret]).unwrap().get(0)
+    };
+    let sql = "SELECT count(*) FROM tmux_audit.commands WHERE command = $1";
+    assert_eq!(as_auditor(sql), 0);
+    let owner: i64 = cluster
+        .admin(&dbname)
+        .query_one(sql, &[&secret])
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, 0);
     // Shipped once: the next sync sends no redaction again.
     let out = host.run(&["sync"]);
     assert!(
@@ -1199,16 +1198,42 @@ fn a_redaction_after_shipping_hides_the_old_text_from_readers() {
         "{}",
         text(&out.stdout)
     );
-    // The database's owner still has the old text (README says so).
-    let kept: i64 = cluster
+    // With the writer's credentials, a "redaction" that rewrites a row.
+    let mut as_writer = postgres::Client::connect(
+        &format!(
+            "host=127.0.0.1 port={} user={dbname}_r password=pw-writer dbname={dbname}",
+            cluster.port
+        ),
+        postgres::NoTls,
+    )
+    .unwrap();
+    let database_id: String = rusqlite::Connection::open(&host.sb.db)
+        .unwrap()
+        .query_row("SELECT database_id FROM central_identity", [], |r| r.get(0))
+        .unwrap();
+    let host_id: String = cluster
         .admin(&dbname)
         .query_one(
-            "SELECT count(*) FROM tmux_audit.commands WHERE command = $1",
-            &[&secret],
+            "SELECT host_id FROM tmux_audit.writers WHERE role = $1",
+            &[&format!("{dbname}_r")],
         )
         .unwrap()
         .get(0);
-    assert_eq!(kept, 1);
+    for forged in ["ls", "", "echo [REDACTED] command 3"] {
+        let err = as_writer
+            .execute(
+                "INSERT INTO tmux_audit.redactions (host_id, database_id, id, trace_id, command,
+                    content_hash, redacted_at_us, redacted_by, reason)
+                 VALUES ($1, $2, 1, 999, $3, '\\x00', 0, 'eve', 'cover-up')",
+                &[&host_id, &database_id, &forged],
+            )
+            .expect_err(forged);
+        assert_eq!(
+            err.as_db_error().map(|e| e.code().code()),
+            Some("23514"),
+            "{forged:?}: {err}"
+        );
+    }
 }
 
 /// Rows of a month no partition was made for (long past, far ahead)

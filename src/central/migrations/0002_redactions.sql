@@ -1,12 +1,16 @@
 -- Central schema version 2: a record redacted on its host after it was
 -- shipped (`tmux-audit redact`) stops showing its old text centrally.
--- The writer may only INSERT, so the shipped row is never changed: the
--- redaction ships as a row of its own (with the text as it is now on the
--- host and the content hash that text gives), and readers no longer read
--- the commands' text from the table but through `commands_shown`, which
--- shows the newest redaction's text instead. What a DBA (the schema's
--- owner, a superuser) still sees: the old text in tmux_audit.commands,
--- until the administrator overwrites it there (README, "For a team").
+-- The writer may only INSERT: the redaction ships as a row of its own
+-- (the text as it is now on the host, the content hash that text gives,
+-- who, when, why), and a trigger running with the schema owner's rights
+-- applies it to the shipped row, after checking that it only hides: the
+-- new text must be the old one with parts replaced by [REDACTED] (a
+-- writer cannot rewrite what it shipped into something else). Readers
+-- read the table as before (its indexes serve every query); the row's
+-- chain hash is kept, and `verify --central` checks the row's content
+-- against the redaction's hash. What a DBA can still see: the old text in
+-- the row's dead version until VACUUM, in WAL, archives, replicas and
+-- backups made before (README, "For a team").
 
 CREATE TABLE tmux_audit.redactions (
     host_id        text   NOT NULL,
@@ -34,43 +38,45 @@ ALTER TABLE tmux_audit.redactions ENABLE ROW LEVEL SECURITY;
 CREATE POLICY writer_inserts_for_its_host ON tmux_audit.redactions FOR INSERT TO tmux_audit_writer
     WITH CHECK (host_id = tmux_audit.bound_host(current_user));
 
--- Readers lose the text columns of the table itself...
-REVOKE SELECT ON tmux_audit.commands FROM tmux_audit_auditor, tmux_audit_user;
-GRANT SELECT (host_id, database_id, id, recorded_at_us, exit_status, started_at_us, duration_us,
-    cwd, cwd_raw, "user", uid, login_uid, sudo_user, host, shell, shell_session, seq, tty,
-    ssh_connection, tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane, redacted,
-    import_source, import_file, import_key, prev_hash, hash, shipped_by, shipped_at)
-    ON tmux_audit.commands TO tmux_audit_auditor, tmux_audit_user;
+-- Whether `new` only hides parts of `old`: its pieces between
+-- [REDACTED] marks appear in `old`, in order, the first at its start and
+-- the last at its end.
+CREATE FUNCTION tmux_audit.only_hides(old text, new text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE AS $$
+    SELECT old LIKE coalesce(string_agg(
+               replace(replace(replace(piece, '\', '\\'), '%', '\%'), '_', '\_'), '%' ORDER BY n), '')
+           ESCAPE '\'
+    FROM unnest(string_to_array(new, '[REDACTED]')) WITH ORDINALITY AS p(piece, n)
+$$;
 
--- ...and read it here, with the newest redaction applied. The view reads
--- with its owner's rights, so it keeps to the rows the table's policies
--- give the caller itself: an auditor every row, a user the rows of its
--- name. `content_hash`: what the shown row hashes to (NULL: not redacted
--- after shipping, the chain's `hash`).
-CREATE VIEW tmux_audit.commands_shown WITH (security_barrier) AS
-    SELECT c.host_id, c.database_id, c.id, c.recorded_at_us,
-           coalesce(r.command, c.command) AS command,
-           CASE WHEN r.id IS NULL THEN c.command_raw ELSE r.command_raw END AS command_raw,
-           c.exit_status, c.started_at_us, c.duration_us, c.cwd, c.cwd_raw, c."user", c.uid,
-           c.login_uid, c.sudo_user, c.host, c.shell, c.shell_session, c.seq, c.tty,
-           c.ssh_connection, c.tmux_socket, c.tmux_server_pid, c.tmux_session_id, c.tmux_pane,
-           c.redacted OR r.id IS NOT NULL AS redacted,
-           c.import_source, c.import_file, c.import_key, c.prev_hash, c.hash,
-           r.content_hash, c.shipped_by, c.shipped_at
-    FROM tmux_audit.commands c
-    -- The newest redaction of each row (a join, not a lookup per row:
-    -- reports read millions of rows through here).
-    LEFT JOIN (
-        SELECT DISTINCT ON (host_id, database_id, id) host_id, database_id, id, command,
-               command_raw, content_hash
-        FROM tmux_audit.redactions ORDER BY host_id, database_id, id, trace_id DESC
-    ) r ON r.host_id = c.host_id AND r.database_id = c.database_id AND r.id = c.id
-    WHERE pg_has_role(current_user, 'tmux_audit_auditor', 'MEMBER')
-       OR (pg_has_role(current_user, 'tmux_audit_user', 'MEMBER') AND c."user" = current_user);
-GRANT SELECT ON tmux_audit.commands_shown TO tmux_audit_auditor, tmux_audit_user;
+CREATE FUNCTION tmux_audit.apply_redaction() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = tmux_audit, pg_temp
+    AS $$
+DECLARE
+    old_text text;
+BEGIN
+    SELECT command INTO old_text FROM tmux_audit.commands
+        WHERE host_id = NEW.host_id AND database_id = NEW.database_id AND id = NEW.id
+        FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'a redaction of row % that was not shipped', NEW.id USING ERRCODE = '23514';
+    END IF;
+    IF NOT tmux_audit.only_hides(old_text, NEW.command) THEN
+        RAISE EXCEPTION 'the redaction of row % does not only hide parts of its text', NEW.id
+            USING ERRCODE = '23514';
+    END IF;
+    UPDATE tmux_audit.commands
+        SET command = NEW.command, command_raw = NEW.command_raw, redacted = true
+        WHERE host_id = NEW.host_id AND database_id = NEW.database_id AND id = NEW.id;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION tmux_audit.apply_redaction() FROM PUBLIC;
+CREATE TRIGGER apply AFTER INSERT ON tmux_audit.redactions
+    FOR EACH ROW EXECUTE FUNCTION tmux_audit.apply_redaction();
 
--- Who redacted what, when and why (not the old text: only its hash,
--- kept in the host's trace), for the auditor.
+-- Who redacted what, when and why, and the hash the row's content has
+-- since (not the old text: only its hash, in the host's trace).
 GRANT SELECT (host_id, database_id, id, trace_id, content_hash, redacted_at_us, redacted_by,
     reason, shipped_by, shipped_at) ON tmux_audit.redactions TO tmux_audit_auditor;
 CREATE POLICY auditor_reads_all ON tmux_audit.redactions FOR SELECT TO tmux_audit_auditor
