@@ -242,7 +242,7 @@ fn query(cluster: &Cluster) {
     let mut admin = cluster.admin(&dbname);
     let start = Instant::now();
     // Server-side rows, one a second from 2026-11-01 across the hosts;
-    // one in a million runs the rare command searched for.
+    // ten in a million run the rare command searched for.
     admin
         .batch_execute(&format!(
             "SET session_replication_role = replica;
@@ -251,7 +251,7 @@ fn query(cluster: &Cluster) {
                  shell_session, seq, tmux_socket, tmux_server_pid, tmux_pane)
              SELECT 'host' || (g % {hosts}) || '/id', 'db', g / {hosts} + 1,
                     1793491200000000 + g * 1000000,
-                    CASE WHEN g % 1000000 = 999999 THEN 'terraform destroy -target=module.frobnicator'
+                    CASE WHEN g % 100000 = 99999 THEN 'terraform destroy -target=module.frobnicator'
                          ELSE (ARRAY['ls -la', 'git status', 'cargo build --release',
                                      'kubectl get pods -n production -o wide',
                                      'vim src/main.rs'])[g % 5 + 1] || ' file-' || (g % 10007) END,
