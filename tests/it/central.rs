@@ -1302,3 +1302,44 @@ fn records_of_months_without_a_partition_still_ship() {
         text(&out.stdout)
     );
 }
+
+/// A central database made by the first schema (version 1) upgrades in
+/// place: `central init` runs only the migrations it lacks, and shipping,
+/// a redaction and `verify --central` work on it.
+#[test]
+fn a_central_schema_of_version_1_upgrades_in_place() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = cluster.database("upgrade");
+    // Version 1 exactly as a binary of that version ran it: the
+    // migrations up to the second, then the transaction's end.
+    let all = tmux_audit::central::schema::sql(0);
+    let v1 = &all[..all.find("\n-- Migration 2\n").unwrap()];
+    cluster
+        .admin(&dbname)
+        .batch_execute(&format!("{v1}\nCOMMIT;"))
+        .unwrap();
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["central", "init", "--url", &cluster.admin_url(&dbname)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with(&format!(
+            "upgraded the central schema from version 1 to {}",
+            tmux_audit::central::schema::VERSION
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    let host = writer(cluster, &dbname, "u");
+    host.records(1, 3);
+    assert!(host.run(&["redact", "2"]).status.success());
+    let out = host.run(&["sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = auditor(cluster, &dbname).run(&["verify", "--central"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
