@@ -574,9 +574,9 @@ pub struct Report {
     #[command(flatten)]
     pub db: DbArg,
 
-    /// What one row counts.
-    #[arg(long, value_enum, default_value_t = GroupBy::Pane)]
-    pub by: GroupBy,
+    /// What one row counts [default: pane; with --central, host].
+    #[arg(long, value_enum)]
+    pub by: Option<GroupBy>,
 
     /// Order rows by: number of commands, failures, total duration, or the latest command.
     #[arg(long, value_enum, default_value_t = SortBy::Commands)]
@@ -590,8 +590,8 @@ pub struct Report {
     )]
     pub top: Option<usize>,
 
-    /// Count on the central store (every host the role may read), per host
-    /// unless --by user, cwd or command.
+    /// Count on the central store (every host the role may read): per host
+    /// unless --by says otherwise.
     #[arg(long)]
     pub central: bool,
 
@@ -709,6 +709,10 @@ pub struct Sessions {
     #[arg(long, value_name = "WHEN", value_parser = parse_when)]
     pub since: Option<chrono::DateTime<chrono::Utc>>,
 
+    /// The sessions of every host the role may read on the central store.
+    #[arg(long)]
+    pub central: bool,
+
     /// Output format: a table, or every field as json, jsonl, csv or tsv.
     #[arg(long, value_enum, default_value_t = TableFormat::Table)]
     pub format: TableFormat,
@@ -775,6 +779,10 @@ pub struct Timeline {
     /// `rename-window` are always shown.
     #[arg(long)]
     pub renames: bool,
+
+    /// Read the central store (every host the role may read; --host picks one).
+    #[arg(long)]
+    pub central: bool,
 
     /// Output format: a table, or every field as json, jsonl, csv or tsv.
     #[arg(long, value_enum, default_value_t = TableFormat::Table)]

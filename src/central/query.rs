@@ -5,15 +5,19 @@
 //! [`StoredCommand`]s every renderer takes, placed by the tmux events of
 //! their own host.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use postgres::fallible_iterator::FallibleIterator;
 
 use postgres::types::ToSql;
 use rusqlite::types::Value;
 
 use super::CentralError;
-use crate::db::{GroupBy, Ranked, ReportRow, SortBy, StoredCommand, Totals};
+use crate::db::{
+    Counting, GroupBy, Ranked, ReportFields, ReportRow, SortBy, StoredCommand, Totals,
+};
 use crate::filter::{smart_case_sensitive, smart_case_sensitive_regex, Conditions, MatchKind};
-use crate::lifecycle::replay::Replay;
+use crate::lifecycle::replay::{Replay, ServerKey};
 use crate::lifecycle::{Client, TmuxEvent};
 use crate::record::CommandRecord;
 
@@ -114,32 +118,28 @@ fn pattern_clause(pattern: &str, kind: MatchKind, n: usize) -> (String, String) 
     }
 }
 
-/// `report --central`: the groups counted by the server (one GROUP BY,
-/// the most used directory and command by `mode()`, ties to the one that
-/// sorts first, as locally). Groupings that need the tmux events replayed
-/// (pane, session, window, typist) or the local time zone (day) are
-/// local only: None.
+/// `report --central`, every grouping a local report has. By host, user,
+/// directory or command the server counts (one GROUP BY, the most used
+/// directory and command by `mode()`, ties to the one that sorts first,
+/// as locally); by pane, session, window, typist or day the rows come in
+/// time order and are counted here as a local report counts them
+/// ([`Counting`]), each placed by the tmux events of its own host, days
+/// in the local time zone.
 pub fn report(
     client: &mut postgres::Client,
     by: GroupBy,
     conditions: &Conditions,
     sort: SortBy,
     top: Option<usize>,
-) -> Result<Option<Ranked>, CentralError> {
+) -> Result<Ranked, CentralError> {
     let key = match by {
         GroupBy::Host => "host",
         GroupBy::User => "\"user\"",
         GroupBy::Cwd => "cwd",
         GroupBy::Command => "command",
-        _ => return Ok(None),
+        _ => return counted(client, by, conditions, sort, top),
     };
-    let (clauses, _) = translate(conditions, 1);
-    let params: Vec<Box<dyn ToSql + Sync>> = conditions.params.iter().map(param).collect();
-    let where_sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
+    let (where_sql, params) = where_clause(conditions);
     let sql = format!(
         "SELECT {key}, count(*), count(*) FILTER (WHERE exit_status <> 0), min(started_at_us),
                 max(started_at_us), coalesce(sum(duration_us), 0)::bigint, coalesce(max(duration_us), 0),
@@ -174,7 +174,73 @@ pub fn report(
     if let Some(top) = top {
         rows.truncate(top);
     }
-    Ok(Some(Ranked { rows, totals }))
+    Ok(Ranked { rows, totals })
+}
+
+/// The WHERE clause of `conditions` for PostgreSQL, and its parameters.
+fn where_clause(conditions: &Conditions) -> (String, Vec<Box<dyn ToSql + Sync>>) {
+    let (clauses, _) = translate(conditions, 1);
+    let params = conditions.params.iter().map(param).collect();
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    (sql, params)
+}
+
+/// A report counted here from the rows the server streams in time order.
+fn counted(
+    client: &mut postgres::Client,
+    by: GroupBy,
+    conditions: &Conditions,
+    sort: SortBy,
+    top: Option<usize>,
+) -> Result<Ranked, CentralError> {
+    // Every host's tmux events, as a local report replays all of its own.
+    let mut replays: HashMap<String, Replay> = HashMap::new();
+    if by.needs_placement() {
+        replays = tmux_events_by_host(client)?
+            .into_iter()
+            .map(|(host, events)| (host, Replay::new(events)))
+            .collect();
+    }
+    let (where_sql, params) = where_clause(conditions);
+    let sql = format!(
+        "SELECT host_id, tmux_socket, tmux_server_pid, tmux_pane, tmux_session_id, shell_session,
+                exit_status, started_at_us, duration_us, \"user\", host, cwd, command
+         FROM tmux_audit.commands {where_sql} ORDER BY started_at_us, host_id, database_id, id"
+    );
+    let mut rows = client
+        .query_raw(&sql, params.iter().map(|p| p.as_ref()))
+        .map_err(|e| CentralError::from_postgres(&e))?;
+    let mut counting = Counting::new(by);
+    let failed = |e: postgres::Error| CentralError::from_postgres(&e);
+    while let Some(r) = rows.next().map_err(failed)? {
+        let host_id: &str = r.get(0);
+        let row = ReportFields {
+            socket: r.get(1),
+            pid: r.get(2),
+            pane: r.get(3),
+            session_id: r.get(4),
+            shell_session: r.get(5),
+            failed: r.get::<_, Option<i64>>(6).is_some_and(|s| s != 0),
+            started: r.get(7),
+            duration: r.get::<_, Option<i64>>(8).unwrap_or(0),
+            user: r.get(9),
+            host: r.get(10),
+            cwd: r.get(11),
+            command: r.get(12),
+        };
+        let place = match (replays.get_mut(host_id), row.socket, row.pid) {
+            (Some(replay), Some(socket), Some(pid)) => {
+                replay.place_at(socket, pid, row.pane, row.session_id, row.started)
+            }
+            _ => None,
+        };
+        counting.add(host_id, &row, place);
+    }
+    Ok(counting.ranked(sort, top))
 }
 
 /// Matching commands of every host the role may read, newest first.
@@ -218,6 +284,88 @@ pub fn search(
         .collect();
     place(client, &mut found)?;
     Ok(found.into_iter().map(|(_, row)| row).collect())
+}
+
+/// Every tmux event the role may read, per host (by its id), each host's
+/// in time order: what `sessions` and `timeline` replay locally.
+pub fn tmux_events_by_host(
+    client: &mut postgres::Client,
+) -> Result<BTreeMap<String, Vec<TmuxEvent>>, CentralError> {
+    let found = client
+        .query(
+            "SELECT * FROM tmux_audit.tmux_events ORDER BY host_id, at_us, database_id, id",
+            &[],
+        )
+        .map_err(|e| CentralError::from_postgres(&e))?;
+    let mut events: BTreeMap<String, Vec<TmuxEvent>> = BTreeMap::new();
+    for r in &found {
+        events
+            .entry(r.get("host_id"))
+            .or_default()
+            .push(tmux_event(r));
+    }
+    Ok(events)
+}
+
+/// The hosts (by id) with a command run in `pane`.
+pub fn hosts_of_pane(
+    client: &mut postgres::Client,
+    pane: &str,
+) -> Result<Vec<String>, CentralError> {
+    let found = client
+        .query(
+            "SELECT DISTINCT host_id FROM tmux_audit.commands WHERE tmux_pane = $1 ORDER BY 1",
+            &[&pane],
+        )
+        .map_err(|e| CentralError::from_postgres(&e))?;
+    Ok(found.iter().map(|r| r.get(0)).collect())
+}
+
+/// The commands of one host's tmux server that started in
+/// `since_us..until_us`, oldest first, placed by that host's tmux events
+/// (as `Database::commands_of_server` and `Database::place` locally).
+pub fn commands_of_server(
+    client: &mut postgres::Client,
+    host_id: &str,
+    server: &ServerKey,
+    since_us: i64,
+    until_us: i64,
+) -> Result<Vec<StoredCommand>, CentralError> {
+    let found = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM tmux_audit.commands
+                 WHERE host_id = $1 AND tmux_socket = $2 AND tmux_server_pid = $3
+                   AND started_at_us >= $4 AND started_at_us < $5
+                 ORDER BY started_at_us, database_id, id"
+            ),
+            &[&host_id, &server.0, &server.1, &since_us, &until_us],
+        )
+        .map_err(|e| CentralError::from_postgres(&e))?;
+    let mut rows: Vec<(String, StoredCommand)> = found
+        .iter()
+        .map(|r| (host_id.to_string(), stored_command(r)))
+        .collect();
+    place(client, &mut rows)?;
+    Ok(rows.into_iter().map(|(_, row)| row).collect())
+}
+
+/// The newest server of one host a command ran in `pane` of.
+pub fn newest_server_of_pane(
+    client: &mut postgres::Client,
+    host_id: &str,
+    pane: &str,
+) -> Result<Option<ServerKey>, CentralError> {
+    let found = client
+        .query_opt(
+            "SELECT tmux_socket, tmux_server_pid FROM tmux_audit.commands
+             WHERE host_id = $1 AND tmux_pane = $2
+               AND tmux_socket IS NOT NULL AND tmux_server_pid IS NOT NULL
+             ORDER BY started_at_us DESC LIMIT 1",
+            &[&host_id, &pane],
+        )
+        .map_err(|e| CentralError::from_postgres(&e))?;
+    Ok(found.map(|r| (r.get(0), r.get(1))))
 }
 
 /// A command read back from the central store (for `check.rs` too).

@@ -10,7 +10,11 @@ use chrono::{Datelike, NaiveDate, Utc};
 use super::CentralError;
 
 /// Applied in order; never edit one that has shipped: add the next.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_schema.sql"),
+    include_str!("migrations/0002_redactions.sql"),
+    include_str!("migrations/0003_no_row_triggers.sql"),
+];
 
 /// The schema version this binary writes and reads.
 pub const VERSION: i32 = MIGRATIONS.len() as i32;

@@ -22,6 +22,8 @@ pub const BATCH: usize = 1000;
 pub struct Shipped {
     pub commands: usize,
     pub tmux_events: usize,
+    /// Redactions of shipped commands the server did not have yet.
+    pub redactions: usize,
 }
 
 /// Why shipping stopped.
@@ -67,6 +69,8 @@ impl From<crate::db::DbError> for ShipError {
 pub fn ship(db: &mut Database, target: &Target, host: &HostIdentity) -> Result<Shipped, ShipError> {
     let mut client = target.connect()?;
     schema::check(&mut client)?;
+    bind(&mut client, host)?;
+    let mut statements = Statements::default();
     let database_id = db.database_id()?;
     let server = target.server_key();
     let mut shipped = Shipped::default();
@@ -81,7 +85,9 @@ pub fn ship(db: &mut Database, target: &Target, host: &HostIdentity) -> Result<S
                     if rows.is_empty() {
                         break;
                     }
-                    if let Err(err) = send_commands(&mut client, host, &database_id, &rows) {
+                    if let Err(err) =
+                        send_commands(&mut client, &mut statements, host, &database_id, &rows)
+                    {
                         resolve(err, &mut conflicts)?;
                         cursor = start(db, &mut client, host, &database_id, chain)?;
                         continue;
@@ -98,7 +104,9 @@ pub fn ship(db: &mut Database, target: &Target, host: &HostIdentity) -> Result<S
                     if rows.is_empty() {
                         break;
                     }
-                    if let Err(err) = send_events(&mut client, host, &database_id, &rows) {
+                    if let Err(err) =
+                        send_events(&mut client, &mut statements, host, &database_id, &rows)
+                    {
                         resolve(err, &mut conflicts)?;
                         cursor = start(db, &mut client, host, &database_id, chain)?;
                         continue;
@@ -117,8 +125,53 @@ pub fn ship(db: &mut Database, target: &Target, host: &HostIdentity) -> Result<S
                 Chain::TmuxEvents => shipped.tmux_events += sent,
             }
         }
+        if chain == Chain::Commands {
+            shipped.redactions = send_redactions(db, &mut client, &host.id, &database_id, &cursor)?;
+        }
     }
     Ok(shipped)
+}
+
+/// The redactions of shipped commands, each stored once by the server
+/// (readers see the newest's text instead of the row's: `commands_shown`).
+fn send_redactions(
+    db: &Database,
+    client: &mut postgres::Client,
+    host_id: &str,
+    database_id: &str,
+    shipped: &Cursor,
+) -> Result<usize, ShipError> {
+    let redactions = db.redactions_up_to(shipped.last_id)?;
+    if redactions.is_empty() {
+        return Ok(0);
+    }
+    let mut added = 0;
+    let mut tx = client
+        .transaction()
+        .map_err(|e| CentralError::from_postgres(&e))?;
+    for r in &redactions {
+        added += tx
+            .execute(
+                "INSERT INTO tmux_audit.redactions (host_id, database_id, id, trace_id, command,
+                    command_raw, content_hash, redacted_at_us, redacted_by, reason)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                &[
+                    &host_id,
+                    &database_id,
+                    &r.id,
+                    &r.trace_id,
+                    &r.command,
+                    &r.command_raw,
+                    &r.content_hash,
+                    &r.at_us,
+                    &r.user,
+                    &r.reason,
+                ],
+            )
+            .map_err(|e| CentralError::from_postgres(&e))? as usize;
+    }
+    tx.commit().map_err(|e| CentralError::from_postgres(&e))?;
+    Ok(added)
 }
 
 /// Another sync of this database shipped the same rows at the same time:
@@ -177,6 +230,72 @@ fn start(
     }
 }
 
+/// This writer role's host, bound on its first sync: the server keeps
+/// the binding (a role writes for one host only, and a host is written by
+/// one role), the writer may add its own but change none.
+fn bind(client: &mut postgres::Client, host: &HostIdentity) -> Result<(), CentralError> {
+    client
+        .execute(
+            "INSERT INTO tmux_audit.writers (role, host_id, host_name)
+             VALUES (current_user, $1, $2) ON CONFLICT DO NOTHING",
+            &[&host.id, &host.name],
+        )
+        .map_err(|e| CentralError::from_postgres(&e))?;
+    let bound = client
+        .query_one(
+            "SELECT current_user::text, (SELECT host_id FROM tmux_audit.writers WHERE role = current_user)",
+            &[],
+        )
+        .map_err(|e| CentralError::from_postgres(&e))?;
+    let (role, bound): (String, Option<String>) = (bound.get(0), bound.get(1));
+    match bound {
+        Some(bound) if bound == host.id => Ok(()),
+        Some(bound) => Err(CentralError::Refused(format!(
+            "role {role} writes for host {bound}, not for host {}; give this host a writer role of its own",
+            host.id
+        ))),
+        None => Err(CentralError::Refused(format!(
+            "host {} is written by another role than {role}; use that host's writer role",
+            host.id
+        ))),
+    }
+}
+
+/// The INSERT of a batch, prepared once per size and sync: parsing and
+/// planning a statement of 1,000 rows each time cost a round trip and
+/// the server's time per batch.
+#[derive(Default)]
+struct Statements {
+    prepared: Vec<(&'static str, usize, postgres::Statement)>,
+}
+
+impl Statements {
+    fn get(
+        &mut self,
+        client: &mut postgres::Client,
+        insert: &'static str,
+        columns: usize,
+        rows: usize,
+    ) -> Result<postgres::Statement, CentralError> {
+        if let Some((_, _, statement)) = self
+            .prepared
+            .iter()
+            .find(|(sql, n, _)| *sql == insert && *n == rows)
+        {
+            return Ok(statement.clone());
+        }
+        let sql = format!(
+            "{insert}{} ON CONFLICT DO NOTHING",
+            values_sql(rows, columns)
+        );
+        let statement = client
+            .prepare(&sql)
+            .map_err(|e| CentralError::from_postgres(&e))?;
+        self.prepared.push((insert, rows, statement.clone()));
+        Ok(statement)
+    }
+}
+
 fn values_sql(rows: usize, columns: usize) -> String {
     let mut sql = String::new();
     for r in 0..rows {
@@ -201,6 +320,7 @@ const COMMAND_COLUMNS: usize = 31;
 
 fn send_commands(
     client: &mut postgres::Client,
+    statements: &mut Statements,
     host: &HostIdentity,
     database_id: &str,
     rows: &[ChainedCommand],
@@ -263,14 +383,11 @@ fn send_commands(
             &row.hash,
         ]);
     }
-    let sql = format!(
-        "{COMMAND_INSERT}{}",
-        values_sql(rows.len(), COMMAND_COLUMNS)
-    );
+    let statement = statements.get(client, COMMAND_INSERT, COMMAND_COLUMNS, rows.len())?;
     let mut tx = client
         .transaction()
         .map_err(|e| CentralError::from_postgres(&e))?;
-    tx.execute(&sql, &params)
+    tx.execute(&statement, &params)
         .map_err(|e| CentralError::from_postgres(&e))?;
     tx.commit().map_err(|e| CentralError::from_postgres(&e))
 }
@@ -284,6 +401,7 @@ const EVENT_COLUMNS: usize = 27;
 
 fn send_events(
     client: &mut postgres::Client,
+    statements: &mut Statements,
     host: &HostIdentity,
     database_id: &str,
     rows: &[StoredEvent],
@@ -346,11 +464,11 @@ fn send_events(
             &row.hash,
         ]);
     }
-    let sql = format!("{EVENT_INSERT}{}", values_sql(rows.len(), EVENT_COLUMNS));
+    let statement = statements.get(client, EVENT_INSERT, EVENT_COLUMNS, rows.len())?;
     let mut tx = client
         .transaction()
         .map_err(|e| CentralError::from_postgres(&e))?;
-    tx.execute(&sql, &params)
+    tx.execute(&statement, &params)
         .map_err(|e| CentralError::from_postgres(&e))?;
     tx.commit().map_err(|e| CentralError::from_postgres(&e))
 }

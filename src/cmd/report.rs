@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use super::{Exit, Run};
 use crate::cli::Report;
@@ -19,11 +19,12 @@ impl Run for Report {
             super::search::central_filters_only(&filters)?;
             return self.run_central(&filters.conditions()?);
         }
+        let by = self.by.unwrap_or(crate::cli::GroupBy::Pane).into();
         let path = paths::database(self.db.path.as_deref())?;
         let mut db = super::open_for_reading(&path)?;
         let conditions = db.conditions(&filters)?;
         let Ranked { rows, totals } = db
-            .report(self.by.into(), &conditions, self.sort.into(), self.top)
+            .report(by, &conditions, self.sort.into(), self.top)
             .with_context(|| format!("cannot read {}", path.display()))?;
         if totals.groups == 0 {
             return Ok(Exit::NoMatch);
@@ -33,17 +34,10 @@ impl Run for Report {
             self.filters.until.map(|t| t.timestamp_micros()),
         );
         let out = match self.format.data(self.json) {
-            Some(format) => {
-                render::data(&render::report::json_rows(&rows, self.by.into()), format)?
-            }
+            Some(format) => render::data(&render::report::json_rows(&rows, by), format)?,
             None => {
-                let mut table = render::report::table(
-                    &rows,
-                    &totals,
-                    self.by.into(),
-                    period,
-                    render::use_colour(),
-                );
+                let mut table =
+                    render::report::table(&rows, &totals, by, period, render::use_colour());
                 // Records that never arrived, named (the first few; verify lists all).
                 let gaps = db.sequence_gaps()?;
                 for gap in gaps.iter().take(5) {
@@ -78,15 +72,9 @@ impl Report {
         let mut client = target.connect()?;
         central::schema::check(&mut client)?;
         // The team view: per host, unless another grouping is asked for.
-        let by = match self.by {
-            crate::cli::GroupBy::Pane => tmux_audit::db::GroupBy::Host,
-            other => other.into(),
-        };
-        let Some(Ranked { rows, totals }) =
-            central::query::report(&mut client, by, conditions, self.sort.into(), self.top)?
-        else {
-            bail!("report --central counts --by host, user, cwd or command; the other groupings are local only");
-        };
+        let by = self.by.unwrap_or(crate::cli::GroupBy::Host).into();
+        let Ranked { rows, totals } =
+            central::query::report(&mut client, by, conditions, self.sort.into(), self.top)?;
         if totals.groups == 0 {
             return Ok(Exit::NoMatch);
         }

@@ -34,8 +34,16 @@ impl Run for SyncCmd {
         if !self.watch {
             let shipped = self.once()?;
             println!(
-                "shipped {} commands and {} tmux events",
-                shipped.commands, shipped.tmux_events
+                "shipped {} commands and {} tmux events{}",
+                shipped.commands,
+                shipped.tmux_events,
+                match shipped.redactions {
+                    0 => String::new(),
+                    n => format!(
+                        ", and {n} redaction{} of commands shipped before",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                }
             );
             return Ok(Exit::Success);
         }

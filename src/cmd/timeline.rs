@@ -1,7 +1,7 @@
 //! `tmux-audit timeline`: the lifecycle events and commands of a session,
 //! window or pane, interleaved in time order.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
 
 use anyhow::{bail, Context as _, Result};
@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{Exit, Run};
 use crate::cli::Timeline;
+use tmux_audit::central;
 use tmux_audit::context::Tmux;
 use tmux_audit::db::{Database, StoredCommand};
 use tmux_audit::lifecycle::replay::{Placement, ServerKey, ServerState};
@@ -24,8 +25,74 @@ enum Target {
     Pane(String),
 }
 
+/// Where a timeline reads the commands of a tmux server: the local
+/// database, or one host's rows in the central store.
+trait CommandSource {
+    /// The commands of `server` that started in `since..until`, oldest
+    /// first, placed by the tmux events.
+    fn of_server(
+        &mut self,
+        server: &ServerKey,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<StoredCommand>>;
+    /// The newest server a command ran in `pane` of.
+    fn newest_server_of_pane(&mut self, pane: &str) -> Result<Option<ServerKey>>;
+}
+
+impl CommandSource for &Database {
+    fn of_server(
+        &mut self,
+        server: &ServerKey,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<StoredCommand>> {
+        let mut commands = self.commands_of_server(server, since, until)?;
+        self.place(&mut commands)?;
+        Ok(commands)
+    }
+
+    fn newest_server_of_pane(&mut self, pane: &str) -> Result<Option<ServerKey>> {
+        Ok(Database::newest_server_of_pane(self, pane)?)
+    }
+}
+
+/// One host's rows in the central store.
+struct CentralHost<'c> {
+    client: &'c mut postgres::Client,
+    host_id: &'c str,
+}
+
+impl CommandSource for CentralHost<'_> {
+    fn of_server(
+        &mut self,
+        server: &ServerKey,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<StoredCommand>> {
+        Ok(central::query::commands_of_server(
+            self.client,
+            self.host_id,
+            server,
+            since,
+            until,
+        )?)
+    }
+
+    fn newest_server_of_pane(&mut self, pane: &str) -> Result<Option<ServerKey>> {
+        Ok(central::query::newest_server_of_pane(
+            self.client,
+            self.host_id,
+            pane,
+        )?)
+    }
+}
+
 impl Run for Timeline {
     fn run(&self) -> Result<Exit> {
+        if self.central {
+            return self.run_central();
+        }
         let path = paths::database(self.db.path.as_deref())?;
         let db = super::open_for_reading(&path)?;
         // Whole servers are left out (never single events: the replay of
@@ -36,7 +103,72 @@ impl Run for Timeline {
             .map(|e| e.event)
             .filter(|e| self.keeps_server(&e.tmux_socket) && self.keeps_host(&e.host))
             .collect();
-        if events.is_empty() && (self.server.is_some() || self.host.is_some()) {
+        self.no_server_recorded(events.is_empty())?;
+        let mut source = &db;
+        let targets = self.targets(&mut source, &events)?;
+        let mut folded = 0;
+        let mut items = self.items(&events, targets, &mut source, &mut folded)?;
+        self.print(&mut items, folded)
+    }
+}
+
+impl Timeline {
+    /// `timeline --central`: the same timeline, of every host the role may
+    /// read; each host's tmux events replayed on their own (tmux servers
+    /// and ids are only unique within a host).
+    fn run_central(&self) -> Result<Exit> {
+        let config = tmux_audit::config::Config::load()?;
+        let target = central::target(config.central.reading_url())?;
+        let mut client = target.connect()?;
+        central::schema::check(&mut client)?;
+        let mut by_host: BTreeMap<String, Vec<TmuxEvent>> =
+            central::query::tmux_events_by_host(&mut client)?
+                .into_iter()
+                .map(|(host, events)| {
+                    let kept = events
+                        .into_iter()
+                        .filter(|e| self.keeps_server(&e.tmux_socket) && self.keeps_host(&e.host))
+                        .collect();
+                    (host, kept)
+                })
+                .collect();
+        by_host.retain(|_, events| !events.is_empty());
+        if let Some(pane) = &self.pane {
+            // A pane whose commands are known but none of its events.
+            for host in central::query::hosts_of_pane(&mut client, pane)? {
+                by_host.entry(host).or_default();
+            }
+        }
+        self.no_server_recorded(by_host.values().all(Vec::is_empty))?;
+        let mut items = Vec::new();
+        let mut folded = 0;
+        let mut not_found = None;
+        for (host_id, events) in &by_host {
+            let mut source = CentralHost {
+                client: &mut client,
+                host_id,
+            };
+            // What this host does not have, another may.
+            let targets = match self.targets(&mut source, events) {
+                Ok(targets) => targets,
+                Err(e) => {
+                    not_found.get_or_insert(e);
+                    continue;
+                }
+            };
+            items.extend(self.items(events, targets, &mut source, &mut folded)?);
+        }
+        if items.is_empty()
+            && let Some(e) = not_found
+        {
+            return Err(e);
+        }
+        self.print(&mut items, folded)
+    }
+
+    /// With --server or --host, none of their servers recorded: an error.
+    fn no_server_recorded(&self, none: bool) -> Result<()> {
+        if none && (self.server.is_some() || self.host.is_some()) {
             bail!(
                 "no tmux server{}{} was recorded; `tmux-audit sessions` lists what was",
                 self.server
@@ -47,11 +179,21 @@ impl Run for Timeline {
                     .map_or(String::new(), |h| format!(" on host {h:?}")),
             );
         }
+        Ok(())
+    }
+
+    /// The events and commands of the targets, in the period asked for.
+    fn items<'e>(
+        &self,
+        events: &'e [TmuxEvent],
+        targets: Vec<(ServerKey, Target)>,
+        source: &mut dyn CommandSource,
+        folded: &mut usize,
+    ) -> Result<Vec<Item<'e>>> {
         let since = self.since.map_or(i64::MIN, |t| t.timestamp_micros());
         let until = self.until.map_or(i64::MAX, |t| t.timestamp_micros());
         let mut items = Vec::new();
-        let mut folded = 0;
-        for (server, target) in self.targets(&db, &events)? {
+        for (server, target) in targets {
             let server_events: Vec<&TmuxEvent> =
                 events.iter().filter(|e| e.server() == server).collect();
             for (e, place) in events_of(&server_events, &target) {
@@ -59,14 +201,13 @@ impl Run for Timeline {
                     continue;
                 }
                 if e.automatic_rename == Some(true) && !self.renames {
-                    folded += 1;
+                    *folded += 1;
                     continue;
                 }
                 items.push(Item::Event(e, Box::new(place)));
             }
-            let mut commands = db.commands_of_server(&server, since, until)?;
+            let mut commands = source.of_server(&server, since, until)?;
             commands.retain(|c| self.keeps_host(&c.record.host));
-            db.place(&mut commands)?;
             items.extend(
                 commands
                     .into_iter()
@@ -74,6 +215,10 @@ impl Run for Timeline {
                     .map(|c| Item::Command(Box::new(c))),
             );
         }
+        Ok(items)
+    }
+
+    fn print(&self, items: &mut [Item<'_>], folded: usize) -> Result<Exit> {
         items.sort_by_key(Item::at_us);
         if items.is_empty() {
             return Ok(Exit::NoMatch);
@@ -83,7 +228,7 @@ impl Run for Timeline {
                 render::data(&items.iter().map(Item::json).collect::<Vec<_>>(), format)?
             }
             None => {
-                let mut out = table(&items);
+                let mut out = table(items);
                 if folded > 0 {
                     out.push_str(&format!(
                         "{folded} automatic window rename{} folded (tmux naming a window after \
@@ -139,7 +284,11 @@ impl Timeline {
 
 impl Timeline {
     /// The servers, and what in each, the options name: one target per server.
-    fn targets(&self, db: &Database, events: &[TmuxEvent]) -> Result<Vec<(ServerKey, Target)>> {
+    fn targets(
+        &self,
+        source: &mut dyn CommandSource,
+        events: &[TmuxEvent],
+    ) -> Result<Vec<(ServerKey, Target)>> {
         // The newest server whose events match.
         let newest = |matches: &dyn Fn(&TmuxEvent) -> bool| {
             events
@@ -160,7 +309,7 @@ impl Timeline {
         if let Some(pane) = &self.pane {
             let server = match newest(&|e| e.pane.as_ref() == Some(pane)) {
                 Some(server) => Some(server),
-                None => db.newest_server_of_pane(pane)?,
+                None => source.newest_server_of_pane(pane)?,
             };
             let server = server.with_context(|| format!("no pane {pane} was recorded"))?;
             return Ok(vec![(server, Target::Pane(pane.clone()))]);

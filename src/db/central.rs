@@ -26,7 +26,50 @@ pub struct Cursor {
     pub last_hash: Option<Vec<u8>>,
 }
 
+/// A redaction of a command (`tmux-audit redact`), as shipped: the
+/// command's text now, and the content hash that text gives.
+#[derive(Debug, Clone)]
+pub struct ShippedRedaction {
+    pub trace_id: i64,
+    pub id: i64,
+    pub command: String,
+    pub command_raw: Option<Vec<u8>>,
+    pub content_hash: Vec<u8>,
+    pub at_us: i64,
+    pub user: String,
+    pub reason: String,
+}
+
 impl Database {
+    /// The redactions of commands up to `up_to_id` (those shipped), in
+    /// the order they were made. Few: shipped again at each sync, the
+    /// server keeps each once.
+    pub fn redactions_up_to(&self, up_to_id: i64) -> Result<Vec<ShippedRedaction>, DbError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT t.id, t.first_id, c.command, c.command_raw, t.detail, t.at_us, t.user, t.reason
+             FROM chain_trace t JOIN commands c ON c.id = t.first_id
+             WHERE t.kind = ?1 AND t.chain = 'commands' AND t.first_id <= ?2 ORDER BY t.id",
+        )?;
+        let rows = stmt.query_map(params![crate::trace::REDACTION, up_to_id], |r| {
+            let detail: String = r.get(4)?;
+            let content_hash = serde_json::from_str::<crate::trace::RedactionDetail>(&detail)
+                .ok()
+                .and_then(|d| crate::text::unhex(&d.content_hash_after))
+                .unwrap_or_default();
+            Ok(ShippedRedaction {
+                trace_id: r.get(0)?,
+                id: r.get(1)?,
+                command: r.get(2)?,
+                command_raw: r.get(3)?,
+                content_hash,
+                at_us: r.get(5)?,
+                user: r.get(6)?,
+                reason: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// This database's id on the central store (made by its migration).
     pub fn database_id(&self) -> Result<String, DbError> {
         Ok(self

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Database, DbError};
 use crate::filter::Conditions;
-use crate::lifecycle::replay::Replay;
+use crate::lifecycle::replay::{Placement, Replay};
 
 /// How `report` groups commands (see `tmux-audit report --help`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +85,7 @@ pub struct ReportRow {
 
 impl GroupBy {
     /// Whether grouping needs to know where commands ran and who typed them.
-    fn needs_placement(self) -> bool {
+    pub fn needs_placement(self) -> bool {
         matches!(
             self,
             GroupBy::Session | GroupBy::Window | GroupBy::ClientUser
@@ -735,68 +735,27 @@ fn count_into(
         let text = |i: usize| -> rusqlite::Result<Option<&str>> {
             Ok(r.get_ref(i)?.as_str_or_null().unwrap_or(None))
         };
-        let (socket, pid, pane, session_id, shell_session) = (
-            text(0)?,
-            r.get::<_, Option<i64>>(1)?,
-            text(2)?,
-            r.get::<_, Option<i64>>(3)?,
-            text(4)?.unwrap_or(""),
-        );
-        let started: i64 = r.get(6)?;
-        let (user, host, cwd, command) = (
-            text(8)?.unwrap_or(""),
-            text(9)?.unwrap_or(""),
-            text(10)?.unwrap_or(""),
-            text(11)?.unwrap_or(""),
-        );
-        let place = match (&mut replay, socket, pid) {
+        let row = ReportFields {
+            socket: text(0)?,
+            pid: r.get(1)?,
+            pane: text(2)?,
+            session_id: r.get(3)?,
+            shell_session: text(4)?.unwrap_or(""),
+            failed: r.get::<_, Option<i64>>(5)?.is_some_and(|s| s != 0),
+            started: r.get(6)?,
+            duration: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
+            user: text(8)?.unwrap_or(""),
+            host: text(9)?.unwrap_or(""),
+            cwd: text(10)?.unwrap_or(""),
+            command: text(11)?.unwrap_or(""),
+        };
+        let place = match (&mut replay, row.socket, row.pid) {
             (Some(replay), Some(socket), Some(pid)) => {
-                replay.place_at(socket, pid, pane, session_id, started)
+                replay.place_at(socket, pid, row.pane, row.session_id, row.started)
             }
             _ => None,
         };
-        key.clear();
-        match by {
-            GroupBy::Pane => match pane {
-                Some(pane) => {
-                    let _ = write!(key, "{},{},{pane}", socket.unwrap_or(""), pid.unwrap_or(0));
-                }
-                None => {
-                    let _ = write!(key, "shell {shell_session}");
-                }
-            },
-            GroupBy::Session => {
-                if let Some(socket) = socket {
-                    // Where the pane was then, as the events tell; else `$TMUX`'s.
-                    let session = place.as_ref().and_then(|p| p.session_id).or(session_id);
-                    let _ = write!(
-                        key,
-                        "{socket},{},{}",
-                        pid.unwrap_or(0),
-                        session.unwrap_or(0)
-                    );
-                }
-            }
-            GroupBy::Window => {
-                if let Some(socket) = socket {
-                    let window = place.as_ref().and_then(|p| p.window_id);
-                    let window = window.map_or("?".to_string(), |w| w.to_string());
-                    let _ = write!(key, "{socket},{},@{window}", pid.unwrap_or(0));
-                }
-            }
-            GroupBy::ClientUser => match place.as_ref().and_then(|p| p.client_user()) {
-                Some(client_user) => key.push_str(client_user),
-                None if socket.is_none() => key.push_str(user),
-                None => {
-                    let _ = write!(key, "{user} (no client known)");
-                }
-            },
-            GroupBy::User => key.push_str(user),
-            GroupBy::Host => key.push_str(host),
-            GroupBy::Cwd => key.push_str(cwd),
-            GroupBy::Day => key.push_str(days.of(started)),
-            GroupBy::Command => key.push_str(command),
-        }
+        group_key(by, &row, place.as_ref(), &mut days, &mut key);
         if let Some((touched, stored)) = touched.as_mut()
             && !touched.contains(key.as_str())
         {
@@ -806,32 +765,180 @@ fn count_into(
                 groups.insert(key.clone(), group);
             }
         }
-        let group = match groups.get_mut(key.as_str()) {
-            Some(group) => group,
-            None => groups.entry(key.clone()).or_insert_with(|| {
-                Group::new(socket, pid, pane, session_id, shell_session, started)
-            }),
-        };
-        if let Some(place) = place {
-            // The latest names: the rows come in time order.
-            group.row.session_name = place.session_name;
-            group.row.window_index = place.window_index;
-            group.row.window_name = place.window_name;
-            if place.session_id.is_some() {
-                group.row.tmux_session_id = place.session_id;
-            }
-        }
-        group.add(
-            r.get::<_, Option<i64>>(5)?.is_some_and(|s| s != 0),
-            started,
-            r.get::<_, Option<i64>>(7)?.unwrap_or(0),
-            user,
-            host,
-            (by != GroupBy::Cwd).then_some(cwd),
-            (by != GroupBy::Command).then_some(command),
-        );
+        add_to_group(groups, by, &key, &row, place);
     }
     Ok(())
+}
+
+/// One command's columns as a report counts them, read from the local
+/// database or from the central store.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportFields<'a> {
+    pub socket: Option<&'a str>,
+    pub pid: Option<i64>,
+    pub pane: Option<&'a str>,
+    pub session_id: Option<i64>,
+    pub shell_session: &'a str,
+    pub failed: bool,
+    pub started: i64,
+    pub duration: i64,
+    pub user: &'a str,
+    pub host: &'a str,
+    pub cwd: &'a str,
+    pub command: &'a str,
+}
+
+/// Commands counted into groups one at a time, as a local report counts
+/// them: for a store that gives the rows itself (the central one). Rows
+/// come in time order, so that the names each group shows are its latest.
+pub struct Counting {
+    by: GroupBy,
+    groups: HashMap<String, Group>,
+    key: String,
+    own: String,
+    days: LocalDays,
+}
+
+impl Counting {
+    pub fn new(by: GroupBy) -> Counting {
+        Counting {
+            by,
+            groups: HashMap::new(),
+            key: String::new(),
+            own: String::new(),
+            days: LocalDays::default(),
+        }
+    }
+
+    /// Counts one command, placed by the tmux events of its own host.
+    /// `scope` keeps groups of different stores apart (a pane or session
+    /// id is only unique within its host); it is not shown.
+    pub fn add(&mut self, scope: &str, row: &ReportFields<'_>, place: Option<Placement>) {
+        group_key(self.by, row, place.as_ref(), &mut self.days, &mut self.own);
+        self.key.clear();
+        if matches!(self.by, GroupBy::Pane | GroupBy::Session | GroupBy::Window) {
+            self.key.push_str(scope);
+            self.key.push('\u{1f}');
+        }
+        self.key.push_str(&self.own);
+        add_to_group(&mut self.groups, self.by, &self.key, row, place);
+    }
+
+    /// The groups, ranked by `sort`, the first `top` kept.
+    pub fn ranked(self, sort: SortBy, top: Option<usize>) -> Ranked {
+        let mut rows: Vec<ReportRow> = self
+            .groups
+            .into_iter()
+            .map(|(key, group)| {
+                // The shown key without the store's scope.
+                let shown = match key.split_once('\u{1f}') {
+                    Some((_, own)) => own.to_string(),
+                    None => key,
+                };
+                group.finish(shown)
+            })
+            .collect();
+        sort.sort(&mut rows);
+        let totals = Totals::of(&rows);
+        if let Some(top) = top {
+            rows.truncate(top);
+        }
+        Ranked { rows, totals }
+    }
+}
+
+/// The group a command counts in, written into `key`.
+fn group_key(
+    by: GroupBy,
+    row: &ReportFields<'_>,
+    place: Option<&Placement>,
+    days: &mut LocalDays,
+    key: &mut String,
+) {
+    let (socket, pid, user) = (row.socket, row.pid, row.user);
+    key.clear();
+    match by {
+        GroupBy::Pane => match row.pane {
+            Some(pane) => {
+                let _ = write!(key, "{},{},{pane}", socket.unwrap_or(""), pid.unwrap_or(0));
+            }
+            None => {
+                let _ = write!(key, "shell {}", row.shell_session);
+            }
+        },
+        GroupBy::Session => {
+            if let Some(socket) = socket {
+                // Where the pane was then, as the events tell; else `$TMUX`'s.
+                let session = place.and_then(|p| p.session_id).or(row.session_id);
+                let _ = write!(
+                    key,
+                    "{socket},{},{}",
+                    pid.unwrap_or(0),
+                    session.unwrap_or(0)
+                );
+            }
+        }
+        GroupBy::Window => {
+            if let Some(socket) = socket {
+                let window = place.and_then(|p| p.window_id);
+                let window = window.map_or("?".to_string(), |w| w.to_string());
+                let _ = write!(key, "{socket},{},@{window}", pid.unwrap_or(0));
+            }
+        }
+        GroupBy::ClientUser => match place.and_then(|p| p.client_user()) {
+            Some(client_user) => key.push_str(client_user),
+            None if socket.is_none() => key.push_str(user),
+            None => {
+                let _ = write!(key, "{user} (no client known)");
+            }
+        },
+        GroupBy::User => key.push_str(user),
+        GroupBy::Host => key.push_str(row.host),
+        GroupBy::Cwd => key.push_str(row.cwd),
+        GroupBy::Day => key.push_str(days.of(row.started)),
+        GroupBy::Command => key.push_str(row.command),
+    }
+}
+
+/// Counts a command into the group of `key` (made on its first row).
+fn add_to_group(
+    groups: &mut HashMap<String, Group>,
+    by: GroupBy,
+    key: &str,
+    row: &ReportFields<'_>,
+    place: Option<Placement>,
+) {
+    let group = match groups.get_mut(key) {
+        Some(group) => group,
+        None => groups.entry(key.to_string()).or_insert_with(|| {
+            Group::new(
+                row.socket,
+                row.pid,
+                row.pane,
+                row.session_id,
+                row.shell_session,
+                row.started,
+            )
+        }),
+    };
+    if let Some(place) = place {
+        // The latest names: the rows come in time order.
+        group.row.session_name = place.session_name;
+        group.row.window_index = place.window_index;
+        group.row.window_name = place.window_name;
+        if place.session_id.is_some() {
+            group.row.tmux_session_id = place.session_id;
+        }
+    }
+    group.add(
+        row.failed,
+        row.started,
+        row.duration,
+        row.user,
+        row.host,
+        (by != GroupBy::Cwd).then_some(row.cwd),
+        (by != GroupBy::Command).then_some(row.command),
+    );
 }
 
 fn local_day(us: i64) -> String {

@@ -101,7 +101,7 @@ fn initialised(cluster: &Cluster, prefix: &str) -> String {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).starts_with("created the central schema (version 1)"),
+        text(&out.stdout).starts_with("created the central schema (version 3)"),
         "{}",
         text(&out.stdout)
     );
@@ -163,7 +163,7 @@ fn init_creates_the_schema_once_and_print_sql_shows_it_without_running_it() {
         .output()
         .unwrap();
     assert!(
-        text(&again.stdout).starts_with("the central schema is up to date (version 1)"),
+        text(&again.stdout).starts_with("the central schema is up to date (version 3)"),
         "{}",
         text(&again.stdout)
     );
@@ -229,12 +229,41 @@ fn a_writer_inserts_only_for_its_host_and_cannot_change_or_read_what_was_shipped
     let err = as_a
         .execute(insert, &[&b.id])
         .expect_err("another host's row");
+    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("42501"));
     let why = err.as_db_error().map(|e| e.message().to_string());
     assert!(
         why.as_deref()
-            .is_some_and(|w| w.contains("writes for host")),
+            .is_some_and(|w| w.contains("row-level security")),
         "{why:?}"
     );
+    // Host a's credentials on another host: sync stops with one line.
+    let elsewhere = Host::new(
+        "elsewhere",
+        a.url.clone(),
+        &format!("{dbname}_a"),
+        "pw-writer",
+        cluster.port,
+    );
+    elsewhere.records(1, 1);
+    let out = elsewhere.run(&["sync"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("writes for host"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Nor bind itself anew to host b, or change its binding.
+    for sql in [
+        "UPDATE tmux_audit.writers SET host_id = 'b'",
+        "INSERT INTO tmux_audit.writers (role, host_id, host_name) VALUES ('someone', 'b', 'b')",
+    ] {
+        let err = as_a.batch_execute(sql).expect_err(sql);
+        assert_eq!(
+            err.as_db_error().map(|e| e.code().code()),
+            Some("42501"),
+            "{sql}: {err}"
+        );
+    }
     // Its own host, a row that does not extend the chain shipped: refused.
     let database_id: String = rusqlite::Connection::open(&a.sb.db)
         .unwrap()
@@ -535,9 +564,73 @@ fn search_central_finds_from_host_b_what_a_shell_in_tmux_typed_on_host_a() {
             "report --format {format}"
         );
     }
+    // Every grouping of a local report, the sessions and a pane's
+    // timeline: the same output from the central store.
+    for by in [
+        "pane",
+        "session",
+        "window",
+        "client-user",
+        "user",
+        "host",
+        "cwd",
+        "day",
+        "command",
+    ] {
+        for format in ["table", "json"] {
+            let local = a.run(&["report", "--by", by, "--format", format]);
+            let central = b.run(&["report", "--central", "--by", by, "--format", format]);
+            assert!(
+                central.status.success(),
+                "--by {by}: {}",
+                text(&central.stderr)
+            );
+            assert_eq!(
+                text(&central.stdout),
+                text(&local.stdout),
+                "report --by {by} --format {format}"
+            );
+        }
+    }
+    for (what, args) in [
+        ("sessions", vec!["sessions"]),
+        ("timeline", vec!["timeline", "--pane", pane.id.as_str()]),
+    ] {
+        for format in ["table", "json"] {
+            let local = a.run(&[&args[..], &["--format", format]].concat());
+            let central = b.run(&[&args[..], &["--central", "--format", format]].concat());
+            assert!(
+                central.status.success(),
+                "{what}: {}",
+                text(&central.stderr)
+            );
+            assert!(!text(&central.stdout).is_empty(), "{what}");
+            assert_eq!(
+                text(&central.stdout),
+                text(&local.stdout),
+                "{what} --format {format}"
+            );
+        }
+    }
+    let out = b.run(&["timeline", "--central", "--pane", "%999"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no pane %999 was recorded"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = b.run(&["search", "--central", "no-such-needle"]);
     assert_eq!(out.status.code(), Some(1));
     let out = b.run(&["search", "--central", "--host", "nosuchhost"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = b.run(&[
+        "report",
+        "--central",
+        "--by",
+        "session",
+        "--host",
+        "nosuchhost",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     drop(tmux);
 }
@@ -1024,5 +1117,225 @@ fn a_prune_keeps_what_the_central_store_does_not_have_yet() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(count(&host), 1, "shipped: all but the newest pruned");
     let out = host.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
+
+/// A record redacted on its host after it was shipped: the redaction
+/// ships too (the writer only inserts it), the server applies it to the
+/// shipped row (so every reader, and the auditor's own SQL, sees the
+/// redacted text only) and `verify --central` stays intact. A "redaction"
+/// that does more than hide parts of the text is refused.
+#[test]
+fn a_redaction_after_shipping_hides_the_old_text_from_readers() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "redact");
+    let host = writer(cluster, &dbname, "r");
+    host.records(1, 3);
+    assert!(host.run(&["sync"]).status.success());
+    let secret = format!("echo {} command 2", host.id);
+    let out = host.run(&[
+        "redact",
+        "2",
+        "--pattern",
+        "command 2",
+        "--reason",
+        "a token",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = host.run(&["sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1 redaction"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let auditor = auditor(cluster, &dbname);
+    let all = auditor.run(&["search", "--central", "--all", "--format", "cmd"]);
+    let all = text(&all.stdout);
+    assert!(
+        all.contains(&format!("echo {} [REDACTED]", host.id)),
+        "{all}"
+    );
+    assert!(!all.contains(&secret), "{all}");
+    let out = auditor.run(&["search", "--central", "command 2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let out = auditor.run(&["verify", "--central"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    // Not with SQL of the auditor's own either, nor the owner's.
+    let as_auditor = |sql: &str| -> i64 {
+        let mut client = postgres::Client::connect(
+            &format!(
+                "host=127.0.0.1 port={} user={dbname}_auditor password=pw-auditor dbname={dbname}",
+                cluster.port
+            ),
+            postgres::NoTls,
+        )
+        .unwrap();
+        client.query_one(sql, &[&secret]).unwrap().get(0)
+    };
+    let sql = "SELECT count(*) FROM tmux_audit.commands WHERE command = $1";
+    assert_eq!(as_auditor(sql), 0);
+    let owner: i64 = cluster
+        .admin(&dbname)
+        .query_one(sql, &[&secret])
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, 0);
+    // Shipped once: the next sync sends no redaction again.
+    let out = host.run(&["sync"]);
+    assert!(
+        !text(&out.stdout).contains("redaction"),
+        "{}",
+        text(&out.stdout)
+    );
+    // With the writer's credentials, a "redaction" that rewrites a row.
+    let mut as_writer = postgres::Client::connect(
+        &format!(
+            "host=127.0.0.1 port={} user={dbname}_r password=pw-writer dbname={dbname}",
+            cluster.port
+        ),
+        postgres::NoTls,
+    )
+    .unwrap();
+    let database_id: String = rusqlite::Connection::open(&host.sb.db)
+        .unwrap()
+        .query_row("SELECT database_id FROM central_identity", [], |r| r.get(0))
+        .unwrap();
+    let host_id: String = cluster
+        .admin(&dbname)
+        .query_one(
+            "SELECT host_id FROM tmux_audit.writers WHERE role = $1",
+            &[&format!("{dbname}_r")],
+        )
+        .unwrap()
+        .get(0);
+    for forged in ["ls", "", "echo [REDACTED] command 3"] {
+        let err = as_writer
+            .execute(
+                "INSERT INTO tmux_audit.redactions (host_id, database_id, id, trace_id, command,
+                    content_hash, redacted_at_us, redacted_by, reason)
+                 VALUES ($1, $2, 1, 999, $3, '\\x00', 0, 'eve', 'cover-up')",
+                &[&host_id, &database_id, &forged],
+            )
+            .expect_err(forged);
+        assert_eq!(
+            err.as_db_error().map(|e| e.code().code()),
+            Some("23514"),
+            "{forged:?}: {err}"
+        );
+    }
+}
+
+/// Rows of a month no partition was made for (long past, far ahead)
+/// still ship: the default partition takes them, `verify --central`
+/// walks them, and `central init` run again (adding this year's months)
+/// leaves them where they are.
+#[test]
+fn records_of_months_without_a_partition_still_ship() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "months");
+    let host = writer(cluster, &dbname, "t");
+    // 1990-01-01 and 2300-01-01, around a record of now's months.
+    let mut db = Database::open(&host.sb.db).unwrap();
+    for (seq, at_us) in [
+        (1, 631_152_000_000_000_i64),
+        (2, chrono::Utc::now().timestamp_micros()),
+        (3, 10_413_792_000_000_000),
+    ] {
+        let entry = Entry::Command(CommandRecord {
+            command: format!("echo month {seq}"),
+            started_at_us: at_us,
+            cwd: "/srv".into(),
+            user: "ops".into(),
+            host: "web".into(),
+            shell: "bash".into(),
+            shell_session: "months".into(),
+            seq,
+            ..CommandRecord::default()
+        });
+        db.insert_all([(&entry, at_us)]).unwrap();
+    }
+    drop(db);
+    let out = host.run(&["sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("shipped 3 commands"),
+        "{}",
+        text(&out.stdout)
+    );
+    let mut admin = cluster.admin(&dbname);
+    let in_default: i64 = admin
+        .query_one("SELECT count(*) FROM tmux_audit.commands_default", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        in_default, 2,
+        "1990 and 2300 have no partition of their own"
+    );
+    let sb = Sandbox::new();
+    let again = sb
+        .cmd()
+        .args(["central", "init", "--url", &cluster.admin_url(&dbname)])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let auditor = auditor(cluster, &dbname);
+    let out = auditor.run(&["verify", "--central"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = auditor.run(&["search", "--central", "--all", "--format", "cmd"]);
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        3,
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// A central database made by the first schema (version 1) upgrades in
+/// place: `central init` runs only the migrations it lacks, and shipping,
+/// a redaction and `verify --central` work on it.
+#[test]
+fn a_central_schema_of_version_1_upgrades_in_place() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = cluster.database("upgrade");
+    // Version 1 exactly as a binary of that version ran it: the
+    // migrations up to the second, then the transaction's end.
+    let all = tmux_audit::central::schema::sql(0);
+    let v1 = &all[..all.find("\n-- Migration 2\n").unwrap()];
+    // Roles are the cluster's: one init at a time (as `initialised`).
+    let one_at_a_time = pg::INIT.lock().unwrap_or_else(|e| e.into_inner());
+    cluster
+        .admin(&dbname)
+        .batch_execute(&format!("{v1}\nCOMMIT;"))
+        .unwrap();
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["central", "init", "--url", &cluster.admin_url(&dbname)])
+        .output()
+        .unwrap();
+    drop(one_at_a_time);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with(&format!(
+            "upgraded the central schema from version 1 to {}",
+            tmux_audit::central::schema::VERSION
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    let host = writer(cluster, &dbname, "u");
+    host.records(1, 3);
+    assert!(host.run(&["redact", "2"]).status.success());
+    let out = host.run(&["sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = auditor(cluster, &dbname).run(&["verify", "--central"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 }
