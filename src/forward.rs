@@ -16,6 +16,11 @@
 //!   collector, after our end of the stream, closes its own: it has read
 //!   everything. A collector that dies mid-batch gets the batch again
 //!   (a message may then arrive twice, never not at all).
+//! - `tls://HOST:PORT`: the same over TLS (RFC 5425), the collector's
+//!   certificate checked against the root in `tls_ca` (chain and host
+//!   name; no root given, no connection), a client certificate
+//!   (`tls_cert`, `tls_key`) shown when the collector asks. The TLS
+//!   settings are the central store's (`tls.rs`).
 //!
 //! Long commands: a message is at most `max_message_bytes` (default 8 KiB,
 //! rsyslog's default limit; 2 KiB for UDP, as RFC 5426 advises; 60 KiB for
@@ -28,13 +33,18 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::Forward as ForwardConfig;
 use crate::db::{Database, DbError, ForwardItem};
 use crate::text::hex;
+use crate::tls::{self, Check};
 
 /// How long a collector may take to accept a connection, and to read a
 /// batch and close its end.
@@ -50,6 +60,13 @@ pub enum Target {
     SyslogUnix(PathBuf),
     SyslogUdp(String),
     SyslogTcp(String),
+    SyslogTls {
+        addr: String,
+        /// The root certificate the collector's must lead to (PEM).
+        ca: PathBuf,
+        /// The client's certificate and key files (PEM), when it has one.
+        identity: Option<(PathBuf, PathBuf)>,
+    },
     Journald(PathBuf),
 }
 
@@ -60,6 +77,7 @@ impl Target {
             Target::SyslogUnix(p) => format!("syslog unix:{}", p.display()),
             Target::SyslogUdp(a) => format!("syslog udp://{a}"),
             Target::SyslogTcp(a) => format!("syslog tcp://{a}"),
+            Target::SyslogTls { addr, .. } => format!("syslog tls://{addr}"),
             Target::Journald(p) => format!("journald {}", p.display()),
         }
     }
@@ -83,9 +101,29 @@ pub fn targets(config: &ForwardConfig) -> Result<Vec<Target>, String> {
             Target::SyslogUdp(addr.to_string())
         } else if let Some(addr) = syslog.strip_prefix("tcp://") {
             Target::SyslogTcp(addr.to_string())
+        } else if let Some(addr) = syslog.strip_prefix("tls://") {
+            let ca = config.tls_ca.as_ref().ok_or_else(|| {
+                format!(
+                    "[forward] syslog = {syslog:?} needs the collector's root certificate: set tls_ca = \"/path/to/ca.pem\" under [forward]"
+                )
+            })?;
+            let identity = match (&config.tls_cert, &config.tls_key) {
+                (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+                (None, None) => None,
+                _ => {
+                    return Err(
+                        "[forward] tls_cert and tls_key go together: set both, or neither".into(),
+                    );
+                }
+            };
+            Target::SyslogTls {
+                addr: addr.to_string(),
+                ca: PathBuf::from(ca),
+                identity,
+            }
         } else {
             return Err(format!(
-                "[forward] syslog = {syslog:?} is not unix:/dev/log, udp://HOST:PORT or tcp://HOST:PORT"
+                "[forward] syslog = {syslog:?} is not unix:/dev/log, udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT"
             ));
         });
     }
@@ -112,6 +150,12 @@ pub enum ForwardError {
         target: String,
         why: String,
     },
+    /// The target's settings cannot be used (a certificate file): nothing
+    /// is sent until they are fixed.
+    Settings {
+        target: String,
+        why: String,
+    },
     Db(DbError),
 }
 
@@ -121,6 +165,10 @@ impl std::fmt::Display for ForwardError {
             ForwardError::Unreachable { target, why } => write!(
                 f,
                 "{target} did not take the records ({why}): they wait, and go with the next `tmux-audit forward` or background merge"
+            ),
+            ForwardError::Settings { target, why } => write!(
+                f,
+                "{target}: {why}; fix [forward] in config.toml (the records wait)"
             ),
             ForwardError::Db(err) => write!(f, "{err}"),
         }
@@ -147,6 +195,19 @@ pub fn forward(
         target: key.clone(),
         ..Sent::default()
     };
+    let tls = match target {
+        Target::SyslogTls { ca, identity, .. } => {
+            let identity = identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+            let config = tls::client_config(Check::Full, Some(ca), identity).map_err(|why| {
+                ForwardError::Settings {
+                    target: key.clone(),
+                    why,
+                }
+            })?;
+            Some(Arc::new(config))
+        }
+        _ => None,
+    };
     loop {
         let (commands_up_to, events_up_to) = db.forward_cursor(&key)?;
         let batch = db.forward_batch(commands_up_to, events_up_to, BATCH)?;
@@ -160,7 +221,7 @@ pub fn forward(
                 _ => syslog_message(item, max),
             })
             .collect();
-        deliver(target, &messages).map_err(|why| ForwardError::Unreachable {
+        deliver(target, tls.as_ref(), &messages).map_err(|why| ForwardError::Unreachable {
             target: key.clone(),
             why: why.to_string(),
         })?;
@@ -181,7 +242,11 @@ pub fn forward(
     }
 }
 
-fn deliver(target: &Target, messages: &[Vec<u8>]) -> std::io::Result<()> {
+fn deliver(
+    target: &Target,
+    tls: Option<&Arc<ClientConfig>>,
+    messages: &[Vec<u8>],
+) -> std::io::Result<()> {
     match target {
         Target::SyslogUnix(path) | Target::Journald(path) => {
             let socket = UnixDatagram::unbound()?;
@@ -199,27 +264,65 @@ fn deliver(target: &Target, messages: &[Vec<u8>]) -> std::io::Result<()> {
             Ok(())
         }
         Target::SyslogTcp(addr) => {
-            let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no address for the host")
-            })?;
-            let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-            stream.set_write_timeout(Some(CLOSE_TIMEOUT))?;
-            let mut framed = Vec::new();
-            for message in messages {
-                framed.extend_from_slice(format!("{} ", message.len()).as_bytes());
-                framed.extend_from_slice(message);
-            }
-            stream.write_all(&framed)?;
+            let mut stream = connect(addr)?;
+            stream.write_all(&octet_counted(messages))?;
             stream.shutdown(std::net::Shutdown::Write)?;
             // The collector closes its end once it has read ours to the end.
-            stream.set_read_timeout(Some(CLOSE_TIMEOUT))?;
-            let mut rest = [0u8; 256];
-            loop {
-                match stream.read(&mut rest)? {
-                    0 => return Ok(()),
-                    _ => continue,
-                }
+            until_closed(&mut stream)
+        }
+        Target::SyslogTls { addr, .. } => {
+            let config = tls.ok_or_else(|| std::io::Error::other("no TLS settings"))?;
+            let host = match addr.rsplit_once(':') {
+                Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+                None => addr.as_str(),
+            };
+            let name = ServerName::try_from(host.to_string())
+                .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?;
+            let connection = rustls::ClientConnection::new(config.clone(), name)
+                .map_err(std::io::Error::other)?;
+            let mut stream = rustls::StreamOwned::new(connection, connect(addr)?);
+            // The handshake (and the certificate check) happens here.
+            stream.write_all(&octet_counted(messages))?;
+            stream.conn.send_close_notify();
+            stream.flush()?;
+            stream.sock.shutdown(std::net::Shutdown::Write)?;
+            match until_closed(&mut stream) {
+                // A collector may close without TLS's own goodbye: what
+                // counts is that it read ours to the end and closed.
+                Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
+                other => other,
             }
+        }
+    }
+}
+
+/// A TCP connection to `addr`, with the timeouts a batch may take.
+fn connect(addr: &str) -> std::io::Result<TcpStream> {
+    let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address for the host")
+    })?;
+    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    stream.set_write_timeout(Some(CLOSE_TIMEOUT))?;
+    stream.set_read_timeout(Some(CLOSE_TIMEOUT))?;
+    Ok(stream)
+}
+
+/// RFC 6587 octet-counting framing: `LEN SP MSG`, one after another.
+fn octet_counted(messages: &[Vec<u8>]) -> Vec<u8> {
+    let mut framed = Vec::new();
+    for message in messages {
+        framed.extend_from_slice(format!("{} ", message.len()).as_bytes());
+        framed.extend_from_slice(message);
+    }
+    framed
+}
+
+/// Reads (and drops) what the collector sends until it closes its end.
+fn until_closed(stream: &mut impl Read) -> std::io::Result<()> {
+    let mut rest = [0u8; 256];
+    loop {
+        if stream.read(&mut rest)? == 0 {
+            return Ok(());
         }
     }
 }

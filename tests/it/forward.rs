@@ -76,6 +76,26 @@ struct Rsyslog {
 
 impl Rsyslog {
     fn new(dir: &Path) -> Rsyslog {
+        Rsyslog::with_input(dir, "", "")
+    }
+
+    /// Its TCP input over TLS (rsyslog's gtls driver, anonymous clients),
+    /// with the server certificate `certs` made.
+    fn tls(dir: &Path, certs: &Certs) -> Rsyslog {
+        Rsyslog::with_input(
+            dir,
+            &format!(
+                " defaultNetstreamDriver=\"gtls\" defaultNetstreamDriverCAFile=\"{}\" \
+                 defaultNetstreamDriverCertFile=\"{}\" defaultNetstreamDriverKeyFile=\"{}\"",
+                certs.ca.display(),
+                certs.server.display(),
+                certs.server_key.display()
+            ),
+            " streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\"",
+        )
+    }
+
+    fn with_input(dir: &Path, global: &str, imtcp: &str) -> Rsyslog {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -85,8 +105,8 @@ impl Rsyslog {
         fs::write(
             dir.join("rsyslog.conf"),
             format!(
-                "global(workDirectory=\"{dir}\")\n\
-                 module(load=\"imtcp\")\n\
+                "global(workDirectory=\"{dir}\"{global})\n\
+                 module(load=\"imtcp\"{imtcp})\n\
                  input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")\n\
                  template(name=\"line\" type=\"string\" string=\"%msgid% %structured-data% %msg%\\n\")\n\
                  *.* action(type=\"omfile\" file=\"{dir}/received.log\" template=\"line\")\n",
@@ -209,6 +229,158 @@ fn every_record_reaches_rsyslog_exactly_once_across_a_restart() {
         lines[1].contains(" seq=\"2\" ") && lines[1].contains("printf 'a]\"b'"),
         "{lines:#?}"
     );
+}
+
+/// A certificate authority and a server certificate it signed, for
+/// 127.0.0.1 and localhost, made by openssl for the test; and a second
+/// authority that signed nothing here.
+struct Certs {
+    ca: PathBuf,
+    stranger_ca: PathBuf,
+    server: PathBuf,
+    server_key: PathBuf,
+}
+
+impl Certs {
+    fn new(dir: &Path) -> Certs {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for name in ["ca", "stranger-ca"] {
+            let (key, cert, subject) = (
+                format!("{name}.key"),
+                format!("{name}.pem"),
+                format!("/CN=tmux-audit test {name}"),
+            );
+            let mut args = vec!["req", "-x509", "-days", "2", "-subj", &subject];
+            args.extend(ec);
+            args.extend(["-keyout", &key, "-out", &cert]);
+            args.extend(["-addext", "basicConstraints=critical,CA:TRUE"]);
+            args.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+            openssl(&args);
+        }
+        let mut args = vec!["req", "-subj", "/CN=localhost"];
+        args.extend(ec);
+        args.extend(["-keyout", "server.key", "-out", "server.csr"]);
+        openssl(&args);
+        fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        Certs {
+            ca: dir.join("ca.pem"),
+            stranger_ca: dir.join("stranger-ca.pem"),
+            server: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+        }
+    }
+}
+
+/// Whether rsyslog's gtls network stream driver is there (Debian's
+/// rsyslog-gnutls), wherever the multiarch library directory is.
+fn gtls_driver_installed() -> bool {
+    fs::read_dir("/usr/lib").is_ok_and(|dirs| {
+        dirs.flatten()
+            .any(|d| d.path().join("rsyslog/lmnsd_gtls.so").exists())
+    }) || Path::new("/usr/lib/rsyslog/lmnsd_gtls.so").exists()
+}
+
+/// Over TLS, the collector's certificate is checked: one its root did not
+/// sign gets nothing (the records wait); with its root, every record
+/// arrives once.
+#[test]
+fn records_reach_rsyslog_over_tls_only_when_its_certificate_checks_out() {
+    if missing("rsyslogd") || missing("openssl") {
+        return;
+    }
+    if !gtls_driver_installed() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "rsyslog's TLS driver is not installed: .ci/run installs rsyslog-gnutls"
+        );
+        eprintln!("skipped: rsyslog-gnutls is not installed");
+        return;
+    }
+    let sb = Sandbox::new();
+    let certs = Certs::new(sb.path());
+    let mut rsyslog = Rsyslog::tls(sb.path(), &certs);
+    rsyslog.start();
+    let tls_config = |ca: &Path| {
+        format!(
+            "[forward]\nsyslog = \"tls://127.0.0.1:{}\"\ntls_ca = \"{}\"\n",
+            rsyslog.port,
+            ca.display()
+        )
+    };
+    record(&sb, 1, b"echo one", 0);
+    record(&sb, 2, b"echo 'two]\"'", 0);
+
+    config(&sb, &tls_config(&certs.stranger_ca));
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("did not take the records") && out.contains("certificate"),
+        "{out}"
+    );
+
+    config(&sb, &tls_config(&certs.ca));
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("2 records and 0 tmux events sent"), "{out}");
+    let lines = rsyslog.wait_for(2);
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("0 records and 0 tmux events sent"), "{out}");
+    assert_eq!(rsyslog.received(), lines);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    for (id, line) in (1..=2).zip(&lines) {
+        assert!(
+            line.starts_with("command [tmux-audit@32473 ")
+                && line.contains(&format!(" id=\"{id}\" ")),
+            "{lines:#?}"
+        );
+    }
+    assert!(lines[1].ends_with("echo 'two]\"'"), "{lines:#?}");
+
+    // No root given: a one-line error naming the setting.
+    config(
+        &sb,
+        &format!("[forward]\nsyslog = \"tls://127.0.0.1:{}\"\n", rsyslog.port),
+    );
+    let (code, out) = run(&sb, &["forward"]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("set tls_ca"), "{out}");
 }
 
 /// The fields of a journald native-protocol datagram: `KEY=value` lines,
