@@ -265,7 +265,7 @@ pub fn import(
     };
     let file = std::fs::canonicalize(file).map_err(read_err)?;
     let file_name = file.to_string_lossy().into_owned();
-    let mut redactor = Redactor::new(&options.redact);
+    let redactor = Redactor::new(&options.redact);
     let mut redacted = 0;
     let mark = |key| {
         Some(Imported {
@@ -526,30 +526,25 @@ fn in_batches<L: Lines>(
     sink(&mut out).map_err(Batches::Sink)
 }
 
-/// Redaction as the recorder does it, with the user's broken patterns
-/// noted once.
-struct Redactor<'a> {
-    settings: &'a Redact,
+/// Redaction as the recorder does it, with one [`redact::Redactor`] for
+/// the whole import: each pattern is compiled once, not once per entry.
+struct Redactor {
+    redactor: redact::Redactor,
     broken: Vec<String>,
-    noted: bool,
 }
 
-impl<'a> Redactor<'a> {
-    fn new(settings: &'a Redact) -> Self {
-        Redactor {
-            settings,
-            broken: Vec::new(),
-            noted: false,
-        }
+impl Redactor {
+    fn new(settings: &Redact) -> Self {
+        let mut redactor = redact::Redactor::new(settings);
+        let broken = std::mem::take(&mut redactor.broken)
+            .iter()
+            .map(|e| format!("{e:#}"))
+            .collect();
+        Redactor { redactor, broken }
     }
 
-    fn apply(&mut self, bytes: Vec<u8>) -> (StoredText, bool) {
-        let redacted = redact::redact(&bytes, self.settings);
-        if !self.noted {
-            self.noted = true;
-            self.broken = redacted.broken.iter().map(|e| format!("{e:#}")).collect();
-        }
-        match redacted.text {
+    fn apply(&self, bytes: Vec<u8>) -> (StoredText, bool) {
+        match self.redactor.redact(&bytes) {
             Some(text) => (StoredText::from_bytes(text), true),
             None => (StoredText::from_bytes(bytes), false),
         }
