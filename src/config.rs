@@ -66,7 +66,8 @@ pub struct Forward {
     pub tls_key: Option<String>,
     /// journald's native socket, `/run/systemd/journal/socket`.
     pub journald: Option<String>,
-    /// A message's limit in bytes [default: 8192, UDP 2048, journald 61440].
+    /// A message's limit in bytes [default: 8192, UDP 2048, journald
+    /// 8 MiB: whole, a memfd past the datagram limit].
     pub max_message_bytes: Option<usize>,
 }
 

@@ -22,12 +22,15 @@
 //!   (`tls_cert`, `tls_key`) shown when the collector asks. The TLS
 //!   settings are the central store's (`tls.rs`).
 //!
-//! Long commands: a message is at most `max_message_bytes` (default 8 KiB,
-//! rsyslog's default limit; 2 KiB for UDP, as RFC 5426 advises; 60 KiB for
-//! journald datagrams). A longer command is cut at a UTF-8 boundary and the
-//! message says so: syslog's structured data and journald's fields carry
-//! `length` (the whole command's bytes) and `sha256` (of the whole), so the
-//! full text can be matched in the database.
+//! Long commands: a syslog message is at most `max_message_bytes`
+//! (default 8 KiB, rsyslog's default limit; 2 KiB for UDP, as RFC 5426
+//! advises). A longer command is cut at a UTF-8 boundary and the message
+//! says so: syslog's structured data and journald's fields carry `length`
+//! (the whole command's bytes) and `sha256` (of the whole), so the full
+//! text can be matched in the database. journald takes a record whole by
+//! default (a record keeps at most 2 MiB of a command): a message over the
+//! datagram limit goes, as journald's native protocol specifies, in a
+//! sealed memfd passed with SCM_RIGHTS in an empty datagram.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
@@ -85,7 +88,9 @@ impl Target {
     fn default_max(&self) -> usize {
         match self {
             Target::SyslogUdp(_) => 2048,
-            Target::Journald(_) => 60 * 1024,
+            // Never cut what a record holds (2 MiB of a command, in two
+            // fields); past the datagram limit a memfd carries it.
+            Target::Journald(_) => 8 << 20,
             _ => 8192,
         }
     }
@@ -248,10 +253,27 @@ fn deliver(
     messages: &[Vec<u8>],
 ) -> std::io::Result<()> {
     match target {
-        Target::SyslogUnix(path) | Target::Journald(path) => {
+        Target::SyslogUnix(path) => {
             let socket = UnixDatagram::unbound()?;
             for message in messages {
                 socket.send_to(message, path)?;
+            }
+            Ok(())
+        }
+        Target::Journald(path) => {
+            let socket = UnixDatagram::unbound()?;
+            socket.connect(path)?;
+            for message in messages {
+                match socket.send(message) {
+                    Err(err)
+                        if matches!(err.raw_os_error(), Some(libc::EMSGSIZE | libc::ENOBUFS)) =>
+                    {
+                        send_in_memfd(&socket, message)?
+                    }
+                    other => {
+                        other?;
+                    }
+                }
             }
             Ok(())
         }
@@ -294,6 +316,59 @@ fn deliver(
             }
         }
     }
+}
+
+/// journald's way for a message over the datagram limit: the message in a
+/// memfd, sealed so that it cannot change once journald reads it, the fd
+/// passed with SCM_RIGHTS in an empty datagram on the connected `socket`.
+fn send_in_memfd(socket: &UnixDatagram, message: &[u8]) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    // SAFETY: memfd_create takes a NUL-terminated name and flags, and
+    // returns a new fd or -1.
+    let fd = unsafe {
+        libc::memfd_create(
+            c"tmux-audit-journal".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just made and is owned by nothing else.
+    let memfd = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    (&memfd).write_all(message)?;
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
+    // SAFETY: F_ADD_SEALS on an fd we own, with seal flags.
+    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let raw = memfd.as_raw_fd();
+    // SAFETY: CMSG_SPACE is arithmetic on a size.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as usize;
+    // u64s, for the alignment a cmsghdr needs.
+    let mut control = vec![0u64; space.div_ceil(8)];
+    // SAFETY: an all-zero msghdr is valid (no name, no data).
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = space as _;
+    // SAFETY: the control buffer is CMSG_SPACE(int) bytes, room for one
+    // cmsghdr carrying one fd; CMSG_FIRSTHDR points into it.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&header);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), raw);
+    }
+    // SAFETY: the socket is ours and connected; the header points at
+    // buffers that live until sendmsg returns.
+    if unsafe { libc::sendmsg(socket.as_raw_fd(), &header, libc::MSG_NOSIGNAL) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // journald holds its own copy of the fd now; ours closes here.
+    drop(memfd);
+    Ok(())
 }
 
 /// A TCP connection to `addr`, with the timeouts a batch may take.

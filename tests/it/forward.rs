@@ -4,7 +4,9 @@
 //! protocol on a datagram socket the test owns.
 
 use std::fs;
+use std::io::{Read, Seek, SeekFrom};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -459,6 +461,84 @@ fn journald_gets_native_fields_and_long_commands_are_cut_and_said_so() {
     assert_eq!(
         field(&second, "TMUX_AUDIT_SHA256").map(<[u8]>::len),
         Some(64)
+    );
+}
+
+/// One datagram from `socket` and, when it came with one, the fd it
+/// carried (SCM_RIGHTS).
+fn receive_with_fd(socket: &UnixDatagram, buf: &mut [u8]) -> (usize, Option<OwnedFd>) {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: an all-zero msghdr is valid; it then points at live buffers.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_iov = &mut iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: recvmsg fills the buffers the header points at.
+    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut header, libc::MSG_CMSG_CLOEXEC) };
+    assert!(n >= 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: the control buffer was filled by recvmsg; CMSG_FIRSTHDR
+    // gives null or a cmsghdr inside it.
+    let fd = unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&header);
+        (!cmsg.is_null()
+            && (*cmsg).cmsg_level == libc::SOL_SOCKET
+            && (*cmsg).cmsg_type == libc::SCM_RIGHTS)
+            .then(|| {
+                OwnedFd::from_raw_fd(std::ptr::read_unaligned(
+                    libc::CMSG_DATA(cmsg).cast::<libc::c_int>(),
+                ))
+            })
+    };
+    (n as usize, fd)
+}
+
+/// A command of a megabyte is past any datagram's limit: it goes whole,
+/// in a sealed memfd passed with SCM_RIGHTS, as journald's native
+/// protocol specifies; a short one still goes as a datagram.
+#[test]
+fn a_megabyte_command_reaches_journald_whole_in_a_sealed_memfd() {
+    let sb = Sandbox::new();
+    let socket_path = sb.path().join("journal.socket");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(PATIENCE)).unwrap();
+    config(
+        &sb,
+        &format!("[forward]\njournald = \"{}\"\n", socket_path.display()),
+    );
+    let long: Vec<u8> = (0..1 << 20).map(|i| b"abcdefgh\n"[i % 9]).collect();
+    record(&sb, 1, &long, 0);
+    record(&sb, 2, b"echo short", 0);
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(0), "{out}");
+
+    let mut buf = vec![0u8; 1 << 16];
+    let (n, fd) = receive_with_fd(&socket, &mut buf);
+    assert_eq!(n, 0, "the datagram that carries a memfd is empty");
+    let fd = fd.expect("a memfd passed with SCM_RIGHTS");
+    // SAFETY: F_GET_SEALS on an fd we own.
+    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    let sealed = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    assert_eq!(seals & sealed, sealed, "seals {seals:#x}");
+    let mut message = Vec::new();
+    let mut memfd = fs::File::from(fd);
+    memfd.seek(SeekFrom::Start(0)).unwrap();
+    memfd.read_to_end(&mut message).unwrap();
+    let fields = journal_fields(&message);
+    assert_eq!(field(&fields, "TMUX_AUDIT_COMMAND"), Some(&long[..]));
+    assert_eq!(field(&fields, "MESSAGE"), Some(&long[..]));
+    assert_eq!(field(&fields, "TMUX_AUDIT_LENGTH"), None, "not cut");
+
+    let (n, fd) = receive_with_fd(&socket, &mut buf);
+    assert!(fd.is_none());
+    let fields = journal_fields(&buf[..n]);
+    assert_eq!(
+        field(&fields, "TMUX_AUDIT_COMMAND"),
+        Some(&b"echo short"[..])
     );
 }
 
