@@ -53,6 +53,11 @@ use crate::text::{hex, StoredText};
 /// recording shell waits for the write lock a fraction of a second.
 pub const BATCH: usize = 100_000;
 
+/// SQLite's page cache during an import, in KiB: room for the import
+/// keys' index of a few million entries, so that checking and adding a
+/// key reads no page back from the file.
+const CACHE_KIB: i64 = 64 * 1024;
+
 /// The tools whose history can be imported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -265,6 +270,11 @@ pub fn import(
     };
     let file = std::fs::canonicalize(file).map_err(read_err)?;
     let file_name = file.to_string_lossy().into_owned();
+    let mut db = db;
+    if let Some(db) = db.as_deref_mut() {
+        // The import keys' index is written at random places.
+        db.set_cache_kib(CACHE_KIB)?;
+    }
     let redactor = Redactor::new(&options.redact);
     let mut redacted = 0;
     let mark = |key| {
@@ -446,6 +456,11 @@ impl<'d, 'o, F> Store<'d, 'o, F> {
         };
         self.report.counts.added += counts.added;
         self.report.counts.already += counts.already;
+        // Each batch's pages into the database file, so the WAL does not
+        // grow with the whole import.
+        if let Some(db) = self.db.as_deref() {
+            db.fold_wal();
+        }
         Ok(())
     }
 
