@@ -48,10 +48,12 @@ use crate::record::{CommandRecord, Imported};
 use crate::redact;
 use crate::text::{hex, StoredText};
 
-/// Entries stored per transaction: large enough that the commit's cost
-/// vanishes (a million entries in ten transactions), small enough that a
-/// recording shell waits for the write lock a fraction of a second.
-pub const BATCH: usize = 100_000;
+/// Entries read, then stored, per transaction: large enough that the
+/// commit's cost vanishes (a million entries in forty transactions),
+/// small enough that a recording shell waits for the write lock a
+/// fraction of a second and that the batch's records (about 1 KiB each
+/// in memory) stay a few tens of MB.
+pub const BATCH: usize = 25_000;
 
 /// SQLite's page cache during an import, in KiB: room for the import
 /// keys' index of a few million entries, so that checking and adding a
