@@ -3,6 +3,8 @@
 //! repeated commands) imported into a new database, then imported again
 //! (every entry found there already). The median of RUNS runs of each.
 //!
+//! Also the largest resident set of any run (the import's memory).
+//!
 //!     cargo bench --bench import          # 1,000,000 entries, 3 runs
 //!     ROWS=100000 RUNS=5 cargo bench --bench import
 
@@ -56,16 +58,22 @@ fn main() {
         median(&mut again),
         median(&mut again_cpu)
     );
+    // The largest resident set of any run: the memory an import takes.
+    println!("  peak RSS: {} MB", children_usage().ru_maxrss / 1024);
+}
+
+fn children_usage() -> libc::rusage {
+    // SAFETY: getrusage fills the struct it is given; zeroed is a valid rusage.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    }
 }
 
 /// User and system time of the children waited for so far.
 fn children_cpu() -> Duration {
-    // SAFETY: getrusage fills the struct it is given; zeroed is a valid rusage.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        usage
-    };
+    let usage = children_usage();
     let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     time(usage.ru_utime) + time(usage.ru_stime)
 }

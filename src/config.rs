@@ -54,11 +54,20 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Forward {
-    /// `unix:/dev/log`, `udp://HOST:PORT` or `tcp://HOST:PORT`.
+    /// `unix:/dev/log`, `udp://HOST:PORT`, `tcp://HOST:PORT` or
+    /// `tls://HOST:PORT`.
     pub syslog: Option<String>,
+    /// For `tls://`: the root certificate (PEM) the collector's must lead
+    /// to; its host name is checked too.
+    pub tls_ca: Option<String>,
+    /// For `tls://`: a client certificate and its key (PEM), for a
+    /// collector that asks for one.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
     /// journald's native socket, `/run/systemd/journal/socket`.
     pub journald: Option<String>,
-    /// A message's limit in bytes [default: 8192, UDP 2048, journald 61440].
+    /// A message's limit in bytes [default: 8192, UDP 2048, journald
+    /// 8 MiB: whole, a memfd past the datagram limit].
     pub max_message_bytes: Option<usize>,
 }
 

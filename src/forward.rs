@@ -16,25 +16,38 @@
 //!   collector, after our end of the stream, closes its own: it has read
 //!   everything. A collector that dies mid-batch gets the batch again
 //!   (a message may then arrive twice, never not at all).
+//! - `tls://HOST:PORT`: the same over TLS (RFC 5425), the collector's
+//!   certificate checked against the root in `tls_ca` (chain and host
+//!   name; no root given, no connection), a client certificate
+//!   (`tls_cert`, `tls_key`) shown when the collector asks. The TLS
+//!   settings are the central store's (`tls.rs`).
 //!
-//! Long commands: a message is at most `max_message_bytes` (default 8 KiB,
-//! rsyslog's default limit; 2 KiB for UDP, as RFC 5426 advises; 60 KiB for
-//! journald datagrams). A longer command is cut at a UTF-8 boundary and the
-//! message says so: syslog's structured data and journald's fields carry
-//! `length` (the whole command's bytes) and `sha256` (of the whole), so the
-//! full text can be matched in the database.
+//! Long commands: a syslog message is at most `max_message_bytes`
+//! (default 8 KiB, rsyslog's default limit; 2 KiB for UDP, as RFC 5426
+//! advises). A longer command is cut at a UTF-8 boundary and the message
+//! says so: syslog's structured data and journald's fields carry `length`
+//! (the whole command's bytes) and `sha256` (of the whole), so the full
+//! text can be matched in the database. journald takes a record whole by
+//! default (a record keeps at most 2 MiB of a command): a message over the
+//! datagram limit goes, as journald's native protocol specifies, in a
+//! sealed memfd passed with SCM_RIGHTS in an empty datagram.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::Forward as ForwardConfig;
 use crate::db::{Database, DbError, ForwardItem};
 use crate::text::hex;
+use crate::tls::{self, Check};
 
 /// How long a collector may take to accept a connection, and to read a
 /// batch and close its end.
@@ -50,6 +63,13 @@ pub enum Target {
     SyslogUnix(PathBuf),
     SyslogUdp(String),
     SyslogTcp(String),
+    SyslogTls {
+        addr: String,
+        /// The root certificate the collector's must lead to (PEM).
+        ca: PathBuf,
+        /// The client's certificate and key files (PEM), when it has one.
+        identity: Option<(PathBuf, PathBuf)>,
+    },
     Journald(PathBuf),
 }
 
@@ -60,6 +80,7 @@ impl Target {
             Target::SyslogUnix(p) => format!("syslog unix:{}", p.display()),
             Target::SyslogUdp(a) => format!("syslog udp://{a}"),
             Target::SyslogTcp(a) => format!("syslog tcp://{a}"),
+            Target::SyslogTls { addr, .. } => format!("syslog tls://{addr}"),
             Target::Journald(p) => format!("journald {}", p.display()),
         }
     }
@@ -67,7 +88,9 @@ impl Target {
     fn default_max(&self) -> usize {
         match self {
             Target::SyslogUdp(_) => 2048,
-            Target::Journald(_) => 60 * 1024,
+            // Never cut what a record holds (2 MiB of a command, in two
+            // fields); past the datagram limit a memfd carries it.
+            Target::Journald(_) => 8 << 20,
             _ => 8192,
         }
     }
@@ -83,9 +106,29 @@ pub fn targets(config: &ForwardConfig) -> Result<Vec<Target>, String> {
             Target::SyslogUdp(addr.to_string())
         } else if let Some(addr) = syslog.strip_prefix("tcp://") {
             Target::SyslogTcp(addr.to_string())
+        } else if let Some(addr) = syslog.strip_prefix("tls://") {
+            let ca = config.tls_ca.as_ref().ok_or_else(|| {
+                format!(
+                    "[forward] syslog = {syslog:?} needs the collector's root certificate: set tls_ca = \"/path/to/ca.pem\" under [forward]"
+                )
+            })?;
+            let identity = match (&config.tls_cert, &config.tls_key) {
+                (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+                (None, None) => None,
+                _ => {
+                    return Err(
+                        "[forward] tls_cert and tls_key go together: set both, or neither".into(),
+                    );
+                }
+            };
+            Target::SyslogTls {
+                addr: addr.to_string(),
+                ca: PathBuf::from(ca),
+                identity,
+            }
         } else {
             return Err(format!(
-                "[forward] syslog = {syslog:?} is not unix:/dev/log, udp://HOST:PORT or tcp://HOST:PORT"
+                "[forward] syslog = {syslog:?} is not unix:/dev/log, udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT"
             ));
         });
     }
@@ -112,6 +155,12 @@ pub enum ForwardError {
         target: String,
         why: String,
     },
+    /// The target's settings cannot be used (a certificate file): nothing
+    /// is sent until they are fixed.
+    Settings {
+        target: String,
+        why: String,
+    },
     Db(DbError),
 }
 
@@ -121,6 +170,10 @@ impl std::fmt::Display for ForwardError {
             ForwardError::Unreachable { target, why } => write!(
                 f,
                 "{target} did not take the records ({why}): they wait, and go with the next `tmux-audit forward` or background merge"
+            ),
+            ForwardError::Settings { target, why } => write!(
+                f,
+                "{target}: {why}; fix [forward] in config.toml (the records wait)"
             ),
             ForwardError::Db(err) => write!(f, "{err}"),
         }
@@ -147,6 +200,19 @@ pub fn forward(
         target: key.clone(),
         ..Sent::default()
     };
+    let tls = match target {
+        Target::SyslogTls { ca, identity, .. } => {
+            let identity = identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+            let config = tls::client_config(Check::Full, Some(ca), identity).map_err(|why| {
+                ForwardError::Settings {
+                    target: key.clone(),
+                    why,
+                }
+            })?;
+            Some(Arc::new(config))
+        }
+        _ => None,
+    };
     loop {
         let (commands_up_to, events_up_to) = db.forward_cursor(&key)?;
         let batch = db.forward_batch(commands_up_to, events_up_to, BATCH)?;
@@ -160,7 +226,7 @@ pub fn forward(
                 _ => syslog_message(item, max),
             })
             .collect();
-        deliver(target, &messages).map_err(|why| ForwardError::Unreachable {
+        deliver(target, tls.as_ref(), &messages).map_err(|why| ForwardError::Unreachable {
             target: key.clone(),
             why: why.to_string(),
         })?;
@@ -181,12 +247,33 @@ pub fn forward(
     }
 }
 
-fn deliver(target: &Target, messages: &[Vec<u8>]) -> std::io::Result<()> {
+fn deliver(
+    target: &Target,
+    tls: Option<&Arc<ClientConfig>>,
+    messages: &[Vec<u8>],
+) -> std::io::Result<()> {
     match target {
-        Target::SyslogUnix(path) | Target::Journald(path) => {
+        Target::SyslogUnix(path) => {
             let socket = UnixDatagram::unbound()?;
             for message in messages {
                 socket.send_to(message, path)?;
+            }
+            Ok(())
+        }
+        Target::Journald(path) => {
+            let socket = UnixDatagram::unbound()?;
+            socket.connect(path)?;
+            for message in messages {
+                match socket.send(message) {
+                    Err(err)
+                        if matches!(err.raw_os_error(), Some(libc::EMSGSIZE | libc::ENOBUFS)) =>
+                    {
+                        send_in_memfd(&socket, message)?
+                    }
+                    other => {
+                        other?;
+                    }
+                }
             }
             Ok(())
         }
@@ -199,27 +286,118 @@ fn deliver(target: &Target, messages: &[Vec<u8>]) -> std::io::Result<()> {
             Ok(())
         }
         Target::SyslogTcp(addr) => {
-            let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no address for the host")
-            })?;
-            let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-            stream.set_write_timeout(Some(CLOSE_TIMEOUT))?;
-            let mut framed = Vec::new();
-            for message in messages {
-                framed.extend_from_slice(format!("{} ", message.len()).as_bytes());
-                framed.extend_from_slice(message);
-            }
-            stream.write_all(&framed)?;
+            let mut stream = connect(addr)?;
+            stream.write_all(&octet_counted(messages))?;
             stream.shutdown(std::net::Shutdown::Write)?;
             // The collector closes its end once it has read ours to the end.
-            stream.set_read_timeout(Some(CLOSE_TIMEOUT))?;
-            let mut rest = [0u8; 256];
-            loop {
-                match stream.read(&mut rest)? {
-                    0 => return Ok(()),
-                    _ => continue,
-                }
+            until_closed(&mut stream)
+        }
+        Target::SyslogTls { addr, .. } => {
+            let config = tls.ok_or_else(|| std::io::Error::other("no TLS settings"))?;
+            let host = match addr.rsplit_once(':') {
+                Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+                None => addr.as_str(),
+            };
+            let name = ServerName::try_from(host.to_string())
+                .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?;
+            let connection = rustls::ClientConnection::new(config.clone(), name)
+                .map_err(std::io::Error::other)?;
+            let mut stream = rustls::StreamOwned::new(connection, connect(addr)?);
+            // The handshake (and the certificate check) happens here.
+            stream.write_all(&octet_counted(messages))?;
+            stream.conn.send_close_notify();
+            stream.flush()?;
+            stream.sock.shutdown(std::net::Shutdown::Write)?;
+            match until_closed(&mut stream) {
+                // A collector may close without TLS's own goodbye: what
+                // counts is that it read ours to the end and closed.
+                Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
+                other => other,
             }
+        }
+    }
+}
+
+/// journald's way for a message over the datagram limit: the message in a
+/// memfd, sealed so that it cannot change once journald reads it, the fd
+/// passed with SCM_RIGHTS in an empty datagram on the connected `socket`.
+fn send_in_memfd(socket: &UnixDatagram, message: &[u8]) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    // SAFETY: memfd_create takes a NUL-terminated name and flags, and
+    // returns a new fd or -1.
+    let fd = unsafe {
+        libc::memfd_create(
+            c"tmux-audit-journal".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just made and is owned by nothing else.
+    let memfd = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    (&memfd).write_all(message)?;
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
+    // SAFETY: F_ADD_SEALS on an fd we own, with seal flags.
+    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let raw = memfd.as_raw_fd();
+    // SAFETY: CMSG_SPACE is arithmetic on a size.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as usize;
+    // u64s, for the alignment a cmsghdr needs.
+    let mut control = vec![0u64; space.div_ceil(8)];
+    // SAFETY: an all-zero msghdr is valid (no name, no data).
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = space as _;
+    // SAFETY: the control buffer is CMSG_SPACE(int) bytes, room for one
+    // cmsghdr carrying one fd; CMSG_FIRSTHDR points into it.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&header);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), raw);
+    }
+    // SAFETY: the socket is ours and connected; the header points at
+    // buffers that live until sendmsg returns.
+    if unsafe { libc::sendmsg(socket.as_raw_fd(), &header, libc::MSG_NOSIGNAL) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // journald holds its own copy of the fd now; ours closes here.
+    drop(memfd);
+    Ok(())
+}
+
+/// A TCP connection to `addr`, with the timeouts a batch may take.
+fn connect(addr: &str) -> std::io::Result<TcpStream> {
+    let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address for the host")
+    })?;
+    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    stream.set_write_timeout(Some(CLOSE_TIMEOUT))?;
+    stream.set_read_timeout(Some(CLOSE_TIMEOUT))?;
+    Ok(stream)
+}
+
+/// RFC 6587 octet-counting framing: `LEN SP MSG`, one after another.
+fn octet_counted(messages: &[Vec<u8>]) -> Vec<u8> {
+    let mut framed = Vec::new();
+    for message in messages {
+        framed.extend_from_slice(format!("{} ", message.len()).as_bytes());
+        framed.extend_from_slice(message);
+    }
+    framed
+}
+
+/// Reads (and drops) what the collector sends until it closes its end.
+fn until_closed(stream: &mut impl Read) -> std::io::Result<()> {
+    let mut rest = [0u8; 256];
+    loop {
+        if stream.read(&mut rest)? == 0 {
+            return Ok(());
         }
     }
 }

@@ -39,4 +39,5 @@ pub mod spool;
 pub mod store;
 pub mod text;
 pub mod timespec;
+pub mod tls;
 pub mod trace;

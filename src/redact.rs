@@ -18,7 +18,9 @@
 //! as typed becomes one mark, so overlapping patterns (a JWT in an
 //! `Authorization: Bearer` header) never see each other's marks.
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
 use regex::bytes::{Captures, Regex, RegexBuilder};
 
 use crate::config::Redact;
@@ -568,8 +570,9 @@ impl Redactor {
         // Each regex, whether it runs over the lower-cased copy, and its `keep`.
         let mut regexes: Vec<(&Regex, bool, Keep)> = Vec::new();
         if self.enabled {
+            let found = literals_in(&lower);
             for (index, builtin) in BUILTIN.iter().enumerate() {
-                if !is_candidate(builtin, &lower) {
+                if !is_candidate(index, found) {
                     continue;
                 }
                 let (regex, any_case) = self.builtins[index].get_or_init(|| compile(builtin));
@@ -605,20 +608,70 @@ impl Redactor {
     }
 }
 
-fn is_candidate(builtin: &Builtin, lower: &[u8]) -> bool {
-    let holds_one = |literals: &[&str]| {
-        literals
-            .iter()
-            .any(|literal| memmem::find(lower, literal.as_bytes()).is_some())
+/// Every built-in pattern's literals in one automaton, so that a command
+/// is read once for all of them (not once per literal: an import reads a
+/// million commands), and which of them each pattern needs, as bit sets
+/// of their numbers.
+struct Literals {
+    /// None only if it could not be built: then every pattern is tried.
+    automaton: Option<AhoCorasick>,
+    /// Per built-in pattern: its `literals` and its `also`.
+    needs: Vec<(u128, u128)>,
+}
+
+static LITERALS: LazyLock<Literals> = LazyLock::new(|| {
+    let mut all: Vec<&str> = Vec::new();
+    let mut set = |literals: &[&'static str]| {
+        literals.iter().fold(0u128, |bits, literal| {
+            let number = match all.iter().position(|l| l == literal) {
+                Some(number) => number,
+                None => {
+                    all.push(literal);
+                    all.len() - 1
+                }
+            };
+            // More than 128 literals would need a wider set: a test checks.
+            bits | 1u128.checked_shl(number as u32).unwrap_or(0)
+        })
     };
-    holds_one(builtin.literals) && (builtin.also.is_empty() || holds_one(builtin.also))
+    let needs = BUILTIN
+        .iter()
+        .map(|builtin| (set(builtin.literals), set(builtin.also)))
+        .collect();
+    let automaton = AhoCorasick::builder()
+        .match_kind(MatchKind::Standard)
+        .build(&all)
+        .ok();
+    Literals { automaton, needs }
+});
+
+/// The literals the lower-cased command holds, as a bit set.
+fn literals_in(lower: &[u8]) -> u128 {
+    match &LITERALS.automaton {
+        Some(automaton) => automaton
+            .find_overlapping_iter(lower)
+            .fold(0, |bits, found| {
+                bits | 1u128.checked_shl(found.pattern().as_u32()).unwrap_or(0)
+            }),
+        None => u128::MAX,
+    }
+}
+
+/// Whether the built-in pattern `index` may match a command holding the
+/// literals `found`.
+fn is_candidate(index: usize, found: u128) -> bool {
+    let (literals, also) = LITERALS.needs[index];
+    found & literals != 0 && (also == 0 || found & also != 0)
 }
 
 /// The built-in patterns whose literals the lower-cased command holds.
 pub fn candidates(lower: &[u8]) -> impl Iterator<Item = &'static Builtin> + '_ {
+    let found = literals_in(lower);
     BUILTIN
         .iter()
-        .filter(move |builtin| is_candidate(builtin, lower))
+        .enumerate()
+        .filter(move |(index, _)| is_candidate(*index, found))
+        .map(|(_, builtin)| builtin)
 }
 
 /// The pattern as written, `(?i)` and all: what [`compile`] must match
@@ -682,6 +735,20 @@ fn mark(command: &[u8], mut spans: Vec<(usize, usize)>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The literals fit the bit sets, and the automaton is built: else
+    /// every pattern would be tried on every command.
+    #[test]
+    fn every_literal_has_its_bit() {
+        let distinct: std::collections::HashSet<&str> = BUILTIN
+            .iter()
+            .flat_map(|b| b.literals.iter().chain(b.also))
+            .copied()
+            .collect();
+        assert!(distinct.len() <= 128, "{} literals", distinct.len());
+        assert!(LITERALS.automaton.is_some());
+        assert_eq!(literals_in(b"nothing here at all"), 0);
+    }
 
     fn on(command: &str) -> String {
         let settings = Redact::default();

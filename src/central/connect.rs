@@ -13,16 +13,13 @@
 //! come from sslcert/sslkey (default ~/.postgresql/postgresql.crt/.key).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use postgres::config::SslMode as PgSslMode;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::ClientConfig;
 
 use super::{one_line, CentralError};
+use crate::tls::{self, Check};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
@@ -233,15 +230,7 @@ impl Target {
     }
 
     fn tls_config(&self) -> Result<ClientConfig, CentralError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|err| CentralError::Settings(format!("TLS: {err}")))?;
-        let roots = match &self.sslrootcert {
-            Some(file) => Some(root_store(file)?),
-            None => None,
-        };
-        let verify = match (self.sslmode, &roots) {
+        let verify = match (self.sslmode, &self.sslrootcert) {
             (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
                 return Err(CentralError::Settings(
                     "sslmode verify-ca and verify-full need the server's root certificate: set sslrootcert= or PGSSLROOTCERT, or put it in ~/.postgresql/root.crt".into(),
@@ -252,164 +241,12 @@ impl Target {
             (SslMode::VerifyFull, _) => Check::Full,
             _ => Check::Nothing,
         };
-        let verifier: Arc<dyn ServerCertVerifier> = match (verify, roots) {
-            (Check::Nothing, _) | (_, None) => Arc::new(Unchecked(provider.clone())),
-            (check, Some(roots)) => {
-                let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider.clone(),
-                )
-                .build()
-                .map_err(|err| CentralError::Settings(format!("TLS roots: {err}")))?;
-                Arc::new(Checked {
-                    webpki,
-                    host_name: check == Check::Full,
-                })
-            }
+        let identity = match (&self.sslcert, &self.sslkey) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            _ => None,
         };
-        let builder = builder
-            .dangerous()
-            .with_custom_certificate_verifier(verifier);
-        match (&self.sslcert, &self.sslkey) {
-            (Some(cert), Some(key)) => {
-                let certs = certificates(cert)?;
-                let key = PrivateKeyDer::from_pem_file(key).map_err(|err| {
-                    CentralError::Settings(format!("cannot read the key {}: {err}", key.display()))
-                })?;
-                builder
-                    .with_client_auth_cert(certs, key)
-                    .map_err(|err| CentralError::Settings(format!("client certificate: {err}")))
-            }
-            _ => Ok(builder.with_no_client_auth()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Check {
-    Nothing,
-    Chain,
-    Full,
-}
-
-fn certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, CentralError> {
-    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(file)
-        .map_err(|err| CentralError::Settings(format!("cannot read {}: {err}", file.display())))?
-        .collect();
-    let certs = certs
-        .map_err(|err| CentralError::Settings(format!("cannot read {}: {err}", file.display())))?;
-    if certs.is_empty() {
-        return Err(CentralError::Settings(format!(
-            "{} holds no PEM certificate",
-            file.display()
-        )));
-    }
-    Ok(certs)
-}
-
-fn root_store(file: &Path) -> Result<RootCertStore, CentralError> {
-    let mut roots = RootCertStore::empty();
-    for cert in certificates(file)? {
-        roots.add(cert).map_err(|err| {
-            CentralError::Settings(format!("{}: not a usable root: {err}", file.display()))
-        })?;
-    }
-    Ok(roots)
-}
-
-/// `sslmode=prefer`/`require` without a root certificate: encrypted, the
-/// server not authenticated (libpq's behaviour; verify-full is what a team
-/// should use, and the README says so).
-#[derive(Debug)]
-struct Unchecked(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// verify-ca (the chain) and verify-full (the chain and the host name).
-#[derive(Debug)]
-struct Checked {
-    webpki: Arc<rustls::client::WebPkiServerVerifier>,
-    host_name: bool,
-}
-
-impl ServerCertVerifier for Checked {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .webpki
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
-            | Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForNameContext { .. },
-            )) if !self.host_name => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
+        tls::client_config(verify, self.sslrootcert.as_deref(), identity)
+            .map_err(CentralError::Settings)
     }
 }
 

@@ -20,7 +20,7 @@ impl Run for ForwardCmd {
         let targets = forward::targets(&config.forward).map_err(anyhow::Error::msg)?;
         if targets.is_empty() {
             bail!(
-                "nothing to forward to: set `syslog = \"tcp://HOST:PORT\"` (or udp://, unix:/dev/log) or `journald = \"/run/systemd/journal/socket\"` under [forward] in config.toml"
+                "nothing to forward to: set `syslog = \"tcp://HOST:PORT\"` (or tls://, udp://, unix:/dev/log) or `journald = \"/run/systemd/journal/socket\"` under [forward] in config.toml"
             );
         }
         let path = paths::database(self.db.path.as_deref())?;
@@ -62,6 +62,7 @@ pub fn background(path: &Path) {
         if let Err(err) = forward::forward(&mut db, target, config.forward.max_message_bytes) {
             let hint = match err {
                 ForwardError::Unreachable { .. } => "start the collector; nothing is lost",
+                ForwardError::Settings { .. } => "fix [forward] in config.toml; nothing is lost",
                 ForwardError::Db(_) => "see `tmux-audit doctor`",
             };
             error_log::append("merge-later", &err.to_string(), hint);

@@ -85,8 +85,8 @@ impl Run for Import {
         for pattern in &report.broken_patterns {
             eprintln!("tmux-audit: warning: {pattern}; fix the pattern (see `tmux-audit config`)");
         }
-        if let Some(first) = report.skipped.first() {
-            let n = report.skipped.len();
+        if let Some(first) = &report.first_skipped {
+            let n = report.skipped;
             eprintln!(
                 "tmux-audit: warning: skipped {n} {} that {} not {} history (first: {}:{}: {})",
                 if n == 1 { "line" } else { "lines" },

@@ -283,6 +283,14 @@ impl Database {
         Ok(Database { conn, busy_timeout })
     }
 
+    /// Lets SQLite keep up to `kib` KiB of pages in memory (its default is
+    /// 2 MiB): a bulk write that touches an index at random places (the
+    /// import keys) otherwise reads most pages back from the file.
+    pub fn set_cache_kib(&mut self, kib: i64) -> Result<(), DbError> {
+        self.conn.pragma_update(None, "cache_size", -kib)?;
+        Ok(())
+    }
+
     /// Waits up to `timeout` for other writers from now on: longer than
     /// the prompt's path may, for commands run by hand (`prune`).
     pub fn set_busy_timeout(&mut self, timeout: Duration) -> Result<(), DbError> {

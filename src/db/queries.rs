@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 use rusqlite::functions::FunctionFlags;
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{params, params_from_iter, OptionalExtension, Row, TransactionBehavior};
 
 use super::{Database, DbError, StoredCommand};
@@ -446,19 +446,23 @@ fn insert_command(
 ) -> rusqlite::Result<bool> {
     let id = end.0 + 1;
     let hash = chain::hash_command(&end.1, id, record, recorded_at_us);
-    let sql_value = |(_, value): (&str, FieldValue<'_>)| match value {
-        FieldValue::Int(v) => v.map_or(Value::Null, Value::Integer),
-        FieldValue::Text(v) => v.map_or(Value::Null, |t| Value::Text(t.to_string())),
-        FieldValue::Blob(v) => v.map_or(Value::Null, |b| Value::Blob(b.to_vec())),
-    };
-    let mut values: Vec<Value> = Vec::with_capacity(FIELD_COUNT + 8);
-    values.push(Value::Integer(id));
+    // Borrowed, not copied: an import stores a million of these.
+    fn sql_value<'a>((_, value): (&str, FieldValue<'a>)) -> ToSqlOutput<'a> {
+        ToSqlOutput::Borrowed(match value {
+            FieldValue::Int(v) => v.map_or(ValueRef::Null, ValueRef::Integer),
+            FieldValue::Text(v) => v.map_or(ValueRef::Null, |t| ValueRef::Text(t.as_bytes())),
+            FieldValue::Blob(v) => v.map_or(ValueRef::Null, ValueRef::Blob),
+        })
+    }
+    let (prev, this) = (end.1, hash);
+    let mut values: Vec<ToSqlOutput<'_>> = Vec::with_capacity(FIELD_COUNT + 8);
+    values.push(ToSqlOutput::Owned(Value::Integer(id)));
     values.extend(record.fields().into_iter().map(sql_value));
     values.extend([
-        Value::Integer(recorded_at_us),
-        Value::Blob(end.1.to_vec()),
-        Value::Blob(hash.to_vec()),
-        Value::Integer(i64::from(record.redacted)),
+        ToSqlOutput::Owned(Value::Integer(recorded_at_us)),
+        ToSqlOutput::Borrowed(ValueRef::Blob(&prev)),
+        ToSqlOutput::Borrowed(ValueRef::Blob(&this)),
+        ToSqlOutput::Owned(Value::Integer(i64::from(record.redacted))),
     ]);
     values.extend(record.import_fields().into_iter().map(sql_value));
     let added = insert.execute(params_from_iter(values))? == 1;

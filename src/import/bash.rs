@@ -10,47 +10,60 @@ use super::{HistoryEntry, Parsed, Skipped};
 /// The entries of a bash history file's bytes, oldest first. Bytes are
 /// kept exactly (bash writes what was typed, in any encoding).
 pub fn parse(bytes: &[u8]) -> Parsed<HistoryEntry> {
-    let lines = super::lines(bytes);
-    let mut parsed = Parsed::default();
-    // Like bash (`read_history_range`): lines group under timestamps only
-    // when the file starts with one.
-    let timestamped = lines.first().is_some_and(|(_, l)| timestamp(l).is_some());
-    if !timestamped {
-        for (number, line) in lines {
-            if !line.is_empty() {
-                parsed.entries.push(HistoryEntry {
-                    command: line.to_vec(),
-                    line: number,
-                    ..HistoryEntry::default()
-                });
-            }
-        }
-        return parsed;
-    }
-    let mut current: Option<(usize, i64, Option<Vec<u8>>)> = None;
-    let finish = |current: Option<(usize, i64, Option<Vec<u8>>)>, parsed: &mut Parsed<_>| {
-        if let Some((number, at, command)) = current {
+    super::parse_all(Reader::default(), bytes)
+}
+
+/// bash's history, fed a line at a time: whether the file has timestamps
+/// is told by its first line, as bash tells it.
+#[derive(Debug, Default)]
+pub struct Reader {
+    timestamped: Option<bool>,
+    /// The entry being read: its first line, its time, its text so far.
+    current: Option<(usize, i64, Option<Vec<u8>>)>,
+}
+
+impl Reader {
+    fn finish(&mut self, out: &mut Parsed<HistoryEntry>) {
+        if let Some((number, at, command)) = self.current.take() {
             match command {
-                Some(command) => parsed.entries.push(HistoryEntry {
+                Some(command) => out.entries.push(HistoryEntry {
                     command,
                     started_at_us: Some(at.saturating_mul(1_000_000)),
                     line: number,
                     ..HistoryEntry::default()
                 }),
-                None => parsed.skipped.push(Skipped {
+                None => out.skipped.push(Skipped {
                     line: number,
                     why: "a timestamp with no command after it".into(),
                 }),
             }
         }
-    };
-    for (number, line) in lines {
-        if let Some(at) = timestamp(line) {
-            finish(current.take(), &mut parsed);
-            current = Some((number, at, None));
-            continue;
+    }
+}
+
+impl super::Lines for Reader {
+    type Entry = HistoryEntry;
+
+    fn line(&mut self, number: usize, line: &[u8], out: &mut Parsed<HistoryEntry>) {
+        let timestamped = *self
+            .timestamped
+            .get_or_insert_with(|| timestamp(line).is_some());
+        if !timestamped {
+            if !line.is_empty() {
+                out.entries.push(HistoryEntry {
+                    command: line.to_vec(),
+                    line: number,
+                    ..HistoryEntry::default()
+                });
+            }
+            return;
         }
-        if let Some((_, _, command)) = &mut current {
+        if let Some(at) = timestamp(line) {
+            self.finish(out);
+            self.current = Some((number, at, None));
+            return;
+        }
+        if let Some((_, _, command)) = &mut self.current {
             match command {
                 Some(command) => {
                     command.push(b'\n');
@@ -60,8 +73,10 @@ pub fn parse(bytes: &[u8]) -> Parsed<HistoryEntry> {
             }
         }
     }
-    finish(current, &mut parsed);
-    parsed
+
+    fn end(&mut self, out: &mut Parsed<HistoryEntry>) {
+        self.finish(out);
+    }
 }
 
 /// `#1700000000`: the seconds of a timestamp line.

@@ -18,54 +18,70 @@ use super::{HistoryEntry, Parsed, Skipped};
 
 /// The entries of a fish history file's bytes, oldest first.
 pub fn parse(bytes: &[u8]) -> Parsed<HistoryEntry> {
-    let mut parsed = Parsed::default();
-    let mut in_paths = false;
-    for (number, line) in super::lines(bytes) {
+    super::parse_all(Reader::default(), bytes)
+}
+
+/// fish's history, fed a line at a time: an entry is given out when the
+/// next one begins (or the file ends), its keys read.
+#[derive(Debug, Default)]
+pub struct Reader {
+    current: Option<HistoryEntry>,
+    in_paths: bool,
+}
+
+impl super::Lines for Reader {
+    type Entry = HistoryEntry;
+
+    fn line(&mut self, number: usize, line: &[u8], out: &mut Parsed<HistoryEntry>) {
         if let Some(cmd) = line.strip_prefix(b"- cmd:") {
-            in_paths = false;
-            parsed.entries.push(HistoryEntry {
+            self.in_paths = false;
+            self.end(out);
+            self.current = Some(HistoryEntry {
                 command: unescape(cmd.strip_prefix(b" ").unwrap_or(cmd)),
                 line: number,
                 ..HistoryEntry::default()
             });
-            continue;
+            return;
         }
-        let Some(entry) = parsed.entries.last_mut() else {
+        let Some(entry) = &mut self.current else {
             if !line.is_empty() {
-                parsed.skipped.push(Skipped {
+                out.skipped.push(Skipped {
                     line: number,
                     why: "not inside an entry (`- cmd: …`)".into(),
                 });
             }
-            continue;
+            return;
         };
         if let Some(when) = line.strip_prefix(b"  when:") {
-            in_paths = false;
+            self.in_paths = false;
             match std::str::from_utf8(when)
                 .ok()
                 .and_then(|w| w.trim().parse::<i64>().ok())
             {
                 Some(when) => entry.started_at_us = Some(when.saturating_mul(1_000_000)),
-                None => parsed.skipped.push(Skipped {
+                None => out.skipped.push(Skipped {
                     line: number,
                     why: "`when:` is not a number of seconds".into(),
                 }),
             }
         } else if line == b"  paths:" {
-            in_paths = true;
-        } else if in_paths && line.starts_with(b"    - ") {
+            self.in_paths = true;
+        } else if self.in_paths && line.starts_with(b"    - ") {
             // A path: nowhere to keep it.
         } else if line.starts_with(b"  ") && line.contains(&b':') {
             // A key of a later fish.
-            in_paths = false;
+            self.in_paths = false;
         } else if !line.is_empty() {
-            parsed.skipped.push(Skipped {
+            out.skipped.push(Skipped {
                 line: number,
                 why: "not a line of a fish history entry".into(),
             });
         }
     }
-    parsed
+
+    fn end(&mut self, out: &mut Parsed<HistoryEntry>) {
+        out.entries.extend(self.current.take());
+    }
 }
 
 /// fish's `unescape_yaml_fish_2_0`: `\\` is a backslash, `\n` a newline.

@@ -42,17 +42,27 @@ struct Line {
 
 /// The records of a JSONL export, in its order.
 pub fn parse(bytes: &[u8]) -> Parsed<CommandRecord> {
-    let mut parsed = Parsed::default();
-    for (number, line) in super::lines(bytes) {
+    super::parse_all(Reader, bytes)
+}
+
+/// tmux-audit's JSON Lines, fed a line at a time.
+#[derive(Debug, Default)]
+pub struct Reader;
+
+impl super::Lines for Reader {
+    type Entry = CommandRecord;
+
+    fn line(&mut self, number: usize, line: &[u8], out: &mut Parsed<CommandRecord>) {
         if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+            return;
         }
         match record(line) {
-            Ok(record) => parsed.entries.push(record),
-            Err(why) => parsed.skipped.push(Skipped { line: number, why }),
+            Ok(record) => out.entries.push(record),
+            Err(why) => out.skipped.push(Skipped { line: number, why }),
         }
     }
-    parsed
+
+    fn end(&mut self, _out: &mut Parsed<CommandRecord>) {}
 }
 
 fn record(line: &[u8]) -> Result<CommandRecord, String> {
@@ -105,10 +115,10 @@ fn unhex(digits: &str) -> Result<Vec<u8>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::import) mod tests {
     use super::*;
 
-    const LINE: &str = r#"{"id":7,"command":"echo �","command_bytes_hex":"6563686f20ff","exit_status":1,"started_at":"2023-11-14T22:13:20.000001Z","duration_ms":1.5,"cwd":"/tmp","cwd_bytes_hex":null,"user":"alice","uid":1000,"login_uid":null,"sudo_user":null,"host":"h","shell":"zsh","shell_session":"s1","seq":4,"tty":null,"ssh_connection":null,"tmux_socket":null,"tmux_server_pid":null,"tmux_session_id":null,"tmux_pane":"%1","tmux_session_name":null,"tmux_window_id":null,"tmux_window_index":null,"tmux_window_name":null,"typed_by":null,"typed_on":null,"attached":[],"redacted":false,"recorded_at":"2023-11-14T22:13:21Z"}"#;
+    pub(in crate::import) const LINE: &str = r#"{"id":7,"command":"echo �","command_bytes_hex":"6563686f20ff","exit_status":1,"started_at":"2023-11-14T22:13:20.000001Z","duration_ms":1.5,"cwd":"/tmp","cwd_bytes_hex":null,"user":"alice","uid":1000,"login_uid":null,"sudo_user":null,"host":"h","shell":"zsh","shell_session":"s1","seq":4,"tty":null,"ssh_connection":null,"tmux_socket":null,"tmux_server_pid":null,"tmux_session_id":null,"tmux_pane":"%1","tmux_session_name":null,"tmux_window_id":null,"tmux_window_index":null,"tmux_window_name":null,"typed_by":null,"typed_on":null,"attached":[],"redacted":false,"recorded_at":"2023-11-14T22:13:21Z"}"#;
 
     #[test]
     fn a_line_gives_the_record_back() {

@@ -36,7 +36,8 @@ pub mod zsh;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -47,10 +48,17 @@ use crate::record::{CommandRecord, Imported};
 use crate::redact;
 use crate::text::{hex, StoredText};
 
-/// Entries stored per transaction: large enough that the commit's cost
-/// vanishes (a million entries in ten transactions), small enough that a
-/// recording shell waits for the write lock a fraction of a second.
-pub const BATCH: usize = 100_000;
+/// Entries read, then stored, per transaction: large enough that the
+/// commit's cost vanishes (a million entries in forty transactions),
+/// small enough that a recording shell waits for the write lock a
+/// fraction of a second and that the batch's records (about 1 KiB each
+/// in memory) stay a few tens of MB.
+pub const BATCH: usize = 25_000;
+
+/// SQLite's page cache during an import, in KiB: room for the import
+/// keys' index of a few million entries, so that checking and adding a
+/// key reads no page back from the file.
+const CACHE_KIB: i64 = 64 * 1024;
 
 /// The tools whose history can be imported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,7 +245,9 @@ pub struct Report {
     pub counts: Counts,
     /// Entries whose text had secrets replaced.
     pub redacted: usize,
-    pub skipped: Vec<Skipped>,
+    /// Lines skipped, and the first of them.
+    pub skipped: usize,
+    pub first_skipped: Option<Skipped>,
     /// User redaction patterns that do not compile (skipped).
     pub broken_patterns: Vec<String>,
 }
@@ -245,6 +255,11 @@ pub struct Report {
 /// Imports `file`, a history of `source`, into `db`. No database (None)
 /// is one with nothing in it yet: only for a dry run, which then counts
 /// every entry as new without making the database.
+///
+/// The file is read as it is stored: [`BATCH`] entries at a time are made
+/// into records and stored before the next are read, so memory does not
+/// grow with the file (only the tally of identical entries does, 16 bytes
+/// per distinct time and text).
 pub fn import(
     db: Option<&mut Database>,
     source: Source,
@@ -257,11 +272,13 @@ pub fn import(
     };
     let file = std::fs::canonicalize(file).map_err(read_err)?;
     let file_name = file.to_string_lossy().into_owned();
-    let mut report = Report {
-        file: file.clone(),
-        ..Report::default()
-    };
-    let mut redactor = Redactor::new(&options.redact);
+    let mut db = db;
+    if let Some(db) = db.as_deref_mut() {
+        // The import keys' index is written at random places.
+        db.set_cache_kib(CACHE_KIB)?;
+    }
+    let redactor = Redactor::new(&options.redact);
+    let mut redacted = 0;
     let mark = |key| {
         Some(Imported {
             source: source.name().into(),
@@ -269,24 +286,18 @@ pub fn import(
             key,
         })
     };
-    // Each batch is made into records just before it is stored: the
-    // records of a whole history at once would take several times the
-    // memory of its entries.
-    let counts = match read(source, &file)? {
-        Format::Records(parsed) => {
-            report.read = parsed.entries.len();
-            report.skipped = parsed.skipped;
-            refuse_unreadable(&report, &file, source)?;
+    let mut report = match entry_reader(source) {
+        None => {
             let to_record = |mut record: CommandRecord| {
                 let bytes = record
                     .command_raw
                     .take()
                     .unwrap_or_else(|| record.command.clone().into_bytes());
-                let (text, redacted) = redactor.apply(bytes);
+                let (text, was_redacted) = redactor.apply(bytes);
                 record.command = text.text;
                 record.command_raw = text.raw;
-                record.redacted |= redacted;
-                report.redacted += usize::from(record.redacted);
+                record.redacted |= was_redacted;
+                redacted += usize::from(record.redacted);
                 record.imported = mark(key(&[
                     source.name().as_bytes(),
                     file_name.as_bytes(),
@@ -295,20 +306,24 @@ pub fn import(
                 ]));
                 record
             };
-            store(db, parsed.entries, to_record, Numbering::Keep, options)?
+            let mut store = Store::new(db, to_record, Numbering::Keep, options);
+            read_lines(&file, jsonl::Reader, &mut |parsed| store.take(parsed))?;
+            store.report()
         }
-        Format::Entries(parsed) => {
-            report.read = parsed.entries.len();
-            report.skipped = parsed.skipped;
-            refuse_unreadable(&report, &file, source)?;
+        Some(read_entries) => {
             let file_session = format!(
                 "import:{}:{}",
                 source.name(),
                 &hex(&key(&[file_name.as_bytes()]))[..16]
             );
-            let mut seen: HashMap<[u8; 32], u64> = HashMap::new();
+            // How many entries of each time and text came before: the key's
+            // ordinal. Keyed by 64 bits of the identity: two identities that
+            // share them share a tally, which changes ordinals but never makes
+            // two keys alike (each key hashes the whole identity), and the
+            // same file still gives the same keys.
+            let mut seen: HashMap<u64, u32> = HashMap::new();
             let to_record = |entry: HistoryEntry| {
-                let (text, redacted) = redactor.apply(entry.command);
+                let (text, was_redacted) = redactor.apply(entry.command);
                 let stored = text.raw.as_deref().unwrap_or(text.text.as_bytes());
                 let time = entry.started_at_us.unwrap_or(0).to_be_bytes();
                 let identity = digest(&[
@@ -317,8 +332,9 @@ pub fn import(
                     &time,
                     stored,
                 ]);
-                let ordinal = seen.entry(identity).or_insert(0);
-                let key = key(&[&identity, &ordinal.to_be_bytes()]);
+                let short = u64::from_be_bytes(identity[..8].try_into().unwrap_or_default());
+                let ordinal = seen.entry(short).or_insert(0);
+                let key = key(&[&identity, &u64::from(*ordinal).to_be_bytes()]);
                 *ordinal += 1;
                 let cwd = entry.cwd.map(StoredText::from_bytes);
                 let shell_session = match (source, entry.session) {
@@ -326,7 +342,7 @@ pub fn import(
                     (_, Some(session)) => session,
                     (_, None) => file_session.clone(),
                 };
-                report.redacted += usize::from(redacted);
+                redacted += usize::from(was_redacted);
                 CommandRecord {
                     command: text.text,
                     command_raw: text.raw,
@@ -340,106 +356,212 @@ pub fn import(
                     host: entry.host.unwrap_or_default(),
                     shell: entry.shell.unwrap_or_else(|| source.shell().to_string()),
                     shell_session,
-                    redacted,
+                    redacted: was_redacted,
                     imported: mark(key),
                     ..CommandRecord::default()
                 }
             };
-            store(db, parsed.entries, to_record, Numbering::Next, options)?
+            let mut store = Store::new(db, to_record, Numbering::Next, options);
+            read_entries(&file, &mut |parsed| store.take(parsed))?;
+            store.report()
         }
     };
-    report.counts = counts;
+    // A file in which nothing could be read is an error, naming its first
+    // bad line (nothing was stored: there was nothing to store).
+    if let (0, Some(first)) = (report.read, &report.first_skipped) {
+        return Err(ImportError::Invalid {
+            file,
+            tool: source,
+            first: first.clone(),
+        });
+    }
+    report.file = file;
+    report.redacted = redacted;
     report.broken_patterns = redactor.broken;
     Ok(report)
 }
 
-/// A file in which nothing could be read is an error, naming its first
-/// bad line.
-fn refuse_unreadable(report: &Report, file: &Path, source: Source) -> Result<(), ImportError> {
-    match report.skipped.first() {
-        Some(first) if report.read == 0 => Err(ImportError::Invalid {
-            file: file.to_path_buf(),
-            tool: source,
-            first: first.clone(),
-        }),
-        _ => Ok(()),
-    }
+/// How a source's file is read into entries: None for a tmux-audit
+/// export, which gives records.
+fn entry_reader(source: Source) -> Option<ReadEntries> {
+    Some(match source {
+        Source::Bash => |file, sink| read_lines(file, bash::Reader::default(), sink),
+        Source::Zsh => |file, sink| read_lines(file, zsh::Reader::default(), sink),
+        Source::Fish => |file, sink| read_lines(file, fish::Reader::default(), sink),
+        Source::Atuin => sqlite_sources::atuin,
+        Source::ZshHistdb => sqlite_sources::zsh_histdb,
+        Source::Mcfly => sqlite_sources::mcfly,
+        Source::TmuxAudit => return None,
+    })
 }
 
-/// Makes records of `items` and stores them, [`BATCH`] per transaction.
-fn store<T>(
-    mut db: Option<&mut Database>,
-    items: Vec<T>,
-    mut to_record: impl FnMut(T) -> CommandRecord,
+/// Where a reader gives its entries, a batch at a time: it takes them
+/// (and the lines skipped) out of the [`Parsed`] it is given.
+pub type Sink<'a, T = HistoryEntry> = &'a mut dyn FnMut(&mut Parsed<T>) -> Result<(), ImportError>;
+
+/// A reader of a source's file into entries.
+type ReadEntries = fn(&Path, Sink<'_>) -> Result<(), ImportError>;
+
+/// Makes records of the entries it is given and stores them, a
+/// transaction per batch, keeping the tally for the [`Report`].
+struct Store<'d, 'o, F> {
+    db: Option<&'d mut Database>,
+    to_record: F,
     numbering: Numbering,
-    options: &Options,
-) -> Result<Counts, ImportError> {
-    let mut total = Counts::default();
-    let mut items = items.into_iter().peekable();
-    while items.peek().is_some() {
-        let batch: Vec<CommandRecord> = items.by_ref().take(BATCH).map(&mut to_record).collect();
-        let counts = match db.as_deref_mut() {
-            Some(db) => db.import_batch(batch, numbering, options.now_us, options.dry_run)?,
+    options: &'o Options,
+    report: Report,
+}
+
+impl<'d, 'o, F> Store<'d, 'o, F> {
+    fn new(
+        db: Option<&'d mut Database>,
+        to_record: F,
+        numbering: Numbering,
+        options: &'o Options,
+    ) -> Self {
+        Store {
+            db,
+            to_record,
+            numbering,
+            options,
+            report: Report::default(),
+        }
+    }
+
+    /// Stores the entries of `parsed` and notes its skipped lines,
+    /// leaving it empty.
+    fn take<T>(&mut self, parsed: &mut Parsed<T>) -> Result<(), ImportError>
+    where
+        F: FnMut(T) -> CommandRecord,
+    {
+        self.report.skipped += parsed.skipped.len();
+        if self.report.first_skipped.is_none() {
+            self.report.first_skipped = parsed.skipped.first().cloned();
+        }
+        parsed.skipped.clear();
+        if parsed.entries.is_empty() {
+            return Ok(());
+        }
+        self.report.read += parsed.entries.len();
+        let batch: Vec<CommandRecord> = parsed.entries.drain(..).map(&mut self.to_record).collect();
+        let counts = match self.db.as_deref_mut() {
+            Some(db) => db.import_batch(
+                batch,
+                self.numbering,
+                self.options.now_us,
+                self.options.dry_run,
+            )?,
             None => Counts {
                 added: batch.len(),
                 already: 0,
             },
         };
-        total.added += counts.added;
-        total.already += counts.already;
+        self.report.counts.added += counts.added;
+        self.report.counts.already += counts.already;
+        // Each batch's pages into the database file, so the WAL does not
+        // grow with the whole import.
+        if let Some(db) = self.db.as_deref() {
+            db.fold_wal();
+        }
+        Ok(())
     }
-    Ok(total)
+
+    fn report(self) -> Report {
+        self.report
+    }
 }
 
-/// What a reader gives: entries of another tool, or tmux-audit's own records.
-pub enum Format {
-    Entries(Parsed<HistoryEntry>),
-    Records(Parsed<CommandRecord>),
+/// A reader of a history kept as lines of text: fed the file's lines in
+/// order (without their newlines, numbered from 1), it puts each entry in
+/// `out` once it is whole, and what is left at the end of the file.
+pub trait Lines {
+    type Entry;
+    fn line(&mut self, number: usize, line: &[u8], out: &mut Parsed<Self::Entry>);
+    fn end(&mut self, out: &mut Parsed<Self::Entry>);
 }
 
-/// Reads `file` as a history of `source`.
-pub fn read(source: Source, file: &Path) -> Result<Format, ImportError> {
-    let bytes = || {
-        std::fs::read(file).map_err(|source| ImportError::Read {
-            file: file.to_path_buf(),
-            source,
-        })
+/// The entries in `bytes`, all at once (for bytes already in memory).
+pub fn parse_all<L: Lines>(mut reader: L, bytes: &[u8]) -> Parsed<L::Entry> {
+    let mut out = Parsed::default();
+    for (number, line) in lines(bytes) {
+        reader.line(number, line, &mut out);
+    }
+    reader.end(&mut out);
+    out
+}
+
+/// Reads `file` a line at a time into `reader`, giving `sink` the entries
+/// every [`BATCH`] of them and at the end.
+fn read_lines<L: Lines>(
+    file: &Path,
+    reader: L,
+    sink: Sink<'_, L::Entry>,
+) -> Result<(), ImportError> {
+    let read_err = |source| ImportError::Read {
+        file: file.to_path_buf(),
+        source,
     };
-    Ok(match source {
-        Source::Bash => Format::Entries(bash::parse(&bytes()?)),
-        Source::Zsh => Format::Entries(zsh::parse(&bytes()?)),
-        Source::Fish => Format::Entries(fish::parse(&bytes()?)),
-        Source::Atuin => Format::Entries(sqlite_sources::atuin(file)?),
-        Source::ZshHistdb => Format::Entries(sqlite_sources::zsh_histdb(file)?),
-        Source::Mcfly => Format::Entries(sqlite_sources::mcfly(file)?),
-        Source::TmuxAudit => Format::Records(jsonl::parse(&bytes()?)),
+    let input = BufReader::with_capacity(1 << 16, File::open(file).map_err(read_err)?);
+    in_batches(input, reader, BATCH, sink).map_err(|err| match err {
+        Batches::Read(source) => read_err(source),
+        Batches::Sink(err) => err,
     })
 }
 
-/// Redaction as the recorder does it, with the user's broken patterns
-/// noted once.
-struct Redactor<'a> {
-    settings: &'a Redact,
-    broken: Vec<String>,
-    noted: bool,
+/// Why [`in_batches`] stopped.
+enum Batches {
+    Read(io::Error),
+    Sink(ImportError),
 }
 
-impl<'a> Redactor<'a> {
-    fn new(settings: &'a Redact) -> Self {
-        Redactor {
-            settings,
-            broken: Vec::new(),
-            noted: false,
+/// Feeds `input`'s lines to `reader`, giving `sink` the entries whenever
+/// `batch` of them are whole, and the rest at the end.
+fn in_batches<L: Lines>(
+    mut input: impl BufRead,
+    mut reader: L,
+    batch: usize,
+    sink: Sink<'_, L::Entry>,
+) -> Result<(), Batches> {
+    let mut out = Parsed::default();
+    let mut line = Vec::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line).map_err(Batches::Read)? == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        number += 1;
+        reader.line(number, &line, &mut out);
+        if out.entries.len() >= batch {
+            sink(&mut out).map_err(Batches::Sink)?;
         }
     }
+    reader.end(&mut out);
+    sink(&mut out).map_err(Batches::Sink)
+}
 
-    fn apply(&mut self, bytes: Vec<u8>) -> (StoredText, bool) {
-        let redacted = redact::redact(&bytes, self.settings);
-        if !self.noted {
-            self.noted = true;
-            self.broken = redacted.broken.iter().map(|e| format!("{e:#}")).collect();
-        }
-        match redacted.text {
+/// Redaction as the recorder does it, with one [`redact::Redactor`] for
+/// the whole import: each pattern is compiled once, not once per entry.
+struct Redactor {
+    redactor: redact::Redactor,
+    broken: Vec<String>,
+}
+
+impl Redactor {
+    fn new(settings: &Redact) -> Self {
+        let mut redactor = redact::Redactor::new(settings);
+        let broken = std::mem::take(&mut redactor.broken)
+            .iter()
+            .map(|e| format!("{e:#}"))
+            .collect();
+        Redactor { redactor, broken }
+    }
+
+    fn apply(&self, bytes: Vec<u8>) -> (StoredText, bool) {
+        match self.redactor.redact(&bytes) {
             Some(text) => (StoredText::from_bytes(text), true),
             None => (StoredText::from_bytes(bytes), false),
         }
@@ -485,6 +607,41 @@ mod tests {
         assert_eq!(lines(b"a\n\nb\n"), [(1, &b"a"[..]), (2, b""), (3, b"b")]);
         assert_eq!(lines(b"a\nb"), [(1, &b"a"[..]), (2, b"b")]);
         assert!(lines(b"").is_empty());
+    }
+
+    /// Entries read in batches, however small, are the entries of the
+    /// whole file: an entry whose keys come on later lines (fish's
+    /// `when:`), goes on over lines (zsh's `\\`, bash's lines after a
+    /// timestamp) or ends the file is whole, in its batch.
+    #[test]
+    fn entries_read_in_batches_are_the_entries_of_the_whole_file() {
+        fn check<L: Lines + Default>(bytes: &[u8])
+        where
+            L::Entry: Clone + PartialEq + fmt::Debug,
+        {
+            let whole = parse_all(L::default(), bytes);
+            assert!(whole.entries.len() > 3, "a test file of several entries");
+            for batch in 1..=3 {
+                let mut entries = Vec::new();
+                let mut skipped = Vec::new();
+                let mut sink = |parsed: &mut Parsed<L::Entry>| {
+                    assert!(parsed.entries.len() <= batch, "at most a batch at a time");
+                    entries.append(&mut parsed.entries);
+                    skipped.append(&mut parsed.skipped);
+                    Ok(())
+                };
+                assert!(in_batches(bytes, L::default(), batch, &mut sink).is_ok());
+                assert_eq!(entries, whole.entries, "batches of {batch}");
+                assert_eq!(skipped, whole.skipped, "batches of {batch}");
+            }
+        }
+        check::<fish::Reader>(
+            b"- cmd: a\n  when: 1\n- cmd: b\n  when: 2\n  paths:\n    - /x\n- cmd: c\n  when: x\n- cmd: d\n  when: 4",
+        );
+        check::<zsh::Reader>(b": 1:0;a\\\nb\n: 2:0;c\n: 3:1;d\\\n\\\ne\n: 4:0;f\\");
+        check::<bash::Reader>(b"#1\na\nb\n#2\n#3\nc\n#4\nd\n#5\ne\nf");
+        check::<bash::Reader>(b"a\n\nb\nc\nd");
+        check::<jsonl::Reader>(format!("{0}\nbad\n{0}\n\n{0}\n{0}", jsonl::tests::LINE).as_bytes());
     }
 
     #[test]

@@ -18,10 +18,10 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, Row};
 
-use super::{HistoryEntry, ImportError, Parsed};
+use super::{HistoryEntry, ImportError, Parsed, Sink, BATCH};
 
 /// atuin's entries, oldest first.
-pub fn atuin(path: &Path) -> Result<Parsed<HistoryEntry>, ImportError> {
+pub fn atuin(path: &Path, sink: Sink<'_>) -> Result<(), ImportError> {
     let conn = open(path)?;
     let deleted = if has_column(&conn, "history", "deleted_at") {
         "WHERE deleted_at IS NULL"
@@ -32,7 +32,7 @@ pub fn atuin(path: &Path) -> Result<Parsed<HistoryEntry>, ImportError> {
         "SELECT rowid, timestamp, duration, exit, command, cwd, session, hostname
          FROM history {deleted} ORDER BY timestamp, rowid"
     );
-    rows(&conn, path, "atuin", &sql, |r| {
+    rows(&conn, path, "atuin", &sql, sink, |r| {
         let host = text(r, 7)?;
         let (host, user) = match host.iter().rposition(|&b| b == b':') {
             Some(at) => (host[..at].to_vec(), Some(host[at + 1..].to_vec())),
@@ -55,7 +55,7 @@ pub fn atuin(path: &Path) -> Result<Parsed<HistoryEntry>, ImportError> {
 }
 
 /// zsh-histdb's entries, oldest first.
-pub fn zsh_histdb(path: &Path) -> Result<Parsed<HistoryEntry>, ImportError> {
+pub fn zsh_histdb(path: &Path, sink: Sink<'_>) -> Result<(), ImportError> {
     let conn = open(path)?;
     let sql = "SELECT history.rowid, history.start_time, history.duration, history.exit_status,
                       commands.argv, places.dir, history.session, places.host
@@ -63,7 +63,7 @@ pub fn zsh_histdb(path: &Path) -> Result<Parsed<HistoryEntry>, ImportError> {
                JOIN commands ON commands.rowid = history.command_id
                LEFT JOIN places ON places.rowid = history.place_id
                ORDER BY history.start_time, history.rowid";
-    rows(&conn, path, "zsh-histdb", sql, |r| {
+    rows(&conn, path, "zsh-histdb", sql, sink, |r| {
         let seconds = |i| {
             r.get::<_, Option<i64>>(i)
                 .map(|v| v.map(|s| s.saturating_mul(1_000_000)))
@@ -84,11 +84,11 @@ pub fn zsh_histdb(path: &Path) -> Result<Parsed<HistoryEntry>, ImportError> {
 }
 
 /// mcfly's entries, oldest first.
-pub fn mcfly(path: &Path) -> Result<Parsed<HistoryEntry>, ImportError> {
+pub fn mcfly(path: &Path, sink: Sink<'_>) -> Result<(), ImportError> {
     let conn = open(path)?;
     let sql = "SELECT rowid, when_run, exit_code, cmd, dir, session_id
                FROM commands ORDER BY when_run, rowid";
-    rows(&conn, path, "mcfly", sql, |r| {
+    rows(&conn, path, "mcfly", sql, sink, |r| {
         Ok(HistoryEntry {
             line: usize::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
             started_at_us: r
@@ -119,28 +119,31 @@ fn has_column(conn: &Connection, table: &str, column: &str) -> bool {
         .is_ok()
 }
 
-/// Runs `sql` and makes an entry of each row; an error names the file and
-/// the tool whose database it should have been.
+/// Runs `sql` and makes an entry of each row, given to `sink` a batch at
+/// a time as the rows come (never the whole database at once); an error
+/// names the file and the tool whose database it should have been.
 fn rows(
     conn: &Connection,
     path: &Path,
     tool: &str,
     sql: &str,
+    sink: Sink<'_>,
     entry: impl Fn(&Row<'_>) -> rusqlite::Result<HistoryEntry>,
-) -> Result<Parsed<HistoryEntry>, ImportError> {
+) -> Result<(), ImportError> {
     let fail = |err: rusqlite::Error| ImportError::Database {
         file: path.to_path_buf(),
         why: format!("not a {tool} history database as documented ({err})"),
     };
     let mut stmt = conn.prepare(sql).map_err(fail)?;
-    let entries = stmt
-        .query_map([], entry)
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(fail)?;
-    Ok(Parsed {
-        entries,
-        skipped: Vec::new(),
-    })
+    let mut rows = stmt.query([]).map_err(fail)?;
+    let mut parsed = Parsed::default();
+    while let Some(row) = rows.next().map_err(fail)? {
+        parsed.entries.push(entry(row).map_err(fail)?);
+        if parsed.entries.len() >= BATCH {
+            sink(&mut parsed)?;
+        }
+    }
+    sink(&mut parsed)
 }
 
 /// Text or blob as its bytes; NULL as none.

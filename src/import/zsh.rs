@@ -16,27 +16,41 @@ const META: u8 = 0x83;
 
 /// The entries of a zsh history file's bytes, oldest first.
 pub fn parse(bytes: &[u8]) -> Parsed<HistoryEntry> {
-    let mut parsed = Parsed::default();
-    let mut pending: Option<(usize, Vec<u8>)> = None;
-    for (number, line) in super::lines(bytes) {
-        let (start, mut text) = pending.take().unwrap_or((number, Vec::new()));
-        text.extend_from_slice(line);
-        if text.last() == Some(&b'\\') {
-            *text.last_mut().expect("not empty") = b'\n';
-            pending = Some((start, text));
-            continue;
+    super::parse_all(Reader::default(), bytes)
+}
+
+/// zsh's history, fed a line at a time.
+#[derive(Debug, Default)]
+pub struct Reader {
+    /// The first line of the entry being read, while it goes on (its
+    /// text so far is in `text`).
+    start: Option<usize>,
+    text: Vec<u8>,
+}
+
+impl super::Lines for Reader {
+    type Entry = HistoryEntry;
+
+    fn line(&mut self, number: usize, line: &[u8], out: &mut Parsed<HistoryEntry>) {
+        self.start.get_or_insert(number);
+        self.text.extend_from_slice(line);
+        if let Some(last) = self.text.last_mut()
+            && *last == b'\\'
+        {
+            *last = b'\n';
+            return;
         }
-        if let Some(entry) = entry(start, &text) {
-            parsed.entries.push(entry);
+        self.end(out);
+    }
+
+    fn end(&mut self, out: &mut Parsed<HistoryEntry>) {
+        if let Some(start) = self.start.take()
+            && let Some(entry) = entry(start, &self.text)
+        {
+            out.entries.push(entry);
         }
+        self.text.clear();
     }
-    // A last line ending in `\`: zsh keeps what it read, the newline too.
-    if let Some((start, text)) = pending
-        && let Some(entry) = entry(start, &text)
-    {
-        parsed.entries.push(entry);
-    }
-    parsed
 }
 
 fn entry(line: usize, text: &[u8]) -> Option<HistoryEntry> {

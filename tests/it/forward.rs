@@ -4,7 +4,9 @@
 //! protocol on a datagram socket the test owns.
 
 use std::fs;
+use std::io::{Read, Seek, SeekFrom};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -76,6 +78,26 @@ struct Rsyslog {
 
 impl Rsyslog {
     fn new(dir: &Path) -> Rsyslog {
+        Rsyslog::with_input(dir, "", "")
+    }
+
+    /// Its TCP input over TLS (rsyslog's gtls driver, anonymous clients),
+    /// with the server certificate `certs` made.
+    fn tls(dir: &Path, certs: &Certs) -> Rsyslog {
+        Rsyslog::with_input(
+            dir,
+            &format!(
+                " defaultNetstreamDriver=\"gtls\" defaultNetstreamDriverCAFile=\"{}\" \
+                 defaultNetstreamDriverCertFile=\"{}\" defaultNetstreamDriverKeyFile=\"{}\"",
+                certs.ca.display(),
+                certs.server.display(),
+                certs.server_key.display()
+            ),
+            " streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\"",
+        )
+    }
+
+    fn with_input(dir: &Path, global: &str, imtcp: &str) -> Rsyslog {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -85,8 +107,8 @@ impl Rsyslog {
         fs::write(
             dir.join("rsyslog.conf"),
             format!(
-                "global(workDirectory=\"{dir}\")\n\
-                 module(load=\"imtcp\")\n\
+                "global(workDirectory=\"{dir}\"{global})\n\
+                 module(load=\"imtcp\"{imtcp})\n\
                  input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")\n\
                  template(name=\"line\" type=\"string\" string=\"%msgid% %structured-data% %msg%\\n\")\n\
                  *.* action(type=\"omfile\" file=\"{dir}/received.log\" template=\"line\")\n",
@@ -211,6 +233,158 @@ fn every_record_reaches_rsyslog_exactly_once_across_a_restart() {
     );
 }
 
+/// A certificate authority and a server certificate it signed, for
+/// 127.0.0.1 and localhost, made by openssl for the test; and a second
+/// authority that signed nothing here.
+struct Certs {
+    ca: PathBuf,
+    stranger_ca: PathBuf,
+    server: PathBuf,
+    server_key: PathBuf,
+}
+
+impl Certs {
+    fn new(dir: &Path) -> Certs {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for name in ["ca", "stranger-ca"] {
+            let (key, cert, subject) = (
+                format!("{name}.key"),
+                format!("{name}.pem"),
+                format!("/CN=tmux-audit test {name}"),
+            );
+            let mut args = vec!["req", "-x509", "-days", "2", "-subj", &subject];
+            args.extend(ec);
+            args.extend(["-keyout", &key, "-out", &cert]);
+            args.extend(["-addext", "basicConstraints=critical,CA:TRUE"]);
+            args.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+            openssl(&args);
+        }
+        let mut args = vec!["req", "-subj", "/CN=localhost"];
+        args.extend(ec);
+        args.extend(["-keyout", "server.key", "-out", "server.csr"]);
+        openssl(&args);
+        fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        Certs {
+            ca: dir.join("ca.pem"),
+            stranger_ca: dir.join("stranger-ca.pem"),
+            server: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+        }
+    }
+}
+
+/// Whether rsyslog's gtls network stream driver is there (Debian's
+/// rsyslog-gnutls), wherever the multiarch library directory is.
+fn gtls_driver_installed() -> bool {
+    fs::read_dir("/usr/lib").is_ok_and(|dirs| {
+        dirs.flatten()
+            .any(|d| d.path().join("rsyslog/lmnsd_gtls.so").exists())
+    }) || Path::new("/usr/lib/rsyslog/lmnsd_gtls.so").exists()
+}
+
+/// Over TLS, the collector's certificate is checked: one its root did not
+/// sign gets nothing (the records wait); with its root, every record
+/// arrives once.
+#[test]
+fn records_reach_rsyslog_over_tls_only_when_its_certificate_checks_out() {
+    if missing("rsyslogd") || missing("openssl") {
+        return;
+    }
+    if !gtls_driver_installed() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "rsyslog's TLS driver is not installed: .ci/run installs rsyslog-gnutls"
+        );
+        eprintln!("skipped: rsyslog-gnutls is not installed");
+        return;
+    }
+    let sb = Sandbox::new();
+    let certs = Certs::new(sb.path());
+    let mut rsyslog = Rsyslog::tls(sb.path(), &certs);
+    rsyslog.start();
+    let tls_config = |ca: &Path| {
+        format!(
+            "[forward]\nsyslog = \"tls://127.0.0.1:{}\"\ntls_ca = \"{}\"\n",
+            rsyslog.port,
+            ca.display()
+        )
+    };
+    record(&sb, 1, b"echo one", 0);
+    record(&sb, 2, b"echo 'two]\"'", 0);
+
+    config(&sb, &tls_config(&certs.stranger_ca));
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("did not take the records") && out.contains("certificate"),
+        "{out}"
+    );
+
+    config(&sb, &tls_config(&certs.ca));
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("2 records and 0 tmux events sent"), "{out}");
+    let lines = rsyslog.wait_for(2);
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("0 records and 0 tmux events sent"), "{out}");
+    assert_eq!(rsyslog.received(), lines);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    for (id, line) in (1..=2).zip(&lines) {
+        assert!(
+            line.starts_with("command [tmux-audit@32473 ")
+                && line.contains(&format!(" id=\"{id}\" ")),
+            "{lines:#?}"
+        );
+    }
+    assert!(lines[1].ends_with("echo 'two]\"'"), "{lines:#?}");
+
+    // No root given: a one-line error naming the setting.
+    config(
+        &sb,
+        &format!("[forward]\nsyslog = \"tls://127.0.0.1:{}\"\n", rsyslog.port),
+    );
+    let (code, out) = run(&sb, &["forward"]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("set tls_ca"), "{out}");
+}
+
 /// The fields of a journald native-protocol datagram: `KEY=value` lines,
 /// and `KEY\n` + 64-bit little-endian length + value + `\n`.
 fn journal_fields(mut data: &[u8]) -> Vec<(String, Vec<u8>)> {
@@ -287,6 +461,84 @@ fn journald_gets_native_fields_and_long_commands_are_cut_and_said_so() {
     assert_eq!(
         field(&second, "TMUX_AUDIT_SHA256").map(<[u8]>::len),
         Some(64)
+    );
+}
+
+/// One datagram from `socket` and, when it came with one, the fd it
+/// carried (SCM_RIGHTS).
+fn receive_with_fd(socket: &UnixDatagram, buf: &mut [u8]) -> (usize, Option<OwnedFd>) {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: an all-zero msghdr is valid; it then points at live buffers.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_iov = &mut iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: recvmsg fills the buffers the header points at.
+    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut header, libc::MSG_CMSG_CLOEXEC) };
+    assert!(n >= 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: the control buffer was filled by recvmsg; CMSG_FIRSTHDR
+    // gives null or a cmsghdr inside it.
+    let fd = unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&header);
+        (!cmsg.is_null()
+            && (*cmsg).cmsg_level == libc::SOL_SOCKET
+            && (*cmsg).cmsg_type == libc::SCM_RIGHTS)
+            .then(|| {
+                OwnedFd::from_raw_fd(std::ptr::read_unaligned(
+                    libc::CMSG_DATA(cmsg).cast::<libc::c_int>(),
+                ))
+            })
+    };
+    (n as usize, fd)
+}
+
+/// A command of a megabyte is past any datagram's limit: it goes whole,
+/// in a sealed memfd passed with SCM_RIGHTS, as journald's native
+/// protocol specifies; a short one still goes as a datagram.
+#[test]
+fn a_megabyte_command_reaches_journald_whole_in_a_sealed_memfd() {
+    let sb = Sandbox::new();
+    let socket_path = sb.path().join("journal.socket");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(PATIENCE)).unwrap();
+    config(
+        &sb,
+        &format!("[forward]\njournald = \"{}\"\n", socket_path.display()),
+    );
+    let long: Vec<u8> = (0..1 << 20).map(|i| b"abcdefgh\n"[i % 9]).collect();
+    record(&sb, 1, &long, 0);
+    record(&sb, 2, b"echo short", 0);
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(0), "{out}");
+
+    let mut buf = vec![0u8; 1 << 16];
+    let (n, fd) = receive_with_fd(&socket, &mut buf);
+    assert_eq!(n, 0, "the datagram that carries a memfd is empty");
+    let fd = fd.expect("a memfd passed with SCM_RIGHTS");
+    // SAFETY: F_GET_SEALS on an fd we own.
+    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    let sealed = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    assert_eq!(seals & sealed, sealed, "seals {seals:#x}");
+    let mut message = Vec::new();
+    let mut memfd = fs::File::from(fd);
+    memfd.seek(SeekFrom::Start(0)).unwrap();
+    memfd.read_to_end(&mut message).unwrap();
+    let fields = journal_fields(&message);
+    assert_eq!(field(&fields, "TMUX_AUDIT_COMMAND"), Some(&long[..]));
+    assert_eq!(field(&fields, "MESSAGE"), Some(&long[..]));
+    assert_eq!(field(&fields, "TMUX_AUDIT_LENGTH"), None, "not cut");
+
+    let (n, fd) = receive_with_fd(&socket, &mut buf);
+    assert!(fd.is_none());
+    let fields = journal_fields(&buf[..n]);
+    assert_eq!(
+        field(&fields, "TMUX_AUDIT_COMMAND"),
+        Some(&b"echo short"[..])
     );
 }
 
