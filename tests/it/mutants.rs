@@ -535,30 +535,49 @@ fn the_first_record_of_a_batch_starts_a_merge_for_the_longest_wait() {
     );
 }
 
-/// With no spool that can be written (a directory where the spool should
-/// be, a file where the state directory should be), a record goes straight
-/// into the database; one that finds it locked is handed to a background
-/// `record-later`, which waits for the lock. Neither is lost.
+/// With no spool that can be written (a directory where each spool should
+/// be), a record goes straight into the database; one that finds it locked
+/// is handed to a background `record-later`, which waits for the lock; a
+/// second copy is dropped and named; and one the database refuses is named
+/// lost, not dropped unseen.
 #[test]
-fn without_a_spool_records_go_straight_to_the_database_even_when_locked() {
+fn without_a_spool_records_go_straight_to_the_database() {
     let sb = Sandbox::new();
     record(&sb, 1, "first", T0, 0, "/");
     let spool = tmux_audit::spool::path(&sb.db);
     let _ = fs::remove_file(&spool);
     fs::create_dir(&spool).unwrap();
-    let _ = fs::remove_dir_all(&sb.state);
-    fs::create_dir_all(sb.state.parent().unwrap()).unwrap();
-    fs::write(&sb.state, "not a directory").unwrap();
+    // The fallback spool takes this one: its name is then known.
     record(&sb, 2, "second", T0 + SECOND, 0, "/");
-    assert_eq!(stored(&sb), ["first", "second"]);
+    let fallback = fs::read_dir(&sb.state)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("spool-")
+        })
+        .expect("a fallback spool");
+    assert!(sb.flush());
+    fs::remove_file(&fallback).unwrap();
+    fs::create_dir(&fallback).unwrap();
+
+    record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
+    assert_eq!(stored(&sb), ["first", "second", "third"]);
+    assert!(!sb.log().contains("already recorded"), "{}", sb.log());
+    record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
+    assert_eq!(stored(&sb).len(), 3);
+    assert!(sb.log().contains("already recorded"), "{}", sb.log());
+
     let mut holder = rusqlite::Connection::open(&sb.db).unwrap();
     let lock = holder
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .unwrap();
-    record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
+    record(&sb, 4, "fourth", T0 + 3 * SECOND, 0, "/");
     lock.rollback().unwrap();
     let start = std::time::Instant::now();
-    while stored(&sb).len() < 3 {
+    while stored(&sb).len() < 4 {
         assert!(
             start.elapsed() < crate::support::PATIENCE,
             "the locked record never landed: {:?}",
@@ -566,8 +585,15 @@ fn without_a_spool_records_go_straight_to_the_database_even_when_locked() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert_eq!(stored(&sb), ["first", "second", "third"]);
-    fs::remove_file(&sb.state).unwrap();
+    assert_eq!(stored(&sb)[3], "fourth");
+
+    user_version(&sb, Some(9999));
+    let out = sb.record(b"fifth", &crate::support::numbered("5"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("the record is lost"),
+        "{out:?}"
+    );
 }
 
 /// The background merges this sandbox's records started.
