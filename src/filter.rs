@@ -79,7 +79,22 @@ pub struct Conditions {
     pub params: Vec<Value>,
 }
 
+/// `--cwd-under`'s condition: a range of paths.
+pub(crate) const CWD_UNDER: &str = "(cwd = ? OR (cwd >= ? AND cwd < ?))";
+
+/// `--min-duration`'s condition: a range of durations.
+pub(crate) const MIN_DURATION: &str = "duration_us >= ?";
+
 impl Conditions {
+    /// Puts `new` in the place of the clause `old` (the same parameters).
+    pub(crate) fn replace(&mut self, old: &str, new: &str) {
+        for clause in &mut self.clauses {
+            if clause == old {
+                *clause = new.to_string();
+            }
+        }
+    }
+
     pub(crate) fn push(&mut self, clause: &str, params: impl IntoIterator<Item = Value>) {
         self.clauses.push(clause.to_string());
         self.params.extend(params);
@@ -155,7 +170,7 @@ impl Filters {
             // Below `dir`: every path from `dir/` up to (not including) `dir0`,
             // `0` being the character after `/`. Served by a range scan.
             c.push(
-                "(cwd = ? OR (cwd >= ? AND cwd < ?))",
+                CWD_UNDER,
                 [
                     text(if dir.is_empty() { "/" } else { dir }),
                     text(format!("{dir}/")),
@@ -195,7 +210,7 @@ impl Filters {
         }
         if let Some(min) = self.min_duration {
             let us = min.num_microseconds().unwrap_or(i64::MAX);
-            c.push("duration_us >= ?", [Value::Integer(us)]);
+            c.push(MIN_DURATION, [Value::Integer(us)]);
         }
         Ok(c)
     }

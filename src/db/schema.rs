@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_forward.sql"),
     include_str!("migrations/0014_central.sql"),
     include_str!("migrations/0015_scope_indexes.sql"),
+    include_str!("migrations/0016_query_indexes.sql"),
 ];
 
 /// The version whose migration also writes the trace's first entry (in
@@ -67,4 +68,73 @@ pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The indexes of version 16 (which filter each serves: the tests of
+    /// `db::scope`).
+    const QUERY_INDEXES: [&str; 6] = [
+        "commands_by_user",
+        "commands_by_cwd",
+        "commands_by_shell",
+        "commands_by_exit",
+        "commands_by_socket",
+        "commands_by_duration",
+    ];
+
+    fn indexes(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
+            .unwrap();
+        let names = stmt.query_map([], |r| r.get(0)).unwrap();
+        names.collect::<Result<_, _>>().unwrap()
+    }
+
+    /// A database of the version before, with a row, is brought up in
+    /// place: the indexes made over the rows it has, the rows kept.
+    #[test]
+    fn a_database_from_before_the_query_indexes_gets_them_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let mut conn = Connection::open(&path).unwrap();
+        // Version 17's schema: every migration but the last.
+        let tx = conn.transaction().unwrap();
+        for sql in &MIGRATIONS[..MIGRATIONS.len() - 1] {
+            tx.execute_batch(sql).unwrap();
+        }
+        super::super::trace::start(&tx).unwrap();
+        tx.pragma_update(None, "user_version", VERSION - 1).unwrap();
+        tx.execute(
+            "INSERT INTO commands (command, started_at_us, cwd, user, uid, host, shell,
+                                   shell_session, seq, recorded_at_us)
+             VALUES ('ls', 1, '/home/bob', 'bob', 1000, 'h', 'fish', 's', 1, 2)",
+            [],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let before = indexes(&conn);
+        for index in QUERY_INDEXES {
+            assert!(!before.contains(&index.to_string()), "{index} before");
+        }
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn).unwrap(), VERSION);
+        let after = indexes(&conn);
+        for index in QUERY_INDEXES {
+            assert!(
+                after.contains(&index.to_string()),
+                "{index} after: {after:?}"
+            );
+        }
+        let kept: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM commands WHERE user = 'bob'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(kept, 1);
+    }
 }

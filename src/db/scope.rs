@@ -14,10 +14,13 @@ use std::collections::HashSet;
 use anyhow::{bail, Result};
 use rusqlite::types::Value;
 
-use super::queries::{stored_command, COLUMNS};
-use super::{Database, StoredCommand};
-use crate::filter::{Conditions, Filters};
-use crate::lifecycle::replay::ServerKey;
+use super::Database;
+use crate::filter::{Conditions, Filters, CWD_UNDER, MIN_DURATION};
+use crate::lifecycle::replay::{Replay, ServerKey};
+
+/// Up to how many rows a range filter's index is read rather than the rows
+/// newest first (see `read_ranges_by_index_when_few`).
+const FEW_IN_RANGE: i64 = 10_000;
 
 /// `(server, session id)`: ids start again from `$0` on every new server.
 type SessionKey = (ServerKey, i64);
@@ -26,6 +29,7 @@ impl Database {
     /// The SQL conditions for `filters`, the tmux ones included.
     pub fn conditions(&self, filters: &Filters) -> Result<Conditions> {
         let mut c = filters.conditions()?;
+        self.read_ranges_by_index_when_few(&mut c)?;
         if let Some(session) = &filters.session
             && filters.session_id().is_none()
         {
@@ -39,6 +43,54 @@ impl Database {
             self.narrow_by_placement(&mut c, windows.as_ref(), filters.typed_by.as_deref())?;
         }
         Ok(c)
+    }
+
+    /// `--min-duration` and `--cwd-under` are ranges: their index (version
+    /// 18) gives the rows in the range, not in time order, so a search
+    /// must sort every one of them to show the newest. That pays when the
+    /// range holds few rows (a rare duration: 1 ms instead of reading
+    /// every row), not when it holds many (`--min-duration 4s` keeps a
+    /// fifth of the rows: sorting them took longer than reading the newest
+    /// rows until 20 match). So the index is counted into first, up to
+    /// [`FEW_IN_RANGE`] rows: when the range holds more, it is left out of
+    /// the plan (`+column`, which SQLite does not look up in an index).
+    fn read_ranges_by_index_when_few(&self, c: &mut Conditions) -> Result<()> {
+        // (The clause, how many parameters it takes, what it becomes when
+        // its range holds few rows, and when it holds many.)
+        for (clause, count, few, many) in [
+            (
+                MIN_DURATION,
+                1,
+                // Without the hint SQLite reckons a range keeps a quarter
+                // of the rows, and reads newest first instead.
+                "likelihood(duration_us >= ?, 0.001)",
+                "+duration_us >= ?",
+            ),
+            (
+                CWD_UNDER,
+                3,
+                CWD_UNDER,
+                "(+cwd = ? OR (+cwd >= ? AND +cwd < ?))",
+            ),
+        ] {
+            let first_param = c.clauses.iter().position(|cl| cl == clause);
+            let Some(at) = first_param else { continue };
+            // The clause's parameters: those of the clauses before it first.
+            let before: usize = c.clauses[..at]
+                .iter()
+                .map(|cl| cl.matches('?').count())
+                .sum();
+            let params = &c.params[before..before + count];
+            let found: i64 = self.conn.query_row(
+                &format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM commands WHERE {clause} LIMIT {FEW_IN_RANGE})"
+                ),
+                rusqlite::params_from_iter(params),
+                |r| r.get(0),
+            )?;
+            c.replace(clause, if found < FEW_IN_RANGE { few } else { many });
+        }
+        Ok(())
     }
 
     /// A name matches every session that ever had it, in the recorded
@@ -139,58 +191,81 @@ impl Database {
 
     /// Keeps, of the commands `c` selects, those that ran in one of
     /// `windows` and were typed by `typist`, as their placement says.
+    ///
+    /// Only the commands of servers that have tmux events are placed: a
+    /// command of a server without any (or outside tmux) has no window and
+    /// was typed by its shell's user, which is a plain condition. Those
+    /// placed are read in time order and placed one at a time (the replay
+    /// is one pass), keeping only the ids that pass: memory grows with the
+    /// commands kept, not those read (all of them were held, placed, at
+    /// 1.1 GB for `--typed-by` at a million rows).
     fn narrow_by_placement(
         &self,
         c: &mut Conditions,
         windows: Option<&HashSet<(ServerKey, i64)>>,
         typist: Option<&str>,
     ) -> Result<()> {
-        let mut candidates = c.clone();
+        let mut with_events: Vec<ServerKey> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT DISTINCT tmux_socket, tmux_server_pid FROM tmux_events")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
         if let Some(windows) = windows {
             // Only the servers that had the windows.
-            let servers: HashSet<&ServerKey> = windows.iter().map(|(s, _)| s).collect();
-            let tuples = vec!["(?, ?)"; servers.len()].join(", ");
-            candidates.push(
-                &format!("(tmux_socket, tmux_server_pid) IN (VALUES {tuples})"),
-                servers
-                    .into_iter()
-                    .flat_map(|(socket, pid)| [Value::Text(socket.clone()), Value::Integer(*pid)]),
-            );
+            with_events.retain(|server| windows.iter().any(|(s, _)| s == server));
         }
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM commands {} ORDER BY id",
-            candidates.where_sql()
-        ))?;
-        let mut rows: Vec<StoredCommand> = stmt
-            .query_map(
-                rusqlite::params_from_iter(&candidates.params),
-                stored_command,
-            )?
-            .collect::<Result<_, _>>()?;
-        self.place(&mut rows)?;
-        let kept: Vec<i64> = rows
-            .iter()
-            .filter(|row| {
-                let place = row.placement.as_ref();
+        with_events.sort();
+        let servers_sql = |servers: &[ServerKey]| {
+            let tuples = vec!["(?, ?)"; servers.len()].join(", ");
+            (
+                format!("(tmux_socket, tmux_server_pid) IN (VALUES {tuples})"),
+                servers
+                    .iter()
+                    .flat_map(|(socket, pid)| [Value::Text(socket.clone()), Value::Integer(*pid)])
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let mut kept: Vec<i64> = Vec::new();
+        if !with_events.is_empty() {
+            let mut candidates = c.clone();
+            let (sql, params) = servers_sql(&with_events);
+            candidates.push(&sql, params);
+            let mut replay = Replay::new(
+                self.tmux_events(None)?
+                    .into_iter()
+                    .map(|e| e.event)
+                    .collect(),
+            );
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT id, user, tmux_socket, tmux_server_pid, tmux_pane, tmux_session_id,
+                        started_at_us
+                 FROM commands {} ORDER BY started_at_us, id",
+                candidates.where_sql()
+            ))?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(&candidates.params))?;
+            while let Some(row) = rows.next()? {
+                let socket: String = row.get(2)?;
+                let pid: i64 = row.get(3)?;
+                let pane: Option<String> = row.get(4)?;
+                let place =
+                    replay.place_at(&socket, pid, pane.as_deref(), row.get(5)?, row.get(6)?);
                 let in_window = windows.is_none_or(|windows| {
-                    let server = (
-                        row.record.tmux_socket.clone().unwrap_or_default(),
-                        row.record.tmux_server_pid.unwrap_or_default(),
-                    );
                     place
+                        .as_ref()
                         .and_then(|p| p.window_id)
-                        .is_some_and(|w| windows.contains(&(server, w)))
+                        .is_some_and(|w| windows.contains(&((socket.clone(), pid), w)))
                 });
                 let typed = typist.is_none_or(|user| {
-                    place
-                        .and_then(|p| p.client_user())
-                        .unwrap_or(&row.record.user)
-                        == user
+                    let shell_user = row.get_ref(1).ok().and_then(|v| v.as_str().ok());
+                    place.as_ref().and_then(|p| p.client_user()).or(shell_user) == Some(user)
                 });
-                in_window && typed
-            })
-            .map(|row| row.id)
-            .collect();
+                if in_window && typed {
+                    kept.push(row.get(0)?);
+                }
+            }
+        }
         // Only the temporary database is written, so a read-only one will do.
         // A table of its own per call: conditions made earlier keep theirs.
         static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -209,7 +284,166 @@ impl Database {
             }
         }
         tx.commit()?;
-        c.push(&format!("id IN (SELECT id FROM {table})"), []);
+        let placed = format!("id IN (SELECT id FROM {table})");
+        match (windows, typist) {
+            // A window is known only from a server's events.
+            (Some(_), _) => c.push(&placed, []),
+            // No server has events: every command was typed by its
+            // shell's user (read through the index by user).
+            (None, Some(user)) if with_events.is_empty() => {
+                c.push("user = ?", [Value::Text(user.to_string())]);
+            }
+            (None, Some(user)) => {
+                // Typed by the shell's user: outside tmux, or on a server
+                // without events.
+                let (servers, mut params) = servers_sql(&with_events);
+                params.insert(0, Value::Text(user.to_string()));
+                c.push(
+                    &format!(
+                        "({placed} OR (user = ? AND (tmux_socket IS NULL \
+                         OR tmux_server_pid IS NULL OR NOT {servers})))"
+                    ),
+                    params,
+                );
+            }
+            (None, None) => {}
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Which index a search's filters are read through (`EXPLAIN QUERY
+    //! PLAN` of the query `search` runs), at a database's real schema.
+    use super::*;
+    use chrono::Duration;
+    use std::path::PathBuf;
+
+    fn plan(db: &Database, filters: &Filters) -> String {
+        let c = db.conditions(filters).unwrap();
+        let mut stmt = db
+            .conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT id FROM commands {}
+                 ORDER BY started_at_us DESC, id DESC LIMIT 20",
+                c.where_sql()
+            ))
+            .unwrap();
+        let steps = stmt
+            .query_map(rusqlite::params_from_iter(&c.params), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        steps.collect::<Result<Vec<_>, _>>().unwrap().join("; ")
+    }
+
+    /// `rows` commands of an hour each, in /home/bob/src.
+    fn database(rows: i64) -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("audit.db")).unwrap();
+        db.conn
+            .execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+                 INSERT INTO commands (command, started_at_us, duration_us, cwd, user, uid,
+                                       host, shell, shell_session, seq, recorded_at_us)
+                 SELECT 'make', i, 3600000000, '/home/bob/src', 'bob', 1000, 'h', 'bash',
+                        's', i, i FROM n",
+                [rows],
+            )
+            .unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn each_filter_of_a_search_reads_its_own_index() {
+        let (_dir, db) = database(0);
+        let cases = [
+            (
+                "commands_by_user",
+                Filters {
+                    user: Some("bob".into()),
+                    ..Filters::default()
+                },
+            ),
+            (
+                "commands_by_cwd",
+                Filters {
+                    cwd: Some(PathBuf::from("/home/bob")),
+                    ..Filters::default()
+                },
+            ),
+            (
+                "commands_by_shell",
+                Filters {
+                    shell: Some(crate::record::Shell::Fish),
+                    ..Filters::default()
+                },
+            ),
+            (
+                "commands_by_exit",
+                Filters {
+                    exit_status: Some(2),
+                    ..Filters::default()
+                },
+            ),
+            (
+                "commands_by_socket",
+                Filters {
+                    socket: Some("/tmp/tmux-1000/default".into()),
+                    ..Filters::default()
+                },
+            ),
+            (
+                "commands_by_user",
+                Filters {
+                    typed_by: Some("bob".into()),
+                    ..Filters::default()
+                },
+            ),
+            // Ranges that hold few rows (here none).
+            (
+                "commands_by_duration",
+                Filters {
+                    min_duration: Some(Duration::hours(1)),
+                    ..Filters::default()
+                },
+            ),
+            (
+                "commands_by_cwd",
+                Filters {
+                    cwd_under: Some(PathBuf::from("/home/bob")),
+                    ..Filters::default()
+                },
+            ),
+        ];
+        for (index, filters) in cases {
+            let plan = plan(&db, &filters);
+            assert!(plan.contains(index), "{filters:?}: {plan}");
+        }
+    }
+
+    /// A range that holds many rows is not read through its index (every
+    /// row of it would be sorted by time): the newest rows are read until
+    /// enough match.
+    #[test]
+    fn a_range_that_holds_many_rows_is_read_newest_first() {
+        let (_dir, db) = database(FEW_IN_RANGE);
+        for filters in [
+            Filters {
+                min_duration: Some(Duration::hours(1)),
+                ..Filters::default()
+            },
+            Filters {
+                cwd_under: Some(PathBuf::from("/home/bob")),
+                ..Filters::default()
+            },
+        ] {
+            let plan = plan(&db, &filters);
+            assert!(
+                plan.contains("commands_by_start") && !plan.contains("TEMP B-TREE"),
+                "{filters:?}: {plan}"
+            );
+        }
     }
 }

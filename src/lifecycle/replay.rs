@@ -260,6 +260,18 @@ impl Replay {
         Replay { servers }
     }
 
+    /// The servers that have events (those a command can be placed on),
+    /// in order.
+    pub fn servers(&self) -> Vec<ServerKey> {
+        let mut servers: Vec<ServerKey> = self
+            .servers
+            .iter()
+            .flat_map(|(socket, pids)| pids.keys().map(|pid| (socket.clone(), *pid)))
+            .collect();
+        servers.sort();
+        servers
+    }
+
     /// The state of a server at `at_us` (events at that very moment
     /// included); None for a server without events. Moments asked for in
     /// time order cost one pass over the events.

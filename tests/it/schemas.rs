@@ -44,6 +44,12 @@ const UNDO: &[(i64, &str)] = &[
         15,
         "DROP INDEX commands_by_tmux_session; DROP INDEX commands_by_host;",
     ),
+    (
+        16,
+        "DROP INDEX commands_by_user; DROP INDEX commands_by_cwd; DROP INDEX commands_by_shell;
+         DROP INDEX commands_by_exit; DROP INDEX commands_by_socket;
+         DROP INDEX commands_by_duration;",
+    ),
 ];
 
 /// Leaves the database at `db` as a tmux-audit of schema `to` left it:
