@@ -17,6 +17,7 @@
 pub mod output;
 pub mod recorder;
 pub mod replay;
+pub mod seal;
 pub mod segment;
 
 use std::path::{Path, PathBuf};

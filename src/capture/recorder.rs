@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use memchr::{memmem, memrchr};
 
+use super::seal::Seal;
 use super::segment::{self, Writer};
 use crate::config::Redact;
 use crate::redact::{Redactor, MARK};
@@ -54,12 +55,15 @@ fn now_us() -> i64 {
 }
 
 /// Captures `input` until it ends into the segments of `dir` (under the
-/// capture root `root`).
+/// capture root `root`). `sealed` is given each segment once it is closed
+/// (to chain its hash: see [`super::seal`]), on this thread, never the
+/// one that reads the pane.
 pub fn run(
     input: impl Read + Send + 'static,
     root: &Path,
     dir: PathBuf,
     redact: &Redact,
+    mut sealed: impl FnMut(Seal),
 ) -> io::Result<Summary> {
     let mut writer = Writer::new(root, dir)?;
     writer.push(segment::START, now_us(), b"");
@@ -77,10 +81,11 @@ pub fn run(
     let mut summary = Summary::default();
     let mut lines = Lines::new(Redactor::new(redact));
     let mut last_flush = Instant::now();
-    let flush = |writer: &mut Writer, summary: &mut Summary| {
+    let mut flush = |writer: &mut Writer, summary: &mut Summary| {
         if let Err(err) = writer.flush(now_us()) {
             summary.error.get_or_insert_with(|| err.to_string());
         }
+        writer.take_sealed().into_iter().for_each(&mut sealed);
     };
     loop {
         match rx.recv_timeout(IDLE) {
@@ -115,7 +120,11 @@ pub fn run(
         writer.push(segment::GAP, now_us(), &lost.to_le_bytes());
     }
     writer.push(segment::END, now_us(), b"");
-    flush(&mut writer, &mut summary);
+    writer.flush(now_us()).unwrap_or_else(|err| {
+        summary.error.get_or_insert_with(|| err.to_string());
+    });
+    writer.close();
+    writer.take_sealed().into_iter().for_each(&mut sealed);
     summary.bytes = summary.bytes.max(read_bytes);
     Ok(summary)
 }
@@ -320,6 +329,7 @@ mod tests {
         let root = dir.path().join("c");
         let pane = root.join("1-1");
         // Less than the queue holds: nothing can be dropped.
+        let mut seals = Vec::new();
         let input: Vec<u8> = (0..100_000u32)
             .flat_map(|i| format!("{i}\n").into_bytes())
             .collect();
@@ -328,6 +338,7 @@ mod tests {
             &root,
             pane.clone(),
             &Redact::default(),
+            |seal| seals.push(seal),
         )
         .unwrap();
         assert_eq!(summary.lost, 0);
@@ -335,5 +346,7 @@ mod tests {
         let last = segment::list(&pane).unwrap().pop().unwrap();
         let seg = segment::read(&last).unwrap();
         assert_eq!(seg.records.last().unwrap().kind, segment::END);
+        // Ended: its segment is sealed.
+        assert_eq!(seals, vec![Seal::of_file(&root, &last).unwrap()]);
     }
 }

@@ -537,3 +537,61 @@ fn capture_turned_off_ends_the_running_captures() {
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A pane's captured segment once its capture has ended (its pipe closed):
+/// `verify` checks it against the SHA-256 sealed in the chain, and names
+/// it when it was edited, then when it was deleted.
+#[test]
+fn verify_names_an_edited_and_a_deleted_segment() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    pane.line("echo sealed-output");
+    let row = row_of(&sb, "echo sealed-output");
+    wait_output(&sb, row.id, "sealed-output\n");
+    // No command: tmux closes the pane's pipe, and its capture ends.
+    tmux.run(&["pipe-pane", "-t", &pane.id]);
+    let start = Instant::now();
+    let verify = || {
+        let out = sb.cmd().arg("verify").output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    loop {
+        let (ok, out) = verify();
+        if ok && out.contains("intact: 1 capture segment, as sealed") {
+            break;
+        }
+        assert!(start.elapsed() < PATIENCE, "never sealed: {out}");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let root = sb.path().join("data/tmux-audit/history.db-capture");
+    let (path, _) = everything_stored(&root)
+        .into_iter()
+        .find(|(p, _)| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    let mut bytes = fs::read(&path).unwrap();
+    let name = path.strip_prefix(&root).unwrap().display().to_string();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    let (ok, out) = verify();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("NOT INTACT: capture segment {name} "))
+            && out.contains("was changed after it was sealed"),
+        "{out}"
+    );
+    fs::remove_file(&path).unwrap();
+    let (ok, out) = verify();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("NOT INTACT: capture segment {name} "))
+            && out.contains("was deleted"),
+        "{out}"
+    );
+}
