@@ -14,6 +14,7 @@
 //! password prompt, a `mysql>` prompt) are not, unless the program echoes
 //! them.
 
+pub mod budget;
 pub mod output;
 pub mod recorder;
 pub mod replay;

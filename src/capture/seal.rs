@@ -3,8 +3,8 @@
 //!
 //! When a capture process closes a segment (it reached its size, or the
 //! pane's pipe ended), it stores a tmux event [`SEALED`] for the pane
-//! whose `event_key` is the seal: `<host> <file> sha256=<hex>
-//! bytes=<length>`, `<file>` relative to the capture root. The event goes
+//! whose `event_key` is the seal: `capture-sealed <host> <file>
+//! sha256=<hex> bytes=<length>`, `<file>` relative to the capture root. The event goes
 //! the way every tmux event goes (spool, then the tmux events' hash chain),
 //! so the seal cannot be changed or dropped without `verify` seeing the
 //! chain broken; the key is unique per file, so a seal merged twice is
@@ -68,7 +68,7 @@ impl Seal {
             event: kind.to_string(),
             at_us: by.at_us,
             event_key: format!(
-                "{} {} sha256={} bytes={}",
+                "{kind} {} {} sha256={} bytes={}",
                 by.host,
                 self.file,
                 hex(&self.sha256),
@@ -90,7 +90,7 @@ impl Seal {
             return None;
         }
         let mut words = event.event_key.split(' ');
-        let _host = words.next()?;
+        let (_kind, _host) = (words.next()?, words.next()?);
         let file = words.next()?.to_string();
         let sha256 = crate::chain::parse_hex(words.next()?.strip_prefix("sha256=")?.as_bytes())?;
         let bytes = words.next()?.strip_prefix("bytes=")?.parse().ok()?;
@@ -293,7 +293,12 @@ mod tests {
         let event = seal.event(SEALED, "/tmp/s", &recorder());
         assert_eq!(event.tmux_server_pid, 42);
         assert_eq!(event.pane.as_deref(), Some("%3"));
-        assert_eq!(Seal::from_event(&event), Some(seal));
+        assert_eq!(Seal::from_event(&event), Some(seal.clone()));
+        // Stored once per key: its prune must have a key of its own.
+        assert_ne!(
+            event.event_key,
+            seal.event(PRUNED, "/tmp/s", &recorder()).event_key
+        );
     }
 
     #[test]

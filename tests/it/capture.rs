@@ -570,9 +570,14 @@ fn verify_names_an_edited_and_a_deleted_segment() {
         thread::sleep(Duration::from_millis(50));
     }
     let root = sb.path().join("data/tmux-audit/history.db-capture");
+    // The pane's own segment (the first pane's capture still runs).
+    let pane_dir = format!("-{}", &pane.id[1..]);
     let (path, _) = everything_stored(&root)
         .into_iter()
-        .find(|(p, _)| p.extension().is_some_and(|e| e == "seg"))
+        .find(|(p, _)| {
+            p.extension().is_some_and(|e| e == "seg")
+                && p.parent().unwrap().to_string_lossy().ends_with(&pane_dir)
+        })
         .unwrap();
     let mut bytes = fs::read(&path).unwrap();
     let name = path.strip_prefix(&root).unwrap().display().to_string();
@@ -594,4 +599,85 @@ fn verify_names_an_edited_and_a_deleted_segment() {
             && out.contains("was deleted"),
         "{out}"
     );
+}
+
+/// `[capture] max_total_mib`: once the segments pass it, the oldest
+/// finished one is deleted, its deletion chained first, so `verify`
+/// counts it as the budget's and not as tampering.
+#[test]
+fn the_capture_budget_prunes_the_oldest_segment_and_verify_accepts_it() {
+    let sb = Sandbox::new();
+    let (tmux, _) = Tmux::start(&sb, "cat");
+    let config = sb.path().join("config/tmux-audit");
+    fs::create_dir_all(&config).unwrap();
+    fs::write(
+        config.join("config.toml"),
+        "[capture]\nenabled = true\nmax_total_mib = 1\n",
+    )
+    .unwrap();
+    tmux.load_audit_config(&sb);
+    let root = sb.path().join("data/tmux-audit/history.db-capture");
+    let segments = || {
+        everything_stored(&root)
+            .into_iter()
+            .filter(|(p, _)| p.extension().is_some_and(|e| e == "seg"))
+            .map(|(p, _)| p)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let verify = || {
+        let out = sb.cmd().arg("verify").output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let wait_verify = |wanted: &str| {
+        let start = Instant::now();
+        loop {
+            let (ok, out) = verify();
+            if ok && out.contains(wanted) {
+                return;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "never {wanted:?}: {out}\n{}",
+                sb.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // 1.5 MB of random text (it does not compress under 1 MiB), then its
+    // pane's capture ends: one finished segment, over the budget alone
+    // but the only one (a budget never deletes the segment just closed
+    // while others are older: here there are none).
+    let big = shell_pane(&sb, &tmux, Shell::Bash);
+    big.line("head -c 1100000 /dev/urandom | base64 -w 100; echo big-done");
+    big.wait_for("big-done", 1);
+    let first = row_of(
+        &sb,
+        "head -c 1100000 /dev/urandom | base64 -w 100; echo big-done",
+    );
+    let start = Instant::now();
+    while !show_output(&sb, first.id, &[]).0.ends_with(b"big-done\n") {
+        assert!(start.elapsed() < PATIENCE, "the output never came");
+        thread::sleep(Duration::from_millis(50));
+    }
+    tmux.run(&["pipe-pane", "-t", &big.id]);
+    wait_verify("intact: 1 capture segment, as sealed");
+    let before = segments();
+    // Another pane's capture ends: the total is over 1 MiB, and the
+    // oldest finished segment (the big one) goes.
+    let small = shell_pane(&sb, &tmux, Shell::Bash);
+    small.line("echo small");
+    let row = row_of(&sb, "echo small");
+    wait_output(&sb, row.id, "small\n");
+    tmux.run(&["pipe-pane", "-t", &small.id]);
+    wait_verify("(1 more deleted by the capture budget, as recorded)");
+    let after = segments();
+    let of_big = |p: &&PathBuf| {
+        let dir = p.parent().unwrap().file_name().unwrap().to_string_lossy();
+        dir.ends_with(&format!("-{}", &big.id[1..]))
+    };
+    assert_eq!(before.iter().filter(of_big).count(), 1, "{before:?}");
+    assert_eq!(after.iter().filter(of_big).count(), 0, "{after:?}");
 }
