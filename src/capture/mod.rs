@@ -15,6 +15,7 @@
 //! them.
 
 pub mod budget;
+pub mod cap;
 pub mod output;
 pub mod recorder;
 pub mod replay;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use memchr::{memmem, memrchr};
 
+use super::cap::{self, Cap};
 use super::seal::Seal;
 use super::segment::{self, Writer};
 use crate::config::Redact;
@@ -114,7 +115,7 @@ pub fn run(
     }
     let read_bytes = reader.join().unwrap_or(0);
     let lost = dropped.swap(0, Ordering::Relaxed);
-    lines.finish(&mut writer);
+    lines.end(now_us(), &mut writer);
     if lost > 0 {
         summary.lost += lost;
         writer.push(segment::GAP, now_us(), &lost.to_le_bytes());
@@ -162,6 +163,8 @@ fn read_all(
 /// Output cut into lines for redaction.
 struct Lines {
     redactor: Redactor,
+    /// Each command's output capped, after redaction.
+    cap: Cap,
     partial: Vec<u8>,
     partial_at: i64,
     /// Inside a private key's block whose END has not come yet.
@@ -172,6 +175,7 @@ impl Lines {
     fn new(redactor: Redactor) -> Lines {
         Lines {
             redactor,
+            cap: Cap::new(cap::HEAD, cap::TAIL),
             partial: Vec::new(),
             partial_at: 0,
             in_key: false,
@@ -208,9 +212,16 @@ impl Lines {
         }
     }
 
+    /// The end of the capture: what is held, and the tail of a command
+    /// still running.
+    fn end(&mut self, at_us: i64, writer: &mut Writer) {
+        self.finish(writer);
+        self.cap.finish(at_us, writer);
+    }
+
     fn write(&mut self, at_us: i64, text: Vec<u8>, writer: &mut Writer) {
         let text = self.redact(text);
-        writer.push(segment::OUTPUT, at_us, &text);
+        self.cap.push(at_us, &text, writer);
     }
 
     fn redact(&mut self, mut text: Vec<u8>) -> Vec<u8> {
@@ -299,7 +310,7 @@ mod tests {
         for (i, piece) in pieces.iter().enumerate() {
             lines.feed(i as i64, piece, &mut w);
         }
-        lines.finish(&mut w);
+        lines.end(0, &mut w);
         w.flush(0).unwrap();
         captured(&pane)
     }

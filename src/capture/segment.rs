@@ -25,6 +25,9 @@ pub const OUTPUT: u8 = b'o';
 /// Output that could not be kept: the payload is the count of bytes lost
 /// (u64 LE), lost while the disk stalled or failed.
 pub const GAP: u8 = b'g';
+/// Output of a command over its cap, not kept (see `cap.rs`): the payload
+/// is the count of bytes (u64 LE) and their SHA-256 (32 bytes).
+pub const CUT: u8 = b'c';
 /// The capture started (payload: empty).
 pub const START: u8 = b's';
 /// The capture ended cleanly: the pane closed, or its pipe did.

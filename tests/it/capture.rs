@@ -231,7 +231,15 @@ fn segments_are_private_and_one_capture_process_stays_small() {
     let command = "printf 'line-%s\\n' $(seq 1 100000)";
     pane.line(command);
     let row = row_of(&sb, command);
-    wait_output(&sb, row.id, &lines("line", 100000));
+    // Over the per-command cap: its head and tail come back.
+    let start = Instant::now();
+    while !show_output(&sb, row.id, &[])
+        .0
+        .ends_with(b"\nline-100000\n")
+    {
+        assert!(start.elapsed() < PATIENCE, "the output never ended");
+        thread::sleep(Duration::from_millis(50));
+    }
     use std::os::unix::fs::PermissionsExt;
     let root = sb.path().join("data/tmux-audit/history.db-capture");
     assert_eq!(
@@ -375,9 +383,14 @@ fn search_output_finds_the_commands_that_printed_a_text() {
 
     // The same command twice, printing the text only the first time:
     // `--unique` keeps the newest run that printed it, not the newest run.
+    // One at a time: a line typed while a command runs is echoed into
+    // its output.
     pane.line("echo needle-77 > n.txt");
+    row_of(&sb, "echo needle-77 > n.txt");
     pane.line("cat n.txt");
+    row_of(&sb, "cat n.txt");
     pane.line(": > n.txt");
+    row_of(&sb, ": > n.txt");
     pane.line("cat n.txt");
     let rows = sb.wait_rows("two runs of cat", |rows| {
         rows.iter().filter(|r| r.command == "cat n.txt").count() == 2
@@ -646,22 +659,18 @@ fn the_capture_budget_prunes_the_oldest_segment_and_verify_accepts_it() {
             thread::sleep(Duration::from_millis(50));
         }
     };
-    // 1.5 MB of random text (it does not compress under 1 MiB), then its
-    // pane's capture ends: one finished segment, over the budget alone
-    // but the only one (a budget never deletes the segment just closed
-    // while others are older: here there are none).
+    // 1.6 MB of random text (it does not compress under 1 MiB), in four
+    // commands, each under the per-command cap; then its pane's capture
+    // ends: one finished segment, over the budget alone but the only one.
     let big = shell_pane(&sb, &tmux, Shell::Bash);
-    big.line("head -c 1100000 /dev/urandom | base64 -w 100; echo big-done");
-    big.wait_for("big-done", 1);
-    let first = row_of(
-        &sb,
-        "head -c 1100000 /dev/urandom | base64 -w 100; echo big-done",
-    );
-    let start = Instant::now();
-    while !show_output(&sb, first.id, &[]).0.ends_with(b"big-done\n") {
-        assert!(start.elapsed() < PATIENCE, "the output never came");
-        thread::sleep(Duration::from_millis(50));
+    for n in 1..=4 {
+        let command = format!("head -c 300000 /dev/urandom | base64 -w 100 # {n}");
+        big.line(&command);
+        row_of(&sb, &command);
     }
+    big.line("echo big-done");
+    let done = row_of(&sb, "echo big-done");
+    wait_output(&sb, done.id, "big-done\n");
     tmux.run(&["pipe-pane", "-t", &big.id]);
     wait_verify("intact: 1 capture segment, as sealed");
     let before = segments();
@@ -680,4 +689,44 @@ fn the_capture_budget_prunes_the_oldest_segment_and_verify_accepts_it() {
     };
     assert_eq!(before.iter().filter(of_big).count(), 1, "{before:?}");
     assert_eq!(after.iter().filter(of_big).count(), 0, "{after:?}");
+}
+
+/// A command printing more than the cap: `show --output` gives its first
+/// and last 256 KiB, and says where the rest was, how much, and its hash.
+#[test]
+fn a_long_output_keeps_its_head_and_tail_and_says_what_was_cut() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    // 1,088,895 bytes of lines (more with the terminal's \r).
+    let command = "seq 1 150000";
+    pane.line(command);
+    let row = row_of(&sb, command);
+    let start = Instant::now();
+    let (out, stderr) = loop {
+        let (out, stderr) = show_output(&sb, row.id, &[]);
+        if out.ends_with(b"\n149999\n150000\n") {
+            break (String::from_utf8(out).unwrap(), stderr);
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the output never ended: {stderr}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(out.starts_with("1\n2\n3\n"), "{}", &out[..50]);
+    let cut_at = out
+        .find("\n[tmux-audit: ")
+        .expect("a line where the cut is")
+        + 1;
+    let cut_line = out[cut_at..].lines().next().unwrap();
+    assert!(cut_line.contains(" bytes not kept here") && cut_line.contains("sha256 "));
+    // About 256 KiB before it and after it (the terminal's \r dropped).
+    let (head, tail) = (cut_at, out.len() - cut_at - cut_line.len() - 1);
+    assert!((200_000..=262_144).contains(&head), "head {head}");
+    assert!((200_000..=262_144).contains(&tail), "tail {tail}");
+    assert!(
+        stderr.contains("over the per-command cap and not kept (sha256 "),
+        "{stderr}"
+    );
 }
