@@ -654,15 +654,21 @@ pub enum ShowFormat {
 terminal with its timing (pauses longer than 2 seconds shortened), or, with --asciicast FILE, \
 write it as an asciicast v2 file for `asciinema play` and asciinema-player.",
     after_help = "Examples:\n  tmux-audit replay --pane %3 --since '1 hour ago'\n  \
-tmux-audit replay --pane %3 --speed 4\n  tmux-audit replay --pane %3 --asciicast pane3.cast"
+tmux-audit replay --pane %3 --speed 4\n  tmux-audit replay --pane %3 --asciicast pane3.cast\n  \
+tmux-audit replay --session work --since 09:00"
 )]
 pub struct Replay {
     #[command(flatten)]
     pub db: DbArg,
 
     /// The pane, `%N` (of the tmux server that captured it last, unless --server-pid).
-    #[arg(long, value_name = "%N")]
-    pub pane: String,
+    #[arg(long, value_name = "%N", required_unless_present = "session")]
+    pub pane: Option<String>,
+
+    /// Every pane of this tmux session (its id `$N` or any name it had) that ran
+    /// a recorded command, one after the other.
+    #[arg(long, value_name = "SESSION", conflicts_with = "pane")]
+    pub session: Option<String>,
 
     /// The pid of the pane's tmux server.
     #[arg(long, value_name = "PID")]

@@ -730,3 +730,54 @@ fn a_long_output_keeps_its_head_and_tail_and_says_what_was_cut() {
         "{stderr}"
     );
 }
+
+/// `replay --session`: every pane of the session that ran a command, one
+/// after the other behind its name.
+#[test]
+fn a_session_replays_its_panes_one_after_another() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let a = shell_pane(&sb, &tmux, Shell::Bash);
+    let b = shell_pane(&sb, &tmux, Shell::Zsh);
+    a.line("echo from-pane-a");
+    let row_a = row_of(&sb, "echo from-pane-a");
+    b.line("echo from-pane-b");
+    let row_b = row_of(&sb, "echo from-pane-b");
+    wait_output(&sb, row_a.id, "from-pane-a\n");
+    wait_output(&sb, row_b.id, "from-pane-b\n");
+    let session = tmux.run(&["display-message", "-p", "-t", &a.id, "#{session_name}"]);
+    let out = sb
+        .cmd()
+        .args(["replay", "--session", session.trim(), "--speed", "1000"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = |text: &str| {
+        stdout
+            .find(text)
+            .unwrap_or_else(|| panic!("{text:?} not in {stdout:?}"))
+    };
+    let (head_a, head_b) = (
+        at(&format!("--- tmux-audit: pane {} ", a.id)),
+        at(&format!("--- tmux-audit: pane {} ", b.id)),
+    );
+    assert!(head_a < at("from-pane-a\r\n") && at("from-pane-a\r\n") < head_b);
+    assert!(head_b < at("from-pane-b\r\n"));
+    // A session never seen: a one-line error.
+    let out = sb
+        .cmd()
+        .args(["replay", "--session", "no-such-session"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no tmux session named \"no-such-session\"") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}
