@@ -782,6 +782,11 @@ pub struct Timeline {
     #[arg(long)]
     pub renames: bool,
 
+    /// Under each command in the table, the first N lines of what it printed
+    /// (captured with `[capture] enabled = true`; see `show ID --output`).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub output_lines: usize,
+
     /// Output format: a table, or every field as json, jsonl, csv or tsv.
     #[arg(long, value_enum, default_value_t = TableFormat::Table)]
     pub format: TableFormat,

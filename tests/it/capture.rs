@@ -732,9 +732,10 @@ fn a_long_output_keeps_its_head_and_tail_and_says_what_was_cut() {
 }
 
 /// `replay --session`: every pane of the session that ran a command, one
-/// after the other behind its name.
+/// after the other behind its name; `timeline --output-lines`: what each
+/// command printed, under it.
 #[test]
-fn a_session_replays_its_panes_one_after_another() {
+fn a_session_replays_its_panes_and_the_timeline_shows_what_they_printed() {
     let sb = Sandbox::new();
     let tmux = captured_server(&sb);
     let a = shell_pane(&sb, &tmux, Shell::Bash);
@@ -768,6 +769,23 @@ fn a_session_replays_its_panes_one_after_another() {
     );
     assert!(head_a < at("from-pane-a\r\n") && at("from-pane-a\r\n") < head_b);
     assert!(head_b < at("from-pane-b\r\n"));
+    // The timeline, with the first line each command printed under it.
+    let out = sb
+        .cmd()
+        .args(["timeline", "--pane", &a.id, "--output-lines", "1"])
+        .env("COLUMNS", "200")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let command_line = table.find("echo from-pane-a").expect("the command");
+    let output_line = table.find("│ from-pane-a").expect("its output");
+    assert!(command_line < output_line, "{table}");
+
     // A session never seen: a one-line error.
     let out = sb
         .cmd()
