@@ -799,3 +799,49 @@ fn a_session_replays_its_panes_and_the_timeline_shows_what_they_printed() {
         "{stderr}"
     );
 }
+
+/// A pane closed while its command still prints: its capture process
+/// ends (nothing hangs), and what it kept is closed and sealed, the
+/// command's tail and the count of what was over the cap included.
+#[test]
+fn a_pane_closed_mid_output_ends_its_capture_and_seals_its_segment() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    let capture = capture_process(&sb, &pane.id);
+    pane.line("seq 1 1000000000");
+    // Well past the cap: the screen shows line 200,000 or later.
+    let start = Instant::now();
+    while !pane
+        .screen()
+        .lines()
+        .any(|l| l.trim().parse::<u64>().is_ok_and(|n| n > 200_000))
+    {
+        assert!(start.elapsed() < PATIENCE, "seq never got going");
+        thread::sleep(Duration::from_millis(20));
+    }
+    tmux.run(&["kill-pane", "-t", &pane.id]);
+    let start = Instant::now();
+    while Path::new(&format!("/proc/{}", capture.pid)).exists() {
+        let state = fs::read_to_string(format!("/proc/{}/stat", capture.pid)).unwrap_or_default();
+        if state.split(' ').nth(2) == Some("Z") {
+            break; // ended; its parent (tmux) has not reaped it yet
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the capture process never ended"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let start = Instant::now();
+    loop {
+        let out = sb.cmd().arg("verify").output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() && stdout.contains("intact: 1 capture segment, as sealed") {
+            assert!(!stdout.contains("unsealed"), "{stdout}");
+            break;
+        }
+        assert!(start.elapsed() < PATIENCE, "never sealed: {stdout}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
