@@ -654,15 +654,21 @@ pub enum ShowFormat {
 terminal with its timing (pauses longer than 2 seconds shortened), or, with --asciicast FILE, \
 write it as an asciicast v2 file for `asciinema play` and asciinema-player.",
     after_help = "Examples:\n  tmux-audit replay --pane %3 --since '1 hour ago'\n  \
-tmux-audit replay --pane %3 --speed 4\n  tmux-audit replay --pane %3 --asciicast pane3.cast"
+tmux-audit replay --pane %3 --speed 4\n  tmux-audit replay --pane %3 --asciicast pane3.cast\n  \
+tmux-audit replay --session work --since 09:00"
 )]
 pub struct Replay {
     #[command(flatten)]
     pub db: DbArg,
 
     /// The pane, `%N` (of the tmux server that captured it last, unless --server-pid).
-    #[arg(long, value_name = "%N")]
-    pub pane: String,
+    #[arg(long, value_name = "%N", required_unless_present = "session")]
+    pub pane: Option<String>,
+
+    /// Every pane of this tmux session (its id `$N` or any name it had) that ran
+    /// a recorded command, one after the other.
+    #[arg(long, value_name = "SESSION", conflicts_with = "pane")]
+    pub session: Option<String>,
 
     /// The pid of the pane's tmux server.
     #[arg(long, value_name = "PID")]
@@ -783,6 +789,10 @@ pub struct Timeline {
     /// Read the central store (every host the role may read; --host picks one).
     #[arg(long)]
     pub central: bool,
+    /// Under each command in the table, the first N lines of what it printed
+    /// (captured with `[capture] enabled = true`; see `show ID --output`).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub output_lines: usize,
 
     /// Output format: a table, or every field as json, jsonl, csv or tsv.
     #[arg(long, value_enum, default_value_t = TableFormat::Table)]

@@ -26,6 +26,7 @@
 //!
 //! [capture]
 //! enabled = false                     # each pane's output, for `show ID --output` (default off)
+//! max_total_mib = 1024                # all panes' segments; the oldest pruned first (0: no limit)
 //!
 //! [central]
 //! url = "postgresql://web1@db.example/audit?sslmode=verify-full"  # no password: ~/.pgpass
@@ -84,11 +85,23 @@ pub struct Retention {
 }
 
 /// Per-pane output capture (`capture/`): off unless asked for.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Capture {
     /// `init tmux` pipes every pane's output into `tmux-audit capture`.
     pub enabled: bool,
+    /// The segments of every pane together stay under this many MiB: the
+    /// oldest finished ones are deleted first (0: no limit).
+    pub max_total_mib: u64,
+}
+
+impl Default for Capture {
+    fn default() -> Capture {
+        Capture {
+            enabled: false,
+            max_total_mib: 1024,
+        }
+    }
 }
 
 /// The central store (`tmux-audit sync`, `--central`): see `central/`.

@@ -14,9 +14,12 @@
 //! password prompt, a `mysql>` prompt) are not, unless the program echoes
 //! them.
 
+pub mod budget;
+pub mod cap;
 pub mod output;
 pub mod recorder;
 pub mod replay;
+pub mod seal;
 pub mod segment;
 
 use std::path::{Path, PathBuf};

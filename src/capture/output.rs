@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use memchr::memmem;
 
-use super::segment::{self, GAP, OUTPUT};
+use super::segment::{self, CUT, GAP, OUTPUT};
 use crate::record::CommandRecord;
 
 /// How far around a command's times the segments are read for its marks:
@@ -39,6 +39,18 @@ pub struct CommandOutput {
     /// The capture of the pane stopped without closing its segment (its
     /// process was killed) at this time, before the command ended.
     pub stopped_at_us: Option<i64>,
+    /// Output over the per-command cap, not kept (see `cap.rs`).
+    pub cuts: Vec<Cut>,
+}
+
+/// Bytes of a command's output that the cap did not keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    /// Where in [`CommandOutput::bytes`] they were.
+    pub at: usize,
+    pub bytes: u64,
+    /// Their SHA-256 (after redaction).
+    pub sha256: [u8; 32],
 }
 
 /// Why there is no output to show.
@@ -106,6 +118,7 @@ pub fn command_output(db: &Path, command: &CommandRecord) -> Result<CommandOutpu
     // (offset in `stream`, read at) of each record's bytes.
     let mut times: Vec<(usize, i64)> = Vec::new();
     let mut gaps = Vec::new();
+    let mut cuts = Vec::new();
     let mut last_at = None;
     let mut closed = false;
     for (i, path) in paths.iter().enumerate() {
@@ -127,6 +140,15 @@ pub fn command_output(db: &Path, command: &CommandRecord) -> Result<CommandOutpu
                     stream.extend_from_slice(&r.payload);
                 }
                 GAP if r.at_us >= start && r.at_us <= end => gaps.push((r.at_us, r.lost())),
+                CUT => {
+                    if let Some((bytes, sha256)) = super::cap::cut_of(&r.payload) {
+                        cuts.push(Cut {
+                            at: stream.len(),
+                            bytes,
+                            sha256,
+                        });
+                    }
+                }
                 _ => {}
             }
         }
@@ -148,12 +170,21 @@ pub fn command_output(db: &Path, command: &CommandRecord) -> Result<CommandOutpu
             Some(len) => (stream[body..body + len].to_vec(), false),
             None => (stream[body..].to_vec(), true),
         };
+        let cuts = cuts
+            .into_iter()
+            .filter(|c| c.at >= body && c.at <= body + bytes.len())
+            .map(|c| Cut {
+                at: c.at - body,
+                ..c
+            })
+            .collect();
         return Ok(CommandOutput {
             bytes,
             bounds: Bounds::Marks,
             unfinished,
             gaps,
             stopped_at_us: if unfinished { stopped_at_us } else { None },
+            cuts,
         });
     }
     let mut bytes = Vec::new();
@@ -176,6 +207,7 @@ pub fn command_output(db: &Path, command: &CommandRecord) -> Result<CommandOutpu
         unfinished: false,
         gaps,
         stopped_at_us,
+        cuts: Vec::new(),
     })
 }
 

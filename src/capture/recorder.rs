@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use memchr::{memmem, memrchr};
 
+use super::cap::{self, Cap};
+use super::seal::Seal;
 use super::segment::{self, Writer};
 use crate::config::Redact;
 use crate::redact::{Redactor, MARK};
@@ -54,12 +56,15 @@ fn now_us() -> i64 {
 }
 
 /// Captures `input` until it ends into the segments of `dir` (under the
-/// capture root `root`).
+/// capture root `root`). `sealed` is given each segment once it is closed
+/// (to chain its hash: see [`super::seal`]), on this thread, never the
+/// one that reads the pane.
 pub fn run(
     input: impl Read + Send + 'static,
     root: &Path,
     dir: PathBuf,
     redact: &Redact,
+    mut sealed: impl FnMut(Seal),
 ) -> io::Result<Summary> {
     let mut writer = Writer::new(root, dir)?;
     writer.push(segment::START, now_us(), b"");
@@ -77,10 +82,11 @@ pub fn run(
     let mut summary = Summary::default();
     let mut lines = Lines::new(Redactor::new(redact));
     let mut last_flush = Instant::now();
-    let flush = |writer: &mut Writer, summary: &mut Summary| {
+    let mut flush = |writer: &mut Writer, summary: &mut Summary| {
         if let Err(err) = writer.flush(now_us()) {
             summary.error.get_or_insert_with(|| err.to_string());
         }
+        writer.take_sealed().into_iter().for_each(&mut sealed);
     };
     loop {
         match rx.recv_timeout(IDLE) {
@@ -109,13 +115,17 @@ pub fn run(
     }
     let read_bytes = reader.join().unwrap_or(0);
     let lost = dropped.swap(0, Ordering::Relaxed);
-    lines.finish(&mut writer);
+    lines.end(now_us(), &mut writer);
     if lost > 0 {
         summary.lost += lost;
         writer.push(segment::GAP, now_us(), &lost.to_le_bytes());
     }
     writer.push(segment::END, now_us(), b"");
-    flush(&mut writer, &mut summary);
+    writer.flush(now_us()).unwrap_or_else(|err| {
+        summary.error.get_or_insert_with(|| err.to_string());
+    });
+    writer.close();
+    writer.take_sealed().into_iter().for_each(&mut sealed);
     summary.bytes = summary.bytes.max(read_bytes);
     Ok(summary)
 }
@@ -153,6 +163,8 @@ fn read_all(
 /// Output cut into lines for redaction.
 struct Lines {
     redactor: Redactor,
+    /// Each command's output capped, after redaction.
+    cap: Cap,
     partial: Vec<u8>,
     partial_at: i64,
     /// Inside a private key's block whose END has not come yet.
@@ -163,6 +175,7 @@ impl Lines {
     fn new(redactor: Redactor) -> Lines {
         Lines {
             redactor,
+            cap: Cap::new(cap::HEAD, cap::TAIL),
             partial: Vec::new(),
             partial_at: 0,
             in_key: false,
@@ -199,9 +212,16 @@ impl Lines {
         }
     }
 
+    /// The end of the capture: what is held, and the tail of a command
+    /// still running.
+    fn end(&mut self, at_us: i64, writer: &mut Writer) {
+        self.finish(writer);
+        self.cap.finish(at_us, writer);
+    }
+
     fn write(&mut self, at_us: i64, text: Vec<u8>, writer: &mut Writer) {
         let text = self.redact(text);
-        writer.push(segment::OUTPUT, at_us, &text);
+        self.cap.push(at_us, &text, writer);
     }
 
     fn redact(&mut self, mut text: Vec<u8>) -> Vec<u8> {
@@ -290,7 +310,7 @@ mod tests {
         for (i, piece) in pieces.iter().enumerate() {
             lines.feed(i as i64, piece, &mut w);
         }
-        lines.finish(&mut w);
+        lines.end(0, &mut w);
         w.flush(0).unwrap();
         captured(&pane)
     }
@@ -320,6 +340,7 @@ mod tests {
         let root = dir.path().join("c");
         let pane = root.join("1-1");
         // Less than the queue holds: nothing can be dropped.
+        let mut seals = Vec::new();
         let input: Vec<u8> = (0..100_000u32)
             .flat_map(|i| format!("{i}\n").into_bytes())
             .collect();
@@ -328,6 +349,7 @@ mod tests {
             &root,
             pane.clone(),
             &Redact::default(),
+            |seal| seals.push(seal),
         )
         .unwrap();
         assert_eq!(summary.lost, 0);
@@ -335,5 +357,7 @@ mod tests {
         let last = segment::list(&pane).unwrap().pop().unwrap();
         let seg = segment::read(&last).unwrap();
         assert_eq!(seg.records.last().unwrap().kind, segment::END);
+        // Ended: its segment is sealed.
+        assert_eq!(seals, vec![Seal::of_file(&root, &last).unwrap()]);
     }
 }

@@ -45,9 +45,33 @@ pub fn find_pane(root: &Path, pane: &str, server: Option<i64>) -> io::Result<Opt
     Ok(newest.map(|(dir, _)| dir))
 }
 
+/// A pane's output in order: (read at, µs since the epoch; bytes).
+pub type Stream = Vec<(i64, Vec<u8>)>;
+
+/// The streams of several panes as one, each after the one before (a
+/// second after its last output), behind a line naming it: panes of one
+/// session print at the same time, on screens of their own, and mixed in
+/// one terminal they would be garbled.
+pub fn one_after_another(panes: Vec<(String, Stream)>) -> Stream {
+    let mut out: Stream = Vec::new();
+    for (name, stream) in panes {
+        let Some(first) = stream.first().map(|(at, _)| *at) else {
+            continue;
+        };
+        let shift = match out.last() {
+            Some((end, _)) => end + 1_000_000 - first,
+            None => 0,
+        };
+        let header = format!("\x1b[0m\r\n--- tmux-audit: {name} ---\r\n").into_bytes();
+        out.push((first + shift, header));
+        out.extend(stream.into_iter().map(|(at, bytes)| (at + shift, bytes)));
+    }
+    out
+}
+
 /// The output of the pane whose segments are in `dir`, read between
 /// `since` and `until` (µs since the epoch), in order: (read at, bytes).
-pub fn stream(dir: &Path, since: i64, until: i64) -> io::Result<Vec<(i64, Vec<u8>)>> {
+pub fn stream(dir: &Path, since: i64, until: i64) -> io::Result<Stream> {
     let mut out = Vec::new();
     for path in segment::list(dir)? {
         for r in segment::read(&path)?.records {
@@ -123,6 +147,25 @@ fn complete_utf8(bytes: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn panes_play_one_after_another_behind_their_names() {
+        let a = vec![(10, b"a1".to_vec()), (20, b"a2".to_vec())];
+        let b = vec![(15, b"b1".to_vec())];
+        let one = one_after_another(vec![("pane %1".into(), a), ("pane %2".into(), b)]);
+        let times: Vec<i64> = one.iter().map(|(at, _)| *at).collect();
+        assert_eq!(times, [10, 10, 20, 1_000_020, 1_000_020]);
+        let text: Vec<u8> = one.into_iter().flat_map(|(_, b)| b).collect();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("--- tmux-audit: pane %1 ---\r\na1a2"),
+            "{text:?}"
+        );
+        assert!(
+            text.ends_with("--- tmux-audit: pane %2 ---\r\nb1"),
+            "{text:?}"
+        );
+    }
 
     #[test]
     fn an_asciicast_has_a_header_and_timed_text_with_characters_whole() {

@@ -15,6 +15,9 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
+use super::seal::Seal;
 use crate::private_files;
 
 /// Bytes the pane printed, as read at `at_us`.
@@ -22,6 +25,9 @@ pub const OUTPUT: u8 = b'o';
 /// Output that could not be kept: the payload is the count of bytes lost
 /// (u64 LE), lost while the disk stalled or failed.
 pub const GAP: u8 = b'g';
+/// Output of a command over its cap, not kept (see `cap.rs`): the payload
+/// is the count of bytes (u64 LE) and their SHA-256 (32 bytes).
+pub const CUT: u8 = b'c';
 /// The capture started (payload: empty).
 pub const START: u8 = b's';
 /// The capture ended cleanly: the pane closed, or its pipe did.
@@ -51,11 +57,23 @@ impl Record {
     }
 }
 
+struct Open {
+    file: File,
+    len: u64,
+    sha256: Sha256,
+    path: PathBuf,
+}
+
 /// Appends records to a pane's segment files.
 pub struct Writer {
+    root: PathBuf,
     dir: PathBuf,
-    file: Option<(File, u64)>,
+    /// The segment being written: the file, its length, the SHA-256 of
+    /// its bytes so far, its name.
+    file: Option<Open>,
     in_file: u64,
+    /// Segments closed and not yet taken by [`Writer::take_sealed`].
+    sealed: Vec<Seal>,
     pending: Vec<u8>,
     compressor: zstd::bulk::Compressor<'static>,
     /// Output bytes lost to failed writes, told in the next frame.
@@ -69,9 +87,11 @@ impl Writer {
         private_files::dir(root)?;
         private_files::dir(&dir)?;
         Ok(Writer {
+            root: root.to_path_buf(),
             dir,
             file: None,
             in_file: 0,
+            sealed: Vec::new(),
             pending: Vec::with_capacity(64 << 10),
             compressor: zstd::bulk::Compressor::new(3)?,
             lost: 0,
@@ -116,22 +136,56 @@ impl Writer {
     }
 
     fn write_frame(&mut self, now_us: i64) -> io::Result<()> {
-        if self.file.is_none() || self.in_file >= SEGMENT_BYTES {
+        if self.in_file >= SEGMENT_BYTES {
+            self.close();
+        }
+        if self.file.is_none() {
             let path = self
                 .dir
                 .join(format!("{now_us:020}-{}.seg", std::process::id()));
-            self.file = Some((private_files::create_new(&path)?, 0));
+            self.file = Some(Open {
+                file: private_files::create_new(&path)?,
+                len: 0,
+                sha256: Sha256::new(),
+                path,
+            });
             self.in_file = 0;
         }
         let frame = self.compressor.compress(&self.pending)?;
-        let (file, len) = self.file.as_mut().expect("opened above");
-        if let Err(err) = file.write_all(&frame) {
-            let _ = file.set_len(*len);
+        let open = self.file.as_mut().expect("opened above");
+        if let Err(err) = open.file.write_all(&frame) {
+            if open.file.set_len(open.len).is_err() {
+                // Not cut back: a file that is not a run of whole frames
+                // is never sealed; the next frame begins another.
+                self.file = None;
+            }
             return Err(err);
         }
-        *len += frame.len() as u64;
+        open.len += frame.len() as u64;
+        open.sha256.update(&frame);
         self.in_file += self.pending.len() as u64;
         Ok(())
+    }
+
+    /// Closes the segment being written, if any, and seals it: its
+    /// SHA-256, for [`Writer::take_sealed`]. The next frame begins another.
+    pub fn close(&mut self) {
+        let Some(open) = self.file.take() else {
+            return;
+        };
+        let Ok(rel) = open.path.strip_prefix(&self.root) else {
+            return;
+        };
+        self.sealed.push(Seal {
+            file: rel.to_string_lossy().into_owned(),
+            sha256: open.sha256.finalize().into(),
+            bytes: open.len,
+        });
+    }
+
+    /// The segments closed since the last call.
+    pub fn take_sealed(&mut self) -> Vec<Seal> {
+        std::mem::take(&mut self.sealed)
     }
 }
 
@@ -238,6 +292,23 @@ mod tests {
         let kinds: Vec<u8> = seg.records.iter().map(|r| r.kind).collect();
         assert_eq!(kinds, b"sooe");
         assert_eq!(seg.records[2].payload, b"world\r\n");
+    }
+
+    #[test]
+    fn a_closed_segment_is_sealed_with_the_hash_of_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("cap");
+        let mut w = Writer::new(&root, root.join("1-2")).unwrap();
+        w.push(OUTPUT, 1, b"one");
+        w.flush(1).unwrap();
+        w.push(OUTPUT, 2, b"two");
+        w.flush(2).unwrap();
+        assert!(w.take_sealed().is_empty(), "still being written");
+        w.close();
+        let sealed = w.take_sealed();
+        let path = &list(&root.join("1-2")).unwrap()[0];
+        assert_eq!(sealed, vec![Seal::of_file(&root, path).unwrap()]);
+        assert!(sealed[0].file.starts_with("1-2/"), "{}", sealed[0].file);
     }
 
     #[test]

@@ -293,8 +293,11 @@ pub fn tmux_events_by_host(
 ) -> Result<BTreeMap<String, Vec<TmuxEvent>>, CentralError> {
     let found = client
         .query(
-            "SELECT * FROM tmux_audit.tmux_events ORDER BY host_id, at_us, database_id, id",
-            &[],
+            "SELECT * FROM tmux_audit.tmux_events WHERE event NOT IN ($1, $2) \
+             ORDER BY host_id, at_us, database_id, id",
+            // A capture's seals are chained as events, but tell nothing of
+            // the server (as locally: `Database::tmux_events`).
+            &[&crate::capture::seal::SEALED, &crate::capture::seal::PRUNED],
         )
         .map_err(|e| CentralError::from_postgres(&e))?;
     let mut events: BTreeMap<String, Vec<TmuxEvent>> = BTreeMap::new();

@@ -9,8 +9,11 @@ use anyhow::{Context as _, Result};
 
 use super::{Exit, Run};
 use crate::cli::CaptureCmd;
-use tmux_audit::capture::{self, recorder};
+use tmux_audit::capture::seal::{self, Seal};
+use tmux_audit::capture::{self, budget, recorder};
 use tmux_audit::config::Config;
+use tmux_audit::lifecycle::Recorder;
+use tmux_audit::record::Entry;
 use tmux_audit::{error_log, paths, store};
 
 impl Run for CaptureCmd {
@@ -33,7 +36,57 @@ impl CaptureCmd {
         let root = capture::root(&db);
         let dir = capture::pane_dir(&root, self.server_pid, &self.pane)
             .with_context(|| format!("{:?} is not a tmux pane id (%N)", self.pane))?;
-        let summary = recorder::run(io::stdin(), &root, dir, &config.redact)
+        // tmux gives its jobs `TMUX=<socket>,<pid>,<session>`.
+        let socket = std::env::var("TMUX")
+            .ok()
+            .and_then(|t| t.split(',').next().map(str::to_string))
+            .unwrap_or_default();
+        let budget = config.capture.max_total_mib.saturating_mul(1 << 20);
+        let sealed = |seal: Seal| {
+            let by = Recorder::now(store::now_us());
+            let event = seal.event(seal::SEALED, &socket, &by);
+            if let Err(err) = store::save(&db, &[Entry::TmuxEvent(event)]) {
+                store::log(
+                    "capture",
+                    &err.context(format!("cannot seal {}", seal.file)),
+                );
+            }
+            if budget == 0 {
+                return;
+            }
+            let over = match budget::over_budget(&root, budget, &seal::running_dirs(&root)) {
+                Ok(over) => over,
+                Err(err) => {
+                    store::log("capture", &anyhow::Error::new(err).context("cannot prune"));
+                    return;
+                }
+            };
+            if over.is_empty() {
+                return;
+            }
+            // Chained first, deleted after: no deletion goes unexplained.
+            let events: Vec<Entry> = over
+                .iter()
+                .map(|(_, s)| Entry::TmuxEvent(s.event(seal::PRUNED, &socket, &by)))
+                .collect();
+            if let Err(err) = store::save(&db, &events) {
+                store::log(
+                    "capture",
+                    &err.context("cannot record the segments to prune"),
+                );
+                return;
+            }
+            for (path, _) in over {
+                if let Err(err) = std::fs::remove_file(&path) {
+                    let err = anyhow::Error::new(err);
+                    store::log(
+                        "capture",
+                        &err.context(format!("cannot prune {}", path.display())),
+                    );
+                }
+            }
+        };
+        let summary = recorder::run(io::stdin(), &root, dir, &config.redact, sealed)
             .with_context(|| format!("cannot capture pane {}", self.pane))?;
         if summary.lost > 0 || summary.error.is_some() {
             let why = summary.error.as_deref().unwrap_or("the disk was too slow");

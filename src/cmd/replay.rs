@@ -3,6 +3,7 @@
 //! (`export`'s formats are of commands; a pane's stream has its own.)
 
 use std::io::{self, Write};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -10,6 +11,8 @@ use anyhow::{bail, Context, Result};
 use super::{Exit, Run};
 use crate::cli::Replay;
 use tmux_audit::capture::{self, replay};
+use tmux_audit::db::SearchQuery;
+use tmux_audit::filter::Filters;
 use tmux_audit::{paths, private_files};
 
 /// A pause longer than this is played as this long.
@@ -22,20 +25,25 @@ impl Run for Replay {
         }
         let db = paths::database(self.db.path.as_deref())?;
         let root = capture::root(&db);
-        let Some(dir) = replay::find_pane(&root, &self.pane, self.server_pid)
-            .with_context(|| format!("cannot read {}", root.display()))?
-        else {
-            bail!(
-                "no captured output of pane {} in {}: panes are `%N`, and capture is on with \
-                 `[capture] enabled = true` in config.toml",
-                self.pane,
-                root.display()
-            );
-        };
         let since = self.since.map_or(i64::MIN, |t| t.timestamp_micros());
         let until = self.until.map_or(i64::MAX, |t| t.timestamp_micros());
-        let stream = replay::stream(&dir, since, until)
-            .with_context(|| format!("cannot read {}", dir.display()))?;
+        let stream = match (&self.pane, &self.session) {
+            (Some(pane), _) => {
+                let Some(dir) = replay::find_pane(&root, pane, self.server_pid)
+                    .with_context(|| format!("cannot read {}", root.display()))?
+                else {
+                    bail!(
+                        "no captured output of pane {pane} in {}: panes are `%N`, and capture \
+                         is on with `[capture] enabled = true` in config.toml",
+                        root.display()
+                    );
+                };
+                replay::stream(&dir, since, until)
+                    .with_context(|| format!("cannot read {}", dir.display()))?
+            }
+            (None, Some(session)) => self.session_stream(&db, &root, session, since, until)?,
+            (None, None) => bail!("say which output: --pane %N or --session SESSION"),
+        };
         if stream.is_empty() {
             return Ok(Exit::NoMatch);
         }
@@ -58,5 +66,55 @@ impl Run for Replay {
             previous = *at;
         }
         Ok(Exit::Success)
+    }
+}
+
+impl Replay {
+    /// The panes of `session` that ran recorded commands (in the order of
+    /// their first), each pane's stream one after the other.
+    fn session_stream(
+        &self,
+        db_path: &Path,
+        root: &Path,
+        session: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<replay::Stream> {
+        let db = super::open_for_reading(db_path)?;
+        let filters = Filters {
+            session: Some(session.to_string()),
+            ..Filters::default()
+        };
+        let mut commands = db.search(&SearchQuery {
+            conditions: db.conditions(&filters)?,
+            scan_first: None,
+            limit: None,
+            unique: false,
+        })?;
+        commands.sort_by_key(|c| (c.record.started_at_us, c.id));
+        let mut panes: Vec<(i64, String)> = Vec::new();
+        for c in &commands {
+            if let (Some(pid), Some(pane)) = (c.record.tmux_server_pid, &c.record.tmux_pane)
+                && !panes.iter().any(|(p, n)| *p == pid && n == pane)
+            {
+                panes.push((pid, pane.clone()));
+            }
+        }
+        if panes.is_empty() {
+            bail!(
+                "no recorded command ran in tmux session {session:?}: `tmux-audit sessions` \
+                 lists the sessions seen"
+            );
+        }
+        let mut streams = Vec::new();
+        for (pid, pane) in panes {
+            let Some(dir) = capture::pane_dir(root, pid, &pane).filter(|d| d.is_dir()) else {
+                continue;
+            };
+            let stream = replay::stream(&dir, since, until)
+                .with_context(|| format!("cannot read {}", dir.display()))?;
+            streams.push((format!("pane {pane} (tmux server {pid})"), stream));
+        }
+        Ok(replay::one_after_another(streams))
     }
 }

@@ -40,12 +40,33 @@ impl Run for Show {
 fn output(db: &std::path::Path, row: &StoredCommand, raw: bool) -> Result<Exit> {
     let found = capture::output::command_output(db, &row.record)?;
     let mut out = io::stdout().lock();
+    // The cap's cuts told where they are in the text; in the bytes
+    // (--raw), only on stderr.
+    let mut from = 0;
+    for cut in &found.cuts {
+        if !raw {
+            let part = capture::output::plain_text(&found.bytes[from..cut.at]);
+            out.write_all(part.as_bytes())?;
+            let newline = if part.ends_with('\n') { "" } else { "\n" };
+            writeln!(out, "{newline}{}", cut_line(cut))?;
+            from = cut.at;
+        }
+    }
     if raw {
         out.write_all(&found.bytes)?;
     } else {
-        out.write_all(capture::output::plain_text(&found.bytes).as_bytes())?;
+        let rest = &found.bytes[from..];
+        out.write_all(capture::output::plain_text(rest).as_bytes())?;
     }
     out.flush()?;
+    for cut in &found.cuts {
+        eprintln!(
+            "tmux-audit: note: {} bytes of this output were over the per-command cap and not \
+             kept (sha256 {})",
+            cut.bytes,
+            hex(&cut.sha256)
+        );
+    }
     let time = |us: i64| tmux_audit::timespec::local_format(us, "%Y-%m-%d %H:%M:%S%.3f %:z");
     if found.bounds == Bounds::Times {
         eprintln!(
@@ -69,6 +90,17 @@ fn output(db: &std::path::Path, row: &StoredCommand, raw: bool) -> Result<Exit> 
         eprintln!("tmux-audit: note: the command's end was not captured (still running?)");
     }
     Ok(Exit::Success)
+}
+
+/// The line that stands for output the cap did not keep.
+fn cut_line(cut: &capture::output::Cut) -> String {
+    format!(
+        "[tmux-audit: {} bytes not kept here: the first and last {} KiB of a command's output \
+         are; sha256 {}]",
+        cut.bytes,
+        capture::cap::HEAD >> 10,
+        hex(&cut.sha256)
+    )
 }
 
 /// One `name: value` line per field that has a value.

@@ -1,7 +1,7 @@
 //! `tmux-audit timeline`: the lifecycle events and commands of a session,
 //! window or pane, interleaved in time order.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Write};
 
 use anyhow::{bail, Context as _, Result};
@@ -108,7 +108,7 @@ impl Run for Timeline {
         let targets = self.targets(&mut source, &events)?;
         let mut folded = 0;
         let mut items = self.items(&events, targets, &mut source, &mut folded)?;
-        self.print(&mut items, folded)
+        self.print(&mut items, folded, Some(&path))
     }
 }
 
@@ -117,6 +117,12 @@ impl Timeline {
     /// read; each host's tmux events replayed on their own (tmux servers
     /// and ids are only unique within a host).
     fn run_central(&self) -> Result<Exit> {
+        if self.output_lines > 0 {
+            bail!(
+                "--output-lines reads the output captured on this host, which is not shipped; \
+                 leave out --central"
+            );
+        }
         let config = tmux_audit::config::Config::load()?;
         let target = central::target(config.central.reading_url())?;
         let mut client = target.connect()?;
@@ -163,7 +169,7 @@ impl Timeline {
         {
             return Err(e);
         }
-        self.print(&mut items, folded)
+        self.print(&mut items, folded, None)
     }
 
     /// With --server or --host, none of their servers recorded: an error.
@@ -218,7 +224,14 @@ impl Timeline {
         Ok(items)
     }
 
-    fn print(&self, items: &mut [Item<'_>], folded: usize) -> Result<Exit> {
+    /// `captured_in`: the database whose captured output `--output-lines`
+    /// reads (the local one).
+    fn print(
+        &self,
+        items: &mut [Item<'_>],
+        folded: usize,
+        captured_in: Option<&std::path::Path>,
+    ) -> Result<Exit> {
         items.sort_by_key(Item::at_us);
         if items.is_empty() {
             return Ok(Exit::NoMatch);
@@ -228,7 +241,11 @@ impl Timeline {
                 render::data(&items.iter().map(Item::json).collect::<Vec<_>>(), format)?
             }
             None => {
-                let mut out = table(items);
+                let printed = match captured_in {
+                    Some(db) => self.printed(db, items),
+                    None => HashMap::new(),
+                };
+                let mut out = table(items, &printed);
                 if folded > 0 {
                     out.push_str(&format!(
                         "{folded} automatic window rename{} folded (tmux naming a window after \
@@ -246,6 +263,25 @@ impl Timeline {
 }
 
 impl Timeline {
+    /// `--output-lines N`: the first N lines each command printed, by id
+    /// (none for a command whose output was not captured).
+    fn printed(&self, db: &std::path::Path, items: &[Item<'_>]) -> HashMap<i64, Vec<String>> {
+        let mut printed = HashMap::new();
+        if self.output_lines == 0 {
+            return printed;
+        }
+        for item in items {
+            let Item::Command(c) = item else { continue };
+            let Ok(found) = tmux_audit::capture::output::command_output(db, &c.record) else {
+                continue;
+            };
+            let text = tmux_audit::capture::output::plain_text(&found.bytes);
+            let lines = text.lines().take(self.output_lines).map(str::to_string);
+            printed.insert(c.id, lines.collect());
+        }
+        printed
+    }
+
     /// `--server`: a socket's path, or its name (the last part of the path).
     fn keeps_server(&self, socket: &str) -> bool {
         self.server.as_deref().is_none_or(|wanted| {
@@ -605,7 +641,7 @@ struct JsonItem<'a> {
 /// offset when they differ: a change of clocks, a range across one); a
 /// `server` column when the items come from more than one tmux server
 /// (two servers can each have had a session `work`).
-fn table(items: &[Item<'_>]) -> String {
+fn table(items: &[Item<'_>], printed: &HashMap<i64, Vec<String>>) -> String {
     let mut table = render::new_table(render::use_colour());
     let offsets: HashSet<String> = items
         .iter()
@@ -628,7 +664,7 @@ fn table(items: &[Item<'_>]) -> String {
     header.extend(["what", "where", "who", "detail"].map(String::from));
     let mut lines: Vec<Vec<String>> = items
         .iter()
-        .map(|item| {
+        .flat_map(|item| {
             let line = item.line();
             let mut cells = vec![time(item.at_us())];
             if servers.len() > 1 {
@@ -640,7 +676,19 @@ fn table(items: &[Item<'_>]) -> String {
                 one_line(&line.who, 60),
                 one_line(&line.detail, 400),
             ]);
-            cells
+            // What a command printed (--output-lines), a row per line
+            // under it, in its detail column.
+            let id = match item {
+                Item::Command(c) => Some(c.id),
+                Item::Event(..) => None,
+            };
+            let output = id.and_then(|id| printed.get(&id)).into_iter().flatten();
+            let blank = cells.len() - 1;
+            std::iter::once(cells).chain(output.map(move |text| {
+                let mut row = vec![String::new(); blank];
+                row.push(format!("│ {}", one_line(text, 400)));
+                row
+            }))
         })
         .collect();
     let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();

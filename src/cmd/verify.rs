@@ -10,6 +10,7 @@ use anyhow::{bail, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Anchor, Verify};
+use tmux_audit::capture::seal;
 use tmux_audit::central::{self, identity::HostIdentity};
 use tmux_audit::chain::{self, Hash, GENESIS};
 use tmux_audit::db::{StoredTrace, UnchainedDigest};
@@ -338,8 +339,9 @@ impl Run for Verify {
             pruned: trace.pruned.remove("tmux_events").unwrap_or_default(),
             ..ChainCheck::default()
         };
-        for row in db.tmux_events_in_chain_order()? {
-            let links = (Some(row.prev_hash), Some(row.hash));
+        let event_rows = db.tmux_events_in_chain_order()?;
+        for row in &event_rows {
+            let links = (Some(row.prev_hash.clone()), Some(row.hash.clone()));
             let intact = events.visit(
                 (row.id, row.event.at_us),
                 links,
@@ -351,6 +353,16 @@ impl Run for Verify {
                 break;
             }
         }
+        // Each finished capture segment against the SHA-256 its seal (a
+        // tmux event, in the chain just checked) holds.
+        let capture_root = tmux_audit::capture::root(&path);
+        let segments = seal::check(
+            &capture_root,
+            event_rows.iter().map(|row| &row.event),
+            &seal::running_dirs(&capture_root),
+        );
+        drop(event_rows);
+        problems.extend(segments.problems.iter().map(ToString::to_string));
         let events_broken = events.broken_line("tmux event");
         let chains_whole = commands_whole && events_broken.is_none() && trace_whole;
         problems.extend(events_broken);
@@ -459,6 +471,26 @@ impl Run for Verify {
                 events.checked,
                 utc_time(at),
                 found_in(&events)
+            )?;
+        }
+        if segments.intact + segments.pruned > 0 {
+            let pruned = match segments.pruned {
+                0 => String::new(),
+                n => format!(" ({n} more deleted by the capture budget, as recorded)"),
+            };
+            writeln!(
+                out,
+                "intact: {} capture segment{}, as sealed{pruned}",
+                segments.intact,
+                if segments.intact == 1 { "" } else { "s" }
+            )?;
+        }
+        for path in &segments.unsealed {
+            writeln!(
+                out,
+                "unsealed: capture segment {} (its capture process ended without closing it, \
+                 killed?): its content cannot be checked",
+                path.display()
             )?;
         }
         if !trace.chain.seen_anchors.is_empty() {

@@ -25,6 +25,8 @@ pub struct StoredEvent {
 
 impl Database {
     /// The events of `server` (of every server: None), in time order.
+    /// Without the seals of capture segments (`capture/seal.rs`): they
+    /// are in the chain, but are not something tmux did.
     pub fn tmux_events(&self, server: Option<&ServerKey>) -> Result<Vec<StoredEvent>, DbError> {
         let (filter, socket, pid) = match server {
             Some((socket, pid)) => (
@@ -35,9 +37,18 @@ impl Database {
             None => ("WHERE ?1 IS NULL AND ?2 IS NULL", None, None),
         };
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {EVENT_COLUMNS} FROM tmux_events {filter} ORDER BY at_us, id"
+            "SELECT {EVENT_COLUMNS} FROM tmux_events {filter} AND event NOT IN (?3, ?4) \
+             ORDER BY at_us, id"
         ))?;
-        let rows = stmt.query_map(params![socket, pid], stored_event)?;
+        let rows = stmt.query_map(
+            params![
+                socket,
+                pid,
+                crate::capture::seal::SEALED,
+                crate::capture::seal::PRUNED
+            ],
+            stored_event,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -231,7 +231,15 @@ fn segments_are_private_and_one_capture_process_stays_small() {
     let command = "printf 'line-%s\\n' $(seq 1 100000)";
     pane.line(command);
     let row = row_of(&sb, command);
-    wait_output(&sb, row.id, &lines("line", 100000));
+    // Over the per-command cap: its head and tail come back.
+    let start = Instant::now();
+    while !show_output(&sb, row.id, &[])
+        .0
+        .ends_with(b"\nline-100000\n")
+    {
+        assert!(start.elapsed() < PATIENCE, "the output never ended");
+        thread::sleep(Duration::from_millis(50));
+    }
     use std::os::unix::fs::PermissionsExt;
     let root = sb.path().join("data/tmux-audit/history.db-capture");
     assert_eq!(
@@ -375,21 +383,18 @@ fn search_output_finds_the_commands_that_printed_a_text() {
 
     // The same command twice, printing the text only the first time:
     // `--unique` keeps the newest run that printed it, not the newest run.
-    // Each typed once the one before is recorded: a line typed ahead is
-    // echoed by the terminal while the command before it runs, so it is
-    // part of that command's output.
-    let before = sb.rows().len();
-    let lines = [
-        "echo needle-77 > n.txt",
-        "cat n.txt",
-        ": > n.txt",
-        "cat n.txt",
-    ];
-    for (typed, line) in lines.into_iter().enumerate() {
-        pane.line(line);
-        sb.wait_rows(line, |rows| rows.len() > before + typed);
-    }
-    let rows = sb.rows();
+    // One at a time: a line typed while a command runs is echoed into
+    // its output.
+    pane.line("echo needle-77 > n.txt");
+    row_of(&sb, "echo needle-77 > n.txt");
+    pane.line("cat n.txt");
+    row_of(&sb, "cat n.txt");
+    pane.line(": > n.txt");
+    row_of(&sb, ": > n.txt");
+    pane.line("cat n.txt");
+    let rows = sb.wait_rows("two runs of cat", |rows| {
+        rows.iter().filter(|r| r.command == "cat n.txt").count() == 2
+    });
     let first = rows.iter().find(|r| r.command == "cat n.txt").unwrap();
     wait_output(&sb, first.id, "needle-77\n");
     for all in [false, true] {
@@ -543,5 +548,300 @@ fn capture_turned_off_ends_the_running_captures() {
             piped(&tmux)
         );
         thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A pane's captured segment once its capture has ended (its pipe closed):
+/// `verify` checks it against the SHA-256 sealed in the chain, and names
+/// it when it was edited, then when it was deleted.
+#[test]
+fn verify_names_an_edited_and_a_deleted_segment() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    pane.line("echo sealed-output");
+    let row = row_of(&sb, "echo sealed-output");
+    wait_output(&sb, row.id, "sealed-output\n");
+    // No command: tmux closes the pane's pipe, and its capture ends.
+    tmux.run(&["pipe-pane", "-t", &pane.id]);
+    let start = Instant::now();
+    let verify = || {
+        let out = sb.cmd().arg("verify").output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    loop {
+        let (ok, out) = verify();
+        if ok && out.contains("intact: 1 capture segment, as sealed") {
+            break;
+        }
+        assert!(start.elapsed() < PATIENCE, "never sealed: {out}");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let root = sb.path().join("data/tmux-audit/history.db-capture");
+    // The pane's own segment (the first pane's capture still runs).
+    let pane_dir = format!("-{}", &pane.id[1..]);
+    let (path, _) = everything_stored(&root)
+        .into_iter()
+        .find(|(p, _)| {
+            p.extension().is_some_and(|e| e == "seg")
+                && p.parent().unwrap().to_string_lossy().ends_with(&pane_dir)
+        })
+        .unwrap();
+    let mut bytes = fs::read(&path).unwrap();
+    let name = path.strip_prefix(&root).unwrap().display().to_string();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    let (ok, out) = verify();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("NOT INTACT: capture segment {name} "))
+            && out.contains("was changed after it was sealed"),
+        "{out}"
+    );
+    fs::remove_file(&path).unwrap();
+    let (ok, out) = verify();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("NOT INTACT: capture segment {name} "))
+            && out.contains("was deleted"),
+        "{out}"
+    );
+}
+
+/// `[capture] max_total_mib`: once the segments pass it, the oldest
+/// finished one is deleted, its deletion chained first, so `verify`
+/// counts it as the budget's and not as tampering.
+#[test]
+fn the_capture_budget_prunes_the_oldest_segment_and_verify_accepts_it() {
+    let sb = Sandbox::new();
+    let (tmux, _) = Tmux::start(&sb, "cat");
+    let config = sb.path().join("config/tmux-audit");
+    fs::create_dir_all(&config).unwrap();
+    fs::write(
+        config.join("config.toml"),
+        "[capture]\nenabled = true\nmax_total_mib = 1\n",
+    )
+    .unwrap();
+    tmux.load_audit_config(&sb);
+    let root = sb.path().join("data/tmux-audit/history.db-capture");
+    let segments = || {
+        everything_stored(&root)
+            .into_iter()
+            .filter(|(p, _)| p.extension().is_some_and(|e| e == "seg"))
+            .map(|(p, _)| p)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let verify = || {
+        let out = sb.cmd().arg("verify").output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let wait_verify = |wanted: &str| {
+        let start = Instant::now();
+        loop {
+            let (ok, out) = verify();
+            if ok && out.contains(wanted) {
+                return;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "never {wanted:?}: {out}\n{}",
+                sb.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // 1.6 MB of random text (it does not compress under 1 MiB), in four
+    // commands, each under the per-command cap; then its pane's capture
+    // ends: one finished segment, over the budget alone but the only one.
+    let big = shell_pane(&sb, &tmux, Shell::Bash);
+    for n in 1..=4 {
+        let command = format!("head -c 300000 /dev/urandom | base64 -w 100 # {n}");
+        big.line(&command);
+        row_of(&sb, &command);
+    }
+    big.line("echo big-done");
+    let done = row_of(&sb, "echo big-done");
+    wait_output(&sb, done.id, "big-done\n");
+    tmux.run(&["pipe-pane", "-t", &big.id]);
+    wait_verify("intact: 1 capture segment, as sealed");
+    let before = segments();
+    // Another pane's capture ends: the total is over 1 MiB, and the
+    // oldest finished segment (the big one) goes.
+    let small = shell_pane(&sb, &tmux, Shell::Bash);
+    small.line("echo small");
+    let row = row_of(&sb, "echo small");
+    wait_output(&sb, row.id, "small\n");
+    tmux.run(&["pipe-pane", "-t", &small.id]);
+    wait_verify("(1 more deleted by the capture budget, as recorded)");
+    let after = segments();
+    let of_big = |p: &&PathBuf| {
+        let dir = p.parent().unwrap().file_name().unwrap().to_string_lossy();
+        dir.ends_with(&format!("-{}", &big.id[1..]))
+    };
+    assert_eq!(before.iter().filter(of_big).count(), 1, "{before:?}");
+    assert_eq!(after.iter().filter(of_big).count(), 0, "{after:?}");
+}
+
+/// A command printing more than the cap: `show --output` gives its first
+/// and last 256 KiB, and says where the rest was, how much, and its hash.
+#[test]
+fn a_long_output_keeps_its_head_and_tail_and_says_what_was_cut() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    // 1,088,895 bytes of lines (more with the terminal's \r).
+    let command = "seq 1 150000";
+    pane.line(command);
+    let row = row_of(&sb, command);
+    let start = Instant::now();
+    let (out, stderr) = loop {
+        let (out, stderr) = show_output(&sb, row.id, &[]);
+        if out.ends_with(b"\n149999\n150000\n") {
+            break (String::from_utf8(out).unwrap(), stderr);
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the output never ended: {stderr}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(out.starts_with("1\n2\n3\n"), "{}", &out[..50]);
+    let cut_at = out
+        .find("\n[tmux-audit: ")
+        .expect("a line where the cut is")
+        + 1;
+    let cut_line = out[cut_at..].lines().next().unwrap();
+    assert!(cut_line.contains(" bytes not kept here") && cut_line.contains("sha256 "));
+    // About 256 KiB before it and after it (the terminal's \r dropped).
+    let (head, tail) = (cut_at, out.len() - cut_at - cut_line.len() - 1);
+    assert!((200_000..=262_144).contains(&head), "head {head}");
+    assert!((200_000..=262_144).contains(&tail), "tail {tail}");
+    assert!(
+        stderr.contains("over the per-command cap and not kept (sha256 "),
+        "{stderr}"
+    );
+}
+
+/// `replay --session`: every pane of the session that ran a command, one
+/// after the other behind its name; `timeline --output-lines`: what each
+/// command printed, under it.
+#[test]
+fn a_session_replays_its_panes_and_the_timeline_shows_what_they_printed() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let a = shell_pane(&sb, &tmux, Shell::Bash);
+    let b = shell_pane(&sb, &tmux, Shell::Zsh);
+    a.line("echo from-pane-a");
+    let row_a = row_of(&sb, "echo from-pane-a");
+    b.line("echo from-pane-b");
+    let row_b = row_of(&sb, "echo from-pane-b");
+    wait_output(&sb, row_a.id, "from-pane-a\n");
+    wait_output(&sb, row_b.id, "from-pane-b\n");
+    let session = tmux.run(&["display-message", "-p", "-t", &a.id, "#{session_name}"]);
+    let out = sb
+        .cmd()
+        .args(["replay", "--session", session.trim(), "--speed", "1000"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = |text: &str| {
+        stdout
+            .find(text)
+            .unwrap_or_else(|| panic!("{text:?} not in {stdout:?}"))
+    };
+    let (head_a, head_b) = (
+        at(&format!("--- tmux-audit: pane {} ", a.id)),
+        at(&format!("--- tmux-audit: pane {} ", b.id)),
+    );
+    assert!(head_a < at("from-pane-a\r\n") && at("from-pane-a\r\n") < head_b);
+    assert!(head_b < at("from-pane-b\r\n"));
+    // The timeline, with the first line each command printed under it.
+    let out = sb
+        .cmd()
+        .args(["timeline", "--pane", &a.id, "--output-lines", "1"])
+        .env("COLUMNS", "200")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let command_line = table.find("echo from-pane-a").expect("the command");
+    let output_line = table.find("│ from-pane-a").expect("its output");
+    assert!(command_line < output_line, "{table}");
+
+    // A session never seen: a one-line error.
+    let out = sb
+        .cmd()
+        .args(["replay", "--session", "no-such-session"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no tmux session named \"no-such-session\"") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}
+
+/// A pane closed while its command still prints: its capture process
+/// ends (nothing hangs), and what it kept is closed and sealed, the
+/// command's tail and the count of what was over the cap included.
+#[test]
+fn a_pane_closed_mid_output_ends_its_capture_and_seals_its_segment() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    let capture = capture_process(&sb, &pane.id);
+    pane.line("seq 1 1000000000");
+    // Well past the cap: the screen shows line 200,000 or later.
+    let start = Instant::now();
+    while !pane
+        .screen()
+        .lines()
+        .any(|l| l.trim().parse::<u64>().is_ok_and(|n| n > 200_000))
+    {
+        assert!(start.elapsed() < PATIENCE, "seq never got going");
+        thread::sleep(Duration::from_millis(20));
+    }
+    tmux.run(&["kill-pane", "-t", &pane.id]);
+    let start = Instant::now();
+    while Path::new(&format!("/proc/{}", capture.pid)).exists() {
+        let state = fs::read_to_string(format!("/proc/{}/stat", capture.pid)).unwrap_or_default();
+        if state.split(' ').nth(2) == Some("Z") {
+            break; // ended; its parent (tmux) has not reaped it yet
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the capture process never ended"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let start = Instant::now();
+    loop {
+        let out = sb.cmd().arg("verify").output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() && stdout.contains("intact: 1 capture segment, as sealed") {
+            assert!(!stdout.contains("unsealed"), "{stdout}");
+            break;
+        }
+        assert!(start.elapsed() < PATIENCE, "never sealed: {stdout}");
+        thread::sleep(Duration::from_millis(50));
     }
 }

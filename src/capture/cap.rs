@@ -1,0 +1,213 @@
+//! The per-command cap: of one command's output (between the marks its
+//! shell hook printed), the first [`HEAD`] and the last [`TAIL`] bytes
+//! are kept; the bytes between are counted and hashed (SHA-256, after
+//! redaction), not written, and a [`segment::CUT`] record says so where
+//! they were. A `cat` of a 200 MB log thus costs half a MiB of segment,
+//! and `show ID --output` says what is missing and how to recognise it.
+//!
+//! Output outside a command's marks (prompts, and panes whose shell has
+//! no marks) is not capped: the total budget (`budget.rs`) bounds it.
+
+use std::collections::VecDeque;
+
+use memchr::memmem;
+use sha2::{Digest, Sha256};
+
+use super::segment::{self, Writer};
+
+/// Bytes kept from the start of a command's output.
+pub const HEAD: u64 = 256 << 10;
+/// Bytes kept from its end.
+pub const TAIL: usize = 256 << 10;
+
+/// The start of the mark before a command's output, and after it.
+const START: &[u8] = b"\x1b]133;C;ta=";
+const END: &[u8] = b"\x1b]133;D;ta=";
+
+/// The cap of the pane's commands, one at a time.
+pub struct Cap {
+    head: u64,
+    tail: usize,
+    command: Option<Command>,
+}
+
+/// The output of the command running now.
+#[derive(Default)]
+struct Command {
+    kept: u64,
+    tail: VecDeque<u8>,
+    tail_at_us: i64,
+    skipped: u64,
+    sha256: Sha256,
+}
+
+impl Cap {
+    pub fn new(head: u64, tail: usize) -> Cap {
+        Cap {
+            head,
+            tail,
+            command: None,
+        }
+    }
+
+    /// Passes `text` (redacted output read at `at_us`) on to `writer`,
+    /// keeping of each command's output its head and its tail only.
+    pub fn push(&mut self, at_us: i64, mut text: &[u8], writer: &mut Writer) {
+        while !text.is_empty() {
+            if self.command.is_none() {
+                let Some(at) = memmem::find(text, START) else {
+                    writer.push(segment::OUTPUT, at_us, text);
+                    return;
+                };
+                // The mark whole (to its BEL), then the command's output.
+                let end = memchr::memchr(0x07, &text[at..]).map_or(text.len(), |i| at + i + 1);
+                writer.push(segment::OUTPUT, at_us, &text[..end]);
+                self.command = Some(Command::default());
+                text = &text[end..];
+                continue;
+            }
+            // Its end mark; or the next command's start, when the end of
+            // this one was never printed (its shell was killed).
+            let next = [memmem::find(text, END), memmem::find(text, START)]
+                .into_iter()
+                .flatten()
+                .min();
+            let body = &text[..next.unwrap_or(text.len())];
+            if let Some(command) = self.command.as_mut() {
+                command.take(at_us, body, (self.head, self.tail), writer);
+            }
+            match next {
+                None => return,
+                Some(at) => {
+                    self.finish(at_us, writer);
+                    text = &text[at..];
+                }
+            }
+        }
+    }
+
+    /// Ends the command running, if any: what was skipped, then its tail.
+    /// At its end mark, and when the capture ends.
+    pub fn finish(&mut self, at_us: i64, writer: &mut Writer) {
+        let Some(mut command) = self.command.take() else {
+            return;
+        };
+        if command.skipped > 0 {
+            let mut payload = command.skipped.to_le_bytes().to_vec();
+            payload.extend_from_slice(&command.sha256.finalize());
+            writer.push(segment::CUT, command.tail_at_us.min(at_us), &payload);
+        }
+        if !command.tail.is_empty() {
+            writer.push(segment::OUTPUT, at_us, command.tail.make_contiguous());
+        }
+    }
+}
+
+impl Command {
+    fn take(&mut self, at_us: i64, mut bytes: &[u8], (head, tail): (u64, usize), w: &mut Writer) {
+        if self.kept < head {
+            let n = (head - self.kept).min(bytes.len() as u64) as usize;
+            if n > 0 {
+                w.push(segment::OUTPUT, at_us, &bytes[..n]);
+            }
+            self.kept += n as u64;
+            bytes = &bytes[n..];
+        }
+        if bytes.is_empty() {
+            return;
+        }
+        if self.skipped == 0 && self.tail.is_empty() {
+            self.tail_at_us = at_us;
+        }
+        // What no longer fits in the tail: first its oldest bytes, then
+        // the oldest of these.
+        let over = (self.tail.len() + bytes.len()).saturating_sub(tail);
+        let from_tail = over.min(self.tail.len());
+        if from_tail > 0 {
+            let (a, b) = self.tail.as_slices();
+            let in_a = from_tail.min(a.len());
+            self.sha256.update(&a[..in_a]);
+            self.sha256.update(&b[..from_tail - in_a]);
+            self.tail.drain(..from_tail);
+        }
+        let from_new = over - from_tail;
+        self.sha256.update(&bytes[..from_new]);
+        self.skipped += over as u64;
+        self.tail.extend(&bytes[from_new..]);
+    }
+}
+
+/// What a [`segment::CUT`] record says: how many bytes were not kept, and
+/// their SHA-256.
+pub fn cut_of(payload: &[u8]) -> Option<(u64, [u8; 32])> {
+    let count = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
+    let sha256 = payload.get(8..40)?.try_into().ok()?;
+    Some((count, sha256))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(pieces: &[&[u8]], head: u64, tail: usize) -> Vec<segment::Record> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("c");
+        let mut w = Writer::new(&root, root.join("1-1")).unwrap();
+        let mut cap = Cap::new(head, tail);
+        for (i, piece) in pieces.iter().enumerate() {
+            cap.push(i as i64, piece, &mut w);
+        }
+        cap.finish(99, &mut w);
+        w.flush(0).unwrap();
+        let path = &segment::list(&root.join("1-1")).unwrap()[0];
+        segment::read(path).unwrap().records
+    }
+
+    #[test]
+    fn a_long_output_keeps_its_head_and_tail_and_hashes_the_middle() {
+        let start = crate::capture::start_mark("s", 1);
+        let end = crate::capture::end_mark("s", 1);
+        let body: Vec<u8> = (0..1000u32)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        let mut text = b"$ ".to_vec();
+        text.extend_from_slice(&start);
+        // Over many pieces, so that the tail rolls.
+        let pieces: Vec<&[u8]> = std::iter::once(&text[..])
+            .chain(body.chunks(37))
+            .chain([&end[..], b"$ "])
+            .collect();
+        let records = records(&pieces, 100, 50);
+        let mut kept = Vec::new();
+        let mut cut = None;
+        for r in &records {
+            match r.kind {
+                segment::OUTPUT => kept.extend_from_slice(&r.payload),
+                segment::CUT => cut = Some((kept.len(), cut_of(&r.payload).unwrap())),
+                _ => {}
+            }
+        }
+        let (at, (count, sha)) = cut.expect("a cut record");
+        let middle = &body[100..body.len() - 50];
+        assert_eq!(count, middle.len() as u64);
+        assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(middle)));
+        let mut expected = text.clone();
+        expected.extend_from_slice(&body[..100]);
+        assert_eq!(at, expected.len(), "the cut is where the bytes were");
+        expected.extend_from_slice(&body[body.len() - 50..]);
+        expected.extend_from_slice(&end);
+        expected.extend_from_slice(b"$ ");
+        assert_eq!(kept, expected);
+    }
+
+    #[test]
+    fn a_short_output_and_text_outside_commands_are_kept_whole() {
+        let start = crate::capture::start_mark("s", 2);
+        let end = crate::capture::end_mark("s", 2);
+        let text = [&b"before "[..], &start, b"short\n", &end, b" after"].concat();
+        let records = records(&[&text], 100, 50);
+        assert!(records.iter().all(|r| r.kind != segment::CUT));
+        let kept: Vec<u8> = records.iter().flat_map(|r| r.payload.clone()).collect();
+        assert_eq!(kept, text);
+    }
+}
