@@ -195,7 +195,7 @@ fn inside_tmux_the_hooks_of_init_tmux_and_their_binary_are_checked() {
     // Registered by a copy of the binary, which is then removed.
     let copy = sb.path().join("moved/tmux-audit");
     fs::create_dir_all(copy.parent().unwrap()).unwrap();
-    fs::copy(&sb.bin, &copy).unwrap();
+    crate::support::copy_of_the_binary(&copy);
     tmux.run(&["run-shell", &format!("{} init tmux", copy.display())]);
     let (code, text) = doctor_in_tmux();
     assert_eq!(code, Some(0), "{text}");

@@ -341,7 +341,7 @@ fn keeps_the_prompt_when_the_binary_is_gone(shell: Shell) {
     let mut sb = Sandbox::new();
     let copy = sb.path().join("bin/tmux-audit");
     fs::create_dir_all(copy.parent().unwrap()).unwrap();
-    fs::copy(&sb.bin, &copy).unwrap();
+    crate::support::copy_of_the_binary(&copy);
     sb.bin = copy.clone();
     let s = Scenario::in_sandbox(sb, shell, Rc::default().after(strict(shell)));
     s.run("echo recorded");

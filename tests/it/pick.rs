@@ -228,7 +228,7 @@ fn with_the_binary_gone_ctrl_r_leaves_the_line_and_prints_nothing() {
     for shell in SHELLS {
         let mut sb = Sandbox::new();
         let copy = sb.path().join("tmux-audit");
-        std::fs::copy(&sb.bin, &copy).unwrap();
+        crate::support::copy_of_the_binary(&copy);
         sb.bin = copy.clone();
         let s = Scenario::in_sandbox(sb, shell, Rc::default().after(strict(shell)));
         s.pane.type_text("echo kept");

@@ -26,6 +26,25 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tmux-audit"))
 }
 
+/// Copies the binary to `to`, and waits until the copy can be run. While
+/// it is written, a process another test forks at that moment holds the
+/// written file open until it execs, and running the copy then fails with
+/// "text file busy" (ETXTBSY): seen when the tests run four at a time.
+pub fn copy_of_the_binary(to: &Path) {
+    fs::copy(bin(), to).unwrap();
+    let start = Instant::now();
+    loop {
+        match Command::new(to).arg("--version").output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                assert!(start.elapsed() < PATIENCE, "{} stays busy", to.display());
+                thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("cannot run {}: {e}", to.display()),
+            Ok(_) => return,
+        }
+    }
+}
+
 /// `record`'s arguments for command `seq` of bash shell session `s`, exit 0:
 /// the usual record of tests that only care about text and order.
 pub fn numbered(seq: &str) -> [&str; 8] {

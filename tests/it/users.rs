@@ -27,7 +27,7 @@ impl SharedDirs {
             .unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let bin = dir.path().join("tmux-audit");
-        fs::copy(crate::support::bin(), &bin).unwrap();
+        crate::support::copy_of_the_binary(&bin);
         let home = dir.path().join("alice");
         let sockets = dir.path().join("sockets");
         for (path, mode) in [(&home, 0o700), (&sockets, 0o755)] {
