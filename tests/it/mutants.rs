@@ -489,7 +489,6 @@ fn a_failed_merge_is_tried_again_by_the_prompt_after_a_minute() {
     let big = format!("second {}", "x".repeat(40_000));
     record(&sb, 2, &big, T0 + SECOND, 0, "/");
     user_version(&sb, Some(version));
-    // The failure as noted a minute and a second ago.
     let note = fs::read_dir(&sb.state)
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -505,10 +504,62 @@ fn a_failed_merge_is_tried_again_by_the_prompt_after_a_minute() {
         .split_once('\n')
         .map(|(at, why)| (at.to_string(), why.to_string()))
         .unwrap();
-    let long_ago = tmux_audit::store::now_us() - tmux_audit::spool::RETRY_AFTER_US - SECOND;
-    fs::write(&note, format!("{long_ago}\n{why}")).unwrap();
+    let noted = |ago: i64| {
+        let at = tmux_audit::store::now_us() - ago;
+        fs::write(&note, format!("{at}\n{why}")).unwrap();
+    };
+    // (Times as the README promises them, not the library's constants.)
+    // Noted half a minute ago: the prompt leaves it.
+    noted(30 * SECOND);
     record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
-    assert_eq!(stored(&sb), ["first", &big, "third"], "{}", sb.log());
+    assert_eq!(stored(&sb), ["first"], "{}", sb.log());
+    // A minute and a second ago: the prompt tries again.
+    noted(61 * SECOND);
+    record(&sb, 4, "fourth", T0 + 3 * SECOND, 0, "/");
+    assert_eq!(
+        stored(&sb),
+        ["first", &big, "third", "fourth"],
+        "{}",
+        sb.log()
+    );
+}
+
+/// A small record waits in the spool (no merge per command) until some
+/// forty commands' worth (32 KiB) or five minutes have gathered; the
+/// record that finds it so merges it.
+#[test]
+fn the_spool_waits_for_thirty_two_kib_or_five_minutes() {
+    let sb = Sandbox::new();
+    // The first record makes the database.
+    record(&sb, 1, "first", T0, 0, "/");
+    let small = format!("second {}", "x".repeat(2_000));
+    record(&sb, 2, &small, T0 + SECOND, 0, "/");
+    assert_eq!(stored(&sb), ["first"], "2 KB wait");
+    // The spool's first record as if made `ago` before now (the merge reads
+    // its age from the line's first bytes; the edited line's link breaks,
+    // which the merge notes and which does not matter here).
+    let spool = tmux_audit::spool::path(&sb.db);
+    let made = |ago: i64| {
+        let mut bytes = fs::read(&spool).unwrap();
+        let at = (tmux_audit::store::now_us() - ago).to_string();
+        let digits = b"{\"recorded_at_us\":".len();
+        assert_eq!(
+            bytes[digits..digits + at.len()]
+                .iter()
+                .filter(|b| b.is_ascii_digit())
+                .count(),
+            at.len()
+        );
+        bytes[digits..digits + at.len()].copy_from_slice(at.as_bytes());
+        fs::write(&spool, bytes).unwrap();
+    };
+    // (Times as the README promises them, not the library's constants.)
+    made(120 * SECOND);
+    record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
+    assert_eq!(stored(&sb), ["first"], "two minutes wait");
+    made(301 * SECOND);
+    record(&sb, 4, "fourth", T0 + 3 * SECOND, 0, "/");
+    assert_eq!(stored(&sb), ["first", &small, "third", "fourth"]);
 }
 
 /// The first record of a batch that is not due yet starts a background
