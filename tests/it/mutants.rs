@@ -647,6 +647,54 @@ fn without_a_spool_records_go_straight_to_the_database() {
     );
 }
 
+/// Two databases used from one account keep apart what waits for them:
+/// each has its own fallback spool (named after the database's path), so
+/// a record for one never lands in the other.
+#[test]
+fn two_databases_have_fallback_spools_of_their_own() {
+    let sb = Sandbox::new();
+    let other = sb.path().join("other/history.db");
+    fs::create_dir_all(other.parent().unwrap()).unwrap();
+    let into = |db: &Path, seq: &str, text: &str| {
+        let out = sb.record_with(
+            text.as_bytes(),
+            &crate::support::numbered(seq),
+            &[("TMUX_AUDIT_DB", Some(db.as_os_str()))],
+        );
+        assert!(out.status.success(), "{out:?}");
+    };
+    into(&sb.db, "1", "mine 1");
+    into(&other, "1", "other 1");
+    // The spool beside the first database cannot be written: its record
+    // goes to its fallback spool in the state directory, and stays there
+    // (the database is busy).
+    let spool = tmux_audit::spool::path(&sb.db);
+    let _ = fs::remove_file(&spool);
+    fs::create_dir(&spool).unwrap();
+    let mut holder = rusqlite::Connection::open(&sb.db).unwrap();
+    let lock = holder
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    into(&sb.db, "2", "mine 2");
+    into(&other, "2", "other 2");
+    let commands = |db: &Path| -> Vec<String> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT command FROM commands ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let _ = sb.cmd().env("TMUX_AUDIT_DB", &other).arg("flush").output();
+    assert_eq!(commands(&other), ["other 1", "other 2"]);
+    lock.rollback().unwrap();
+    fs::remove_dir(&spool).unwrap();
+    assert!(sb.flush(), "{}", sb.log());
+    assert_eq!(commands(&sb.db), ["mine 1", "mine 2"]);
+}
+
 /// The background merges this sandbox's records started.
 fn background_merges(sb: &Sandbox) -> usize {
     sb.processes()
