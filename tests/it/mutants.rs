@@ -645,6 +645,8 @@ fn without_a_spool_records_go_straight_to_the_database() {
         !out.status.success() && stderr.contains("the record is lost"),
         "{out:?}"
     );
+    // The hooks send stderr nowhere: the log is where it shows.
+    assert!(sb.log().contains("the record is lost"), "{}", sb.log());
 }
 
 /// Two databases used from one account keep apart what waits for them:

@@ -435,6 +435,12 @@ fn the_recorder_starts_the_central_sync_and_leaves_no_zombie() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // It ran: nothing listens, so it logged the outage.
+    assert!(
+        sb.log().contains("records wait locally"),
+        "no sync ran: {}",
+        sb.log()
+    );
     // The next frame reaps it (this one starts no sync: one an hour).
     type_and_wait(&sb, &pane, &["echo two"], 2);
     let start = Instant::now();
