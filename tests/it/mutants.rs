@@ -697,6 +697,34 @@ fn two_databases_have_fallback_spools_of_their_own() {
     assert_eq!(commands(&sb.db), ["mine 1", "mine 2"]);
 }
 
+/// The one spool of earlier versions (`spool.jsonl` in the state
+/// directory) belongs to the default database: merged into it, and into
+/// no other.
+#[test]
+fn the_spool_of_earlier_versions_goes_to_the_default_database_only() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    record(&sb, 2, "from an earlier version", T0 + SECOND, 0, "/");
+    assert_eq!(stored(&sb), ["first"], "it waits in the spool");
+    fs::rename(
+        tmux_audit::spool::path(&sb.db),
+        sb.state.join("spool.jsonl"),
+    )
+    .unwrap();
+    let other = sb.path().join("other/history.db");
+    fs::create_dir_all(other.parent().unwrap()).unwrap();
+    let out = sb.record_with(
+        b"other",
+        &crate::support::numbered("1"),
+        &[("TMUX_AUDIT_DB", Some(other.as_os_str()))],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let _ = sb.cmd().env("TMUX_AUDIT_DB", &other).arg("flush").output();
+    assert_eq!(crate::support::rows_in(&other).len(), 1, "not the other's");
+    assert!(sb.flush(), "{}", sb.log());
+    assert_eq!(stored(&sb), ["first", "from an earlier version"]);
+}
+
 /// The background merges this sandbox's records started.
 fn background_merges(sb: &Sandbox) -> usize {
     sb.processes()
