@@ -754,13 +754,26 @@ fn a_due_merge_that_finds_the_database_busy_starts_a_background_merge() {
 
 /// A spool grown past what a prompt may wait to merge (a backlog, after a
 /// long outage or a huge paste) goes to a background merge that starts at
-/// once, not to one that waits the few minutes a record may wait.
-#[test]
-fn a_backlog_goes_to_a_background_merge_at_once() {
+/// once, not to one that waits the few minutes a record may wait; the
+/// prompt does not try to merge it itself. `fallback`: the backlog is in
+/// the fallback spool (the one beside the database cannot be written).
+fn a_backlog_goes_to_a_background_merge_at_once(fallback: bool) {
     let sb = Sandbox::new();
     record(&sb, 1, "first", T0, 0, "/");
+    if fallback {
+        let spool = tmux_audit::spool::path(&sb.db);
+        let _ = fs::remove_file(&spool);
+        fs::create_dir(&spool).unwrap();
+    }
     let big = format!("second {}", "x".repeat(300_000));
+    // Busy: a prompt that tried to merge the backlog would leave it for a
+    // merge minutes later.
+    let mut holder = rusqlite::Connection::open(&sb.db).unwrap();
+    let lock = holder
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
     record(&sb, 2, &big, T0 + SECOND, 0, "/");
+    lock.rollback().unwrap();
     // Read without merging (every reader of tmux-audit merges first): only
     // the background merge can move the spool in.
     let start = std::time::Instant::now();
@@ -776,6 +789,16 @@ fn a_backlog_goes_to_a_background_merge_at_once() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_backlog_goes_to_a_background_merge_at_once_from_the_spool() {
+    a_backlog_goes_to_a_background_merge_at_once(false);
+}
+
+#[test]
+fn a_backlog_goes_to_a_background_merge_at_once_from_the_fallback_spool() {
+    a_backlog_goes_to_a_background_merge_at_once(true);
 }
 
 /// A redaction entry is checked against the row in full: one whose start
