@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_schema.sql"),
     include_str!("migrations/0002_redactions.sql"),
     include_str!("migrations/0003_no_row_triggers.sql"),
+    include_str!("migrations/0004_redaction_bytes.sql"),
 ];
 
 /// The schema version this binary writes and reads.

@@ -101,7 +101,7 @@ fn initialised(cluster: &Cluster, prefix: &str) -> String {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).starts_with("created the central schema (version 3)"),
+        text(&out.stdout).starts_with("created the central schema (version 4)"),
         "{}",
         text(&out.stdout)
     );
@@ -163,7 +163,7 @@ fn init_creates_the_schema_once_and_print_sql_shows_it_without_running_it() {
         .output()
         .unwrap();
     assert!(
-        text(&again.stdout).starts_with("the central schema is up to date (version 3)"),
+        text(&again.stdout).starts_with("the central schema is up to date (version 4)"),
         "{}",
         text(&again.stdout)
     );
@@ -1227,6 +1227,47 @@ fn a_redaction_after_shipping_hides_the_old_text_from_readers() {
             "{forged:?}: {err}"
         );
     }
+    // Nor one whose text only hides but whose bytes (which readers show
+    // first) say something else.
+    let err = as_writer
+        .execute(
+            "INSERT INTO tmux_audit.redactions (host_id, database_id, id, trace_id, command,
+                command_raw, content_hash, redacted_at_us, redacted_by, reason)
+             VALUES ($1, $2, 1, 999, '[REDACTED]', 'ls -la'::bytea, '\\x00', 0, 'eve', 'cover-up')",
+            &[&host_id, &database_id],
+        )
+        .expect_err("forged bytes");
+    assert_eq!(
+        err.as_db_error().map(|e| e.code().code()),
+        Some("23514"),
+        "{err}"
+    );
+    // The bytes' rule, as the text's: pieces of the old bytes, in order,
+    // the first at the start and the last at the end.
+    let mut admin = cluster.admin(&dbname);
+    for (old, new, hides) in [
+        (&b"ab\xffcd"[..], &b"ab[REDACTED]cd"[..], true),
+        (b"ab\xffcd", b"[REDACTED]", true),
+        (b"ab\xffcd", b"ab\xffcd", true),
+        (b"ab\xffcd", b"[REDACTED]\xff[REDACTED]", true),
+        (b"ab\xffcd", b"xx[REDACTED]", false),
+        (b"ab\xffcd", b"ab[REDACTED]cd[REDACTED]cd", false),
+        (b"ab\xffcd", b"ab\xffcdX", false),
+    ] {
+        let found: bool = admin
+            .query_one("SELECT tmux_audit.only_hides_bytes($1, $2)", &[&old, &new])
+            .unwrap()
+            .get(0);
+        assert_eq!(found, hides, "{old:?} {new:?}");
+    }
+    let found: bool = admin
+        .query_one(
+            "SELECT tmux_audit.only_hides_bytes(NULL, '[REDACTED]'::bytea)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(!found, "no bytes shipped: none can be shown");
 }
 
 /// Rows of a month no partition was made for (long past, far ahead)
