@@ -913,6 +913,11 @@ pub struct Verify {
     /// With --central: only this host (its name or its host id).
     #[arg(long, value_name = "NAME", requires = "central")]
     pub host: Option<String>,
+
+    /// Leave the captured output out: check the chains only (a copy of the
+    /// database, say, without the capture directory beside it).
+    #[arg(long, conflicts_with = "central")]
+    pub without_output: bool,
 }
 
 /// Bring in another tool's history: bash, zsh, fish, atuin, zsh-histdb, mcfly, or a tmux-audit export.

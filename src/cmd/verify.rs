@@ -356,13 +356,33 @@ impl Run for Verify {
         // Each finished capture segment against the SHA-256 its seal (a
         // tmux event, in the chain just checked) holds.
         let capture_root = tmux_audit::capture::root(&path);
-        let segments = seal::check(
-            &capture_root,
-            event_rows.iter().map(|row| &row.event),
-            &seal::running_dirs(&capture_root),
-        );
+        let segments = match self.without_output {
+            true => seal::Checked::default(),
+            false => seal::check(
+                &capture_root,
+                event_rows.iter().map(|row| &row.event),
+                &seal::running_dirs(&capture_root),
+            ),
+        };
         drop(event_rows);
-        problems.extend(segments.problems.iter().map(ToString::to_string));
+        let deleted = segments
+            .problems
+            .iter()
+            .filter(|p| matches!(p, seal::Problem::Deleted { .. }))
+            .count();
+        if deleted > 0 && deleted == segments.problems.len() && !capture_root.exists() {
+            // Not one file, the whole directory: a copy of the database
+            // without it, most likely, or the output removed wholesale.
+            problems.push(format!(
+                "the captured output of this database is missing: {deleted} sealed capture \
+                 segment{} and their directory {} are gone (a copy of the database without its \
+                 capture directory? `verify --without-output` checks the chains only)",
+                if deleted == 1 { "" } else { "s" },
+                capture_root.display()
+            ));
+        } else {
+            problems.extend(segments.problems.iter().map(ToString::to_string));
+        }
         let events_broken = events.broken_line("tmux event");
         let chains_whole = commands_whole && events_broken.is_none() && trace_whole;
         problems.extend(events_broken);
@@ -484,6 +504,9 @@ impl Run for Verify {
                 segments.intact,
                 if segments.intact == 1 { "" } else { "s" }
             )?;
+        }
+        if self.without_output {
+            writeln!(out, "not checked: the captured output (--without-output)")?;
         }
         for path in &segments.unsealed {
             writeln!(

@@ -582,6 +582,38 @@ fn verify_names_an_edited_and_a_deleted_segment() {
         assert!(start.elapsed() < PATIENCE, "never sealed: {out}");
         thread::sleep(Duration::from_millis(50));
     }
+    // A copy of the database without its capture directory: one line that
+    // says what is missing; --without-output checks the chains alone.
+    let copy = sb.path().join("copy.db");
+    rusqlite::Connection::open(&sb.db)
+        .unwrap()
+        .execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
+        .unwrap();
+    let verify_copy = |extra: &[&str]| {
+        let out = sb
+            .cmd()
+            .args(["verify", "--db", copy.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = verify_copy(&[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("the captured output of this database is missing")
+            && !out.contains("NOT INTACT: capture segment"),
+        "{out}"
+    );
+    let (code, out) = verify_copy(&["--without-output"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("not checked: the captured output (--without-output)"),
+        "{out}"
+    );
     let root = sb.path().join("data/tmux-audit/history.db-capture");
     // The pane's own segment (the first pane's capture still runs).
     let pane_dir = format!("-{}", &pane.id[1..]);
