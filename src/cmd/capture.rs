@@ -43,6 +43,9 @@ impl CaptureCmd {
             .unwrap_or_default();
         let budget = config.capture.max_total_mib.saturating_mul(1 << 20);
         let sealed = |seal: Seal| {
+            // What the last seal's store started in the background (a
+            // merge) has ended by now, or ends before the next seal.
+            super::reap_children();
             let by = Recorder::now(store::now_us());
             let event = seal.event(seal::SEALED, &socket, &by);
             if let Err(err) = store::save(&db, &[Entry::TmuxEvent(event)]) {

@@ -61,6 +61,15 @@ fn name_the_file(path: &Path, err: anyhow::Error) -> anyhow::Error {
     }
 }
 
+/// Reaps every child that has ended, without waiting for the others: for
+/// a long-lived process (a shell's recorder, a pane's capture) whose
+/// detached merges and syncs would otherwise stay zombies for as long as
+/// it lives. Only for a process in which nothing else waits for a child.
+pub(crate) fn reap_children() {
+    // SAFETY: waitpid with a null status pointer and WNOHANG only reaps.
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+}
+
 /// The database at `path` for a reader, the spool merged first; records
 /// that still wait are told on stderr, since what the reader prints then
 /// lacks them.

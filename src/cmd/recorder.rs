@@ -250,7 +250,8 @@ impl Recorder {
         // a record handed over) is this long-lived process's child: reap
         // those that have ended, or each would stay a zombie until the
         // shell exits.
-        reap_children();
+        // Nothing else in this process waits for a child between frames.
+        super::reap_children();
         Ok(true)
     }
 }
@@ -303,14 +304,6 @@ impl Read for Watched {
             }
         }
     }
-}
-
-/// Reaps every child that has ended, without waiting for the others.
-/// Nothing else in this single-threaded process waits for a child between
-/// frames, so no one else's child status is taken.
-fn reap_children() {
-    // SAFETY: waitpid with a null status pointer and WNOHANG only reaps.
-    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
 }
 
 /// A descriptor that becomes readable when process `pid` ends.
