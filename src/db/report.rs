@@ -860,13 +860,19 @@ impl Counting {
         }
     }
 
+    /// Whether a grouping's keys are only unique within one store (a tmux
+    /// pane, session or window id), so that the store's scope goes first.
+    fn scoped(by: GroupBy) -> bool {
+        matches!(by, GroupBy::Pane | GroupBy::Session | GroupBy::Window)
+    }
+
     /// Counts one command, placed by the tmux events of its own host.
     /// `scope` keeps groups of different stores apart (a pane or session
     /// id is only unique within its host); it is not shown.
     pub fn add(&mut self, scope: &str, row: &ReportFields<'_>, place: Option<Placement>) {
         group_key(self.by, row, place.as_ref(), &mut self.days, &mut self.own);
         self.key.clear();
-        if matches!(self.by, GroupBy::Pane | GroupBy::Session | GroupBy::Window) {
+        if Self::scoped(self.by) {
             self.key.push_str(scope);
             self.key.push('\u{1f}');
         }
@@ -877,14 +883,16 @@ impl Counting {
 
     /// The groups, ranked by `sort`, the first `top` kept.
     pub fn ranked(self, sort: SortBy, top: Option<usize>) -> Ranked {
+        let scoped = Self::scoped(self.by);
         let mut rows: Vec<ReportRow> = self
             .groups
             .into_iter()
             .map(|(key, group)| {
-                // The shown key without the store's scope.
+                // The shown key without the store's scope (only the
+                // groupings that have one: a command may hold U+001F).
                 let shown = match key.split_once('\u{1f}') {
-                    Some((_, own)) => own.to_string(),
-                    None => key,
+                    Some((_, own)) if scoped => own.to_string(),
+                    _ => key,
                 };
                 group.finish(shown)
             })
@@ -1038,6 +1046,48 @@ impl LocalDays {
             self.day = local_day(us);
         }
         &self.day
+    }
+}
+
+#[cfg(test)]
+mod counting_tests {
+    use super::*;
+
+    fn fields<'a>(command: &'a str, pane: &'a str) -> ReportFields<'a> {
+        ReportFields {
+            socket: Some("/tmp/tmux-0/default"),
+            pid: Some(7),
+            pane: Some(pane),
+            session_id: Some(1),
+            shell_session: "s",
+            failed: false,
+            started: 1,
+            duration: 0,
+            user: "u",
+            host: "h",
+            cwd: "/",
+            command,
+        }
+    }
+
+    /// The store's scope is taken off the groupings that carry one (pane,
+    /// session, window), and off no other: a command holding U+001F is
+    /// shown whole.
+    #[test]
+    fn a_group_is_shown_without_the_stores_scope_and_no_more() {
+        let mut by_command = Counting::new(GroupBy::Command);
+        by_command.add("host-a", &fields("printf 'a\u{1f}b'", "%1"), None);
+        let rows = by_command.ranked(SortBy::Commands, None).rows;
+        assert_eq!(rows[0].key, "printf 'a\u{1f}b'");
+        let mut by_pane = Counting::new(GroupBy::Pane);
+        by_pane.add("host-a", &fields("ls", "%1"), None);
+        by_pane.add("host-b", &fields("ls", "%1"), None);
+        let rows = by_pane.ranked(SortBy::Commands, None).rows;
+        assert_eq!(rows.len(), 2, "the same pane id on two hosts: two panes");
+        assert!(
+            rows.iter().all(|r| r.key == "/tmp/tmux-0/default,7,%1"),
+            "{rows:?}"
+        );
     }
 }
 
