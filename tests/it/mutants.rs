@@ -725,6 +725,34 @@ fn the_spool_of_earlier_versions_goes_to_the_default_database_only() {
     assert_eq!(stored(&sb), ["first", "from an earlier version"]);
 }
 
+/// `doctor` says since when records wait in a spool that could not be
+/// merged: the time of the oldest, read from the spool's first line.
+#[test]
+fn doctor_says_since_when_records_wait_after_a_failed_merge() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    user_version(&sb, Some(-1));
+    let big = format!("second {}", "x".repeat(40_000));
+    record(&sb, 2, &big, T0 + SECOND, 0, "/");
+    let out = sb.cmd().arg("doctor").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("spool"))
+        .unwrap_or_else(|| panic!("{text}"));
+    // A year of this century, whatever the zone: not "?" (no time read),
+    // nor 1969/1970 (a time of 0).
+    let year = line
+        .split("waiting since ")
+        .nth(1)
+        .and_then(|t| t.get(..4))
+        .and_then(|y| y.parse::<i32>().ok());
+    assert!(
+        line.contains("1 record waiting since ") && year.is_some_and(|y| y >= 2020),
+        "{text}"
+    );
+}
+
 /// The background merges this sandbox's records started.
 fn background_merges(sb: &Sandbox) -> usize {
     sb.processes()
