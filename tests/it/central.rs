@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::pg::{self, Cluster};
-use crate::support::{Rc, Sandbox, Shell, Tmux};
+use crate::support::{wait_until, Rc, Sandbox, Shell, Tmux};
 use tmux_audit::db::Database;
 use tmux_audit::record::{CommandRecord, Entry};
 
@@ -786,19 +786,6 @@ fn the_prompt_never_waits_for_the_central_store() {
     );
 }
 
-/// Waits until `done` holds, failing after the suite's patience.
-pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < crate::support::PATIENCE,
-            "{what}: not within {:?}",
-            crate::support::PATIENCE
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 /// Makes a CA, a server certificate for `localhost` and a client
 /// certificate for `client` in `dir` (openssl, EC keys).
 fn certificates(dir: &Path, client: &str) {
@@ -900,7 +887,7 @@ fn tls_verify_full_checks_the_server_and_a_client_certificate_logs_in() {
     )
     .unwrap();
     host.records(1, 2);
-    crate::central::wait_until("the server to take TLS", || {
+    crate::support::wait_until("the server to take TLS", || {
         host.run(&["sync"]).status.success()
     });
     let sync = |url: String| {

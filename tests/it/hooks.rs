@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::support::{Pane, ProtectedDir, Rc, Row, Sandbox, Shell, Tmux};
+use crate::support::{wait_until, Pane, ProtectedDir, Rc, Row, Sandbox, Shell, Tmux};
 
 /// One shell in one pane of a private tmux server, with the hook loaded.
 /// (Fields drop in order: the server goes before its sandbox directory.)
@@ -314,6 +314,12 @@ fn keeps_the_prompt_when_the_database_is_read_only(shell: Shell) {
     s.pane.wait_for("READY", 4);
     assert_eq!(fs::read_to_string(&status).unwrap().trim(), "4 4");
     assert!(!db.exists());
+    // The shell's recorder writes the spool and the log after the prompt
+    // came back: wait for them.
+    wait_until("the record in the fallback spool and the log", || {
+        s.sb.log().contains("the records wait in the spool")
+            && s.sb.spooled_for(&db).contains("exit 4")
+    });
     let log = s.sb.log();
     assert!(
         log.contains("the records wait in the spool") && log.contains("hint:"),
@@ -357,6 +363,9 @@ fn keeps_the_prompt_when_the_binary_is_gone(shell: Shell) {
     s.pane.wait_for("still-here", 1);
     s.pane.wait_for("READY", 5);
     assert_eq!(fs::read_to_string(&status).unwrap().trim(), "6 6");
+    wait_until("the missing binary in the log", || {
+        s.sb.log().contains(&copy.display().to_string())
+    });
     let log = s.sb.log();
     assert_eq!(log.lines().count(), 1, "logged once per shell: {log}");
     assert!(

@@ -26,6 +26,19 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tmux-audit"))
 }
 
+/// Waits until `done` holds, failing after the suite's patience.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "{what}: not within {:?}",
+            PATIENCE
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Copies the binary to `to`, and waits until the copy can be run. While
 /// it is written, a process another test forks at that moment holds the
 /// written file open until it execs, and running the copy then fails with
@@ -105,6 +118,8 @@ impl Sandbox {
     /// server, the shells and hooks that runs, background merges…).
     pub fn processes(&self) -> Vec<Process> {
         let bin = fs::canonicalize(&self.bin).unwrap_or(self.bin.clone());
+        // A binary removed while it runs shows as "<path> (deleted)".
+        let removed = PathBuf::from(format!("{} (deleted)", bin.display()));
         let home = format!("HOME={}/home", self.path().display());
         let mut found = Vec::new();
         for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -119,7 +134,8 @@ impl Sandbox {
             found.push(Process {
                 pid,
                 cmdline: String::from_utf8_lossy(&cmdline).replace('\0', " "),
-                tmux_audit: fs::read_link(entry.path().join("exe")).ok().as_ref() == Some(&bin),
+                tmux_audit: fs::read_link(entry.path().join("exe"))
+                    .is_ok_and(|exe| exe == bin || exe == removed),
             });
         }
         found
