@@ -177,6 +177,32 @@ impl Drop for Rsyslog {
     }
 }
 
+/// A second `forward` finds nothing to send, and the collector got
+/// nothing more than `lines`.
+fn nothing_more_to_send(sb: &Sandbox, rsyslog: &Rsyslog, lines: &[String]) {
+    let (code, out) = run(sb, &["forward"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("0 records and 0 tmux events sent"), "{out}");
+    assert_eq!(rsyslog.received(), lines);
+}
+
+/// `lines` hold records 1 to `n`, each exactly once, as RFC 5424 messages
+/// with tmux-audit's structured data.
+fn each_record_once(lines: &[String], n: usize) {
+    assert_eq!(lines.len(), n, "{lines:#?}");
+    for id in 1..=n {
+        let with_id: Vec<_> = lines
+            .iter()
+            .filter(|l| l.contains(&format!(" id=\"{id}\" ")))
+            .collect();
+        assert_eq!(with_id.len(), 1, "record {id}: {lines:#?}");
+        assert!(
+            with_id[0].starts_with("command [tmux-audit@32473 "),
+            "{with_id:?}"
+        );
+    }
+}
+
 #[test]
 fn every_record_reaches_rsyslog_exactly_once_across_a_restart() {
     if missing("rsyslogd") {
@@ -211,21 +237,8 @@ fn every_record_reaches_rsyslog_exactly_once_across_a_restart() {
     let (code, out) = run(&sb, &["merge-later", "--after", "0"]);
     assert_eq!(code, Some(0), "{out}");
     let lines = rsyslog.wait_for(6);
-    let (code, out) = run(&sb, &["forward"]);
-    assert!(out.contains("0 records and 0 tmux events sent"), "{out}");
-    assert_eq!(code, Some(0));
-    assert_eq!(rsyslog.received(), lines);
-    for id in 1..=6 {
-        let with_id: Vec<_> = lines
-            .iter()
-            .filter(|l| l.contains(&format!(" id=\"{id}\" ")))
-            .collect();
-        assert_eq!(with_id.len(), 1, "record {id}: {lines:#?}");
-        assert!(
-            with_id[0].starts_with("command [tmux-audit@32473 "),
-            "{with_id:?}"
-        );
-    }
+    nothing_more_to_send(&sb, &rsyslog, &lines);
+    each_record_once(&lines, 6);
     // Structured data escapes what would end it; the text follows.
     assert!(
         lines[1].contains(" seq=\"2\" ") && lines[1].contains("printf 'a]\"b'"),
@@ -361,18 +374,8 @@ fn records_reach_rsyslog_over_tls_only_when_its_certificate_checks_out() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("2 records and 0 tmux events sent"), "{out}");
     let lines = rsyslog.wait_for(2);
-    let (code, out) = run(&sb, &["forward"]);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("0 records and 0 tmux events sent"), "{out}");
-    assert_eq!(rsyslog.received(), lines);
-    assert_eq!(lines.len(), 2, "{lines:#?}");
-    for (id, line) in (1..=2).zip(&lines) {
-        assert!(
-            line.starts_with("command [tmux-audit@32473 ")
-                && line.contains(&format!(" id=\"{id}\" ")),
-            "{lines:#?}"
-        );
-    }
+    nothing_more_to_send(&sb, &rsyslog, &lines);
+    each_record_once(&lines, 2);
     assert!(lines[1].ends_with("echo 'two]\"'"), "{lines:#?}");
 
     // No root given: a one-line error naming the setting.

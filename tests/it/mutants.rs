@@ -456,6 +456,21 @@ fn user_version(sb: &Sandbox, set: Option<i64>) -> i64 {
         .unwrap()
 }
 
+/// A database that fails the merge of a due spool: "first" stored, the
+/// schema version broken while a 40 KB record (due at once) is recorded,
+/// then mended. The big record's text is returned; it waits in the spool.
+fn failed_merge(sb: &Sandbox) -> String {
+    record(sb, 1, "first", T0, 0, "/");
+    let version = user_version(sb, None);
+    user_version(sb, Some(-1));
+    // 32 KiB waiting makes the spool due: this record's merge fails.
+    let big = format!("second {}", "x".repeat(40_000));
+    record(sb, 2, &big, T0 + SECOND, 0, "/");
+    assert!(sb.log().contains("schema version -1"), "{}", sb.log());
+    user_version(sb, Some(version));
+    big
+}
+
 /// A database that failed to take a merge is not tried again by the
 /// per-command path for a minute (each try costs the prompt): a spool due
 /// to be merged waits, although the database was mended at once. A reader
@@ -463,14 +478,7 @@ fn user_version(sb: &Sandbox, set: Option<i64>) -> i64 {
 #[test]
 fn after_a_failed_merge_the_prompt_does_not_try_again_within_a_minute() {
     let sb = Sandbox::new();
-    record(&sb, 1, "first", T0, 0, "/");
-    let version = user_version(&sb, None);
-    user_version(&sb, Some(-1));
-    // 32 KiB waiting makes the spool due: this record's merge fails.
-    let big = format!("second {}", "x".repeat(40_000));
-    record(&sb, 2, &big, T0 + SECOND, 0, "/");
-    assert!(sb.log().contains("schema version -1"), "{}", sb.log());
-    user_version(&sb, Some(version));
+    let big = failed_merge(&sb);
     record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
     assert_eq!(stored(&sb), ["first"], "the due merge waits out the minute");
     assert!(sb.spooled().contains("\"third\""));
@@ -483,12 +491,7 @@ fn after_a_failed_merge_the_prompt_does_not_try_again_within_a_minute() {
 #[test]
 fn a_failed_merge_is_tried_again_by_the_prompt_after_a_minute() {
     let sb = Sandbox::new();
-    record(&sb, 1, "first", T0, 0, "/");
-    let version = user_version(&sb, None);
-    user_version(&sb, Some(-1));
-    let big = format!("second {}", "x".repeat(40_000));
-    record(&sb, 2, &big, T0 + SECOND, 0, "/");
-    user_version(&sb, Some(version));
+    let big = failed_merge(&sb);
     let note = fs::read_dir(&sb.state)
         .unwrap()
         .map(|entry| entry.unwrap().path())
