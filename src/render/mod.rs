@@ -706,6 +706,37 @@ pub fn commands(rows: &[StoredCommand], nul: bool) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// A field added to a command ([`CommandRecord::fields`], which the
+    /// chain and the INSERT are made from) must reach `--json` and the
+    /// exports too: this names the one it does not.
+    #[test]
+    fn every_stored_field_of_a_command_is_in_the_json() {
+        let row = StoredCommand {
+            id: 1,
+            recorded_at_us: 0,
+            record: crate::record::CommandRecord::default(),
+            placement: None,
+        };
+        let json = serde_json::to_value(json_record(&row)).unwrap();
+        let keys = json.as_object().unwrap();
+        let record = &row.record;
+        let stored = record.fields().map(|(name, _)| name);
+        let imported = record.import_fields().map(|(name, _)| name);
+        for name in stored.into_iter().chain(imported) {
+            // The JSON's own names for what it shows converted.
+            let shown = match name {
+                "command_raw" => "command_bytes_hex",
+                "cwd_raw" => "cwd_bytes_hex",
+                "started_at_us" => "started_at",
+                "duration_us" => "duration_ms",
+                // Import's duplicate key: internal, not a fact about the command.
+                "import_key" => continue,
+                other => other,
+            };
+            assert!(keys.contains_key(shown), "{name} is not in the JSON record");
+        }
+    }
+
     #[test]
     fn durations_read_like_a_person_would_say_them() {
         assert_eq!(human_duration(850_000), "850ms");
