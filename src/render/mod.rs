@@ -15,7 +15,9 @@ use crate::text::hex;
 
 pub mod ecs;
 pub mod report;
+pub mod sessions;
 pub mod stream;
+pub mod timeline;
 
 /// When tables use colour (`--color`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
