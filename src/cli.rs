@@ -1321,6 +1321,7 @@ impl From<&FilterArgs> for tmux_audit::filter::Filters {
             since: f.since,
             until: f.until,
             min_duration: f.min_duration,
+            live_session: None,
         }
     }
 }

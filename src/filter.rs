@@ -69,6 +69,13 @@ pub struct Filters {
 
     /// Commands that ran at least this long: 500ms, 5s, 2m, 1h30m.
     pub min_duration: Option<chrono::Duration>,
+
+    /// The session of the running tmux server that has the name
+    /// [`Filters::session`] gives, when one has: `((socket, server pid),
+    /// session id)`. Asking tmux is the command's part (see
+    /// `lifecycle::hooks::live_session`), not the query's: a session whose
+    /// name no recorded event carries yet is still found.
+    pub live_session: Option<((String, i64), i64)>,
 }
 
 /// SQL conditions over the `commands` table, joined with AND, and their
@@ -118,6 +125,14 @@ impl Filters {
     /// `--session $N`: a session id, on any server.
     pub fn session_id(&self) -> Option<i64> {
         self.session.as_deref()?.strip_prefix('$')?.parse().ok()
+    }
+
+    /// A session given by name (not `$N`), which the running tmux server
+    /// may know as well as the recorded events: see [`Filters::live_session`].
+    pub fn session_name(&self) -> Option<&str> {
+        self.session
+            .as_deref()
+            .filter(|_| self.session_id().is_none())
     }
 
     /// The conditions on the command's own columns. `session`, `window` and

@@ -29,6 +29,8 @@ use std::path::Path;
 
 use anyhow::Result;
 use tmux_audit::db::{Database, DbError};
+use tmux_audit::filter::Filters;
+use tmux_audit::lifecycle;
 use tmux_audit::spool;
 
 use crate::cli::Command;
@@ -79,6 +81,16 @@ pub fn open_for_reading(path: &Path) -> Result<Database> {
         eprintln!("tmux-audit: warning: {waiting}");
     }
     Ok(db)
+}
+
+/// `filters` with the running tmux server's session of the name
+/// `--session` gives, if one has it (see [`Filters::live_session`]).
+pub fn with_live_session(mut filters: Filters) -> Result<Filters> {
+    if let Some(name) = filters.session_name() {
+        filters.live_session = lifecycle::hooks::live_session(name)?
+            .map(|live| ((live.socket, live.server_pid), live.id));
+    }
+    Ok(filters)
 }
 
 pub trait Run {

@@ -81,10 +81,10 @@ impl Replay {
         until: i64,
     ) -> Result<replay::Stream> {
         let db = super::open_for_reading(db_path)?;
-        let filters = Filters {
+        let filters = super::with_live_session(Filters {
             session: Some(session.to_string()),
             ..Filters::default()
-        };
+        })?;
         let mut commands = db.search(&SearchQuery {
             conditions: db.conditions(&filters)?,
             scan_first: None,

@@ -19,6 +19,7 @@ impl Run for Report {
             super::search::central_filters_only(&filters)?;
             return self.run_central(&filters.conditions()?);
         }
+        let filters = super::with_live_session(filters)?;
         let by = self.by.unwrap_or(crate::cli::GroupBy::Pane).into();
         let path = paths::database(self.db.path.as_deref())?;
         let mut db = super::open_for_reading(&path)?;

@@ -152,7 +152,7 @@ impl Matches {
         pattern: Option<&str>,
         kind: MatchKind,
     ) -> Result<Matches> {
-        let filters = tmux_audit::filter::Filters::from(filters);
+        let filters = super::with_live_session(tmux_audit::filter::Filters::from(filters))?;
         let pattern = pattern.filter(|p| !p.is_empty());
         // A mistake in the pattern or a filter is told before the database
         // is opened (and whether or not there is one).

@@ -30,10 +30,8 @@ impl Database {
     pub fn conditions(&self, filters: &Filters) -> Result<Conditions> {
         let mut c = filters.conditions()?;
         self.read_ranges_by_index_when_few(&mut c)?;
-        if let Some(session) = &filters.session
-            && filters.session_id().is_none()
-        {
-            self.session_condition(&mut c, session)?;
+        if let Some(session) = filters.session_name() {
+            self.session_condition(&mut c, session, filters.live_session.clone())?;
         }
         let windows = match &filters.window {
             Some(window) => Some(self.windows(window)?),
@@ -94,14 +92,17 @@ impl Database {
     }
 
     /// A name matches every session that ever had it, in the recorded
-    /// events or in the running tmux server; a bare number that no session
-    /// had as its name is a session id on any server. (`$N` is a plain
-    /// condition of `Filters`.)
-    fn session_condition(&self, c: &mut Conditions, session: &str) -> Result<()> {
+    /// events or in the running tmux server (`live`, which the caller asked
+    /// tmux for); a bare number that no session had as its name is a session
+    /// id on any server. (`$N` is a plain condition of `Filters`.)
+    fn session_condition(
+        &self,
+        c: &mut Conditions,
+        session: &str,
+        live: Option<SessionKey>,
+    ) -> Result<()> {
         let mut named = self.sessions_named(session)?;
-        if let Some(live) = crate::lifecycle::hooks::live_session(session)? {
-            named.insert(((live.socket, live.server_pid), live.id));
-        }
+        named.extend(live);
         if named.is_empty() {
             if let Ok(id) = session.parse::<i64>() {
                 c.push("tmux_session_id = ?", [Value::Integer(id)]);

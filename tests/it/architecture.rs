@@ -84,3 +84,27 @@ fn the_check_sees_a_crossing() {
     );
     assert!(crossings("use crate::db::Database;").is_empty());
 }
+
+/// The storage and rendering layers work on what they are given: none of
+/// them runs tmux (`lifecycle::hooks` is the side that asks the tmux server)
+/// or any other program; the commands ask, and pass the answers down.
+#[test]
+fn storage_and_rendering_never_ask_tmux() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let found: Vec<String> = library()
+        .iter()
+        .filter(|(path, _)| {
+            let rel = path.strip_prefix(&src).unwrap();
+            ["db", "render", "filter.rs", "spool.rs"]
+                .iter()
+                .any(|layer| rel.starts_with(layer))
+        })
+        .flat_map(|(path, code)| {
+            ["hooks::", "Command::new("]
+                .into_iter()
+                .filter(|w| code.contains(w))
+                .map(move |w| format!("{}: {w}", path.display()))
+        })
+        .collect();
+    assert!(found.is_empty(), "layers crossed:\n{}", found.join("\n"));
+}

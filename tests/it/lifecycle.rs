@@ -807,3 +807,67 @@ fn init_tmux_sees_every_pane_of_the_server() {
     seen.sort();
     assert_eq!(seen, want);
 }
+
+/// Without `init tmux` no event names a session, but the running tmux
+/// server knows its name: `search --session NAME` and `report` asked from
+/// inside that server find its commands; with the server gone the name
+/// means nothing.
+#[test]
+fn a_session_of_the_running_server_is_found_by_name_without_events() {
+    let sb = Sandbox::new();
+    let (tmux, _) = Tmux::start(&sb, "cat");
+    let out = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "unrecorded",
+        "-P",
+        "-F",
+        "#{pane_id} #{session_id}",
+        "cat",
+    ]);
+    let (pane, session) = out.split_once(' ').unwrap();
+    let tmux_env = format!(
+        "{},{},{}",
+        tmux.socket_path(),
+        tmux.server_pid(),
+        session.trim_start_matches('$')
+    );
+    let inside = [
+        ("TMUX", Some(std::ffi::OsStr::new(&tmux_env))),
+        ("TMUX_PANE", Some(std::ffi::OsStr::new(pane))),
+    ];
+    let out = sb.record_with(
+        b"echo in-unrecorded",
+        &crate::support::numbered("1"),
+        &inside,
+    );
+    assert!(out.status.success(), "{}", sb.log());
+    assert!(sb.events().is_empty(), "no tmux event was recorded");
+    let run = |args: &[&str]| {
+        let mut cmd = sb.cmd();
+        cmd.args(args).env("TMUX", &tmux_env).env("TMUX_PANE", pane);
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["search", "--session", "unrecorded", "--format", "cmd"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "echo in-unrecorded\n"),
+        "{err}"
+    );
+    let (code, out, err) = run(&["report", "--session", "unrecorded", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("\"commands\": 1"), "{out}");
+    drop(tmux);
+    let (code, _, err) = run(&["search", "--session", "unrecorded"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("no tmux session named \"unrecorded\""),
+        "{err}"
+    );
+}
