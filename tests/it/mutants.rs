@@ -589,6 +589,54 @@ fn the_first_record_of_a_batch_starts_a_merge_for_the_longest_wait() {
     );
 }
 
+/// One background merge serves every shell for five minutes: while the
+/// note of a pending one is younger, the first record of a new batch
+/// starts none of its own; once the note is older (its merge died, say),
+/// the next first record starts one.
+#[test]
+fn a_pending_background_merge_is_not_started_twice_within_five_minutes() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    record(&sb, 2, "second", T0 + SECOND, 0, "/");
+    assert_eq!(background_merges(&sb), 1);
+    // Its merge dies before it merged; a reader empties the spool.
+    for merge in sb.processes() {
+        if merge.tmux_audit && merge.cmdline.contains(" merge-later ") {
+            // SAFETY: plain kill(2) of a process this test started.
+            unsafe { libc::kill(merge.pid, libc::SIGKILL) };
+        }
+    }
+    crate::support::wait_until("the merge to die", || background_merges(&sb) == 0);
+    assert!(sb.flush());
+    let note = fs::read_dir(&sb.state)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("merge-later-")
+        })
+        .expect("the pending merge is noted");
+
+    record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
+    assert_eq!(background_merges(&sb), 0, "the pending merge's note holds");
+
+    assert!(sb.flush());
+    let six_minutes_ago = std::process::Command::new("touch")
+        .args(["-d", "6 minutes ago"])
+        .arg(&note)
+        .status()
+        .unwrap();
+    assert!(six_minutes_ago.success());
+    record(&sb, 4, "fourth", T0 + 3 * SECOND, 0, "/");
+    assert_eq!(
+        background_merges(&sb),
+        1,
+        "an old note is not a pending merge"
+    );
+}
+
 /// With no spool that can be written (a directory where each spool should
 /// be), a record goes straight into the database; one that finds it locked
 /// is handed to a background `record-later`, which waits for the lock; a
