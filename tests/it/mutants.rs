@@ -486,12 +486,8 @@ fn after_a_failed_merge_the_prompt_does_not_try_again_within_a_minute() {
     assert_eq!(stored(&sb), ["first", &big, "third"]);
 }
 
-/// Once the minute is over, the prompt tries the merge again: a failure
-/// noted long ago does not keep the spool waiting for a reader.
-#[test]
-fn a_failed_merge_is_tried_again_by_the_prompt_after_a_minute() {
-    let sb = Sandbox::new();
-    let big = failed_merge(&sb);
+/// Rewrites the note of the last failed merge as made `ago` before now.
+fn failure_noted(sb: &Sandbox, ago: i64) {
     let note = fs::read_dir(&sb.state)
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -502,15 +498,39 @@ fn a_failed_merge_is_tried_again_by_the_prompt_after_a_minute() {
                 .starts_with("merge-failed-")
         })
         .expect("the failed merge is noted");
-    let (_, why) = fs::read_to_string(&note)
-        .unwrap()
-        .split_once('\n')
-        .map(|(at, why)| (at.to_string(), why.to_string()))
-        .unwrap();
-    let noted = |ago: i64| {
-        let at = tmux_audit::store::now_us() - ago;
-        fs::write(&note, format!("{at}\n{why}")).unwrap();
-    };
+    let text = fs::read_to_string(&note).unwrap();
+    let (_, why) = text.split_once('\n').unwrap();
+    let at = tmux_audit::store::now_us() - ago;
+    fs::write(&note, format!("{at}\n{why}")).unwrap();
+}
+
+/// A merge that fails again, a minute later, for the same reason is not
+/// logged again: one line per outage, not one a minute. A new reason is.
+#[test]
+fn a_merge_failing_again_for_the_same_reason_is_logged_once() {
+    let sb = Sandbox::new();
+    failed_merge(&sb);
+    let logged = |sb: &Sandbox| sb.log().matches("cannot move the spool").count();
+    assert_eq!(logged(&sb), 1, "{}", sb.log());
+    user_version(&sb, Some(-1));
+    failure_noted(&sb, 61 * SECOND);
+    record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
+    assert_eq!(stored(&sb), ["first"], "tried again, and failed again");
+    assert_eq!(logged(&sb), 1, "{}", sb.log());
+    user_version(&sb, Some(-2));
+    failure_noted(&sb, 61 * SECOND);
+    record(&sb, 4, "fourth", T0 + 3 * SECOND, 0, "/");
+    assert_eq!(logged(&sb), 2, "{}", sb.log());
+    assert!(sb.log().contains("schema version -2"), "{}", sb.log());
+}
+
+/// Once the minute is over, the prompt tries the merge again: a failure
+/// noted long ago does not keep the spool waiting for a reader.
+#[test]
+fn a_failed_merge_is_tried_again_by_the_prompt_after_a_minute() {
+    let sb = Sandbox::new();
+    let big = failed_merge(&sb);
+    let noted = |ago: i64| failure_noted(&sb, ago);
     // (Times as the README promises them, not the library's constants.)
     // Noted half a minute ago: the prompt leaves it.
     noted(30 * SECOND);
