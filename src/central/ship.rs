@@ -1,8 +1,9 @@
 //! `tmux-audit sync`: the local chains shipped to the central store, in
-//! chain order, in batches, each batch one transaction. Resumable and
+//! chain order, in batches, each batch one INSERT of column arrays (so one
+//! transaction), sent while the next batch is read. Resumable and
 //! idempotent: where to start is the server's anchor (what it holds of
 //! this host's database), checked against the local chain and noted in
-//! the local cursor; a row sent twice is skipped by the server's trigger.
+//! the local cursor; a row sent twice is skipped by its primary key.
 
 use postgres::types::ToSql;
 
