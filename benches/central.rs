@@ -125,9 +125,10 @@ fn ship(cluster: &Cluster) {
         let took = measure(host.cmd(&["sync"]));
         assert_eq!(took.code, Some(0), "sync failed");
         println!(
-            "ship: {rows} commands in {} = {:.0} records/s (peak RSS {} KiB)",
+            "ship: {rows} commands in {} = {:.0} records/s (client CPU {}, peak RSS {} KiB)",
             ms(took.took),
             rows as f64 / took.took.as_secs_f64(),
+            ms(took.cpu),
             took.peak_rss_kib
         );
         times.push(took.took);

@@ -118,6 +118,8 @@ pub fn ms(d: Duration) -> String {
 pub struct Run {
     pub took: Duration,
     pub peak_rss_kib: i64,
+    /// The child's own CPU time, user and system.
+    pub cpu: Duration,
     pub bytes: u64,
     pub code: Option<i32>,
 }
@@ -158,6 +160,8 @@ pub fn measure(mut command: std::process::Command) -> Run {
     Run {
         took,
         peak_rss_kib: usage.ru_maxrss,
+        cpu: Duration::from_secs(usage.ru_utime.tv_sec as u64 + usage.ru_stime.tv_sec as u64)
+            + Duration::from_micros(usage.ru_utime.tv_usec as u64 + usage.ru_stime.tv_usec as u64),
         bytes,
         code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
     }

@@ -1,8 +1,9 @@
 //! `tmux-audit sync`: the local chains shipped to the central store, in
-//! chain order, in batches, each batch one transaction. Resumable and
+//! chain order, in batches, each batch one INSERT of column arrays (so one
+//! transaction), sent while the next batch is read. Resumable and
 //! idempotent: where to start is the server's anchor (what it holds of
 //! this host's database), checked against the local chain and noted in
-//! the local cursor; a row sent twice is skipped by the server's trigger.
+//! the local cursor; a row sent twice is skipped by its primary key.
 
 use postgres::types::ToSql;
 
@@ -14,8 +15,9 @@ use crate::db::events::StoredEvent;
 use crate::db::Chain;
 use crate::db::Database;
 
-/// Rows per INSERT: 28 parameters each, under PostgreSQL's 65,535.
-pub const BATCH: usize = 1000;
+/// Rows per INSERT (and per transaction): each batch costs a round trip,
+/// a commit and a note in the local cursor.
+pub const BATCH: usize = 5000;
 
 /// How many rows of each chain went out, and what the server holds now.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -70,66 +72,114 @@ pub fn ship(db: &mut Database, target: &Target, host: &HostIdentity) -> Result<S
     let mut client = target.connect()?;
     schema::check(&mut client)?;
     bind(&mut client, host)?;
-    let mut statements = Statements::default();
-    let database_id = db.database_id()?;
-    let server = target.server_key();
-    let mut shipped = Shipped::default();
-    for chain in Chain::ALL {
-        let mut cursor = start(db, &mut client, host, &database_id, chain)?;
-        db.note_shipped(&server, chain, &cursor, crate::store::now_us())?;
-        let mut conflicts = 0;
-        loop {
-            let sent = match chain {
-                Chain::Commands => {
-                    let rows = db.commands_after(cursor.last_id, BATCH)?;
-                    if rows.is_empty() {
-                        break;
-                    }
-                    if let Err(err) =
-                        send_commands(&mut client, &mut statements, host, &database_id, &rows)
-                    {
-                        resolve(err, &mut conflicts)?;
-                        cursor = start(db, &mut client, host, &database_id, chain)?;
-                        continue;
-                    }
-                    let last = &rows[rows.len() - 1];
-                    cursor = Cursor {
-                        last_id: last.stored.id,
-                        last_hash: last.hash.clone(),
-                    };
-                    rows.len()
-                }
-                Chain::TmuxEvents => {
-                    let rows = db.tmux_events_after(cursor.last_id, BATCH)?;
-                    if rows.is_empty() {
-                        break;
-                    }
-                    if let Err(err) =
-                        send_events(&mut client, &mut statements, host, &database_id, &rows)
-                    {
-                        resolve(err, &mut conflicts)?;
-                        cursor = start(db, &mut client, host, &database_id, chain)?;
-                        continue;
-                    }
-                    let last = &rows[rows.len() - 1];
-                    cursor = Cursor {
-                        last_id: last.id,
-                        last_hash: Some(last.hash.clone()),
-                    };
-                    rows.len()
-                }
-            };
-            db.note_shipped(&server, chain, &cursor, crate::store::now_us())?;
-            match chain {
-                Chain::Commands => shipped.commands += sent,
-                Chain::TmuxEvents => shipped.tmux_events += sent,
+    let mut to = To {
+        client,
+        host,
+        database_id: db.database_id()?,
+        server: target.server_key(),
+    };
+    let (commands, cursor) = ship_chain::<ChainedCommand>(db, &mut to)?;
+    let redactions = send_redactions(db, &mut to.client, &host.id, &to.database_id, &cursor)?;
+    let (tmux_events, _) = ship_chain::<StoredEvent>(db, &mut to)?;
+    Ok(Shipped {
+        commands,
+        tmux_events,
+        redactions,
+    })
+}
+
+/// Where a sync ships to: the connection, as which host and local
+/// database, and the server's key in the local cursor.
+struct To<'a> {
+    client: postgres::Client,
+    host: &'a HostIdentity,
+    database_id: String,
+    server: String,
+}
+
+/// One chain shipped, from the server's anchor on, [`BATCH`] rows per
+/// INSERT: how many rows went out, and the cursor at the end.
+fn ship_chain<R: ChainRow>(db: &mut Database, to: &mut To) -> Result<(usize, Cursor), ShipError> {
+    let insert = to
+        .client
+        .prepare(&insert_sql(R::TABLE, R::COLUMNS))
+        .map_err(|e| CentralError::from_postgres(&e))?;
+    let mut cursor = start(db, to, R::CHAIN)?;
+    db.note_shipped(&to.server, R::CHAIN, &cursor, crate::store::now_us())?;
+    let (mut sent, mut conflicts) = (0, 0);
+    loop {
+        match pipeline::<R>(db, to, &insert, &mut cursor, &mut sent) {
+            Ok(()) => return Ok((sent, cursor)),
+            Err(ShipError::Central(err)) => {
+                resolve(err, &mut conflicts)?;
+                cursor = start(db, to, R::CHAIN)?;
             }
-        }
-        if chain == Chain::Commands {
-            shipped.redactions = send_redactions(db, &mut client, &host.id, &database_id, &cursor)?;
+            Err(err) => return Err(err),
         }
     }
-    Ok(shipped)
+}
+
+/// Batches from `cursor` on, the next one read here while the server
+/// stores the one before (a thread sends them, in order, and stops at
+/// the first failure); the cursor moves, locally too, as each is stored.
+fn pipeline<R: ChainRow>(
+    db: &mut Database,
+    to: &mut To,
+    insert: &postgres::Statement,
+    cursor: &mut Cursor,
+    sent: &mut usize,
+) -> Result<(), ShipError> {
+    let (client, host_id, database_id) = (&mut to.client, &to.host.id, &to.database_id);
+    let server = &to.server;
+    std::thread::scope(|scope| {
+        // One batch queued while one is stored: memory stays at two.
+        let (batches, queued) = std::sync::mpsc::sync_channel::<Vec<R>>(1);
+        let (stored, outcomes) = std::sync::mpsc::channel();
+        scope.spawn(move || {
+            for rows in queued {
+                let outcome = send(client, insert, host_id, database_id, &rows);
+                let failed = outcome.is_err();
+                if stored.send(outcome).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let mut after = cursor.last_id;
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut stored_one = |outcome: Result<(), CentralError>,
+                              db: &mut Database,
+                              in_flight: &mut std::collections::VecDeque<(Cursor, usize)>|
+         -> Result<(), ShipError> {
+            outcome?;
+            // One outcome per batch sent, in the order sent.
+            let Some((shipped, rows)) = in_flight.pop_front() else {
+                return Ok(());
+            };
+            db.note_shipped(server, R::CHAIN, &shipped, crate::store::now_us())?;
+            *cursor = shipped;
+            *sent += rows;
+            Ok(())
+        };
+        loop {
+            let rows = R::after(db, after, BATCH)?;
+            let Some(last) = rows.last() else { break };
+            after = last.cursor().last_id;
+            in_flight.push_back((last.cursor(), rows.len()));
+            // The sender stopped at a failure: its outcome says which.
+            let stopped = batches.send(rows).is_err();
+            while let Ok(outcome) = outcomes.try_recv() {
+                stored_one(outcome, db, &mut in_flight)?;
+            }
+            if stopped {
+                break;
+            }
+        }
+        drop(batches);
+        for outcome in outcomes {
+            stored_one(outcome, db, &mut in_flight)?;
+        }
+        Ok(())
+    })
 }
 
 /// The redactions of shipped commands, each stored once by the server
@@ -208,14 +258,8 @@ pub fn anchor(
 
 /// Where to go on from: the server's anchor, once the local chain is
 /// seen to hold the same row with the same hash.
-fn start(
-    db: &Database,
-    client: &mut postgres::Client,
-    host: &HostIdentity,
-    database_id: &str,
-    chain: Chain,
-) -> Result<Cursor, ShipError> {
-    let Some(anchor) = anchor(client, host, database_id, chain)? else {
+fn start(db: &Database, to: &mut To, chain: Chain) -> Result<Cursor, ShipError> {
+    let Some(anchor) = anchor(&mut to.client, to.host, &to.database_id, chain)? else {
         return Ok(Cursor {
             last_id: 0,
             last_hash: None,
@@ -261,214 +305,265 @@ fn bind(client: &mut postgres::Client, host: &HostIdentity) -> Result<(), Centra
     }
 }
 
-/// The INSERT of a batch, prepared once per size and sync: parsing and
-/// planning a statement of 1,000 rows each time cost a round trip and
-/// the server's time per batch.
-#[derive(Default)]
-struct Statements {
-    prepared: Vec<(&'static str, usize, postgres::Statement)>,
+/// A chain's rows as they are shipped: read from the local database in
+/// chain order, sent as one column array per column (one INSERT per batch
+/// whatever its size, prepared once per sync: no statement of thousands
+/// of parameters to parse and plan, nor PostgreSQL's 65,535 limit on
+/// them).
+trait ChainRow: Sized + Send {
+    const CHAIN: Chain;
+    /// The central table.
+    const TABLE: &'static str;
+    /// The columns after `host_id` and `database_id`, each with its type,
+    /// in the order of [`ChainRow::columns`].
+    const COLUMNS: &'static [(&'static str, &'static str)];
+
+    /// Up to `limit` rows after row `after_id`, in chain order.
+    fn after(db: &Database, after_id: i64, limit: usize) -> Result<Vec<Self>, crate::db::DbError>;
+
+    /// The cursor once this row is shipped.
+    fn cursor(&self) -> Cursor;
+
+    /// One array per column of [`ChainRow::COLUMNS`].
+    fn columns(rows: &[Self]) -> Vec<Column<'_>>;
 }
 
-impl Statements {
-    fn get(
-        &mut self,
-        client: &mut postgres::Client,
-        insert: &'static str,
-        columns: usize,
-        rows: usize,
-    ) -> Result<postgres::Statement, CentralError> {
-        if let Some((_, _, statement)) = self
-            .prepared
-            .iter()
-            .find(|(sql, n, _)| *sql == insert && *n == rows)
-        {
-            return Ok(statement.clone());
+type Column<'a> = Box<dyn ToSql + Sync + 'a>;
+
+/// The array of one column: `value` of each row.
+fn column<'a, R, T: ToSql + Sync + 'a>(rows: &'a [R], value: impl Fn(&'a R) -> T) -> Column<'a> {
+    Box::new(rows.iter().map(value).collect::<Vec<T>>())
+}
+
+/// `INSERT … SELECT $1, $2, * FROM unnest($3::type[], …)`: a batch's rows
+/// in one statement, each row sent before skipped by its primary key.
+fn insert_sql(table: &str, columns: &[(&str, &str)]) -> String {
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    let arrays: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, kind))| format!("${}::{kind}[]", i + 3))
+        .collect();
+    format!(
+        "INSERT INTO tmux_audit.{table} (host_id, database_id, {}) \
+         SELECT $1::text, $2::text, * FROM unnest({}) ON CONFLICT DO NOTHING",
+        names.join(", "),
+        arrays.join(", ")
+    )
+}
+
+/// A batch, one statement (so one transaction: the server's `link`
+/// trigger checks its rows extend the chain it holds, and moves the
+/// anchor).
+fn send<R: ChainRow>(
+    client: &mut postgres::Client,
+    insert: &postgres::Statement,
+    host_id: &str,
+    database_id: &str,
+    rows: &[R],
+) -> Result<(), CentralError> {
+    let columns = R::columns(rows);
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&host_id, &database_id];
+    params.extend(columns.iter().map(|c| c.as_ref() as &(dyn ToSql + Sync)));
+    client
+        .execute(insert, &params)
+        .map(|_| ())
+        .map_err(|e| CentralError::from_postgres(&e))
+}
+
+impl ChainRow for ChainedCommand {
+    const CHAIN: Chain = Chain::Commands;
+    const TABLE: &'static str = "commands";
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("id", "bigint"),
+        ("recorded_at_us", "bigint"),
+        ("command", "text"),
+        ("command_raw", "bytea"),
+        ("exit_status", "bigint"),
+        ("started_at_us", "bigint"),
+        ("duration_us", "bigint"),
+        ("cwd", "text"),
+        ("cwd_raw", "bytea"),
+        ("\"user\"", "text"),
+        ("uid", "bigint"),
+        ("login_uid", "bigint"),
+        ("sudo_user", "text"),
+        ("host", "text"),
+        ("shell", "text"),
+        ("shell_session", "text"),
+        ("seq", "bigint"),
+        ("tty", "text"),
+        ("ssh_connection", "text"),
+        ("tmux_socket", "text"),
+        ("tmux_server_pid", "bigint"),
+        ("tmux_session_id", "bigint"),
+        ("tmux_pane", "text"),
+        ("redacted", "boolean"),
+        ("import_source", "text"),
+        ("import_file", "text"),
+        ("import_key", "bytea"),
+        ("prev_hash", "bytea"),
+        ("hash", "bytea"),
+    ];
+
+    fn after(db: &Database, after_id: i64, limit: usize) -> Result<Vec<Self>, crate::db::DbError> {
+        db.commands_after(after_id, limit)
+    }
+
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            last_id: self.stored.id,
+            last_hash: self.hash.clone(),
         }
-        let sql = format!(
-            "{insert}{} ON CONFLICT DO NOTHING",
-            values_sql(rows, columns)
+    }
+
+    fn columns(rows: &[Self]) -> Vec<Column<'_>> {
+        fn imported(r: &ChainedCommand) -> Option<&crate::record::Imported> {
+            r.stored.record.imported.as_ref()
+        }
+        vec![
+            column(rows, |r| r.stored.id),
+            column(rows, |r| r.stored.recorded_at_us),
+            column(rows, |r| r.stored.record.command.as_str()),
+            column(rows, |r| r.stored.record.command_raw.as_deref()),
+            column(rows, |r| r.stored.record.exit_status),
+            column(rows, |r| r.stored.record.started_at_us),
+            column(rows, |r| r.stored.record.duration_us),
+            column(rows, |r| r.stored.record.cwd.as_str()),
+            column(rows, |r| r.stored.record.cwd_raw.as_deref()),
+            column(rows, |r| r.stored.record.user.as_str()),
+            column(rows, |r| i64::from(r.stored.record.uid)),
+            column(rows, |r| r.stored.record.login_uid.map(i64::from)),
+            column(rows, |r| r.stored.record.sudo_user.as_deref()),
+            column(rows, |r| r.stored.record.host.as_str()),
+            column(rows, |r| r.stored.record.shell.as_str()),
+            column(rows, |r| r.stored.record.shell_session.as_str()),
+            column(rows, |r| r.stored.record.seq),
+            column(rows, |r| r.stored.record.tty.as_deref()),
+            column(rows, |r| r.stored.record.ssh_connection.as_deref()),
+            column(rows, |r| r.stored.record.tmux_socket.as_deref()),
+            column(rows, |r| r.stored.record.tmux_server_pid),
+            column(rows, |r| r.stored.record.tmux_session_id),
+            column(rows, |r| r.stored.record.tmux_pane.as_deref()),
+            column(rows, |r| r.stored.record.redacted),
+            column(rows, |r| imported(r).map(|m| m.source.as_str())),
+            column(rows, |r| imported(r).map(|m| m.file.as_str())),
+            column(rows, |r| imported(r).map(|m| m.key.as_slice())),
+            column(rows, |r| r.prev_hash.as_deref()),
+            column(rows, |r| r.hash.as_deref()),
+        ]
+    }
+}
+
+impl ChainRow for StoredEvent {
+    const CHAIN: Chain = Chain::TmuxEvents;
+    const TABLE: &'static str = "tmux_events";
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("id", "bigint"),
+        ("recorded_at_us", "bigint"),
+        ("event", "text"),
+        ("at_us", "bigint"),
+        ("event_key", "text"),
+        ("host", "text"),
+        ("\"user\"", "text"),
+        ("uid", "bigint"),
+        ("tmux_socket", "text"),
+        ("tmux_server_pid", "bigint"),
+        ("session_id", "bigint"),
+        ("session_name", "text"),
+        ("window_id", "bigint"),
+        ("window_index", "bigint"),
+        ("window_name", "text"),
+        ("pane", "text"),
+        ("client_name", "text"),
+        ("client_tty", "text"),
+        ("client_pid", "bigint"),
+        ("client_user", "text"),
+        ("client_uid", "bigint"),
+        ("client_termname", "text"),
+        ("automatic_rename", "boolean"),
+        ("prev_hash", "bytea"),
+        ("hash", "bytea"),
+    ];
+
+    fn after(db: &Database, after_id: i64, limit: usize) -> Result<Vec<Self>, crate::db::DbError> {
+        db.tmux_events_after(after_id, limit)
+    }
+
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            last_id: self.id,
+            last_hash: Some(self.hash.clone()),
+        }
+    }
+
+    fn columns(rows: &[Self]) -> Vec<Column<'_>> {
+        fn client(r: &StoredEvent) -> Option<&crate::lifecycle::Client> {
+            r.event.client.as_ref()
+        }
+        vec![
+            column(rows, |r| r.id),
+            column(rows, |r| r.recorded_at_us),
+            column(rows, |r| r.event.event.as_str()),
+            column(rows, |r| r.event.at_us),
+            column(rows, |r| r.event.event_key.as_str()),
+            column(rows, |r| r.event.host.as_str()),
+            column(rows, |r| r.event.user.as_str()),
+            column(rows, |r| i64::from(r.event.uid)),
+            column(rows, |r| r.event.tmux_socket.as_str()),
+            column(rows, |r| r.event.tmux_server_pid),
+            column(rows, |r| r.event.session_id),
+            column(rows, |r| r.event.session_name.as_deref()),
+            column(rows, |r| r.event.window_id),
+            column(rows, |r| r.event.window_index),
+            column(rows, |r| r.event.window_name.as_deref()),
+            column(rows, |r| r.event.pane.as_deref()),
+            column(rows, |r| client(r).map(|c| c.name.as_str())),
+            column(rows, |r| client(r).and_then(|c| c.tty.as_deref())),
+            column(rows, |r| client(r).and_then(|c| c.pid)),
+            column(rows, |r| client(r).and_then(|c| c.user.as_deref())),
+            column(rows, |r| client(r).and_then(|c| c.uid)),
+            column(rows, |r| client(r).and_then(|c| c.termname.as_deref())),
+            column(rows, |r| r.event.automatic_rename),
+            column(rows, |r| r.prev_hash.as_slice()),
+            column(rows, |r| r.hash.as_slice()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_has_its_array() {
+        let command = ChainedCommand {
+            stored: crate::db::StoredCommand {
+                id: 1,
+                recorded_at_us: 2,
+                record: crate::record::CommandRecord::default(),
+                placement: None,
+            },
+            prev_hash: None,
+            hash: Some(vec![1]),
+        };
+        assert_eq!(
+            ChainedCommand::columns(std::slice::from_ref(&command)).len(),
+            ChainedCommand::COLUMNS.len()
         );
-        let statement = client
-            .prepare(&sql)
-            .map_err(|e| CentralError::from_postgres(&e))?;
-        self.prepared.push((insert, rows, statement.clone()));
-        Ok(statement)
+        let sql = insert_sql("commands", ChainedCommand::COLUMNS);
+        assert!(sql.contains("$31::bytea[]"), "{sql}");
+        assert!(!sql.contains("$32"), "{sql}");
+        let event = StoredEvent {
+            id: 1,
+            recorded_at_us: 2,
+            event: crate::lifecycle::TmuxEvent::default(),
+            prev_hash: vec![0],
+            hash: vec![1],
+        };
+        assert_eq!(
+            StoredEvent::columns(std::slice::from_ref(&event)).len(),
+            StoredEvent::COLUMNS.len()
+        );
     }
-}
-
-fn values_sql(rows: usize, columns: usize) -> String {
-    let mut sql = String::new();
-    for r in 0..rows {
-        sql.push_str(if r == 0 { "(" } else { ",(" });
-        for c in 0..columns {
-            if c > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("${}", r * columns + c + 1));
-        }
-        sql.push(')');
-    }
-    sql
-}
-
-const COMMAND_INSERT: &str = "INSERT INTO tmux_audit.commands (host_id, database_id, id, \
-    recorded_at_us, command, command_raw, exit_status, started_at_us, duration_us, cwd, cwd_raw, \
-    \"user\", uid, login_uid, sudo_user, host, shell, shell_session, seq, tty, ssh_connection, \
-    tmux_socket, tmux_server_pid, tmux_session_id, tmux_pane, redacted, import_source, \
-    import_file, import_key, prev_hash, hash) VALUES ";
-const COMMAND_COLUMNS: usize = 31;
-
-fn send_commands(
-    client: &mut postgres::Client,
-    statements: &mut Statements,
-    host: &HostIdentity,
-    database_id: &str,
-    rows: &[ChainedCommand],
-) -> Result<(), CentralError> {
-    struct Owned {
-        uid: i64,
-        login_uid: Option<i64>,
-        import_source: Option<String>,
-        import_file: Option<String>,
-        import_key: Option<Vec<u8>>,
-    }
-    let owned: Vec<Owned> = rows
-        .iter()
-        .map(|r| {
-            let mark = r.stored.record.imported.as_ref();
-            Owned {
-                uid: i64::from(r.stored.record.uid),
-                login_uid: r.stored.record.login_uid.map(i64::from),
-                import_source: mark.map(|m| m.source.clone()),
-                import_file: mark.map(|m| m.file.clone()),
-                import_key: mark.map(|m| m.key.clone()),
-            }
-        })
-        .collect();
-    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(rows.len() * COMMAND_COLUMNS);
-    let database_id = &database_id;
-    for (row, owned) in rows.iter().zip(&owned) {
-        let r = &row.stored.record;
-        params.extend_from_slice(&[
-            &host.id,
-            database_id,
-            &row.stored.id,
-            &row.stored.recorded_at_us,
-            &r.command,
-            &r.command_raw,
-            &r.exit_status,
-            &r.started_at_us,
-            &r.duration_us,
-            &r.cwd,
-            &r.cwd_raw,
-            &r.user,
-            &owned.uid,
-            &owned.login_uid,
-            &r.sudo_user,
-            &r.host,
-            &r.shell,
-            &r.shell_session,
-            &r.seq,
-            &r.tty,
-            &r.ssh_connection,
-            &r.tmux_socket,
-            &r.tmux_server_pid,
-            &r.tmux_session_id,
-            &r.tmux_pane,
-            &r.redacted,
-            &owned.import_source,
-            &owned.import_file,
-            &owned.import_key,
-            &row.prev_hash,
-            &row.hash,
-        ]);
-    }
-    let statement = statements.get(client, COMMAND_INSERT, COMMAND_COLUMNS, rows.len())?;
-    let mut tx = client
-        .transaction()
-        .map_err(|e| CentralError::from_postgres(&e))?;
-    tx.execute(&statement, &params)
-        .map_err(|e| CentralError::from_postgres(&e))?;
-    tx.commit().map_err(|e| CentralError::from_postgres(&e))
-}
-
-const EVENT_INSERT: &str = "INSERT INTO tmux_audit.tmux_events (host_id, database_id, id, \
-    recorded_at_us, event, at_us, event_key, host, \"user\", uid, tmux_socket, tmux_server_pid, \
-    session_id, session_name, window_id, window_index, window_name, pane, client_name, client_tty, \
-    client_pid, client_user, client_uid, client_termname, automatic_rename, prev_hash, hash) \
-    VALUES ";
-const EVENT_COLUMNS: usize = 27;
-
-fn send_events(
-    client: &mut postgres::Client,
-    statements: &mut Statements,
-    host: &HostIdentity,
-    database_id: &str,
-    rows: &[StoredEvent],
-) -> Result<(), CentralError> {
-    struct Client_ {
-        uid: i64,
-        name: Option<String>,
-        tty: Option<String>,
-        pid: Option<i64>,
-        user: Option<String>,
-        cuid: Option<i64>,
-        termname: Option<String>,
-    }
-    let owned: Vec<Client_> = rows
-        .iter()
-        .map(|r| {
-            let c = r.event.client.as_ref();
-            Client_ {
-                uid: i64::from(r.event.uid),
-                name: c.map(|c| c.name.clone()),
-                tty: c.and_then(|c| c.tty.clone()),
-                pid: c.and_then(|c| c.pid),
-                user: c.and_then(|c| c.user.clone()),
-                cuid: c.and_then(|c| c.uid),
-                termname: c.and_then(|c| c.termname.clone()),
-            }
-        })
-        .collect();
-    let database_id = &database_id;
-    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(rows.len() * EVENT_COLUMNS);
-    for (row, o) in rows.iter().zip(&owned) {
-        let e = &row.event;
-        params.extend_from_slice(&[
-            &host.id,
-            database_id,
-            &row.id,
-            &row.recorded_at_us,
-            &e.event,
-            &e.at_us,
-            &e.event_key,
-            &e.host,
-            &e.user,
-            &o.uid,
-            &e.tmux_socket,
-            &e.tmux_server_pid,
-            &e.session_id,
-            &e.session_name,
-            &e.window_id,
-            &e.window_index,
-            &e.window_name,
-            &e.pane,
-            &o.name,
-            &o.tty,
-            &o.pid,
-            &o.user,
-            &o.cuid,
-            &o.termname,
-            &e.automatic_rename,
-            &row.prev_hash,
-            &row.hash,
-        ]);
-    }
-    let statement = statements.get(client, EVENT_INSERT, EVENT_COLUMNS, rows.len())?;
-    let mut tx = client
-        .transaction()
-        .map_err(|e| CentralError::from_postgres(&e))?;
-    tx.execute(&statement, &params)
-        .map_err(|e| CentralError::from_postgres(&e))?;
-    tx.commit().map_err(|e| CentralError::from_postgres(&e))
 }

@@ -198,14 +198,7 @@ fn a_writer_inserts_only_for_its_host_and_cannot_change_or_read_what_was_shipped
         "sending again ships nothing"
     );
     // With host a's writer credentials, by hand.
-    let mut as_a = postgres::Client::connect(
-        &format!(
-            "host=127.0.0.1 port={} user={dbname}_a password=pw-writer dbname={dbname}",
-            cluster.port
-        ),
-        postgres::NoTls,
-    )
-    .unwrap();
+    let mut as_a = cluster.connect_as(&format!("{dbname}_a"), "pw-writer", &dbname);
     for sql in [
         "UPDATE tmux_audit.commands SET command = 'ls'",
         "DELETE FROM tmux_audit.commands",
@@ -1153,14 +1146,7 @@ fn a_redaction_after_shipping_hides_the_old_text_from_readers() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     // Not with SQL of the auditor's own either, nor the owner's.
     let as_auditor = |sql: &str| -> i64 {
-        let mut client = postgres::Client::connect(
-            &format!(
-                "host=127.0.0.1 port={} user={dbname}_auditor password=pw-auditor dbname={dbname}",
-                cluster.port
-            ),
-            postgres::NoTls,
-        )
-        .unwrap();
+        let mut client = cluster.connect_as(&format!("{dbname}_auditor"), "pw-auditor", &dbname);
         client.query_one(sql, &[&secret]).unwrap().get(0)
     };
     let sql = "SELECT count(*) FROM tmux_audit.commands WHERE command = $1";
@@ -1179,14 +1165,7 @@ fn a_redaction_after_shipping_hides_the_old_text_from_readers() {
         text(&out.stdout)
     );
     // With the writer's credentials, a "redaction" that rewrites a row.
-    let mut as_writer = postgres::Client::connect(
-        &format!(
-            "host=127.0.0.1 port={} user={dbname}_r password=pw-writer dbname={dbname}",
-            cluster.port
-        ),
-        postgres::NoTls,
-    )
-    .unwrap();
+    let mut as_writer = cluster.connect_as(&format!("{dbname}_r"), "pw-writer", &dbname);
     let database_id: String = rusqlite::Connection::open(&host.sb.db)
         .unwrap()
         .query_row("SELECT database_id FROM central_identity", [], |r| r.get(0))

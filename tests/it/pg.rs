@@ -226,6 +226,20 @@ impl Cluster {
         )
     }
 
+    /// A login role's own connection over TCP on loopback, with its
+    /// password: what a host or an auditor holding those credentials can
+    /// do by hand.
+    pub fn connect_as(&self, role: &str, password: &str, dbname: &str) -> postgres::Client {
+        postgres::Client::connect(
+            &format!(
+                "host=127.0.0.1 port={} user={role} password={password} dbname={dbname}",
+                self.port
+            ),
+            postgres::NoTls,
+        )
+        .unwrap()
+    }
+
     pub fn admin(&self, dbname: &str) -> postgres::Client {
         postgres::Client::connect(&self.admin_url(dbname), postgres::NoTls).unwrap()
     }
