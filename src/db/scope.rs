@@ -53,24 +53,21 @@ impl Database {
     /// [`FEW_IN_RANGE`] rows: when the range holds more, it is left out of
     /// the plan (`+column`, which SQLite does not look up in an index).
     fn read_ranges_by_index_when_few(&self, c: &mut Conditions) -> Result<()> {
-        // (The clause, how many parameters it takes, what it becomes when
-        // its range holds few rows, and when it holds many.)
-        for (clause, count, few, many) in [
-            (
-                MIN_DURATION,
-                1,
-                // Without the hint SQLite reckons a range keeps a quarter
-                // of the rows, and reads newest first instead.
-                "likelihood(duration_us >= ?, 0.001)",
-                "+duration_us >= ?",
-            ),
-            (
-                CWD_UNDER,
-                3,
-                CWD_UNDER,
-                "(+cwd = ? OR (+cwd >= ? AND +cwd < ?))",
-            ),
+        // (The clause, its column, how many parameters it takes, and
+        // whether it needs a hint to be read by its index when its range
+        // holds few rows: without one SQLite reckons a range of durations
+        // keeps a quarter of the rows, and reads newest first instead.)
+        // The clause is spelled once, in `filter.rs`; its two forms here
+        // are made from it.
+        for (clause, column, count, hint) in [
+            (MIN_DURATION, "duration_us", 1, true),
+            (CWD_UNDER, "cwd", 3, false),
         ] {
+            let few = match hint {
+                true => format!("likelihood({clause}, 0.001)"),
+                false => clause.to_string(),
+            };
+            let many = clause.replace(column, &format!("+{column}"));
             let first_param = c.clauses.iter().position(|cl| cl == clause);
             let Some(at) = first_param else { continue };
             // The clause's parameters: those of the clauses before it first.
@@ -86,7 +83,7 @@ impl Database {
                 rusqlite::params_from_iter(params),
                 |r| r.get(0),
             )?;
-            c.replace(clause, if found < FEW_IN_RANGE { few } else { many });
+            c.replace(clause, if found < FEW_IN_RANGE { &few } else { &many });
         }
         Ok(())
     }
