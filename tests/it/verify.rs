@@ -439,6 +439,66 @@ fn edited_running_totals_are_named_and_counted_again() {
     }
 }
 
+/// A database of schema 16, with running totals counted as that version
+/// kept them, is upgraded in place by the next `report`: every grouping's
+/// totals are counted, each report from them is the report counted from
+/// the rows (a filter that keeps every row takes that path), and `verify`
+/// agrees.
+#[test]
+fn a_version_16_database_gets_every_grouping_s_totals_in_place() {
+    let sb = history(3);
+    add(&sb, 5);
+    let report = |by: &str, more: &[&str]| {
+        let out = sb
+            .cmd()
+            .args(["report", "--by", by, "--json"])
+            .args(more)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for by in ["pane", "user", "command"] {
+        report(by, &[]);
+    }
+    assert!(sb.flush());
+    crate::schemas::downgrade(&sb.db, 16);
+    let groupings = [
+        "pane",
+        "session",
+        "window",
+        "client-user",
+        "user",
+        "host",
+        "cwd",
+        "day",
+        "command",
+    ];
+    for by in groupings {
+        let from_totals = report(by, &[]);
+        let from_rows = report(by, &["--since", "1970-01-02"]);
+        assert_eq!(from_totals, from_rows, "{by}");
+    }
+    let conn = Connection::open(&sb.db).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, crate::record::LATEST_SCHEMA);
+    let counted: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM totals_state WHERE name <> 'sessions'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(counted, groupings.len() as i64, "every grouping's totals");
+    assert_eq!(verify(&sb, &[]).0, Some(0));
+}
+
 /// The spool's lines, without the newest merge: records 1 (which made the
 /// database) is stored, 2 to 4 wait.
 fn spooled_history(sb: &Sandbox) -> Vec<String> {
