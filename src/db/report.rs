@@ -671,9 +671,11 @@ fn newest_event(conn: &Connection) -> rusqlite::Result<RowMark> {
 ///   (a server's first events make its commands placed at all). A
 ///   counted event that changed or went means the same as a changed row.
 /// - Day: every day's first and last command must still fall on that day
-///   in the zone of this process; the days between follow (a local day
-///   does not go back as time goes on, but for the rare zones whose
-///   clocks went back across midnight: see README, Guarantees).
+///   in the zone of this process; the commands between follow, as a local
+///   day does not go back as time goes on (except where clocks went back
+///   across midnight, as some zones' did: there a zone changed since could
+///   move commands between two days unseen by this check, not by
+///   `verify`).
 fn totals_outdated(conn: &Connection, by: GroupBy, name: &str) -> Result<bool, DbError> {
     if by.needs_placement() {
         let counted: Option<(Option<i64>, Option<Vec<u8>>)> = conn
