@@ -28,28 +28,7 @@ impl Database {
     /// Without the seals of capture segments (`capture/seal.rs`): they
     /// are in the chain, but are not something tmux did.
     pub fn tmux_events(&self, server: Option<&ServerKey>) -> Result<Vec<StoredEvent>, DbError> {
-        let (filter, socket, pid) = match server {
-            Some((socket, pid)) => (
-                "WHERE tmux_socket = ?1 AND tmux_server_pid = ?2",
-                Some(socket.as_str()),
-                Some(*pid),
-            ),
-            None => ("WHERE ?1 IS NULL AND ?2 IS NULL", None, None),
-        };
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {EVENT_COLUMNS} FROM tmux_events {filter} AND event NOT IN (?3, ?4) \
-             ORDER BY at_us, id"
-        ))?;
-        let rows = stmt.query_map(
-            params![
-                socket,
-                pid,
-                crate::capture::seal::SEALED,
-                crate::capture::seal::PRUNED
-            ],
-            stored_event,
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        tmux_events_on(&self.conn, server)
     }
 
     /// Every event in the order it was stored, for checking the chain.
@@ -166,4 +145,34 @@ pub(super) fn stored_event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
             automatic_rename: row.get("automatic_rename")?,
         },
     })
+}
+
+/// [`Database::tmux_events`] on a connection (or a transaction in
+/// progress: the running totals place commands inside their own).
+pub(super) fn tmux_events_on(
+    conn: &rusqlite::Connection,
+    server: Option<&ServerKey>,
+) -> Result<Vec<StoredEvent>, DbError> {
+    let (filter, socket, pid) = match server {
+        Some((socket, pid)) => (
+            "WHERE tmux_socket = ?1 AND tmux_server_pid = ?2",
+            Some(socket.as_str()),
+            Some(*pid),
+        ),
+        None => ("WHERE ?1 IS NULL AND ?2 IS NULL", None, None),
+    };
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {EVENT_COLUMNS} FROM tmux_events {filter} AND event NOT IN (?3, ?4) \
+             ORDER BY at_us, id"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            socket,
+            pid,
+            crate::capture::seal::SEALED,
+            crate::capture::seal::PRUNED
+        ],
+        stored_event,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

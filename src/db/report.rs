@@ -1,12 +1,17 @@
 //! `report`'s counting: commands grouped per pane, session, window, user,
 //! host, directory, day or command, in one pass over the matching rows.
 //!
-//! A report over the whole history (no filter) of the groups that do not
-//! depend on tmux events or the time zone (pane, user, host, directory,
-//! command) reads running totals instead, kept in `report_totals` and
-//! brought up to date with the rows stored since (as the search index is):
-//! rows never change once stored, so the totals stay exact. The same goes
-//! for each shell session's count and highest number, which name the
+//! A report over the whole history (no filter), whatever the grouping,
+//! reads running totals instead, kept in `report_totals` and brought up to
+//! date with the rows stored since (as the search index is): rows never
+//! change once stored, so the totals stay exact. Each group's row is kept
+//! ready to print (`shown`), so a report reads a few hundred bytes per
+//! group, not the counts it goes on counting from. The groupings that
+//! depend on the tmux events (session, window, typist) note the events
+//! they were placed with, and the days the time zone they were counted
+//! in; an event that could place a counted command otherwise, or another
+//! zone, sends them to be counted again ([`totals_outdated`]). The same
+//! goes for each shell session's count and highest number, which name the
 //! records that never arrived. The totals are outside the hash chain:
 //! `verify` counts them again from the rows ([`Database::check_totals`]),
 //! and totals that do not match are dropped, to be counted anew.
@@ -107,9 +112,13 @@ impl GroupBy {
     fn from_totals_name(name: &str) -> Option<GroupBy> {
         [
             GroupBy::Pane,
+            GroupBy::Session,
+            GroupBy::Window,
+            GroupBy::ClientUser,
             GroupBy::User,
             GroupBy::Host,
             GroupBy::Cwd,
+            GroupBy::Day,
             GroupBy::Command,
         ]
         .into_iter()
@@ -117,18 +126,19 @@ impl GroupBy {
     }
 
     /// The name its running totals are kept under, for the groupings that
-    /// have them.
+    /// have them (all do).
     fn totals_name(self) -> Option<&'static str> {
-        match self {
-            GroupBy::Pane => Some("pane"),
-            GroupBy::User => Some("user"),
-            GroupBy::Host => Some("host"),
-            GroupBy::Cwd => Some("cwd"),
-            GroupBy::Command => Some("command"),
-            // Session, window and typist come from tmux events, which can
-            // arrive after the commands; days depend on the time zone.
-            GroupBy::Session | GroupBy::Window | GroupBy::ClientUser | GroupBy::Day => None,
-        }
+        Some(match self {
+            GroupBy::Pane => "pane",
+            GroupBy::Session => "session",
+            GroupBy::Window => "window",
+            GroupBy::ClientUser => "client-user",
+            GroupBy::User => "user",
+            GroupBy::Host => "host",
+            GroupBy::Cwd => "cwd",
+            GroupBy::Day => "day",
+            GroupBy::Command => "command",
+        })
     }
 }
 
@@ -216,17 +226,7 @@ impl Database {
         {
             return self.ranked_from_totals(name, sort, top);
         }
-        // Names and typists come from replaying the tmux events, which is
-        // one pass when the commands come in time order.
-        let replay = match by.needs_placement() {
-            true => Some(Replay::new(
-                self.tmux_events(None)?
-                    .into_iter()
-                    .map(|e| e.event)
-                    .collect(),
-            )),
-            false => None,
-        };
+        let replay = replay_for(&self.conn, by)?;
         let mut groups = Groups::default();
         count_into(
             &self.conn,
@@ -235,7 +235,6 @@ impl Database {
             replay,
             &mut groups,
             None,
-            Shown::Earliest,
         )?;
         let mut rows = finish_all(groups);
         sort.sort(&mut rows);
@@ -273,17 +272,37 @@ impl Database {
         )?;
         let limit = top.map_or(-1, |t| t as i64);
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT t.key, s.state FROM report_totals t
-             JOIN report_states s ON s.name = t.name AND s.key = t.key
+            "SELECT t.key, t.shown FROM report_totals t
              WHERE t.name = ?1 ORDER BY {} LIMIT ?2",
             sort.order_sql()
         ))?;
+        let unreadable = |e: serde_json::Error| {
+            DbError::Sqlite(rusqlite::Error::ToSqlConversionFailure(e.into()))
+        };
         let mut rows = Vec::new();
         let mut found = stmt.query(params![name, limit])?;
         while let Some(r) = found.next()? {
-            let group: Group = serde_json::from_str(&r.get::<_, String>(1)?)
-                .map_err(|e| DbError::Sqlite(rusqlite::Error::ToSqlConversionFailure(e.into())))?;
-            rows.push(group.finish(r.get(0)?));
+            let key: String = r.get(0)?;
+            let shown: Option<String> = r.get(1)?;
+            let row = match shown.as_deref() {
+                Some(shown) => {
+                    let mut row: ReportRow = serde_json::from_str(shown).map_err(unreadable)?;
+                    row.key = key;
+                    row
+                }
+                // Every fold writes it; should it be missing, the state
+                // it is made from tells the same.
+                None => {
+                    let state: String = self.conn.query_row(
+                        "SELECT state FROM report_states WHERE name = ?1 AND key = ?2",
+                        params![name, key],
+                        |r| r.get(0),
+                    )?;
+                    let group: Group = serde_json::from_str(&state).map_err(unreadable)?;
+                    group.finish(key)
+                }
+            };
+            rows.push(row);
         }
         // Ties beyond SQL's order (the same key order) stay as they are.
         Ok(Ranked { rows, totals })
@@ -372,6 +391,14 @@ impl Database {
             if up_to > 0 && current.as_ref() != Some(&hash) {
                 continue;
             }
+            // Totals the next report counts again anyway (events that
+            // place their commands otherwise, another time zone) are not
+            // wrong, only out of date.
+            if let Some(by) = GroupBy::from_totals_name(&name)
+                && totals_outdated(&self.conn, by, &name)?
+            {
+                continue;
+            }
             let found = match (name.as_str(), GroupBy::from_totals_name(&name)) {
                 ("sessions", _) => {
                     self.session_totals_mismatch(up_to)?
@@ -415,15 +442,16 @@ impl Database {
             &self.conn,
             by,
             ("WHERE id <= ?1", &[Value::Integer(up_to)]),
-            None,
+            replay_for(&self.conn, by)?,
             &mut counted,
             None,
-            Shown::FirstRead,
         )?;
-        let mut stored: HashMap<String, (Option<ReportRow>, Option<String>)> = HashMap::new();
+        type Stored = (Option<ReportRow>, Option<String>, Option<String>);
+        let mut stored: HashMap<String, Stored> = HashMap::new();
         {
             let mut stmt = self.conn.prepare(
-                "SELECT key, commands, failures, first_us, last_us, total_duration_us, longest_us
+                "SELECT key, commands, failures, first_us, last_us, total_duration_us, longest_us,
+                        shown
                  FROM report_totals WHERE name = ?1",
             )?;
             let mut rows = stmt.query([name])?;
@@ -437,7 +465,9 @@ impl Database {
                     longest_us: r.get(6)?,
                     ..ReportRow::default()
                 };
-                stored.entry(r.get(0)?).or_default().0 = Some(figures);
+                let entry = stored.entry(r.get(0)?).or_default();
+                entry.0 = Some(figures);
+                entry.2 = r.get(7)?;
             }
             let mut stmt = self
                 .conn
@@ -451,7 +481,7 @@ impl Database {
         keys.sort();
         keys.dedup();
         for key in keys {
-            let (figures, state) = stored.get(key).cloned().unwrap_or_default();
+            let (figures, state, shown) = stored.get(key).cloned().unwrap_or_default();
             let Some(group) = counted.get(key) else {
                 return Ok(Some(format!(
                     "group {key:?} is in the totals but in no record"
@@ -489,6 +519,12 @@ impl Database {
             if state.map(Group::normalized) != Some(group.clone().normalized()) {
                 return Ok(Some(format!(
                     "group {key:?}: what the totals keep of it (users, hosts, directories, commands) differs from the records"
+                )));
+            }
+            let shown: Option<ReportRow> = shown.and_then(|s| serde_json::from_str(&s).ok());
+            if shown != Some(group.shown()) {
+                return Ok(Some(format!(
+                    "group {key:?}: the row the totals show for it differs from the records"
                 )));
             }
         }
@@ -591,18 +627,110 @@ fn totals_range(tx: &Transaction<'_>, name: &str) -> Result<(i64, RowMark), DbEr
     Ok((done, newest))
 }
 
+/// Notes the rows the totals of `name` now cover (up to `newest`), and
+/// the newest tmux event they were placed with (None: not placed).
 fn save_range(
     tx: &Transaction<'_>,
     name: &str,
-    newest: &(i64, Option<Vec<u8>>),
+    newest: &RowMark,
+    events: Option<&RowMark>,
 ) -> rusqlite::Result<()> {
+    let (events_up_to, events_hash) =
+        events.map_or((None, None), |(id, hash)| (Some(*id), hash.clone()));
     tx.execute(
-        "INSERT INTO totals_state (name, counted_up_to, counted_hash) VALUES (?1, ?2, ?3)
+        "INSERT INTO totals_state (name, counted_up_to, counted_hash, events_up_to, events_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (name) DO UPDATE SET
-            counted_up_to = excluded.counted_up_to, counted_hash = excluded.counted_hash",
-        params![name, newest.0, newest.1],
+            counted_up_to = excluded.counted_up_to, counted_hash = excluded.counted_hash,
+            events_up_to = excluded.events_up_to, events_hash = excluded.events_hash",
+        params![name, newest.0, newest.1, events_up_to, events_hash],
     )?;
     Ok(())
+}
+
+/// The newest tmux event stored (0 and no hash: none).
+fn newest_event(conn: &Connection) -> rusqlite::Result<RowMark> {
+    Ok(conn
+        .query_row(
+            "SELECT id, hash FROM tmux_events ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .unwrap_or((0, None)))
+}
+
+/// Whether the running totals of `name` no longer answer for the rows
+/// they cover, though no row changed: counted with other tmux events or
+/// in another time zone. Then they are counted again from the start.
+///
+/// - Session, window, typist: a command is placed by the events of its
+///   server up to its start. An event stored since the totals were
+///   counted changes no counted command's place if it happened after
+///   every counted command started and its server already had events
+///   (a server's first events make its commands placed at all). A
+///   counted event that changed or went means the same as a changed row.
+/// - Day: every day's first and last command must still fall on that day
+///   in the zone of this process; the commands between follow, as a local
+///   day does not go back as time goes on (except where clocks went back
+///   across midnight, as some zones' did: there a zone changed since could
+///   move commands between two days unseen by this check, not by
+///   `verify`).
+fn totals_outdated(conn: &Connection, by: GroupBy, name: &str) -> Result<bool, DbError> {
+    if by.needs_placement() {
+        let counted: Option<(Option<i64>, Option<Vec<u8>>)> = conn
+            .query_row(
+                "SELECT events_up_to, events_hash FROM totals_state WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((Some(up_to), hash)) = counted else {
+            return Ok(true);
+        };
+        if up_to > 0 {
+            let current: Option<Vec<u8>> = conn
+                .query_row("SELECT hash FROM tmux_events WHERE id = ?1", [up_to], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if current != hash {
+                return Ok(true);
+            }
+        }
+        let placing_counted: bool = conn.query_row(
+            "SELECT EXISTS (
+                SELECT 1 FROM tmux_events n
+                WHERE n.id > ?1 AND n.event NOT IN (?3, ?4)
+                  AND (n.at_us <= (SELECT coalesce(max(last_us), 0) FROM report_totals
+                                   WHERE name = ?2)
+                       OR NOT EXISTS (SELECT 1 FROM tmux_events o
+                                      WHERE o.tmux_socket = n.tmux_socket
+                                        AND o.tmux_server_pid = n.tmux_server_pid
+                                        AND o.id <= ?1 AND o.event NOT IN (?3, ?4))))",
+            params![
+                up_to,
+                name,
+                crate::capture::seal::SEALED,
+                crate::capture::seal::PRUNED
+            ],
+            |r| r.get(0),
+        )?;
+        return Ok(placing_counted);
+    }
+    if by == GroupBy::Day {
+        let mut stmt =
+            conn.prepare("SELECT key, first_us, last_us FROM report_totals WHERE name = ?1")?;
+        let mut rows = stmt.query([name])?;
+        let mut days = LocalDays::default();
+        while let Some(r) = rows.next()? {
+            let (day, first, last): (String, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if days.of(first) != day || days.of(last) != day {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Folds the rows stored since into the totals per shell session.
@@ -629,7 +757,7 @@ fn fold_session_totals(tx: &Transaction<'_>) -> Result<(), DbError> {
             last_us = max(last_us, excluded.last_us)",
         params![done, newest.0],
     )?;
-    save_range(tx, "sessions", &newest)?;
+    save_range(tx, "sessions", &newest, None)?;
     Ok(())
 }
 
@@ -637,12 +765,23 @@ fn fold_session_totals(tx: &Transaction<'_>) -> Result<(), DbError> {
 /// to date into them: only the groups those rows touch are read and
 /// written.
 fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(), DbError> {
-    let (done, newest) = totals_range(tx, name)?;
+    let (mut done, newest) = totals_range(tx, name)?;
+    if done > 0 && totals_outdated(tx, by, name)? {
+        done = 0;
+    }
+    // Read before the rows: an event stored meanwhile is then newer than
+    // the mark, and checked the next time.
+    let events = by.needs_placement().then(|| newest_event(tx)).transpose()?;
     if done == 0 {
         tx.execute("DELETE FROM report_totals WHERE name = ?1", [name])?;
         tx.execute("DELETE FROM report_states WHERE name = ?1", [name])?;
     }
     if newest.0 <= done {
+        if done > 0 && events.is_some() {
+            // Newer events that place no counted command: noted, so the
+            // next check reads only those stored after them.
+            save_range(tx, name, &newest, events.as_ref())?;
+        }
         return Ok(());
     }
     let mut groups = Groups::default();
@@ -662,20 +801,21 @@ fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(
             tx,
             by,
             ("WHERE id > ?1 AND id <= ?2", &range),
-            None,
+            replay_for(tx, by)?,
             &mut groups,
             Some((&mut touched, &mut stored)),
-            Shown::FirstRead,
         )?;
     }
     let mut figures = tx.prepare(
         "INSERT INTO report_totals
-            (name, key, commands, failures, first_us, last_us, total_duration_us, longest_us)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            (name, key, commands, failures, first_us, last_us, total_duration_us, longest_us,
+             shown)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (name, key) DO UPDATE SET
             commands = excluded.commands, failures = excluded.failures,
             first_us = excluded.first_us, last_us = excluded.last_us,
-            total_duration_us = excluded.total_duration_us, longest_us = excluded.longest_us",
+            total_duration_us = excluded.total_duration_us, longest_us = excluded.longest_us,
+            shown = excluded.shown",
     )?;
     let mut states = tx.prepare(
         "INSERT INTO report_states (name, key, state) VALUES (?1, ?2, ?3)
@@ -692,24 +832,29 @@ fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(
             r.first_us,
             r.last_us,
             r.total_duration_us,
-            r.longest_us
+            r.longest_us,
+            serde_json::to_string(&group.shown()).unwrap_or_default()
         ])?;
         let state = serde_json::to_string(group).unwrap_or_default();
         states.execute(params![name, key, state])?;
     }
-    save_range(tx, name, &newest)?;
+    save_range(tx, name, &newest, events.as_ref())?;
     Ok(())
 }
 
-/// Whose pane, session and shell session a group's row shows, where its
-/// commands have more than one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shown {
-    /// The earliest command's: what a report shows.
-    Earliest,
-    /// The first read's, in id order: what the running totals keep (and
-    /// `verify` counts again), as they always have.
-    FirstRead,
+/// The replay of the tmux events that places commands, for the groupings
+/// that need it: names and typists come from replaying the events, which
+/// is one pass when the commands come in time order.
+fn replay_for(conn: &Connection, by: GroupBy) -> Result<Option<Replay>, DbError> {
+    Ok(match by.needs_placement() {
+        true => Some(Replay::new(
+            super::events::tmux_events_on(conn, None)?
+                .into_iter()
+                .map(|e| e.event)
+                .collect(),
+        )),
+        false => None,
+    })
 }
 
 fn finish_all(groups: Groups) -> Vec<ReportRow> {
@@ -739,7 +884,6 @@ fn count_into(
     mut replay: Option<Replay>,
     groups: &mut Groups,
     mut touched: Option<Touched<'_>>,
-    show: Shown,
 ) -> Result<(), DbError> {
     let placed_servers = replay.as_ref().map(Replay::servers).unwrap_or_default();
     let and = |condition: &str| match filter.0.is_empty() {
@@ -813,8 +957,7 @@ fn count_into(
                     groups.insert(key.clone(), group);
                 }
             }
-            let first = (show == Shown::Earliest).then_some((row.started, id));
-            add_to_group(groups, by, &key, &row, place, first);
+            add_to_group(groups, by, &key, &row, place, Some((row.started, id)));
         }
     }
     Ok(())
@@ -999,14 +1142,21 @@ fn add_to_group(
             )
         }),
     };
-    if let Some(place) = place {
-        // The latest names: placed rows come in time order.
+    // The latest names: placed rows come in time order within one count,
+    // but the running totals count on later from rows stored since, which
+    // may have started before rows counted then.
+    if let Some(place) = place
+        && first.is_none_or(|at| group.last_named.is_none_or(|named| at >= named))
+    {
         group.row.session_name = place.session_name;
         group.row.window_index = place.window_index;
         group.row.window_name = place.window_name;
         if place.session_id.is_some() {
             group.row.tmux_session_id = place.session_id;
             group.session_placed = true;
+        }
+        if first.is_some() {
+            group.last_named = first;
         }
     }
     group.add(
@@ -1155,13 +1305,17 @@ struct Group {
     commands: Counts,
     /// When the command whose pane and session the row shows started, and
     /// its id: the earliest read so far (rows are not always read in time
-    /// order). Not kept in the running totals, which count in id order.
-    #[serde(skip)]
+    /// order, and the running totals count on from rows stored later).
+    #[serde(default)]
     first_seen: Option<(i64, i64)>,
     /// Whether the row's session comes from a placement (the latest), not
     /// from the first command's `$TMUX`.
-    #[serde(skip)]
+    #[serde(default)]
     session_placed: bool,
+    /// When the placed command whose names (session, window) the row
+    /// shows started, and its id: the latest read so far.
+    #[serde(default)]
+    last_named: Option<(i64, i64)>,
 }
 
 /// How often each text (a directory, a command) was seen: a map keyed by
@@ -1178,8 +1332,6 @@ impl Group {
     fn normalized(mut self) -> Group {
         self.users.sort();
         self.hosts.sort();
-        self.first_seen = None;
-        self.session_placed = false;
         self
     }
 
@@ -1209,6 +1361,7 @@ impl Group {
             commands: Counts::default(),
             first_seen: first,
             session_placed: false,
+            last_named: None,
         }
     }
 
@@ -1285,6 +1438,28 @@ impl Group {
         self.row.top_command = top(self.commands);
         self.row
     }
+
+    /// The row [`Group::finish`] makes, without its key, the group kept:
+    /// what the running totals keep ready to print (`shown`).
+    fn shown(&self) -> ReportRow {
+        let top = |counts: &Counts| {
+            counts
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+                .map(|(value, _)| value.clone())
+        };
+        let mut users = self.users.clone();
+        users.sort();
+        let mut hosts = self.hosts.clone();
+        hosts.sort();
+        ReportRow {
+            users: users.join(","),
+            hosts: hosts.join(","),
+            top_cwd: top(&self.cwds),
+            top_command: top(&self.commands),
+            ..self.row.clone()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1303,12 +1478,9 @@ mod fast_path_tests {
     fn database() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
         let mut db = Database::open(&dir.path().join("audit.db")).unwrap();
-        let t0 = 1_772_841_600_000_000_i64;
-        let minute = 60_000_000;
         let mut entries = Vec::new();
         for server in 0..2_i64 {
-            let socket = format!("/tmp/tmux-1000/s{server}");
-            for (n, (event, at, session, window, pane, client)) in [
+            for (n, (what, at, session, window, pane, client)) in [
                 ("seen", 0, 1, 10, "%1", None),
                 ("seen", 0, 2, 20, "%2", None),
                 ("client-attached", 5, 1, 10, "%1", Some("alice")),
@@ -1320,60 +1492,86 @@ mod fast_path_tests {
             .into_iter()
             .enumerate()
             {
-                entries.push(Entry::TmuxEvent(TmuxEvent {
-                    event: event.into(),
-                    at_us: t0 + at * minute + server,
-                    event_key: format!("{server}-{n}"),
-                    host: "h".into(),
-                    user: "alice".into(),
-                    tmux_socket: socket.clone(),
-                    tmux_server_pid: 100 + server,
-                    session_id: Some(session),
-                    session_name: Some(format!("{event}-{session}")),
-                    window_id: Some(window),
-                    window_index: Some(window / 10),
-                    window_name: Some(format!("w{window}")),
-                    pane: Some(pane.into()),
-                    client: client.map(|user| Client {
-                        name: format!("/dev/pts/{user}"),
-                        user: Some(user.into()),
-                        ..Client::default()
-                    }),
-                    ..TmuxEvent::default()
-                }));
+                let key = format!("{server}-{n}");
+                entries.push(event(server, &key, what, at, session, window, pane, client));
             }
         }
-        let users = ["alice", "bob", "carol"];
-        for i in 0..3_000_i64 {
-            // Stored in an order other than their time: every third one
-            // went back two days.
-            let started = t0 + (i * 7_919 % 1_000) * minute / 2 - (i % 3) * 2 * 1_440 * minute;
-            let server = i % 5; // 4: outside tmux
-            let in_tmux = server < 4;
-            entries.push(Entry::Command(CommandRecord {
-                command: format!("cmd-{}", i % 37),
-                exit_status: Some(i64::from(i % 4 == 0)),
-                started_at_us: started,
-                duration_us: Some(i * 1_000),
-                cwd: format!("/home/x/{}", i % 11),
-                user: users[(i % 3) as usize].into(),
-                host: format!("host-{}", i % 2),
-                shell: "bash".into(),
-                shell_session: format!("s-{}", i % 13),
-                seq: i / 13 + 1,
-                tmux_socket: in_tmux.then(|| format!("/tmp/tmux-1000/s{server}")),
-                tmux_server_pid: in_tmux.then_some(100 + server),
-                tmux_session_id: in_tmux.then_some(1 + i % 2),
-                tmux_pane: in_tmux.then(|| format!("%{}", 1 + i % 2)),
-                ..CommandRecord::default()
-            }));
-        }
-        let at = t0 + 10_000 * minute;
+        entries.extend((0..3_000).map(command));
+        insert(&mut db, &entries);
+        (dir, db)
+    }
+
+    const T0: i64 = 1_772_841_600_000_000;
+    const MINUTE: i64 = 60_000_000;
+
+    fn insert(db: &mut Database, entries: &[Entry]) {
+        let at = T0 + 100_000 * MINUTE;
         assert_eq!(
             db.insert_all(entries.iter().map(|e| (e, at))).unwrap(),
             entries.len()
         );
-        (dir, db)
+    }
+
+    /// An event of tmux server `server`, `at` minutes after `T0`.
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        server: i64,
+        key: &str,
+        event: &str,
+        at: i64,
+        session: i64,
+        window: i64,
+        pane: &str,
+        client: Option<&str>,
+    ) -> Entry {
+        Entry::TmuxEvent(TmuxEvent {
+            event: event.into(),
+            at_us: T0 + at * MINUTE + server,
+            event_key: key.into(),
+            host: "h".into(),
+            user: "alice".into(),
+            tmux_socket: format!("/tmp/tmux-1000/s{server}"),
+            tmux_server_pid: 100 + server,
+            session_id: Some(session),
+            session_name: Some(format!("{event}-{session}")),
+            window_id: Some(window),
+            window_index: Some(window / 10),
+            window_name: Some(format!("w{window}")),
+            pane: Some(pane.into()),
+            client: client.map(|user| Client {
+                name: format!("/dev/pts/{user}"),
+                user: Some(user.into()),
+                ..Client::default()
+            }),
+            ..TmuxEvent::default()
+        })
+    }
+
+    /// Command number `i` (unique per `i`): one in five outside tmux, and
+    /// stored in an order other than their time (every third one went
+    /// back two days).
+    fn command(i: i64) -> Entry {
+        let users = ["alice", "bob", "carol"];
+        let started = T0 + (i * 7_919 % 1_000) * MINUTE / 2 - (i % 3) * 2 * 1_440 * MINUTE;
+        let server = i % 5; // 4: outside tmux
+        let in_tmux = server < 4;
+        Entry::Command(CommandRecord {
+            command: format!("cmd-{}", i % 37),
+            exit_status: Some(i64::from(i % 4 == 0)),
+            started_at_us: started,
+            duration_us: Some(i * 1_000),
+            cwd: format!("/home/x/{}", i % 11),
+            user: users[(i % 3) as usize].into(),
+            host: format!("host-{}", i % 2),
+            shell: "bash".into(),
+            shell_session: format!("s-{}", i % 13),
+            seq: i / 13 + 1,
+            tmux_socket: in_tmux.then(|| format!("/tmp/tmux-1000/s{server}")),
+            tmux_server_pid: in_tmux.then_some(100 + server),
+            tmux_session_id: in_tmux.then_some(1 + i % 2),
+            tmux_pane: in_tmux.then(|| format!("%{}", 1 + i % 2)),
+            ..CommandRecord::default()
+        })
     }
 
     /// The straightforward count: every row, in time order, placed.
@@ -1436,7 +1634,17 @@ mod fast_path_tests {
                 },
                 GroupBy::Day => days.of(started).to_string(),
                 GroupBy::User => user.clone(),
-                _ => unreachable!("not compared here"),
+                GroupBy::Pane => match &pane {
+                    Some(p) => format!(
+                        "{},{},{p}",
+                        socket.as_deref().unwrap_or(""),
+                        pid.unwrap_or(0)
+                    ),
+                    None => format!("shell {}", text(4).unwrap()),
+                },
+                GroupBy::Host => host.clone(),
+                GroupBy::Cwd => cwd.clone(),
+                GroupBy::Command => command.clone(),
             };
             let group = groups.entry(key).or_insert_with(|| {
                 Group::new(
@@ -1463,8 +1671,8 @@ mod fast_path_tests {
                 r.get::<_, Option<i64>>(7).unwrap().unwrap_or(0),
                 &user,
                 &host,
-                Some(&cwd),
-                Some(&command),
+                (by != GroupBy::Cwd).then_some(cwd.as_str()),
+                (by != GroupBy::Command).then_some(command.as_str()),
             );
         }
         let mut rows: Vec<ReportRow> = groups.into_iter().map(|(k, g)| g.finish(k)).collect();
@@ -1504,6 +1712,157 @@ mod fast_path_tests {
                 assert!(!expected.is_empty(), "{by:?}: groups to compare");
                 assert_eq!(fast, expected, "{by:?} with {:?}", c.clauses);
             }
+        }
+    }
+
+    const EVERY_GROUPING: [GroupBy; 9] = [
+        GroupBy::Pane,
+        GroupBy::Session,
+        GroupBy::Window,
+        GroupBy::ClientUser,
+        GroupBy::User,
+        GroupBy::Host,
+        GroupBy::Cwd,
+        GroupBy::Day,
+        GroupBy::Command,
+    ];
+
+    /// Every grouping's report from its running totals is the report
+    /// counted from every row, in time order, placed: when the totals are
+    /// first counted, when they count on from rows stored since (some
+    /// started before rows counted already, with events that rename a
+    /// session after every counted command), and after an event stored late
+    /// that places counted commands otherwise. `verify`'s check agrees
+    /// each time.
+    #[test]
+    fn each_grouping_s_running_totals_are_the_report_counted_from_the_rows() {
+        let (_dir, mut db) = database();
+        let none = Filters::default().conditions().unwrap();
+        let compare = |db: &mut Database, when: &str| {
+            for by in EVERY_GROUPING {
+                let fast = db.report(by, &none, SortBy::Commands, None).unwrap();
+                let name = by.totals_name().unwrap();
+                let counted_up_to: i64 = db
+                    .conn
+                    .query_row(
+                        "SELECT counted_up_to FROM totals_state WHERE name = ?1",
+                        [name],
+                        |r| r.get(0),
+                    )
+                    .unwrap_or_else(|e| panic!("{by:?} {when}: read from totals: {e}"));
+                let newest: i64 = db
+                    .conn
+                    .query_row("SELECT max(id) FROM commands", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(counted_up_to, newest, "{by:?} {when}: totals up to date");
+                let expected = counted_in_time_order(db, by, &none);
+                assert!(expected.len() > 1, "{by:?}: groups to compare");
+                assert_eq!(fast.rows, expected, "{by:?} {when}");
+                assert_eq!(fast.totals.groups, expected.len(), "{by:?} {when}");
+                let rows: i64 = db
+                    .conn
+                    .query_row("SELECT count(*) FROM commands", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(fast.totals.commands, rows, "{by:?} {when}");
+            }
+            assert!(
+                db.check_totals().unwrap().is_empty(),
+                "{when}: verify agrees"
+            );
+        };
+        compare(&mut db, "counted first");
+        // More commands (some older than counted ones), and events after
+        // every command that rename and move things.
+        let mut more: Vec<Entry> = (3_000..4_000).map(command).collect();
+        more.push(event(
+            0,
+            "later-1",
+            "session-renamed",
+            2_000,
+            2,
+            20,
+            "%2",
+            None,
+        ));
+        more.push(event(
+            1,
+            "later-2",
+            "client-active",
+            2_000,
+            1,
+            10,
+            "%1",
+            Some("carol"),
+        ));
+        insert(&mut db, &more);
+        let late = |i: i64| match command(i) {
+            Entry::Command(mut c) => {
+                c.started_at_us = T0 + 2_100 * MINUTE + i;
+                Entry::Command(c)
+            }
+            other => other,
+        };
+        insert(&mut db, &(4_000..4_300).map(late).collect::<Vec<_>>());
+        compare(&mut db, "counted on");
+        // An event stored late: before counted commands started.
+        insert(
+            &mut db,
+            &[event(
+                0,
+                "late",
+                "client-active",
+                100,
+                1,
+                10,
+                "%1",
+                Some("carol"),
+            )],
+        );
+        compare(&mut db, "after a late event");
+    }
+
+    /// Tells the test which part it is, run in a child in a named zone.
+    const CHILD_PART: &str = "TMUX_AUDIT_TEST_DAY_TOTALS";
+
+    /// The days counted in one time zone are counted again in another: the
+    /// report by day in New York is New York's days, though the totals were
+    /// counted in Kolkata. Each part runs in a child with its own `TZ`.
+    #[test]
+    fn days_counted_in_one_zone_are_counted_again_in_another() {
+        let none = Filters::default().conditions().unwrap();
+        if let Some(part) = std::env::var_os(CHILD_PART) {
+            let path = std::path::PathBuf::from(std::env::var_os("TMUX_AUDIT_TEST_DB").unwrap());
+            let mut db = Database::open(&path).unwrap();
+            let fast = db
+                .report(GroupBy::Day, &none, SortBy::Commands, None)
+                .unwrap();
+            if part == "compare" {
+                assert_eq!(fast.rows, counted_in_time_order(&db, GroupBy::Day, &none));
+                assert!(db.check_totals().unwrap().is_empty());
+            }
+            return;
+        }
+        let (dir, db) = database();
+        drop(db);
+        for (zone, part) in [("Asia/Kolkata", "count"), ("America/New_York", "compare")] {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "db::report::fast_path_tests::days_counted_in_one_zone_are_counted_again_in_another",
+                    "--test-threads",
+                    "1",
+                ])
+                .env("TZ", zone)
+                .env(CHILD_PART, part)
+                .env("TMUX_AUDIT_TEST_DB", dir.path().join("audit.db"))
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains("1 passed"),
+                "{part} in {zone}: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }

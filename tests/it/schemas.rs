@@ -50,6 +50,12 @@ const UNDO: &[(i64, &str)] = &[
          DROP INDEX commands_by_exit; DROP INDEX commands_by_socket;
          DROP INDEX commands_by_duration;",
     ),
+    (
+        17,
+        "ALTER TABLE report_totals DROP COLUMN shown;
+         ALTER TABLE totals_state DROP COLUMN events_up_to;
+         ALTER TABLE totals_state DROP COLUMN events_hash;",
+    ),
 ];
 
 /// Leaves the database at `db` as a tmux-audit of schema `to` left it:

@@ -410,19 +410,26 @@ fn edited_running_totals_are_named_and_counted_again() {
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap()
     };
+    // (grouping, edit, whether the report shows it at once: an edit of
+    // what the totals go on counting from shows in a later report)
     let edits = [
-        ("user", "UPDATE report_totals SET commands = commands + 40, failures = failures + 3 WHERE name = 'user'"),
-        ("user", "UPDATE report_states SET state = replace(state, '\"echo 3\":1', '\"echo 3\":9') WHERE name = 'user'"),
-        ("command", "DELETE FROM report_totals WHERE name = 'command' AND key = 'echo 3'"),
-        ("pane", "UPDATE session_totals SET highest_seq = recorded"),
+        ("user", "UPDATE report_totals SET commands = commands + 40, failures = failures + 3 WHERE name = 'user'", true),
+        ("user", "UPDATE report_totals SET shown = replace(shown, '\"top_command\":\"echo 1\"', '\"top_command\":\"echo 3\"') WHERE name = 'user'", true),
+        ("user", "UPDATE report_states SET state = replace(state, '\"echo 3\":1', '\"echo 3\":9') WHERE name = 'user'", false),
+        ("command", "DELETE FROM report_totals WHERE name = 'command' AND key = 'echo 3'", true),
+        ("day", "UPDATE report_totals SET failures = failures + 2 WHERE name = 'day'", true),
+        ("session", "UPDATE report_totals SET commands = commands + 1 WHERE name = 'session'", true),
+        ("pane", "UPDATE session_totals SET highest_seq = recorded", true),
     ];
-    for (by, sql) in edits {
+    for (by, sql, shown) in edits {
         let sb = history(3);
         // A session with a record that never arrived: `report` notes it.
         add(&sb, 5);
         let honest = report(&sb, by);
         tamper(&sb, sql);
-        assert_ne!(report(&sb, by), honest, "{sql} changes the report");
+        if shown {
+            assert_ne!(report(&sb, by), honest, "{sql} changes the report");
+        }
         let (code, text) = verify(&sb, &[]);
         assert_eq!(code, Some(1), "{sql}: {text}");
         assert!(text.contains("running totals"), "{sql}: {text}");
@@ -430,6 +437,66 @@ fn edited_running_totals_are_named_and_counted_again() {
         assert_eq!(report(&sb, by), honest, "{sql}");
         assert_eq!(verify(&sb, &[]).0, Some(0), "{sql}");
     }
+}
+
+/// A database of schema 16, with running totals counted as that version
+/// kept them, is upgraded in place by the next `report`: every grouping's
+/// totals are counted, each report from them is the report counted from
+/// the rows (a filter that keeps every row takes that path), and `verify`
+/// agrees.
+#[test]
+fn a_version_16_database_gets_every_grouping_s_totals_in_place() {
+    let sb = history(3);
+    add(&sb, 5);
+    let report = |by: &str, more: &[&str]| {
+        let out = sb
+            .cmd()
+            .args(["report", "--by", by, "--json"])
+            .args(more)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for by in ["pane", "user", "command"] {
+        report(by, &[]);
+    }
+    assert!(sb.flush());
+    crate::schemas::downgrade(&sb.db, 16);
+    let groupings = [
+        "pane",
+        "session",
+        "window",
+        "client-user",
+        "user",
+        "host",
+        "cwd",
+        "day",
+        "command",
+    ];
+    for by in groupings {
+        let from_totals = report(by, &[]);
+        let from_rows = report(by, &["--since", "1970-01-02"]);
+        assert_eq!(from_totals, from_rows, "{by}");
+    }
+    let conn = Connection::open(&sb.db).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, crate::record::LATEST_SCHEMA);
+    let counted: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM totals_state WHERE name <> 'sessions'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(counted, groupings.len() as i64, "every grouping's totals");
+    assert_eq!(verify(&sb, &[]).0, Some(0));
 }
 
 /// The spool's lines, without the newest merge: records 1 (which made the
