@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use memchr::memmem;
 
-use super::segment::{self, CUT, GAP, OUTPUT};
+use super::segment::{self, CUT, EXCLUDED, GAP, OUTPUT};
 use crate::record::CommandRecord;
 
 /// How far around a command's times the segments are read for its marks:
@@ -43,14 +43,22 @@ pub struct CommandOutput {
     pub cuts: Vec<Cut>,
 }
 
-/// Bytes of a command's output that the cap did not keep.
+/// Bytes of a command's output that were not kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cut {
     /// Where in [`CommandOutput::bytes`] they were.
     pub at: usize,
     pub bytes: u64,
-    /// Their SHA-256 (after redaction).
-    pub sha256: [u8; 32],
+    pub why: Omitted,
+}
+
+/// Why output was not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Omitted {
+    /// Over the per-command cap; their SHA-256 (after redaction).
+    OverCap { sha256: [u8; 32] },
+    /// The command matched `[capture] exclude`: never written, not hashed.
+    Excluded,
 }
 
 /// Why there is no output to show.
@@ -145,10 +153,15 @@ pub fn command_output(db: &Path, command: &CommandRecord) -> Result<CommandOutpu
                         cuts.push(Cut {
                             at: stream.len(),
                             bytes,
-                            sha256,
+                            why: Omitted::OverCap { sha256 },
                         });
                     }
                 }
+                EXCLUDED => cuts.push(Cut {
+                    at: stream.len(),
+                    bytes: r.lost(),
+                    why: Omitted::Excluded,
+                }),
                 _ => {}
             }
         }

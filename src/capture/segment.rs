@@ -28,6 +28,10 @@ pub const GAP: u8 = b'g';
 /// Output of a command over its cap, not kept (see `cap.rs`): the payload
 /// is the count of bytes (u64 LE) and their SHA-256 (32 bytes).
 pub const CUT: u8 = b'c';
+/// Output of a command excluded by `[capture] exclude`, not kept: the
+/// payload is the count of bytes (u64 LE) and nothing else (a hash of a
+/// short secret would give it away).
+pub const EXCLUDED: u8 = b'x';
 /// The capture started (payload: empty).
 pub const START: u8 = b's';
 /// The capture ended cleanly: the pane closed, or its pipe did.
