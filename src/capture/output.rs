@@ -137,6 +137,14 @@ pub fn command_output(db: &Path, command: &CommandRecord) -> Result<CommandOutpu
         }
         let seg = segment::read(path).map_err(OutputError::Io)?;
         for r in seg.records {
+            if r.kind == GAP {
+                // Told when writing worked again, maybe long after: by
+                // when the output it counts was read.
+                let (first, last) = r.lost_span();
+                if last >= start && first <= end {
+                    gaps.push((first, r.lost()));
+                }
+            }
             if r.at_us < from || r.at_us > to {
                 continue;
             }
@@ -147,7 +155,6 @@ pub fn command_output(db: &Path, command: &CommandRecord) -> Result<CommandOutpu
                     times.push((stream.len(), r.at_us));
                     stream.extend_from_slice(&r.payload);
                 }
-                GAP if r.at_us >= start && r.at_us <= end => gaps.push((r.at_us, r.lost())),
                 CUT => {
                     if let Some((bytes, sha256)) = super::cap::cut_of(&r.payload) {
                         cuts.push(Cut {
@@ -303,6 +310,39 @@ fn skip_escape(bytes: &[u8], mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::segment::Writer;
+
+    #[test]
+    fn a_gap_written_long_after_is_told_for_the_command_whose_output_it_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        let root = crate::capture::root(&db);
+        let pane = crate::capture::pane_dir(&root, 7, "%1").unwrap();
+        let s = 1_000_000_000i64;
+        let mut w = Writer::new(&root, pane).unwrap();
+        w.push(OUTPUT, s - 1, b"$ ");
+        w.flush(s - 1).unwrap();
+        // The command's output was read at s+1 and s+2, and lost; the
+        // disk had room again ten minutes later.
+        let span = [
+            &5u64.to_le_bytes()[..],
+            &(s + 1).to_le_bytes(),
+            &(s + 2).to_le_bytes(),
+        ]
+        .concat();
+        w.push(GAP, s + 600_000_000, &span);
+        w.push(OUTPUT, s + 600_000_000, b"later\r\n");
+        w.flush(s + 600_000_000).unwrap();
+        let command = CommandRecord {
+            tmux_server_pid: Some(7),
+            tmux_pane: Some("%1".into()),
+            started_at_us: s,
+            duration_us: Some(3),
+            ..CommandRecord::default()
+        };
+        let found = command_output(&db, &command).unwrap();
+        assert_eq!(found.gaps, [(s + 1, 5)]);
+    }
 
     #[test]
     fn plain_text_drops_escapes_and_keeps_lines() {

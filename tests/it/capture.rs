@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{Pane, Rc, Row, Sandbox, Shell, Tmux, PATIENCE};
+use crate::support::{Pane, ProtectedDir, Rc, Row, Sandbox, Shell, Tmux, PATIENCE};
 
 /// A tmux server with capture on (`[capture] enabled = true`) and the
 /// documented `init tmux` line loaded.
@@ -264,6 +264,72 @@ fn bash_exclusion_keeps_the_users_debug_trap_and_its_dollar_underscore() {
         );
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_full_disk_keeps_the_pane_working_records_the_gap_and_capture_resumes() {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "under CI this test runs as root: it fills a tmpfs it mounts"
+        );
+        eprintln!("skipped: filling a disk needs root here (mount -t tmpfs)");
+        return;
+    }
+    let sb = Sandbox::new();
+    let data = sb.path().join("data/tmux-audit");
+    fs::create_dir_all(&data).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    // The capture directory alone on a small disk of its own (the
+    // database beside it keeps working); declared first, dropped last.
+    let disk = ProtectedDir::new(&data.join("history.db-capture"));
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    pane.line("echo before");
+    let before = row_of(&sb, "echo before");
+    wait_output(&sb, before.id, "before\n");
+
+    // Full: to the last byte a file can take.
+    let filler = disk.path.join("filler");
+    let mut file = fs::File::create(&filler).unwrap();
+    for chunk in [1 << 16, 1 << 12, 1] {
+        while std::io::Write::write_all(&mut file, &vec![0u8; chunk]).is_ok() {}
+    }
+    let lost = "printf 'lost-%s\\n' $(seq 1 20000)";
+    pane.line(lost);
+    // The pane keeps working: its prompt comes back, the next command runs.
+    pane.line("echo alive-$((20 + 22))");
+    pane.wait_for("alive-42", 1);
+    let message = "cannot write its output";
+    crate::support::wait_until("the log to say the disk is full", || {
+        sb.log().contains(message)
+    });
+
+    // Room again: capture goes on by itself.
+    drop(file);
+    fs::remove_file(&filler).unwrap();
+    pane.line("echo after-full");
+    let after = row_of(&sb, "echo after-full");
+    wait_output(&sb, after.id, "after-full\n");
+    let lost = row_of(&sb, lost);
+    let (_, stderr) = show_output(&sb, lost.id, &[]);
+    // Told for the command whose output it was, by when that was read:
+    // the GAP record itself is written only once there is room again.
+    // (How much is lost depends on how far the capture had got when
+    // the room came back: more than nothing, as it failed before that.)
+    let counted: u64 = stderr
+        .split("tmux-audit: gap: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no gap told: {stderr}"));
+    assert!(counted > 0, "{stderr}");
+    assert_eq!(sb.log().matches(message).count(), 1, "{}", sb.log());
+    drop(tmux);
 }
 
 /// Every file under the sandbox's data directory, segments decompressed.
