@@ -6,6 +6,14 @@
 //!
 //!     cargo bench --bench capture            # 200 MB, 3 rounds
 //!     MB=50 ROUNDS=5 cargo bench --bench capture
+//!
+//! Then `search --output`'s reading of captured output, through the
+//! library (`capture::output`): SEARCH_MB (default 1024) MB of output of
+//! commands of 1 MiB each in one pane's segments, every command read for
+//! a text none printed (the worst case: nothing stops the search early),
+//! with one [`Reader`] (as `search` reads) and, for a sample of commands,
+//! decoding the segments again for each (as it read before). ONLY=cat or
+//! ONLY=search runs one part.
 
 use std::fs;
 use std::io::Write;
@@ -17,6 +25,100 @@ mod common;
 use common::{env_or, ms};
 
 fn main() {
+    let only = std::env::var("ONLY").unwrap_or_default();
+    if only != "search" {
+        cat_bench();
+    }
+    if only != "cat" {
+        search_output_bench();
+    }
+}
+
+/// Reading SEARCH_MB of captured output for a text no command printed.
+fn search_output_bench() {
+    use tmux_audit::capture::{self, output, segment};
+    use tmux_audit::record::CommandRecord;
+    let mb: usize = env_or("SEARCH_MB", 1024);
+    let sample: usize = env_or("SAMPLE", 10);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("history.db");
+    let root = capture::root(&db);
+    let pane_dir = capture::pane_dir(&root, 4242, "%1").unwrap();
+    let mut writer = segment::Writer::new(&root, pane_dir).unwrap();
+    let line = b"203.0.113.9 - - [29/Nov/2026:10:00:00 +0000] \"GET /api/v1/items?page=2 HTTP/1.1\" 200 5120\r\n";
+    let per_command = 1 << 20;
+    let t0 = 1_800_000_000_000_000i64;
+    let mut commands = Vec::new();
+    let made = Instant::now();
+    for seq in 1..=mb as i64 {
+        // A command every 30 s; its output read over its first second.
+        let start = t0 + seq * 30_000_000;
+        writer.push(segment::OUTPUT, start, &capture::start_mark("bench", seq));
+        let mut written = 0;
+        let mut at = start;
+        while written < per_command {
+            let mut chunk = Vec::with_capacity(64 << 10);
+            while chunk.len() < 64 << 10 {
+                chunk.extend_from_slice(line);
+            }
+            written += chunk.len();
+            at += 1_000;
+            writer.push(segment::OUTPUT, at, &chunk);
+            if writer.pending() >= 128 << 10 {
+                writer.flush(at).unwrap();
+            }
+        }
+        writer.push(segment::OUTPUT, at, &capture::end_mark("bench", seq));
+        writer.flush(at).unwrap();
+        commands.push(CommandRecord {
+            shell_session: "bench".into(),
+            seq,
+            started_at_us: start,
+            duration_us: Some(at - start + 1),
+            tmux_server_pid: Some(4242),
+            tmux_pane: Some("%1".into()),
+            ..CommandRecord::default()
+        });
+    }
+    writer.close();
+    commands.reverse(); // newest first, as search reads
+    let on_disk = dir_size(dir.path());
+    println!(
+        "search --output: {mb} commands of 1 MiB of output ({} MB compressed to {} MB, made in {})",
+        mb,
+        on_disk >> 20,
+        ms(made.elapsed())
+    );
+    let text = b"no command printed this";
+    let started = Instant::now();
+    let mut reader = output::Reader::default();
+    let found = commands
+        .iter()
+        .filter(|c| reader.printed(&db, c, text))
+        .count();
+    let with_reader = started.elapsed();
+    assert_eq!(found, 0);
+    println!(
+        "  one Reader (search now): {} for all {} commands ({:.2} s per GB)",
+        ms(with_reader),
+        commands.len(),
+        with_reader.as_secs_f64() * 1024.0 / mb as f64
+    );
+    let started = Instant::now();
+    let sample = sample.min(commands.len());
+    for c in &commands[..sample] {
+        let found = output::command_output(&db, c).unwrap();
+        assert!(memchr::memmem::find(output::plain_text(&found.bytes).as_bytes(), text).is_none());
+    }
+    let each = started.elapsed() / sample as u32;
+    println!(
+        "  segments decoded again for each command (search before): {} per command, so about {} for all",
+        ms(each),
+        ms(each * commands.len() as u32)
+    );
+}
+
+fn cat_bench() {
     let mb: usize = env_or("MB", 200);
     let rounds: usize = env_or("ROUNDS", 3);
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/tmux-audit");

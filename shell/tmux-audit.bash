@@ -50,10 +50,51 @@ __tmux_audit_ps0='${__tmux_audit_none[(__tmux_audit_start=10#0${EPOCHREALTIME:+$
 # and after it ends, which terminals show as nothing and `tmux-audit show
 # --output` finds in the pane's captured output.
 __tmux_audit_mark=
+# Command lines whose output is not captured (`[capture] exclude`). bash
+# knows a command line's text before it runs only in a DEBUG trap: PS0
+# arms it, and while armed (until the command ends) it matches each
+# simple command as it starts; the first that matches prints a second
+# start mark saying so (`;x`), and the capture drops what follows. The
+# trap is set only with capture on and patterns to match; a DEBUG trap of
+# the user's, set before, still runs after it, with its `$_` and `$?`.
+__tmux_audit_exclude=(@TMUX_AUDIT_EXCLUDE@)
+__tmux_audit_armed=0
 if [[ -n ${TMUX-} && -n ${TMUX_AUDIT_CAPTURE-} ]]; then
     __tmux_audit_mark=1
     # shellcheck disable=SC2016 # expanded by bash each time it shows PS0
     __tmux_audit_ps0+='\e]133;C;ta=${__tmux_audit_session}/$((__tmux_audit_seq + 1))\a'
+    if ((${#__tmux_audit_exclude[@]})); then
+        # shellcheck disable=SC2016 # expanded by bash each time it shows PS0
+        __tmux_audit_ps0+='${__tmux_audit_none[__tmux_audit_armed=1]-}'
+        # $1: the status to hand on (the trap's next command sees it).
+        __tmux_audit_exclude_check() {
+            local status=$1 pattern
+            ((__tmux_audit_armed)) || return "$status"
+            for pattern in "${__tmux_audit_exclude[@]}"; do
+                # shellcheck disable=SC2053 # an exclude entry is a pattern
+                if [[ $BASH_COMMAND == $pattern ]]; then
+                    __tmux_audit_armed=0
+                    builtin printf '\e]133;C;ta=%s/%s;x\a' "$__tmux_audit_session" "$((__tmux_audit_seq + 1))" 2>/dev/null || :
+                    break
+                fi
+            done
+            return "$status"
+        }
+        __tmux_audit_debug_trap=$(trap -p DEBUG)
+        __tmux_audit_debug_trap=${__tmux_audit_debug_trap#"trap -- "}
+        __tmux_audit_debug_trap=${__tmux_audit_debug_trap%" DEBUG"}
+        [[ -n $__tmux_audit_debug_trap ]] && eval "__tmux_audit_debug_trap=$__tmux_audit_debug_trap"
+        # `"$_"` as the last word: the call leaves `$_` as it was. Alone,
+        # the trap's status is 0 (with extdebug, a non-zero one would skip
+        # the command); before the user's trap, `$?` is handed on to it.
+        # shellcheck disable=SC2016 # expanded by bash each time the trap runs
+        if [[ -n $__tmux_audit_debug_trap ]]; then
+            builtin trap '__tmux_audit_exclude_check "$?" "$_"
+'"$__tmux_audit_debug_trap" DEBUG
+        else
+            builtin trap '((__tmux_audit_armed == 0)) || __tmux_audit_exclude_check 0 "$_"' DEBUG
+        fi
+    fi
 fi
 
 # HISTCONTROL=ignorespace/ignoredups/ignoreboth and HISTIGNORE keep a command
@@ -300,6 +341,7 @@ __tmux_audit_prepend() {
 # Runs at each prompt, from PROMPT_COMMAND (or bash-preexec's precmd).
 __tmux_audit_precmd() {
     local status=$? end=${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}
+    __tmux_audit_armed=0
     if [[ -n $__tmux_audit_start ]]; then
         if [[ -n $__tmux_audit_mark ]]; then
             builtin printf '\e]133;D;ta=%s/%s\a' "$__tmux_audit_session" "$((__tmux_audit_seq + 1))" 2>/dev/null || :

@@ -25,6 +25,10 @@ if status is-interactive; and not set -q __tmux_audit_session
     if test -n "$TMUX"; and test -n "$TMUX_AUDIT_CAPTURE"
         set -g __tmux_audit_mark 1
     end
+    # Command lines whose output is not captured (`[capture] exclude`):
+    # after its start mark, such a command's mark says so (`;x`), and its
+    # capture drops what it prints.
+    set -g __tmux_audit_exclude @TMUX_AUDIT_EXCLUDE@
 
     # The recorder this shell writes its commands to (see `tmux-audit
     # recorder`): the FIFO it reads and its pid, both empty when there is
@@ -120,6 +124,12 @@ if status is-interactive; and not set -q __tmux_audit_session
         set -g __tmux_audit_cwd $PWD
         if test -n "$__tmux_audit_mark"
             printf '\e]133;C;ta=%s/%s\a' $__tmux_audit_session (math $__tmux_audit_seq + 1) 2>/dev/null
+            for pattern in $__tmux_audit_exclude
+                if string match -q -- $pattern "$argv[1]"
+                    printf '\e]133;C;ta=%s/%s;x\a' $__tmux_audit_session (math $__tmux_audit_seq + 1) 2>/dev/null
+                    break
+                end
+            end
         end
     end
 

@@ -32,6 +32,10 @@ if [[ -o interactive && -z ${__tmux_audit_session-} ]]; then
     if [[ -n ${TMUX-} && -n ${TMUX_AUDIT_CAPTURE-} ]]; then
         __tmux_audit_mark=1
     fi
+    # Command lines whose output is not captured (`[capture] exclude`):
+    # after its start mark, such a command's mark says so (`;x`), and its
+    # capture drops what it prints.
+    typeset -ga __tmux_audit_exclude=(@TMUX_AUDIT_EXCLUDE@)
     # The recorder this shell writes its commands to (see `tmux-audit
     # recorder`): the FIFO it reads and its pid, both empty when there is
     # none (it could not start, or it has gone: then each command starts a
@@ -107,6 +111,13 @@ __tmux_audit_preexec() {
     __tmux_audit_start=$(( now[1] * 1000000 + now[2] / 1000 ))
     if [[ -n $__tmux_audit_mark ]]; then
         print -rn -- $'\e]133;C;ta='"$__tmux_audit_session/$(( __tmux_audit_seq + 1 ))"$'\a' 2>/dev/null
+        local pattern
+        for pattern in $__tmux_audit_exclude; do
+            if [[ $1 == ${~pattern} ]]; then
+                print -rn -- $'\e]133;C;ta='"$__tmux_audit_session/$(( __tmux_audit_seq + 1 ))"$';x\a' 2>/dev/null
+                break
+            fi
+        done
     fi
 }
 

@@ -27,6 +27,7 @@
 //! [capture]
 //! enabled = false                     # each pane's output, for `show ID --output` (default off)
 //! max_total_mib = 1024                # all panes' segments; the oldest pruned first (0: no limit)
+//! exclude = ["pass *", "vault read *"] # output never written (default: password managers)
 //!
 //! [central]
 //! url = "postgresql://web1@db.example/audit?sslmode=verify-full"  # no password: ~/.pgpass
@@ -93,13 +94,32 @@ pub struct Capture {
     /// The segments of every pane together stay under this many MiB: the
     /// oldest finished ones are deleted first (0: no limit).
     pub max_total_mib: u64,
+    /// Command lines whose output is never written, not even redacted
+    /// (glob patterns: `*` any text, `?` one character): the shell hooks
+    /// mark such a command, and its capture counts its output and drops
+    /// it. bash matches each simple command as it starts (`cd x && pass
+    /// show y` is excluded from `pass`), zsh and fish the whole line.
+    pub exclude: Vec<String>,
 }
+
+/// Password managers' and secret stores' reading commands, whose output is
+/// the secret itself.
+pub const DEFAULT_EXCLUDE: &[&str] = &[
+    "pass *",
+    "gopass *",
+    "op *",
+    "bw *",
+    "lpass *",
+    "vault read *",
+    "vault kv get *",
+];
 
 impl Default for Capture {
     fn default() -> Capture {
         Capture {
             enabled: false,
             max_total_mib: 1024,
+            exclude: DEFAULT_EXCLUDE.iter().map(|p| p.to_string()).collect(),
         }
     }
 }

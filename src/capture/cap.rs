@@ -23,17 +23,28 @@ pub const TAIL: usize = 256 << 10;
 /// The start of the mark before a command's output, and after it.
 const START: &[u8] = b"\x1b]133;C;ta=";
 const END: &[u8] = b"\x1b]133;D;ta=";
+/// How a start mark ends when its command is excluded (`exclude_mark`).
+const EXCLUDED_END: &[u8] = b";x\x07";
+/// What every mark starts with: a piece of text ending in a prefix of it
+/// may end in a mark cut in two, held until the rest comes.
+const MARK: &[u8] = b"\x1b]133;";
+/// No mark is longer (a shell session id is tens of bytes).
+const MARK_MAX: usize = 256;
 
 /// The cap of the pane's commands, one at a time.
 pub struct Cap {
     head: u64,
     tail: usize,
     command: Option<Command>,
+    /// The end of the last text, which may be the start of a mark.
+    held: Vec<u8>,
 }
 
 /// The output of the command running now.
 #[derive(Default)]
 struct Command {
+    /// Matched `[capture] exclude`: nothing of it is kept, only counted.
+    excluded: bool,
     kept: u64,
     tail: VecDeque<u8>,
     tail_at_us: i64,
@@ -47,12 +58,31 @@ impl Cap {
             head,
             tail,
             command: None,
+            held: Vec::new(),
         }
     }
 
     /// Passes `text` (redacted output read at `at_us`) on to `writer`,
-    /// keeping of each command's output its head and its tail only.
-    pub fn push(&mut self, at_us: i64, mut text: &[u8], writer: &mut Writer) {
+    /// keeping of each command's output its head and its tail only, and
+    /// none of an excluded command's.
+    pub fn push(&mut self, at_us: i64, text: &[u8], writer: &mut Writer) {
+        let joined;
+        let mut text = if self.held.is_empty() {
+            text
+        } else {
+            self.held.extend_from_slice(text);
+            joined = std::mem::take(&mut self.held);
+            &joined[..]
+        };
+        // A mark cut in two is seen whole next time: the start of an
+        // excluded command's mark must not let its output through.
+        let keep = partial_mark(text);
+        self.held.extend_from_slice(&text[text.len() - keep..]);
+        text = &text[..text.len() - keep];
+        self.pass(at_us, text, writer);
+    }
+
+    fn pass(&mut self, at_us: i64, mut text: &[u8], writer: &mut Writer) {
         while !text.is_empty() {
             if self.command.is_none() {
                 let Some(at) = memmem::find(text, START) else {
@@ -62,12 +92,16 @@ impl Cap {
                 // The mark whole (to its BEL), then the command's output.
                 let end = memchr::memchr(0x07, &text[at..]).map_or(text.len(), |i| at + i + 1);
                 writer.push(segment::OUTPUT, at_us, &text[..end]);
-                self.command = Some(Command::default());
+                self.command = Some(Command {
+                    excluded: text[..end].ends_with(EXCLUDED_END),
+                    ..Command::default()
+                });
                 text = &text[end..];
                 continue;
             }
             // Its end mark; or the next command's start, when the end of
-            // this one was never printed (its shell was killed).
+            // this one was never printed (its shell was killed), or when
+            // this one is excluded after all (bash: a later simple command).
             let next = [memmem::find(text, END), memmem::find(text, START)]
                 .into_iter()
                 .flatten()
@@ -79,19 +113,36 @@ impl Cap {
             match next {
                 None => return,
                 Some(at) => {
-                    self.finish(at_us, writer);
+                    self.end_command(at_us, writer);
                     text = &text[at..];
                 }
             }
         }
     }
 
-    /// Ends the command running, if any: what was skipped, then its tail.
-    /// At its end mark, and when the capture ends.
+    /// The capture ends: what is held, then the end of the command
+    /// running, if any.
     pub fn finish(&mut self, at_us: i64, writer: &mut Writer) {
+        let held = std::mem::take(&mut self.held);
+        self.pass(at_us, &held, writer);
+        self.end_command(at_us, writer);
+    }
+
+    /// Ends the command running, if any: what was skipped, then its tail.
+    fn end_command(&mut self, at_us: i64, writer: &mut Writer) {
         let Some(mut command) = self.command.take() else {
             return;
         };
+        if command.excluded {
+            // Also when it printed nothing: `show --output` says why.
+            let at = if command.skipped > 0 {
+                command.tail_at_us.min(at_us)
+            } else {
+                at_us
+            };
+            writer.push(segment::EXCLUDED, at, &command.skipped.to_le_bytes());
+            return;
+        }
         if command.skipped > 0 {
             let mut payload = command.skipped.to_le_bytes().to_vec();
             payload.extend_from_slice(&command.sha256.finalize());
@@ -103,8 +154,31 @@ impl Cap {
     }
 }
 
+/// How many bytes at the end of `text` may be the start of a mark the
+/// next text completes: from its last ESC, when what follows is a prefix
+/// of [`MARK`], or a mark without its BEL yet.
+fn partial_mark(text: &[u8]) -> usize {
+    let from = text.len().saturating_sub(MARK_MAX);
+    let Some(esc) = memchr::memrchr(0x1b, &text[from..]).map(|i| from + i) else {
+        return 0;
+    };
+    let rest = &text[esc..];
+    let n = rest.len().min(MARK.len());
+    if rest[..n] != MARK[..n] || (rest.len() > MARK.len() && rest.contains(&0x07)) {
+        return 0;
+    }
+    rest.len()
+}
+
 impl Command {
     fn take(&mut self, at_us: i64, mut bytes: &[u8], (head, tail): (u64, usize), w: &mut Writer) {
+        if self.excluded {
+            if self.skipped == 0 {
+                self.tail_at_us = at_us;
+            }
+            self.skipped += bytes.len() as u64;
+            return;
+        }
         if self.kept < head {
             let n = (head - self.kept).min(bytes.len() as u64) as usize;
             if n > 0 {
@@ -198,6 +272,67 @@ mod tests {
         expected.extend_from_slice(&end);
         expected.extend_from_slice(b"$ ");
         assert_eq!(kept, expected);
+    }
+
+    #[test]
+    fn an_excluded_command_keeps_nothing_of_its_output_but_its_count() {
+        let start = crate::capture::start_mark("s", 3);
+        let exclude = crate::capture::exclude_mark("s", 3);
+        let end = crate::capture::end_mark("s", 3);
+        let next = crate::capture::start_mark("s", 4);
+        let secret = b"hunter2-correct-horse\n".repeat(10);
+        let text = [
+            &b"$ "[..],
+            &start,
+            b"before\n",
+            &exclude,
+            &secret,
+            &end,
+            b"$ ",
+            &next,
+            b"after\n",
+        ]
+        .concat();
+        // Cut at every byte: a mark in two pieces holds its output back
+        // just the same.
+        for split in 1..text.len() {
+            let records = records(&[&text[..split], &text[split..]], 100, 50);
+            let kept: Vec<u8> = records
+                .iter()
+                .filter(|r| r.kind == segment::OUTPUT)
+                .flat_map(|r| r.payload.clone())
+                .collect();
+            assert!(memmem::find(&kept, b"hunter2").is_none(), "split {split}");
+            let expected = [
+                &b"$ "[..],
+                &start,
+                b"before\n",
+                &exclude,
+                &end,
+                b"$ ",
+                &next,
+                b"after\n",
+            ]
+            .concat();
+            assert_eq!(kept, expected, "split {split}");
+            let excluded: Vec<u64> = records
+                .iter()
+                .filter(|r| r.kind == segment::EXCLUDED)
+                .map(|r| r.lost())
+                .collect();
+            assert_eq!(excluded, [secret.len() as u64], "split {split}");
+        }
+    }
+
+    #[test]
+    fn text_ending_in_what_may_start_a_mark_is_held_and_nothing_else() {
+        assert_eq!(partial_mark(b"abc"), 0);
+        assert_eq!(partial_mark(b"abc\x1b"), 1);
+        assert_eq!(partial_mark(b"abc\x1b]13"), 4);
+        assert_eq!(partial_mark(b"abc\x1b]133;C;ta=s/1"), 14);
+        assert_eq!(partial_mark(b"abc\x1b]133;C;ta=s/1\x07"), 0);
+        assert_eq!(partial_mark(b"abc\x1b[0m"), 0);
+        assert_eq!(partial_mark(b"abc\x1b]0;title"), 0);
     }
 
     #[test]

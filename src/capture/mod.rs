@@ -9,6 +9,9 @@
 //! invisible OSC 133 sequence naming the command ([`start_mark`],
 //! [`end_mark`]); [`output`] finds a command's output between its marks
 //! (or, for a shell started without them, between its start and end times).
+//! A command matching `[capture] exclude` gets a second start mark saying
+//! so ([`exclude_mark`]): [`cap`] then drops its output before anything is
+//! written, and records only how many bytes it printed.
 //!
 //! Only what programs print is captured: keys typed inside a program (a
 //! password prompt, a `mysql>` prompt) are not, unless the program echoes
@@ -73,6 +76,12 @@ pub fn running() -> Vec<(i64, String)> {
 /// tmux show as nothing).
 pub fn start_mark(session: &str, seq: i64) -> Vec<u8> {
     format!("\x1b]133;C;ta={session}/{seq}\x07").into_bytes()
+}
+
+/// The mark a shell hook prints after [`start_mark`] when the command
+/// matches `[capture] exclude`: its capture then drops its output.
+pub fn exclude_mark(session: &str, seq: i64) -> Vec<u8> {
+    format!("\x1b]133;C;ta={session}/{seq};x\x07").into_bytes()
 }
 
 /// The mark printed when it has finished (OSC 133 D).

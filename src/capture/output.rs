@@ -6,10 +6,11 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use memchr::memmem;
 
-use super::segment::{self, CUT, GAP, OUTPUT};
+use super::segment::{self, CUT, EXCLUDED, GAP, OUTPUT};
 use crate::record::CommandRecord;
 
 /// How far around a command's times the segments are read for its marks:
@@ -43,14 +44,22 @@ pub struct CommandOutput {
     pub cuts: Vec<Cut>,
 }
 
-/// Bytes of a command's output that the cap did not keep.
+/// Bytes of a command's output that were not kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cut {
     /// Where in [`CommandOutput::bytes`] they were.
     pub at: usize,
     pub bytes: u64,
-    /// Their SHA-256 (after redaction).
-    pub sha256: [u8; 32],
+    pub why: Omitted,
+}
+
+/// Why output was not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Omitted {
+    /// Over the per-command cap; their SHA-256 (after redaction).
+    OverCap { sha256: [u8; 32] },
+    /// The command matched `[capture] exclude`: never written, not hashed.
+    Excluded,
 }
 
 /// Why there is no output to show.
@@ -95,8 +104,65 @@ impl fmt::Display for OutputError {
 
 impl std::error::Error for OutputError {}
 
+/// How many decoded segments a [`Reader`] keeps (each up to 32 MiB of
+/// records): the panes a search goes through in turn, newest first.
+const KEPT_SEGMENTS: usize = 3;
+
+/// Reads commands' output, keeping the segments it decoded last: a
+/// segment holds the output of many commands, and `search --output`
+/// reading each of them decoded it again for each (41–61 s for 1 GB).
+#[derive(Default)]
+pub struct Reader {
+    /// By path and length (the one being written grows: read again
+    /// then); most recently used last.
+    kept: Vec<((PathBuf, u64), Rc<segment::Segment>)>,
+}
+
+impl Reader {
+    fn segment(&mut self, path: &Path) -> io::Result<Rc<segment::Segment>> {
+        let key = (path.to_path_buf(), std::fs::metadata(path)?.len());
+        if let Some(i) = self.kept.iter().position(|(k, _)| *k == key) {
+            let entry = self.kept.remove(i);
+            let seg = Rc::clone(&entry.1);
+            self.kept.push(entry);
+            return Ok(seg);
+        }
+        let seg = Rc::new(segment::read(path)?);
+        self.kept.retain(|((p, _), _)| p != path);
+        if self.kept.len() == KEPT_SEGMENTS {
+            self.kept.remove(0);
+        }
+        self.kept.push((key, Rc::clone(&seg)));
+        Ok(seg)
+    }
+
+    /// The output of `command`, from the segments beside the database `db`.
+    pub fn command_output(
+        &mut self,
+        db: &Path,
+        command: &CommandRecord,
+    ) -> Result<CommandOutput, OutputError> {
+        read_output(db, command, |path| self.segment(path))
+    }
+
+    /// Whether `command`'s captured output, as plain text, holds `text`
+    /// (false when none was captured).
+    pub fn printed(&mut self, db: &Path, command: &CommandRecord, text: &[u8]) -> bool {
+        self.command_output(db, command)
+            .is_ok_and(|found| memmem::find(plain_text(&found.bytes).as_bytes(), text).is_some())
+    }
+}
+
 /// The output of `command`, from the segments beside the database `db`.
 pub fn command_output(db: &Path, command: &CommandRecord) -> Result<CommandOutput, OutputError> {
+    read_output(db, command, |path| segment::read(path).map(Rc::new))
+}
+
+fn read_output(
+    db: &Path,
+    command: &CommandRecord,
+    mut read: impl FnMut(&Path) -> io::Result<Rc<segment::Segment>>,
+) -> Result<CommandOutput, OutputError> {
     let (Some(pid), Some(pane)) = (command.tmux_server_pid, command.tmux_pane.as_deref()) else {
         return Err(OutputError::NotInTmux);
     };
@@ -121,14 +187,29 @@ pub fn command_output(db: &Path, command: &CommandRecord) -> Result<CommandOutpu
     let mut cuts = Vec::new();
     let mut last_at = None;
     let mut closed = false;
-    for (i, path) in paths.iter().enumerate() {
+    let start_mark = super::start_mark(&command.shell_session, command.seq);
+    let end_mark = super::end_mark(&command.shell_session, command.seq);
+    // Where the command's output starts in `stream` once its start mark
+    // has come, and how far the stream was searched for the next mark:
+    // reading stops at its end mark, not at the end of the window.
+    let mut body: Option<usize> = None;
+    let mut searched: usize = 0;
+    'segments: for (i, path) in paths.iter().enumerate() {
         let begun = segment::begun_us(path).unwrap_or(i64::MIN);
         let next = paths.get(i + 1).and_then(|p| segment::begun_us(p));
         if begun > to || next.is_some_and(|n| n <= from) {
             continue;
         }
-        let seg = segment::read(path).map_err(OutputError::Io)?;
-        for r in seg.records {
+        let seg = read(path).map_err(OutputError::Io)?;
+        for r in &seg.records {
+            if r.kind == GAP {
+                // Told when writing worked again, maybe long after: by
+                // when the output it counts was read.
+                let (first, last) = r.lost_span();
+                if last >= start && first <= end {
+                    gaps.push((first, r.lost()));
+                }
+            }
             if r.at_us < from || r.at_us > to {
                 continue;
             }
@@ -138,17 +219,34 @@ pub fn command_output(db: &Path, command: &CommandRecord) -> Result<CommandOutpu
                 OUTPUT => {
                     times.push((stream.len(), r.at_us));
                     stream.extend_from_slice(&r.payload);
+                    if body.is_none() {
+                        let since = searched.saturating_sub(start_mark.len() - 1);
+                        body = memmem::find(&stream[since..], &start_mark)
+                            .map(|at| since + at + start_mark.len());
+                        searched = body.unwrap_or(stream.len());
+                    }
+                    if let Some(body) = body {
+                        let since = searched.saturating_sub(end_mark.len() - 1).max(body);
+                        if memmem::find(&stream[since..], &end_mark).is_some() {
+                            break 'segments;
+                        }
+                        searched = stream.len();
+                    }
                 }
-                GAP if r.at_us >= start && r.at_us <= end => gaps.push((r.at_us, r.lost())),
                 CUT => {
                     if let Some((bytes, sha256)) = super::cap::cut_of(&r.payload) {
                         cuts.push(Cut {
                             at: stream.len(),
                             bytes,
-                            sha256,
+                            why: Omitted::OverCap { sha256 },
                         });
                     }
                 }
+                EXCLUDED => cuts.push(Cut {
+                    at: stream.len(),
+                    bytes: r.lost(),
+                    why: Omitted::Excluded,
+                }),
                 _ => {}
             }
         }
@@ -162,8 +260,6 @@ pub fn command_output(db: &Path, command: &CommandRecord) -> Result<CommandOutpu
         _ => None,
     };
 
-    let start_mark = super::start_mark(&command.shell_session, command.seq);
-    let end_mark = super::end_mark(&command.shell_session, command.seq);
     if let Some(at) = memmem::find(&stream, &start_mark) {
         let body = at + start_mark.len();
         let (bytes, unfinished) = match memmem::find(&stream[body..], &end_mark) {
@@ -209,13 +305,6 @@ pub fn command_output(db: &Path, command: &CommandRecord) -> Result<CommandOutpu
         stopped_at_us,
         cuts: Vec::new(),
     })
-}
-
-/// Whether `command`'s captured output, as plain text, holds `text`
-/// (false when none was captured).
-pub fn printed(db: &Path, command: &CommandRecord, text: &[u8]) -> bool {
-    command_output(db, command)
-        .is_ok_and(|found| memmem::find(plain_text(&found.bytes).as_bytes(), text).is_some())
 }
 
 /// Terminal output as plain text: escape sequences (colours, cursor moves,
@@ -290,6 +379,76 @@ fn skip_escape(bytes: &[u8], mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::segment::Writer;
+
+    #[test]
+    fn a_reader_reads_a_segment_again_once_it_has_grown() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        let root = crate::capture::root(&db);
+        let pane = crate::capture::pane_dir(&root, 7, "%1").unwrap();
+        let s = 1_000_000_000i64;
+        let command = |seq: i64| CommandRecord {
+            shell_session: "b".into(),
+            seq,
+            tmux_server_pid: Some(7),
+            tmux_pane: Some("%1".into()),
+            started_at_us: s + seq * 10,
+            duration_us: Some(5),
+            ..CommandRecord::default()
+        };
+        let printing = |w: &mut Writer, seq: i64, text: &[u8]| {
+            let at = s + seq * 10 + 1;
+            w.push(OUTPUT, at, &crate::capture::start_mark("b", seq));
+            w.push(OUTPUT, at, text);
+            w.push(OUTPUT, at, &crate::capture::end_mark("b", seq));
+            w.flush(at).unwrap();
+        };
+        let mut w = Writer::new(&root, pane).unwrap();
+        printing(&mut w, 1, b"one\r\n");
+        let mut reader = Reader::default();
+        assert!(reader.printed(&db, &command(1), b"one"));
+        assert!(!reader.printed(&db, &command(2), b"two"));
+        // The same segment, grown by the next command's output.
+        printing(&mut w, 2, b"two\r\n");
+        assert!(reader.printed(&db, &command(2), b"two"));
+        assert_eq!(
+            reader.command_output(&db, &command(1)).unwrap().bytes,
+            command_output(&db, &command(1)).unwrap().bytes
+        );
+    }
+
+    #[test]
+    fn a_gap_written_long_after_is_told_for_the_command_whose_output_it_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        let root = crate::capture::root(&db);
+        let pane = crate::capture::pane_dir(&root, 7, "%1").unwrap();
+        let s = 1_000_000_000i64;
+        let mut w = Writer::new(&root, pane).unwrap();
+        w.push(OUTPUT, s - 1, b"$ ");
+        w.flush(s - 1).unwrap();
+        // The command's output was read at s+1 and s+2, and lost; the
+        // disk had room again ten minutes later.
+        let span = [
+            &5u64.to_le_bytes()[..],
+            &(s + 1).to_le_bytes(),
+            &(s + 2).to_le_bytes(),
+        ]
+        .concat();
+        w.push(GAP, s + 600_000_000, &span);
+        w.push(OUTPUT, s + 600_000_000, b"later\r\n");
+        w.flush(s + 600_000_000).unwrap();
+        let command = CommandRecord {
+            tmux_server_pid: Some(7),
+            tmux_pane: Some("%1".into()),
+            started_at_us: s,
+            duration_us: Some(3),
+            ..CommandRecord::default()
+        };
+        let found = command_output(&db, &command).unwrap();
+        assert_eq!(found.gaps, [(s + 1, 5)]);
+    }
 
     #[test]
     fn plain_text_drops_escapes_and_keeps_lines() {

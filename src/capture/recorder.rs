@@ -58,13 +58,16 @@ fn now_us() -> i64 {
 /// Captures `input` until it ends into the segments of `dir` (under the
 /// capture root `root`). `sealed` is given each segment once it is closed
 /// (to chain its hash: see [`super::seal`]), on this thread, never the
-/// one that reads the pane.
+/// one that reads the pane. `failed` is told when writing starts failing
+/// (a full disk), once until a write works again: meanwhile output is
+/// counted and dropped, and a [`segment::GAP`] says so once it works.
 pub fn run(
     input: impl Read + Send + 'static,
     root: &Path,
     dir: PathBuf,
     redact: &Redact,
     mut sealed: impl FnMut(Seal),
+    mut failed: impl FnMut(&io::Error),
 ) -> io::Result<Summary> {
     let mut writer = Writer::new(root, dir)?;
     writer.push(segment::START, now_us(), b"");
@@ -82,9 +85,17 @@ pub fn run(
     let mut summary = Summary::default();
     let mut lines = Lines::new(Redactor::new(redact));
     let mut last_flush = Instant::now();
+    let mut failing = false;
     let mut flush = |writer: &mut Writer, summary: &mut Summary| {
-        if let Err(err) = writer.flush(now_us()) {
-            summary.error.get_or_insert_with(|| err.to_string());
+        match writer.flush(now_us()) {
+            Err(err) => {
+                if !failing {
+                    failed(&err);
+                }
+                failing = true;
+                summary.error.get_or_insert_with(|| err.to_string());
+            }
+            Ok(()) => failing = false,
         }
         writer.take_sealed().into_iter().for_each(&mut sealed);
     };
@@ -350,6 +361,7 @@ mod tests {
             pane.clone(),
             &Redact::default(),
             |seal| seals.push(seal),
+            |err| panic!("{err}"),
         )
         .unwrap();
         assert_eq!(summary.lost, 0);

@@ -12,7 +12,7 @@
 //! (u32 LE) | payload`.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -23,11 +23,17 @@ use crate::private_files;
 /// Bytes the pane printed, as read at `at_us`.
 pub const OUTPUT: u8 = b'o';
 /// Output that could not be kept: the payload is the count of bytes lost
-/// (u64 LE), lost while the disk stalled or failed.
+/// (u64 LE), lost while the disk stalled or failed; for a failed write,
+/// followed by when the first and the last of them were read (i64 LE
+/// each), as the record itself is written only once writing works again.
 pub const GAP: u8 = b'g';
 /// Output of a command over its cap, not kept (see `cap.rs`): the payload
 /// is the count of bytes (u64 LE) and their SHA-256 (32 bytes).
 pub const CUT: u8 = b'c';
+/// Output of a command excluded by `[capture] exclude`, not kept: the
+/// payload is the count of bytes (u64 LE) and nothing else (a hash of a
+/// short secret would give it away).
+pub const EXCLUDED: u8 = b'x';
 /// The capture started (payload: empty).
 pub const START: u8 = b's';
 /// The capture ended cleanly: the pane closed, or its pipe did.
@@ -55,6 +61,19 @@ impl Record {
         n[..len].copy_from_slice(&self.payload[..len]);
         u64::from_le_bytes(n)
     }
+
+    /// When the output a [`GAP`] counts was read: (first, last); its own
+    /// time for a gap that does not say.
+    pub fn lost_span(&self) -> (i64, i64) {
+        let at = |i: usize| {
+            let bytes = self.payload.get(i..i + 8)?;
+            Some(i64::from_le_bytes(bytes.try_into().ok()?))
+        };
+        match (at(8), at(16)) {
+            (Some(first), Some(last)) => (first, last),
+            _ => (self.at_us, self.at_us),
+        }
+    }
 }
 
 struct Open {
@@ -76,8 +95,10 @@ pub struct Writer {
     sealed: Vec<Seal>,
     pending: Vec<u8>,
     compressor: zstd::bulk::Compressor<'static>,
-    /// Output bytes lost to failed writes, told in the next frame.
+    /// Output bytes lost to failed writes, told in the next frame, and
+    /// when the first and the last of them were read.
     lost: u64,
+    lost_span: Option<(i64, i64)>,
 }
 
 impl Writer {
@@ -95,6 +116,7 @@ impl Writer {
             pending: Vec::with_capacity(64 << 10),
             compressor: zstd::bulk::Compressor::new(3)?,
             lost: 0,
+            lost_span: None,
         })
     }
 
@@ -102,7 +124,12 @@ impl Writer {
     pub fn push(&mut self, kind: u8, at_us: i64, payload: &[u8]) {
         if self.lost > 0 {
             let lost = std::mem::take(&mut self.lost);
-            self.push(GAP, at_us, &lost.to_le_bytes());
+            let mut payload = lost.to_le_bytes().to_vec();
+            if let Some((first, last)) = self.lost_span.take() {
+                payload.extend_from_slice(&first.to_le_bytes());
+                payload.extend_from_slice(&last.to_le_bytes());
+            }
+            self.push(GAP, at_us, &payload);
         }
         // A payload longer than a u32 cannot come from one read.
         let len = u32::try_from(payload.len()).unwrap_or(u32::MAX) as usize;
@@ -126,7 +153,12 @@ impl Writer {
         }
         let written = self.write_frame(now_us);
         if written.is_err() {
-            self.lost += output_bytes(&self.pending);
+            let (bytes, span) = output_bytes(&self.pending);
+            self.lost += bytes;
+            if let Some((first, last)) = span {
+                let (f, t) = self.lost_span.unwrap_or((first, last));
+                self.lost_span = Some((f.min(first), t.max(last)));
+            }
         }
         self.pending.clear();
         if self.pending.capacity() > 256 << 10 {
@@ -154,7 +186,15 @@ impl Writer {
         let frame = self.compressor.compress(&self.pending)?;
         let open = self.file.as_mut().expect("opened above");
         if let Err(err) = open.file.write_all(&frame) {
-            if open.file.set_len(open.len).is_err() {
+            // Cut back, and the next write where the cut is: the file's
+            // offset is past it (a disk that filled mid-frame), and a
+            // write there would leave a hole of zeros that no reader
+            // gets past (seen: all output after a full disk unreadable).
+            let cut = open.file.set_len(open.len);
+            if cut
+                .and_then(|()| open.file.seek(SeekFrom::Start(open.len)))
+                .is_err()
+            {
                 // Not cut back: a file that is not a run of whole frames
                 // is never sealed; the next frame begins another.
                 self.file = None;
@@ -189,16 +229,30 @@ impl Writer {
     }
 }
 
-/// The output bytes among `records` (encoded).
-fn output_bytes(mut records: &[u8]) -> u64 {
+/// The output bytes among `records` (encoded), those their gaps count
+/// (a gap told while writing still fails must not vanish with its
+/// frame), and when the first and the last of them were read.
+fn output_bytes(mut records: &[u8]) -> (u64, Option<(i64, i64)>) {
     let mut total = 0;
+    let mut span: Option<(i64, i64)> = None;
+    let mut add = |(from, to): (i64, i64)| {
+        span = Some(span.map_or((from, to), |(f, t)| (f.min(from), t.max(to))));
+    };
     while let Some((record, rest)) = decode_one(records) {
-        if record.kind == OUTPUT {
-            total += record.payload.len() as u64;
+        match record.kind {
+            OUTPUT => {
+                total += record.payload.len() as u64;
+                add((record.at_us, record.at_us));
+            }
+            GAP => {
+                total += record.lost();
+                add(record.lost_span());
+            }
+            _ => {}
         }
         records = rest;
     }
-    total
+    (total, span)
 }
 
 fn decode_one(bytes: &[u8]) -> Option<(Record, &[u8])> {
@@ -336,18 +390,30 @@ mod tests {
     #[test]
     fn gaps_count_the_output_lost() {
         let mut buf = Vec::new();
-        for (kind, payload) in [(OUTPUT, &b"abc"[..]), (START, b""), (OUTPUT, b"de")] {
+        // An earlier gap, told in a frame that failed too: still counted.
+        let earlier = [
+            &7u64.to_le_bytes()[..],
+            &2i64.to_le_bytes(),
+            &3i64.to_le_bytes(),
+        ]
+        .concat();
+        for (kind, at, payload) in [
+            (GAP, 9i64, &earlier[..]),
+            (OUTPUT, 5, &b"abc"[..]),
+            (START, 6, b""),
+            (OUTPUT, 8, b"de"),
+        ] {
             buf.push(kind);
-            buf.extend_from_slice(&0i64.to_le_bytes());
+            buf.extend_from_slice(&at.to_le_bytes());
             buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
             buf.extend_from_slice(payload);
         }
-        assert_eq!(output_bytes(&buf), 5);
+        assert_eq!(output_bytes(&buf), (12, Some((2, 8))));
         let gap = Record {
             kind: GAP,
-            at_us: 0,
+            at_us: 4,
             payload: 7u64.to_le_bytes().to_vec(),
         };
-        assert_eq!(gap.lost(), 7);
+        assert_eq!((gap.lost(), gap.lost_span()), (7, (4, 4)));
     }
 }

@@ -89,7 +89,18 @@ impl CaptureCmd {
                 }
             }
         };
-        let summary = recorder::run(io::stdin(), &root, dir, &config.redact, sealed)
+        let pane = &self.pane;
+        let failed = |err: &io::Error| {
+            error_log::append(
+                "capture",
+                &format!(
+                    "pane {pane}: cannot write its output ({err}): it is counted and dropped \
+                     until a write works again, and the gap is recorded"
+                ),
+                "free space in the database's directory; capture goes on by itself",
+            );
+        };
+        let summary = recorder::run(io::stdin(), &root, dir, &config.redact, sealed, failed)
             .with_context(|| format!("cannot capture pane {}", self.pane))?;
         if summary.lost > 0 || summary.error.is_some() {
             let why = summary.error.as_deref().unwrap_or("the disk was too slow");

@@ -1,10 +1,11 @@
 //! `tmux-audit init SHELL`: prints the hook script for a shell;
 //! `tmux-audit init tmux`: registers the lifecycle hooks in a tmux server.
 //!
-//! The scripts live in `shell/` and are built into the binary. Two values are
+//! The scripts live in `shell/` and are built into the binary. Values are
 //! filled in: the absolute path of this binary (so the hook does not search
-//! PATH on every prompt) and the log file the hook writes to when it cannot
-//! run the binary at all.
+//! PATH on every prompt), the log file the hook writes to when it cannot
+//! run the binary at all, its recorder, and the `[capture] exclude`
+//! patterns (matched by the hook with builtins, no process per command).
 
 use std::io::{self, Write};
 
@@ -12,7 +13,7 @@ use anyhow::{Context, Result};
 
 use super::{recorder, Exit, Run};
 use crate::cli::{Init, InitTarget, Shell};
-use tmux_audit::config::Config;
+use tmux_audit::config::{Capture, Config};
 use tmux_audit::error_log;
 use tmux_audit::lifecycle::{hooks, Recorder};
 use tmux_audit::paths;
@@ -40,7 +41,16 @@ impl Run for Init {
             .to_str()
             .with_context(|| format!("the log path is not UTF-8: {}", log.display()))?;
         let recorder = started_by(shell).then(|| start_recorder(shell)).flatten();
-        let mut script = render(shell, exe, log, recorder.as_ref());
+        // A config.toml that cannot be read still gets the hook loaded (it
+        // records commands), with the default exclusions; the log says why.
+        let exclude = Config::load().map_or_else(
+            |err| {
+                store::log("init", &err);
+                Capture::default().exclude
+            },
+            |config| config.capture.exclude,
+        );
+        let mut script = render(shell, exe, log, recorder.as_ref(), &exclude);
         if self.no_bind {
             script = without_binding(&script);
         }
@@ -157,7 +167,15 @@ fn start_recorder(shell: Shell) -> Option<Started> {
     }
 }
 
-pub fn render(shell: Shell, exe: &str, log: &str, started: Option<&Started>) -> String {
+/// The hook script of `shell`; `exclude`: the `[capture] exclude`
+/// patterns, as a list of words for the shell.
+pub fn render(
+    shell: Shell,
+    exe: &str,
+    log: &str,
+    started: Option<&Started>,
+    exclude: &[String],
+) -> String {
     let (template, quote): (&str, fn(&str) -> String) = match shell {
         Shell::Bash => (BASH, quote_posix),
         Shell::Zsh => (ZSH, quote_posix),
@@ -178,6 +196,14 @@ pub fn render(shell: Shell, exe: &str, log: &str, started: Option<&Started>) -> 
         .replace("@TMUX_AUDIT_FOR@", &quote(&shell_pid))
         .replace("@TMUX_AUDIT_FIFO@", &quote(&fifo))
         .replace("@TMUX_AUDIT_RECORDER@", &quote(&pid))
+        .replace(
+            "@TMUX_AUDIT_EXCLUDE@",
+            &exclude
+                .iter()
+                .map(|p| quote(p))
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
 }
 
 /// The lines that bind Ctrl-R to `tmux-audit pick`, at the end of each
@@ -219,7 +245,7 @@ mod tests {
     #[test]
     fn no_bind_leaves_out_the_binding_and_only_it() {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-            let script = render(shell, "/bin/tmux-audit", "/log", None);
+            let script = render(shell, "/bin/tmux-audit", "/log", None, &[]);
             assert_eq!(script.matches(BINDING_START).count(), 1, "{shell:?}");
             assert_eq!(script.matches(BINDING_END).count(), 1, "{shell:?}");
             assert!(script.contains(" pick "), "{shell:?}");
@@ -251,12 +277,12 @@ mod tests {
             },
         };
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-            let script = render(shell, "/bin/tmux-audit", "/log", Some(&started));
+            let script = render(shell, "/bin/tmux-audit", "/log", Some(&started), &[]);
             assert!(!script.contains("@TMUX_AUDIT"), "{shell:?}");
             for value in ["'4242'", "'/state/recorders/bash-4242.fifo'", "'4343'"] {
                 assert!(script.contains(value), "{shell:?}: {value}");
             }
-            let none = render(shell, "/bin/tmux-audit", "/log", None);
+            let none = render(shell, "/bin/tmux-audit", "/log", None, &[]);
             assert!(
                 none.contains("'none'") && !none.contains("4343"),
                 "{shell:?}"
@@ -267,7 +293,7 @@ mod tests {
     #[test]
     fn every_placeholder_is_filled() {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-            let script = render(shell, "/bin/tmux-audit", "/log", None);
+            let script = render(shell, "/bin/tmux-audit", "/log", None, &[]);
             assert!(!script.contains("@TMUX_AUDIT"), "{shell:?}");
             assert!(script.contains("'/bin/tmux-audit'"), "{shell:?}");
         }

@@ -215,13 +215,14 @@ impl Matches {
         if let Some(text) = &self.output {
             // Newest first: reading stops at the `limit`th that printed it.
             let mut seen = std::collections::HashSet::new();
+            let mut reader = capture::output::Reader::default();
             rows = rows
                 .into_iter()
                 .filter(|row| {
                     if unique && seen.contains(&row.record.command) {
                         return false;
                     }
-                    if !capture::output::printed(&self.path, &row.record, text) {
+                    if !reader.printed(&self.path, &row.record, text) {
                         return false;
                     }
                     if unique {
@@ -267,9 +268,10 @@ impl Matches {
         } else {
             let path = &self.path;
             let output = self.output.as_deref();
+            let mut reader = capture::output::Reader::default();
             self.db
                 .each_command(&self.conditions, unique, order, |row| -> Result<()> {
-                    if output.is_none_or(|text| capture::output::printed(path, &row.record, text)) {
+                    if output.is_none_or(|text| reader.printed(path, &row.record, text)) {
                         out.write(&row)?;
                     }
                     Ok(())

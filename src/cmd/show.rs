@@ -7,7 +7,8 @@ use anyhow::{bail, Result};
 
 use super::{Exit, Run};
 use crate::cli::{Show, ShowFormat};
-use tmux_audit::capture::{self, output::Bounds};
+use tmux_audit::capture;
+use tmux_audit::capture::output::{Bounds, Omitted};
 use tmux_audit::db::StoredCommand;
 use tmux_audit::paths;
 use tmux_audit::render::{self, client_label, human_duration};
@@ -47,7 +48,11 @@ fn output(db: &std::path::Path, row: &StoredCommand, raw: bool) -> Result<Exit> 
         if !raw {
             let part = capture::output::plain_text(&found.bytes[from..cut.at]);
             out.write_all(part.as_bytes())?;
-            let newline = if part.ends_with('\n') { "" } else { "\n" };
+            let newline = if part.is_empty() || part.ends_with('\n') {
+                ""
+            } else {
+                "\n"
+            };
             writeln!(out, "{newline}{}", cut_line(cut))?;
             from = cut.at;
         }
@@ -60,12 +65,19 @@ fn output(db: &std::path::Path, row: &StoredCommand, raw: bool) -> Result<Exit> 
     }
     out.flush()?;
     for cut in &found.cuts {
-        eprintln!(
-            "tmux-audit: note: {} bytes of this output were over the per-command cap and not \
-             kept (sha256 {})",
-            cut.bytes,
-            hex(&cut.sha256)
-        );
+        match &cut.why {
+            Omitted::OverCap { sha256 } => eprintln!(
+                "tmux-audit: note: {} bytes of this output were over the per-command cap and not \
+                 kept (sha256 {})",
+                cut.bytes,
+                hex(sha256)
+            ),
+            Omitted::Excluded => eprintln!(
+                "tmux-audit: note: {} bytes of this output were not captured: the command \
+                 matches `[capture] exclude` in config.toml",
+                cut.bytes
+            ),
+        }
     }
     let time = |us: i64| tmux_audit::timespec::local_format(us, "%Y-%m-%d %H:%M:%S%.3f %:z");
     if found.bounds == Bounds::Times {
@@ -94,13 +106,19 @@ fn output(db: &std::path::Path, row: &StoredCommand, raw: bool) -> Result<Exit> 
 
 /// The line that stands for output the cap did not keep.
 fn cut_line(cut: &capture::output::Cut) -> String {
-    format!(
-        "[tmux-audit: {} bytes not kept here: the first and last {} KiB of a command's output \
-         are; sha256 {}]",
-        cut.bytes,
-        capture::cap::HEAD >> 10,
-        hex(&cut.sha256)
-    )
+    match &cut.why {
+        Omitted::OverCap { sha256 } => format!(
+            "[tmux-audit: {} bytes not kept here: the first and last {} KiB of a command's \
+             output are; sha256 {}]",
+            cut.bytes,
+            capture::cap::HEAD >> 10,
+            hex(sha256)
+        ),
+        Omitted::Excluded => format!(
+            "[tmux-audit: {} bytes not captured here: the command matches [capture] exclude]",
+            cut.bytes
+        ),
+    }
 }
 
 /// One `name: value` line per field that has a value.

@@ -270,9 +270,10 @@ impl Timeline {
         if self.output_lines == 0 {
             return printed;
         }
+        let mut reader = tmux_audit::capture::output::Reader::default();
         for item in items {
             let Item::Command(c) = item else { continue };
-            let Ok(found) = tmux_audit::capture::output::command_output(db, &c.record) else {
+            let Ok(found) = reader.command_output(db, &c.record) else {
                 continue;
             };
             let text = tmux_audit::capture::output::plain_text(&found.bytes);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{Pane, Rc, Row, Sandbox, Shell, Tmux, PATIENCE};
+use crate::support::{Pane, ProtectedDir, Rc, Row, Sandbox, Shell, Tmux, PATIENCE};
 
 /// A tmux server with capture on (`[capture] enabled = true`) and the
 /// documented `init tmux` line loaded.
@@ -19,9 +19,18 @@ fn captured_server(sb: &Sandbox) -> Tmux {
 
 /// Turns capture on in the config file, and runs `init tmux` in `tmux`.
 fn init_with_capture(sb: &Sandbox, tmux: &Tmux) {
+    init_with_capture_config(sb, tmux, "");
+}
+
+/// The same, with `more` (lines of `[capture]`) in the config file.
+fn init_with_capture_config(sb: &Sandbox, tmux: &Tmux, more: &str) {
     let config = sb.path().join("config/tmux-audit");
     fs::create_dir_all(&config).unwrap();
-    fs::write(config.join("config.toml"), "[capture]\nenabled = true\n").unwrap();
+    fs::write(
+        config.join("config.toml"),
+        format!("[capture]\nenabled = true\n{more}"),
+    )
+    .unwrap();
     tmux.load_audit_config(sb);
     let start = Instant::now();
     while !tmux.run(&["show-hooks", "-g"]).contains(" capture --pane ") {
@@ -152,6 +161,175 @@ fn a_full_screen_program_does_not_break_the_next_commands_output() {
     pane.line(command);
     let row = row_of(&sb, command);
     wait_output(&sb, row.id, &lines("after", 300));
+}
+
+#[test]
+fn an_excluded_commands_output_never_reaches_a_file_in_any_shell() {
+    let sb = Sandbox::new();
+    let (tmux, _) = Tmux::start(&sb, "cat");
+    init_with_capture_config(&sb, &tmux, "exclude = [\"printf 'hidden*\"]\n");
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        let pane = shell_pane(&sb, &tmux, shell);
+        let name = format!("{shell:?}").to_lowercase();
+        // The output's lines (`hidden-bash-7`) are not in the typed text.
+        let (hidden, shown) = match shell {
+            Shell::Fish => (
+                format!("printf 'hidden-{name}-%s\\n' (seq 1 50)"),
+                format!("printf 'shown-{name}-%s\\n' (seq 1 50)"),
+            ),
+            _ => (
+                format!("printf 'hidden-{name}-%s\\n' $(seq 1 50)"),
+                format!("printf 'shown-{name}-%s\\n' $(seq 1 50)"),
+            ),
+        };
+        pane.line(&hidden);
+        let hidden_row = row_of(&sb, &hidden);
+        pane.line(&shown);
+        let shown_row = row_of(&sb, &shown);
+        // Written in the order printed: the next command's output there
+        // means the excluded one's has been through the capture.
+        wait_output(&sb, shown_row.id, &lines(&format!("shown-{name}"), 50));
+        let (out, stderr) = show_output(&sb, hidden_row.id, &[]);
+        let out = String::from_utf8_lossy(&out);
+        // As the pane printed them (each line ends in \r\n), and what
+        // the shell prints before its end mark (zsh: PROMPT_SP).
+        let printed = lines(&format!("hidden-{name}"), 50).len() + 50;
+        let counted: usize = out
+            .strip_prefix("[tmux-audit: ")
+            .and_then(|rest| {
+                rest.strip_suffix(
+                    " bytes not captured here: the command matches [capture] exclude]\n",
+                )
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: {out:?} {stderr}"));
+        assert!(
+            (printed..printed + 1024).contains(&counted),
+            "{name}: {counted} of {printed}"
+        );
+        assert!(stderr.contains("[capture] exclude"), "{name}: {stderr}");
+        let stored = everything_stored(&sb.path().join("data"));
+        let in_segments = |text: &str| {
+            stored.iter().any(|(p, bytes)| {
+                p.extension().is_some_and(|e| e == "seg")
+                    && memchr::memmem::find(bytes, text.as_bytes()).is_some()
+            })
+        };
+        assert!(in_segments(&format!("shown-{name}-7\r\n")), "{name}");
+        for (path, bytes) in &stored {
+            assert!(
+                memchr::memmem::find(bytes, format!("hidden-{name}-7").as_bytes()).is_none(),
+                "{name}: an excluded command's output is in {}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn bash_exclusion_keeps_the_users_debug_trap_and_its_dollar_underscore() {
+    let sb = Sandbox::new();
+    let (tmux, _) = Tmux::start(&sb, "cat");
+    init_with_capture_config(&sb, &tmux, "exclude = [\"printf 'hidden*\"]\n");
+    // A DEBUG trap of the user's, set before the hook loads, that keeps
+    // `$_` as bash-preexec's does (an assignment alone would clear it).
+    let rc = Rc::default().before(
+        "user_trap() { user_debug=$((${user_debug:-0} + 1)); }\n\
+         trap 'user_trap \"$_\"' DEBUG\nset -u",
+    );
+    let pane = tmux.split(&sb.shell(Shell::Bash, &rc));
+    pane.ready();
+    pane.line("false; echo \"status=$?\"; mkdir -p \"$HOME/made\" && echo \"last=${_##*/}\"");
+    pane.wait_for("last=made", 1);
+    pane.wait_for("status=1", 1);
+    // The user's trap ran for each of these simple commands.
+    pane.line("before=$user_debug; true; true; echo \"ran=$((user_debug - before > 2))\"");
+    pane.wait_for("ran=1", 1);
+    let command = "printf 'hidden-%s\\n' one two; echo \"shown=yes\"";
+    pane.line(command);
+    pane.wait_for("shown=yes", 1);
+    let hidden = row_of(&sb, command);
+    let start = Instant::now();
+    loop {
+        let (out, stderr) = show_output(&sb, hidden.id, &[]);
+        let out = String::from_utf8_lossy(&out);
+        if out.contains("not captured here") {
+            // Excluded from `printf` on: `echo`'s line too.
+            assert!(!out.contains("hidden-") && !out.contains("shown="), "{out}");
+            break;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "never excluded: {out:?} {stderr}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_full_disk_keeps_the_pane_working_records_the_gap_and_capture_resumes() {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "under CI this test runs as root: it fills a tmpfs it mounts"
+        );
+        eprintln!("skipped: filling a disk needs root here (mount -t tmpfs)");
+        return;
+    }
+    let sb = Sandbox::new();
+    let data = sb.path().join("data/tmux-audit");
+    fs::create_dir_all(&data).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    // The capture directory alone on a small disk of its own (the
+    // database beside it keeps working); declared first, dropped last.
+    let disk = ProtectedDir::new(&data.join("history.db-capture"));
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    pane.line("echo before");
+    let before = row_of(&sb, "echo before");
+    wait_output(&sb, before.id, "before\n");
+
+    // Full: to the last byte a file can take.
+    let filler = disk.path.join("filler");
+    let mut file = fs::File::create(&filler).unwrap();
+    for chunk in [1 << 16, 1 << 12, 1] {
+        while std::io::Write::write_all(&mut file, &vec![0u8; chunk]).is_ok() {}
+    }
+    let lost = "printf 'lost-%s\\n' $(seq 1 20000)";
+    pane.line(lost);
+    // The pane keeps working: its prompt comes back, the next command runs.
+    pane.line("echo alive-$((20 + 22))");
+    pane.wait_for("alive-42", 1);
+    let message = "cannot write its output";
+    crate::support::wait_until("the log to say the disk is full", || {
+        sb.log().contains(message)
+    });
+
+    // Room again: capture goes on by itself.
+    drop(file);
+    fs::remove_file(&filler).unwrap();
+    pane.line("echo after-full");
+    let after = row_of(&sb, "echo after-full");
+    wait_output(&sb, after.id, "after-full\n");
+    let lost = row_of(&sb, lost);
+    let (_, stderr) = show_output(&sb, lost.id, &[]);
+    // Told for the command whose output it was, by when that was read:
+    // the GAP record itself is written only once there is room again.
+    // (How much is lost depends on how far the capture had got when
+    // the room came back: more than nothing, as it failed before that.)
+    let counted: u64 = stderr
+        .split("tmux-audit: gap: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no gap told: {stderr}"));
+    assert!(counted > 0, "{stderr}");
+    assert_eq!(sb.log().matches(message).count(), 1, "{}", sb.log());
+    drop(tmux);
 }
 
 /// Every file under the sandbox's data directory, segments decompressed.

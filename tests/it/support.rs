@@ -982,7 +982,16 @@ impl ProtectedDir {
 impl Drop for ProtectedDir {
     fn drop(&mut self) {
         if self.mounted {
-            let _ = Command::new("umount").arg(&self.path).status();
+            // A process ending (a capture of a tmux server just killed)
+            // may still hold a file there: detached all the same (-l).
+            let unmounted = Command::new("umount")
+                .arg(&self.path)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !unmounted {
+                let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+            }
         } else {
             self.read_only(false);
         }
