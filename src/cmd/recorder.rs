@@ -66,7 +66,7 @@ pub struct Running {
 
 /// The FIFO and the lock of the recorder of `shell` process `shell_pid`.
 fn files(shell: Shell, shell_pid: u32) -> Result<(PathBuf, PathBuf)> {
-    let dir = paths::state_dir()?.join("recorders");
+    let dir = paths::recorders_dir()?;
     private_files::dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let name = format!("{}-{shell_pid}", shell_name(shell));
     Ok((
