@@ -315,16 +315,17 @@ impl Database {
     }
 
     /// [`Database::sequence_gaps`] from every row, trusting no totals: what
-    /// `verify` uses.
+    /// `verify` uses. A session's highest number is that of its rows or of
+    /// its pruned ones, whichever is higher.
     pub fn sequence_gaps_counted(&self) -> Result<Vec<SequenceGap>, DbError> {
         self.gaps_query(
-            "SELECT shell_session, min(user), min(host), count(*) + pruned, max(seq),
-                    min(started_at_us), max(started_at_us)
-             FROM (SELECT *, coalesce((SELECT pruned FROM pruned_sessions p
-                                       WHERE p.shell_session = c.shell_session), 0) AS pruned
-                   FROM commands c)
+            "SELECT shell_session, min(user), min(host), count(*) + pruned,
+                    max(max(seq), pruned_seq), min(started_at_us), max(started_at_us)
+             FROM (SELECT c.shell_session, c.user, c.host, c.seq, c.started_at_us,
+                          coalesce(p.pruned, 0) AS pruned, coalesce(p.highest_seq, 0) AS pruned_seq
+                   FROM commands c LEFT JOIN pruned_sessions p USING (shell_session))
              GROUP BY shell_session
-             HAVING max(seq) <> count(*) + pruned
+             HAVING max(max(seq), pruned_seq) <> count(*) + pruned
              ORDER BY min(started_at_us)",
         )
     }

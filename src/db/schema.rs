@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0014_central.sql"),
     include_str!("migrations/0015_scope_indexes.sql"),
     include_str!("migrations/0016_query_indexes.sql"),
+    include_str!("migrations/0020_pruned_highest_seq.sql"),
 ];
 
 /// The version whose migration also writes the trace's first entry (in

@@ -50,6 +50,8 @@ const UNDO: &[(i64, &str)] = &[
          DROP INDEX commands_by_exit; DROP INDEX commands_by_socket;
          DROP INDEX commands_by_duration;",
     ),
+    // 0020_pruned_highest_seq.sql, the 17th on this branch (renumbered at merge).
+    (17, "ALTER TABLE pruned_sessions DROP COLUMN highest_seq;"),
 ];
 
 /// Leaves the database at `db` as a tmux-audit of schema `to` left it:
