@@ -13,7 +13,6 @@ if [[ -o interactive && -z ${__tmux_audit_session-} ]]; then
 () {
     emulate -L zsh
     zmodload zsh/datetime 2>/dev/null
-    autoload -Uz add-zsh-hook
     typeset -g __tmux_audit_bin=@TMUX_AUDIT_BIN@
     typeset -g __tmux_audit_log=@TMUX_AUDIT_LOG@
     # One id per interactive shell: not exported, so a nested shell makes its own.
@@ -181,11 +180,16 @@ __tmux_audit_send() {
     fi
 }
 
-add-zsh-hook preexec __tmux_audit_preexec
-add-zsh-hook precmd __tmux_audit_precmd
-# First among the precmd hooks, so a slow prompt hook does not count in the
-# command's duration.
-precmd_functions=(__tmux_audit_precmd ${precmd_functions:#__tmux_audit_precmd})
+# The hook arrays themselves, not add-zsh-hook: loading that function from
+# $fpath was a third of what sourcing this script cost (loaded once per
+# shell, so never twice in them). First among the precmd hooks, so a slow
+# prompt hook does not count in the command's duration.
+() {
+    emulate -L zsh
+    typeset -ga preexec_functions precmd_functions
+    preexec_functions+=(__tmux_audit_preexec)
+    precmd_functions=(__tmux_audit_precmd ${precmd_functions:#__tmux_audit_precmd})
+}
 
 fi
 
