@@ -16,6 +16,7 @@
 //! two run in turn, median of many runs, in wall and CPU time.
 //!
 //!     cargo bench --bench hooks                 # 300 commands, 5 rounds
+//!     STARTUP_ONLY=1 STARTS=40 cargo bench --bench hooks   # start-up alone
 //!     COMMANDS=100 ROUNDS=3 cargo bench --bench hooks
 //!     BIN=~/.cargo/bin/tmux-audit cargo bench --bench hooks
 
@@ -70,119 +71,123 @@ fn main() {
         println!("  {peer}: {v}");
     }
 
-    let socket = format!("ta-bench-{}", std::process::id());
-    let tmux = |args: &[&str]| -> String {
-        let out = Command::new("tmux")
-            .env_clear()
-            .envs(env.iter().cloned())
-            .current_dir(root)
-            .args(["-L", &socket, "-f", "/dev/null"])
-            .args(args)
-            .output()
-            .expect("run tmux");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
-    };
-    let _server = Server {
-        socket: &socket,
-        env: &env,
-    };
-
-    // One window per variant, each its own pane.
-    let mut panes = Vec::new();
-    for (i, v) in variants.iter().enumerate() {
-        let line = shell_line(root, i, v);
-        let verb = if i == 0 { "new-session" } else { "new-window" };
-        let mut args = vec![verb, "-d", "-P", "-F", "#{pane_id}"];
-        if i == 0 {
-            args.extend(["-x", "200", "-y", "50"]);
-        }
-        args.push(&line);
-        let pane = tmux(&args);
-        wait_screen(&tmux, &pane, "READY");
-        panes.push(pane);
-    }
-
-    // The batch: N commands, the last of which signals the channel.
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
-    for round in 0..=rounds {
-        for (i, pane) in panes.iter().enumerate() {
-            let channel = format!("done-{i}-{round}");
-            let mut batch = "true\n".repeat(commands - 1);
-            batch.push_str(&format!("tmux wait-for -S {channel}\n"));
-            let file = root.join(format!("batch-{i}-{round}"));
-            fs::write(&file, batch).unwrap();
-            tmux(&["load-buffer", "-b", "batch", &file.display().to_string()]);
-            let mut waiter = Command::new("tmux")
+    // STARTUP_ONLY=1: the start-up part alone.
+    if std::env::var_os("STARTUP_ONLY").is_none() {
+        let socket = format!("ta-bench-{}", std::process::id());
+        let tmux = |args: &[&str]| -> String {
+            let out = Command::new("tmux")
                 .env_clear()
                 .envs(env.iter().cloned())
-                .args(["-L", &socket, "-f", "/dev/null", "wait-for", &channel])
-                .spawn()
-                .unwrap();
-            let started = Instant::now();
-            tmux(&["paste-buffer", "-d", "-b", "batch", "-t", pane]);
-            waiter.wait().unwrap();
-            let took = started.elapsed();
-            // Round 0 warms the caches (and the peers' databases) up.
-            if round > 0 {
-                times[i].push(took);
-            }
-            tmux(&["send-keys", "-t", pane, "C-l"]);
-            tmux(&["clear-history", "-t", pane]);
-            // The recorders store what they were sent after the prompt
-            // is back: that work must not fall on the next pane's batch.
-            settle(root);
-        }
-    }
-
-    println!();
-    println!(
-        "{:<6} {:<28} {:>10} {:>14} {:>9}",
-        "shell", "hook", "batch", "added/command", "vs floor"
-    );
-    for shell in &shells {
-        let of = |name: &str| {
-            let i = variants
-                .iter()
-                .position(|v| v.shell == *shell && v.name == name)?;
-            Some(median(&times[i]))
-        };
-        let none = of("none").unwrap();
-        let floor = of("floor").unwrap();
-        let added = |t: Duration| (t.as_secs_f64() - none.as_secs_f64()) * 1e3 / commands as f64;
-        for v in variants.iter().filter(|v| v.shell == *shell) {
-            let t = of(&v.name).unwrap();
-            let ratio = if v.name == "none" || v.name == "floor" {
-                String::new()
-            } else {
-                format!("{:.2}x", added(t) / added(floor))
-            };
-            println!(
-                "{:<6} {:<28} {:>7.0} ms {:>11.3} ms {:>9}",
-                shell,
-                v.name,
-                t.as_secs_f64() * 1e3,
-                added(t),
-                ratio
+                .current_dir(root)
+                .args(["-L", &socket, "-f", "/dev/null"])
+                .args(args)
+                .output()
+                .expect("run tmux");
+            assert!(
+                out.status.success(),
+                "tmux {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
             );
-        }
-    }
+            String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+        };
+        let _server = Server {
+            socket: &socket,
+            env: &env,
+        };
 
-    // The recorders the hooks started, one per bash and zsh: their memory.
-    // Resident counts the pages of the executable and libc, shared by
-    // every process of tmux-audit; its own (anonymous) memory and its
-    // proportional share are what each more shell adds.
-    for (pid, shell, [rss, anon, pss]) in recorders(root) {
+        // One window per variant, each its own pane.
+        let mut panes = Vec::new();
+        for (i, v) in variants.iter().enumerate() {
+            let line = shell_line(root, i, v);
+            let verb = if i == 0 { "new-session" } else { "new-window" };
+            let mut args = vec![verb, "-d", "-P", "-F", "#{pane_id}"];
+            if i == 0 {
+                args.extend(["-x", "200", "-y", "50"]);
+            }
+            args.push(&line);
+            let pane = tmux(&args);
+            wait_screen(&tmux, &pane, "READY");
+            panes.push(pane);
+        }
+
+        // The batch: N commands, the last of which signals the channel.
+        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
+        for round in 0..=rounds {
+            for (i, pane) in panes.iter().enumerate() {
+                let channel = format!("done-{i}-{round}");
+                let mut batch = "true\n".repeat(commands - 1);
+                batch.push_str(&format!("tmux wait-for -S {channel}\n"));
+                let file = root.join(format!("batch-{i}-{round}"));
+                fs::write(&file, batch).unwrap();
+                tmux(&["load-buffer", "-b", "batch", &file.display().to_string()]);
+                let mut waiter = Command::new("tmux")
+                    .env_clear()
+                    .envs(env.iter().cloned())
+                    .args(["-L", &socket, "-f", "/dev/null", "wait-for", &channel])
+                    .spawn()
+                    .unwrap();
+                let started = Instant::now();
+                tmux(&["paste-buffer", "-d", "-b", "batch", "-t", pane]);
+                waiter.wait().unwrap();
+                let took = started.elapsed();
+                // Round 0 warms the caches (and the peers' databases) up.
+                if round > 0 {
+                    times[i].push(took);
+                }
+                tmux(&["send-keys", "-t", pane, "C-l"]);
+                tmux(&["clear-history", "-t", pane]);
+                // The recorders store what they were sent after the prompt
+                // is back: that work must not fall on the next pane's batch.
+                settle(root);
+            }
+        }
+
+        println!();
         println!(
+            "{:<6} {:<28} {:>10} {:>14} {:>9}",
+            "shell", "hook", "batch", "added/command", "vs floor"
+        );
+        for shell in &shells {
+            let of = |name: &str| {
+                let i = variants
+                    .iter()
+                    .position(|v| v.shell == *shell && v.name == name)?;
+                Some(median(&times[i]))
+            };
+            let none = of("none").unwrap();
+            let floor = of("floor").unwrap();
+            let added =
+                |t: Duration| (t.as_secs_f64() - none.as_secs_f64()) * 1e3 / commands as f64;
+            for v in variants.iter().filter(|v| v.shell == *shell) {
+                let t = of(&v.name).unwrap();
+                let ratio = if v.name == "none" || v.name == "floor" {
+                    String::new()
+                } else {
+                    format!("{:.2}x", added(t) / added(floor))
+                };
+                println!(
+                    "{:<6} {:<28} {:>7.0} ms {:>11.3} ms {:>9}",
+                    shell,
+                    v.name,
+                    t.as_secs_f64() * 1e3,
+                    added(t),
+                    ratio
+                );
+            }
+        }
+
+        // The recorders the hooks started, one per bash and zsh: their memory.
+        // Resident counts the pages of the executable and libc, shared by
+        // every process of tmux-audit; its own (anonymous) memory and its
+        // proportional share are what each more shell adds.
+        for (pid, shell, [rss, anon, pss]) in recorders(root) {
+            println!(
             "recorder {pid} ({shell}): {:.1} MB resident, {:.1} MB its own, {:.1} MB proportional",
             rss as f64 / 1024.0,
             anon as f64 / 1024.0,
             pss as f64 / 1024.0
         );
+        }
     }
 
     println!();
@@ -202,6 +207,46 @@ fn main() {
                 shell, v.name, wall, cpu
             );
         }
+        // Where tmux-audit's time goes: the faster rc line reading the
+        // copy `init` keeps (the shell parsing the script, no process),
+        // the binary's own start, and `init` run without its output read.
+        let out = Command::new(&bin)
+            .args(["init", shell])
+            .env_clear()
+            .envs(env.iter().cloned())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "init {shell} failed");
+        for (name, rc) in startup_parts(shell, &bin) {
+            let (wall, cpu) = startup(root, &env, shell, &rc, starts);
+            println!(
+                "{:<6} {:<28} {:>8.2} ms wall {:>8.2} ms CPU",
+                shell, name, wall, cpu
+            );
+        }
+    }
+}
+
+/// The rc lines that take tmux-audit's start-up apart, for `shell`.
+fn startup_parts(shell: &str, bin: &Path) -> Vec<(&'static str, String)> {
+    let bin = bin.display();
+    match shell {
+        "fish" => vec![
+            (
+                "tmux-audit, kept copy",
+                format!("source (printf '%s\\n' $XDG_CACHE_HOME ~/.cache)[1]/tmux-audit/init.fish 2>/dev/null; or '{bin}' init fish | source"),
+            ),
+            ("  binary start (--version)", format!("'{bin}' --version >/dev/null")),
+            ("  init, output not sourced", format!("'{bin}' init fish | true")),
+        ],
+        _ => vec![
+            (
+                "tmux-audit, kept copy",
+                format!("source \"${{XDG_CACHE_HOME:-$HOME/.cache}}/tmux-audit/init.{shell}\" 2>/dev/null || eval \"$('{bin}' init {shell})\""),
+            ),
+            ("  binary start (--version)", format!("'{bin}' --version >/dev/null")),
+            ("  init, output not evaluated", format!(": \"$('{bin}' init {shell})\"")),
+        ],
     }
 }
 

@@ -150,19 +150,26 @@ __tmux_audit_forget() {
 # the FIFO it reads and its pid, both empty when there is none (it could not
 # start, or it has gone: then each command starts a recorder of its own).
 # `init` starts it as it prints this script, for the shell whose pid is
-# __tmux_audit_for; loaded in another (a copy of the script kept in a
-# file), the hook starts one itself.
+# __tmux_audit_for. Loaded in another shell (the copy of the script in the
+# cache directory, read by the faster rc line), the hook starts one in the
+# background at the first prompt, and takes its pid from the lock beside its
+# FIFO (__tmux_audit_pending) at the first command it finds it running; the
+# commands before that each start a recorder of their own.
 __tmux_audit_for=@TMUX_AUDIT_FOR@
 __tmux_audit_fifo=@TMUX_AUDIT_FIFO@
 __tmux_audit_recorder=@TMUX_AUDIT_RECORDER@
+__tmux_audit_recorders=@TMUX_AUDIT_RECORDERS@
+__tmux_audit_pending=
+__tmux_audit_want_recorder=1
 __tmux_audit_start_recorder() {
+    __tmux_audit_want_recorder=
     [[ $__tmux_audit_for == "$$" && -n $__tmux_audit_recorder ]] && return 0
-    __tmux_audit_fifo='' __tmux_audit_recorder=''
-    local out
-    out=$("$__tmux_audit_bin" recorder --shell bash --shell-pid "$$" 2>/dev/null) || return 0
-    [[ $out == *$'\t'* ]] || return 0
-    __tmux_audit_fifo=${out%$'\t'*}
-    __tmux_audit_recorder=${out##*$'\t'}
+    __tmux_audit_recorder=''
+    __tmux_audit_fifo=$__tmux_audit_recorders/bash-$$.fifo
+    __tmux_audit_pending=$__tmux_audit_recorders/bash-$$.lock
+    # In a subshell that ends at once: the shell waits for no exec, and
+    # the starter is no job of the shell (nothing in `jobs`, `$!` kept).
+    ("$__tmux_audit_bin" recorder --shell bash --shell-pid "$$" </dev/null >/dev/null 2>&1 &)
 }
 
 # True when the recorder is there to take a frame: its process still reads
@@ -171,7 +178,18 @@ __tmux_audit_start_recorder() {
 # says so in the log (unless it left on purpose, removing its FIFO: its
 # binary was replaced) and stops using it.
 __tmux_audit_recorder_alive() {
-    [[ -n $__tmux_audit_recorder ]] || return 1
+    if [[ -z $__tmux_audit_recorder ]]; then
+        [[ -n $__tmux_audit_pending ]] || return 1
+        # Started in the background: running once its lock holds the pid
+        # of a process that reads this FIFO.
+        { builtin read -r __tmux_audit_recorder <"$__tmux_audit_pending"; } 2>/dev/null
+        if [[ -n $__tmux_audit_recorder && /proc/$__tmux_audit_recorder/fd/0 -ef $__tmux_audit_fifo ]]; then
+            __tmux_audit_pending=
+            return 0
+        fi
+        __tmux_audit_recorder=''
+        return 1
+    fi
     [[ /proc/$__tmux_audit_recorder/fd/0 -ef $__tmux_audit_fifo ]] && return 0
     if [[ -p $__tmux_audit_fifo ]]; then
         __tmux_audit_log_line "the recorder of this shell (pid $__tmux_audit_recorder) is gone: the commands run as it went may be missing (a gap in their numbers); each command now starts a recorder of its own; hint: open a new shell to get a recorder again"
@@ -348,6 +366,7 @@ __tmux_audit_precmd() {
         fi
         __tmux_audit_record "$status" "$end"
     fi
+    [[ -n $__tmux_audit_want_recorder ]] && __tmux_audit_start_recorder
     # Where the next command starts.
     __tmux_audit_cwd=$PWD
     __tmux_audit_adopt_history_settings
@@ -386,7 +405,6 @@ __tmux_audit_exit_trap=${__tmux_audit_exit_trap%" EXIT"}
 trap __tmux_audit_on_exit EXIT
 
 __tmux_audit_adopt_history_settings
-__tmux_audit_start_recorder
 if shopt -q promptvars; then
     PS0=${PS0-}$__tmux_audit_ps0
 fi

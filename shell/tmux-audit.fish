@@ -34,21 +34,30 @@ if status is-interactive; and not set -q __tmux_audit_session
     # recorder`): the FIFO it reads and its pid, both empty when there is
     # none (it could not start, or it has gone: then each command starts a
     # recorder of its own). `init` starts it as it prints this script, for
-    # the shell whose pid is the first value; loaded in another (a copy of
-    # the script kept in a file), the hook starts one itself.
+    # the shell whose pid is __tmux_audit_for. Loaded in another shell (the
+    # copy of the script in the cache directory, read by the faster rc
+    # line), the hook starts one in the background at the first prompt, and
+    # takes its pid from the lock beside its FIFO (__tmux_audit_pending) at
+    # the first command it finds it running; the commands before that each
+    # start a recorder of their own.
+    set -g __tmux_audit_for @TMUX_AUDIT_FOR@
     set -g __tmux_audit_fifo @TMUX_AUDIT_FIFO@
     set -g __tmux_audit_recorder @TMUX_AUDIT_RECORDER@
+    set -g __tmux_audit_recorders @TMUX_AUDIT_RECORDERS@
+    set -g __tmux_audit_pending
     # The last frame written to it: seq, exit, duration, cwd, text.
     set -g __tmux_audit_sent
-    if test @TMUX_AUDIT_FOR@ != $fish_pid; or test -z "$__tmux_audit_recorder"
-        set -g __tmux_audit_fifo
+
+    function __tmux_audit_start_recorder --on-event fish_prompt
+        functions -e __tmux_audit_start_recorder
+        test "$__tmux_audit_for" = $fish_pid; and test -n "$__tmux_audit_recorder"; and return 0
         set -g __tmux_audit_recorder
-        set -l out ($__tmux_audit_bin recorder --shell fish --shell-pid $fish_pid 2>/dev/null)
-        if test $status -eq 0; and string match -q -- "*"\t"*" "$out"
-            set -l parts (string split -r -m1 \t -- "$out")
-            set -g __tmux_audit_fifo $parts[1]
-            set -g __tmux_audit_recorder $parts[2]
-        end
+        set -g __tmux_audit_fifo $__tmux_audit_recorders/fish-$fish_pid.fifo
+        set -g __tmux_audit_pending $__tmux_audit_recorders/fish-$fish_pid.lock
+        # fish has no subshell: sh starts it in the background and ends at
+        # once, so the starter is no job of fish (`jobs`, $last_pid kept).
+        command sh -c '"$@" </dev/null >/dev/null 2>&1 &' sh \
+            $__tmux_audit_bin recorder --shell fish --shell-pid $fish_pid 2>/dev/null
     end
 
     # $argv: one line for the log file, written with the time and `hook:`.
@@ -69,7 +78,22 @@ if status is-interactive; and not set -q __tmux_audit_session
     # left on purpose, removing its FIFO: its binary was replaced); then
     # stops using it.
     function __tmux_audit_recorder_alive
-        test -n "$__tmux_audit_recorder"; or return 1
+        if test -z "$__tmux_audit_recorder"
+            test -n "$__tmux_audit_pending"; or return 1
+            # Started in the background: running once its lock holds the
+            # pid of a process that reads this FIFO.
+            # (fish warns on the terminal of a redirection that fails.)
+            test -f $__tmux_audit_pending; or return 1
+            read -g __tmux_audit_recorder <$__tmux_audit_pending 2>/dev/null
+            if test -n "$__tmux_audit_recorder"
+                and test /proc/$__tmux_audit_recorder/fd/0 -ef "$__tmux_audit_fifo" 2>/dev/null
+                and test -p /proc/$__tmux_audit_recorder/fd/0
+                set -g __tmux_audit_pending
+                return 0
+            end
+            set -g __tmux_audit_recorder
+            return 1
+        end
         # fish's `test -ef` is true of two paths that do not exist: the
         # descriptor must be there after it too.
         test /proc/$__tmux_audit_recorder/fd/0 -ef "$__tmux_audit_fifo" 2>/dev/null

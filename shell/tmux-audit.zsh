@@ -13,7 +13,6 @@ if [[ -o interactive && -z ${__tmux_audit_session-} ]]; then
 () {
     emulate -L zsh
     zmodload zsh/datetime 2>/dev/null
-    autoload -Uz add-zsh-hook
     typeset -g __tmux_audit_bin=@TMUX_AUDIT_BIN@
     typeset -g __tmux_audit_log=@TMUX_AUDIT_LOG@
     # One id per interactive shell: not exported, so a nested shell makes its own.
@@ -40,20 +39,29 @@ if [[ -o interactive && -z ${__tmux_audit_session-} ]]; then
     # recorder`): the FIFO it reads and its pid, both empty when there is
     # none (it could not start, or it has gone: then each command starts a
     # recorder of its own). `init` starts it as it prints this script, for
-    # the shell whose pid is the first value; loaded in another (a copy of
-    # the script kept in a file), the hook starts one itself.
+    # the shell whose pid is __tmux_audit_for. Loaded in another shell (the
+    # copy of the script in the cache directory, read by the faster rc
+    # line), the hook starts one in the background at the first prompt, and
+    # takes its pid from the lock beside its FIFO (__tmux_audit_pending) at
+    # the first command it finds it running; the commands before that each
+    # start a recorder of their own.
+    typeset -g __tmux_audit_for=@TMUX_AUDIT_FOR@
     typeset -g __tmux_audit_fifo=@TMUX_AUDIT_FIFO@ __tmux_audit_recorder=@TMUX_AUDIT_RECORDER@
+    typeset -g __tmux_audit_recorders=@TMUX_AUDIT_RECORDERS@
+    typeset -g __tmux_audit_pending= __tmux_audit_want_recorder=1
     # The last frame written to it: seq, exit, start, end, cwd, text.
     typeset -ga __tmux_audit_sent=()
-    if [[ @TMUX_AUDIT_FOR@ != $$ || -z $__tmux_audit_recorder ]]; then
-        __tmux_audit_fifo= __tmux_audit_recorder=
-        local out
-        out=$("$__tmux_audit_bin" recorder --shell zsh --shell-pid $$ 2>/dev/null)
-        if [[ $? == 0 && $out == *$'\t'* ]]; then
-            __tmux_audit_fifo=${out%$'\t'*}
-            __tmux_audit_recorder=${out##*$'\t'}
-        fi
-    fi
+}
+
+__tmux_audit_start_recorder() {
+    __tmux_audit_want_recorder=
+    [[ $__tmux_audit_for == $$ && -n $__tmux_audit_recorder ]] && return 0
+    __tmux_audit_recorder=
+    __tmux_audit_fifo=$__tmux_audit_recorders/zsh-$$.fifo
+    __tmux_audit_pending=$__tmux_audit_recorders/zsh-$$.lock
+    # In a subshell that ends at once: the shell waits for no exec, and
+    # the starter is no job of the shell (nothing in `jobs`, `$!` kept).
+    ("$__tmux_audit_bin" recorder --shell zsh --shell-pid $$ </dev/null >/dev/null 2>&1 &)
 }
 
 # $1: one line for the log file, written with the time and `hook:`.
@@ -71,7 +79,18 @@ __tmux_audit_log_line() {
 # records the last frame again and says so in the log (unless it left on
 # purpose, removing its FIFO: its binary was replaced); then stops using it.
 __tmux_audit_recorder_alive() {
-    [[ -n $__tmux_audit_recorder ]] || return 1
+    if [[ -z $__tmux_audit_recorder ]]; then
+        [[ -n $__tmux_audit_pending ]] || return 1
+        # Started in the background: running once its lock holds the pid
+        # of a process that reads this FIFO.
+        { builtin read -r __tmux_audit_recorder <$__tmux_audit_pending } 2>/dev/null
+        if [[ -n $__tmux_audit_recorder && /proc/$__tmux_audit_recorder/fd/0 -ef $__tmux_audit_fifo ]]; then
+            __tmux_audit_pending=
+            return 0
+        fi
+        __tmux_audit_recorder=
+        return 1
+    fi
     [[ /proc/$__tmux_audit_recorder/fd/0 -ef $__tmux_audit_fifo ]] && return 0
     if [[ -p $__tmux_audit_fifo ]]; then
         # The last frame written may have gone with it, unread: recorded
@@ -144,6 +163,8 @@ __tmux_audit_precmd() {
         fi
         __tmux_audit_send "$__tmux_audit_seq" "$status_" "$__tmux_audit_start" "$end" "$__tmux_audit_cwd" "$text"
     fi
+    [[ -n $__tmux_audit_want_recorder ]] && __tmux_audit_start_recorder
+    return 0
 }
 
 # $1..$6: seq, exit status, start, end, cwd, text. Records the command with
@@ -170,11 +191,16 @@ __tmux_audit_send() {
     fi
 }
 
-add-zsh-hook preexec __tmux_audit_preexec
-add-zsh-hook precmd __tmux_audit_precmd
-# First among the precmd hooks, so a slow prompt hook does not count in the
-# command's duration.
-precmd_functions=(__tmux_audit_precmd ${precmd_functions:#__tmux_audit_precmd})
+# The hook arrays themselves, not add-zsh-hook: loading that function from
+# $fpath was a third of what sourcing this script cost (loaded once per
+# shell, so never twice in them). First among the precmd hooks, so a slow
+# prompt hook does not count in the command's duration.
+() {
+    emulate -L zsh
+    typeset -ga preexec_functions precmd_functions
+    preexec_functions+=(__tmux_audit_preexec)
+    precmd_functions=(__tmux_audit_precmd ${precmd_functions:#__tmux_audit_precmd})
+}
 
 fi
 

@@ -26,6 +26,7 @@ pub mod db;
 pub mod error_log;
 pub mod filter;
 pub mod forward;
+pub mod hook_cache;
 pub mod hook_stream;
 pub mod import;
 pub mod lifecycle;

@@ -1,5 +1,6 @@
 //! Where tmux-audit keeps its files: the database under the XDG data
-//! directory, the error log under the XDG state directory. How they are
+//! directory, the error log and the recorders' FIFOs under the XDG state
+//! directory, the cached hook scripts under the XDG cache directory. How they are
 //! made and opened is `private_files.rs`.
 
 use std::path::{Path, PathBuf};
@@ -51,6 +52,18 @@ pub fn default_database() -> Result<PathBuf> {
 pub fn state_dir() -> Result<PathBuf> {
     let dirs = project_dirs()?;
     Ok(dirs.state_dir().unwrap_or(dirs.data_dir()).to_path_buf())
+}
+
+/// `$XDG_STATE_HOME/tmux-audit/recorders`: the FIFO and lock of each
+/// shell's recorder.
+pub fn recorders_dir() -> Result<PathBuf> {
+    Ok(state_dir()?.join("recorders"))
+}
+
+/// `$XDG_CACHE_HOME/tmux-audit`: files made again when missing (the copy of
+/// `init`'s hook script that the faster rc line reads).
+pub fn cache_dir() -> Result<PathBuf> {
+    Ok(project_dirs()?.cache_dir().to_path_buf())
 }
 
 /// The log file that record errors go to, one line each.

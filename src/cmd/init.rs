@@ -1,11 +1,19 @@
 //! `tmux-audit init SHELL`: prints the hook script for a shell;
 //! `tmux-audit init tmux`: registers the lifecycle hooks in a tmux server.
 //!
-//! The scripts live in `shell/` and are built into the binary. Values are
-//! filled in: the absolute path of this binary (so the hook does not search
-//! PATH on every prompt), the log file the hook writes to when it cannot
-//! run the binary at all, its recorder, and the `[capture] exclude`
-//! patterns (matched by the hook with builtins, no process per command).
+//! The scripts live in `shell/` and are built into the binary. Filled in:
+//! the absolute path of this binary (so the hook does not search PATH on
+//! every prompt), the log file the hook writes to when it cannot run the
+//! binary at all, the directory of the recorders' FIFOs, the recorder
+//! `init` started for the shell running it, if any, and the `[capture]
+//! exclude` patterns (matched by the hook with builtins, no process per
+//! command).
+//!
+//! Each time, `init SHELL` also keeps a copy of the script (with no
+//! recorder in it) in the cache directory, behind a first line that loads
+//! it only while this binary and the config files are unchanged: the
+//! faster rc line sources that copy and runs `init` only when it returns 1
+//! (see `hook_cache`).
 
 use std::io::{self, Write};
 
@@ -13,8 +21,11 @@ use anyhow::{Context, Result};
 
 use super::{recorder, Exit, Run};
 use crate::cli::{Init, InitTarget, Shell};
-use tmux_audit::config::{Capture, Config};
+use std::path::Path;
+use tmux_audit::config::{self, Capture, Config};
+
 use tmux_audit::error_log;
+use tmux_audit::hook_cache;
 use tmux_audit::lifecycle::{hooks, Recorder};
 use tmux_audit::paths;
 use tmux_audit::record::Entry;
@@ -40,7 +51,19 @@ impl Run for Init {
         let log = log
             .to_str()
             .with_context(|| format!("the log path is not UTF-8: {}", log.display()))?;
-        let recorder = started_by(shell).then(|| start_recorder(shell)).flatten();
+        let recorders = paths::recorders_dir()?;
+        let recorders = recorders
+            .to_str()
+            .with_context(|| format!("the state path is not UTF-8: {}", recorders.display()))?;
+        let files = Files {
+            exe,
+            log,
+            recorders,
+        };
+        // Their times before their text: a change made in between makes the
+        // kept copy stale, never the other way round.
+        let configs = [config::system_path(), config::path()?];
+        let config_time = hook_cache::newest_time(&configs);
         // A config.toml that cannot be read still gets the hook loaded (it
         // records commands), with the default exclusions; the log says why.
         let exclude = Config::load().map_or_else(
@@ -50,12 +73,157 @@ impl Run for Init {
             },
             |config| config.capture.exclude,
         );
-        let mut script = render(shell, exe, log, recorder.as_ref(), &exclude);
-        if self.no_bind {
-            script = without_binding(&script);
-        }
+        let recorder = started_by(shell).then(|| start_recorder(shell)).flatten();
+        let bound = |script: String| {
+            if self.no_bind {
+                without_binding(&script)
+            } else {
+                script
+            }
+        };
+        let script = bound(render(shell, &files, recorder.as_ref(), &exclude));
         io::stdout().lock().write_all(script.as_bytes())?;
+        // The shell has its hook; a copy that cannot be kept costs only the
+        // faster rc line its speed: said in the log.
+        let configs = Configs {
+            paths: &configs,
+            time: config_time,
+        };
+        if let Err(err) = keep_copy(
+            shell,
+            self.no_bind,
+            &files,
+            &configs,
+            bound(render(shell, &files, None, &exclude)),
+        ) {
+            error_log::append(
+                "init",
+                &format!("cannot keep a copy of the hook script: {err:#}"),
+                "check that the cache directory ($XDG_CACHE_HOME/tmux-audit) is yours and writable",
+            );
+        }
         Ok(Exit::Success)
+    }
+}
+
+/// The config files (the system's, the user's) and the newest modification
+/// time among those that exist, read before their text.
+struct Configs<'a> {
+    paths: &'a [std::path::PathBuf],
+    time: std::time::SystemTime,
+}
+
+/// What the scripts name: this binary, the log file, the recorders' FIFOs.
+pub struct Files<'a> {
+    pub exe: &'a str,
+    pub log: &'a str,
+    pub recorders: &'a str,
+}
+
+/// Keeps `script` (with no recorder in it) in the cache directory for the
+/// faster rc line, behind a first line that loads it only while this
+/// binary is the one that wrote it (the copy carries the binary's
+/// modification time) and the state directory is the same.
+fn keep_copy(
+    shell: Shell,
+    no_bind: bool,
+    files: &Files,
+    configs: &Configs,
+    script: String,
+) -> Result<()> {
+    let path = hook_cache::path(shell_name(shell), no_bind)?;
+    let copy = path
+        .to_str()
+        .with_context(|| format!("the cache path is not UTF-8: {}", path.display()))?;
+    let time = hook_cache::binary_time(Path::new(files.exe))?;
+    // The exclusions (and whether capture is on) are part of the script:
+    // a config file changed since makes the copy return 1 (see `guard`).
+    let stamp = hook_cache::stamp(&path, configs.time)
+        .with_context(|| format!("cannot write the time stamp beside {}", path.display()))?;
+    let text = format!(
+        "{}{script}return 0\n",
+        guard(shell, files, copy, &stamp, configs.paths)?
+    );
+    hook_cache::store(&path, text.as_bytes(), time)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// The first lines of the kept copy: it returns 1, unloaded, when the
+/// binary at its path is gone or not the one that wrote it (its
+/// modification time differs from the copy's), when a config file is newer
+/// than `stamp` (which carries the newest config time `init` saw: the
+/// script holds the `[capture]` settings), or when the state directory the
+/// script names is not the one this shell's environment gives.
+fn guard(
+    shell: Shell,
+    files: &Files,
+    copy: &str,
+    stamp: &Path,
+    configs: &[std::path::PathBuf],
+) -> Result<String> {
+    let name = shell_name(shell);
+    let head = format!(
+        "# A copy of `tmux-audit init {name}` ({} {}), kept for the rc line that sources it\n\
+         # and runs `init` when it returns 1: it loads only while the binary that wrote\n\
+         # it is there unchanged (this file carries its modification time) and no\n\
+         # config file changed since.\n",
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION"),
+    );
+    let utf8 = |path: &Path| {
+        path.to_str()
+            .map(str::to_string)
+            .with_context(|| format!("the path is not UTF-8: {}", path.display()))
+    };
+    let stamp = utf8(stamp)?;
+    let configs = configs
+        .iter()
+        .map(|c| utf8(c))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(match shell {
+        Shell::Bash | Shell::Zsh => {
+            let (bin, copy, log, stamp) = (
+                quote_posix(files.exe),
+                quote_posix(copy),
+                quote_posix(files.log),
+                quote_posix(&stamp),
+            );
+            let unchanged: String = configs
+                .iter()
+                .map(|c| format!(" && ! {} -nt {stamp}", quote_posix(c)))
+                .collect();
+            format!(
+                "{head}[[ -x {bin} && ! {bin} -nt {copy} && ! {bin} -ot {copy}{unchanged} && \
+                 ${{XDG_STATE_HOME:-${{HOME-}}/.local/state}}/tmux-audit/tmux-audit.log == {log} ]] || return 1\n"
+            )
+        }
+        Shell::Fish => {
+            let (bin, copy, log, stamp) = (
+                quote_fish(files.exe),
+                quote_fish(copy),
+                quote_fish(files.log),
+                quote_fish(&stamp),
+            );
+            let changed: String = configs
+                .iter()
+                .map(|c| format!("; or test {} -nt {stamp}", quote_fish(c)))
+                .collect();
+            format!(
+                "{head}if not test -x {bin}; or test {bin} -nt {copy}; or test {bin} -ot {copy}{changed}\n    return 1\nend\n\
+                 set -l __tmux_audit_state $HOME/.local/state\n\
+                 test -n \"$XDG_STATE_HOME\"; and set __tmux_audit_state $XDG_STATE_HOME\n\
+                 test \"$__tmux_audit_state/tmux-audit/tmux-audit.log\" = {log}; or return 1\n"
+            )
+        }
+    })
+}
+
+fn shell_name(shell: Shell) -> &'static str {
+    match shell {
+        Shell::Bash => "bash",
+        Shell::Zsh => "zsh",
+        Shell::Fish => "fish",
     }
 }
 
@@ -140,12 +308,7 @@ fn started_by(shell: Shell) -> bool {
         return false;
     }
     let comm = std::fs::read_to_string(format!("/proc/{parent}/comm")).unwrap_or_default();
-    let name = match shell {
-        Shell::Bash => "bash",
-        Shell::Zsh => "zsh",
-        Shell::Fish => "fish",
-    };
-    comm.trim_end() == name
+    comm.trim_end() == shell_name(shell)
 }
 
 /// Starts the recorder of the shell that runs `init` (its parent). A
@@ -171,8 +334,7 @@ fn start_recorder(shell: Shell) -> Option<Started> {
 /// patterns, as a list of words for the shell.
 pub fn render(
     shell: Shell,
-    exe: &str,
-    log: &str,
+    files: &Files,
     started: Option<&Started>,
     exclude: &[String],
 ) -> String {
@@ -191,8 +353,9 @@ pub fn render(
         None => ("none".to_string(), String::new(), String::new()),
     };
     template
-        .replace("@TMUX_AUDIT_BIN@", &quote(exe))
-        .replace("@TMUX_AUDIT_LOG@", &quote(log))
+        .replace("@TMUX_AUDIT_BIN@", &quote(files.exe))
+        .replace("@TMUX_AUDIT_LOG@", &quote(files.log))
+        .replace("@TMUX_AUDIT_RECORDERS@", &quote(files.recorders))
         .replace("@TMUX_AUDIT_FOR@", &quote(&shell_pid))
         .replace("@TMUX_AUDIT_FIFO@", &quote(&fifo))
         .replace("@TMUX_AUDIT_RECORDER@", &quote(&pid))
@@ -236,6 +399,12 @@ fn quote_fish(s: &str) -> String {
 mod tests {
     use super::*;
 
+    const FILES: Files = Files {
+        exe: "/bin/tmux-audit",
+        log: "/log",
+        recorders: "/state/recorders",
+    };
+
     #[test]
     fn paths_are_quoted_for_each_shell() {
         assert_eq!(quote_posix("/a b/it's"), r"'/a b/it'\''s'");
@@ -245,7 +414,7 @@ mod tests {
     #[test]
     fn no_bind_leaves_out_the_binding_and_only_it() {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-            let script = render(shell, "/bin/tmux-audit", "/log", None, &[]);
+            let script = render(shell, &FILES, None, &[]);
             assert_eq!(script.matches(BINDING_START).count(), 1, "{shell:?}");
             assert_eq!(script.matches(BINDING_END).count(), 1, "{shell:?}");
             assert!(script.contains(" pick "), "{shell:?}");
@@ -277,12 +446,12 @@ mod tests {
             },
         };
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-            let script = render(shell, "/bin/tmux-audit", "/log", Some(&started), &[]);
+            let script = render(shell, &FILES, Some(&started), &[]);
             assert!(!script.contains("@TMUX_AUDIT"), "{shell:?}");
             for value in ["'4242'", "'/state/recorders/bash-4242.fifo'", "'4343'"] {
                 assert!(script.contains(value), "{shell:?}: {value}");
             }
-            let none = render(shell, "/bin/tmux-audit", "/log", None, &[]);
+            let none = render(shell, &FILES, None, &[]);
             assert!(
                 none.contains("'none'") && !none.contains("4343"),
                 "{shell:?}"
@@ -293,7 +462,7 @@ mod tests {
     #[test]
     fn every_placeholder_is_filled() {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-            let script = render(shell, "/bin/tmux-audit", "/log", None, &[]);
+            let script = render(shell, &FILES, None, &[]);
             assert!(!script.contains("@TMUX_AUDIT"), "{shell:?}");
             assert!(script.contains("'/bin/tmux-audit'"), "{shell:?}");
         }

@@ -1,6 +1,8 @@
 //! `tmux-audit recorder`: one long-lived recorder per interactive bash,
-//! zsh or fish, started as the hook loads, so that a command costs the
-//! shell a few builtin writes rather than a process.
+//! zsh or fish, started as the hook loads (or, for a hook loaded from the
+//! copy `init` keeps, in the background at the shell's first prompt), so
+//! that a command costs the shell a few builtin writes rather than a
+//! process.
 //!
 //! [`start`] makes a FIFO private to the shell
 //! (`$XDG_STATE_HOME/tmux-audit/recorders/bash-N.fifo`), opens it
@@ -9,8 +11,9 @@
 //! lock lives exactly as long as the recorder), and hands back the FIFO's
 //! path and the recorder's pid. `init`, already the shell's child, calls it
 //! as it prints the hook and writes both into the script; the starter
-//! (`recorder --shell bash --shell-pid N`) prints them, for a hook loaded
-//! from a copy of `init`'s output. The shell is never the recorder's
+//! (`recorder --shell bash --shell-pid N`) is run in the background by a
+//! hook loaded from a copy of `init`'s output, which then reads the pid
+//! from the lock (the FIFO's path it knows), and prints both too. The shell is never the recorder's
 //! parent: no job, no `$!`, nothing for `exit` to warn about.
 //!
 //! bash and zsh open the FIFO read-write for each frame (`1<>`): the open
@@ -66,7 +69,7 @@ pub struct Running {
 
 /// The FIFO and the lock of the recorder of `shell` process `shell_pid`.
 fn files(shell: Shell, shell_pid: u32) -> Result<(PathBuf, PathBuf)> {
-    let dir = paths::state_dir()?.join("recorders");
+    let dir = paths::recorders_dir()?;
     private_files::dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let name = format!("{}-{shell_pid}", shell_name(shell));
     Ok((

@@ -324,26 +324,30 @@ impl Database {
         if self.write(fold_session_totals).is_err() {
             return self.sequence_gaps_counted();
         }
+        // A session's highest number is that of its rows or of its pruned
+        // ones, whichever is higher (its newest commands may be pruned).
         self.gaps_query(
-            "SELECT shell_session, user, host, recorded + pruned, highest_seq, first_us, last_us
-             FROM (SELECT *, coalesce((SELECT pruned FROM pruned_sessions p
-                                       WHERE p.shell_session = t.shell_session), 0) AS pruned
-                   FROM session_totals t)
-             WHERE highest_seq <> recorded + pruned ORDER BY first_us",
+            "SELECT shell_session, user, host, recorded + pruned, max(highest_seq, pruned_seq),
+                    first_us, last_us
+             FROM (SELECT t.*, coalesce(p.pruned, 0) AS pruned,
+                          coalesce(p.highest_seq, 0) AS pruned_seq
+                   FROM session_totals t LEFT JOIN pruned_sessions p USING (shell_session))
+             WHERE max(highest_seq, pruned_seq) <> recorded + pruned ORDER BY first_us",
         )
     }
 
     /// [`Database::sequence_gaps`] from every row, trusting no totals: what
-    /// `verify` uses.
+    /// `verify` uses. A session's highest number is that of its rows or of
+    /// its pruned ones, whichever is higher.
     pub fn sequence_gaps_counted(&self) -> Result<Vec<SequenceGap>, DbError> {
         self.gaps_query(
-            "SELECT shell_session, min(user), min(host), count(*) + pruned, max(seq),
-                    min(started_at_us), max(started_at_us)
-             FROM (SELECT *, coalesce((SELECT pruned FROM pruned_sessions p
-                                       WHERE p.shell_session = c.shell_session), 0) AS pruned
-                   FROM commands c)
+            "SELECT shell_session, min(user), min(host), count(*) + pruned,
+                    max(max(seq), pruned_seq), min(started_at_us), max(started_at_us)
+             FROM (SELECT c.shell_session, c.user, c.host, c.seq, c.started_at_us,
+                          coalesce(p.pruned, 0) AS pruned, coalesce(p.highest_seq, 0) AS pruned_seq
+                   FROM commands c LEFT JOIN pruned_sessions p USING (shell_session))
              GROUP BY shell_session
-             HAVING max(seq) <> count(*) + pruned
+             HAVING max(max(seq), pruned_seq) <> count(*) + pruned
              ORDER BY min(started_at_us)",
         )
     }

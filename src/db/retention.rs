@@ -414,19 +414,22 @@ fn apply(
             "INSERT INTO commands_fts (commands_fts, rowid, command) VALUES ('delete', ?1, ?2)",
         )?;
         let mut delete = tx.prepare("DELETE FROM commands WHERE id = ?1")?;
+        // Counted, with its number, before it goes.
         let mut count = tx.prepare(
-            "INSERT INTO pruned_sessions (shell_session, pruned) VALUES (?1, 1)
-             ON CONFLICT (shell_session) DO UPDATE SET pruned = pruned + 1",
+            "INSERT INTO pruned_sessions (shell_session, pruned, highest_seq)
+             SELECT shell_session, 1, seq FROM commands WHERE id = ?1
+             ON CONFLICT (shell_session) DO UPDATE
+             SET pruned = pruned + 1, highest_seq = max(highest_seq, excluded.highest_seq)",
         )?;
         for row in &batch.pruned {
-            let Some((session, text)) = &row.command else {
+            let Some((_, text)) = &row.command else {
                 continue;
             };
             if row.id <= indexed {
                 unindex.execute(params![row.id, text])?;
             }
+            count.execute([row.id])?;
             delete.execute([row.id])?;
-            count.execute([session])?;
         }
         // The running totals count these rows: counted anew.
         super::report::forget_totals(tx)?;

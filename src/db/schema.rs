@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0015_scope_indexes.sql"),
     include_str!("migrations/0016_query_indexes.sql"),
     include_str!("migrations/0017_report_totals_shown.sql"),
+    include_str!("migrations/0018_pruned_highest_seq.sql"),
 ];
 
 /// The version whose migration also writes the trace's first entry (in
@@ -101,13 +102,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.db");
         let mut conn = Connection::open(&path).unwrap();
-        // Version 15's schema: every migration before the indexes (16).
+        // Version 15's schema: every migration before the query indexes
+        // (0016), whatever migrations come after them.
+        let before = 15;
         let tx = conn.transaction().unwrap();
-        for sql in &MIGRATIONS[..15] {
+        for sql in &MIGRATIONS[..before] {
             tx.execute_batch(sql).unwrap();
         }
         super::super::trace::start(&tx).unwrap();
-        tx.pragma_update(None, "user_version", 15).unwrap();
+        tx.pragma_update(None, "user_version", before as i64)
+            .unwrap();
         tx.execute(
             "INSERT INTO commands (command, started_at_us, cwd, user, uid, host, shell,
                                    shell_session, seq, recorded_at_us)

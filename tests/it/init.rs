@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::{have, Sandbox};
+use crate::support::{cached_init_line, have, Sandbox, Shell};
 
 fn run(sb: &Sandbox, program: &str, args: &[&str]) -> std::process::Output {
     Command::new(program)
@@ -160,4 +160,138 @@ fn completions_parse_in_each_shell_and_the_man_page_renders() {
         assert!(dir.join(format!("{name}.1")).is_file(), "no page {name}.1");
     }
     assert!(!dir.join("tmux-audit-record.1").exists());
+}
+
+/// The faster init line sources the copy of the hook `init` keeps in the
+/// cache directory only while the binary that wrote it is there unchanged:
+/// missing, or written by another binary at that path (another version:
+/// another modification time), the line runs `init`, whose hook loads and
+/// which writes the copy again, private to the user.
+#[test]
+fn the_kept_copy_of_the_hook_is_used_only_while_its_binary_is_unchanged() {
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::time::Duration;
+
+    let mut sb = Sandbox::new();
+    let bin = sb.path().join("tmux-audit");
+    crate::support::copy_of_the_binary(&bin);
+    sb.bin = bin.clone();
+    let set_time = |path: &std::path::Path, time: std::time::SystemTime| {
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(time)
+            .unwrap();
+    };
+    let bin_time = || fs::metadata(&bin).unwrap().modified().unwrap();
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        let name = shell.name();
+        let copy = sb.path().join(format!("cache/tmux-audit/init.{name}"));
+        // Which hook loaded: the copy's mark, and the session it made.
+        let (program, args, show): (&str, &[&str], &str) = match shell {
+            Shell::Bash => (
+                "bash",
+                &["--noprofile", "--norc", "-i", "-c"],
+                "echo \"${__tmux_audit_mark_test-init}:${__tmux_audit_session:+loaded}\"",
+            ),
+            Shell::Zsh => (
+                "zsh",
+                &["-f", "-i", "-c"],
+                "echo \"${__tmux_audit_mark_test-init}:${__tmux_audit_session:+loaded}\"",
+            ),
+            Shell::Fish => (
+                "fish",
+                &["--no-config", "-i", "-c"],
+                "set -q __tmux_audit_mark_test; or set __tmux_audit_mark_test init; set -q __tmux_audit_session; and echo $__tmux_audit_mark_test:loaded",
+            ),
+        };
+        let load = || {
+            let script = format!("{}\n{show}", cached_init_line(shell, &bin));
+            let mut all = args.to_vec();
+            all.push(&script);
+            let out = run(&sb, program, &all);
+            assert!(out.status.success(), "{name}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let mark = |time| {
+            let text = fs::read_to_string(&copy).unwrap();
+            let line = match shell {
+                Shell::Fish => "set -g __tmux_audit_mark_test copy\n",
+                _ => "__tmux_audit_mark_test=copy\n",
+            };
+            fs::write(
+                &copy,
+                text.replacen("\nreturn 0\n", &format!("\n{line}return 0\n"), 1),
+            )
+            .unwrap();
+            set_time(&copy, time);
+        };
+
+        // Missing: init runs, and keeps the copy.
+        assert!(!copy.exists());
+        assert_eq!(load(), "init:loaded", "{name}: missing");
+        let meta = fs::metadata(&copy).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+        // SAFETY: getuid cannot fail and has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        assert_eq!(meta.uid(), uid, "{name}");
+        let dir = fs::metadata(copy.parent().unwrap()).unwrap();
+        assert_eq!(dir.permissions().mode() & 0o777, 0o700, "{name}");
+        assert_eq!(meta.modified().unwrap(), bin_time(), "{name}");
+
+        // Kept, and the binary unchanged: the copy loads, no init.
+        mark(bin_time());
+        assert_eq!(load(), "copy:loaded", "{name}: kept");
+
+        // Another binary at that path: init runs and writes the copy again.
+        set_time(&bin, bin_time() + Duration::from_secs(1));
+        assert_eq!(load(), "init:loaded", "{name}: stale");
+        assert!(!fs::read_to_string(&copy).unwrap().contains("mark_test"));
+        assert_eq!(fs::metadata(&copy).unwrap().modified().unwrap(), bin_time());
+
+        // Another state directory than the one the copy names: init.
+        mark(bin_time());
+        let other = sb.path().join("other-state");
+        let script = format!("{}\n{show}", cached_init_line(shell, &bin));
+        let mut all = args.to_vec();
+        all.push(&script);
+        let out = Command::new(program)
+            .args(&all)
+            .env_clear()
+            .envs(sb.env())
+            .env("XDG_STATE_HOME", &other)
+            .current_dir(sb.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "init:loaded",
+            "{name}: other state directory"
+        );
+
+        // A config file written since the copy was kept (the copy holds
+        // the `[capture]` settings as they were): init, and a copy with
+        // the new settings, which loads while the file stays as it is.
+        load();
+        mark(bin_time());
+        assert_eq!(load(), "copy:loaded", "{name}: kept again");
+        let config = sb.path().join("config/tmux-audit/config.toml");
+        fs::create_dir_all(config.parent().unwrap()).unwrap();
+        fs::write(
+            &config,
+            format!("[capture]\nexclude = [\"secret-{name} *\"]\n"),
+        )
+        .unwrap();
+        assert_eq!(load(), "init:loaded", "{name}: config changed");
+        assert!(
+            fs::read_to_string(&copy)
+                .unwrap()
+                .contains(&format!("secret-{name} *")),
+            "{name}: the copy holds the new exclusions"
+        );
+        mark(bin_time());
+        assert_eq!(load(), "copy:loaded", "{name}: config unchanged since");
+    }
 }

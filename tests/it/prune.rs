@@ -13,7 +13,7 @@ use tmux_audit::db::Database;
 use tmux_audit::lifecycle::TmuxEvent;
 use tmux_audit::record::Entry;
 
-use crate::support::Sandbox;
+use crate::support::{Rc, Sandbox, Shell, Tmux};
 
 const DAY_US: i64 = 86_400 * 1_000_000;
 
@@ -478,67 +478,155 @@ fn the_background_merge_prunes_once_a_day_as_configured() {
     assert!(text.contains("(config.toml), daily"), "{text}");
 }
 
-/// Eight shells record at once, half their commands already old enough
-/// to prune, while prunes run: every record lands once, and every old one
-/// is pruned once.
+/// A session whose newest commands were pruned (its rows left end lower
+/// than its numbers went) has no hole: `verify` counted them as records
+/// that never arrived ("missing: -1 of 1").
+#[test]
+fn pruning_the_newest_commands_of_a_session_is_no_hole() {
+    let sb = Sandbox::new();
+    record_at(&sb, "t", 1, "echo keep", 0, 400);
+    record_at(&sb, "t", 2, "echo drop", 0, 400);
+    record_at(&sb, "u", 1, "echo today", 0, 0);
+    let (code, out) = run(
+        &sb,
+        &[
+            "prune",
+            "--older-than",
+            "180d",
+            "--keep-matching",
+            "^echo keep",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("pruned 1 record and"), "{out}");
+    let (code, text) = run(&sb, &["verify"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("missing"), "{text}");
+    // Nor does `report`, from its running totals, name a hole.
+    let (code, text) = run(&sb, &["report"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("never arrived"), "{text}");
+    // A record that never arrived is still named, by both.
+    record_at(&sb, "t", 4, "echo four", 0, 0);
+    let (_, text) = run(&sb, &["verify"]);
+    assert!(
+        text.contains("missing: 1 of 4 commands of shell session t "),
+        "{text}"
+    );
+    let (_, text) = run(&sb, &["report"]);
+    assert!(
+        text.contains("note: 1 of 4 commands of shell session t "),
+        "{text}"
+    );
+}
+
+/// Eight real shells (bash, zsh and fish) in one tmux server type their
+/// commands while prunes run, every command older than the prune's start
+/// prunable but those kept by `--keep-matching`: every command lands once,
+/// the kept ones stay, and the others are each pruned once (counted in
+/// the prune's checkpoint), `verify` intact.
 #[test]
 fn a_prune_racing_eight_recording_shells_loses_and_doubles_nothing() {
-    const SHELLS: u32 = 8;
-    const EACH: u32 = 24;
+    const EACH: usize = 6;
+    let kinds = [
+        Shell::Bash,
+        Shell::Zsh,
+        Shell::Fish,
+        Shell::Bash,
+        Shell::Zsh,
+        Shell::Fish,
+        Shell::Bash,
+        Shell::Zsh,
+    ];
+    let prune = [
+        "prune",
+        "--older-than",
+        "0s",
+        "--keep-matching",
+        "^echo keep-",
+    ];
+    // Odd commands are kept, even ones pruned.
+    let text = |pane: usize, seq: usize| {
+        let kind = if seq % 2 == 1 { "keep" } else { "drop" };
+        format!("echo {kind}-{pane}-{seq}")
+    };
     let sb = history();
+    let (tmux, first) = Tmux::start(&sb, &sb.shell(kinds[0], &Rc::default()));
+    let mut panes = vec![first];
+    for kind in &kinds[1..] {
+        panes.push(tmux.split(&sb.shell(*kind, &Rc::default())));
+    }
+    for pane in &panes {
+        pane.ready();
+    }
     let prunes = thread::scope(|scope| {
-        let recorders: Vec<_> = (0..SHELLS)
-            .map(|shell| {
-                let sb = &sb;
-                scope.spawn(move || {
-                    for seq in 1..=EACH {
-                        // Odd commands started 400 days ago: prunable at once.
-                        let days = if seq % 2 == 1 { 400 } else { 0 };
-                        let text = format!("echo {seq}");
-                        record_at(sb, &format!("r{shell}"), seq, &text, 0, days);
-                    }
-                })
-            })
-            .collect();
+        let typing = scope.spawn(|| {
+            for seq in 1..=EACH {
+                for (n, pane) in panes.iter().enumerate() {
+                    pane.line(&text(n, seq));
+                }
+            }
+            for pane in &panes {
+                pane.wait_for("READY", EACH + 1);
+            }
+        });
         let mut prunes = 0;
-        while prunes == 0 || recorders.iter().any(|r| !r.is_finished()) {
-            let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
+        while prunes == 0 || !typing.is_finished() {
+            let (code, out) = run(&sb, &prune);
             assert_eq!(code, Some(0), "{out}");
             prunes += 1;
         }
         prunes
     });
-    sb.wait_until_settled();
-    // One more record today, so that no old one is the newest.
+    // Each pane's shell session (its kept commands name it), its rows'
+    // texts by seq, and how many of its records the prunes counted.
+    let sessions = |sb: &Sandbox| {
+        let rows = sb.rows();
+        let conn = Connection::open(&sb.db).unwrap();
+        let pruned: HashMap<String, i64> = conn
+            .prepare("SELECT shell_session, pruned FROM pruned_sessions")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        (0..kinds.len())
+            .map(|n| {
+                let first = text(n, 1);
+                let session = rows
+                    .iter()
+                    .find(|r| r.command == first)
+                    .map(|r| r.shell_session.clone())
+                    .unwrap_or_default();
+                let mut kept: Vec<(i64, String)> = rows
+                    .iter()
+                    .filter(|r| r.shell_session == session)
+                    .map(|r| (r.seq, r.command.clone()))
+                    .collect();
+                kept.sort();
+                let pruned = pruned.get(&session).map_or(0, |n| *n as usize);
+                (kept, pruned)
+            })
+            .collect::<Vec<_>>()
+    };
+    // What the recorders read after the last prompt lands.
+    crate::support::wait_until("every command stored or pruned", || {
+        sessions(&sb)
+            .iter()
+            .all(|(kept, pruned)| kept.len() + pruned >= EACH)
+    });
+    // One more record today, the newest, so that no command of a shell is
+    // kept for being the newest; a last prune takes what is left to take.
     record_at(&sb, "last", 1, "echo last", 0, 0);
-    let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
+    let (code, out) = run(&sb, &prune);
     assert_eq!(code, Some(0), "{out}");
-
-    let mut seen: HashMap<String, Vec<i64>> = HashMap::new();
-    for row in sb.rows() {
-        seen.entry(row.shell_session.clone())
-            .or_default()
-            .push(row.seq);
-    }
-    let conn = Connection::open(&sb.db).unwrap();
-    let pruned: HashMap<String, i64> = conn
-        .prepare("SELECT shell_session, pruned FROM pruned_sessions")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    for shell in 0..SHELLS {
-        let session = format!("r{shell}");
-        let mut kept = seen.remove(&session).unwrap_or_default();
-        kept.sort();
-        let today: Vec<i64> = (1..=i64::from(EACH)).filter(|s| s % 2 == 0).collect();
-        assert_eq!(kept, today, "{session}: the new records, each once");
-        assert_eq!(
-            pruned.get(&session),
-            Some(&i64::from(EACH / 2)),
-            "{session}: the old records, each pruned once"
-        );
+    for (n, (kept, pruned)) in sessions(&sb).into_iter().enumerate() {
+        let expected: Vec<(i64, String)> = (1..=EACH)
+            .filter(|seq| seq % 2 == 1)
+            .map(|seq| (seq as i64, text(n, seq)))
+            .collect();
+        assert_eq!(kept, expected, "pane {n} ({:?}): kept, each once", kinds[n]);
+        assert_eq!(pruned, EACH / 2, "pane {n}: the others, each pruned once");
     }
     let (code, text) = run(&sb, &["verify"]);
     assert_eq!(code, Some(0), "{text}");

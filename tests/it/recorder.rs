@@ -26,12 +26,14 @@ in_bash_and_zsh!(
     a_shell_killed_leaves_no_recorder_and_loses_none_of_its_commands,
     exec_nested_shells_and_subshells_each_keep_one_recorder,
     the_users_coprocess_and_jobs_are_left_alone,
+    the_kept_copy_starts_the_recorder_at_the_first_prompt_without_a_job,
 );
 
 in_fish!(
     a_killed_recorder_costs_no_later_command_nor_the_shell_anything,
     a_shell_killed_leaves_no_recorder_and_loses_none_of_its_commands,
     exec_nested_shells_and_subshells_each_keep_one_recorder,
+    the_kept_copy_starts_the_recorder_at_the_first_prompt_without_a_job,
 );
 
 fn strict(shell: Shell) -> &'static str {
@@ -369,6 +371,77 @@ fn a_copy_of_the_init_script_loaded_by_another_shell_starts_its_own_recorder() {
         recorders(&sb).iter().map(|r| r.pid).collect::<Vec<_>>(),
         [outer.pid]
     );
+}
+
+/// A shell whose rc file sources the copy of the hook `init` keeps (the
+/// faster init line) runs no `init`: its recorder starts in the background
+/// at its first prompt, leaving no job, `$!` and the terminal alone, and
+/// its commands go to that recorder, not to a process each.
+fn the_kept_copy_starts_the_recorder_at_the_first_prompt_without_a_job(shell: Shell) {
+    let sb = Sandbox::new();
+    // `init` run as a shell's rc would, but by this test: it keeps the
+    // copy (and starts no recorder: its parent is no shell).
+    let out = sb.cmd().args(["init", shell.name()]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(recorders(&sb).is_empty());
+    // A mark in the copy, its time kept: seen only if the copy loaded.
+    let copy = sb
+        .path()
+        .join(format!("cache/tmux-audit/init.{}", shell.name()));
+    let kept = fs::read_to_string(&copy).unwrap();
+    let mark = match shell {
+        Shell::Fish => "set -g __tmux_audit_mark_test from-the-copy\n",
+        _ => "__tmux_audit_mark_test=from-the-copy\n",
+    };
+    let time = fs::metadata(&copy).unwrap().modified().unwrap();
+    fs::write(
+        &copy,
+        kept.replacen("\nreturn 0\n", &format!("\n{mark}return 0\n"), 1),
+    )
+    .unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&copy)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+    let marks = sb.path().join("marks");
+    let marks_function = match shell {
+        Shell::Fish => format!(
+            "function marks; echo \"[$__tmux_audit_mark_test]\" \"[$last_pid]\" \"[\"(count (jobs -p))\"]\" > {}; end",
+            marks.display()
+        ),
+        _ => format!(
+            "marks() {{ echo \"[${{__tmux_audit_mark_test-}}]\" \"[${{!-none}}]\" \"[$(jobs)]\" > {}; }}",
+            marks.display()
+        ),
+    };
+    let rc = Rc::default()
+        .cached()
+        .after(&format!("{}\n{marks_function}", strict(shell)));
+    let (_tmux, pane) = Tmux::start(&sb, &sb.shell(shell, &rc));
+    pane.ready();
+    let recorder = wait_recorders(&sb, "one recorder", |r| r.len() == 1).remove(0);
+    let read_before = bytes_read(recorder.pid);
+    let rows = type_and_wait(&sb, &pane, &["echo one", "echo two", "marks"], 3);
+    let commands: Vec<&str> = rows.iter().map(|r| r.command.as_str()).collect();
+    assert_eq!(commands, ["echo one", "echo two", "marks"]);
+    assert!(
+        bytes_read(recorder.pid) - read_before >= "echo oneecho twomarks".len() as u64,
+        "the commands went to the recorder"
+    );
+    let no_job = match shell {
+        Shell::Zsh => "[from-the-copy] [0] []",
+        Shell::Bash => "[from-the-copy] [none] []",
+        Shell::Fish => "[from-the-copy] [] [0]",
+    };
+    assert_eq!(fs::read_to_string(&marks).unwrap().trim(), no_job);
+    let screen = pane.screen();
+    assert!(
+        !screen.contains("tmux-audit") && !screen.contains("[1]") && !screen.contains("Job"),
+        "nothing printed to the terminal:\n{screen}"
+    );
+    assert_eq!(sb.log(), "", "nothing logged");
 }
 
 /// The children of `pid` that have ended and are not reaped.

@@ -56,6 +56,7 @@ const UNDO: &[(i64, &str)] = &[
          ALTER TABLE totals_state DROP COLUMN events_up_to;
          ALTER TABLE totals_state DROP COLUMN events_hash;",
     ),
+    (18, "ALTER TABLE pruned_sessions DROP COLUMN highest_seq;"),
 ];
 
 /// Leaves the database at `db` as a tmux-audit of schema `to` left it:

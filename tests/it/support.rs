@@ -369,6 +369,11 @@ impl Sandbox {
             Shell::Zsh => format!("eval \"$('{bin}' init zsh)\""),
             Shell::Fish => format!("'{bin}' init fish | source"),
         };
+        let init = if rc.cached {
+            cached_init_line(shell, &self.bin)
+        } else {
+            init
+        };
         let init = if rc.without_hook {
             String::new()
         } else if rc.init_twice {
@@ -461,6 +466,26 @@ pub struct Rc {
     /// The same rc file without the init line: the shell as it is without
     /// tmux-audit, to compare with.
     pub without_hook: bool,
+    /// The faster init line of the README, which sources the copy of the
+    /// hook `init` keeps in the cache directory and runs `init` when it is
+    /// missing or stale.
+    pub cached: bool,
+}
+
+/// The README's faster init line for `shell`, with the binary `bin`.
+pub fn cached_init_line(shell: Shell, bin: &Path) -> String {
+    let bin = bin.display();
+    match shell {
+        Shell::Bash | Shell::Zsh => {
+            let name = shell.name();
+            format!(
+                "source \"${{XDG_CACHE_HOME:-$HOME/.cache}}/tmux-audit/init.{name}\" 2>/dev/null || eval \"$('{bin}' init {name})\""
+            )
+        }
+        Shell::Fish => format!(
+            "if status is-interactive; source (printf '%s\\n' $XDG_CACHE_HOME ~/.cache)[1]/tmux-audit/init.fish 2>/dev/null; or '{bin}' init fish | source; end"
+        ),
+    }
 }
 
 impl Rc {
@@ -474,6 +499,10 @@ impl Rc {
     }
     pub fn init_twice(mut self) -> Rc {
         self.init_twice = true;
+        self
+    }
+    pub fn cached(mut self) -> Rc {
+        self.cached = true;
         self
     }
     pub fn without_hook(mut self) -> Rc {
