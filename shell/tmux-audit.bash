@@ -69,10 +69,15 @@ if [[ -n ${TMUX-} && -n ${TMUX_AUDIT_CAPTURE-} ]]; then
         # $1: the status to hand on (the trap's next command sees it).
         __tmux_audit_exclude_check() {
             local status=$1 pattern
-            ((__tmux_audit_armed)) || return "$status"
+            # Not in a subshell or a command substitution (a trap inherited
+            # with `set -T`): a mark there would go into the command's data.
+            ((__tmux_audit_armed && !BASH_SUBSHELL)) || return "$status"
             for pattern in "${__tmux_audit_exclude[@]}"; do
+                # The pattern at the start of the command, or of a command
+                # in it (`echo "$(pass show x)"`, `a; b` as one string).
                 # shellcheck disable=SC2053 # an exclude entry is a pattern
-                if [[ $BASH_COMMAND == $pattern ]]; then
+                if [[ $BASH_COMMAND == $pattern || $BASH_COMMAND == *[\;\&\|\(\`]$pattern ||
+                    $BASH_COMMAND == *[\;\&\|\(\`][[:blank:]]$pattern ]]; then
                     __tmux_audit_armed=0
                     builtin printf '\e]133;C;ta=%s/%s;x\a' "$__tmux_audit_session" "$((__tmux_audit_seq + 1))" 2>/dev/null || :
                     break
@@ -86,10 +91,12 @@ if [[ -n ${TMUX-} && -n ${TMUX_AUDIT_CAPTURE-} ]]; then
         [[ -n $__tmux_audit_debug_trap ]] && eval "__tmux_audit_debug_trap=$__tmux_audit_debug_trap"
         # `"$_"` as the last word: the call leaves `$_` as it was. Alone,
         # the trap's status is 0 (with extdebug, a non-zero one would skip
-        # the command); before the user's trap, `$?` is handed on to it.
+        # the command); before the user's trap, `$?` is handed on to it, in
+        # an `&&` list so that a non-zero one sets off neither `set -e` nor
+        # an ERR trap.
         # shellcheck disable=SC2016 # expanded by bash each time the trap runs
         if [[ -n $__tmux_audit_debug_trap ]]; then
-            builtin trap '__tmux_audit_exclude_check "$?" "$_"
+            builtin trap '__tmux_audit_exclude_check "$?" "$_" && : "$_"
 '"$__tmux_audit_debug_trap" DEBUG
         else
             builtin trap '((__tmux_audit_armed == 0)) || __tmux_audit_exclude_check 0 "$_"' DEBUG

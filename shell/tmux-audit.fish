@@ -148,8 +148,12 @@ if status is-interactive; and not set -q __tmux_audit_session
         set -g __tmux_audit_cwd $PWD
         if test -n "$__tmux_audit_mark"
             printf '\e]133;C;ta=%s/%s\a' $__tmux_audit_session (math $__tmux_audit_seq + 1) 2>/dev/null
+            # Leading blanks (kept out of history) do not count; the
+            # pattern may start the line or any command in it.
+            set -l line (string trim -l -- "$argv[1]")
             for pattern in $__tmux_audit_exclude
-                if string match -q -- $pattern "$argv[1]"
+                if string match -q -- $pattern "$line"
+                    or string match -q -r -- '[;&|(]\s?'(string escape --style=regex -- $pattern | string replace -a '\\*' '.*' | string replace -a '\\?' '.')'$' "$line"
                     printf '\e]133;C;ta=%s/%s;x\a' $__tmux_audit_session (math $__tmux_audit_seq + 1) 2>/dev/null
                     break
                 end

@@ -130,9 +130,12 @@ __tmux_audit_preexec() {
     __tmux_audit_start=$(( now[1] * 1000000 + now[2] / 1000 ))
     if [[ -n $__tmux_audit_mark ]]; then
         print -rn -- $'\e]133;C;ta='"$__tmux_audit_session/$(( __tmux_audit_seq + 1 ))"$'\a' 2>/dev/null
-        local pattern
+        # Leading blanks (` pass show`, kept out of history) do not count;
+        # the pattern may start the line or any command in it.
+        local pattern line=${1#"${1%%[![:blank:]]*}"}
         for pattern in $__tmux_audit_exclude; do
-            if [[ $1 == ${~pattern} ]]; then
+            if [[ $line == ${~pattern} || $line == *[\;\&\|\(\`]${~pattern} ||
+                $line == *[\;\&\|\(\`][[:blank:]]${~pattern} ]]; then
                 print -rn -- $'\e]133;C;ta='"$__tmux_audit_session/$(( __tmux_audit_seq + 1 ))"$';x\a' 2>/dev/null
                 break
             fi

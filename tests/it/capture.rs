@@ -184,6 +184,12 @@ fn an_excluded_commands_output_never_reaches_a_file_in_any_shell() {
         };
         pane.line(&hidden);
         let hidden_row = row_of(&sb, &hidden);
+        // Not at the start of the line (a leading blank, as for a line
+        // kept out of history; another command before it): excluded too.
+        pane.line(&format!(
+            " true; {}",
+            hidden.replace("hidden-", "hidden-b-")
+        ));
         pane.line(&shown);
         let shown_row = row_of(&sb, &shown);
         // Written in the order printed: the next command's output there
@@ -217,11 +223,13 @@ fn an_excluded_commands_output_never_reaches_a_file_in_any_shell() {
         };
         assert!(in_segments(&format!("shown-{name}-7\r\n")), "{name}");
         for (path, bytes) in &stored {
-            assert!(
-                memchr::memmem::find(bytes, format!("hidden-{name}-7").as_bytes()).is_none(),
-                "{name}: an excluded command's output is in {}",
-                path.display()
-            );
+            for hidden in [format!("hidden-{name}-7"), format!("hidden-b-{name}-7")] {
+                assert!(
+                    memchr::memmem::find(bytes, hidden.as_bytes()).is_none(),
+                    "{name}: an excluded command's output ({hidden}) is in {}",
+                    path.display()
+                );
+            }
         }
     }
 }
@@ -235,7 +243,7 @@ fn bash_exclusion_keeps_the_users_debug_trap_and_its_dollar_underscore() {
     // `$_` as bash-preexec's does (an assignment alone would clear it).
     let rc = Rc::default().before(
         "user_trap() { user_debug=$((${user_debug:-0} + 1)); }\n\
-         trap 'user_trap \"$_\"' DEBUG\nset -u",
+         trap 'user_trap \"$_\"' DEBUG\nerrs=0\ntrap 'errs=$((errs + 1))' ERR\nset -u",
     );
     let pane = tmux.split(&sb.shell(Shell::Bash, &rc));
     pane.ready();
@@ -264,6 +272,13 @@ fn bash_exclusion_keeps_the_users_debug_trap_and_its_dollar_underscore() {
         );
         thread::sleep(Duration::from_millis(50));
     }
+    // The chained traps hand `$?` on without failing themselves: one ERR
+    // for one failed command, and `set -e` ends no shell for a failure an
+    // `||` handles.
+    pane.line("e0=$errs; false; echo \"errs=$((errs - e0))x\"");
+    pane.wait_for("errs=1x", 1);
+    pane.line("set -e; false || echo \"survived=$((1 + 1))\"; set +e");
+    pane.wait_for("survived=2", 1);
 }
 
 #[test]
