@@ -438,6 +438,12 @@ fn apply(
         for row in &batch.pruned {
             delete.execute([row.id])?;
         }
+        // The totals by session, window and typist placed commands with
+        // these events: counted anew (they only check events newer than
+        // those they were counted with, and these are older).
+        if !batch.pruned.is_empty() {
+            super::report::forget_totals(tx)?;
+        }
     }
     let detail = PruneDetail {
         before_us: rules.before_us,
