@@ -657,6 +657,34 @@ fn a_pending_background_merge_is_not_started_twice_within_five_minutes() {
     );
 }
 
+/// A spool whose lock another process keeps for good (a stopped one, say)
+/// costs a record only a moment's wait: it goes to the fallback spool
+/// (and on into the database), never into the locked one.
+#[test]
+fn a_spool_locked_for_good_sends_the_record_to_the_fallback_spool() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    let spool = tmux_audit::spool::path(&sb.db);
+    let held = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spool)
+        .unwrap();
+    held.lock().unwrap();
+    let child = crate::support::start_record(&sb.bin, &sb.env(), "s", 2, "second");
+    let out = crate::support::finish_within_patience(child, "a record beside a locked spool");
+    assert!(out.status.success(), "{out:?}\n{}", sb.log());
+    assert!(
+        !fs::read_to_string(&spool).unwrap().contains("second"),
+        "not in the locked spool"
+    );
+    // Through the fallback spool, which the record's own merge may
+    // already have brought in.
+    assert!(sb.flush(), "{}", sb.log());
+    assert_eq!(stored(&sb), ["first", "second"]);
+    held.unlock().unwrap();
+}
+
 /// With no spool that can be written (a directory where each spool should
 /// be), a record goes straight into the database; one that finds it locked
 /// is handed to a background `record-later`, which waits for the lock; a
