@@ -240,6 +240,22 @@ fn a_row_between_pruned_runs_rewritten_with_a_new_hash_is_named() {
     assert!(text.contains("NOT INTACT: record 11 "), "{text}");
 }
 
+/// The first row after a pruned run links to the run's last hash (which
+/// the prune's checkpoint keeps): a row whose stored link was changed,
+/// however intact its own hash, is named.
+#[test]
+fn a_row_after_a_pruned_run_with_its_link_changed_is_named() {
+    let sb = history();
+    let (code, out) = run(&sb, &["prune", "--older-than", "180d", "--keep-failed"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, text) = run(&sb, &["verify"]);
+    assert_eq!(code, Some(0), "{text}");
+    sql(&sb, "UPDATE commands SET prev_hash = hash WHERE id = 11");
+    let (code, text) = run(&sb, &["verify"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("NOT INTACT: record 11 "), "{text}");
+}
+
 #[test]
 fn a_changed_row_is_not_pruned_away() {
     let sb = history();
