@@ -685,6 +685,19 @@ fn a_spool_locked_for_good_sends_the_record_to_the_fallback_spool() {
     held.unlock().unwrap();
 }
 
+/// A reader merges what waits in the spool before it reads; when all of it
+/// went in, it warns of nothing (a warning is for records still waiting).
+#[test]
+fn a_reader_that_merges_the_whole_spool_warns_of_nothing() {
+    let sb = Sandbox::new();
+    record(&sb, 1, "first", T0, 0, "/");
+    record(&sb, 2, "second", T0 + SECOND, 0, "/");
+    assert!(sb.spooled().contains("second"), "the second waits");
+    let out = search(&sb, &["--all", "--format", "cmd"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "first\nsecond\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no warning");
+}
+
 /// With no spool that can be written (a directory where each spool should
 /// be), a record goes straight into the database; one that finds it locked
 /// is handed to a background `record-later`, which waits for the lock; a
