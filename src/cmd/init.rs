@@ -89,11 +89,17 @@ impl Run for Init {
             paths: &configs,
             time: config_time,
         };
+        // bash's hook chains a DEBUG trap the user set before it, which it
+        // reads with `trap -p`; in a file read with `source` (the kept copy)
+        // bash shows none, and the user's trap would be lost: with capture
+        // on and exclusions set, the copy leaves bash to this line.
+        let debug_trap = shell == Shell::Bash && !exclude.is_empty();
         if let Err(err) = keep_copy(
             shell,
             self.no_bind,
             &files,
             &configs,
+            debug_trap,
             bound(render(shell, &files, None, &exclude)),
         ) {
             error_log::append(
@@ -129,6 +135,7 @@ fn keep_copy(
     no_bind: bool,
     files: &Files,
     configs: &Configs,
+    debug_trap: bool,
     script: String,
 ) -> Result<()> {
     let path = hook_cache::path(shell_name(shell), no_bind)?;
@@ -142,7 +149,7 @@ fn keep_copy(
         .with_context(|| format!("cannot write the time stamp beside {}", path.display()))?;
     let text = format!(
         "{}{script}return 0\n",
-        guard(shell, files, copy, &stamp, configs.paths)?
+        guard(shell, files, copy, &stamp, configs.paths, debug_trap)?
     );
     hook_cache::store(&path, text.as_bytes(), time)
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -154,13 +161,16 @@ fn keep_copy(
 /// modification time differs from the copy's), when a config file is newer
 /// than `stamp` (which carries the newest config time `init` saw: the
 /// script holds the `[capture]` settings), or when the state directory the
-/// script names is not the one this shell's environment gives.
+/// script names is not the one this shell's environment gives; with
+/// `debug_trap`, also when capture is on (`$TMUX_AUDIT_CAPTURE`), where
+/// the script would set a DEBUG trap.
 fn guard(
     shell: Shell,
     files: &Files,
     copy: &str,
     stamp: &Path,
     configs: &[std::path::PathBuf],
+    debug_trap: bool,
 ) -> Result<String> {
     let name = shell_name(shell);
     let head = format!(
@@ -189,10 +199,13 @@ fn guard(
                 quote_posix(files.log),
                 quote_posix(&stamp),
             );
-            let unchanged: String = configs
+            let mut unchanged: String = configs
                 .iter()
                 .map(|c| format!(" && ! {} -nt {stamp}", quote_posix(c)))
                 .collect();
+            if debug_trap {
+                unchanged.push_str(" && -z ${TMUX_AUDIT_CAPTURE-}");
+            }
             format!(
                 "{head}[[ -x {bin} && ! {bin} -nt {copy} && ! {bin} -ot {copy}{unchanged} && \
                  ${{XDG_STATE_HOME:-${{HOME-}}/.local/state}}/tmux-audit/tmux-audit.log == {log} ]] || return 1\n"

@@ -293,5 +293,29 @@ fn the_kept_copy_of_the_hook_is_used_only_while_its_binary_is_unchanged() {
         );
         mark(bin_time());
         assert_eq!(load(), "copy:loaded", "{name}: config unchanged since");
+
+        // With capture on, bash's hook chains the user's DEBUG trap, which
+        // a file read with `source` cannot see: bash runs init instead.
+        mark(bin_time());
+        let script = format!("{}\n{show}", cached_init_line(shell, &bin));
+        let mut all = args.to_vec();
+        all.push(&script);
+        let out = Command::new(program)
+            .args(&all)
+            .env_clear()
+            .envs(sb.env())
+            .env("TMUX_AUDIT_CAPTURE", "1")
+            .current_dir(sb.path())
+            .output()
+            .unwrap();
+        let expected = match shell {
+            Shell::Bash => "init:loaded",
+            _ => "copy:loaded",
+        };
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            expected,
+            "{name}: capture on"
+        );
     }
 }
