@@ -256,6 +256,33 @@ fn a_row_after_a_pruned_run_with_its_link_changed_is_named() {
     assert!(text.contains("NOT INTACT: record 11 "), "{text}");
 }
 
+/// Rows a prune deleted, put back from a copy of the database taken
+/// before it (each still linked as it was): the chain is whole, but the
+/// trace says they went, and `verify` says they are back.
+#[test]
+fn pruned_rows_put_back_from_a_copy_are_named() {
+    let sb = history();
+    let copy = sb.path().join("before-prune.db");
+    sql(&sb, &format!("VACUUM INTO '{}'", copy.display()));
+    let (code, out) = run(&sb, &["prune", "--older-than", "180d", "--keep-failed"]);
+    assert_eq!(code, Some(0), "{out}");
+    sql(
+        &sb,
+        &format!(
+            "ATTACH '{}' AS before;
+             INSERT INTO commands SELECT * FROM before.commands
+             WHERE id NOT IN (SELECT id FROM main.commands);",
+            copy.display()
+        ),
+    );
+    let (code, text) = run(&sb, &["verify"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("were pruned, but the chain does not step over them"),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_changed_row_is_not_pruned_away() {
     let sb = history();
