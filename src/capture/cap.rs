@@ -170,6 +170,23 @@ fn partial_mark(text: &[u8]) -> usize {
     rest.len()
 }
 
+/// The marks in `text` (each from its ESC to its BEL, and one cut off at
+/// the end), without the output between them: what is kept of a read the
+/// capture must drop (its writer is behind), so that which command is
+/// running, and whether it is excluded, is still known after the gap.
+pub fn marks_only(text: &[u8]) -> Vec<u8> {
+    let mut marks = Vec::new();
+    let mut rest = text;
+    while let Some(at) = memmem::find(rest, MARK) {
+        let end = memchr::memchr(0x07, &rest[at..]).map_or(rest.len(), |i| at + i + 1);
+        marks.extend_from_slice(&rest[at..end]);
+        rest = &rest[end..];
+    }
+    let keep = partial_mark(rest);
+    marks.extend_from_slice(&rest[rest.len() - keep..]);
+    marks
+}
+
 impl Command {
     fn take(&mut self, at_us: i64, mut bytes: &[u8], (head, tail): (u64, usize), w: &mut Writer) {
         if self.excluded {
@@ -222,6 +239,16 @@ pub fn cut_of(payload: &[u8]) -> Option<(u64, [u8; 32])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dropped_read_keeps_its_marks_and_nothing_else() {
+        let text = b"secret\x1b]133;D;ta=s/1\x07more\x1b]133;C;ta=s/2\x07\x1b]133;C;ta=s/2;x\x07hidden\x1b]133;C;t";
+        assert_eq!(
+            marks_only(text),
+            b"\x1b]133;D;ta=s/1\x07\x1b]133;C;ta=s/2\x07\x1b]133;C;ta=s/2;x\x07\x1b]133;C;t"
+        );
+        assert!(marks_only(b"plain output \x1b[31mred\x1b[0m\n").is_empty());
+    }
 
     fn records(pieces: &[&[u8]], head: u64, tail: usize) -> Vec<segment::Record> {
         let dir = tempfile::tempdir().unwrap();

@@ -161,7 +161,17 @@ fn read_all(
         // The writer behind by more than the queue holds (the disk
         // stalls): dropped and counted, never waited for.
         if queued.load(Ordering::Relaxed) + n as u64 > QUEUE_BYTES as u64 {
-            dropped.fetch_add(n as u64, Ordering::Relaxed);
+            // Its marks go on all the same (a few bytes): a command that
+            // starts, excluded, in a dropped read must not have the output
+            // after the gap kept as the command before's.
+            let marks = cap::marks_only(&buf[..n]);
+            dropped.fetch_add((n - marks.len()) as u64, Ordering::Relaxed);
+            if !marks.is_empty() {
+                queued.fetch_add(marks.len() as u64, Ordering::Relaxed);
+                if tx.send((now_us(), marks)).is_err() {
+                    return total;
+                }
+            }
             continue;
         }
         queued.fetch_add(n as u64, Ordering::Relaxed);
@@ -299,6 +309,27 @@ fn is_key_byte(b: u8) -> bool {
 mod tests {
     use super::*;
     use crate::config::Redact;
+
+    /// The writer behind (the queue full): a read is dropped and counted,
+    /// but its marks go on, so an excluded command starting in it stays
+    /// excluded after the gap.
+    #[test]
+    fn a_read_dropped_for_a_full_queue_still_hands_on_its_marks() {
+        let (tx, rx) = mpsc::channel();
+        let dropped = AtomicU64::new(0);
+        let queued = AtomicU64::new(QUEUE_BYTES as u64);
+        let mark: &[u8] = b"\x1b]133;C;ta=s/2;x\x07";
+        let input = [b"out".as_slice(), mark, b"secret"].concat();
+        let total = read_all(&input[..], tx, &dropped, &queued);
+        assert_eq!(total, input.len() as u64);
+        let sent: Vec<Vec<u8>> = rx.try_iter().map(|(_, bytes)| bytes).collect();
+        assert_eq!(sent, [mark.to_vec()]);
+        assert_eq!(dropped.load(Ordering::Relaxed), 9, "out and secret");
+        assert_eq!(
+            queued.load(Ordering::Relaxed),
+            (QUEUE_BYTES + mark.len()) as u64
+        );
+    }
 
     fn captured(dir: &Path) -> Vec<u8> {
         let mut out = Vec::new();
