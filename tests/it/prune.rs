@@ -675,3 +675,72 @@ fn a_prune_racing_eight_recording_shells_loses_and_doubles_nothing() {
     assert_eq!(code, Some(0), "{text}");
     assert!(!text.contains("missing"), "{prunes} prunes: {text}");
 }
+
+/// A prune of old tmux events only (today's commands stay) changes where
+/// the report places those commands: the running totals by session are
+/// counted again, not left as they were counted with the deleted events,
+/// which `verify` would then name as changed.
+#[test]
+fn a_prune_of_old_tmux_events_has_the_totals_counted_again() {
+    let sb = Sandbox::new();
+    let server = |event: &str, days_ago: i64, name: &str| {
+        Entry::TmuxEvent(TmuxEvent {
+            event: event.into(),
+            at_us: now_us() - days_ago * DAY_US,
+            event_key: format!("{event}-{name}"),
+            tmux_socket: "/tmp/tmux-0/default".into(),
+            tmux_server_pid: 1,
+            session_id: Some(1),
+            session_name: Some(name.into()),
+            ..TmuxEvent::default()
+        })
+    };
+    let command = |seq: i64| {
+        Entry::Command(tmux_audit::record::CommandRecord {
+            command: format!("echo {seq}"),
+            exit_status: Some(0),
+            started_at_us: now_us() - 60_000_000 + seq,
+            cwd: "/".into(),
+            user: "u".into(),
+            host: "h".into(),
+            shell: "bash".into(),
+            shell_session: "s".into(),
+            seq,
+            tmux_socket: Some("/tmp/tmux-0/default".into()),
+            tmux_server_pid: Some(1),
+            tmux_session_id: Some(1),
+            tmux_pane: Some("%1".into()),
+            ..Default::default()
+        })
+    };
+    let entries = [
+        server("session-created", 300, "long-ago"),
+        command(1),
+        command(2),
+        // The newest event, which always stays: another server's.
+        Entry::TmuxEvent(TmuxEvent {
+            event: "session-created".into(),
+            at_us: now_us(),
+            event_key: "other".into(),
+            tmux_socket: "/tmp/tmux-0/other".into(),
+            tmux_server_pid: 2,
+            session_id: Some(0),
+            session_name: Some("other".into()),
+            ..TmuxEvent::default()
+        }),
+    ];
+    let mut db = Database::open(&sb.db).unwrap();
+    db.insert_all(entries.iter().map(|e| (e, now_us())))
+        .unwrap();
+    drop(db);
+    let (code, text) = run(&sb, &["report", "--by", "session"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("long-ago"), "placed by the old event: {text}");
+    let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, text) = run(&sb, &["verify"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run(&sb, &["report", "--by", "session"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("long-ago"), "its event is gone: {text}");
+}
