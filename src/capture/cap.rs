@@ -170,21 +170,40 @@ fn partial_mark(text: &[u8]) -> usize {
     rest.len()
 }
 
-/// The marks in `text` (each from its ESC to its BEL, and one cut off at
-/// the end), without the output between them: what is kept of a read the
-/// capture must drop (its writer is behind), so that which command is
-/// running, and whether it is excluded, is still known after the gap.
-pub fn marks_only(text: &[u8]) -> Vec<u8> {
+/// The marks of ours in `text` (each from its ESC to its BEL, within
+/// [`MARK_MAX`] bytes, and one cut off at the end), without the output
+/// between them: what is kept of a read the capture must drop (its writer
+/// is behind), so that which command is running, and whether it is
+/// excluded, is still known after the gap. `inside`: the read before was
+/// dropped too and ended inside a mark, which this one's head (up to its
+/// BEL) ends. Also says whether `text` ends inside a mark.
+pub fn marks_only(text: &[u8], inside: bool) -> (Vec<u8>, bool) {
     let mut marks = Vec::new();
     let mut rest = text;
+    if inside && let Some(i) = memchr::memchr(0x07, &rest[..rest.len().min(MARK_MAX)]) {
+        marks.extend_from_slice(&rest[..=i]);
+        rest = &rest[i + 1..];
+    }
     while let Some(at) = memmem::find(rest, MARK) {
-        let end = memchr::memchr(0x07, &rest[at..]).map_or(rest.len(), |i| at + i + 1);
-        marks.extend_from_slice(&rest[at..end]);
-        rest = &rest[end..];
+        let mark = &rest[at..];
+        match memchr::memchr(0x07, &mark[..mark.len().min(MARK_MAX)]) {
+            Some(i) if mark.starts_with(START) || mark.starts_with(END) => {
+                marks.extend_from_slice(&mark[..=i]);
+                rest = &mark[i + 1..];
+            }
+            // Cut off by the end of the read: kept below.
+            None if mark.len() < MARK_MAX => {
+                rest = mark;
+                break;
+            }
+            // Another program's (a nested shell's OSC 133, ended by ST),
+            // or no BEL near: not a mark of ours.
+            _ => rest = &mark[MARK.len()..],
+        }
     }
     let keep = partial_mark(rest);
     marks.extend_from_slice(&rest[rest.len() - keep..]);
-    marks
+    (marks, keep > 0)
 }
 
 impl Command {
@@ -244,10 +263,27 @@ mod tests {
     fn a_dropped_read_keeps_its_marks_and_nothing_else() {
         let text = b"secret\x1b]133;D;ta=s/1\x07more\x1b]133;C;ta=s/2\x07\x1b]133;C;ta=s/2;x\x07hidden\x1b]133;C;t";
         assert_eq!(
-            marks_only(text),
-            b"\x1b]133;D;ta=s/1\x07\x1b]133;C;ta=s/2\x07\x1b]133;C;ta=s/2;x\x07\x1b]133;C;t"
+            marks_only(text, false),
+            (
+                b"\x1b]133;D;ta=s/1\x07\x1b]133;C;ta=s/2\x07\x1b]133;C;ta=s/2;x\x07\x1b]133;C;t"
+                    .to_vec(),
+                true
+            )
         );
-        assert!(marks_only(b"plain output \x1b[31mred\x1b[0m\n").is_empty());
+        assert_eq!(
+            marks_only(b"plain \x1b[31mred\x1b[0m\n", false),
+            (vec![], false)
+        );
+        // Another shell's OSC 133 ended by ST: not ours, and not the rest
+        // of the read either.
+        let nested = [b"\x1b]133;A\x1b\\".as_slice(), &[b'x'; 1000]].concat();
+        assert_eq!(marks_only(&nested, false), (vec![], false));
+        // A mark cut between two dropped reads: its end comes with the second.
+        let (first, inside) = marks_only(b"out\x1b]133;C;ta=s/2", false);
+        assert!(inside);
+        let (second, inside) = marks_only(b";x\x07secret", true);
+        assert!(!inside);
+        assert_eq!([first, second].concat(), b"\x1b]133;C;ta=s/2;x\x07");
     }
 
     fn records(pieces: &[&[u8]], head: u64, tail: usize) -> Vec<segment::Record> {

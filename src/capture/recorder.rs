@@ -150,6 +150,8 @@ fn read_all(
 ) -> u64 {
     let mut buf = vec![0u8; READ];
     let mut total = 0u64;
+    // The last read was dropped in the middle of a mark.
+    let mut inside_mark = false;
     loop {
         let n = match input.read(&mut buf) {
             Ok(0) => return total,
@@ -164,7 +166,8 @@ fn read_all(
             // Its marks go on all the same (a few bytes): a command that
             // starts, excluded, in a dropped read must not have the output
             // after the gap kept as the command before's.
-            let marks = cap::marks_only(&buf[..n]);
+            let marks;
+            (marks, inside_mark) = cap::marks_only(&buf[..n], inside_mark);
             dropped.fetch_add((n - marks.len()) as u64, Ordering::Relaxed);
             if !marks.is_empty() {
                 queued.fetch_add(marks.len() as u64, Ordering::Relaxed);
@@ -174,6 +177,7 @@ fn read_all(
             }
             continue;
         }
+        inside_mark = false;
         queued.fetch_add(n as u64, Ordering::Relaxed);
         if tx.send((now_us(), buf[..n].to_vec())).is_err() {
             return total;

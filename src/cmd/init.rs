@@ -199,10 +199,14 @@ fn guard(
                 quote_posix(files.log),
                 quote_posix(&stamp),
             );
-            let mut unchanged: String = configs
-                .iter()
-                .map(|c| format!(" && ! {} -nt {stamp}", quote_posix(c)))
-                .collect();
+            // (zsh's `-nt` is false when the stamp is missing: bash's and
+            // fish's are true. So the stamp must be there.)
+            let mut unchanged = format!(" && -e {stamp}");
+            unchanged.extend(
+                configs
+                    .iter()
+                    .map(|c| format!(" && ! {} -nt {stamp}", quote_posix(c))),
+            );
             if debug_trap {
                 unchanged.push_str(" && -z ${TMUX_AUDIT_CAPTURE-}");
             }
@@ -218,10 +222,12 @@ fn guard(
                 quote_fish(files.log),
                 quote_fish(&stamp),
             );
-            let changed: String = configs
-                .iter()
-                .map(|c| format!("; or test {} -nt {stamp}", quote_fish(c)))
-                .collect();
+            let mut changed = format!("; or not test -e {stamp}");
+            changed.extend(
+                configs
+                    .iter()
+                    .map(|c| format!("; or test {} -nt {stamp}", quote_fish(c))),
+            );
             format!(
                 "{head}if not test -x {bin}; or test {bin} -nt {copy}; or test {bin} -ot {copy}{changed}\n    return 1\nend\n\
                  set -l __tmux_audit_state $HOME/.local/state\n\
@@ -376,10 +382,31 @@ pub fn render(
             "@TMUX_AUDIT_EXCLUDE@",
             &exclude
                 .iter()
-                .map(|p| quote(p))
+                .map(|p| match shell {
+                    Shell::Bash | Shell::Zsh => quote(&glob_literal(p)),
+                    // fish's `string match` knows only `*` and `?`.
+                    Shell::Fish => quote(p),
+                })
                 .collect::<Vec<_>>()
                 .join(" "),
         )
+}
+
+/// An exclude pattern for bash's and zsh's own matching: `*` and `?` as
+/// wildcards, and the characters either shell's patterns give a meaning
+/// (`[`, `(`, `|`, `<`, `~`, `#`, `^`, `!`, …) escaped, so that they match
+/// themselves, as in fish, and a pattern zsh cannot parse never makes it
+/// print an error at each command. (zsh takes a backslash before any
+/// other character, a space or `/`, as a backslash to match.)
+fn glob_literal(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() * 2);
+    for c in pattern.chars() {
+        if "[]()|<>~#^!\\".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The lines that bind Ctrl-R to `tmux-audit pick`, at the end of each

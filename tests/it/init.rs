@@ -293,6 +293,15 @@ fn the_kept_copy_of_the_hook_is_used_only_while_its_binary_is_unchanged() {
         );
         mark(bin_time());
         assert_eq!(load(), "copy:loaded", "{name}: config unchanged since");
+        // The time stamp gone (a cleaner of empty files, say): init, which
+        // makes it again (zsh's `-nt` says false against a missing file).
+        mark(bin_time());
+        let stamp = sb
+            .path()
+            .join(format!("cache/tmux-audit/init.{name}.config-time"));
+        fs::remove_file(&stamp).unwrap();
+        assert_eq!(load(), "init:loaded", "{name}: stamp missing");
+        assert!(stamp.exists(), "{name}: made again");
 
         // With capture on, bash's hook chains the user's DEBUG trap, which
         // a file read with `source` cannot see: bash runs init instead.
