@@ -215,6 +215,21 @@ fn the_kept_copy_of_the_hook_is_used_only_while_its_binary_is_unchanged() {
             assert!(out.status.success(), "{name}: {out:?}");
             String::from_utf8_lossy(&out.stdout).trim().to_string()
         };
+        // The same in an environment with one variable more.
+        let load_with = |var: &str, value: &std::ffi::OsStr| {
+            let script = format!("{}\n{show}", cached_init_line(shell, &bin));
+            let mut all = args.to_vec();
+            all.push(&script);
+            let out = Command::new(program)
+                .args(&all)
+                .env_clear()
+                .envs(sb.env())
+                .env(var, value)
+                .current_dir(sb.path())
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
         let mark = |time| {
             let text = fs::read_to_string(&copy).unwrap();
             let line = match shell {
@@ -254,19 +269,8 @@ fn the_kept_copy_of_the_hook_is_used_only_while_its_binary_is_unchanged() {
         // Another state directory than the one the copy names: init.
         mark(bin_time());
         let other = sb.path().join("other-state");
-        let script = format!("{}\n{show}", cached_init_line(shell, &bin));
-        let mut all = args.to_vec();
-        all.push(&script);
-        let out = Command::new(program)
-            .args(&all)
-            .env_clear()
-            .envs(sb.env())
-            .env("XDG_STATE_HOME", &other)
-            .current_dir(sb.path())
-            .output()
-            .unwrap();
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
+            load_with("XDG_STATE_HOME", other.as_os_str()),
             "init:loaded",
             "{name}: other state directory"
         );
@@ -306,23 +310,12 @@ fn the_kept_copy_of_the_hook_is_used_only_while_its_binary_is_unchanged() {
         // With capture on, bash's hook chains the user's DEBUG trap, which
         // a file read with `source` cannot see: bash runs init instead.
         mark(bin_time());
-        let script = format!("{}\n{show}", cached_init_line(shell, &bin));
-        let mut all = args.to_vec();
-        all.push(&script);
-        let out = Command::new(program)
-            .args(&all)
-            .env_clear()
-            .envs(sb.env())
-            .env("TMUX_AUDIT_CAPTURE", "1")
-            .current_dir(sb.path())
-            .output()
-            .unwrap();
         let expected = match shell {
             Shell::Bash => "init:loaded",
             _ => "copy:loaded",
         };
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
+            load_with("TMUX_AUDIT_CAPTURE", "1".as_ref()),
             expected,
             "{name}: capture on"
         );

@@ -486,18 +486,23 @@ fn after_a_failed_merge_the_prompt_does_not_try_again_within_a_minute() {
     assert_eq!(stored(&sb), ["first", &big, "third"]);
 }
 
-/// Rewrites the note of the last failed merge as made `ago` before now.
-fn failure_noted(sb: &Sandbox, ago: i64) {
-    let note = fs::read_dir(&sb.state)
+/// The file of the state directory whose name starts with `prefix`.
+fn state_file(sb: &Sandbox, prefix: &str) -> std::path::PathBuf {
+    fs::read_dir(&sb.state)
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .find(|path| {
             path.file_name()
                 .unwrap()
                 .to_string_lossy()
-                .starts_with("merge-failed-")
+                .starts_with(prefix)
         })
-        .expect("the failed merge is noted");
+        .unwrap_or_else(|| panic!("no {prefix}… in the state directory"))
+}
+
+/// Rewrites the note of the last failed merge as made `ago` before now.
+fn failure_noted(sb: &Sandbox, ago: i64) {
+    let note = state_file(sb, "merge-failed-");
     let text = fs::read_to_string(&note).unwrap();
     let (_, why) = text.split_once('\n').unwrap();
     let at = tmux_audit::store::now_us() - ago;
@@ -628,16 +633,7 @@ fn a_pending_background_merge_is_not_started_twice_within_five_minutes() {
     }
     crate::support::wait_until("the merge to die", || background_merges(&sb) == 0);
     assert!(sb.flush());
-    let note = fs::read_dir(&sb.state)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| {
-            path.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("merge-later-")
-        })
-        .expect("the pending merge is noted");
+    let note = state_file(&sb, "merge-later-");
 
     record(&sb, 3, "third", T0 + 2 * SECOND, 0, "/");
     assert_eq!(background_merges(&sb), 0, "the pending merge's note holds");
