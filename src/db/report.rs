@@ -108,21 +108,24 @@ pub struct TotalsMismatch {
 }
 
 impl GroupBy {
+    /// Every grouping.
+    pub const ALL: [GroupBy; 9] = [
+        GroupBy::Pane,
+        GroupBy::Session,
+        GroupBy::Window,
+        GroupBy::ClientUser,
+        GroupBy::User,
+        GroupBy::Host,
+        GroupBy::Cwd,
+        GroupBy::Day,
+        GroupBy::Command,
+    ];
+
     /// The grouping whose running totals are kept under `name`.
     fn from_totals_name(name: &str) -> Option<GroupBy> {
-        [
-            GroupBy::Pane,
-            GroupBy::Session,
-            GroupBy::Window,
-            GroupBy::ClientUser,
-            GroupBy::User,
-            GroupBy::Host,
-            GroupBy::Cwd,
-            GroupBy::Day,
-            GroupBy::Command,
-        ]
-        .into_iter()
-        .find(|by| by.totals_name() == Some(name))
+        GroupBy::ALL
+            .into_iter()
+            .find(|by| by.totals_name() == Some(name))
     }
 
     /// The name its running totals are kept under, for the groupings that
@@ -1719,18 +1722,6 @@ mod fast_path_tests {
         }
     }
 
-    const EVERY_GROUPING: [GroupBy; 9] = [
-        GroupBy::Pane,
-        GroupBy::Session,
-        GroupBy::Window,
-        GroupBy::ClientUser,
-        GroupBy::User,
-        GroupBy::Host,
-        GroupBy::Cwd,
-        GroupBy::Day,
-        GroupBy::Command,
-    ];
-
     /// Every grouping's report from its running totals is the report
     /// counted from every row, in time order, placed: when the totals are
     /// first counted, when they count on from rows stored since (some
@@ -1743,7 +1734,7 @@ mod fast_path_tests {
         let (_dir, mut db) = database();
         let none = Filters::default().conditions().unwrap();
         let compare = |db: &mut Database, when: &str| {
-            for by in EVERY_GROUPING {
+            for by in GroupBy::ALL {
                 let fast = db.report(by, &none, SortBy::Commands, None).unwrap();
                 let name = by.totals_name().unwrap();
                 let counted_up_to: i64 = db
