@@ -559,17 +559,7 @@ fn search_central_finds_from_host_b_what_a_shell_in_tmux_typed_on_host_a() {
     }
     // Every grouping of a local report, the sessions and a pane's
     // timeline: the same output from the central store.
-    for by in [
-        "pane",
-        "session",
-        "window",
-        "client-user",
-        "user",
-        "host",
-        "cwd",
-        "day",
-        "command",
-    ] {
+    for by in crate::support::REPORT_GROUPINGS {
         for format in ["table", "json"] {
             let local = a.run(&["report", "--by", by, "--format", format]);
             let central = b.run(&["report", "--central", "--by", by, "--format", format]);

@@ -652,17 +652,7 @@ fn every_column_of_every_table_escapes_what_it_shows() {
     .unwrap();
     drop(conn);
     let mut outputs = vec![search(&sb, &[])];
-    for by in [
-        "pane",
-        "session",
-        "window",
-        "client-user",
-        "user",
-        "host",
-        "cwd",
-        "day",
-        "command",
-    ] {
+    for by in crate::support::REPORT_GROUPINGS {
         outputs.push(report(&sb, &["--by", by]));
     }
     for out in outputs {

@@ -22,6 +22,19 @@ use tmux_audit::record::CommandRecord;
 /// machines are slow; a test that passes never waits this long.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// Every `report --by` grouping, as the command line names them.
+pub const REPORT_GROUPINGS: [&str; 9] = [
+    "pane",
+    "session",
+    "window",
+    "client-user",
+    "user",
+    "host",
+    "cwd",
+    "day",
+    "command",
+];
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tmux-audit"))
 }

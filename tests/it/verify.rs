@@ -467,18 +467,7 @@ fn a_version_16_database_gets_every_grouping_s_totals_in_place() {
     }
     assert!(sb.flush());
     crate::schemas::downgrade(&sb.db, 16);
-    let groupings = [
-        "pane",
-        "session",
-        "window",
-        "client-user",
-        "user",
-        "host",
-        "cwd",
-        "day",
-        "command",
-    ];
-    for by in groupings {
+    for by in crate::support::REPORT_GROUPINGS {
         let from_totals = report(by, &[]);
         let from_rows = report(by, &["--since", "1970-01-02"]);
         assert_eq!(from_totals, from_rows, "{by}");
@@ -495,7 +484,11 @@ fn a_version_16_database_gets_every_grouping_s_totals_in_place() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(counted, groupings.len() as i64, "every grouping's totals");
+    assert_eq!(
+        counted,
+        crate::support::REPORT_GROUPINGS.len() as i64,
+        "every grouping's totals"
+    );
     assert_eq!(verify(&sb, &[]).0, Some(0));
 }
 
