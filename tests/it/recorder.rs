@@ -335,6 +335,52 @@ fn a_frame_left_unread_by_a_killed_recorder_is_recorded_again(shell: Shell) {
     assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
 }
 
+/// With its recorder gone, bash records each command through a `record`
+/// process of its own; what the user's HISTCONTROL keeps out of the history
+/// list (a leading blank, a duplicate) must still be taken out on that path.
+#[test]
+fn bash_without_its_recorder_keeps_out_of_history_what_histcontrol_says() {
+    let sb = Sandbox::new();
+    let history = sb.path().join("history");
+    let rc = Rc::default()
+        .before("HISTCONTROL=ignoreboth")
+        .after(&format!(
+            "set -u\nlisted() {{ history > {}; }}",
+            history.display()
+        ));
+    let (_tmux, pane) = Tmux::start(&sb, &sb.shell(Shell::Bash, &rc));
+    pane.ready();
+    type_and_wait(&sb, &pane, &["echo first"], 1);
+    let recorder = wait_recorders(&sb, "one recorder", |r| r.len() == 1).remove(0);
+    // SAFETY: plain kill(2) of a process this test started.
+    unsafe { libc::kill(recorder.pid, libc::SIGKILL) };
+    wait_gone(recorder.pid);
+    let lines = [" echo kept-out", "echo twice", "echo twice", "listed"];
+    let rows = type_and_wait(&sb, &pane, &lines, 5);
+    let commands: Vec<&str> = rows.iter().map(|r| r.command.trim_start()).collect();
+    assert_eq!(
+        commands,
+        [
+            "echo first",
+            "echo kept-out",
+            "echo twice",
+            "echo twice",
+            "listed"
+        ],
+        "every command recorded"
+    );
+    let listed = fs::read_to_string(&history).unwrap();
+    let entries: Vec<&str> = listed
+        .lines()
+        .map(|l| l.trim_start().split_once("  ").map_or(l, |(_, text)| text))
+        .collect();
+    assert_eq!(
+        entries,
+        ["echo first", "echo twice", "listed"],
+        "as HISTCONTROL=ignoreboth keeps the list: {listed}"
+    );
+}
+
 /// `init` starts the recorder of the shell that runs it and names it in the
 /// script; a copy of that script loaded by another shell (kept in a file to
 /// save `init` at start-up) starts that shell's own.
