@@ -494,6 +494,37 @@ fn totals_are_checked_from_the_start_and_a_changed_last_row_is_the_chains() {
     );
 }
 
+/// Of several shell sessions, verify names the one whose totals differ.
+#[test]
+fn verify_names_the_shell_session_whose_totals_differ() {
+    let sb = Sandbox::new();
+    for session in ["first", "second", "third"] {
+        let args = [
+            "--shell",
+            "bash",
+            "--session",
+            session,
+            "--seq",
+            "1",
+            "--exit",
+            "0",
+        ];
+        assert!(sb.record(b"echo x", &args).status.success());
+    }
+    let out = sb.cmd().args(["report", "--by", "pane"]).output().unwrap();
+    assert!(out.status.success());
+    tamper(
+        &sb,
+        "UPDATE session_totals SET recorded = 5 WHERE shell_session = 'second'",
+    );
+    let (code, text) = verify(&sb, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("shell session \"second\"") && !text.contains("\"first\""),
+        "{text}"
+    );
+}
+
 /// A database of schema 16, with running totals counted as that version
 /// kept them, is upgraded in place by the next `report`: every grouping's
 /// totals are counted, each report from them is the report counted from
