@@ -494,6 +494,33 @@ fn totals_are_checked_from_the_start_and_a_changed_last_row_is_the_chains() {
     );
 }
 
+/// Totals placed by tmux events are used again while no event came since
+/// they were counted (not counted again at each report): an edit of them
+/// shows in the next report, until `verify` drops them.
+#[test]
+fn totals_placed_by_events_are_used_again_until_an_event_comes() {
+    let sb = Sandbox::new();
+    add_event(&sb, 1);
+    add(&sb, 1);
+    let report = || {
+        let out = sb
+            .cmd()
+            .args(["report", "--by", "session"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let honest = report();
+    tamper(
+        &sb,
+        "UPDATE report_totals SET commands = commands + 40 WHERE name = 'session'",
+    );
+    assert_ne!(report(), honest, "the totals kept were read");
+    assert_eq!(verify(&sb, &[]).0, Some(1));
+    assert_eq!(report(), honest);
+}
+
 /// Of several shell sessions, verify names the one whose totals differ.
 #[test]
 fn verify_names_the_shell_session_whose_totals_differ() {
