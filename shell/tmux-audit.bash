@@ -408,6 +408,8 @@ __tmux_audit_on_exit() {
 # ~0.6 ms of every shell start): `trap -p` writes into the pipe of an empty
 # here-string, reopened for writing through /proc, and `read` takes it back.
 # Without /proc (or should the reopening fail), the command substitution.
+# The pipe holds 64 KiB (a few KiB once the user's pipes pass their quota):
+# an EXIT trap longer than that would block `trap -p`; none that long is known.
 __tmux_audit_exit_trap=
 # (`exec` keeps its redirections: the error goes away only in braces.)
 if { exec {__tmux_audit_exit_fd}<<<''; } 2>/dev/null; then
