@@ -164,6 +164,29 @@ pub struct Ranked {
     pub totals: Totals,
 }
 
+/// A report to be read a row at a time ([`Database::report_rows`]).
+pub struct ReportPlan {
+    /// What every group adds up to, shown or not.
+    pub totals: Totals,
+    /// How many rows it shows: every group, or `--top`.
+    pub shown: usize,
+    source: RowSource,
+}
+
+/// Where a report's rows come from.
+enum RowSource {
+    /// The running totals kept under `name`, ranked in SQL.
+    Totals {
+        name: &'static str,
+        sort: SortBy,
+        /// `--top`, or -1 for every group.
+        limit: i64,
+    },
+    /// Counted from the matching rows (a filter, or totals that cannot be
+    /// brought up to date), ranked and cut to `--top`.
+    Counted(Vec<ReportRow>),
+}
+
 /// What every group of a report adds up to, shown rows or not.
 #[derive(Debug, Clone, Default)]
 pub struct Totals {
@@ -215,7 +238,9 @@ impl SortBy {
 
 impl Database {
     /// Commands grouped, counted and timed, ranked by `sort`, the first
-    /// `top` kept (all: None).
+    /// `top` kept (all: None), every row in memory (the central store's
+    /// output and tests; `report` itself reads them through
+    /// [`Database::report_plan`] and [`Database::report_rows`]).
     pub fn report(
         &mut self,
         by: GroupBy,
@@ -223,11 +248,43 @@ impl Database {
         sort: SortBy,
         top: Option<usize>,
     ) -> Result<Ranked, DbError> {
+        let plan = self.report_plan(by, conditions, sort, top)?;
+        let mut rows = Vec::with_capacity(plan.shown.min(10_000));
+        self.report_rows(&plan, &mut |row: &ReportRow| -> Result<(), DbError> {
+            rows.push(row.clone());
+            Ok(())
+        })?;
+        Ok(Ranked {
+            rows,
+            totals: plan.totals,
+        })
+    }
+
+    /// What a report adds up to, and where its rows come from: the running
+    /// totals (read a row at a time by [`Database::report_rows`], so a report
+    /// of 141,020 commands never holds them all), or, with a filter, the
+    /// groups counted from the matching rows.
+    pub fn report_plan(
+        &mut self,
+        by: GroupBy,
+        conditions: &Conditions,
+        sort: SortBy,
+        top: Option<usize>,
+    ) -> Result<ReportPlan, DbError> {
         if conditions.clauses.is_empty()
             && let Some(name) = by.totals_name()
             && self.update_totals(by, name)
         {
-            return self.ranked_from_totals(name, sort, top);
+            let totals = self.totals_of(name)?;
+            return Ok(ReportPlan {
+                shown: top.map_or(totals.groups, |top| top.min(totals.groups)),
+                totals,
+                source: RowSource::Totals {
+                    name,
+                    sort,
+                    limit: top.map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX)),
+                },
+            });
         }
         let replay = replay_for(&self.conn, by)?;
         let mut groups = Groups::default();
@@ -245,18 +302,45 @@ impl Database {
         if let Some(top) = top {
             rows.truncate(top);
         }
-        Ok(Ranked { rows, totals })
+        Ok(ReportPlan {
+            shown: rows.len(),
+            totals,
+            source: RowSource::Counted(rows),
+        })
     }
 
-    /// The report from the running totals of `name`: the groups ranked in
-    /// SQL, and only the kept ones read whole.
-    fn ranked_from_totals(
+    /// Hands each row of `plan` to `each`, in rank order, one at a time.
+    /// Called again, it reads the same rows again (a table is read twice:
+    /// once for its column widths, once to write it).
+    pub fn report_rows<E: From<DbError>>(
         &self,
-        name: &str,
-        sort: SortBy,
-        top: Option<usize>,
-    ) -> Result<Ranked, DbError> {
-        let totals = self.conn.query_row(
+        plan: &ReportPlan,
+        each: &mut dyn FnMut(&ReportRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (name, sort, limit) = match &plan.source {
+            RowSource::Counted(rows) => return rows.iter().try_for_each(each),
+            RowSource::Totals { name, sort, limit } => (*name, *sort, *limit),
+        };
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT t.key, t.shown FROM report_totals t
+                 WHERE t.name = ?1 ORDER BY {} LIMIT ?2",
+                sort.order_sql()
+            ))
+            .map_err(DbError::from)?;
+        let mut found = stmt.query(params![name, limit]).map_err(DbError::from)?;
+        while let Some(r) = found.next().map_err(DbError::from)? {
+            let row = self.shown_row(name, r).map_err(E::from)?;
+            each(&row)?;
+        }
+        // Ties beyond SQL's order (the same key order) stay as they are.
+        Ok(())
+    }
+
+    /// What every group of the running totals `name` adds up to.
+    fn totals_of(&self, name: &str) -> Result<Totals, DbError> {
+        Ok(self.conn.query_row(
             "SELECT count(*), coalesce(sum(commands), 0), coalesce(sum(failures), 0), min(first_us),
                     max(last_us), coalesce(sum(total_duration_us), 0), coalesce(max(longest_us), 0)
              FROM report_totals WHERE name = ?1",
@@ -272,43 +356,35 @@ impl Database {
                     longest_us: r.get(6)?,
                 })
             },
-        )?;
-        let limit = top.map_or(-1, |t| t as i64);
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT t.key, t.shown FROM report_totals t
-             WHERE t.name = ?1 ORDER BY {} LIMIT ?2",
-            sort.order_sql()
-        ))?;
+        )?)
+    }
+
+    /// One group of the running totals `name` as the report shows it,
+    /// from a `(key, shown)` row.
+    fn shown_row(&self, name: &str, r: &rusqlite::Row<'_>) -> Result<ReportRow, DbError> {
         let unreadable = |e: serde_json::Error| {
             DbError::Sqlite(rusqlite::Error::ToSqlConversionFailure(e.into()))
         };
-        let mut rows = Vec::new();
-        let mut found = stmt.query(params![name, limit])?;
-        while let Some(r) = found.next()? {
-            let key: String = r.get(0)?;
-            let shown: Option<String> = r.get(1)?;
-            let row = match shown.as_deref() {
-                Some(shown) => {
-                    let mut row: ReportRow = serde_json::from_str(shown).map_err(unreadable)?;
-                    row.key = key;
-                    row
-                }
-                // Every fold writes it; should it be missing, the state
-                // it is made from tells the same.
-                None => {
-                    let state: String = self.conn.query_row(
-                        "SELECT state FROM report_states WHERE name = ?1 AND key = ?2",
-                        params![name, key],
-                        |r| r.get(0),
-                    )?;
-                    let group: Group = serde_json::from_str(&state).map_err(unreadable)?;
-                    group.finish(key)
-                }
-            };
-            rows.push(row);
-        }
-        // Ties beyond SQL's order (the same key order) stay as they are.
-        Ok(Ranked { rows, totals })
+        let key: String = r.get(0)?;
+        let shown: Option<String> = r.get(1)?;
+        Ok(match shown.as_deref() {
+            Some(shown) => {
+                let mut row: ReportRow = serde_json::from_str(shown).map_err(unreadable)?;
+                row.key = key;
+                row
+            }
+            // Every fold writes it; should it be missing, the state
+            // it is made from tells the same.
+            None => {
+                let state: String = self.conn.query_row(
+                    "SELECT state FROM report_states WHERE name = ?1 AND key = ?2",
+                    params![name, key],
+                    |r| r.get(0),
+                )?;
+                let group: Group = serde_json::from_str(&state).map_err(unreadable)?;
+                group.finish(key)
+            }
+        })
     }
 
     /// Brings the running totals of `name` up to the newest row; false when

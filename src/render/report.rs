@@ -1,12 +1,15 @@
 //! How a report looks: a titled table with a totals row, or JSON and CSV
 //! with every figure.
 
+use std::io::{self, Write};
+
 use comfy_table::{CellAlignment, Color};
 use serde::Serialize;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::{
     cell, cut_to_width, finish, home, human_duration, new_table, one_line, room_left, short_time,
-    tilde, utc_time, Column,
+    table_width, tilde, utc_time, Column,
 };
 use crate::db::{GroupBy, ReportRow, Totals};
 use crate::timespec::local_format;
@@ -48,36 +51,39 @@ pub struct ReportJson<'a> {
 /// names its tmux server and itself; a day, user or command has no pane
 /// (any pane of its rows would be an arbitrary member's).
 pub fn json_rows(rows: &[ReportRow], by: GroupBy) -> Vec<ReportJson<'_>> {
+    rows.iter().map(|r| json_row(r, by)).collect()
+}
+
+/// One report row as JSON and CSV show it (see [`json_rows`]).
+pub fn json_row(r: &ReportRow, by: GroupBy) -> ReportJson<'_> {
     let (pane, session, window) = match by {
         GroupBy::Pane => (true, false, false),
         GroupBy::Session => (false, true, false),
         GroupBy::Window => (false, true, true),
         _ => (false, false, false),
     };
-    rows.iter()
-        .map(|r| ReportJson {
-            group: label(r, by),
-            tmux_pane: r.tmux_pane.as_deref().filter(|_| pane),
-            tmux_server: server(r).filter(|_| pane || session),
-            tmux_session_id: r.tmux_session_id.filter(|_| session),
-            tmux_session_name: r.session_name.as_deref().filter(|_| session),
-            tmux_window_index: r.window_index.filter(|_| window),
-            tmux_window_name: r.window_name.as_deref().filter(|_| window),
-            shell_session: (by == GroupBy::Pane && r.tmux_pane.is_none())
-                .then_some(r.shell_session.as_str()),
-            users: &r.users,
-            hosts: &r.hosts,
-            commands: r.commands,
-            failures: r.failures,
-            failure_percent: percent(r.failures, r.commands),
-            first: utc_time(r.first_us),
-            last: utc_time(r.last_us),
-            total_duration_ms: r.total_duration_us as f64 / 1000.0,
-            longest_ms: r.longest_us as f64 / 1000.0,
-            top_cwd: r.top_cwd.as_deref(),
-            top_command: r.top_command.as_deref(),
-        })
-        .collect()
+    ReportJson {
+        group: label(r, by),
+        tmux_pane: r.tmux_pane.as_deref().filter(|_| pane),
+        tmux_server: server(r).filter(|_| pane || session),
+        tmux_session_id: r.tmux_session_id.filter(|_| session),
+        tmux_session_name: r.session_name.as_deref().filter(|_| session),
+        tmux_window_index: r.window_index.filter(|_| window),
+        tmux_window_name: r.window_name.as_deref().filter(|_| window),
+        shell_session: (by == GroupBy::Pane && r.tmux_pane.is_none())
+            .then_some(r.shell_session.as_str()),
+        users: &r.users,
+        hosts: &r.hosts,
+        commands: r.commands,
+        failures: r.failures,
+        failure_percent: percent(r.failures, r.commands),
+        first: utc_time(r.first_us),
+        last: utc_time(r.last_us),
+        total_duration_ms: r.total_duration_us as f64 / 1000.0,
+        longest_ms: r.longest_us as f64 / 1000.0,
+        top_cwd: r.top_cwd.as_deref(),
+        top_command: r.top_command.as_deref(),
+    }
 }
 
 /// One decimal; never rounded up to 100 unless all failed, nor down to 0
@@ -164,18 +170,137 @@ fn count(n: i64) -> String {
     out
 }
 
-/// The report as a table under a title naming the period, with a totals
-/// row over all groups (also those that --top left out).
-pub fn table(
-    rows: &[ReportRow],
-    totals: &Totals,
-    by: GroupBy,
-    period: (Option<i64>, Option<i64>),
-    colour: bool,
-) -> String {
-    let home = home();
-    let mut table = new_table(colour);
-    let group_header = match by {
+/// The columns a report's table may have, in the order they appear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Col {
+    Group,
+    Server,
+    Users,
+    Cmds,
+    Failed,
+    First,
+    Last,
+    Total,
+    Longest,
+    TopCwd,
+    TopCommand,
+}
+
+impl Col {
+    /// The columns of a report grouped `by`, before any gives way.
+    fn all_for(by: GroupBy) -> Vec<Col> {
+        let mut cols = vec![Col::Group];
+        if matches!(by, GroupBy::Pane | GroupBy::Session | GroupBy::Window) {
+            cols.extend([Col::Server, Col::Users]);
+        }
+        cols.extend([
+            Col::Cmds,
+            Col::Failed,
+            Col::First,
+            Col::Last,
+            Col::Total,
+            Col::Longest,
+        ]);
+        if by != GroupBy::Cwd {
+            cols.push(Col::TopCwd);
+        }
+        if by != GroupBy::Command {
+            cols.push(Col::TopCommand);
+        }
+        cols
+    }
+
+    /// The column that takes what the others leave: the group when it is a
+    /// command or a directory, else the top command.
+    fn flexible(by: GroupBy) -> Col {
+        if matches!(by, GroupBy::Command | GroupBy::Cwd) {
+            Col::Group
+        } else {
+            Col::TopCommand
+        }
+    }
+
+    fn header(self, by: GroupBy) -> &'static str {
+        match self {
+            Col::Group => group_header(by),
+            Col::Server => "server",
+            Col::Users => "users",
+            Col::Cmds => "cmds",
+            Col::Failed => "failed",
+            Col::First => "first",
+            Col::Last => "last",
+            Col::Total => "total",
+            Col::Longest => "longest",
+            Col::TopCwd => "top cwd",
+            Col::TopCommand => "top command",
+        }
+    }
+
+    fn right(self) -> bool {
+        matches!(self, Col::Cmds | Col::Failed | Col::Total | Col::Longest)
+    }
+
+    /// A group's cell; `short`: times without the year (a narrow terminal).
+    fn cell(self, r: &ReportRow, by: GroupBy, home: Option<&str>, short: bool) -> String {
+        let time = |us| {
+            if short {
+                short_time(us)
+            } else {
+                local_minute(us)
+            }
+        };
+        match self {
+            Col::Group => match by {
+                GroupBy::Cwd => tilde(&r.key, home),
+                GroupBy::Command => one_line(&r.key, 200),
+                _ => label(r, by),
+            },
+            Col::Server => server(r).unwrap_or_else(|| "-".to_string()),
+            Col::Users => r.users.clone(),
+            Col::Cmds => count(r.commands),
+            Col::Failed => failed(r.failures, r.commands),
+            Col::First => time(r.first_us),
+            Col::Last => time(r.last_us),
+            Col::Total => human_duration(r.total_duration_us),
+            Col::Longest => human_duration(r.longest_us),
+            Col::TopCwd => r
+                .top_cwd
+                .as_deref()
+                .map_or(String::new(), |c| tilde(c, home)),
+            Col::TopCommand => r
+                .top_command
+                .as_deref()
+                .map_or(String::new(), |c| one_line(c, 200)),
+        }
+    }
+
+    /// The totals row's cell.
+    fn total_cell(self, totals: &Totals, short: bool) -> String {
+        let time = |us: Option<i64>| {
+            us.map(|us| {
+                if short {
+                    short_time(us)
+                } else {
+                    local_minute(us)
+                }
+            })
+            .unwrap_or_default()
+        };
+        match self {
+            Col::Group => "total".into(),
+            Col::Server | Col::Users | Col::TopCwd | Col::TopCommand => String::new(),
+            Col::Cmds => count(totals.commands),
+            Col::Failed => failed(totals.failures, totals.commands),
+            Col::First => time(totals.first),
+            Col::Last => time(totals.last),
+            Col::Total => human_duration(totals.total_duration_us),
+            Col::Longest => human_duration(totals.longest_us),
+        }
+    }
+}
+
+fn group_header(by: GroupBy) -> &'static str {
+    match by {
         GroupBy::Pane => "pane",
         GroupBy::Session => "session",
         GroupBy::Window => "window",
@@ -185,115 +310,61 @@ pub fn table(
         GroupBy::Cwd => "cwd",
         GroupBy::Day => "day",
         GroupBy::Command => "command",
-    };
-    let (commands, failures, first, last) =
-        (totals.commands, totals.failures, totals.first, totals.last);
-    let shown_all = rows.len() == totals.groups;
+    }
+}
+
+/// `3 (1.5%)`: failures and their share.
+fn failed(failures: i64, commands: i64) -> String {
+    format!(
+        "{} ({})",
+        count(failures),
+        percent_label(failures, commands)
+    )
+}
+
+/// The report as a table under a title naming the period, with a totals
+/// row over all groups (also those that --top left out), built whole by
+/// comfy-table: what [`write_table`] writes a row at a time, and what it
+/// falls back to when a terminal is too narrow for its columns.
+pub fn table(
+    rows: &[ReportRow],
+    totals: &Totals,
+    by: GroupBy,
+    period: (Option<i64>, Option<i64>),
+    colour: bool,
+) -> String {
+    table_in(rows, totals, by, period, colour, table_width())
+}
+
+/// [`table`] on a terminal `width` columns wide.
+fn table_in(
+    rows: &[ReportRow],
+    totals: &Totals,
+    by: GroupBy,
+    period: (Option<i64>, Option<i64>),
+    colour: bool,
+    width: u16,
+) -> String {
+    let home = home();
+    let mut table = new_table(colour);
+    table.set_width(width);
+    let failures = totals.failures;
     // Each column holds the groups' cells, then the totals row's.
-    let column = |header, right, cells: Vec<String>, total: String| {
-        let mut cells = cells;
-        cells.push(total);
-        Column {
-            header,
-            cells,
-            right,
-        }
+    let cells = |col: Col, short: bool| {
+        rows.iter()
+            .map(|r| col.cell(r, by, home.as_deref(), short))
+            .chain([col.total_cell(totals, short)])
+            .collect::<Vec<_>>()
     };
-    let of_rows = |f: &dyn Fn(&ReportRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
-    let mut columns = vec![column(
-        group_header,
-        false,
-        of_rows(&|r| match by {
-            GroupBy::Cwd => tilde(&r.key, home.as_deref()),
-            GroupBy::Command => one_line(&r.key, 200),
-            _ => label(r, by),
-        }),
-        "total".into(),
-    )];
-    if matches!(by, GroupBy::Pane | GroupBy::Session | GroupBy::Window) {
-        columns.push(column(
-            "server",
-            false,
-            of_rows(&|r| server(r).unwrap_or_else(|| "-".to_string())),
-            String::new(),
-        ));
-        columns.push(column(
-            "users",
-            false,
-            of_rows(&|r| r.users.clone()),
-            String::new(),
-        ));
-    }
-    let failed = |f: i64, c: i64| format!("{} ({})", count(f), percent_label(f, c));
-    columns.extend([
-        column(
-            "cmds",
-            true,
-            of_rows(&|r| count(r.commands)),
-            count(commands),
-        ),
-        column(
-            "failed",
-            true,
-            of_rows(&|r| failed(r.failures, r.commands)),
-            failed(failures, commands),
-        ),
-        column(
-            "first",
-            false,
-            of_rows(&|r| local_minute(r.first_us)),
-            first.map(local_minute).unwrap_or_default(),
-        ),
-        column(
-            "last",
-            false,
-            of_rows(&|r| local_minute(r.last_us)),
-            last.map(local_minute).unwrap_or_default(),
-        ),
-        column(
-            "total",
-            true,
-            of_rows(&|r| human_duration(r.total_duration_us)),
-            human_duration(totals.total_duration_us),
-        ),
-        column(
-            "longest",
-            true,
-            of_rows(&|r| human_duration(r.longest_us)),
-            human_duration(totals.longest_us),
-        ),
-    ]);
-    if by != GroupBy::Cwd {
-        columns.push(column(
-            "top cwd",
-            false,
-            of_rows(&|r| {
-                r.top_cwd
-                    .as_deref()
-                    .map_or(String::new(), |c| tilde(c, home.as_deref()))
-            }),
-            String::new(),
-        ));
-    }
-    if by != GroupBy::Command {
-        columns.push(column(
-            "top command",
-            false,
-            of_rows(&|r| {
-                r.top_command
-                    .as_deref()
-                    .map_or(String::new(), |c| one_line(c, 200))
-            }),
-            String::new(),
-        ));
-    }
-    // The column that takes what the others leave: the group when it is a
-    // command or a directory, else the top command.
-    let flexible = if matches!(by, GroupBy::Command | GroupBy::Cwd) {
-        group_header
-    } else {
-        "top command"
-    };
+    let mut columns: Vec<Column> = Col::all_for(by)
+        .into_iter()
+        .map(|col| Column {
+            header: col.header(by),
+            cells: cells(col, false),
+            right: col.right(),
+        })
+        .collect();
+    let flexible = Col::flexible(by).header(by);
     let mut on_server = None;
     if let Some(width) = table.width() {
         let width = usize::from(width);
@@ -306,22 +377,13 @@ pub fn table(
                 columns.retain(|c| c.header != header);
             }
         };
-        let times = [first, last];
         let mut step = 0;
         while !fits(&columns) && step < 7 {
             match step {
                 0 => {
-                    for (name, total) in ["first", "last"].into_iter().zip(times) {
-                        if let Some(c) = columns.iter_mut().find(|c| c.header == name) {
-                            let us = rows.iter().map(|r| {
-                                if name == "first" {
-                                    r.first_us
-                                } else {
-                                    r.last_us
-                                }
-                            });
-                            c.cells = us.map(short_time).collect();
-                            c.cells.push(total.map(short_time).unwrap_or_default());
+                    for col in [Col::First, Col::Last] {
+                        if let Some(c) = columns.iter_mut().find(|c| c.header == col.header(by)) {
+                            c.cells = cells(col, true);
                         }
                     }
                 }
@@ -330,8 +392,10 @@ pub fn table(
                 2 => {
                     if let Some(c) = columns.iter().find(|c| c.header == "server") {
                         let servers = &c.cells[..c.cells.len() - 1];
-                        if servers.iter().all(|s| s == &servers[0]) {
-                            on_server = Some(servers[0].clone());
+                        if let Some(one) = servers.first()
+                            && servers.iter().all(|s| s == one)
+                        {
+                            on_server = Some(one.clone());
                             remove(&mut columns, "server");
                         }
                     }
@@ -345,7 +409,7 @@ pub fn table(
         }
         let others: Vec<&Column> = columns.iter().filter(|c| c.header != flexible).collect();
         let room = room_left(&others, width);
-        if room >= 8
+        if room >= CUT_FLEXIBLE
             && let Some(c) = columns.iter_mut().find(|c| c.header == flexible)
         {
             c.cells = c.cells.iter().map(|t| cut_to_width(t, room)).collect();
@@ -374,15 +438,41 @@ pub fn table(
         line.max_height(1);
         table.add_row(line);
     }
+    let title = title(by, on_server, rows.len(), totals, period, table.width());
+    format!("{title}\n{}", finish(table))
+}
 
-    let from = period.0.or(first).map(local_minute).unwrap_or_default();
-    let to = period.1.or(last).map(local_minute).unwrap_or_default();
-    let shown = if shown_all {
+/// The narrowest the flexible column is cut to; narrower, comfy-table's
+/// own arrangement decides.
+const CUT_FLEXIBLE: usize = 8;
+
+/// The title over a report's table: what is grouped, the period, how many
+/// commands, and what `--top` left out.
+fn title(
+    by: GroupBy,
+    on_server: Option<String>,
+    shown: usize,
+    totals: &Totals,
+    period: (Option<i64>, Option<i64>),
+    width: Option<u16>,
+) -> String {
+    let group_header = group_header(by);
+    let from = period
+        .0
+        .or(totals.first)
+        .map(local_minute)
+        .unwrap_or_default();
+    let to = period
+        .1
+        .or(totals.last)
+        .map(local_minute)
+        .unwrap_or_default();
+    let shown = if shown == totals.groups {
         String::new()
     } else {
         format!(
             " (the top {} of {} {group_header} rows shown)",
-            rows.len(),
+            shown,
             count(totals.groups as i64)
         )
     };
@@ -396,24 +486,587 @@ pub fn table(
         } else {
             group_header
         },
-        count(commands)
+        count(totals.commands)
     );
     // On a narrow terminal, what was left out goes on a line of its own.
-    let narrow = table
-        .width()
-        .is_some_and(|w| (title.len() + shown.len()) > usize::from(w));
+    let narrow = width.is_some_and(|w| (title.len() + shown.len()) > usize::from(w));
     if narrow && !shown.is_empty() {
         title.push('\n');
         title.push_str(shown.trim_start());
     } else {
         title.push_str(&shown);
     }
-    format!("{title}\n{}", finish(table))
+    title
 }
+
+/// Reads a report's rows, in order, handing each to the function given;
+/// called once per pass.
+pub type EachRow<'a> =
+    dyn FnMut(&mut dyn FnMut(&ReportRow) -> anyhow::Result<()>) -> anyhow::Result<()> + 'a;
+
+/// The report's table as [`table`] makes it, written a row at a time in
+/// comfy-table's style (same borders, padding, alignment and colour), so
+/// that its memory does not grow with the groups: a first pass over the
+/// rows measures the columns and fits them to the terminal as [`table`]
+/// does, a second writes each row. Where the fitted columns would still
+/// not fit (a very narrow terminal), comfy-table's own arrangement decides:
+/// the rows are gathered and handed to [`table`].
+pub fn write_table(
+    out: &mut dyn Write,
+    rows: &mut EachRow<'_>,
+    shown: usize,
+    totals: &Totals,
+    by: GroupBy,
+    period: (Option<i64>, Option<i64>),
+    colour: bool,
+) -> anyhow::Result<()> {
+    let report = Report {
+        shown,
+        totals,
+        by,
+        period,
+        colour,
+    };
+    write_table_in(out, rows, &report, table_width())?;
+    Ok(())
+}
+
+/// What a report's table shows besides its rows.
+struct Report<'a> {
+    shown: usize,
+    totals: &'a Totals,
+    by: GroupBy,
+    period: (Option<i64>, Option<i64>),
+    colour: bool,
+}
+
+/// [`write_table`] on a terminal `width` columns wide; false when it fell
+/// back to comfy-table's arrangement.
+fn write_table_in(
+    out: &mut dyn Write,
+    rows: &mut EachRow<'_>,
+    report: &Report<'_>,
+    terminal: u16,
+) -> anyhow::Result<bool> {
+    let Report {
+        shown,
+        totals,
+        by,
+        period,
+        colour,
+    } = *report;
+    let home = home();
+    let mut comfy = new_table(colour);
+    comfy.set_width(terminal);
+    let width = usize::from(terminal);
+    let mut measure = Measure::new(by, totals, width);
+    rows(&mut |r| {
+        measure.add(r, home.as_deref());
+        Ok(())
+    })?;
+    let Some(fitted) = measure.fit(width) else {
+        let mut all = Vec::with_capacity(shown);
+        rows(&mut |r| {
+            all.push(r.clone());
+            Ok(())
+        })?;
+        out.write_all(table_in(&all, totals, by, period, colour, terminal).as_bytes())?;
+        return Ok(false);
+    };
+    let style = |table: &mut comfy_table::Table, c| table.style(c).map(String::from);
+    use comfy_table::TableComponent as T;
+    let border = |table: &mut comfy_table::Table, left, line, middle, right| -> String {
+        let (left, line, middle, right) = (
+            style(table, left).unwrap_or_default(),
+            style(table, line).unwrap_or_default(),
+            style(table, middle).unwrap_or_default(),
+            style(table, right).unwrap_or_default(),
+        );
+        let parts: Vec<String> = fitted
+            .columns
+            .iter()
+            .map(|c| line.repeat(c.width + 2))
+            .collect();
+        format!("{left}{}{right}\n", parts.join(&middle))
+    };
+    let top = border(
+        &mut comfy,
+        T::TopLeftCorner,
+        T::TopBorder,
+        T::TopBorderIntersections,
+        T::TopRightCorner,
+    );
+    let under_header = border(
+        &mut comfy,
+        T::LeftHeaderIntersection,
+        T::HeaderLines,
+        T::MiddleHeaderIntersections,
+        T::RightHeaderIntersection,
+    );
+    let bottom = border(
+        &mut comfy,
+        T::BottomLeftCorner,
+        T::BottomBorder,
+        T::BottomBorderIntersections,
+        T::BottomRightCorner,
+    );
+    let sides = [T::LeftBorder, T::VerticalLines, T::RightBorder]
+        .map(|c| style(&mut comfy, c).unwrap_or_default());
+    let title = title(
+        by,
+        fitted.on_server.clone(),
+        shown,
+        totals,
+        period,
+        comfy.width(),
+    );
+    let mut out = io::BufWriter::with_capacity(64 * 1024, out);
+    write!(out, "{title}\n{top}")?;
+    let mut line = String::new();
+    let headers: Vec<String> = fitted
+        .columns
+        .iter()
+        .map(|c| c.col.header(by).into())
+        .collect();
+    fitted.line(&mut line, &sides, &headers, None);
+    out.write_all(line.as_bytes())?;
+    out.write_all(under_header.as_bytes())?;
+    let mut cells = Vec::with_capacity(fitted.columns.len());
+    rows(&mut |r| {
+        cells.clear();
+        for c in &fitted.columns {
+            cells.push(fitted.text(
+                c.col.cell(r, by, home.as_deref(), fitted.short_times),
+                c.col,
+            ));
+        }
+        fitted.line(&mut line, &sides, &cells, Some(colour && r.failures > 0));
+        out.write_all(line.as_bytes())?;
+        Ok(())
+    })?;
+    cells.clear();
+    for c in &fitted.columns {
+        cells.push(fitted.text(c.col.total_cell(totals, fitted.short_times), c.col));
+    }
+    fitted.line(
+        &mut line,
+        &sides,
+        &cells,
+        Some(colour && totals.failures > 0),
+    );
+    out.write_all(line.as_bytes())?;
+    out.write_all(bottom.as_bytes())?;
+    out.flush()?;
+    Ok(true)
+}
+
+/// What a first pass over a report's rows learns: each column's width,
+/// with long and short times, and whether every group is on one server.
+struct Measure {
+    by: GroupBy,
+    cols: Vec<Col>,
+    /// Per column of `cols`: the widest cell (header and totals row included).
+    widths: Vec<usize>,
+    /// The `first` and `last` columns' widths with short times.
+    short: [usize; 2],
+    /// The first group's server, and whether every group has it.
+    server: Option<(String, bool)>,
+    flexible: FlexibleWidth,
+}
+
+impl Measure {
+    fn new(by: GroupBy, totals: &Totals, width: usize) -> Measure {
+        let cols = Col::all_for(by);
+        let flexible = Col::flexible(by);
+        let mut measure = Measure {
+            by,
+            widths: cols.iter().map(|c| c.header(by).len()).collect(),
+            short: [Col::First, Col::Last].map(|c| c.header(by).len()),
+            cols,
+            server: None,
+            flexible: FlexibleWidth::new(flexible.header(by).len(), width),
+        };
+        measure.note(|col, short| col.total_cell(totals, short));
+        measure
+    }
+
+    fn add(&mut self, r: &ReportRow, home: Option<&str>) {
+        let by = self.by;
+        self.note(|col, short| col.cell(r, by, home, short));
+        if self.cols.contains(&Col::Server) {
+            let server = Col::Server.cell(r, by, home, false);
+            match &mut self.server {
+                None => self.server = Some((server, true)),
+                Some((first, same)) => *same &= *first == server,
+            }
+        }
+    }
+
+    /// Takes each column's cell of one row into account.
+    fn note(&mut self, cell: impl Fn(Col, bool) -> String) {
+        let flexible = Col::flexible(self.by);
+        for (i, &col) in self.cols.iter().enumerate() {
+            let text = cell(col, false);
+            if col == flexible {
+                self.flexible.add(&text);
+            }
+            let w = one_line(&text, usize::MAX).width();
+            self.widths[i] = self.widths[i].max(w);
+            if let Some(s) = [Col::First, Col::Last].iter().position(|&c| c == col) {
+                let w = one_line(&cell(col, true), usize::MAX).width();
+                self.short[s] = self.short[s].max(w);
+            }
+        }
+    }
+
+    /// The columns as [`table`] fits them to `width`; None when comfy-table
+    /// would have to arrange them further (they would not fit as they are).
+    fn fit(self, width: usize) -> Option<Fitted> {
+        let by = self.by;
+        let flexible = Col::flexible(by);
+        let mut short_times = false;
+        let width_of = |col: Col, short_times: bool| {
+            let short = match col {
+                Col::First => Some(self.short[0]),
+                Col::Last => Some(self.short[1]),
+                _ => None,
+            };
+            match short {
+                Some(w) if short_times => w,
+                _ => self
+                    .cols
+                    .iter()
+                    .position(|&c| c == col)
+                    .map_or(0, |i| self.widths[i]),
+            }
+        };
+        // What the other columns leave for the flexible one (see `room_left`).
+        let room = |cols: &[Col], short_times: bool| {
+            let others: Vec<usize> = cols
+                .iter()
+                .filter(|&&c| c != flexible)
+                .map(|&c| width_of(c, short_times))
+                .collect();
+            width.saturating_sub(others.iter().sum::<usize>() + 3 * (others.len() + 1) + 1)
+        };
+        let mut cols = self.cols.clone();
+        let mut on_server = None;
+        let remove = |cols: &mut Vec<Col>, col: Col| {
+            if col != flexible {
+                cols.retain(|&c| c != col);
+            }
+        };
+        let mut step = 0;
+        while room(&cols, short_times) < MIN_FLEXIBLE && step < 7 {
+            match step {
+                0 => short_times = true,
+                1 => remove(&mut cols, Col::Longest),
+                2 => {
+                    if cols.contains(&Col::Server)
+                        && let Some((server, true)) = &self.server
+                    {
+                        on_server = Some(server.clone());
+                        remove(&mut cols, Col::Server);
+                    }
+                }
+                3 => remove(&mut cols, Col::TopCwd),
+                4 => remove(&mut cols, Col::First),
+                5 => remove(&mut cols, Col::Users),
+                _ => remove(&mut cols, Col::TopCommand),
+            }
+            step += 1;
+        }
+        let room = room(&cols, short_times);
+        let cut = (room >= CUT_FLEXIBLE).then_some(room);
+        let columns: Vec<Fit> = cols
+            .iter()
+            .map(|&col| Fit {
+                col,
+                width: if col == flexible {
+                    self.flexible.widest(cut)
+                } else {
+                    width_of(col, short_times)
+                },
+            })
+            .collect();
+        let used: usize = columns.iter().map(|c| c.width + 3).sum::<usize>() + 1;
+        (used <= width).then_some(Fitted {
+            columns,
+            flexible,
+            cut,
+            short_times,
+            on_server,
+        })
+    }
+}
+
+/// How wide the flexible column's cells are once cut to the room the
+/// others leave, which is known only after every row is measured: the
+/// widest cell of only narrow characters is cut to exactly the room; a
+/// cell with wide ones (`日本`) may come out one column short, so each of
+/// those notes its cut width for every room up to the terminal's width.
+struct FlexibleWidth {
+    header: usize,
+    /// The widest cell of characters no wider than one column.
+    narrow: usize,
+    /// The widest cell with a wide character, uncut.
+    wide: usize,
+    /// Per room: the widest cell with a wide character once cut to it.
+    wide_cut: Vec<usize>,
+}
+
+impl FlexibleWidth {
+    fn new(header: usize, terminal: usize) -> FlexibleWidth {
+        FlexibleWidth {
+            header,
+            narrow: 0,
+            wide: 0,
+            wide_cut: vec![0; terminal.min(usize::from(u16::MAX)) + 1],
+        }
+    }
+
+    fn add(&mut self, text: &str) {
+        let width = text.width();
+        if text.chars().all(|c| c.width().unwrap_or(0) <= 1) {
+            self.narrow = self.narrow.max(width);
+            return;
+        }
+        self.wide = self.wide.max(width);
+        // As `cut_to_width` cuts: the longest start that leaves a column
+        // for the ellipsis, which only grows with the room.
+        let mut start = 0;
+        let mut chars = text.chars().map(|c| c.width().unwrap_or(0)).peekable();
+        for room in CUT_FLEXIBLE..self.wide_cut.len() {
+            let cut = if width <= room {
+                width
+            } else {
+                while let Some(&w) = chars.peek() {
+                    if start + w + 1 > room {
+                        break;
+                    }
+                    start += w;
+                    chars.next();
+                }
+                start + 1
+            };
+            self.wide_cut[room] = self.wide_cut[room].max(cut);
+        }
+    }
+
+    /// The column's width, its cells cut to `room` (None: not cut).
+    fn widest(&self, room: Option<usize>) -> usize {
+        let cells = match room {
+            None => self.narrow.max(self.wide),
+            Some(room) => {
+                let wide = self.wide_cut.get(room).copied().unwrap_or(self.wide);
+                self.narrow.min(room).max(wide)
+            }
+        };
+        cells.max(self.header)
+    }
+}
+
+/// A column as fitted: what it shows, and how wide its text is.
+struct Fit {
+    col: Col,
+    width: usize,
+}
+
+/// A report table's columns fitted to the terminal, ready to write rows.
+struct Fitted {
+    columns: Vec<Fit>,
+    flexible: Col,
+    /// The room the flexible column's cells are cut to.
+    cut: Option<usize>,
+    short_times: bool,
+    on_server: Option<String>,
+}
+
+impl Fitted {
+    /// A cell's text as the table shows it.
+    fn text(&self, text: String, col: Col) -> String {
+        match self.cut {
+            Some(room) if col == self.flexible => one_line(&cut_to_width(&text, room), usize::MAX),
+            _ => one_line(&text, usize::MAX),
+        }
+    }
+
+    /// One line of the table into `line`: `cells` padded to their columns'
+    /// widths between the borders; `failed`: whether the failures cell is
+    /// red (None: the header, never coloured).
+    fn line(&self, line: &mut String, sides: &[String; 3], cells: &[String], failed: Option<bool>) {
+        line.clear();
+        line.push_str(&sides[0]);
+        for (i, (fit, text)) in self.columns.iter().zip(cells).enumerate() {
+            if i > 0 {
+                line.push_str(&sides[1]);
+            }
+            let red = failed == Some(true) && fit.col == Col::Failed;
+            if red {
+                line.push_str(RED);
+            }
+            let pad = fit.width.saturating_sub(text.width());
+            line.push(' ');
+            if fit.col.right() && failed.is_some() {
+                line.extend(std::iter::repeat_n(' ', pad));
+                line.push_str(text);
+            } else {
+                line.push_str(text);
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+            line.push(' ');
+            if red {
+                line.push_str(DEFAULT_COLOUR);
+            }
+        }
+        line.push_str(&sides[2]);
+        line.push('\n');
+    }
+}
+
+/// The escapes comfy-table (through crossterm) puts around a red cell.
+const RED: &str = "\x1b[38;5;9m";
+const DEFAULT_COLOUR: &str = "\x1b[39m";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Groups that make every column and every fitting step matter: wide
+    /// characters and escapes in names, long commands, failures or none,
+    /// one server or two, durations of every length.
+    fn groups(n: usize, servers: usize) -> Vec<ReportRow> {
+        let names = [
+            "make test",
+            "日本語のコマンド --with 引数 and a long tail of text that goes on and on",
+            "ls\x1b[31m -la ⏎ next",
+            "a",
+            "git log --oneline --graph --decorate --all -- src/render/report.rs | head -n 40",
+            "é✓👍🏽 mixed widths 日本 x",
+        ];
+        (0..n)
+            .map(|i| {
+                let name = names[i % names.len()];
+                ReportRow {
+                    key: format!("{name} {i}"),
+                    commands: (i as i64 * 7919) % 100_000 + 1,
+                    failures: if i % 3 == 0 { 0 } else { (i as i64 * 31) % 50 },
+                    first_us: 1_700_000_000_000_000 + i as i64 * 3_600_000_000,
+                    last_us: 1_700_000_000_000_000 + i as i64 * 7_200_000_000,
+                    total_duration_us: (i as i64).pow(3) * 1_000_003,
+                    longest_us: (i as i64) * 999_999,
+                    tmux_pane: Some(format!("%{i}")),
+                    tmux_socket: Some(format!("/tmp/tmux-0/sock{}", i % servers)),
+                    tmux_server_pid: Some(4242),
+                    tmux_session_id: Some(i as i64 % 4),
+                    shell_session: format!("bash.{i}.1764000000"),
+                    users: if i % 2 == 0 {
+                        "root".into()
+                    } else {
+                        "alice, root".into()
+                    },
+                    hosts: "vm".into(),
+                    top_cwd: Some(format!("/srv/項目/{}", "deep/".repeat(i % 7))),
+                    top_command: Some(names[(i + 1) % names.len()].repeat(1 + i % 3)),
+                    session_name: Some(format!("s{}", i % 4)),
+                    window_index: Some(i as i64 % 3),
+                    window_name: Some("vim".into()),
+                }
+            })
+            .collect()
+    }
+
+    /// The table written a row at a time is byte for byte the table
+    /// comfy-table builds whole, for every grouping, width and colour, and
+    /// at 120 columns or more it is written a row at a time (not the fall-back).
+    #[test]
+    fn the_streamed_table_is_comfy_table_s_table() {
+        // The last: every long name of wide characters only, which a cut
+        // can leave a column short of the room.
+        for (n, servers, wide) in [
+            (1, 1, false),
+            (7, 1, false),
+            (40, 2, false),
+            (150, 1, false),
+            (9, 1, true),
+        ] {
+            for by in GroupBy::ALL {
+                let mut rows = groups(n, servers);
+                if wide {
+                    for (i, r) in rows.iter_mut().enumerate() {
+                        r.key = format!("{}{i}", "日本語".repeat(i + 10));
+                        r.top_command = Some("コマンド".repeat(i + 10));
+                        r.top_cwd = None;
+                    }
+                }
+                // Names as wide as a user's, a host's or a day's.
+                if !matches!(by, GroupBy::Command | GroupBy::Cwd) {
+                    for (i, r) in rows.iter_mut().enumerate() {
+                        r.key = format!("ü日{i}");
+                    }
+                }
+                for top in [rows.len(), rows.len().div_ceil(2)] {
+                    let totals = Totals::of(&rows);
+                    let shown = &rows[..top];
+                    for width in [30, 52, 80, 120, 400] {
+                        for colour in [false, true] {
+                            let whole = table_in(shown, &totals, by, (None, None), colour, width);
+                            let mut out = Vec::new();
+                            let report = Report {
+                                shown: top,
+                                totals: &totals,
+                                by,
+                                period: (None, None),
+                                colour,
+                            };
+                            let streamed = write_table_in(
+                                &mut out,
+                                &mut |each| shown.iter().try_for_each(&mut *each),
+                                &report,
+                                width,
+                            )
+                            .unwrap();
+                            let case = format!(
+                                "{by:?}, {n} groups, top {top}, {width} columns, colour {colour}"
+                            );
+                            assert_eq!(String::from_utf8(out).unwrap(), whole, "{case}");
+                            assert!(streamed || width < 120, "fell back: {case}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Report rows written one at a time (`report --json`, `--format
+    /// jsonl|csv|tsv`) are byte for byte the whole list formatted at once.
+    #[test]
+    fn streamed_report_rows_are_the_whole_list_formatted_at_once() {
+        use crate::render::stream::{Fields, RecordFormat, RecordWriter};
+        use crate::render::{data, DataFormat};
+        let rows = groups(40, 2);
+        let formats = [
+            (DataFormat::Json, RecordFormat::Json),
+            (DataFormat::Jsonl, RecordFormat::Jsonl),
+            (DataFormat::Csv, RecordFormat::Csv),
+            (DataFormat::Tsv, RecordFormat::Tsv),
+        ];
+        for by in GroupBy::ALL {
+            for (whole, streamed) in formats {
+                let mut out = Vec::new();
+                let mut writer = RecordWriter::new(&mut out, streamed, Fields::Native);
+                for row in &rows {
+                    writer.write_other(&json_row(row, by)).unwrap();
+                }
+                writer.finish().unwrap();
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    data(&json_rows(&rows, by), whole).unwrap(),
+                    "{by:?} as {whole:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn counts_have_thousands_separators() {

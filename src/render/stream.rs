@@ -77,7 +77,27 @@ impl<W: Write> RecordWriter<W> {
         }
     }
 
+    /// Writes one item that is no record (a report's row) in the same
+    /// format; `Cmd` has no such items and is refused.
+    pub fn write_other<T: Serialize>(&mut self, item: &T) -> io::Result<()> {
+        if let RecordFormat::Cmd { .. } = self.format {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "only records have a command to write alone",
+            ));
+        }
+        self.write_serialized(None, item)
+    }
+
     fn write_item<T: Serialize>(&mut self, row: &StoredCommand, item: &T) -> io::Result<()> {
+        self.write_serialized(Some(row), item)
+    }
+
+    fn write_serialized<T: Serialize>(
+        &mut self,
+        row: Option<&StoredCommand>,
+        item: &T,
+    ) -> io::Result<()> {
         let first = self.written == 0;
         match self.format {
             RecordFormat::Jsonl => {
@@ -120,6 +140,9 @@ impl<W: Write> RecordWriter<W> {
                 self.out.write_all(tsv_line(&line).as_bytes())?;
             }
             RecordFormat::Cmd { nul } => {
+                let Some(row) = row else {
+                    return Ok(());
+                };
                 let r = &row.record;
                 self.line.clear();
                 self.line

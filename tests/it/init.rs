@@ -321,3 +321,37 @@ fn the_kept_copy_of_the_hook_is_used_only_while_its_binary_is_unchanged() {
         );
     }
 }
+
+/// The EXIT trap the user set before the hook loaded still runs when the
+/// shell exits, word for word (a quote, a line break), whether the hook
+/// came from `init` or from the kept copy: bash reads it back without a
+/// command substitution, through a pipe (shell/tmux-audit.bash).
+#[test]
+fn bash_runs_the_users_exit_trap_set_before_the_hook() {
+    let sb = Sandbox::new();
+    let ran = sb.path().join("exit-trap-ran");
+    let trap = format!(
+        "trap 'printf \"%s|\" \"it'\\''s\" \"two\nlines\" >> {}' EXIT",
+        ran.display()
+    );
+    let copy = sb.path().join("cache/tmux-audit/init.bash");
+    for (round, from) in ["init", "the kept copy"].into_iter().enumerate() {
+        assert_eq!(copy.exists(), round == 1, "{from}");
+        let script = format!(
+            "{trap}\n{}\necho \"${{__tmux_audit_session:+loaded}}\"",
+            cached_init_line(Shell::Bash, &sb.bin)
+        );
+        let out = run(&sb, "bash", &["--noprofile", "--norc", "-i", "-c", &script]);
+        assert!(out.status.success(), "{from}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "loaded",
+            "{from}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&ran).unwrap(),
+            "it's|two\nlines|".repeat(round + 1),
+            "{from}: the user's EXIT trap"
+        );
+    }
+}

@@ -57,6 +57,11 @@ const UNDO: &[(i64, &str)] = &[
          ALTER TABLE totals_state DROP COLUMN events_hash;",
     ),
     (18, "ALTER TABLE pruned_sessions DROP COLUMN highest_seq;"),
+    (
+        19,
+        "DROP INDEX report_totals_ranked;
+         CREATE INDEX report_totals_by_commands ON report_totals (name, commands);",
+    ),
 ];
 
 /// Leaves the database at `db` as a tmux-audit of schema `to` left it:
