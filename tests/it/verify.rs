@@ -521,6 +521,42 @@ fn totals_placed_by_events_are_used_again_until_an_event_comes() {
     assert_eq!(report(), honest);
 }
 
+/// Totals placed by a tmux event that changed since (its hash too: a
+/// rewrite) are counted again, so the report shows the events as stored.
+#[test]
+fn totals_placed_by_an_event_changed_since_are_counted_again() {
+    let sb = Sandbox::new();
+    add_event(&sb, 1);
+    let out = sb.record_with(
+        b"echo in-prod",
+        &crate::support::numbered("1"),
+        &[
+            ("TMUX", Some(std::ffi::OsStr::new("/tmp/s,42,1"))),
+            ("TMUX_PANE", Some(std::ffi::OsStr::new("%3"))),
+        ],
+    );
+    assert!(out.status.success(), "{}", sb.log());
+    let report = || {
+        let out = sb
+            .cmd()
+            .args(["report", "--by", "session", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(report().contains("\"prod1\""), "{}", report());
+    tamper(
+        &sb,
+        "UPDATE tmux_events SET session_name = 'renamed', hash = zeroblob(32)",
+    );
+    let now = report();
+    assert!(
+        now.contains("\"renamed\"") && !now.contains("prod1"),
+        "{now}"
+    );
+}
+
 /// Of several shell sessions, verify names the one whose totals differ.
 #[test]
 fn verify_names_the_shell_session_whose_totals_differ() {
