@@ -595,6 +595,23 @@ fn search_central_finds_from_host_b_what_a_shell_in_tmux_typed_on_host_a() {
             );
         }
     }
+    // A second host's command of the same day: counted in one group with
+    // host A's (only pane, session and window ids are scoped by host).
+    let c = writer(cluster, &dbname, "c");
+    let at = a.sb.rows()[0].started_at_us.to_string();
+    let args = [
+        &crate::support::numbered("1")[..],
+        &["--start-us", &at, "--end-us", &at],
+    ]
+    .concat();
+    assert!(c.sb.record(b"echo on-host-c", &args).status.success());
+    let out = c.run(&["sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = b.run(&["report", "--central", "--by", "day", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let groups: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(groups.len(), 1, "one day: {}", text(&out.stdout));
+    assert_eq!(groups[0]["commands"], 2, "{}", text(&out.stdout));
     let out = b.run(&["timeline", "--central", "--pane", "%999"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
