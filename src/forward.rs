@@ -12,10 +12,16 @@
 //! - `udp://HOST:PORT`: one datagram per message; sent (UDP cannot tell
 //!   more: a collector that is down loses them). Use TCP where it matters.
 //! - `tcp://HOST:PORT`: RFC 6587 octet-counting framing (`LEN SP MSG`) on
-//!   one connection per batch; the batch counts as delivered once the
-//!   collector, after our end of the stream, closes its own: it has read
-//!   everything. A collector that dies mid-batch gets the batch again
-//!   (a message may then arrive twice, never not at all).
+//!   one connection per batch. Syslog over TCP has no acknowledgement of
+//!   its own, so the batch counts as delivered only when all of these
+//!   hold: the collector's TCP acknowledged every byte, it had not closed
+//!   its end before ours, it closed its end after ours with no reset (a
+//!   peer that closes with unread data resets the connection), and it
+//!   sent nothing back (a syslog collector says nothing; an HTTP server or
+//!   a proxy's error page does). A collector that dies mid-batch gets the
+//!   batch again (a message may then arrive twice, never not at all).
+//!   Not provable: a peer that reads part, half-closes, and resets only
+//!   after we are gone; RELP would be needed for that.
 //! - `tls://HOST:PORT`: the same over TLS (RFC 5425), the collector's
 //!   certificate checked against the root in `tls_ca` (chain and host
 //!   name; no root given, no connection), a client certificate
@@ -288,6 +294,7 @@ fn deliver(
         Target::SyslogTcp(addr) => {
             let mut stream = connect(addr)?;
             stream.write_all(&octet_counted(messages))?;
+            until_taken(&stream)?;
             stream.shutdown(std::net::Shutdown::Write)?;
             // The collector closes its end once it has read ours to the end.
             until_closed(&mut stream)
@@ -305,6 +312,8 @@ fn deliver(
             let mut stream = rustls::StreamOwned::new(connection, connect(addr)?);
             // The handshake (and the certificate check) happens here.
             stream.write_all(&octet_counted(messages))?;
+            stream.flush()?;
+            until_taken(&stream.sock)?;
             stream.conn.send_close_notify();
             stream.flush()?;
             stream.sock.shutdown(std::net::Shutdown::Write)?;
@@ -392,14 +401,91 @@ fn octet_counted(messages: &[Vec<u8>]) -> Vec<u8> {
     framed
 }
 
-/// Reads (and drops) what the collector sends until it closes its end.
-fn until_closed(stream: &mut impl Read) -> std::io::Result<()> {
-    let mut rest = [0u8; 256];
+/// Waits until the collector's TCP has acknowledged every byte we wrote
+/// (the kernel's send queue is empty) and checks that it has neither
+/// reset the connection nor closed its end first. A peer that closed
+/// before our data came (a wrong port, a proxy whose backend is down)
+/// answers the data with a reset; one that stops before our end of the
+/// stream cannot have read to it. A syslog collector closes only after
+/// reading our end.
+fn until_taken(stream: &TcpStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let started = std::time::Instant::now();
     loop {
-        if stream.read(&mut rest)? == 0 {
-            return Ok(());
+        if let Some(err) = stream.take_error()? {
+            return Err(err);
         }
+        let mut unacknowledged: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) on a TCP socket we own writes one int.
+        if unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut unacknowledged) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if unacknowledged == 0 {
+            break;
+        }
+        if started.elapsed() > CLOSE_TIMEOUT {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the collector did not take the batch in time",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
+    if let Some(err) = stream.take_error()? {
+        return Err(err);
+    }
+    let mut peek = [0u8; 1];
+    // SAFETY: recv into a one-byte buffer we own, without waiting.
+    let got = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            peek.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match got {
+        0 => Err(closed_early()),
+        n if n < 0 => {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::WouldBlock {
+                Ok(())
+            } else {
+                Err(err)
+            }
+        }
+        // Bytes from the peer: TLS records are expected, plain syslog
+        // collectors say nothing (`until_closed` refuses what it says).
+        _ => Ok(()),
+    }
+}
+
+fn closed_early() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "the peer closed before reading to the end: not a syslog collector, or it dropped the batch",
+    )
+}
+
+/// Waits until the collector closes its end, after ours. A syslog
+/// collector sends nothing back (RFC 6587, RFC 5425): a peer that answers
+/// (an HTTP server, a proxy's error page) did not take the records.
+fn until_closed(stream: &mut impl Read) -> std::io::Result<()> {
+    let mut answer = [0u8; 64];
+    let got = stream.read(&mut answer)?;
+    if got == 0 {
+        return Ok(());
+    }
+    let said: String = String::from_utf8_lossy(&answer[..got])
+        .chars()
+        .take_while(|c| *c != '\r' && *c != '\n')
+        .filter(|c| !c.is_control())
+        .take(40)
+        .collect();
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("the peer answered {said:?}: a syslog collector says nothing, so this is not one"),
+    ))
 }
 
 /// The text of an entry and, when cut to `max` bytes, the whole one's
@@ -569,5 +655,67 @@ fn fields_of(item: &ForwardItem) -> Parts {
                 text.trim_end().as_bytes().to_vec(),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A peer on a local port doing `serve` with the one connection it
+    /// accepts; `deliver`'s result for a small batch, and what the peer saw.
+    fn deliver_to(serve: fn(TcpStream) -> Vec<u8>) -> (std::io::Result<()>, Vec<u8>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let peer = std::thread::spawn(move || serve(listener.accept().unwrap().0));
+        let messages = vec![b"<14>1 - - tmux-audit - command - ls".to_vec(); 3];
+        let result = deliver(&Target::SyslogTcp(addr), None, &messages);
+        (result, peer.join().unwrap())
+    }
+
+    fn read_all(mut stream: &TcpStream) -> Vec<u8> {
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).unwrap();
+        got
+    }
+
+    #[test]
+    fn a_collector_that_reads_to_the_end_and_closes_took_the_batch() {
+        let (result, got) = deliver_to(|stream| read_all(&stream));
+        result.unwrap();
+        assert_eq!(
+            got,
+            octet_counted(&vec![b"<14>1 - - tmux-audit - command - ls".to_vec(); 3])
+        );
+    }
+
+    #[test]
+    fn a_peer_that_answers_and_closes_did_not_take_the_batch() {
+        // What `python3 -m http.server` does: reads the "request" to the
+        // end, answers 400, closes.
+        let (result, got) = deliver_to(|mut stream| {
+            let got = read_all(&stream);
+            stream
+                .write_all(b"HTTP/1.0 400 Bad request\r\n\r\n<html>")
+                .unwrap();
+            got
+        });
+        assert!(!got.is_empty());
+        let err = result.expect_err("an answering peer counted as a collector");
+        assert!(
+            err.to_string().contains("HTTP/1.0 400 Bad request"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_peer_that_closes_without_reading_did_not_take_the_batch() {
+        // A wrong port or a proxy whose backend is down: accept, close.
+        let (result, _) = deliver_to(|stream| {
+            drop(stream);
+            Vec::new()
+        });
+        result.expect_err("a peer that read nothing counted as a collector");
     }
 }
