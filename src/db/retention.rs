@@ -79,7 +79,7 @@ impl PruneRules {
         keep_matching: &[String],
         reason: String,
     ) -> Result<PruneRules, String> {
-        let age = crate::timespec::parse_duration(older_than)?;
+        let age = crate::timespec::parse_age(older_than)?;
         let age_us = age.num_microseconds().unwrap_or(i64::MAX);
         let keep_matching = keep_matching
             .iter()

@@ -166,6 +166,39 @@ fn a_prune_keeps_the_chain_verifiable_and_the_anchor_found() {
     assert!(text.contains("intact: 3 records (ids 11 to 13"), "{text}");
 }
 
+/// `180` alone (seconds? days?) and a zero age would prune nearly the
+/// whole history: both are refused with a line saying what to write, from
+/// the command line and from `[retention]`, and nothing goes.
+#[test]
+fn an_age_without_unit_or_of_zero_is_refused_and_nothing_goes() {
+    let sb = history();
+    let before = ids(&sb);
+    let (code, out) = run(&sb, &["prune", "--older-than", "180"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert_eq!(
+        out.trim(),
+        "tmux-audit: error: \"180\" has no unit: write \"180d\" for 180 days (or a span such as 26w, 12h) (--older-than)"
+    );
+    let (code, out) = run(&sb, &["prune", "--older-than", "0s"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("would delete every record"), "{out}");
+    let config = sb.path().join("config/tmux-audit");
+    fs::create_dir_all(&config).unwrap();
+    fs::write(
+        config.join("config.toml"),
+        "[retention]\nolder_than = \"180\"\n",
+    )
+    .unwrap();
+    let (code, out) = run(&sb, &["prune", "--dry-run"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("write \"180d\"")
+            && out.ends_with("([retention] older_than in config.toml)\n"),
+        "{out}"
+    );
+    assert_eq!(ids(&sb), before);
+}
+
 #[test]
 fn a_deletion_beside_a_prune_is_still_tampering() {
     let cases = [
@@ -584,7 +617,7 @@ fn a_prune_racing_eight_recording_shells_loses_and_doubles_nothing() {
     let prune = [
         "prune",
         "--older-than",
-        "0s",
+        "1ms",
         "--keep-matching",
         "^echo keep-",
     ];
