@@ -214,6 +214,37 @@ fn bad_export_flags_are_one_line_naming_the_fix_with_exit_2() {
         ),
         (&["export", "--since", "the day after never"], "since"),
         (&["export", "--format", "xml"], "xml"),
+        (
+            &["export", "--format", "asciicast"],
+            "give --pane %N, --here or --session NAME",
+        ),
+        (
+            &[
+                "export",
+                "--format",
+                "asciicast",
+                "--pane",
+                "%1",
+                "--session",
+                "w",
+            ],
+            "(one of them)",
+        ),
+        (
+            &[
+                "export",
+                "--format",
+                "asciicast",
+                "--pane",
+                "%1",
+                "--failed",
+            ],
+            "not --exit/--failed/--succeeded",
+        ),
+        (
+            &["export", "--format", "asciicast", "--pane", "%99"],
+            "no captured output of pane %99",
+        ),
     ] {
         let out = run(&sb, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
