@@ -524,7 +524,10 @@ const SD_ID: &str = "tmux-audit@32473";
 pub fn syslog_message(item: &ForwardItem, max: usize) -> Vec<u8> {
     let (msgid, at_us, host, severity, fields, text) = fields_of(item);
     let pri = 8 + severity;
-    let time = crate::render::utc_time(at_us);
+    // RFC 5424's NILVALUE for a time that cannot be written.
+    let time = Some(crate::render::utc_time(at_us))
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "-".into());
     let mut sd = format!("[{SD_ID}");
     for (name, value) in &fields {
         sd.push_str(&format!(" {name}=\"{}\"", sd_value(value)));

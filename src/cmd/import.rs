@@ -82,6 +82,13 @@ impl Run for Import {
                 report.redacted
             )?;
         }
+        if report.times_refused > 0 {
+            let n = report.times_refused;
+            eprintln!(
+                "tmux-audit: warning: {n} {} had a time or duration no clock gives (a start past year 9999, a negative duration): stored as unknown",
+                if n == 1 { "entry" } else { "entries" }
+            );
+        }
         for pattern in &report.broken_patterns {
             eprintln!("tmux-audit: warning: {pattern}; fix the pattern (see `tmux-audit config`)");
         }

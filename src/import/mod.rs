@@ -250,6 +250,9 @@ pub struct Report {
     pub first_skipped: Option<Skipped>,
     /// User redaction patterns that do not compile (skipped).
     pub broken_patterns: Vec<String>,
+    /// Entries whose time or duration could not be a real one (a start
+    /// past year 9999, a negative duration): stored as unknown.
+    pub times_refused: usize,
 }
 
 /// Imports `file`, a history of `source`, into `db`. No database (None)
@@ -443,7 +446,11 @@ impl<'d, 'o, F> Store<'d, 'o, F> {
             return Ok(());
         }
         self.report.read += parsed.entries.len();
-        let batch: Vec<CommandRecord> = parsed.entries.drain(..).map(&mut self.to_record).collect();
+        let mut batch: Vec<CommandRecord> =
+            parsed.entries.drain(..).map(&mut self.to_record).collect();
+        for record in &mut batch {
+            self.report.times_refused += usize::from(refuse_impossible_times(record));
+        }
         let counts = match self.db.as_deref_mut() {
             Some(db) => db.import_batch(
                 batch,
@@ -469,6 +476,37 @@ impl<'d, 'o, F> Store<'d, 'o, F> {
     fn report(self) -> Report {
         self.report
     }
+}
+
+/// The latest time a record may hold: 9999-12-31T23:59:59.999999Z, the
+/// last an RFC 3339 time (four-digit year) can name.
+pub const LATEST_US: i64 = 253_402_300_799_999_999;
+/// The earliest: 0001-01-01T00:00:00Z.
+pub const EARLIEST_US: i64 = -62_135_596_800_000_000;
+
+/// Makes a time no exporter can write unknown: a start outside
+/// [`EARLIEST_US`]..=[`LATEST_US`] (fish `when: 99999999999999999`, bash
+/// `#300000000000`) becomes 0, the unknown time; a negative duration
+/// (zsh-histdb), or one ending past the latest time, becomes NULL.
+/// True when it changed something. (The import key is made before, from
+/// the entry as read, so a file imported again keeps its keys.)
+fn refuse_impossible_times(record: &mut CommandRecord) -> bool {
+    let mut changed = false;
+    if !(EARLIEST_US..=LATEST_US).contains(&record.started_at_us) {
+        record.started_at_us = 0;
+        changed = true;
+    }
+    if let Some(duration) = record.duration_us
+        && (duration < 0
+            || record
+                .started_at_us
+                .checked_add(duration)
+                .is_none_or(|end| end > LATEST_US))
+    {
+        record.duration_us = None;
+        changed = true;
+    }
+    changed
 }
 
 /// A reader of a history kept as lines of text: fed the file's lines in
@@ -601,6 +639,50 @@ fn lines(bytes: &[u8]) -> Vec<(usize, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_no_clock_gives_become_unknown() {
+        let record = |start, duration| CommandRecord {
+            started_at_us: start,
+            duration_us: duration,
+            ..CommandRecord::default()
+        };
+        let fixed = |mut r: CommandRecord| {
+            let changed = refuse_impossible_times(&mut r);
+            (r.started_at_us, r.duration_us, changed)
+        };
+        // fish `when: 99999999999999999`, saturated; bash `#300000000000`.
+        assert_eq!(fixed(record(i64::MAX, None)), (0, None, true));
+        assert_eq!(
+            fixed(record(300_000_000_000_000_000, Some(5))),
+            (0, Some(5), true)
+        );
+        assert_eq!(fixed(record(i64::MIN, None)), (0, None, true));
+        // zsh-histdb's negative durations; one that ends past year 9999.
+        assert_eq!(
+            fixed(record(1_700_000_000_000_000, Some(-5_000_000))),
+            (1_700_000_000_000_000, None, true)
+        );
+        assert_eq!(fixed(record(LATEST_US, Some(1))), (LATEST_US, None, true));
+        // Real ones stay.
+        assert_eq!(
+            fixed(record(1_700_000_000_000_000, Some(3))),
+            (1_700_000_000_000_000, Some(3), false)
+        );
+        assert_eq!(
+            fixed(record(LATEST_US, Some(0))),
+            (LATEST_US, Some(0), false)
+        );
+        assert_eq!(fixed(record(EARLIEST_US, None)), (EARLIEST_US, None, false));
+        assert_eq!(
+            crate::render::utc_time(LATEST_US),
+            "9999-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(
+            crate::render::utc_time(EARLIEST_US),
+            "0001-01-01T00:00:00.000000Z"
+        );
+    }
 
     #[test]
     fn lines_are_numbered_from_one_with_or_without_a_last_newline() {
