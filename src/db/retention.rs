@@ -10,6 +10,9 @@
 //! checked before they go: a row that no longer matches its hash is not
 //! pruned (that would hide the tampering); `verify` names it.
 //!
+//! An imported entry whose tool kept no time is as old as its import (see
+//! [`AGE`]).
+//!
 //! What is never pruned:
 //! - the newest row of each chain: the next row links to it, and an
 //!   anchor names it;
@@ -302,6 +305,14 @@ fn plan(
     Ok(batch)
 }
 
+/// A command's age for a prune: its start, or, for an imported entry
+/// whose tool kept no time (stored as 0, "1970"), the import's time: such
+/// an entry ages from when it came in, so a prune does not take every
+/// untimed entry the day it is imported (and the next import bring it
+/// back).
+const AGE: &str = "(CASE WHEN started_at_us = 0 AND import_source IS NOT NULL \
+                    THEN recorded_at_us ELSE started_at_us END)";
+
 fn command_candidates(
     conn: &Connection,
     rules: &PruneRules,
@@ -309,7 +320,7 @@ fn command_candidates(
 ) -> Result<Vec<Candidate>, PruneError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS}, prev_hash, hash FROM commands
-         WHERE id > ?1 AND id <= ?2 AND started_at_us < ?3 AND hash IS NOT NULL
+         WHERE id > ?1 AND id <= ?2 AND {AGE} < ?3 AND hash IS NOT NULL
          ORDER BY id LIMIT ?4"
     ))?;
     let mut rows = stmt.query(params![after, up_to, rules.before_us, BATCH])?;

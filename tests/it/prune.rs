@@ -199,6 +199,32 @@ fn an_age_without_unit_or_of_zero_is_refused_and_nothing_goes() {
     assert_eq!(ids(&sb), before);
 }
 
+/// Entries imported without a time (bash without HISTTIMEFORMAT) are
+/// stored as 1970: they age from their import instead, so a prune keeps
+/// them while it takes old entries whose time is known.
+#[test]
+fn untimed_imported_entries_age_from_their_import() {
+    let sb = Sandbox::new();
+    let untimed = sb.path().join("bash_history");
+    fs::write(&untimed, "ls\nmake\n").unwrap();
+    let timed = sb.path().join("old_bash_history");
+    fs::write(&timed, "#1600000000\nold one\n#1600000001\nold two\n").unwrap();
+    for file in [&untimed, &timed] {
+        let (code, out) = run(&sb, &["import", "bash", file.to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{out}");
+    }
+    record_at(&sb, "t", 1, "today", 0, 0);
+    let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("pruned 2 records "), "{out}");
+    let (_, left) = run(&sb, &["search", "--all", "--format", "cmd"]);
+    let mut left: Vec<&str> = left.lines().collect();
+    left.sort();
+    assert_eq!(left, ["ls", "make", "today"]);
+    let (code, out) = run(&sb, &["verify"]);
+    assert_eq!(code, Some(0), "{out}");
+}
+
 #[test]
 fn a_deletion_beside_a_prune_is_still_tampering() {
     let cases = [
