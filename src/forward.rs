@@ -553,7 +553,7 @@ pub fn syslog_message(item: &ForwardItem, max: usize) -> Vec<u8> {
 /// a value with a newline `KEY\n`, its length (64-bit little-endian),
 /// the value, `\n`.
 pub fn journald_message(item: &ForwardItem, max: usize) -> Vec<u8> {
-    let (msgid, _, _, severity, fields, text) = fields_of(item);
+    let (msgid, at_us, _, severity, fields, text) = fields_of(item);
     let mut out = Vec::new();
     let field = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
         out.extend_from_slice(name.as_bytes());
@@ -569,6 +569,12 @@ pub fn journald_message(item: &ForwardItem, max: usize) -> Vec<u8> {
     field(&mut out, "SYSLOG_IDENTIFIER", b"tmux-audit");
     field(&mut out, "PRIORITY", severity.to_string().as_bytes());
     field(&mut out, "TMUX_AUDIT_KIND", msgid.as_bytes());
+    // When it happened (journald stamps when it received it: after an
+    // outage, or for imported history, much later).
+    let time = crate::render::utc_time(at_us);
+    if !time.is_empty() {
+        field(&mut out, "TMUX_AUDIT_TIME", time.as_bytes());
+    }
     for (name, value) in &fields {
         let name = format!("TMUX_AUDIT_{}", name.to_ascii_uppercase());
         field(&mut out, &name, value.as_bytes());
@@ -612,6 +618,14 @@ fn fields_of(item: &ForwardItem) -> Parts {
                 ("session", r.shell_session.clone()),
                 ("seq", r.seq.to_string()),
                 ("pane", opt(r.tmux_pane.clone())),
+                (
+                    "import_source",
+                    opt(r.imported.as_ref().map(|m| m.source.clone())),
+                ),
+                (
+                    "import_file",
+                    opt(r.imported.as_ref().map(|m| m.file.clone())),
+                ),
                 ("hash", hex(hash)),
             ];
             fields.retain(|(_, v)| !v.is_empty());
@@ -681,6 +695,48 @@ mod tests {
         let mut got = Vec::new();
         stream.read_to_end(&mut got).unwrap();
         got
+    }
+
+    fn imported() -> ForwardItem {
+        use crate::record::{CommandRecord, Imported};
+        ForwardItem::Command {
+            row: Box::new(crate::db::StoredCommand {
+                id: 7,
+                recorded_at_us: 1_800_000_000_000_000,
+                record: CommandRecord {
+                    command: "ls".into(),
+                    started_at_us: 1_600_000_000_000_000,
+                    host: "laptop".into(),
+                    imported: Some(Imported {
+                        source: "bash".into(),
+                        file: "/home/a/.bash_history".into(),
+                        key: vec![1],
+                    }),
+                    ..CommandRecord::default()
+                },
+                placement: None,
+            }),
+            hash: vec![0; 32],
+        }
+    }
+
+    /// Imported history forwarded must not pass for commands run now.
+    #[test]
+    fn syslog_and_journald_carry_the_import_mark_and_the_time() {
+        let syslog = String::from_utf8(syslog_message(&imported(), 8192)).unwrap();
+        assert!(
+            syslog.starts_with("<14>1 2020-09-13T12:26:40.000000Z laptop tmux-audit - command [")
+                && syslog.contains(" import_source=\"bash\" import_file=\"/home/a/.bash_history\""),
+            "{syslog}"
+        );
+        let journal = String::from_utf8(journald_message(&imported(), 8 << 20)).unwrap();
+        for line in [
+            "TMUX_AUDIT_TIME=2020-09-13T12:26:40.000000Z",
+            "TMUX_AUDIT_IMPORT_SOURCE=bash",
+            "TMUX_AUDIT_IMPORT_FILE=/home/a/.bash_history",
+        ] {
+            assert!(journal.lines().any(|l| l == line), "{line}: {journal}");
+        }
     }
 
     #[test]
