@@ -60,6 +60,10 @@ use crate::tls::{self, Check};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The least `max_message_bytes`: what RFC 5424 (6.1) says every receiver
+/// takes, and room for the header and structured data of a usual record.
+pub const MIN_MESSAGE_BYTES: usize = 480;
+
 /// Rows sent per batch (and cursor update).
 pub const BATCH: i64 = 500;
 
@@ -140,6 +144,13 @@ pub fn targets(config: &ForwardConfig) -> Result<Vec<Target>, String> {
     }
     if let Some(path) = &config.journald {
         found.push(Target::Journald(PathBuf::from(path)));
+    }
+    if let Some(max) = config.max_message_bytes
+        && max < MIN_MESSAGE_BYTES
+    {
+        return Err(format!(
+            "[forward] max_message_bytes = {max} leaves no room for a message's header and structured data: give at least {MIN_MESSAGE_BYTES} (RFC 5424's least; default 8192)"
+        ));
     }
     Ok(found)
 }
@@ -536,11 +547,21 @@ pub fn syslog_message(item: &ForwardItem, max: usize) -> Vec<u8> {
         "<{pri}>1 {time} {} tmux-audit - {msgid} ",
         if host.is_empty() { "-" } else { &host }
     );
-    let budget = max.saturating_sub(header.len() + sd.len() + 80);
-    let (body, cut_info) = cut(&text, budget);
-    if let Some((length, sha)) = &cut_info {
-        sd.push_str(&format!(" length=\"{length}\" sha256=\"{sha}\""));
-    }
+    // The message is header, SD, `]`, a space and the text: at most `max`
+    // bytes, the SD saying so when the text was cut.
+    let fixed = header.len() + sd.len() + 2;
+    let body = if fixed + text.len() <= max {
+        &text[..]
+    } else {
+        let said = format!(
+            " length=\"{}\" sha256=\"{}\"",
+            text.len(),
+            hex(&Sha256::digest(&text))
+        );
+        let (body, _) = cut(&text, max.saturating_sub(fixed + said.len()));
+        sd.push_str(&said);
+        body
+    };
     sd.push(']');
     let mut message = header.into_bytes();
     message.extend_from_slice(sd.as_bytes());
@@ -717,6 +738,38 @@ mod tests {
                 placement: None,
             }),
             hash: vec![0; 32],
+        }
+    }
+
+    /// A long command is cut so that the whole message, with what says it
+    /// was cut, fits `max_message_bytes`; too small a limit is refused.
+    #[test]
+    fn a_cut_message_fits_its_limit_and_too_small_a_limit_is_refused() {
+        let mut item = imported();
+        if let ForwardItem::Command { row, .. } = &mut item {
+            row.record.command = "é".repeat(6000);
+        }
+        for max in [480, 481, 1000, 2048, 8192] {
+            let message = syslog_message(&item, max);
+            assert!(message.len() <= max, "{} > {max}", message.len());
+            assert!(
+                message.len() + 2 >= max,
+                "{} wastes room under {max}",
+                message.len()
+            );
+            let text = String::from_utf8(message).expect("cut at a character");
+            assert!(text.contains(" length=\"12000\" sha256=\""), "{text}");
+        }
+        let whole = syslog_message(&imported(), 480);
+        assert!(!String::from_utf8(whole).unwrap().contains("length="));
+        for max in [0, 479] {
+            let config = ForwardConfig {
+                syslog: Some("tcp://127.0.0.1:514".into()),
+                max_message_bytes: Some(max),
+                ..ForwardConfig::default()
+            };
+            let err = targets(&config).unwrap_err();
+            assert!(err.contains("give at least 480"), "{err}");
         }
     }
 
