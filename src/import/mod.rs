@@ -34,7 +34,7 @@ pub mod jsonl;
 pub mod sqlite_sources;
 pub mod zsh;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -413,6 +413,8 @@ struct Store<'d, 'o, F> {
     numbering: Numbering,
     options: &'o Options,
     report: Report,
+    /// In a dry run, the keys counted (their first 16 bytes).
+    counted: HashSet<[u8; 16]>,
 }
 
 impl<'d, 'o, F> Store<'d, 'o, F> {
@@ -428,6 +430,7 @@ impl<'d, 'o, F> Store<'d, 'o, F> {
             numbering,
             options,
             report: Report::default(),
+            counted: HashSet::new(),
         }
     }
 
@@ -451,6 +454,22 @@ impl<'d, 'o, F> Store<'d, 'o, F> {
         for record in &mut batch {
             self.report.times_refused += usize::from(refuse_impossible_times(record));
         }
+        // A real import stores a key once, so a record repeated in the
+        // file counts as there already: a dry run, which stores nothing,
+        // must remember the keys it counted to say the same.
+        let mut repeated = 0;
+        if self.options.dry_run {
+            let before = batch.len();
+            batch.retain(|r| {
+                let key = r.imported.as_ref().map_or(&[][..], |m| m.key.as_slice());
+                let short: [u8; 16] = key
+                    .get(..16)
+                    .and_then(|k| k.try_into().ok())
+                    .unwrap_or_default();
+                self.counted.insert(short)
+            });
+            repeated = before - batch.len();
+        }
         let counts = match self.db.as_deref_mut() {
             Some(db) => db.import_batch(
                 batch,
@@ -464,7 +483,7 @@ impl<'d, 'o, F> Store<'d, 'o, F> {
             },
         };
         self.report.counts.added += counts.added;
-        self.report.counts.already += counts.already;
+        self.report.counts.already += counts.already + repeated;
         // Each batch's pages into the database file, so the WAL does not
         // grow with the whole import.
         if let Some(db) = self.db.as_deref() {

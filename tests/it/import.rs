@@ -418,6 +418,36 @@ fn dry_run_counts_and_a_grown_file_adds_only_what_is_new() {
     );
 }
 
+/// A JSON Lines file holding each record twice: the dry run counts what
+/// the import then does (each record once, the repeats there already),
+/// with no database yet and with one.
+#[test]
+fn a_dry_run_of_repeated_records_counts_what_the_import_does() {
+    let sb = Sandbox::new();
+    let file = bash_file(&sb, "h", &["echo a", "echo b", "echo c"]);
+    assert!(import(&sb, &["bash", file.to_str().unwrap()])
+        .status
+        .success());
+    let export = sb.cmd().arg("export").output().unwrap();
+    let twice = sb.path().join("twice.jsonl");
+    fs::write(&twice, [&export.stdout[..], &export.stdout[..]].concat()).unwrap();
+    let other = sb.path().join("other/history.db");
+    let other = other.to_str().unwrap();
+    let run = |dry: bool| {
+        let mut args = vec!["--db", other, "tmux-audit", twice.to_str().unwrap()];
+        if dry {
+            args.push("--dry-run");
+        }
+        stdout(&import(&sb, &args))
+    };
+    let out = run(true);
+    assert!(out.contains("would add 3, already there 3"), "{out}");
+    let out = run(false);
+    assert!(out.contains("added 3, already there 3"), "{out}");
+    let out = run(true);
+    assert!(out.contains("would add 0, already there 6"), "{out}");
+}
+
 /// A file with nothing readable is an error naming its first bad line; a
 /// partly damaged one imports the rest, names the first bad line, counts
 /// the skipped ones, and exits 1.
