@@ -65,6 +65,15 @@ impl Run for Prune {
         let mut out = io::stdout().lock();
         let what = describe(&pruned);
         let before = utc_time(rules.before_us);
+        if pruned.held_back > 0 {
+            let n = pruned.held_back;
+            eprintln!(
+                "tmux-audit: note: {n} older {} kept: {} not taken {} yet (`tmux-audit forward` sends what waits; check [forward] or [central] in config.toml)",
+                if n == 1 { "row is" } else { "rows are" },
+                pruned.held_back_by.join(", "),
+                if n == 1 { "it" } else { "them" },
+            );
+        }
         if self.dry_run {
             writeln!(
                 out,
@@ -198,7 +207,18 @@ fn try_daily(path: &Path, config: &Config) -> Result<()> {
     if !db.claim_daily_prune(now)? {
         return Ok(());
     }
-    db.prune(&rules, false)?;
+    let pruned = db.prune(&rules, false)?;
+    if pruned.held_back > 0 {
+        error_log::append(
+            "merge-later",
+            &format!(
+                "the daily prune of [retention] kept {} older rows: {} not taken them yet",
+                pruned.held_back,
+                pruned.held_back_by.join(", ")
+            ),
+            "run `tmux-audit forward` to see why the target does not take them, or fix [forward] in config.toml",
+        );
+    }
     db.reclaim_space(false)?;
     Ok(())
 }

@@ -563,6 +563,14 @@ fn a_prune_leaves_what_a_forwarding_target_has_not_taken() {
     let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.starts_with("pruned 0 records"), "{out}");
+    // And says why.
+    assert!(
+        out.contains(&format!(
+            "note: 3 older rows are kept: forwarding target journald {} not taken them yet",
+            socket_path.display()
+        )),
+        "{out}"
+    );
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     let (code, out) = run(&sb, &["forward"]);
     assert_eq!(code, Some(0), "{out}");
@@ -574,6 +582,7 @@ fn a_prune_leaves_what_a_forwarding_target_has_not_taken() {
     let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.starts_with("pruned 3 records"), "{out}");
+    assert!(out.contains("note: 2 older rows are kept"), "{out}");
     // A target no longer configured holds nothing back.
     config(&sb, "");
     let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
