@@ -526,6 +526,20 @@ fn sd_value(value: &str) -> String {
     out
 }
 
+/// RFC 5424's HOSTNAME: 1 to 255 printable US-ASCII characters (33 to
+/// 126), or `-` for none. A host name with others (an imported `my laptop
+/// é`) has each replaced with `_`; the message's structured data then
+/// carries the name as it was.
+fn syslog_hostname(host: &str) -> String {
+    if host.is_empty() {
+        return "-".into();
+    }
+    host.chars()
+        .map(|c| if matches!(c, '!'..='~') { c } else { '_' })
+        .take(255)
+        .collect()
+}
+
 /// The structured-data element ID: ours, under the private enterprise
 /// number reserved for documentation (RFC 5612).
 const SD_ID: &str = "tmux-audit@32473";
@@ -543,10 +557,12 @@ pub fn syslog_message(item: &ForwardItem, max: usize) -> Vec<u8> {
     for (name, value) in &fields {
         sd.push_str(&format!(" {name}=\"{}\"", sd_value(value)));
     }
-    let header = format!(
-        "<{pri}>1 {time} {} tmux-audit - {msgid} ",
-        if host.is_empty() { "-" } else { &host }
-    );
+    let hostname = syslog_hostname(&host);
+    if hostname != host && !host.is_empty() {
+        // The name as it was, where any text may go.
+        sd.push_str(&format!(" host=\"{}\"", sd_value(&host)));
+    }
+    let header = format!("<{pri}>1 {time} {hostname} tmux-audit - {msgid} ");
     // The message is header, SD, `]`, a space and the text: at most `max`
     // bytes, the SD saying so when the text was cut.
     let fixed = header.len() + sd.len() + 2;
@@ -771,6 +787,26 @@ mod tests {
             let err = targets(&config).unwrap_err();
             assert!(err.contains("give at least 480"), "{err}");
         }
+    }
+
+    /// An imported host name with a space or non-ASCII would break the
+    /// RFC 5424 header: it is made printable ASCII there, kept whole in SD.
+    #[test]
+    fn a_host_name_rfc_5424_cannot_carry_is_made_printable_and_kept_in_sd() {
+        let mut item = imported();
+        if let ForwardItem::Command { row, .. } = &mut item {
+            row.record.host = "my laptop é".into();
+        }
+        let text = String::from_utf8(syslog_message(&item, 8192)).unwrap();
+        assert!(
+            text.starts_with(
+                "<14>1 2020-09-13T12:26:40.000000Z my_laptop__ tmux-audit - command ["
+            ) && text.contains(" host=\"my laptop é\""),
+            "{text}"
+        );
+        assert_eq!(syslog_hostname(""), "-");
+        assert_eq!(syslog_hostname(&"h".repeat(300)).len(), 255);
+        assert_eq!(syslog_hostname("web-1.example.org"), "web-1.example.org");
     }
 
     /// Imported history forwarded must not pass for commands run now.
