@@ -248,6 +248,30 @@ fn impossible_imported_times_are_unknown_and_the_export_stays_valid() {
     );
 }
 
+/// A full disk under the output is said as such, not blamed on the
+/// database.
+#[test]
+fn a_full_disk_under_the_export_is_named_not_the_database() {
+    let sb = history();
+    for format in ["jsonl", "csv"] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = sb
+            .cmd()
+            .args(["export", "--format", format])
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "tmux-audit: error: cannot write to standard output: No space left on device (os error 28)\n"
+        );
+    }
+}
+
 #[test]
 fn ecs_documents_carry_the_fields_a_siem_reads() {
     let sb = history();
