@@ -493,7 +493,7 @@ fn bad_input_names_the_file_and_line() {
     let not_db = import(&sb, &["atuin", garbage.to_str().unwrap()]);
     assert_eq!(not_db.status.code(), Some(2));
     assert!(
-        stderr(&not_db).contains("not a atuin history database"),
+        stderr(&not_db).contains("not an atuin history database"),
         "{}",
         stderr(&not_db)
     );
@@ -707,4 +707,87 @@ fn a_mcfly_database_is_imported() {
         "UNKNOWN is no session"
     );
     assert_eq!(verify(&sb).0, Some(0), "{}", verify(&sb).1);
+}
+
+/// A database row that is not as documented (atuin's time as text, a
+/// zsh-histdb history row without its command) is skipped and counted,
+/// the others imported; a database missing a documented column is one
+/// line without SQL, with the right article.
+#[test]
+fn a_bad_row_of_a_tools_database_is_skipped_and_counted() {
+    let sb = Sandbox::new();
+    let atuin = sb.path().join("atuin.db");
+    Connection::open(&atuin)
+        .unwrap()
+        .execute_batch(
+            "create table history (id text primary key, timestamp integer not null,
+                duration integer not null, exit integer not null, command text not null,
+                cwd text not null, session text not null, hostname text not null);
+            insert into history values ('a', 1700000000000000000, 1, 0, 'ls', '/', 's', 'box:alice');
+            insert into history values ('b', 'yesterday', 1, 0, 'pwd', '/', 's', 'box:alice');",
+        )
+        .unwrap();
+    let out = import(&sb, &["atuin", atuin.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("added 1, already there 0"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("skipped 1 line that is not atuin history (first: ")
+            && stderr(&out).trim_end().lines().count() == 1,
+        "{}",
+        stderr(&out)
+    );
+    let histdb = sb.path().join("histdb.db");
+    Connection::open(&histdb)
+        .unwrap()
+        .execute_batch(
+            "create table commands (id integer primary key autoincrement, argv text, unique(argv) on conflict ignore);
+            create table places (id integer primary key autoincrement, host text, dir text);
+            create table history (id integer primary key autoincrement, session int,
+                command_id int, place_id int,
+                exit_status int, start_time int, duration int);
+            insert into commands (argv) values ('make');
+            insert into places (host, dir) values ('box', '/src');
+            insert into history (session, command_id, place_id, exit_status, start_time, duration)
+                values (1, 1, 1, 0, 1700000000, 2), (1, 99, 1, 0, 1700000001, 1);",
+        )
+        .unwrap();
+    let out = import(&sb, &["zsh-histdb", histdb.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("added 1, already there 0"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("has no command"), "{}", stderr(&out));
+    let mcfly = sb.path().join("mcfly.db");
+    Connection::open(&mcfly)
+        .unwrap()
+        .execute_batch("create table commands (cmd text, when_run int, dir text, session_id text);")
+        .unwrap();
+    for (tool, file, says) in [
+        (
+            "mcfly",
+            &mcfly,
+            "not a mcfly history database as documented (no such column: exit_code)",
+        ),
+        (
+            "atuin",
+            &mcfly,
+            "not an atuin history database as documented (no such table: history)",
+        ),
+    ] {
+        let out = import(&sb, &[tool, file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert_eq!(
+            stderr(&out).trim_end().lines().count(),
+            1,
+            "{}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
 }
