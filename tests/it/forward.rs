@@ -591,3 +591,28 @@ fn a_prune_leaves_what_a_forwarding_target_has_not_taken() {
     let (code, text) = run(&sb, &["verify"]);
     assert_eq!(code, Some(0), "{text}");
 }
+
+/// Two targets that both fail: each is named, not only the last.
+#[test]
+fn every_failing_target_is_named() {
+    let sb = Sandbox::new();
+    let socket_path = sb.path().join("no-journal.socket");
+    config(
+        &sb,
+        &format!(
+            "[forward]\nsyslog = \"tcp://127.0.0.1:1\"\njournald = \"{}\"\n",
+            socket_path.display()
+        ),
+    );
+    record(&sb, 1, b"echo one", 0);
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("error: syslog tcp://127.0.0.1:1 did not take the records")
+            && out.contains(&format!(
+                "error: journald {} did not take the records",
+                socket_path.display()
+            )),
+        "{out}"
+    );
+}
