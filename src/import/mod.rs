@@ -273,7 +273,14 @@ pub fn import(
         file: file.to_path_buf(),
         source,
     };
-    let file = std::fs::canonicalize(file).map_err(read_err)?;
+    // A pipe (`import bash /dev/stdin`) has no path of its own to
+    // resolve to: it is named as given.
+    let file = std::fs::canonicalize(file)
+        .or_else(|err| match File::open(file) {
+            Ok(_) => std::path::absolute(file),
+            Err(_) => Err(err),
+        })
+        .map_err(read_err)?;
     let file_name = file.to_string_lossy().into_owned();
     let mut db = db;
     if let Some(db) = db.as_deref_mut() {

@@ -791,3 +791,34 @@ fn a_bad_row_of_a_tools_database_is_skipped_and_counted() {
         assert!(stderr(&out).contains(says), "{}", stderr(&out));
     }
 }
+
+/// A history given on a pipe (`… | tmux-audit import bash /dev/stdin`)
+/// is read, named as given, and a second time adds nothing.
+#[test]
+fn a_history_on_a_pipe_is_imported_from_dev_stdin() {
+    use std::io::Write;
+    let sb = Sandbox::new();
+    for added in ["added 2, already there 0", "added 0, already there 2"] {
+        let mut child = sb
+            .cmd()
+            .args(["import", "bash", "/dev/stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"#1700000000\nls\n#1700000001\npwd\n")
+            .unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("read /dev/stdin (bash): 2 entries")
+                && stdout(&out).contains(added),
+            "{}",
+            stdout(&out)
+        );
+    }
+}
