@@ -616,3 +616,23 @@ fn every_failing_target_is_named() {
         "{out}"
     );
 }
+
+/// A `[forward]` value of the wrong type is one line naming the file it
+/// is in and the setting.
+#[test]
+fn a_setting_of_the_wrong_type_is_one_line_naming_its_file() {
+    let sb = Sandbox::new();
+    config(&sb, "[forward]\nmax_message_bytes = \"big\"\n");
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert_eq!(out.trim_end().lines().count(), 1, "{out}");
+    let file = sb.path().join("config/tmux-audit/config.toml");
+    assert!(
+        out.starts_with(&format!(
+            "tmux-audit: error: cannot read {}: ",
+            file.display()
+        )) && out.contains("`forward.max_message_bytes`")
+            && !out.contains("/etc/"),
+        "{out}"
+    );
+}
