@@ -295,13 +295,15 @@ impl Config {
         let system = read_table(&system_path)?;
         let user_path = path()?;
         let user = read_table(&user_path)?;
-        // A value of the wrong type: named with its file (the user's, when
-        // it alone is wrong, else the system's), on one line.
-        let user_wrong = user
-            .clone()
-            .is_some_and(|table| toml::Value::Table(table).try_into::<Config>().is_err());
         let (merged, locked_url) = merge(system, user);
         let mut config: Config = merged.try_into().map_err(|err: toml::de::Error| {
+            // A value of the wrong type: named with its file (the user's,
+            // when it alone is wrong, else the system's), on one line.
+            // Only on this error path is the user's file read again.
+            let user_wrong = read_table(&user_path)
+                .ok()
+                .flatten()
+                .is_some_and(|table| toml::Value::Table(table).try_into::<Config>().is_err());
             let file = if user_wrong { &user_path } else { &system_path };
             let why = err
                 .to_string()
