@@ -647,7 +647,10 @@ fn fields_of(item: &ForwardItem) -> Parts {
             let mut fields = vec![
                 ("id", row.id.to_string()),
                 ("user", r.user.clone()),
-                ("uid", r.uid.to_string()),
+                (
+                    "uid",
+                    opt(crate::record::known_uid(r.uid).map(|uid| uid.to_string())),
+                ),
                 ("exit", opt(r.exit_status.map(|s| s.to_string()))),
                 ("duration_us", opt(r.duration_us.map(|d| d.to_string()))),
                 ("cwd", r.cwd.clone()),

@@ -8,6 +8,15 @@ use crate::text::StoredText;
 
 /// A row of the `commands` table, field for field. Times are microseconds
 /// since the Unix epoch, UTC.
+/// `uid` when it is not known: `(uid_t)-1`, which POSIX keeps for "no
+/// user". Exports write it as null.
+pub const UNKNOWN_UID: u32 = u32::MAX;
+
+/// The uid as an export writes it: None when unknown.
+pub fn known_uid(uid: u32) -> Option<u32> {
+    (uid != UNKNOWN_UID).then_some(uid)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandRecord {
     pub command: String,
@@ -19,6 +28,8 @@ pub struct CommandRecord {
     pub cwd: String,
     pub cwd_raw: Option<Vec<u8>>,
     pub user: String,
+    /// That user's id; [`UNKNOWN_UID`] when not known (an imported entry
+    /// of a user other than the importer's).
     pub uid: u32,
     pub login_uid: Option<u32>,
     pub sudo_user: Option<String>,

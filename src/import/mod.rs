@@ -8,7 +8,8 @@
 //! left empty, not made up: an unknown time is stored as 0 (1970-01-01),
 //! an unknown directory or host as empty text, an unknown exit status or
 //! duration as NULL. `user` and `uid` are the importing user's (whose
-//! history it is), unless the tool named the user (atuin).
+//! history it is), unless the tool named another user (atuin): then the
+//! uid is not known (`record::UNKNOWN_UID`).
 //!
 //! Each entry then takes the recorder's path: its text is redacted
 //! ([`crate::redact`]), it is marked imported (tool and file, hashed into
@@ -361,8 +362,13 @@ pub fn import(
                     duration_us: entry.duration_us,
                     cwd_raw: cwd.as_ref().and_then(|c| c.raw.clone()),
                     cwd: cwd.map(|c| c.text).unwrap_or_default(),
+                    // The importer's uid is only theirs: a user the tool
+                    // names otherwise (atuin) has a uid not known here.
+                    uid: match &entry.user {
+                        Some(user) if *user != options.user => crate::record::UNKNOWN_UID,
+                        _ => options.uid,
+                    },
                     user: entry.user.unwrap_or_else(|| options.user.clone()),
-                    uid: options.uid,
                     host: entry.host.unwrap_or_default(),
                     shell: entry.shell.unwrap_or_else(|| source.shell().to_string()),
                     shell_session,

@@ -70,7 +70,8 @@ struct Process<'a> {
 #[derive(Debug, Serialize)]
 struct User<'a> {
     name: &'a str,
-    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -172,7 +173,7 @@ pub fn document(row: &StoredCommand) -> Document<'_> {
         },
         user: User {
             name: &r.user,
-            id: r.uid.to_string(),
+            id: crate::record::known_uid(r.uid).map(|uid| uid.to_string()),
         },
         host: Host {
             name: &r.host,

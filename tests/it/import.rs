@@ -599,6 +599,21 @@ fn an_atuin_database_is_imported() {
         (r.cwd.as_str(), r.host.as_str(), r.user.as_str()),
         ("/src/x", "box", "alice")
     );
+    // alice's uid is not the importer's: not known, so null in an export,
+    // left out of ECS (the importer is never alice here).
+    assert_ne!(whoami(), "alice");
+    assert_eq!(r.uid, u32::MAX);
+    let export = sb.cmd().args(["export"]).output().unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(stdout(&export).lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (&first["user"], &first["uid"]),
+        (&"alice".into(), &serde_json::Value::Null)
+    );
+    let ecs = sb.cmd().args(["export", "--ecs"]).output().unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(stdout(&ecs).lines().next().unwrap()).unwrap();
+    assert_eq!(first["user"], serde_json::json!({"name": "alice"}));
     assert_eq!((r.shell_session.as_str(), r.shell.as_str()), ("sess-1", ""));
     assert_eq!(
         (rows[1].duration_us, rows[1].exit_status),
@@ -821,4 +836,9 @@ fn a_history_on_a_pipe_is_imported_from_dev_stdin() {
             stdout(&out)
         );
     }
+}
+
+fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
