@@ -8,6 +8,16 @@ use crate::text::StoredText;
 
 /// A row of the `commands` table, field for field. Times are microseconds
 /// since the Unix epoch, UTC.
+/// What stands after the first bytes of a command too long to keep whole
+/// (`[record] max_command_bytes`): its whole length and SHA-256, so the
+/// whole can still be matched. `record` and `import` write the same.
+pub fn cut_note(total: u64, sha256: &[u8]) -> String {
+    format!(
+        "\n[tmux-audit: command cut after its first bytes; {total} bytes in all, SHA-256 {}]",
+        crate::text::hex(sha256)
+    )
+}
+
 /// `uid` when it is not known: `(uid_t)-1`, which POSIX keeps for "no
 /// user". Exports write it as null.
 pub const UNKNOWN_UID: u32 = u32::MAX;

@@ -234,6 +234,9 @@ pub struct Options {
     pub uid: u32,
     /// When the import runs: every row's `recorded_at_us`.
     pub now_us: i64,
+    /// `[record] max_command_bytes`: a longer entry keeps its first bytes,
+    /// its length and SHA-256, as a recorded command does.
+    pub max_command_bytes: usize,
 }
 
 /// What an import did (or, with `dry_run`, would do).
@@ -254,6 +257,8 @@ pub struct Report {
     /// Entries whose time or duration could not be a real one (a start
     /// past year 9999, a negative duration): stored as unknown.
     pub times_refused: usize,
+    /// Entries longer than `max_command_bytes`, kept cut.
+    pub cut: usize,
 }
 
 /// Imports `file`, a history of `source`, into `db`. No database (None)
@@ -466,6 +471,7 @@ impl<'d, 'o, F> Store<'d, 'o, F> {
             parsed.entries.drain(..).map(&mut self.to_record).collect();
         for record in &mut batch {
             self.report.times_refused += usize::from(refuse_impossible_times(record));
+            self.report.cut += usize::from(cut_long(record, self.options.max_command_bytes));
         }
         // A real import stores a key once, so a record repeated in the
         // file counts as there already: a dry run, which stores nothing,
@@ -539,6 +545,26 @@ fn refuse_impossible_times(record: &mut CommandRecord) -> bool {
         changed = true;
     }
     changed
+}
+
+/// Cuts a command longer than `max` bytes as `record` does: its first
+/// `max` bytes and [`crate::record::cut_note`]. True when cut. (After
+/// the key is made: a file imported again keeps its keys.)
+fn cut_long(record: &mut CommandRecord, max: usize) -> bool {
+    let bytes = record
+        .command_raw
+        .as_deref()
+        .unwrap_or(record.command.as_bytes());
+    if bytes.len() <= max {
+        return false;
+    }
+    let mut kept = bytes[..max].to_vec();
+    let note = crate::record::cut_note(bytes.len() as u64, &Sha256::digest(bytes));
+    kept.extend_from_slice(note.as_bytes());
+    let text = StoredText::from_bytes(kept);
+    record.command = text.text;
+    record.command_raw = text.raw;
+    true
 }
 
 /// A reader of a history kept as lines of text: fed the file's lines in

@@ -842,3 +842,42 @@ fn whoami() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// An entry longer than `[record] max_command_bytes` keeps its first
+/// bytes, its length and SHA-256, as a recorded command does; the import
+/// says so.
+#[test]
+fn an_entry_longer_than_max_command_bytes_is_cut_as_a_record_is() {
+    use sha2::{Digest, Sha256};
+    let sb = Sandbox::new();
+    let config = sb.path().join("config/tmux-audit");
+    fs::create_dir_all(&config).unwrap();
+    fs::write(
+        config.join("config.toml"),
+        "[record]\nmax_command_bytes = 100\n",
+    )
+    .unwrap();
+    let long = "A".repeat(1000);
+    let file = sb.path().join("h");
+    fs::write(&file, format!("#1700000000\n{long}\n#1700000001\nshort\n")).unwrap();
+    let out = import(&sb, &["bash", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .contains("1 entry longer than [record] max_command_bytes (100) kept its first bytes"),
+        "{}",
+        stdout(&out)
+    );
+    let rows = rows_in(&sb.db);
+    let expected = format!(
+        "{}\n[tmux-audit: command cut after its first bytes; 1000 bytes in all, SHA-256 {}]",
+        &long[..100],
+        Sha256::digest(long.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    assert_eq!(commands(&rows), [expected.into_bytes(), b"short".to_vec()]);
+    assert!(stdout(&import(&sb, &["bash", file.to_str().unwrap()]))
+        .contains("added 0, already there 2"));
+}
