@@ -499,10 +499,14 @@ The fields are those of `search --format jsonl`, described with their types in d
 Schema document instead (process.command_line, process.exit_code, user.name, host.name, \
 event.duration in nanoseconds, ...; the README has the table). tmux events are not exported: \
 they place each command (tmux.session.name, tmux.window.name, tmux.typed_by) instead.\n\n\
+--format asciicast writes what one pane (--pane, --here) or one tmux session (--session) \
+printed, captured with `[capture] enabled = true`, between --since and --until, as an \
+asciicast v2 file for `asciinema play` (the same file as `replay --asciicast`).\n\n\
 Exit status: 0 when something was written, 1 when nothing matched, 2 on an error.",
     after_help = "Examples:\n  tmux-audit export > history.jsonl\n  \
 tmux-audit export --since '30 days ago' --user deploy --format csv > deploy.csv\n  \
-tmux-audit export --ecs | curl -s -H 'Content-Type: application/x-ndjson' --data-binary @- ..."
+tmux-audit export --ecs | curl -s -H 'Content-Type: application/x-ndjson' --data-binary @- ...\n  \
+tmux-audit export --format asciicast --pane %3 --since '2 hours ago' > pane3.cast"
 )]
 pub struct Export {
     #[command(flatten)]
@@ -525,6 +529,14 @@ pub struct Export {
     /// Each record as an Elastic Common Schema document (jsonl or json only).
     #[arg(long, help_heading = "Output")]
     pub ecs: bool,
+
+    /// The terminal's width in an asciicast.
+    #[arg(long, default_value_t = 80, help_heading = "Output")]
+    pub cols: u16,
+
+    /// The terminal's height in an asciicast.
+    #[arg(long, default_value_t = 24, help_heading = "Output")]
+    pub rows: u16,
 }
 
 impl Export {
@@ -537,6 +549,45 @@ impl Export {
                     .into(),
             );
         }
+        if self.format == ExportFormat::Asciicast {
+            self.check_asciicast()?;
+        }
+        Ok(())
+    }
+
+    /// An asciicast is what one pane or one session printed, in a span of
+    /// time: the other filters select commands, not output.
+    fn check_asciicast(&self) -> Result<(), String> {
+        let f = &self.filters;
+        let panes = usize::from(f.pane.is_some()) + usize::from(f.here);
+        if panes + usize::from(f.session.is_some()) != 1 {
+            return Err(
+                "--format asciicast writes what one pane or one tmux session printed: give --pane %N, --here or --session NAME (one of them)"
+                    .into(),
+            );
+        }
+        let others = [
+            (self.text.pattern.is_some(), "PATTERN"),
+            (self.ecs, "--ecs"),
+            (self.reverse, "--reverse"),
+            (f.window.is_some(), "--window"),
+            (f.typed_by.is_some(), "--typed-by"),
+            (f.socket.is_some(), "--socket"),
+            (f.cwd.is_some() || f.cwd_under.is_some(), "--cwd"),
+            (f.user.is_some(), "--user"),
+            (f.host.is_some(), "--host"),
+            (f.shell.is_some(), "--shell"),
+            (
+                f.exit_status.is_some() || f.failed || f.succeeded,
+                "--exit/--failed/--succeeded",
+            ),
+            (f.min_duration.is_some(), "--min-duration"),
+        ];
+        if let Some((_, name)) = others.iter().find(|(given, _)| *given) {
+            return Err(format!(
+                "--format asciicast takes a pane or session and --since/--until, not {name}: output is not filtered by command"
+            ));
+        }
         Ok(())
     }
 }
@@ -547,6 +598,8 @@ pub enum ExportFormat {
     Json,
     Csv,
     Tsv,
+    /// What one pane or session printed (captured output), asciicast v2.
+    Asciicast,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -655,7 +708,7 @@ terminal with its timing (pauses longer than 2 seconds shortened), or, with --as
 write it as an asciicast v2 file for `asciinema play` and asciinema-player.",
     after_help = "Examples:\n  tmux-audit replay --pane %3 --since '1 hour ago'\n  \
 tmux-audit replay --pane %3 --speed 4\n  tmux-audit replay --pane %3 --asciicast pane3.cast\n  \
-tmux-audit replay --session work --since 09:00"
+tmux-audit replay --session work --since '2 hours ago'"
 )]
 pub struct Replay {
     #[command(flatten)]

@@ -296,12 +296,21 @@ impl Config {
         let user_path = path()?;
         let user = read_table(&user_path)?;
         let (merged, locked_url) = merge(system, user);
-        let mut config: Config = merged.try_into().with_context(|| {
-            format!(
-                "cannot read {} or {}",
-                system_path.display(),
-                user_path.display()
-            )
+        let mut config: Config = merged.try_into().map_err(|err: toml::de::Error| {
+            // A value of the wrong type: named with its file (the user's,
+            // when it alone is wrong, else the system's), on one line.
+            // Only on this error path is the user's file read again.
+            let user_wrong = read_table(&user_path)
+                .ok()
+                .flatten()
+                .is_some_and(|table| toml::Value::Table(table).try_into::<Config>().is_err());
+            let file = if user_wrong { &user_path } else { &system_path };
+            let why = err
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            anyhow::anyhow!("cannot read {}: {why}", file.display())
         })?;
         config.central.locked_url = locked_url;
         Ok(config)

@@ -12,10 +12,16 @@
 //! - `udp://HOST:PORT`: one datagram per message; sent (UDP cannot tell
 //!   more: a collector that is down loses them). Use TCP where it matters.
 //! - `tcp://HOST:PORT`: RFC 6587 octet-counting framing (`LEN SP MSG`) on
-//!   one connection per batch; the batch counts as delivered once the
-//!   collector, after our end of the stream, closes its own: it has read
-//!   everything. A collector that dies mid-batch gets the batch again
-//!   (a message may then arrive twice, never not at all).
+//!   one connection per batch. Syslog over TCP has no acknowledgement of
+//!   its own, so the batch counts as delivered only when all of these
+//!   hold: the collector's TCP acknowledged every byte, it had not closed
+//!   its end before ours, it closed its end after ours with no reset (a
+//!   peer that closes with unread data resets the connection), and it
+//!   sent nothing back (a syslog collector says nothing; an HTTP server or
+//!   a proxy's error page does). A collector that dies mid-batch gets the
+//!   batch again (a message may then arrive twice, never not at all).
+//!   Not provable: a peer that reads part, half-closes, and resets only
+//!   after we are gone; RELP would be needed for that.
 //! - `tls://HOST:PORT`: the same over TLS (RFC 5425), the collector's
 //!   certificate checked against the root in `tls_ca` (chain and host
 //!   name; no root given, no connection), a client certificate
@@ -53,6 +59,10 @@ use crate::tls::{self, Check};
 /// batch and close its end.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The least `max_message_bytes`: what RFC 5424 (6.1) says every receiver
+/// takes, and room for the header and structured data of a usual record.
+pub const MIN_MESSAGE_BYTES: usize = 480;
 
 /// Rows sent per batch (and cursor update).
 pub const BATCH: i64 = 500;
@@ -134,6 +144,13 @@ pub fn targets(config: &ForwardConfig) -> Result<Vec<Target>, String> {
     }
     if let Some(path) = &config.journald {
         found.push(Target::Journald(PathBuf::from(path)));
+    }
+    if let Some(max) = config.max_message_bytes
+        && max < MIN_MESSAGE_BYTES
+    {
+        return Err(format!(
+            "[forward] max_message_bytes = {max} leaves no room for a message's header and structured data: give at least {MIN_MESSAGE_BYTES} (RFC 5424's least; default 8192)"
+        ));
     }
     Ok(found)
 }
@@ -288,6 +305,7 @@ fn deliver(
         Target::SyslogTcp(addr) => {
             let mut stream = connect(addr)?;
             stream.write_all(&octet_counted(messages))?;
+            until_taken(&stream)?;
             stream.shutdown(std::net::Shutdown::Write)?;
             // The collector closes its end once it has read ours to the end.
             until_closed(&mut stream)
@@ -305,6 +323,8 @@ fn deliver(
             let mut stream = rustls::StreamOwned::new(connection, connect(addr)?);
             // The handshake (and the certificate check) happens here.
             stream.write_all(&octet_counted(messages))?;
+            stream.flush()?;
+            until_taken(&stream.sock)?;
             stream.conn.send_close_notify();
             stream.flush()?;
             stream.sock.shutdown(std::net::Shutdown::Write)?;
@@ -392,14 +412,91 @@ fn octet_counted(messages: &[Vec<u8>]) -> Vec<u8> {
     framed
 }
 
-/// Reads (and drops) what the collector sends until it closes its end.
-fn until_closed(stream: &mut impl Read) -> std::io::Result<()> {
-    let mut rest = [0u8; 256];
+/// Waits until the collector's TCP has acknowledged every byte we wrote
+/// (the kernel's send queue is empty) and checks that it has neither
+/// reset the connection nor closed its end first. A peer that closed
+/// before our data came (a wrong port, a proxy whose backend is down)
+/// answers the data with a reset; one that stops before our end of the
+/// stream cannot have read to it. A syslog collector closes only after
+/// reading our end.
+fn until_taken(stream: &TcpStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let started = std::time::Instant::now();
     loop {
-        if stream.read(&mut rest)? == 0 {
-            return Ok(());
+        if let Some(err) = stream.take_error()? {
+            return Err(err);
         }
+        let mut unacknowledged: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) on a TCP socket we own writes one int.
+        if unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut unacknowledged) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if unacknowledged == 0 {
+            break;
+        }
+        if started.elapsed() > CLOSE_TIMEOUT {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the collector did not take the batch in time",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
+    if let Some(err) = stream.take_error()? {
+        return Err(err);
+    }
+    let mut peek = [0u8; 1];
+    // SAFETY: recv into a one-byte buffer we own, without waiting.
+    let got = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            peek.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match got {
+        0 => Err(closed_early()),
+        n if n < 0 => {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::WouldBlock {
+                Ok(())
+            } else {
+                Err(err)
+            }
+        }
+        // Bytes from the peer: TLS records are expected, plain syslog
+        // collectors say nothing (`until_closed` refuses what it says).
+        _ => Ok(()),
+    }
+}
+
+fn closed_early() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "the peer closed before reading to the end: not a syslog collector, or it dropped the batch",
+    )
+}
+
+/// Waits until the collector closes its end, after ours. A syslog
+/// collector sends nothing back (RFC 6587, RFC 5425): a peer that answers
+/// (an HTTP server, a proxy's error page) did not take the records.
+fn until_closed(stream: &mut impl Read) -> std::io::Result<()> {
+    let mut answer = [0u8; 64];
+    let got = stream.read(&mut answer)?;
+    if got == 0 {
+        return Ok(());
+    }
+    let said: String = String::from_utf8_lossy(&answer[..got])
+        .chars()
+        .take_while(|c| *c != '\r' && *c != '\n')
+        .filter(|c| !c.is_control())
+        .take(40)
+        .collect();
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("the peer answered {said:?}: a syslog collector says nothing, so this is not one"),
+    ))
 }
 
 /// The text of an entry and, when cut to `max` bytes, the whole one's
@@ -429,6 +526,20 @@ fn sd_value(value: &str) -> String {
     out
 }
 
+/// RFC 5424's HOSTNAME: 1 to 255 printable US-ASCII characters (33 to
+/// 126), or `-` for none. A host name with others (an imported `my laptop
+/// é`) has each replaced with `_`; the message's structured data then
+/// carries the name as it was.
+fn syslog_hostname(host: &str) -> String {
+    if host.is_empty() {
+        return "-".into();
+    }
+    host.chars()
+        .map(|c| if matches!(c, '!'..='~') { c } else { '_' })
+        .take(255)
+        .collect()
+}
+
 /// The structured-data element ID: ours, under the private enterprise
 /// number reserved for documentation (RFC 5612).
 const SD_ID: &str = "tmux-audit@32473";
@@ -438,20 +549,35 @@ const SD_ID: &str = "tmux-audit@32473";
 pub fn syslog_message(item: &ForwardItem, max: usize) -> Vec<u8> {
     let (msgid, at_us, host, severity, fields, text) = fields_of(item);
     let pri = 8 + severity;
-    let time = crate::render::utc_time(at_us);
+    // RFC 5424's NILVALUE for a time that cannot be written.
+    let time = Some(crate::render::utc_time(at_us))
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "-".into());
     let mut sd = format!("[{SD_ID}");
     for (name, value) in &fields {
         sd.push_str(&format!(" {name}=\"{}\"", sd_value(value)));
     }
-    let header = format!(
-        "<{pri}>1 {time} {} tmux-audit - {msgid} ",
-        if host.is_empty() { "-" } else { &host }
-    );
-    let budget = max.saturating_sub(header.len() + sd.len() + 80);
-    let (body, cut_info) = cut(&text, budget);
-    if let Some((length, sha)) = &cut_info {
-        sd.push_str(&format!(" length=\"{length}\" sha256=\"{sha}\""));
+    let hostname = syslog_hostname(&host);
+    if hostname != host && !host.is_empty() {
+        // The name as it was, where any text may go.
+        sd.push_str(&format!(" host=\"{}\"", sd_value(&host)));
     }
+    let header = format!("<{pri}>1 {time} {hostname} tmux-audit - {msgid} ");
+    // The message is header, SD, `]`, a space and the text: at most `max`
+    // bytes, the SD saying so when the text was cut.
+    let fixed = header.len() + sd.len() + 2;
+    let body = if fixed + text.len() <= max {
+        &text[..]
+    } else {
+        let said = format!(
+            " length=\"{}\" sha256=\"{}\"",
+            text.len(),
+            hex(&Sha256::digest(&text))
+        );
+        let (body, _) = cut(&text, max.saturating_sub(fixed + said.len()));
+        sd.push_str(&said);
+        body
+    };
     sd.push(']');
     let mut message = header.into_bytes();
     message.extend_from_slice(sd.as_bytes());
@@ -464,7 +590,7 @@ pub fn syslog_message(item: &ForwardItem, max: usize) -> Vec<u8> {
 /// a value with a newline `KEY\n`, its length (64-bit little-endian),
 /// the value, `\n`.
 pub fn journald_message(item: &ForwardItem, max: usize) -> Vec<u8> {
-    let (msgid, _, _, severity, fields, text) = fields_of(item);
+    let (msgid, at_us, _, severity, fields, text) = fields_of(item);
     let mut out = Vec::new();
     let field = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
         out.extend_from_slice(name.as_bytes());
@@ -480,6 +606,12 @@ pub fn journald_message(item: &ForwardItem, max: usize) -> Vec<u8> {
     field(&mut out, "SYSLOG_IDENTIFIER", b"tmux-audit");
     field(&mut out, "PRIORITY", severity.to_string().as_bytes());
     field(&mut out, "TMUX_AUDIT_KIND", msgid.as_bytes());
+    // When it happened (journald stamps when it received it: after an
+    // outage, or for imported history, much later).
+    let time = crate::render::utc_time(at_us);
+    if !time.is_empty() {
+        field(&mut out, "TMUX_AUDIT_TIME", time.as_bytes());
+    }
     for (name, value) in &fields {
         let name = format!("TMUX_AUDIT_{}", name.to_ascii_uppercase());
         field(&mut out, &name, value.as_bytes());
@@ -515,7 +647,10 @@ fn fields_of(item: &ForwardItem) -> Parts {
             let mut fields = vec![
                 ("id", row.id.to_string()),
                 ("user", r.user.clone()),
-                ("uid", r.uid.to_string()),
+                (
+                    "uid",
+                    opt(crate::record::known_uid(r.uid).map(|uid| uid.to_string())),
+                ),
                 ("exit", opt(r.exit_status.map(|s| s.to_string()))),
                 ("duration_us", opt(r.duration_us.map(|d| d.to_string()))),
                 ("cwd", r.cwd.clone()),
@@ -523,6 +658,14 @@ fn fields_of(item: &ForwardItem) -> Parts {
                 ("session", r.shell_session.clone()),
                 ("seq", r.seq.to_string()),
                 ("pane", opt(r.tmux_pane.clone())),
+                (
+                    "import_source",
+                    opt(r.imported.as_ref().map(|m| m.source.clone())),
+                ),
+                (
+                    "import_file",
+                    opt(r.imported.as_ref().map(|m| m.file.clone())),
+                ),
                 ("hash", hex(hash)),
             ];
             fields.retain(|(_, v)| !v.is_empty());
@@ -569,5 +712,161 @@ fn fields_of(item: &ForwardItem) -> Parts {
                 text.trim_end().as_bytes().to_vec(),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A peer on a local port doing `serve` with the one connection it
+    /// accepts; `deliver`'s result for a small batch, and what the peer saw.
+    fn deliver_to(serve: fn(TcpStream) -> Vec<u8>) -> (std::io::Result<()>, Vec<u8>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let peer = std::thread::spawn(move || serve(listener.accept().unwrap().0));
+        let messages = vec![b"<14>1 - - tmux-audit - command - ls".to_vec(); 3];
+        let result = deliver(&Target::SyslogTcp(addr), None, &messages);
+        (result, peer.join().unwrap())
+    }
+
+    fn read_all(mut stream: &TcpStream) -> Vec<u8> {
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).unwrap();
+        got
+    }
+
+    fn imported() -> ForwardItem {
+        use crate::record::{CommandRecord, Imported};
+        ForwardItem::Command {
+            row: Box::new(crate::db::StoredCommand {
+                id: 7,
+                recorded_at_us: 1_800_000_000_000_000,
+                record: CommandRecord {
+                    command: "ls".into(),
+                    started_at_us: 1_600_000_000_000_000,
+                    host: "laptop".into(),
+                    imported: Some(Imported {
+                        source: "bash".into(),
+                        file: "/home/a/.bash_history".into(),
+                        key: vec![1],
+                    }),
+                    ..CommandRecord::default()
+                },
+                placement: None,
+            }),
+            hash: vec![0; 32],
+        }
+    }
+
+    /// A long command is cut so that the whole message, with what says it
+    /// was cut, fits `max_message_bytes`; too small a limit is refused.
+    #[test]
+    fn a_cut_message_fits_its_limit_and_too_small_a_limit_is_refused() {
+        let mut item = imported();
+        if let ForwardItem::Command { row, .. } = &mut item {
+            row.record.command = "é".repeat(6000);
+        }
+        for max in [480, 481, 1000, 2048, 8192] {
+            let message = syslog_message(&item, max);
+            assert!(message.len() <= max, "{} > {max}", message.len());
+            assert!(
+                message.len() + 2 >= max,
+                "{} wastes room under {max}",
+                message.len()
+            );
+            let text = String::from_utf8(message).expect("cut at a character");
+            assert!(text.contains(" length=\"12000\" sha256=\""), "{text}");
+        }
+        let whole = syslog_message(&imported(), 480);
+        assert!(!String::from_utf8(whole).unwrap().contains("length="));
+        for max in [0, 479] {
+            let config = ForwardConfig {
+                syslog: Some("tcp://127.0.0.1:514".into()),
+                max_message_bytes: Some(max),
+                ..ForwardConfig::default()
+            };
+            let err = targets(&config).unwrap_err();
+            assert!(err.contains("give at least 480"), "{err}");
+        }
+    }
+
+    /// An imported host name with a space or non-ASCII would break the
+    /// RFC 5424 header: it is made printable ASCII there, kept whole in SD.
+    #[test]
+    fn a_host_name_rfc_5424_cannot_carry_is_made_printable_and_kept_in_sd() {
+        let mut item = imported();
+        if let ForwardItem::Command { row, .. } = &mut item {
+            row.record.host = "my laptop é".into();
+        }
+        let text = String::from_utf8(syslog_message(&item, 8192)).unwrap();
+        assert!(
+            text.starts_with(
+                "<14>1 2020-09-13T12:26:40.000000Z my_laptop__ tmux-audit - command ["
+            ) && text.contains(" host=\"my laptop é\""),
+            "{text}"
+        );
+        assert_eq!(syslog_hostname(""), "-");
+        assert_eq!(syslog_hostname(&"h".repeat(300)).len(), 255);
+        assert_eq!(syslog_hostname("web-1.example.org"), "web-1.example.org");
+    }
+
+    /// Imported history forwarded must not pass for commands run now.
+    #[test]
+    fn syslog_and_journald_carry_the_import_mark_and_the_time() {
+        let syslog = String::from_utf8(syslog_message(&imported(), 8192)).unwrap();
+        assert!(
+            syslog.starts_with("<14>1 2020-09-13T12:26:40.000000Z laptop tmux-audit - command [")
+                && syslog.contains(" import_source=\"bash\" import_file=\"/home/a/.bash_history\""),
+            "{syslog}"
+        );
+        let journal = String::from_utf8(journald_message(&imported(), 8 << 20)).unwrap();
+        for line in [
+            "TMUX_AUDIT_TIME=2020-09-13T12:26:40.000000Z",
+            "TMUX_AUDIT_IMPORT_SOURCE=bash",
+            "TMUX_AUDIT_IMPORT_FILE=/home/a/.bash_history",
+        ] {
+            assert!(journal.lines().any(|l| l == line), "{line}: {journal}");
+        }
+    }
+
+    #[test]
+    fn a_collector_that_reads_to_the_end_and_closes_took_the_batch() {
+        let (result, got) = deliver_to(|stream| read_all(&stream));
+        result.unwrap();
+        assert_eq!(
+            got,
+            octet_counted(&vec![b"<14>1 - - tmux-audit - command - ls".to_vec(); 3])
+        );
+    }
+
+    #[test]
+    fn a_peer_that_answers_and_closes_did_not_take_the_batch() {
+        // What `python3 -m http.server` does: reads the "request" to the
+        // end, answers 400, closes.
+        let (result, got) = deliver_to(|mut stream| {
+            let got = read_all(&stream);
+            stream
+                .write_all(b"HTTP/1.0 400 Bad request\r\n\r\n<html>")
+                .unwrap();
+            got
+        });
+        assert!(!got.is_empty());
+        let err = result.expect_err("an answering peer counted as a collector");
+        assert!(
+            err.to_string().contains("HTTP/1.0 400 Bad request"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_peer_that_closes_without_reading_did_not_take_the_batch() {
+        // A wrong port or a proxy whose backend is down: accept, close.
+        let (result, _) = deliver_to(|stream| {
+            drop(stream);
+            Vec::new()
+        });
+        result.expect_err("a peer that read nothing counted as a collector");
     }
 }

@@ -8,6 +8,25 @@ use crate::text::StoredText;
 
 /// A row of the `commands` table, field for field. Times are microseconds
 /// since the Unix epoch, UTC.
+/// What stands after the first bytes of a command too long to keep whole
+/// (`[record] max_command_bytes`): its whole length and SHA-256, so the
+/// whole can still be matched. `record` and `import` write the same.
+pub fn cut_note(total: u64, sha256: &[u8]) -> String {
+    format!(
+        "\n[tmux-audit: command cut after its first bytes; {total} bytes in all, SHA-256 {}]",
+        crate::text::hex(sha256)
+    )
+}
+
+/// `uid` when it is not known: `(uid_t)-1`, which POSIX keeps for "no
+/// user". Exports write it as null.
+pub const UNKNOWN_UID: u32 = u32::MAX;
+
+/// The uid as an export writes it: None when unknown.
+pub fn known_uid(uid: u32) -> Option<u32> {
+    (uid != UNKNOWN_UID).then_some(uid)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandRecord {
     pub command: String,
@@ -19,6 +38,8 @@ pub struct CommandRecord {
     pub cwd: String,
     pub cwd_raw: Option<Vec<u8>>,
     pub user: String,
+    /// That user's id; [`UNKNOWN_UID`] when not known (an imported entry
+    /// of a user other than the importer's).
     pub uid: u32,
     pub login_uid: Option<u32>,
     pub sudo_user: Option<String>,

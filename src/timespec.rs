@@ -114,6 +114,27 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// An age for deleting what is older (`prune --older-than`, `[retention]
+/// older_than`): a duration with its unit (`180d`, `26 weeks`, `12h`).
+/// Stricter than [`parse_duration`], because a slip here deletes history:
+/// a bare number (is `180` days or seconds?) and a zero age (everything)
+/// are refused, each with a one-line error saying what to write.
+pub fn parse_age(input: &str) -> Result<Duration, String> {
+    let text = input.trim();
+    if !text.is_empty() && text.parse::<f64>().is_ok() {
+        return Err(format!(
+            "{input:?} has no unit: write \"{text}d\" for {text} days (or a span such as 26w, 12h)"
+        ));
+    }
+    let age = parse_duration(text)?;
+    if age.is_zero() {
+        return Err(format!(
+            "{input:?} would delete every record: give an age such as 180d"
+        ));
+    }
+    Ok(age)
+}
+
 fn seconds_to_duration(seconds: f64) -> Option<Duration> {
     (0.0..1e12)
         .contains(&seconds)
@@ -185,6 +206,31 @@ mod tests {
         assert_eq!(parse_duration("1h 2m"), Ok(Duration::minutes(62)));
         assert_eq!(parse_duration("1.5"), Ok(Duration::milliseconds(1500)));
         assert_eq!(parse_duration("2 weeks"), Ok(Duration::days(14)));
+    }
+
+    #[test]
+    fn an_age_needs_its_unit_and_may_not_be_zero() {
+        assert_eq!(parse_age("180d"), Ok(Duration::days(180)));
+        assert_eq!(parse_age("26 weeks"), Ok(Duration::weeks(26)));
+        assert_eq!(parse_age("1ms"), Ok(Duration::milliseconds(1)));
+        assert_eq!(
+            parse_age("180"),
+            Err(
+                "\"180\" has no unit: write \"180d\" for 180 days (or a span such as 26w, 12h)"
+                    .into()
+            )
+        );
+        assert!(parse_age(" 1.5 ").unwrap_err().contains("\"1.5d\""));
+        for zero in ["0", "0s", "0d", "0ms", "0h0m"] {
+            let err = parse_age(zero).unwrap_err();
+            assert!(
+                err.contains("has no unit") || err.contains("would delete every record"),
+                "{zero}: {err}"
+            );
+        }
+        assert!(parse_age("6mo")
+            .unwrap_err()
+            .starts_with("cannot read \"6mo\""));
     }
 
     #[test]

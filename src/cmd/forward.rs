@@ -34,7 +34,12 @@ impl Run for ForwardCmd {
                     "{}: {} records and {} tmux events sent",
                     sent.target, sent.commands, sent.tmux_events
                 )?,
-                Err(err) => failed = Some(err),
+                Err(err) => {
+                    // Each failing target says so; the last is the error.
+                    if let Some(earlier) = failed.replace(err) {
+                        eprintln!("tmux-audit: error: {earlier}");
+                    }
+                }
             }
         }
         match failed {

@@ -30,12 +30,14 @@ impl Run for Import {
         let config = Config::load().context("fix the config file; see `tmux-audit config`")?;
         // SAFETY: getuid cannot fail and has no preconditions.
         let uid = unsafe { libc::getuid() };
+        let config_max = config.record.max_command_bytes;
         let options = Options {
             dry_run: self.dry_run,
             redact: config.redact,
             user: context::user_name(uid),
             uid,
             now_us: store::now_us(),
+            max_command_bytes: config_max,
         };
         let path = paths::database(self.db.path.as_deref())?;
         // A dry run makes no database that is not there yet.
@@ -81,6 +83,24 @@ impl Run for Import {
                 "secrets redacted in {} of the entries read",
                 report.redacted
             )?;
+        }
+        if report.cut > 0 {
+            writeln!(
+                out,
+                "{} longer than [record] max_command_bytes ({config_max}) kept {} first bytes, length and SHA-256",
+                match report.cut {
+                    1 => "1 entry".to_string(),
+                    n => format!("{n} entries"),
+                },
+                if report.cut == 1 { "its" } else { "their" }
+            )?;
+        }
+        if report.times_refused > 0 {
+            let n = report.times_refused;
+            eprintln!(
+                "tmux-audit: warning: {n} {} had a time or duration no clock gives (a start past year 9999, a negative duration): stored as unknown",
+                if n == 1 { "entry" } else { "entries" }
+            );
         }
         for pattern in &report.broken_patterns {
             eprintln!("tmux-audit: warning: {pattern}; fix the pattern (see `tmux-audit config`)");

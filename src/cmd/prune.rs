@@ -15,7 +15,7 @@ use crate::cli::Prune;
 use tmux_audit::config::Config;
 use tmux_audit::db::{Database, PruneRules, Pruned};
 use tmux_audit::render::utc_time;
-use tmux_audit::{error_log, forward, paths, store};
+use tmux_audit::{error_log, forward, paths, store, timespec};
 
 /// How long a prune run by hand waits for another writer (a merge).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,6 +33,12 @@ impl Run for Prune {
                 "say how old a record must be to go: --older-than 180d, or `older_than = \"180d\"` under [retention] in config.toml"
             );
         };
+        let from = if self.older_than.is_some() {
+            "--older-than"
+        } else {
+            "[retention] older_than in config.toml"
+        };
+        timespec::parse_age(older_than).map_err(|err| anyhow::anyhow!("{err} ({from})"))?;
         let mut keep_matching = retention.keep_matching.clone();
         keep_matching.extend(self.keep_matching.iter().cloned());
         let reason = self
@@ -46,7 +52,7 @@ impl Run for Prune {
             &keep_matching,
             reason,
         )
-        .map_err(|err| anyhow::anyhow!("{err} (--older-than or --keep-matching)"))?;
+        .map_err(|err| anyhow::anyhow!("{err} (--keep-matching or [retention] keep_matching)"))?;
         let mut rules = rules;
         rules.forward_targets = forward_targets(&config)?;
         rules.central_server = central_server(&config)?;
@@ -59,6 +65,15 @@ impl Run for Prune {
         let mut out = io::stdout().lock();
         let what = describe(&pruned);
         let before = utc_time(rules.before_us);
+        if pruned.held_back > 0 {
+            let n = pruned.held_back;
+            eprintln!(
+                "tmux-audit: note: {n} older {} kept: {} not taken {} yet (`tmux-audit forward` sends what waits; check [forward] or [central] in config.toml)",
+                if n == 1 { "row is" } else { "rows are" },
+                pruned.held_back_by.join(", "),
+                if n == 1 { "it" } else { "them" },
+            );
+        }
         if self.dry_run {
             writeln!(
                 out,
@@ -184,7 +199,7 @@ fn try_daily(path: &Path, config: &Config) -> Result<()> {
         &retention.keep_matching,
         format!("[retention] older_than = {older_than:?} (config.toml), daily"),
     )
-    .map_err(anyhow::Error::msg)?;
+    .map_err(|err| anyhow::anyhow!("{err} ([retention] in config.toml)"))?;
     let mut rules = rules;
     rules.forward_targets = forward_targets(config)?;
     rules.central_server = central_server(config)?;
@@ -192,7 +207,18 @@ fn try_daily(path: &Path, config: &Config) -> Result<()> {
     if !db.claim_daily_prune(now)? {
         return Ok(());
     }
-    db.prune(&rules, false)?;
+    let pruned = db.prune(&rules, false)?;
+    if pruned.held_back > 0 {
+        error_log::append(
+            "merge-later",
+            &format!(
+                "the daily prune of [retention] kept {} older rows: {} not taken them yet",
+                pruned.held_back,
+                pruned.held_back_by.join(", ")
+            ),
+            "run `tmux-audit forward` to see why the target does not take them, or fix [forward] in config.toml",
+        );
+    }
     db.reclaim_space(false)?;
     Ok(())
 }

@@ -18,7 +18,7 @@ use tmux_audit::config::{Config, Redact};
 use tmux_audit::context::Context;
 use tmux_audit::error_log;
 use tmux_audit::paths;
-use tmux_audit::record::{CommandRecord, Entry, Finished, Timing};
+use tmux_audit::record::{cut_note, CommandRecord, Entry, Finished, Timing};
 use tmux_audit::redact;
 use tmux_audit::store;
 use tmux_audit::text::StoredText;
@@ -250,14 +250,6 @@ pub(super) fn read_at_most(input: &mut impl Read, max: usize) -> io::Result<Vec<
     command.truncate(max);
     command.extend_from_slice(cut_note(total, &hasher.finalize()).as_bytes());
     Ok(command)
-}
-
-/// What stands after the first bytes of a command too long to keep whole.
-fn cut_note(total: u64, sha256: &[u8]) -> String {
-    format!(
-        "\n[tmux-audit: command cut after its first bytes; {total} bytes in all, SHA-256 {}]",
-        tmux_audit::text::hex(sha256)
-    )
 }
 
 #[cfg(test)]

@@ -24,26 +24,17 @@ impl Run for Replay {
             bail!("--speed must be a number above 0, such as 2 or 0.5");
         }
         let db = paths::database(self.db.path.as_deref())?;
-        let root = capture::root(&db);
         let since = self.since.map_or(i64::MIN, |t| t.timestamp_micros());
         let until = self.until.map_or(i64::MAX, |t| t.timestamp_micros());
-        let stream = match (&self.pane, &self.session) {
-            (Some(pane), _) => {
-                let Some(dir) = replay::find_pane(&root, pane, self.server_pid)
-                    .with_context(|| format!("cannot read {}", root.display()))?
-                else {
-                    bail!(
-                        "no captured output of pane {pane} in {}: panes are `%N`, and capture \
-                         is on with `[capture] enabled = true` in config.toml",
-                        root.display()
-                    );
-                };
-                replay::stream(&dir, since, until)
-                    .with_context(|| format!("cannot read {}", dir.display()))?
-            }
-            (None, Some(session)) => self.session_stream(&db, &root, session, since, until)?,
+        let which = match (&self.pane, &self.session) {
+            (Some(pane), _) => Captured::Pane {
+                pane,
+                server_pid: self.server_pid,
+            },
+            (None, Some(session)) => Captured::Session(session),
             (None, None) => bail!("say which output: --pane %N or --session SESSION"),
         };
+        let stream = captured_stream(&db, which, since, until)?;
         if stream.is_empty() {
             return Ok(Exit::NoMatch);
         }
@@ -69,52 +60,87 @@ impl Run for Replay {
     }
 }
 
-impl Replay {
-    /// The panes of `session` that ran recorded commands (in the order of
-    /// their first), each pane's stream one after the other.
-    fn session_stream(
-        &self,
-        db_path: &Path,
-        root: &Path,
-        session: &str,
-        since: i64,
-        until: i64,
-    ) -> Result<replay::Stream> {
-        let db = super::open_for_reading(db_path)?;
-        let filters = super::with_live_session(Filters {
-            session: Some(session.to_string()),
-            ..Filters::default()
-        })?;
-        let mut commands = db.search(&SearchQuery {
-            conditions: db.conditions(&filters)?,
-            scan_first: None,
-            limit: None,
-            unique: false,
-        })?;
-        commands.sort_by_key(|c| (c.record.started_at_us, c.id));
-        let mut panes: Vec<(i64, String)> = Vec::new();
-        for c in &commands {
-            if let (Some(pid), Some(pane)) = (c.record.tmux_server_pid, &c.record.tmux_pane)
-                && !panes.iter().any(|(p, n)| *p == pid && n == pane)
-            {
-                panes.push((pid, pane.clone()));
-            }
-        }
-        if panes.is_empty() {
-            bail!(
-                "no recorded command ran in tmux session {session:?}: `tmux-audit sessions` \
-                 lists the sessions seen"
-            );
-        }
-        let mut streams = Vec::new();
-        for (pid, pane) in panes {
-            let Some(dir) = capture::pane_dir(root, pid, &pane).filter(|d| d.is_dir()) else {
-                continue;
+/// Whose captured output: one pane, or every pane of a tmux session.
+pub(super) enum Captured<'a> {
+    Pane {
+        pane: &'a str,
+        /// Its tmux server's pid; None: the server that captured it last.
+        server_pid: Option<i64>,
+    },
+    Session(&'a str),
+}
+
+/// The output captured beside database `db_path` from `which`, read
+/// between `since` and `until` (µs since the epoch), in order: what
+/// `replay` plays and `export --format asciicast` writes.
+pub(super) fn captured_stream(
+    db_path: &Path,
+    which: Captured,
+    since: i64,
+    until: i64,
+) -> Result<replay::Stream> {
+    let root = capture::root(db_path);
+    match which {
+        Captured::Pane { pane, server_pid } => {
+            let Some(dir) = replay::find_pane(&root, pane, server_pid)
+                .with_context(|| format!("cannot read {}", root.display()))?
+            else {
+                bail!(
+                    "no captured output of pane {pane} in {}: panes are `%N`, and capture \
+                     is on with `[capture] enabled = true` in config.toml",
+                    root.display()
+                );
             };
-            let stream = replay::stream(&dir, since, until)
-                .with_context(|| format!("cannot read {}", dir.display()))?;
-            streams.push((format!("pane {pane} (tmux server {pid})"), stream));
+            replay::stream(&dir, since, until)
+                .with_context(|| format!("cannot read {}", dir.display()))
         }
-        Ok(replay::one_after_another(streams))
+        Captured::Session(session) => session_stream(db_path, &root, session, since, until),
     }
+}
+
+/// The panes of `session` that ran recorded commands (in the order of
+/// their first), each pane's stream one after the other.
+fn session_stream(
+    db_path: &Path,
+    root: &Path,
+    session: &str,
+    since: i64,
+    until: i64,
+) -> Result<replay::Stream> {
+    let db = super::open_for_reading(db_path)?;
+    let filters = super::with_live_session(Filters {
+        session: Some(session.to_string()),
+        ..Filters::default()
+    })?;
+    let mut commands = db.search(&SearchQuery {
+        conditions: db.conditions(&filters)?,
+        scan_first: None,
+        limit: None,
+        unique: false,
+    })?;
+    commands.sort_by_key(|c| (c.record.started_at_us, c.id));
+    let mut panes: Vec<(i64, String)> = Vec::new();
+    for c in &commands {
+        if let (Some(pid), Some(pane)) = (c.record.tmux_server_pid, &c.record.tmux_pane)
+            && !panes.iter().any(|(p, n)| *p == pid && n == pane)
+        {
+            panes.push((pid, pane.clone()));
+        }
+    }
+    if panes.is_empty() {
+        bail!(
+            "no recorded command ran in tmux session {session:?}: `tmux-audit sessions` \
+             lists the sessions seen"
+        );
+    }
+    let mut streams = Vec::new();
+    for (pid, pane) in panes {
+        let Some(dir) = capture::pane_dir(root, pid, &pane).filter(|d| d.is_dir()) else {
+            continue;
+        };
+        let stream = replay::stream(&dir, since, until)
+            .with_context(|| format!("cannot read {}", dir.display()))?;
+        streams.push((format!("pane {pane} (tmux server {pid})"), stream));
+    }
+    Ok(replay::one_after_another(streams))
 }

@@ -15,6 +15,9 @@ use tmux_audit::paths;
 use tmux_audit::render;
 use tmux_audit::render::stream::{Fields, RecordFormat, RecordWriter};
 
+/// What a failed write of the results says.
+const STDOUT: &str = "cannot write to standard output";
+
 impl Run for Search {
     fn run(&self) -> Result<Exit> {
         self.check().map_err(anyhow::Error::msg)?;
@@ -263,22 +266,27 @@ impl Matches {
                 return Ok(Exit::NoMatch);
             };
             for row in &rows {
-                out.write(row)?;
+                out.write(row).context(STDOUT)?;
             }
         } else {
             let path = &self.path;
             let output = self.output.as_deref();
             let mut reader = capture::output::Reader::default();
-            self.db
-                .each_command(&self.conditions, unique, order, |row| -> Result<()> {
-                    if output.is_none_or(|text| reader.printed(path, &row.record, text)) {
-                        out.write(&row)?;
-                    }
-                    Ok(())
-                })
-                .with_context(|| format!("cannot search {}", self.path.display()))?;
+            let searched =
+                self.db
+                    .each_command(&self.conditions, unique, order, |row| -> Result<()> {
+                        if output.is_none_or(|text| reader.printed(path, &row.record, text)) {
+                            out.write(&row).context(STDOUT)?;
+                        }
+                        Ok(())
+                    });
+            match searched {
+                // A full disk or a closed pipe is not the database's fault.
+                Err(err) if err.to_string() == STDOUT => return Err(err),
+                other => other.with_context(|| format!("cannot search {}", self.path.display()))?,
+            }
         }
-        Ok(match out.finish()? {
+        Ok(match out.finish().context(STDOUT)? {
             0 => Exit::NoMatch,
             _ => Exit::Success,
         })

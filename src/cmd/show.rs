@@ -144,7 +144,10 @@ fn text(row: &StoredCommand) -> String {
         lines.push(("duration", human_duration(us)));
     }
     lines.push(("cwd", r.cwd.clone()));
-    let mut user = format!("{} (uid {})", r.user, r.uid);
+    let mut user = match tmux_audit::record::known_uid(r.uid) {
+        Some(uid) => format!("{} (uid {uid})", r.user),
+        None => format!("{} (uid unknown)", r.user),
+    };
     if let Some(login) = r.login_uid.filter(|&l| l != r.uid) {
         let _ = write!(user, ", logged in as uid {login}");
     }

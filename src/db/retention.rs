@@ -10,6 +10,9 @@
 //! checked before they go: a row that no longer matches its hash is not
 //! pruned (that would hide the tampering); `verify` names it.
 //!
+//! An imported entry whose tool kept no time is as old as its import (see
+//! [`AGE`]).
+//!
 //! What is never pruned:
 //! - the newest row of each chain: the next row links to it, and an
 //!   anchor names it;
@@ -79,7 +82,7 @@ impl PruneRules {
         keep_matching: &[String],
         reason: String,
     ) -> Result<PruneRules, String> {
-        let age = crate::timespec::parse_duration(older_than)?;
+        let age = crate::timespec::parse_age(older_than)?;
         let age_us = age.num_microseconds().unwrap_or(i64::MAX);
         let keep_matching = keep_matching
             .iter()
@@ -129,6 +132,11 @@ pub struct Pruned {
     pub kept: u64,
     /// The trace entries written, in order.
     pub trace_ids: Vec<i64>,
+    /// Old rows left because a forwarding target or the central store has
+    /// not taken them yet, and which (`forward::Target::key`, the central
+    /// store's key), so that a prune that cannot happen says why.
+    pub held_back: u64,
+    pub held_back_by: Vec<String>,
 }
 
 /// Why a prune stopped.
@@ -207,6 +215,17 @@ struct Batch {
 /// yet shipped to a configured central store (its cursor in
 /// `central_shipped`; none yet: nothing was shipped).
 fn prunable_up_to(conn: &Connection, chain: Chain, rules: &PruneRules) -> rusqlite::Result<i64> {
+    Ok(prune_bound(conn, chain, rules)?.0)
+}
+
+/// [`prunable_up_to`], the newest row's id less one, and what holds the
+/// prune back below that (a forwarding target's or the central store's
+/// key), if anything does.
+fn prune_bound(
+    conn: &Connection,
+    chain: Chain,
+    rules: &PruneRules,
+) -> rusqlite::Result<(i64, i64, Option<String>)> {
     let newest: Option<i64> =
         conn.query_row(&format!("SELECT max(id) FROM {}", chain.table()), [], |r| {
             r.get(0)
@@ -216,6 +235,7 @@ fn prunable_up_to(conn: &Connection, chain: Chain, rules: &PruneRules) -> rusqli
     // `forward.rs`); a target never reached has taken nothing. (The
     // cursors of targets no longer configured do not hold a prune back.)
     let mut forwarded = i64::MAX;
+    let mut holder = None;
     for target in &rules.forward_targets {
         let cursor: Option<(i64, i64)> = conn
             .query_row(
@@ -225,10 +245,14 @@ fn prunable_up_to(conn: &Connection, chain: Chain, rules: &PruneRules) -> rusqli
             )
             .optional()?;
         let (commands, events) = cursor.unwrap_or((0, 0));
-        forwarded = forwarded.min(match chain {
+        let taken = match chain {
             Chain::Commands => commands,
             Chain::TmuxEvents => events,
-        });
+        };
+        if taken < forwarded {
+            forwarded = taken;
+            holder = Some(format!("forwarding target {target}"));
+        }
     }
     let mut shipped = i64::MAX;
     if let Some(server) = &rules.central_server {
@@ -240,8 +264,32 @@ fn prunable_up_to(conn: &Connection, chain: Chain, rules: &PruneRules) -> rusqli
             )
             .optional()?;
         shipped = cursor.unwrap_or(0);
+        if shipped < forwarded {
+            holder = Some(format!("central store {server}"));
+        }
     }
-    Ok(newest.min(forwarded).min(shipped))
+    let bound = newest.min(forwarded).min(shipped);
+    Ok((bound, newest, holder.filter(|_| bound < newest)))
+}
+
+/// How many rows older than the cut-off lie after `bound` and up to
+/// `newest`: what a target that has not taken them holds back.
+fn held_back(
+    conn: &Connection,
+    chain: Chain,
+    rules: &PruneRules,
+    (bound, newest): (i64, i64),
+) -> rusqlite::Result<u64> {
+    let sql = match chain {
+        Chain::Commands => {
+            format!("SELECT count(*) FROM commands WHERE id > ?1 AND id <= ?2 AND {AGE} < ?3")
+        }
+        Chain::TmuxEvents => {
+            "SELECT count(*) FROM tmux_events WHERE id > ?1 AND id <= ?2 AND at_us < ?3".into()
+        }
+    };
+    let count: i64 = conn.query_row(&sql, params![bound, newest, rules.before_us], |r| r.get(0))?;
+    Ok(count.unsigned_abs())
 }
 
 /// Reads the next batch after id `after`: which old rows go, which stay,
@@ -302,6 +350,14 @@ fn plan(
     Ok(batch)
 }
 
+/// A command's age for a prune: its start, or, for an imported entry
+/// whose tool kept no time (stored as 0, "1970"), the import's time: such
+/// an entry ages from when it came in, so a prune does not take every
+/// untimed entry the day it is imported (and the next import bring it
+/// back).
+const AGE: &str = "(CASE WHEN started_at_us = 0 AND import_source IS NOT NULL \
+                    THEN recorded_at_us ELSE started_at_us END)";
+
 fn command_candidates(
     conn: &Connection,
     rules: &PruneRules,
@@ -309,7 +365,7 @@ fn command_candidates(
 ) -> Result<Vec<Candidate>, PruneError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS}, prev_hash, hash FROM commands
-         WHERE id > ?1 AND id <= ?2 AND started_at_us < ?3 AND hash IS NOT NULL
+         WHERE id > ?1 AND id <= ?2 AND {AGE} < ?3 AND hash IS NOT NULL
          ORDER BY id LIMIT ?4"
     ))?;
     let mut rows = stmt.query(params![after, up_to, rules.before_us, BATCH])?;
@@ -520,6 +576,15 @@ impl Database {
                 }
                 // Between batches, a merge waiting for the lock gets it.
                 std::thread::yield_now();
+            }
+            if let (bound, newest, Some(holder)) = prune_bound(&self.conn, chain, rules)? {
+                let held = held_back(&self.conn, chain, rules, (bound, newest))?;
+                if held > 0 {
+                    done.held_back += held;
+                    if !done.held_back_by.contains(&holder) {
+                        done.held_back_by.push(holder);
+                    }
+                }
             }
         }
         Ok(done)

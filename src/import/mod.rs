@@ -8,7 +8,8 @@
 //! left empty, not made up: an unknown time is stored as 0 (1970-01-01),
 //! an unknown directory or host as empty text, an unknown exit status or
 //! duration as NULL. `user` and `uid` are the importing user's (whose
-//! history it is), unless the tool named the user (atuin).
+//! history it is), unless the tool named another user (atuin): then the
+//! uid is not known (`record::UNKNOWN_UID`).
 //!
 //! Each entry then takes the recorder's path: its text is redacted
 //! ([`crate::redact`]), it is marked imported (tool and file, hashed into
@@ -34,7 +35,7 @@ pub mod jsonl;
 pub mod sqlite_sources;
 pub mod zsh;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -233,6 +234,9 @@ pub struct Options {
     pub uid: u32,
     /// When the import runs: every row's `recorded_at_us`.
     pub now_us: i64,
+    /// `[record] max_command_bytes`: a longer entry keeps its first bytes,
+    /// its length and SHA-256, as a recorded command does.
+    pub max_command_bytes: usize,
 }
 
 /// What an import did (or, with `dry_run`, would do).
@@ -250,6 +254,11 @@ pub struct Report {
     pub first_skipped: Option<Skipped>,
     /// User redaction patterns that do not compile (skipped).
     pub broken_patterns: Vec<String>,
+    /// Entries whose time or duration could not be a real one (a start
+    /// past year 9999, a negative duration): stored as unknown.
+    pub times_refused: usize,
+    /// Entries longer than `max_command_bytes`, kept cut.
+    pub cut: usize,
 }
 
 /// Imports `file`, a history of `source`, into `db`. No database (None)
@@ -270,7 +279,14 @@ pub fn import(
         file: file.to_path_buf(),
         source,
     };
-    let file = std::fs::canonicalize(file).map_err(read_err)?;
+    // A pipe (`import bash /dev/stdin`) has no path of its own to
+    // resolve to: it is named as given.
+    let file = std::fs::canonicalize(file)
+        .or_else(|err| match File::open(file) {
+            Ok(_) => std::path::absolute(file),
+            Err(_) => Err(err),
+        })
+        .map_err(read_err)?;
     let file_name = file.to_string_lossy().into_owned();
     let mut db = db;
     if let Some(db) = db.as_deref_mut() {
@@ -351,8 +367,13 @@ pub fn import(
                     duration_us: entry.duration_us,
                     cwd_raw: cwd.as_ref().and_then(|c| c.raw.clone()),
                     cwd: cwd.map(|c| c.text).unwrap_or_default(),
+                    // The importer's uid is only theirs: a user the tool
+                    // names otherwise (atuin) has a uid not known here.
+                    uid: match &entry.user {
+                        Some(user) if *user != options.user => crate::record::UNKNOWN_UID,
+                        _ => options.uid,
+                    },
                     user: entry.user.unwrap_or_else(|| options.user.clone()),
-                    uid: options.uid,
                     host: entry.host.unwrap_or_default(),
                     shell: entry.shell.unwrap_or_else(|| source.shell().to_string()),
                     shell_session,
@@ -410,6 +431,8 @@ struct Store<'d, 'o, F> {
     numbering: Numbering,
     options: &'o Options,
     report: Report,
+    /// In a dry run, the keys counted (their first 16 bytes).
+    counted: HashSet<[u8; 16]>,
 }
 
 impl<'d, 'o, F> Store<'d, 'o, F> {
@@ -425,6 +448,7 @@ impl<'d, 'o, F> Store<'d, 'o, F> {
             numbering,
             options,
             report: Report::default(),
+            counted: HashSet::new(),
         }
     }
 
@@ -443,7 +467,28 @@ impl<'d, 'o, F> Store<'d, 'o, F> {
             return Ok(());
         }
         self.report.read += parsed.entries.len();
-        let batch: Vec<CommandRecord> = parsed.entries.drain(..).map(&mut self.to_record).collect();
+        let mut batch: Vec<CommandRecord> =
+            parsed.entries.drain(..).map(&mut self.to_record).collect();
+        for record in &mut batch {
+            self.report.times_refused += usize::from(refuse_impossible_times(record));
+            self.report.cut += usize::from(cut_long(record, self.options.max_command_bytes));
+        }
+        // A real import stores a key once, so a record repeated in the
+        // file counts as there already: a dry run, which stores nothing,
+        // must remember the keys it counted to say the same.
+        let mut repeated = 0;
+        if self.options.dry_run {
+            let before = batch.len();
+            batch.retain(|r| {
+                let key = r.imported.as_ref().map_or(&[][..], |m| m.key.as_slice());
+                let short: [u8; 16] = key
+                    .get(..16)
+                    .and_then(|k| k.try_into().ok())
+                    .unwrap_or_default();
+                self.counted.insert(short)
+            });
+            repeated = before - batch.len();
+        }
         let counts = match self.db.as_deref_mut() {
             Some(db) => db.import_batch(
                 batch,
@@ -457,7 +502,7 @@ impl<'d, 'o, F> Store<'d, 'o, F> {
             },
         };
         self.report.counts.added += counts.added;
-        self.report.counts.already += counts.already;
+        self.report.counts.already += counts.already + repeated;
         // Each batch's pages into the database file, so the WAL does not
         // grow with the whole import.
         if let Some(db) = self.db.as_deref() {
@@ -469,6 +514,57 @@ impl<'d, 'o, F> Store<'d, 'o, F> {
     fn report(self) -> Report {
         self.report
     }
+}
+
+/// The latest time a record may hold: 9999-12-31T23:59:59.999999Z, the
+/// last an RFC 3339 time (four-digit year) can name.
+pub const LATEST_US: i64 = 253_402_300_799_999_999;
+/// The earliest: 0001-01-01T00:00:00Z.
+pub const EARLIEST_US: i64 = -62_135_596_800_000_000;
+
+/// Makes a time no exporter can write unknown: a start outside
+/// [`EARLIEST_US`]..=[`LATEST_US`] (fish `when: 99999999999999999`, bash
+/// `#300000000000`) becomes 0, the unknown time; a negative duration
+/// (zsh-histdb), or one ending past the latest time, becomes NULL.
+/// True when it changed something. (The import key is made before, from
+/// the entry as read, so a file imported again keeps its keys.)
+fn refuse_impossible_times(record: &mut CommandRecord) -> bool {
+    let mut changed = false;
+    if !(EARLIEST_US..=LATEST_US).contains(&record.started_at_us) {
+        record.started_at_us = 0;
+        changed = true;
+    }
+    if let Some(duration) = record.duration_us
+        && (duration < 0
+            || record
+                .started_at_us
+                .checked_add(duration)
+                .is_none_or(|end| end > LATEST_US))
+    {
+        record.duration_us = None;
+        changed = true;
+    }
+    changed
+}
+
+/// Cuts a command longer than `max` bytes as `record` does: its first
+/// `max` bytes and [`crate::record::cut_note`]. True when cut. (After
+/// the key is made: a file imported again keeps its keys.)
+fn cut_long(record: &mut CommandRecord, max: usize) -> bool {
+    let bytes = record
+        .command_raw
+        .as_deref()
+        .unwrap_or(record.command.as_bytes());
+    if bytes.len() <= max {
+        return false;
+    }
+    let mut kept = bytes[..max].to_vec();
+    let note = crate::record::cut_note(bytes.len() as u64, &Sha256::digest(bytes));
+    kept.extend_from_slice(note.as_bytes());
+    let text = StoredText::from_bytes(kept);
+    record.command = text.text;
+    record.command_raw = text.raw;
+    true
 }
 
 /// A reader of a history kept as lines of text: fed the file's lines in
@@ -601,6 +697,50 @@ fn lines(bytes: &[u8]) -> Vec<(usize, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_no_clock_gives_become_unknown() {
+        let record = |start, duration| CommandRecord {
+            started_at_us: start,
+            duration_us: duration,
+            ..CommandRecord::default()
+        };
+        let fixed = |mut r: CommandRecord| {
+            let changed = refuse_impossible_times(&mut r);
+            (r.started_at_us, r.duration_us, changed)
+        };
+        // fish `when: 99999999999999999`, saturated; bash `#300000000000`.
+        assert_eq!(fixed(record(i64::MAX, None)), (0, None, true));
+        assert_eq!(
+            fixed(record(300_000_000_000_000_000, Some(5))),
+            (0, Some(5), true)
+        );
+        assert_eq!(fixed(record(i64::MIN, None)), (0, None, true));
+        // zsh-histdb's negative durations; one that ends past year 9999.
+        assert_eq!(
+            fixed(record(1_700_000_000_000_000, Some(-5_000_000))),
+            (1_700_000_000_000_000, None, true)
+        );
+        assert_eq!(fixed(record(LATEST_US, Some(1))), (LATEST_US, None, true));
+        // Real ones stay.
+        assert_eq!(
+            fixed(record(1_700_000_000_000_000, Some(3))),
+            (1_700_000_000_000_000, Some(3), false)
+        );
+        assert_eq!(
+            fixed(record(LATEST_US, Some(0))),
+            (LATEST_US, Some(0), false)
+        );
+        assert_eq!(fixed(record(EARLIEST_US, None)), (EARLIEST_US, None, false));
+        assert_eq!(
+            crate::render::utc_time(LATEST_US),
+            "9999-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(
+            crate::render::utc_time(EARLIEST_US),
+            "0001-01-01T00:00:00.000000Z"
+        );
+    }
 
     #[test]
     fn lines_are_numbered_from_one_with_or_without_a_last_newline() {

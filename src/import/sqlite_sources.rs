@@ -8,17 +8,20 @@
 //!   atuin and are not imported.
 //! - zsh-histdb (`~/.histdb/zsh-history.db`): `history (session,
 //!   command_id, place_id, exit_status, start_time, duration)` joined with
-//!   `commands (argv)` and `places (host, dir)`, times in seconds.
+//!   `commands (argv)` and `places (host, dir)`, times in seconds; a
+//!   history row whose command is missing is skipped and counted.
 //! - mcfly (`~/.local/share/mcfly/history.db`): `commands (cmd,
 //!   session_id, when_run, exit_code, dir, …)`, times in seconds.
 //!
 //! Text is read as the bytes SQLite holds, so nothing is lost in decoding.
+//! A row that does not read as documented (a text where a time goes) is
+//! skipped and counted, as a bad line of a text history is.
 
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, Row};
 
-use super::{HistoryEntry, ImportError, Parsed, Sink, BATCH};
+use super::{HistoryEntry, ImportError, Parsed, Sink, Skipped, BATCH};
 
 /// atuin's entries, oldest first.
 pub fn atuin(path: &Path, sink: Sink<'_>) -> Result<(), ImportError> {
@@ -60,7 +63,7 @@ pub fn zsh_histdb(path: &Path, sink: Sink<'_>) -> Result<(), ImportError> {
     let sql = "SELECT history.rowid, history.start_time, history.duration, history.exit_status,
                       commands.argv, places.dir, history.session, places.host
                FROM history
-               JOIN commands ON commands.rowid = history.command_id
+               LEFT JOIN commands ON commands.rowid = history.command_id
                LEFT JOIN places ON places.rowid = history.place_id
                ORDER BY history.start_time, history.rowid";
     rows(&conn, path, "zsh-histdb", sql, sink, |r| {
@@ -73,7 +76,13 @@ pub fn zsh_histdb(path: &Path, sink: Sink<'_>) -> Result<(), ImportError> {
             started_at_us: seconds(1)?,
             duration_us: seconds(2)?,
             exit_status: r.get(3)?,
-            command: text(r, 4)?,
+            // A history row whose command_id has no `commands` row: skipped
+            // and counted, not dropped unseen.
+            command: bytes(r, 4)?.ok_or_else(|| {
+                rusqlite::Error::UserFunctionError(
+                    "has no command (its command_id is not in the commands table)".into(),
+                )
+            })?,
             cwd: bytes(r, 5)?,
             session: r.get::<_, Option<i64>>(6)?.map(|s| s.to_string()),
             host: bytes(r, 7)?.map(lossy),
@@ -130,20 +139,49 @@ fn rows(
     sink: Sink<'_>,
     entry: impl Fn(&Row<'_>) -> rusqlite::Result<HistoryEntry>,
 ) -> Result<(), ImportError> {
+    let article = if tool.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
     let fail = |err: rusqlite::Error| ImportError::Database {
         file: path.to_path_buf(),
-        why: format!("not a {tool} history database as documented ({err})"),
+        why: format!(
+            "not {article} {tool} history database as documented ({})",
+            one_line(&err)
+        ),
     };
     let mut stmt = conn.prepare(sql).map_err(fail)?;
     let mut rows = stmt.query([]).map_err(fail)?;
     let mut parsed = Parsed::default();
     while let Some(row) = rows.next().map_err(fail)? {
-        parsed.entries.push(entry(row).map_err(fail)?);
-        if parsed.entries.len() >= BATCH {
+        // A row the tool should not have written (a text time) is skipped
+        // and counted, as a bad line of a text file is; the rest come in.
+        match entry(row) {
+            Ok(entry) => parsed.entries.push(entry),
+            Err(err) => parsed.skipped.push(Skipped {
+                line: row
+                    .get::<_, i64>(0)
+                    .ok()
+                    .and_then(|id| usize::try_from(id).ok())
+                    .unwrap_or(0),
+                why: format!("row {}", one_line(&err)),
+            }),
+        }
+        if parsed.entries.len() + parsed.skipped.len() >= BATCH {
             sink(&mut parsed)?;
         }
     }
     sink(&mut parsed)
+}
+
+/// SQLite's message without the SQL it quotes (several lines of it).
+fn one_line(err: &rusqlite::Error) -> String {
+    let text = match err {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        other => other.to_string(),
+    };
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Text or blob as its bytes; NULL as none.

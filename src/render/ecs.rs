@@ -70,7 +70,8 @@ struct Process<'a> {
 #[derive(Debug, Serialize)]
 struct User<'a> {
     name: &'a str,
-    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -126,6 +127,9 @@ struct TmuxAudit<'a> {
     command_bytes_hex: Option<String>,
     cwd_bytes_hex: Option<String>,
     redacted: bool,
+    /// Imported (`tmux-audit import`): from which tool, and which file.
+    import_source: Option<&'a str>,
+    import_file: Option<&'a str>,
     schema_version: u32,
 }
 
@@ -169,7 +173,7 @@ pub fn document(row: &StoredCommand) -> Document<'_> {
         },
         user: User {
             name: &r.user,
-            id: r.uid.to_string(),
+            id: crate::record::known_uid(r.uid).map(|uid| uid.to_string()),
         },
         host: Host {
             name: &r.host,
@@ -207,6 +211,8 @@ pub fn document(row: &StoredCommand) -> Document<'_> {
             command_bytes_hex: r.command_raw.as_deref().map(hex),
             cwd_bytes_hex: r.cwd_raw.as_deref().map(hex),
             redacted: r.redacted,
+            import_source: r.imported.as_ref().map(|m| m.source.as_str()),
+            import_file: r.imported.as_ref().map(|m| m.file.as_str()),
             schema_version: SCHEMA_VERSION,
         },
     }
@@ -306,6 +312,25 @@ mod tests {
         assert_eq!(d["tmux_audit"]["id"], 42);
         assert_eq!(d["tmux_audit"]["seq"], 7);
         assert_eq!(d["tmux_audit"]["schema_version"], SCHEMA_VERSION);
+        assert_eq!(d["tmux_audit"]["import_source"], serde_json::Value::Null);
+    }
+
+    /// A SIEM must tell ten years of imported history from commands
+    /// recorded today.
+    #[test]
+    fn an_imported_record_says_from_which_tool_and_file() {
+        let mut r = row();
+        r.record.imported = Some(crate::record::Imported {
+            source: "fish".into(),
+            file: "/home/a/.local/share/fish/fish_history".into(),
+            key: vec![1],
+        });
+        let d = doc(&r);
+        assert_eq!(d["tmux_audit"]["import_source"], "fish");
+        assert_eq!(
+            d["tmux_audit"]["import_file"],
+            "/home/a/.local/share/fish/fish_history"
+        );
     }
 
     #[test]

@@ -646,6 +646,10 @@ fn a_pane_replays_and_exports_as_an_asciicast_that_asciinema_reads() {
         joined.push_str(event[2].as_str().unwrap());
     }
     assert!(joined.contains(&expected));
+    // `export --format asciicast` writes the same file to its output.
+    let (ok, exported) = sb.run(&["export", "--format", "asciicast", "--pane", &pane.id]);
+    assert!(ok, "{exported}");
+    assert_eq!(exported, text, "export and replay write one asciicast");
     // An existing file is not overwritten.
     assert!(
         !sb.run(&["replay", "--pane", &pane.id, "--asciicast", &cast_arg])

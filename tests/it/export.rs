@@ -103,6 +103,14 @@ fn check(value: &Value, schema: &Value, path: &str) {
         });
         assert!(ok, "{path}: {value} is not {types:?}");
     }
+    if let (Some("date-time"), Some(text)) =
+        (schema.get("format").and_then(Value::as_str), value.as_str())
+    {
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(text).is_ok(),
+            "{path}: {text:?} is not an RFC 3339 date-time"
+        );
+    }
     if let Some(expected) = schema.get("const") {
         assert_eq!(value, expected, "{path}");
     }
@@ -180,6 +188,90 @@ fn every_exported_record_follows_docs_schema_json() {
     assert_eq!(header, keys);
 }
 
+/// Imported times no clock gives (fish `when: 99999999999999999`, bash
+/// `#300000000000`, year 11476) are stored as unknown and said so: the
+/// export still follows docs/schema.json (date-times RFC 3339), ECS has
+/// no empty time, and the export imports back whole.
+#[test]
+fn impossible_imported_times_are_unknown_and_the_export_stays_valid() {
+    let sb = Sandbox::new();
+    let fish = sb.path().join("fish_history");
+    std::fs::write(
+        &fish,
+        "- cmd: far\n  when: 99999999999999999\n- cmd: fine\n  when: 1700000000\n",
+    )
+    .unwrap();
+    let bash = sb.path().join("bash_history");
+    std::fs::write(&bash, "#300000000000\nyear-11476\n#1700000001\nok\n").unwrap();
+    for (tool, file) in [("fish", &fish), ("bash", &bash)] {
+        let out = run(&sb, &["import", tool, file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("1 entry had a time or duration no clock gives")
+                && stderr.contains("stored as unknown"),
+            "{tool}: {stderr}"
+        );
+    }
+    let out = run(&sb, &["export"]);
+    let records = lines(&out);
+    assert_eq!(records.len(), 4);
+    let schema = schema();
+    for (i, record) in records.iter().enumerate() {
+        check(record, &schema, &format!("record {i}"));
+    }
+    let ecs = lines(&run(&sb, &["export", "--ecs"]));
+    for document in &ecs {
+        let at = document["@timestamp"].as_str().unwrap();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(at).is_ok(),
+            "{document}"
+        );
+    }
+    let exported = sb.path().join("all.jsonl");
+    std::fs::write(&exported, &out.stdout).unwrap();
+    let other = sb.path().join("other.db");
+    let out = run(
+        &sb,
+        &[
+            "import",
+            "--db",
+            other.to_str().unwrap(),
+            "tmux-audit",
+            exported.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("added 4, already there 0"),
+        "{out:?}"
+    );
+}
+
+/// A full disk under the output is said as such, not blamed on the
+/// database.
+#[test]
+fn a_full_disk_under_the_export_is_named_not_the_database() {
+    let sb = history();
+    for format in ["jsonl", "csv"] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = sb
+            .cmd()
+            .args(["export", "--format", format])
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "tmux-audit: error: cannot write to standard output: No space left on device (os error 28)\n"
+        );
+    }
+}
+
 #[test]
 fn ecs_documents_carry_the_fields_a_siem_reads() {
     let sb = history();
@@ -214,6 +306,37 @@ fn bad_export_flags_are_one_line_naming_the_fix_with_exit_2() {
         ),
         (&["export", "--since", "the day after never"], "since"),
         (&["export", "--format", "xml"], "xml"),
+        (
+            &["export", "--format", "asciicast"],
+            "give --pane %N, --here or --session NAME",
+        ),
+        (
+            &[
+                "export",
+                "--format",
+                "asciicast",
+                "--pane",
+                "%1",
+                "--session",
+                "w",
+            ],
+            "(one of them)",
+        ),
+        (
+            &[
+                "export",
+                "--format",
+                "asciicast",
+                "--pane",
+                "%1",
+                "--failed",
+            ],
+            "not --exit/--failed/--succeeded",
+        ),
+        (
+            &["export", "--format", "asciicast", "--pane", "%99"],
+            "no captured output of pane %99",
+        ),
     ] {
         let out = run(&sb, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");

@@ -563,6 +563,14 @@ fn a_prune_leaves_what_a_forwarding_target_has_not_taken() {
     let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.starts_with("pruned 0 records"), "{out}");
+    // And says why.
+    assert!(
+        out.contains(&format!(
+            "note: 3 older rows are kept: forwarding target journald {} not taken them yet",
+            socket_path.display()
+        )),
+        "{out}"
+    );
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     let (code, out) = run(&sb, &["forward"]);
     assert_eq!(code, Some(0), "{out}");
@@ -574,6 +582,7 @@ fn a_prune_leaves_what_a_forwarding_target_has_not_taken() {
     let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.starts_with("pruned 3 records"), "{out}");
+    assert!(out.contains("note: 2 older rows are kept"), "{out}");
     // A target no longer configured holds nothing back.
     config(&sb, "");
     let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
@@ -581,4 +590,49 @@ fn a_prune_leaves_what_a_forwarding_target_has_not_taken() {
     assert!(out.starts_with("pruned 2 records"), "{out}");
     let (code, text) = run(&sb, &["verify"]);
     assert_eq!(code, Some(0), "{text}");
+}
+
+/// Two targets that both fail: each is named, not only the last.
+#[test]
+fn every_failing_target_is_named() {
+    let sb = Sandbox::new();
+    let socket_path = sb.path().join("no-journal.socket");
+    config(
+        &sb,
+        &format!(
+            "[forward]\nsyslog = \"tcp://127.0.0.1:1\"\njournald = \"{}\"\n",
+            socket_path.display()
+        ),
+    );
+    record(&sb, 1, b"echo one", 0);
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("error: syslog tcp://127.0.0.1:1 did not take the records")
+            && out.contains(&format!(
+                "error: journald {} did not take the records",
+                socket_path.display()
+            )),
+        "{out}"
+    );
+}
+
+/// A `[forward]` value of the wrong type is one line naming the file it
+/// is in and the setting.
+#[test]
+fn a_setting_of_the_wrong_type_is_one_line_naming_its_file() {
+    let sb = Sandbox::new();
+    config(&sb, "[forward]\nmax_message_bytes = \"big\"\n");
+    let (code, out) = run(&sb, &["forward"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert_eq!(out.trim_end().lines().count(), 1, "{out}");
+    let file = sb.path().join("config/tmux-audit/config.toml");
+    assert!(
+        out.starts_with(&format!(
+            "tmux-audit: error: cannot read {}: ",
+            file.display()
+        )) && out.contains("`forward.max_message_bytes`")
+            && !out.contains("/etc/"),
+        "{out}"
+    );
 }

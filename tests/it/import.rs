@@ -418,6 +418,36 @@ fn dry_run_counts_and_a_grown_file_adds_only_what_is_new() {
     );
 }
 
+/// A JSON Lines file holding each record twice: the dry run counts what
+/// the import then does (each record once, the repeats there already),
+/// with no database yet and with one.
+#[test]
+fn a_dry_run_of_repeated_records_counts_what_the_import_does() {
+    let sb = Sandbox::new();
+    let file = bash_file(&sb, "h", &["echo a", "echo b", "echo c"]);
+    assert!(import(&sb, &["bash", file.to_str().unwrap()])
+        .status
+        .success());
+    let export = sb.cmd().arg("export").output().unwrap();
+    let twice = sb.path().join("twice.jsonl");
+    fs::write(&twice, [&export.stdout[..], &export.stdout[..]].concat()).unwrap();
+    let other = sb.path().join("other/history.db");
+    let other = other.to_str().unwrap();
+    let run = |dry: bool| {
+        let mut args = vec!["--db", other, "tmux-audit", twice.to_str().unwrap()];
+        if dry {
+            args.push("--dry-run");
+        }
+        stdout(&import(&sb, &args))
+    };
+    let out = run(true);
+    assert!(out.contains("would add 3, already there 3"), "{out}");
+    let out = run(false);
+    assert!(out.contains("added 3, already there 3"), "{out}");
+    let out = run(true);
+    assert!(out.contains("would add 0, already there 6"), "{out}");
+}
+
 /// A file with nothing readable is an error naming its first bad line; a
 /// partly damaged one imports the rest, names the first bad line, counts
 /// the skipped ones, and exits 1.
@@ -463,7 +493,7 @@ fn bad_input_names_the_file_and_line() {
     let not_db = import(&sb, &["atuin", garbage.to_str().unwrap()]);
     assert_eq!(not_db.status.code(), Some(2));
     assert!(
-        stderr(&not_db).contains("not a atuin history database"),
+        stderr(&not_db).contains("not an atuin history database"),
         "{}",
         stderr(&not_db)
     );
@@ -569,6 +599,21 @@ fn an_atuin_database_is_imported() {
         (r.cwd.as_str(), r.host.as_str(), r.user.as_str()),
         ("/src/x", "box", "alice")
     );
+    // alice's uid is not the importer's: not known, so null in an export,
+    // left out of ECS (the importer is never alice here).
+    assert_ne!(whoami(), "alice");
+    assert_eq!(r.uid, u32::MAX);
+    let export = sb.cmd().args(["export"]).output().unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(stdout(&export).lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (&first["user"], &first["uid"]),
+        (&"alice".into(), &serde_json::Value::Null)
+    );
+    let ecs = sb.cmd().args(["export", "--ecs"]).output().unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(stdout(&ecs).lines().next().unwrap()).unwrap();
+    assert_eq!(first["user"], serde_json::json!({"name": "alice"}));
     assert_eq!((r.shell_session.as_str(), r.shell.as_str()), ("sess-1", ""));
     assert_eq!(
         (rows[1].duration_us, rows[1].exit_status),
@@ -677,4 +722,162 @@ fn a_mcfly_database_is_imported() {
         "UNKNOWN is no session"
     );
     assert_eq!(verify(&sb).0, Some(0), "{}", verify(&sb).1);
+}
+
+/// A database row that is not as documented (atuin's time as text, a
+/// zsh-histdb history row without its command) is skipped and counted,
+/// the others imported; a database missing a documented column is one
+/// line without SQL, with the right article.
+#[test]
+fn a_bad_row_of_a_tools_database_is_skipped_and_counted() {
+    let sb = Sandbox::new();
+    let atuin = sb.path().join("atuin.db");
+    Connection::open(&atuin)
+        .unwrap()
+        .execute_batch(
+            "create table history (id text primary key, timestamp integer not null,
+                duration integer not null, exit integer not null, command text not null,
+                cwd text not null, session text not null, hostname text not null);
+            insert into history values ('a', 1700000000000000000, 1, 0, 'ls', '/', 's', 'box:alice');
+            insert into history values ('b', 'yesterday', 1, 0, 'pwd', '/', 's', 'box:alice');",
+        )
+        .unwrap();
+    let out = import(&sb, &["atuin", atuin.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("added 1, already there 0"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("skipped 1 line that is not atuin history (first: ")
+            && stderr(&out).trim_end().lines().count() == 1,
+        "{}",
+        stderr(&out)
+    );
+    let histdb = sb.path().join("histdb.db");
+    Connection::open(&histdb)
+        .unwrap()
+        .execute_batch(
+            "create table commands (id integer primary key autoincrement, argv text, unique(argv) on conflict ignore);
+            create table places (id integer primary key autoincrement, host text, dir text);
+            create table history (id integer primary key autoincrement, session int,
+                command_id int, place_id int,
+                exit_status int, start_time int, duration int);
+            insert into commands (argv) values ('make');
+            insert into places (host, dir) values ('box', '/src');
+            insert into history (session, command_id, place_id, exit_status, start_time, duration)
+                values (1, 1, 1, 0, 1700000000, 2), (1, 99, 1, 0, 1700000001, 1);",
+        )
+        .unwrap();
+    let out = import(&sb, &["zsh-histdb", histdb.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("added 1, already there 0"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("has no command"), "{}", stderr(&out));
+    let mcfly = sb.path().join("mcfly.db");
+    Connection::open(&mcfly)
+        .unwrap()
+        .execute_batch("create table commands (cmd text, when_run int, dir text, session_id text);")
+        .unwrap();
+    for (tool, file, says) in [
+        (
+            "mcfly",
+            &mcfly,
+            "not a mcfly history database as documented (no such column: exit_code)",
+        ),
+        (
+            "atuin",
+            &mcfly,
+            "not an atuin history database as documented (no such table: history)",
+        ),
+    ] {
+        let out = import(&sb, &[tool, file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert_eq!(
+            stderr(&out).trim_end().lines().count(),
+            1,
+            "{}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
+}
+
+/// A history given on a pipe (`… | tmux-audit import bash /dev/stdin`)
+/// is read, named as given, and a second time adds nothing.
+#[test]
+fn a_history_on_a_pipe_is_imported_from_dev_stdin() {
+    use std::io::Write;
+    let sb = Sandbox::new();
+    for added in ["added 2, already there 0", "added 0, already there 2"] {
+        let mut child = sb
+            .cmd()
+            .args(["import", "bash", "/dev/stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"#1700000000\nls\n#1700000001\npwd\n")
+            .unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("read /dev/stdin (bash): 2 entries")
+                && stdout(&out).contains(added),
+            "{}",
+            stdout(&out)
+        );
+    }
+}
+
+fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// An entry longer than `[record] max_command_bytes` keeps its first
+/// bytes, its length and SHA-256, as a recorded command does; the import
+/// says so.
+#[test]
+fn an_entry_longer_than_max_command_bytes_is_cut_as_a_record_is() {
+    use sha2::{Digest, Sha256};
+    let sb = Sandbox::new();
+    let config = sb.path().join("config/tmux-audit");
+    fs::create_dir_all(&config).unwrap();
+    fs::write(
+        config.join("config.toml"),
+        "[record]\nmax_command_bytes = 100\n",
+    )
+    .unwrap();
+    let long = "A".repeat(1000);
+    let file = sb.path().join("h");
+    fs::write(&file, format!("#1700000000\n{long}\n#1700000001\nshort\n")).unwrap();
+    let out = import(&sb, &["bash", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .contains("1 entry longer than [record] max_command_bytes (100) kept its first bytes"),
+        "{}",
+        stdout(&out)
+    );
+    let rows = rows_in(&sb.db);
+    let expected = format!(
+        "{}\n[tmux-audit: command cut after its first bytes; 1000 bytes in all, SHA-256 {}]",
+        &long[..100],
+        Sha256::digest(long.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    assert_eq!(commands(&rows), [expected.into_bytes(), b"short".to_vec()]);
+    assert!(stdout(&import(&sb, &["bash", file.to_str().unwrap()]))
+        .contains("added 0, already there 2"));
 }

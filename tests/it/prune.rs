@@ -166,6 +166,65 @@ fn a_prune_keeps_the_chain_verifiable_and_the_anchor_found() {
     assert!(text.contains("intact: 3 records (ids 11 to 13"), "{text}");
 }
 
+/// `180` alone (seconds? days?) and a zero age would prune nearly the
+/// whole history: both are refused with a line saying what to write, from
+/// the command line and from `[retention]`, and nothing goes.
+#[test]
+fn an_age_without_unit_or_of_zero_is_refused_and_nothing_goes() {
+    let sb = history();
+    let before = ids(&sb);
+    let (code, out) = run(&sb, &["prune", "--older-than", "180"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert_eq!(
+        out.trim(),
+        "tmux-audit: error: \"180\" has no unit: write \"180d\" for 180 days (or a span such as 26w, 12h) (--older-than)"
+    );
+    let (code, out) = run(&sb, &["prune", "--older-than", "0s"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("would delete every record"), "{out}");
+    let config = sb.path().join("config/tmux-audit");
+    fs::create_dir_all(&config).unwrap();
+    fs::write(
+        config.join("config.toml"),
+        "[retention]\nolder_than = \"180\"\n",
+    )
+    .unwrap();
+    let (code, out) = run(&sb, &["prune", "--dry-run"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("write \"180d\"")
+            && out.ends_with("([retention] older_than in config.toml)\n"),
+        "{out}"
+    );
+    assert_eq!(ids(&sb), before);
+}
+
+/// Entries imported without a time (bash without HISTTIMEFORMAT) are
+/// stored as 1970: they age from their import instead, so a prune keeps
+/// them while it takes old entries whose time is known.
+#[test]
+fn untimed_imported_entries_age_from_their_import() {
+    let sb = Sandbox::new();
+    let untimed = sb.path().join("bash_history");
+    fs::write(&untimed, "ls\nmake\n").unwrap();
+    let timed = sb.path().join("old_bash_history");
+    fs::write(&timed, "#1600000000\nold one\n#1600000001\nold two\n").unwrap();
+    for file in [&untimed, &timed] {
+        let (code, out) = run(&sb, &["import", "bash", file.to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{out}");
+    }
+    record_at(&sb, "t", 1, "today", 0, 0);
+    let (code, out) = run(&sb, &["prune", "--older-than", "180d"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("pruned 2 records "), "{out}");
+    let (_, left) = run(&sb, &["search", "--all", "--format", "cmd"]);
+    let mut left: Vec<&str> = left.lines().collect();
+    left.sort();
+    assert_eq!(left, ["ls", "make", "today"]);
+    let (code, out) = run(&sb, &["verify"]);
+    assert_eq!(code, Some(0), "{out}");
+}
+
 #[test]
 fn a_deletion_beside_a_prune_is_still_tampering() {
     let cases = [
@@ -584,7 +643,7 @@ fn a_prune_racing_eight_recording_shells_loses_and_doubles_nothing() {
     let prune = [
         "prune",
         "--older-than",
-        "0s",
+        "1ms",
         "--keep-matching",
         "^echo keep-",
     ];
