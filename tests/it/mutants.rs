@@ -979,3 +979,40 @@ fn a_redaction_entry_that_does_not_start_from_the_row_explains_nothing() {
         "{text}"
     );
 }
+
+/// A report by day reads the local day once per quarter of an hour: a
+/// command a microsecond before local midnight and one at midnight are
+/// still on two days, in a zone a whole number of hours from UTC and in
+/// one 5 h 45 min from it (POSIX TZ strings: no time zone files needed).
+#[test]
+fn a_microsecond_before_local_midnight_is_another_day() {
+    // 2026-01-01T00:00:00Z.
+    const MIDNIGHT_UTC_US: i64 = 1_767_225_600_000_000;
+    for (tz, offset_us) in [("UTC0", 0), ("XST-5:45", 20_700_000_000)] {
+        let sb = Sandbox::new();
+        let midnight = MIDNIGHT_UTC_US - offset_us;
+        for (seq, at) in [("1", midnight - 1), ("2", midnight)] {
+            let at = at.to_string();
+            let args = [
+                &crate::support::numbered(seq)[..],
+                &["--start-us", &at, "--end-us", &at],
+            ]
+            .concat();
+            assert!(sb.record(b"echo around-midnight", &args).status.success());
+        }
+        let out = sb
+            .cmd()
+            .env("TZ", tz)
+            .args(["report", "--by", "day", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let groups: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let mut days: Vec<&str> = groups
+            .iter()
+            .map(|g| g["group"].as_str().unwrap())
+            .collect();
+        days.sort_unstable();
+        assert_eq!(days, ["2025-12-31", "2026-01-01"], "TZ={tz}");
+    }
+}
