@@ -296,7 +296,9 @@ pub const BUILTIN: &[Builtin] = &[
     Builtin {
         name: "curl -u user:password",
         literals: &["curl"],
-        also: &[],
+        // Every option it reads starts so (`--user`, `--proxy-user` too):
+        // `curl` alone in a line of output runs no regex.
+        also: &["-u"],
         regex: concat!(
             program!(),
             r"curl",
@@ -309,7 +311,8 @@ pub const BUILTIN: &[Builtin] = &[
     Builtin {
         name: "httpie -a user:password",
         literals: &["http", "xh"],
-        also: &[],
+        // `-a` or `--auth`: `http` is in most lines of a web server's log.
+        also: &["-a"],
         regex: concat!(
             program!(),
             r"(?:https?|xhs?)",
@@ -612,9 +615,19 @@ impl Redactor {
 /// is read once for all of them (not once per literal: an import reads a
 /// million commands), and which of them each pattern needs, as bit sets
 /// of their numbers.
+///
+/// Literals of one byte (the `=`, `:`, `"` and `-` a broad pattern also
+/// needs) are not in the automaton: they are in most lines of output, and
+/// an overlapping search reporting each of them cost a quarter of a
+/// capture process's time. They are looked for (memchr) only once a
+/// literal of a pattern that needs one of them was found.
 struct Literals {
     /// None only if it could not be built: then every pattern is tried.
     automaton: Option<AhoCorasick>,
+    /// The number of each literal in the automaton.
+    numbers: Vec<usize>,
+    /// The literals of one byte, and their numbers.
+    bytes: Vec<(u8, usize)>,
     /// Per built-in pattern: its `literals` and its `also`.
     needs: Vec<(u128, u128)>,
 }
@@ -638,23 +651,54 @@ static LITERALS: LazyLock<Literals> = LazyLock::new(|| {
         .iter()
         .map(|builtin| (set(builtin.literals), set(builtin.also)))
         .collect();
+    let (short, long): (Vec<_>, Vec<_>) = all
+        .iter()
+        .copied()
+        .enumerate()
+        .partition(|(_, literal)| literal.len() == 1);
     let automaton = AhoCorasick::builder()
         .match_kind(MatchKind::Standard)
-        .build(&all)
+        .build(long.iter().map(|(_, literal)| literal))
         .ok();
-    Literals { automaton, needs }
+    Literals {
+        automaton,
+        numbers: long.iter().map(|(number, _)| *number).collect(),
+        bytes: short
+            .iter()
+            .map(|(number, literal)| (literal.as_bytes()[0], *number))
+            .collect(),
+        needs,
+    }
 });
 
-/// The literals the lower-cased command holds, as a bit set.
+fn bit(number: usize) -> u128 {
+    1u128.checked_shl(number as u32).unwrap_or(0)
+}
+
+/// The literals the lower-cased command holds, as a bit set; a literal of
+/// one byte only when a pattern whose other literal it holds needs it
+/// (no pattern's literals are all of one byte: a test checks).
 fn literals_in(lower: &[u8]) -> u128 {
-    match &LITERALS.automaton {
-        Some(automaton) => automaton
-            .find_overlapping_iter(lower)
-            .fold(0, |bits, found| {
-                bits | 1u128.checked_shl(found.pattern().as_u32()).unwrap_or(0)
-            }),
-        None => u128::MAX,
+    let literals = &*LITERALS;
+    let Some(automaton) = &literals.automaton else {
+        return u128::MAX;
+    };
+    let mut found = automaton
+        .find_overlapping_iter(lower)
+        .fold(0, |bits, found| {
+            bits | bit(literals.numbers[found.pattern().as_usize()])
+        });
+    let wanted = literals
+        .needs
+        .iter()
+        .filter(|(needs, _)| found & needs != 0)
+        .fold(0, |bits, (_, also)| bits | also);
+    for &(byte, number) in &literals.bytes {
+        if wanted & bit(number) != 0 && memchr::memchr(byte, lower).is_some() {
+            found |= bit(number);
+        }
     }
+    found
 }
 
 /// Whether the built-in pattern `index` may match a command holding the
@@ -748,6 +792,14 @@ mod tests {
         assert!(distinct.len() <= 128, "{} literals", distinct.len());
         assert!(LITERALS.automaton.is_some());
         assert_eq!(literals_in(b"nothing here at all"), 0);
+        // Literals of one byte are looked for only beside another.
+        for builtin in BUILTIN {
+            assert!(
+                builtin.literals.iter().all(|l| l.len() > 1),
+                "{}: a literal of one byte is looked for only as an `also`",
+                builtin.name
+            );
+        }
     }
 
     fn on(command: &str) -> String {
@@ -769,6 +821,31 @@ mod tests {
             }
         }
         assert!(failed.is_empty(), "{}", failed.join("\n"));
+    }
+
+    /// A one-byte literal (`=`, `:`, `"`, `-`) is looked for apart from the
+    /// automaton, and only once a pattern needing it has its other
+    /// literal: found as the first byte of the text (and nowhere else),
+    /// before or after that literal, and in a text with many of them (a
+    /// log line).
+    #[test]
+    fn one_byte_literals_are_found_anywhere_beside_their_pattern() {
+        check(&[
+            ("-storepass hunter2", "-storepass [REDACTED]"),
+            ("--password hunter2", "--password [REDACTED]"),
+            ("\"password\":\"hunter2\"", "\"password\":\"[REDACTED]\""),
+            ("api_key:hunter2", "api_key:[REDACTED]"),
+            (
+                "x=1 y=2 DB_PASSWORD=hunter2",
+                "x=1 y=2 DB_PASSWORD=[REDACTED]",
+            ),
+            (
+                "2026-11-29 INFO a=1 b-2 c:3 token=abc123 d=4",
+                "2026-11-29 INFO a=1 b-2 c:3 token=[REDACTED] d=4",
+            ),
+        ]);
+        // `=` alone makes no pattern a candidate.
+        assert_eq!(candidates(b"a=1 b=2 c:3 -d").count(), 0);
     }
 
     /// The leaks of issue 9, each as typed.

@@ -367,6 +367,14 @@ mod tests {
         assert_eq!(out, b"key: [REDACTED]\r\nnext\r\n");
     }
 
+    /// The name in one read, its `=` and value in the next ones: the
+    /// line is redacted whole, its one-byte literal found too.
+    #[test]
+    fn an_assignment_split_across_reads_is_redacted() {
+        let out = through_lines(&[b"a=1 DB_PASS", b"WORD=hun", b"ter2\r\n", b"b-2\r\n"]);
+        assert_eq!(out, b"a=1 DB_PASSWORD=[REDACTED]\r\nb-2\r\n");
+    }
+
     #[test]
     fn a_private_key_over_many_reads_is_redacted_to_its_end() {
         let out = through_lines(&[
