@@ -279,15 +279,24 @@ pub fn import(
         file: file.to_path_buf(),
         source,
     };
-    // A pipe (`import bash /dev/stdin`) has no path of its own to
-    // resolve to: it is named as given.
-    let file = std::fs::canonicalize(file)
-        .or_else(|err| match File::open(file) {
-            Ok(_) => std::path::absolute(file),
-            Err(_) => Err(err),
-        })
-        .map_err(read_err)?;
-    let file_name = file.to_string_lossy().into_owned();
+    // A pipe (`import bash /dev/stdin`) is read once into a private copy
+    // and named by what it holds: the same history piped again keeps its
+    // keys, another one piped in its turn is not taken for it.
+    let piped = match std::fs::metadata(file) {
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => {
+            Some(PipedCopy::of(file).map_err(read_err)?)
+        }
+        _ => None,
+    };
+    // (The file read, its name in the keys, the file named to the user.)
+    let (file, file_name, shown) = match &piped {
+        Some(copy) => (copy.path.clone(), copy.name.clone(), file.to_path_buf()),
+        None => {
+            let file = std::fs::canonicalize(file).map_err(read_err)?;
+            let name = file.to_string_lossy().into_owned();
+            (file.clone(), name, file)
+        }
+    };
     let mut db = db;
     if let Some(db) = db.as_deref_mut() {
         // The import keys' index is written at random places.
@@ -391,12 +400,12 @@ pub fn import(
     // bad line (nothing was stored: there was nothing to store).
     if let (0, Some(first)) = (report.read, &report.first_skipped) {
         return Err(ImportError::Invalid {
-            file,
+            file: shown,
             tool: source,
             first: first.clone(),
         });
     }
-    report.file = file;
+    report.file = shown;
     report.redacted = redacted;
     report.broken_patterns = redactor.broken;
     Ok(report)
@@ -588,6 +597,62 @@ pub fn parse_all<L: Lines>(mut reader: L, bytes: &[u8]) -> Parsed<L::Entry> {
 
 /// Reads `file` a line at a time into `reader`, giving `sink` the entries
 /// every [`BATCH`] of them and at the end.
+/// A history read from a pipe, copied into a private file (0600, removed
+/// when dropped) and named by the pipe's path and the SHA-256 of what it
+/// held.
+struct PipedCopy {
+    path: PathBuf,
+    name: String,
+}
+
+impl PipedCopy {
+    fn of(pipe: &Path) -> io::Result<PipedCopy> {
+        use std::io::{Read, Write};
+        use std::os::unix::fs::OpenOptionsExt;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path =
+            std::env::temp_dir().join(format!("tmux-audit-import-{}-{nanos}", std::process::id()));
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        // Removed when dropped, also on a failed read.
+        let mut copy = PipedCopy {
+            path,
+            name: String::new(),
+        };
+        let mut input = File::open(pipe)?;
+        let mut hash = Sha256::new();
+        let mut buf = vec![0; 1 << 16];
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            hash.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+        }
+        let given = std::path::absolute(pipe)?;
+        copy.name = format!(
+            "{} (sha256 {})",
+            given.to_string_lossy(),
+            &hex(&hash.finalize())[..16]
+        );
+        Ok(copy)
+    }
+}
+
+impl Drop for PipedCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 fn read_lines<L: Lines>(
     file: &Path,
     reader: L,
