@@ -514,6 +514,33 @@ fn cut(text: &[u8], max: usize) -> (&[u8], Option<(usize, String)>) {
     (&text[..end], Some((text.len(), digest)))
 }
 
+/// `[SD-ID name="value" …` (without the closing `]`), each value escaped
+/// and, given a share, cut to at most that many bytes as escaped (at a
+/// character, never between an escaping backslash and what it escapes).
+fn structured_data(params: &[(&str, &str)], share: Option<usize>) -> String {
+    let mut sd = format!("[{SD_ID}");
+    for (name, value) in params {
+        let mut escaped = sd_value(value);
+        if let Some(share) = share
+            && escaped.len() > share
+        {
+            let mut end = share;
+            while !escaped.is_char_boundary(end) {
+                end -= 1;
+            }
+            let backslashes = escaped[..end]
+                .bytes()
+                .rev()
+                .take_while(|&b| b == b'\\')
+                .count();
+            end -= backslashes % 2;
+            escaped.truncate(end);
+        }
+        sd.push_str(&format!(" {name}=\"{escaped}\""));
+    }
+    sd
+}
+
 /// RFC 5424 structured-data parameter value: `"`, `\` and `]` escaped.
 fn sd_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -553,27 +580,35 @@ pub fn syslog_message(item: &ForwardItem, max: usize) -> Vec<u8> {
     let time = Some(crate::render::utc_time(at_us))
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "-".into());
-    let mut sd = format!("[{SD_ID}");
-    for (name, value) in &fields {
-        sd.push_str(&format!(" {name}=\"{}\"", sd_value(value)));
-    }
     let hostname = syslog_hostname(&host);
+    let mut params: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
     if hostname != host && !host.is_empty() {
         // The name as it was, where any text may go.
-        sd.push_str(&format!(" host=\"{}\"", sd_value(&host)));
+        params.push(("host", &host));
     }
     let header = format!("<{pri}>1 {time} {hostname} tmux-audit - {msgid} ");
+    let said = format!(
+        " length=\"{}\" sha256=\"{}\"",
+        text.len(),
+        hex(&Sha256::digest(&text))
+    );
     // The message is header, SD, `]`, a space and the text: at most `max`
-    // bytes, the SD saying so when the text was cut.
+    // bytes, the SD saying so when the text was cut. Should the SD alone
+    // not leave room for that (a directory of kilobytes), each of its
+    // values gets an equal share of what is left, cut at a character.
+    let mut sd = structured_data(&params, None);
+    if header.len() + sd.len() + 2 + text.len() > max
+        && header.len() + sd.len() + said.len() + 2 > max
+    {
+        let names: Vec<(&str, &str)> = params.iter().map(|(n, _)| (*n, "")).collect();
+        let bare = structured_data(&names, None);
+        let room = max.saturating_sub(header.len() + bare.len() + said.len() + 2);
+        sd = structured_data(&params, Some(room / params.len().max(1)));
+    }
     let fixed = header.len() + sd.len() + 2;
     let body = if fixed + text.len() <= max {
         &text[..]
     } else {
-        let said = format!(
-            " length=\"{}\" sha256=\"{}\"",
-            text.len(),
-            hex(&Sha256::digest(&text))
-        );
         let (body, _) = cut(&text, max.saturating_sub(fixed + said.len()));
         sd.push_str(&said);
         body
@@ -778,6 +813,36 @@ mod tests {
             );
             let text = String::from_utf8(message).expect("cut at a character");
             assert!(text.contains(" length=\"12000\" sha256=\""), "{text}");
+        }
+        // Structured data too long for the limit by itself (a directory of
+        // kilobytes, with characters to escape): its values are cut too,
+        // the message still fits and ends with the whole command.
+        if let ForwardItem::Command { row, .. } = &mut item {
+            row.record.cwd = "/srv/\\\"é]".repeat(2000);
+            row.record.command = "echo short".into();
+        }
+        for max in (480..1200).chain([8192]) {
+            let message = syslog_message(&item, max);
+            assert!(message.len() <= max, "{} > {max}", message.len());
+            let text = String::from_utf8(message).expect("cut at a character");
+            // Read as a receiver does: the SD ends at the first `]` that
+            // is neither escaped nor inside a value.
+            let sd_start = text.find('[').unwrap();
+            let (mut quoted, mut escaped, mut end) = (false, false, None);
+            for (i, c) in text[sd_start..].char_indices() {
+                match (c, escaped, quoted) {
+                    (_, true, _) => escaped = false,
+                    ('\\', false, true) => escaped = true,
+                    ('"', false, _) => quoted = !quoted,
+                    (']', false, false) => {
+                        end = Some(sd_start + i);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let end = end.expect("the SD ends");
+            assert_eq!(&text[end..], "] echo short", "{text}");
         }
         let whole = syslog_message(&imported(), 480);
         assert!(!String::from_utf8(whole).unwrap().contains("length="));
