@@ -73,9 +73,9 @@ impl Export {
         let db = paths::database(self.db.path.as_deref())?;
         let since = f.since.map_or(i64::MIN, |t| t.timestamp_micros());
         let until = f.until.map_or(i64::MAX, |t| t.timestamp_micros());
-        let stream = captured_stream(&db, which, since, until)?;
+        let stream = captured_stream(&db, which.clone(), since, until)?;
         if stream.is_empty() {
-            return Ok(Exit::NoMatch);
+            return Ok(which.found_nothing());
         }
         let mut out = io::BufWriter::new(io::stdout().lock());
         let written = replay::write_asciicast(&mut out, &stream, self.cols, self.rows)

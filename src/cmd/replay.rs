@@ -34,9 +34,9 @@ impl Run for Replay {
             (None, Some(session)) => Captured::Session(session),
             (None, None) => bail!("say which output: --pane %N or --session SESSION"),
         };
-        let stream = captured_stream(&db, which, since, until)?;
+        let stream = captured_stream(&db, which.clone(), since, until)?;
         if stream.is_empty() {
-            return Ok(Exit::NoMatch);
+            return Ok(which.found_nothing());
         }
         if let Some(path) = &self.asciicast {
             let mut file = private_files::create_new(path).with_context(|| {
@@ -61,6 +61,7 @@ impl Run for Replay {
 }
 
 /// Whose captured output: one pane, or every pane of a tmux session.
+#[derive(Clone)]
 pub(super) enum Captured<'a> {
     Pane {
         pane: &'a str,
@@ -68,6 +69,21 @@ pub(super) enum Captured<'a> {
         server_pid: Option<i64>,
     },
     Session(&'a str),
+}
+
+impl Captured<'_> {
+    /// Says on stderr that nothing was captured from it in that time, and
+    /// gives the exit status of a search that found nothing.
+    pub(super) fn found_nothing(&self) -> Exit {
+        let whose = match self {
+            Captured::Pane { pane, .. } => format!("pane {pane}"),
+            Captured::Session(session) => format!("session {session}"),
+        };
+        eprintln!(
+            "tmux-audit: no captured output of {whose} in that time; hint: widen --since/--until; capture is on with `[capture] enabled = true` in config.toml"
+        );
+        Exit::NoMatch
+    }
 }
 
 /// The output captured beside database `db_path` from `which`, read

@@ -345,3 +345,47 @@ fn bad_export_flags_are_one_line_naming_the_fix_with_exit_2() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+/// A session tmux-audit knows but whose panes were never captured: the
+/// asciicast export and `replay` say so in one line, exit 1, write nothing.
+#[test]
+fn a_session_with_nothing_captured_is_said_in_one_line() {
+    let sb = history();
+    let out = sb
+        .cmd()
+        .args([
+            "tmux-event",
+            "session-created",
+            "socket_path=/tmp/s",
+            "pid=42",
+            "hook_session=$1",
+            "session_id=$1",
+            "session_name=quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", sb.log());
+    let out = sb.record_with(
+        b"echo in-quiet",
+        &crate::support::numbered("9"),
+        &[
+            ("TMUX", Some(std::ffi::OsStr::new("/tmp/s,42,1"))),
+            ("TMUX_PANE", Some(std::ffi::OsStr::new("%3"))),
+        ],
+    );
+    assert!(out.status.success(), "{}", sb.log());
+    for args in [
+        &["export", "--format", "asciicast", "--session", "quiet"][..],
+        &["replay", "--session", "quiet"],
+    ] {
+        let out = run(&sb, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("no captured output of session quiet"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
