@@ -47,6 +47,41 @@ fn an_untouched_chain_verifies() {
     let (code, text) = verify(&sb, &[]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.starts_with("intact: 5 records (ids 1 to 5"), "{text}");
+    assert!(
+        !text.contains("before the chain"),
+        "no older records: {text}"
+    );
+}
+
+/// `anchor` needs an end of a chain: tmux events alone have one; a
+/// database with no record and no event has none to give.
+#[test]
+fn anchor_takes_the_events_end_alone_and_refuses_a_chain_with_no_end() {
+    let sb = Sandbox::new();
+    add_event(&sb, 1);
+    let out = sb.cmd().arg("anchor").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("tmux event 1"), "{text}");
+    assert!(!text.contains("record"), "{text}");
+
+    // A database made by the import of an empty history: no row at all.
+    let sb = Sandbox::new();
+    let empty = sb.path().join("empty-history");
+    std::fs::write(&empty, "").unwrap();
+    let import = sb.cmd().arg("import").arg("bash").arg(&empty).status();
+    assert!(import.unwrap().success());
+    let out = sb.cmd().arg("anchor").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing to anchor"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
