@@ -121,9 +121,24 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
 /// are refused, each with a one-line error saying what to write.
 pub fn parse_age(input: &str) -> Result<Duration, String> {
     let text = input.trim();
-    if !text.is_empty() && text.parse::<f64>().is_ok() {
-        return Err(format!(
+    let every = || format!("{input:?} would delete every record: give an age such as 180d");
+    match text.parse::<f64>() {
+        Ok(n) if n == 0.0 => return Err(every()),
+        Ok(_) => return Err(format!(
             "{input:?} has no unit: write \"{text}d\" for {text} days (or a span such as 26w, 12h)"
+        )),
+        Err(_) => {}
+    }
+    let unit = text
+        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == ' ')
+        .to_ascii_lowercase();
+    if [
+        "y", "yr", "yrs", "year", "years", "mo", "mon", "month", "months",
+    ]
+    .contains(&unit.as_str())
+    {
+        return Err(format!(
+            "{input:?}: years and months differ in length, so they are not taken: give days or weeks (365d for a year, 30d for a month)"
         ));
     }
     let age = parse_duration(text)?;
@@ -221,16 +236,20 @@ mod tests {
             )
         );
         assert!(parse_age(" 1.5 ").unwrap_err().contains("\"1.5d\""));
-        for zero in ["0", "0s", "0d", "0ms", "0h0m"] {
+        for zero in ["0", "0.0", "0s", "0d", "0ms", "0h0m"] {
             let err = parse_age(zero).unwrap_err();
+            assert!(err.contains("would delete every record"), "{zero}: {err}");
+        }
+        for calendar in ["1y", "2 years", "6mo", "1 month"] {
+            let err = parse_age(calendar).unwrap_err();
             assert!(
-                err.contains("has no unit") || err.contains("would delete every record"),
-                "{zero}: {err}"
+                err.contains("365d for a year, 30d for a month"),
+                "{calendar}: {err}"
             );
         }
-        assert!(parse_age("6mo")
+        assert!(parse_age("6 fortnights")
             .unwrap_err()
-            .starts_with("cannot read \"6mo\""));
+            .starts_with("cannot read \"6 fortnights\""));
     }
 
     #[test]
