@@ -123,10 +123,12 @@ pub fn parse_age(input: &str) -> Result<Duration, String> {
     let text = input.trim();
     let every = || format!("{input:?} would delete every record: give an age such as 180d");
     match text.parse::<f64>() {
-        Ok(n) if n == 0.0 => return Err(every()),
-        Ok(_) => return Err(format!(
+        Ok(0.0) => return Err(every()),
+        Ok(_) => {
+            return Err(format!(
             "{input:?} has no unit: write \"{text}d\" for {text} days (or a span such as 26w, 12h)"
-        )),
+        ))
+        }
         Err(_) => {}
     }
     let unit = text
