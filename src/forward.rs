@@ -625,7 +625,7 @@ pub fn syslog_message(item: &ForwardItem, max: usize) -> Vec<u8> {
 /// a value with a newline `KEY\n`, its length (64-bit little-endian),
 /// the value, `\n`.
 pub fn journald_message(item: &ForwardItem, max: usize) -> Vec<u8> {
-    let (msgid, at_us, _, severity, fields, text) = fields_of(item);
+    let (msgid, at_us, host, severity, fields, text) = fields_of(item);
     let mut out = Vec::new();
     let field = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
         out.extend_from_slice(name.as_bytes());
@@ -646,6 +646,11 @@ pub fn journald_message(item: &ForwardItem, max: usize) -> Vec<u8> {
     let time = crate::render::utc_time(at_us);
     if !time.is_empty() {
         field(&mut out, "TMUX_AUDIT_TIME", time.as_bytes());
+    }
+    // Where it ran (journald's own _HOSTNAME is the forwarding machine's:
+    // another one for imported history).
+    if !host.is_empty() {
+        field(&mut out, "TMUX_AUDIT_HOST", host.as_bytes());
     }
     for (name, value) in &fields {
         let name = format!("TMUX_AUDIT_{}", name.to_ascii_uppercase());
@@ -889,6 +894,7 @@ mod tests {
         let journal = String::from_utf8(journald_message(&imported(), 8 << 20)).unwrap();
         for line in [
             "TMUX_AUDIT_TIME=2020-09-13T12:26:40.000000Z",
+            "TMUX_AUDIT_HOST=laptop",
             "TMUX_AUDIT_IMPORT_SOURCE=bash",
             "TMUX_AUDIT_IMPORT_FILE=/home/a/.bash_history",
         ] {
