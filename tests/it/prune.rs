@@ -297,6 +297,8 @@ fn a_row_between_pruned_runs_rewritten_with_a_new_hash_is_named() {
     let (code, text) = run(&sb, &["verify"]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("NOT INTACT: record 11 "), "{text}");
+    // A broken chain is named as broken, not as a prune undone too.
+    assert!(!text.contains("does not step over"), "{text}");
 }
 
 /// The first row after a pruned run links to the run's last hash (which
