@@ -51,6 +51,10 @@ fn an_untouched_chain_verifies() {
         !text.contains("before the chain"),
         "no older records: {text}"
     );
+    assert!(
+        !text.contains("segment"),
+        "no capture, no segment line: {text}"
+    );
 }
 
 /// `anchor` needs an end of a chain: tmux events alone have one; a
