@@ -55,6 +55,7 @@ fn an_untouched_chain_verifies() {
         !text.contains("segment"),
         "no capture, no segment line: {text}"
     );
+    assert!(!text.contains("anchor found"), "no anchor given: {text}");
 }
 
 /// `anchor` needs an end of a chain: tmux events alone have one; a
