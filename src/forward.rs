@@ -514,6 +514,24 @@ fn cut(text: &[u8], max: usize) -> (&[u8], Option<(usize, String)>) {
     (&text[..end], Some((text.len(), digest)))
 }
 
+/// The most bytes each value may keep for values of `lengths` to fit in
+/// `room`: values shorter than an equal share keep all of theirs (a hash,
+/// a number), and what they leave goes to the longer ones.
+fn share_of(lengths: &[usize], room: usize) -> usize {
+    let mut lengths = lengths.to_vec();
+    lengths.sort_unstable();
+    let (mut left, mut count) = (room, lengths.len());
+    for length in lengths {
+        let fair = left / count;
+        if length > fair {
+            return fair;
+        }
+        left -= length;
+        count -= 1;
+    }
+    usize::MAX
+}
+
 /// `[SD-ID name="value" …` (without the closing `]`), each value escaped
 /// and, given a share, cut to at most that many bytes as escaped (at a
 /// character, never between an escaping backslash and what it escapes).
@@ -594,8 +612,8 @@ pub fn syslog_message(item: &ForwardItem, max: usize) -> Vec<u8> {
     );
     // The message is header, SD, `]`, a space and the text: at most `max`
     // bytes, the SD saying so when the text was cut. Should the SD alone
-    // not leave room for that (a directory of kilobytes), each of its
-    // values gets an equal share of what is left, cut at a character.
+    // not leave room for that (a directory of kilobytes), its long values
+    // share what is left (see `share_of`), cut at a character.
     let mut sd = structured_data(&params, None);
     if header.len() + sd.len() + 2 + text.len() > max
         && header.len() + sd.len() + said.len() + 2 > max
@@ -603,7 +621,8 @@ pub fn syslog_message(item: &ForwardItem, max: usize) -> Vec<u8> {
         let names: Vec<(&str, &str)> = params.iter().map(|(n, _)| (*n, "")).collect();
         let bare = structured_data(&names, None);
         let room = max.saturating_sub(header.len() + bare.len() + said.len() + 2);
-        sd = structured_data(&params, Some(room / params.len().max(1)));
+        let lengths: Vec<usize> = params.iter().map(|(_, v)| sd_value(v).len()).collect();
+        sd = structured_data(&params, Some(share_of(&lengths, room)));
     }
     let fixed = header.len() + sd.len() + 2;
     let body = if fixed + text.len() <= max {
@@ -848,6 +867,11 @@ mod tests {
             }
             let end = end.expect("the SD ends");
             assert_eq!(&text[end..], "] echo short", "{text}");
+            // Short values (the hash, the numbers) are kept whole.
+            assert!(
+                text.contains(&format!(" hash=\"{}\"", "0".repeat(64))),
+                "{text}"
+            );
         }
         let whole = syslog_message(&imported(), 480);
         assert!(!String::from_utf8(whole).unwrap().contains("length="));

@@ -595,8 +595,6 @@ pub fn parse_all<L: Lines>(mut reader: L, bytes: &[u8]) -> Parsed<L::Entry> {
     out
 }
 
-/// Reads `file` a line at a time into `reader`, giving `sink` the entries
-/// every [`BATCH`] of them and at the end.
 /// A history read from a pipe, copied into a private file (0600, removed
 /// when dropped) and named by the pipe's path and the SHA-256 of what it
 /// held.
@@ -653,6 +651,8 @@ impl Drop for PipedCopy {
     }
 }
 
+/// Reads `file` a line at a time into `reader`, giving `sink` the entries
+/// every [`BATCH`] of them and at the end.
 fn read_lines<L: Lines>(
     file: &Path,
     reader: L,
