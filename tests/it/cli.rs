@@ -2,22 +2,12 @@
 //! error, not ignored; numbers that cannot work are refused alike
 //! everywhere; ids are taken as people type them.
 
-use std::ffi::OsStr;
-
 use crate::support::Sandbox;
 
 /// One record in pane %3 of a tmux server.
 fn in_pane_3() -> Sandbox {
     let sb = Sandbox::new();
-    let out = sb.record_with(
-        b"echo in-pane-3",
-        &crate::support::numbered("1"),
-        &[
-            ("TMUX", Some(OsStr::new("/tmp/tmux-0/work,4242,3"))),
-            ("TMUX_PANE", Some(OsStr::new("%3"))),
-        ],
-    );
-    assert!(out.status.success(), "{}", sb.log());
+    sb.record_in_pane("1", "echo in-pane-3", "/tmp/tmux-0/work,4242,3", "%3");
     sb
 }
 

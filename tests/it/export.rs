@@ -365,15 +365,7 @@ fn a_session_with_nothing_captured_is_said_in_one_line() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", sb.log());
-    let out = sb.record_with(
-        b"echo in-quiet",
-        &crate::support::numbered("9"),
-        &[
-            ("TMUX", Some(std::ffi::OsStr::new("/tmp/s,42,1"))),
-            ("TMUX_PANE", Some(std::ffi::OsStr::new("%3"))),
-        ],
-    );
-    assert!(out.status.success(), "{}", sb.log());
+    sb.record_in_pane("9", "echo in-quiet", "/tmp/s,42,1", "%3");
     for args in [
         &["export", "--format", "asciicast", "--session", "quiet"][..],
         &["replay", "--session", "quiet"],

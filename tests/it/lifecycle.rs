@@ -586,17 +586,7 @@ fn search_and_report_filter_by_past_session_names_windows_and_typist() {
         tmux.server_pid(),
         session.trim_start_matches('$')
     );
-    let record = |seq: &str, pane: &str, text: &str| {
-        let out = sb.record_with(
-            text.as_bytes(),
-            &crate::support::numbered(seq),
-            &[
-                ("TMUX", Some(std::ffi::OsStr::new(&tmux_env))),
-                ("TMUX_PANE", Some(std::ffi::OsStr::new(pane))),
-            ],
-        );
-        assert!(out.status.success(), "{}", sb.log());
-    };
+    let record = |seq: &str, pane: &str, text: &str| sb.record_in_pane(seq, text, &tmux_env, pane);
     record("1", &pane_a, "echo in-a");
     record("2", &pane_b, "echo in-b");
     tmux.run(&["rename-session", "-t", "work", "prod"]);
@@ -709,17 +699,7 @@ fn joined_broken_and_killed_panes_are_followed() {
         tmux.server_pid(),
         session.trim_start_matches('$')
     );
-    let record = |seq: &str, text: &str| {
-        let out = sb.record_with(
-            text.as_bytes(),
-            &crate::support::numbered(seq),
-            &[
-                ("TMUX", Some(std::ffi::OsStr::new(&tmux_env))),
-                ("TMUX_PANE", Some(std::ffi::OsStr::new(&moving))),
-            ],
-        );
-        assert!(out.status.success(), "{}", sb.log());
-    };
+    let record = |seq: &str, text: &str| sb.record_in_pane(seq, text, &tmux_env, &moving);
     record("1", "echo in-window-1");
 
     tmux.run(&["join-pane", "-d", "-s", &moving, "-t", "work:0"]);

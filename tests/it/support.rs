@@ -211,6 +211,21 @@ impl Sandbox {
         self.record(text.as_bytes(), &numbered(seq))
     }
 
+    /// [`Sandbox::record_numbered`] from inside tmux: `tmux` is the value of
+    /// `$TMUX` (socket, server pid, session id), `pane` of `$TMUX_PANE`.
+    /// The record must be taken.
+    pub fn record_in_pane(&self, seq: &str, text: &str, tmux: &str, pane: &str) {
+        let out = self.record_with(
+            text.as_bytes(),
+            &numbered(seq),
+            &[
+                ("TMUX", Some(OsStr::new(tmux))),
+                ("TMUX_PANE", Some(OsStr::new(pane))),
+            ],
+        );
+        assert!(out.status.success(), "{}", self.log());
+    }
+
     /// [`Sandbox::record`] with more environment variables (a tmux pane,
     /// another database…); `("NAME", None)` removes one.
     pub fn record_with(

@@ -533,15 +533,7 @@ fn totals_placed_by_events_are_used_again_until_an_event_comes() {
 fn totals_placed_by_an_event_changed_since_are_counted_again() {
     let sb = Sandbox::new();
     add_event(&sb, 1);
-    let out = sb.record_with(
-        b"echo in-prod",
-        &crate::support::numbered("1"),
-        &[
-            ("TMUX", Some(std::ffi::OsStr::new("/tmp/s,42,1"))),
-            ("TMUX_PANE", Some(std::ffi::OsStr::new("%3"))),
-        ],
-    );
-    assert!(out.status.success(), "{}", sb.log());
+    sb.record_in_pane("1", "echo in-prod", "/tmp/s,42,1", "%3");
     let report = || {
         let out = sb
             .cmd()
