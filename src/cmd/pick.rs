@@ -190,6 +190,14 @@ impl Screen {
         finder: &mut Finder,
         first_frame_only: bool,
     ) -> Result<Outcome> {
+        // crossterm's event source, made here, before the first size is
+        // read: it is what catches SIGWINCH, and a resize signalled
+        // before it exists is lost (the signal's default is to be
+        // ignored). Made later, a terminal resized between the first
+        // size read and the first key (tmux resizes a pane's terminal up
+        // to 250 ms after a split) left a frame of the old size until
+        // the next key.
+        event::poll(Duration::ZERO).context("cannot read the terminal")?;
         loop {
             let (width, height) = self.size();
             picker.set_page(height.saturating_sub(2));

@@ -223,6 +223,38 @@ fn ctrl_r_in_the_picker_switches_between_pane_session_host_and_everything() {
     });
 }
 
+/// The picker's frame for a terminal `lines` high: the status line next
+/// to last, the filter's prompt last.
+fn frame_fits(screen: &str, lines: usize) -> bool {
+    let rows: Vec<&str> = screen.lines().collect();
+    rows.len() == lines
+        && rows[lines - 2].contains("Esc leave")
+        && rows[lines - 1].trim_end() == ">"
+}
+
+#[test]
+fn a_terminal_resized_while_the_picker_is_open_gets_a_frame_of_its_size() {
+    let s = Scenario::new(Shell::Bash, Rc::default());
+    s.run(&s.pane, &["echo before-the-resize"]);
+    s.pane.key("C-r");
+    wait_screen(&s.pane, "the picker, 50 lines high", |screen| {
+        frame_fits(screen, 50) && screen.contains("echo before-the-resize")
+    });
+    for lines in ["30", "41"] {
+        s.tmux.run(&["resize-window", "-x", "120", "-y", lines]);
+        let lines: usize = lines.parse().unwrap();
+        wait_screen(
+            &s.pane,
+            &format!("the picker, {lines} lines high"),
+            |screen| frame_fits(screen, lines) && screen.contains("echo before-the-resize"),
+        );
+    }
+    s.pane.key("Escape");
+    wait_screen(&s.pane, "the prompt back", |screen| {
+        !screen.contains("Esc leave") && last_line(screen).trim_end() == "READY$"
+    });
+}
+
 #[test]
 fn with_the_binary_gone_ctrl_r_leaves_the_line_and_prints_nothing() {
     for shell in SHELLS {
