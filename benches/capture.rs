@@ -1,7 +1,8 @@
 //! What output capture costs a pane: `cat` of a large file of log lines in
 //! a private tmux server's pane, timed inside the pane, without capture and
 //! with `tmux-audit capture` on the pane's `pipe-pane`. Prints the median
-//! of several rounds of each, the bytes the capture kept on disk per MB of
+//! of several rounds of each, what capture added in each round (its two
+//! runs back to back) and the median of that, the bytes the capture kept on disk per MB of
 //! output, and the capture process's memory.
 //!
 //!     cargo bench --bench capture            # 200 MB, 3 rounds
@@ -140,12 +141,30 @@ fn cat_bench() {
         on_disk = run.on_disk;
         memory = run.memory_kb;
     }
+    // Each round's pair was run back to back: its ratio is what the
+    // capture cost then, whatever the machine's speed in that round (a
+    // shared VM's moved by more than the 10 % sought between rounds).
+    let mut added: Vec<f64> = without
+        .iter()
+        .zip(&with)
+        .map(|(a, b)| (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0)
+        .collect();
+    let rounds_added = added
+        .iter()
+        .map(|p| format!("{p:+.1} %"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    added.sort_by(f64::total_cmp);
     let (a, b) = (median(&mut without), median(&mut with));
     println!("without capture: median {}", ms(a));
     println!(
         "with capture:    median {} ({:+.1} %)",
         ms(b),
         (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0
+    );
+    println!(
+        "added per round (each pair back to back): {rounds_added}; median {:+.1} %",
+        added[added.len() / 2]
     );
     println!(
         "on disk: {on_disk} bytes for {mb} MB ({:.0} bytes per MB of output)",
