@@ -277,7 +277,7 @@ fn query(cluster: &Cluster) {
             vec!["search", "--central", "frobnicator", "--format", "jsonl"],
         ),
         (
-            "search --central 'git status' (newest 50)",
+            "search --central 'git status' (newest 20)",
             vec!["search", "--central", "git status", "--format", "jsonl"],
         ),
         (

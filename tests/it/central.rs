@@ -1310,6 +1310,90 @@ fn records_of_months_without_a_partition_still_ship() {
     );
 }
 
+/// `search --central PATTERN` reads the newest rows first, as a local
+/// search does (PostgreSQL, under row-level security, guesses every
+/// pattern rare and would sort all of a common word's matches): the newest
+/// matches when they are among those rows, the older ones past them when
+/// not, with `--unique` too, and a user role's rows only.
+#[test]
+fn a_central_search_finds_the_newest_matches_among_or_past_the_newest_rows() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "window");
+    let alice = format!("{dbname}_alice");
+    let bob = format!("{dbname}_bob");
+    // 30,000 rows one a second, made on the server (a search does not
+    // look at the chains): every fifth `git status N`, the newest
+    // `terraform apply`, the oldest `terraform frobnicate`, alice's and
+    // bob's in turn.
+    cluster
+        .admin(&dbname)
+        .batch_execute(&format!(
+            "SET session_replication_role = replica;
+             INSERT INTO tmux_audit.commands (host_id, database_id, id, recorded_at_us, command,
+                 exit_status, started_at_us, duration_us, cwd, \"user\", uid, host, shell,
+                 shell_session, seq)
+             SELECT 'h/1', 'db', g + 1, 1793491200000000 + g * 1000000,
+                    CASE WHEN g = 0 THEN 'terraform frobnicate'
+                         WHEN g = 29999 THEN 'terraform apply'
+                         WHEN g % 5 = 0 THEN 'git status ' || g ELSE 'ls ' || g END,
+                    0, 1793491200000000 + g * 1000000, 1000, '/srv',
+                    (ARRAY['{alice}', '{bob}'])[g % 2 + 1], 1000, 'web', 'bash', 's', g + 1
+             FROM generate_series(0::bigint, 29999) g;
+             ANALYZE tmux_audit.commands;"
+        ))
+        .unwrap();
+    let auditor = auditor(cluster, &dbname);
+    let found = |host: &Host, args: &[&str]| -> Vec<String> {
+        let out = host.run(&[&["search", "--central", "--format", "cmd"], args].concat());
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout).lines().map(str::to_string).collect()
+    };
+    // Oldest first, as a search shows them.
+    let git = |numbers: &mut dyn Iterator<Item = i64>| -> Vec<String> {
+        let mut rows: Vec<String> = numbers.map(|g| format!("git status {g}")).collect();
+        rows.reverse();
+        rows
+    };
+    assert_eq!(
+        found(&auditor, &["git status"]),
+        git(&mut (0..20).map(|i| 29995 - 5 * i))
+    );
+    assert_eq!(
+        found(&auditor, &["--unique", "--limit", "3", "status"]),
+        git(&mut (0..3).map(|i| 29995 - 5 * i))
+    );
+    // One in the newest rows, the other only past them.
+    assert_eq!(
+        found(&auditor, &["terraform"]),
+        ["terraform frobnicate", "terraform apply"]
+    );
+    assert_eq!(
+        found(&auditor, &["--unique", "terraform"]),
+        ["terraform frobnicate", "terraform apply"]
+    );
+    assert_eq!(found(&auditor, &["frobnicate"]), ["terraform frobnicate"]);
+    // With a filter, kept in the newest rows too.
+    assert_eq!(
+        found(&auditor, &["--user", &bob, "--limit", "3", "git status"]),
+        git(&mut (0..3).map(|i| 29995 - 10 * i))
+    );
+    cluster.role(&alice, "pw-alice", "tmux_audit_user");
+    let alice = Host::new(
+        "alice",
+        cluster.url(&alice, &dbname),
+        &alice,
+        "pw-alice",
+        cluster.port,
+    );
+    assert_eq!(
+        found(&alice, &["--limit", "5", "git status"]),
+        git(&mut (0..5).map(|i| 29990 - 10 * i))
+    );
+    assert_eq!(found(&alice, &["terraform"]), ["terraform frobnicate"]);
+}
+
 /// A central database made by the first schema (version 1) upgrades in
 /// place: `central init` runs only the migrations it lacks, and shipping,
 /// a redaction and `verify --central` work on it.
