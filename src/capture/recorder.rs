@@ -190,7 +190,10 @@ fn read_all(
             // keeps what the socket cannot take). tmux writes a few KiB at
             // a time, and a read, two wake-ups and a redaction for each
             // cost the capture process a fifth more CPU per MB (200 MB of
-            // log lines: 1.43 s against 1.7-1.85 s).
+            // log lines: 1.43 s against 1.7-1.85 s). Sized for Linux's
+            // socket buffers: it caps reading at about 100 MB/s, beyond
+            // what tmux itself parses (~40 MB/s here); where a socket
+            // holds only a few KiB the cap would be that much lower.
             std::thread::sleep(GATHER);
         }
     }

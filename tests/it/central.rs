@@ -1314,19 +1314,34 @@ fn records_of_months_without_a_partition_still_ship() {
 /// search does (PostgreSQL, under row-level security, guesses every
 /// pattern rare and would sort all of a common word's matches): the newest
 /// matches when they are among those rows, the older ones past them when
-/// not, with `--unique` too, and a user role's rows only.
+/// not, in the same order (two hosts' rows sharing each time), with
+/// `--unique`, filters, and a user role's rows only (more of hers than
+/// the window holds, too).
 #[test]
 fn a_central_search_finds_the_newest_matches_among_or_past_the_newest_rows() {
     let Some(cluster) = Cluster::shared() else {
         return;
     };
+    const ROWS: i64 = 50_000;
     let dbname = initialised(cluster, "window");
     let alice = format!("{dbname}_alice");
     let bob = format!("{dbname}_bob");
-    // 30,000 rows one a second, made on the server (a search does not
-    // look at the chains): every fifth `git status N`, the newest
-    // `terraform apply`, the oldest `terraform frobnicate`, alice's and
-    // bob's in turn.
+    // Made on the server (a search does not look at the chains): row g
+    // of host g % 2 (alice's, bob's) at second g / 2, so both hosts have a
+    // row at each time. Both of every fifth time are `git status g`
+    // (matches that tie on time); `make deploy` near
+    // the oldest and twice among the newest; `make test` and `terraform
+    // frobnicate` near the oldest only, `terraform apply` the newest.
+    let command = |g: i64| -> String {
+        match g {
+            0 => "terraform frobnicate".into(),
+            1 | 49_990 | 49_994 => "make deploy".into(),
+            3 => "make test".into(),
+            49_999 => "terraform apply".into(),
+            g if (g / 2) % 5 == 0 => format!("git status {g}"),
+            g => format!("ls {g}"),
+        }
+    };
     cluster
         .admin(&dbname)
         .batch_execute(&format!(
@@ -1334,51 +1349,78 @@ fn a_central_search_finds_the_newest_matches_among_or_past_the_newest_rows() {
              INSERT INTO tmux_audit.commands (host_id, database_id, id, recorded_at_us, command,
                  exit_status, started_at_us, duration_us, cwd, \"user\", uid, host, shell,
                  shell_session, seq)
-             SELECT 'h/1', 'db', g + 1, 1793491200000000 + g * 1000000,
+             SELECT 'h/' || (g % 2), 'db', g + 1, 1793491200000000 + (g / 2) * 1000000,
                     CASE WHEN g = 0 THEN 'terraform frobnicate'
-                         WHEN g = 29999 THEN 'terraform apply'
-                         WHEN g % 5 = 0 THEN 'git status ' || g ELSE 'ls ' || g END,
-                    0, 1793491200000000 + g * 1000000, 1000, '/srv',
+                         WHEN g IN (1, 49990, 49994) THEN 'make deploy'
+                         WHEN g = 3 THEN 'make test'
+                         WHEN g = {last} THEN 'terraform apply'
+                         WHEN (g / 2) % 5 = 0 THEN 'git status ' || g ELSE 'ls ' || g END,
+                    0, 1793491200000000 + (g / 2) * 1000000, 1000, '/srv',
                     (ARRAY['{alice}', '{bob}'])[g % 2 + 1], 1000, 'web', 'bash', 's', g + 1
-             FROM generate_series(0::bigint, 29999) g;
-             ANALYZE tmux_audit.commands;"
+             FROM generate_series(0::bigint, {last}) g;
+             ANALYZE tmux_audit.commands;",
+            last = ROWS - 1
         ))
         .unwrap();
+    // What a search shows: the newest `n` of the rows `keep` keeps (the
+    // newest of each text with `unique`), by time, then host, then id,
+    // shown oldest first.
+    let expected = |keep: &dyn Fn(i64) -> bool, n: usize, unique: bool| -> Vec<String> {
+        let mut rows: Vec<i64> = (0..ROWS).filter(|g| keep(*g)).collect();
+        rows.sort_by_key(|g| (std::cmp::Reverse(g / 2), g % 2, std::cmp::Reverse(*g)));
+        let mut seen = std::collections::HashSet::new();
+        let mut shown: Vec<String> = rows
+            .into_iter()
+            .map(command)
+            .filter(|c| !unique || seen.insert(c.clone()))
+            .take(n)
+            .collect();
+        shown.reverse();
+        shown
+    };
     let auditor = auditor(cluster, &dbname);
     let found = |host: &Host, args: &[&str]| -> Vec<String> {
         let out = host.run(&[&["search", "--central", "--format", "cmd"], args].concat());
         assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
         text(&out.stdout).lines().map(str::to_string).collect()
     };
-    // Oldest first, as a search shows them.
-    let git = |numbers: &mut dyn Iterator<Item = i64>| -> Vec<String> {
-        let mut rows: Vec<String> = numbers.map(|g| format!("git status {g}")).collect();
-        rows.reverse();
-        rows
-    };
-    assert_eq!(
-        found(&auditor, &["git status"]),
-        git(&mut (0..20).map(|i| 29995 - 5 * i))
-    );
+    let git = |g: i64| command(g).starts_with("git status");
+    let of = |user: i64| move |g: i64| g % 2 == user;
+    assert_eq!(found(&auditor, &["git status"]), expected(&git, 20, false));
     assert_eq!(
         found(&auditor, &["--unique", "--limit", "3", "status"]),
-        git(&mut (0..3).map(|i| 29995 - 5 * i))
+        expected(&git, 3, true)
     );
     // One in the newest rows, the other only past them.
+    let terraform = |g: i64| command(g).starts_with("terraform");
     assert_eq!(
         found(&auditor, &["terraform"]),
-        ["terraform frobnicate", "terraform apply"]
+        expected(&terraform, 20, false)
     );
-    assert_eq!(
-        found(&auditor, &["--unique", "terraform"]),
-        ["terraform frobnicate", "terraform apply"]
-    );
+    assert_eq!(found(&auditor, &["terraform"]).len(), 2);
     assert_eq!(found(&auditor, &["frobnicate"]), ["terraform frobnicate"]);
-    // With a filter, kept in the newest rows too.
+    // A text run in and past the newest rows is shown once, its newest
+    // run; one only past them still comes.
+    let make = |g: i64| command(g).starts_with("make");
     assert_eq!(
-        found(&auditor, &["--user", &bob, "--limit", "3", "git status"]),
-        git(&mut (0..3).map(|i| 29995 - 10 * i))
+        found(&auditor, &["--unique", "make"]),
+        expected(&make, 20, true)
     );
+    assert_eq!(
+        found(&auditor, &["--unique", "make"]),
+        ["make test", "make deploy"]
+    );
+    assert_eq!(found(&auditor, &["make"]).len(), 4);
+    // Filters, two parameters before the pattern's, kept in the newest rows.
+    let bobs_git = |g: i64| git(g) && of(1)(g);
+    assert_eq!(
+        found(
+            &auditor,
+            &["--user", &bob, "--shell", "bash", "--limit", "3", "git"]
+        ),
+        expected(&bobs_git, 3, false)
+    );
+    // A user role: her own rows (25,000, more than the newest rows read first).
     cluster.role(&alice, "pw-alice", "tmux_audit_user");
     let alice = Host::new(
         "alice",
@@ -1387,11 +1429,13 @@ fn a_central_search_finds_the_newest_matches_among_or_past_the_newest_rows() {
         "pw-alice",
         cluster.port,
     );
+    let alices_git = |g: i64| git(g) && of(0)(g);
     assert_eq!(
         found(&alice, &["--limit", "5", "git status"]),
-        git(&mut (0..5).map(|i| 29990 - 10 * i))
+        expected(&alices_git, 5, false)
     );
     assert_eq!(found(&alice, &["terraform"]), ["terraform frobnicate"]);
+    assert_eq!(found(&alice, &["--unique", "make"]), ["make deploy"]);
 }
 
 /// A central database made by the first schema (version 1) upgrades in
