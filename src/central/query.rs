@@ -256,12 +256,12 @@ pub fn search(
     let newest = |from: &str, where_sql: &str| match query.unique {
         true => format!(
             "SELECT * FROM (SELECT DISTINCT ON (command) {COLUMNS} FROM {from} {where_sql}
-                ORDER BY command, started_at_us DESC, id DESC) newest
+                ORDER BY command, started_at_us DESC, host_id, database_id, id DESC) newest
              ORDER BY started_at_us DESC, host_id, id DESC LIMIT {limit}"
         ),
         false => format!(
             "SELECT {COLUMNS} FROM {from} {where_sql}
-             ORDER BY started_at_us DESC, host_id, id DESC LIMIT {limit}"
+             ORDER BY started_at_us DESC, host_id, database_id, id DESC LIMIT {limit}"
         ),
     };
     let mut found = None;
