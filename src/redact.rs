@@ -629,8 +629,8 @@ struct Literals {
     /// None only if it could not be built: then every pattern is tried.
     automaton: Option<AhoCorasick>,
     /// Per literal of the automaton: its number and those of the other
-    /// literals it holds, which are there wherever it is (the search
-    /// reports the longest literal at each place).
+    /// literals it starts with, which are there wherever it is (the
+    /// search reports only the longest literal at each place).
     holds: Vec<u128>,
     /// The literals of two bytes, and their numbers.
     pairs: Vec<(memchr::memmem::Finder<'static>, usize)>,
@@ -682,7 +682,7 @@ impl Literals {
                 .iter()
                 .map(|(_, outer)| {
                     long.iter()
-                        .filter(|(_, inner)| outer.contains(inner))
+                        .filter(|(_, inner)| outer.starts_with(inner))
                         .fold(0, |bits, (number, _)| bits | bit(*number))
                 })
                 .collect(),
@@ -712,8 +712,8 @@ impl Literals {
         };
         // The longest literal starting at each place where one starts: the
         // search starts again one byte after each match's start, so every
-        // place is reached; a literal that starts at the same place or
-        // inside the longest one is in `holds`.
+        // place is reached; a shorter literal starting at the same place
+        // is in `holds`.
         let mut found = 0;
         let mut at = 0;
         while let Some(m) = automaton.find(Input::new(lower).range(at..)) {
