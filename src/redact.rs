@@ -611,10 +611,10 @@ impl Redactor {
     }
 }
 
-/// Every built-in pattern's literals in one automaton, so that a command
-/// is read once for all of them (not once per literal: an import reads a
-/// million commands), and which of them each pattern needs, as bit sets
-/// of their numbers.
+/// Every built-in pattern's literals of three bytes or more in one
+/// automaton, so that a command is read once for all of them (not once
+/// per literal: an import reads a million commands), and which literals
+/// each pattern needs, as bit sets of their numbers.
 ///
 /// Literals of one byte (the `=`, `:`, `"` and `-` a broad pattern also
 /// needs) are not in the automaton: they are in most lines of output, and
@@ -839,6 +839,17 @@ mod tests {
             .copied()
             .collect();
         assert!(distinct.len() <= 128, "{} literals", distinct.len());
+        // An empty literal would be in no search (nor two bytes long, nor
+        // one): the pattern needing it would never run.
+        assert!(!distinct.contains(""), "an empty literal");
+        // aho-corasick's SIMD prefilter (Teddy) takes at most 64: past
+        // that the search steps through every byte again (correct, but a
+        // capture process's redaction costs twice as much).
+        let searched = distinct.iter().filter(|l| l.len() > 2).count();
+        assert!(
+            searched <= 64,
+            "{searched} literals of three bytes or more: look for some apart, as for two bytes"
+        );
         assert!(LITERALS.automaton.is_some());
         assert_eq!(literals_in(b"nothing here at all"), 0);
         // Literals of one byte are looked for only beside another.
@@ -937,10 +948,10 @@ mod tests {
         }
     }
 
-    /// A literal that starts where a longer one does (`ghp` in `ghp_x`),
-    /// or lies inside it, is found with it: the search reports only the
-    /// longest at each place. (No built-in literal is the start of another
-    /// today; one added would be.)
+    /// A literal that starts where a longer one does (`ghp` in `ghp_x`)
+    /// is found with it (the search reports only the longest at each
+    /// place), and one inside it at its own start. (No built-in literal is
+    /// the start of another today; one added would be.)
     #[test]
     fn a_literal_at_the_start_of_a_longer_one_is_found_with_it() {
         let literals =
