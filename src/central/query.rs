@@ -14,7 +14,7 @@ use rusqlite::types::Value;
 
 use super::CentralError;
 use crate::db::{
-    Counting, GroupBy, Ranked, ReportFields, ReportRow, SortBy, StoredCommand, Totals,
+    Counting, GroupBy, Ranked, ReportFields, ReportRow, SortBy, StoredCommand, Totals, SCAN_WINDOW,
 };
 use crate::filter::{smart_case_sensitive, smart_case_sensitive_regex, Conditions, MatchKind};
 use crate::lifecycle::replay::{Replay, ServerKey};
@@ -266,7 +266,7 @@ pub fn search(
     };
     let mut found = None;
     if let (Some(pattern), Some(wanted)) = (&pattern, query.limit) {
-        // The newest rows first, as locally (`SCAN_WINDOW`): a common
+        // The newest rows first, as locally ([`SCAN_WINDOW`]): a common
         // word's newest matches are among them. PostgreSQL cannot tell
         // that itself here: under row-level security it keeps the
         // column's statistics from a pattern match (a leak otherwise), so
@@ -310,10 +310,6 @@ pub fn search(
     place(client, &mut found)?;
     Ok(found.into_iter().map(|(_, row)| row).collect())
 }
-
-/// How many of the newest rows a search with a pattern reads first (as
-/// `db::queries`' window locally).
-const SCAN_WINDOW: i64 = 20_000;
 
 fn where_of(clauses: &[String]) -> String {
     if clauses.is_empty() {

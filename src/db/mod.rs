@@ -14,7 +14,7 @@ mod trace;
 
 pub use forward::ForwardItem;
 pub use imports::{Counts, Numbering};
-pub use queries::{insert_entries, Order, SearchQuery};
+pub use queries::{insert_entries, Order, SearchQuery, SCAN_WINDOW};
 pub use report::{Counting, GroupBy, Ranked, ReportFields, ReportPlan, ReportRow, SortBy, Totals};
 pub use retention::{PruneError, PruneRules, Pruned, Reclaimed, DAILY_US};
 pub use trace::{append as append_trace, StoredTrace, UnchainedDigest};

@@ -43,8 +43,9 @@ pub enum Order {
 
 /// How many of the newest rows a search reads directly before it asks the
 /// text index: enough for a common word's newest matches, few enough to
-/// cost a rare word's search only milliseconds.
-const SCAN_WINDOW: i64 = 20_000;
+/// cost a rare word's search only milliseconds. A central search reads
+/// the same window first.
+pub const SCAN_WINDOW: i64 = 20_000;
 
 impl Database {
     /// The newest command of a shell session (`TMUX_AUDIT_SESSION`), if
