@@ -121,6 +121,19 @@ fn writer(cluster: &Cluster, dbname: &str, name: &str) -> Host {
     )
 }
 
+/// A user role `role` (it reads its own rows only) and a host that uses it.
+fn user(cluster: &Cluster, dbname: &str, role: &str, name: &str) -> Host {
+    let password = format!("pw-{name}");
+    cluster.role(role, &password, "tmux_audit_user");
+    Host::new(
+        name,
+        cluster.url(role, dbname),
+        role,
+        &password,
+        cluster.port,
+    )
+}
+
 fn auditor(cluster: &Cluster, dbname: &str) -> Host {
     let role = format!("{dbname}_auditor");
     cluster.role(&role, "pw-auditor", "tmux_audit_auditor");
@@ -290,29 +303,14 @@ fn a_writer_inserts_only_for_its_host_and_cannot_change_or_read_what_was_shipped
     let out = auditor.run(&["search", "--central", "--all", "--format", "cmd"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).lines().count(), 5);
-    cluster.role("ops", "pw-ops", "tmux_audit_user");
-    cluster.role(&format!("{dbname}_eve"), "pw-eve", "tmux_audit_user");
-    let ops = Host::new(
-        "ops",
-        cluster.url("ops", &dbname),
-        "ops",
-        "pw-ops",
-        cluster.port,
-    );
+    let ops = user(cluster, &dbname, "ops", "ops");
+    let eve = user(cluster, &dbname, &format!("{dbname}_eve"), "eve");
     let out = ops.run(&["search", "--central", "--all", "--format", "cmd"]);
     assert_eq!(
         text(&out.stdout).lines().count(),
         5,
         "{}",
         text(&out.stderr)
-    );
-    let eve_role = format!("{dbname}_eve");
-    let eve = Host::new(
-        "eve",
-        cluster.url(&eve_role, &dbname),
-        &eve_role,
-        "pw-eve",
-        cluster.port,
     );
     let out = eve.run(&["search", "--central", "--all"]);
     assert_eq!(
@@ -1421,14 +1419,7 @@ fn a_central_search_finds_the_newest_matches_among_or_past_the_newest_rows() {
         expected(&bobs_git, 3, false)
     );
     // A user role: her own rows (25,000, more than the newest rows read first).
-    cluster.role(&alice, "pw-alice", "tmux_audit_user");
-    let alice = Host::new(
-        "alice",
-        cluster.url(&alice, &dbname),
-        &alice,
-        "pw-alice",
-        cluster.port,
-    );
+    let alice = user(cluster, &dbname, &alice, "alice");
     let alices_git = |g: i64| git(g) && of(0)(g);
     assert_eq!(
         found(&alice, &["--limit", "5", "git status"]),
