@@ -107,6 +107,22 @@ impl Conditions {
         self.params.extend(params);
     }
 
+    /// Only the commands run in one of `panes`, each a tmux server's pid and
+    /// a pane id of it (`%3`); no pane at all: no command.
+    pub fn only_panes(&mut self, panes: &[(i64, String)]) {
+        if panes.is_empty() {
+            self.push("0", []);
+            return;
+        }
+        let values = vec!["(?, ?)"; panes.len()].join(", ");
+        self.push(
+            &format!("(tmux_server_pid, tmux_pane) IN (VALUES {values})"),
+            panes
+                .iter()
+                .flat_map(|(pid, pane)| [Value::Integer(*pid), text(pane.as_str())]),
+        );
+    }
+
     /// `WHERE a AND b`, or nothing.
     pub fn where_sql(&self) -> String {
         if self.clauses.is_empty() {

@@ -46,6 +46,33 @@ pub fn pane_dir(root: &Path, server_pid: i64, pane: &str) -> Option<PathBuf> {
     Some(root.join(format!("{server_pid}-{number}")))
 }
 
+/// The panes that have captured output: (server pid, pane id) of each pane
+/// directory under `root` (see [`pane_dir`]) that holds a segment. No root
+/// (capture never ran) is no pane.
+pub fn captured_panes(root: &Path) -> std::io::Result<Vec<(i64, String)>> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    };
+    let mut panes = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some((pid, number)) = name.to_str().and_then(|n| n.split_once('-')) else {
+            continue;
+        };
+        let (Ok(pid), Ok(number)) = (pid.parse::<i64>(), number.parse::<u32>()) else {
+            continue;
+        };
+        if entry.file_type()?.is_dir() && !segment::list(&entry.path())?.is_empty() {
+            panes.push((pid, format!("%{number}")));
+        }
+    }
+    panes.sort();
+    Ok(panes)
+}
+
 /// The panes whose capture process runs now, as (server pid, pane), from
 /// the processes' command lines (`tmux-audit capture --pane %N
 /// --server-pid PID`).
@@ -103,5 +130,29 @@ mod tests {
         );
         assert!(pane_dir(&root, 42, "%../x").is_none());
         assert!(pane_dir(&root, 42, "7").is_none());
+    }
+
+    #[test]
+    fn captured_panes_are_the_directories_holding_a_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = root(&dir.path().join("history.db"));
+        assert_eq!(captured_panes(&root).unwrap(), Vec::new());
+        for (name, segment) in [
+            ("42-7", true),
+            ("42-8", false),
+            ("43-10", true),
+            ("x-1", true),
+        ] {
+            let pane = root.join(name);
+            std::fs::create_dir_all(&pane).unwrap();
+            if segment {
+                std::fs::write(pane.join("1700000000000000-1.seg"), b"").unwrap();
+            }
+        }
+        std::fs::write(root.join("44-1"), b"a file, not a pane").unwrap();
+        assert_eq!(
+            captured_panes(&root).unwrap(),
+            vec![(42, "%7".to_string()), (43, "%10".to_string())]
+        );
     }
 }

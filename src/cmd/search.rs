@@ -2,6 +2,7 @@
 //! The path from flags to rows is shared with `export` ([`Matches`]).
 
 use std::io;
+use std::ops::ControlFlow;
 
 use anyhow::{Context, Result};
 
@@ -31,7 +32,9 @@ impl Run for Search {
             self.text.pattern(),
             kind,
         )?;
-        matches.output = self.output.as_ref().map(|text| text.as_bytes().to_vec());
+        if let Some(text) = &self.output {
+            matches.only_printed(text.as_bytes())?;
+        }
         let order = if self.reverse {
             Order::NewestFirst
         } else {
@@ -145,10 +148,31 @@ pub(super) struct Matches {
     scan_first: Option<Conditions>,
     /// `search --output TEXT`: only the commands whose captured output
     /// holds TEXT.
-    pub(super) output: Option<Vec<u8>>,
+    output: Option<Vec<u8>>,
 }
 
+/// `search --output`: beyond this many captured panes, every match is read
+/// (and its output looked for) rather than naming the panes in the query.
+const NAMED_PANES: usize = 5_000;
+
 impl Matches {
+    /// Only the commands whose captured output holds `text`. Only commands
+    /// of a pane with captured output can have printed it: the others are
+    /// not read at all (no capture: no match, at once).
+    pub(super) fn only_printed(&mut self, text: &[u8]) -> Result<()> {
+        let root = capture::root(&self.path);
+        let panes = capture::captured_panes(&root)
+            .with_context(|| format!("cannot read the captured output in {}", root.display()))?;
+        if panes.len() <= NAMED_PANES {
+            self.conditions.only_panes(&panes);
+            if let Some(scan) = &mut self.scan_first {
+                scan.only_panes(&panes);
+            }
+        }
+        self.output = Some(text.to_vec());
+        Ok(())
+    }
+
     pub(super) fn find(
         db: Option<&std::path::Path>,
         filters: &FilterArgs,
@@ -202,45 +226,72 @@ impl Matches {
         unique: bool,
         order: Order,
     ) -> Result<Option<Vec<tmux_audit::db::StoredCommand>>> {
+        if self.output.is_some() {
+            return self.newest_that_printed(limit, unique, order);
+        }
         let query = SearchQuery {
             conditions: self.conditions,
             scan_first: self.scan_first,
-            // Which commands printed TEXT is known only after reading
-            // their output: every command the filters keep is read (and
-            // the newest of each text is the newest that printed it).
-            limit: if self.output.is_some() { None } else { limit },
-            unique: unique && self.output.is_none(),
+            limit,
+            unique,
         };
         let mut rows = self
             .db
             .search(&query)
             .with_context(|| format!("cannot search {}", self.path.display()))?;
-        if let Some(text) = &self.output {
-            // Newest first: reading stops at the `limit`th that printed it.
-            let mut seen = std::collections::HashSet::new();
-            let mut reader = capture::output::Reader::default();
-            rows = rows
-                .into_iter()
-                .filter(|row| {
-                    if unique && seen.contains(&row.record.command) {
-                        return false;
-                    }
-                    if !reader.printed(&self.path, &row.record, text) {
-                        return false;
-                    }
-                    if unique {
-                        seen.insert(row.record.command.clone());
-                    }
-                    true
-                })
-                .take(limit.unwrap_or(usize::MAX))
-                .collect();
-        }
         if rows.is_empty() {
             return Ok(None);
         }
         // Session and window names, and who typed each, from the tmux events.
         self.db.place(&mut rows)?;
+        if order == Order::OldestFirst {
+            rows.reverse();
+        }
+        Ok(Some(rows))
+    }
+
+    /// [`Matches::newest`] for `search --output TEXT`: which commands
+    /// printed TEXT is known only after reading their output, so the
+    /// matches are read newest first, one at a time, until `limit` of them
+    /// printed it (with `unique`, the newest run of each text that did).
+    fn newest_that_printed(
+        self,
+        limit: Option<usize>,
+        unique: bool,
+        order: Order,
+    ) -> Result<Option<Vec<tmux_audit::db::StoredCommand>>> {
+        let text = self.output.as_deref().unwrap_or_default();
+        let limit = limit.unwrap_or(usize::MAX);
+        let mut seen = std::collections::HashSet::new();
+        let mut reader = capture::output::Reader::default();
+        let mut rows = Vec::new();
+        if limit > 0 {
+            self.db
+                .each_command(
+                    &self.conditions,
+                    false,
+                    Order::NewestFirst,
+                    |row| -> Result<ControlFlow<()>> {
+                        if (unique && seen.contains(&row.record.command))
+                            || !reader.printed(&self.path, &row.record, text)
+                        {
+                            return Ok(ControlFlow::Continue(()));
+                        }
+                        if unique {
+                            seen.insert(row.record.command.clone());
+                        }
+                        rows.push(row);
+                        Ok(match rows.len() >= limit {
+                            true => ControlFlow::Break(()),
+                            false => ControlFlow::Continue(()),
+                        })
+                    },
+                )
+                .with_context(|| format!("cannot search {}", self.path.display()))?;
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
         if order == Order::OldestFirst {
             rows.reverse();
         }
@@ -272,14 +323,17 @@ impl Matches {
             let path = &self.path;
             let output = self.output.as_deref();
             let mut reader = capture::output::Reader::default();
-            let searched =
-                self.db
-                    .each_command(&self.conditions, unique, order, |row| -> Result<()> {
-                        if output.is_none_or(|text| reader.printed(path, &row.record, text)) {
-                            out.write(&row).context(STDOUT)?;
-                        }
-                        Ok(())
-                    });
+            let searched = self.db.each_command(
+                &self.conditions,
+                unique,
+                order,
+                |row| -> Result<ControlFlow<()>> {
+                    if output.is_none_or(|text| reader.printed(path, &row.record, text)) {
+                        out.write(&row).context(STDOUT)?;
+                    }
+                    Ok(ControlFlow::Continue(()))
+                },
+            );
             match searched {
                 // A full disk or a closed pipe is not the database's fault.
                 Err(err) if err.to_string() == STDOUT => return Err(err),

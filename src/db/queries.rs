@@ -1,5 +1,6 @@
 //! The queries: storing a command, finding commands, counting them.
 
+use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -240,7 +241,8 @@ impl Database {
     /// With `unique`, only the newest run (by start time) of each distinct
     /// command: a first pass notes which rows those are (16 bytes per
     /// distinct command), the second writes them. `each` stops the walk by
-    /// returning an error. The tmux events are held whole (they are few
+    /// returning an error, or [`ControlFlow::Break`] when it has had enough
+    /// (a limit reached). The tmux events are held whole (they are few
     /// beside the commands); newest first, the replay starts again each
     /// time the walk passes an event backwards, so its cost grows with the
     /// square of the events rather than the rows.
@@ -249,7 +251,7 @@ impl Database {
         conditions: &Conditions,
         unique: bool,
         order: Order,
-        mut each: impl FnMut(StoredCommand) -> Result<(), E>,
+        mut each: impl FnMut(StoredCommand) -> Result<ControlFlow<()>, E>,
     ) -> Result<(), E> {
         let where_sql = conditions.where_sql();
         let keep = if unique {
@@ -285,7 +287,9 @@ impl Database {
             }
             let mut command = stored_command(row).map_err(DbError::from)?;
             command.placement = replay.place(&command.record);
-            each(command)?;
+            if each(command)?.is_break() {
+                break;
+            }
         }
         Ok(())
     }

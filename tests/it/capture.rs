@@ -610,6 +610,15 @@ fn search_output_finds_the_commands_that_printed_a_text() {
             "{args:?}"
         );
     }
+    // A limit keeps the newest that printed it, in time order.
+    assert_eq!(
+        search(&["--output", "needle-", "-n", "1", "--format", "cmd"]),
+        (Some(0), "cat n.txt\n".to_string())
+    );
+    assert_eq!(
+        search(&["--output", "needle-", "-n", "2", "--format", "cmd"]),
+        (Some(0), format!("{printer}\ncat n.txt\n"))
+    );
 }
 
 #[test]
