@@ -1,6 +1,9 @@
 //! Times and durations as people type them on a command line: RFC 3339,
 //! dates, `2h`, `3 days ago`, `yesterday`, `5s`, `1h30m`.
 
+use std::cell::RefCell;
+
+use chrono::format::{Item, StrftimeItems};
 use chrono::{
     DateTime, Duration, Local, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
 };
@@ -49,11 +52,27 @@ pub fn parse_time(input: &str, now: DateTime<Local>) -> Result<DateTime<Utc>, St
 }
 
 /// A time stored as microseconds since the epoch, in the local time zone,
-/// in a chrono `format` ("?" for a time out of range).
-pub fn local_format(us: i64, format: &str) -> String {
-    DateTime::<Utc>::from_timestamp_micros(us)
-        .map(|t| t.with_timezone(&Local).format(format).to_string())
-        .unwrap_or_else(|| "?".to_string())
+/// in a chrono `format` ("?" for a time out of range). Each format is parsed
+/// once per thread: a report of 141,020 groups formats half a million times.
+pub fn local_format(us: i64, format: &'static str) -> String {
+    thread_local! {
+        static PARSED: RefCell<Vec<(&'static str, Vec<Item<'static>>)>> =
+            const { RefCell::new(Vec::new()) };
+    }
+    let Some(t) = DateTime::<Utc>::from_timestamp_micros(us) else {
+        return "?".to_string();
+    };
+    let t = t.with_timezone(&Local);
+    PARSED.with_borrow_mut(|parsed| {
+        let at = match parsed.iter().position(|(known, _)| *known == format) {
+            Some(at) => at,
+            None => {
+                parsed.push((format, StrftimeItems::new(format).collect()));
+                parsed.len() - 1
+            }
+        };
+        t.format_with_items(parsed[at].1.iter()).to_string()
+    })
 }
 
 /// A local wall-clock time; one that happens twice (when the clocks go

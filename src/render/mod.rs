@@ -367,6 +367,13 @@ pub fn cell(text: impl AsRef<str>) -> Cell {
 /// that are invisible or reorder the text around them (bidi controls, zero
 /// width) as `\u{NNNN}`, cut to `max` characters with an ellipsis.
 pub fn one_line(text: &str, max: usize) -> String {
+    // Most text is printable ASCII, kept as it is: a byte is a character.
+    if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return match text.len() > max {
+            true => format!("{}…", &text[..max]),
+            false => text.to_string(),
+        };
+    }
     let mut out = String::new();
     for (count, c) in text.chars().enumerate() {
         if count == max {
@@ -751,6 +758,10 @@ mod tests {
     fn control_characters_never_reach_the_terminal() {
         assert_eq!(one_line("a\nb\x1b[31mc\x07", 100), "a⏎b\\x1b[31mc\\x07");
         assert_eq!(one_line("abcdef", 3), "abc…");
+        assert_eq!(one_line("abc", 3), "abc");
+        assert_eq!(one_line("abc", 0), "…");
+        assert_eq!(one_line("a\x7fb\tc", 100), "a\\x7fb c");
+        assert_eq!(one_line("~ \x7f", 2), "~ …");
         // Trojan Source: an override and an isolate that would reorder it.
         assert_eq!(
             one_line("rm -rf /tmp/x\u{202e}\u{2066}txt.exe", 100),
