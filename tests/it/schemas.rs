@@ -62,6 +62,18 @@ const UNDO: &[(i64, &str)] = &[
         "DROP INDEX report_totals_ranked;
          CREATE INDEX report_totals_by_commands ON report_totals (name, commands);",
     ),
+    (
+        20,
+        "CREATE TABLE report_totals_old (
+             name TEXT NOT NULL, key TEXT NOT NULL, commands INTEGER NOT NULL,
+             failures INTEGER NOT NULL, first_us INTEGER NOT NULL, last_us INTEGER NOT NULL,
+             total_duration_us INTEGER NOT NULL, longest_us INTEGER NOT NULL, shown TEXT,
+             PRIMARY KEY (name, key));
+         INSERT INTO report_totals_old SELECT * FROM report_totals;
+         DROP TABLE report_totals;
+         ALTER TABLE report_totals_old RENAME TO report_totals;
+         CREATE INDEX report_totals_ranked ON report_totals (name, commands DESC, key);",
+    ),
 ];
 
 /// Leaves the database at `db` as a tmux-audit of schema `to` left it:
