@@ -5,7 +5,8 @@ use std::cell::RefCell;
 
 use chrono::format::{Item, StrftimeItems};
 use chrono::{
-    DateTime, Duration, Local, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+    DateTime, Datelike, Duration, Local, LocalResult, NaiveDate, NaiveDateTime, NaiveTime,
+    TimeZone, Timelike, Utc,
 };
 
 /// A point in time, relative ones taken from `now`.
@@ -73,6 +74,42 @@ pub fn local_format(us: i64, format: &'static str) -> String {
         };
         t.format_with_items(parsed[at].1.iter()).to_string()
     })
+}
+
+/// A time stored as microseconds since the epoch, to the minute in the
+/// local time zone: `%Y-%m-%d %H:%M`, or `%m-%d %H:%M` without the `year`.
+/// The same text as [`local_format`] gives, written without chrono's
+/// format machinery (a table of a report formats it for every group).
+pub fn local_minute(us: i64, year: bool) -> String {
+    let format = match year {
+        true => "%Y-%m-%d %H:%M",
+        false => "%m-%d %H:%M",
+    };
+    let Some(t) = DateTime::<Utc>::from_timestamp_micros(us) else {
+        return "?".to_string();
+    };
+    let t = t.with_timezone(&Local);
+    if !(0..=9999).contains(&t.year()) {
+        return local_format(us, format);
+    }
+    let mut text = String::with_capacity(16);
+    let mut two = |n: u32, after: Option<char>| {
+        text.push(char::from(b'0' + (n / 10 % 10) as u8));
+        text.push(char::from(b'0' + (n % 10) as u8));
+        if let Some(c) = after {
+            text.push(c);
+        }
+    };
+    if year {
+        let y = t.year() as u32;
+        two(y / 100, None);
+        two(y % 100, Some('-'));
+    }
+    two(t.month(), Some('-'));
+    two(t.day(), Some(' '));
+    two(t.hour(), Some(':'));
+    two(t.minute(), None);
+    text
 }
 
 /// A local wall-clock time; one that happens twice (when the clocks go
@@ -300,6 +337,36 @@ mod tests {
         assert_eq!(parse_duration("90"), Ok(Duration::seconds(90)));
     }
 
+    /// [`local_minute`] writes what chrono's format gives, in any zone, for
+    /// times either side of daylight saving changes, before 1970, around
+    /// year 10,000 (chrono's own text then) and out of range.
+    fn minutes_are_the_formatted_times() {
+        let hour = 3_600_000_000_i64;
+        let mut times = vec![0, -1, i64::MIN, i64::MAX, 1, 59_999_999, 60_000_000];
+        // 2026-03-08 and 2026-11-01 around 06:00 UTC, each quarter hour.
+        for day in [1_772_942_400_000_000_i64, 1_793_491_200_000_000] {
+            times.extend((0..48).map(|q| day + q * hour / 4 - 1));
+        }
+        // Year 1 to past year 9999, and before year 0.
+        times.extend([
+            -62_135_596_800_000_000,
+            -62_167_219_200_000_001,
+            253_402_300_799_999_999,
+            253_402_300_800_000_000 + 9 * hour,
+            -70_000_000_000_000_000,
+        ]);
+        for us in times {
+            for (year, format) in [(true, "%Y-%m-%d %H:%M"), (false, "%m-%d %H:%M")] {
+                assert_eq!(local_minute(us, year), local_format(us, format), "{us}");
+            }
+        }
+    }
+
+    #[test]
+    fn minutes_here_are_the_formatted_times() {
+        minutes_are_the_formatted_times();
+    }
+
     /// The variable that tells [`local_times_follow_the_time_zone`] it is
     /// the child run in a named zone.
     const CHILD_ZONE: &str = "TMUX_AUDIT_TEST_ZONE";
@@ -359,6 +426,9 @@ mod tests {
         );
         assert_eq!(local_format(0, "%Y-%m-%d %H:%M"), "1970-01-01 09:00");
         assert_eq!(local_format(i64::MAX, "%Y"), "?", "out of range");
+        assert_eq!(local_minute(0, true), "1970-01-01 09:00");
+        assert_eq!(local_minute(0, false), "01-01 09:00");
+        minutes_are_the_formatted_times();
         // A span back from now and RFC 3339 do not depend on the zone.
         assert_eq!(parse_time("2h", now), Ok(utc("2026-11-25T03:30:00Z")));
         assert_eq!(
@@ -370,6 +440,7 @@ mod tests {
     /// Daylight saving time: on 2026-11-01 01:30 happens twice (EDT, then
     /// EST); the earlier one is meant. On 2026-03-08 02:30 never happens.
     fn in_new_york() {
+        minutes_are_the_formatted_times();
         let now = Local.with_ymd_and_hms(2026, 11, 25, 14, 30, 0).unwrap();
         assert_eq!(
             parse_time("2026-11-01 01:30", now),

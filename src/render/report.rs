@@ -5,14 +5,13 @@ use std::io::{self, Write};
 
 use comfy_table::{CellAlignment, Color};
 use serde::Serialize;
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+use unicode_width::UnicodeWidthChar;
 
 use super::{
     cell, cut_to_width, finish, home, human_duration, new_table, one_line, room_left, short_time,
-    table_width, tilde, utc_time, Column,
+    table_width, text_width, tilde, utc_time, Column,
 };
 use crate::db::{GroupBy, ReportRow, Totals};
-use crate::timespec::local_format;
 
 /// The narrowest the group name or the top command gets before other
 /// columns give way.
@@ -20,7 +19,7 @@ const MIN_FLEXIBLE: usize = 20;
 
 /// Minutes are enough for a report's first and last times, and keep the table narrow.
 fn local_minute(us: i64) -> String {
-    local_format(us, "%Y-%m-%d %H:%M")
+    crate::timespec::local_minute(us, true)
 }
 
 /// A report row as JSON and CSV show it.
@@ -710,10 +709,10 @@ impl Measure {
             if col == flexible {
                 self.flexible.add(&text);
             }
-            let w = one_line(&text, usize::MAX).width();
+            let w = text_width(&one_line(&text, usize::MAX));
             self.widths[i] = self.widths[i].max(w);
             if let Some(s) = [Col::First, Col::Last].iter().position(|&c| c == col) {
-                let w = one_line(&cell(col, true), usize::MAX).width();
+                let w = text_width(&one_line(&cell(col, true), usize::MAX));
                 self.short[s] = self.short[s].max(w);
             }
         }
@@ -826,8 +825,8 @@ impl FlexibleWidth {
     }
 
     fn add(&mut self, text: &str) {
-        let width = text.width();
-        if text.chars().all(|c| c.width().unwrap_or(0) <= 1) {
+        let width = text_width(text);
+        if text.is_ascii() || text.chars().all(|c| c.width().unwrap_or(0) <= 1) {
             self.narrow = self.narrow.max(width);
             return;
         }
@@ -905,7 +904,7 @@ impl Fitted {
             if red {
                 line.push_str(RED);
             }
-            let pad = fit.width.saturating_sub(text.width());
+            let pad = fit.width.saturating_sub(text_width(text));
             line.push(' ');
             if fit.col.right() && failed.is_some() {
                 line.extend(std::iter::repeat_n(' ', pad));
