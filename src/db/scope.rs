@@ -187,6 +187,28 @@ impl Database {
         Ok(found)
     }
 
+    /// Every pane that any event put in one of `windows` (of its server):
+    /// the only panes whose commands can be placed in them.
+    fn panes_in(&self, windows: &HashSet<(ServerKey, i64)>) -> Result<Vec<(ServerKey, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT pane FROM tmux_events
+             WHERE tmux_socket = ?1 AND tmux_server_pid = ?2 AND window_id = ?3
+               AND pane IS NOT NULL",
+        )?;
+        let mut panes = Vec::new();
+        for ((socket, pid), window) in windows {
+            let rows = stmt.query_map(rusqlite::params![socket, pid, window], |r| {
+                r.get::<_, String>(0)
+            })?;
+            for pane in rows {
+                panes.push(((socket.clone(), *pid), pane?));
+            }
+        }
+        panes.sort();
+        panes.dedup();
+        Ok(panes)
+    }
+
     /// Keeps, of the commands `c` selects, those that ran in one of
     /// `windows` and were typed by `typist`, as their placement says.
     ///
@@ -226,10 +248,34 @@ impl Database {
             )
         };
         let mut kept: Vec<i64> = Vec::new();
-        if !with_events.is_empty() {
+        let panes = windows.map(|windows| self.panes_in(windows)).transpose()?;
+        if !with_events.is_empty() && panes.as_ref().is_none_or(|p| !p.is_empty()) {
             let mut candidates = c.clone();
             let (sql, params) = servers_sql(&with_events);
             candidates.push(&sql, params);
+            if let Some(panes) = &panes {
+                // A command is in a window only if its pane was, as an event
+                // said: only those panes' commands are read (through the
+                // index by pane), then placed.
+                let names: Vec<&str> = panes.iter().map(|(_, pane)| pane.as_str()).collect();
+                let tuples = vec!["(?, ?, ?)"; panes.len()].join(", ");
+                candidates.push(
+                    &format!(
+                        "tmux_pane IN ({}) AND (tmux_socket, tmux_server_pid, tmux_pane) IN (VALUES {tuples})",
+                        vec!["?"; names.len()].join(", ")
+                    ),
+                    names
+                        .iter()
+                        .map(|pane| Value::Text(pane.to_string()))
+                        .chain(panes.iter().flat_map(|((socket, pid), pane)| {
+                            [
+                                Value::Text(socket.clone()),
+                                Value::Integer(*pid),
+                                Value::Text(pane.clone()),
+                            ]
+                        })),
+                );
+            }
             let mut replay = Replay::new(
                 self.tmux_events(None)?
                     .into_iter()
@@ -419,6 +465,82 @@ mod tests {
             let plan = plan(&db, &filters);
             assert!(plan.contains(index), "{filters:?}: {plan}");
         }
+    }
+
+    /// A window holds the commands of every pane an event put in it, from
+    /// then on: a pane moved in later counts from its move, and a pane no
+    /// event placed is in no window.
+    #[test]
+    fn a_window_holds_the_commands_of_the_panes_events_put_in_it() {
+        use crate::lifecycle::TmuxEvent;
+        use crate::record::{CommandRecord, Entry};
+        let (_dir, mut db) = database(0);
+        let event = |key: &str, at_us: i64, window: i64, pane: &str| {
+            Entry::TmuxEvent(TmuxEvent {
+                event: "seen".into(),
+                at_us,
+                event_key: key.into(),
+                host: "h".into(),
+                user: "bob".into(),
+                tmux_socket: "/tmp/tmux-1000/default".into(),
+                tmux_server_pid: 7,
+                session_id: Some(1),
+                session_name: Some("work".into()),
+                window_id: Some(window),
+                window_index: Some(window),
+                pane: Some(pane.into()),
+                ..TmuxEvent::default()
+            })
+        };
+        let command = |seq: i64, at_us: i64, pane: &str| {
+            Entry::Command(CommandRecord {
+                command: format!("cmd-{seq}"),
+                started_at_us: at_us,
+                user: "bob".into(),
+                host: "h".into(),
+                shell: "bash".into(),
+                shell_session: "in-tmux".into(),
+                seq,
+                tmux_socket: Some("/tmp/tmux-1000/default".into()),
+                tmux_server_pid: Some(7),
+                tmux_session_id: Some(1),
+                tmux_pane: Some(pane.into()),
+                ..CommandRecord::default()
+            })
+        };
+        let entries = [
+            event("a", 1, 1, "%1"),
+            event("b", 1, 2, "%2"),
+            command(1, 5, "%1"),
+            command(2, 5, "%2"),
+            event("c", 10, 1, "%2"), // %2 joins window 1
+            command(3, 15, "%2"),
+            command(4, 15, "%3"), // no event named %3
+            command(5, 15, "%1"),
+        ];
+        db.insert_all(entries.iter().map(|e| (e, 1))).unwrap();
+        let in_window = |window: &str| -> Vec<String> {
+            let c = db
+                .conditions(&Filters {
+                    window: Some(window.into()),
+                    ..Filters::default()
+                })
+                .unwrap();
+            let mut stmt = db
+                .conn
+                .prepare(&format!(
+                    "SELECT command FROM commands {} ORDER BY seq",
+                    c.where_sql()
+                ))
+                .unwrap();
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(&c.params), |r| r.get(0))
+                .unwrap();
+            rows.collect::<Result<_, _>>().unwrap()
+        };
+        assert_eq!(in_window("@1"), ["cmd-1", "cmd-3", "cmd-5"]);
+        assert_eq!(in_window("@2"), ["cmd-2"]);
+        assert_eq!(in_window("work:2"), ["cmd-2"]);
     }
 
     /// A range that holds many rows is not read through its index (every
