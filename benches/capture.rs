@@ -1,9 +1,11 @@
 //! What output capture costs a pane: `cat` of a large file of log lines in
-//! a private tmux server's pane, timed inside the pane, without capture and
-//! with `tmux-audit capture` on the pane's `pipe-pane`. Prints the median
-//! of several rounds of each, what capture added in each round (its two
-//! runs back to back) and the median of that, the bytes the capture kept on disk per MB of
-//! output, and the capture process's memory.
+//! a private tmux server's pane, timed inside the pane, without capture,
+//! with the pane's `pipe-pane` into `cat > /dev/null` (what tmux's piping
+//! alone costs: the floor of any capture built on it), and with
+//! `tmux-audit capture` on it. Prints the median of several rounds of each,
+//! what the floor and the capture added in each round (the runs of a round
+//! back to back) and the median of that, the bytes the capture kept on disk
+//! per MB of output, and the capture process's memory.
 //!
 //!     cargo bench --bench capture            # 200 MB, 3 rounds
 //!     MB=50 ROUNDS=5 cargo bench --bench capture
@@ -131,41 +133,42 @@ fn cat_bench() {
     let file = dir.path().join("output.log");
     write_log_lines(&file, mb << 20);
     println!("cat of {mb} MB of log lines in a tmux pane, {rounds} rounds");
-    let (mut without, mut with) = (Vec::new(), Vec::new());
+    let (mut without, mut floor, mut with) = (Vec::new(), Vec::new(), Vec::new());
     let mut on_disk = 0;
     let mut memory = (0, 0);
     for round in 0..rounds {
-        without.push(cat_in_pane(&bin, dir.path(), &file, false, round).took);
-        let run = cat_in_pane(&bin, dir.path(), &file, true, round);
+        without.push(cat_in_pane(&bin, dir.path(), &file, Pipe::None, round).took);
+        floor.push(cat_in_pane(&bin, dir.path(), &file, Pipe::DevNull, round).took);
+        let run = cat_in_pane(&bin, dir.path(), &file, Pipe::Capture, round);
         with.push(run.took);
         on_disk = run.on_disk;
         memory = run.memory_kb;
     }
-    // Each round's pair was run back to back: its ratio is what the
-    // capture cost then, whatever the machine's speed in that round (a
-    // shared VM's moved by more than the 10 % sought between rounds).
-    let mut added: Vec<f64> = without
-        .iter()
-        .zip(&with)
-        .map(|(a, b)| (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0)
-        .collect();
-    let rounds_added = added
-        .iter()
-        .map(|p| format!("{p:+.1} %"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    added.sort_by(f64::total_cmp);
-    let (a, b) = (median(&mut without), median(&mut with));
+    let a = median(&mut without.clone());
     println!("without capture: median {}", ms(a));
-    println!(
-        "with capture:    median {} ({:+.1} %)",
-        ms(b),
-        (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0
-    );
-    println!(
-        "added per round (each pair back to back): {rounds_added}; median {:+.1} %",
-        added[added.len() / 2]
-    );
+    for (label, runs) in [("pipe-pane to /dev/null", &floor), ("with capture", &with)] {
+        // Each round's runs were back to back: their ratio is what piping
+        // cost then, whatever the machine's speed in that round (a shared
+        // VM's moved by more than the 10 % sought between rounds).
+        let mut added: Vec<f64> = without
+            .iter()
+            .zip(runs)
+            .map(|(a, b)| (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0)
+            .collect();
+        let rounds_added = added
+            .iter()
+            .map(|p| format!("{p:+.1} %"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        added.sort_by(f64::total_cmp);
+        let b = median(&mut runs.clone());
+        println!(
+            "{label}: median {} ({:+.1} %); added per round: {rounds_added}; median {:+.1} %",
+            ms(b),
+            (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0,
+            added[added.len() / 2]
+        );
+    }
     println!(
         "on disk: {on_disk} bytes for {mb} MB ({:.0} bytes per MB of output)",
         on_disk as f64 / mb as f64
@@ -214,12 +217,21 @@ struct Run {
     memory_kb: (u64, u64),
 }
 
-fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, capture: bool, round: usize) -> Run {
-    let home = dir.join(format!("home-{capture}-{round}"));
+/// What the pane's output is piped into.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pipe {
+    None,
+    DevNull,
+    Capture,
+}
+
+fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, pipe: Pipe, round: usize) -> Run {
+    let capture = pipe == Pipe::Capture;
+    let home = dir.join(format!("home-{pipe:?}-{round}"));
     let config = home.join("config/tmux-audit");
     fs::create_dir_all(&config).unwrap();
     fs::write(config.join("config.toml"), "[capture]\nenabled = true\n").unwrap();
-    let socket = format!("ta-bench-capture-{}-{capture}-{round}", std::process::id());
+    let socket = format!("ta-bench-capture-{}-{pipe:?}-{round}", std::process::id());
     let tmux = |args: &[&str]| {
         let out = Command::new("tmux")
             .args(["-L", &socket, "-f", "/dev/null"])
@@ -252,11 +264,15 @@ fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, capture: bool, round: usize)
         &script,
     ]);
     let server_pid = tmux(&["display-message", "-p", "#{pid}"]);
-    if capture {
-        let command = format!(
+    let command = match pipe {
+        Pipe::None => None,
+        Pipe::DevNull => Some("exec cat > /dev/null".to_string()),
+        Pipe::Capture => Some(format!(
             "exec '{}' capture --pane '{pane}' --server-pid '{server_pid}'",
             bin.display()
-        );
+        )),
+    };
+    if let Some(command) = command {
         tmux(&["pipe-pane", "-o", "-t", &pane, &command]);
     }
     tmux(&["wait-for", "-S", "go"]);

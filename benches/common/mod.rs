@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use tmux_audit::db::Database;
+use tmux_audit::lifecycle::{Client, TmuxEvent};
 use tmux_audit::record::{CommandRecord, Entry};
 
 /// Adds `rows` realistic records: many panes, sessions, users and
@@ -68,7 +69,62 @@ fn fill_here(db: &Path, rows: usize) {
     };
     let mut t = 1_700_000_000_000_000_i64;
     let mut batch: Vec<(Entry, i64)> = Vec::with_capacity(BATCH);
+    // The four tmux servers as `init tmux` finds them (each pane in a
+    // window of its own), a client attached to each session, and every
+    // 100,000 commands another user's client attaching somewhere, so that
+    // what places commands (sessions, windows, who typed) has events to
+    // replay, as on a host where `init tmux` runs.
+    let mut events = 0;
+    let mut event = |name: &str, at_us: i64, pane: usize, client: Option<&str>| {
+        events += 1;
+        let server = pane % SERVERS;
+        let session = pane % SESSIONS;
+        let entry = Entry::TmuxEvent(TmuxEvent {
+            event: name.into(),
+            at_us,
+            event_key: format!("bench-{events}"),
+            host: "host-0".into(),
+            user: "alice".into(),
+            uid: 1000,
+            tmux_socket: format!("/tmp/tmux-1000/server-{server}"),
+            tmux_server_pid: 10_000 + server as i64,
+            session_id: Some(session as i64),
+            session_name: Some(format!("work-{session}")),
+            window_id: Some(pane as i64),
+            window_index: Some((pane % 10) as i64),
+            window_name: Some(format!("win-{pane}")),
+            pane: Some(format!("%{pane}")),
+            client: client.map(|user| Client {
+                name: format!("/dev/pts/{}", 100 + events % 50),
+                user: Some(user.into()),
+                ..Client::default()
+            }),
+            ..TmuxEvent::default()
+        });
+        (entry, at_us + 5_000)
+    };
+    for pane in 0..PANES {
+        batch.push(event("seen", t - 2_000_000, pane, None));
+    }
+    // One client per session of each server (60 of them).
+    for pane in 0..SERVERS * SESSIONS / 2 {
+        batch.push(event(
+            "client-attached",
+            t - 1_000_000,
+            pane,
+            Some(users[pane % 5]),
+        ));
+    }
     for i in 0..rows {
+        if i % 100_000 == 50_000 {
+            let pane = (i / 100_000) % PANES;
+            batch.push(event(
+                "client-attached",
+                t + 1,
+                pane,
+                Some(users[(i / 100_000 + 1) % 5]),
+            ));
+        }
         let r = next();
         let session = i / 200; // a shell session runs 200 commands
         let mut command = commands[(r % commands.len() as u64) as usize].to_string();
@@ -102,15 +158,17 @@ fn fill_here(db: &Path, rows: usize) {
             seq: (i % 200) as i64 + 1,
             tty: Some(format!("/dev/pts/{}", session % 60)),
             ssh_connection: None,
-            tmux_socket: Some(format!("/tmp/tmux-1000/server-{}", session % 4)),
-            tmux_server_pid: Some(10_000 + (session % 4) as i64),
-            tmux_session_id: Some((session % 30) as i64),
-            tmux_pane: Some(format!("%{}", session % 120)),
+            // Pane %k is on server k % 4, in session k % 30, as the
+            // events above have it.
+            tmux_socket: Some(format!("/tmp/tmux-1000/server-{}", session % SERVERS)),
+            tmux_server_pid: Some(10_000 + (session % SERVERS) as i64),
+            tmux_session_id: Some((session % SESSIONS) as i64),
+            tmux_pane: Some(format!("%{}", session % PANES)),
             redacted: false,
             imported: None,
         };
         batch.push((Entry::Command(record), t + 5_000));
-        if batch.len() == BATCH || i + 1 == rows {
+        if batch.len() >= BATCH || i + 1 == rows {
             let added = db_handle
                 .insert_all(batch.iter().map(|(e, at)| (e, *at)))
                 .unwrap();
@@ -129,6 +187,11 @@ fn fill_here(db: &Path, rows: usize) {
 
 /// Records per transaction while filling.
 const BATCH: usize = 50_000;
+
+/// The generated tmux servers, sessions (ids, on each server) and panes.
+const SERVERS: usize = 4;
+const SESSIONS: usize = 30;
+const PANES: usize = 120;
 
 /// A setting from the environment (`ROWS=…`), or its default.
 pub fn env_or(name: &str, default: usize) -> usize {
