@@ -243,9 +243,8 @@ impl Database {
     /// distinct command), the second writes them. `each` stops the walk by
     /// returning an error, or [`ControlFlow::Break`] when it has had enough
     /// (a limit reached). The tmux events are held whole (they are few
-    /// beside the commands); newest first, the replay starts again each
-    /// time the walk passes an event backwards, so its cost grows with the
-    /// square of the events rather than the rows.
+    /// beside the commands); newest first, the replay starts again from its
+    /// nearest checkpoint each time the walk passes an event backwards.
     pub fn each_command<E: From<DbError>>(
         &self,
         conditions: &Conditions,

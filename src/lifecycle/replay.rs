@@ -238,7 +238,16 @@ struct ServerReplay {
     events: Vec<TmuxEvent>,
     applied: usize,
     state: ServerState,
+    /// The state after every [`CHECKPOINT_EVERY`]th event, as first
+    /// reached (how many were applied, the state then): a moment asked for
+    /// before the state's starts from the nearest one, not from the first
+    /// event, so that placing commands newest first costs no more than a
+    /// few events per command however many the server has.
+    checkpoints: Vec<(usize, ServerState)>,
 }
+
+/// How many events apart a server's replay keeps its state.
+const CHECKPOINT_EVERY: usize = 64;
 
 impl Replay {
     /// `events` in time order.
@@ -253,6 +262,7 @@ impl Replay {
                     events: Vec::new(),
                     applied: 0,
                     state: ServerState::default(),
+                    checkpoints: Vec::new(),
                 })
                 .events
                 .push(event);
@@ -282,8 +292,15 @@ impl Replay {
             .checked_sub(1)
             .is_some_and(|last| replay.events[last].at_us > at_us);
         if applied_past {
-            replay.applied = 0;
-            replay.state = ServerState::default();
+            // The latest checkpoint whose events all happened by `at_us`.
+            let events = &replay.events;
+            let usable = replay
+                .checkpoints
+                .partition_point(|(applied, _)| events[applied - 1].at_us <= at_us);
+            (replay.applied, replay.state) = match usable.checked_sub(1) {
+                Some(i) => replay.checkpoints[i].clone(),
+                None => (0, ServerState::default()),
+            };
         }
         while let Some(event) = replay.events.get(replay.applied) {
             if event.at_us > at_us {
@@ -291,6 +308,16 @@ impl Replay {
             }
             replay.state.apply(event);
             replay.applied += 1;
+            if replay.applied % CHECKPOINT_EVERY == 0
+                && replay
+                    .checkpoints
+                    .last()
+                    .is_none_or(|(applied, _)| *applied < replay.applied)
+            {
+                replay
+                    .checkpoints
+                    .push((replay.applied, replay.state.clone()));
+            }
         }
         Some(&replay.state)
     }
@@ -591,6 +618,46 @@ mod tests {
             .map(|p| p.and_then(|p| p.session_name))
             .collect();
         assert_eq!(names, [Some("prod".into()), None, Some("dev".into())]);
+    }
+
+    /// Asked newest first, or in any order, a replay places each command
+    /// as one asked in time order does: the checkpoints it starts again
+    /// from hold the state of their moment (names, windows, clients).
+    #[test]
+    fn places_asked_backwards_are_those_asked_forwards() {
+        let mut events = shared_session();
+        for i in 1..=700_i64 {
+            let at = 100 + i * 10;
+            let mut e = match i % 4 {
+                0 => event("session-renamed", at),
+                1 => event("window-renamed", at),
+                2 => event("client-attached", at),
+                _ => event("client-active", at),
+            };
+            (e.session_id, e.session_name) = (Some(1), Some(format!("s{i}")));
+            (e.window_id, e.window_index) = (Some(1 + i % 3), Some(i % 3));
+            e.window_name = Some(format!("w{i}"));
+            e.pane = Some(format!("%{}", 1 + i % 5));
+            e.client = client(
+                &format!("/dev/pts/{}", i % 7),
+                ["alice", "bob", "carol"][(i % 3) as usize],
+            );
+            events.push(e);
+        }
+        let commands: Vec<CommandRecord> = (0..1_100)
+            .map(|n| command(&format!("%{}", 1 + n % 5), n * 7))
+            .collect();
+        let mut forward = Replay::new(events.clone());
+        let expected: Vec<_> = commands.iter().map(|c| forward.place(c)).collect();
+        let mut backward = Replay::new(events.clone());
+        for (c, want) in commands.iter().zip(&expected).rev() {
+            assert_eq!(&backward.place(c), want, "at {}", c.started_at_us);
+        }
+        let mut scattered = Replay::new(events);
+        for i in (0..commands.len()).map(|i| i * 389 % commands.len()) {
+            let c = &commands[i];
+            assert_eq!(scattered.place(c), expected[i], "at {}", c.started_at_us);
+        }
     }
 
     #[test]
