@@ -10,7 +10,7 @@ use super::{Exit, Run};
 use crate::cli::{FilterArgs, Format, Search};
 use tmux_audit::capture;
 use tmux_audit::central::{self, query::CentralSearch};
-use tmux_audit::db::{Database, Order, SearchQuery};
+use tmux_audit::db::{Database, Order, Placed, SearchQuery, SCAN_WINDOW};
 use tmux_audit::filter::{pattern_plan, Conditions, MatchKind};
 use tmux_audit::paths;
 use tmux_audit::render;
@@ -149,6 +149,9 @@ pub(super) struct Matches {
     /// `search --output TEXT`: only the commands whose captured output
     /// holds TEXT.
     output: Option<Vec<u8>>,
+    /// `--window`, `--typed-by`: what each command must pass once placed
+    /// (the conditions keep only those that can).
+    placed: Option<Placed>,
 }
 
 /// `search --output`: beyond this many captured panes, every match is read
@@ -189,7 +192,7 @@ impl Matches {
         let path = paths::database(db)?;
         let mut db = super::open_for_reading(&path)?;
         db.enable_regexp()?;
-        let mut conditions = db.conditions(&filters)?;
+        let (mut conditions, placed) = db.conditions_placed_later(&filters)?;
         let plan = pattern
             .map(|pattern| pattern_plan(conditions.clone(), pattern, kind))
             .transpose()?;
@@ -214,6 +217,7 @@ impl Matches {
             conditions,
             scan_first,
             output: None,
+            placed,
         })
     }
 
@@ -226,8 +230,8 @@ impl Matches {
         unique: bool,
         order: Order,
     ) -> Result<Option<Vec<tmux_audit::db::StoredCommand>>> {
-        if self.output.is_some() {
-            return self.newest_that_printed(limit, unique, order);
+        if self.output.is_some() || self.placed.is_some() {
+            return self.newest_walked(limit, unique, order);
         }
         let query = SearchQuery {
             conditions: self.conditions,
@@ -250,30 +254,49 @@ impl Matches {
         Ok(Some(rows))
     }
 
-    /// [`Matches::newest`] for `search --output TEXT`: which commands
-    /// printed TEXT is known only after reading their output, so the
-    /// matches are read newest first, one at a time, until `limit` of them
-    /// printed it (with `unique`, the newest run of each text that did).
-    fn newest_that_printed(
+    /// [`Matches::newest`] when only reading a command tells whether it
+    /// matches: which commands printed TEXT (`--output`) is known after
+    /// reading their output, where one ran and who typed it (`--window`,
+    /// `--typed-by`) after placing it. The candidates are read newest
+    /// first, one at a time, until `limit` of them match (with `unique`,
+    /// the newest run of each text that does).
+    fn newest_walked(
         self,
         limit: Option<usize>,
         unique: bool,
         order: Order,
     ) -> Result<Option<Vec<tmux_audit::db::StoredCommand>>> {
-        let text = self.output.as_deref().unwrap_or_default();
-        let limit = limit.unwrap_or(usize::MAX);
+        // With only a placement to check, the newest SCAN_WINDOW candidates
+        // are walked (placing commands newest first costs more per command
+        // than in time order); should fewer than `limit` of them pass (or
+        // all are asked for), every candidate is placed at once, in one pass
+        // forward, as `--all` does.
+        let window = self.output.is_none().then_some(SCAN_WINDOW);
+        if window.is_some() && limit.is_none() {
+            return self.placed_at_once(limit, unique, order);
+        }
+        let text = self.output.as_deref();
+        let placed = self.placed.as_ref();
+        let wanted = limit.unwrap_or(usize::MAX);
+        let (mut walked, mut gave_up) = (0, false);
         let mut seen = std::collections::HashSet::new();
         let mut reader = capture::output::Reader::default();
         let mut rows = Vec::new();
-        if limit > 0 {
+        if wanted > 0 {
             self.db
                 .each_command(
                     &self.conditions,
                     false,
                     Order::NewestFirst,
                     |row| -> Result<ControlFlow<()>> {
+                        walked += 1;
+                        if window.is_some_and(|window| walked > window) {
+                            gave_up = true;
+                            return Ok(ControlFlow::Break(()));
+                        }
                         if (unique && seen.contains(&row.record.command))
-                            || !reader.printed(&self.path, &row.record, text)
+                            || placed.is_some_and(|p| !p.keeps(&row.record, row.placement.as_ref()))
+                            || text.is_some_and(|t| !reader.printed(&self.path, &row.record, t))
                         {
                             return Ok(ControlFlow::Continue(()));
                         }
@@ -281,13 +304,16 @@ impl Matches {
                             seen.insert(row.record.command.clone());
                         }
                         rows.push(row);
-                        Ok(match rows.len() >= limit {
+                        Ok(match rows.len() >= wanted {
                             true => ControlFlow::Break(()),
                             false => ControlFlow::Continue(()),
                         })
                     },
                 )
                 .with_context(|| format!("cannot search {}", self.path.display()))?;
+        }
+        if gave_up {
+            return self.placed_at_once(limit, unique, order);
         }
         if rows.is_empty() {
             return Ok(None);
@@ -298,11 +324,29 @@ impl Matches {
         Ok(Some(rows))
     }
 
+    /// [`Matches::newest`] with every candidate placed at once, forward.
+    fn placed_at_once(
+        mut self,
+        limit: Option<usize>,
+        unique: bool,
+        order: Order,
+    ) -> Result<Option<Vec<tmux_audit::db::StoredCommand>>> {
+        if let Some(placed) = self.placed.take() {
+            self.db
+                .narrow_by_placement(&mut self.conditions, &placed)
+                .with_context(|| format!("cannot search {}", self.path.display()))?;
+            // The text index's plan for the newest rows knows nothing of
+            // the placement: the narrowed conditions alone are asked.
+            self.scan_first = None;
+        }
+        self.newest(limit, unique, order)
+    }
+
     /// Writes the matches to stdout in `format`: with a limit, the newest
     /// `limit` (held at once, they are few); without, every match streamed
     /// from the database one row at a time.
     pub(super) fn write(
-        self,
+        mut self,
         limit: Option<usize>,
         unique: bool,
         order: Order,
@@ -320,6 +364,13 @@ impl Matches {
                 out.write(row).context(STDOUT)?;
             }
         } else {
+            if let Some(placed) = &self.placed {
+                // Every match goes out: placed all at once, in one pass
+                // forward through the events.
+                self.db
+                    .narrow_by_placement(&mut self.conditions, placed)
+                    .with_context(|| format!("cannot search {}", self.path.display()))?;
+            }
             let path = &self.path;
             let output = self.output.as_deref();
             let mut reader = capture::output::Reader::default();

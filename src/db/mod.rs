@@ -17,6 +17,7 @@ pub use imports::{Counts, Numbering};
 pub use queries::{insert_entries, Order, SearchQuery, SCAN_WINDOW};
 pub use report::{Counting, GroupBy, Ranked, ReportFields, ReportPlan, ReportRow, SortBy, Totals};
 pub use retention::{PruneError, PruneRules, Pruned, Reclaimed, DAILY_US};
+pub use scope::Placed;
 pub use trace::{append as append_trace, StoredTrace, UnchainedDigest};
 
 /// The two chains of a database: its commands and its tmux events, each

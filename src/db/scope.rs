@@ -16,7 +16,8 @@ use rusqlite::types::Value;
 
 use super::Database;
 use crate::filter::{Conditions, Filters, CWD_UNDER, MIN_DURATION};
-use crate::lifecycle::replay::{Replay, ServerKey};
+use crate::lifecycle::replay::{Placement, Replay, ServerKey};
+use crate::record::CommandRecord;
 
 /// Up to how many rows a range filter's index is read rather than the rows
 /// newest first (see `read_ranges_by_index_when_few`).
@@ -25,9 +26,59 @@ const FEW_IN_RANGE: i64 = 10_000;
 /// `(server, session id)`: ids start again from `$0` on every new server.
 type SessionKey = (ServerKey, i64);
 
+/// The filters only a command's placement can settle (its window, who typed
+/// it), to check on each command as it is read: see
+/// [`Database::conditions_placed_later`].
+#[derive(Debug, Clone)]
+pub struct Placed {
+    windows: Option<HashSet<(ServerKey, i64)>>,
+    typist: Option<String>,
+}
+
+impl Placed {
+    /// Whether `command`, placed at `place` (None: outside tmux, or on a
+    /// server without events), ran in one of the windows and was typed by
+    /// the typist.
+    pub fn keeps(&self, command: &CommandRecord, place: Option<&Placement>) -> bool {
+        let server = command.tmux_socket.as_deref().zip(command.tmux_server_pid);
+        self.keeps_at(server, &command.user, place)
+    }
+
+    fn keeps_at(&self, server: Option<(&str, i64)>, user: &str, place: Option<&Placement>) -> bool {
+        let in_window = self.windows.as_ref().is_none_or(|windows| {
+            let window = place.and_then(|p| p.window_id);
+            match (server, window) {
+                (Some((socket, pid)), Some(w)) => windows.contains(&((socket.to_string(), pid), w)),
+                _ => false,
+            }
+        });
+        let typed = self
+            .typist
+            .as_deref()
+            .is_none_or(|typist| place.and_then(|p| p.client_user()).unwrap_or(user) == typist);
+        in_window && typed
+    }
+}
+
 impl Database {
     /// The SQL conditions for `filters`, the tmux ones included.
     pub fn conditions(&self, filters: &Filters) -> Result<Conditions> {
+        let (mut c, placed) = self.conditions_placed_later(filters)?;
+        if let Some(placed) = placed {
+            self.narrow_by_placement(&mut c, &placed)?;
+        }
+        Ok(c)
+    }
+
+    /// The SQL conditions for `filters`, and, for a window or a typist, the
+    /// check each command the conditions keep must still pass once placed
+    /// ([`Placed::keeps`]): a search that stops at a limit places only the
+    /// newest commands instead of every one. With a window, the conditions
+    /// keep only the commands of its panes.
+    pub fn conditions_placed_later(
+        &self,
+        filters: &Filters,
+    ) -> Result<(Conditions, Option<Placed>)> {
         let mut c = filters.conditions()?;
         self.read_ranges_by_index_when_few(&mut c)?;
         if let Some(session) = filters.session_name() {
@@ -37,10 +88,31 @@ impl Database {
             Some(window) => Some(self.windows(window)?),
             None => None,
         };
-        if windows.is_some() || filters.typed_by.is_some() {
-            self.narrow_by_placement(&mut c, windows.as_ref(), filters.typed_by.as_deref())?;
+        if windows.is_none() && filters.typed_by.is_none() {
+            return Ok((c, None));
         }
-        Ok(c)
+        let placed = Placed {
+            windows,
+            typist: filters.typed_by.clone(),
+        };
+        let (with_events, panes) = self.placeable(&placed)?;
+        match (&placed.windows, &placed.typist) {
+            (Some(_), _) => match candidates_of(&with_events, panes.as_deref()) {
+                Some((sql, params)) => c.push(&sql, params),
+                None => c.push("0", []),
+            },
+            // No server has events: every command was typed by its shell's
+            // user, a plain condition.
+            (None, Some(user)) if with_events.is_empty() => {
+                c.push("user = ?", [Value::Text(user.clone())]);
+                return Ok((c, None));
+            }
+            // Any command can have been typed by the typist (on a server
+            // with events, by its client): no condition that would keep
+            // SQLite from reading the rows newest first.
+            (None, Some(_)) | (None, None) => {}
+        }
+        Ok((c, Some(placed)))
     }
 
     /// `--min-duration` and `--cwd-under` are ranges: their index (version
@@ -187,6 +259,34 @@ impl Database {
         Ok(found)
     }
 
+    /// The servers whose commands can be placed (those with events; with
+    /// windows, only those that had them), and with windows the panes that
+    /// were in them.
+    #[allow(clippy::type_complexity)]
+    fn placeable(
+        &self,
+        placed: &Placed,
+    ) -> Result<(Vec<ServerKey>, Option<Vec<(ServerKey, String)>>)> {
+        let mut with_events: Vec<ServerKey> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT DISTINCT tmux_socket, tmux_server_pid FROM tmux_events")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        if let Some(windows) = &placed.windows {
+            // Only the servers that had the windows.
+            with_events.retain(|server| windows.iter().any(|(s, _)| s == server));
+        }
+        with_events.sort();
+        let panes = placed
+            .windows
+            .as_ref()
+            .map(|windows| self.panes_in(windows))
+            .transpose()?;
+        Ok((with_events, panes))
+    }
+
     /// Every pane that any event put in one of `windows` (of its server):
     /// the only panes whose commands can be placed in them.
     fn panes_in(&self, windows: &HashSet<(ServerKey, i64)>) -> Result<Vec<(ServerKey, String)>> {
@@ -219,63 +319,12 @@ impl Database {
     /// is one pass), keeping only the ids that pass: memory grows with the
     /// commands kept, not those read (all of them were held, placed, at
     /// 1.1 GB for `--typed-by` at a million rows).
-    fn narrow_by_placement(
-        &self,
-        c: &mut Conditions,
-        windows: Option<&HashSet<(ServerKey, i64)>>,
-        typist: Option<&str>,
-    ) -> Result<()> {
-        let mut with_events: Vec<ServerKey> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT DISTINCT tmux_socket, tmux_server_pid FROM tmux_events")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        if let Some(windows) = windows {
-            // Only the servers that had the windows.
-            with_events.retain(|server| windows.iter().any(|(s, _)| s == server));
-        }
-        with_events.sort();
-        let servers_sql = |servers: &[ServerKey]| {
-            let tuples = vec!["(?, ?)"; servers.len()].join(", ");
-            (
-                format!("(tmux_socket, tmux_server_pid) IN (VALUES {tuples})"),
-                servers
-                    .iter()
-                    .flat_map(|(socket, pid)| [Value::Text(socket.clone()), Value::Integer(*pid)])
-                    .collect::<Vec<_>>(),
-            )
-        };
+    pub fn narrow_by_placement(&self, c: &mut Conditions, placed: &Placed) -> Result<()> {
+        let (with_events, panes) = self.placeable(placed)?;
         let mut kept: Vec<i64> = Vec::new();
-        let panes = windows.map(|windows| self.panes_in(windows)).transpose()?;
-        if !with_events.is_empty() && panes.as_ref().is_none_or(|p| !p.is_empty()) {
+        if let Some((sql, params)) = candidates_of(&with_events, panes.as_deref()) {
             let mut candidates = c.clone();
-            let (sql, params) = servers_sql(&with_events);
             candidates.push(&sql, params);
-            if let Some(panes) = &panes {
-                // A command is in a window only if its pane was, as an event
-                // said: only those panes' commands are read (through the
-                // index by pane), then placed.
-                let names: Vec<&str> = panes.iter().map(|(_, pane)| pane.as_str()).collect();
-                let tuples = vec!["(?, ?, ?)"; panes.len()].join(", ");
-                candidates.push(
-                    &format!(
-                        "tmux_pane IN ({}) AND (tmux_socket, tmux_server_pid, tmux_pane) IN (VALUES {tuples})",
-                        vec!["?"; names.len()].join(", ")
-                    ),
-                    names
-                        .iter()
-                        .map(|pane| Value::Text(pane.to_string()))
-                        .chain(panes.iter().flat_map(|((socket, pid), pane)| {
-                            [
-                                Value::Text(socket.clone()),
-                                Value::Integer(*pid),
-                                Value::Text(pane.clone()),
-                            ]
-                        })),
-                );
-            }
             let mut replay = Replay::new(
                 self.tmux_events(None)?
                     .into_iter()
@@ -295,17 +344,8 @@ impl Database {
                 let pane: Option<String> = row.get(4)?;
                 let place =
                     replay.place_at(&socket, pid, pane.as_deref(), row.get(5)?, row.get(6)?);
-                let in_window = windows.is_none_or(|windows| {
-                    place
-                        .as_ref()
-                        .and_then(|p| p.window_id)
-                        .is_some_and(|w| windows.contains(&((socket.clone(), pid), w)))
-                });
-                let typed = typist.is_none_or(|user| {
-                    let shell_user = row.get_ref(1).ok().and_then(|v| v.as_str().ok());
-                    place.as_ref().and_then(|p| p.client_user()).or(shell_user) == Some(user)
-                });
-                if in_window && typed {
+                let user = row.get_ref(1)?.as_str().unwrap_or_default();
+                if placed.keeps_at(Some((&socket, pid)), user, place.as_ref()) {
                     kept.push(row.get(0)?);
                 }
             }
@@ -328,10 +368,10 @@ impl Database {
             }
         }
         tx.commit()?;
-        let placed = format!("id IN (SELECT id FROM {table})");
-        match (windows, typist) {
+        let kept = format!("id IN (SELECT id FROM {table})");
+        match (&placed.windows, &placed.typist) {
             // A window is known only from a server's events.
-            (Some(_), _) => c.push(&placed, []),
+            (Some(_), _) => c.push(&kept, []),
             // No server has events: every command was typed by its
             // shell's user (read through the index by user).
             (None, Some(user)) if with_events.is_empty() => {
@@ -344,7 +384,7 @@ impl Database {
                 params.insert(0, Value::Text(user.to_string()));
                 c.push(
                     &format!(
-                        "({placed} OR (user = ? AND (tmux_socket IS NULL \
+                        "({kept} OR (user = ? AND (tmux_socket IS NULL \
                          OR tmux_server_pid IS NULL OR NOT {servers})))"
                     ),
                     params,
@@ -354,6 +394,49 @@ impl Database {
         }
         Ok(())
     }
+}
+
+/// `(tmux_socket, tmux_server_pid) IN (…)` for `servers`, and its parameters.
+fn servers_sql(servers: &[ServerKey]) -> (String, Vec<Value>) {
+    let tuples = vec!["(?, ?)"; servers.len()].join(", ");
+    (
+        format!("(tmux_socket, tmux_server_pid) IN (VALUES {tuples})"),
+        servers
+            .iter()
+            .flat_map(|(socket, pid)| [Value::Text(socket.clone()), Value::Integer(*pid)])
+            .collect(),
+    )
+}
+
+/// The condition on the commands that can be placed: on `servers`, and in
+/// one of `panes` when given (a command is in a window only if its pane
+/// was, as an event said: only those panes' commands are read, through the
+/// index by pane). None when no command can be.
+fn candidates_of(
+    servers: &[ServerKey],
+    panes: Option<&[(ServerKey, String)]>,
+) -> Option<(String, Vec<Value>)> {
+    if servers.is_empty() || panes.is_some_and(|p| p.is_empty()) {
+        return None;
+    }
+    let (mut sql, mut params) = servers_sql(servers);
+    if let Some(panes) = panes {
+        let names = vec!["?"; panes.len()].join(", ");
+        let tuples = vec!["(?, ?, ?)"; panes.len()].join(", ");
+        sql.push_str(&format!(
+            " AND tmux_pane IN ({names}) \
+             AND (tmux_socket, tmux_server_pid, tmux_pane) IN (VALUES {tuples})"
+        ));
+        params.extend(panes.iter().map(|(_, pane)| Value::Text(pane.clone())));
+        params.extend(panes.iter().flat_map(|((socket, pid), pane)| {
+            [
+                Value::Text(socket.clone()),
+                Value::Integer(*pid),
+                Value::Text(pane.clone()),
+            ]
+        }));
+    }
+    Some((sql, params))
 }
 
 #[cfg(test)]
