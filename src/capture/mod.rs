@@ -65,7 +65,10 @@ pub fn captured_panes(root: &Path) -> std::io::Result<Vec<(i64, String)>> {
         let (Ok(pid), Ok(number)) = (pid.parse::<i64>(), number.parse::<u32>()) else {
             continue;
         };
-        if entry.file_type()?.is_dir() && !segment::list(&entry.path())?.is_empty() {
+        // A pane directory that cannot be listed has no output to read
+        // either (as [`output::Reader`] finds): left out, not an error.
+        let path = entry.path();
+        if path.is_dir() && segment::list(&path).is_ok_and(|segments| !segments.is_empty()) {
             panes.push((pid, format!("%{number}")));
         }
     }
@@ -150,9 +153,18 @@ mod tests {
             }
         }
         std::fs::write(root.join("44-1"), b"a file, not a pane").unwrap();
+        // A pane directory linked from elsewhere counts, as its output is read.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("1700000000000000-1.seg"), b"").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, root.join("45-3")).unwrap();
         assert_eq!(
             captured_panes(&root).unwrap(),
-            vec![(42, "%7".to_string()), (43, "%10".to_string())]
+            vec![
+                (42, "%7".to_string()),
+                (43, "%10".to_string()),
+                (45, "%3".to_string())
+            ]
         );
     }
 }

@@ -23,6 +23,9 @@ use crate::record::CommandRecord;
 /// newest first (see `read_ranges_by_index_when_few`).
 const FEW_IN_RANGE: i64 = 10_000;
 
+/// Up to how many panes a window's candidates are named in the query.
+const NAMED_PANES: usize = 2_000;
+
 /// `(server, session id)`: ids start again from `$0` on every new server.
 type SessionKey = (ServerKey, i64);
 
@@ -420,7 +423,11 @@ fn candidates_of(
         return None;
     }
     let (mut sql, mut params) = servers_sql(servers);
-    if let Some(panes) = panes {
+    // Past this many panes (window ids start again on every server, so
+    // `@4` can name a window on each of hundreds of servers) they are not
+    // named, to stay far below SQLite's limit on parameters: every command
+    // of the servers is then placed.
+    if let Some(panes) = panes.filter(|p| p.len() <= NAMED_PANES) {
         let names = vec!["?"; panes.len()].join(", ");
         let tuples = vec!["(?, ?, ?)"; panes.len()].join(", ");
         sql.push_str(&format!(

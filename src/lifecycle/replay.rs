@@ -238,16 +238,29 @@ struct ServerReplay {
     events: Vec<TmuxEvent>,
     applied: usize,
     state: ServerState,
-    /// The state after every [`CHECKPOINT_EVERY`]th event, as first
-    /// reached (how many were applied, the state then): a moment asked for
-    /// before the state's starts from the nearest one, not from the first
-    /// event, so that placing commands newest first costs no more than a
-    /// few events per command however many the server has.
+    /// The state after every [`ServerReplay::checkpoint_every`]th event, as
+    /// first reached (how many were applied, the state then): a moment asked
+    /// for before the state's starts from the nearest one, not from the
+    /// first event, so that placing commands newest first costs a bounded
+    /// number of events per command however many the server has. Kept only
+    /// once the replay has been asked to go back: one that only goes
+    /// forward (most do) holds no copies of its state.
     checkpoints: Vec<(usize, ServerState)>,
+    went_back: bool,
 }
 
-/// How many events apart a server's replay keeps its state.
+/// How many events apart a server's replay keeps its state, at least.
 const CHECKPOINT_EVERY: usize = 64;
+
+/// At most how many states a server's replay keeps (each holds every
+/// session, window and pane seen so far).
+const MOST_CHECKPOINTS: usize = 256;
+
+impl ServerReplay {
+    fn checkpoint_every(&self) -> usize {
+        CHECKPOINT_EVERY.max(self.events.len().div_ceil(MOST_CHECKPOINTS))
+    }
+}
 
 impl Replay {
     /// `events` in time order.
@@ -263,6 +276,7 @@ impl Replay {
                     applied: 0,
                     state: ServerState::default(),
                     checkpoints: Vec::new(),
+                    went_back: false,
                 })
                 .events
                 .push(event);
@@ -292,6 +306,7 @@ impl Replay {
             .checked_sub(1)
             .is_some_and(|last| replay.events[last].at_us > at_us);
         if applied_past {
+            replay.went_back = true;
             // The latest checkpoint whose events all happened by `at_us`.
             let events = &replay.events;
             let usable = replay
@@ -308,7 +323,8 @@ impl Replay {
             }
             replay.state.apply(event);
             replay.applied += 1;
-            if replay.applied % CHECKPOINT_EVERY == 0
+            if replay.went_back
+                && replay.applied % replay.checkpoint_every() == 0
                 && replay
                     .checkpoints
                     .last()
