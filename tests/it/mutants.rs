@@ -222,6 +222,81 @@ fn a_search_past_the_newest_twenty_thousand_rows_finds_the_exact_match_only() {
     assert!(out.status.success(), "the rows are chained: {out:?}");
 }
 
+/// A search by typist places the newest 20,000 candidates one at a time;
+/// when they hold too few of the typist's commands, every candidate is
+/// placed (in time order): the command a client typed before the 20,000
+/// newer ones is still found, and the newer ones are the shell's user's.
+#[test]
+fn a_typist_search_past_the_newest_twenty_thousand_rows_places_them_all() {
+    use tmux_audit::lifecycle::{Client, TmuxEvent};
+    const NEWER: i64 = 20_000;
+    let sb = Sandbox::new();
+    record(&sb, 1, "before tmux", T0, 0, "/srv");
+    let mut db = Database::open(&sb.db).unwrap();
+    let template = db.command(1).unwrap().expect("the first record").record;
+    let shell_user = template.user.clone();
+    let in_pane = |seq: i64, command: String, at: i64| {
+        Entry::Command(CommandRecord {
+            command,
+            seq,
+            started_at_us: T0 + at * SECOND,
+            tmux_socket: Some("/tmp/tmux-1000/default".into()),
+            tmux_server_pid: Some(7),
+            tmux_session_id: Some(1),
+            tmux_pane: Some("%1".into()),
+            ..template.clone()
+        })
+    };
+    let event = |name: &str, at: i64, client: Option<&str>| {
+        Entry::TmuxEvent(TmuxEvent {
+            event: name.into(),
+            at_us: T0 + at * SECOND,
+            event_key: format!("{name}-{at}"),
+            host: template.host.clone(),
+            user: shell_user.clone(),
+            tmux_socket: "/tmp/tmux-1000/default".into(),
+            tmux_server_pid: 7,
+            session_id: Some(1),
+            session_name: Some("pair".into()),
+            window_id: Some(1),
+            window_index: Some(0),
+            pane: Some("%1".into()),
+            client: client.map(|user| Client {
+                name: "/dev/pts/9".into(),
+                user: Some(user.into()),
+                ..Client::default()
+            }),
+            ..TmuxEvent::default()
+        })
+    };
+    let mut entries = vec![
+        event("seen", 1, None),
+        event("client-attached", 2, Some("carol")),
+        in_pane(2, "typed by carol".into(), 3),
+        event("client-detached", 4, Some("carol")),
+    ];
+    entries.extend((0..NEWER).map(|i| in_pane(i + 3, format!("newer {i}"), i + 10)));
+    db.insert_all(entries.iter().map(|e| (e, T0 + (NEWER + 20) * SECOND)))
+        .unwrap();
+    drop(db);
+    assert_eq!(
+        found(&sb, &["-n", "3", "--typed-by", "carol"]),
+        ["typed by carol"]
+    );
+    assert_eq!(
+        found(&sb, &["-n", "2", "--typed-by", &shell_user]),
+        ["newer 19998", "newer 19999"],
+        "found among the newest"
+    );
+    assert_eq!(
+        found(
+            &sb,
+            &["-n", "2", "--typed-by", "carol", "--window", "pair:0"]
+        ),
+        ["typed by carol"]
+    );
+}
+
 /// `--unique` reads the newest rows first too: when they hold enough
 /// distinct commands it stops there; when they do not, it reads on, and
 /// finds the older command the newest rows lack.
