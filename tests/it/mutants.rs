@@ -185,17 +185,24 @@ fn exact_and_prefix_searches_through_the_text_index_check_the_text() {
     );
 }
 
+/// A sandbox whose first record is `command` (at `T0`, in /srv), its
+/// database opened to add many more, and that record to make them from.
+fn first_recorded(command: &str) -> (Sandbox, Database, CommandRecord) {
+    let sb = Sandbox::new();
+    record(&sb, 1, command, T0, 0, "/srv");
+    let db = Database::open(&sb.db).unwrap();
+    let template = db.command(1).unwrap().expect("the first record").record;
+    (sb, db, template)
+}
+
 /// Past the 20,000 newest rows a search scans first, it asks the text
 /// index: the one exact match, the oldest row, is found there and the
 /// 20,000 rows that only contain the word are not.
 #[test]
 fn a_search_past_the_newest_twenty_thousand_rows_finds_the_exact_match_only() {
     const NEWER: i64 = 20_000;
-    let sb = Sandbox::new();
-    record(&sb, 1, "git", T0, 0, "/srv");
-    let mut db = Database::open(&sb.db).unwrap();
     // The others as the first was recorded, but for text, number and time.
-    let template = db.command(1).unwrap().expect("the first record").record;
+    let (sb, mut db, template) = first_recorded("git");
     let entries: Vec<Entry> = (0..NEWER)
         .map(|i| {
             Entry::Command(CommandRecord {
@@ -230,10 +237,7 @@ fn a_search_past_the_newest_twenty_thousand_rows_finds_the_exact_match_only() {
 fn a_typist_search_past_the_newest_twenty_thousand_rows_places_them_all() {
     use tmux_audit::lifecycle::{Client, TmuxEvent};
     const NEWER: i64 = 20_000;
-    let sb = Sandbox::new();
-    record(&sb, 1, "before tmux", T0, 0, "/srv");
-    let mut db = Database::open(&sb.db).unwrap();
-    let template = db.command(1).unwrap().expect("the first record").record;
+    let (sb, mut db, template) = first_recorded("before tmux");
     let shell_user = template.user.clone();
     let in_pane = |seq: i64, command: String, at: i64| {
         Entry::Command(CommandRecord {
@@ -303,10 +307,7 @@ fn a_typist_search_past_the_newest_twenty_thousand_rows_places_them_all() {
 #[test]
 fn a_unique_search_past_the_newest_twenty_thousand_rows_reads_on_when_it_must() {
     const NEWER: i64 = 20_000;
-    let sb = Sandbox::new();
-    record(&sb, 1, "git", T0, 0, "/srv");
-    let mut db = Database::open(&sb.db).unwrap();
-    let template = db.command(1).unwrap().expect("the first record").record;
+    let (sb, mut db, template) = first_recorded("git");
     let entries: Vec<Entry> = (0..NEWER)
         .map(|i| {
             Entry::Command(CommandRecord {
