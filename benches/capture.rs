@@ -4,8 +4,9 @@
 //! alone costs: the floor of any capture built on it), and with
 //! `tmux-audit capture` on it. Prints the median of several rounds of each,
 //! what the floor and the capture added in each round (the runs of a round
-//! back to back) and the median of that, the bytes the capture kept on disk
-//! per MB of output, and the capture process's memory.
+//! back to back) and the median of that, the output each capture lost (the
+//! bytes its gaps count: dropped while its writer was behind), the bytes it
+//! kept on disk per MB of output, and the capture process's memory.
 //!
 //!     cargo bench --bench capture            # 200 MB, 3 rounds
 //!     MB=50 ROUNDS=5 cargo bench --bench capture
@@ -85,7 +86,7 @@ fn search_output_bench() {
     }
     writer.close();
     commands.reverse(); // newest first, as search reads
-    let on_disk = dir_size(dir.path());
+    let (on_disk, _) = segments_in(dir.path(), false);
     println!(
         "search --output: {mb} commands of 1 MiB of output ({} MB compressed to {} MB, made in {})",
         mb,
@@ -135,6 +136,7 @@ fn cat_bench() {
     println!("cat of {mb} MB of log lines in a tmux pane, {rounds} rounds");
     let (mut without, mut floor, mut with) = (Vec::new(), Vec::new(), Vec::new());
     let mut on_disk = 0;
+    let mut lost = Vec::new();
     let mut memory = (0, 0);
     for round in 0..rounds {
         without.push(cat_in_pane(&bin, dir.path(), &file, Pipe::None, round).took);
@@ -142,6 +144,7 @@ fn cat_bench() {
         let run = cat_in_pane(&bin, dir.path(), &file, Pipe::Capture, round);
         with.push(run.took);
         on_disk = run.on_disk;
+        lost.push(run.lost);
         memory = run.memory_kb;
     }
     let a = median(&mut without.clone());
@@ -169,6 +172,7 @@ fn cat_bench() {
             added[added.len() / 2]
         );
     }
+    println!("output lost (gaps) per round, bytes: {lost:?}");
     println!(
         "on disk: {on_disk} bytes for {mb} MB ({:.0} bytes per MB of output)",
         on_disk as f64 / mb as f64
@@ -214,6 +218,7 @@ fn write_log_lines(path: &Path, bytes: usize) {
 struct Run {
     took: Duration,
     on_disk: u64,
+    lost: u64,
     memory_kb: (u64, u64),
 }
 
@@ -296,10 +301,11 @@ fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, pipe: Pipe, round: usize) ->
     while capture && capture_pid(&pane).is_some() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let on_disk = dir_size(&home.join("data"));
+    let (on_disk, lost) = segments_in(&home.join("data"), capture);
     Run {
         took,
         on_disk,
+        lost,
         memory_kb,
     }
 }
@@ -317,15 +323,31 @@ fn capture_pid(pane: &str) -> Option<u32> {
     })
 }
 
-fn dir_size(dir: &Path) -> u64 {
-    let mut total = 0;
+/// The segments under `dir`: their bytes on disk, and (`lost`: read them
+/// for it) the output bytes their gaps say were lost, dropped while the
+/// writer was behind.
+fn segments_in(dir: &Path, lost: bool) -> (u64, u64) {
+    use tmux_audit::capture::segment;
+    let count_lost = lost;
+    let (mut on_disk, mut lost) = (0, 0);
     for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
         if path.is_dir() {
-            total += dir_size(&path);
+            let (d, l) = segments_in(&path, count_lost);
+            on_disk += d;
+            lost += l;
         } else if path.extension().is_some_and(|e| e == "seg") {
-            total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            on_disk += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            if !count_lost {
+                continue;
+            }
+            let records = segment::read(&path).map(|s| s.records).unwrap_or_default();
+            lost += records
+                .iter()
+                .filter(|r| r.kind == segment::GAP)
+                .map(|r| r.lost())
+                .sum::<u64>();
         }
     }
-    total
+    (on_disk, lost)
 }
