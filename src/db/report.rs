@@ -870,7 +870,12 @@ fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(
     let mut groups = Groups::default();
     let mut touched = HashSet::new();
     let range = [Value::Integer(done), Value::Integer(newest.0)];
-    {
+    let filter = ("WHERE id > ?1 AND id <= ?2", &range[..]);
+    if done == 0 {
+        // Counted from the start: no group is stored to count on from.
+        count_into(tx, by, filter, replay_for(tx, by)?, &mut groups, None)?;
+        touched.extend(groups.keys().cloned());
+    } else {
         let mut load =
             tx.prepare("SELECT state FROM report_states WHERE name = ?1 AND key = ?2")?;
         let mut stored = |key: &str| -> Option<Group> {
@@ -883,7 +888,7 @@ fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(
         count_into(
             tx,
             by,
-            ("WHERE id > ?1 AND id <= ?2", &range),
+            filter,
             replay_for(tx, by)?,
             &mut groups,
             Some((&mut touched, &mut stored)),
@@ -904,7 +909,11 @@ fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(
         "INSERT INTO report_states (name, key, state) VALUES (?1, ?2, ?3)
          ON CONFLICT (name, key) DO UPDATE SET state = excluded.state",
     )?;
-    for key in &touched {
+    // In key order: the states' table and the totals' index by key are
+    // then written page after page, not at random places.
+    let mut keys: Vec<&String> = touched.iter().collect();
+    keys.sort_unstable();
+    for key in keys {
         let group = &groups[key];
         let r = &group.row;
         figures.execute(params![
