@@ -560,7 +560,30 @@ impl Database {
                 stored.entry(r.get(0)?).or_default().1 = Some(r.get(1)?);
             }
         }
-        let mut keys: Vec<&String> = counted.keys().chain(stored.keys()).collect();
+        // Each group's counts of directories and commands.
+        let mut values: HashMap<String, [Counts; 2]> = HashMap::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT key, kind, value, n FROM report_values WHERE name = ?1")?;
+            let mut rows = stmt.query([name])?;
+            while let Some(r) = rows.next()? {
+                let counts = values.entry(r.get(0)?).or_default();
+                let kind: i64 = r.get(1)?;
+                let n: i64 = r.get(3)?;
+                let slot = match kind {
+                    CWD_VALUE => &mut counts[0],
+                    COMMAND_VALUE => &mut counts[1],
+                    _ => return Ok(Some(format!("a count of an unknown kind ({kind})"))),
+                };
+                slot.insert(r.get(2)?, u32::try_from(n).unwrap_or(u32::MAX));
+            }
+        }
+        let mut keys: Vec<&String> = counted
+            .keys()
+            .chain(stored.keys())
+            .chain(values.keys())
+            .collect();
         keys.sort();
         keys.dedup();
         for key in keys {
@@ -599,7 +622,15 @@ impl Database {
                 }));
             }
             let state: Option<Group> = state.and_then(|s| serde_json::from_str(&s).ok());
-            if state.map(Group::normalized) != Some(group.clone().normalized()) {
+            let kept = Group {
+                cwds: Counts::default(),
+                commands: Counts::default(),
+                ..group.clone()
+            };
+            let counts = values.get(key).cloned().unwrap_or_default();
+            if state.map(Group::normalized) != Some(kept.normalized())
+                || counts != [group.cwds.clone(), group.commands.clone()]
+            {
                 return Ok(Some(format!(
                     "group {key:?}: what the totals keep of it (users, hosts, directories, commands) differs from the records"
                 )));
@@ -673,6 +704,10 @@ type RowMark = (i64, Option<Vec<u8>>);
 
 /// Counting into running totals: the keys of the groups that changed, and
 /// how to read a group not counted yet from the totals.
+/// `report_values.kind` of a directory, and of a command.
+const CWD_VALUE: i64 = 0;
+const COMMAND_VALUE: i64 = 1;
+
 type Touched<'t> = (
     &'t mut HashSet<String>,
     &'t mut dyn FnMut(&str) -> Option<Group>,
@@ -858,6 +893,7 @@ fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(
     if done == 0 {
         tx.execute("DELETE FROM report_totals WHERE name = ?1", [name])?;
         tx.execute("DELETE FROM report_states WHERE name = ?1", [name])?;
+        tx.execute("DELETE FROM report_values WHERE name = ?1", [name])?;
     }
     if newest.0 <= done {
         if done > 0 && events.is_some() {
@@ -909,12 +945,39 @@ fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(
         "INSERT INTO report_states (name, key, state) VALUES (?1, ?2, ?3)
          ON CONFLICT (name, key) DO UPDATE SET state = excluded.state",
     )?;
-    // In key order: the states' table and the totals' index by key are
-    // then written page after page, not at random places.
+    let mut values = tx.prepare(
+        "INSERT INTO report_values (name, key, kind, value, n) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (name, key, kind, value) DO UPDATE SET n = n + excluded.n",
+    )?;
+    let mut top = tx.prepare(
+        "SELECT value FROM report_values WHERE name = ?1 AND key = ?2 AND kind = ?3
+         ORDER BY n DESC, value LIMIT 1",
+    )?;
+    // In key order: the states' and values' tables and the totals' index
+    // by key are then written page after page, not at random places.
     let mut keys: Vec<&String> = touched.iter().collect();
     keys.sort_unstable();
     for key in keys {
         let group = &groups[key];
+        // What this fold counted of each value, added to what is stored.
+        for (kind, counts) in [(CWD_VALUE, &group.cwds), (COMMAND_VALUE, &group.commands)] {
+            let mut counted: Vec<(&String, &u32)> = counts.iter().collect();
+            counted.sort_unstable();
+            for (value, n) in counted {
+                values.execute(params![name, key, kind, value, n])?;
+            }
+        }
+        let mut shown = group.shown();
+        if done > 0 {
+            // Counted on from stored counts: the most used is the stored
+            // one's, found through the index (ties as `Group::finish`).
+            let mut top_of = |kind: i64| -> rusqlite::Result<Option<String>> {
+                top.query_row(params![name, key, kind], |r| r.get(0))
+                    .optional()
+            };
+            shown.top_cwd = top_of(CWD_VALUE)?;
+            shown.top_command = top_of(COMMAND_VALUE)?;
+        }
         let r = &group.row;
         figures.execute(params![
             name,
@@ -925,7 +988,7 @@ fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(
             r.last_us,
             r.total_duration_us,
             r.longest_us,
-            serde_json::to_string(&group.shown()).unwrap_or_default()
+            serde_json::to_string(&shown).unwrap_or_default()
         ])?;
         let state = serde_json::to_string(group).unwrap_or_default();
         states.execute(params![name, key, state])?;
@@ -1387,13 +1450,17 @@ mod local_day_tests {
 
 /// A report group being counted: what its row shows, and what it takes to
 /// keep counting (every user and host seen, each directory's and each
-/// command's count).
+/// command's count). The running totals keep it in two parts: the counts
+/// of directories and commands in `report_values`, a row each, the rest
+/// as its state (JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Group {
     row: ReportRow,
     users: Vec<String>,
     hosts: Vec<String>,
+    #[serde(skip)]
     cwds: Counts,
+    #[serde(skip)]
     commands: Counts,
     /// When the command whose pane and session the row shows started, and
     /// its id: the earliest read so far (rows are not always read in time

@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0018_pruned_highest_seq.sql"),
     include_str!("migrations/0019_report_totals_ranked.sql"),
     include_str!("migrations/0020_report_totals_clustered.sql"),
+    include_str!("migrations/0021_report_values.sql"),
 ];
 
 /// The version whose migration also writes the trace's first entry (in

@@ -74,6 +74,7 @@ const UNDO: &[(i64, &str)] = &[
          ALTER TABLE report_totals_old RENAME TO report_totals;
          CREATE INDEX report_totals_ranked ON report_totals (name, commands DESC, key);",
     ),
+    (21, "DROP TABLE report_values;"),
 ];
 
 /// Leaves the database at `db` as a tmux-audit of schema `to` left it:

@@ -455,7 +455,8 @@ fn edited_running_totals_are_named_and_counted_again() {
     let edits = [
         ("user", "UPDATE report_totals SET commands = commands + 40, failures = failures + 3 WHERE name = 'user'", true),
         ("user", "UPDATE report_totals SET shown = replace(shown, '\"top_command\":\"echo 1\"', '\"top_command\":\"echo 3\"') WHERE name = 'user'", true),
-        ("user", "UPDATE report_states SET state = replace(state, '\"echo 3\":1', '\"echo 3\":9') WHERE name = 'user'", false),
+        ("user", "UPDATE report_values SET n = 9 WHERE name = 'user' AND value = 'echo 3'", false),
+        ("user", "UPDATE report_states SET state = replace(state, '\"users\":[', '\"users\":[\"mallory\",') WHERE name = 'user'", false),
         ("command", "DELETE FROM report_totals WHERE name = 'command' AND key = 'echo 3'", true),
         ("day", "UPDATE report_totals SET failures = failures + 2 WHERE name = 'day'", true),
         ("session", "UPDATE report_totals SET commands = commands + 1 WHERE name = 'session'", true),
