@@ -903,9 +903,40 @@ fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(
         }
         return Ok(());
     }
+    // A range of ids at a time, so that the groups held in memory are
+    // those of at most FOLD_ROWS rows, however many the history has.
+    let mut from = done;
+    while from < newest.0 {
+        let to = newest.0.min(from.saturating_add(FOLD_ROWS));
+        fold_rows(tx, by, name, (from, to))?;
+        from = to;
+    }
+    save_range(tx, name, &newest, events.as_ref())?;
+    Ok(())
+}
+
+/// How many rows (ids) a fold counts at a time, at most. The unit tests
+/// count a few at a time, so that their totals are folded from many
+/// ranges, each counting on from what the ones before stored.
+#[cfg(not(test))]
+const FOLD_ROWS: i64 = 50_000;
+#[cfg(test)]
+const FOLD_ROWS: i64 = 7;
+
+/// Folds the rows with ids in `(done, to]` into the running totals of
+/// `name`, which cover the rows up to `done` (none: 0).
+fn fold_rows(
+    tx: &Transaction<'_>,
+    by: GroupBy,
+    name: &str,
+    (done, to): (i64, i64),
+) -> Result<(), DbError> {
     let mut groups = Groups::default();
     let mut touched = HashSet::new();
-    let range = [Value::Integer(done), Value::Integer(newest.0)];
+    // The groups counted on from a stored state (the others were counted
+    // whole here, their counts of values too).
+    let mut continued: HashSet<String> = HashSet::new();
+    let range = [Value::Integer(done), Value::Integer(to)];
     let filter = ("WHERE id > ?1 AND id <= ?2", &range[..]);
     if done == 0 {
         // Counted from the start: no group is stored to count on from.
@@ -919,7 +950,9 @@ fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(
                 .query_row(params![name, key], |r| r.get(0))
                 .optional()
                 .ok()??;
-            serde_json::from_str(&state).ok()
+            let group = serde_json::from_str(&state).ok()?;
+            continued.insert(key.to_string());
+            Some(group)
         };
         count_into(
             tx,
@@ -968,15 +1001,19 @@ fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(
             }
         }
         let mut shown = group.shown();
-        if done > 0 {
-            // Counted on from stored counts: the most used is the stored
-            // one's, found through the index (ties as `Group::finish`).
+        if continued.contains(key.as_str()) {
+            // Counted on from stored counts: the most used is found among
+            // them through the index (ties as `Group::finish`).
             let mut top_of = |kind: i64| -> rusqlite::Result<Option<String>> {
                 top.query_row(params![name, key, kind], |r| r.get(0))
                     .optional()
             };
-            shown.top_cwd = top_of(CWD_VALUE)?;
-            shown.top_command = top_of(COMMAND_VALUE)?;
+            if by != GroupBy::Cwd {
+                shown.top_cwd = top_of(CWD_VALUE)?;
+            }
+            if by != GroupBy::Command {
+                shown.top_command = top_of(COMMAND_VALUE)?;
+            }
         }
         let r = &group.row;
         figures.execute(params![
@@ -993,7 +1030,6 @@ fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(
         let state = serde_json::to_string(group).unwrap_or_default();
         states.execute(params![name, key, state])?;
     }
-    save_range(tx, name, &newest, events.as_ref())?;
     Ok(())
 }
 
