@@ -28,6 +28,9 @@ impl Run for Report {
         let plan = db
             .report_plan(by, &conditions, self.sort.into(), self.top)
             .with_context(|| format!("cannot read {}", path.display()))?;
+        // Bringing the running totals up to date (all of them, the first
+        // time) can leave a large WAL for every later process to re-read.
+        db.fold_wal();
         if plan.totals.groups == 0 {
             return Ok(Exit::NoMatch);
         }

@@ -731,6 +731,44 @@ fn the_wal_stays_small_however_many_commands_are_recorded() {
     assert_eq!(sb.rows().len(), 120);
 }
 
+/// A report that counts its running totals (all of them, the first time)
+/// writes many pages: it folds the WAL after, as the recorders do, so that
+/// later processes do not re-read them.
+#[test]
+fn a_report_that_counts_its_totals_leaves_the_wal_small() {
+    let sb = Sandbox::new();
+    let history = sb.path().join("bash_history");
+    let lines: String = (0..3000).map(|i| format!("echo command {i}\n")).collect();
+    fs::write(&history, lines).unwrap();
+    let import = sb
+        .cmd()
+        .args(["import", "bash", history.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{import:?}");
+    let wal = || fs::metadata(format!("{}-wal", sb.db.display())).map_or(0, |m| m.len());
+    assert!(
+        wal() <= 128 * 1024,
+        "WAL is {} bytes after the import",
+        wal()
+    );
+    let report = sb
+        .cmd()
+        .args(["report", "--by", "command", "--top", "1"])
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{report:?}");
+    assert!(
+        String::from_utf8_lossy(&report.stdout).contains("3,000"),
+        "{report:?}"
+    );
+    assert!(
+        wal() <= 128 * 1024,
+        "WAL is {} bytes after the report",
+        wal()
+    );
+}
+
 /// A database made by the first release (schema 1) is upgraded in place the
 /// first time a newer recorder writes to it, and its old rows are searchable.
 #[test]
