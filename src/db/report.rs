@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::{Database, DbError};
 use crate::filter::Conditions;
 use crate::lifecycle::replay::{Placement, Replay};
+use crate::lifecycle::TmuxEvent;
 
 /// How `report` groups commands (see `tmux-audit report --help`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -695,19 +696,19 @@ impl Database {
 pub(super) fn forget_totals(tx: &rusqlite::Connection) -> rusqlite::Result<()> {
     tx.execute_batch(
         "DELETE FROM totals_state; DELETE FROM report_totals;
-         DELETE FROM report_states; DELETE FROM session_totals;",
+         DELETE FROM report_states; DELETE FROM report_values; DELETE FROM session_totals;",
     )
 }
 
 /// A row of the commands table: its id and hash.
 type RowMark = (i64, Option<Vec<u8>>);
 
-/// Counting into running totals: the keys of the groups that changed, and
-/// how to read a group not counted yet from the totals.
 /// `report_values.kind` of a directory, and of a command.
 const CWD_VALUE: i64 = 0;
 const COMMAND_VALUE: i64 = 1;
 
+/// Counting into running totals: the keys of the groups that changed, and
+/// how to read a group not counted yet from the totals.
 type Touched<'t> = (
     &'t mut HashSet<String>,
     &'t mut dyn FnMut(&str) -> Option<Group>,
@@ -905,10 +906,18 @@ fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(
     }
     // A range of ids at a time, so that the groups held in memory are
     // those of at most FOLD_ROWS rows, however many the history has.
-    let mut from = done;
+    // From the first row there is (after a prune, ids start high), with
+    // the events loaded once for all the ranges.
+    let first: Option<i64> =
+        tx.query_row("SELECT min(id) FROM commands WHERE id > ?1", [done], |r| {
+            r.get(0)
+        })?;
+    let mut from = first.map_or(newest.0, |id| done.max(id - 1));
+    let placing = replay_events(tx, by)?;
     while from < newest.0 {
         let to = newest.0.min(from.saturating_add(FOLD_ROWS));
-        fold_rows(tx, by, name, (from, to))?;
+        let replay = placing.as_ref().map(|events| Replay::new(events.clone()));
+        fold_rows(tx, by, name, (from, to), replay)?;
         from = to;
     }
     save_range(tx, name, &newest, events.as_ref())?;
@@ -930,6 +939,7 @@ fn fold_rows(
     by: GroupBy,
     name: &str,
     (done, to): (i64, i64),
+    replay: Option<Replay>,
 ) -> Result<(), DbError> {
     let mut groups = Groups::default();
     let mut touched = HashSet::new();
@@ -940,7 +950,7 @@ fn fold_rows(
     let filter = ("WHERE id > ?1 AND id <= ?2", &range[..]);
     if done == 0 {
         // Counted from the start: no group is stored to count on from.
-        count_into(tx, by, filter, replay_for(tx, by)?, &mut groups, None)?;
+        count_into(tx, by, filter, replay, &mut groups, None)?;
         touched.extend(groups.keys().cloned());
     } else {
         let mut load =
@@ -958,7 +968,7 @@ fn fold_rows(
             tx,
             by,
             filter,
-            replay_for(tx, by)?,
+            replay,
             &mut groups,
             Some((&mut touched, &mut stored)),
         )?;
@@ -1037,13 +1047,18 @@ fn fold_rows(
 /// that need it: names and typists come from replaying the events, which
 /// is one pass when the commands come in time order.
 fn replay_for(conn: &Connection, by: GroupBy) -> Result<Option<Replay>, DbError> {
+    Ok(replay_events(conn, by)?.map(Replay::new))
+}
+
+/// The tmux events a replay for `by` is made of; None when it needs none.
+fn replay_events(conn: &Connection, by: GroupBy) -> Result<Option<Vec<TmuxEvent>>, DbError> {
     Ok(match by.needs_placement() {
-        true => Some(Replay::new(
+        true => Some(
             super::events::tmux_events_on(conn, None)?
                 .into_iter()
                 .map(|e| e.event)
                 .collect(),
-        )),
+        ),
         false => None,
     })
 }
@@ -1336,18 +1351,25 @@ fn add_to_group(
     // The latest names: placed rows come in time order within one count,
     // but the running totals count on later from rows stored since, which
     // may have started before rows counted then.
-    if let Some(place) = place
-        && first.is_none_or(|at| group.last_named.is_none_or(|named| at >= named))
-    {
-        group.row.session_name = place.session_name;
-        group.row.window_index = place.window_index;
-        group.row.window_name = place.window_name;
-        if place.session_id.is_some() {
+    // The session is the latest placed one that has a session: marked
+    // apart, since a later command placed without one keeps it.
+    if let Some(place) = place {
+        let latest =
+            |mark: Option<(i64, i64)>| first.is_none_or(|at| mark.is_none_or(|seen| at >= seen));
+        if place.session_id.is_some() && latest(group.last_session) {
             group.row.tmux_session_id = place.session_id;
             group.session_placed = true;
+            if first.is_some() {
+                group.last_session = first;
+            }
         }
-        if first.is_some() {
-            group.last_named = first;
+        if latest(group.last_named) {
+            group.row.session_name = place.session_name;
+            group.row.window_index = place.window_index;
+            group.row.window_name = place.window_name;
+            if first.is_some() {
+                group.last_named = first;
+            }
         }
     }
     group.add(
@@ -1511,6 +1533,10 @@ struct Group {
     /// shows started, and its id: the latest read so far.
     #[serde(default)]
     last_named: Option<(i64, i64)>,
+    /// When the placed command whose session the row shows started, and
+    /// its id: the latest read so far that had a session.
+    #[serde(default)]
+    last_session: Option<(i64, i64)>,
 }
 
 /// How often each text (a directory, a command) was seen: a map keyed by
@@ -1557,6 +1583,7 @@ impl Group {
             first_seen: first,
             session_placed: false,
             last_named: None,
+            last_session: None,
         }
     }
 
@@ -1744,7 +1771,8 @@ mod fast_path_tests {
 
     /// Command number `i` (unique per `i`): one in five outside tmux, and
     /// stored in an order other than their time (every third one went
-    /// back two days).
+    /// back two days). In tmux, a third are in a pane no event names, and
+    /// one in seven has no session in its `$TMUX`: placed without one.
     fn command(i: i64) -> Entry {
         let users = ["alice", "bob", "carol"];
         let started = T0 + (i * 7_919 % 1_000) * MINUTE / 2 - (i % 3) * 2 * 1_440 * MINUTE;
@@ -1763,8 +1791,8 @@ mod fast_path_tests {
             seq: i / 13 + 1,
             tmux_socket: in_tmux.then(|| format!("/tmp/tmux-1000/s{server}")),
             tmux_server_pid: in_tmux.then_some(100 + server),
-            tmux_session_id: in_tmux.then_some(1 + i % 2),
-            tmux_pane: in_tmux.then(|| format!("%{}", 1 + i % 2)),
+            tmux_session_id: (in_tmux && i % 7 != 0).then_some(1 + i % 2),
+            tmux_pane: in_tmux.then(|| format!("%{}", 1 + i % 3)),
             ..CommandRecord::default()
         })
     }
@@ -1917,6 +1945,49 @@ mod fast_path_tests {
     /// session after every counted command), and after an event stored late
     /// that places counted commands otherwise. `verify`'s check agrees
     /// each time.
+    /// A group's session is that of its latest placed command that has
+    /// one, also when the totals are counted a range of rows at a time and
+    /// an older command with a session comes in a range after a newer one
+    /// without (`$TMUX` without a session, in a pane no event names).
+    #[test]
+    fn a_group_s_session_is_its_latest_placed_one_across_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Database::open(&dir.path().join("audit.db")).unwrap();
+        let at = |minutes: i64, session: Option<i64>, seq: i64| {
+            Entry::Command(CommandRecord {
+                command: format!("cmd-{seq}"),
+                started_at_us: T0 + minutes * MINUTE,
+                cwd: "/".into(),
+                user: "alice".into(),
+                host: "h".into(),
+                shell: "bash".into(),
+                shell_session: "s".into(),
+                seq,
+                tmux_socket: Some("/tmp/tmux-1000/s0".into()),
+                tmux_server_pid: Some(100),
+                tmux_session_id: session,
+                tmux_pane: Some("%9".into()),
+                ..CommandRecord::default()
+            })
+        };
+        let mut entries = vec![event(0, "0-0", "seen", 0, 1, 10, "%1", None)];
+        // In the first range: minute 10 in session 1, minute 30 without one.
+        entries.push(at(10, Some(1), 1));
+        entries.push(at(30, None, 2));
+        entries.extend((3..=FOLD_ROWS + 1).map(|seq| at(5, Some(1), seq)));
+        // In the next: minute 20 in session 2, the latest with a session.
+        entries.push(at(20, Some(2), FOLD_ROWS + 2));
+        insert(&mut db, &entries);
+        let none = Filters::default().conditions().unwrap();
+        let fast = db
+            .report(GroupBy::Window, &none, SortBy::Commands, None)
+            .unwrap();
+        let expected = counted_in_time_order(&db, GroupBy::Window, &none);
+        assert_eq!(expected[0].tmux_session_id, Some(2));
+        assert_eq!(fast.rows, expected);
+        assert!(db.check_totals().unwrap().is_empty(), "verify agrees");
+    }
+
     #[test]
     fn each_grouping_s_running_totals_are_the_report_counted_from_the_rows() {
         let (_dir, mut db) = database();

@@ -51,9 +51,15 @@ fn on_disk(sb: &Sandbox, text: &str) -> Vec<String> {
 #[test]
 fn redact_removes_the_text_everywhere_and_verify_lists_it() {
     let sb = history();
-    // The search index holds the text too, once a search has run.
+    // The search index holds the text too, once a search has run, and the
+    // running totals once a report has (each group's commands, and the
+    // groups by command).
     let (code, found, _) = run(&sb, &["search", PIN, "--format", "cmd"]);
     assert_eq!(code, Some(0), "{found}");
+    for by in ["user", "command"] {
+        let (code, out, err) = run(&sb, &["report", "--by", by]);
+        assert_eq!(code, Some(0), "{out}{err}");
+    }
     let (code, out, err) = run(
         &sb,
         &[
