@@ -62,6 +62,8 @@ impl Run for Report {
         )?;
         // Records that never arrived, named (the first few; verify lists all).
         let gaps = db.sequence_gaps()?;
+        // Their totals too, counted the first time.
+        db.fold_wal();
         let mut notes = String::new();
         for gap in gaps.iter().take(5) {
             notes.push_str(&format!(
