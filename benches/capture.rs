@@ -323,12 +323,11 @@ fn capture_pid(pane: &str) -> Option<u32> {
     })
 }
 
-/// The segments under `dir`: their bytes on disk, and (`lost`: read them
-/// for it) the output bytes their gaps say were lost, dropped while the
-/// writer was behind.
-fn segments_in(dir: &Path, lost: bool) -> (u64, u64) {
+/// The segments under `dir`: their bytes on disk, and (`count_lost`: read
+/// them for it) the output bytes their gaps say were lost, dropped while
+/// the writer was behind.
+fn segments_in(dir: &Path, count_lost: bool) -> (u64, u64) {
     use tmux_audit::capture::segment;
-    let count_lost = lost;
     let (mut on_disk, mut lost) = (0, 0);
     for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
