@@ -740,28 +740,16 @@ fn a_report_that_counts_its_totals_leaves_the_wal_small() {
     let history = sb.path().join("bash_history");
     let lines: String = (0..3000).map(|i| format!("echo command {i}\n")).collect();
     fs::write(&history, lines).unwrap();
-    let import = sb
-        .cmd()
-        .args(["import", "bash", history.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(import.status.success(), "{import:?}");
+    let (imported, out) = sb.run(&["import", "bash", history.to_str().unwrap()]);
+    assert!(imported, "{out}");
     let wal = || fs::metadata(format!("{}-wal", sb.db.display())).map_or(0, |m| m.len());
     assert!(
         wal() <= 128 * 1024,
         "WAL is {} bytes after the import",
         wal()
     );
-    let report = sb
-        .cmd()
-        .args(["report", "--by", "command", "--top", "1"])
-        .output()
-        .unwrap();
-    assert!(report.status.success(), "{report:?}");
-    assert!(
-        String::from_utf8_lossy(&report.stdout).contains("3,000"),
-        "{report:?}"
-    );
+    let (reported, report) = sb.run(&["report", "--by", "command", "--top", "1"]);
+    assert!(reported && report.contains("3,000"), "{report}");
     assert!(
         wal() <= 128 * 1024,
         "WAL is {} bytes after the report",
