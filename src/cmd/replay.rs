@@ -123,13 +123,14 @@ fn session_stream(
     since: i64,
     until: i64,
 ) -> Result<replay::Stream> {
-    let db = super::open_for_reading(db_path)?;
+    let mut db = super::open_for_reading(db_path)?;
     let filters = super::with_live_session(Filters {
         session: Some(session.to_string()),
         ..Filters::default()
     })?;
+    let conditions = db.conditions(&filters)?;
     let mut commands = db.search(&SearchQuery {
-        conditions: db.conditions(&filters)?,
+        conditions,
         scan_first: None,
         limit: None,
         unique: false,

@@ -11,7 +11,7 @@ use crate::cli::Timeline;
 use tmux_audit::central;
 use tmux_audit::context::Tmux;
 use tmux_audit::db::{Database, StoredCommand};
-use tmux_audit::lifecycle::replay::{Placement, ServerKey, ServerState};
+use tmux_audit::lifecycle::replay::{typist, Placement, ServerKey, ServerState};
 use tmux_audit::lifecycle::TmuxEvent;
 use tmux_audit::paths;
 use tmux_audit::render;
@@ -300,10 +300,9 @@ impl Timeline {
     /// `--typed-by`: a command typed by the user (their client's, or
     /// outside a shared session the shell's user).
     fn typed_by_command(&self, command: &StoredCommand) -> bool {
-        self.typed_by.as_deref().is_none_or(|user| {
-            let typist = command.placement.as_ref().and_then(|p| p.client_user());
-            typist.unwrap_or(&command.record.user) == user
-        })
+        self.typed_by
+            .as_deref()
+            .is_none_or(|user| typist(command.placement.as_ref(), &command.record.user) == user)
     }
 
     /// `--typed-by`: an event of one of the user's clients.

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Database, DbError};
 use crate::filter::Conditions;
-use crate::lifecycle::replay::{Placement, Replay};
+use crate::lifecycle::replay::{typist, Placement, Replay};
 use crate::lifecycle::TmuxEvent;
 
 /// How `report` groups commands (see `tmux-audit report --help`).
@@ -296,6 +296,7 @@ impl Database {
             replay,
             &mut groups,
             None,
+            None,
         )?;
         let mut rows = finish_all(groups);
         sort.sort(&mut rows);
@@ -385,6 +386,20 @@ impl Database {
                 let group: Group = serde_json::from_str(&state).map_err(unreadable)?;
                 group.finish(key)
             }
+        })
+    }
+
+    /// The condition on the commands typed by `typist` (see
+    /// `command_typists`), once the running totals by typist that note them
+    /// are brought up to date; None when they cannot be.
+    pub(super) fn typed_by_condition(&mut self, typist: &str) -> Option<(String, [Value; 1])> {
+        let by = GroupBy::ClientUser;
+        let name = by.totals_name()?;
+        self.update_totals(by, name).then(|| {
+            (
+                "id IN (SELECT id FROM command_typists WHERE typist = ?)".to_string(),
+                [Value::Text(typist.to_string())],
+            )
         })
     }
 
@@ -522,6 +537,7 @@ impl Database {
         up_to: i64,
     ) -> Result<Option<String>, DbError> {
         let mut counted = Groups::default();
+        let mut typists = (by == GroupBy::ClientUser).then(Typists::new);
         count_into(
             &self.conn,
             by,
@@ -529,7 +545,14 @@ impl Database {
             replay_for(&self.conn, by)?,
             &mut counted,
             None,
+            typists.as_mut(),
         )?;
+        if let Some(mut typists) = typists {
+            typists.sort_unstable();
+            if let Some(what) = self.typists_mismatch(&typists)? {
+                return Ok(Some(what));
+            }
+        }
         type Stored = (Option<ReportRow>, Option<String>, Option<String>);
         let mut stored: HashMap<String, Stored> = HashMap::new();
         {
@@ -646,6 +669,28 @@ impl Database {
         Ok(None)
     }
 
+    /// How the typists noted (`command_typists`) differ from `counted`, who
+    /// typed each command as the records and events tell, sorted.
+    fn typists_mismatch(&self, counted: &Typists) -> Result<Option<String>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT typist, id FROM command_typists ORDER BY typist, id")?;
+        let noted = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let noted: Typists = noted.collect::<Result<_, _>>()?;
+        // The first difference in (typist, id) order: the entry that sorts
+        // first of the two names the command.
+        let differs = noted
+            .iter()
+            .zip(counted)
+            .find(|(a, b)| a != b)
+            .map(|(a, b)| a.min(b))
+            .or(noted.get(counted.len()))
+            .or(counted.get(noted.len()));
+        Ok(differs.map(|(_, id)| {
+            format!("command {id}: who typed it, as the totals note it, differs from the records")
+        }))
+    }
+
     /// How the totals per shell session differ from the rows up to `up_to`.
     fn session_totals_mismatch(&self, up_to: i64) -> Result<Option<String>, DbError> {
         let read = |sql: &str, params: &[i64]| -> Result<Vec<Vec<Value>>, DbError> {
@@ -696,7 +741,8 @@ impl Database {
 pub(super) fn forget_totals(tx: &rusqlite::Connection) -> rusqlite::Result<()> {
     tx.execute_batch(
         "DELETE FROM totals_state; DELETE FROM report_totals;
-         DELETE FROM report_states; DELETE FROM report_values; DELETE FROM session_totals;",
+         DELETE FROM report_states; DELETE FROM report_values; DELETE FROM session_totals;
+         DELETE FROM command_typists;",
     )
 }
 
@@ -706,6 +752,10 @@ type RowMark = (i64, Option<Vec<u8>>);
 /// `report_values.kind` of a directory, and of a command.
 const CWD_VALUE: i64 = 0;
 const COMMAND_VALUE: i64 = 1;
+
+/// Who typed each command counted, and its id (see `command_typists`,
+/// which the running totals by typist keep).
+type Typists = Vec<(String, i64)>;
 
 /// Counting into running totals: the keys of the groups that changed, and
 /// how to read a group not counted yet from the totals.
@@ -895,6 +945,9 @@ fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(
         tx.execute("DELETE FROM report_totals WHERE name = ?1", [name])?;
         tx.execute("DELETE FROM report_states WHERE name = ?1", [name])?;
         tx.execute("DELETE FROM report_values WHERE name = ?1", [name])?;
+        if by == GroupBy::ClientUser {
+            tx.execute("DELETE FROM command_typists", [])?;
+        }
     }
     if newest.0 <= done {
         if done > 0 && events.is_some() {
@@ -948,9 +1001,11 @@ fn fold_rows(
     let mut continued: HashSet<String> = HashSet::new();
     let range = [Value::Integer(done), Value::Integer(to)];
     let filter = ("WHERE id > ?1 AND id <= ?2", &range[..]);
+    // The totals by typist also note who typed each command.
+    let mut typists = (by == GroupBy::ClientUser).then(Typists::new);
     if done == 0 {
         // Counted from the start: no group is stored to count on from.
-        count_into(tx, by, filter, replay, &mut groups, None)?;
+        count_into(tx, by, filter, replay, &mut groups, None, typists.as_mut())?;
         touched.extend(groups.keys().cloned());
     } else {
         let mut load =
@@ -971,7 +1026,17 @@ fn fold_rows(
             replay,
             &mut groups,
             Some((&mut touched, &mut stored)),
+            typists.as_mut(),
         )?;
+    }
+    if let Some(mut typists) = typists {
+        // In key order, as the groups below.
+        typists.sort_unstable();
+        let mut note =
+            tx.prepare("INSERT OR REPLACE INTO command_typists (typist, id) VALUES (?1, ?2)")?;
+        for (typist, id) in &typists {
+            note.execute(params![typist, id])?;
+        }
     }
     let mut figures = tx.prepare(
         "INSERT INTO report_totals
@@ -1090,6 +1155,7 @@ fn count_into(
     mut replay: Option<Replay>,
     groups: &mut Groups,
     mut touched: Option<Touched<'_>>,
+    mut typists: Option<&mut Typists>,
 ) -> Result<(), DbError> {
     let placed_servers = replay.as_ref().map(Replay::servers).unwrap_or_default();
     let and = |condition: &str| match filter.0.is_empty() {
@@ -1154,6 +1220,9 @@ fn count_into(
                 _ => None,
             };
             group_key(by, &row, place.as_ref(), &mut days, &mut key);
+            if let Some(typists) = typists.as_mut() {
+                typists.push((typist(place.as_ref(), row.user).to_string(), id));
+            }
             if let Some((touched, stored)) = touched.as_mut()
                 && !touched.contains(key.as_str())
             {
@@ -2023,6 +2092,7 @@ mod fast_path_tests {
                 db.check_totals().unwrap().is_empty(),
                 "{when}: verify agrees"
             );
+            typists_noted_are_the_placed_ones(db, when);
         };
         compare(&mut db, "counted first");
         // More commands (some older than counted ones), and events after
@@ -2073,6 +2143,66 @@ mod fast_path_tests {
             )],
         );
         compare(&mut db, "after a late event");
+    }
+
+    /// Who typed each command, as the totals by typist note it
+    /// (`command_typists`), is who `search` finds typed it, placing every
+    /// command through `Database::place`; and `--typed-by` reads it there.
+    fn typists_noted_are_the_placed_ones(db: &mut Database, when: &str) {
+        let everything = |db: &Database, conditions| {
+            let query = crate::db::SearchQuery {
+                conditions,
+                scan_first: None,
+                limit: None,
+                unique: false,
+            };
+            let mut rows = db.search(&query).unwrap();
+            db.place(&mut rows).unwrap();
+            rows
+        };
+        let none = Filters::default().conditions().unwrap();
+        let mut placed: Typists = everything(db, none)
+            .iter()
+            .map(|c| {
+                let typist = typist(c.placement.as_ref(), &c.record.user);
+                (typist.to_string(), c.id)
+            })
+            .collect();
+        placed.sort_unstable();
+        let mut stmt = db
+            .conn
+            .prepare("SELECT typist, id FROM command_typists ORDER BY typist, id")
+            .unwrap();
+        let noted: Typists = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        drop(stmt);
+        assert_eq!(noted, placed, "{when}: who typed each command");
+        let mut typists: Vec<&str> = placed.iter().map(|(t, _)| t.as_str()).collect();
+        typists.dedup();
+        assert!(typists.len() > 2, "{when}: typists to tell apart");
+        for typist in typists {
+            let filters = Filters {
+                typed_by: Some(typist.to_string()),
+                ..Filters::default()
+            };
+            let c = db.conditions(&filters).unwrap();
+            assert!(
+                c.where_sql().contains("command_typists"),
+                "{when}: read from the typists noted: {}",
+                c.where_sql()
+            );
+            let mut found: Vec<i64> = everything(db, c).iter().map(|c| c.id).collect();
+            found.sort_unstable();
+            let expected: Vec<i64> = placed
+                .iter()
+                .filter(|(t, _)| t == typist)
+                .map(|(_, id)| *id)
+                .collect();
+            assert_eq!(found, expected, "{when}: typed by {typist}");
+        }
     }
 
     /// Tells the test which part it is, run in a child in a named zone.

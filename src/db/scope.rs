@@ -16,7 +16,7 @@ use rusqlite::types::Value;
 
 use super::Database;
 use crate::filter::{Conditions, Filters, CWD_UNDER, MIN_DURATION};
-use crate::lifecycle::replay::{Placement, Replay, ServerKey};
+use crate::lifecycle::replay::{typist, Placement, Replay, ServerKey};
 use crate::record::CommandRecord;
 
 /// Up to how many rows a range filter's index is read rather than the rows
@@ -58,14 +58,14 @@ impl Placed {
         let typed = self
             .typist
             .as_deref()
-            .is_none_or(|typist| place.and_then(|p| p.client_user()).unwrap_or(user) == typist);
+            .is_none_or(|wanted| typist(place, user) == wanted);
         in_window && typed
     }
 }
 
 impl Database {
     /// The SQL conditions for `filters`, the tmux ones included.
-    pub fn conditions(&self, filters: &Filters) -> Result<Conditions> {
+    pub fn conditions(&mut self, filters: &Filters) -> Result<Conditions> {
         let (mut c, placed) = self.conditions_placed_later(filters)?;
         if let Some(placed) = placed {
             self.narrow_by_placement(&mut c, &placed)?;
@@ -322,8 +322,22 @@ impl Database {
     /// is one pass), keeping only the ids that pass: memory grows with the
     /// commands kept, not those read (all of them were held, placed, at
     /// 1.1 GB for `--typed-by` at a million rows).
-    pub fn narrow_by_placement(&self, c: &mut Conditions, placed: &Placed) -> Result<()> {
+    ///
+    /// A typist alone is read from who typed each command as the running
+    /// totals by typist note it, brought up to date first (the new rows
+    /// placed, or all again after an event that places counted commands
+    /// otherwise): 0.2 s instead of 1.3 s for a report at a million rows.
+    /// Where they cannot be (a read-only database, another writer), the
+    /// commands are placed here.
+    pub fn narrow_by_placement(&mut self, c: &mut Conditions, placed: &Placed) -> Result<()> {
         let (with_events, panes) = self.placeable(placed)?;
+        if let (None, Some(user)) = (&placed.windows, &placed.typist)
+            && !with_events.is_empty()
+            && let Some(typed) = self.typed_by_condition(user)
+        {
+            c.push(&typed.0, typed.1);
+            return Ok(());
+        }
         let mut kept: Vec<i64> = Vec::new();
         if let Some((sql, params)) = candidates_of(&with_events, panes.as_deref()) {
             let mut candidates = c.clone();
@@ -454,7 +468,7 @@ mod tests {
     use chrono::Duration;
     use std::path::PathBuf;
 
-    fn plan(db: &Database, filters: &Filters) -> String {
+    fn plan(db: &mut Database, filters: &Filters) -> String {
         let c = db.conditions(filters).unwrap();
         let mut stmt = db
             .conn
@@ -491,7 +505,7 @@ mod tests {
 
     #[test]
     fn each_filter_of_a_search_reads_its_own_index() {
-        let (_dir, db) = database(0);
+        let (_dir, mut db) = database(0);
         let cases = [
             (
                 "commands_by_user",
@@ -552,7 +566,7 @@ mod tests {
             ),
         ];
         for (index, filters) in cases {
-            let plan = plan(&db, &filters);
+            let plan = plan(&mut db, &filters);
             assert!(plan.contains(index), "{filters:?}: {plan}");
         }
     }
@@ -609,7 +623,7 @@ mod tests {
             command(5, 15, "%1"),
         ];
         db.insert_all(entries.iter().map(|e| (e, 1))).unwrap();
-        let in_window = |window: &str| -> Vec<String> {
+        let mut in_window = |window: &str| -> Vec<String> {
             let c = db
                 .conditions(&Filters {
                     window: Some(window.into()),
@@ -638,7 +652,7 @@ mod tests {
     /// enough match.
     #[test]
     fn a_range_that_holds_many_rows_is_read_newest_first() {
-        let (_dir, db) = database(FEW_IN_RANGE);
+        let (_dir, mut db) = database(FEW_IN_RANGE);
         for filters in [
             Filters {
                 min_duration: Some(Duration::hours(1)),
@@ -649,7 +663,7 @@ mod tests {
                 ..Filters::default()
             },
         ] {
-            let plan = plan(&db, &filters);
+            let plan = plan(&mut db, &filters);
             assert!(
                 plan.contains("commands_by_start") && !plan.contains("TEMP B-TREE"),
                 "{filters:?}: {plan}"

@@ -51,6 +51,13 @@ impl Placement {
     }
 }
 
+/// Who typed a command of a shell of `user`, placed at `place` (None: not
+/// placed): the user of the client that typed it, else the shell's user
+/// (outside tmux, on a server without events, or with no client known).
+pub fn typist<'a>(place: Option<&'a Placement>, user: &'a str) -> &'a str {
+    place.and_then(Placement::client_user).unwrap_or(user)
+}
+
 #[derive(Debug, Default, Clone)]
 struct Window {
     index: Option<i64>,

@@ -127,7 +127,7 @@ impl Item<'_> {
                     pane: r.tmux_pane.as_deref(),
                     client: place.and_then(|p| p.client.as_ref()),
                     user: &r.user,
-                    typed_by: Some(place.and_then(|p| p.client_user()).unwrap_or(&r.user)),
+                    typed_by: Some(crate::lifecycle::replay::typist(place, &r.user)),
                     automatic_rename: None,
                     command_id: Some(c.id),
                     command: Some(&r.command),

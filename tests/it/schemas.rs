@@ -75,6 +75,7 @@ const UNDO: &[(i64, &str)] = &[
          CREATE INDEX report_totals_ranked ON report_totals (name, commands DESC, key);",
     ),
     (21, "DROP TABLE report_values;"),
+    (22, "DROP TABLE command_typists;"),
 ];
 
 /// Leaves the database at `db` as a tmux-audit of schema `to` left it:

@@ -556,6 +556,38 @@ fn totals_placed_by_an_event_changed_since_are_counted_again() {
     );
 }
 
+/// A report `--typed-by` reads who typed each command from what the totals
+/// by typist note (`command_typists`): an edit there shows in the report,
+/// `verify` names it, and the next report places the commands again.
+#[test]
+fn edited_typists_are_named_and_placed_again() {
+    let sb = Sandbox::new();
+    // alice's client is attached to the session of pane %3.
+    add_event(&sb, 1);
+    sb.record_in_pane("1", "echo by-alice", "/tmp/s,42,1", "%3");
+    sb.record_in_pane("2", "echo again", "/tmp/s,42,1", "%3");
+    let report = || {
+        let out = sb
+            .cmd()
+            .args(["report", "--by", "user", "--typed-by", "alice", "--json"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let honest = report();
+    assert!(honest.contains("\"commands\": 2"), "{honest}");
+    tamper(&sb, "UPDATE command_typists SET typist = 'mallory'");
+    assert_ne!(report(), honest, "who typed them was read as noted");
+    let (code, text) = verify(&sb, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("running totals") && text.contains("who typed it"),
+        "{text}"
+    );
+    assert_eq!(report(), honest);
+    assert_eq!(verify(&sb, &[]).0, Some(0));
+}
+
 /// Of several shell sessions, verify names the one whose totals differ.
 #[test]
 fn verify_names_the_shell_session_whose_totals_differ() {
