@@ -3,6 +3,8 @@
 
 use std::io::{self, Write};
 
+use anyhow::Context as _;
+
 use comfy_table::{CellAlignment, Color};
 use serde::Serialize;
 use unicode_width::UnicodeWidthChar;
@@ -559,10 +561,18 @@ fn write_table_in(
     comfy.set_width(terminal);
     let width = usize::from(terminal);
     let mut measure = Measure::new(by, totals, width);
+    // Each row is read and formatted once: its cells are kept for the
+    // second pass (reading and formatting the rows again was about half
+    // of a table of 141,020 groups' time).
+    let mut kept = KeptCells::default();
+    let mut cells = RowCells::default();
     rows(&mut |r| {
-        measure.add(r, home.as_deref());
+        cells.of(&measure.cols, r, by, home.as_deref());
+        measure.add(&cells);
+        kept.push(&cells, r.failures > 0).context(KEPT_ASIDE)?;
         Ok(())
     })?;
+    let all_cols = measure.cols.clone();
     let Some(fitted) = measure.fit(width) else {
         let mut all = Vec::with_capacity(shown);
         rows(&mut |r| {
@@ -630,22 +640,26 @@ fn write_table_in(
     fitted.line(&mut line, &sides, &headers, None);
     out.write_all(line.as_bytes())?;
     out.write_all(under_header.as_bytes())?;
+    // Where each fitted column's cell is among those kept.
+    let at: Vec<usize> = fitted
+        .columns
+        .iter()
+        .map(|c| RowCells::index(&all_cols, c.col, fitted.short_times))
+        .collect();
     let mut cells = Vec::with_capacity(fitted.columns.len());
-    rows(&mut |r| {
+    let mut read = kept.read().context(KEPT_ASIDE)?;
+    let mut row = RowCells::default();
+    while let Some(failed) = read.next(&mut row).context(KEPT_ASIDE)? {
         cells.clear();
-        for c in &fitted.columns {
-            cells.push(fitted.text(
-                c.col.cell(r, by, home.as_deref(), fitted.short_times),
-                c.col,
-            ));
+        for (c, &i) in fitted.columns.iter().zip(&at) {
+            cells.push(fitted.text(&row.cells[i], c.col));
         }
-        fitted.line(&mut line, &sides, &cells, Some(colour && r.failures > 0));
+        fitted.line(&mut line, &sides, &cells, Some(colour && failed));
         out.write_all(line.as_bytes())?;
-        Ok(())
-    })?;
+    }
     cells.clear();
     for c in &fitted.columns {
-        cells.push(fitted.text(c.col.total_cell(totals, fitted.short_times), c.col));
+        cells.push(fitted.text(&c.col.total_cell(totals, fitted.short_times), c.col));
     }
     fitted.line(
         &mut line,
@@ -685,35 +699,36 @@ impl Measure {
             server: None,
             flexible: FlexibleWidth::new(flexible.header(by).len(), width),
         };
-        measure.note(|col, short| col.total_cell(totals, short));
+        let mut cells = RowCells::default();
+        cells.fill(&measure.cols, |col, short| col.total_cell(totals, short));
+        measure.note(&cells);
         measure
     }
 
-    fn add(&mut self, r: &ReportRow, home: Option<&str>) {
-        let by = self.by;
-        self.note(|col, short| col.cell(r, by, home, short));
-        if self.cols.contains(&Col::Server) {
-            let server = Col::Server.cell(r, by, home, false);
+    /// Takes a group's cells into account.
+    fn add(&mut self, cells: &RowCells) {
+        self.note(cells);
+        if let Some(i) = self.cols.iter().position(|&c| c == Col::Server) {
+            let server = &cells.cells[i];
             match &mut self.server {
-                None => self.server = Some((server, true)),
-                Some((first, same)) => *same &= *first == server,
+                None => self.server = Some((server.clone(), true)),
+                Some((first, same)) => *same &= first == server,
             }
         }
     }
 
     /// Takes each column's cell of one row into account.
-    fn note(&mut self, cell: impl Fn(Col, bool) -> String) {
+    fn note(&mut self, cells: &RowCells) {
         let flexible = Col::flexible(self.by);
         for (i, &col) in self.cols.iter().enumerate() {
-            let text = cell(col, false);
+            let text = &cells.cells[i];
             if col == flexible {
-                self.flexible.add(&text);
+                self.flexible.add(text);
             }
-            let w = text_width(&one_line(&text, usize::MAX));
-            self.widths[i] = self.widths[i].max(w);
+            self.widths[i] = self.widths[i].max(shown_width(text));
             if let Some(s) = [Col::First, Col::Last].iter().position(|&c| c == col) {
-                let w = text_width(&one_line(&cell(col, true), usize::MAX));
-                self.short[s] = self.short[s].max(w);
+                let short = &cells.cells[RowCells::index(&self.cols, col, true)];
+                self.short[s] = self.short[s].max(shown_width(short));
             }
         }
     }
@@ -883,10 +898,10 @@ struct Fitted {
 
 impl Fitted {
     /// A cell's text as the table shows it.
-    fn text(&self, text: String, col: Col) -> String {
+    fn text(&self, text: &str, col: Col) -> String {
         match self.cut {
-            Some(room) if col == self.flexible => one_line(&cut_to_width(&text, room), usize::MAX),
-            _ => one_line(&text, usize::MAX),
+            Some(room) if col == self.flexible => one_line(&cut_to_width(text, room), usize::MAX),
+            _ => one_line(text, usize::MAX),
         }
     }
 
@@ -920,6 +935,140 @@ impl Fitted {
         }
         line.push_str(&sides[2]);
         line.push('\n');
+    }
+}
+
+/// What went wrong when the cells could not be kept aside.
+const KEPT_ASIDE: &str = "cannot keep a large report's table aside in a temporary file; \
+     set TMPDIR to a writable directory, or ask for --format csv (written as it is read)";
+
+/// How wide a cell is once shown on one line (most cells are printable
+/// ASCII, shown as they are: one column a byte).
+fn shown_width(text: &str) -> usize {
+    match text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        true => text.len(),
+        false => text_width(&one_line(text, usize::MAX)),
+    }
+}
+
+/// One row's cells: one per column of the report (`Measure::cols`), then
+/// the first and last times short (for a narrow terminal).
+#[derive(Default)]
+struct RowCells {
+    cells: Vec<String>,
+}
+
+impl RowCells {
+    /// Where `col`'s cell is (`short`: its short time, for first and last).
+    fn index(cols: &[Col], col: Col, short: bool) -> usize {
+        match (short, col) {
+            (true, Col::First) => cols.len(),
+            (true, Col::Last) => cols.len() + 1,
+            _ => cols.iter().position(|&c| c == col).unwrap_or(0),
+        }
+    }
+
+    /// The cells `cell` gives, the short times last.
+    fn fill(&mut self, cols: &[Col], cell: impl Fn(Col, bool) -> String) {
+        self.cells.clear();
+        self.cells.extend(cols.iter().map(|&col| cell(col, false)));
+        self.cells.push(cell(Col::First, true));
+        self.cells.push(cell(Col::Last, true));
+    }
+
+    /// A group's cells.
+    fn of(&mut self, cols: &[Col], r: &ReportRow, by: GroupBy, home: Option<&str>) {
+        self.fill(cols, |col, short| col.cell(r, by, home, short));
+    }
+}
+
+/// The rows' cells as the first pass made them, kept for the second in
+/// the order they came: in memory up to [`KeptCells::IN_MEMORY`] bytes,
+/// beyond that in an unnamed temporary file, so that memory stays bounded
+/// however many groups there are. Each row is a byte (whether it has
+/// failures), then each cell's length (4 bytes) and text.
+#[derive(Default)]
+struct KeptCells {
+    memory: Vec<u8>,
+    file: Option<io::BufWriter<std::fs::File>>,
+    /// How many cells a row has (all rows have as many).
+    per_row: usize,
+}
+
+impl KeptCells {
+    #[cfg(not(test))]
+    const IN_MEMORY: usize = 8 << 20;
+    /// The unit tests' tables go through the file, the last rows from memory.
+    #[cfg(test)]
+    const IN_MEMORY: usize = 300;
+
+    fn push(&mut self, row: &RowCells, failed: bool) -> io::Result<()> {
+        self.per_row = row.cells.len();
+        self.memory.push(u8::from(failed));
+        for cell in &row.cells {
+            let len = u32::try_from(cell.len()).unwrap_or(u32::MAX);
+            self.memory.extend_from_slice(&len.to_le_bytes());
+            self.memory
+                .extend_from_slice(&cell.as_bytes()[..len as usize]);
+        }
+        if self.memory.len() >= Self::IN_MEMORY {
+            if self.file.is_none() {
+                self.file = Some(io::BufWriter::new(tempfile::tempfile()?));
+            }
+            if let Some(file) = &mut self.file {
+                file.write_all(&self.memory)?;
+            }
+            self.memory.clear();
+        }
+        Ok(())
+    }
+
+    /// The rows kept, from the first.
+    fn read(self) -> io::Result<KeptRows> {
+        use io::Seek;
+        let source: Box<dyn io::Read> = match self.file {
+            None => Box::new(io::Cursor::new(self.memory)),
+            Some(file) => {
+                let mut file = file.into_inner().map_err(io::IntoInnerError::into_error)?;
+                file.seek(io::SeekFrom::Start(0))?;
+                Box::new(io::Read::chain(
+                    io::BufReader::with_capacity(64 * 1024, file),
+                    io::Cursor::new(self.memory),
+                ))
+            }
+        };
+        Ok(KeptRows {
+            source,
+            per_row: self.per_row,
+        })
+    }
+}
+
+/// Reads back the rows [`KeptCells`] kept.
+struct KeptRows {
+    source: Box<dyn io::Read>,
+    per_row: usize,
+}
+
+impl KeptRows {
+    /// The next row's cells into `row`, and whether it has failures; None
+    /// after the last.
+    fn next(&mut self, row: &mut RowCells) -> io::Result<Option<bool>> {
+        let mut flag = [0u8; 1];
+        if self.source.read(&mut flag)? == 0 {
+            return Ok(None);
+        }
+        row.cells.resize_with(self.per_row, String::new);
+        for cell in &mut row.cells {
+            let mut len = [0u8; 4];
+            self.source.read_exact(&mut len)?;
+            let mut bytes = std::mem::take(cell).into_bytes();
+            bytes.resize(u32::from_le_bytes(len) as usize, 0);
+            self.source.read_exact(&mut bytes)?;
+            *cell = String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        }
+        Ok(Some(flag[0] != 0))
     }
 }
 
