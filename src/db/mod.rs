@@ -202,6 +202,9 @@ impl DbError {
 pub struct Database {
     conn: Connection,
     busy_timeout: Duration,
+    /// About how many bytes a filtered report may count in memory (see
+    /// `report::IN_MEMORY_BYTES`).
+    report_budget: usize,
 }
 
 /// A command as read back, with what the database added.
@@ -262,7 +265,11 @@ impl Database {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(busy_timeout)?;
-        Ok(Database { conn, busy_timeout })
+        Ok(Database {
+            conn,
+            busy_timeout,
+            report_budget: report::IN_MEMORY_BYTES,
+        })
     }
 
     fn ready(mut conn: Connection, busy_timeout: Duration) -> Result<Database, DbError> {
@@ -281,7 +288,11 @@ impl Database {
             schema::check(found)?;
             schema::migrate(&mut conn)?;
         }
-        Ok(Database { conn, busy_timeout })
+        Ok(Database {
+            conn,
+            busy_timeout,
+            report_budget: report::IN_MEMORY_BYTES,
+        })
     }
 
     /// Lets SQLite keep up to `kib` KiB of pages in memory (its default is

@@ -1071,8 +1071,13 @@ impl KeptRows {
     /// after the last.
     fn next(&mut self, row: &mut RowCells) -> io::Result<Option<bool>> {
         let mut flag = [0u8; 1];
-        if self.source.read(&mut flag)? == 0 {
-            return Ok(None);
+        loop {
+            match self.source.read(&mut flag) {
+                Ok(0) => return Ok(None),
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
         }
         row.cells.resize_with(self.per_row, String::new);
         for cell in &mut row.cells {
