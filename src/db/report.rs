@@ -371,8 +371,8 @@ impl Database {
     }
 
     /// Hands each row of `plan` to `each`, in rank order, one at a time.
-    /// Called again, it reads the same rows again (a table is read twice:
-    /// once for its column widths, once to write it).
+    /// Called again, it reads the same rows again (a table too narrow to
+    /// write a row at a time reads them again to build it whole).
     pub fn report_rows<E: From<DbError>>(
         &self,
         plan: &ReportPlan,
