@@ -567,12 +567,22 @@ fn write_table_in(
     // of a table of 141,020 groups' time).
     let mut kept = KeptCells::default();
     let mut cells = RowCells::default();
-    rows(&mut |r| {
+    // Cells that cannot be kept stop the reading, with their own error
+    // (not the database's: nothing was wrong there).
+    let mut unkept: Option<io::Error> = None;
+    let read = rows(&mut |r| {
         cells.of(&measure.cols, r, by, home.as_deref());
         measure.add(&cells);
-        kept.push(&cells, r.failures > 0).context(KEPT_ASIDE)?;
+        if let Err(e) = kept.push(&cells, r.failures > 0) {
+            unkept = Some(e);
+            anyhow::bail!(KEPT_ASIDE);
+        }
         Ok(())
-    })?;
+    });
+    if let Some(e) = unkept {
+        return Err(anyhow::Error::new(e).context(KEPT_ASIDE));
+    }
+    read?;
     let all_cols = measure.cols.clone();
     let Some(fitted) = measure.fit(width) else {
         let mut all = Vec::with_capacity(shown);
