@@ -2217,11 +2217,10 @@ mod fast_path_tests {
         rows
     }
 
-    #[test]
-    fn a_report_read_in_two_passes_is_the_report_counted_in_time_order() {
-        let (_dir, mut db) = database();
-        let filters = [
-            Filters::default(),
+    /// Filters that keep some of the test's commands: one user's, the
+    /// failed ones.
+    fn some_filters() -> [Filters; 2] {
+        [
             Filters {
                 user: Some("bob".into()),
                 ..Filters::default()
@@ -2230,8 +2229,13 @@ mod fast_path_tests {
                 failed: true,
                 ..Filters::default()
             },
-        ];
-        for filters in filters {
+        ]
+    }
+
+    #[test]
+    fn a_report_read_in_two_passes_is_the_report_counted_in_time_order() {
+        let (_dir, mut db) = database();
+        for filters in std::iter::once(Filters::default()).chain(some_filters()) {
             let c = filters.conditions().unwrap();
             for by in [
                 GroupBy::Session,
@@ -2260,20 +2264,11 @@ mod fast_path_tests {
     #[test]
     fn a_filtered_report_too_large_for_memory_is_the_report_counted_in_memory() {
         let (dir, mut db) = database();
-        let filters = [
-            Filters {
-                user: Some("bob".into()),
-                ..Filters::default()
-            },
-            Filters {
-                failed: true,
-                ..Filters::default()
-            },
-            Filters {
-                host: Some("host-1".into()),
-                ..Filters::default()
-            },
-        ];
+        let host = Filters {
+            host: Some("host-1".into()),
+            ..Filters::default()
+        };
+        let filters: Vec<Filters> = some_filters().into_iter().chain([host]).collect();
         let sorts = [
             SortBy::Commands,
             SortBy::Failures,
