@@ -291,17 +291,7 @@ impl Database {
             && let Some(name) = by.totals_name()
             && self.update_totals(by, name)
         {
-            let totals = self.totals_of(&KEPT, name)?;
-            return Ok(ReportPlan {
-                shown: top.map_or(totals.groups, |top| top.min(totals.groups)),
-                totals,
-                source: RowSource::Totals {
-                    store: &KEPT,
-                    name,
-                    sort,
-                    limit: top_limit(top),
-                },
-            });
+            return self.plan_of_totals(&KEPT, name, sort, top);
         }
         let replay = replay_for(&self.conn, by)?;
         let mut groups = Groups::default();
@@ -364,15 +354,27 @@ impl Database {
             from = to;
         }
         tx.commit()?;
-        let totals = self.totals_of(&FILTERED, FILTERED_NAME)?;
+        self.plan_of_totals(&FILTERED, FILTERED_NAME, sort, top)
+    }
+
+    /// A report read from the totals `name` in `store`, ranked by `sort`,
+    /// the first `top` shown.
+    fn plan_of_totals(
+        &self,
+        store: &'static Store,
+        name: &'static str,
+        sort: SortBy,
+        top: Option<usize>,
+    ) -> Result<ReportPlan, DbError> {
+        let totals = self.totals_of(store, name)?;
         Ok(ReportPlan {
             shown: top.map_or(totals.groups, |top| top.min(totals.groups)),
             totals,
             source: RowSource::Totals {
-                store: &FILTERED,
-                name: FILTERED_NAME,
+                store,
+                name,
                 sort,
-                limit: top_limit(top),
+                limit: top.map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX)),
             },
         })
     }
@@ -1083,11 +1085,6 @@ fn fold_report_totals(tx: &Transaction<'_>, by: GroupBy, name: &str) -> Result<(
     }
     save_range(tx, name, &newest, events.as_ref())?;
     Ok(())
-}
-
-/// `--top` as SQL's LIMIT (-1: every group).
-fn top_limit(top: Option<usize>) -> i64 {
-    top.map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX))
 }
 
 /// About how many bytes a filtered report's groups may hold in memory;
