@@ -509,7 +509,7 @@ pub type EachRow<'a> =
 /// The report's table as [`table`] makes it, written a row at a time in
 /// comfy-table's style (same borders, padding, alignment and colour), so
 /// that its memory does not grow with the groups: a first pass over the
-/// rows formats their cells, keeps them aside ([`KeptCells`]), measures
+/// rows formats their cells, keeps them aside (`KeptCells`), measures
 /// the columns and fits them to the terminal as [`table`] does; a second
 /// writes each row from the cells kept. Where the fitted columns would still
 /// not fit (a very narrow terminal), comfy-table's own arrangement decides:
