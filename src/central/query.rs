@@ -120,11 +120,12 @@ fn pattern_clause(pattern: &str, kind: MatchKind, n: usize) -> (String, String) 
 
 /// `report --central`, every grouping a local report has. By host, user,
 /// directory or command the server counts (one GROUP BY, the most used
-/// directory and command by `mode()`, ties to the one that sorts first,
-/// as locally); by pane, session, window, typist or day the rows come in
-/// time order and are counted here as a local report counts them
-/// ([`Counting`]), each placed by the tmux events of its own host, days
-/// in the local time zone.
+/// directory and command by `mode()`, ties to the one first in byte
+/// order, as locally); the team view (by host, unfiltered) comes from the
+/// running totals per host when the role may read them (an auditor). By
+/// pane, session, window, typist or day the rows come in time order and
+/// are counted here as a local report counts them ([`Counting`]), each
+/// placed by the tmux events of its own host, days in the local time zone.
 pub fn report(
     client: &mut postgres::Client,
     by: GroupBy,
@@ -140,14 +141,21 @@ pub fn report(
         _ => return counted(client, by, conditions, sort, top),
     };
     let (where_sql, params) = where_clause(conditions);
-    let sql = format!(
-        "SELECT {key}, count(*), count(*) FILTER (WHERE exit_status <> 0), min(started_at_us),
-                max(started_at_us), coalesce(sum(duration_us), 0)::bigint, coalesce(max(duration_us), 0),
-                string_agg(DISTINCT \"user\", ',' ORDER BY \"user\"),
-                string_agg(DISTINCT host, ',' ORDER BY host),
-                mode() WITHIN GROUP (ORDER BY cwd), mode() WITHIN GROUP (ORDER BY command)
-         FROM tmux_audit.commands {where_sql} GROUP BY 1"
-    );
+    let sql = if by == GroupBy::Host && conditions.clauses.is_empty() && reads_host_totals(client)?
+    {
+        HOST_TOTALS.to_string()
+    } else {
+        format!(
+            "SELECT {key}, count(*), count(*) FILTER (WHERE exit_status <> 0), min(started_at_us),
+                    max(started_at_us), coalesce(sum(duration_us), 0)::bigint,
+                    coalesce(max(duration_us), 0),
+                    string_agg(DISTINCT \"user\" COLLATE \"C\", ',' ORDER BY \"user\" COLLATE \"C\"),
+                    string_agg(DISTINCT host COLLATE \"C\", ',' ORDER BY host COLLATE \"C\"),
+                    mode() WITHIN GROUP (ORDER BY cwd COLLATE \"C\"),
+                    mode() WITHIN GROUP (ORDER BY command COLLATE \"C\")
+             FROM tmux_audit.commands {where_sql} GROUP BY 1"
+        )
+    };
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
     let found = client
         .query(&sql, &refs)
@@ -175,6 +183,32 @@ pub fn report(
         rows.truncate(top);
     }
     Ok(Ranked { rows, totals })
+}
+
+/// The team view from the running totals per host (central schema 5),
+/// in the columns of the counting query: a row per host and user, and
+/// the most used directory and command from the index on each host's
+/// counts (the whole value settles ties among equal first characters).
+const HOST_TOTALS: &str = "SELECT t.host, sum(t.commands)::bigint, sum(t.failures)::bigint,
+        min(t.first_us), max(t.last_us), sum(t.total_duration_us)::bigint, max(t.longest_us),
+        string_agg(t.\"user\" COLLATE \"C\", ',' ORDER BY t.\"user\" COLLATE \"C\"), t.host,
+        (SELECT v.value FROM tmux_audit.host_values v WHERE v.host = t.host AND v.kind = 'cwd'
+            ORDER BY v.n DESC, left(v.value, 200), v.value LIMIT 1),
+        (SELECT v.value FROM tmux_audit.host_values v WHERE v.host = t.host AND v.kind = 'command'
+            ORDER BY v.n DESC, left(v.value, 200), v.value LIMIT 1)
+    FROM tmux_audit.host_totals t GROUP BY t.host";
+
+/// Whether this role may read the running totals per host: only an
+/// auditor (or the schema's owner) may, as only they read every row.
+fn reads_host_totals(client: &mut postgres::Client) -> Result<bool, CentralError> {
+    client
+        .query_one(
+            "SELECT has_table_privilege('tmux_audit.host_totals', 'SELECT')
+                AND has_table_privilege('tmux_audit.host_values', 'SELECT')",
+            &[],
+        )
+        .map(|r| r.get(0))
+        .map_err(|e| CentralError::from_postgres(&e))
 }
 
 /// The WHERE clause of `conditions` for PostgreSQL, and its parameters.

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_redactions.sql"),
     include_str!("migrations/0003_no_row_triggers.sql"),
     include_str!("migrations/0004_redaction_bytes.sql"),
+    include_str!("migrations/0005_host_totals.sql"),
 ];
 
 /// The schema version this binary writes and reads.

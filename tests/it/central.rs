@@ -52,25 +52,26 @@ impl Host {
     /// Stores `n` commands straight into the local database (as a merge
     /// of the spool would), numbered from `from`.
     fn records(&self, from: usize, n: usize) {
+        self.store((from..from + n).map(|i| CommandRecord {
+            command: format!("echo {} command {i}", self.id),
+            started_at_us: 1_790_000_000_000_000 + i as i64 * 1_000_000,
+            duration_us: Some(1000),
+            exit_status: Some(0),
+            cwd: "/srv".into(),
+            user: "ops".into(),
+            uid: 1000,
+            host: "web".into(),
+            shell: "bash".into(),
+            shell_session: format!("{}-s", self.id),
+            seq: i as i64,
+            ..CommandRecord::default()
+        }));
+    }
+
+    /// Stores `records` straight into the local database.
+    fn store(&self, records: impl IntoIterator<Item = CommandRecord>) {
         let mut db = Database::open(&self.sb.db).unwrap();
-        let entries: Vec<Entry> = (from..from + n)
-            .map(|i| {
-                Entry::Command(CommandRecord {
-                    command: format!("echo {} command {i}", self.id),
-                    started_at_us: 1_790_000_000_000_000 + i as i64 * 1_000_000,
-                    duration_us: Some(1000),
-                    exit_status: Some(0),
-                    cwd: "/srv".into(),
-                    user: "ops".into(),
-                    uid: 1000,
-                    host: "web".into(),
-                    shell: "bash".into(),
-                    shell_session: format!("{}-s", self.id),
-                    seq: i as i64,
-                    ..CommandRecord::default()
-                })
-            })
-            .collect();
+        let entries: Vec<Entry> = records.into_iter().map(Entry::Command).collect();
         for chunk in entries.chunks(1000) {
             db.insert_all(chunk.iter().map(|e| (e, 1_790_000_000_000_000)))
                 .unwrap();
@@ -101,7 +102,10 @@ fn initialised(cluster: &Cluster, prefix: &str) -> String {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).starts_with("created the central schema (version 4)"),
+        text(&out.stdout).starts_with(&format!(
+            "created the central schema (version {})",
+            tmux_audit::central::schema::VERSION
+        )),
         "{}",
         text(&out.stdout)
     );
@@ -176,7 +180,10 @@ fn init_creates_the_schema_once_and_print_sql_shows_it_without_running_it() {
         .output()
         .unwrap();
     assert!(
-        text(&again.stdout).starts_with("the central schema is up to date (version 4)"),
+        text(&again.stdout).starts_with(&format!(
+            "the central schema is up to date (version {})",
+            tmux_audit::central::schema::VERSION
+        )),
         "{}",
         text(&again.stdout)
     );
@@ -1430,8 +1437,9 @@ fn a_central_search_finds_the_newest_matches_among_or_past_the_newest_rows() {
 }
 
 /// A central database made by the first schema (version 1) upgrades in
-/// place: `central init` runs only the migrations it lacks, and shipping,
-/// a redaction and `verify --central` work on it.
+/// place: `central init` runs only the migrations it lacks, the rows
+/// already there are counted into the totals per host, and shipping, a
+/// redaction and `verify --central` work on it.
 #[test]
 fn a_central_schema_of_version_1_upgrades_in_place() {
     let Some(cluster) = Cluster::shared() else {
@@ -1447,6 +1455,20 @@ fn a_central_schema_of_version_1_upgrades_in_place() {
     cluster
         .admin(&dbname)
         .batch_execute(&format!("{v1}\nCOMMIT;"))
+        .unwrap();
+    // Rows of that version (loaded as a restore would, triggers off).
+    cluster
+        .admin(&dbname)
+        .batch_execute(
+            "SET session_replication_role = replica;
+             INSERT INTO tmux_audit.commands (host_id, database_id, id, recorded_at_us, command,
+                 exit_status, started_at_us, duration_us, cwd, \"user\", uid, host, shell,
+                 shell_session, seq)
+             SELECT 'old/id', 'db', g, g, 'make ' || (g % 2), g % 3, 1790000000000000 + g, g,
+                    '/src', 'ops',
+                    1000, 'old1', 'bash', 's', g
+             FROM generate_series(1, 5) g;",
+        )
         .unwrap();
     let sb = Sandbox::new();
     let out = sb
@@ -1469,6 +1491,207 @@ fn a_central_schema_of_version_1_upgrades_in_place() {
     assert!(host.run(&["redact", "2"]).status.success());
     let out = host.run(&["sync"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = auditor(cluster, &dbname).run(&["verify", "--central"]);
+    let auditor = auditor(cluster, &dbname);
+    let out = auditor.run(&["verify", "--central"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let kept = auditor.run(&["report", "--central", "--by", "host", "--format", "csv"]);
+    let counted = auditor.run(&[
+        "report",
+        "--central",
+        "--by",
+        "host",
+        "--since",
+        "2000-01-01",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(text(&kept.stdout), text(&counted.stdout));
+    assert!(
+        text(&kept.stdout).contains("\nold1,,,,,,,,ops,old1,5,4,80.0,"),
+        "{}",
+        text(&kept.stdout)
+    );
+}
+
+/// The team view (`report --central --by host`, unfiltered) comes from
+/// running totals per host that the server keeps as rows are shipped,
+/// redacted, changed and deleted: always the report counted from the
+/// rows (the same report with a filter that keeps every row), and each
+/// host's row is its own local report's. Ties for the most used command
+/// and directory go to the first in byte order, also among values whose
+/// first 200 characters are the same. A user role, which reads its own
+/// rows only, gets the report of those.
+#[test]
+fn the_team_view_is_kept_per_host_and_is_the_report_counted_from_the_rows() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = initialised(cluster, "teamview");
+    let carol = format!("{dbname}_carol");
+    let long = "x".repeat(250);
+    // Inserted before the one that wins the tie, so that the index's own
+    // order among equal prefixes would not give the winner.
+    let (long_b, long_a) = (format!("{long} b"), format!("{long} a"));
+    let web = writer(cluster, &dbname, "web");
+    let db = writer(cluster, &dbname, "db");
+    let twin = writer(cluster, &dbname, "twin");
+    let rows_of = |host: &Host, name: &str, commands: &[(&str, &str, usize)]| {
+        let mut seq = 0;
+        let mut records = Vec::new();
+        for (command, cwd, times) in commands {
+            for _ in 0..*times {
+                seq += 1;
+                records.push(CommandRecord {
+                    command: command.to_string(),
+                    started_at_us: 1_790_000_000_000_000 + seq * 7_000_000,
+                    duration_us: (seq % 4 != 0).then_some(seq * 1_000),
+                    exit_status: [Some(0), Some(1), None, Some(0), Some(-1)][seq as usize % 5],
+                    cwd: cwd.to_string(),
+                    user: [&carol, "bob", "alice"][seq as usize % 3].to_string(),
+                    uid: 1000,
+                    host: name.into(),
+                    shell: "bash".into(),
+                    shell_session: format!("{}-s", host.id),
+                    seq,
+                    ..CommandRecord::default()
+                });
+            }
+        }
+        host.store(records);
+    };
+    rows_of(
+        &web,
+        "web1",
+        &[
+            (&long_b, &format!("/{long}/b"), 5),
+            (&long_a, &format!("/{long}/a"), 5),
+            ("ls", "/srv/alpha", 4),
+            ("make deploy", "/srv/beta", 1),
+            ("make deploy", "/srv/élan", 1),
+            ("make deploy", "/srv/Zeta", 1),
+        ],
+    );
+    rows_of(
+        &db,
+        "db1",
+        &[
+            ("élan", "/var/élan", 4),
+            ("alpha", "/var/alpha", 4),
+            ("Zeta", "/var/Zeta", 4),
+            ("psql -c 'select 1' hunter2", "/var/x", 1),
+        ],
+    );
+    for host in [&web, &db] {
+        let out = host.run(&["sync"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let auditor = auditor(cluster, &dbname);
+    let team_view = |reader: &Host| -> Vec<serde_json::Value> {
+        let kept = reader.run(&["report", "--central", "--by", "host", "--json"]);
+        let counted = reader.run(&[
+            "report",
+            "--central",
+            "--by",
+            "host",
+            "--since",
+            "2000-01-01",
+            "--json",
+        ]);
+        assert_eq!(text(&kept.stderr), text(&counted.stderr));
+        assert_eq!(text(&kept.stdout), text(&counted.stdout));
+        if kept.stdout.is_empty() {
+            return Vec::new();
+        }
+        serde_json::from_slice(&kept.stdout).unwrap()
+    };
+    let local = |host: &Host| -> serde_json::Value {
+        let out = host.run(&["report", "--by", "host", "--json"]);
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(rows.len(), 1);
+        rows[0].clone()
+    };
+    let rows = team_view(&auditor);
+    assert_eq!(rows, [local(&web), local(&db)], "kept as each host counts");
+    assert_eq!(rows[0]["top_command"], long_a.as_str());
+    assert_eq!(rows[0]["top_cwd"], format!("/{long}/a"));
+    assert_eq!(rows[1]["top_command"], "Zeta");
+    assert_eq!(rows[1]["top_cwd"], "/var/Zeta");
+    // What the auditor read was the totals kept; counted again, they are
+    // right again (what to run after dropping a partition).
+    let mut admin = cluster.admin(&dbname);
+    admin
+        .batch_execute("UPDATE tmux_audit.host_totals SET commands = commands + 100 WHERE host = 'db1' AND \"user\" = 'bob'")
+        .unwrap();
+    let out = auditor.run(&["report", "--central", "--by", "host", "--format", "csv"]);
+    assert!(text(&out.stdout).contains(",113,"), "{}", text(&out.stdout));
+    admin
+        .batch_execute("SELECT tmux_audit.count_hosts(NULL)")
+        .unwrap();
+    assert_eq!(team_view(&auditor), rows);
+
+    // A second host of the same name: one row, as before.
+    rows_of(&twin, "web1", &[("ls", "/srv/alpha", 3)]);
+    assert!(twin.run(&["sync"]).status.success());
+    let rows = team_view(&auditor);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["commands"], 20);
+    assert_eq!(rows[0]["top_command"], "ls", "4 + 3 runs of ls");
+
+    // Redacted on its host: the old text is counted nowhere.
+    let secret_id = db.sb.rows().len().to_string();
+    let out = db.run(&["redact", &secret_id, "--pattern", "hunter2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let zeta_id = db
+        .sb
+        .rows()
+        .iter()
+        .find(|r| r.command == "Zeta")
+        .map(|r| r.id.to_string())
+        .unwrap();
+    let out = db.run(&["redact", &zeta_id, "--pattern", "Zeta"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(db.run(&["sync"]).status.success());
+    let rows = team_view(&auditor);
+    assert_eq!(rows[1], local(&db));
+    assert_eq!(rows[1]["top_command"], "alpha", "Zeta ran 3 times since");
+    let leaked: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM tmux_audit.host_values WHERE value LIKE '%hunter2%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(leaked, 0, "a redacted text stays in no count");
+
+    // An administrator's changes: a failure, a time, a host's name, rows
+    // deleted, and everything truncated.
+    for change in [
+        "UPDATE tmux_audit.commands SET exit_status = 7 WHERE host = 'db1' AND exit_status = 0",
+        "UPDATE tmux_audit.commands SET duration_us = 99000000 WHERE host = 'db1' AND command = 'alpha'",
+        "UPDATE tmux_audit.commands SET started_at_us = 1700000000000000 WHERE command = 'ls'",
+        "UPDATE tmux_audit.commands SET host = 'web2', cwd = '/srv/new' WHERE command = 'make deploy'",
+        "DELETE FROM tmux_audit.commands WHERE command = 'élan' OR cwd = '/srv/Zeta'",
+    ] {
+        admin.batch_execute(change).unwrap();
+        let rows = team_view(&auditor);
+        assert!(rows.len() >= 2, "{change}");
+    }
+    // A user role reads its own rows: its report counts those.
+    let carols = user(cluster, &dbname, &carol, "carol");
+    let rows = team_view(&carols);
+    let commands: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM tmux_audit.commands WHERE \"user\" = $1",
+            &[&carol],
+        )
+        .unwrap()
+        .get(0);
+    let counted: i64 = rows.iter().map(|r| r["commands"].as_i64().unwrap()).sum();
+    assert_eq!(counted, commands);
+    assert!(
+        rows.iter().all(|r| r["users"] == carol.as_str()),
+        "{rows:?}"
+    );
+    admin.batch_execute("TRUNCATE tmux_audit.commands").unwrap();
+    assert_eq!(team_view(&auditor), Vec::<serde_json::Value>::new());
 }
