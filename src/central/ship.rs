@@ -183,7 +183,8 @@ fn pipeline<R: ChainRow>(
 }
 
 /// The redactions of shipped commands, each stored once by the server
-/// (readers see the newest's text instead of the row's: `commands_shown`).
+/// (a trigger of the server applies each to the shipped row, and moves
+/// its count in the totals per host to the new text).
 fn send_redactions(
     db: &Database,
     client: &mut postgres::Client,
