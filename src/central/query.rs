@@ -172,8 +172,12 @@ pub fn report(
             longest_us: r.get(6),
             users: r.get::<_, Option<String>>(7).unwrap_or_default(),
             hosts: r.get::<_, Option<String>>(8).unwrap_or_default(),
-            top_cwd: (by != GroupBy::Cwd).then(|| r.get(9)),
-            top_command: (by != GroupBy::Command).then(|| r.get(10)),
+            // None only from totals an administrator left without their
+            // most used values: shown empty, never a panic.
+            top_cwd: (by != GroupBy::Cwd)
+                .then(|| r.get::<_, Option<String>>(9).unwrap_or_default()),
+            top_command: (by != GroupBy::Command)
+                .then(|| r.get::<_, Option<String>>(10).unwrap_or_default()),
             ..ReportRow::default()
         })
         .collect();
@@ -187,15 +191,12 @@ pub fn report(
 
 /// The team view from the running totals per host (central schema 5),
 /// in the columns of the counting query: a row per host and user, and
-/// the most used directory and command from the index on each host's
-/// counts (the whole value settles ties among equal first characters).
+/// each host's most used directory and command.
 const HOST_TOTALS: &str = "SELECT t.host, sum(t.commands)::bigint, sum(t.failures)::bigint,
         min(t.first_us), max(t.last_us), sum(t.total_duration_us)::bigint, max(t.longest_us),
         string_agg(t.\"user\" COLLATE \"C\", ',' ORDER BY t.\"user\" COLLATE \"C\"), t.host,
-        (SELECT v.value FROM tmux_audit.host_values v WHERE v.host = t.host AND v.kind = 'cwd'
-            ORDER BY v.n DESC, left(v.value, 200), v.value LIMIT 1),
-        (SELECT v.value FROM tmux_audit.host_values v WHERE v.host = t.host AND v.kind = 'command'
-            ORDER BY v.n DESC, left(v.value, 200), v.value LIMIT 1)
+        (SELECT p.value FROM tmux_audit.host_tops p WHERE p.host = t.host AND p.kind = 'cwd'),
+        (SELECT p.value FROM tmux_audit.host_tops p WHERE p.host = t.host AND p.kind = 'command')
     FROM tmux_audit.host_totals t GROUP BY t.host";
 
 /// Whether this role may read the running totals per host: only an
@@ -204,7 +205,7 @@ fn reads_host_totals(client: &mut postgres::Client) -> Result<bool, CentralError
     client
         .query_one(
             "SELECT has_table_privilege('tmux_audit.host_totals', 'SELECT')
-                AND has_table_privilege('tmux_audit.host_values', 'SELECT')",
+                AND has_table_privilege('tmux_audit.host_tops', 'SELECT')",
             &[],
         )
         .map(|r| r.get(0))

@@ -418,6 +418,28 @@ fn every_record_of_many_hosts_arrives_once_in_chain_order_across_a_server_restar
         text(&out.stdout).matches("intact: 2000 records").count(),
         HOSTS
     );
+    // Rows sent twice (the syncs cut short, the three run twice at once)
+    // are counted once in the totals per host too.
+    let kept: i64 = admin
+        .query_one(
+            "SELECT sum(commands)::bigint FROM tmux_audit.host_totals",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, (HOSTS * RECORDS) as i64);
+    let team_view = |args: &[&str]| text(&auditor.run(args).stdout);
+    assert_eq!(
+        team_view(&["report", "--central", "--format", "csv"]),
+        team_view(&[
+            "report",
+            "--central",
+            "--since",
+            "2000-01-01",
+            "--format",
+            "csv"
+        ])
+    );
     eprintln!("{failed} of {HOSTS} syncs were cut by the restart");
 }
 
@@ -1656,16 +1678,40 @@ fn the_team_view_is_kept_per_host_and_is_the_report_counted_from_the_rows() {
     assert_eq!(rows[1]["top_command"], "alpha", "Zeta ran 3 times since");
     let leaked: i64 = admin
         .query_one(
-            "SELECT count(*) FROM tmux_audit.host_values WHERE value LIKE '%hunter2%'",
+            "SELECT (SELECT count(*) FROM tmux_audit.host_values WHERE value LIKE '%hunter2%')
+                  + (SELECT count(*) FROM tmux_audit.host_tops WHERE value LIKE '%hunter2%')",
             &[],
         )
         .unwrap()
         .get(0);
     assert_eq!(leaked, 0, "a redacted text stays in no count");
 
-    // An administrator's changes: a failure, a time, a host's name, rows
-    // deleted, and everything truncated.
+    // Shipped later: a command that ties the most used one and sorts
+    // first takes its place, and then one that passes it.
+    for (seq, command, top) in [(1, "Zeta", "Zeta"), (2, "élan", "élan")] {
+        db.store([CommandRecord {
+            command: command.into(),
+            started_at_us: 1_790_000_100_000_000 + seq,
+            cwd: "/var/q".into(),
+            user: "bob".into(),
+            uid: 1000,
+            host: "db1".into(),
+            shell: "bash".into(),
+            shell_session: format!("{}-later", db.id),
+            seq,
+            ..CommandRecord::default()
+        }]);
+        assert!(db.run(&["sync"]).status.success());
+        let rows = team_view(&auditor);
+        assert_eq!(rows[1], local(&db));
+        assert_eq!(rows[1]["top_command"], top);
+    }
+
+    // An administrator's changes: directories moved to one that becomes
+    // the most used, a failure, a time, a host's name, rows deleted, and
+    // everything truncated.
     for change in [
+        "UPDATE tmux_audit.commands SET cwd = '/var/q' WHERE host = 'db1' AND cwd IN ('/var/x', '/var/alpha')",
         "UPDATE tmux_audit.commands SET exit_status = 7 WHERE host = 'db1' AND exit_status = 0",
         "UPDATE tmux_audit.commands SET duration_us = 99000000 WHERE host = 'db1' AND command = 'alpha'",
         "UPDATE tmux_audit.commands SET started_at_us = 1700000000000000 WHERE command = 'ls'",
@@ -1694,4 +1740,21 @@ fn the_team_view_is_kept_per_host_and_is_the_report_counted_from_the_rows() {
     );
     admin.batch_execute("TRUNCATE tmux_audit.commands").unwrap();
     assert_eq!(team_view(&auditor), Vec::<serde_json::Value>::new());
+    // Counted from nothing again after it.
+    twin.store([CommandRecord {
+        command: "uptime".into(),
+        started_at_us: 1_790_000_200_000_000,
+        cwd: "/".into(),
+        user: "bob".into(),
+        uid: 1000,
+        host: "web1".into(),
+        shell: "bash".into(),
+        shell_session: format!("{}-later", twin.id),
+        seq: 1,
+        ..CommandRecord::default()
+    }]);
+    assert!(twin.run(&["sync"]).status.success());
+    let rows = team_view(&auditor);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["top_command"], "uptime");
 }

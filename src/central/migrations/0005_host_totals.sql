@@ -4,19 +4,21 @@
 --
 --   host_totals: per host name and user, the figures of a report's row.
 --   host_values: per host name, how many commands ran in each directory
---     and how many times each command text ran, for the most used one
---     (ties go to the first in byte order, as in a local report). A
---     value may be longer than an index entry may be: its key is its
---     SHA-256, and the index for the most used one holds its first 200
---     characters (the whole value settles ties among those).
+--     and how many times each command text ran. A value may be longer
+--     than an index entry may be: its key is its SHA-256.
+--   host_tops: per host name, the most used directory and command (ties
+--     go to the first in byte order, as in a local report). Counts only
+--     grow as rows are shipped, so the new top is the old one or one of
+--     the values the rows shipped counted; an index on the counts, which
+--     every count would move, would have cost shipping half its speed.
 --
 -- They follow every change of the commands, in the same transaction:
 -- rows shipped (a statement trigger over the rows an INSERT added), an
 -- UPDATE (a redaction moves a count from the old text to the new: no
 -- count keeps a redacted text), a DELETE (the hosts it touched are
--- counted again) and a TRUNCATE (emptied). Dropping or detaching a
--- partition fires no trigger: run `SELECT tmux_audit.count_hosts(NULL);`
--- after one. Only auditors read them: a user role reads its own rows
+-- counted again) and a TRUNCATE (emptied). Dropping, detaching or
+-- truncating a partition fires no trigger on the table: run
+-- `SELECT tmux_audit.count_hosts(NULL);` after one. Only auditors read them: a user role reads its own rows
 -- only, and `report --central` counts those rows for it.
 
 CREATE TABLE tmux_audit.host_totals (
@@ -39,12 +41,32 @@ CREATE TABLE tmux_audit.host_values (
     n      bigint NOT NULL,
     PRIMARY KEY (host, kind, digest)
 );
-CREATE INDEX host_values_most_used ON tmux_audit.host_values (host, kind, n DESC, (left(value, 200)));
 
-GRANT SELECT ON tmux_audit.host_totals, tmux_audit.host_values TO tmux_audit_auditor;
+CREATE TABLE tmux_audit.host_tops (
+    host  text   NOT NULL,
+    kind  text   NOT NULL CHECK (kind IN ('cwd', 'command')),
+    value text   COLLATE "C" NOT NULL,
+    n     bigint NOT NULL,
+    PRIMARY KEY (host, kind)
+);
+
+GRANT SELECT ON tmux_audit.host_totals, tmux_audit.host_values, tmux_audit.host_tops
+    TO tmux_audit_auditor;
 
 CREATE FUNCTION tmux_audit.digest(value text) RETURNS bytea
     LANGUAGE sql IMMUTABLE STRICT AS $$ SELECT sha256(convert_to(value, 'UTF8')) $$;
+
+-- The most used value of each kind on the hosts named, found again from
+-- their counts.
+CREATE FUNCTION tmux_audit.find_tops(hosts text[]) RETURNS void
+    LANGUAGE sql SECURITY DEFINER SET search_path = tmux_audit, pg_temp
+    AS $$
+    DELETE FROM tmux_audit.host_tops WHERE host = ANY (hosts);
+    INSERT INTO tmux_audit.host_tops (host, kind, value, n)
+    SELECT DISTINCT ON (host, kind) host, kind, value, n FROM tmux_audit.host_values
+        WHERE host = ANY (hosts) ORDER BY host, kind, n DESC, value;
+$$;
+REVOKE ALL ON FUNCTION tmux_audit.find_tops(text[]) FROM PUBLIC;
 
 -- Counts the hosts named (NULL: every host) again from their rows, in
 -- one pass over them.
@@ -67,6 +89,9 @@ BEGIN
         FROM tmux_audit.commands,
              LATERAL (VALUES (''cwd'', cwd), (''command'', command)) AS v (kind, value)
         WHERE ' || which || ' GROUP BY host, kind, value' USING hosts;
+    EXECUTE 'DELETE FROM tmux_audit.host_tops WHERE ' || which USING hosts;
+    PERFORM tmux_audit.find_tops(ARRAY(SELECT DISTINCT host FROM tmux_audit.host_totals
+                                       WHERE hosts IS NULL OR host = ANY (hosts)));
 END
 $$;
 REVOKE ALL ON FUNCTION tmux_audit.count_hosts(text[]) FROM PUBLIC;
@@ -90,11 +115,19 @@ BEGIN
         last_us = greatest(t.last_us, EXCLUDED.last_us),
         total_duration_us = t.total_duration_us + EXCLUDED.total_duration_us,
         longest_us = greatest(t.longest_us, EXCLUDED.longest_us);
-    INSERT INTO tmux_audit.host_values AS h (host, kind, digest, value, n)
-    SELECT host, kind, tmux_audit.digest(value), value, count(*)
-        FROM shipped, LATERAL (VALUES ('cwd', cwd), ('command', command)) AS v (kind, value)
-        GROUP BY host, kind, value ORDER BY 1, 2, 3
-    ON CONFLICT (host, kind, digest) DO UPDATE SET n = h.n + EXCLUDED.n;
+    WITH counted AS (
+        INSERT INTO tmux_audit.host_values AS h (host, kind, digest, value, n)
+        SELECT host, kind, tmux_audit.digest(value), value, count(*)
+            FROM shipped, LATERAL (VALUES ('cwd', cwd), ('command', command)) AS v (kind, value)
+            GROUP BY host, kind, value ORDER BY 1, 2, 3
+        ON CONFLICT (host, kind, digest) DO UPDATE SET n = h.n + EXCLUDED.n
+        RETURNING h.host, h.kind, h.value, h.n
+    )
+    INSERT INTO tmux_audit.host_tops AS t (host, kind, value, n)
+    SELECT DISTINCT ON (host, kind) host, kind, value, n FROM counted
+        ORDER BY host, kind, n DESC, value
+    ON CONFLICT (host, kind) DO UPDATE SET value = EXCLUDED.value, n = EXCLUDED.n
+        WHERE EXCLUDED.n > t.n OR (EXCLUDED.n = t.n AND EXCLUDED.value < t.value);
     RETURN NULL;
 END
 $$;
@@ -103,12 +136,14 @@ REVOKE ALL ON FUNCTION tmux_audit.tally_shipped() FROM PUBLIC;
 -- Rows changed (a redaction, an administrator's UPDATE): a host whose
 -- rows changed in what its totals' keys or extremes depend on is counted
 -- again; for the others, failures and values move from the old rows to
--- the new, and a value counted down to none (a redacted text) goes.
+-- the new, a value counted down to none (a redacted text) goes, and a
+-- host whose most used value was counted down has it found again.
 CREATE FUNCTION tmux_audit.tally_changed() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = tmux_audit, pg_temp
     AS $$
 DECLARE
     recount text[];
+    lowered text[];
 BEGIN
     SELECT coalesce(array_agg(DISTINCT h), '{}') INTO recount FROM (
         SELECT unnest(ARRAY[o.host, c.host]) AS h
@@ -129,17 +164,36 @@ BEGIN
                       FROM old_rows GROUP BY host, "user") f
               GROUP BY host, "user" HAVING sum(n) <> 0) d
         WHERE t.host = d.host AND t."user" = d."user" AND d.host <> ALL (recount);
-    INSERT INTO tmux_audit.host_values AS h (host, kind, digest, value, n)
-    SELECT host, kind, tmux_audit.digest(value), value, sum(n)
-        FROM (SELECT host, cwd, command, 1 AS n FROM new_rows
-              UNION ALL
-              SELECT host, cwd, command, -1 FROM old_rows) r,
-             LATERAL (VALUES ('cwd', cwd), ('command', command)) AS v (kind, value)
-        WHERE host <> ALL (recount)
-        GROUP BY host, kind, value HAVING sum(n) <> 0 ORDER BY 1, 2, 3
-    ON CONFLICT (host, kind, digest) DO UPDATE SET n = h.n + EXCLUDED.n;
+    WITH delta AS (
+        SELECT host, kind, value, sum(n) AS n
+            FROM (SELECT host, cwd, command, 1 AS n FROM new_rows
+                  UNION ALL
+                  SELECT host, cwd, command, -1 FROM old_rows) r,
+                 LATERAL (VALUES ('cwd', cwd), ('command', command)) AS v (kind, value)
+            WHERE host <> ALL (recount)
+            GROUP BY host, kind, value HAVING sum(n) <> 0
+    ), counted AS (
+        INSERT INTO tmux_audit.host_values AS h (host, kind, digest, value, n)
+        SELECT host, kind, tmux_audit.digest(value), value, n FROM delta ORDER BY 1, 2, 3
+        ON CONFLICT (host, kind, digest) DO UPDATE SET n = h.n + EXCLUDED.n
+        RETURNING h.host, h.kind, h.value, h.n
+    ), tops_lowered AS (
+        SELECT DISTINCT t.host FROM delta d JOIN tmux_audit.host_tops t
+            ON t.host = d.host AND t.kind = d.kind AND t.value = d.value AND d.n < 0
+    ), raised AS (
+        INSERT INTO tmux_audit.host_tops AS t (host, kind, value, n)
+        SELECT DISTINCT ON (host, kind) host, kind, value, n FROM counted
+            WHERE host NOT IN (SELECT host FROM tops_lowered)
+            ORDER BY host, kind, n DESC, value
+        ON CONFLICT (host, kind) DO UPDATE SET value = EXCLUDED.value, n = EXCLUDED.n
+            WHERE EXCLUDED.n > t.n OR (EXCLUDED.n = t.n AND EXCLUDED.value < t.value)
+    )
+    SELECT coalesce(array_agg(host), '{}') INTO lowered FROM tops_lowered;
     DELETE FROM tmux_audit.host_values
-        WHERE host IN (SELECT host FROM old_rows) AND kind IN ('cwd', 'command') AND n <= 0;
+        WHERE host IN (SELECT host FROM old_rows) AND n <= 0;
+    IF lowered <> '{}' THEN
+        PERFORM tmux_audit.find_tops(lowered);
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -163,6 +217,7 @@ CREATE FUNCTION tmux_audit.tally_truncated() RETURNS trigger
 BEGIN
     DELETE FROM tmux_audit.host_totals;
     DELETE FROM tmux_audit.host_values;
+    DELETE FROM tmux_audit.host_tops;
     RETURN NULL;
 END
 $$;
