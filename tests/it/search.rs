@@ -1118,11 +1118,12 @@ fn whole_history_reports_from_running_totals_match_counting_every_row() {
 }
 
 /// The picker's session and host scopes (and `--session`, `--host`) ask
-/// for the newest commands of one tmux session or host: SQLite answers
-/// through an index, not by reading every row (at a million rows, a
-/// session with no commands took 1.5 s to find out).
+/// for the newest commands of one tmux session or host, and `--failed`
+/// for failures: SQLite answers through an index, not by reading every
+/// row (at a million rows, a session with no commands took 1.5 s to find
+/// out).
 #[test]
-fn the_newest_commands_of_a_session_or_a_host_are_found_through_an_index() {
+fn the_newest_commands_of_a_session_a_host_or_failures_are_found_through_an_index() {
     let sb = Sandbox::new();
     assert!(sb.record_numbered("1", "true").status.success());
     assert!(sb.flush());
@@ -1147,4 +1148,15 @@ fn the_newest_commands_of_a_session_or_a_host_are_found_through_an_index() {
     );
     let host = plan("host = 'web1'");
     assert!(host.contains("INDEX commands_by_host"), "{host}");
+    // `--failed`, as the filter writes it (schema 23).
+    let failed = tmux_audit::filter::Filters {
+        failed: true,
+        ..Default::default()
+    }
+    .conditions()
+    .unwrap()
+    .clauses
+    .join(" AND ");
+    let failed = plan(&failed);
+    assert!(failed.contains("INDEX commands_failed"), "{failed}");
 }
