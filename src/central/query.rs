@@ -143,11 +143,12 @@ pub fn report(
     let (where_sql, params) = where_clause(conditions);
     let sql = if by == GroupBy::Host && conditions.clauses.is_empty() && reads_host_totals(client)?
     {
-        HOST_TOTALS.to_string()
+        host_totals_sql()
     } else {
+        let total_duration = saturated("coalesce(sum(duration_us), 0)");
         format!(
             "SELECT {key}, count(*), count(*) FILTER (WHERE exit_status <> 0), min(started_at_us),
-                    max(started_at_us), coalesce(sum(duration_us), 0)::bigint,
+                    max(started_at_us), {total_duration},
                     coalesce(max(duration_us), 0),
                     string_agg(DISTINCT \"user\" COLLATE \"C\", ',' ORDER BY \"user\" COLLATE \"C\"),
                     string_agg(DISTINCT host COLLATE \"C\", ',' ORDER BY host COLLATE \"C\"),
@@ -189,15 +190,40 @@ pub fn report(
     Ok(Ranked { rows, totals })
 }
 
+/// A sum of durations as a bigint, held within its range rather than
+/// an overflow that fails the report (a writer chooses the durations).
+fn saturated(sum: &str) -> String {
+    format!("least(greatest({sum}, -9223372036854775808), 9223372036854775807)::bigint")
+}
+
 /// The team view from the running totals per host (central schema 5),
-/// in the columns of the counting query: a row per host and user, and
-/// each host's most used directory and command.
-const HOST_TOTALS: &str = "SELECT t.host, sum(t.commands)::bigint, sum(t.failures)::bigint,
-        min(t.first_us), max(t.last_us), sum(t.total_duration_us)::bigint, max(t.longest_us),
-        string_agg(t.\"user\" COLLATE \"C\", ',' ORDER BY t.\"user\" COLLATE \"C\"), t.host,
-        (SELECT p.value FROM tmux_audit.host_tops p WHERE p.host = t.host AND p.kind = 'cwd'),
-        (SELECT p.value FROM tmux_audit.host_tops p WHERE p.host = t.host AND p.kind = 'command')
-    FROM tmux_audit.host_totals t GROUP BY t.host";
+/// in the columns of the counting query: the totals of each host name's
+/// hosts (by id) and users, and its most used directory and command: the
+/// host's own when one host has the name, else counted from their counts.
+fn host_totals_sql() -> String {
+    let top = |kind: &str| {
+        format!(
+            "CASE WHEN count(DISTINCT t.host_id) = 1 THEN
+                (SELECT p.value FROM tmux_audit.host_tops p
+                 WHERE p.host_id = min(t.host_id) AND p.host = t.host AND p.kind = '{kind}')
+            ELSE (SELECT v.value FROM tmux_audit.host_values v
+                  WHERE v.host_id IN (SELECT h.host_id FROM tmux_audit.host_totals h
+                                      WHERE h.host = t.host)
+                    AND v.host = t.host AND v.kind = '{kind}'
+                  GROUP BY v.value ORDER BY sum(v.n) DESC, v.value LIMIT 1) END"
+        )
+    };
+    format!(
+        "SELECT t.host, sum(t.commands)::bigint, sum(t.failures)::bigint, min(t.first_us),
+                max(t.last_us), {}, max(t.longest_us),
+                string_agg(DISTINCT t.\"user\" COLLATE \"C\", ',' ORDER BY t.\"user\" COLLATE \"C\"),
+                t.host, {}, {}
+         FROM tmux_audit.host_totals t GROUP BY t.host",
+        saturated("sum(t.total_duration_us)"),
+        top("cwd"),
+        top("command")
+    )
+}
 
 /// Whether this role may read the running totals per host: only an
 /// auditor (or the schema's owner) may, as only they read every row.

@@ -1715,7 +1715,12 @@ fn the_team_view_is_kept_per_host_and_is_the_report_counted_from_the_rows() {
         "UPDATE tmux_audit.commands SET exit_status = 7 WHERE host = 'db1' AND exit_status = 0",
         "UPDATE tmux_audit.commands SET duration_us = 99000000 WHERE host = 'db1' AND command = 'alpha'",
         "UPDATE tmux_audit.commands SET started_at_us = 1700000000000000 WHERE command = 'ls'",
+        // Into a month's own partition (from the default one).
+        "UPDATE tmux_audit.commands SET started_at_us = 1796083200000000 + id WHERE host = 'db1' AND command = 'Zeta'",
         "UPDATE tmux_audit.commands SET host = 'web2', cwd = '/srv/new' WHERE command = 'make deploy'",
+        "UPDATE tmux_audit.commands SET \"user\" = 'mallory' WHERE host = 'db1' AND command = 'alpha'",
+        // The key itself: no old row pairs with a new one.
+        "UPDATE tmux_audit.commands SET host_id = host_id || '-moved', database_id = 'moved' WHERE host = 'db1' AND cwd = '/var/q'",
         "DELETE FROM tmux_audit.commands WHERE command = 'élan' OR cwd = '/srv/Zeta'",
     ] {
         admin.batch_execute(change).unwrap();
@@ -1757,4 +1762,65 @@ fn the_team_view_is_kept_per_host_and_is_the_report_counted_from_the_rows() {
     let rows = team_view(&auditor);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["top_command"], "uptime");
+
+    // Durations whose sum is past a bigint: the host still ships, and
+    // the team view holds the sum at its largest, as the counted one.
+    twin.store((2..4).map(|seq| CommandRecord {
+        command: "sleep forever".into(),
+        started_at_us: 1_790_000_200_000_000 + seq,
+        duration_us: Some(i64::MAX / 2 + 1),
+        cwd: "/".into(),
+        user: "bob".into(),
+        uid: 1000,
+        host: "web1".into(),
+        shell: "bash".into(),
+        shell_session: format!("{}-later", twin.id),
+        seq,
+        ..CommandRecord::default()
+    }));
+    let out = twin.run(&["sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let kept = auditor.run(&["report", "--central", "--by", "host", "--json"]);
+    assert!(kept.status.success(), "{}", text(&kept.stderr));
+    team_view(&auditor);
+
+    // A writer's transaction that ships rows naming another host holds
+    // no lock that host's shipping waits for: the totals are its own.
+    let web_id: String = admin
+        .query_one(
+            "SELECT host_id FROM tmux_audit.writers WHERE role = $1",
+            &[&format!("{dbname}_web")],
+        )
+        .unwrap()
+        .get(0);
+    let mut as_web = cluster.connect_as(&format!("{dbname}_web"), "pw-writer", &dbname);
+    let mut forging = as_web.transaction().unwrap();
+    forging
+        .execute(
+            "INSERT INTO tmux_audit.commands (host_id, database_id, id, recorded_at_us, command,
+                 started_at_us, cwd, \"user\", uid, host, shell, shell_session, seq, prev_hash, hash)
+             VALUES ($1, 'forged', 1, 0, 'ls', 0, '/', 'bob', 1000, 'db1', 'bash', 's', 1,
+                     '\\x00', '\\x01')",
+            &[&web_id],
+        )
+        .unwrap();
+    db.store([CommandRecord {
+        command: "while the other waits".into(),
+        started_at_us: 1_790_000_300_000_000,
+        cwd: "/".into(),
+        user: "bob".into(),
+        uid: 1000,
+        host: "db1".into(),
+        shell: "bash".into(),
+        shell_session: format!("{}-last", db.id),
+        seq: 1,
+        ..CommandRecord::default()
+    }]);
+    let mut sync = db.cmd().arg("sync").output_async();
+    wait_until("db's sync, beside web's open transaction", || {
+        sync.try_wait().unwrap().is_some()
+    });
+    let out = sync.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    forging.rollback().unwrap();
 }
