@@ -10,9 +10,10 @@
 //! - query: QUERY_ROWS (10,000,000) commands over QUERY_HOSTS (100) hosts
 //!   generated on the server (generate_series, triggers off: the chains
 //!   do not matter to a search), then `search --central` (a rare word,
-//!   the newest 50) and `report --central --by host`, QUERY_RUNS (7)
-//!   each: the median. The rows go in with the triggers off, as a
-//!   restore would, so the totals per host are counted after.
+//!   a common one, filters without a pattern, `--unique`) and `report
+//!   --central --by host`, QUERY_RUNS (7) each: the median. The rows go
+//!   in with the triggers off, as a restore would, so the totals per host
+//!   are counted after.
 //!
 //! `cargo bench --bench central`; `BIN=…` to measure another binary.
 
@@ -294,6 +295,56 @@ fn query(cluster: &Cluster) {
         (
             "search --central 'git status' (newest 20)",
             vec!["search", "--central", "git status", "--format", "jsonl"],
+        ),
+        (
+            "search --central (newest, no pattern)",
+            vec!["search", "--central", "--format", "jsonl"],
+        ),
+        (
+            "search --central --host host7",
+            vec![
+                "search",
+                "--central",
+                "--host",
+                "host7",
+                "--format",
+                "jsonl",
+            ],
+        ),
+        (
+            "search --central --user alice --failed",
+            vec![
+                "search",
+                "--central",
+                "--user",
+                "alice",
+                "--failed",
+                "--format",
+                "jsonl",
+            ],
+        ),
+        (
+            "search --central --unique git",
+            vec![
+                "search",
+                "--central",
+                "--unique",
+                "git",
+                "--format",
+                "jsonl",
+            ],
+        ),
+        (
+            "search --central frobnicator --host host99",
+            vec![
+                "search",
+                "--central",
+                "frobnicator",
+                "--host",
+                "host99",
+                "--format",
+                "jsonl",
+            ],
         ),
         (
             "report --central --by host",

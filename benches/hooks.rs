@@ -19,6 +19,7 @@
 //!     STARTUP_ONLY=1 STARTS=40 cargo bench --bench hooks   # start-up alone
 //!     COMMANDS=100 ROUNDS=3 cargo bench --bench hooks
 //!     BIN=~/.cargo/bin/tmux-audit cargo bench --bench hooks
+//!     CENTRAL_URL=postgresql://… cargo bench --bench hooks   # a central store configured
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -540,6 +541,11 @@ fn environment(root: &Path) -> Vec<(String, String)> {
         ("LANG".into(), "C.UTF-8".into()),
         ("TERM".into(), "xterm-256color".into()),
     ]
+    .into_iter()
+    // CENTRAL_URL=…: the same with a central store configured (the hook
+    // starts a detached sync at most every 10 s).
+    .chain(std::env::var("CENTRAL_URL").map(|url| ("TMUX_AUDIT_CENTRAL_URL".into(), url)))
+    .collect()
 }
 
 fn installed(program: &str) -> bool {
