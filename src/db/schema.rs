@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0021_report_values.sql"),
     include_str!("migrations/0022_command_typists.sql"),
     include_str!("migrations/0023_failed_commands.sql"),
+    include_str!("migrations/0024_report_totals_sums.sql"),
 ];
 
 /// The version whose migration also writes the trace's first entry (in

@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use crate::support::{rows_in, Sandbox};
 
 /// The schema version this build creates (the number of migrations).
-pub(crate) const LATEST_SCHEMA: i64 = 23;
+pub(crate) const LATEST_SCHEMA: i64 = 24;
 
 const BASH: &[&str] = &["--shell", "bash", "--session", "s1", "--exit", "0"];
 

@@ -77,6 +77,7 @@ const UNDO: &[(i64, &str)] = &[
     (21, "DROP TABLE report_values;"),
     (22, "DROP TABLE command_typists;"),
     (23, "DROP INDEX commands_failed;"),
+    (24, "DROP INDEX report_totals_sums;"),
 ];
 
 /// Leaves the database at `db` as a tmux-audit of schema `to` left it:
