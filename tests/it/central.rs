@@ -1581,6 +1581,19 @@ fn the_team_view_is_kept_per_host_and_is_the_report_counted_from_the_rows() {
         }
         host.store(records);
     };
+    // A command stored after the first sync: bob's, in a session of its own.
+    let later = |host: &Host, name: &str, seq: i64, command: &str, cwd: &str| CommandRecord {
+        command: command.into(),
+        started_at_us: 1_790_000_100_000_000 + seq,
+        cwd: cwd.into(),
+        user: "bob".into(),
+        uid: 1000,
+        host: name.into(),
+        shell: "bash".into(),
+        shell_session: format!("{}-later", host.id),
+        seq,
+        ..CommandRecord::default()
+    };
     rows_of(
         &web,
         "web1",
@@ -1689,18 +1702,7 @@ fn the_team_view_is_kept_per_host_and_is_the_report_counted_from_the_rows() {
     // Shipped later: a command that ties the most used one and sorts
     // first takes its place, and then one that passes it.
     for (seq, command, top) in [(1, "Zeta", "Zeta"), (2, "élan", "élan")] {
-        db.store([CommandRecord {
-            command: command.into(),
-            started_at_us: 1_790_000_100_000_000 + seq,
-            cwd: "/var/q".into(),
-            user: "bob".into(),
-            uid: 1000,
-            host: "db1".into(),
-            shell: "bash".into(),
-            shell_session: format!("{}-later", db.id),
-            seq,
-            ..CommandRecord::default()
-        }]);
+        db.store([later(&db, "db1", seq, command, "/var/q")]);
         assert!(db.run(&["sync"]).status.success());
         let rows = team_view(&auditor);
         assert_eq!(rows[1], local(&db));
@@ -1746,18 +1748,7 @@ fn the_team_view_is_kept_per_host_and_is_the_report_counted_from_the_rows() {
     admin.batch_execute("TRUNCATE tmux_audit.commands").unwrap();
     assert_eq!(team_view(&auditor), Vec::<serde_json::Value>::new());
     // Counted from nothing again after it.
-    twin.store([CommandRecord {
-        command: "uptime".into(),
-        started_at_us: 1_790_000_200_000_000,
-        cwd: "/".into(),
-        user: "bob".into(),
-        uid: 1000,
-        host: "web1".into(),
-        shell: "bash".into(),
-        shell_session: format!("{}-later", twin.id),
-        seq: 1,
-        ..CommandRecord::default()
-    }]);
+    twin.store([later(&twin, "web1", 1, "uptime", "/")]);
     assert!(twin.run(&["sync"]).status.success());
     let rows = team_view(&auditor);
     assert_eq!(rows.len(), 1);
@@ -1766,17 +1757,8 @@ fn the_team_view_is_kept_per_host_and_is_the_report_counted_from_the_rows() {
     // Durations whose sum is past a bigint: the host still ships, and
     // the team view holds the sum at its largest, as the counted one.
     twin.store((2..4).map(|seq| CommandRecord {
-        command: "sleep forever".into(),
-        started_at_us: 1_790_000_200_000_000 + seq,
         duration_us: Some(i64::MAX / 2 + 1),
-        cwd: "/".into(),
-        user: "bob".into(),
-        uid: 1000,
-        host: "web1".into(),
-        shell: "bash".into(),
-        shell_session: format!("{}-later", twin.id),
-        seq,
-        ..CommandRecord::default()
+        ..later(&twin, "web1", seq, "sleep forever", "/")
     }));
     let out = twin.run(&["sync"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -1804,18 +1786,7 @@ fn the_team_view_is_kept_per_host_and_is_the_report_counted_from_the_rows() {
             &[&web_id],
         )
         .unwrap();
-    db.store([CommandRecord {
-        command: "while the other waits".into(),
-        started_at_us: 1_790_000_300_000_000,
-        cwd: "/".into(),
-        user: "bob".into(),
-        uid: 1000,
-        host: "db1".into(),
-        shell: "bash".into(),
-        shell_session: format!("{}-last", db.id),
-        seq: 1,
-        ..CommandRecord::default()
-    }]);
+    db.store([later(&db, "db1", 3, "while the other waits", "/")]);
     let mut sync = db.cmd().arg("sync").output_async();
     wait_until("db's sync, beside web's open transaction", || {
         sync.try_wait().unwrap().is_some()
