@@ -184,7 +184,11 @@ fn pipeline<R: ChainRow>(
 
 /// The redactions of shipped commands, each stored once by the server
 /// (a trigger of the server applies each to the shipped row, and moves
-/// its count in the totals per host to the new text).
+/// its count in the totals per host to the new text). Each is its own
+/// transaction: the locks one takes come in the order a shipping INSERT
+/// takes them, where several in one transaction would not, and could meet
+/// another database of the same host shipping in a deadlock. One that
+/// fails is sent again by the next sync (the server keeps each once).
 fn send_redactions(
     db: &Database,
     client: &mut postgres::Client,
@@ -197,11 +201,8 @@ fn send_redactions(
         return Ok(0);
     }
     let mut added = 0;
-    let mut tx = client
-        .transaction()
-        .map_err(|e| CentralError::from_postgres(&e))?;
     for r in &redactions {
-        added += tx
+        added += client
             .execute(
                 "INSERT INTO tmux_audit.redactions (host_id, database_id, id, trace_id, command,
                     command_raw, content_hash, redacted_at_us, redacted_by, reason)
@@ -221,7 +222,6 @@ fn send_redactions(
             )
             .map_err(|e| CentralError::from_postgres(&e))? as usize;
     }
-    tx.commit().map_err(|e| CentralError::from_postgres(&e))?;
     Ok(added)
 }
 

@@ -160,10 +160,10 @@ REVOKE ALL ON FUNCTION tmux_audit.tally_shipped() FROM PUBLIC;
 -- the new, a value counted down to none (a redacted text) goes, and a
 -- most used value that is not one any more (read after the counts moved,
 -- so after any other transaction's changes to them) is found again.
--- A sync's redactions go in one transaction, an UPDATE each, whose locks
--- are not in one key order: with another database of the same host
--- shipping at that moment, PostgreSQL may find a deadlock and stop one
--- of them, and the next sync sends it again.
+-- Its locks come in the order a shipping INSERT takes them (totals,
+-- counts, most used values, each in key order); a sync sends each
+-- redaction in a transaction of its own, so that none holds the locks of
+-- one while it waits for those of the next.
 CREATE FUNCTION tmux_audit.tally_changed() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = tmux_audit, pg_temp
     AS $$
