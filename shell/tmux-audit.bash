@@ -167,18 +167,6 @@ __tmux_audit_fifo=@TMUX_AUDIT_FIFO@
 __tmux_audit_recorder=@TMUX_AUDIT_RECORDER@
 __tmux_audit_recorders=@TMUX_AUDIT_RECORDERS@
 __tmux_audit_pending=
-__tmux_audit_want_recorder=1
-__tmux_audit_start_recorder() {
-    __tmux_audit_want_recorder=
-    [[ $__tmux_audit_for == "$$" && -n $__tmux_audit_recorder ]] && return 0
-    __tmux_audit_recorder=''
-    __tmux_audit_fifo=$__tmux_audit_recorders/bash-$$.fifo
-    __tmux_audit_pending=$__tmux_audit_recorders/bash-$$.lock
-    # In a subshell that ends at once: the shell waits for no exec, and
-    # the starter is no job of the shell (nothing in `jobs`, `$!` kept).
-    ("$__tmux_audit_bin" recorder --shell bash --shell-pid "$$" </dev/null >/dev/null 2>&1 &)
-}
-
 # True when the recorder is there to take a frame: its process still reads
 # this FIFO (a process that has ended, even one not yet reaped, has no
 # descriptors; a pid used again reads something else). When it has gone,
@@ -373,7 +361,7 @@ __tmux_audit_precmd() {
         fi
         __tmux_audit_record "$status" "$end"
     fi
-    [[ -n $__tmux_audit_want_recorder ]] && __tmux_audit_start_recorder
+    [[ -n $__tmux_audit_first_prompt ]] && __tmux_audit_at_first_prompt
     # Where the next command starts.
     __tmux_audit_cwd=$PWD
     __tmux_audit_adopt_history_settings
@@ -392,7 +380,7 @@ __tmux_audit_precmd() {
 # A command line that ends the shell (` mysql -p…; exit`) never reaches the
 # next prompt: on the way out, before bash writes the history file, its
 # entry is removed if the user's settings would have kept it out. The EXIT
-# trap the user had when the hook loaded still runs, after this.
+# trap the user had at the first prompt still runs, after this.
 __tmux_audit_on_exit() {
     local __tmux_audit_number __tmux_audit_text
     if [[ -n $__tmux_audit_start ]]; then
@@ -404,12 +392,39 @@ __tmux_audit_on_exit() {
         eval "$__tmux_audit_exit_trap"
     fi
 }
-__tmux_audit_exit_trap=$(trap -p EXIT)
-__tmux_audit_exit_trap=${__tmux_audit_exit_trap#"trap -- "}
-__tmux_audit_exit_trap=${__tmux_audit_exit_trap%" EXIT"}
-# `trap -p` quotes the command for the shell: unquote it once.
-[[ -n $__tmux_audit_exit_trap ]] && eval "__tmux_audit_exit_trap=$__tmux_audit_exit_trap"
-trap __tmux_audit_on_exit EXIT
+
+# At the first prompt, not as the hook loads: the hook's EXIT trap is set,
+# chaining the user's, and the recorder is started, unless `init` started
+# it for this shell. bash gives a trap's text back only through a command
+# substitution, a fork, which the recorder's start shares, and which a
+# shell that shows no prompt never pays; a command starts only after a
+# prompt, and the user's EXIT trap set before then (also later in
+# ~/.bashrc) still runs, after the hook's. The recorder is started in the
+# background from the command substitution's subshell: the shell waits for
+# no exec, and it is no job of the shell (nothing in `jobs`, `$!` kept).
+__tmux_audit_first_prompt=1
+__tmux_audit_at_first_prompt() {
+    local start=1
+    __tmux_audit_first_prompt=
+    if [[ $__tmux_audit_for == "$$" && -n $__tmux_audit_recorder ]]; then
+        start=
+    else
+        __tmux_audit_recorder=''
+        __tmux_audit_fifo=$__tmux_audit_recorders/bash-$$.fifo
+        __tmux_audit_pending=$__tmux_audit_recorders/bash-$$.lock
+    fi
+    __tmux_audit_exit_trap=$(
+        builtin trap -p EXIT
+        if [[ -n $start ]]; then
+            "$__tmux_audit_bin" recorder --shell bash --shell-pid "$$" </dev/null >/dev/null 2>&1 &
+        fi
+    )
+    __tmux_audit_exit_trap=${__tmux_audit_exit_trap#"trap -- "}
+    __tmux_audit_exit_trap=${__tmux_audit_exit_trap%" EXIT"}
+    # `trap -p` quotes the command for the shell: unquote it once.
+    [[ -n $__tmux_audit_exit_trap ]] && eval "__tmux_audit_exit_trap=$__tmux_audit_exit_trap"
+    builtin trap __tmux_audit_on_exit EXIT
+}
 
 __tmux_audit_adopt_history_settings
 if shopt -q promptvars; then

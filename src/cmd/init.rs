@@ -147,6 +147,12 @@ fn keep_copy(
     // a config file changed since makes the copy return 1 (see `guard`).
     let stamp = hook_cache::stamp(&path, configs.time)
         .with_context(|| format!("cannot write the time stamp beside {}", path.display()))?;
+    // bash parses the whole file at every shell start, about half of it
+    // comments: the copy leaves them out (`init bash` still prints them).
+    let script = match shell {
+        Shell::Bash => without_comment_lines(&script),
+        Shell::Zsh | Shell::Fish => script,
+    };
     let text = format!(
         "{}{script}return 0\n",
         guard(shell, files, copy, &stamp, configs.paths, debug_trap)?
@@ -425,6 +431,22 @@ fn without_binding(script: &str) -> String {
     }
 }
 
+/// `script` without its blank lines and the lines whose first non-blank
+/// character is `#`. Sound for a script none of whose strings (or
+/// here-documents) spanning lines holds such a line: for bash's, tested by
+/// comparing what bash defines from either text
+/// (`init::the_kept_bash_copy_defines_what_init_s_script_defines`).
+fn without_comment_lines(script: &str) -> String {
+    script
+        .lines()
+        .filter(|line| {
+            let line = line.trim_start();
+            !line.is_empty() && !line.starts_with('#')
+        })
+        .flat_map(|line| [line, "\n"])
+        .collect()
+}
+
 /// Single quotes for bash and zsh: nothing inside is special but `'`.
 fn quote_posix(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -449,6 +471,15 @@ mod tests {
     fn paths_are_quoted_for_each_shell() {
         assert_eq!(quote_posix("/a b/it's"), r"'/a b/it'\''s'");
         assert_eq!(quote_fish(r"/a b/it's\x"), r"'/a b/it\'s\\x'");
+    }
+
+    #[test]
+    fn comment_and_blank_lines_are_left_out_and_no_other() {
+        let script = "# head\nif x; then\n\n    # why\n    a=1 # kept\n  \tb='#x'\nfi\n";
+        assert_eq!(
+            without_comment_lines(script),
+            "if x; then\n    a=1 # kept\n  \tb='#x'\nfi\n"
+        );
     }
 
     #[test]

@@ -615,6 +615,13 @@ enum HistoryAppend {
 /// (with or without the hook), the last of which ends the shell, and returns
 /// the history file it leaves.
 fn bash_history_file(rc: &Rc, commands: &[&str]) -> Vec<u8> {
+    bash_files_at_exit(rc, commands, &[]).remove(0)
+}
+
+/// Runs `commands` in an interactive bash in tmux, the last of which ends
+/// the shell, and returns its history file and then each of `files` (below
+/// its home; empty when missing) as they are once it has exited.
+fn bash_files_at_exit(rc: &Rc, commands: &[&str], files: &[&str]) -> Vec<Vec<u8>> {
     let sb = Sandbox::new();
     let histfile = sb.path().join("home/.bash_history");
     fs::write(&histfile, "from an earlier shell\n").unwrap();
@@ -638,7 +645,51 @@ fn bash_history_file(rc: &Rc, commands: &[&str]) -> Vec<u8> {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    fs::read(&histfile).unwrap()
+    let mut read = vec![fs::read(&histfile).unwrap()];
+    read.extend(
+        files
+            .iter()
+            .map(|f| fs::read(sb.path().join("home").join(f)).unwrap_or_default()),
+    );
+    read
+}
+
+/// The hook sets its EXIT trap at the first prompt (bash gives a trap's
+/// text back only through a fork, which loading the hook does not pay):
+/// the user's EXIT trap set before the hook, or after it in ~/.bashrc,
+/// still runs once on the way out, word for word (a quote, a line break),
+/// and so does the hook's, which keeps a secret typed with a leading space
+/// on the line that ends the shell out of the history file.
+#[test]
+fn bash_runs_the_users_exit_trap_set_before_or_after_the_hook_and_its_own() {
+    let trap = "trap 'printf \"%s|\" \"it'\\''s\" \"two\nlines\" >> ~/exit-trap-ran' EXIT";
+    let history = "HISTCONTROL=ignoreboth\nHISTFILE=~/.bash_history\n";
+    let lines = ["echo a", " echo mysql -uroot -pX; exit"];
+    for trap_after in [false, true] {
+        let rc = if trap_after {
+            Rc::default().before(history).after(trap)
+        } else {
+            Rc::default().before(&format!("{history}{trap}\n"))
+        };
+        let with = bash_files_at_exit(&rc, &lines, &["exit-trap-ran"]);
+        let without = bash_files_at_exit(&rc.without_hook(), &lines, &["exit-trap-ran"]);
+        assert_eq!(
+            String::from_utf8_lossy(&with[1]),
+            "it's|two\nlines|",
+            "trap after the hook {trap_after}: the user's EXIT trap"
+        );
+        assert_eq!(with[1], without[1], "trap after the hook {trap_after}");
+        assert_eq!(
+            String::from_utf8_lossy(&with[0]),
+            String::from_utf8_lossy(&without[0]),
+            "trap after the hook {trap_after}: the history file"
+        );
+        let history = String::from_utf8_lossy(&with[0]);
+        assert!(
+            history.contains("\necho a\n") && !history.contains("mysql"),
+            "trap after the hook {trap_after}: the secret: {history:?}"
+        );
+    }
 }
 
 #[test]

@@ -322,10 +322,11 @@ fn the_kept_copy_of_the_hook_is_used_only_while_its_binary_is_unchanged() {
     }
 }
 
-/// The EXIT trap the user set before the hook loaded still runs when the
-/// shell exits, word for word (a quote, a line break), whether the hook
-/// came from `init` or from the kept copy: bash reads it back without a
-/// command substitution, through a pipe (shell/tmux-audit.bash).
+/// The EXIT trap the user set before the hook loaded still runs when a
+/// shell that showed no prompt exits, word for word (a quote, a line
+/// break), whether the hook came from `init` or from the kept copy: the
+/// hook chains it only at the first prompt
+/// (`hooks::bash_runs_the_users_exit_trap_set_before_or_after_the_hook_and_its_own`).
 #[test]
 fn bash_runs_the_users_exit_trap_set_before_the_hook() {
     let sb = Sandbox::new();
@@ -353,5 +354,82 @@ fn bash_runs_the_users_exit_trap_set_before_the_hook() {
             "it's|two\nlines|".repeat(round + 1),
             "{from}: the user's EXIT trap"
         );
+    }
+}
+
+/// The kept copy of bash's hook leaves out the script's comment lines (bash
+/// parses the whole file at every shell start), and bash defines from it
+/// exactly what it defines from `init bash`'s script: the same functions,
+/// variables, prompt settings, traps and key bindings, with capture on and
+/// exclusions set (the copy's guard then sends bash to `init`, but the text
+/// is checked all the same) and off. A comment-like line inside a string
+/// spanning lines would differ here.
+#[test]
+fn the_kept_bash_copy_defines_what_init_s_script_defines() {
+    use std::fs;
+
+    let sb = Sandbox::new();
+    let config = sb.path().join("config/tmux-audit/config.toml");
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    fs::write(
+        &config,
+        "[capture]\nexclude = [\"pass *\", \"vault read*\"]\n",
+    )
+    .unwrap();
+    let bin = sb.bin.display().to_string();
+    let out = run(&sb, &bin, &["init", "bash"]);
+    assert!(out.status.success(), "{out:?}");
+    let full = String::from_utf8(out.stdout).unwrap();
+    let copy = fs::read_to_string(sb.path().join("cache/tmux-audit/init.bash")).unwrap();
+    // The copy's guard (its comments and first command) and its last line.
+    let guard_end = copy.find("|| return 1\n").expect("the copy's guard") + "|| return 1\n".len();
+    let body = copy[guard_end..]
+        .strip_suffix("return 0\n")
+        .expect("the copy's last line");
+    let comments = |text: &str| {
+        text.lines()
+            .filter(|l| l.trim_start().starts_with('#'))
+            .count()
+    };
+    assert!(comments(&full) > 100, "init's script is commented");
+    assert_eq!(comments(body), 0, "the copy holds no comment line");
+
+    // Everything the hook defines, less the session id (its pid and time).
+    let dump =
+        "declare -f; declare -p | grep -E '^declare [^ ]+ (__tmux_audit_|PS0=|PROMPT_COMMAND=)' \
+                | grep -v '^declare [^ ]* __tmux_audit_session='; trap -p; bind -X 2>/dev/null";
+    for capture in [false, true] {
+        let defined = |text: &str| {
+            let file = sb.path().join("hook.bash");
+            fs::write(&file, text).unwrap();
+            let script = format!("source {}\n{dump}", file.display());
+            let mut command = Command::new("bash");
+            command
+                .args(["--noprofile", "--norc", "-i", "-c", &script])
+                .env_clear()
+                .envs(sb.env())
+                .current_dir(sb.path());
+            if capture {
+                command
+                    .env("TMUX", "/tmp/tmux-0/default,1,0")
+                    .env("TMUX_AUDIT_CAPTURE", "1");
+            }
+            let out = command.output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let from_init = defined(&full);
+        assert!(
+            from_init.contains("__tmux_audit_precmd ()")
+                && from_init.contains("PS0=")
+                && from_init.contains("PROMPT_COMMAND="),
+            "capture {capture}: {from_init}"
+        );
+        assert_eq!(
+            from_init.contains("__tmux_audit_exclude_check ()"),
+            capture,
+            "capture {capture}: the exclusions' DEBUG trap"
+        );
+        assert_eq!(from_init, defined(body), "capture {capture}");
     }
 }
