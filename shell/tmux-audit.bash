@@ -85,7 +85,7 @@ if [[ -n ${TMUX-} && -n ${TMUX_AUDIT_CAPTURE-} ]]; then
             done
             return "$status"
         }
-        __tmux_audit_debug_trap=$(trap -p DEBUG)
+        __tmux_audit_debug_trap=$({ builtin trap -p DEBUG >&3; } 3>&1 >/dev/null)
         __tmux_audit_debug_trap=${__tmux_audit_debug_trap#"trap -- "}
         __tmux_audit_debug_trap=${__tmux_audit_debug_trap%" DEBUG"}
         [[ -n $__tmux_audit_debug_trap ]] && eval "__tmux_audit_debug_trap=$__tmux_audit_debug_trap"
@@ -227,7 +227,9 @@ __tmux_audit_needs_text() {
 __tmux_audit_last_entry() {
     local HISTTIMEFORMAT='' entry
     __tmux_audit_number='' __tmux_audit_text=''
-    entry=$(builtin history 1)
+    # Only the entry: not what a DEBUG trap of the user's prints in here
+    # (with `set -T`).
+    entry=$({ builtin history 1 >&3; } 3>&1 >/dev/null)
     entry=${entry#"${entry%%[^[:space:]]*}"}
     __tmux_audit_number=${entry%%[^0-9]*}
     if [[ -n $__tmux_audit_number && $__tmux_audit_number == "$__tmux_audit_hist" ]]; then
@@ -380,17 +382,23 @@ __tmux_audit_precmd() {
 # A command line that ends the shell (` mysql -p…; exit`) never reaches the
 # next prompt: on the way out, before bash writes the history file, its
 # entry is removed if the user's settings would have kept it out. The EXIT
-# trap the user had at the first prompt still runs, after this.
+# trap the user had at the first prompt still runs, after this, and sees
+# the shell's exit status as `$?`.
 __tmux_audit_on_exit() {
-    local __tmux_audit_number __tmux_audit_text
+    local __tmux_audit_status=$? __tmux_audit_number __tmux_audit_text
     if [[ -n $__tmux_audit_start ]]; then
         __tmux_audit_start=
         __tmux_audit_last_entry
         [[ -n $__tmux_audit_number ]] && __tmux_audit_forget "$__tmux_audit_number" "$__tmux_audit_text"
     fi
     if [[ -n $__tmux_audit_exit_trap ]]; then
+        # As the first command of an `&&` list: no ERR trap, no `set -e` exit.
+        __tmux_audit_status_is "$__tmux_audit_status" && :
         eval "$__tmux_audit_exit_trap"
     fi
+}
+__tmux_audit_status_is() {
+    return "$1"
 }
 
 # At the first prompt, not as the hook loads: the hook's EXIT trap is set,
@@ -413,11 +421,16 @@ __tmux_audit_at_first_prompt() {
         __tmux_audit_fifo=$__tmux_audit_recorders/bash-$$.fifo
         __tmux_audit_pending=$__tmux_audit_recorders/bash-$$.lock
     fi
+    # Only the trap's text comes out (descriptor 3): not what a DEBUG trap
+    # of the user's prints in here (with `set -T`). The recorder holds none
+    # of the substitution's pipe, which is read to its end.
     __tmux_audit_exit_trap=$(
-        builtin trap -p EXIT
-        if [[ -n $start ]]; then
-            "$__tmux_audit_bin" recorder --shell bash --shell-pid "$$" </dev/null >/dev/null 2>&1 &
-        fi
+        {
+            builtin trap -p EXIT >&3
+            if [[ -n $start ]]; then
+                "$__tmux_audit_bin" recorder --shell bash --shell-pid "$$" </dev/null >/dev/null 2>&1 3>&- &
+            fi
+        } 3>&1 >/dev/null
     )
     __tmux_audit_exit_trap=${__tmux_audit_exit_trap#"trap -- "}
     __tmux_audit_exit_trap=${__tmux_audit_exit_trap%" EXIT"}

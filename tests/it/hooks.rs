@@ -623,6 +623,12 @@ fn bash_history_file(rc: &Rc, commands: &[&str]) -> Vec<u8> {
 /// its home; empty when missing) as they are once it has exited.
 fn bash_files_at_exit(rc: &Rc, commands: &[&str], files: &[&str]) -> Vec<Vec<u8>> {
     let sb = Sandbox::new();
+    if rc.cached {
+        // `init` run as the rc line would: the copy is kept, so that the
+        // shell loads it (and starts its recorder at the first prompt).
+        let out = sb.cmd().args(["init", "bash"]).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
     let histfile = sb.path().join("home/.bash_history");
     fs::write(&histfile, "from an earlier shell\n").unwrap();
     let (tmux, pane) = Tmux::start(&sb, &sb.shell(Shell::Bash, rc));
@@ -658,37 +664,53 @@ fn bash_files_at_exit(rc: &Rc, commands: &[&str], files: &[&str]) -> Vec<Vec<u8>
 /// text back only through a fork, which loading the hook does not pay):
 /// the user's EXIT trap set before the hook, or after it in ~/.bashrc,
 /// still runs once on the way out, word for word (a quote, a line break),
-/// and so does the hook's, which keeps a secret typed with a leading space
-/// on the line that ends the shell out of the history file.
+/// seeing the shell's exit status as `$?`; and so does the hook's, which
+/// keeps a secret typed with a leading space on the line that ends the
+/// shell out of the history file. From `init` and from the kept copy
+/// (which starts its recorder in the same command substitution), also with
+/// a DEBUG trap of the user's that prints, run in functions (`set -T`).
 #[test]
 fn bash_runs_the_users_exit_trap_set_before_or_after_the_hook_and_its_own() {
-    let trap = "trap 'printf \"%s|\" \"it'\\''s\" \"two\nlines\" >> ~/exit-trap-ran' EXIT";
+    let trap = "trap 'printf \"%s|\" \"it'\\''s\" \"two\nlines\" \"$?\" >> ~/exit-trap-ran' EXIT";
     let history = "HISTCONTROL=ignoreboth\nHISTFILE=~/.bash_history\n";
-    let lines = ["echo a", " echo mysql -uroot -pX; exit"];
-    for trap_after in [false, true] {
-        let rc = if trap_after {
-            Rc::default().before(history).after(trap)
-        } else {
-            Rc::default().before(&format!("{history}{trap}\n"))
-        };
-        let with = bash_files_at_exit(&rc, &lines, &["exit-trap-ran"]);
-        let without = bash_files_at_exit(&rc.without_hook(), &lines, &["exit-trap-ran"]);
-        assert_eq!(
-            String::from_utf8_lossy(&with[1]),
-            "it's|two\nlines|",
-            "trap after the hook {trap_after}: the user's EXIT trap"
-        );
-        assert_eq!(with[1], without[1], "trap after the hook {trap_after}");
-        assert_eq!(
-            String::from_utf8_lossy(&with[0]),
-            String::from_utf8_lossy(&without[0]),
-            "trap after the hook {trap_after}: the history file"
-        );
-        let history = String::from_utf8_lossy(&with[0]);
-        assert!(
-            history.contains("\necho a\n") && !history.contains("mysql"),
-            "trap after the hook {trap_after}: the secret: {history:?}"
-        );
+    let lines = ["echo a", " echo mysql -uroot -pX; exit 3"];
+    for cached in [false, true] {
+        for trap_after in [false, true] {
+            for debug_trap in [false, true] {
+                let case =
+                    format!("kept copy {cached}, trap after {trap_after}, DEBUG trap {debug_trap}");
+                let mut before = history.to_string();
+                if debug_trap {
+                    before.push_str("set -T\ntrap 'echo debug-trap-ran' DEBUG\n");
+                }
+                let mut rc = if trap_after {
+                    Rc::default().before(&before).after(trap)
+                } else {
+                    Rc::default().before(&format!("{before}{trap}\n"))
+                };
+                if cached {
+                    rc = rc.cached();
+                }
+                let with = bash_files_at_exit(&rc, &lines, &["exit-trap-ran"]);
+                let without = bash_files_at_exit(&rc.without_hook(), &lines, &["exit-trap-ran"]);
+                assert_eq!(
+                    String::from_utf8_lossy(&with[1]),
+                    "it's|two\nlines|3|",
+                    "{case}: the user's EXIT trap"
+                );
+                assert_eq!(with[1], without[1], "{case}");
+                assert_eq!(
+                    String::from_utf8_lossy(&with[0]),
+                    String::from_utf8_lossy(&without[0]),
+                    "{case}: the history file"
+                );
+                let history = String::from_utf8_lossy(&with[0]);
+                assert!(
+                    history.contains("\necho a\n") && !history.contains("mysql"),
+                    "{case}: the secret: {history:?}"
+                );
+            }
+        }
     }
 }
 
