@@ -1113,7 +1113,7 @@ mod tests {
     use super::*;
 
     /// Groups that make every column and every fitting step matter: wide
-    /// characters and escapes in names, long commands, failures or none,
+    /// characters and escapes in names (in users and servers too), long commands, failures or none,
     /// one server or two, durations of every length.
     fn groups(n: usize, servers: usize) -> Vec<ReportRow> {
         let names = [
@@ -1136,14 +1136,14 @@ mod tests {
                     total_duration_us: (i as i64).pow(3) * 1_000_003,
                     longest_us: (i as i64) * 999_999,
                     tmux_pane: Some(format!("%{i}")),
-                    tmux_socket: Some(format!("/tmp/tmux-0/sock{}", i % servers)),
+                    tmux_socket: Some(format!("/tmp/tmux-0/so\tck{}", i % servers)),
                     tmux_server_pid: Some(4242),
                     tmux_session_id: Some(i as i64 % 4),
                     shell_session: format!("bash.{i}.1764000000"),
                     users: if i % 2 == 0 {
                         "root".into()
                     } else {
-                        "alice, root".into()
+                        "alice, r\x1b[1moot".into()
                     },
                     hosts: "vm".into(),
                     top_cwd: Some(format!("/srv/項目/{}", "deep/".repeat(i % 7))),
@@ -1182,7 +1182,7 @@ mod tests {
                 // Names as wide as a user's, a host's or a day's.
                 if !matches!(by, GroupBy::Command | GroupBy::Cwd) {
                     for (i, r) in rows.iter_mut().enumerate() {
-                        r.key = format!("ü日{i}");
+                        r.key = format!("ü日{i}\u{200b}");
                     }
                 }
                 for top in [rows.len(), rows.len().div_ceil(2)] {
