@@ -280,6 +280,16 @@ fn variants(shells: &[&'static str], bin: &Path, peers: &[(&str, String)]) -> Ve
             name: "floor".into(),
             rc: floor,
         });
+        if shell == "bash" {
+            // Debian's and Ubuntu's ~/.bashrc set HISTCONTROL=ignoreboth:
+            // the hook then reads each command's history entry back, to
+            // drop from the list what bash would have kept out.
+            all.push(Variant {
+                shell,
+                name: "tmux-audit, ignoreboth".into(),
+                rc: format!("HISTCONTROL=ignoreboth\n{ours}"),
+            });
+        }
         all.push(Variant {
             shell,
             name: "tmux-audit".into(),
