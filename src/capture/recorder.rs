@@ -288,13 +288,8 @@ impl Lines {
             }
             text.drain(..at);
         }
-        if let Some(begin) = memmem::find(&text, b"-----BEGIN ") {
-            let after = &text[begin..];
-            if memmem::find(after, b"PRIVATE KEY").is_some()
-                && memmem::find(after, b"-----END ").is_none()
-            {
-                self.in_key = true;
-            }
+        if let Some(open) = key_block_left_open(&text) {
+            self.in_key = open;
         }
         if let Some(redacted) = self.redactor.redact(&text) {
             text = redacted;
@@ -306,6 +301,26 @@ impl Lines {
             head
         }
     }
+}
+
+/// Whether `text` leaves a private key's block open, following its
+/// `-----BEGIN …` and `-----END …` lines in order; `None` when it has
+/// neither. In order, because the first BEGIN is not always the key's: a
+/// command line echoed before its output can hold a BEGIN and an END of
+/// its own (`printf -- '-----BEGIN RSA %s KEY-----…-----END …'`).
+fn key_block_left_open(text: &[u8]) -> Option<bool> {
+    let mut open = None;
+    for at in memmem::find_iter(text, b"-----") {
+        let rest = &text[at + 5..];
+        let rest = &rest[rest.iter().take_while(|b| **b == b'-').count()..];
+        if rest.starts_with(b"BEGIN ") {
+            let line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
+            open = Some(memmem::find(line, b"PRIVATE KEY").is_some());
+        } else if rest.starts_with(b"END ") {
+            open = Some(false);
+        }
+    }
+    open
 }
 
 fn line_ending(line: &[u8]) -> &'static [u8] {
@@ -361,7 +376,9 @@ mod tests {
         out
     }
 
-    fn through_lines(pieces: &[&[u8]]) -> Vec<u8> {
+    /// The pieces fed as reads; with `idle`, output pauses after each one
+    /// (what is held is written, as [`run`] does after [`IDLE`]).
+    fn through_lines(pieces: &[&[u8]], idle: bool) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("c");
         let pane = root.join("1-1");
@@ -369,6 +386,9 @@ mod tests {
         let mut lines = Lines::new(Redactor::new(&Redact::default()));
         for (i, piece) in pieces.iter().enumerate() {
             lines.feed(i as i64, piece, &mut w);
+            if idle {
+                lines.finish(&mut w);
+            }
         }
         lines.end(0, &mut w);
         w.flush(0).unwrap();
@@ -377,7 +397,7 @@ mod tests {
 
     #[test]
     fn a_secret_split_across_reads_is_redacted() {
-        let out = through_lines(&[b"key: AKIAIOSF", b"ODNN7EXAMPL", b"Q\r\nnext\r\n"]);
+        let out = through_lines(&[b"key: AKIAIOSF", b"ODNN7EXAMPL", b"Q\r\nnext\r\n"], false);
         assert_eq!(out, b"key: [REDACTED]\r\nnext\r\n");
     }
 
@@ -385,21 +405,62 @@ mod tests {
     /// line is redacted whole, its one-byte literal found too.
     #[test]
     fn an_assignment_split_across_reads_is_redacted() {
-        let out = through_lines(&[b"a=1 DB_PASS", b"WORD=hun", b"ter2\r\n", b"b-2\r\n"]);
+        let out = through_lines(
+            &[b"a=1 DB_PASS", b"WORD=hun", b"ter2\r\n", b"b-2\r\n"],
+            false,
+        );
         assert_eq!(out, b"a=1 DB_PASSWORD=[REDACTED]\r\nb-2\r\n");
     }
 
     #[test]
     fn a_private_key_over_many_reads_is_redacted_to_its_end() {
-        let out = through_lines(&[
-            b"-----BEGIN RSA PRIVATE KEY-----\r\n",
-            b"MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo\r\n",
-            b"4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onL\r\n",
-            b"-----END RSA PRIVATE KEY-----\r\nREADY$ ",
-        ]);
+        let out = through_lines(
+            &[
+                b"-----BEGIN RSA PRIVATE KEY-----\r\n",
+                b"MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo\r\n",
+                b"4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onL\r\n",
+                b"-----END RSA PRIVATE KEY-----\r\nREADY$ ",
+            ],
+            false,
+        );
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("MIIE") && !text.contains("4lgO"), "{text}");
         assert!(text.ends_with("READY$ "), "{text}");
+    }
+
+    /// What a pane shows when a command prints a key: the command line
+    /// echoed (with a `-----BEGIN` and an `-----END` of its own), the
+    /// shell's mark, the key, the next prompt. However the reads split it,
+    /// and whether or not output pauses long enough (idle) for a held
+    /// partial line to be written, no line of the key's body is kept.
+    #[test]
+    fn a_private_key_is_redacted_however_the_reads_split_it() {
+        let stream: &[u8] = b"$ printf -- '-----BEGIN RSA %s KEY-----\\nMIIE%s\\n-----END RSA %s KEY-----\\n' PRIVATE ..\r\n\
+            \x1b]133;C;ta=s/2\x07-----BEGIN RSA PRIVATE KEY-----\r\n\
+            MIIEowIBAAKCAQEAu1SU1Lf\r\n\
+            VLPHCozMxH2Mo4lgOEePzNm0tR\r\n\
+            -----END RSA PRIVATE KEY-----\r\n\
+            \x1b]133;D;ta=s/2\x07$ ";
+        let body = ["owIBAAKCAQEAu1SU1Lf", "VLPHCozMxH2Mo4lgOEePzNm0tR"];
+        let check = |out: Vec<u8>, how: &str| {
+            let text = String::from_utf8_lossy(&out);
+            for secret in body {
+                assert!(!text.contains(secret), "{how}: {text:?}");
+            }
+            assert!(text.ends_with("$ "), "{how}: {text:?}");
+        };
+        for at in 0..=stream.len() {
+            let (a, b) = stream.split_at(at);
+            check(through_lines(&[a, b], false), &format!("split at {at}"));
+            // A pause after a whole line: what is held is written.
+            if at > 0 && stream[at - 1] == b'\n' {
+                check(through_lines(&[a, b], true), &format!("idle at {at}"));
+            }
+        }
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        check(through_lines(&bytes, false), "byte by byte");
+        let lines: Vec<&[u8]> = stream.split_inclusive(|b| *b == b'\n').collect();
+        check(through_lines(&lines, true), "line by line, idle between");
     }
 
     #[test]
