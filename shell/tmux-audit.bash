@@ -423,12 +423,14 @@ __tmux_audit_at_first_prompt() {
     fi
     # Only the trap's text comes out (descriptor 3): not what a DEBUG trap
     # of the user's prints in here (with `set -T`). The recorder holds none
-    # of the substitution's pipe, which is read to its end.
+    # of the substitution's pipe, which is read to its end, and gets the
+    # shell's stdin (its terminal, which it records) instead of the
+    # /dev/null a job gets here.
     __tmux_audit_exit_trap=$(
         {
             builtin trap -p EXIT >&3
             if [[ -n $start ]]; then
-                "$__tmux_audit_bin" recorder --shell bash --shell-pid "$$" </dev/null >/dev/null 2>&1 3>&- &
+                "$__tmux_audit_bin" recorder --shell bash --shell-pid "$$" 0<&0 >/dev/null 2>&1 3>&- &
             fi
         } 3>&1 >/dev/null
     )

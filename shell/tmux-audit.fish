@@ -56,8 +56,10 @@ if status is-interactive; and not set -q __tmux_audit_session
         set -g __tmux_audit_pending $__tmux_audit_recorders/fish-$fish_pid.lock
         # fish has no subshell: sh starts it in the background and ends at
         # once, so the starter is no job of fish (`jobs`, $last_pid kept).
-        command sh -c '"$@" </dev/null >/dev/null 2>&1 &' sh \
-            $__tmux_audit_bin recorder --shell fish --shell-pid $fish_pid 2>/dev/null
+        # It gets fish's stdin (its terminal, which it records) through
+        # descriptor 3: sh gives a job /dev/null as its own.
+        command sh -c '"$@" <&3 3<&- >/dev/null 2>&1 &' sh \
+            $__tmux_audit_bin recorder --shell fish --shell-pid $fish_pid 3<&0 2>/dev/null
     end
 
     # $argv: one line for the log file, written with the time and `hook:`.

@@ -61,7 +61,9 @@ __tmux_audit_start_recorder() {
     __tmux_audit_pending=$__tmux_audit_recorders/zsh-$$.lock
     # In a subshell that ends at once: the shell waits for no exec, and
     # the starter is no job of the shell (nothing in `jobs`, `$!` kept).
-    ("$__tmux_audit_bin" recorder --shell zsh --shell-pid $$ </dev/null >/dev/null 2>&1 &)
+    # It gets the shell's stdin (its terminal, which it records) through
+    # descriptor 3: a job's own stdin is /dev/null there.
+    ("$__tmux_audit_bin" recorder --shell zsh --shell-pid $$ <&3 3<&- >/dev/null 2>&1 &) 3<&0
 }
 
 # $1: one line for the log file, written with the time and `hook:`.

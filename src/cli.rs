@@ -335,6 +335,10 @@ pub struct Recorder {
     /// Internal: be the recorder, reading frames from standard input (the FIFO).
     #[arg(long, hide = true)]
     pub serve: bool,
+
+    /// Internal: the shell's terminal, as its starter saw it.
+    #[arg(long, hide = true, value_name = "PATH", requires = "serve")]
+    pub tty: Option<String>,
 }
 
 /// Internal: store a record that `record` could not store at once because

@@ -132,11 +132,32 @@ fn login_uid() -> Option<u32> {
 
 /// The terminal of the shell with process id `shell`: the hook gives the
 /// recorder a pipe as its stdin, but the shell's own stdin is the terminal.
+/// `None` when that is no terminal: a shell's builtin with `< /dev/null`
+/// (or `< file`) changes the shell's own stdin for a moment.
 pub fn tty_of(shell: u32) -> Option<String> {
-    let parent = shell;
-    let target = fs::read_link(format!("/proc/{parent}/fd/0")).ok()?;
+    terminal_at(&format!("/proc/{shell}/fd/0"))
+}
+
+/// The terminal this process's stdin is, if it is one.
+pub fn own_tty() -> Option<String> {
+    terminal_at("/proc/self/fd/0")
+}
+
+fn terminal_at(fd_link: &str) -> Option<String> {
+    let target = fs::read_link(fd_link).ok()?;
     let target = target.to_str()?;
-    target.starts_with("/dev/").then(|| target.to_string())
+    is_terminal_path(target).then(|| target.to_string())
+}
+
+/// A terminal's device: a pseudo-terminal, a virtual console, a serial
+/// line, the console, or the process's own (`/dev/tty`).
+fn is_terminal_path(path: &str) -> bool {
+    path.strip_prefix("/dev/pts/")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        || path
+            .strip_prefix("/dev/tty")
+            .is_some_and(|rest| !rest.contains('/'))
+        || path == "/dev/console"
 }
 
 #[cfg(test)]
@@ -159,6 +180,30 @@ mod tests {
         assert_eq!(name_in_passwd(passwd, 1000).as_deref(), Some("alice"));
         assert_eq!(name_in_passwd(passwd, 0).as_deref(), Some("root"));
         assert_eq!(name_in_passwd(passwd, 1001), None);
+    }
+
+    #[test]
+    fn only_a_terminal_s_device_is_a_tty() {
+        for tty in [
+            "/dev/pts/0",
+            "/dev/pts/17",
+            "/dev/tty1",
+            "/dev/ttyS0",
+            "/dev/console",
+            "/dev/tty",
+        ] {
+            assert!(is_terminal_path(tty), "{tty}");
+        }
+        for other in [
+            "/dev/null",
+            "/dev/pts/ptmx",
+            "/dev/pts/",
+            "/dev/zero",
+            "/tmp/x",
+            "/dev/ttyx/y",
+        ] {
+            assert!(!is_terminal_path(other), "{other}");
+        }
     }
 
     #[test]

@@ -327,8 +327,7 @@ fn started_by(shell: Shell) -> bool {
     use std::os::unix::fs::FileTypeExt;
     let into_pipe = std::fs::metadata("/proc/self/fd/1").is_ok_and(|m| m.file_type().is_fifo());
     let parent = std::os::unix::process::parent_id();
-    let on_terminal = tmux_audit::context::tty_of(parent)
-        .is_some_and(|tty| tty.starts_with("/dev/pts/") || tty.starts_with("/dev/tty"));
+    let on_terminal = tmux_audit::context::tty_of(parent).is_some();
     if !into_pipe || !on_terminal {
         return false;
     }

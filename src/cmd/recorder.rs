@@ -92,6 +92,11 @@ fn shell_name(shell: Shell) -> &'static str {
 /// already and so saves the shell starting one more process as it loads
 /// the hook.
 pub fn start(shell: Shell, shell_pid: u32, db: Option<&Path>) -> Result<Running> {
+    // The shell's terminal, taken by the starter from its own stdin (the
+    // shell's, handed on by `init`'s command substitution and by the
+    // hooks' start lines), else from the shell's: the shell's own stdin
+    // can be redirected for a moment (a builtin's `< file`) as this runs.
+    let tty = tmux_audit::context::own_tty().or_else(|| tmux_audit::context::tty_of(shell_pid));
     let (fifo, lock_path) = files(shell, shell_pid)?;
     let mut lock = private_files::read_write(&lock_path, true)
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
@@ -122,6 +127,7 @@ pub fn start(shell: Shell, shell_pid: u32, db: Option<&Path>) -> Result<Running>
         .args(["recorder", "--serve", "--shell", shell_name(shell)])
         .args(["--shell-pid", &shell_pid.to_string()])
         .args(db.iter().flat_map(|p| [Path::new("--db"), p]))
+        .args(tty.iter().flat_map(|tty| ["--tty", tty]))
         .stdin(reader)
         .stdout(lock.try_clone()?)
         .stderr(Stdio::null())
@@ -147,10 +153,14 @@ impl Recorder {
     fn serve(&self) -> Result<Exit> {
         let (fifo, _) = files(self.shell, self.shell_pid)?;
         let shell = pidfd(self.shell_pid)?;
-        // The shell's terminal now, as it loads the hook: later its input
-        // may be redirected for a moment (a builtin's `< file`), while a
-        // frame is read.
-        let tty = tmux_audit::context::tty_of(self.shell_pid);
+        // The shell's terminal as the starter saw it, else now. While this
+        // runs, the shell's stdin can be redirected for a moment (a
+        // builtin's `< /dev/null`): then it is taken again at each frame
+        // until one is seen.
+        let mut tty = self
+            .tty
+            .clone()
+            .or_else(|| tmux_audit::context::tty_of(self.shell_pid));
         // SAFETY: descriptor 0 is the FIFO the starter gave this process,
         // owned by nothing else here.
         let input = unsafe { File::from_raw_fd(0) };
@@ -165,6 +175,9 @@ impl Recorder {
             },
         );
         loop {
+            if tty.is_none() {
+                tty = tmux_audit::context::tty_of(self.shell_pid);
+            }
             match self.one(&mut frames, &path, &tty) {
                 Ok(true) => {}
                 Ok(false) => break,

@@ -27,6 +27,7 @@ in_bash_and_zsh!(
     exec_nested_shells_and_subshells_each_keep_one_recorder,
     the_users_coprocess_and_jobs_are_left_alone,
     the_kept_copy_starts_the_recorder_at_the_first_prompt_without_a_job,
+    the_recorder_records_the_terminal_while_the_shells_stdin_is_redirected,
 );
 
 in_fish!(
@@ -488,6 +489,45 @@ fn the_kept_copy_starts_the_recorder_at_the_first_prompt_without_a_job(shell: Sh
         "nothing printed to the terminal:\n{screen}"
     );
     assert_eq!(sb.log(), "", "nothing logged");
+}
+
+/// The recorder starts while the shell runs the user's rc file or prompt
+/// hook, which may redirect the shell's own stdin for a while (a group
+/// with `< /dev/null`). What it records as each command's terminal is the
+/// shell's terminal all the same, not /dev/null: with `init`'s line, and
+/// with the kept copy, whose recorder starts at the first prompt. (fish
+/// never redirects its own stdin for a block.)
+fn the_recorder_records_the_terminal_while_the_shells_stdin_is_redirected(shell: Shell) {
+    let slow = "{ sleep 0.5; } </dev/null";
+    let prompt_hook = match shell {
+        Shell::Bash => format!("PROMPT_COMMAND=\"${{PROMPT_COMMAND:+$PROMPT_COMMAND;}}{slow}\""),
+        _ => format!("slow_precmd() {{ {slow}; }}; precmd_functions+=(slow_precmd)"),
+    };
+    for cached in [false, true] {
+        let sb = Sandbox::new();
+        let rc = Rc::default().after(&format!("{slow}\n{prompt_hook}"));
+        let rc = if cached {
+            // The copy kept by an `init` run before.
+            let out = sb.cmd().args(["init", shell.name()]).output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            rc.cached()
+        } else {
+            rc
+        };
+        let (_tmux, pane) = Tmux::start(&sb, &sb.shell(shell, &rc));
+        pane.ready();
+        wait_recorders(&sb, "one recorder", |r| r.len() == 1);
+        let rows = type_and_wait(&sb, &pane, &["true", "echo two"], 2);
+        for row in &rows {
+            assert!(
+                row.tty
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("/dev/pts/")),
+                "cached {cached}: {row:?}"
+            );
+        }
+        assert_eq!(sb.log(), "", "nothing logged");
+    }
 }
 
 /// The children of `pid` that have ended and are not reaped.
