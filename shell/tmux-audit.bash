@@ -193,7 +193,8 @@ __tmux_audit_recorder_alive() {
     return 1
 }
 
-# $1: exit status, $2: start, $3: end (empty: unknown). Writes the command's
+# $1: exit status, $2: start, $3: end (empty: unknown), $4: H, or E to have
+# the entry's text back (__tmux_audit_echoed_entry). Writes the command's
 # frame to the recorder with builtins only (no fork): the header, then the
 # history entry as `history 1` prints it (the recorder checks its number and
 # takes the text), ended by a NUL. The FIFO is opened read-write: the open
@@ -204,8 +205,8 @@ __tmux_audit_stream() {
     __tmux_audit_recorder_alive || return 1
     local HISTTIMEFORMAT=''
     {
-        builtin printf 'TA1\0%s\0%s\0%s\0%s\0%s\0\0%s\0H%s\0' "$__tmux_audit_session" \
-            "$__tmux_audit_seq" "$1" "$2" "$3" "$__tmux_audit_cwd" "${__tmux_audit_hist:-0}"
+        builtin printf 'TA1\0%s\0%s\0%s\0%s\0%s\0\0%s\0%s%s\0' "$__tmux_audit_session" \
+            "$__tmux_audit_seq" "$1" "$2" "$3" "$__tmux_audit_cwd" "$4" "${__tmux_audit_hist:-0}"
         builtin history 1
         builtin printf '\0'
     } 1<>"$__tmux_audit_fifo" 2>/dev/null
@@ -220,6 +221,33 @@ __tmux_audit_needs_text() {
     *:ignorespace:* | *:ignoredups:* | *:ignoreboth:*) return 0 ;;
     esac
     return 1
+}
+
+# Sets __tmux_audit_number and __tmux_audit_text as __tmux_audit_last_entry
+# does, from the recorder's answer to the frame just written (an E frame),
+# read with builtins: no fork. False when no answer comes within a second
+# (the recorder is stuck) or the text was too long to be sent back: the
+# caller then reads the entry itself. Answers this shell gave up waiting
+# for are skipped: each names the session and command it answers.
+__tmux_audit_echoed_entry() {
+    local first name='' answer='' tries=8
+    __tmux_audit_number='' __tmux_audit_text=''
+    # Only the wait for an answer's first byte has a timeout: the rest came
+    # in the same write, and `read -t` costs a few microseconds a byte.
+    {
+        while ((tries--)) && [[ $name != "$__tmux_audit_session/$__tmux_audit_seq" ]]; do
+            IFS= builtin read -r -N 1 -t 1 -u 9 first &&
+                IFS= builtin read -r -d '' -u 9 name &&
+                IFS= builtin read -r -d '' -u 9 answer || return 1
+            name=$first$name
+        done
+    } 9<>"${__tmux_audit_fifo%.fifo}.reply" 2>/dev/null
+    [[ $name == "$__tmux_audit_session/$__tmux_audit_seq" ]] || return 1
+    case $answer in
+    T*) __tmux_audit_number=$__tmux_audit_hist __tmux_audit_text=${answer#T} ;;
+    N) ;;
+    *) return 1 ;;
+    esac
 }
 
 # Sets __tmux_audit_number and __tmux_audit_text to the history entry of the
@@ -250,9 +278,14 @@ __tmux_audit_record() {
         start='' end=''
     fi
     # The recorder started when the hook loaded: no process for this command.
-    if __tmux_audit_stream "$1" "$start" "$end"; then
-        if __tmux_audit_needs_text; then
-            __tmux_audit_last_entry
+    # When the entry's text is needed, the recorder sends it back, if it
+    # has a FIFO to answer on (a recorder of an older version, shared after
+    # `exec bash`, has none, and would set aside a frame that asks).
+    local ask=H
+    __tmux_audit_needs_text && [[ -p ${__tmux_audit_fifo%.fifo}.reply ]] && ask=E
+    if __tmux_audit_stream "$1" "$start" "$end" "$ask"; then
+        if [[ $ask == E ]]; then
+            __tmux_audit_echoed_entry || __tmux_audit_last_entry
             [[ -n $__tmux_audit_number ]] && __tmux_audit_forget "$__tmux_audit_number" "$__tmux_audit_text"
         fi
         return 0

@@ -9,10 +9,16 @@
 //! ```text
 //! TA1 \0 session \0 seq \0 exit \0 start_us \0 end_us \0 duration_ms \0 cwd \0 text
 //! text := "H" history-number \0 <output of `history 1`> \0
+//!       | "E" history-number \0 <output of `history 1`> \0
 //!       | "L" byte-length \0 <that many bytes>
 //!       | "T" \0 <the text> \0
 //!       | "U" \0                          (the shell cannot tell the text)
 //! ```
+//!
+//! `E` is `H` with a question: bash wants the entry's text back (to keep
+//! out of its history list what the user's `HISTCONTROL`/`HISTIGNORE`
+//! would have kept out), and the recorder answers with an [`echo`] on the
+//! reply FIFO beside its own, which bash reads without a fork.
 //!
 //! Numbers may be empty (unknown). The text is read in bounded memory: past
 //! the limit only its head is kept, and the caller hashes the rest (the
@@ -39,8 +45,9 @@ pub struct Header {
 /// How the frame carries its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextKind {
-    /// bash's `history 1` output up to a NUL, for history entry `number`.
-    History { number: u64 },
+    /// bash's `history 1` output up to a NUL, for history entry `number`;
+    /// with `echo`, the hook waits for the text back ([`echo`]).
+    History { number: u64, echo: bool },
     /// Exactly `len` bytes.
     Bytes { len: u64 },
     /// The text itself up to a NUL (fish: its strings hold none).
@@ -103,8 +110,9 @@ pub fn read_header(input: &mut impl BufRead) -> Result<Option<(Header, TextKind)
             .and_then(|n| n.parse::<u64>().ok())
     };
     let kind = match kind.first() {
-        Some(b'H') => TextKind::History {
+        Some(&letter @ (b'H' | b'E')) => TextKind::History {
             number: value().ok_or(FrameError::Malformed("history number"))?,
+            echo: letter == b'E',
         },
         Some(b'L') => TextKind::Bytes {
             len: value().ok_or(FrameError::Malformed("text length"))?,
@@ -114,6 +122,37 @@ pub fn read_header(input: &mut impl BufRead) -> Result<Option<(Header, TextKind)
         _ => return Err(FrameError::Malformed("text kind")),
     };
     Ok(Some((header, kind)))
+}
+
+/// Texts longer than this are not echoed: bash reads a pipe a byte at a
+/// time, and past this a fork of its own costs it less.
+pub const ECHO_MAX: usize = 512;
+
+/// The answer to an `E` frame of `session`'s command `seq`: the entry's
+/// text when it is history entry the frame named (`Some`), or that it is
+/// not (`None`: history is off). Too long a text is answered `L`, which
+/// sends the hook to read the entry itself.
+///
+/// ```text
+/// echo := session "/" seq \0 ("T" text | "N" | "L") \0
+/// ```
+///
+/// The hook reads answers until one names its command: an answer it gave
+/// up waiting for is left in the FIFO and skipped next time. It waits only
+/// for an answer's first byte: the answer is written whole, in one write of
+/// at most `PIPE_BUF` bytes.
+pub fn echo(session: &str, seq: i64, text: Option<&[u8]>) -> Vec<u8> {
+    let mut out = format!("{session}/{seq}\0").into_bytes();
+    match text {
+        Some(text) if text.len() <= ECHO_MAX && !text.contains(&0) => {
+            out.push(b'T');
+            out.extend_from_slice(text);
+        }
+        Some(_) => out.push(b'L'),
+        None => out.push(b'N'),
+    }
+    out.push(0);
+    out
 }
 
 /// Skips to just after the next NUL: where, after a malformed frame, the
@@ -256,7 +295,13 @@ mod tests {
                 cwd: b"/tmp/a b".to_vec(),
             }
         );
-        assert_eq!(kind, TextKind::History { number: 42 });
+        assert_eq!(
+            kind,
+            TextKind::History {
+                number: 42,
+                echo: false
+            }
+        );
         let mut history = UntilNul::new(&mut input);
         assert!(history.text_start(42).unwrap());
         let mut text = Vec::new();
@@ -270,13 +315,34 @@ mod tests {
         let bytes = frame(b"H43\0   42  ls\n\0");
         let mut input = &bytes[..];
         let (_, kind) = read_header(&mut input).unwrap().unwrap();
-        let TextKind::History { number } = kind else {
+        let TextKind::History { number, .. } = kind else {
             panic!("{kind:?}")
         };
         let mut history = UntilNul::new(&mut input);
         assert!(!history.text_start(number).unwrap());
         history.skip().unwrap();
         assert!(input.is_empty());
+    }
+
+    #[test]
+    fn an_echo_frame_asks_for_the_text_back_and_gets_it_when_short() {
+        let bytes = frame(b"E9\0    9  echo hi\n\0");
+        let (_, kind) = read_header(&mut &bytes[..]).unwrap().unwrap();
+        assert_eq!(
+            kind,
+            TextKind::History {
+                number: 9,
+                echo: true
+            }
+        );
+        assert_eq!(echo("bash.1.2", 7, Some(b" a b")), b"bash.1.2/7\0T a b\0");
+        assert_eq!(echo("bash.1.2", 7, None), b"bash.1.2/7\0N\0");
+        let long = vec![b'x'; ECHO_MAX + 1];
+        assert_eq!(echo("s", 1, Some(&long)), b"s/1\0L\0");
+        assert_eq!(echo("s", 1, Some(&long[1..])).len(), 4 + 1 + ECHO_MAX + 1);
+        // Written whole, in one write, with the longest session a hook makes.
+        let session = format!("bash.{}.{}.32767", u32::MAX, u64::MAX);
+        assert!(echo(&session, i64::MAX, Some(&long[1..])).len() <= 4096);
     }
 
     #[test]

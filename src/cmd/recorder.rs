@@ -25,6 +25,13 @@
 //! checks that the recorder still reads the FIFO before and after the
 //! write and falls back to a `record` process per command when it has gone.
 //!
+//! bash's hook needs the text of each entry back when the user's
+//! `HISTCONTROL`/`HISTIGNORE` would have kept it out of the history list:
+//! its frame then asks (`E`), and the recorder answers on a second FIFO
+//! (`bash-N.reply`), before it stores the frame, with the text it read
+//! ([`hook_stream::echo`]). bash reads the answer with `read -t`, no fork,
+//! and reads the entry itself (a fork) when no answer comes.
+//!
 //! The recorder stores each frame as `record` would (config read for each,
 //! redaction before any write, `store::save`), and ends when the shell does
 //! (a pidfd: also after `kill -9`), after storing what is left in the FIFO;
@@ -39,12 +46,14 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 
 use anyhow::{bail, Context as _, Result};
 
 use super::record::{command_record, load_config, read_at_most, sync_if_due, Told};
 use super::{Exit, Run};
 use crate::cli::{Recorder, Shell};
+use tmux_audit::config::Config;
 use tmux_audit::hook_stream::{self, FrameError, TextKind, UntilNul};
 use tmux_audit::record::Entry;
 use tmux_audit::{error_log, paths, private_files, store};
@@ -76,6 +85,25 @@ fn files(shell: Shell, shell_pid: u32) -> Result<(PathBuf, PathBuf)> {
         dir.join(format!("{name}.fifo")),
         dir.join(format!("{name}.lock")),
     ))
+}
+
+/// Where the recorder answers frames that ask for their text back
+/// ([`hook_stream::echo`]), beside the FIFO it reads: bash's only.
+fn replies_path(fifo: &Path) -> PathBuf {
+    fifo.with_extension("reply")
+}
+
+/// The reply FIFO, opened read-write (an answer written never waits for a
+/// reader, nor fails for want of one) and non-blocking (an answer that
+/// finds it full of ones never read is dropped, and the hook, tired of
+/// waiting, reads the entry itself).
+fn open_replies(fifo: &Path) -> Option<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(replies_path(fifo))
+        .ok()
 }
 
 fn shell_name(shell: Shell) -> &'static str {
@@ -115,6 +143,11 @@ pub fn start(shell: Shell, shell_pid: u32, db: Option<&Path>) -> Result<Running>
     }
     let _ = fs::remove_file(&fifo);
     make_fifo(&fifo)?;
+    if shell == Shell::Bash {
+        let replies = replies_path(&fifo);
+        let _ = fs::remove_file(&replies);
+        make_fifo(&replies)?;
+    }
     // Read-write: never blocks, and the FIFO has a reader (the recorder)
     // from now on.
     let reader = OpenOptions::new()
@@ -153,6 +186,7 @@ impl Recorder {
     fn serve(&self) -> Result<Exit> {
         let (fifo, _) = files(self.shell, self.shell_pid)?;
         let shell = pidfd(self.shell_pid)?;
+        let replies = open_replies(&fifo);
         // The shell's terminal as the starter saw it, else now. While this
         // runs, the shell's stdin can be redirected for a moment (a
         // builtin's `< /dev/null`): then it is taken again at each frame
@@ -165,87 +199,36 @@ impl Recorder {
         // owned by nothing else here.
         let input = unsafe { File::from_raw_fd(0) };
         let path = paths::database(self.db.path.as_deref())?;
-        let exe = std::env::current_exe().ok();
-        let mut frames = BufReader::with_capacity(
+        let frames = BufReader::with_capacity(
             64 * 1024,
             Watched {
                 fifo: input,
                 shell,
-                shell_gone: false,
+                draining: false,
             },
         );
-        loop {
+        // Frames are read, and answered, on a thread of their own: the
+        // shell waiting for an answer never waits for a store.
+        let (tx, rx) = mpsc::sync_channel(QUEUED_FRAMES);
+        let reader = std::thread::spawn(move || read_frames(frames, replies, &fifo, tx));
+        for frame in rx {
             if tty.is_none() {
                 tty = tmux_audit::context::tty_of(self.shell_pid);
             }
-            match self.one(&mut frames, &path, &tty) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(FrameError::Io(err)) if err.kind() == io::ErrorKind::UnexpectedEof => break,
-                Err(err) => {
-                    error_log::append(
-                        "recorder",
-                        &format!("{err}; it is set aside"),
-                        "run `tmux-audit doctor`; re-run the init line of your shell's rc file if you upgraded",
-                    );
-                    if hook_stream::resync(&mut frames).is_err() {
-                        break;
-                    }
-                }
-            }
-            // Replaced or removed (an upgrade): the hook falls back to the
-            // binary now at its path.
-            if exe.as_deref().is_some_and(replaced) {
-                break;
-            }
+            self.store(frame, &path, &tty);
         }
-        let _ = fs::remove_file(&fifo);
+        let _ = reader.join();
         Ok(Exit::Success)
     }
 
-    /// Stores the next frame; false at the end of the stream.
-    fn one(
-        &self,
-        frames: &mut BufReader<Watched>,
-        db: &Path,
-        tty: &Option<String>,
-    ) -> Result<bool, FrameError> {
-        let Some((header, kind)) = hook_stream::read_header(frames)? else {
-            return Ok(false);
-        };
-        let finished_us = store::now_us();
-        let config = load_config();
-        let max = config.record.max_command_bytes;
-        let text = match kind {
-            TextKind::History { number } => {
-                let mut history = UntilNul::new(frames);
-                if history.text_start(number)? {
-                    let mut text = read_at_most(&mut history, max)?;
-                    history.skip()?;
-                    // As `$(history 1)` gave it: no newline at the end.
-                    while text.last() == Some(&b'\n') {
-                        text.pop();
-                    }
-                    text
-                } else {
-                    history.skip()?;
-                    Vec::new()
-                }
-            }
-            TextKind::Bytes { len } => {
-                let mut text = (&mut *frames).take(len);
-                let kept = read_at_most(&mut text, max)?;
-                io::copy(&mut text, &mut io::sink())?;
-                kept
-            }
-            TextKind::UntilNul => {
-                let mut text = UntilNul::new(frames);
-                let kept = read_at_most(&mut text, max)?;
-                text.skip()?;
-                kept
-            }
-            TextKind::Unavailable => Vec::new(),
-        };
+    /// Stores a frame read by [`read_frames`].
+    fn store(&self, frame: Frame, db: &Path, tty: &Option<String>) {
+        let Frame {
+            header,
+            text,
+            finished_us,
+            config,
+        } = frame;
         let told = Told {
             shell: self.shell.into(),
             session: header.session,
@@ -268,22 +251,153 @@ impl Recorder {
         // shell exits.
         // Nothing else in this process waits for a child between frames.
         super::reap_children();
-        Ok(true)
     }
 }
 
-/// The FIFO, read only while the shell lives; once it has gone, what is
-/// left in it, then the end.
+/// Frames read ahead of the store, at most: the shell writes on (to the
+/// FIFO's buffer, then waiting) when the store falls further behind.
+const QUEUED_FRAMES: usize = 16;
+
+/// A frame read, for the store.
+struct Frame {
+    header: hook_stream::Header,
+    text: Vec<u8>,
+    /// When it was read: the record's time when the hook gave none.
+    finished_us: i64,
+    /// The config as the frame was read (it may change between frames).
+    config: Config,
+}
+
+/// Reads frames until the stream ends, answering those that ask, and hands
+/// them to the store; then removes the FIFOs. The stream ends when the
+/// shell has gone and the FIFO is drained, or once this executable is
+/// replaced or removed (an upgrade: the hook falls back to the binary now
+/// at its path): then the FIFO is removed at once, so that the hook sees
+/// this recorder gone, and what is in it already is still stored.
+fn read_frames(
+    mut frames: BufReader<Watched>,
+    replies: Option<File>,
+    fifo: &Path,
+    to_store: mpsc::SyncSender<Frame>,
+) {
+    let exe = std::env::current_exe().ok();
+    let remove_fifos = || {
+        let _ = fs::remove_file(fifo);
+        if replies.is_some() {
+            let _ = fs::remove_file(replies_path(fifo));
+        }
+    };
+    let mut upgraded = false;
+    loop {
+        match read_frame(&mut frames, replies.as_ref()) {
+            Ok(Some(frame)) => {
+                if to_store.send(frame).is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(FrameError::Io(err)) if err.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(err) => {
+                error_log::append(
+                    "recorder",
+                    &format!("{err}; it is set aside"),
+                    "run `tmux-audit doctor`; re-run the init line of your shell's rc file if you upgraded",
+                );
+                if hook_stream::resync(&mut frames).is_err() {
+                    break;
+                }
+            }
+        }
+        if !upgraded && exe.as_deref().is_some_and(replaced) {
+            upgraded = true;
+            remove_fifos();
+            if frames.get_mut().drain().is_err() {
+                break;
+            }
+        }
+    }
+    remove_fifos();
+}
+
+/// The next frame, answered first if it asks (`replies`); None at the end
+/// of the stream.
+fn read_frame(
+    frames: &mut BufReader<Watched>,
+    replies: Option<&File>,
+) -> Result<Option<Frame>, FrameError> {
+    let Some((header, kind)) = hook_stream::read_header(frames)? else {
+        return Ok(None);
+    };
+    let finished_us = store::now_us();
+    let config = load_config();
+    let max = config.record.max_command_bytes;
+    let text = match kind {
+        TextKind::History { number, echo } => {
+            let mut history = UntilNul::new(frames);
+            let found = history.text_start(number)?;
+            let mut text = Vec::new();
+            if found {
+                text = read_at_most(&mut history, max)?;
+                // As `$(history 1)` gave it: no newline at the end.
+                while text.last() == Some(&b'\n') {
+                    text.pop();
+                }
+            }
+            history.skip()?;
+            if echo {
+                let answer = hook_stream::echo(&header.session, header.seq, found.then_some(&text));
+                if let Some(mut replies) = replies {
+                    // Dropped when it does not fit: the hook stops waiting
+                    // and reads the entry itself.
+                    let _ = replies.write(&answer);
+                }
+            }
+            text
+        }
+        TextKind::Bytes { len } => {
+            let mut text = (&mut *frames).take(len);
+            let kept = read_at_most(&mut text, max)?;
+            io::copy(&mut text, &mut io::sink())?;
+            kept
+        }
+        TextKind::UntilNul => {
+            let mut text = UntilNul::new(frames);
+            let kept = read_at_most(&mut text, max)?;
+            text.skip()?;
+            kept
+        }
+        TextKind::Unavailable => Vec::new(),
+    };
+    Ok(Some(Frame {
+        header,
+        text,
+        finished_us,
+        config,
+    }))
+}
+
+/// The FIFO, read only while the shell lives; once it has gone (or this
+/// recorder is upgraded), what is left in it, then the end.
 struct Watched {
     fifo: File,
     shell: OwnedFd,
-    shell_gone: bool,
+    /// Reading only what is left.
+    draining: bool,
+}
+
+impl Watched {
+    /// From now on, reads only what is in the FIFO already.
+    fn drain(&mut self) -> io::Result<()> {
+        set_nonblocking(self.fifo.as_raw_fd())?;
+        self.draining = true;
+        Ok(())
+    }
 }
 
 impl Read for Watched {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            if self.shell_gone {
+            if self.draining {
                 return match self.fifo.read(buf) {
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(0),
                     other => other,
@@ -315,8 +429,7 @@ impl Read for Watched {
             }
             if fds[1].revents != 0 {
                 // Drain without waiting: nothing more can come.
-                set_nonblocking(self.fifo.as_raw_fd())?;
-                self.shell_gone = true;
+                self.drain()?;
             }
         }
     }

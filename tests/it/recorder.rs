@@ -382,6 +382,137 @@ fn bash_without_its_recorder_keeps_out_of_history_what_histcontrol_says() {
     );
 }
 
+/// With HISTCONTROL/HISTIGNORE set, bash's hook needs each entry's text to
+/// keep out of the history list what they would have kept out. The
+/// recorder sends it back (no fork of the shell per command), with `init`'s
+/// line and with the kept copy; a text too long to be sent back is read by
+/// the hook itself (a fork). A DEBUG trap inherited by command
+/// substitutions (`set -T`) notes each fork's `history 1`.
+#[test]
+fn bash_keeps_out_of_history_what_histcontrol_says_with_no_fork_per_command() {
+    for cached in [false, true] {
+        let sb = Sandbox::new();
+        let history = sb.path().join("history");
+        let forks = sb.path().join("forks");
+        let rc = Rc::default()
+            .before("HISTCONTROL=ignoreboth\nHISTIGNORE='ls*:&'")
+            .after(&format!(
+                "set -u\nlisted() {{ HISTTIMEFORMAT= history > {}; }}\nset -T\ntrap '[[ $BASHPID == $$ ]] || echo \"$BASH_COMMAND\" >> {}' DEBUG",
+                history.display(),
+                forks.display()
+            ));
+        let rc = if cached {
+            let out = sb.cmd().args(["init", "bash"]).output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            rc.cached()
+        } else {
+            rc
+        };
+        let (_tmux, pane) = Tmux::start(&sb, &sb.shell(Shell::Bash, &rc));
+        pane.ready();
+        wait_recorders(&sb, "one recorder", |r| r.len() == 1);
+        let long = format!(" echo {}", "x".repeat(600));
+        let lines = [
+            " echo hidden",
+            "ls /",
+            "echo dup",
+            "echo dup",
+            "echo 'a",
+            "b'",
+            &long,
+            "echo ünïcödé",
+            "echo ünïcödé",
+            "listed",
+        ];
+        let rows = type_and_wait(&sb, &pane, &lines, 9);
+        let commands: Vec<&str> = rows.iter().map(|r| r.command.as_str()).collect();
+        assert_eq!(
+            commands,
+            [
+                " echo hidden",
+                "ls /",
+                "echo dup",
+                "echo dup",
+                "echo 'a\nb'",
+                long.as_str(),
+                "echo ünïcödé",
+                "echo ünïcödé",
+                "listed"
+            ],
+            "every command recorded"
+        );
+        let listed = fs::read_to_string(&history).unwrap();
+        for (kept, times) in [
+            ("echo dup", 1),
+            ("echo 'a", 1),
+            ("echo ünïcödé", 1),
+            ("listed", 1),
+        ] {
+            assert_eq!(listed.matches(kept).count(), times, "{kept} in {listed}");
+        }
+        for out in ["hidden", "ls /", "xxxx"] {
+            assert!(!listed.contains(out), "{out} in {listed}");
+        }
+        // One fork read an entry: the long one's.
+        let forks = fs::read_to_string(&forks).unwrap_or_default();
+        assert_eq!(
+            forks.matches("history 1").count(),
+            1,
+            "cached {cached}: {forks}"
+        );
+        assert_eq!(sb.log(), "", "nothing logged");
+    }
+}
+
+/// A recorder that does not answer (stopped here) costs bash a second,
+/// then the hook reads the entry itself; the answer it writes once it runs
+/// again, left in the reply FIFO, is skipped by the next commands, which
+/// get their own, and keep out of the history list what the user's
+/// settings say.
+#[test]
+fn bash_reads_the_entry_itself_when_the_recorder_does_not_answer_and_skips_the_late_answer() {
+    let sb = Sandbox::new();
+    let history = sb.path().join("history");
+    let forks = sb.path().join("forks");
+    let rc = Rc::default()
+        .before("HISTCONTROL=ignoreboth")
+        .after(&format!(
+            "listed() {{ HISTTIMEFORMAT= history > {}; }}\nset -T\ntrap '[[ $BASHPID == $$ ]] || echo \"$BASH_COMMAND\" >> {}' DEBUG",
+            history.display(),
+            forks.display()
+        ));
+    let (_tmux, pane) = Tmux::start(&sb, &sb.shell(Shell::Bash, &rc));
+    pane.ready();
+    let recorder = wait_recorders(&sb, "one recorder", |r| r.len() == 1).remove(0);
+    // SAFETY: plain kill(2) of a process this test started.
+    unsafe { libc::kill(recorder.pid, libc::SIGSTOP) };
+    pane.line(" echo late-one");
+    // The prompt is back while the recorder is stopped.
+    pane.wait_for("READY", 2);
+    // SAFETY: as above.
+    unsafe { libc::kill(recorder.pid, libc::SIGCONT) };
+    // Stored once it runs again, after it answered (too late).
+    sb.wait_rows("the first record", |rows| rows.len() == 1);
+    let lines = ["echo two", "echo two", "echo three", " echo four", "listed"];
+    let rows = type_and_wait(&sb, &pane, &lines, 6);
+    let commands: Vec<&str> = rows.iter().map(|r| r.command.as_str()).collect();
+    assert_eq!(commands[0], " echo late-one");
+    assert_eq!(commands[1..], lines);
+    let listed = fs::read_to_string(&history).unwrap();
+    let entries: Vec<&str> = listed
+        .lines()
+        .map(|l| l.trim_start().split_once("  ").map_or(l, |(_, text)| text))
+        .collect();
+    assert_eq!(entries, ["echo two", "echo three", "listed"], "{listed}");
+    let forks = fs::read_to_string(&forks).unwrap_or_default();
+    assert_eq!(
+        forks.matches("history 1").count(),
+        1,
+        "only the first: {forks}"
+    );
+    assert_eq!(sb.log(), "", "nothing logged");
+}
+
 /// `init` starts the recorder of the shell that runs it and names it in the
 /// script; a copy of that script loaded by another shell (kept in a file to
 /// save `init` at start-up) starts that shell's own.
