@@ -204,12 +204,14 @@ __tmux_audit_recorder_alive() {
 __tmux_audit_stream() {
     __tmux_audit_recorder_alive || return 1
     local HISTTIMEFORMAT=''
+    # On descriptor 3: with `set -T`, what a DEBUG trap of the user's prints
+    # goes to stdout, here /dev/null, not into the frame.
     {
         builtin printf 'TA1\0%s\0%s\0%s\0%s\0%s\0\0%s\0%s%s\0' "$__tmux_audit_session" \
-            "$__tmux_audit_seq" "$1" "$2" "$3" "$__tmux_audit_cwd" "$4" "${__tmux_audit_hist:-0}"
-        builtin history 1
-        builtin printf '\0'
-    } 1<>"$__tmux_audit_fifo" 2>/dev/null
+            "$__tmux_audit_seq" "$1" "$2" "$3" "$__tmux_audit_cwd" "$4" "${__tmux_audit_hist:-0}" >&3
+        builtin history 1 >&3
+        builtin printf '\0' >&3
+    } 3<>"$__tmux_audit_fifo" >/dev/null 2>/dev/null
     __tmux_audit_recorder_alive
 }
 
@@ -230,19 +232,21 @@ __tmux_audit_needs_text() {
 # caller then reads the entry itself. Answers this shell gave up waiting
 # for are skipped: each names the session and command it answers.
 __tmux_audit_echoed_entry() {
-    local first name='' answer='' tries=8
+    local first reply='' name='' answer='' tries=8
     __tmux_audit_number='' __tmux_audit_text=''
     # Only the wait for an answer's first byte has a timeout: the rest came
-    # in the same write, and `read -t` costs a few microseconds a byte.
+    # in the same write, up to its one NUL (`read -t` costs a few
+    # microseconds a byte).
     {
         while ((tries--)) && [[ $name != "$__tmux_audit_session/$__tmux_audit_seq" ]]; do
             IFS= builtin read -r -N 1 -t 1 -u 9 first &&
-                IFS= builtin read -r -d '' -u 9 name &&
-                IFS= builtin read -r -d '' -u 9 answer || return 1
-            name=$first$name
+                IFS= builtin read -r -d '' -u 9 reply || return 1
+            reply=$first$reply
+            name=${reply%% *}
         done
     } 9<>"${__tmux_audit_fifo%.fifo}.reply" 2>/dev/null
     [[ $name == "$__tmux_audit_session/$__tmux_audit_seq" ]] || return 1
+    answer=${reply#* }
     case $answer in
     T*) __tmux_audit_number=$__tmux_audit_hist __tmux_audit_text=${answer#T} ;;
     N) ;;

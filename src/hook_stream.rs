@@ -128,28 +128,40 @@ pub fn read_header(input: &mut impl BufRead) -> Result<Option<(Header, TextKind)
 /// time, and past this a fork of its own costs it less.
 pub const ECHO_MAX: usize = 512;
 
+/// What the recorder found of the entry an `E` frame named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry<'a> {
+    /// The entry's whole text.
+    Whole(&'a [u8]),
+    /// The entry, but only its head was kept (`max_command_bytes`).
+    Cut,
+    /// Not in the history list (history off, or another entry).
+    Absent,
+}
+
 /// The answer to an `E` frame of `session`'s command `seq`: the entry's
-/// text when it is history entry the frame named (`Some`), or that it is
-/// not (`None`: history is off). Too long a text is answered `L`, which
-/// sends the hook to read the entry itself.
+/// text (`T`), or that it is not in the list (`N`), or that the hook must
+/// read it itself (`L`: cut, or too long to send back).
 ///
 /// ```text
-/// echo := session "/" seq \0 ("T" text | "N" | "L") \0
+/// echo := session "/" seq " " ("T" text | "N" | "L") \0
 /// ```
 ///
-/// The hook reads answers until one names its command: an answer it gave
-/// up waiting for is left in the FIFO and skipped next time. It waits only
-/// for an answer's first byte: the answer is written whole, in one write of
-/// at most `PIPE_BUF` bytes.
-pub fn echo(session: &str, seq: i64, text: Option<&[u8]>) -> Vec<u8> {
-    let mut out = format!("{session}/{seq}\0").into_bytes();
-    match text {
-        Some(text) if text.len() <= ECHO_MAX && !text.contains(&0) => {
+/// One NUL, at the end: what is left of an answer whose reading was
+/// interrupted (Ctrl-C at the prompt) still ends there, and never holds
+/// up the next. The hook reads answers until one names its command: an
+/// answer it gave up waiting for is left in the FIFO and skipped next
+/// time. It waits only for an answer's first byte: the answer is written
+/// whole, in one write of at most `PIPE_BUF` bytes.
+pub fn echo(session: &str, seq: i64, entry: Entry) -> Vec<u8> {
+    let mut out = format!("{session}/{seq} ").into_bytes();
+    match entry {
+        Entry::Whole(text) if text.len() <= ECHO_MAX && !text.contains(&0) => {
             out.push(b'T');
             out.extend_from_slice(text);
         }
-        Some(_) => out.push(b'L'),
-        None => out.push(b'N'),
+        Entry::Whole(_) | Entry::Cut => out.push(b'L'),
+        Entry::Absent => out.push(b'N'),
     }
     out.push(0);
     out
@@ -335,14 +347,19 @@ mod tests {
                 echo: true
             }
         );
-        assert_eq!(echo("bash.1.2", 7, Some(b" a b")), b"bash.1.2/7\0T a b\0");
-        assert_eq!(echo("bash.1.2", 7, None), b"bash.1.2/7\0N\0");
+        let answer = |entry| echo("bash.1.2", 7, entry);
+        assert_eq!(answer(Entry::Whole(b" a b\n")), b"bash.1.2/7 T a b\n\0");
+        assert_eq!(answer(Entry::Absent), b"bash.1.2/7 N\0");
+        assert_eq!(answer(Entry::Cut), b"bash.1.2/7 L\0");
         let long = vec![b'x'; ECHO_MAX + 1];
-        assert_eq!(echo("s", 1, Some(&long)), b"s/1\0L\0");
-        assert_eq!(echo("s", 1, Some(&long[1..])).len(), 4 + 1 + ECHO_MAX + 1);
+        assert_eq!(answer(Entry::Whole(&long)), b"bash.1.2/7 L\0");
+        let longest = answer(Entry::Whole(&long[1..]));
+        assert_eq!(longest.len(), "bash.1.2/7 T".len() + ECHO_MAX + 1);
+        // One NUL, at the end.
+        assert_eq!(memchr::memchr(0, &longest), Some(longest.len() - 1));
         // Written whole, in one write, with the longest session a hook makes.
         let session = format!("bash.{}.{}.32767", u32::MAX, u64::MAX);
-        assert!(echo(&session, i64::MAX, Some(&long[1..])).len() <= 4096);
+        assert!(echo(&session, i64::MAX, Entry::Whole(&long[1..])).len() <= 4096);
     }
 
     #[test]

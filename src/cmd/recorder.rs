@@ -97,13 +97,18 @@ fn replies_path(fifo: &Path) -> PathBuf {
 /// reader, nor fails for want of one) and non-blocking (an answer that
 /// finds it full of ones never read is dropped, and the hook, tired of
 /// waiting, reads the entry itself).
+/// One that cannot be opened is removed: bash then stops asking.
 fn open_replies(fifo: &Path) -> Option<File> {
-    OpenOptions::new()
+    let path = replies_path(fifo);
+    let opened = OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(replies_path(fifo))
-        .ok()
+        .open(&path);
+    if opened.is_err() {
+        let _ = fs::remove_file(&path);
+    }
+    opened.ok()
 }
 
 fn shell_name(shell: Shell) -> &'static str {
@@ -254,9 +259,10 @@ impl Recorder {
     }
 }
 
-/// Frames read ahead of the store, at most: the shell writes on (to the
-/// FIFO's buffer, then waiting) when the store falls further behind.
-const QUEUED_FRAMES: usize = 16;
+/// Frames read ahead of the store, at most. When the store falls further
+/// behind, frames wait in the FIFO's buffer, then the shell waits to write
+/// them, and bash, asking for an entry, waits for the store to take one.
+const QUEUED_FRAMES: usize = 64;
 
 /// A frame read, for the store.
 struct Frame {
@@ -345,7 +351,14 @@ fn read_frame(
             }
             history.skip()?;
             if echo {
-                let answer = hook_stream::echo(&header.session, header.seq, found.then_some(&text));
+                let entry = if !found {
+                    hook_stream::Entry::Absent
+                } else if text.len() <= max {
+                    hook_stream::Entry::Whole(&text)
+                } else {
+                    hook_stream::Entry::Cut
+                };
+                let answer = hook_stream::echo(&header.session, header.seq, entry);
                 if let Some(mut replies) = replies {
                     // Dropped when it does not fit: the hook stops waiting
                     // and reads the entry itself.

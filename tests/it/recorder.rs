@@ -4,6 +4,7 @@
 //! coprocesses, and across `exec`, subshells and nested shells.
 
 use std::fs;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::support::{Pane, Process, Rc, Row, Sandbox, Shell, Tmux};
@@ -386,8 +387,10 @@ fn bash_without_its_recorder_keeps_out_of_history_what_histcontrol_says() {
 /// keep out of the history list what they would have kept out. The
 /// recorder sends it back (no fork of the shell per command), with `init`'s
 /// line and with the kept copy; a text too long to be sent back is read by
-/// the hook itself (a fork). A DEBUG trap inherited by command
-/// substitutions (`set -T`) notes each fork's `history 1`.
+/// the hook itself (a fork). A DEBUG trap inherited by functions and
+/// command substitutions (`set -T`) notes each fork's `history 1`, and
+/// prints (as a trap setting the terminal's title does), which must not
+/// reach the recorder's frames.
 #[test]
 fn bash_keeps_out_of_history_what_histcontrol_says_with_no_fork_per_command() {
     for cached in [false, true] {
@@ -397,7 +400,7 @@ fn bash_keeps_out_of_history_what_histcontrol_says_with_no_fork_per_command() {
         let rc = Rc::default()
             .before("HISTCONTROL=ignoreboth\nHISTIGNORE='ls*:&'")
             .after(&format!(
-                "set -u\nlisted() {{ HISTTIMEFORMAT= history > {}; }}\nset -T\ntrap '[[ $BASHPID == $$ ]] || echo \"$BASH_COMMAND\" >> {}' DEBUG",
+                "set -u\nlisted() {{ HISTTIMEFORMAT= history > {}; }}\nset -T\ntrap 'printf \"\\e]2;%s\\a\" \"$BASH_COMMAND\"; [[ $BASHPID == $$ ]] || echo \"$BASH_COMMAND\" >> {}' DEBUG",
                 history.display(),
                 forks.display()
             ));
@@ -464,6 +467,46 @@ fn bash_keeps_out_of_history_what_histcontrol_says_with_no_fork_per_command() {
     }
 }
 
+/// With `[record] max_command_bytes` below what the recorder sends back,
+/// an entry it kept cut is not sent back: the hook reads it whole itself,
+/// so that HISTIGNORE sees all of it.
+#[test]
+fn bash_reads_an_entry_the_recorder_kept_cut_itself() {
+    let sb = Sandbox::new();
+    let config = sb.path().join("config/tmux-audit/config.toml");
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    fs::write(&config, "[record]\nmax_command_bytes = 24\n").unwrap();
+    let history = sb.path().join("history");
+    let rc = Rc::default()
+        .before("HISTIGNORE='*--password*'")
+        .after(&format!(
+            "listed() {{ HISTTIMEFORMAT= history > {}; }}",
+            history.display()
+        ));
+    let (_tmux, pane) = Tmux::start(&sb, &sb.shell(Shell::Bash, &rc));
+    pane.ready();
+    wait_recorders(&sb, "one recorder", |r| r.len() == 1);
+    let lines = [
+        "echo short",
+        "echo 0123456789012345678901234 --password=x",
+        "listed",
+    ];
+    let rows = type_and_wait(&sb, &pane, &lines, 3);
+    assert!(
+        rows[1]
+            .command
+            .starts_with("echo 0123456789012345678\n[tmux-audit: command cut"),
+        "{:?}",
+        rows[1]
+    );
+    let listed = fs::read_to_string(&history).unwrap();
+    let entries: Vec<&str> = listed
+        .lines()
+        .map(|l| l.trim_start().split_once("  ").map_or(l, |(_, text)| text))
+        .collect();
+    assert_eq!(entries, ["echo short", "listed"], "{listed}");
+}
+
 /// A recorder that does not answer (stopped here) costs bash a second,
 /// then the hook reads the entry itself; the answer it writes once it runs
 /// again, left in the reply FIFO, is skipped by the next commands, which
@@ -493,6 +536,20 @@ fn bash_reads_the_entry_itself_when_the_recorder_does_not_answer_and_skips_the_l
     unsafe { libc::kill(recorder.pid, libc::SIGCONT) };
     // Stored once it runs again, after it answered (too late).
     sb.wait_rows("the first record", |rows| rows.len() == 1);
+    // And what is left of an answer whose reading Ctrl-C cut short: it
+    // ends at the answer's one NUL, and holds up no later one.
+    let replies: Vec<_> = fs::read_dir(sb.path().join("state/tmux-audit/recorders"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "reply"))
+        .collect();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&replies[0])
+        .unwrap()
+        .write_all(b"1234.5/1 Tleft\0")
+        .unwrap();
     let lines = ["echo two", "echo two", "echo three", " echo four", "listed"];
     let rows = type_and_wait(&sb, &pane, &lines, 6);
     let commands: Vec<&str> = rows.iter().map(|r| r.command.as_str()).collect();
