@@ -208,7 +208,15 @@ struct Lines {
     partial_at: i64,
     /// Inside a private key's block whose END has not come yet.
     in_key: bool,
+    /// The end of the last line written without its newline (a pause
+    /// wrote what was held), at most [`LINE_START`] bytes: a key's BEGIN
+    /// line cut there is known as one when its end comes.
+    line_start: Vec<u8>,
 }
+
+/// What is kept of a line written before its end: a key's BEGIN line
+/// (`-----BEGIN ENCRYPTED PRIVATE KEY-----`) is shorter.
+const LINE_START: usize = 128;
 
 impl Lines {
     fn new(redactor: Redactor) -> Lines {
@@ -218,6 +226,7 @@ impl Lines {
             partial: Vec::new(),
             partial_at: 0,
             in_key: false,
+            line_start: Vec::new(),
         }
     }
 
@@ -265,6 +274,18 @@ impl Lines {
 
     fn redact(&mut self, mut text: Vec<u8>) -> Vec<u8> {
         let mut head = Vec::new();
+        let line_start = self.note_line_start(&text);
+        if !self.in_key && !line_start.is_empty() {
+            // A key's BEGIN line cut by a pause: its start written, its
+            // end here, and the block after it.
+            if let Some(nl) = memchr::memchr(b'\n', &text) {
+                let line = [line_start.as_slice(), &text[..=nl]].concat();
+                if key_block_left_open(&line) == Some(true) {
+                    head.extend(text.drain(..=nl));
+                    self.in_key = true;
+                }
+            }
+        }
         if self.in_key {
             // The block goes on while its lines are what a key holds.
             let mut at = 0;
@@ -321,6 +342,24 @@ fn key_block_left_open(text: &[u8]) -> Option<bool> {
         }
     }
     open
+}
+
+impl Lines {
+    /// Keeps the end of `text`'s last line when it has no newline (for the
+    /// next text); gives back what was kept before it.
+    fn note_line_start(&mut self, text: &[u8]) -> Vec<u8> {
+        let before = std::mem::take(&mut self.line_start);
+        let (mut now, rest) = match memrchr(b'\n', text) {
+            Some(end) => (Vec::new(), &text[end + 1..]),
+            None => (before.clone(), text),
+        };
+        now.extend_from_slice(&rest[rest.len().saturating_sub(LINE_START)..]);
+        if now.len() > LINE_START {
+            now.drain(..now.len() - LINE_START);
+        }
+        self.line_start = now;
+        before
+    }
 }
 
 fn line_ending(line: &[u8]) -> &'static [u8] {
@@ -432,7 +471,8 @@ mod tests {
     /// echoed (with a `-----BEGIN` and an `-----END` of its own), the
     /// shell's mark, the key, the next prompt. However the reads split it,
     /// and whether or not output pauses long enough (idle) for a held
-    /// partial line to be written, no line of the key's body is kept.
+    /// partial line to be written (half the key's BEGIN line, say), no
+    /// line of the key's body is kept.
     #[test]
     fn a_private_key_is_redacted_however_the_reads_split_it() {
         let stream: &[u8] = b"$ printf -- '-----BEGIN RSA %s KEY-----\\nMIIE%s\\n-----END RSA %s KEY-----\\n' PRIVATE ..\r\n\
@@ -452,10 +492,8 @@ mod tests {
         for at in 0..=stream.len() {
             let (a, b) = stream.split_at(at);
             check(through_lines(&[a, b], false), &format!("split at {at}"));
-            // A pause after a whole line: what is held is written.
-            if at > 0 && stream[at - 1] == b'\n' {
-                check(through_lines(&[a, b], true), &format!("idle at {at}"));
-            }
+            // A pause there: what is held is written, even half a line.
+            check(through_lines(&[a, b], true), &format!("idle at {at}"));
         }
         let bytes: Vec<&[u8]> = stream.chunks(1).collect();
         check(through_lines(&bytes, false), "byte by byte");
