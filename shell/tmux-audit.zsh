@@ -116,11 +116,13 @@ __tmux_audit_stream() {
     emulate -L zsh
     unsetopt multibyte # ${#4}: bytes
     __tmux_audit_recorder_alive || return 1
+    # On descriptor 3: what a TRAPDEBUG of the user's prints goes to
+    # stdout, here /dev/null, not into the frame.
     {
         builtin printf 'TA1\0%s\0%s\0%s\0%s\0%s\0\0%s\0L%s\0' "$__tmux_audit_session" \
-            "$__tmux_audit_seq" "$1" "$2" "$3" "$__tmux_audit_cwd" "${#4}"
-        builtin print -rn -- "$4"
-    } 1<>$__tmux_audit_fifo 2>/dev/null
+            "$__tmux_audit_seq" "$1" "$2" "$3" "$__tmux_audit_cwd" "${#4}" >&3
+        builtin print -rn -- "$4" >&3
+    } 3<>$__tmux_audit_fifo >/dev/null 2>/dev/null
     __tmux_audit_recorder_alive
 }
 

@@ -29,6 +29,7 @@ in_bash_and_zsh!(
     the_users_coprocess_and_jobs_are_left_alone,
     the_kept_copy_starts_the_recorder_at_the_first_prompt_without_a_job,
     the_recorder_records_the_terminal_while_the_shells_stdin_is_redirected,
+    a_debug_trap_that_prints_costs_no_record,
 );
 
 in_fish!(
@@ -716,6 +717,25 @@ fn the_recorder_records_the_terminal_while_the_shells_stdin_is_redirected(shell:
         }
         assert_eq!(sb.log(), "", "nothing logged");
     }
+}
+
+/// A DEBUG trap of the user's that prints (one setting the terminal's
+/// title: bash with `set -T`, zsh's TRAPDEBUG) also runs inside the hook's
+/// functions: what it prints reaches the terminal, never the recorder.
+fn a_debug_trap_that_prints_costs_no_record(shell: Shell) {
+    let trap = match shell {
+        Shell::Bash => "set -T\ntrap 'printf \"\\e]2;%s\\a\" \"$BASH_COMMAND\"' DEBUG",
+        _ => "TRAPDEBUG() { print -n $'\\e]2;x\\a' }",
+    };
+    let sb = Sandbox::new();
+    let rc = Rc::default().after(trap);
+    let (_tmux, pane) = Tmux::start(&sb, &sb.shell(shell, &rc));
+    pane.ready();
+    wait_recorders(&sb, "one recorder", |r| r.len() == 1);
+    let rows = type_and_wait(&sb, &pane, &["echo one", "echo two"], 2);
+    let commands: Vec<&str> = rows.iter().map(|r| r.command.as_str()).collect();
+    assert_eq!(commands, ["echo one", "echo two"]);
+    assert_eq!(sb.log(), "", "nothing set aside");
 }
 
 /// The children of `pid` that have ended and are not reaped.
