@@ -96,8 +96,8 @@ fn replies_path(fifo: &Path) -> PathBuf {
 /// The reply FIFO, opened read-write (an answer written never waits for a
 /// reader, nor fails for want of one) and non-blocking (an answer that
 /// finds it full of ones never read is dropped, and the hook, tired of
-/// waiting, reads the entry itself).
-/// One that cannot be opened is removed: bash then stops asking.
+/// waiting, reads the entry itself). One that cannot be opened is
+/// removed: bash then stops asking.
 fn open_replies(fifo: &Path) -> Option<File> {
     let path = replies_path(fifo);
     let opened = OpenOptions::new()
@@ -212,8 +212,9 @@ impl Recorder {
                 draining: false,
             },
         );
-        // Frames are read, and answered, on a thread of their own: the
-        // shell waiting for an answer never waits for a store.
+        // Frames are read, and answered, on a thread of their own: a shell
+        // waiting for an answer does not wait for a store (unless
+        // QUEUED_FRAMES wait for it).
         let (tx, rx) = mpsc::sync_channel(QUEUED_FRAMES);
         let reader = std::thread::spawn(move || read_frames(frames, replies, &fifo, tx));
         for frame in rx {
