@@ -447,11 +447,13 @@ __tmux_audit_status_is() {
 # ~/.bashrc) still runs, after the hook's. The recorder is started in the
 # background from the command substitution's subshell: the shell waits for
 # no exec, and it is no job of the shell (nothing in `jobs`, `$!` kept).
+# Loaded again (~/.bashrc sourced again: __tmux_audit_first_prompt=again),
+# the same at the next prompt: an EXIT trap set since is chained, and a
+# recorder that has gone is started again.
 __tmux_audit_first_prompt=1
 __tmux_audit_at_first_prompt() {
-    local start=1
-    __tmux_audit_first_prompt=
-    if [[ $__tmux_audit_for == "$$" && -n $__tmux_audit_recorder ]]; then
+    local start=1 exit_trap
+    if [[ -n $__tmux_audit_recorder && ($__tmux_audit_for == "$$" || $__tmux_audit_first_prompt == again) ]]; then
         start=
     else
         __tmux_audit_recorder=''
@@ -463,7 +465,8 @@ __tmux_audit_at_first_prompt() {
     # of the substitution's pipe, which is read to its end, and gets the
     # shell's stdin (its terminal, which it records) instead of the
     # /dev/null a job gets here.
-    __tmux_audit_exit_trap=$(
+    __tmux_audit_first_prompt=
+    exit_trap=$(
         {
             builtin trap -p EXIT >&3
             if [[ -n $start ]]; then
@@ -471,10 +474,12 @@ __tmux_audit_at_first_prompt() {
             fi
         } 3>&1 >/dev/null
     )
-    __tmux_audit_exit_trap=${__tmux_audit_exit_trap#"trap -- "}
-    __tmux_audit_exit_trap=${__tmux_audit_exit_trap%" EXIT"}
+    exit_trap=${exit_trap#"trap -- "}
+    exit_trap=${exit_trap%" EXIT"}
     # `trap -p` quotes the command for the shell: unquote it once.
-    [[ -n $__tmux_audit_exit_trap ]] && eval "__tmux_audit_exit_trap=$__tmux_audit_exit_trap"
+    [[ -n $exit_trap ]] && eval "exit_trap=$exit_trap"
+    # The hook's own, still in place when loaded again: nothing new to chain.
+    [[ $exit_trap == __tmux_audit_on_exit ]] || __tmux_audit_exit_trap=$exit_trap
     builtin trap __tmux_audit_on_exit EXIT
 }
 
@@ -488,6 +493,10 @@ else
     __tmux_audit_prepend "${PROMPT_COMMAND-}"
 fi
 
+elif [[ $- == *i* && -n ${__tmux_audit_session-} && -z ${__tmux_audit_first_prompt-} ]] &&
+    declare -F __tmux_audit_at_first_prompt >/dev/null; then
+    # Loaded again in the same shell: see __tmux_audit_at_first_prompt.
+    __tmux_audit_first_prompt=again
 fi
 
 # >>> tmux-audit pick: Ctrl-R (left out by `tmux-audit init bash --no-bind`)

@@ -714,6 +714,47 @@ fn bash_runs_the_users_exit_trap_set_before_or_after_the_hook_and_its_own() {
     }
 }
 
+/// ~/.bashrc sourced again after the first prompt: its init line loads
+/// nothing twice, and the EXIT trap it sets after that line is chained at
+/// the next prompt, as at the first. So the user's trap runs with the exit
+/// status, and a secret on the line that ends the shell stays out of the
+/// history file, with `init`'s line and with the kept copy. Sourced again
+/// with no new trap, the hook's own is not chained to itself.
+#[test]
+fn bash_chains_an_exit_trap_set_when_the_rc_file_is_loaded_again() {
+    let trap = "trap 'printf \"%s|\" late \"$?\" >> ~/exit-trap-ran' EXIT";
+    let history = "HISTCONTROL=ignoreboth\nHISTFILE=~/.bash_history\n";
+    let bin = crate::support::bin();
+    for cached in [false, true] {
+        for new_trap in [true, false] {
+            let case = format!("kept copy {cached}, a new trap {new_trap}");
+            let init = if cached {
+                crate::support::cached_init_line(Shell::Bash, &bin)
+            } else {
+                format!("eval \"$('{}' init bash)\"", bin.display())
+            };
+            let again = if new_trap {
+                format!("{init}; {trap}")
+            } else {
+                init
+            };
+            let lines = ["echo a", &again, " echo mysql -uroot -pX; exit 3"];
+            let mut rc = Rc::default().before(history);
+            if cached {
+                rc = rc.cached();
+            }
+            let with = bash_files_at_exit(&rc, &lines, &["exit-trap-ran"]);
+            let ran = String::from_utf8_lossy(&with[1]);
+            assert_eq!(ran, if new_trap { "late|3|" } else { "" }, "{case}");
+            let history = String::from_utf8_lossy(&with[0]);
+            assert!(
+                history.contains("\necho a\n") && !history.contains("mysql"),
+                "{case}: the secret: {history:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn bash_leaves_the_users_history_file_byte_for_byte_as_without_the_hook() {
     // The reproduction: leading-space lines and duplicates that
