@@ -373,10 +373,7 @@ fn bash_without_its_recorder_keeps_out_of_history_what_histcontrol_says() {
         "every command recorded"
     );
     let listed = fs::read_to_string(&history).unwrap();
-    let entries: Vec<&str> = listed
-        .lines()
-        .map(|l| l.trim_start().split_once("  ").map_or(l, |(_, text)| text))
-        .collect();
+    let entries = history_entries(&listed);
     assert_eq!(
         entries,
         ["echo first", "echo twice", "listed"],
@@ -501,10 +498,7 @@ fn bash_reads_an_entry_the_recorder_kept_cut_itself() {
         rows[1]
     );
     let listed = fs::read_to_string(&history).unwrap();
-    let entries: Vec<&str> = listed
-        .lines()
-        .map(|l| l.trim_start().split_once("  ").map_or(l, |(_, text)| text))
-        .collect();
+    let entries = history_entries(&listed);
     assert_eq!(entries, ["echo short", "listed"], "{listed}");
 }
 
@@ -557,10 +551,7 @@ fn bash_reads_the_entry_itself_when_the_recorder_does_not_answer_and_skips_the_l
     assert_eq!(commands[0], " echo late-one");
     assert_eq!(commands[1..], lines);
     let listed = fs::read_to_string(&history).unwrap();
-    let entries: Vec<&str> = listed
-        .lines()
-        .map(|l| l.trim_start().split_once("  ").map_or(l, |(_, text)| text))
-        .collect();
+    let entries = history_entries(&listed);
     assert_eq!(entries, ["echo two", "echo three", "listed"], "{listed}");
     let forks = fs::read_to_string(&forks).unwrap_or_default();
     assert_eq!(
@@ -569,6 +560,15 @@ fn bash_reads_the_entry_itself_when_the_recorder_does_not_answer_and_skips_the_l
         "only the first: {forks}"
     );
     assert_eq!(sb.log(), "", "nothing logged");
+}
+
+/// The texts of bash's `history` output (`HISTTIMEFORMAT` empty), one per
+/// line.
+fn history_entries(listed: &str) -> Vec<&str> {
+    listed
+        .lines()
+        .map(|l| l.trim_start().split_once("  ").map_or(l, |(_, text)| text))
+        .collect()
 }
 
 /// `init` starts the recorder of the shell that runs it and names it in the
