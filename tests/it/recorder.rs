@@ -393,15 +393,11 @@ fn bash_without_its_recorder_keeps_out_of_history_what_histcontrol_says() {
 fn bash_keeps_out_of_history_what_histcontrol_says_with_no_fork_per_command() {
     for cached in [false, true] {
         let sb = Sandbox::new();
-        let history = sb.path().join("history");
-        let forks = sb.path().join("forks");
+        let (history, forks, lines) =
+            listed_and_forks(&sb, "printf \"\\e]2;%s\\a\" \"$BASH_COMMAND\"; ");
         let rc = Rc::default()
             .before("HISTCONTROL=ignoreboth\nHISTIGNORE='ls*:&'")
-            .after(&format!(
-                "set -u\nlisted() {{ HISTTIMEFORMAT= history > {}; }}\nset -T\ntrap 'printf \"\\e]2;%s\\a\" \"$BASH_COMMAND\"; [[ $BASHPID == $$ ]] || echo \"$BASH_COMMAND\" >> {}' DEBUG",
-                history.display(),
-                forks.display()
-            ));
+            .after(&format!("set -u\n{lines}"));
         let rc = if cached {
             let out = sb.cmd().args(["init", "bash"]).output().unwrap();
             assert!(out.status.success(), "{out:?}");
@@ -510,15 +506,8 @@ fn bash_reads_an_entry_the_recorder_kept_cut_itself() {
 #[test]
 fn bash_reads_the_entry_itself_when_the_recorder_does_not_answer_and_skips_the_late_answer() {
     let sb = Sandbox::new();
-    let history = sb.path().join("history");
-    let forks = sb.path().join("forks");
-    let rc = Rc::default()
-        .before("HISTCONTROL=ignoreboth")
-        .after(&format!(
-            "listed() {{ HISTTIMEFORMAT= history > {}; }}\nset -T\ntrap '[[ $BASHPID == $$ ]] || echo \"$BASH_COMMAND\" >> {}' DEBUG",
-            history.display(),
-            forks.display()
-        ));
+    let (history, forks, lines) = listed_and_forks(&sb, "");
+    let rc = Rc::default().before("HISTCONTROL=ignoreboth").after(&lines);
     let (_tmux, pane) = Tmux::start(&sb, &sb.shell(Shell::Bash, &rc));
     pane.ready();
     let recorder = wait_recorders(&sb, "one recorder", |r| r.len() == 1).remove(0);
@@ -560,6 +549,21 @@ fn bash_reads_the_entry_itself_when_the_recorder_does_not_answer_and_skips_the_l
         "only the first: {forks}"
     );
     assert_eq!(sb.log(), "", "nothing logged");
+}
+
+/// Lines for a bash rc file: `listed` writes the history list to the
+/// first path; a DEBUG trap inherited by functions and command
+/// substitutions (`set -T`) runs `also` and notes in the second path each
+/// command a forked subshell runs.
+fn listed_and_forks(sb: &Sandbox, also: &str) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let history = sb.path().join("history");
+    let forks = sb.path().join("forks");
+    let lines = format!(
+        "listed() {{ HISTTIMEFORMAT= history > {}; }}\nset -T\ntrap '{also}[[ $BASHPID == $$ ]] || echo \"$BASH_COMMAND\" >> {}' DEBUG",
+        history.display(),
+        forks.display()
+    );
+    (history, forks, lines)
 }
 
 /// The texts of bash's `history` output (`HISTTIMEFORMAT` empty), one per
