@@ -81,18 +81,24 @@ pub fn local_format(us: i64, format: &'static str) -> String {
 /// The same text as [`local_format`] gives, written without chrono's
 /// format machinery (a table of a report formats it for every group).
 pub fn local_minute(us: i64, year: bool) -> String {
+    let mut text = String::with_capacity(16);
+    push_local_minute(&mut text, us, year);
+    text
+}
+
+/// [`local_minute`] written at the end of `text`.
+pub fn push_local_minute(text: &mut String, us: i64, year: bool) {
     let format = match year {
         true => "%Y-%m-%d %H:%M",
         false => "%m-%d %H:%M",
     };
     let Some(t) = DateTime::<Utc>::from_timestamp_micros(us) else {
-        return "?".to_string();
+        return text.push('?');
     };
     let t = t.with_timezone(&Local);
     if !(0..=9999).contains(&t.year()) {
-        return local_format(us, format);
+        return text.push_str(&local_format(us, format));
     }
-    let mut text = String::with_capacity(16);
     let mut two = |n: u32, after: Option<char>| {
         text.push(char::from(b'0' + (n / 10 % 10) as u8));
         text.push(char::from(b'0' + (n % 10) as u8));
@@ -109,7 +115,6 @@ pub fn local_minute(us: i64, year: bool) -> String {
     two(t.day(), Some(' '));
     two(t.hour(), Some(':'));
     two(t.minute(), None);
-    text
 }
 
 /// A local wall-clock time; one that happens twice (when the clocks go

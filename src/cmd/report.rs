@@ -45,7 +45,7 @@ impl Run for Report {
         if let Some(format) = self.format.data(self.json) {
             let mut out = RecordWriter::new(&mut stdout, record_format(format), Fields::Native);
             db.report_rows(&plan, &mut |row| -> Result<()> {
-                Ok(out.write_other(&render::report::json_row(row, by))?)
+                Ok(out.write_other(&render::report::json_row(&row, by))?)
             })
             .with_context(reading)?;
             out.finish()?;

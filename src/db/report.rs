@@ -266,8 +266,8 @@ impl Database {
     ) -> Result<Ranked, DbError> {
         let plan = self.report_plan(by, conditions, sort, top)?;
         let mut rows = Vec::with_capacity(plan.shown.min(10_000));
-        self.report_rows(&plan, &mut |row: &ReportRow| -> Result<(), DbError> {
-            rows.push(row.clone());
+        self.report_rows(&plan, &mut |row| -> Result<(), DbError> {
+            rows.push(row);
             Ok(())
         })?;
         Ok(Ranked {
@@ -392,10 +392,10 @@ impl Database {
     pub fn report_rows<E: From<DbError>>(
         &self,
         plan: &ReportPlan,
-        each: &mut dyn FnMut(&ReportRow) -> Result<(), E>,
+        each: &mut dyn FnMut(ReportRow) -> Result<(), E>,
     ) -> Result<(), E> {
         let (store, name, sort, limit) = match &plan.source {
-            RowSource::Counted(rows) => return rows.iter().try_for_each(each),
+            RowSource::Counted(rows) => return rows.iter().cloned().try_for_each(each),
             RowSource::Totals {
                 store,
                 name,
@@ -414,8 +414,7 @@ impl Database {
             .map_err(DbError::from)?;
         let mut found = stmt.query(params![name, limit]).map_err(DbError::from)?;
         while let Some(r) = found.next().map_err(DbError::from)? {
-            let row = self.shown_row(store, name, r).map_err(E::from)?;
-            each(&row)?;
+            each(self.shown_row(store, name, r).map_err(E::from)?)?;
         }
         // Ties beyond SQL's order (the same key order) stay as they are.
         Ok(())
@@ -448,8 +447,11 @@ impl Database {
             DbError::Sqlite(rusqlite::Error::ToSqlConversionFailure(e.into()))
         };
         let key: String = r.get(0)?;
-        let shown: Option<String> = r.get(1)?;
-        Ok(match shown.as_deref() {
+        // Parsed where SQLite holds it, not copied first.
+        let shown = (r.get_ref(1)?.as_str_or_null()).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
+        })?;
+        Ok(match shown {
             Some(shown) => {
                 let mut row: ReportRow = serde_json::from_str(shown).map_err(unreadable)?;
                 row.key = key;

@@ -251,7 +251,14 @@ fn text_width(text: &str) -> usize {
 
 /// `text` in at most `width` terminal columns, an ellipsis marking a cut.
 fn cut_to_width(text: &str, width: usize) -> String {
-    if text_width(text) <= width {
+    // Printable ASCII: a byte is a column (the commonest cut in a report).
+    if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return match text.len() <= width {
+            true => text.to_string(),
+            false => format!("{}…", &text[..width.saturating_sub(1)]),
+        };
+    }
+    if text.width() <= width {
         return text.to_string();
     }
     let mut out = String::new();
@@ -346,22 +353,38 @@ pub fn utc_time(us: i64) -> String {
 
 /// `850ms`, `3.2s`, `4m 05s`, `1h 02m`.
 pub fn human_duration(us: i64) -> String {
-    let ms = us / 1000;
-    match ms {
-        ..=999 => format!("{ms}ms"),
-        1000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
-        60_000..=3_599_999 => format!("{}m {:02}s", ms / 60_000, ms / 1000 % 60),
-        _ => format!("{}h {:02}m", ms / 3_600_000, ms / 60_000 % 60),
-    }
+    let mut out = String::new();
+    push_duration(&mut out, us);
+    out
 }
 
+/// [`human_duration`] written at the end of `out`.
+pub fn push_duration(out: &mut String, us: i64) {
+    let ms = us / 1000;
+    let _ = match ms {
+        ..=999 => write!(out, "{ms}ms"),
+        1000..=59_999 => write!(out, "{:.1}s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => write!(out, "{}m {:02}s", ms / 60_000, ms / 1000 % 60),
+        _ => write!(out, "{}h {:02}m", ms / 3_600_000, ms / 60_000 % 60),
+    };
+}
+
+/// `path` with the home directory as `~`, on one line (see [`one_line`]).
 pub fn tilde(path: &str, home: Option<&str>) -> String {
+    let mut out = String::new();
+    push_tilde(&mut out, path, home);
+    out
+}
+
+/// [`tilde`] written at the end of `out`.
+pub fn push_tilde(out: &mut String, path: &str, home: Option<&str>) {
     match home {
-        Some(home) if path == home => "~".to_string(),
+        Some(home) if path == home => out.push('~'),
         Some(home) if path.starts_with(home) && path[home.len()..].starts_with('/') => {
-            format!("~{}", one_line(&path[home.len()..], usize::MAX))
+            out.push('~');
+            push_one_line(out, &path[home.len()..], usize::MAX);
         }
-        _ => one_line(path, usize::MAX),
+        _ => push_one_line(out, path, usize::MAX),
     }
 }
 
@@ -372,19 +395,46 @@ pub fn cell(text: impl AsRef<str>) -> Cell {
     Cell::new(one_line(text.as_ref(), usize::MAX))
 }
 
+/// `text` as [`one_line`] shows it uncut, with no copy when it is so already.
+pub fn shown_on_one_line(text: String) -> String {
+    match one_line_width(&text) {
+        Some(_) => text,
+        None => one_line(&text, usize::MAX),
+    }
+}
+
+/// How many columns `text` takes, when [`one_line`] leaves it as it is
+/// (None: it would not).
+pub fn one_line_width(text: &str) -> Option<usize> {
+    if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Some(text.len());
+    }
+    (text.chars().all(|c| !c.is_control() && !is_invisible(c))).then(|| text.width())
+}
+
 /// A command as one line that is safe to print: line breaks as `⏎`, other
 /// control characters (terminal escapes included) as `\xNN`, characters
 /// that are invisible or reorder the text around them (bidi controls, zero
 /// width) as `\u{NNNN}`, cut to `max` characters with an ellipsis.
 pub fn one_line(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    push_one_line(&mut out, text, max);
+    out
+}
+
+/// [`one_line`] written at the end of `out`.
+pub fn push_one_line(out: &mut String, text: &str, max: usize) {
     // Most text is printable ASCII, kept as it is: a byte is a character.
     if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
-        return match text.len() > max {
-            true => format!("{}…", &text[..max]),
-            false => text.to_string(),
-        };
+        match text.len() > max {
+            true => {
+                out.push_str(&text[..max]);
+                out.push('…');
+            }
+            false => out.push_str(text),
+        }
+        return;
     }
-    let mut out = String::new();
     for (count, c) in text.chars().enumerate() {
         if count == max {
             out.push('…');
@@ -402,7 +452,6 @@ pub fn one_line(text: &str, max: usize) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// Format characters that show nothing themselves but hide or reorder what
@@ -786,6 +835,9 @@ mod tests {
         assert_eq!(cut_to_width("abcdef", 6), "abcdef");
         assert_eq!(cut_to_width("abcdefg", 6), "abcde…");
         assert_eq!(cut_to_width("日本語です", 6), "日本…");
+        assert_eq!(cut_to_width("abcdefg", 1), "…");
+        assert_eq!(cut_to_width("abcdefg", 0), "…");
+        assert_eq!(cut_to_width("é", 0), "…");
     }
 
     #[test]

@@ -1036,6 +1036,67 @@ fn report_top_keeps_the_totals_of_everything() {
     assert!(total.contains(" 9 ┆"), "{total}");
 }
 
+/// A table too large to keep in memory goes through a temporary file; where
+/// none can be made, the report is one line saying what to do, with
+/// nothing half written, and both ways the whole table is written.
+#[test]
+fn a_large_report_table_goes_through_a_temporary_file_or_says_why_not() {
+    let sb = Sandbox::new();
+    // 40,000 commands of 200 columns: their cells are more than the 8 MiB
+    // kept in memory.
+    let history = sb.path().join("history");
+    let lines: String = (0..40_000)
+        .map(|i| format!("echo {i:06} {}\n", "x".repeat(180)))
+        .collect();
+    std::fs::write(&history, lines).unwrap();
+    let out = sb
+        .cmd()
+        .arg("import")
+        .arg("bash")
+        .arg(&history)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report = |tmp: &Path| {
+        sb.cmd()
+            .env("TMPDIR", tmp)
+            .env("COLUMNS", "300")
+            .args(["report", "--by", "command"])
+            .output()
+            .unwrap()
+    };
+    let out = report(&sb.path().join("no-such-dir"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("set TMPDIR to a writable directory"), "{err}");
+    let tmp = sb.path().join("tmp");
+    let out = report(&tmp);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("Commands by command") && text.contains(": 40,000 commands"),
+        "{}",
+        &text[..200]
+    );
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("│ echo ")).collect();
+    assert_eq!(rows.len(), 40_000);
+    // Every command once, each cut to the same width, none lost.
+    let numbers: std::collections::BTreeSet<&str> =
+        rows.iter().map(|l| &l["│ echo ".len()..][..6]).collect();
+    assert_eq!(numbers.len(), 40_000);
+    assert!(rows
+        .iter()
+        .all(|l| l.chars().count() == rows[0].chars().count()));
+    // The temporary file had no name; nothing is left behind.
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+}
+
 #[test]
 fn session_names_are_looked_up_in_the_running_tmux_server() {
     let sb = Sandbox::new();
