@@ -251,28 +251,34 @@ fn text_width(text: &str) -> usize {
 
 /// `text` in at most `width` terminal columns, an ellipsis marking a cut.
 fn cut_to_width(text: &str, width: usize) -> String {
+    match cut_at(text, width) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
+/// Where [`cut_to_width`] cuts `text`: how many of its bytes it keeps
+/// before the ellipsis, and how many columns they take; None when all of
+/// `text` fits.
+pub fn cut_at(text: &str, width: usize) -> Option<(usize, usize)> {
     // Printable ASCII: a byte is a column (the commonest cut in a report).
     if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
-        return match text.len() <= width {
-            true => text.to_string(),
-            false => format!("{}…", &text[..width.saturating_sub(1)]),
-        };
+        let kept = width.saturating_sub(1);
+        return (text.len() > width).then_some((kept, kept));
     }
     if text.width() <= width {
-        return text.to_string();
+        return None;
     }
-    let mut out = String::new();
-    let mut used = 0;
-    for c in text.chars() {
+    let (mut end, mut used) = (0, 0);
+    for (at, c) in text.char_indices() {
         let w = c.width().unwrap_or(0);
         if used + w + 1 > width {
             break;
         }
         used += w;
-        out.push(c);
+        end = at + c.len_utf8();
     }
-    out.push('…');
-    out
+    Some((end, used))
 }
 
 /// Longest command kept before the table cuts it to the terminal's width.

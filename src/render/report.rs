@@ -1,7 +1,6 @@
 //! How a report looks: a titled table with a totals row, or JSON and CSV
 //! with every figure.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -12,7 +11,7 @@ use serde::Serialize;
 use unicode_width::UnicodeWidthChar;
 
 use super::{
-    cell, cut_to_width, finish, home, human_duration, new_table, one_line, one_line_width,
+    cell, cut_at, cut_to_width, finish, home, human_duration, new_table, one_line, one_line_width,
     push_duration, push_one_line, push_tilde, room_left, short_time, shown_on_one_line,
     table_width, text_width, utc_time, Column,
 };
@@ -666,7 +665,7 @@ fn write_table_in(
         .iter()
         .map(|c| c.col.header(by).into())
         .collect();
-    let headers = headers.iter().map(|h| (h, text_width(h)));
+    let headers = headers.iter().map(|h| (h.as_str(), false, text_width(h)));
     fitted.line(&mut line, &sides, headers, None);
     out.write_all(line.as_bytes())?;
     out.write_all(under_header.as_bytes())?;
@@ -687,7 +686,7 @@ fn write_table_in(
         .map(|c| c.col.total_cell(totals, fitted.short_times))
         .collect();
     let cells = (fitted.columns.iter().zip(&totals_row))
-        .map(|(c, text)| fitted.text((text, text_width(text)), c.col));
+        .map(|(c, text)| fitted.text((text.as_str(), text_width(text)), c.col));
     fitted.line(
         &mut line,
         &sides,
@@ -983,32 +982,40 @@ struct Fitted {
 
 impl Fitted {
     /// A cell `width` columns wide (already on one line) as the table
-    /// shows it, with its width: the flexible column's cut to its room.
-    fn text<'t>(&self, (text, width): (&'t str, usize), col: Col) -> (Cow<'t, str>, usize) {
+    /// shows it: the flexible column's cut to its room. What of it is
+    /// shown, whether an ellipsis follows, and the width of both.
+    fn text<'t>(&self, (text, width): (&'t str, usize), col: Col) -> (&'t str, bool, usize) {
         match self.cut {
-            Some(room) if col == self.flexible && width > room => {
-                let cut = cut_to_width(text, room);
-                let width = text_width(&cut);
-                (Cow::Owned(cut), width)
-            }
-            _ => (Cow::Borrowed(text), width),
+            Some(room) if col == self.flexible && width > room => match cut_at(text, room) {
+                // Measured as a whole, as comfy-table measures it (an emoji
+                // and its modifier are one wide character, not two).
+                Some((end, _)) => (&text[..end], true, text_width(&text[..end]) + 1),
+                None => (text, false, width),
+            },
+            _ => (text, false, width),
         }
     }
 
-    /// One line of the table into `line`: `cells` (each with its width)
-    /// padded to their columns' widths between the borders; `failed`:
-    /// whether the failures cell is red (None: the header, never coloured).
-    fn line<T: AsRef<str>>(
+    /// One line of the table into `line`: `cells` (as [`Fitted::text`]
+    /// gives them) padded to their columns' widths between the borders;
+    /// `failed`: whether the failures cell is red (None: the header, never
+    /// coloured).
+    fn line<'t>(
         &self,
         line: &mut String,
         sides: &[String; 3],
-        cells: impl IntoIterator<Item = (T, usize)>,
+        cells: impl IntoIterator<Item = (&'t str, bool, usize)>,
         failed: Option<bool>,
     ) {
         line.clear();
         line.push_str(&sides[0]);
-        for (i, (fit, (text, width))) in self.columns.iter().zip(cells).enumerate() {
-            let text = text.as_ref();
+        for (i, (fit, (text, cut, width))) in self.columns.iter().zip(cells).enumerate() {
+            let shown = |line: &mut String| {
+                line.push_str(text);
+                if cut {
+                    line.push('…');
+                }
+            };
             if i > 0 {
                 line.push_str(&sides[1]);
             }
@@ -1020,9 +1027,9 @@ impl Fitted {
             line.push(' ');
             if fit.col.right() && failed.is_some() {
                 line.extend(std::iter::repeat_n(' ', pad));
-                line.push_str(text);
+                shown(line);
             } else {
-                line.push_str(text);
+                shown(line);
                 line.extend(std::iter::repeat_n(' ', pad));
             }
             line.push(' ');
@@ -1264,6 +1271,7 @@ mod tests {
             "a",
             "git log --oneline --graph --decorate --all -- src/render/report.rs | head -n 40",
             "é✓👍🏽 mixed widths 日本 x",
+            "printf '\x1b[1mbold\x1b[0m and \x1b[31mred\x1b[0m' | tee /tmp/a-long-file-name.log",
         ];
         (0..n)
             .map(|i| {
@@ -1352,6 +1360,16 @@ mod tests {
                             );
                             assert_eq!(String::from_utf8(out).unwrap(), whole, "{case}");
                             assert!(streamed || width < 120, "fell back: {case}");
+                            // Every line of the table as wide as its borders,
+                            // escapes in cut cells included.
+                            if !colour {
+                                let lines: Vec<usize> = whole
+                                    .lines()
+                                    .skip_while(|l| !l.starts_with('┌'))
+                                    .map(text_width)
+                                    .collect();
+                                assert!(lines.iter().all(|&w| w == lines[0]), "{case}:\n{whole}");
+                            }
                         }
                     }
                 }
