@@ -48,6 +48,16 @@ fn main() {
     for sub in ["home", "data", "state", "config", "cache", "tmp"] {
         fs::create_dir_all(root.join(sub)).unwrap();
     }
+    // The history files a user has: mcfly's hooks refuse to load without
+    // them (and print why, which a pane's paste hides).
+    fs::create_dir_all(root.join("data/fish")).unwrap();
+    for file in [
+        "home/.bash_history",
+        "home/.zsh_history",
+        "data/fish/fish_history",
+    ] {
+        fs::write(root.join(file), "").unwrap();
+    }
     let env = environment(root);
 
     let shells: Vec<&'static str> = ["bash", "zsh", "fish"]
@@ -177,6 +187,18 @@ fn main() {
             }
         }
 
+        // What each peer stored: a hook that did not load costs nothing,
+        // which would read as a fast one.
+        let run = (rounds + 1) * commands;
+        for (peer, _) in &peers {
+            let variants = variants.iter().filter(|v| v.name.starts_with(peer)).count();
+            println!(
+                "{peer}: {} commands stored of {} run",
+                stored(root, peer),
+                run * variants
+            );
+        }
+
         // The recorders the hooks started, one per bash and zsh: their memory.
         // Resident counts the pages of the executable and libc, shared by
         // every process of tmux-audit; its own (anonymous) memory and its
@@ -296,8 +318,8 @@ fn variants(shells: &[&'static str], bin: &Path, peers: &[(&str, String)]) -> Ve
             rc: ours,
         });
         for (peer, v) in peers {
-            // mcfly has no fish hook worth comparing here; atuin's needs
-            // its daemon-less default only.
+            // Each peer's line as its README gives it (atuin with no daemon,
+            // its default).
             let rc = match shell {
                 "fish" => format!("{peer} init fish | source"),
                 _ => format!("eval \"$({peer} init {shell})\""),
@@ -338,7 +360,10 @@ fn shell_line(root: &Path, i: usize, v: &Variant) -> String {
                 ),
             )
             .unwrap();
-            format!("fish --no-config -i -C 'source {}'", file.display())
+            fs::write(root.join(format!("data/fish/bench{i}_history")), "").unwrap();
+            // fish's own configuration (not a user's: the home is empty),
+            // as every user has it: without it atuin's hook stores nothing.
+            format!("fish -i -C 'source {}'", file.display())
         }
     }
 }
@@ -375,7 +400,7 @@ fn startup(
                 }
                 _ => {
                     let mut c = Command::new("fish");
-                    c.args(["--no-config", "-i", "-c", &script]);
+                    c.args(["-i", "-c", &script]);
                     c
                 }
             };
@@ -556,6 +581,30 @@ fn environment(root: &Path) -> Vec<(String, String)> {
     // starts a detached sync at most every 10 s).
     .chain(std::env::var("CENTRAL_URL").map(|url| ("TMUX_AUDIT_CENTRAL_URL".into(), url)))
     .collect()
+}
+
+/// How many commands `peer` stored in its databases under `root` (atuin's
+/// `history` table, mcfly's `commands`).
+fn stored(root: &Path, peer: &str) -> i64 {
+    let mut found = 0;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.file_name().is_some_and(|n| n == "history.db")
+                && path.to_string_lossy().contains(peer)
+                && let Ok(db) = rusqlite::Connection::open(&path)
+            {
+                for table in ["history", "commands"] {
+                    let sql = format!("SELECT count(*) FROM {table}");
+                    found += db.query_row(&sql, [], |r| r.get::<_, i64>(0)).unwrap_or(0);
+                }
+            }
+        }
+    }
+    found
 }
 
 fn installed(program: &str) -> bool {
