@@ -5,7 +5,7 @@
 //! home, in several versions: with no hook; with a hook that only runs
 //! `/bin/true` (the floor: one fork and exec per prompt); with tmux-audit's
 //! hook; and with atuin's and mcfly's when they are installed. Each round
-//! pastes N commands (`true`) at once into every pane in turn and times,
+//! pastes N commands (`true` with a number) at once into every pane in turn and times,
 //! whole-process, from the paste until the shell has run the last of them
 //! (its last line is a `tmux wait-for -S`). The median round of each,
 //! less the median of the shell with no hook, divided by N, is what the
@@ -126,7 +126,11 @@ fn main() {
         for round in 0..=rounds {
             for (i, pane) in panes.iter().enumerate() {
                 let channel = format!("done-{i}-{round}");
-                let mut batch = "true\n".repeat(commands - 1);
+                // Each command its own text: a peer that folds repeats
+                // (mcfly) still stores them all, and its count says so.
+                let mut batch: String = (1..commands)
+                    .map(|n| format!("true {i}-{round}-{n}\n"))
+                    .collect();
                 batch.push_str(&format!("tmux wait-for -S {channel}\n"));
                 let file = root.join(format!("batch-{i}-{round}"));
                 fs::write(&file, batch).unwrap();
