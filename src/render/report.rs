@@ -925,11 +925,33 @@ impl FlexibleWidth {
 
     /// Takes a cell `width` columns wide into account.
     fn add(&mut self, text: &str, width: usize) {
-        if text.is_ascii() || text.chars().all(|c| c.width().unwrap_or(0) <= 1) {
+        if text.is_ascii() {
+            self.narrow = self.narrow.max(width);
+            return;
+        }
+        // Text as wide as its characters added up; not so where a sequence
+        // shows narrower (an emoji and its skin tone, lam-alef), and then
+        // each cut is measured whole, as comfy-table measures it.
+        let (mut sum, mut widest) = (0, 0);
+        for w in text.chars().map(|c| c.width().unwrap_or(0)) {
+            sum += w;
+            widest = widest.max(w);
+        }
+        if sum == width && widest <= 1 {
             self.narrow = self.narrow.max(width);
             return;
         }
         self.wide = self.wide.max(width);
+        if sum != width {
+            for room in CUT_FLEXIBLE..self.wide_cut.len() {
+                let cut = match cut_at(text, room) {
+                    None => width,
+                    Some((end, _)) => text_width(&text[..end]) + 1,
+                };
+                self.wide_cut[room] = self.wide_cut[room].max(cut);
+            }
+            return;
+        }
         // As `cut_to_width` cuts: the longest start that leaves a column
         // for the ellipsis, which only grows with the room.
         let mut start = 0;
@@ -1373,6 +1395,45 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// A command whose characters add up wider than it shows (an emoji and
+    /// its skin tone are one wide character), alone in its column: the
+    /// streamed table cuts and pads it as comfy-table does.
+    #[test]
+    fn a_cut_of_narrower_sequences_is_measured_as_shown() {
+        for key in [
+            "👍🏽".repeat(40),
+            format!("a {}", "👍🏽".repeat(40)),
+            "لا".repeat(60),
+        ] {
+            let mut rows = groups(1, 1);
+            rows[0].key = key.clone();
+            let totals = Totals::of(&rows);
+            for width in [60, 80, 100, 120] {
+                let whole = table_in(&rows, &totals, GroupBy::Command, (None, None), false, width);
+                let report = Report {
+                    shown: 1,
+                    totals: &totals,
+                    by: GroupBy::Command,
+                    period: (None, None),
+                    colour: false,
+                };
+                let mut out = Vec::new();
+                write_table_in(
+                    &mut out,
+                    &mut |each| rows.iter().cloned().try_for_each(&mut *each),
+                    &report,
+                    width,
+                )
+                .unwrap();
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    whole,
+                    "{key}, {width} columns"
+                );
             }
         }
     }
