@@ -191,16 +191,17 @@ fn main() {
             }
         }
 
-        // What each peer stored: a hook that did not load costs nothing,
-        // which would read as a fast one.
-        let run = (rounds + 1) * commands;
-        for (peer, _) in &peers {
-            let variants = variants.iter().filter(|v| v.name.starts_with(peer)).count();
-            println!(
-                "{peer}: {} commands stored of {} run",
-                stored(root, peer),
-                run * variants
-            );
+        // What each peer stored, per shell: a hook that did not load costs
+        // nothing, which would read as a fast one.
+        for (i, v) in variants.iter().enumerate() {
+            if let Some((peer, _)) = peers.iter().find(|(p, _)| v.name.starts_with(p)) {
+                println!(
+                    "{peer} ({}): {} of {} pasted `true` commands stored",
+                    v.shell,
+                    stored(root, peer, &format!("true {i}-")),
+                    (rounds + 1) * (commands - 1)
+                );
+            }
         }
 
         // The recorders the hooks started, one per bash and zsh: their memory.
@@ -587,9 +588,9 @@ fn environment(root: &Path) -> Vec<(String, String)> {
     .collect()
 }
 
-/// How many commands `peer` stored in its databases under `root` (atuin's
-/// `history` table, mcfly's `commands`).
-fn stored(root: &Path, peer: &str) -> i64 {
+/// How many commands starting with `prefix` `peer` stored in its databases
+/// under `root` (atuin's `history` table, mcfly's `commands`).
+fn stored(root: &Path, peer: &str, prefix: &str) -> i64 {
     let mut found = 0;
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
@@ -598,12 +599,19 @@ fn stored(root: &Path, peer: &str) -> i64 {
             if path.is_dir() {
                 dirs.push(path);
             } else if path.file_name().is_some_and(|n| n == "history.db")
-                && path.to_string_lossy().contains(peer)
+                && path
+                    .strip_prefix(root)
+                    .is_ok_and(|p| p.to_string_lossy().contains(peer))
                 && let Ok(db) = rusqlite::Connection::open(&path)
             {
-                for table in ["history", "commands"] {
-                    let sql = format!("SELECT count(*) FROM {table}");
-                    found += db.query_row(&sql, [], |r| r.get::<_, i64>(0)).unwrap_or(0);
+                for (table, column) in [("history", "command"), ("commands", "cmd")] {
+                    let sql =
+                        format!("SELECT count(*) FROM {table} WHERE substr({column}, 1, ?1) = ?2");
+                    found += db
+                        .query_row(&sql, rusqlite::params![prefix.len() as i64, prefix], |r| {
+                            r.get::<_, i64>(0)
+                        })
+                        .unwrap_or(0);
                 }
             }
         }
