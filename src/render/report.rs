@@ -1362,25 +1362,11 @@ mod tests {
                     for width in [30, 52, 80, 120, 400] {
                         for colour in [false, true] {
                             let whole = table_in(shown, &totals, by, (None, None), colour, width);
-                            let mut out = Vec::new();
-                            let report = Report {
-                                shown: top,
-                                totals: &totals,
-                                by,
-                                period: (None, None),
-                                colour,
-                            };
-                            let streamed = write_table_in(
-                                &mut out,
-                                &mut |each| shown.iter().cloned().try_for_each(&mut *each),
-                                &report,
-                                width,
-                            )
-                            .unwrap();
+                            let (out, streamed) = streamed_table(shown, &totals, by, colour, width);
                             let case = format!(
                                 "{by:?}, {n} groups, top {top}, {width} columns, colour {colour}"
                             );
-                            assert_eq!(String::from_utf8(out).unwrap(), whole, "{case}");
+                            assert_eq!(out, whole, "{case}");
                             assert!(streamed || width < 120, "fell back: {case}");
                             // Every line of the table as wide as its borders,
                             // escapes in cut cells included.
@@ -1399,6 +1385,32 @@ mod tests {
         }
     }
 
+    /// `rows` as [`write_table_in`] writes them, and whether it streamed.
+    fn streamed_table(
+        rows: &[ReportRow],
+        totals: &Totals,
+        by: GroupBy,
+        colour: bool,
+        width: u16,
+    ) -> (String, bool) {
+        let report = Report {
+            shown: rows.len(),
+            totals,
+            by,
+            period: (None, None),
+            colour,
+        };
+        let mut out = Vec::new();
+        let streamed = write_table_in(
+            &mut out,
+            &mut |each| rows.iter().cloned().try_for_each(&mut *each),
+            &report,
+            width,
+        )
+        .unwrap();
+        (String::from_utf8(out).unwrap(), streamed)
+    }
+
     /// A command whose characters add up wider than it shows (an emoji and
     /// its skin tone are one wide character), alone in its column: the
     /// streamed table cuts and pads it as comfy-table does.
@@ -1414,26 +1426,8 @@ mod tests {
             let totals = Totals::of(&rows);
             for width in [60, 80, 100, 120] {
                 let whole = table_in(&rows, &totals, GroupBy::Command, (None, None), false, width);
-                let report = Report {
-                    shown: 1,
-                    totals: &totals,
-                    by: GroupBy::Command,
-                    period: (None, None),
-                    colour: false,
-                };
-                let mut out = Vec::new();
-                write_table_in(
-                    &mut out,
-                    &mut |each| rows.iter().cloned().try_for_each(&mut *each),
-                    &report,
-                    width,
-                )
-                .unwrap();
-                assert_eq!(
-                    String::from_utf8(out).unwrap(),
-                    whole,
-                    "{key}, {width} columns"
-                );
+                let (out, _) = streamed_table(&rows, &totals, GroupBy::Command, false, width);
+                assert_eq!(out, whole, "{key}, {width} columns");
             }
         }
     }
