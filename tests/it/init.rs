@@ -281,13 +281,7 @@ fn the_kept_copy_of_the_hook_is_used_only_while_its_binary_is_unchanged() {
         load();
         mark(bin_time());
         assert_eq!(load(), "copy:loaded", "{name}: kept again");
-        let config = sb.path().join("config/tmux-audit/config.toml");
-        fs::create_dir_all(config.parent().unwrap()).unwrap();
-        fs::write(
-            &config,
-            format!("[capture]\nexclude = [\"secret-{name} *\"]\n"),
-        )
-        .unwrap();
+        sb.write_config(&format!("[capture]\nexclude = [\"secret-{name} *\"]\n"));
         assert_eq!(load(), "init:loaded", "{name}: config changed");
         assert!(
             fs::read_to_string(&copy)
@@ -369,13 +363,7 @@ fn the_kept_bash_copy_defines_what_init_s_script_defines() {
     use std::fs;
 
     let sb = Sandbox::new();
-    let config = sb.path().join("config/tmux-audit/config.toml");
-    fs::create_dir_all(config.parent().unwrap()).unwrap();
-    fs::write(
-        &config,
-        "[capture]\nexclude = [\"pass *\", \"vault read*\"]\n",
-    )
-    .unwrap();
+    sb.write_config("[capture]\nexclude = [\"pass *\", \"vault read*\"]\n");
     let bin = sb.bin.display().to_string();
     let out = run(&sb, &bin, &["init", "bash"]);
     assert!(out.status.success(), "{out:?}");

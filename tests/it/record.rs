@@ -91,9 +91,7 @@ fn a_hundred_mebibyte_paste_keeps_its_head_length_and_hash_in_bounded_memory() {
 #[test]
 fn the_command_length_limit_is_set_in_the_config_file() {
     let sb = Sandbox::new();
-    let config = sb.path().join("config/tmux-audit/config.toml");
-    fs::create_dir_all(config.parent().unwrap()).unwrap();
-    fs::write(&config, "[record]\nmax_command_bytes = 8\n").unwrap();
+    sb.write_config("[record]\nmax_command_bytes = 8\n");
     assert!(sb.record(b"echo 1234567890", &args("1")).status.success());
     assert!(sb.record(b"echo 123", &args("2")).status.success());
     let rows = sb.rows();

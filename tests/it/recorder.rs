@@ -467,9 +467,7 @@ fn bash_keeps_out_of_history_what_histcontrol_says_with_no_fork_per_command() {
 #[test]
 fn bash_reads_an_entry_the_recorder_kept_cut_itself() {
     let sb = Sandbox::new();
-    let config = sb.path().join("config/tmux-audit/config.toml");
-    fs::create_dir_all(config.parent().unwrap()).unwrap();
-    fs::write(&config, "[record]\nmax_command_bytes = 24\n").unwrap();
+    sb.write_config("[record]\nmax_command_bytes = 24\n");
     let history = sb.path().join("history");
     let rc = Rc::default()
         .before("HISTIGNORE='*--password*'")

@@ -89,13 +89,9 @@ fn a_spooled_record_is_redacted_too() {
 #[test]
 fn config_patterns_and_exclusions_apply_and_a_broken_config_is_logged() {
     let sb = Sandbox::new();
-    let config = sb.path().join("config/tmux-audit/config.toml");
-    fs::create_dir_all(config.parent().unwrap()).unwrap();
-    fs::write(
-        &config,
+    let config = sb.write_config(
         "[redact]\npatterns = ['corp_[a-z0-9]{8}']\nallow = ['AKIAIOSFODNN7EXAMPLE']\n",
-    )
-    .unwrap();
+    );
     record(
         &sb,
         "1",

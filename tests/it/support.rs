@@ -193,6 +193,15 @@ impl Sandbox {
         ]
     }
 
+    /// Writes the user's configuration file (`config.toml`) with `text`,
+    /// and gives its path.
+    pub fn write_config(&self, text: &str) -> PathBuf {
+        let config = self.path().join("config/tmux-audit/config.toml");
+        fs::create_dir_all(config.parent().unwrap()).unwrap();
+        fs::write(&config, text).unwrap();
+        config
+    }
+
     /// The binary, in this sandbox's environment.
     pub fn cmd(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
