@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use super::{Exit, Run};
 use crate::cli::Report;
 use tmux_audit::central;
-use tmux_audit::db::Ranked;
+use tmux_audit::db::{Ranked, RowTexts};
 use tmux_audit::paths;
 use tmux_audit::render;
 use tmux_audit::render::stream::{Fields, RecordFormat, RecordWriter};
@@ -44,7 +44,7 @@ impl Run for Report {
         let mut stdout = io::stdout().lock();
         if let Some(format) = self.format.data(self.json) {
             let mut out = RecordWriter::new(&mut stdout, record_format(format), Fields::Native);
-            db.report_rows(&plan, &mut |row| -> Result<()> {
+            db.report_rows(&plan, RowTexts::ALL, &mut |row| -> Result<()> {
                 Ok(out.write_other(&render::report::json_row(&row, by))?)
             })
             .with_context(reading)?;
@@ -53,7 +53,10 @@ impl Run for Report {
         }
         render::report::write_table(
             &mut stdout,
-            &mut |each| db.report_rows(&plan, each).with_context(reading),
+            &mut |each| {
+                db.report_rows(&plan, render::report::texts_shown(by), each)
+                    .with_context(reading)
+            },
             plan.shown,
             &plan.totals,
             by,

@@ -10,6 +10,7 @@ mod report;
 mod retention;
 mod schema;
 mod scope;
+mod shown;
 mod trace;
 
 pub use forward::ForwardItem;
@@ -18,6 +19,7 @@ pub use queries::{insert_entries, Order, SearchQuery, SCAN_WINDOW};
 pub use report::{Counting, GroupBy, Ranked, ReportFields, ReportPlan, ReportRow, SortBy, Totals};
 pub use retention::{PruneError, PruneRules, Pruned, Reclaimed, DAILY_US};
 pub use scope::Placed;
+pub use shown::RowTexts;
 pub use trace::{append as append_trace, StoredTrace, UnchainedDigest};
 
 /// The two chains of a database: its commands and its tmux events, each

@@ -23,6 +23,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
+use super::shown::RowTexts;
 use super::{Database, DbError};
 use crate::filter::Conditions;
 use crate::lifecycle::replay::{typist, Placement, Replay};
@@ -266,7 +267,7 @@ impl Database {
     ) -> Result<Ranked, DbError> {
         let plan = self.report_plan(by, conditions, sort, top)?;
         let mut rows = Vec::with_capacity(plan.shown.min(10_000));
-        self.report_rows(&plan, &mut |row| -> Result<(), DbError> {
+        self.report_rows(&plan, RowTexts::ALL, &mut |row| -> Result<(), DbError> {
             rows.push(row);
             Ok(())
         })?;
@@ -386,12 +387,15 @@ impl Database {
         self.report_budget = bytes;
     }
 
-    /// Hands each row of `plan` to `each`, in rank order, one at a time.
-    /// Called again, it reads the same rows again (a table too narrow to
-    /// write a row at a time reads them again to build it whole).
+    /// Hands each row of `plan` to `each`, in rank order, one at a time,
+    /// with the texts `texts` names at least (read from the running
+    /// totals, the others are left empty). Called again, it reads the
+    /// same rows again (a table too narrow to write a row at a time reads
+    /// them again to build it whole).
     pub fn report_rows<E: From<DbError>>(
         &self,
         plan: &ReportPlan,
+        texts: RowTexts,
         each: &mut dyn FnMut(ReportRow) -> Result<(), E>,
     ) -> Result<(), E> {
         let (store, name, sort, limit) = match &plan.source {
@@ -414,7 +418,7 @@ impl Database {
             .map_err(DbError::from)?;
         let mut found = stmt.query(params![name, limit]).map_err(DbError::from)?;
         while let Some(r) = found.next().map_err(DbError::from)? {
-            each(self.shown_row(store, name, r).map_err(E::from)?)?;
+            each(self.shown_row(store, name, texts, r).map_err(E::from)?)?;
         }
         // Ties beyond SQL's order (the same key order) stay as they are.
         Ok(())
@@ -436,11 +440,12 @@ impl Database {
     }
 
     /// One group of the totals `name` in `store` as the report shows it,
-    /// from a `(key, shown)` row.
+    /// from a `(key, shown)` row, with the texts `texts` names at least.
     fn shown_row(
         &self,
         store: &Store,
         name: &str,
+        texts: RowTexts,
         r: &rusqlite::Row<'_>,
     ) -> Result<ReportRow, DbError> {
         let unreadable = |e: serde_json::Error| {
@@ -453,7 +458,7 @@ impl Database {
         })?;
         Ok(match shown {
             Some(shown) => {
-                let mut row: ReportRow = serde_json::from_str(shown).map_err(unreadable)?;
+                let mut row = super::shown::decode(shown, texts).map_err(unreadable)?;
                 row.key = key;
                 row
             }
@@ -2287,6 +2292,51 @@ mod fast_path_tests {
                 ..Filters::default()
             },
         ]
+    }
+
+    /// A report's table reads only the texts its columns show from the
+    /// running totals: the table is the one made from every text, for
+    /// every grouping, and `--by command` leaves texts unread.
+    #[test]
+    fn a_table_read_with_the_texts_it_shows_is_the_table_read_whole() {
+        use crate::render::report::{table, texts_shown};
+        let (_dir, mut db) = database();
+        let no_filter = Filters::default().conditions().unwrap();
+        for by in [
+            GroupBy::Pane,
+            GroupBy::Session,
+            GroupBy::Window,
+            GroupBy::ClientUser,
+            GroupBy::User,
+            GroupBy::Host,
+            GroupBy::Cwd,
+            GroupBy::Day,
+            GroupBy::Command,
+        ] {
+            let plan = db
+                .report_plan(by, &no_filter, SortBy::Commands, None)
+                .unwrap();
+            assert!(matches!(plan.source, RowSource::Totals { .. }), "{by:?}");
+            let read = |texts| {
+                let mut rows = Vec::new();
+                db.report_rows(&plan, texts, &mut |row| -> Result<(), DbError> {
+                    rows.push(row);
+                    Ok(())
+                })
+                .unwrap();
+                rows
+            };
+            let (whole, shown) = (read(RowTexts::ALL), read(texts_shown(by)));
+            assert_eq!(whole.len(), shown.len(), "{by:?}");
+            if by == GroupBy::Command {
+                assert_ne!(
+                    whole, shown,
+                    "texts a table of commands does not show are not read"
+                );
+            }
+            let table = |rows: &[ReportRow]| table(rows, &plan.totals, by, (None, None), false);
+            assert_eq!(table(&shown), table(&whole), "{by:?}");
+        }
     }
 
     /// A filtered report is read in one pass when the filter's index gives

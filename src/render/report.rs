@@ -15,7 +15,7 @@ use super::{
     push_duration, push_one_line, push_tilde, room_left, short_time, shown_on_one_line,
     table_width, text_width, utc_time, Column,
 };
-use crate::db::{GroupBy, ReportRow, Totals};
+use crate::db::{GroupBy, ReportRow, RowTexts, Totals};
 use crate::timespec::push_local_minute;
 
 /// The narrowest the group name or the top command gets before other
@@ -260,6 +260,34 @@ impl Col {
             Col::Longest => "longest",
             Col::TopCwd => "top cwd",
             Col::TopCommand => "top command",
+        }
+    }
+
+    /// The texts of a group's row the column shows (see [`Col::write`]).
+    fn texts(self, by: GroupBy) -> RowTexts {
+        let none = RowTexts::NONE;
+        match self {
+            Col::Group => RowTexts {
+                place: matches!(by, GroupBy::Pane | GroupBy::Session | GroupBy::Window),
+                ..none
+            },
+            Col::Server => RowTexts {
+                place: true,
+                ..none
+            },
+            Col::Users => RowTexts {
+                users: true,
+                ..none
+            },
+            Col::TopCwd => RowTexts {
+                top_cwd: true,
+                ..none
+            },
+            Col::TopCommand => RowTexts {
+                top_command: true,
+                ..none
+            },
+            Col::Cmds | Col::Failed | Col::First | Col::Last | Col::Total | Col::Longest => none,
         }
     }
 
@@ -536,6 +564,14 @@ fn title(
         title.push_str(&shown);
     }
     title
+}
+
+/// The texts of its groups' rows a report's table grouped `by` shows
+/// (those [`write_table`] needs its rows to have).
+pub fn texts_shown(by: GroupBy) -> RowTexts {
+    Col::all_for(by)
+        .into_iter()
+        .fold(RowTexts::NONE, |texts, col| texts.or(col.texts(by)))
 }
 
 /// Reads a report's rows, in order, handing each to the function given;
