@@ -2304,17 +2304,7 @@ mod fast_path_tests {
         use crate::render::report::{table, texts_shown};
         let (_dir, mut db) = database();
         let no_filter = Filters::default().conditions().unwrap();
-        for by in [
-            GroupBy::Pane,
-            GroupBy::Session,
-            GroupBy::Window,
-            GroupBy::ClientUser,
-            GroupBy::User,
-            GroupBy::Host,
-            GroupBy::Cwd,
-            GroupBy::Day,
-            GroupBy::Command,
-        ] {
+        for by in GroupBy::ALL {
             let plan = db
                 .report_plan(by, &no_filter, SortBy::Commands, None)
                 .unwrap();

@@ -265,30 +265,18 @@ impl Col {
 
     /// The texts of a group's row the column shows (see [`Col::write`]).
     fn texts(self, by: GroupBy) -> RowTexts {
-        let none = RowTexts::NONE;
+        let mut texts = RowTexts::NONE;
         match self {
-            Col::Group => RowTexts {
-                place: matches!(by, GroupBy::Pane | GroupBy::Session | GroupBy::Window),
-                ..none
-            },
-            Col::Server => RowTexts {
-                place: true,
-                ..none
-            },
-            Col::Users => RowTexts {
-                users: true,
-                ..none
-            },
-            Col::TopCwd => RowTexts {
-                top_cwd: true,
-                ..none
-            },
-            Col::TopCommand => RowTexts {
-                top_command: true,
-                ..none
-            },
-            Col::Cmds | Col::Failed | Col::First | Col::Last | Col::Total | Col::Longest => none,
+            Col::Group => {
+                texts.place = matches!(by, GroupBy::Pane | GroupBy::Session | GroupBy::Window)
+            }
+            Col::Server => texts.place = true,
+            Col::Users => texts.users = true,
+            Col::TopCwd => texts.top_cwd = true,
+            Col::TopCommand => texts.top_command = true,
+            Col::Cmds | Col::Failed | Col::First | Col::Last | Col::Total | Col::Longest => {}
         }
+        texts
     }
 
     fn right(self) -> bool {
