@@ -161,6 +161,9 @@ impl GroupBy {
     }
 }
 
+/// The order a replay places commands in: by start time, ties by id.
+const TIME_ORDER: &str = "ORDER BY started_at_us, id";
+
 const REPORT_COLUMNS: &str = "tmux_socket, tmux_server_pid, tmux_pane, tmux_session_id, \
     shell_session, exit_status, started_at_us, duration_us, user, host, cwd, command, id";
 
@@ -1367,22 +1370,18 @@ fn count_into(
             .flat_map(|(socket, pid)| [Value::Text(socket.clone()), Value::Integer(*pid)]),
     );
     let on_placed = format!("(tmux_socket, tmux_server_pid) IN (VALUES {tuples})");
-    let in_time_order = format!("{} ORDER BY started_at_us, id", filter.0);
+    let in_time_order = |where_sql: &str| format!("{where_sql} {TIME_ORDER}");
     // (The SQL, its parameters, whether its rows are placed.)
-    let passes: Vec<(String, &[Value], bool)> = match placed_servers.is_empty() {
-        true => vec![(filter.0.to_string(), filter.1, false)],
+    let passes: Vec<(String, &[Value], bool)> = if placed_servers.is_empty() {
+        vec![(filter.0.to_string(), filter.1, false)]
+    } else if !filter.0.is_empty() && sorted_for_free(conn, &in_time_order(filter.0), filter.1)? {
         // A filter read through an index that gives its rows in time order
         // already (`--user`, `--failed`, `--host`, ...): one pass in that
         // order, rather than the filter's rows read twice.
-        false if !filter.0.is_empty() && sorted_for_free(conn, &in_time_order, filter.1)? => {
-            vec![(in_time_order, filter.1, true)]
-        }
-        false => vec![
-            (
-                format!("{} ORDER BY started_at_us, id", and(&on_placed)),
-                &params,
-                true,
-            ),
+        vec![(in_time_order(filter.0), filter.1, true)]
+    } else {
+        vec![
+            (in_time_order(&and(&on_placed)), &params, true),
             (
                 and(&format!(
                     "(tmux_socket IS NULL OR tmux_server_pid IS NULL OR NOT {on_placed})"
@@ -1390,7 +1389,7 @@ fn count_into(
                 &params,
                 false,
             ),
-        ],
+        ]
     };
     let mut key = String::new();
     let mut days = LocalDays::default();
