@@ -182,12 +182,14 @@ pub const BUILTIN: &[Builtin] = &[
         regex: r#"(?i)(?:[:"'=]\s*bearer|--oauth2-bearer)\s+(?P<secret>[^\s'"`;&|<>()]{8,})"#,
         keep: keep_nothing,
     },
-    // Programs where -p (or -a, -P) is the password: mysql -pX (a bare -p
-    // asks for it, and `-p X` names a database).
+    // Programs where -p (or -a, -P, -U) is the password: mysql -pX (a bare
+    // -p asks for it, and `-p X` names a database). Each needs its option
+    // as an `also`: a program's name alone in a line of output (`7Z` ends
+    // a time in many logs) runs no regex.
     Builtin {
         name: "mysql/mariadb -pPASSWORD",
         literals: &["mysql", "mariadb"],
-        also: &[],
+        also: &["-p"],
         regex: concat!(
             program!(),
             r"(?:mysql|mariadb)[A-Za-z-]*",
@@ -201,7 +203,7 @@ pub const BUILTIN: &[Builtin] = &[
     Builtin {
         name: "sshpass -p",
         literals: &["sshpass"],
-        also: &[],
+        also: &["-p"],
         regex: concat!(
             program!(),
             r"sshpass\s+(?:-[^p\s]\S*\s+)*-p\s*(?P<secret>",
@@ -213,7 +215,7 @@ pub const BUILTIN: &[Builtin] = &[
     Builtin {
         name: "registry login -p",
         literals: &["login"],
-        also: &[],
+        also: &["-p"],
         regex: concat!(
             program!(),
             r"(?:docker|podman|nerdctl|buildah|skopeo|oras|helm\s+registry)\s+login",
@@ -227,7 +229,7 @@ pub const BUILTIN: &[Builtin] = &[
     Builtin {
         name: "redis-cli -a",
         literals: &["redis-cli"],
-        also: &[],
+        also: &["-a"],
         regex: concat!(
             program!(),
             r"redis-cli",
@@ -241,7 +243,7 @@ pub const BUILTIN: &[Builtin] = &[
     Builtin {
         name: "mongo -p",
         literals: &["mongo"],
-        also: &[],
+        also: &["-p"],
         regex: concat!(
             program!(),
             r"mongo(?:sh|dump|restore|export|import|stat|top)?",
@@ -255,7 +257,7 @@ pub const BUILTIN: &[Builtin] = &[
     Builtin {
         name: "7z -pPASSWORD",
         literals: &["7z"],
-        also: &[],
+        also: &["-p"],
         regex: concat!(
             program!(),
             r"7z[az]?",
@@ -269,7 +271,7 @@ pub const BUILTIN: &[Builtin] = &[
     Builtin {
         name: "zip/unzip/sqlcmd -P",
         literals: &["zip", "sqlcmd", "bcp"],
-        also: &[],
+        also: &["-p"],
         regex: concat!(
             program!(),
             r"(?:zip|unzip|zipcloak|sqlcmd|bcp)",
@@ -283,7 +285,7 @@ pub const BUILTIN: &[Builtin] = &[
     Builtin {
         name: "smbclient -U user%password",
         literals: &["smbclient", "rpcclient", "smbmap"],
-        also: &[],
+        also: &["-u"],
         regex: concat!(
             program!(),
             r"(?:smbclient|rpcclient|smbmap)",
@@ -338,7 +340,7 @@ pub const BUILTIN: &[Builtin] = &[
     Builtin {
         name: "URL credentials",
         literals: &["://"],
-        also: &[],
+        also: &["@"],
         regex: r#"[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@'"]*:(?P<secret>[^/\s'"]+)@"#,
         keep: keep_nothing,
     },
@@ -619,12 +621,13 @@ impl Redactor {
 /// Literals of one byte (the `=`, `:`, `"` and `-` a broad pattern also
 /// needs) are not in the automaton: they are in most lines of output, and
 /// a search reporting each of them cost a quarter of a capture process's
-/// time. They are looked for (memchr) only once a literal of a pattern
-/// that needs one of them was found. Literals of two bytes (`-a`, `xh`)
-/// are looked for one by one (memmem): without them, the automaton's
-/// literals are all long enough for its SIMD prefilter (Teddy), which
-/// skips most of a line instead of stepping through every byte (the
-/// automaton's share of a capture process's CPU: 28 % to 16 %).
+/// time. Literals of two bytes (`-p`, `7z`) are looked for one by one
+/// (memmem): without them, the automaton's literals are all long enough
+/// for its SIMD prefilter (Teddy), which skips most of a line instead of
+/// stepping through every byte (the automaton's share of a capture
+/// process's CPU: 28 % to 16 %). A short literal that is only an `also`
+/// (an option: `-p`) is looked for only once a literal of a pattern that
+/// needs it was found.
 struct Literals {
     /// None only if it could not be built: then every pattern is tried.
     automaton: Option<AhoCorasick>,
@@ -636,6 +639,9 @@ struct Literals {
     pairs: Vec<(memchr::memmem::Finder<'static>, usize)>,
     /// The literals of one byte, and their numbers.
     bytes: Vec<(u8, usize)>,
+    /// The literals some pattern has among its `literals` (not only as an
+    /// `also`): the short ones of these are looked for in every text.
+    primary: u128,
     /// Per built-in pattern: its `literals` and its `also`.
     needs: Vec<(u128, u128)>,
 }
@@ -663,7 +669,7 @@ impl Literals {
                 bits | 1u128.checked_shl(number as u32).unwrap_or(0)
             })
         };
-        let needs = sets
+        let needs: Vec<(u128, u128)> = sets
             .iter()
             .map(|(literals, also)| (set(literals), set(also)))
             .collect();
@@ -701,6 +707,7 @@ impl Literals {
                     )
                 })
                 .collect(),
+            primary: needs.iter().fold(0, |bits, (literals, _)| bits | literals),
             needs,
         }
     }
@@ -720,18 +727,25 @@ impl Literals {
             found |= self.holds[m.pattern().as_usize()];
             at = m.start() + 1;
         }
-        for (finder, number) in &self.pairs {
-            if finder.find(lower).is_some() {
-                found |= bit(*number);
-            }
-        }
+        found |= self.short_in(lower, self.primary);
         let wanted = self
             .needs
             .iter()
             .filter(|(needs, _)| found & needs != 0)
             .fold(0, |bits, (_, also)| bits | also);
+        found | self.short_in(lower, wanted & !self.primary)
+    }
+
+    /// Which of the literals of one or two bytes in `which` `lower` holds.
+    fn short_in(&self, lower: &[u8], which: u128) -> u128 {
+        let mut found = 0;
+        for (finder, number) in &self.pairs {
+            if which & bit(*number) != 0 && finder.find(lower).is_some() {
+                found |= bit(*number);
+            }
+        }
         for &(byte, number) in &self.bytes {
-            if wanted & bit(number) != 0 && memchr::memchr(byte, lower).is_some() {
+            if which & bit(number) != 0 && memchr::memchr(byte, lower).is_some() {
                 found |= bit(number);
             }
         }
@@ -883,14 +897,26 @@ mod tests {
         assert!(failed.is_empty(), "{}", failed.join("\n"));
     }
 
-    /// A one-byte literal (`=`, `:`, `"`, `-`) is looked for apart from the
-    /// automaton, and only once a pattern needing it has its other
-    /// literal: found as the first byte of the text (and nowhere else),
-    /// before or after that literal, and in a text with many of them (a
-    /// log line).
+    /// A literal of one or two bytes that is only an `also` (`=`, `:`,
+    /// `"`, `-`, `-p`) is looked for apart from the automaton, and only
+    /// once a pattern needing it has its other literal: found as the first
+    /// byte of the text (and nowhere else), before or after that literal,
+    /// at the text's end, and in a text with many of them (a log line).
     #[test]
-    fn one_byte_literals_are_found_anywhere_beside_their_pattern() {
+    fn also_literals_are_found_anywhere_beside_their_pattern() {
         check(&[
+            ("mysql -u root -phunter2", "mysql -u root -p[REDACTED]"),
+            ("7z a -phunter2 x.7z", "7z a -p[REDACTED] x.7z"),
+            ("zip -e -P hunter2 x.zip y", "zip -e -P [REDACTED] x.zip y"),
+            ("redis-cli -a hunter2 ping", "redis-cli -a [REDACTED] ping"),
+            (
+                "smbclient //h/s -U bob%hunter2",
+                "smbclient //h/s -U bob%[REDACTED]",
+            ),
+            (
+                "see https://bob:hunter2@host/",
+                "see https://bob:[REDACTED]@host/",
+            ),
             ("-storepass hunter2", "-storepass [REDACTED]"),
             ("--password hunter2", "--password [REDACTED]"),
             ("\"password\":\"hunter2\"", "\"password\":\"[REDACTED]\""),
@@ -904,8 +930,11 @@ mod tests {
                 "2026-11-29 INFO a=1 b-2 c:3 token=[REDACTED] d=4",
             ),
         ]);
-        // `=` alone makes no pattern a candidate.
+        // `=` alone makes no pattern a candidate; nor a program's name
+        // without its option (a time ending in `7Z`, a URL without `@`).
         assert_eq!(candidates(b"a=1 b=2 c:3 -d").count(), 0);
+        let log = b"2026-11-29t12:00:00.007z info http get https://h/x -- mysql login mongo";
+        assert_eq!(candidates(log).count(), 0);
     }
 
     /// Every literal of two bytes or more is found wherever it is: two
@@ -922,15 +951,18 @@ mod tests {
                 }
             }
         }
+        // Those looked for in every text: not the short ones that are
+        // only an `also` (the test above).
         let multi = all
             .iter()
             .enumerate()
-            .filter(|(_, l)| l.len() > 1)
+            .filter(|(n, l)| l.len() > 2 || (l.len() == 2 && LITERALS.primary & bit(*n) != 0))
             .fold(0u128, |bits, (n, _)| bits | bit(n));
         let expected = |text: &str| {
             all.iter()
                 .enumerate()
-                .filter(|(_, l)| l.len() > 1 && text.contains(**l))
+                .filter(|(n, _)| multi & bit(*n) != 0)
+                .filter(|(_, l)| text.contains(**l))
                 .fold(0u128, |bits, (n, _)| bits | bit(n))
         };
         for a in &all {
@@ -1225,7 +1257,7 @@ mod properties {
         #[test]
         fn the_prefilter_never_hides_a_match(
             words in proptest::collection::vec(
-                "(PassWord|PWD|_pwd|ToKeN|sEcReT|API-KEY|apikey|Access_Key|PRIVATE_KEY|Authorization|BEARER|MySQL|MariaDB|sshpass|LOGIN|docker|redis-cli|mongosh|7z|zip|sqlcmd|smbclient|curl|HTTP|aws configure set|://|-----BEGIN RSA PRIVATE KEY-----|AKIA0123456789ABCDEF|ghp_|glpat-|xoxb-|hooks.slack.com/services/|sk_live_|sk-|AIza|npm_|eyJ|[=: ]|-p|-a|-P|-u|--|[a-zA-Z0-9]{1,12}|\"|'|\\.)",
+                "(PassWord|PWD|_pwd|ToKeN|sEcReT|API-KEY|apikey|Access_Key|PRIVATE_KEY|Authorization|BEARER|MySQL|MariaDB|sshpass|LOGIN|docker|redis-cli|mongosh|7z|zip|sqlcmd|smbclient|curl|HTTP|aws configure set|://|-----BEGIN RSA PRIVATE KEY-----|AKIA0123456789ABCDEF|ghp_|glpat-|xoxb-|hooks.slack.com/services/|sk_live_|sk-|AIza|npm_|eyJ|[=: @]|-p|-a|-P|-u|-U|--|[a-zA-Z0-9]{1,12}|\"|'|\\.)",
                 0..12,
             ),
         ) {
