@@ -4,8 +4,10 @@
 //! It must never slow the pane: tmux writes to the pipe without waiting
 //! and keeps in memory what the pipe cannot take. So one thread only reads,
 //! timestamps and queues (at most [`QUEUE_BYTES`] bytes), and another redacts,
-//! compresses and writes. When the queue is full (the disk stalls), reads
-//! are dropped and counted, and the count is recorded as a gap.
+//! compresses and writes. When the queue is full, the reader waits for
+//! room (tmux holds the output meanwhile), at most [`STALL`] until the
+//! writer catches up; past that (the disk stalls) reads are dropped and
+//! counted, and the count is recorded as a gap.
 //!
 //! Redaction sees whole lines: a secret split across two reads is joined
 //! first. A line is held until its end comes, at most [`MAX_LINE`] bytes
@@ -33,6 +35,12 @@ use crate::redact::{Redactor, MARK};
 /// writer fell behind for a moment.
 const QUEUE_BYTES: usize = 2 << 20;
 const READ: usize = 64 << 10;
+/// How long, in all, the reader waits for room in a full queue before it
+/// drops what it reads, until the writer has caught up (the queue half
+/// empty). A moment of a busy CPU or a slow write costs nothing, while
+/// what tmux holds for a writer that stays behind (a disk that hangs)
+/// is bounded: for a pane printing 50 MB/s, 12.5 MB more for a while.
+const STALL: Duration = Duration::from_millis(250);
 /// How long the reader lets output gather once it has read all there was.
 const GATHER: Duration = Duration::from_millis(2);
 /// A line longer than this is redacted and written in pieces.
@@ -59,10 +67,11 @@ fn now_us() -> i64 {
 
 /// Captures `input` until it ends into the segments of `dir` (under the
 /// capture root `root`). `sealed` is given each segment once it is closed
-/// (to chain its hash: see [`super::seal`]), on this thread, never the
-/// one that reads the pane. `failed` is told when writing starts failing
-/// (a full disk), once until a write works again: meanwhile output is
-/// counted and dropped, and a [`segment::GAP`] says so once it works.
+/// (to chain its hash: see [`super::seal`]), on the writing thread: what
+/// waits (the database) it hands on to a thread of its own. `failed` is
+/// told when writing starts failing (a full disk), once until a write
+/// works again: meanwhile output is counted and dropped, and a
+/// [`segment::GAP`] says so once it works.
 pub fn run(
     input: impl Read + Send + 'static,
     root: &Path,
@@ -81,7 +90,7 @@ pub fn run(
     let reader = {
         let dropped = Arc::clone(&dropped);
         let queued = Arc::clone(&queued);
-        std::thread::spawn(move || read_all(input, tx, &dropped, &queued))
+        std::thread::spawn(move || read_all(input, tx, &dropped, &queued, STALL))
     };
 
     let mut summary = Summary::default();
@@ -143,18 +152,31 @@ pub fn run(
     Ok(summary)
 }
 
-/// The reader thread: never waits for the writer. Returns the bytes read.
+/// The reader thread: waits for the writer at most `stall` while it is
+/// behind (see [`STALL`]). Returns the bytes read.
 fn read_all(
     mut input: impl Read,
     tx: mpsc::Sender<(i64, Vec<u8>)>,
     dropped: &AtomicU64,
     queued: &AtomicU64,
+    stall: Duration,
 ) -> u64 {
     let mut buf = vec![0u8; READ];
     let mut total = 0u64;
     // The last read was dropped in the middle of a mark.
     let mut inside_mark = false;
+    // How long the reader has waited since the writer last caught up.
+    let mut waited = Duration::ZERO;
+    let is_full = || queued.load(Ordering::Relaxed) + READ as u64 > QUEUE_BYTES as u64;
     loop {
+        if queued.load(Ordering::Relaxed) <= QUEUE_BYTES as u64 / 2 {
+            waited = Duration::ZERO;
+        }
+        while is_full() && waited < stall {
+            let start = Instant::now();
+            std::thread::sleep(Duration::from_millis(1));
+            waited += start.elapsed();
+        }
         let n = match input.read(&mut buf) {
             Ok(0) => return total,
             Ok(n) => n,
@@ -162,8 +184,8 @@ fn read_all(
             Err(_) => return total,
         };
         total += n as u64;
-        // The writer behind by more than the queue holds (the disk
-        // stalls): dropped and counted, never waited for.
+        // The writer behind by more than the queue holds for longer than
+        // `stall` (the disk stalls): dropped and counted.
         if queued.load(Ordering::Relaxed) + n as u64 > QUEUE_BYTES as u64 {
             // Its marks go on all the same (a few bytes): a command that
             // starts, excluded, in a dropped read must not have the output
@@ -382,9 +404,9 @@ mod tests {
     use super::*;
     use crate::config::Redact;
 
-    /// The writer behind (the queue full): a read is dropped and counted,
-    /// but its marks go on, so an excluded command starting in it stays
-    /// excluded after the gap.
+    /// The writer behind (the queue full) past the stall: a read is
+    /// dropped and counted, but its marks go on, so an excluded command
+    /// starting in it stays excluded after the gap.
     #[test]
     fn a_read_dropped_for_a_full_queue_still_hands_on_its_marks() {
         let (tx, rx) = mpsc::channel();
@@ -392,7 +414,7 @@ mod tests {
         let queued = AtomicU64::new(QUEUE_BYTES as u64);
         let mark: &[u8] = b"\x1b]133;C;ta=s/2;x\x07";
         let input = [b"out".as_slice(), mark, b"secret"].concat();
-        let total = read_all(&input[..], tx, &dropped, &queued);
+        let total = read_all(&input[..], tx, &dropped, &queued, Duration::ZERO);
         assert_eq!(total, input.len() as u64);
         let sent: Vec<Vec<u8>> = rx.try_iter().map(|(_, bytes)| bytes).collect();
         assert_eq!(sent, [mark.to_vec()]);
@@ -401,6 +423,48 @@ mod tests {
             queued.load(Ordering::Relaxed),
             (QUEUE_BYTES + mark.len()) as u64
         );
+    }
+
+    /// Output read while the queue is full, as a writer behind sees it.
+    struct Watched<'a> {
+        output: &'a [u8],
+        queued: &'a AtomicU64,
+        read_while_full: bool,
+    }
+
+    impl Read for Watched<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.queued.load(Ordering::Relaxed) + READ as u64 > QUEUE_BYTES as u64 {
+                self.read_while_full = true;
+            }
+            self.output.read(buf)
+        }
+    }
+
+    /// The writer behind for a moment (the queue full, then emptied): the
+    /// reader waits for room, tmux holding the output, and drops nothing.
+    #[test]
+    fn a_reader_waits_for_a_writer_behind_for_a_moment() {
+        let (tx, rx) = mpsc::channel();
+        let dropped = AtomicU64::new(0);
+        let queued = AtomicU64::new(QUEUE_BYTES as u64);
+        let mut input = Watched {
+            output: b"every byte of it",
+            queued: &queued,
+            read_while_full: false,
+        };
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                // A moment, to let a reader that would not wait read.
+                std::thread::sleep(Duration::from_millis(20));
+                queued.store(0, Ordering::Relaxed);
+            });
+            read_all(&mut input, tx, &dropped, &queued, Duration::from_secs(600));
+        });
+        assert!(!input.read_while_full);
+        assert_eq!(dropped.load(Ordering::Relaxed), 0);
+        let sent: Vec<u8> = rx.try_iter().flat_map(|(_, bytes)| bytes).collect();
+        assert_eq!(sent, b"every byte of it");
     }
 
     fn captured(dir: &Path) -> Vec<u8> {

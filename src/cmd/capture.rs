@@ -4,6 +4,7 @@
 //! capture is off in config.toml it ends at once, and tmux stops piping.
 
 use std::io;
+use std::sync::mpsc;
 
 use anyhow::{Context as _, Result};
 
@@ -100,8 +101,16 @@ impl CaptureCmd {
                 "free space in the database's directory; capture goes on by itself",
             );
         };
-        let summary = recorder::run(io::stdin(), &root, dir, &config.redact, sealed, failed)
-            .with_context(|| format!("cannot capture pane {}", self.pane))?;
+        // Sealing waits for the database (locked by a reader, an fsync): on
+        // a thread of its own, so that the writer never falls behind the
+        // pane for it. It ends with the last seal once the capture ends.
+        let (to_seal, seals) = mpsc::channel::<Seal>();
+        let summary = std::thread::scope(|scope| {
+            scope.spawn(move || seals.into_iter().for_each(sealed));
+            let seal = move |seal| to_seal.send(seal).unwrap_or(());
+            recorder::run(io::stdin(), &root, dir, &config.redact, seal, failed)
+        })
+        .with_context(|| format!("cannot capture pane {}", self.pane))?;
         if summary.lost > 0 || summary.error.is_some() {
             let why = summary.error.as_deref().unwrap_or("the disk was too slow");
             error_log::append(
