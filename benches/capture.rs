@@ -4,9 +4,11 @@
 //! alone costs: the floor of any capture built on it), and with
 //! `tmux-audit capture` on it. Prints the median of several rounds of each,
 //! what the floor and the capture added in each round (the runs of a round
-//! back to back) and the median of that, the output each capture lost (the
-//! bytes its gaps count: dropped while its writer was behind), the bytes it
-//! kept on disk per MB of output, and the capture process's memory.
+//! back to back, every other round in the reverse order, so that a machine
+//! speeding up or slowing down favours none) and the median of that, the
+//! output each capture lost (the bytes its gaps count: dropped while its
+//! writer was behind), the bytes it kept on disk per MB of output, and the
+//! capture process's memory.
 //!
 //!     cargo bench --bench capture            # 200 MB, 3 rounds
 //!     MB=50 ROUNDS=5 cargo bench --bench capture
@@ -139,13 +141,23 @@ fn cat_bench() {
     let mut lost = Vec::new();
     let mut memory = (0, 0);
     for round in 0..rounds {
-        without.push(cat_in_pane(&bin, dir.path(), &file, Pipe::None, round).took);
-        floor.push(cat_in_pane(&bin, dir.path(), &file, Pipe::DevNull, round).took);
-        let run = cat_in_pane(&bin, dir.path(), &file, Pipe::Capture, round);
-        with.push(run.took);
-        on_disk = run.on_disk;
-        lost.push(run.lost);
-        memory = run.memory_kb;
+        let mut pipes = [Pipe::None, Pipe::DevNull, Pipe::Capture];
+        if round % 2 == 1 {
+            pipes.reverse();
+        }
+        for pipe in pipes {
+            let run = cat_in_pane(&bin, dir.path(), &file, pipe, round);
+            match pipe {
+                Pipe::None => without.push(run.took),
+                Pipe::DevNull => floor.push(run.took),
+                Pipe::Capture => {
+                    with.push(run.took);
+                    on_disk = run.on_disk;
+                    lost.push(run.lost);
+                    memory = run.memory_kb;
+                }
+            }
+        }
     }
     let a = median(&mut without.clone());
     println!("without capture: median {}", ms(a));
