@@ -5,9 +5,9 @@
 //! and keeps in memory what the pipe cannot take. So one thread only reads,
 //! timestamps and queues (at most [`QUEUE_BYTES`] bytes), and another redacts,
 //! compresses and writes. When the queue is full, the reader waits for
-//! room (tmux holds the output meanwhile), at most [`STALL`] until the
-//! writer catches up; past that (the disk stalls) reads are dropped and
-//! counted, and the count is recorded as a gap.
+//! room (tmux holds the output meanwhile), at most [`STALL`] in all until
+//! it has caught up with tmux; past that (the disk stalls) reads are
+//! dropped and counted, and the count is recorded as a gap.
 //!
 //! Redaction sees whole lines: a secret split across two reads is joined
 //! first. A line is held until its end comes, at most [`MAX_LINE`] bytes
@@ -36,10 +36,10 @@ use crate::redact::{Redactor, MARK};
 const QUEUE_BYTES: usize = 2 << 20;
 const READ: usize = 64 << 10;
 /// How long, in all, the reader waits for room in a full queue before it
-/// drops what it reads, until the writer has caught up (the queue half
-/// empty). A moment of a busy CPU or a slow write costs nothing, while
-/// what tmux holds for a writer that stays behind (a disk that hangs)
-/// is bounded: for a pane printing 50 MB/s, 12.5 MB more for a while.
+/// drops what it reads, until it has caught up with tmux again (a read
+/// takes all there is). A moment of a busy CPU or a slow write costs
+/// nothing, while what tmux holds meanwhile is bounded: for a pane
+/// printing 50 MB/s, 12.5 MB more for a while.
 const STALL: Duration = Duration::from_millis(250);
 /// How long the reader lets output gather once it has read all there was.
 const GATHER: Duration = Duration::from_millis(2);
@@ -165,13 +165,10 @@ fn read_all(
     let mut total = 0u64;
     // The last read was dropped in the middle of a mark.
     let mut inside_mark = false;
-    // How long the reader has waited since the writer last caught up.
+    // How long the reader has waited since it last caught up with tmux.
     let mut waited = Duration::ZERO;
     let is_full = || queued.load(Ordering::Relaxed) + READ as u64 > QUEUE_BYTES as u64;
     loop {
-        if queued.load(Ordering::Relaxed) <= QUEUE_BYTES as u64 / 2 {
-            waited = Duration::ZERO;
-        }
         while is_full() && waited < stall {
             let start = Instant::now();
             std::thread::sleep(Duration::from_millis(1));
@@ -184,6 +181,10 @@ fn read_all(
             Err(_) => return total,
         };
         total += n as u64;
+        if n < buf.len() {
+            // Caught up with tmux: it holds nothing of the pane's.
+            waited = Duration::ZERO;
+        }
         // The writer behind by more than the queue holds for longer than
         // `stall` (the disk stalls): dropped and counted.
         if queued.load(Ordering::Relaxed) + n as u64 > QUEUE_BYTES as u64 {
