@@ -7,8 +7,9 @@
 //! back to back, every other round in the reverse order, so that a machine
 //! speeding up or slowing down favours none) and the median of that, the
 //! output each capture lost (the bytes its gaps count: dropped while its
-//! writer was behind), the bytes it kept on disk per MB of output, and the
-//! capture process's memory.
+//! writer was behind) and kept (against what the pane printed: the file
+//! with a `\r` before each newline), the bytes it kept on disk per MB of
+//! output, and the capture process's memory.
 //!
 //!     cargo bench --bench capture            # 200 MB, 3 rounds
 //!     MB=50 ROUNDS=5 cargo bench --bench capture
@@ -88,7 +89,7 @@ fn search_output_bench() {
     }
     writer.close();
     commands.reverse(); // newest first, as search reads
-    let (on_disk, _) = segments_in(dir.path(), false);
+    let Segments { on_disk, .. } = segments_in(dir.path(), false);
     println!(
         "search --output: {mb} commands of 1 MiB of output ({} MB compressed to {} MB, made in {})",
         mb,
@@ -139,6 +140,7 @@ fn cat_bench() {
     let (mut without, mut floor, mut with) = (Vec::new(), Vec::new(), Vec::new());
     let mut on_disk = 0;
     let mut lost = Vec::new();
+    let mut kept = Vec::new();
     let mut memory = (0, 0);
     for round in 0..rounds {
         let mut pipes = [Pipe::None, Pipe::DevNull, Pipe::Capture];
@@ -154,6 +156,7 @@ fn cat_bench() {
                     with.push(run.took);
                     on_disk = run.on_disk;
                     lost.push(run.lost);
+                    kept.push(run.kept);
                     memory = run.memory_kb;
                 }
             }
@@ -185,6 +188,9 @@ fn cat_bench() {
         );
     }
     println!("output lost (gaps) per round, bytes: {lost:?}");
+    let printed = fs::metadata(&file).unwrap().len()
+        + memchr::memchr_iter(b'\n', &fs::read(&file).unwrap()).count() as u64;
+    println!("output kept per round, bytes (of {printed} printed): {kept:?}");
     println!(
         "on disk: {on_disk} bytes for {mb} MB ({:.0} bytes per MB of output)",
         on_disk as f64 / mb as f64
@@ -231,6 +237,7 @@ struct Run {
     took: Duration,
     on_disk: u64,
     lost: u64,
+    kept: u64,
     memory_kb: (u64, u64),
 }
 
@@ -264,7 +271,7 @@ fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, pipe: Pipe, round: usize) ->
     };
     let result = home.join("took-ns");
     let script = format!(
-        "tmux -L {socket} wait-for go; s=$(date +%s%N); cat {}; e=$(date +%s%N); echo $((e - s)) > {}; tmux -L {socket} wait-for -S done; sleep 100",
+        "tmux -L {socket} wait-for go; s=$(date +%s%N); cat {}; e=$(date +%s%N); echo $((e - s)) > {}; tmux -L {socket} wait-for -S done; tmux -L {socket} wait-for finish",
         file.display(),
         result.display()
     );
@@ -307,17 +314,36 @@ fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, pipe: Pipe, round: usize) ->
         };
         memory_kb = (field("VmHWM:"), field("RssAnon:"));
     }
-    tmux(&["kill-server"]);
+    // The pane's command ends, as a user's does: tmux hands the pipe what
+    // it holds before it closes the pane (a `kill-server` would drop it),
+    // and the server ends with its last pane.
+    tmux(&["wait-for", "-S", "finish"]);
+    let server_runs = || {
+        Command::new("tmux")
+            .args(["-L", &socket, "list-sessions"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
     // The capture process ends at the end of its pipe: wait for its last write.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while capture && capture_pid(&pane).is_some() && Instant::now() < deadline {
+    while (server_runs() || capture && capture_pid(&pane).is_some()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (on_disk, lost) = segments_in(&home.join("data"), capture);
+    if server_runs() {
+        let _ = Command::new("tmux")
+            .args(["-L", &socket, "kill-server"])
+            .output();
+    }
+    let Segments {
+        on_disk,
+        lost,
+        kept,
+    } = segments_in(&home.join("data"), capture);
     Run {
         took,
         on_disk,
         lost,
+        kept,
         memory_kb,
     }
 }
@@ -335,30 +361,43 @@ fn capture_pid(pane: &str) -> Option<u32> {
     })
 }
 
-/// The segments under `dir`: their bytes on disk, and (`count_lost`: read
-/// them for it) the output bytes their gaps say were lost, dropped while
-/// the writer was behind.
-fn segments_in(dir: &Path, count_lost: bool) -> (u64, u64) {
+/// What the segments under a directory hold.
+#[derive(Default)]
+struct Segments {
+    /// Their bytes on disk.
+    on_disk: u64,
+    /// The output bytes their gaps say were lost (dropped while the
+    /// writer was behind).
+    lost: u64,
+    /// The output bytes they keep.
+    kept: u64,
+}
+
+/// The segments under `dir`: their bytes on disk, and (`read`: decoded
+/// for it) what they lost and kept.
+fn segments_in(dir: &Path, read: bool) -> Segments {
     use tmux_audit::capture::segment;
-    let (mut on_disk, mut lost) = (0, 0);
+    let mut all = Segments::default();
     for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
         if path.is_dir() {
-            let (d, l) = segments_in(&path, count_lost);
-            on_disk += d;
-            lost += l;
+            let under = segments_in(&path, read);
+            all.on_disk += under.on_disk;
+            all.lost += under.lost;
+            all.kept += under.kept;
         } else if path.extension().is_some_and(|e| e == "seg") {
-            on_disk += entry.metadata().map(|m| m.len()).unwrap_or(0);
-            if !count_lost {
+            all.on_disk += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            if !read {
                 continue;
             }
-            let records = segment::read(&path).map(|s| s.records).unwrap_or_default();
-            lost += records
-                .iter()
-                .filter(|r| r.kind == segment::GAP)
-                .map(|r| r.lost())
-                .sum::<u64>();
+            for record in segment::read(&path).map(|s| s.records).unwrap_or_default() {
+                match record.kind {
+                    segment::GAP => all.lost += record.lost(),
+                    segment::OUTPUT => all.kept += record.payload.len() as u64,
+                    _ => {}
+                }
+            }
         }
     }
-    (on_disk, lost)
+    all
 }
