@@ -334,6 +334,9 @@ fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, pipe: Pipe, round: usize) ->
             .args(["-L", &socket, "kill-server"])
             .output();
     }
+    if let Some(pid) = capture.then(|| capture_pid(&pane)).flatten() {
+        let _ = Command::new("kill").arg(pid.to_string()).output();
+    }
     let Segments {
         on_disk,
         lost,

@@ -36,10 +36,10 @@ use crate::redact::{Redactor, MARK};
 const QUEUE_BYTES: usize = 2 << 20;
 const READ: usize = 64 << 10;
 /// How long, in all, the reader waits for room in a full queue before it
-/// drops what it reads, until it has caught up with tmux again (a read
-/// takes all there is). A moment of a busy CPU or a slow write costs
-/// nothing, while what tmux holds meanwhile is bounded: for a pane
-/// printing 50 MB/s, 12.5 MB more for a while.
+/// drops what it reads, until a read it queues has caught up with tmux
+/// again (taken all there was: see [`Patience`]). A moment of a busy CPU
+/// or a slow write costs nothing, while what tmux holds meanwhile is
+/// bounded: for a pane printing 50 MB/s, 12.5 MB more for a while.
 const STALL: Duration = Duration::from_millis(250);
 /// How long the reader lets output gather once it has read all there was.
 const GATHER: Duration = Duration::from_millis(2);
@@ -67,11 +67,11 @@ fn now_us() -> i64 {
 
 /// Captures `input` until it ends into the segments of `dir` (under the
 /// capture root `root`). `sealed` is given each segment once it is closed
-/// (to chain its hash: see [`super::seal`]), on the writing thread: what
-/// waits (the database) it hands on to a thread of its own. `failed` is
-/// told when writing starts failing (a full disk), once until a write
-/// works again: meanwhile output is counted and dropped, and a
-/// [`segment::GAP`] says so once it works.
+/// (to chain its hash: see [`super::seal`]), on the writing thread, so it
+/// must not wait (the caller hands the database's work to a thread of its
+/// own). `failed` is told when writing starts failing (a full disk), once
+/// until a write works again: meanwhile output is counted and dropped, and
+/// a [`segment::GAP`] says so once it works.
 pub fn run(
     input: impl Read + Send + 'static,
     root: &Path,
@@ -165,14 +165,11 @@ fn read_all(
     let mut total = 0u64;
     // The last read was dropped in the middle of a mark.
     let mut inside_mark = false;
-    // How long the reader has waited since it last caught up with tmux.
-    let mut waited = Duration::ZERO;
+    let mut patience = Patience::new(stall);
     let is_full = || queued.load(Ordering::Relaxed) + READ as u64 > QUEUE_BYTES as u64;
     loop {
-        while is_full() && waited < stall {
-            let start = Instant::now();
-            std::thread::sleep(Duration::from_millis(1));
-            waited += start.elapsed();
+        while is_full() && patience.left() {
+            patience.wait();
         }
         let n = match input.read(&mut buf) {
             Ok(0) => return total,
@@ -181,10 +178,6 @@ fn read_all(
             Err(_) => return total,
         };
         total += n as u64;
-        if n < buf.len() {
-            // Caught up with tmux: it holds nothing of the pane's.
-            waited = Duration::ZERO;
-        }
         // The writer behind by more than the queue holds for longer than
         // `stall` (the disk stalls): dropped and counted.
         if queued.load(Ordering::Relaxed) + n as u64 > QUEUE_BYTES as u64 {
@@ -207,6 +200,7 @@ fn read_all(
         if tx.send((now_us(), buf[..n].to_vec())).is_err() {
             return total;
         }
+        patience.queued(n < buf.len());
         if n < buf.len() {
             // Caught up with tmux: the next output gathers in the socket
             // meanwhile (about 200 KiB; tmux never waits for a full one, it
@@ -218,6 +212,42 @@ fn read_all(
             // what tmux itself parses (~40 MB/s here); where a socket
             // holds only a few KiB the cap would be that much lower.
             std::thread::sleep(GATHER);
+        }
+    }
+}
+
+/// How long the reader may still wait for a writer behind: `stall` in all
+/// since it last caught up with tmux with a read it queued. A read it
+/// dropped does not count, however short: while the writer stays behind
+/// the reader reads on at once, so what tmux holds drains.
+struct Patience {
+    waited: Duration,
+    stall: Duration,
+}
+
+impl Patience {
+    fn new(stall: Duration) -> Patience {
+        Patience {
+            waited: Duration::ZERO,
+            stall,
+        }
+    }
+
+    fn left(&self) -> bool {
+        self.waited < self.stall
+    }
+
+    fn wait(&mut self) {
+        let start = Instant::now();
+        std::thread::sleep(Duration::from_millis(1));
+        self.waited += start.elapsed();
+    }
+
+    /// A read was queued; `took_all`: it took all there was, so tmux
+    /// holds nothing of the pane's.
+    fn queued(&mut self, took_all: bool) {
+        if took_all {
+            self.waited = Duration::ZERO;
         }
     }
 }
@@ -460,12 +490,27 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(20));
                 queued.store(0, Ordering::Relaxed);
             });
-            read_all(&mut input, tx, &dropped, &queued, Duration::from_secs(600));
+            read_all(&mut input, tx, &dropped, &queued, Duration::from_secs(60));
         });
         assert!(!input.read_while_full);
         assert_eq!(dropped.load(Ordering::Relaxed), 0);
         let sent: Vec<u8> = rx.try_iter().flat_map(|(_, bytes)| bytes).collect();
         assert_eq!(sent, b"every byte of it");
+    }
+
+    /// The reader's patience runs out once it has waited its stall; a read
+    /// it dropped leaves it out, however short; a read it queued that took
+    /// all there was gives it back, one that did not leaves it as it is.
+    #[test]
+    fn patience_comes_back_only_with_a_read_queued_that_took_all() {
+        let mut patience = Patience::new(Duration::from_millis(1));
+        assert!(patience.left());
+        patience.wait();
+        assert!(!patience.left(), "a wait of a millisecond or more");
+        patience.queued(false);
+        assert!(!patience.left());
+        patience.queued(true);
+        assert!(patience.left());
     }
 
     fn captured(dir: &Path) -> Vec<u8> {
