@@ -334,7 +334,12 @@ fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, pipe: Pipe, round: usize) ->
             .args(["-L", &socket, "kill-server"])
             .output();
     }
-    if let Some(pid) = capture.then(|| capture_pid(&pane)).flatten() {
+    // What is left: a capture process still writing after its minute, and
+    // the merge of the spool each capture's first seal starts for later
+    // (five minutes on).
+    let mut left = our_processes(&format!("{}/", home.display()));
+    left.extend(capture.then(|| capture_pid(&pane)).flatten());
+    for pid in left {
         let _ = Command::new("kill").arg(pid.to_string()).output();
     }
     let Segments {
@@ -353,15 +358,28 @@ fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, pipe: Pipe, round: usize) ->
 
 /// The capture process of `pane` of this benchmark, if it runs.
 fn capture_pid(pane: &str) -> Option<u32> {
-    let needle = format!("capture\0--pane\0{pane}\0");
-    fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let cmdline = fs::read(e.path().join("cmdline")).ok()?;
-        let exe = fs::read_link(e.path().join("exe")).ok()?;
-        (exe.ends_with("release/tmux-audit")
-            && memchr::memmem::find(&cmdline, needle.as_bytes()).is_some())
-        .then_some(pid)
-    })
+    our_processes(&format!("capture\0--pane\0{pane}\0"))
+        .into_iter()
+        .next()
+}
+
+/// The processes of this benchmark's `tmux-audit` whose command line holds
+/// `needle`.
+fn our_processes(needle: &str) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = fs::read(e.path().join("cmdline")).ok()?;
+            let exe = fs::read_link(e.path().join("exe")).ok()?;
+            (exe.ends_with("release/tmux-audit")
+                && memchr::memmem::find(&cmdline, needle.as_bytes()).is_some())
+            .then_some(pid)
+        })
+        .collect()
 }
 
 /// What the segments under a directory hold.
