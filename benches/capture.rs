@@ -8,8 +8,9 @@
 //! speeding up or slowing down favours none) and the median of that, the
 //! output each capture lost (the bytes its gaps count: dropped while its
 //! writer was behind) and kept (against what the pane printed: the file
-//! with a `\r` before each newline), the bytes it kept on disk per MB of
-//! output, and the capture process's memory.
+//! with a `\r` before each newline), the tmux server's CPU time over the
+//! cat (steadier than the cat's time on a busy machine), the bytes kept on
+//! disk per MB of output, and the capture process's memory.
 //!
 //!     cargo bench --bench capture            # 200 MB, 3 rounds
 //!     MB=50 ROUNDS=5 cargo bench --bench capture
@@ -142,6 +143,8 @@ fn cat_bench() {
     let mut lost = Vec::new();
     let mut kept = Vec::new();
     let mut memory = (0, 0);
+    // The tmux server's CPU time over each cat, per kind of run.
+    let mut tmux_cpu = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..rounds {
         let mut pipes = [Pipe::None, Pipe::DevNull, Pipe::Capture];
         if round % 2 == 1 {
@@ -149,6 +152,7 @@ fn cat_bench() {
         }
         for pipe in pipes {
             let run = cat_in_pane(&bin, dir.path(), &file, pipe, round);
+            tmux_cpu[pipe as usize].push(run.tmux_cpu);
             match pipe {
                 Pipe::None => without.push(run.took),
                 Pipe::DevNull => floor.push(run.took),
@@ -187,6 +191,11 @@ fn cat_bench() {
             added[added.len() / 2]
         );
     }
+    let [none, dev_null, capture] = tmux_cpu.map(|mut runs| ms(median(&mut runs)));
+    println!(
+        "tmux server's CPU over the cat, median: without capture {none}, into /dev/null \
+         {dev_null}, with capture {capture}"
+    );
     println!("output lost (gaps) per round, bytes: {lost:?}");
     let printed = fs::metadata(&file).unwrap().len()
         + memchr::memchr_iter(b'\n', &fs::read(&file).unwrap()).count() as u64;
@@ -235,6 +244,7 @@ fn write_log_lines(path: &Path, bytes: usize) {
 
 struct Run {
     took: Duration,
+    tmux_cpu: Duration,
     on_disk: u64,
     lost: u64,
     kept: u64,
@@ -299,8 +309,10 @@ fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, pipe: Pipe, round: usize) ->
     if let Some(command) = command {
         tmux(&["pipe-pane", "-o", "-t", &pane, &command]);
     }
+    let cpu_before = cpu_time(&server_pid);
     tmux(&["wait-for", "-S", "go"]);
     tmux(&["wait-for", "done"]);
+    let tmux_cpu = cpu_time(&server_pid).saturating_sub(cpu_before);
     let took = Duration::from_nanos(fs::read_to_string(&result).unwrap().trim().parse().unwrap());
     let mut memory_kb = (0, 0);
     if let Some(pid) = capture.then(|| capture_pid(&pane)).flatten() {
@@ -349,11 +361,28 @@ fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, pipe: Pipe, round: usize) ->
     } = segments_in(&home.join("data"), capture);
     Run {
         took,
+        tmux_cpu,
         on_disk,
         lost,
         kept,
         memory_kb,
     }
+}
+
+/// The CPU time (user and system) process `pid` has used.
+fn cpu_time(pid: &str) -> Duration {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields 14 and 15, counted after the command's name (which can hold
+    // spaces: `tmux: server`) from field 3.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf reads a constant of the system; it takes no pointer.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
 }
 
 /// The capture process of `pane` of this benchmark, if it runs.
