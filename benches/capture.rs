@@ -30,7 +30,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{env_or, ms};
+use common::{cpu_time, env_or, ms};
 
 fn main() {
     let only = std::env::var("ONLY").unwrap_or_default();
@@ -136,7 +136,7 @@ fn cat_bench() {
     );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("output.log");
-    write_log_lines(&file, mb << 20);
+    let lines = write_log_lines(&file, mb << 20);
     println!("cat of {mb} MB of log lines in a tmux pane, {rounds} rounds");
     let (mut without, mut floor, mut with) = (Vec::new(), Vec::new(), Vec::new());
     let mut on_disk = 0;
@@ -197,8 +197,8 @@ fn cat_bench() {
          {dev_null}, with capture {capture}"
     );
     println!("output lost (gaps) per round, bytes: {lost:?}");
-    let printed = fs::metadata(&file).unwrap().len()
-        + memchr::memchr_iter(b'\n', &fs::read(&file).unwrap()).count() as u64;
+    // The tty puts a `\r` before each newline.
+    let printed = fs::metadata(&file).unwrap().len() + lines;
     println!("output kept per round, bytes (of {printed} printed): {kept:?}");
     println!(
         "on disk: {on_disk} bytes for {mb} MB ({:.0} bytes per MB of output)",
@@ -215,8 +215,9 @@ fn median(times: &mut [Duration]) -> Duration {
     times[times.len() / 2]
 }
 
-/// Lines as a web server logs them: times, ids, paths, statuses.
-fn write_log_lines(path: &Path, bytes: usize) {
+/// Lines as a web server logs them: times, ids, paths, statuses. Returns
+/// how many.
+fn write_log_lines(path: &Path, bytes: usize) -> u64 {
     let mut out = std::io::BufWriter::new(fs::File::create(path).unwrap());
     let mut written = 0;
     let mut rng = 0x2545_f491_4f6c_dd1d_u64;
@@ -240,6 +241,7 @@ fn write_log_lines(path: &Path, bytes: usize) {
         out.write_all(line.as_bytes()).unwrap();
         written += line.len();
     }
+    n
 }
 
 struct Run {
@@ -367,22 +369,6 @@ fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, pipe: Pipe, round: usize) ->
         kept,
         memory_kb,
     }
-}
-
-/// The CPU time (user and system) process `pid` has used.
-fn cpu_time(pid: &str) -> Duration {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields 14 and 15, counted after the command's name (which can hold
-    // spaces: `tmux: server`) from field 3.
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-        .sum();
-    // SAFETY: sysconf reads a constant of the system; it takes no pointer.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_millis(ticks * 1000 / per_second)
 }
 
 /// The capture process of `pane` of this benchmark, if it runs.

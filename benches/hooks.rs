@@ -523,19 +523,10 @@ fn recorders(root: &Path) -> Vec<(u32, String, [u64; 3])> {
 /// Waits until the recorders under `root` have used no CPU time for a
 /// few polls in a row: they have stored every frame sent to them.
 fn settle(root: &Path) {
-    let cpu = || -> Vec<u64> {
+    let cpu = || -> Vec<Duration> {
         recorders(root)
             .iter()
-            .map(|(pid, _, _)| {
-                let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                // utime and stime: fields 14 and 15, after the `(comm)`.
-                let fields: Vec<&str> = stat
-                    .rsplit_once(')')
-                    .map(|(_, rest)| rest.split_whitespace().collect())
-                    .unwrap_or_default();
-                let at = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
-                at(11).unwrap_or(0) + at(12).unwrap_or(0)
-            })
+            .map(|(pid, _, _)| common::cpu_time(pid))
             .collect()
     };
     let started = Instant::now();
