@@ -390,9 +390,11 @@ fn secrets_printed_are_redacted_in_every_file() {
     // Typed in pieces, so that only the output holds the secrets whole.
     let key = "printf 'aws_key AKIA%s\\n' IOSFODNN7EXAMPLQ";
     pane.line(key);
+    // The next line is typed only once this command has ended: typed
+    // ahead, the terminal would echo it into this command's output.
+    let row = row_of(&sb, key);
     let pem = "printf -- '-----BEGIN RSA %s KEY-----\\nMIIEowIB%s\\nVLPHCozM%s\\n-----END RSA %s KEY-----\\n' PRIVATE AAKCAQEAu1SU1Lf xH2Mo4lgOEePzNm0tR PRIVATE";
     pane.line(pem);
-    let row = row_of(&sb, key);
     wait_output(&sb, row.id, "aws_key [REDACTED]\n");
     let row = row_of(&sb, pem);
     let start = Instant::now();
