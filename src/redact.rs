@@ -52,22 +52,10 @@ macro_rules! secret_name {
     };
 }
 
-/// Literals of [`secret_name!`]: one of them is in every name it matches.
-const NAME_LITERALS: &[&str] = &[
-    "pass",
-    "pwd",
-    "token",
-    "secret",
-    "api_key",
-    "api-key",
-    "apikey",
-    "access_key",
-    "access-key",
-    "accesskey",
-    "private_key",
-    "private-key",
-    "privatekey",
-];
+/// Literals of [`secret_name!`]: one of them is in every name it matches
+/// (`key` for all the `…key` names: `api` is in most URLs and would make
+/// `api_key` a near hit in every line of a web server's log).
+const NAME_LITERALS: &[&str] = &["pass", "pwd", "token", "secret", "key"];
 
 /// A value as the shell reads it: a command substitution, quoted, or a run
 /// of bytes up to a space or an operator. (A value that is partly quoted is
@@ -312,9 +300,10 @@ pub const BUILTIN: &[Builtin] = &[
     },
     Builtin {
         name: "httpie -a user:password",
-        literals: &["http", "xh"],
-        // `-a` or `--auth`: `http` is in most lines of a web server's log.
-        also: &["-a"],
+        // `-a` or `--auth` looked for first: `http` is in most lines of a
+        // web server's log, and each place it is found costs the search.
+        literals: &["-a"],
+        also: &["http", "xh"],
         regex: concat!(
             program!(),
             r"(?:https?|xhs?)",
@@ -618,16 +607,17 @@ impl Redactor {
 /// per literal: an import reads a million commands), and which literals
 /// each pattern needs, as bit sets of their numbers.
 ///
-/// Literals of one byte (the `=`, `:`, `"` and `-` a broad pattern also
-/// needs) are not in the automaton: they are in most lines of output, and
-/// a search reporting each of them cost a quarter of a capture process's
-/// time. Literals of two bytes (`-p`, `7z`) are looked for one by one
-/// (memmem): without them, the automaton's literals are all long enough
-/// for its SIMD prefilter (Teddy), which skips most of a line instead of
-/// stepping through every byte (the automaton's share of a capture
-/// process's CPU: 28 % to 16 %). A short literal that is only an `also`
-/// (an option: `-p`) is looked for only once a literal of a pattern that
-/// needs it was found.
+/// Only the literals a pattern has among its `literals` are in the
+/// automaton; those that are only an `also` (`=`, `-p`, `http`) are looked
+/// for one by one (memchr, memmem), and only once a pattern needing them
+/// has its other literal. Literals of one byte are in most lines of
+/// output: a search reporting each of them cost a quarter of a capture
+/// process's time. Literals of two bytes (`7z`) are looked for one by one
+/// too: without them, the automaton's literals are all long enough for
+/// its SIMD prefilter (Teddy), which skips most of a line instead of
+/// stepping through every byte. Each literal found restarts the search,
+/// so a literal in most lines (`http` in a web server's log) is better an
+/// `also`.
 struct Literals {
     /// None only if it could not be built: then every pattern is tried.
     automaton: Option<AhoCorasick>,
@@ -635,12 +625,13 @@ struct Literals {
     /// literals it starts with, which are there wherever it is (the
     /// search reports only the longest literal at each place).
     holds: Vec<u128>,
-    /// The literals of two bytes, and their numbers.
-    pairs: Vec<(memchr::memmem::Finder<'static>, usize)>,
+    /// The literals looked for apart (of one or two bytes, or only an
+    /// `also`), and their numbers.
+    apart: Vec<(memchr::memmem::Finder<'static>, usize)>,
     /// The literals of one byte, and their numbers.
     bytes: Vec<(u8, usize)>,
     /// The literals some pattern has among its `literals` (not only as an
-    /// `also`): the short ones of these are looked for in every text.
+    /// `also`): those looked for apart are looked for in every text.
     primary: u128,
     /// Per built-in pattern: its `literals` and its `also`.
     needs: Vec<(u128, u128)>,
@@ -673,33 +664,35 @@ impl Literals {
             .iter()
             .map(|(literals, also)| (set(literals), set(also)))
             .collect();
-        let (short, long): (Vec<_>, Vec<_>) = all
+        let primary = needs.iter().fold(0, |bits, (literals, _)| bits | literals);
+        let (searched, apart): (Vec<_>, Vec<_>) = all
             .iter()
             .copied()
             .enumerate()
-            .partition(|(_, literal)| literal.len() <= 2);
+            .partition(|(number, literal)| literal.len() > 2 && primary & bit(*number) != 0);
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
-            .build(long.iter().map(|(_, literal)| literal))
+            .build(searched.iter().map(|(_, literal)| literal))
             .ok();
         Literals {
             automaton,
-            holds: long
+            holds: searched
                 .iter()
                 .map(|(_, outer)| {
-                    long.iter()
+                    searched
+                        .iter()
                         .filter(|(_, inner)| outer.starts_with(inner))
                         .fold(0, |bits, (number, _)| bits | bit(*number))
                 })
                 .collect(),
-            bytes: short
+            bytes: apart
                 .iter()
                 .filter(|(_, literal)| literal.len() == 1)
                 .map(|(number, literal)| (literal.as_bytes()[0], *number))
                 .collect(),
-            pairs: short
+            apart: apart
                 .iter()
-                .filter(|(_, literal)| literal.len() == 2)
+                .filter(|(_, literal)| literal.len() > 1)
                 .map(|(number, literal)| {
                     (
                         memchr::memmem::Finder::new(literal.as_bytes()).into_owned(),
@@ -707,7 +700,7 @@ impl Literals {
                     )
                 })
                 .collect(),
-            primary: needs.iter().fold(0, |bits, (literals, _)| bits | literals),
+            primary,
             needs,
         }
     }
@@ -727,19 +720,19 @@ impl Literals {
             found |= self.holds[m.pattern().as_usize()];
             at = m.start() + 1;
         }
-        found |= self.short_in(lower, self.primary);
+        found |= self.apart_in(lower, self.primary);
         let wanted = self
             .needs
             .iter()
             .filter(|(needs, _)| found & needs != 0)
             .fold(0, |bits, (_, also)| bits | also);
-        found | self.short_in(lower, wanted & !self.primary)
+        found | self.apart_in(lower, wanted & !self.primary)
     }
 
-    /// Which of the literals of one or two bytes in `which` `lower` holds.
-    fn short_in(&self, lower: &[u8], which: u128) -> u128 {
+    /// Which of the literals looked for apart in `which` `lower` holds.
+    fn apart_in(&self, lower: &[u8], which: u128) -> u128 {
         let mut found = 0;
-        for (finder, number) in &self.pairs {
+        for (finder, number) in &self.apart {
             if which & bit(*number) != 0 && finder.find(lower).is_some() {
                 found |= bit(*number);
             }
@@ -858,11 +851,17 @@ mod tests {
         assert!(!distinct.contains(""), "an empty literal");
         // aho-corasick's SIMD prefilter (Teddy) takes at most 64: past
         // that the search steps through every byte again (correct, but a
-        // capture process's redaction costs twice as much).
-        let searched = distinct.iter().filter(|l| l.len() > 2).count();
+        // capture process's redaction costs twice as much). Past 32 it
+        // takes half as many bytes a step (Fat Teddy).
+        let searched = BUILTIN
+            .iter()
+            .flat_map(|b| b.literals.iter())
+            .filter(|l| l.len() > 2)
+            .collect::<std::collections::HashSet<_>>()
+            .len();
         assert!(
             searched <= 64,
-            "{searched} literals of three bytes or more: look for some apart, as for two bytes"
+            "{searched} literals of three bytes or more: make some an `also`"
         );
         assert!(LITERALS.automaton.is_some());
         assert_eq!(literals_in(b"nothing here at all"), 0);
@@ -897,8 +896,8 @@ mod tests {
         assert!(failed.is_empty(), "{}", failed.join("\n"));
     }
 
-    /// A literal of one or two bytes that is only an `also` (`=`, `:`,
-    /// `"`, `-`, `-p`) is looked for apart from the automaton, and only
+    /// A literal that is only an `also` (`=`, `:`, `"`, `-`, `-p`,
+    /// `http`) is looked for apart from the automaton, and only
     /// once a pattern needing it has its other literal: found as the first
     /// byte of the text (and nowhere else), before or after that literal,
     /// at the text's end, and in a text with many of them (a log line).
@@ -909,6 +908,11 @@ mod tests {
             ("7z a -phunter2 x.7z", "7z a -p[REDACTED] x.7z"),
             ("zip -e -P hunter2 x.zip y", "zip -e -P [REDACTED] x.zip y"),
             ("redis-cli -a hunter2 ping", "redis-cli -a [REDACTED] ping"),
+            (
+                "http -a bob:hunter2 example.org",
+                "http -a bob:[REDACTED] example.org",
+            ),
+            ("xh -a bob:hunter2 x.org", "xh -a bob:[REDACTED] x.org"),
             (
                 "smbclient //h/s -U bob%hunter2",
                 "smbclient //h/s -U bob%[REDACTED]",
@@ -951,12 +955,12 @@ mod tests {
                 }
             }
         }
-        // Those looked for in every text: not the short ones that are
-        // only an `also` (the test above).
+        // Those looked for in every text: not those that are only an
+        // `also` (the test above).
         let multi = all
             .iter()
             .enumerate()
-            .filter(|(n, l)| l.len() > 2 || (l.len() == 2 && LITERALS.primary & bit(*n) != 0))
+            .filter(|(n, l)| l.len() > 1 && LITERALS.primary & bit(*n) != 0)
             .fold(0u128, |bits, (n, _)| bits | bit(n));
         let expected = |text: &str| {
             all.iter()
