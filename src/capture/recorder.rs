@@ -49,7 +49,6 @@ pub const MAX_LINE: usize = 16 << 10;
 const IDLE: Duration = Duration::from_millis(100);
 /// What is pending is written at least this often while output flows.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
-const FLUSH_BYTES: usize = 128 << 10;
 
 /// How a capture ended.
 #[derive(Debug, Default)]
@@ -122,7 +121,7 @@ pub fn run(
                     writer.push(segment::GAP, at_us, &lost.to_le_bytes());
                 }
                 lines.feed(at_us, &bytes, &mut writer);
-                if writer.pending() >= FLUSH_BYTES || last_flush.elapsed() >= FLUSH_EVERY {
+                if writer.pending() >= segment::FULL_FRAME || last_flush.elapsed() >= FLUSH_EVERY {
                     flush(&mut writer, &mut summary);
                     last_flush = Instant::now();
                 }
