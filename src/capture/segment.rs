@@ -46,18 +46,18 @@ const HEADER: usize = 1 + 8 + 4;
 const SEGMENT_BYTES: u64 = 32 << 20;
 
 /// zstd's level for the frames. Level 1 over 128 KiB frames of log lines
-/// (`zstd -b1e3 -B131072`): 115 MB/s and 6.6x smaller, where level 3 made
-/// 92 MB/s and 6.3x; the capture process competes with tmux and the
+/// (`zstd -b1e3 -B131072`) was a fifth faster than level 3 and 6.6x
+/// smaller against 6.3x; the capture process competes with tmux and the
 /// command for the CPU, so the cheaper level is also the smaller here.
 const LEVEL: i32 = 1;
 
 /// A frame is written once this many bytes of records are pending (or
-/// after a second, or a pause in the output).
+/// after a second, or a pause in the output of 100 ms).
 pub const FULL_FRAME: usize = 128 << 10;
 
-/// zstd's level for a full frame: one made by a pane printing more than
-/// [`FULL_FRAME`] a second (a `cat` of a log), where the capture process
-/// competes with tmux for the CPU the most. `zstd -b --fast=2 -B131072` on
+/// zstd's level for a full frame: one made by a pane printing this much
+/// within a second, without a pause (a `cat` of a log), where the capture
+/// process competes with tmux for the CPU the most. `zstd -b --fast=2 -B131072` on
 /// log lines: 640 MB/s and 3.9x smaller, where level 1 made 425 MB/s and
 /// 6.6x: a third less of the capture process's CPU goes to zstd, for 1.7
 /// times the bytes on disk of such output (a command's output past its
