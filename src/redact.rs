@@ -630,9 +630,9 @@ impl Redactor {
 /// the literals of three bytes (`pwd`, `://`) have an automaton of their
 /// own: the 52 literals of four bytes or more and the 7 of three take
 /// 0.25 and 0.16 ms per MB of log lines, where 55 literals in one
-/// automaton took 0.80. Each literal found
-/// restarts the search, so a literal in most lines (`http` in a web
-/// server's log) is better an `also`.
+/// automaton took 0.80. Each literal found restarts the search, so a
+/// literal in most lines (`http` in a web server's log) is better an
+/// `also`.
 struct Literals {
     /// The automata, and per literal of each: its number and those of the
     /// other literals it starts with, which are there wherever it is (the

@@ -57,11 +57,11 @@ pub const FULL_FRAME: usize = 128 << 10;
 
 /// zstd's level for a full frame: one made by a pane printing this much
 /// within a second, without a pause (a `cat` of a log), where the capture
-/// process competes with tmux for the CPU the most. `zstd -b --fast=2 -B131072` on
-/// log lines: 640 MB/s and 3.9x smaller, where level 1 made 425 MB/s and
-/// 6.6x: a third less of the capture process's CPU goes to zstd, for 1.7
-/// times the bytes on disk of such output (a command's output past its
-/// cap is not kept at all: see `cap.rs`).
+/// process competes with tmux for the CPU the most. `zstd -b --fast=2
+/// -B131072` on log lines: 640 MB/s and 3.9x smaller, where level 1 made
+/// 425 MB/s and 6.6x: a third less of the capture process's CPU goes to
+/// zstd, for 1.7 times the bytes on disk of such output (a command's
+/// output past its cap is not kept at all: see `cap.rs`).
 const FULL_FRAME_LEVEL: i32 = -2;
 
 /// One record of a segment.
