@@ -961,8 +961,10 @@ mod tests {
             ),
         ]);
         // `=` alone makes no pattern a candidate; nor a program's name
-        // without its option (a time ending in `7Z`, a URL without `@`).
+        // without its option (a time ending in `7Z`, a URL without `@`),
+        // nor an option without its program (`-a`).
         assert_eq!(candidates(b"a=1 b=2 c:3 -d").count(), 0);
+        assert_eq!(candidates(b"ls -a /srv/www").count(), 0);
         let log = b"2026-11-29t12:00:00.007z info http get https://h/x -- mysql login mongo";
         assert_eq!(candidates(log).count(), 0);
     }
