@@ -144,8 +144,16 @@ impl Sandbox {
                 continue;
             }
             let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+            let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse().ok())
+                .unwrap_or(0);
             found.push(Process {
                 pid,
+                parent,
                 cmdline: String::from_utf8_lossy(&cmdline).replace('\0', " "),
                 tmux_audit: fs::read_link(entry.path().join("exe"))
                     .is_ok_and(|exe| exe == bin || exe == removed),
@@ -449,6 +457,7 @@ impl Sandbox {
 #[derive(Debug)]
 pub struct Process {
     pub pid: libc::pid_t,
+    pub parent: libc::pid_t,
     pub cmdline: String,
     /// The tmux-audit under test.
     pub tmux_audit: bool,
