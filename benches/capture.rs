@@ -1,16 +1,22 @@
 //! What output capture costs a pane: `cat` of a large file of log lines in
 //! a private tmux server's pane, timed inside the pane, without capture,
 //! with the pane's `pipe-pane` into `cat > /dev/null` (what tmux's piping
-//! alone costs: the floor of any capture built on it), and with
-//! `tmux-audit capture` on it. Prints the median of several rounds of each,
+//! alone costs: the floor of any capture built on it), with
+//! `tmux-audit capture` on it, and with capture of a `cat` marked as a
+//! command, as the shell hook marks each (the marks it prints, printed by
+//! the pane: the per-command cap keeps the head and the tail, and only
+//! counts and hashes the rest; without the hook, as in the third kind,
+//! all is kept: the worst case). Prints the median of several rounds of each,
 //! what the floor and the capture added in each round (the runs of a round
 //! back to back, every other round in the reverse order, so that a machine
 //! speeding up or slowing down favours none) and the median of that, the
 //! output each capture lost (the bytes its gaps count: dropped while its
 //! writer was behind) and kept (against what the pane printed: the file
 //! with a `\r` before each newline), the tmux server's CPU time over the
-//! cat (steadier than the cat's time on a busy machine), the bytes kept on
-//! disk per MB of output, and the capture process's memory.
+//! cat (steadier than the cat's time on a busy machine) and its time
+//! runnable but waiting for a CPU (what a busy capture process takes from
+//! it), the bytes kept on disk per MB of output, and the capture process's
+//! memory.
 //!
 //!     cargo bench --bench capture            # 200 MB, 3 rounds
 //!     MB=50 ROUNDS=5 cargo bench --bench capture
@@ -30,7 +36,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{cpu_time, env_or, ms};
+use common::{cpu_time, env_or, ms, run_queue_wait};
 
 fn main() {
     let only = std::env::var("ONLY").unwrap_or_default();
@@ -138,37 +144,39 @@ fn cat_bench() {
     let file = dir.path().join("output.log");
     let lines = write_log_lines(&file, mb << 20);
     println!("cat of {mb} MB of log lines in a tmux pane, {rounds} rounds");
-    let (mut without, mut floor, mut with) = (Vec::new(), Vec::new(), Vec::new());
-    let mut on_disk = 0;
-    let mut lost = Vec::new();
-    let mut kept = Vec::new();
+    // Per kind of run (`Pipe as usize`): the cat's times, the tmux
+    // server's CPU time over each cat, and how long it waited, runnable,
+    // for a CPU then.
+    let mut took: [Vec<Duration>; 4] = Default::default();
+    let mut tmux_cpu: [Vec<Duration>; 4] = Default::default();
+    let mut tmux_waited: [Vec<Duration>; 4] = Default::default();
+    // Per capture run: what its segments say, and its memory.
+    let mut captured: [Vec<Segments>; 4] = Default::default();
     let mut memory = (0, 0);
-    // The tmux server's CPU time over each cat, per kind of run.
-    let mut tmux_cpu = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..rounds {
-        let mut pipes = [Pipe::None, Pipe::DevNull, Pipe::Capture];
+        let mut pipes = Pipe::ALL;
         if round % 2 == 1 {
             pipes.reverse();
         }
         for pipe in pipes {
             let run = cat_in_pane(&bin, dir.path(), &file, pipe, round);
+            took[pipe as usize].push(run.took);
             tmux_cpu[pipe as usize].push(run.tmux_cpu);
-            match pipe {
-                Pipe::None => without.push(run.took),
-                Pipe::DevNull => floor.push(run.took),
-                Pipe::Capture => {
-                    with.push(run.took);
-                    on_disk = run.on_disk;
-                    lost.push(run.lost);
-                    kept.push(run.kept);
-                    memory = run.memory_kb;
-                }
+            tmux_waited[pipe as usize].extend(run.tmux_waited);
+            if let Some(segments) = run.segments {
+                captured[pipe as usize].push(segments);
+            }
+            if pipe == Pipe::Capture {
+                memory = run.memory_kb;
             }
         }
     }
+    let without = &took[Pipe::None as usize];
     let a = median(&mut without.clone());
     println!("without capture: median {}", ms(a));
-    for (label, runs) in [("pipe-pane to /dev/null", &floor), ("with capture", &with)] {
+    for pipe in &Pipe::ALL[1..] {
+        let runs = &took[*pipe as usize];
+        let label = pipe.label();
         // Each round's runs were back to back: their ratio is what piping
         // cost then, whatever the machine's speed in that round (a shared
         // VM's moved by more than the 10 % sought between rounds).
@@ -191,19 +199,55 @@ fn cat_bench() {
             added[added.len() / 2]
         );
     }
-    let [none, dev_null, capture] = tmux_cpu.map(|mut runs| ms(median(&mut runs)));
+    let medians = |times: &[Vec<Duration>]| {
+        Pipe::ALL
+            .iter()
+            .map(|pipe| {
+                format!(
+                    "{} {}",
+                    pipe.label(),
+                    ms(median(&mut times[*pipe as usize].clone()))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!(
-        "tmux server's CPU over the cat, median: without capture {none}, into /dev/null \
-         {dev_null}, with capture {capture}"
+        "tmux server's CPU over the cat, median: {}",
+        medians(&tmux_cpu)
     );
-    println!("output lost (gaps) per round, bytes: {lost:?}");
+    // The cat waits on tmux, which parses all it prints: the cat's time is
+    // about tmux's CPU time plus tmux's time runnable but not running,
+    // which is what another busy process (the capture) takes from it.
+    if tmux_waited.iter().all(|runs| runs.len() == rounds) {
+        println!(
+            "tmux server's wait for a CPU over the cat, median: {}",
+            medians(&tmux_waited)
+        );
+    }
     // The tty puts a `\r` before each newline.
     let printed = fs::metadata(&file).unwrap().len() + lines;
-    println!("output kept per round, bytes (of {printed} printed): {kept:?}");
-    println!(
-        "on disk: {on_disk} bytes for {mb} MB ({:.0} bytes per MB of output)",
-        on_disk as f64 / mb as f64
-    );
+    for pipe in [Pipe::Capture, Pipe::CaptureMarked] {
+        let runs = &captured[pipe as usize];
+        // The marks are kept too: `ESC ] … BEL` each.
+        let printed = match pipe {
+            Pipe::CaptureMarked => printed + MARKS.iter().map(|m| m.len() as u64 + 3).sum::<u64>(),
+            _ => printed,
+        };
+        let label = pipe.label();
+        let lost: Vec<u64> = runs.iter().map(|s| s.lost).collect();
+        // What the cap only counted is not lost: kept and counted are all.
+        let kept: Vec<u64> = runs.iter().map(|s| s.kept + s.cut).collect();
+        println!("{label}: output lost (gaps) per round, bytes: {lost:?}");
+        println!(
+            "{label}: output kept or counted per round, bytes (of {printed} printed): {kept:?}"
+        );
+        let on_disk = runs.last().map_or(0, |s| s.on_disk);
+        println!(
+            "{label}: on disk {on_disk} bytes for {mb} MB ({:.0} bytes per MB of output)",
+            on_disk as f64 / mb as f64
+        );
+    }
     println!(
         "capture process after the cat: peak RSS {} kB, own memory (RssAnon) {} kB",
         memory.0, memory.1
@@ -247,9 +291,10 @@ fn write_log_lines(path: &Path, bytes: usize) -> u64 {
 struct Run {
     took: Duration,
     tmux_cpu: Duration,
-    on_disk: u64,
-    lost: u64,
-    kept: u64,
+    /// `None` where the kernel does not count it.
+    tmux_waited: Option<Duration>,
+    /// What a capture kept.
+    segments: Option<Segments>,
     memory_kb: (u64, u64),
 }
 
@@ -259,10 +304,35 @@ enum Pipe {
     None,
     DevNull,
     Capture,
+    /// Capture, the `cat` between a command's marks.
+    CaptureMarked,
 }
 
+impl Pipe {
+    const ALL: [Pipe; 4] = [
+        Pipe::None,
+        Pipe::DevNull,
+        Pipe::Capture,
+        Pipe::CaptureMarked,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Pipe::None => "without capture",
+            Pipe::DevNull => "pipe-pane to /dev/null",
+            Pipe::Capture => "with capture",
+            Pipe::CaptureMarked => "with capture, marked as a command",
+        }
+    }
+}
+
+/// The marks bash's hook prints around a command (`OSC 133` with the shell
+/// session and the command's number): before it runs (`PS0`) and before
+/// the next prompt.
+const MARKS: [&str; 2] = ["133;C;ta=bench/2", "133;D;ta=bench/2"];
+
 fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, pipe: Pipe, round: usize) -> Run {
-    let capture = pipe == Pipe::Capture;
+    let capture = matches!(pipe, Pipe::Capture | Pipe::CaptureMarked);
     let home = dir.join(format!("home-{pipe:?}-{round}"));
     let config = home.join("config/tmux-audit");
     fs::create_dir_all(&config).unwrap();
@@ -282,8 +352,12 @@ fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, pipe: Pipe, round: usize) ->
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     let result = home.join("took-ns");
+    let [start, end] = match pipe {
+        Pipe::CaptureMarked => MARKS.map(|mark| format!(r"printf '\033]{mark}\007'; ")),
+        _ => Default::default(),
+    };
     let script = format!(
-        "tmux -L {socket} wait-for go; s=$(date +%s%N); cat {}; e=$(date +%s%N); echo $((e - s)) > {}; tmux -L {socket} wait-for -S done; tmux -L {socket} wait-for finish",
+        "tmux -L {socket} wait-for go; {start}s=$(date +%s%N); cat {}; e=$(date +%s%N); {end}echo $((e - s)) > {}; tmux -L {socket} wait-for -S done; tmux -L {socket} wait-for finish",
         file.display(),
         result.display()
     );
@@ -303,7 +377,7 @@ fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, pipe: Pipe, round: usize) ->
     let command = match pipe {
         Pipe::None => None,
         Pipe::DevNull => Some("exec cat > /dev/null".to_string()),
-        Pipe::Capture => Some(format!(
+        Pipe::Capture | Pipe::CaptureMarked => Some(format!(
             "exec '{}' capture --pane '{pane}' --server-pid '{server_pid}'",
             bin.display()
         )),
@@ -312,9 +386,13 @@ fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, pipe: Pipe, round: usize) ->
         tmux(&["pipe-pane", "-o", "-t", &pane, &command]);
     }
     let cpu_before = cpu_time(&server_pid);
+    let waited_before = run_queue_wait(&server_pid);
     tmux(&["wait-for", "-S", "go"]);
     tmux(&["wait-for", "done"]);
     let tmux_cpu = cpu_time(&server_pid).saturating_sub(cpu_before);
+    let tmux_waited = run_queue_wait(&server_pid)
+        .zip(waited_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let took = Duration::from_nanos(fs::read_to_string(&result).unwrap().trim().parse().unwrap());
     let mut memory_kb = (0, 0);
     if let Some(pid) = capture.then(|| capture_pid(&pane)).flatten() {
@@ -356,17 +434,11 @@ fn cat_in_pane(bin: &Path, dir: &Path, file: &Path, pipe: Pipe, round: usize) ->
     for pid in left {
         let _ = Command::new("kill").arg(pid.to_string()).output();
     }
-    let Segments {
-        on_disk,
-        lost,
-        kept,
-    } = segments_in(&home.join("data"), capture);
     Run {
         took,
         tmux_cpu,
-        on_disk,
-        lost,
-        kept,
+        tmux_waited,
+        segments: capture.then(|| segments_in(&home.join("data"), true)),
         memory_kb,
     }
 }
@@ -407,12 +479,14 @@ struct Segments {
     lost: u64,
     /// The output bytes they keep.
     kept: u64,
+    /// The output bytes the per-command cap counted and did not keep.
+    cut: u64,
 }
 
 /// The segments under `dir`: their bytes on disk, and (`read`: decoded
-/// for it) what they lost and kept.
+/// for it) what they lost, kept and counted.
 fn segments_in(dir: &Path, read: bool) -> Segments {
-    use tmux_audit::capture::segment;
+    use tmux_audit::capture::{cap, segment};
     let mut all = Segments::default();
     for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
@@ -421,6 +495,7 @@ fn segments_in(dir: &Path, read: bool) -> Segments {
             all.on_disk += under.on_disk;
             all.lost += under.lost;
             all.kept += under.kept;
+            all.cut += under.cut;
         } else if path.extension().is_some_and(|e| e == "seg") {
             all.on_disk += entry.metadata().map(|m| m.len()).unwrap_or(0);
             if !read {
@@ -430,6 +505,7 @@ fn segments_in(dir: &Path, read: bool) -> Segments {
                 match record.kind {
                     segment::GAP => all.lost += record.lost(),
                     segment::OUTPUT => all.kept += record.payload.len() as u64,
+                    segment::CUT => all.cut += cap::cut_of(&record.payload).map_or(0, |c| c.0),
                     _ => {}
                 }
             }

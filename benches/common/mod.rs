@@ -218,6 +218,15 @@ pub fn cpu_time(pid: impl std::fmt::Display) -> Duration {
     Duration::from_millis(ticks * 1000 / per_second)
 }
 
+/// How long process `pid`'s main thread has waited, runnable, for a CPU
+/// so far (`/proc/<pid>/schedstat`, in ns); `None` where the kernel keeps
+/// no such count.
+pub fn run_queue_wait(pid: impl std::fmt::Display) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    let waited = stat.split_whitespace().nth(1)?.parse().ok()?;
+    Some(Duration::from_nanos(waited))
+}
+
 /// `2.34ms`.
 pub fn ms(d: Duration) -> String {
     format!("{:.2}ms", d.as_secs_f64() * 1000.0)
