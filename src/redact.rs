@@ -651,12 +651,15 @@ struct Literals {
     needs: Vec<(u128, u128)>,
 }
 
-static LITERALS: LazyLock<Literals> = LazyLock::new(|| {
-    let sets: Vec<_> = BUILTIN.iter().map(|b| (b.literals, b.also)).collect();
-    Literals::new(&sets)
-});
+static LITERALS: LazyLock<Literals> = LazyLock::new(Literals::builtin);
 
 impl Literals {
+    /// The built-in patterns' literals.
+    fn builtin() -> Literals {
+        let sets: Vec<_> = BUILTIN.iter().map(|b| (b.literals, b.also)).collect();
+        Literals::new(&sets)
+    }
+
     /// The literals of each pattern's two sets (`literals`, `also`),
     /// numbered in the order they first come.
     fn new(sets: &[(&[&'static str], &[&'static str])]) -> Literals {
@@ -755,6 +758,13 @@ impl Literals {
         found | self.apart_in(lower, wanted & !self.primary)
     }
 
+    /// Whether pattern `index` may match a text holding the literals
+    /// `found`: one of its `literals`, and one of its `also` if it has any.
+    fn may_match(&self, index: usize, found: u128) -> bool {
+        let (literals, also) = self.needs[index];
+        found & literals != 0 && (also == 0 || found & also != 0)
+    }
+
     /// Which of the literals looked for apart in `which` `lower` holds.
     fn apart_in(&self, lower: &[u8], which: u128) -> u128 {
         let mut found = 0;
@@ -786,8 +796,7 @@ fn literals_in(lower: &[u8]) -> u128 {
 /// Whether the built-in pattern `index` may match a command holding the
 /// literals `found`.
 fn is_candidate(index: usize, found: u128) -> bool {
-    let (literals, also) = LITERALS.needs[index];
-    found & literals != 0 && (also == 0 || found & also != 0)
+    LITERALS.may_match(index, found)
 }
 
 /// The built-in patterns whose literals the lower-cased command holds.
@@ -898,6 +907,20 @@ mod tests {
                 "{}: a literal of one byte is looked for only as an `also`",
                 builtin.name
             );
+        }
+    }
+
+    /// Should an automaton fail to build, redaction is slower, not
+    /// weaker: every pattern is tried on every text.
+    #[test]
+    fn without_its_automata_every_pattern_is_tried() {
+        let literals = Literals {
+            automata: None,
+            ..Literals::builtin()
+        };
+        let found = literals.found_in(b"nothing here at all");
+        for (index, builtin) in BUILTIN.iter().enumerate() {
+            assert!(literals.may_match(index, found), "{}", builtin.name);
         }
     }
 
