@@ -7,16 +7,17 @@
 //! the pane: the per-command cap keeps the head and the tail, and only
 //! counts and hashes the rest; without the hook, as in the third kind,
 //! all is kept: the worst case). Prints the median of several rounds of each,
-//! what the floor and the capture added in each round (the runs of a round
-//! back to back, every other round in the reverse order, so that a machine
-//! speeding up or slowing down favours none) and the median of that, the
-//! output each capture lost (the bytes its gaps count: dropped while its
-//! writer was behind) and kept (against what the pane printed: the file
-//! with a `\r` before each newline), the tmux server's CPU time over the
-//! cat (steadier than the cat's time on a busy machine) and its time
+//! what the floor and each capture added in each round (the runs of a
+//! round back to back, every other round in the reverse order, so that a
+//! machine speeding up or slowing down favours none) and the median of
+//! that, the tmux server's CPU time over the cat (steadier than the cat's
+//! time on a busy machine) and, where the kernel counts it, its time
 //! runnable but waiting for a CPU (what a busy capture process takes from
-//! it), the bytes kept on disk per MB of output, and the capture process's
-//! memory.
+//! it); and per kind of capture, the output lost (the bytes its gaps count:
+//! dropped while its writer was behind) and kept or counted by the cap,
+//! against what the pane printed (the file with a `\r` before each newline,
+//! and the marks), the bytes on disk per MB of output, and the capture
+//! process's memory after the cat.
 //!
 //!     cargo bench --bench capture            # 200 MB, 3 rounds
 //!     MB=50 ROUNDS=5 cargo bench --bench capture
@@ -150,9 +151,10 @@ fn cat_bench() {
     let mut took: [Vec<Duration>; 4] = Default::default();
     let mut tmux_cpu: [Vec<Duration>; 4] = Default::default();
     let mut tmux_waited: [Vec<Duration>; 4] = Default::default();
-    // Per capture run: what its segments say, and its memory.
+    // Per capture run: what its segments say; per kind, the last one's
+    // memory.
     let mut captured: [Vec<Segments>; 4] = Default::default();
-    let mut memory = (0, 0);
+    let mut memory = [(0, 0); 4];
     for round in 0..rounds {
         let mut pipes = Pipe::ALL;
         if round % 2 == 1 {
@@ -166,9 +168,7 @@ fn cat_bench() {
             if let Some(segments) = run.segments {
                 captured[pipe as usize].push(segments);
             }
-            if pipe == Pipe::Capture {
-                memory = run.memory_kb;
-            }
+            memory[pipe as usize] = run.memory_kb;
         }
     }
     let without = &took[Pipe::None as usize];
@@ -247,11 +247,11 @@ fn cat_bench() {
             "{label}: on disk {on_disk} bytes for {mb} MB ({:.0} bytes per MB of output)",
             on_disk as f64 / mb as f64
         );
+        let (peak, own) = memory[pipe as usize];
+        println!(
+            "{label}: capture process after the cat: peak RSS {peak} kB, own memory (RssAnon) {own} kB"
+        );
     }
-    println!(
-        "capture process after the cat: peak RSS {} kB, own memory (RssAnon) {} kB",
-        memory.0, memory.1
-    );
 }
 
 fn median(times: &mut [Duration]) -> Duration {

@@ -220,11 +220,12 @@ pub fn cpu_time(pid: impl std::fmt::Display) -> Duration {
 
 /// How long process `pid`'s main thread has waited, runnable, for a CPU
 /// so far (`/proc/<pid>/schedstat`, in ns); `None` where the kernel keeps
-/// no such count.
+/// no such count (no file, or scheduler statistics off: all zeros).
 pub fn run_queue_wait(pid: impl std::fmt::Display) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
-    let waited = stat.split_whitespace().nth(1)?.parse().ok()?;
-    Some(Duration::from_nanos(waited))
+    let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().ok());
+    let (ran, waited) = (fields.next()??, fields.next()??);
+    (ran > 0).then(|| Duration::from_nanos(waited))
 }
 
 /// `2.34ms`.

@@ -55,11 +55,22 @@ fn recorders(sb: &Sandbox) -> Vec<Process> {
         .filter(Process::serves_a_shell)
         .collect();
     // A process a recorder forks to start a background merge shows the
-    // recorder's own command line until it execs: it is no recorder.
-    let pids: Vec<libc::pid_t> = serving.iter().map(|r| r.pid).collect();
+    // recorder's own command line until it execs: it is no recorder. (A
+    // second recorder started by one would be another shell's: another
+    // command line.)
+    let forked = |r: &Process| {
+        serving
+            .iter()
+            .any(|parent| parent.pid == r.parent && parent.cmdline == r.cmdline)
+    };
+    let fork_images: Vec<libc::pid_t> = serving
+        .iter()
+        .filter(|r| forked(r))
+        .map(|r| r.pid)
+        .collect();
     serving
         .into_iter()
-        .filter(|r| !pids.contains(&r.parent))
+        .filter(|r| !fork_images.contains(&r.pid))
         .collect()
 }
 
