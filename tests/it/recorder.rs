@@ -58,20 +58,12 @@ fn recorders(sb: &Sandbox) -> Vec<Process> {
     // recorder's own command line until it execs: it is no recorder. (A
     // second recorder started by one would be another shell's: another
     // command line.)
-    let forked = |r: &Process| {
+    let fork_image = |r: &Process| {
         serving
             .iter()
             .any(|parent| parent.pid == r.parent && parent.cmdline == r.cmdline)
     };
-    let fork_images: Vec<libc::pid_t> = serving
-        .iter()
-        .filter(|r| forked(r))
-        .map(|r| r.pid)
-        .collect();
-    serving
-        .into_iter()
-        .filter(|r| !fork_images.contains(&r.pid))
-        .collect()
+    serving.iter().filter(|r| !fork_image(r)).cloned().collect()
 }
 
 /// Waits until `done(recorders)` holds.

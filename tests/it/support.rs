@@ -454,7 +454,7 @@ impl Sandbox {
 }
 
 /// A process of a sandbox (see [`Sandbox::processes`]).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Process {
     pub pid: libc::pid_t,
     pub parent: libc::pid_t,
