@@ -753,15 +753,7 @@ fn parse_anchor(text: &str) -> Result<Vec<Hash>> {
 
 fn parse_hash(text: &str) -> Result<Hash> {
     let text = text.split_whitespace().next().unwrap_or("");
-    let bytes: Option<Vec<u8>> = (text.len() == 64)
-        .then(|| {
-            (0..64)
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-                .collect()
-        })
-        .flatten();
-    match bytes.and_then(|b| Hash::try_from(b).ok()) {
+    match chain::parse_hex(text.as_bytes()) {
         Some(hash) => Ok(hash),
         None => bail!("{text:?} is not a hash printed by `tmux-audit anchor` (64 hex digits)"),
     }

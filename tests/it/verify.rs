@@ -148,6 +148,16 @@ fn an_anchor_kept_elsewhere_catches_deleted_newest_records() {
 
     let (code, text) = verify(&sb, &["--anchor", "not-a-hash"]);
     assert_eq!(code, Some(2), "{text}");
+    // 64 bytes that are not 64 hex digits: a letter of two bytes (where a
+    // pair of digits would be cut in the middle of it), signs that
+    // `from_str_radix` takes. One line, no panic.
+    for odd in [format!("a\u{e9}{}", "a".repeat(61)), "+f".repeat(32)] {
+        assert_eq!(odd.len(), 64);
+        let (code, text) = verify(&sb, &["--anchor", &odd]);
+        assert_eq!(code, Some(2), "{odd}: {text}");
+        assert!(text.contains("is not a hash"), "{odd}: {text}");
+        assert_eq!(text.trim_end().lines().count(), 1, "{odd}: {text}");
+    }
 }
 
 #[test]
