@@ -559,14 +559,53 @@ fn structured_data(params: &[(&str, &str)], share: Option<usize>) -> String {
     sd
 }
 
-/// RFC 5424 structured-data parameter value: `"`, `\` and `]` escaped.
+/// RFC 5424 structured-data parameter value: `"`, `\` and `]` escaped,
+/// and control characters as in the message (see [`escape_controls`]).
 fn sd_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         if matches!(c, '"' | '\\' | ']') {
             out.push('\\');
         }
-        out.push(c);
+        match u8::try_from(c) {
+            Ok(b) if is_escaped(b) => out.push_str(&format!("#{b:03o}")),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A byte a syslog message carries escaped: control characters but the
+/// tab. A collector that writes each message as a line (syslog-ng, or a
+/// datagram written to a file as it came) would otherwise write a
+/// command's newline as a line of its own, one that the command's author
+/// wrote to look like another record; a terminal showing the file would
+/// run an escape sequence.
+fn is_escaped(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// What an escaped byte takes in a message.
+fn escaped_len(b: u8) -> usize {
+    if is_escaped(b) {
+        4
+    } else {
+        1
+    }
+}
+
+/// `text` with each control character but the tab written as `#` and
+/// its three octal digits (`#012` for a newline), as rsyslog writes them
+/// by default: one message, one line. The text is then not exact, so
+/// the message carries the exact one's length and SHA-256.
+fn escape_controls(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for &b in text {
+        if is_escaped(b) {
+            out.extend_from_slice(format!("#{b:03o}").as_bytes());
+        } else {
+            out.push(b);
+        }
     }
     out
 }
@@ -611,33 +650,56 @@ pub fn syslog_message(item: &ForwardItem, max: usize) -> Vec<u8> {
         hex(&Sha256::digest(&text))
     );
     // The message is header, SD, `]`, a space and the text: at most `max`
-    // bytes, the SD saying so when the text was cut. Should the SD alone
-    // not leave room for that (a directory of kilobytes), its long values
-    // share what is left (see `share_of`), cut at a character.
+    // bytes, the SD saying so when the text was cut or escaped (see
+    // `escape_controls`). Should the SD alone not leave room for that (a
+    // directory of kilobytes), its long values share what is left (see
+    // `share_of`), cut at a character.
+    let shown: usize = text.iter().map(|&b| escaped_len(b)).sum();
+    let exact = shown == text.len();
+    let whole =
+        |sd: &str| header.len() + sd.len() + 2 + shown + if exact { 0 } else { said.len() } <= max;
     let mut sd = structured_data(&params, None);
-    if header.len() + sd.len() + 2 + text.len() > max
-        && header.len() + sd.len() + said.len() + 2 > max
-    {
+    if !whole(&sd) && header.len() + sd.len() + said.len() + 2 > max {
         let names: Vec<(&str, &str)> = params.iter().map(|(n, _)| (*n, "")).collect();
         let bare = structured_data(&names, None);
         let room = max.saturating_sub(header.len() + bare.len() + said.len() + 2);
         let lengths: Vec<usize> = params.iter().map(|(_, v)| sd_value(v).len()).collect();
         sd = structured_data(&params, Some(share_of(&lengths, room)));
     }
-    let fixed = header.len() + sd.len() + 2;
-    let body = if fixed + text.len() <= max {
-        &text[..]
+    let body = if whole(&sd) {
+        if !exact {
+            sd.push_str(&said);
+        }
+        escape_controls(&text)
     } else {
-        let (body, _) = cut(&text, max.saturating_sub(fixed + said.len()));
+        let fixed = header.len() + sd.len() + 2;
+        let end = fitting(&text, max.saturating_sub(fixed + said.len()));
         sd.push_str(&said);
-        body
+        escape_controls(&text[..end])
     };
     sd.push(']');
     let mut message = header.into_bytes();
     message.extend_from_slice(sd.as_bytes());
     message.push(b' ');
-    message.extend_from_slice(body);
+    message.extend_from_slice(&body);
     message
+}
+
+/// How many bytes of `text` fit in `max` once escaped (see
+/// [`escape_controls`]), ending at a UTF-8 boundary: an escape is never
+/// cut.
+fn fitting(text: &[u8], max: usize) -> usize {
+    let (mut shown, mut end) = (0, 0);
+    for (i, &b) in text.iter().enumerate() {
+        shown += escaped_len(b);
+        if shown > max {
+            break;
+        }
+        if text.get(i + 1).is_none_or(|next| next & 0xC0 != 0x80) {
+            end = i + 1;
+        }
+    }
+    end
 }
 
 /// One journald native-protocol datagram: `KEY=value\n` fields, and for
@@ -883,6 +945,60 @@ mod tests {
             };
             let err = targets(&config).unwrap_err();
             assert!(err.contains("give at least 480"), "{err}");
+        }
+    }
+
+    /// A command's newline would be a line of its own in a collector that
+    /// writes each message as a line, one its author wrote to look like
+    /// another record (and an escape sequence would run in a terminal
+    /// showing the file): control characters go escaped, the tab as it is,
+    /// and the message carries the exact text's length and SHA-256. Cut,
+    /// an escape is never cut in two.
+    #[test]
+    fn control_characters_go_escaped_and_the_message_says_so() {
+        let forged = "true\n<14>1 2026-12-01T00:00:00Z web1 tmux-audit - command \
+                      [tmux-audit@32473 id=\"9\"] rm -rf /\r\x1b[2K\tx\x7f";
+        let mut item = imported();
+        if let ForwardItem::Command { row, .. } = &mut item {
+            row.record.command = forged.into();
+            row.record.cwd = "/tmp/a\nb".into();
+        }
+        let digest = hex(&Sha256::digest(forged.as_bytes()));
+        let said = format!(" length=\"{}\" sha256=\"{digest}\"]", forged.len());
+        let text = String::from_utf8(syslog_message(&item, 8192)).unwrap();
+        assert!(
+            !text.bytes().any(is_escaped),
+            "a control character went as it is: {text:?}"
+        );
+        assert!(text.contains(" cwd=\"/tmp/a#012b\""), "{text}");
+        assert!(
+            text.ends_with(&format!(
+                "{said} true#012<14>1 2026-12-01T00:00:00Z web1 tmux-audit - command \
+                 [tmux-audit@32473 id=\"9\"] rm -rf /#015#033[2K\tx#177"
+            )),
+            "{text}"
+        );
+        // A plain command goes as it is, without the length and hash.
+        let plain = String::from_utf8(syslog_message(&imported(), 8192)).unwrap();
+        assert!(
+            plain.ends_with("] ls") && !plain.contains("sha256="),
+            "{plain}"
+        );
+        // Cut: the message fits, and ends with whole escapes.
+        if let ForwardItem::Command { row, .. } = &mut item {
+            row.record.command = "\n".repeat(3000);
+            row.record.cwd = "/".into();
+        }
+        for max in 480..520 {
+            let text = String::from_utf8(syslog_message(&item, max)).unwrap();
+            assert!(text.len() <= max, "{} > {max}", text.len());
+            assert!(text.contains(" length=\"3000\" sha256=\""), "{text}");
+            let body = &text[text.rfind("] ").unwrap() + 2..];
+            assert!(
+                !body.is_empty() && body.len().is_multiple_of(4),
+                "{max}: {body}"
+            );
+            assert_eq!(body, "#012".repeat(body.len() / 4));
         }
     }
 
