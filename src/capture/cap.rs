@@ -170,6 +170,26 @@ fn partial_mark(text: &[u8]) -> usize {
     rest.len()
 }
 
+/// Where the whole marks of ours in `text` are (each from its ESC to its
+/// BEL, within [`MARK_MAX`] bytes), in order.
+pub fn marks_in(text: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        while let Some(found) = memmem::find(&text[from..], MARK) {
+            let at = from + found;
+            let mark = &text[at..];
+            from = at + MARK.len();
+            if let Some(i) = memchr::memchr(0x07, &mark[..mark.len().min(MARK_MAX)])
+                && (mark.starts_with(START) || mark.starts_with(END))
+            {
+                from = at + i + 1;
+                return Some(at..from);
+            }
+        }
+        None
+    })
+}
+
 /// The marks of ours in `text` (each from its ESC to its BEL, within
 /// [`MARK_MAX`] bytes, and one cut off at the end), without the output
 /// between them: what is kept of a read the capture must drop (its writer
@@ -258,6 +278,21 @@ pub fn cut_of(payload: &[u8]) -> Option<(u64, [u8; 32])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whole marks of ours only: not another program's OSC 133 (ended by
+    /// ST), nor one cut off, nor a BEL too far.
+    #[test]
+    fn marks_in_finds_our_whole_marks() {
+        let text = b"a\x1b]133;D;ta=s/1\x07b\x1b]133;A\x1b\\c\x1b]133;C;ta=s/2;x\x07\x1b]133;C;t";
+        let found: Vec<&[u8]> = marks_in(text).map(|r| &text[r]).collect();
+        assert_eq!(
+            found,
+            [&b"\x1b]133;D;ta=s/1\x07"[..], b"\x1b]133;C;ta=s/2;x\x07"]
+        );
+        let far = [b"\x1b]133;C;ta=".as_slice(), &[b'x'; MARK_MAX], b"\x07"].concat();
+        assert_eq!(marks_in(&far).count(), 0);
+        assert_eq!(marks_in(b"").count(), 0);
+    }
 
     #[test]
     fn a_dropped_read_keeps_its_marks_and_nothing_else() {

@@ -364,7 +364,7 @@ impl Lines {
         if let Some(open) = key_block_left_open(&text) {
             self.in_key = open;
         }
-        if let Some(redacted) = self.redactor.redact(&text) {
+        if let Some(redacted) = redact_between_marks(&self.redactor, &text) {
             text = redacted;
         }
         if head.is_empty() {
@@ -374,6 +374,33 @@ impl Lines {
             head
         }
     }
+}
+
+/// `text` redacted a piece between our marks at a time, the marks as they
+/// are: a mark is never part of a secret. A value runs to a space or a
+/// quote, and a mark has neither: the end mark after `DB_PASSWORD=hunter2`
+/// on a last line without a newline (`cat .env`) was redacted with the
+/// value, and the command's output ran on into the next ones'.
+fn redact_between_marks(redactor: &Redactor, text: &[u8]) -> Option<Vec<u8>> {
+    let mut marks = cap::marks_in(text).peekable();
+    if marks.peek().is_none() {
+        return redactor.redact(text);
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let (mut changed, mut at) = (false, 0);
+    for mark in marks.chain(std::iter::once(text.len()..text.len())) {
+        let piece = &text[at..mark.start];
+        match redactor.redact(piece) {
+            Some(redacted) => {
+                changed = true;
+                out.extend_from_slice(&redacted);
+            }
+            None => out.extend_from_slice(piece),
+        }
+        out.extend_from_slice(&text[mark.clone()]);
+        at = mark.end;
+    }
+    changed.then_some(out)
 }
 
 /// Whether `text` leaves a private key's block open, following its
@@ -541,6 +568,40 @@ mod tests {
         lines.end(0, &mut w);
         w.flush(0).unwrap();
         captured(&pane)
+    }
+
+    /// A secret's value right before a mark (the last line of a file,
+    /// without its newline): the value is redacted, the mark kept, and
+    /// the command's output ends there.
+    #[test]
+    fn a_value_right_before_a_mark_is_redacted_and_the_mark_kept() {
+        let start = crate::capture::start_mark("s", 7);
+        let end = crate::capture::end_mark("s", 7);
+        for idle in [false, true] {
+            let out = through_lines(
+                &[
+                    &start,
+                    b"DB_PASSWORD=hunter2",
+                    &end,
+                    b"$ DB_PASSWORD=x",
+                    &start,
+                ],
+                idle,
+            );
+            let expected = [
+                &start[..],
+                b"DB_PASSWORD=[REDACTED]",
+                &end,
+                b"$ DB_PASSWORD=[REDACTED]",
+                &start,
+            ]
+            .concat();
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&expected),
+                "idle: {idle}"
+            );
+        }
     }
 
     #[test]

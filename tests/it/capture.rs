@@ -427,6 +427,23 @@ fn secrets_printed_are_redacted_in_every_file() {
     }
 }
 
+/// A secret's value as the last thing a command prints, without a
+/// newline (`cat .env`): redacted, and the hook's end mark right after it
+/// is not taken for part of the value, so the command's output ends there.
+#[test]
+fn a_value_printed_without_a_newline_is_redacted_and_the_output_ends_there() {
+    let sb = Sandbox::new();
+    let tmux = captured_server(&sb);
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    // The command line itself holds no secret to redact.
+    let command = "printf 'DB_PASS%s=%s' WORD hunter2";
+    pane.line(command);
+    let row = row_of(&sb, command);
+    pane.line("echo after-it");
+    row_of(&sb, "echo after-it");
+    wait_output(&sb, row.id, "DB_PASSWORD=[REDACTED]");
+}
+
 #[test]
 fn segments_are_private_and_one_capture_process_stays_small() {
     let sb = Sandbox::new();
