@@ -739,7 +739,7 @@ pub struct Replay {
     #[arg(long, value_name = "WHEN", value_parser = parse_when)]
     pub until: Option<DateTime<Utc>>,
 
-    /// Play this many times faster.
+    /// Play this many times faster (from 0.001; 0.5 is half as fast).
     #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
     pub speed: f64,
 

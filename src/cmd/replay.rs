@@ -17,11 +17,14 @@ use tmux_audit::{paths, private_files};
 
 /// A pause longer than this is played as this long.
 const LONGEST_PAUSE: Duration = Duration::from_secs(2);
+/// The slowest `--speed`: a pause of [`LONGEST_PAUSE`] then lasts about
+/// half an hour (slower, a pause would not fit a `Duration`).
+const SLOWEST: f64 = 0.001;
 
 impl Run for Replay {
     fn run(&self) -> Result<Exit> {
-        if !(self.speed > 0.0 && self.speed.is_finite()) {
-            bail!("--speed must be a number above 0, such as 2 or 0.5");
+        if !(self.speed >= SLOWEST && self.speed.is_finite()) {
+            bail!("--speed must be a number from {SLOWEST} up, such as 2 or 0.5");
         }
         let db = paths::database(self.db.path.as_deref())?;
         let since = self.since.map_or(i64::MIN, |t| t.timestamp_micros());

@@ -323,3 +323,19 @@ fn a_relative_tmux_audit_db_is_one_file_in_the_home_directory() {
     );
     assert!(home.join("rel.db").exists());
 }
+
+/// `replay --speed`: a factor that cannot work (a pause would not fit a
+/// `Duration`, or run backwards) is a one-line error before anything is read.
+#[test]
+fn a_replay_speed_that_cannot_work_is_refused() {
+    let sb = in_pane_3();
+    for speed in ["0", "-1", "1e-20", "0.0009", "NaN", "inf"] {
+        let flag = format!("--speed={speed}");
+        let (code, out, err) = run(&sb, &["replay", "--pane", "%3", &flag]);
+        assert_eq!(code, Some(2), "{speed}: {out}{err}");
+        assert!(
+            err.contains("--speed must be a number from 0.001 up") && err.lines().count() == 1,
+            "{speed}: {err}"
+        );
+    }
+}
