@@ -212,8 +212,8 @@ struct Batch {
 /// the newest row), and an anchor names it.
 ///
 /// Nor a row a configured forwarding target has not taken, nor one not
-/// yet shipped to a configured central store (its cursor in
-/// `central_shipped`; none yet: nothing was shipped).
+/// yet shipped to a configured central store, nor the last one shipped
+/// there (its cursor in `central_shipped`; none yet: nothing was shipped).
 fn prunable_up_to(conn: &Connection, chain: Chain, rules: &PruneRules) -> rusqlite::Result<i64> {
     Ok(prune_bound(conn, chain, rules)?.0)
 }
@@ -263,7 +263,10 @@ fn prune_bound(
                 |r| r.get(0),
             )
             .optional()?;
-        shipped = cursor.unwrap_or(0);
+        // Nor the last row shipped: the server's anchor names it, and
+        // the next sync goes on from it only once this chain shows it
+        // with the same hash (`central::ship`).
+        shipped = cursor.map_or(0, |last| last - 1);
         if shipped < forwarded {
             holder = Some(format!("central store {server}"));
         }

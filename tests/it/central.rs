@@ -1127,9 +1127,23 @@ fn a_prune_keeps_what_the_central_store_does_not_have_yet() {
     assert_eq!(count(&host), 5, "nothing shipped: nothing pruned");
 
     assert!(host.run(&["sync"]).status.success());
+    // One more since: the prune keeps the last row shipped (the server's
+    // anchor: the next sync goes on from it) and the newest.
+    host.records(6, 1);
     let out = host.run(&["prune", "--older-than", "1d"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(count(&host), 1, "shipped: all but the newest pruned");
+    assert_eq!(
+        count(&host),
+        2,
+        "shipped: all but the anchor and the newest pruned"
+    );
+    let out = host.run(&["sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = host.run(&["prune", "--older-than", "1d"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(count(&host), 1, "all shipped: all but the newest pruned");
+    let out = host.run(&["sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let out = host.run(&["verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 }
