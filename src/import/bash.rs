@@ -3,7 +3,9 @@
 //! each command after a `#<seconds since the epoch>` line. With
 //! timestamps, a command may span several lines (`shopt -s lithist`): every
 //! line up to the next timestamp belongs to it, which is how bash reads it
-//! back. Without them, each line is a command, as bash reads it too.
+//! back. Without them on the first line, each line is a command, as bash
+//! reads it too; a timestamp line further down (`HISTTIMEFORMAT` set
+//! later) is still a timestamp, the time of the command after it.
 
 use super::{HistoryEntry, Parsed, Skipped};
 
@@ -13,8 +15,9 @@ pub fn parse(bytes: &[u8]) -> Parsed<HistoryEntry> {
     super::parse_all(Reader::default(), bytes)
 }
 
-/// bash's history, fed a line at a time: whether the file has timestamps
-/// is told by its first line, as bash tells it.
+/// bash's history, fed a line at a time: whether a command may span
+/// several lines is told by the first line, as bash tells it; a line
+/// `#<digits>` is a timestamp wherever it is (bash's `read_history_range`).
 #[derive(Debug, Default)]
 pub struct Reader {
     timestamped: Option<bool>,
@@ -48,19 +51,23 @@ impl super::Lines for Reader {
         let timestamped = *self
             .timestamped
             .get_or_insert_with(|| timestamp(line).is_some());
-        if !timestamped {
-            if !line.is_empty() {
-                out.entries.push(HistoryEntry {
-                    command: line.to_vec(),
-                    line: number,
-                    ..HistoryEntry::default()
-                });
-            }
+        if !timestamped && timestamp(line).is_none() && !line.is_empty() {
+            // The time of a timestamp line before, if any.
+            let at = self.current.take().map(|(_, at, _)| at);
+            out.entries.push(HistoryEntry {
+                command: line.to_vec(),
+                started_at_us: at.map(|at| at.saturating_mul(1_000_000)),
+                line: number,
+                ..HistoryEntry::default()
+            });
             return;
         }
         if let Some(at) = timestamp(line) {
             self.finish(out);
             self.current = Some((number, at, None));
+            return;
+        }
+        if !timestamped {
             return;
         }
         if let Some((_, _, command)) = &mut self.current {
@@ -113,6 +120,26 @@ mod tests {
             ]
         );
         assert!(parsed.skipped.is_empty());
+    }
+
+    /// `HISTTIMEFORMAT` set after the file began: its later commands have
+    /// times, each line is still a command, and a timestamp line is never
+    /// one (bash reads it so).
+    #[test]
+    fn timestamps_after_the_first_line_time_the_command_after_them() {
+        let parsed =
+            parse(b"ls\n#1700000000\npwd\nwhoami\n\n#1700000007\n#1700000009\ncd /\n#1700000010\n");
+        assert_eq!(
+            commands(&parsed),
+            [
+                (&b"ls"[..], None, 1),
+                (b"pwd", Some(1_700_000_000_000_000), 3),
+                (b"whoami", None, 4),
+                (b"cd /", Some(1_700_000_009_000_000), 8),
+            ]
+        );
+        let skipped: Vec<usize> = parsed.skipped.iter().map(|s| s.line).collect();
+        assert_eq!(skipped, [6, 9], "timestamps with no command after them");
     }
 
     #[test]
