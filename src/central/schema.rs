@@ -24,9 +24,11 @@ pub const VERSION: i32 = MIGRATIONS.len() as i32;
 /// Months of partitions made ahead of the current one by each `central init`.
 const MONTHS_AHEAD: u32 = 12;
 
-/// What runs before the migrations: the schema and the list of versions,
-/// and a lock so that two `central init` at once apply each migration once.
-const PREAMBLE: &str = "CREATE SCHEMA IF NOT EXISTS tmux_audit;
+/// What runs before the migrations: a lock so that two `central init` at
+/// once run one after the other (taken first: two `CREATE SCHEMA IF NOT
+/// EXISTS` at once can fail), the schema and the list of versions.
+const PREAMBLE: &str = "SELECT pg_advisory_xact_lock(8389490840752710772); -- 'tmuxaudt'
+CREATE SCHEMA IF NOT EXISTS tmux_audit;
 CREATE TABLE IF NOT EXISTS tmux_audit.migrations (
     version    integer PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()
@@ -38,8 +40,12 @@ LOCK TABLE tmux_audit.migrations IN EXCLUSIVE MODE;
 /// in one transaction: the migrations still missing, then the monthly
 /// partitions from this month on.
 pub fn sql(from: i32) -> String {
-    let mut sql = String::from("BEGIN;\n");
-    sql.push_str(PREAMBLE);
+    format!("BEGIN;\n{PREAMBLE}{}COMMIT;\n", steps(from))
+}
+
+/// The migrations after `from`, then the monthly partitions.
+fn steps(from: i32) -> String {
+    let mut sql = String::new();
     for (done, migration) in MIGRATIONS.iter().enumerate().skip(from.max(0) as usize) {
         let version = done + 1;
         sql.push_str(&format!("\n-- Migration {version}\n{migration}\n"));
@@ -48,7 +54,6 @@ pub fn sql(from: i32) -> String {
         ));
     }
     sql.push_str(&partitions_sql(Utc::now().date_naive()));
-    sql.push_str("COMMIT;\n");
     sql
 }
 
@@ -89,7 +94,7 @@ fn micros(day: NaiveDate) -> i64 {
 }
 
 /// The schema version of the connected database (0: none), for `init`.
-pub fn found(client: &mut postgres::Client) -> Result<i32, CentralError> {
+pub fn found(client: &mut impl postgres::GenericClient) -> Result<i32, CentralError> {
     let exists: bool = client
         .query_one(
             "SELECT to_regclass('tmux_audit.migrations') IS NOT NULL",
@@ -123,19 +128,23 @@ pub fn check(client: &mut postgres::Client) -> Result<(), CentralError> {
 }
 
 /// Creates or upgrades the schema; returns (version before, version now).
+/// The version is read once this `init` holds the lock: another one run
+/// at the same time has then finished, and its migrations are not run
+/// again.
 pub fn init(client: &mut postgres::Client) -> Result<(i32, i32), CentralError> {
-    let from = found(client)?;
+    let failed = |e: postgres::Error| CentralError::from_postgres(&e);
+    let mut tx = client.transaction().map_err(failed)?;
+    tx.batch_execute(PREAMBLE).map_err(failed)?;
+    let from = found(&mut tx)?;
     if from > VERSION {
         return Err(CentralError::SchemaTooNew {
             found: from,
             supported: VERSION,
         });
     }
-    client
-        .batch_execute(&sql(from))
-        .map_err(|e| CentralError::from_postgres(&e))?;
-    // Another `init` may have been first: what matters is where it is now.
-    Ok((from, found(client)?))
+    tx.batch_execute(&steps(from)).map_err(failed)?;
+    tx.commit().map_err(failed)?;
+    Ok((from, VERSION))
 }
 
 #[cfg(test)]

@@ -1472,6 +1472,57 @@ fn a_central_search_finds_the_newest_matches_among_or_past_the_newest_rows() {
     assert_eq!(found(&alice, &["--unique", "make"]), ["make deploy"]);
 }
 
+/// Three `central init` at once on a new database: each succeeds, one
+/// creates the schema and the others find it made, and each migration
+/// ran once (an init read the version before it held the lock, so one
+/// that waited ran the migrations again and failed).
+#[test]
+fn central_inits_at_once_each_succeed_and_migrate_once() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    // Against other tests' inits (the roles are the cluster's); these
+    // three share one database, which their own lock is for.
+    let _one_at_a_time = pg::INIT.lock().unwrap_or_else(|e| e.into_inner());
+    for round in 0..2 {
+        let dbname = cluster.database(&format!("inits{round}"));
+        let url = cluster.admin_url(&dbname);
+        let outs: Vec<Output> = std::thread::scope(|scope| {
+            let inits: Vec<_> = (0..3)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let sb = Sandbox::new();
+                        sb.cmd()
+                            .args(["central", "init", "--url", &url])
+                            .output()
+                            .unwrap()
+                    })
+                })
+                .collect();
+            inits.into_iter().map(|i| i.join().unwrap()).collect()
+        });
+        let said: Vec<String> = outs
+            .iter()
+            .map(|o| text(&o.stdout) + &text(&o.stderr))
+            .collect();
+        assert!(outs.iter().all(|o| o.status.success()), "{said:#?}");
+        let created = said
+            .iter()
+            .filter(|s| s.starts_with("created the central schema"))
+            .count();
+        assert_eq!(created, 1, "{said:#?}");
+        let versions: Vec<i32> = cluster
+            .admin(&dbname)
+            .query("SELECT version FROM tmux_audit.migrations ORDER BY 1", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let all: Vec<i32> = (1..=tmux_audit::central::schema::VERSION).collect();
+        assert_eq!(versions, all);
+    }
+}
+
 /// A central database made by the first schema (version 1) upgrades in
 /// place: `central init` runs only the migrations it lacks, the rows
 /// already there are counted into the totals per host, and shipping, a
