@@ -16,7 +16,9 @@ use super::CentralError;
 use crate::db::{
     Counting, GroupBy, Ranked, ReportFields, ReportRow, SortBy, StoredCommand, Totals, SCAN_WINDOW,
 };
-use crate::filter::{smart_case_sensitive, smart_case_sensitive_regex, Conditions, MatchKind};
+use crate::filter::{
+    smart_case_sensitive, smart_case_sensitive_regex, Conditions, MatchKind, CWD_UNDER,
+};
 use crate::lifecycle::replay::{Replay, ServerKey};
 use crate::lifecycle::{Client, TmuxEvent};
 use crate::record::CommandRecord;
@@ -43,6 +45,15 @@ fn translate(conditions: &Conditions, first: usize) -> (Vec<String>, usize) {
         .clauses
         .iter()
         .map(|clause| {
+            // A range of paths in byte order, as SQLite compares them, not
+            // in the database's collation (en_US or ICU sort `/home/A/x`
+            // inside `/home/a/`..`/home/a0`); the pattern operators also
+            // use the `text_pattern_ops` index.
+            let clause = if clause == CWD_UNDER {
+                "(cwd = ? OR (cwd ~>=~ ? AND cwd ~<~ ?))"
+            } else {
+                clause
+            };
             let mut out = String::new();
             for (i, part) in clause.split('?').enumerate() {
                 if i > 0 {
@@ -617,11 +628,7 @@ mod tests {
     #[test]
     fn placeholders_are_numbered_and_user_is_quoted() {
         let c = Conditions {
-            clauses: vec![
-                "user = ?".into(),
-                "(cwd = ? OR (cwd >= ? AND cwd < ?))".into(),
-                "sudo_user = ?".into(),
-            ],
+            clauses: vec!["user = ?".into(), CWD_UNDER.into(), "sudo_user = ?".into()],
             params: vec![],
         };
         let (clauses, next) = translate(&c, 1);
@@ -629,7 +636,7 @@ mod tests {
             clauses,
             [
                 "\"user\" = $1",
-                "(cwd = $2 OR (cwd >= $3 AND cwd < $4))",
+                "(cwd = $2 OR (cwd ~>=~ $3 AND cwd ~<~ $4))",
                 "sudo_user = $5"
             ]
         );

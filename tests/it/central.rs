@@ -92,7 +92,11 @@ fn text(bytes: &[u8]) -> String {
 
 /// A database with the central schema, made by `central init`.
 fn initialised(cluster: &Cluster, prefix: &str) -> String {
-    let dbname = cluster.database(prefix);
+    initialise(cluster, cluster.database(prefix))
+}
+
+/// Runs `central init` in `dbname`, a new database.
+fn initialise(cluster: &Cluster, dbname: String) -> String {
     let _one_at_a_time = pg::INIT.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
     let out = sb
@@ -1521,6 +1525,52 @@ fn central_inits_at_once_each_succeed_and_migrate_once() {
         let all: Vec<i32> = (1..=tmux_audit::central::schema::VERSION).collect();
         assert_eq!(versions, all);
     }
+}
+
+/// `--cwd-under` on the central store takes what lies under a directory
+/// in byte order, as locally, whatever the database's collation. Under
+/// ICU's (case a lesser difference than letters, `/` before digits),
+/// `/home/A/x` sorts between `/home/a/` and `/home/a0`, and a range in the
+/// collation's order took it.
+#[test]
+fn central_cwd_under_is_byte_order_whatever_the_collation() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let dbname = cluster.database_with(
+        "icu",
+        "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
+    );
+    let dbname = initialise(cluster, dbname);
+    let host = writer(cluster, &dbname, "c");
+    let cwds = ["/home/a", "/home/a/x", "/home/A/x", "/home/a-b", "/home/ab"];
+    host.store(cwds.iter().enumerate().map(|(i, cwd)| CommandRecord {
+        command: format!("echo in {cwd}"),
+        started_at_us: 1_790_000_000_000_000 + i as i64 * 1_000_000,
+        cwd: cwd.to_string(),
+        user: "ops".into(),
+        host: "web".into(),
+        shell: "bash".into(),
+        shell_session: format!("{}-s", host.id),
+        seq: i as i64 + 1,
+        ..CommandRecord::default()
+    }));
+    let out = host.run(&["sync"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let auditor = auditor(cluster, &dbname);
+    let out = auditor.run(&[
+        "search",
+        "--central",
+        "--all",
+        "--cwd-under",
+        "/home/a",
+        "--format",
+        "cmd",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut found: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    found.sort();
+    assert_eq!(found, ["echo in /home/a", "echo in /home/a/x"]);
 }
 
 /// A central database made by the first schema (version 1) upgrades in

@@ -246,13 +246,18 @@ impl Cluster {
 
     /// A new database of its own for one test, its name unique in the run.
     pub fn database(&self, prefix: &str) -> String {
+        self.database_with(prefix, "")
+    }
+
+    /// [`Cluster::database`], made with `options` (`LOCALE_PROVIDER icu …`).
+    pub fn database_with(&self, prefix: &str, options: &str) -> String {
         let name = format!(
             "{prefix}_{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
         self.admin("postgres")
-            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .batch_execute(&format!("CREATE DATABASE {name} {options}"))
             .unwrap();
         name
     }
