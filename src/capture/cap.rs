@@ -157,7 +157,7 @@ impl Cap {
 /// How many bytes at the end of `text` may be the start of a mark the
 /// next text completes: from its last ESC, when what follows is a prefix
 /// of [`MARK`], or a mark without its BEL yet.
-fn partial_mark(text: &[u8]) -> usize {
+pub fn partial_mark(text: &[u8]) -> usize {
     let from = text.len().saturating_sub(MARK_MAX);
     let Some(esc) = memchr::memrchr(0x1b, &text[from..]).map(|i| from + i) else {
         return 0;
@@ -194,9 +194,9 @@ pub fn marks_in(text: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '
 /// [`MARK_MAX`] bytes, and one cut off at the end), without the output
 /// between them: what is kept of a read the capture must drop (its writer
 /// is behind), so that which command is running, and whether it is
-/// excluded, is still known after the gap. `inside`: the read before was
-/// dropped too and ended inside a mark, which this one's head (up to its
-/// BEL) ends. Also says whether `text` ends inside a mark.
+/// excluded, is still known after the gap. `inside`: the read before
+/// (dropped too, or kept) ended inside a mark, which this one's head (up
+/// to its BEL) ends. Also says whether `text` ends inside a mark.
 pub fn marks_only(text: &[u8], inside: bool) -> (Vec<u8>, bool) {
     let mut marks = Vec::new();
     let mut rest = text;

@@ -194,7 +194,9 @@ fn read_all(
             }
             continue;
         }
-        inside_mark = false;
+        // A mark cut off at its end: the next read, if dropped, keeps the
+        // rest (an excluded command's `;x` must not be lost there).
+        inside_mark = cap::partial_mark(&buf[..n]) > 0;
         queued.fetch_add(n as u64, Ordering::Relaxed);
         if tx.send((now_us(), buf[..n].to_vec())).is_err() {
             return total;
@@ -480,6 +482,52 @@ mod tests {
             queued.load(Ordering::Relaxed),
             (QUEUE_BYTES + mark.len()) as u64
         );
+    }
+
+    /// A mark cut in two between a read that was queued and one dropped
+    /// (the queue full in between): the dropped one still hands on the
+    /// mark's rest, so an excluded command stays excluded after the gap.
+    #[test]
+    fn a_mark_cut_between_a_kept_read_and_a_dropped_one_is_handed_on_whole() {
+        struct FullAfterFirst<'a> {
+            reads: Vec<&'a [u8]>,
+            queued: &'a AtomicU64,
+        }
+        impl Read for FullAfterFirst<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.reads.is_empty() {
+                    return Ok(0);
+                }
+                if self.reads.len() == 1 {
+                    // The writer has fallen behind since the first read.
+                    self.queued.store(QUEUE_BYTES as u64, Ordering::Relaxed);
+                }
+                let read = self.reads.remove(0);
+                buf[..read.len()].copy_from_slice(read);
+                Ok(read.len())
+            }
+        }
+        for (kept, dropped_read) in [
+            (&b"out\x1b]133;C;ta=s/2"[..], &b";x\x07secret"[..]),
+            (b"out\x1b]13", b"3;C;ta=s/2;x\x07secret"),
+        ] {
+            let (tx, rx) = mpsc::channel();
+            let dropped = AtomicU64::new(0);
+            let queued = AtomicU64::new(0);
+            let input = FullAfterFirst {
+                reads: vec![kept, dropped_read],
+                queued: &queued,
+            };
+            read_all(input, tx, &dropped, &queued, Duration::ZERO);
+            let sent: Vec<u8> = rx.try_iter().flat_map(|(_, bytes)| bytes).collect();
+            let mut expected = kept.to_vec();
+            expected.extend_from_slice(&dropped_read[..dropped_read.len() - 6]);
+            assert_eq!(
+                String::from_utf8_lossy(&sent),
+                String::from_utf8_lossy(&expected)
+            );
+            assert_eq!(dropped.load(Ordering::Relaxed), 6, "the secret only");
+        }
     }
 
     /// Output read while the queue is full, as a writer behind sees it.
