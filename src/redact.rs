@@ -571,6 +571,13 @@ impl Redactor {
     /// `text` with its secrets marked, or None when none was found (the
     /// common case, decided without compiling a regex).
     pub fn redact(&self, command: &[u8]) -> Option<Vec<u8>> {
+        let spans = self.spans(command);
+        (!spans.is_empty()).then(|| mark(command, spans))
+    }
+
+    /// Where the secrets of `command` are (byte ranges, in no order, may
+    /// overlap): what [`Redactor::redact`] marks.
+    pub fn spans(&self, command: &[u8]) -> Vec<(usize, usize)> {
         let lower = command.to_ascii_lowercase();
         // Each regex, whether it runs over the lower-cased copy, and its `keep`.
         let mut regexes: Vec<(&Regex, bool, Keep)> = Vec::new();
@@ -609,7 +616,7 @@ impl Redactor {
                 spans.push((secret.start, secret.end));
             }
         }
-        (!spans.is_empty()).then(|| mark(command, spans))
+        spans
     }
 }
 
@@ -846,10 +853,25 @@ pub fn compile(builtin: &Builtin) -> (Regex, bool) {
 
 /// `command` with each of the (possibly overlapping) spans replaced by one
 /// mark.
-fn mark(command: &[u8], mut spans: Vec<(usize, usize)>) -> Vec<u8> {
+fn mark(command: &[u8], spans: Vec<(usize, usize)>) -> Vec<u8> {
+    mark_after(command, spans, 0, false).0
+}
+
+/// `text[from..]` with its secrets marked, the `spans` found in all of
+/// `text`: the part before `from` was written already (a line written in
+/// pieces). A secret that began there is marked from `from` on, unless
+/// `marked` says the piece before already ended in its mark. Also says
+/// whether `text` ends inside a secret (that the next piece may go on).
+pub fn mark_after(
+    text: &[u8],
+    mut spans: Vec<(usize, usize)>,
+    from: usize,
+    marked: bool,
+) -> (Vec<u8>, bool) {
     spans.sort_unstable();
-    let mut out = Vec::with_capacity(command.len());
-    let mut done = 0;
+    let mut out = Vec::with_capacity(text.len() - from);
+    let mut done = from;
+    let mut ends_inside = false;
     let mut spans = spans.into_iter().peekable();
     while let Some((start, mut end)) = spans.next() {
         while let Some(&(next_start, next_end)) = spans.peek() {
@@ -859,12 +881,18 @@ fn mark(command: &[u8], mut spans: Vec<(usize, usize)>) -> Vec<u8> {
             end = end.max(next_end);
             spans.next();
         }
-        out.extend_from_slice(&command[done..start]);
-        out.extend_from_slice(MARK);
+        if end <= from {
+            continue;
+        }
+        out.extend_from_slice(&text[done..start.max(from)]);
+        if !(start < from && marked) {
+            out.extend_from_slice(MARK);
+        }
         done = end;
+        ends_inside = end == text.len();
     }
-    out.extend_from_slice(&command[done..]);
-    out
+    out.extend_from_slice(&text[done..]);
+    (out, ends_inside)
 }
 
 #[cfg(test)]

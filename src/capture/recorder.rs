@@ -264,13 +264,17 @@ struct Lines {
     in_key: bool,
     /// The end of the last line written without its newline (a pause
     /// wrote what was held), at most [`LINE_START`] bytes: a key's BEGIN
-    /// line cut there is known as one when its end comes.
+    /// line cut there is known as one when its end comes, and a secret
+    /// typed after its name is known as one.
     line_start: Vec<u8>,
+    /// That line ends inside a secret, marked already.
+    in_secret: bool,
 }
 
 /// What is kept of a line written before its end: a key's BEGIN line
-/// (`-----BEGIN ENCRYPTED PRIVATE KEY-----`) is shorter.
-const LINE_START: usize = 128;
+/// (`-----BEGIN ENCRYPTED PRIVATE KEY-----`) is shorter, and so is a
+/// command line typed at a prompt, mostly.
+const LINE_START: usize = 1024;
 
 impl Lines {
     fn new(redactor: Redactor) -> Lines {
@@ -281,6 +285,7 @@ impl Lines {
             partial_at: 0,
             in_key: false,
             line_start: Vec::new(),
+            in_secret: false,
         }
     }
 
@@ -366,9 +371,29 @@ impl Lines {
         if let Some(open) = key_block_left_open(&text) {
             self.in_key = open;
         }
-        if let Some(redacted) = redact_between_marks(&self.redactor, &text) {
-            text = redacted;
-        }
+        // The rest of a line whose start was written (a pause wrote what
+        // was held: keys typed at a prompt are echoed one at a time) is
+        // judged with that start, so that `DB_PASSWORD=` then `hunter2`
+        // is a secret: what was written stays, the rest of it is marked.
+        let from = if head.is_empty() { line_start.len() } else { 0 };
+        let context = if from > 0 {
+            [line_start.as_slice(), &text].concat()
+        } else {
+            std::mem::take(&mut text)
+        };
+        let spans = secret_spans(&self.redactor, &context);
+        let text = if spans.is_empty() {
+            self.in_secret = false;
+            if from > 0 {
+                context[from..].to_vec()
+            } else {
+                context
+            }
+        } else {
+            let (marked, inside) = crate::redact::mark_after(&context, spans, from, self.in_secret);
+            self.in_secret = inside;
+            marked
+        };
         if head.is_empty() {
             text
         } else {
@@ -378,31 +403,20 @@ impl Lines {
     }
 }
 
-/// `text` redacted a piece between our marks at a time, the marks as they
-/// are: a mark is never part of a secret. A value runs to a space or a
-/// quote, and a mark has neither: the end mark after `DB_PASSWORD=hunter2`
-/// on a last line without a newline (`cat .env`) was redacted with the
-/// value, and the command's output ran on into the next ones'.
-fn redact_between_marks(redactor: &Redactor, text: &[u8]) -> Option<Vec<u8>> {
-    let mut marks = cap::marks_in(text).peekable();
-    if marks.peek().is_none() {
-        return redactor.redact(text);
-    }
-    let mut out = Vec::with_capacity(text.len());
-    let (mut changed, mut at) = (false, 0);
-    for mark in marks.chain(std::iter::once(text.len()..text.len())) {
-        let piece = &text[at..mark.start];
-        match redactor.redact(piece) {
-            Some(redacted) => {
-                changed = true;
-                out.extend_from_slice(&redacted);
-            }
-            None => out.extend_from_slice(piece),
-        }
-        out.extend_from_slice(&text[mark.clone()]);
+/// The secrets of `text`, found a piece between our marks at a time: a
+/// mark is never part of a secret. A value runs to a space or a quote,
+/// and a mark has neither: the end mark after `DB_PASSWORD=hunter2` on a
+/// last line without a newline (`cat .env`) was redacted with the value,
+/// and the command's output ran on into the next ones'.
+fn secret_spans(redactor: &Redactor, text: &[u8]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut at = 0;
+    for mark in cap::marks_in(text).chain(std::iter::once(text.len()..text.len())) {
+        let piece = redactor.spans(&text[at..mark.start]);
+        spans.extend(piece.into_iter().map(|(start, end)| (at + start, at + end)));
         at = mark.end;
     }
-    changed.then_some(out)
+    spans
 }
 
 /// Whether `text` leaves a private key's block open, following its
@@ -650,6 +664,44 @@ mod tests {
                 "idle: {idle}"
             );
         }
+    }
+
+    /// Keys typed at a prompt are echoed one at a time, each written after
+    /// a pause: the value typed after a secret's name is still redacted,
+    /// once, and what is no secret comes back as typed.
+    #[test]
+    fn a_secret_typed_a_key_at_a_time_is_redacted() {
+        let typed = "$ export DB_PASSWORD=hunter2 && ls -l";
+        let keys: Vec<&[u8]> = typed
+            .as_bytes()
+            .chunks(1)
+            .chain([&b"\r\n"[..], b"next\r\n"])
+            .collect();
+        let out = through_lines(&keys, true);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "$ export DB_PASSWORD=[REDACTED] && ls -l\r\nnext\r\n"
+        );
+        let out = through_lines(&[b"$ export DB_PASSWORD=", b"hunter2\r\n"], true);
+        assert_eq!(out, b"$ export DB_PASSWORD=[REDACTED]\r\n");
+        let out = through_lines(&[b"$ ls -l /tm", b"p\r\n"], true);
+        assert_eq!(out, b"$ ls -l /tmp\r\n");
+    }
+
+    /// A line longer than [`MAX_LINE`] is written in pieces: a secret
+    /// across the cut has its rest redacted (its start, written before the
+    /// rest came, stays).
+    #[test]
+    fn a_secret_across_a_long_lines_cut_has_its_rest_redacted() {
+        let before = vec![b'x'; MAX_LINE - 9];
+        let head = [before.as_slice(), b" AKIAIOSF"].concat();
+        let out = through_lines(&[&head, b"ODNN7EXAMPLQ more", b"\r\n"], false);
+        let out = String::from_utf8_lossy(&out);
+        assert!(
+            out.ends_with("x AKIAIOSF[REDACTED] more\r\n"),
+            "{}",
+            &out[out.len() - 40..]
+        );
     }
 
     #[test]
