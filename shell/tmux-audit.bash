@@ -416,17 +416,19 @@ __tmux_audit_precmd() {
     [[ -n ${FUNCNAME[1]-} ]] || return "$status"
 }
 
-# A command line that ends the shell (` mysql -p…; exit`) never reaches the
-# next prompt: on the way out, before bash writes the history file, its
+# A command line that ends the shell (`make deploy; exit 4`, ` mysql -p…;
+# exit`) never reaches the next prompt: it is recorded on the way out, with
+# the shell's exit status, and, before bash writes the history file, its
 # entry is removed if the user's settings would have kept it out. The EXIT
 # trap the user had at the first prompt still runs, after this, and sees
 # the shell's exit status as `$?`.
 __tmux_audit_on_exit() {
-    local __tmux_audit_status=$? __tmux_audit_number __tmux_audit_text
+    local __tmux_audit_status=$? end=${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}
     if [[ -n $__tmux_audit_start ]]; then
-        __tmux_audit_start=
-        __tmux_audit_last_entry
-        [[ -n $__tmux_audit_number ]] && __tmux_audit_forget "$__tmux_audit_number" "$__tmux_audit_text"
+        if [[ -n $__tmux_audit_mark ]]; then
+            builtin printf '\e]133;D;ta=%s/%s\a' "$__tmux_audit_session" "$((__tmux_audit_seq + 1))" 2>/dev/null || :
+        fi
+        __tmux_audit_record "$__tmux_audit_status" "$end"
     fi
     if [[ -n $__tmux_audit_exit_trap ]]; then
         # As the first command of an `&&` list: no ERR trap, no `set -e` exit.

@@ -198,15 +198,28 @@ __tmux_audit_send() {
     fi
 }
 
+# A command line that ends the shell (`make deploy; exit 4`) never reaches
+# the next prompt: it is recorded on the way out, with the shell's exit
+# status (and no recorder is started then).
+__tmux_audit_zshexit() {
+    local -i status_=$?
+    emulate -L zsh
+    (( ${#__tmux_audit_command} )) || return 0
+    local __tmux_audit_want_recorder=
+    () { return $1 } $status_
+    __tmux_audit_precmd
+}
+
 # The hook arrays themselves, not add-zsh-hook: loading that function from
 # $fpath was a third of what sourcing this script cost (loaded once per
 # shell, so never twice in them). First among the precmd hooks, so a slow
 # prompt hook does not count in the command's duration.
 () {
     emulate -L zsh
-    typeset -ga preexec_functions precmd_functions
+    typeset -ga preexec_functions precmd_functions zshexit_functions
     preexec_functions+=(__tmux_audit_preexec)
     precmd_functions=(__tmux_audit_precmd ${precmd_functions:#__tmux_audit_precmd})
+    zshexit_functions=(__tmux_audit_zshexit ${zshexit_functions:#__tmux_audit_zshexit})
 }
 
 fi

@@ -83,7 +83,26 @@ in_every_shell!(
     keeps_the_prompt_when_the_database_is_read_only,
     keeps_the_prompt_when_the_binary_is_gone,
     records_two_panes_typing_at_once_exactly_once,
+    records_a_command_line_that_ends_the_shell,
 );
+
+/// A command line that ends the shell never reaches the next prompt: it
+/// is recorded on the way out, whole, with the shell's exit status (else
+/// `rm -rf …; exit` would leave no trace).
+fn records_a_command_line_that_ends_the_shell(shell: Shell) {
+    let s = Scenario::new(shell, Rc::default().after(strict(shell)));
+    s.run("echo first");
+    let line = "echo gone > /dev/null; exit 4";
+    s.pane.line(line);
+    let rows = s.sb.wait_rows(line, |rows| rows.len() == 2);
+    assert_eq!(
+        (rows[1].command.as_str(), rows[1].exit_status, rows[1].seq),
+        (line, Some(4), 2),
+        "{rows:#?}"
+    );
+    assert!(rows[1].duration_us.is_some(), "{rows:#?}");
+    assert!(s.sb.log().is_empty(), "no errors: {}", s.sb.log());
+}
 
 fn records_each_command_as_typed_with_its_context(shell: Shell) {
     let s = Scenario::new(shell, Rc::default().after(strict(shell)));
@@ -452,7 +471,7 @@ fn a_shell_started_inside_another_has_its_own_session() {
     s.pane.line("exit");
     let rows =
         s.sb.wait_rows("the outer record of the inner shell", |rows| {
-            rows.len() == 4
+            rows.len() == 5
         });
     let r = s.run("echo outer 2");
     let rows: Vec<_> = rows.into_iter().chain([r]).collect();
@@ -475,7 +494,7 @@ fn a_shell_started_inside_another_has_its_own_session() {
             .iter()
             .map(|r| (r.seq, r.command.as_str()))
             .collect::<Vec<_>>(),
-        [(1, "echo inner 1"), (2, "echo inner 2")]
+        [(1, "echo inner 1"), (2, "echo inner 2"), (3, "exit")]
     );
     assert!(outer
         .iter()

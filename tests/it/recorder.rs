@@ -226,21 +226,18 @@ fn exec_nested_shells_and_subshells_each_keep_one_recorder(shell: Shell) {
     let nested = both.iter().find(|r| r.pid != first.pid).unwrap().pid;
     pane.line("exit");
     wait_gone(nested);
-    // fish records the `exit` that ends it (bash and zsh never reach the
-    // prompt after it): its recorder stores it before it ends.
-    let exit_row = usize::from(shell == Shell::Fish);
+    // The `exit` that ends it is recorded (bash and zsh on the way out):
+    // its recorder stores it before it ends.
     // The outer shell records the line that ran the nested one.
-    type_and_wait(&sb, &pane, &["echo back"], 4 + exit_row);
+    type_and_wait(&sb, &pane, &["echo back"], 5);
 
     // A shell exec'd in its place shares the recorder of the process.
     pane.line(&format!("exec {start}"));
     pane.wait_for("READY", 7);
-    let mut rows = type_and_wait(&sb, &pane, &["echo after-exec"], 5 + exit_row);
-    if shell == Shell::Fish {
-        let exit = rows.remove(2);
-        assert_eq!((exit.command.as_str(), exit.seq), ("exit", 2));
-        assert_eq!(exit.shell_session, rows[1].shell_session);
-    }
+    let mut rows = type_and_wait(&sb, &pane, &["echo after-exec"], 6);
+    let exit = rows.remove(2);
+    assert_eq!((exit.command.as_str(), exit.seq), ("exit", 2));
+    assert_eq!(exit.shell_session, rows[1].shell_session);
     let now = recorders(&sb);
     assert_eq!(
         now.iter().map(|r| r.pid).collect::<Vec<_>>(),
