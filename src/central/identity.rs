@@ -52,16 +52,50 @@ fn generated_id(state_dir: &Path) -> Result<String> {
     let id = crate::text::hex(&bytes);
     crate::private_files::dir(state_dir)
         .with_context(|| format!("cannot make {}", state_dir.display()))?;
-    let mut out = crate::private_files::create_new(&file);
-    match &mut out {
-        Ok(out) => {
-            writeln!(out, "{id}").with_context(|| format!("cannot write {}", file.display()))?;
-            Ok(id)
-        }
+    // Written whole under a name of its own, then linked into place:
+    // a process that finds `host-id` finds it written (one made with
+    // `create_new` and read by another before its writer wrote was empty).
+    let own = state_dir.join(format!("host-id.{id}.new"));
+    let _ = std::fs::remove_file(&own);
+    let written = crate::private_files::create_new(&own)
+        .and_then(|mut out| writeln!(out, "{id}").and_then(|()| out.sync_all()));
+    let linked = written.and_then(|()| std::fs::hard_link(&own, &file));
+    let _ = std::fs::remove_file(&own);
+    match linked {
+        Ok(()) => Ok(id),
         // Another process made it first: theirs is the id.
-        Err(_) => Ok(std::fs::read_to_string(&file)
-            .with_context(|| format!("cannot read {}", file.display()))?
-            .trim()
-            .to_string()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?
+                .trim()
+                .to_string())
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot write {}", file.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Many processes' first sync at once (a fleet's hosts run by one
+    /// config management at the same second, or panes at once): each finds
+    /// the same id, never an empty one read before its writer wrote it.
+    #[test]
+    fn first_ids_made_at_once_are_one_and_never_empty() {
+        for _ in 0..100 {
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state");
+            let ids: Vec<String> = std::thread::scope(|scope| {
+                let makers: Vec<_> = (0..8)
+                    .map(|_| scope.spawn(|| generated_id(&state).unwrap()))
+                    .collect();
+                makers.into_iter().map(|m| m.join().unwrap()).collect()
+            });
+            assert_eq!(ids[0].len(), 32, "{ids:?}");
+            assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+            let left: Vec<_> = std::fs::read_dir(&state).unwrap().flatten().collect();
+            assert_eq!(left.len(), 1, "only host-id is left: {left:?}");
+        }
     }
 }
