@@ -52,8 +52,12 @@ impl Database {
                 )?;
                 let mut by_place =
                     tx.prepare("SELECT 1 FROM commands WHERE shell_session = ?1 AND seq = ?2")?;
+                // Above the numbers pruned too: a number given again would
+                // count as a record that never arrived (`verify`).
                 let mut top = tx.prepare(
-                    "SELECT coalesce(max(seq), 0) FROM commands WHERE shell_session = ?1",
+                    "SELECT max(coalesce((SELECT max(seq) FROM commands WHERE shell_session = ?1), 0),
+                                coalesce((SELECT highest_seq FROM pruned_sessions
+                                          WHERE shell_session = ?1), 0))",
                 )?;
                 for mut record in records {
                     let key = record.imported.as_ref().map(|m| m.key.as_slice());

@@ -892,3 +892,32 @@ fn an_entry_longer_than_max_command_bytes_is_cut_as_a_record_is() {
     assert!(stdout(&import(&sb, &["bash", file.to_str().unwrap()]))
         .contains("added 0, already there 2"));
 }
+
+/// Old imported history pruned, then the same file imported again (the
+/// entries come back, as documented): their numbers go on above the
+/// pruned ones, so `verify` counts no record as missing.
+#[test]
+fn history_imported_again_after_a_prune_is_numbered_after_the_pruned() {
+    let sb = Sandbox::new();
+    let file = sb.path().join("bash_history");
+    let history: String = (0..10)
+        .map(|i| format!("#{}\necho old {i}\n", 1_600_000_000 + i))
+        .collect();
+    fs::write(&file, history).unwrap();
+    let path = file.display().to_string();
+    assert!(import(&sb, &["bash", &path]).status.success());
+    assert!(sb.record_numbered("1", "echo now").status.success());
+    let out = sb
+        .cmd()
+        .args(["prune", "--older-than", "1d"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sb.rows().len(), 1, "the imported entries pruned");
+    let out = import(&sb, &["bash", &path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sb.rows().len(), 11, "back again");
+    let (code, text) = verify(&sb);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("missing"), "{text}");
+}
