@@ -423,12 +423,14 @@ __tmux_audit_precmd() {
 # trap the user had at the first prompt still runs, after this, and sees
 # the shell's exit status as `$?`.
 __tmux_audit_on_exit() {
-    local __tmux_audit_status=$? end=${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}
+    local __tmux_audit_status=$? __tmux_audit_end=${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}
     if [[ -n $__tmux_audit_start ]]; then
         if [[ -n $__tmux_audit_mark ]]; then
             builtin printf '\e]133;D;ta=%s/%s\a' "$__tmux_audit_session" "$((__tmux_audit_seq + 1))" 2>/dev/null || :
         fi
-        __tmux_audit_record "$__tmux_audit_status" "$end"
+        # As the first command of an `&&` list: a failed record ends no
+        # `set -e` shell before the user's trap has run.
+        __tmux_audit_record "$__tmux_audit_status" "$__tmux_audit_end" && :
     fi
     if [[ -n $__tmux_audit_exit_trap ]]; then
         # As the first command of an `&&` list: no ERR trap, no `set -e` exit.

@@ -679,6 +679,23 @@ fn bash_files_at_exit(rc: &Rc, commands: &[&str], files: &[&str]) -> Vec<Vec<u8>
     read
 }
 
+/// On the way out the hook records the line that ends the shell from its
+/// EXIT trap, then runs the user's: which sees its own variables (not the
+/// hook's), and runs under `set -e` even when the record fails (no
+/// recorder, the binary gone).
+#[test]
+fn bash_runs_the_users_exit_trap_after_a_failed_record_on_the_way_out() {
+    let trap = "end=user-end; trap 'printf \"%s|%s|\" \"$end\" \"$?\" >> ~/exit-trap-ran' EXIT";
+    let lines = [
+        // No recorder, and no binary to record with.
+        "__tmux_audit_recorder= __tmux_audit_fifo= __tmux_audit_pending= __tmux_audit_bin=/nonexistent/tmux-audit",
+        "set -e",
+        "echo gone; exit 4",
+    ];
+    let with = bash_files_at_exit(&Rc::default().before(trap), &lines, &["exit-trap-ran"]);
+    assert_eq!(String::from_utf8_lossy(&with[1]), "user-end|4|");
+}
+
 /// The hook sets its EXIT trap at the first prompt (bash gives a trap's
 /// text back only through a fork, which loading the hook does not pay):
 /// the user's EXIT trap set before the hook, or after it in ~/.bashrc,
