@@ -411,7 +411,10 @@ impl Lines {
 fn secret_spans(redactor: &Redactor, text: &[u8]) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     let mut at = 0;
-    for mark in cap::marks_in(text).chain(std::iter::once(text.len()..text.len())) {
+    // A mark cut off at the end (its rest comes with the next text, which
+    // judges it with this one's end) is no more part of a secret.
+    let end = text.len() - cap::partial_mark(text);
+    for mark in cap::marks_in(text).chain(std::iter::once(end..text.len())) {
         let piece = redactor.spans(&text[at..mark.start]);
         spans.extend(piece.into_iter().map(|(start, end)| (at + start, at + end)));
         at = mark.end;
@@ -634,11 +637,29 @@ mod tests {
 
     /// A secret's value right before a mark (the last line of a file,
     /// without its newline): the value is redacted, the mark kept, and
-    /// the command's output ends there.
+    /// the command's output ends there; also when a pause cut the mark.
     #[test]
     fn a_value_right_before_a_mark_is_redacted_and_the_mark_kept() {
         let start = crate::capture::start_mark("s", 7);
         let end = crate::capture::end_mark("s", 7);
+        for cut in [4, 8] {
+            let out = through_lines(
+                &[
+                    &start,
+                    b"DB_PASSWORD=hunter2",
+                    &end[..cut],
+                    &end[cut..],
+                    b"$ ",
+                ],
+                true,
+            );
+            let expected = [&start[..], b"DB_PASSWORD=[REDACTED]", &end, b"$ "].concat();
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&expected),
+                "the end mark cut after {cut} bytes"
+            );
+        }
         for idle in [false, true] {
             let out = through_lines(
                 &[
