@@ -215,17 +215,27 @@ struct Batch {
 /// yet shipped to a configured central store, nor the last one shipped
 /// there (its cursor in `central_shipped`; none yet: nothing was shipped).
 fn prunable_up_to(conn: &Connection, chain: Chain, rules: &PruneRules) -> rusqlite::Result<i64> {
-    Ok(prune_bound(conn, chain, rules)?.0)
+    Ok(prune_bound(conn, chain, rules)?.bound)
 }
 
-/// [`prunable_up_to`], the newest row's id less one, and what holds the
-/// prune back below that (a forwarding target's or the central store's
-/// key), if anything does.
+/// What a prune of a chain may delete, and why not more.
+struct PruneBound {
+    /// [`prunable_up_to`].
+    bound: i64,
+    /// The highest id every target has taken (or `newest`).
+    taken: i64,
+    /// The newest row's id less one.
+    newest: i64,
+    /// What has not taken the rows after `taken` (a forwarding target's
+    /// or the central store's key), if anything.
+    holder: Option<String>,
+}
+
 fn prune_bound(
     conn: &Connection,
     chain: Chain,
     rules: &PruneRules,
-) -> rusqlite::Result<(i64, i64, Option<String>)> {
+) -> rusqlite::Result<PruneBound> {
     let newest: Option<i64> =
         conn.query_row(&format!("SELECT max(id) FROM {}", chain.table()), [], |r| {
             r.get(0)
@@ -263,25 +273,31 @@ fn prune_bound(
                 |r| r.get(0),
             )
             .optional()?;
-        // Nor the last row shipped: the server's anchor names it, and
-        // the next sync goes on from it only once this chain shows it
-        // with the same hash (`central::ship`).
-        shipped = cursor.map_or(0, |last| last - 1);
+        shipped = cursor.unwrap_or(0);
         if shipped < forwarded {
             holder = Some(format!("central store {server}"));
         }
     }
-    let bound = newest.min(forwarded).min(shipped);
-    Ok((bound, newest, holder.filter(|_| bound < newest)))
+    let taken = newest.min(forwarded).min(shipped);
+    Ok(PruneBound {
+        // Nor the last row shipped: the server's anchor names it, and the
+        // next sync goes on from it only once this chain shows it with
+        // the same hash (`central::ship`). Kept as the newest row is, not
+        // held back by anyone.
+        bound: taken.min(shipped.saturating_sub(1)),
+        taken,
+        newest,
+        holder: holder.filter(|_| taken < newest),
+    })
 }
 
-/// How many rows older than the cut-off lie after `bound` and up to
+/// How many rows older than the cut-off lie after `taken` and up to
 /// `newest`: what a target that has not taken them holds back.
 fn held_back(
     conn: &Connection,
     chain: Chain,
     rules: &PruneRules,
-    (bound, newest): (i64, i64),
+    (taken, newest): (i64, i64),
 ) -> rusqlite::Result<u64> {
     let sql = match chain {
         Chain::Commands => {
@@ -291,7 +307,7 @@ fn held_back(
             "SELECT count(*) FROM tmux_events WHERE id > ?1 AND id <= ?2 AND at_us < ?3".into()
         }
     };
-    let count: i64 = conn.query_row(&sql, params![bound, newest, rules.before_us], |r| r.get(0))?;
+    let count: i64 = conn.query_row(&sql, params![taken, newest, rules.before_us], |r| r.get(0))?;
     Ok(count.unsigned_abs())
 }
 
@@ -580,8 +596,14 @@ impl Database {
                 // Between batches, a merge waiting for the lock gets it.
                 std::thread::yield_now();
             }
-            if let (bound, newest, Some(holder)) = prune_bound(&self.conn, chain, rules)? {
-                let held = held_back(&self.conn, chain, rules, (bound, newest))?;
+            if let PruneBound {
+                taken,
+                newest,
+                holder: Some(holder),
+                ..
+            } = prune_bound(&self.conn, chain, rules)?
+            {
+                let held = held_back(&self.conn, chain, rules, (taken, newest))?;
                 if held > 0 {
                     done.held_back += held;
                     if !done.held_back_by.contains(&holder) {

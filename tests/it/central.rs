@@ -1141,6 +1141,9 @@ fn a_prune_keeps_what_the_central_store_does_not_have_yet() {
         2,
         "shipped: all but the anchor and the newest pruned"
     );
+    // Kept as the newest is: not "held back", the store has taken it.
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(!said.contains("kept"), "{said}");
     let out = host.run(&["sync"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = host.run(&["prune", "--older-than", "1d"]);
