@@ -534,27 +534,11 @@ fn share_of(lengths: &[usize], room: usize) -> usize {
 
 /// `[SD-ID name="value" …` (without the closing `]`), each value escaped
 /// and, given a share, cut to at most that many bytes as escaped (at a
-/// character, never between an escaping backslash and what it escapes).
+/// character, never inside what escapes one).
 fn structured_data(params: &[(&str, &str)], share: Option<usize>) -> String {
     let mut sd = format!("[{SD_ID}");
     for (name, value) in params {
-        let mut escaped = sd_value(value);
-        if let Some(share) = share
-            && escaped.len() > share
-        {
-            let mut end = share;
-            while !escaped.is_char_boundary(end) {
-                end -= 1;
-            }
-            let backslashes = escaped[..end]
-                .bytes()
-                .rev()
-                .take_while(|&b| b == b'\\')
-                .count();
-            end -= backslashes % 2;
-            escaped.truncate(end);
-        }
-        sd.push_str(&format!(" {name}=\"{escaped}\""));
+        sd.push_str(&format!(" {name}=\"{}\"", sd_value_within(value, share)));
     }
     sd
 }
@@ -562,15 +546,27 @@ fn structured_data(params: &[(&str, &str)], share: Option<usize>) -> String {
 /// RFC 5424 structured-data parameter value: `"`, `\` and `]` escaped,
 /// and control characters as in the message (see [`escape_controls`]).
 fn sd_value(value: &str) -> String {
+    sd_value_within(value, None)
+}
+
+/// [`sd_value`], at most `share` bytes of it: whole characters, each
+/// escaped whole.
+fn sd_value_within(value: &str, share: Option<usize>) -> String {
     let mut out = String::with_capacity(value.len());
+    let mut one = String::new();
     for c in value.chars() {
+        one.clear();
         if matches!(c, '"' | '\\' | ']') {
-            out.push('\\');
+            one.push('\\');
         }
         match u8::try_from(c) {
-            Ok(b) if is_escaped(b) => out.push_str(&format!("#{b:03o}")),
-            _ => out.push(c),
+            Ok(b) if is_escaped(b) => one.push_str(&format!("#{b:03o}")),
+            _ => one.push(c),
         }
+        if share.is_some_and(|share| out.len() + one.len() > share) {
+            break;
+        }
+        out.push_str(&one);
     }
     out
 }
@@ -999,6 +995,18 @@ mod tests {
                 "{max}: {body}"
             );
             assert_eq!(body, "#012".repeat(body.len() / 4));
+        }
+        // A value of the structured data cut to its share: whole escapes.
+        if let ForwardItem::Command { row, .. } = &mut item {
+            row.record.command = "ls".into();
+            row.record.cwd = format!("/{}", "\n".repeat(1000));
+        }
+        for max in 480..520 {
+            let text = String::from_utf8(syslog_message(&item, max)).unwrap();
+            assert!(text.len() <= max, "{} > {max}", text.len());
+            let cwd = text.split(" cwd=\"/").nth(1).unwrap();
+            let cwd = &cwd[..cwd.find('"').unwrap()];
+            assert_eq!(cwd, "#012".repeat(cwd.len() / 4), "{max}: {text}");
         }
     }
 
