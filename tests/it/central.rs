@@ -1540,11 +1540,20 @@ fn central_cwd_under_is_byte_order_whatever_the_collation() {
     let Some(cluster) = Cluster::shared() else {
         return;
     };
-    let dbname = cluster.database_with(
-        "icu",
-        "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
-    );
-    let dbname = initialise(cluster, dbname);
+    let icu = "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'";
+    let dbname = match cluster.database_with("icu", icu) {
+        Ok(dbname) => initialise(cluster, dbname),
+        // A server built without ICU, or a system without C.UTF-8 (Debian's
+        // PostgreSQL, which `.ci/run` installs, has both).
+        Err(err) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "cannot make an ICU database: {err}"
+            );
+            eprintln!("skipped: cannot make an ICU database: {err}");
+            return;
+        }
+    };
     let host = writer(cluster, &dbname, "c");
     let cwds = ["/home/a", "/home/a/x", "/home/A/x", "/home/a-b", "/home/ab"];
     host.store(cwds.iter().enumerate().map(|(i, cwd)| CommandRecord {

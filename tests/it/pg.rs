@@ -246,20 +246,20 @@ impl Cluster {
 
     /// A new database of its own for one test, its name unique in the run.
     pub fn database(&self, prefix: &str) -> String {
-        self.database_with(prefix, "")
+        self.database_with(prefix, "").unwrap()
     }
 
-    /// [`Cluster::database`], made with `options` (`LOCALE_PROVIDER icu …`).
-    pub fn database_with(&self, prefix: &str, options: &str) -> String {
+    /// [`Cluster::database`], made with `options` (`LOCALE_PROVIDER icu …`,
+    /// which a server built without ICU refuses).
+    pub fn database_with(&self, prefix: &str, options: &str) -> Result<String, postgres::Error> {
         let name = format!(
             "{prefix}_{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
         self.admin("postgres")
-            .batch_execute(&format!("CREATE DATABASE {name} {options}"))
-            .unwrap();
-        name
+            .batch_execute(&format!("CREATE DATABASE {name} {options}"))?;
+        Ok(name)
     }
 
     /// A login role with a password, member of `group`.
