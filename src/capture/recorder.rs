@@ -83,13 +83,11 @@ pub fn run(
     writer.push(segment::START, now_us(), b"");
     writer.flush(now_us())?;
 
-    let (tx, rx) = mpsc::channel::<(i64, Vec<u8>)>();
-    let dropped = Arc::new(AtomicU64::new(0));
+    let (tx, rx) = mpsc::channel::<Piece>();
     let queued = Arc::new(AtomicU64::new(0));
     let reader = {
-        let dropped = Arc::clone(&dropped);
         let queued = Arc::clone(&queued);
-        std::thread::spawn(move || read_all(input, tx, &dropped, &queued, STALL))
+        std::thread::spawn(move || read_all(input, tx, &queued, STALL))
     };
 
     let mut summary = Summary::default();
@@ -111,15 +109,14 @@ pub fn run(
     };
     loop {
         match rx.recv_timeout(IDLE) {
-            Ok((at_us, bytes)) => {
+            Ok(Piece::Lost(lost)) => {
+                summary.lost += lost.bytes;
+                lines.finish(&mut writer);
+                writer.push(segment::GAP, lost.first_us, &lost.payload());
+            }
+            Ok(Piece::Output(at_us, bytes)) => {
                 queued.fetch_sub(bytes.len() as u64, Ordering::Relaxed);
                 summary.bytes += bytes.len() as u64;
-                let lost = dropped.swap(0, Ordering::Relaxed);
-                if lost > 0 {
-                    summary.lost += lost;
-                    lines.finish(&mut writer);
-                    writer.push(segment::GAP, at_us, &lost.to_le_bytes());
-                }
                 lines.feed(at_us, &bytes, &mut writer);
                 if writer.pending() >= segment::FULL_FRAME || last_flush.elapsed() >= FLUSH_EVERY {
                     flush(&mut writer, &mut summary);
@@ -135,12 +132,7 @@ pub fn run(
         }
     }
     let read_bytes = reader.join().unwrap_or(0);
-    let lost = dropped.swap(0, Ordering::Relaxed);
     lines.end(now_us(), &mut writer);
-    if lost > 0 {
-        summary.lost += lost;
-        writer.push(segment::GAP, now_us(), &lost.to_le_bytes());
-    }
     writer.push(segment::END, now_us(), b"");
     writer.flush(now_us()).unwrap_or_else(|err| {
         summary.error.get_or_insert_with(|| err.to_string());
@@ -151,17 +143,68 @@ pub fn run(
     Ok(summary)
 }
 
+/// What the reader hands the writer, in the order it read it.
+#[derive(Debug, PartialEq)]
+enum Piece {
+    /// Output, and when it was read.
+    Output(i64, Vec<u8>),
+    /// Output dropped while the writer was behind (see [`STALL`]), told
+    /// where it was, before what was read after it: a gap is placed, and
+    /// timed, where the output went missing.
+    Lost(Lost),
+}
+
+/// Output dropped: how many bytes, read from `first_us` to `last_us`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Lost {
+    bytes: u64,
+    first_us: i64,
+    last_us: i64,
+}
+
+impl Lost {
+    /// A [`segment::GAP`]'s payload: the count, then the first and last time.
+    fn payload(&self) -> Vec<u8> {
+        [
+            &self.bytes.to_le_bytes()[..],
+            &self.first_us.to_le_bytes(),
+            &self.last_us.to_le_bytes(),
+        ]
+        .concat()
+    }
+
+    fn add(lost: &mut Option<Lost>, bytes: u64, at_us: i64) {
+        if bytes == 0 {
+            return;
+        }
+        let more = lost.get_or_insert(Lost {
+            bytes: 0,
+            first_us: at_us,
+            last_us: at_us,
+        });
+        more.bytes += bytes;
+        more.last_us = at_us;
+    }
+}
+
 /// The reader thread: waits for the writer at most `stall` while it is
 /// behind (see [`STALL`]). Returns the bytes read.
 fn read_all(
     mut input: impl Read,
-    tx: mpsc::Sender<(i64, Vec<u8>)>,
-    dropped: &AtomicU64,
+    tx: mpsc::Sender<Piece>,
     queued: &AtomicU64,
     stall: Duration,
 ) -> u64 {
     let mut buf = vec![0u8; READ];
     let mut total = 0u64;
+    // Output dropped and not told yet: told before what is sent next.
+    let mut lost: Option<Lost> = None;
+    let send = |lost: &mut Option<Lost>, piece: Piece| {
+        if let Some(told) = lost.take() {
+            tx.send(Piece::Lost(told))?;
+        }
+        tx.send(piece)
+    };
     // The last read was dropped in the middle of a mark.
     let mut inside_mark = false;
     let mut patience = Patience::new(stall);
@@ -171,11 +214,12 @@ fn read_all(
             patience.wait();
         }
         let n = match input.read(&mut buf) {
-            Ok(0) => return total,
+            Ok(0) => break,
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return total,
+            Err(_) => break,
         };
+        let at_us = now_us();
         total += n as u64;
         // The writer behind by more than the queue holds for longer than
         // `stall` (the disk stalls): dropped and counted.
@@ -185,10 +229,10 @@ fn read_all(
             // after the gap kept as the command before's.
             let marks;
             (marks, inside_mark) = cap::marks_only(&buf[..n], inside_mark);
-            dropped.fetch_add((n - marks.len()) as u64, Ordering::Relaxed);
+            Lost::add(&mut lost, (n - marks.len()) as u64, at_us);
             if !marks.is_empty() {
                 queued.fetch_add(marks.len() as u64, Ordering::Relaxed);
-                if tx.send((now_us(), marks)).is_err() {
+                if send(&mut lost, Piece::Output(at_us, marks)).is_err() {
                     return total;
                 }
             }
@@ -198,7 +242,7 @@ fn read_all(
         // rest (an excluded command's `;x` must not be lost there).
         inside_mark = cap::partial_mark(&buf[..n]) > 0;
         queued.fetch_add(n as u64, Ordering::Relaxed);
-        if tx.send((now_us(), buf[..n].to_vec())).is_err() {
+        if send(&mut lost, Piece::Output(at_us, buf[..n].to_vec())).is_err() {
             return total;
         }
         patience.queued(n < buf.len());
@@ -215,6 +259,10 @@ fn read_all(
             std::thread::sleep(GATHER);
         }
     }
+    if let Some(told) = lost {
+        let _ = tx.send(Piece::Lost(told));
+    }
+    total
 }
 
 /// How long the reader may still wait for a writer behind: `stall` in all
@@ -480,24 +528,88 @@ mod tests {
     use super::*;
     use crate::config::Redact;
 
+    /// What the reader sent: the output, and `L<bytes>` for each loss,
+    /// in order.
+    fn sent(rx: &mpsc::Receiver<Piece>) -> Vec<Vec<u8>> {
+        rx.try_iter()
+            .map(|piece| match piece {
+                Piece::Output(_, bytes) => bytes,
+                Piece::Lost(lost) => format!("L{}", lost.bytes).into_bytes(),
+            })
+            .collect()
+    }
+
     /// The writer behind (the queue full) past the stall: a read is
     /// dropped and counted, but its marks go on, so an excluded command
     /// starting in it stays excluded after the gap.
     #[test]
     fn a_read_dropped_for_a_full_queue_still_hands_on_its_marks() {
         let (tx, rx) = mpsc::channel();
-        let dropped = AtomicU64::new(0);
         let queued = AtomicU64::new(QUEUE_BYTES as u64);
         let mark: &[u8] = b"\x1b]133;C;ta=s/2;x\x07";
         let input = [b"out".as_slice(), mark, b"secret"].concat();
-        let total = read_all(&input[..], tx, &dropped, &queued, Duration::ZERO);
+        let total = read_all(&input[..], tx, &queued, Duration::ZERO);
         assert_eq!(total, input.len() as u64);
-        let sent: Vec<Vec<u8>> = rx.try_iter().map(|(_, bytes)| bytes).collect();
-        assert_eq!(sent, [mark.to_vec()]);
-        assert_eq!(dropped.load(Ordering::Relaxed), 9, "out and secret");
+        // The loss told first: "out and secret".
+        assert_eq!(sent(&rx), [b"L9".to_vec(), mark.to_vec()]);
         assert_eq!(
             queued.load(Ordering::Relaxed),
             (QUEUE_BYTES + mark.len()) as u64
+        );
+    }
+
+    /// Output lost while the writer is behind is told in its place: after
+    /// what was read before it, before what is read after, with when it
+    /// was read (a gap placed by the writer's next read went to the
+    /// command before, and was timed by it).
+    #[test]
+    fn a_loss_is_told_between_what_came_before_and_after_it() {
+        struct Reads<'a> {
+            reads: Vec<(&'a [u8], bool)>,
+            queued: &'a AtomicU64,
+        }
+        impl Read for Reads<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.reads.is_empty() {
+                    return Ok(0);
+                }
+                let (read, full) = self.reads.remove(0);
+                // The writer behind (or caught up) as this read comes.
+                let queued = if full { QUEUE_BYTES as u64 } else { 0 };
+                self.queued.store(queued, Ordering::Relaxed);
+                buf[..read.len()].copy_from_slice(read);
+                Ok(read.len())
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        let queued = AtomicU64::new(0);
+        let input = Reads {
+            reads: vec![
+                (b"cat's", false),
+                (b"lost", true),
+                (b"more lost", true),
+                (b"echo's", false),
+                (b"at the end", true),
+            ],
+            queued: &queued,
+        };
+        read_all(input, tx, &queued, Duration::ZERO);
+        let pieces: Vec<Piece> = rx.try_iter().collect();
+        let shown: Vec<String> = pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Output(_, bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                Piece::Lost(lost) => format!("L{}", lost.bytes),
+            })
+            .collect();
+        assert_eq!(shown, ["cat's", "L13", "echo's", "L10"]);
+        let (Piece::Output(before, _), Piece::Lost(lost), Piece::Output(after, _)) =
+            (&pieces[0], &pieces[1], &pieces[2])
+        else {
+            unreachable!()
+        };
+        assert!(
+            before <= &lost.first_us && lost.first_us <= lost.last_us && &lost.last_us <= after
         );
     }
 
@@ -529,21 +641,25 @@ mod tests {
             (b"out\x1b]13", b"3;C;ta=s/2;x\x07secret"),
         ] {
             let (tx, rx) = mpsc::channel();
-            let dropped = AtomicU64::new(0);
             let queued = AtomicU64::new(0);
             let input = FullAfterFirst {
                 reads: vec![kept, dropped_read],
                 queued: &queued,
             };
-            read_all(input, tx, &dropped, &queued, Duration::ZERO);
-            let sent: Vec<u8> = rx.try_iter().flat_map(|(_, bytes)| bytes).collect();
-            let mut expected = kept.to_vec();
-            expected.extend_from_slice(&dropped_read[..dropped_read.len() - 6]);
+            read_all(input, tx, &queued, Duration::ZERO);
+            let rest = dropped_read[..dropped_read.len() - 6].to_vec();
+            // The secret only is lost.
             assert_eq!(
-                String::from_utf8_lossy(&sent),
-                String::from_utf8_lossy(&expected)
+                sent(&rx)
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<Vec<_>>(),
+                [
+                    String::from_utf8_lossy(kept).into_owned(),
+                    "L6".into(),
+                    String::from_utf8_lossy(&rest).into_owned()
+                ]
             );
-            assert_eq!(dropped.load(Ordering::Relaxed), 6, "the secret only");
         }
     }
 
@@ -568,7 +684,6 @@ mod tests {
     #[test]
     fn a_reader_waits_for_a_writer_behind_for_a_moment() {
         let (tx, rx) = mpsc::channel();
-        let dropped = AtomicU64::new(0);
         let queued = AtomicU64::new(QUEUE_BYTES as u64);
         let mut input = Watched {
             output: b"every byte of it",
@@ -581,12 +696,10 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(20));
                 queued.store(0, Ordering::Relaxed);
             });
-            read_all(&mut input, tx, &dropped, &queued, Duration::from_secs(60));
+            read_all(&mut input, tx, &queued, Duration::from_secs(60));
         });
         assert!(!input.read_while_full);
-        assert_eq!(dropped.load(Ordering::Relaxed), 0);
-        let sent: Vec<u8> = rx.try_iter().flat_map(|(_, bytes)| bytes).collect();
-        assert_eq!(sent, b"every byte of it");
+        assert_eq!(sent(&rx), [b"every byte of it".to_vec()], "nothing lost");
     }
 
     /// The reader's patience runs out once it has waited its stall; a read
