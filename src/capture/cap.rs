@@ -170,6 +170,16 @@ pub fn partial_mark(text: &[u8]) -> usize {
     rest.len()
 }
 
+/// From where to keep the marks of dropped reads (see [`marks_only`])
+/// when there are too many to keep: the last start mark of ours (which
+/// command runs after the gap, and whether it is excluded), else the last
+/// mark.
+pub fn last_command_marks(marks: &[u8]) -> usize {
+    memmem::rfind(marks, START)
+        .or_else(|| memmem::rfind(marks, MARK))
+        .unwrap_or(0)
+}
+
 /// Where the whole marks of ours in `text` are (each from its ESC to its
 /// BEL, within [`MARK_MAX`] bytes), in order.
 pub fn marks_in(text: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {

@@ -197,14 +197,7 @@ fn read_all(
 ) -> u64 {
     let mut buf = vec![0u8; READ];
     let mut total = 0u64;
-    // Output dropped and not told yet: told before what is sent next.
-    let mut lost: Option<Lost> = None;
-    let send = |lost: &mut Option<Lost>, piece: Piece| {
-        if let Some(told) = lost.take() {
-            tx.send(Piece::Lost(told))?;
-        }
-        tx.send(piece)
-    };
+    let mut untold = Untold::default();
     // The last read was dropped in the middle of a mark.
     let mut inside_mark = false;
     let mut patience = Patience::new(stall);
@@ -229,20 +222,17 @@ fn read_all(
             // after the gap kept as the command before's.
             let marks;
             (marks, inside_mark) = cap::marks_only(&buf[..n], inside_mark);
-            Lost::add(&mut lost, (n - marks.len()) as u64, at_us);
-            if !marks.is_empty() {
-                queued.fetch_add(marks.len() as u64, Ordering::Relaxed);
-                if send(&mut lost, Piece::Output(at_us, marks)).is_err() {
-                    return total;
-                }
-            }
+            untold.dropped(n, marks, at_us);
             continue;
         }
         // A mark cut off at its end: the next read, if dropped, keeps the
         // rest (an excluded command's `;x` must not be lost there).
         inside_mark = cap::partial_mark(&buf[..n]) > 0;
+        if untold.tell(&tx, queued).is_err() {
+            return total;
+        }
         queued.fetch_add(n as u64, Ordering::Relaxed);
-        if send(&mut lost, Piece::Output(at_us, buf[..n].to_vec())).is_err() {
+        if tx.send(Piece::Output(at_us, buf[..n].to_vec())).is_err() {
             return total;
         }
         patience.queued(n < buf.len());
@@ -259,10 +249,56 @@ fn read_all(
             std::thread::sleep(GATHER);
         }
     }
-    if let Some(told) = lost {
-        let _ = tx.send(Piece::Lost(told));
-    }
+    let _ = untold.tell(&tx, queued);
     total
+}
+
+/// Marks of dropped reads kept for the writer, at most (past that, only
+/// the last command's: see [`cap::last_command_marks`]). Output made of
+/// marks (`tmux-audit replay` in a captured pane prints the old ones)
+/// must not grow the capture process while its disk stalls.
+const MARKS_HELD: usize = 64 << 10;
+
+/// What the reader dropped and has not told the writer yet: the loss, and
+/// the marks of the dropped reads (a command that starts, excluded, in a
+/// dropped read must not have the output after the gap kept as the
+/// command before's). Told before whatever is sent next.
+#[derive(Default)]
+struct Untold {
+    lost: Option<Lost>,
+    marks: Vec<u8>,
+    marks_at_us: i64,
+}
+
+impl Untold {
+    /// A read of `read` bytes dropped, but for its `marks`.
+    fn dropped(&mut self, read: usize, marks: Vec<u8>, at_us: i64) {
+        Lost::add(&mut self.lost, (read - marks.len()) as u64, at_us);
+        if marks.is_empty() {
+            return;
+        }
+        self.marks.extend_from_slice(&marks);
+        self.marks_at_us = at_us;
+        if self.marks.len() > MARKS_HELD {
+            let from = cap::last_command_marks(&self.marks);
+            self.marks.drain(..from);
+            Lost::add(&mut self.lost, from as u64, at_us);
+        }
+    }
+
+    /// Sends the loss, then the marks.
+    fn tell(&mut self, tx: &mpsc::Sender<Piece>, queued: &AtomicU64) -> Result<(), ()> {
+        if let Some(lost) = self.lost.take() {
+            tx.send(Piece::Lost(lost)).map_err(drop)?;
+        }
+        if !self.marks.is_empty() {
+            let marks = std::mem::take(&mut self.marks);
+            queued.fetch_add(marks.len() as u64, Ordering::Relaxed);
+            tx.send(Piece::Output(self.marks_at_us, marks))
+                .map_err(drop)?;
+        }
+        Ok(())
+    }
 }
 
 /// How long the reader may still wait for a writer behind: `stall` in all
@@ -556,6 +592,45 @@ mod tests {
             queued.load(Ordering::Relaxed),
             (QUEUE_BYTES + mark.len()) as u64
         );
+    }
+
+    /// Output made of marks, dropped for a long stall (the queue full
+    /// throughout): the marks kept for the writer stay bounded, the rest
+    /// counted as lost, and the last command's marks are kept, so that an
+    /// excluded command stays excluded after the gap.
+    #[test]
+    fn the_marks_of_a_long_stall_are_bounded_and_the_last_commands_kept() {
+        let (tx, rx) = mpsc::channel();
+        let queued = AtomicU64::new(QUEUE_BYTES as u64);
+        let mut input: Vec<u8> = (0..40_000)
+            .flat_map(|n| {
+                [
+                    crate::capture::start_mark("s", n),
+                    crate::capture::end_mark("s", n),
+                ]
+                .concat()
+            })
+            .collect();
+        let last = [
+            crate::capture::start_mark("s", 40_000),
+            crate::capture::exclude_mark("s", 40_000),
+        ]
+        .concat();
+        input.extend_from_slice(&last);
+        input.extend_from_slice(b"secret");
+        let total = read_all(&input[..], tx, &queued, Duration::ZERO);
+        assert_eq!(total, input.len() as u64);
+        let pieces: Vec<Piece> = rx.try_iter().collect();
+        let [Piece::Lost(lost), Piece::Output(_, marks)] = &pieces[..] else {
+            panic!("{} pieces", pieces.len());
+        };
+        assert!(marks.len() <= MARKS_HELD, "{} bytes of marks", marks.len());
+        assert!(marks.ends_with(&last), "the last command's marks are kept");
+        assert!(
+            marks.starts_with(b"\x1b]133;C;ta=s/"),
+            "from a start mark on"
+        );
+        assert_eq!(lost.bytes + marks.len() as u64, total);
     }
 
     /// Output lost while the writer is behind is told in its place: after
