@@ -41,7 +41,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -203,6 +203,20 @@ impl From<DbError> for ForwardError {
     fn from(err: DbError) -> Self {
         ForwardError::Db(err)
     }
+}
+
+/// Holds forwarding from the database at `db` for this process, waiting
+/// while another holds it (a `tmux-audit forward` by hand, the background
+/// merges of several shells): two at once both read a cursor before
+/// either moved it, and sent the same records (each of 1,200 four times,
+/// with four at once). The one that waited finds the cursors moved on.
+/// Held until the file is dropped.
+pub fn lock(db: &Path) -> std::io::Result<std::fs::File> {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-forward.lock");
+    let file = crate::private_files::append(Path::new(&name))?;
+    file.lock()?;
+    Ok(file)
 }
 
 /// Sends to `target` everything after its cursor, batch by batch.

@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 
 use super::{Exit, Run};
 use crate::cli::ForwardCmd;
@@ -25,6 +25,8 @@ impl Run for ForwardCmd {
         }
         let path = paths::database(self.db.path.as_deref())?;
         let mut db = super::open_for_reading(&path)?;
+        let _one_at_a_time = forward::lock(&path)
+            .with_context(|| format!("cannot lock forwarding from {}", path.display()))?;
         let mut out = io::stdout().lock();
         let mut failed = None;
         for target in &targets {
@@ -62,6 +64,18 @@ pub fn background(path: &Path) {
     }
     let Ok(mut db) = Database::open_existing(path) else {
         return;
+    };
+    let _one_at_a_time = match forward::lock(path) {
+        Ok(lock) => lock,
+        Err(err) => {
+            let what = format!("cannot lock forwarding from {}: {err}", path.display());
+            error_log::append(
+                "merge-later",
+                &what,
+                "nothing is lost: the next merge tries again",
+            );
+            return;
+        }
     };
     for target in &targets {
         if let Err(err) = forward::forward(&mut db, target, config.forward.max_message_bytes) {

@@ -14,6 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::{have, Sandbox, PATIENCE};
+use tmux_audit::record::{CommandRecord, Entry};
 
 const DAY_US: i64 = 86_400 * 1_000_000;
 
@@ -201,6 +202,54 @@ fn each_record_once(lines: &[String], n: usize) {
             "{with_id:?}"
         );
     }
+}
+
+/// Forwards at once (the background merges of several shells, and a
+/// `tmux-audit forward` by hand) send each record once: one waits for the
+/// other, then finds the cursor moved on.
+#[test]
+fn forwards_at_once_send_each_record_once() {
+    if missing("rsyslogd") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let mut rsyslog = Rsyslog::new(sb.path());
+    rsyslog.start();
+    config(
+        &sb,
+        &format!("[forward]\nsyslog = \"tcp://127.0.0.1:{}\"\n", rsyslog.port),
+    );
+    let records: Vec<Entry> = (1..=1200)
+        .map(|seq| {
+            Entry::Command(CommandRecord {
+                command: format!("echo {seq}"),
+                started_at_us: tmux_audit::store::now_us(),
+                shell: "bash".into(),
+                shell_session: "f".into(),
+                seq,
+                ..CommandRecord::default()
+            })
+        })
+        .collect();
+    let mut db = tmux_audit::db::Database::open(&sb.db).unwrap();
+    db.insert_all(records.iter().map(|e| (e, 1))).unwrap();
+    drop(db);
+    let outs: Vec<(Option<i32>, String)> = thread::scope(|scope| {
+        let forwards: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| run(&sb, &["forward"])))
+            .collect();
+        forwards.into_iter().map(|f| f.join().unwrap()).collect()
+    });
+    assert!(outs.iter().all(|(code, _)| *code == Some(0)), "{outs:#?}");
+    let lines = rsyslog.wait_for(1200);
+    nothing_more_to_send(&sb, &rsyslog, &lines);
+    let mut ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split(" id=\"").nth(1).unwrap().split('"').next().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((lines.len(), ids.len()), (1200, 1200), "each record once");
 }
 
 #[test]
