@@ -260,13 +260,16 @@ fn every_record_reaches_rsyslog_exactly_once_across_a_restart() {
     let sb = Sandbox::new();
     let mut rsyslog = Rsyslog::new(sb.path());
     rsyslog.start();
+    record(&sb, 1, b"echo one", 0);
+    record(&sb, 2, b"printf 'a]\"b'\necho two lines", 0);
+    record(&sb, 3, b"echo three", 0);
+    // Their background merge over before the target is named: else it
+    // may forward them first, and `forward` then finds nothing to send.
+    sb.wait_until_settled();
     config(
         &sb,
         &format!("[forward]\nsyslog = \"tcp://127.0.0.1:{}\"\n", rsyslog.port),
     );
-    record(&sb, 1, b"echo one", 0);
-    record(&sb, 2, b"printf 'a]\"b'\necho two lines", 0);
-    record(&sb, 3, b"echo three", 0);
     let (code, out) = run(&sb, &["forward"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("3 records and 0 tmux events sent"), "{out}");
@@ -409,6 +412,9 @@ fn records_reach_rsyslog_over_tls_only_when_its_certificate_checks_out() {
     };
     record(&sb, 1, b"echo one", 0);
     record(&sb, 2, b"echo 'two]\"'", 0);
+    // Their background merge over before a target is named: else it may
+    // forward them beside (or before) the `forward` below.
+    sb.wait_until_settled();
 
     config(&sb, &tls_config(&certs.stranger_ca));
     let (code, out) = run(&sb, &["forward"]);
