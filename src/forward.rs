@@ -574,7 +574,7 @@ fn sd_value_within(value: &str, share: Option<usize>) -> String {
             one.push('\\');
         }
         match u8::try_from(c) {
-            Ok(b) if is_escaped(b) => one.push_str(&format!("#{b:03o}")),
+            Ok(b) if is_escaped(b) => one.extend(escaped(b).map(char::from)),
             _ => one.push(c),
         }
         if share.is_some_and(|share| out.len() + one.len() > share) {
@@ -595,10 +595,15 @@ fn is_escaped(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7f
 }
 
+/// An escaped byte as rsyslog writes it: `#` and its three octal digits.
+fn escaped(b: u8) -> [u8; 4] {
+    [b'#', b'0' + (b >> 6), b'0' + ((b >> 3) & 7), b'0' + (b & 7)]
+}
+
 /// What an escaped byte takes in a message.
 fn escaped_len(b: u8) -> usize {
     if is_escaped(b) {
-        4
+        escaped(b).len()
     } else {
         1
     }
@@ -612,7 +617,7 @@ fn escape_controls(text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     for &b in text {
         if is_escaped(b) {
-            out.extend_from_slice(format!("#{b:03o}").as_bytes());
+            out.extend_from_slice(&escaped(b));
         } else {
             out.push(b);
         }
