@@ -19,6 +19,26 @@ export TMUX_AUDIT_SESSION=$__tmux_audit_session
 __tmux_audit_seq=0
 __tmux_audit_start=
 __tmux_audit_hist=
+# A command line of several commands (a pasted block: bash runs each line
+# as a command of its own, with an entry of its own in the history list)
+# shows PS0 before each command but runs PROMPT_COMMAND once, after the
+# last: PS0 sets each command that has ended before the next aside here
+# (its start, end, history number and exit status, and where it started),
+# and the prompt records them all. __tmux_audit_ended counts them.
+__tmux_audit_ended=0
+__tmux_audit_ended_start=()
+__tmux_audit_ended_end=()
+__tmux_audit_ended_hist=()
+__tmux_audit_ended_status=()
+# The directory each command of the line started in, the one running
+# included (indexed as the commands set aside): PS0 sets it with `:=`,
+# the subscript of an associative array with no keys (a string, not
+# arithmetic) holding the assignment, so that nothing is printed.
+__tmux_audit_cwds=()
+declare -gA __tmux_audit_no_keys=()
+# What this shell puts before each entry's text when it lists them
+# (__tmux_audit_last_entries): no text holds it by chance.
+__tmux_audit_stamp=$'\001'"ta.$$.$RANDOM$RANDOM$RANDOM"$'\001'
 __tmux_audit_prev=
 __tmux_audit_warned=
 __tmux_audit_cwd=$PWD
@@ -37,12 +57,17 @@ __tmux_audit_herepipe=
 # tools such as direnv expect when they look for their own entry.
 __tmux_audit_entry='__tmux_audit_precmd && :'
 
-# PS0 is expanded after a command line is read and before it runs (never for
-# an empty line). The arithmetic in this subscript notes the start time in
-# microseconds (0: unknown) and the command's history number, without
-# forking, and the whole expansion is empty.
+# PS0 is expanded before each command of a command line runs (never for an
+# empty line). The arithmetic in this subscript notes the start time in
+# microseconds (0: unknown) and the command's history number, after setting
+# aside the command before it on the same line, if any, with `$?` its exit
+# status, without forking; the whole expansion is empty. It comes first in
+# PS0 (__tmux_audit_ps0_head), before the user's part, whose command
+# substitutions would change `$?`; the output mark (below) comes last
+# (__tmux_audit_ps0).
 # shellcheck disable=SC2016 # expanded by bash each time it shows PS0
-__tmux_audit_ps0='${__tmux_audit_none[(__tmux_audit_start=10#0${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}),(__tmux_audit_hist=\!),0]-}'
+__tmux_audit_ps0_head='${__tmux_audit_none[(__tmux_audit_now=10#0${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}),(${#__tmux_audit_start} ? (__tmux_audit_ended_start[__tmux_audit_ended]=__tmux_audit_start, __tmux_audit_ended_end[__tmux_audit_ended]=__tmux_audit_now, __tmux_audit_ended_hist[__tmux_audit_ended]=__tmux_audit_hist, __tmux_audit_ended_status[__tmux_audit_ended]=$?, __tmux_audit_ended+=1) : 0),(__tmux_audit_start=__tmux_audit_now),(__tmux_audit_hist=\!),0]-}${__tmux_audit_no_keys[${__tmux_audit_cwds[__tmux_audit_ended]:=$PWD}]-}'
+__tmux_audit_ps0=
 
 # With output capture on in this tmux server (`[capture]` in config.toml:
 # `init tmux` sets TMUX_AUDIT_CAPTURE there), each command's output is
@@ -61,8 +86,11 @@ __tmux_audit_exclude=(@TMUX_AUDIT_EXCLUDE@)
 __tmux_audit_armed=0
 if [[ -n ${TMUX-} && -n ${TMUX_AUDIT_CAPTURE-} ]]; then
     __tmux_audit_mark=1
+    # The end mark of the command before on the same line, first.
     # shellcheck disable=SC2016 # expanded by bash each time it shows PS0
-    __tmux_audit_ps0+='\e]133;C;ta=${__tmux_audit_session}/$((__tmux_audit_seq + 1))\a'
+    __tmux_audit_ps0_head='${__tmux_audit_start:+\e]133;D;ta=${__tmux_audit_session}/$((__tmux_audit_seq + 1 + __tmux_audit_ended))\a}'$__tmux_audit_ps0_head
+    # shellcheck disable=SC2016 # expanded by bash each time it shows PS0
+    __tmux_audit_ps0+='\e]133;C;ta=${__tmux_audit_session}/$((__tmux_audit_seq + 1 + __tmux_audit_ended))\a'
     if ((${#__tmux_audit_exclude[@]})); then
         # shellcheck disable=SC2016 # expanded by bash each time it shows PS0
         __tmux_audit_ps0+='${__tmux_audit_none[__tmux_audit_armed=1]-}'
@@ -79,7 +107,7 @@ if [[ -n ${TMUX-} && -n ${TMUX_AUDIT_CAPTURE-} ]]; then
                 if [[ $BASH_COMMAND == $pattern || $BASH_COMMAND == *[\;\&\|\(\`]$pattern ||
                     $BASH_COMMAND == *[\;\&\|\(\`][[:blank:]]$pattern ]]; then
                     __tmux_audit_armed=0
-                    builtin printf '\e]133;C;ta=%s/%s;x\a' "$__tmux_audit_session" "$((__tmux_audit_seq + 1))" 2>/dev/null || :
+                    builtin printf '\e]133;C;ta=%s/%s;x\a' "$__tmux_audit_session" "$((__tmux_audit_seq + 1 + __tmux_audit_ended))" 2>/dev/null || :
                     break
                 fi
             done
@@ -124,8 +152,9 @@ __tmux_audit_adopt_history_settings() {
     __tmux_audit_histignore_set=$HISTIGNORE
 }
 
-# $1: history number, $2: command text. Drops the entry from the history list
-# when the user's HISTCONTROL/HISTIGNORE would never have let it in.
+# $1: history number, $2: command text. Adds the entry to those to drop from
+# the history list (__tmux_audit_drops, see __tmux_audit_record_line) when
+# the user's HISTCONTROL/HISTIGNORE would never have let it in.
 __tmux_audit_forget() {
     local text=$2 drop='' pattern patterns
     case :$__tmux_audit_histcontrol: in
@@ -147,7 +176,7 @@ __tmux_audit_forget() {
         done
     fi
     if [[ -n $drop ]]; then
-        builtin history -d "$1"
+        __tmux_audit_drops+=("$1")
     else
         __tmux_audit_prev=$text
     fi
@@ -194,23 +223,32 @@ __tmux_audit_recorder_alive() {
 }
 
 # $1: exit status, $2: start, $3: end (empty: unknown), $4: H, or E to have
-# the entry's text back (__tmux_audit_echoed_entry). Writes the command's
-# frame to the recorder with builtins only (no fork): the header, then the
-# history entry as `history 1` prints it (the recorder checks its number and
-# takes the text), ended by a NUL. The FIFO is opened read-write: the open
-# never blocks and a recorder gone costs no SIGPIPE. False when the
-# recorder was gone before or after the write: the caller records the
-# command itself (the same session and number: stored once).
+# the entry's text back (__tmux_audit_echoed_entry), or T to send the text
+# read already (__tmux_audit_text, or none when __tmux_audit_number is
+# empty). Writes the command's frame to the recorder with builtins only (no
+# fork): the header, then the history entry as `history 1` prints it (the
+# recorder checks its number and takes the text), or the text, ended by a
+# NUL. The FIFO is opened read-write: the open never blocks and a recorder
+# gone costs no SIGPIPE. False when the recorder was gone before or after
+# the write: the caller records the command itself (the same session and
+# number: stored once).
 __tmux_audit_stream() {
     __tmux_audit_recorder_alive || return 1
     local HISTTIMEFORMAT=''
     # On descriptor 3: with `set -T`, what a DEBUG trap of the user's prints
     # goes to stdout, here /dev/null, not into the frame.
     {
-        builtin printf 'TA1\0%s\0%s\0%s\0%s\0%s\0\0%s\0%s%s\0' "$__tmux_audit_session" \
-            "$__tmux_audit_seq" "$1" "$2" "$3" "$__tmux_audit_cwd" "$4" "${__tmux_audit_hist:-0}" >&3
-        builtin history 1 >&3
-        builtin printf '\0' >&3
+        builtin printf 'TA1\0%s\0%s\0%s\0%s\0%s\0\0%s\0' "$__tmux_audit_session" \
+            "$__tmux_audit_seq" "$1" "$2" "$3" "$__tmux_audit_cwd" >&3
+        if [[ $4 != T ]]; then
+            builtin printf '%s%s\0' "$4" "${__tmux_audit_hist:-0}" >&3
+            builtin history 1 >&3
+            builtin printf '\0' >&3
+        elif [[ -n $__tmux_audit_number ]]; then
+            builtin printf 'T\0%s\0' "$__tmux_audit_text" >&3
+        else
+            builtin printf 'U\0' >&3
+        fi
     } 3<>"$__tmux_audit_fifo" >/dev/null 2>/dev/null
     __tmux_audit_recorder_alive
 }
@@ -272,13 +310,79 @@ __tmux_audit_last_entry() {
     fi
 }
 
-# $1: the exit status of the command that just finished, $2: when it ended
-# (empty: unknown).
+# Sets __tmux_audit_texts to the texts of the last $1 entries of the history
+# list, one per element, when they are numbered from $2 on; else empties it.
+# One `history` in a command substitution (a fork: only for a command line
+# of several commands), whose entries are told apart by the stamp this
+# shell puts before each text (HISTTIMEFORMAT, a strftime format).
+__tmux_audit_last_entries() {
+    local HISTTIMEFORMAT=$__tmux_audit_stamp list piece head header i=0
+    __tmux_audit_texts=()
+    # Only the entries: not what a DEBUG trap of the user's prints in here.
+    list=$({ builtin history "$1" >&3; } 3>&1 >/dev/null)
+    # Each entry: its number (`%5d`), a `*` (edited) or a blank, a blank,
+    # the stamp, the text, a newline.
+    head=${list%%"$__tmux_audit_stamp"*}
+    list=${list#*"$__tmux_audit_stamp"}
+    while ((i < $1)); do
+        builtin printf -v header '%5d' "$(($2 + i))"
+        [[ $head == "$header"[\ \*]' ' ]] || break
+        if ((i + 1 < $1)); then
+            [[ $list == *"$__tmux_audit_stamp"* ]] || break
+            piece=${list%%"$__tmux_audit_stamp"*}
+            list=${list#*"$__tmux_audit_stamp"}
+            __tmux_audit_texts+=("${piece%$'\n'*}")
+            head=${piece##*$'\n'}
+        else
+            __tmux_audit_texts+=("$list")
+        fi
+        ((++i))
+    done
+    ((${#__tmux_audit_texts[@]} == $1)) || __tmux_audit_texts=()
+}
+
+# Records the commands of the command line that just ended: those PS0 set
+# aside, then the last. $1: the last one's exit status, $2: when it ended
+# (empty: unknown). Entries to drop from the history list are dropped once
+# all are recorded, the last first, so that each number still names its
+# entry until then.
+__tmux_audit_record_line() {
+    local i n=$__tmux_audit_ended hist=$__tmux_audit_hist start=$__tmux_audit_start
+    local starts=("${__tmux_audit_ended_start[@]}") ends=("${__tmux_audit_ended_end[@]}")
+    local hists=("${__tmux_audit_ended_hist[@]}") statuses=("${__tmux_audit_ended_status[@]}")
+    local cwds=("${__tmux_audit_cwds[@]}") __tmux_audit_drops=()
+    # First: whatever happens next, these commands are done.
+    __tmux_audit_start='' __tmux_audit_ended=0 __tmux_audit_ended_start=() __tmux_audit_ended_end=()
+    __tmux_audit_ended_hist=() __tmux_audit_ended_status=() __tmux_audit_cwds=()
+    # Each command of the line has the entry after the one before, and the
+    # last the entry PS0 named: else a command of the line changed the list
+    # (`history -d`, `history -s`, `set +o history`, erasedups dropping an
+    # earlier copy) and the numbers set aside may name other entries, so
+    # their texts are not told.
+    local expected=$hist __tmux_audit_texts=()
+    for ((i = n - 1; i >= 0; i--)); do
+        ((hists[i] == --expected)) || break
+    done
+    ((n && i < 0)) && __tmux_audit_last_entries "$((n + 1))" "$((hist - n))"
+    for ((i = 0; i < n; i++)); do
+        __tmux_audit_record "${statuses[i]}" "${starts[i]}" "${ends[i]}" \
+            "${__tmux_audit_texts[i]+${hists[i]}}" "${cwds[i]-$__tmux_audit_cwd}" "${__tmux_audit_texts[i]-}"
+    done
+    __tmux_audit_record "$1" "$start" "$2" "$hist" "${cwds[n]-$__tmux_audit_cwd}"
+    for ((i = ${#__tmux_audit_drops[@]} - 1; i >= 0; i--)); do
+        builtin history -d "${__tmux_audit_drops[i]}"
+    done
+}
+
+# Records one command. $1: its exit status, $2: when it started (0:
+# unknown), $3: when it ended (empty: unknown), $4: its history number
+# (empty: not known), $5: where it started; $6, for a command PS0 set
+# aside: its text, read already (the recorder reads the last entry's).
 __tmux_audit_record() {
-    local rc out start=$__tmux_audit_start end=$2 __tmux_audit_number __tmux_audit_text
-    __tmux_audit_start= # first: whatever happens next, this command is done
+    local rc out start=$2 end=$3 __tmux_audit_hist=$4 __tmux_audit_cwd=$5
+    local __tmux_audit_number __tmux_audit_text
     __tmux_audit_seq=$((__tmux_audit_seq + 1))
-    if [[ $start == 0 || -z $end ]]; then
+    if [[ -z $start || $start == 0 || -z $end ]]; then
         start='' end=''
     fi
     # The recorder started when the hook loaded: no process for this command.
@@ -286,15 +390,18 @@ __tmux_audit_record() {
     # has a FIFO to answer on (a recorder of an older version, shared after
     # `exec bash`, has none, and would set aside a frame that asks).
     local ask=H
-    __tmux_audit_needs_text && [[ -p ${__tmux_audit_fifo%.fifo}.reply ]] && ask=E
+    if (($# > 5)); then
+        __tmux_audit_number=$4 __tmux_audit_text=$6
+        ask=T
+    elif __tmux_audit_needs_text && [[ -p ${__tmux_audit_fifo%.fifo}.reply ]]; then
+        ask=E
+    fi
     if __tmux_audit_stream "$1" "$start" "$end" "$ask"; then
-        if [[ $ask == E ]]; then
-            __tmux_audit_echoed_entry || __tmux_audit_last_entry
-            [[ -n $__tmux_audit_number ]] && __tmux_audit_forget "$__tmux_audit_number" "$__tmux_audit_text"
-        fi
+        [[ $ask == E ]] && { __tmux_audit_echoed_entry || __tmux_audit_last_entry; }
+        [[ $ask != H && -n $__tmux_audit_number ]] && __tmux_audit_forget "$__tmux_audit_number" "$__tmux_audit_text"
         return 0
     fi
-    __tmux_audit_last_entry
+    (($# > 5)) || __tmux_audit_last_entry
     local record=("$__tmux_audit_bin" record --shell bash --session "$__tmux_audit_session"
         --seq "$__tmux_audit_seq" --exit "$1" --cwd "$__tmux_audit_cwd")
     if [[ -n $start ]]; then
@@ -396,9 +503,9 @@ __tmux_audit_precmd() {
     __tmux_audit_armed=0
     if [[ -n $__tmux_audit_start ]]; then
         if [[ -n $__tmux_audit_mark ]]; then
-            builtin printf '\e]133;D;ta=%s/%s\a' "$__tmux_audit_session" "$((__tmux_audit_seq + 1))" 2>/dev/null || :
+            builtin printf '\e]133;D;ta=%s/%s\a' "$__tmux_audit_session" "$((__tmux_audit_seq + 1 + __tmux_audit_ended))" 2>/dev/null || :
         fi
-        __tmux_audit_record "$status" "$end"
+        __tmux_audit_record_line "$status" "$end"
     fi
     [[ -n $__tmux_audit_first_prompt ]] && __tmux_audit_at_first_prompt
     # Where the next command starts.
@@ -406,8 +513,11 @@ __tmux_audit_precmd() {
     __tmux_audit_adopt_history_settings
     # PS0 is expanded only with promptvars on; off, it would show the code.
     if shopt -q promptvars; then
+        [[ ${PS0-} == *"$__tmux_audit_ps0_head"* ]] || PS0=$__tmux_audit_ps0_head${PS0-}
         [[ ${PS0-} == *"$__tmux_audit_ps0"* ]] || PS0=${PS0-}$__tmux_audit_ps0
     else
+        PS0=${PS0-}
+        PS0=${PS0//"$__tmux_audit_ps0_head"/}
         PS0=${PS0//"$__tmux_audit_ps0"/}
     fi
     __tmux_audit_stay_first
@@ -426,11 +536,11 @@ __tmux_audit_on_exit() {
     local __tmux_audit_status=$? __tmux_audit_end=${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}
     if [[ -n $__tmux_audit_start ]]; then
         if [[ -n $__tmux_audit_mark ]]; then
-            builtin printf '\e]133;D;ta=%s/%s\a' "$__tmux_audit_session" "$((__tmux_audit_seq + 1))" 2>/dev/null || :
+            builtin printf '\e]133;D;ta=%s/%s\a' "$__tmux_audit_session" "$((__tmux_audit_seq + 1 + __tmux_audit_ended))" 2>/dev/null || :
         fi
         # As the first command of an `&&` list: a failed record ends no
         # `set -e` shell before the user's trap has run.
-        __tmux_audit_record "$__tmux_audit_status" "$__tmux_audit_end" && :
+        __tmux_audit_record_line "$__tmux_audit_status" "$__tmux_audit_end" && :
     fi
     if [[ -n $__tmux_audit_exit_trap ]]; then
         # As the first command of an `&&` list: no ERR trap, no `set -e` exit.
@@ -489,7 +599,7 @@ __tmux_audit_at_first_prompt() {
 
 __tmux_audit_adopt_history_settings
 if shopt -q promptvars; then
-    PS0=${PS0-}$__tmux_audit_ps0
+    PS0=$__tmux_audit_ps0_head${PS0-}$__tmux_audit_ps0
 fi
 if [[ -v PROMPT_COMMAND && ${PROMPT_COMMAND@a} == *a* ]]; then
     PROMPT_COMMAND=("$__tmux_audit_entry" "${PROMPT_COMMAND[@]}")

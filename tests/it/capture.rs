@@ -243,6 +243,42 @@ fn an_excluded_commands_output_never_reaches_a_file_in_any_shell() {
     }
 }
 
+/// bash runs a pasted block's lines as commands of their own, with PS0
+/// before each and one prompt after the last: each command's output is
+/// still its own, an excluded one's included.
+#[test]
+fn bash_each_command_of_a_pasted_block_has_its_own_output() {
+    let sb = Sandbox::new();
+    let (tmux, _) = Tmux::start(&sb, "cat");
+    init_with_capture_config(&sb, &tmux, "exclude = [\"printf 'hidden*\"]\n");
+    let pane = shell_pane(&sb, &tmux, Shell::Bash);
+    let block = [
+        "printf 'one-%s\\n' $(seq 1 30)",
+        "printf 'hidden-%s\\n' $(seq 1 30)",
+        "false",
+        "printf 'two-%s\\n' $(seq 1 30)",
+    ];
+    pane.paste(&block.join("\n"));
+    pane.key("Enter");
+    let two = row_of(&sb, block[3]);
+    wait_output(&sb, two.id, &lines("two", 30));
+    wait_output(&sb, row_of(&sb, block[0]).id, &lines("one", 30));
+    wait_output(&sb, row_of(&sb, "false").id, "");
+    let (out, _) = show_output(&sb, row_of(&sb, block[1]).id, &[]);
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        out.ends_with("bytes not captured here: the command matches [capture] exclude]\n"),
+        "{out:?}"
+    );
+    for (path, bytes) in everything_stored(&sb.path().join("data")) {
+        assert!(
+            memchr::memmem::find(&bytes, b"hidden-7").is_none(),
+            "an excluded command's output is in {}",
+            path.display()
+        );
+    }
+}
+
 #[test]
 fn bash_exclusion_keeps_the_users_debug_trap_and_its_dollar_underscore() {
     let sb = Sandbox::new();

@@ -604,6 +604,140 @@ fn bash_with_history_off_records_that_a_command_ran() {
     assert!(r.duration_us.is_some() && !r.cwd.is_empty());
 }
 
+/// A block of commands pasted at once: bash runs each line as a command of
+/// its own, with an entry of its own in the history list, showing PS0
+/// before each but running PROMPT_COMMAND once, after the last. Each is
+/// recorded once, with its own text, exit status, directory and times,
+/// through the shell's recorder and without it; and what HISTCONTROL keeps
+/// out of the history list stays out, wherever it is in the block.
+#[test]
+fn bash_records_each_command_of_a_pasted_block() {
+    for recorder in [true, false] {
+        let s = Scenario::new(
+            Shell::Bash,
+            Rc::default()
+                .before("HISTCONTROL=ignoreboth")
+                .after("set -u"),
+        );
+        if !recorder {
+            // Each command then starts a process of its own to record it.
+            s.pane
+                .line("__tmux_audit_recorder= __tmux_audit_fifo= __tmux_audit_pending=");
+            s.sb.wait_rows("the first line", |rows| rows.len() == 1);
+        }
+        let before = s.sb.rows().len();
+        let home = canonical(&s.sb.path().join("home"));
+        fs::create_dir(s.sb.path().join("home/sub ]$(x) * dir")).unwrap();
+        let block = [
+            "cd ~",
+            "true",
+            "false",
+            " (exit 3)",
+            "echo 'two\nlines'",
+            "cd 'sub ]$(x) * dir'",
+            "sleep 0.3; (exit 5)",
+            "echo dup",
+            "echo dup",
+            "(exit 6)",
+        ];
+        s.pane.paste(&block.join("\n"));
+        s.pane.key("Enter");
+        let rows = s.sb.wait_rows("the pasted block", |rows| {
+            rows.len() >= before + block.len()
+        });
+        let rows = &rows[before..];
+        let got: Vec<(&str, Option<i64>, &str)> = rows
+            .iter()
+            .map(|r| (r.command.as_str(), r.exit_status, r.cwd.as_str()))
+            .collect();
+        let start = canonical(s.sb.path());
+        let sub = format!("{home}/sub ]$(x) * dir");
+        assert_eq!(
+            got,
+            [
+                ("cd ~", Some(0), start.as_str()),
+                ("true", Some(0), &home),
+                ("false", Some(1), &home),
+                (" (exit 3)", Some(3), &home),
+                ("echo 'two\nlines'", Some(0), &home),
+                ("cd 'sub ]$(x) * dir'", Some(0), &home),
+                ("sleep 0.3; (exit 5)", Some(5), &sub),
+                ("echo dup", Some(0), &sub),
+                ("echo dup", Some(0), &sub),
+                ("(exit 6)", Some(6), &sub),
+            ],
+            "recorder {recorder}"
+        );
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        let first = before as i64 + 1;
+        assert_eq!(
+            seqs,
+            (first..first + block.len() as i64).collect::<Vec<_>>()
+        );
+        for pair in rows.windows(2) {
+            let ended = pair[0].started_at_us + pair[0].duration_us.expect("a duration");
+            assert!(ended <= pair[1].started_at_us, "{pair:#?}");
+        }
+        assert!(rows[6].duration_us.unwrap() >= 300_000, "{:?}", rows[6]);
+
+        // The user's history list, as HISTCONTROL=ignoreboth would have it.
+        let hist = s.file("hist");
+        s.run(&format!("HISTTIMEFORMAT= history > {}", hist.display()));
+        let listed = s.read_when_written(&hist);
+        assert!(!listed.contains("exit 3"), "{listed}");
+        assert_eq!(listed.matches("echo dup").count(), 1, "{listed}");
+        for kept in ["cd ~", "false", "two", "exit 5", "exit 6"] {
+            assert!(listed.contains(kept), "{kept} in {listed}");
+        }
+
+        // A block whose entries the list did not keep one per command
+        // (erasedups drops the first `echo a` when the last is added):
+        // the commands before the last are recorded without a text
+        // rather than with another entry's.
+        s.run("HISTCONTROL=ignoreboth:erasedups");
+        let before = s.sb.rows().len();
+        s.pane.paste("echo a\necho b\necho a");
+        s.pane.key("Enter");
+        let rows =
+            s.sb.wait_rows("the second block", |rows| rows.len() >= before + 3);
+        let got: Vec<&str> = rows[before..].iter().map(|r| r.command.as_str()).collect();
+        assert_eq!(got, ["", "", "echo a"], "recorder {recorder}");
+        // Its last command deletes its own entry: the list's last entries
+        // are no longer the block's.
+        let before = rows.len();
+        s.pane.paste("echo c\nhistory -d -1");
+        s.pane.key("Enter");
+        let rows =
+            s.sb.wait_rows("the third block", |rows| rows.len() >= before + 2);
+        let got: Vec<&str> = rows[before..].iter().map(|r| r.command.as_str()).collect();
+        assert_eq!(got, ["", ""], "recorder {recorder}");
+        assert!(s.sb.log().is_empty(), "no errors: {}", s.sb.log());
+    }
+}
+
+/// A pasted block whose last line ends the shell: the commands before it
+/// never reach a prompt either, and are recorded on the way out with it.
+#[test]
+fn bash_records_a_pasted_block_that_ends_the_shell() {
+    let s = Scenario::new(Shell::Bash, Rc::default().after("set -u"));
+    s.pane.paste("echo one\n(exit 2)\nexit 4");
+    s.pane.key("Enter");
+    let rows = s.sb.wait_rows("the block", |rows| rows.len() == 3);
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| (r.command.as_str(), r.exit_status, r.seq))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("echo one", Some(0), 1),
+            ("(exit 2)", Some(2), 2),
+            ("exit 4", Some(4), 3)
+        ]
+    );
+    assert!(s.sb.log().is_empty(), "no errors: {}", s.sb.log());
+}
+
 /// The bash-preexec shape, in a few lines: loaded after the hook, it
 /// installs itself at the first prompt and puts its own entry first in
 /// PROMPT_COMMAND; that entry runs `precmd_functions`, `precmd` among them.

@@ -382,10 +382,11 @@ fn the_kept_bash_copy_defines_what_init_s_script_defines() {
     assert!(comments(&full) > 100, "init's script is commented");
     assert_eq!(comments(body), 0, "the copy holds no comment line");
 
-    // Everything the hook defines, less the session id (its pid and time).
+    // Everything the hook defines, less the session id (its pid and time)
+    // and the stamp of its history listings (its pid and random digits).
     let dump =
         "declare -f; declare -p | grep -E '^declare [^ ]+ (__tmux_audit_|PS0=|PROMPT_COMMAND=)' \
-                | grep -v '^declare [^ ]* __tmux_audit_session='; trap -p; bind -X 2>/dev/null";
+                | grep -vE '^declare [^ ]* __tmux_audit_(session|stamp)='; trap -p; bind -X 2>/dev/null";
     for capture in [false, true] {
         let defined = |text: &str| {
             let file = sb.path().join("hook.bash");
