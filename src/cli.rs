@@ -992,11 +992,16 @@ session) and nothing more: an unknown time shows as 1970-01-01, an unknown direc
 empty. It is marked imported (tool and file, in the hash chain, so it never passes as recorded), \
 redacted like a recorded command, and stored after the records already there. Importing the same \
 file again adds only what it did not add before; --dry-run counts without writing.\n\n\
+A file is known by its path, and a history piped in (`/dev/stdin`, `<(ssh host cat \
+.bash_history)`) by a hash of what it holds, so a piped history that grew since counts as a new \
+one: give --name, the same each time, to a history that comes by a pipe or by another path, \
+and only its new entries are added.\n\n\
 Lines that are not the tool's format are skipped and counted; the first is named.\n\n\
 Exit status: 0 imported, 1 imported but lines were skipped, 2 on an error (file not found or \
 nothing in it readable as that tool's history).",
     after_help = "Examples:\n  tmux-audit import bash\n  tmux-audit import zsh ~/backup/.zsh_history --dry-run\n  \
-tmux-audit import atuin\n  tmux-audit search --all --format jsonl > all.jsonl; tmux-audit import --db other.db tmux-audit all.jsonl"
+tmux-audit import atuin\n  ssh web1 cat .bash_history | tmux-audit import bash /dev/stdin --name web1-bash\n  \
+tmux-audit search --all --format jsonl > all.jsonl; tmux-audit import --db other.db tmux-audit all.jsonl"
 )]
 pub struct Import {
     #[command(flatten)]
@@ -1008,6 +1013,12 @@ pub struct Import {
 
     /// The history file [default: where the tool keeps it; see above].
     pub file: Option<PathBuf>,
+
+    /// What the history is known by from one import to the next, in place
+    /// of the file's path (a piped one's: a hash of what it holds); kept
+    /// in each imported command's mark.
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub name: Option<String>,
 
     /// Count what would be added and what is there already; write nothing.
     #[arg(long)]

@@ -69,7 +69,8 @@ pub struct CommandRecord {
 pub struct Imported {
     /// `bash`, `zsh`, `fish`, `atuin`, `zsh-histdb`, `mcfly`, `tmux-audit`.
     pub source: String,
-    /// The file read, as an absolute path.
+    /// The file read, as an absolute path (a piped one with a hash of what
+    /// it held), or the name `import --name` gave it.
     pub file: String,
     /// SHA-256 of what identifies the entry in that file.
     pub key: Vec<u8>,

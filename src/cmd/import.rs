@@ -38,6 +38,7 @@ impl Run for Import {
             uid,
             now_us: store::now_us(),
             max_command_bytes: config_max,
+            name: self.name.clone(),
         };
         let path = paths::database(self.db.path.as_deref())?;
         // A dry run makes no database that is not there yet.

@@ -237,6 +237,9 @@ pub struct Options {
     /// `[record] max_command_bytes`: a longer entry keeps its first bytes,
     /// its length and SHA-256, as a recorded command does.
     pub max_command_bytes: usize,
+    /// What the history is known by in its entries' keys and marks (None:
+    /// the file's path; a piped history's, a hash of what it holds).
+    pub name: Option<String>,
 }
 
 /// What an import did (or, with `dry_run`, would do).
@@ -297,6 +300,7 @@ pub fn import(
             (file.clone(), name, file)
         }
     };
+    let file_name = options.name.clone().unwrap_or(file_name);
     let mut db = db;
     if let Some(db) = db.as_deref_mut() {
         // The import keys' index is written at random places.

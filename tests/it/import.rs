@@ -849,6 +849,66 @@ fn a_history_on_a_pipe_is_imported_from_dev_stdin() {
     }
 }
 
+/// A history piped in again after it grew is a new one unless named:
+/// with the same `--name` each time, only its new entries are added, and
+/// the name is what the entries' marks say; a history given by another
+/// path under that name is the same history too.
+#[test]
+fn a_named_history_adds_only_its_new_entries_however_it_comes() {
+    use std::io::Write;
+    let sb = Sandbox::new();
+    let import = |history: &[u8], args: &[&str]| {
+        let mut child = sb
+            .cmd()
+            .args(["import", "bash", "/dev/stdin"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(history).unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let first = b"ls\ncd /srv\nls\n";
+    let grown = b"ls\ncd /srv\nls\nmake\nls\n";
+    assert!(import(first, &["--name", "web1"]).contains("added 3, already there 0"));
+    assert!(import(grown, &["--name", "web1"]).contains("added 2, already there 3"));
+    // Unnamed, the grown history is another one.
+    assert!(import(grown, &[]).contains("added 5, already there 0"));
+    // The same history in a file, under the same name.
+    let file = sb.path().join("copy_of_web1");
+    fs::write(&file, grown).unwrap();
+    let out = sb
+        .cmd()
+        .args(["import", "bash", "--name", "web1"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("added 0, already there 5"),
+        "{}",
+        stdout(&out)
+    );
+    let marks = rows_in(&sb.db)
+        .iter()
+        .filter(|r| r.imported.as_ref().is_some_and(|m| m.file == "web1"))
+        .count();
+    assert_eq!(marks, 5);
+    // A name says something.
+    let out = sb
+        .cmd()
+        .args(["import", "bash", "--name", ""])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
 fn whoami() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
