@@ -66,7 +66,7 @@ __tmux_audit_entry='__tmux_audit_precmd && :'
 # substitutions would change `$?`; the output mark (below) comes last
 # (__tmux_audit_ps0).
 # shellcheck disable=SC2016 # expanded by bash each time it shows PS0
-__tmux_audit_ps0_head='${__tmux_audit_none[(__tmux_audit_now=10#0${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}),(${#__tmux_audit_start} ? (__tmux_audit_ended_start[__tmux_audit_ended]=__tmux_audit_start, __tmux_audit_ended_end[__tmux_audit_ended]=__tmux_audit_now, __tmux_audit_ended_hist[__tmux_audit_ended]=__tmux_audit_hist, __tmux_audit_ended_status[__tmux_audit_ended]=$?, __tmux_audit_ended+=1) : 0),(__tmux_audit_start=__tmux_audit_now),(__tmux_audit_hist=\!),0]-}${__tmux_audit_no_keys[${__tmux_audit_cwds[__tmux_audit_ended]:=$PWD}]-}'
+__tmux_audit_ps0_head='${__tmux_audit_none[(__tmux_audit_now=10#0${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}),(${#__tmux_audit_start} ? (__tmux_audit_ended_start[__tmux_audit_ended]=__tmux_audit_start, __tmux_audit_ended_end[__tmux_audit_ended]=__tmux_audit_now, __tmux_audit_ended_hist[__tmux_audit_ended]=__tmux_audit_hist, __tmux_audit_ended_status[__tmux_audit_ended]=$?, __tmux_audit_ended+=1) : 0),(__tmux_audit_start=__tmux_audit_now),(__tmux_audit_hist=\!),0]-}${__tmux_audit_no_keys[.${__tmux_audit_cwds[__tmux_audit_ended]:=${PWD-}}]-}'
 __tmux_audit_ps0=
 
 # With output capture on in this tmux server (`[capture]` in config.toml:
@@ -152,9 +152,11 @@ __tmux_audit_adopt_history_settings() {
     __tmux_audit_histignore_set=$HISTIGNORE
 }
 
-# $1: history number, $2: command text. Adds the entry to those to drop from
-# the history list (__tmux_audit_drops, see __tmux_audit_record_line) when
-# the user's HISTCONTROL/HISTIGNORE would never have let it in.
+# $1: history number, $2: command text, $3: `alone` when the entry before
+# it is not known (only the rules that need none apply). Adds the entry to
+# those to drop from the history list (__tmux_audit_drops, see
+# __tmux_audit_record_line) when the user's HISTCONTROL/HISTIGNORE would
+# never have let it in.
 __tmux_audit_forget() {
     local text=$2 drop='' pattern patterns
     case :$__tmux_audit_histcontrol: in
@@ -162,14 +164,14 @@ __tmux_audit_forget() {
     esac
     case :$__tmux_audit_histcontrol: in
     *:erasedups:*) ;; # bash already erased the earlier copy: keep this one
-    *:ignoredups:* | *:ignoreboth:*) [[ $text == "$__tmux_audit_prev" ]] && drop=1 ;;
+    *:ignoredups:* | *:ignoreboth:*) [[ -z ${3-} && $text == "$__tmux_audit_prev" ]] && drop=1 ;;
     esac
     if [[ -z $drop && -n $__tmux_audit_histignore ]]; then
         IFS=: read -r -a patterns <<<"$__tmux_audit_histignore"
         # shellcheck disable=SC2053 # a HISTIGNORE entry is a pattern
         for pattern in "${patterns[@]}"; do
             if [[ $pattern == '&' ]]; then
-                [[ $text == "$__tmux_audit_prev" ]] && drop=1
+                [[ -z ${3-} && $text == "$__tmux_audit_prev" ]] && drop=1
             elif [[ $text == $pattern ]]; then
                 drop=1
             fi
@@ -311,67 +313,119 @@ __tmux_audit_last_entry() {
 }
 
 # Sets __tmux_audit_texts to the texts of the last $1 entries of the history
-# list, one per element, when they are numbered from $2 on; else empties it.
+# list (fewer when it holds fewer), one per element, the first numbered
+# __tmux_audit_listed_from; empty when the listing does not read as one.
 # One `history` in a command substitution (a fork: only for a command line
 # of several commands), whose entries are told apart by the stamp this
 # shell puts before each text (HISTTIMEFORMAT, a strftime format).
-__tmux_audit_last_entries() {
-    local HISTTIMEFORMAT=$__tmux_audit_stamp list piece head header i=0
-    __tmux_audit_texts=()
+__tmux_audit_list_entries() {
+    local HISTTIMEFORMAT=$__tmux_audit_stamp list piece head header
+    __tmux_audit_texts=() __tmux_audit_listed_from=
     # Only the entries: not what a DEBUG trap of the user's prints in here.
     list=$({ builtin history "$1" >&3; } 3>&1 >/dev/null)
     # Each entry: its number (`%5d`), a `*` (edited) or a blank, a blank,
     # the stamp, the text, a newline.
+    [[ $list == *"$__tmux_audit_stamp"* ]] || return 0
     head=${list%%"$__tmux_audit_stamp"*}
     list=${list#*"$__tmux_audit_stamp"}
-    while ((i < $1)); do
-        builtin printf -v header '%5d' "$(($2 + i))"
-        [[ $head == "$header"[\ \*]' ' ]] || break
-        if ((i + 1 < $1)); then
-            [[ $list == *"$__tmux_audit_stamp"* ]] || break
+    __tmux_audit_listed_from=${head%??}
+    __tmux_audit_listed_from=${__tmux_audit_listed_from##*[[:blank:]]}
+    [[ -n $__tmux_audit_listed_from && $__tmux_audit_listed_from != *[!0-9]* ]] || {
+        __tmux_audit_listed_from=
+        return 0
+    }
+    while :; do
+        builtin printf -v header '%5d' "$((__tmux_audit_listed_from + ${#__tmux_audit_texts[@]}))"
+        [[ $head == "$header"[\ \*]' ' ]] || { __tmux_audit_texts=(); return 0; }
+        if [[ $list == *"$__tmux_audit_stamp"* ]]; then
             piece=${list%%"$__tmux_audit_stamp"*}
             list=${list#*"$__tmux_audit_stamp"}
             __tmux_audit_texts+=("${piece%$'\n'*}")
             head=${piece##*$'\n'}
         else
             __tmux_audit_texts+=("$list")
+            return 0
         fi
-        ((++i))
     done
-    ((${#__tmux_audit_texts[@]} == $1)) || __tmux_audit_texts=()
+}
+
+# For a command line of several commands (n of them set aside, numbered
+# hists by PS0, the last numbered hist), the texts of those set aside
+# (texts, an element left unset when not known for sure) and, before
+# anything is recorded, what the user's settings keep out of the history
+# list dropped among the line's entries before its last; hist is then the
+# last's number. A line that is only a comment has an entry but no PS0: the
+# numbers PS0 saw name the commands' entries when each is above the one
+# before and below the last's, and the entries between them are comments
+# and theirs are not. Else (erasedups dropped an earlier copy, a command
+# of the line ran `history -d` or `set +o history`, HISTSIZE is smaller
+# than the line) no text is told, and only the rules that need no order
+# are applied to the line's entries (and to as many before them).
+__tmux_audit_entries_of_line() {
+    local i j k=0 known=1 lowest=$hist text plain __tmux_audit_texts __tmux_audit_listed_from
+    for ((i = 0; i < n; i++)); do
+        ((hists[i] < (i + 1 < n ? hists[i + 1] : hist) && hists[i] > 0)) || known=
+        ((hists[i] < lowest)) && lowest=${hists[i]}
+    done
+    __tmux_audit_list_entries "$((hist - lowest + 1 + n))"
+    local from=$__tmux_audit_listed_from count=${#__tmux_audit_texts[@]}
+    ((count && from + count - 1 == hist)) || return 0
+    if [[ -n $known ]]; then
+        ((hists[0] >= from)) || known=
+        for ((j = hists[0] - from; j < count - 1 && known; j++)); do
+            text=${__tmux_audit_texts[j]}
+            plain=${text#"${text%%[![:blank:]]*}"}
+            if ((k < n && from + j == hists[k])); then
+                [[ $plain == '#'* ]] && known=
+                texts[k++]=$text
+            else
+                [[ $plain == '#'* ]] || known=
+            fi
+        done
+        ((k == n)) || known=
+    fi
+    if [[ -n $known ]]; then
+        for ((j = hists[0] - from; j < count - 1; j++)); do
+            __tmux_audit_forget "$((from + j))" "${__tmux_audit_texts[j]}"
+        done
+    else
+        texts=()
+        for ((j = 0; j < count - 1; j++)); do
+            __tmux_audit_forget "$((from + j))" "${__tmux_audit_texts[j]}" alone
+        done
+        # The entry before the last is not known: no duplicate of it.
+        __tmux_audit_prev=$__tmux_audit_stamp
+    fi
+    for ((j = ${#__tmux_audit_drops[@]} - 1; j >= 0; j--)); do
+        builtin history -d "${__tmux_audit_drops[j]}"
+    done
+    hist=$((hist - ${#__tmux_audit_drops[@]}))
+    __tmux_audit_drops=()
 }
 
 # Records the commands of the command line that just ended: those PS0 set
 # aside, then the last. $1: the last one's exit status, $2: when it ended
-# (empty: unknown). Entries to drop from the history list are dropped once
-# all are recorded, the last first, so that each number still names its
-# entry until then.
+# (empty: unknown). The last's entry is dropped from the history list, if
+# the user's settings say so, once it is recorded.
 __tmux_audit_record_line() {
     local i n=$__tmux_audit_ended hist=$__tmux_audit_hist start=$__tmux_audit_start
     local starts=("${__tmux_audit_ended_start[@]}") ends=("${__tmux_audit_ended_end[@]}")
     local hists=("${__tmux_audit_ended_hist[@]}") statuses=("${__tmux_audit_ended_status[@]}")
-    local cwds=("${__tmux_audit_cwds[@]}") __tmux_audit_drops=()
+    local cwds=("${__tmux_audit_cwds[@]}") __tmux_audit_drops=() texts=()
     # First: whatever happens next, these commands are done.
     __tmux_audit_start='' __tmux_audit_ended=0 __tmux_audit_ended_start=() __tmux_audit_ended_end=()
     __tmux_audit_ended_hist=() __tmux_audit_ended_status=() __tmux_audit_cwds=()
-    # Each command of the line has the entry after the one before, and the
-    # last the entry PS0 named: else a command of the line changed the list
-    # (`history -d`, `history -s`, `set +o history`, erasedups dropping an
-    # earlier copy) and the numbers set aside may name other entries, so
-    # their texts are not told.
-    local expected=$hist __tmux_audit_texts=()
-    for ((i = n - 1; i >= 0; i--)); do
-        ((hists[i] == --expected)) || break
-    done
-    ((n && i < 0)) && __tmux_audit_last_entries "$((n + 1))" "$((hist - n))"
+    if ((n)); then
+        __tmux_audit_entries_of_line
+    fi
     for ((i = 0; i < n; i++)); do
         __tmux_audit_record "${statuses[i]}" "${starts[i]}" "${ends[i]}" \
-            "${__tmux_audit_texts[i]+${hists[i]}}" "${cwds[i]-$__tmux_audit_cwd}" "${__tmux_audit_texts[i]-}"
+            "${texts[i]+${hists[i]}}" "${cwds[i]-$__tmux_audit_cwd}" "${texts[i]-}"
     done
     __tmux_audit_record "$1" "$start" "$2" "$hist" "${cwds[n]-$__tmux_audit_cwd}"
-    for ((i = ${#__tmux_audit_drops[@]} - 1; i >= 0; i--)); do
-        builtin history -d "${__tmux_audit_drops[i]}"
-    done
+    if ((${#__tmux_audit_drops[@]})); then
+        builtin history -d "${__tmux_audit_drops[0]}"
+    fi
 }
 
 # Records one command. $1: its exit status, $2: when it started (0:
@@ -397,8 +451,10 @@ __tmux_audit_record() {
         ask=E
     fi
     if __tmux_audit_stream "$1" "$start" "$end" "$ask"; then
-        [[ $ask == E ]] && { __tmux_audit_echoed_entry || __tmux_audit_last_entry; }
-        [[ $ask != H && -n $__tmux_audit_number ]] && __tmux_audit_forget "$__tmux_audit_number" "$__tmux_audit_text"
+        if [[ $ask == E ]]; then
+            __tmux_audit_echoed_entry || __tmux_audit_last_entry
+            [[ -n $__tmux_audit_number ]] && __tmux_audit_forget "$__tmux_audit_number" "$__tmux_audit_text"
+        fi
         return 0
     fi
     (($# > 5)) || __tmux_audit_last_entry
@@ -428,7 +484,8 @@ __tmux_audit_record() {
         { out=$(builtin printf '%s\n' "$__tmux_audit_text" | "${record[@]}"); } 2>/dev/null
         rc=$?
     fi
-    [[ -n $__tmux_audit_number ]] && __tmux_audit_forget "$__tmux_audit_number" "$__tmux_audit_text"
+    # (A command set aside went through __tmux_audit_forget with its line.)
+    [[ -n $__tmux_audit_number ]] && (($# < 6)) && __tmux_audit_forget "$__tmux_audit_number" "$__tmux_audit_text"
     # The recorder logs its own errors (exit 2); anything else is logged here.
     if ((rc != 0 && rc != 2)); then
         __tmux_audit_failed "$rc"
@@ -513,7 +570,10 @@ __tmux_audit_precmd() {
     __tmux_audit_adopt_history_settings
     # PS0 is expanded only with promptvars on; off, it would show the code.
     if shopt -q promptvars; then
-        [[ ${PS0-} == *"$__tmux_audit_ps0_head"* ]] || PS0=$__tmux_audit_ps0_head${PS0-}
+        if [[ ${PS0-} != "$__tmux_audit_ps0_head"* ]]; then
+            PS0=${PS0-}
+            PS0=$__tmux_audit_ps0_head${PS0//"$__tmux_audit_ps0_head"/}
+        fi
         [[ ${PS0-} == *"$__tmux_audit_ps0"* ]] || PS0=${PS0-}$__tmux_audit_ps0
     else
         PS0=${PS0-}

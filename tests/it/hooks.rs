@@ -617,7 +617,9 @@ fn bash_records_each_command_of_a_pasted_block() {
             Shell::Bash,
             Rc::default()
                 .before("HISTCONTROL=ignoreboth")
-                .after("set -u"),
+                // A command substitution put before the hook's part of
+                // PS0 would change the `$?` it notes.
+                .after("set -u\nPS0='$(true)'\"$PS0\""),
         );
         if !recorder {
             // Each command then starts a process of its own to record it.
@@ -632,6 +634,7 @@ fn bash_records_each_command_of_a_pasted_block() {
             "cd ~",
             "true",
             "false",
+            "# a line that is only a comment: an entry, not a command",
             " (exit 3)",
             "echo 'two\nlines'",
             "cd 'sub ]$(x) * dir'",
@@ -642,9 +645,9 @@ fn bash_records_each_command_of_a_pasted_block() {
         ];
         s.pane.paste(&block.join("\n"));
         s.pane.key("Enter");
-        let rows = s.sb.wait_rows("the pasted block", |rows| {
-            rows.len() >= before + block.len()
-        });
+        let commands = block.len() - 1;
+        let rows =
+            s.sb.wait_rows("the pasted block", |rows| rows.len() >= before + commands);
         let rows = &rows[before..];
         let got: Vec<(&str, Option<i64>, &str)> = rows
             .iter()
@@ -670,10 +673,7 @@ fn bash_records_each_command_of_a_pasted_block() {
         );
         let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
         let first = before as i64 + 1;
-        assert_eq!(
-            seqs,
-            (first..first + block.len() as i64).collect::<Vec<_>>()
-        );
+        assert_eq!(seqs, (first..first + commands as i64).collect::<Vec<_>>());
         for pair in rows.windows(2) {
             let ended = pair[0].started_at_us + pair[0].duration_us.expect("a duration");
             assert!(ended <= pair[1].started_at_us, "{pair:#?}");
@@ -686,25 +686,51 @@ fn bash_records_each_command_of_a_pasted_block() {
         let listed = s.read_when_written(&hist);
         assert!(!listed.contains("exit 3"), "{listed}");
         assert_eq!(listed.matches("echo dup").count(), 1, "{listed}");
-        for kept in ["cd ~", "false", "two", "exit 5", "exit 6"] {
+        for kept in ["cd ~", "false", "# a line", "two", "exit 5", "exit 6"] {
             assert!(listed.contains(kept), "{kept} in {listed}");
         }
+
+        // ignoredups compares each entry with the one before it, a
+        // comment's included: the block's first `true` follows `true`
+        // (dropped), its last follows `# c` (kept).
+        s.run("true");
+        let before = s.sb.rows().len();
+        s.pane.paste("true\n# c\ntrue");
+        s.pane.key("Enter");
+        s.sb.wait_rows("the block with a comment", |rows| rows.len() >= before + 2);
+        let hist = s.file("hist2");
+        s.run(&format!("HISTTIMEFORMAT= history 5 > {}", hist.display()));
+        let listed = s.read_when_written(&hist);
+        let texts: Vec<&str> = listed.lines().map(|l| l[7..].trim_end()).collect();
+        assert_eq!(
+            texts[1..4],
+            ["true", "# c", "true"],
+            "recorder {recorder}: {listed}"
+        );
 
         // A block whose entries the list did not keep one per command
         // (erasedups drops the first `echo a` when the last is added):
         // the commands before the last are recorded without a text
-        // rather than with another entry's.
+        // rather than with another entry's, and a leading-space one is
+        // still kept out of the list.
         s.run("HISTCONTROL=ignoreboth:erasedups");
         let before = s.sb.rows().len();
-        s.pane.paste("echo a\necho b\necho a");
+        s.pane.paste("echo a\n echo tok\necho a");
         s.pane.key("Enter");
         let rows =
             s.sb.wait_rows("the second block", |rows| rows.len() >= before + 3);
         let got: Vec<&str> = rows[before..].iter().map(|r| r.command.as_str()).collect();
         assert_eq!(got, ["", "", "echo a"], "recorder {recorder}");
+        let hist = s.file("hist3");
+        s.run(&format!("HISTTIMEFORMAT= history > {}", hist.display()));
+        let listed = s.read_when_written(&hist);
+        assert!(
+            !listed.contains("echo tok"),
+            "recorder {recorder}: {listed}"
+        );
         // Its last command deletes its own entry: the list's last entries
         // are no longer the block's.
-        let before = rows.len();
+        let before = s.sb.rows().len();
         s.pane.paste("echo c\nhistory -d -1");
         s.pane.key("Enter");
         let rows =
