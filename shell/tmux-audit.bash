@@ -315,36 +315,35 @@ __tmux_audit_last_entry() {
 # Sets __tmux_audit_texts to the texts of the last $1 entries of the history
 # list (fewer when it holds fewer), one per element, the first numbered
 # __tmux_audit_listed_from; empty when the listing does not read as one.
-# One `history` in a command substitution (a fork: only for a command line
+# One `history` in a process substitution (a fork: only for a command line
 # of several commands), whose entries are told apart by the stamp this
-# shell puts before each text (HISTTIMEFORMAT, a strftime format).
+# shell puts before each text (HISTTIMEFORMAT, a strftime format), split
+# on its control characters by mapfile.
 __tmux_audit_list_entries() {
-    local HISTTIMEFORMAT=$__tmux_audit_stamp list piece head header
+    local HISTTIMEFORMAT=$__tmux_audit_stamp parts head header piece j
     __tmux_audit_texts=() __tmux_audit_listed_from=
-    # Only the entries: not what a DEBUG trap of the user's prints in here.
-    list=$({ builtin history "$1" >&3; } 3>&1 >/dev/null)
+    # Only the entries: not what a DEBUG trap of the user's prints in there.
+    builtin mapfile -t -d $'\001' parts < <({ builtin history "$1" >&3; } 3>&1 >/dev/null 2>/dev/null)
     # Each entry: its number (`%5d`), a `*` (edited) or a blank, a blank,
     # the stamp, the text, a newline.
-    [[ $list == *"$__tmux_audit_stamp"* ]] || return 0
-    head=${list%%"$__tmux_audit_stamp"*}
-    list=${list#*"$__tmux_audit_stamp"}
-    __tmux_audit_listed_from=${head%??}
-    __tmux_audit_listed_from=${__tmux_audit_listed_from##*[[:blank:]]}
-    [[ -n $__tmux_audit_listed_from && $__tmux_audit_listed_from != *[!0-9]* ]] || {
-        __tmux_audit_listed_from=
-        return 0
-    }
-    while :; do
+    ((${#parts[@]} >= 3 && ${#parts[@]} % 2)) || return 0
+    head=${parts[0]%??}
+    head=${head##*[[:blank:]]}
+    [[ -n $head && $head != *[!0-9]* ]] || return 0
+    __tmux_audit_listed_from=$head
+    head=${parts[0]}
+    for ((j = 1; j < ${#parts[@]}; j += 2)); do
         builtin printf -v header '%5d' "$((__tmux_audit_listed_from + ${#__tmux_audit_texts[@]}))"
-        [[ $head == "$header"[\ \*]' ' ]] || { __tmux_audit_texts=(); return 0; }
-        if [[ $list == *"$__tmux_audit_stamp"* ]]; then
-            piece=${list%%"$__tmux_audit_stamp"*}
-            list=${list#*"$__tmux_audit_stamp"}
+        if [[ $head != "$header"[\ \*]' ' || ${parts[j]} != "${__tmux_audit_stamp:1:-1}" ]]; then
+            __tmux_audit_texts=() __tmux_audit_listed_from=
+            return 0
+        fi
+        piece=${parts[j + 1]}
+        if ((j + 2 < ${#parts[@]})); then
             __tmux_audit_texts+=("${piece%$'\n'*}")
             head=${piece##*$'\n'}
         else
-            __tmux_audit_texts+=("$list")
-            return 0
+            __tmux_audit_texts+=("${piece%$'\n'}")
         fi
     done
 }
@@ -367,6 +366,9 @@ __tmux_audit_entries_of_line() {
         ((hists[i] < (i + 1 < n ? hists[i + 1] : hist) && hists[i] > 0)) || known=
         ((hists[i] < lowest)) && lowest=${hists[i]}
     done
+    # A block of more lines than a history list holds (HISTSIZE) cannot be
+    # listed whole anyway: numbers that far apart are not listed.
+    ((hist - lowest + 1 + n <= 65536)) || return 0
     __tmux_audit_list_entries "$((hist - lowest + 1 + n))"
     local from=$__tmux_audit_listed_from count=${#__tmux_audit_texts[@]}
     ((count && from + count - 1 == hist)) || return 0
