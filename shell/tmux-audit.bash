@@ -39,6 +39,9 @@ declare -gA __tmux_audit_no_keys=()
 # What this shell puts before each entry's text when it lists them
 # (__tmux_audit_last_entries): no text holds it by chance.
 __tmux_audit_stamp=$'\001'"ta.$$.$RANDOM$RANDOM$RANDOM"$'\001'
+# HISTCMD at the last prompt, once the hook had dropped what it drops: the
+# number the line typed next gets first (empty: not known yet).
+__tmux_audit_histcmd=
 __tmux_audit_prev=
 __tmux_audit_warned=
 __tmux_audit_cwd=$PWD
@@ -171,7 +174,8 @@ __tmux_audit_forget() {
         # shellcheck disable=SC2053 # a HISTIGNORE entry is a pattern
         for pattern in "${patterns[@]}"; do
             if [[ $pattern == '&' ]]; then
-                [[ -z ${3-} && $text == "$__tmux_audit_prev" ]] && drop=1
+                # (With erasedups, bash erased the earlier copy: keep this one.)
+                [[ -z ${3-} && $text == "$__tmux_audit_prev" && :$__tmux_audit_histcontrol: != *:erasedups:* ]] && drop=1
             elif [[ $text == $pattern ]]; then
                 drop=1
             fi
@@ -315,15 +319,21 @@ __tmux_audit_last_entry() {
 # Sets __tmux_audit_texts to the texts of the last $1 entries of the history
 # list (fewer when it holds fewer), one per element, the first numbered
 # __tmux_audit_listed_from; empty when the listing does not read as one.
-# One `history` in a process substitution (a fork: only for a command line
-# of several commands), whose entries are told apart by the stamp this
+# One `history` in a command substitution (a fork: only for a command line
+# of several entries), whose entries are told apart by the stamp this
 # shell puts before each text (HISTTIMEFORMAT, a strftime format), split
-# on its control characters by mapfile.
+# on its control characters in one pass.
 __tmux_audit_list_entries() {
-    local HISTTIMEFORMAT=$__tmux_audit_stamp parts head header piece j
+    local HISTTIMEFORMAT=$__tmux_audit_stamp list parts head header piece j
     __tmux_audit_texts=() __tmux_audit_listed_from=
-    # Only the entries: not what a DEBUG trap of the user's prints in there.
-    builtin mapfile -t -d $'\001' parts < <({ builtin history "$1" >&3; } 3>&1 >/dev/null 2>/dev/null)
+    # Only the entries: not what a DEBUG trap of the user's prints in here.
+    list=$({ builtin history "$1" >&3; } 3>&1 >/dev/null 2>/dev/null)
+    # Split on the stamp's ends alone: no other field separator, no
+    # globbing, until this function returns.
+    local - IFS=$'\001'
+    set -f
+    # shellcheck disable=SC2206 # split on purpose, globbing off
+    parts=($list)
     # Each entry: its number (`%5d`), a `*` (edited) or a blank, a blank,
     # the stamp, the text, a newline.
     ((${#parts[@]} >= 3 && ${#parts[@]} % 2)) || return 0
@@ -343,88 +353,120 @@ __tmux_audit_list_entries() {
             __tmux_audit_texts+=("${piece%$'\n'*}")
             head=${piece##*$'\n'}
         else
-            __tmux_audit_texts+=("${piece%$'\n'}")
+            __tmux_audit_texts+=("$piece")
         fi
     done
 }
 
-# For a command line of several commands (n of them set aside, numbered
-# hists by PS0, the last numbered hist), the texts of those set aside
-# (texts, an element left unset when not known for sure) and, before
-# anything is recorded, what the user's settings keep out of the history
-# list dropped among the line's entries before its last; hist is then the
-# last's number. A line that is only a comment has an entry but no PS0: the
-# numbers PS0 saw name the commands' entries when each is above the one
-# before and below the last's, and the entries between them are comments
-# and theirs are not. Else (erasedups dropped an earlier copy, a command
-# of the line ran `history -d` or `set +o history`, HISTSIZE is smaller
-# than the line) no text is told, and only the rules that need no order
-# are applied to the line's entries (and to as many before them).
+# True when history entry text $1 runs nothing: a line of blanks, or (with
+# interactive_comments on) only a comment. bash lists such a line but shows
+# no PS0 for it.
+__tmux_audit_no_command() {
+    local plain=${1#"${1%%[![:space:]]*}"}
+    [[ -z $plain ]] || { [[ $plain == '#'* ]] && shopt -q interactive_comments; }
+}
+
+# For a command line of several entries: texts[0..n] the texts of its
+# commands (those PS0 set aside, then the last), left empty when they
+# cannot be told for sure; and, before anything is recorded, what the
+# user's settings keep out of the history list dropped among the line's
+# entries. The line's entries run from just after what the list held at
+# the last prompt (__tmux_audit_histcmd; what a later PROMPT_COMMAND entry
+# such as `history -n` added comes before them) to the last (HISTCMD - 1
+# at this prompt). The numbers PS0 saw name the commands' entries when
+# they rise one after another within that span, the entries between and
+# after them run nothing, and theirs do. Else (erasedups dropped an earlier
+# copy, a command of the line ran `history -d`, `-s` or `set +o history`,
+# `shopt -u cmdhist` split a command, the line is longer than HISTSIZE) no
+# text is told, and only the rules that need no order (a leading space,
+# HISTIGNORE's patterns) are applied, to the entries since the last prompt.
 __tmux_audit_entries_of_line() {
-    local i j k=0 known=1 lowest=$hist text plain __tmux_audit_texts __tmux_audit_listed_from
-    for ((i = 0; i < n; i++)); do
-        ((hists[i] < (i + 1 < n ? hists[i + 1] : hist) && hists[i] > 0)) || known=
-        ((hists[i] < lowest)) && lowest=${hists[i]}
+    local j k=0 known=1 number text first last=$((${1:-0} - 1)) since=$__tmux_audit_histcmd
+    local __tmux_audit_texts __tmux_audit_listed_from
+    ((last >= hist)) || last=$hist
+    [[ -n $since ]] || since=${hists[0]:-$hist}
+    # erasedups drops the earlier copies of a line as it is added, so the
+    # line's entries may have moved down, about one place per command.
+    [[ :$__tmux_audit_histcontrol: == *:erasedups:* ]] && since=$((since - n - 1))
+    ((since > 0)) || since=1
+    shopt -q cmdhist || known=
+    for ((j = 0; j < n; j++)); do
+        ((hists[j] >= since && hists[j] < (j + 1 < n ? hists[j + 1] : hist))) || known=
     done
-    # A block of more lines than a history list holds (HISTSIZE) cannot be
-    # listed whole anyway: numbers that far apart are not listed.
-    ((hist - lowest + 1 + n <= 65536)) || return 0
-    __tmux_audit_list_entries "$((hist - lowest + 1 + n))"
+    ((hist >= since && last - since < 65536)) || return 0
+    __tmux_audit_list_entries "$((last - since + 1))"
     local from=$__tmux_audit_listed_from count=${#__tmux_audit_texts[@]}
-    ((count && from + count - 1 == hist)) || return 0
+    ((count && from + count - 1 == last)) || return 0
+    ((since >= from)) || since=$from
+    first=$since
     if [[ -n $known ]]; then
-        ((hists[0] >= from)) || known=
-        for ((j = hists[0] - from; j < count - 1 && known; j++)); do
-            text=${__tmux_audit_texts[j]}
-            plain=${text#"${text%%[![:blank:]]*}"}
-            if ((k < n && from + j == hists[k])); then
-                [[ $plain == '#'* ]] && known=
+        # Each entry from the first command's on: a command's, or one that
+        # runs nothing; before it, those that run nothing are the line's.
+        first=${hists[0]:-$hist}
+        for ((number = first; number <= last && known; number++)); do
+            text=${__tmux_audit_texts[number - from]}
+            if ((number == (k < n ? hists[k] : hist) && k <= n)); then
+                __tmux_audit_no_command "$text" && known=
                 texts[k++]=$text
             else
-                [[ $plain == '#'* ]] || known=
+                __tmux_audit_no_command "$text" || known=
             fi
         done
-        ((k == n)) || known=
+        ((k == n + 1)) || known=
+        while [[ -n $known ]] && ((first > since)) &&
+            __tmux_audit_no_command "${__tmux_audit_texts[first - 1 - from]}"; do
+            ((first--))
+        done
     fi
     if [[ -n $known ]]; then
-        for ((j = hists[0] - from; j < count - 1; j++)); do
-            __tmux_audit_forget "$((from + j))" "${__tmux_audit_texts[j]}"
+        for ((number = first; number <= last; number++)); do
+            __tmux_audit_forget "$number" "${__tmux_audit_texts[number - from]}"
         done
     else
         texts=()
-        for ((j = 0; j < count - 1; j++)); do
-            __tmux_audit_forget "$((from + j))" "${__tmux_audit_texts[j]}" alone
+        for ((number = since; number <= last; number++)); do
+            __tmux_audit_forget "$number" "${__tmux_audit_texts[number - from]}" alone
         done
-        # The entry before the last is not known: no duplicate of it.
+        # The entry before the next one is not known: no duplicate of it.
         __tmux_audit_prev=$__tmux_audit_stamp
     fi
     for ((j = ${#__tmux_audit_drops[@]} - 1; j >= 0; j--)); do
         builtin history -d "${__tmux_audit_drops[j]}"
+        ((__tmux_audit_drops[j] < hist)) && ((hist--))
     done
-    hist=$((hist - ${#__tmux_audit_drops[@]}))
     __tmux_audit_drops=()
+    __tmux_audit_forgotten=1
 }
 
 # Records the commands of the command line that just ended: those PS0 set
 # aside, then the last. $1: the last one's exit status, $2: when it ended
-# (empty: unknown). The last's entry is dropped from the history list, if
-# the user's settings say so, once it is recorded.
+# (empty: unknown), $3: HISTCMD at the prompt (empty: unknown). A line of
+# one entry (one command, the last in the list) is the common case: its
+# text is read by the recorder, and its entry dropped once it is recorded,
+# if the user's settings say so.
 __tmux_audit_record_line() {
     local i n=$__tmux_audit_ended hist=$__tmux_audit_hist start=$__tmux_audit_start
     local starts=("${__tmux_audit_ended_start[@]}") ends=("${__tmux_audit_ended_end[@]}")
     local hists=("${__tmux_audit_ended_hist[@]}") statuses=("${__tmux_audit_ended_status[@]}")
-    local cwds=("${__tmux_audit_cwds[@]}") __tmux_audit_drops=() texts=()
+    local cwds=("${__tmux_audit_cwds[@]}") __tmux_audit_drops=() texts=() __tmux_audit_forgotten=
     # First: whatever happens next, these commands are done.
     __tmux_audit_start='' __tmux_audit_ended=0 __tmux_audit_ended_start=() __tmux_audit_ended_end=()
     __tmux_audit_ended_hist=() __tmux_audit_ended_status=() __tmux_audit_cwds=()
-    if ((n)); then
-        __tmux_audit_entries_of_line
+    local histcmd=${3-}
+    [[ $histcmd != *[!0-9]* ]] || histcmd=
+    # Several commands, or entries after the last one's (comment lines).
+    if ((n)) || { [[ -n $histcmd ]] && ((histcmd - 1 > hist)); }; then
+        __tmux_audit_entries_of_line "$histcmd"
     fi
     for ((i = 0; i < n; i++)); do
         __tmux_audit_record "${statuses[i]}" "${starts[i]}" "${ends[i]}" \
             "${texts[i]+${hists[i]}}" "${cwds[i]-$__tmux_audit_cwd}" "${texts[i]-}"
     done
-    __tmux_audit_record "$1" "$start" "$2" "$hist" "${cwds[n]-$__tmux_audit_cwd}"
+    if [[ -n ${texts[n]+known} ]]; then
+        __tmux_audit_record "$1" "$start" "$2" "$hist" "${cwds[n]-$__tmux_audit_cwd}" "${texts[n]}"
+    else
+        __tmux_audit_record "$1" "$start" "$2" "$hist" "${cwds[n]-$__tmux_audit_cwd}"
+    fi
     if ((${#__tmux_audit_drops[@]})); then
         builtin history -d "${__tmux_audit_drops[0]}"
     fi
@@ -449,7 +491,7 @@ __tmux_audit_record() {
     if (($# > 5)); then
         __tmux_audit_number=$4 __tmux_audit_text=$6
         ask=T
-    elif __tmux_audit_needs_text && [[ -p ${__tmux_audit_fifo%.fifo}.reply ]]; then
+    elif [[ -z ${__tmux_audit_forgotten-} ]] && __tmux_audit_needs_text && [[ -p ${__tmux_audit_fifo%.fifo}.reply ]]; then
         ask=E
     fi
     if __tmux_audit_stream "$1" "$start" "$end" "$ask"; then
@@ -486,8 +528,8 @@ __tmux_audit_record() {
         { out=$(builtin printf '%s\n' "$__tmux_audit_text" | "${record[@]}"); } 2>/dev/null
         rc=$?
     fi
-    # (A command set aside went through __tmux_audit_forget with its line.)
-    [[ -n $__tmux_audit_number ]] && (($# < 6)) && __tmux_audit_forget "$__tmux_audit_number" "$__tmux_audit_text"
+    # (Not when the line's entries went through __tmux_audit_forget.)
+    [[ -n $__tmux_audit_number && -z ${__tmux_audit_forgotten-} ]] && __tmux_audit_forget "$__tmux_audit_number" "$__tmux_audit_text"
     # The recorder logs its own errors (exit 2); anything else is logged here.
     if ((rc != 0 && rc != 2)); then
         __tmux_audit_failed "$rc"
@@ -564,8 +606,11 @@ __tmux_audit_precmd() {
         if [[ -n $__tmux_audit_mark ]]; then
             builtin printf '\e]133;D;ta=%s/%s\a' "$__tmux_audit_session" "$((__tmux_audit_seq + 1 + __tmux_audit_ended))" 2>/dev/null || :
         fi
-        __tmux_audit_record_line "$status" "$end"
+        __tmux_audit_record_line "$status" "$end" "${HISTCMD-}"
     fi
+    # What the history list holds now: the next line's entries come after.
+    __tmux_audit_histcmd=${HISTCMD-}
+    [[ $__tmux_audit_histcmd != *[!0-9]* ]] || __tmux_audit_histcmd=
     [[ -n $__tmux_audit_first_prompt ]] && __tmux_audit_at_first_prompt
     # Where the next command starts.
     __tmux_audit_cwd=$PWD
@@ -602,7 +647,7 @@ __tmux_audit_on_exit() {
         fi
         # As the first command of an `&&` list: a failed record ends no
         # `set -e` shell before the user's trap has run.
-        __tmux_audit_record_line "$__tmux_audit_status" "$__tmux_audit_end" && :
+        __tmux_audit_record_line "$__tmux_audit_status" "$__tmux_audit_end" "${HISTCMD-}" && :
     fi
     if [[ -n $__tmux_audit_exit_trap ]]; then
         # As the first command of an `&&` list: no ERR trap, no `set -e` exit.

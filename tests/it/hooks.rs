@@ -635,6 +635,7 @@ fn bash_records_each_command_of_a_pasted_block() {
             "true",
             "false",
             "# a line that is only a comment: an entry, not a command",
+            "\t",
             " (exit 3)",
             "echo 'two\nlines'",
             "cd 'sub ]$(x) * dir'",
@@ -645,7 +646,7 @@ fn bash_records_each_command_of_a_pasted_block() {
         ];
         s.pane.paste(&block.join("\n"));
         s.pane.key("Enter");
-        let commands = block.len() - 1;
+        let commands = block.len() - 2;
         let rows =
             s.sb.wait_rows("the pasted block", |rows| rows.len() >= before + commands);
         let rows = &rows[before..];
@@ -708,12 +709,67 @@ fn bash_records_each_command_of_a_pasted_block() {
             "recorder {recorder}: {listed}"
         );
 
+        // A block that ends in a comment: its commands are told apart
+        // still, and its leading-space one kept out of the list.
+        let before = s.sb.rows().len();
+        s.pane.paste("echo a\n echo secret\necho b\n# done");
+        s.pane.key("Enter");
+        let rows = s.sb.wait_rows("the block ending in a comment", |rows| {
+            rows.len() >= before + 3
+        });
+        let got: Vec<&str> = rows[before..].iter().map(|r| r.command.as_str()).collect();
+        assert_eq!(
+            got,
+            ["echo a", " echo secret", "echo b"],
+            "recorder {recorder}"
+        );
+        // A job started in a block is still `$!`: no process of the hook's
+        // took its place.
+        let before = s.sb.rows().len();
+        s.pane.paste("sleep 30 &\ntrue");
+        s.pane.key("Enter");
+        s.sb.wait_rows("the block with a job", |rows| rows.len() >= before + 2);
+        let bang = s.file("bang");
+        s.run(&format!(
+            "echo \"$! $(jobs -p)\" > {}; kill %1",
+            bang.display()
+        ));
+        let bang = s.read_when_written(&bang);
+        let pids: Vec<&str> = bang.split_whitespace().collect();
+        assert!(pids.len() == 2 && pids[0] == pids[1], "{bang}");
+        // History off in the middle of a block: the entries from before
+        // the block are left as they are, whatever HISTIGNORE now says.
+        s.run("HISTIGNORE='sleep*'");
+        let before = s.sb.rows().len();
+        s.pane
+            .paste("set +o history\n echo off\nset -o history\necho done");
+        s.pane.key("Enter");
+        let rows = s.sb.wait_rows("the block with history off", |rows| {
+            rows.len() >= before + 4
+        });
+        let got: Vec<&str> = rows[before..].iter().map(|r| r.command.as_str()).collect();
+        assert_eq!(got, ["", "", "", "echo done"], "recorder {recorder}");
+        let hist = s.file("hist4");
+        s.run(&format!("HISTTIMEFORMAT= history > {}", hist.display()));
+        let listed = s.read_when_written(&hist);
+        for kept in ["exit 5", "sleep 30 &", "# done", "echo b"] {
+            assert!(
+                listed.contains(kept),
+                "recorder {recorder}: {kept} in {listed}"
+            );
+        }
+        assert!(
+            !listed.contains("echo secret"),
+            "recorder {recorder}: {listed}"
+        );
+        s.run("HISTIGNORE=");
+
         // A block whose entries the list did not keep one per command
         // (erasedups drops the first `echo a` when the last is added):
         // the commands before the last are recorded without a text
         // rather than with another entry's, and a leading-space one is
         // still kept out of the list.
-        s.run("HISTCONTROL=ignoreboth:erasedups");
+        s.run("HISTCONTROL=ignoreboth:erasedups HISTIGNORE='&'");
         let before = s.sb.rows().len();
         s.pane.paste("echo a\n echo tok\necho a");
         s.pane.key("Enter");
@@ -726,6 +782,18 @@ fn bash_records_each_command_of_a_pasted_block() {
         let listed = s.read_when_written(&hist);
         assert!(
             !listed.contains("echo tok"),
+            "recorder {recorder}: {listed}"
+        );
+        // erasedups erased the first copy; HISTIGNORE's `&` keeps out
+        // none of the second.
+        s.run("echo twice");
+        s.run("echo twice");
+        let hist = s.file("hist5");
+        s.run(&format!("HISTTIMEFORMAT= history > {}", hist.display()));
+        let listed = s.read_when_written(&hist);
+        assert_eq!(
+            listed.matches("echo twice").count(),
+            1,
             "recorder {recorder}: {listed}"
         );
         // Its last command deletes its own entry: the list's last entries
