@@ -30,10 +30,10 @@ __tmux_audit_ended_start=()
 __tmux_audit_ended_end=()
 __tmux_audit_ended_hist=()
 __tmux_audit_ended_status=()
-# The directory each command of the line started in, the one running
-# included (indexed as the commands set aside): PS0 sets it with `:=`,
-# the subscript of an associative array with no keys (a string, not
-# arithmetic) holding the assignment, so that nothing is printed.
+# The directory each command of the line after its first started in, the
+# one running included (indexed as the commands set aside): PS0 sets it
+# with `:=`, the subscript of an associative array with no keys (a string,
+# not arithmetic) holding the assignment, so that nothing is printed.
 __tmux_audit_cwds=()
 declare -gA __tmux_audit_no_keys=()
 # What this shell puts before each entry's text when it lists them
@@ -61,16 +61,21 @@ __tmux_audit_herepipe=
 __tmux_audit_entry='__tmux_audit_precmd && :'
 
 # PS0 is expanded before each command of a command line runs (never for an
-# empty line). The arithmetic in this subscript notes the start time in
-# microseconds (0: unknown) and the command's history number, after setting
-# aside the command before it on the same line, if any, with `$?` its exit
-# status, without forking; the whole expansion is empty. It comes first in
-# PS0 (__tmux_audit_ps0_head), before the user's part, whose command
-# substitutions would change `$?`; the output mark (below) comes last
-# (__tmux_audit_ps0).
+# empty line). The arithmetic in these subscripts notes the start time in
+# microseconds (0: unknown) and the command's history number, without
+# forking; the whole expansion is empty. Before that, when a command of the
+# same line ran before this one (a start noted and not yet recorded), it is
+# set aside with its end time and `$?`, its exit status, and where this one
+# starts is noted (the first's is where the prompt was: nothing to note for
+# a line of one command). It comes first in PS0 (__tmux_audit_ps0_head),
+# before the user's part, whose command substitutions would change `$?`;
+# the output mark (below) comes last (__tmux_audit_ps0).
 # shellcheck disable=SC2016 # expanded by bash each time it shows PS0
-__tmux_audit_ps0_head='${__tmux_audit_none[(__tmux_audit_now=10#0${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}),(${#__tmux_audit_start} ? (__tmux_audit_ended_start[__tmux_audit_ended]=__tmux_audit_start, __tmux_audit_ended_end[__tmux_audit_ended]=__tmux_audit_now, __tmux_audit_ended_hist[__tmux_audit_ended]=__tmux_audit_hist, __tmux_audit_ended_status[__tmux_audit_ended]=$?, __tmux_audit_ended+=1) : 0),(__tmux_audit_start=__tmux_audit_now),(__tmux_audit_hist=\!),0]-}${__tmux_audit_no_keys[.${__tmux_audit_cwds[__tmux_audit_ended]:=${PWD-}}]-}'
+__tmux_audit_ps0_head='${__tmux_audit_start:+${__tmux_audit_none[(__tmux_audit_ended_start[__tmux_audit_ended]=__tmux_audit_start),(__tmux_audit_ended_end[__tmux_audit_ended]=10#0${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}),(__tmux_audit_ended_hist[__tmux_audit_ended]=__tmux_audit_hist),(__tmux_audit_ended_status[__tmux_audit_ended]=$?),(__tmux_audit_ended+=1),0]-}${__tmux_audit_no_keys[.${__tmux_audit_cwds[__tmux_audit_ended]:=${PWD-}}]-}}${__tmux_audit_none[(__tmux_audit_start=10#0${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}),(__tmux_audit_hist=\!),0]-}'
 __tmux_audit_ps0=
+# PS0's length once the hook's parts were put in it (see __tmux_audit_precmd;
+# -1: to be checked).
+__tmux_audit_ps0_length=-1
 
 # With output capture on in this tmux server (`[capture]` in config.toml:
 # `init tmux` sets TMUX_AUDIT_CAPTURE there), each command's output is
@@ -156,10 +161,10 @@ __tmux_audit_adopt_history_settings() {
 }
 
 # $1: history number, $2: command text, $3: `alone` when the entry before
-# it is not known (only the rules that need none apply). Adds the entry to
-# those to drop from the history list (__tmux_audit_drops, see
-# __tmux_audit_record_line) when the user's HISTCONTROL/HISTIGNORE would
-# never have let it in.
+# it is not known (only the rules that need none apply). Drops the entry
+# from the history list when the user's HISTCONTROL/HISTIGNORE would never
+# have let it in; for a line of several entries, adds it to those to drop
+# once all are seen (__tmux_audit_drops, see __tmux_audit_entries_of_line).
 __tmux_audit_forget() {
     local text=$2 drop='' pattern patterns
     case :$__tmux_audit_histcontrol: in
@@ -181,10 +186,12 @@ __tmux_audit_forget() {
             fi
         done
     fi
-    if [[ -n $drop ]]; then
+    if [[ -z $drop ]]; then
+        __tmux_audit_prev=$text
+    elif [[ -n ${__tmux_audit_in_line-} ]]; then
         __tmux_audit_drops+=("$1")
     else
-        __tmux_audit_prev=$text
+        builtin history -d "$1"
     fi
 }
 
@@ -243,17 +250,19 @@ __tmux_audit_stream() {
     local HISTTIMEFORMAT=''
     # On descriptor 3: with `set -T`, what a DEBUG trap of the user's prints
     # goes to stdout, here /dev/null, not into the frame.
+    # (As few writes as can be: each wakes the recorder.)
     {
-        builtin printf 'TA1\0%s\0%s\0%s\0%s\0%s\0\0%s\0' "$__tmux_audit_session" \
-            "$__tmux_audit_seq" "$1" "$2" "$3" "$__tmux_audit_cwd" >&3
         if [[ $4 != T ]]; then
-            builtin printf '%s%s\0' "$4" "${__tmux_audit_hist:-0}" >&3
+            builtin printf 'TA1\0%s\0%s\0%s\0%s\0%s\0\0%s\0%s%s\0' "$__tmux_audit_session" \
+                "$__tmux_audit_seq" "$1" "$2" "$3" "$__tmux_audit_cwd" "$4" "${__tmux_audit_hist:-0}" >&3
             builtin history 1 >&3
             builtin printf '\0' >&3
         elif [[ -n $__tmux_audit_number ]]; then
-            builtin printf 'T\0%s\0' "$__tmux_audit_text" >&3
+            builtin printf 'TA1\0%s\0%s\0%s\0%s\0%s\0\0%s\0T\0%s\0' "$__tmux_audit_session" \
+                "$__tmux_audit_seq" "$1" "$2" "$3" "$__tmux_audit_cwd" "$__tmux_audit_text" >&3
         else
-            builtin printf 'U\0' >&3
+            builtin printf 'TA1\0%s\0%s\0%s\0%s\0%s\0\0%s\0U\0' "$__tmux_audit_session" \
+                "$__tmux_audit_seq" "$1" "$2" "$3" "$__tmux_audit_cwd" >&3
         fi
     } 3<>"$__tmux_audit_fifo" >/dev/null 2>/dev/null
     __tmux_audit_recorder_alive
@@ -382,7 +391,7 @@ __tmux_audit_no_command() {
 # HISTIGNORE's patterns) are applied, to the entries since the last prompt.
 __tmux_audit_entries_of_line() {
     local j k=0 known=1 number text first last=$((${1:-0} - 1)) since=$__tmux_audit_histcmd
-    local __tmux_audit_texts __tmux_audit_listed_from
+    local __tmux_audit_texts __tmux_audit_listed_from __tmux_audit_in_line=1 __tmux_audit_drops=()
     ((last >= hist)) || last=$hist
     [[ -n $since ]] || since=${hists[0]:-$hist}
     # erasedups drops the earlier copies of a line as it is added, so the
@@ -434,30 +443,35 @@ __tmux_audit_entries_of_line() {
         builtin history -d "${__tmux_audit_drops[j]}"
         ((__tmux_audit_drops[j] < hist)) && ((hist--))
     done
-    __tmux_audit_drops=()
     __tmux_audit_forgotten=1
 }
 
 # Records the commands of the command line that just ended: those PS0 set
 # aside, then the last. $1: the last one's exit status, $2: when it ended
 # (empty: unknown), $3: HISTCMD at the prompt (empty: unknown). A line of
-# one entry (one command, the last in the list) is the common case: its
-# text is read by the recorder, and its entry dropped once it is recorded,
-# if the user's settings say so.
+# one entry (one command, the last in the list) is the common case, at
+# every prompt: its text is read by the recorder, and its entry dropped
+# once it is recorded, if the user's settings say so.
 __tmux_audit_record_line() {
+    if ((__tmux_audit_ended == 0)) && { [[ ${3-x} == *[!0-9]* ]] || (($3 - 1 <= __tmux_audit_hist)); }; then
+        set -- "$1" "$__tmux_audit_start" "$2" "$__tmux_audit_hist" "$__tmux_audit_cwd"
+        # First: whatever happens next, this command is done.
+        __tmux_audit_start=''
+        __tmux_audit_record "$@"
+        return 0
+    fi
     local i n=$__tmux_audit_ended hist=$__tmux_audit_hist start=$__tmux_audit_start
     local starts=("${__tmux_audit_ended_start[@]}") ends=("${__tmux_audit_ended_end[@]}")
     local hists=("${__tmux_audit_ended_hist[@]}") statuses=("${__tmux_audit_ended_status[@]}")
-    local cwds=("${__tmux_audit_cwds[@]}") __tmux_audit_drops=() texts=() __tmux_audit_forgotten=
-    # First: whatever happens next, these commands are done.
+    local cwds=() texts=() __tmux_audit_forgotten=
+    # (The first command's directory is the prompt's: PS0 notes the others'.)
+    for ((i = 0; i <= n; i++)); do
+        cwds[i]=${__tmux_audit_cwds[i]-$__tmux_audit_cwd}
+    done
     __tmux_audit_start='' __tmux_audit_ended=0 __tmux_audit_ended_start=() __tmux_audit_ended_end=()
     __tmux_audit_ended_hist=() __tmux_audit_ended_status=() __tmux_audit_cwds=()
-    local histcmd=${3-}
-    [[ $histcmd != *[!0-9]* ]] || histcmd=
     # Several commands, or entries after the last one's (comment lines).
-    if ((n)) || { [[ -n $histcmd ]] && ((histcmd - 1 > hist)); }; then
-        __tmux_audit_entries_of_line "$histcmd"
-    fi
+    __tmux_audit_entries_of_line "${3-}"
     for ((i = 0; i < n; i++)); do
         __tmux_audit_record "${statuses[i]}" "${starts[i]}" "${ends[i]}" \
             "${texts[i]+${hists[i]}}" "${cwds[i]-$__tmux_audit_cwd}" "${texts[i]-}"
@@ -466,9 +480,6 @@ __tmux_audit_record_line() {
         __tmux_audit_record "$1" "$start" "$2" "$hist" "${cwds[n]-$__tmux_audit_cwd}" "${texts[n]}"
     else
         __tmux_audit_record "$1" "$start" "$2" "$hist" "${cwds[n]-$__tmux_audit_cwd}"
-    fi
-    if ((${#__tmux_audit_drops[@]})); then
-        builtin history -d "${__tmux_audit_drops[0]}"
     fi
 }
 
@@ -616,13 +627,19 @@ __tmux_audit_precmd() {
     __tmux_audit_cwd=$PWD
     __tmux_audit_adopt_history_settings
     # PS0 is expanded only with promptvars on; off, it would show the code.
+    # (Matching PS0 against the hook's parts costs tens of microseconds:
+    # only when its length says it changed since.)
     if shopt -q promptvars; then
-        if [[ ${PS0-} != "$__tmux_audit_ps0_head"* ]]; then
-            PS0=${PS0-}
-            PS0=$__tmux_audit_ps0_head${PS0//"$__tmux_audit_ps0_head"/}
+        if [[ ! -v PS0 ]] || ((${#PS0} != __tmux_audit_ps0_length)); then
+            if [[ ${PS0-} != "$__tmux_audit_ps0_head"* ]]; then
+                PS0=${PS0-}
+                PS0=$__tmux_audit_ps0_head${PS0//"$__tmux_audit_ps0_head"/}
+            fi
+            [[ $PS0 == *"$__tmux_audit_ps0"* ]] || PS0+=$__tmux_audit_ps0
+            __tmux_audit_ps0_length=${#PS0}
         fi
-        [[ ${PS0-} == *"$__tmux_audit_ps0"* ]] || PS0=${PS0-}$__tmux_audit_ps0
     else
+        __tmux_audit_ps0_length=-1
         PS0=${PS0-}
         PS0=${PS0//"$__tmux_audit_ps0_head"/}
         PS0=${PS0//"$__tmux_audit_ps0"/}
