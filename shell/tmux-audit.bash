@@ -37,7 +37,7 @@ __tmux_audit_ended_status=()
 __tmux_audit_cwds=()
 declare -gA __tmux_audit_no_keys=()
 # What this shell puts before each entry's text when it lists them
-# (__tmux_audit_last_entries): no text holds it by chance.
+# (__tmux_audit_list_entries): no text holds it by chance.
 __tmux_audit_stamp=$'\001'"ta.$$.$RANDOM$RANDOM$RANDOM"$'\001'
 # HISTCMD at the last prompt, once the hook had dropped what it drops: the
 # number the line typed next gets first (empty: not known yet).
