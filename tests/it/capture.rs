@@ -54,6 +54,14 @@ fn row_of(sb: &Sandbox, text: &str) -> Row {
 
 /// `show ID --output` (and `args`): stdout and stderr.
 fn show_output(sb: &Sandbox, id: i64, args: &[&str]) -> (Vec<u8>, String) {
+    let (out, stderr, ok) = try_show_output(sb, id, args);
+    assert!(ok, "show --output failed: {stderr}");
+    (out, stderr)
+}
+
+/// `show ID --output` (and `args`): stdout, stderr, and whether it
+/// succeeded (it fails while the pane's capture has written nothing yet).
+fn try_show_output(sb: &Sandbox, id: i64, args: &[&str]) -> (Vec<u8>, String, bool) {
     let out = sb
         .cmd()
         .args(["show", &id.to_string(), "--output"])
@@ -62,17 +70,17 @@ fn show_output(sb: &Sandbox, id: i64, args: &[&str]) -> (Vec<u8>, String) {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(out.status.success(), "show --output failed: {stderr}");
-    (out.stdout, stderr)
+    (out.stdout, stderr, out.status.success())
 }
 
 /// Waits until `show ID --output` gives `expected` (the capture writes
-/// within a fraction of a second of the output); fails with what it gave.
+/// within a fraction of a second of the output, and its first segment a
+/// moment after the pane's first output); fails with what it gave.
 fn wait_output(sb: &Sandbox, id: i64, expected: &str) {
     let start = Instant::now();
     loop {
-        let (out, stderr) = show_output(sb, id, &[]);
-        if out == expected.as_bytes() {
+        let (out, stderr, ok) = try_show_output(sb, id, &[]);
+        if ok && out == expected.as_bytes() {
             return;
         }
         if start.elapsed() > PATIENCE {
