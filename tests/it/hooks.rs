@@ -45,6 +45,14 @@ impl Scenario {
         self.sb.path().join(name)
     }
 
+    /// The shell's history list as `history` prints it, written to a file
+    /// `name` by a command typed (and recorded) for it.
+    fn listed_history(&self, name: &str) -> String {
+        let file = self.file(name);
+        self.run(&format!("HISTTIMEFORMAT= history > {}", file.display()));
+        self.read_when_written(&file)
+    }
+
     /// Waits for a file the shell writes, and returns its content.
     fn read_when_written(&self, path: &Path) -> String {
         // The command that writes it is recorded after it ran.
@@ -682,9 +690,7 @@ fn bash_records_each_command_of_a_pasted_block() {
         assert!(rows[6].duration_us.unwrap() >= 300_000, "{:?}", rows[6]);
 
         // The user's history list, as HISTCONTROL=ignoreboth would have it.
-        let hist = s.file("hist");
-        s.run(&format!("HISTTIMEFORMAT= history > {}", hist.display()));
-        let listed = s.read_when_written(&hist);
+        let listed = s.listed_history("hist");
         assert!(!listed.contains("exit 3"), "{listed}");
         assert_eq!(listed.matches("echo dup").count(), 1, "{listed}");
         for kept in ["cd ~", "false", "# a line", "two", "exit 5", "exit 6"] {
@@ -749,9 +755,7 @@ fn bash_records_each_command_of_a_pasted_block() {
         });
         let got: Vec<&str> = rows[before..].iter().map(|r| r.command.as_str()).collect();
         assert_eq!(got, ["", "", "", "echo done"], "recorder {recorder}");
-        let hist = s.file("hist4");
-        s.run(&format!("HISTTIMEFORMAT= history > {}", hist.display()));
-        let listed = s.read_when_written(&hist);
+        let listed = s.listed_history("hist4");
         for kept in ["exit 5", "sleep 30 &", "# done", "echo b"] {
             assert!(
                 listed.contains(kept),
@@ -777,9 +781,7 @@ fn bash_records_each_command_of_a_pasted_block() {
             s.sb.wait_rows("the second block", |rows| rows.len() >= before + 3);
         let got: Vec<&str> = rows[before..].iter().map(|r| r.command.as_str()).collect();
         assert_eq!(got, ["", "", "echo a"], "recorder {recorder}");
-        let hist = s.file("hist3");
-        s.run(&format!("HISTTIMEFORMAT= history > {}", hist.display()));
-        let listed = s.read_when_written(&hist);
+        let listed = s.listed_history("hist3");
         assert!(
             !listed.contains("echo tok"),
             "recorder {recorder}: {listed}"
@@ -788,9 +790,7 @@ fn bash_records_each_command_of_a_pasted_block() {
         // none of the second.
         s.run("echo twice");
         s.run("echo twice");
-        let hist = s.file("hist5");
-        s.run(&format!("HISTTIMEFORMAT= history > {}", hist.display()));
-        let listed = s.read_when_written(&hist);
+        let listed = s.listed_history("hist5");
         assert_eq!(
             listed.matches("echo twice").count(),
             1,

@@ -811,7 +811,6 @@ fn a_bad_row_of_a_tools_database_is_skipped_and_counted() {
 /// is read, named as given, and a second time adds nothing.
 #[test]
 fn a_history_on_a_pipe_is_imported_from_dev_stdin() {
-    use std::io::Write;
     let sb = Sandbox::new();
     // The same history twice, then another of the same length with lines
     // in the same places (untimed: known by their place in the file).
@@ -828,25 +827,33 @@ fn a_history_on_a_pipe_is_imported_from_dev_stdin() {
         (b"ls\ncd /srv\nmake\n", "added 0, already there 3"),
         (b"ls\npwd\nmake\n", "added 3, already there 0"),
     ] {
-        let mut child = sb
-            .cmd()
-            .args(["import", "bash", "/dev/stdin"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(history).unwrap();
-        drop(stdin);
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let out = import_piped(&sb, history, &[]);
         assert!(
-            stdout(&out).contains("read /dev/stdin (bash)") && stdout(&out).contains(added),
-            "{}",
-            stdout(&out)
+            out.contains("read /dev/stdin (bash)") && out.contains(added),
+            "{out}"
         );
     }
+}
+
+/// `import bash /dev/stdin` (and `args`) with `history` piped in; its
+/// output, once it succeeded.
+fn import_piped(sb: &Sandbox, history: &[u8], args: &[&str]) -> String {
+    use std::io::Write;
+    let mut child = sb
+        .cmd()
+        .args(["import", "bash", "/dev/stdin"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(history).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout(&out)
 }
 
 /// A history piped in again after it grew is a new one unless named:
@@ -855,25 +862,8 @@ fn a_history_on_a_pipe_is_imported_from_dev_stdin() {
 /// path under that name is the same history too.
 #[test]
 fn a_named_history_adds_only_its_new_entries_however_it_comes() {
-    use std::io::Write;
     let sb = Sandbox::new();
-    let import = |history: &[u8], args: &[&str]| {
-        let mut child = sb
-            .cmd()
-            .args(["import", "bash", "/dev/stdin"])
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(history).unwrap();
-        drop(stdin);
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        stdout(&out)
-    };
+    let import = |history: &[u8], args: &[&str]| import_piped(&sb, history, args);
     let first = b"ls\ncd /srv\nls\n";
     let grown = b"ls\ncd /srv\nls\nmake\nls\n";
     assert!(import(first, &["--name", "web1"]).contains("added 3, already there 0"));
