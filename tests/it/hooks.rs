@@ -45,6 +45,18 @@ impl Scenario {
         self.sb.path().join(name)
     }
 
+    /// Pastes `block` at once and presses Enter; the records of its
+    /// `commands` commands, once all are there.
+    fn paste_block(&self, block: &str, commands: usize) -> Vec<Row> {
+        let before = self.sb.rows().len();
+        self.pane.paste(block);
+        self.pane.key("Enter");
+        let rows = self.sb.wait_rows(&format!("the block {block:?}"), |rows| {
+            rows.len() >= before + commands
+        });
+        rows[before..].to_vec()
+    }
+
     /// The shell's history list as `history` prints it, written to a file
     /// `name` by a command typed (and recorded) for it.
     fn listed_history(&self, name: &str) -> String {
@@ -701,10 +713,7 @@ fn bash_records_each_command_of_a_pasted_block() {
         // comment's included: the block's first `true` follows `true`
         // (dropped), its last follows `# c` (kept).
         s.run("true");
-        let before = s.sb.rows().len();
-        s.pane.paste("true\n# c\ntrue");
-        s.pane.key("Enter");
-        s.sb.wait_rows("the block with a comment", |rows| rows.len() >= before + 2);
+        s.paste_block("true\n# c\ntrue", 2);
         let hist = s.file("hist2");
         s.run(&format!("HISTTIMEFORMAT= history 5 > {}", hist.display()));
         let listed = s.read_when_written(&hist);
@@ -717,13 +726,8 @@ fn bash_records_each_command_of_a_pasted_block() {
 
         // A block that ends in a comment: its commands are told apart
         // still, and its leading-space one kept out of the list.
-        let before = s.sb.rows().len();
-        s.pane.paste("echo a\n echo secret\necho b\n# done");
-        s.pane.key("Enter");
-        let rows = s.sb.wait_rows("the block ending in a comment", |rows| {
-            rows.len() >= before + 3
-        });
-        let got: Vec<&str> = rows[before..].iter().map(|r| r.command.as_str()).collect();
+        let rows = s.paste_block("echo a\n echo secret\necho b\n# done", 3);
+        let got: Vec<&str> = rows.iter().map(|r| r.command.as_str()).collect();
         assert_eq!(
             got,
             ["echo a", " echo secret", "echo b"],
@@ -731,10 +735,7 @@ fn bash_records_each_command_of_a_pasted_block() {
         );
         // A job started in a block is still `$!`: no process of the hook's
         // took its place.
-        let before = s.sb.rows().len();
-        s.pane.paste("sleep 30 &\ntrue");
-        s.pane.key("Enter");
-        s.sb.wait_rows("the block with a job", |rows| rows.len() >= before + 2);
+        s.paste_block("sleep 30 &\ntrue", 2);
         let bang = s.file("bang");
         s.run(&format!(
             "echo \"$! $(jobs -p)\" > {}; kill %1",
@@ -746,14 +747,8 @@ fn bash_records_each_command_of_a_pasted_block() {
         // History off in the middle of a block: the entries from before
         // the block are left as they are, whatever HISTIGNORE now says.
         s.run("HISTIGNORE='sleep*'");
-        let before = s.sb.rows().len();
-        s.pane
-            .paste("set +o history\n echo off\nset -o history\necho done");
-        s.pane.key("Enter");
-        let rows = s.sb.wait_rows("the block with history off", |rows| {
-            rows.len() >= before + 4
-        });
-        let got: Vec<&str> = rows[before..].iter().map(|r| r.command.as_str()).collect();
+        let rows = s.paste_block("set +o history\n echo off\nset -o history\necho done", 4);
+        let got: Vec<&str> = rows.iter().map(|r| r.command.as_str()).collect();
         assert_eq!(got, ["", "", "", "echo done"], "recorder {recorder}");
         let listed = s.listed_history("hist4");
         for kept in ["exit 5", "sleep 30 &", "# done", "echo b"] {
@@ -774,12 +769,8 @@ fn bash_records_each_command_of_a_pasted_block() {
         // rather than with another entry's, and a leading-space one is
         // still kept out of the list.
         s.run("HISTCONTROL=ignoreboth:erasedups HISTIGNORE='&'");
-        let before = s.sb.rows().len();
-        s.pane.paste("echo a\n echo tok\necho a");
-        s.pane.key("Enter");
-        let rows =
-            s.sb.wait_rows("the second block", |rows| rows.len() >= before + 3);
-        let got: Vec<&str> = rows[before..].iter().map(|r| r.command.as_str()).collect();
+        let rows = s.paste_block("echo a\n echo tok\necho a", 3);
+        let got: Vec<&str> = rows.iter().map(|r| r.command.as_str()).collect();
         assert_eq!(got, ["", "", "echo a"], "recorder {recorder}");
         let listed = s.listed_history("hist3");
         assert!(
@@ -798,12 +789,8 @@ fn bash_records_each_command_of_a_pasted_block() {
         );
         // Its last command deletes its own entry: the list's last entries
         // are no longer the block's.
-        let before = s.sb.rows().len();
-        s.pane.paste("echo c\nhistory -d -1");
-        s.pane.key("Enter");
-        let rows =
-            s.sb.wait_rows("the third block", |rows| rows.len() >= before + 2);
-        let got: Vec<&str> = rows[before..].iter().map(|r| r.command.as_str()).collect();
+        let rows = s.paste_block("echo c\nhistory -d -1", 2);
+        let got: Vec<&str> = rows.iter().map(|r| r.command.as_str()).collect();
         assert_eq!(got, ["", ""], "recorder {recorder}");
         assert!(s.sb.log().is_empty(), "no errors: {}", s.sb.log());
     }
