@@ -375,6 +375,19 @@ __tmux_audit_no_command() {
     [[ -z $plain ]] || { [[ $plain == '#'* ]] && shopt -q interactive_comments; }
 }
 
+# True when command text $1 runs the `history` builtin, which may read
+# entries in after its own (`-r`, `-n`): entries it did not run.
+__tmux_audit_reads_history() {
+    local text=${1#"${1%%[![:space:]]*}"} word
+    for word in builtin command; do
+        if [[ $text == "$word"[[:space:]]* ]]; then
+            text=${text#"$word"}
+            text=${text#"${text%%[![:space:]]*}"}
+        fi
+    done
+    [[ $text == history || $text == history[[:space:]]* ]]
+}
+
 # For a command line of several entries: texts[0..n] the texts of its
 # commands (those PS0 set aside, then the last), left empty when they
 # cannot be told for sure; and, before anything is recorded, what the
@@ -384,13 +397,18 @@ __tmux_audit_no_command() {
 # such as `history -n` added comes before them) to the last (HISTCMD - 1
 # at this prompt). The numbers PS0 saw name the commands' entries when
 # they rise one after another within that span, the entries between and
-# after them run nothing, and theirs do. Else (erasedups dropped an earlier
+# after them run nothing, and theirs do. A line of one command (one PS0)
+# whose entry is followed by others that run something: either `fc` or
+# C-x C-e ran the edited commands (bash's entries for them replace the
+# `fc` line's: its text is theirs, one per line), or a `history -r`/`-n`
+# read them in (its text is its own entry's; those read in are left as
+# they are, as bash leaves them). Else (erasedups dropped an earlier
 # copy, a command of the line ran `history -d`, `-s` or `set +o history`,
 # `shopt -u cmdhist` split a command, the line is longer than HISTSIZE) no
 # text is told, and only the rules that need no order (a leading space,
 # HISTIGNORE's patterns) are applied, to the entries since the last prompt.
 __tmux_audit_entries_of_line() {
-    local j k=0 known=1 number text first last=$((${1:-0} - 1)) since=$__tmux_audit_histcmd
+    local j k=0 known=1 several='' number text first last=$((${1:-0} - 1)) since=$__tmux_audit_histcmd
     local __tmux_audit_texts __tmux_audit_listed_from __tmux_audit_in_line=1 __tmux_audit_drops=()
     ((last >= hist)) || last=$hist
     [[ -n $since ]] || since=${hists[0]:-$hist}
@@ -417,8 +435,12 @@ __tmux_audit_entries_of_line() {
             if ((number == (k < n ? hists[k] : hist) && k <= n)); then
                 __tmux_audit_no_command "$text" && known=
                 texts[k++]=$text
+            elif __tmux_audit_no_command "$text"; then
+                :
+            elif ((n == 0)); then
+                several=1
             else
-                __tmux_audit_no_command "$text" || known=
+                known=
             fi
         done
         ((k == n + 1)) || known=
@@ -427,10 +449,23 @@ __tmux_audit_entries_of_line() {
             ((first--))
         done
     fi
+    local read_in
+    if [[ -n $known && -n $several ]]; then
+        if __tmux_audit_reads_history "${texts[0]}"; then
+            # The next command's entry comes after those read in.
+            read_in=${__tmux_audit_texts[last - from]}
+            last=$hist
+        else
+            for ((number = hist + 1; number <= last; number++)); do
+                texts[0]+=$'\n'${__tmux_audit_texts[number - from]}
+            done
+        fi
+    fi
     if [[ -n $known ]]; then
         for ((number = first; number <= last; number++)); do
             __tmux_audit_forget "$number" "${__tmux_audit_texts[number - from]}"
         done
+        [[ -n ${read_in+set} ]] && __tmux_audit_prev=$read_in
     else
         texts=()
         for ((number = since; number <= last; number++)); do

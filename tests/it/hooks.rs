@@ -3,6 +3,7 @@
 //! Each scenario runs in bash, zsh and fish.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::support::{wait_until, Pane, ProtectedDir, Rc, Row, Sandbox, Shell, Tmux};
@@ -794,6 +795,65 @@ fn bash_records_each_command_of_a_pasted_block() {
         assert_eq!(got, ["", ""], "recorder {recorder}");
         assert!(s.sb.log().is_empty(), "no errors: {}", s.sb.log());
     }
+}
+
+/// `fc` runs the commands it edited in its place, each with an entry of
+/// its own in the history list: the line is recorded with their text, and
+/// the user's `HISTCONTROL` applied to their entries. A `history -r` reads
+/// entries in after its own: it is recorded as itself, and what it read in
+/// is left as bash leaves it.
+#[test]
+fn bash_records_what_fc_ran_and_a_history_read_in_as_itself() {
+    let sb = Sandbox::new();
+    let editor = sb.path().join("editor");
+    fs::write(
+        &editor,
+        "#!/bin/sh\nprintf 'echo one\\n echo secret\\n# a note\\n(exit 4)\\n' > \"$1\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&editor, fs::Permissions::from_mode(0o755)).unwrap();
+    let read_in = sb.path().join("read-in");
+    fs::write(
+        &read_in,
+        "echo from-file\necho from-file\n echo spaced\ntrue\n",
+    )
+    .unwrap();
+    let rc = Rc::default()
+        .before("HISTCONTROL=ignoreboth")
+        .after(&format!("set -u\nFCEDIT='{}'", editor.display()));
+    let s = Scenario::in_sandbox(sb, Shell::Bash, rc);
+    s.run("echo before");
+
+    let fc = s.run("fc");
+    assert_eq!(
+        (fc.command.as_str(), fc.exit_status),
+        ("echo one\n echo secret\n# a note\n(exit 4)", Some(4))
+    );
+    let listed = s.listed_history("hist");
+    let texts: Vec<&str> = listed.lines().map(|l| l[7..].trim_end()).collect();
+    assert_eq!(
+        texts[texts.len() - 5..texts.len() - 1],
+        ["echo before", "echo one", "# a note", "(exit 4)"],
+        "{listed}"
+    );
+
+    let read = format!("history -r {}", read_in.display());
+    assert_eq!(s.run(&read).command, read);
+    // A `true` after the `true` read in is a duplicate: dropped.
+    assert_eq!(s.run("true").command, "true");
+    let listed = s.listed_history("hist2");
+    let texts: Vec<&str> = listed.lines().map(|l| l[7..].trim_end()).collect();
+    assert_eq!(
+        texts[texts.len() - 6..texts.len() - 1],
+        [
+            read.as_str(),
+            "echo from-file",
+            "echo from-file",
+            " echo spaced",
+            "true"
+        ],
+        "{listed}"
+    );
 }
 
 /// A pasted block whose last line ends the shell: the commands before it
