@@ -711,41 +711,6 @@ __tmux_audit_status_is() {
     return "$1"
 }
 
-# C-x C-e (readline's edit-and-execute-command; `v` in vi mode) runs
-# `fc -e "$VISUAL"` inside the line editor: neither PS0 nor a prompt comes,
-# and what it ran would go unrecorded. bash looks `fc` up as a function
-# first, so the hook's wraps the builtin (unless the user has an `fc`
-# alias or function of their own as the hook loads). Outside a command line
-# (no PS0 since the prompt) it is such a run, and is recorded as a command
-# line of its own, as the prompt records one: bash's entries for the
-# commands it ran take the place of the empty one it made for `fc`.
-__tmux_audit_edit_and_run() {
-    local status end
-    __tmux_audit_hist=$((HISTCMD - 1))
-    __tmux_audit_start=$((10#0${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}))
-    if [[ -n $__tmux_audit_mark ]]; then
-        builtin printf '\e]133;C;ta=%s/%s\a' "$__tmux_audit_session" "$((__tmux_audit_seq + 1))" 2>/dev/null || :
-    fi
-    builtin fc "$@"
-    status=$?
-    end=${EPOCHREALTIME:+${EPOCHREALTIME//[^0-9]/}}
-    if [[ -n $__tmux_audit_mark ]]; then
-        builtin printf '\e]133;D;ta=%s/%s\a' "$__tmux_audit_session" "$((__tmux_audit_seq + 1))" 2>/dev/null || :
-    fi
-    __tmux_audit_record_line "$status" "$end" "${HISTCMD-}"
-    __tmux_audit_histcmd=${HISTCMD-}
-    return "$status"
-}
-if ! declare -F fc >/dev/null && [[ -z ${BASH_ALIASES[fc]+set} ]]; then
-    fc() {
-        if [[ -n $__tmux_audit_start || ${HISTCMD-x} == *[!0-9]* ]]; then
-            builtin fc "$@"
-        else
-            __tmux_audit_edit_and_run "$@"
-        fi
-    }
-fi
-
 # At the first prompt, not as the hook loads: the hook's EXIT trap is set,
 # chaining the user's, and the recorder is started, unless `init` started
 # it for this shell. bash gives a trap's text back only through a command

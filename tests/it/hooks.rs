@@ -856,52 +856,6 @@ fn bash_records_what_fc_ran_and_a_history_read_in_as_itself() {
     );
 }
 
-/// C-x C-e runs the edited commands inside the line editor, with neither
-/// PS0 nor a prompt after: they are recorded all the same, once, as a
-/// command line of their own; the line typed next is recorded as itself.
-/// A user's own `fc` is left as it is.
-#[test]
-fn bash_records_what_edit_and_execute_ran() {
-    let sb = Sandbox::new();
-    let editor = sb.path().join("editor");
-    fs::write(
-        &editor,
-        "#!/bin/sh\nprintf 'echo one\\n echo secret\\n(exit 3)\\n' > \"$1\"\n",
-    )
-    .unwrap();
-    fs::set_permissions(&editor, fs::Permissions::from_mode(0o755)).unwrap();
-    let rc = Rc::default()
-        .before("HISTCONTROL=ignoreboth")
-        .after(&format!("set -u\nVISUAL='{}'", editor.display()));
-    let s = Scenario::in_sandbox(sb, Shell::Bash, rc);
-    s.run("echo before");
-    let before = s.sb.rows().len();
-    s.pane.type_text("echo typed");
-    s.pane.key("C-x");
-    s.pane.key("C-e");
-    let rows =
-        s.sb.wait_rows("what C-x C-e ran", |rows| rows.len() > before);
-    let ran = &rows[before..];
-    assert_eq!(ran.len(), 1, "{ran:#?}");
-    assert_eq!(
-        (ran[0].command.as_str(), ran[0].exit_status),
-        ("echo one\n echo secret\n(exit 3)", Some(3))
-    );
-    assert!(ran[0].duration_us.is_some(), "{:?}", ran[0]);
-    assert_eq!(s.run("echo next").command, "echo next");
-    let listed = s.listed_history("hist");
-    assert!(listed.contains("(exit 3)"), "{listed}");
-    assert!(!listed.contains("secret"), "{listed}");
-    assert_eq!(s.sb.rows().len(), before + 3);
-
-    // A user's `fc` function, defined before the hook loads, stays theirs.
-    let rc = Rc::default().before("fc() { echo users-fc; }");
-    let s = Scenario::new(Shell::Bash, rc);
-    let out = s.file("fc");
-    s.run(&format!("fc > {}", out.display()));
-    assert_eq!(s.read_when_written(&out), "users-fc\n");
-}
-
 /// A pasted block whose last line ends the shell: the commands before it
 /// never reach a prompt either, and are recorded on the way out with it.
 #[test]
