@@ -375,17 +375,16 @@ __tmux_audit_no_command() {
     [[ -z $plain ]] || { [[ $plain == '#'* ]] && shopt -q interactive_comments; }
 }
 
-# True when command text $1 runs the `history` builtin, which may read
-# entries in after its own (`-r`, `-n`): entries it did not run.
+# True when command text $1 runs `history -r` or `history -n` (also as
+# `-rn`, or after other commands of the line), which read entries in
+# after the line's own: entries it did not run.
 __tmux_audit_reads_history() {
-    local text=${1#"${1%%[![:space:]]*}"} word
-    for word in builtin command; do
-        if [[ $text == "$word"[[:space:]]* ]]; then
-            text=${text#"$word"}
-            text=${text#"${text%%[![:space:]]*}"}
-        fi
+    local words i IFS=$' \t\n'
+    read -r -d '' -a words <<<"$1" || :
+    for ((i = 0; i + 1 < ${#words[@]}; i++)); do
+        [[ ${words[i]} == history && ${words[i + 1]} == -*[rn]* && ${words[i + 1]} != *[!a-z-]* ]] && return 0
     done
-    [[ $text == history || $text == history[[:space:]]* ]]
+    return 1
 }
 
 # For a command line of several entries: texts[0..n] the texts of its
@@ -424,6 +423,11 @@ __tmux_audit_entries_of_line() {
     __tmux_audit_list_entries "$((last - since + 1))"
     local from=$__tmux_audit_listed_from count=${#__tmux_audit_texts[@]}
     ((count && from + count - 1 == last)) || return 0
+    # The line's entries pushed out of the list (HISTSIZE): not told.
+    ((hist >= from)) || known=
+    for ((j = 0; j < n; j++)); do
+        ((hists[j] >= from)) || known=
+    done
     ((since >= from)) || since=$from
     first=$since
     if [[ -n $known ]]; then
@@ -433,7 +437,9 @@ __tmux_audit_entries_of_line() {
         for ((number = first; number <= last && known; number++)); do
             text=${__tmux_audit_texts[number - from]}
             if ((number == (k < n ? hists[k] : hist) && k <= n)); then
-                __tmux_audit_no_command "$text" && known=
+                # (An `fc` whose edited text starts with a comment: told
+                # by the entries after it, below.)
+                __tmux_audit_no_command "$text" && ((n > 0)) && known=
                 texts[k++]=$text
             elif __tmux_audit_no_command "$text"; then
                 :
@@ -444,6 +450,8 @@ __tmux_audit_entries_of_line() {
             fi
         done
         ((k == n + 1)) || known=
+        # One command whose entry runs nothing, and nothing after it that does.
+        [[ -z $several ]] && ((n == 0)) && __tmux_audit_no_command "${texts[0]-}" && known=
         while [[ -n $known ]] && ((first > since)) &&
             __tmux_audit_no_command "${__tmux_audit_texts[first - 1 - from]}"; do
             ((first--))

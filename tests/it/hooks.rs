@@ -808,10 +808,18 @@ fn bash_records_what_fc_ran_and_a_history_read_in_as_itself() {
     let editor = sb.path().join("editor");
     fs::write(
         &editor,
-        "#!/bin/sh\nprintf 'echo one\\n echo secret\\n# a note\\n(exit 4)\\n' > \"$1\"\n",
+        "#!/bin/sh\nprintf '# first\\necho one\\n echo secret\\n# a note\\n(exit 4)\\n' > \"$1\"\n",
     )
     .unwrap();
     fs::set_permissions(&editor, fs::Permissions::from_mode(0o755)).unwrap();
+    // Edited text that starts with a `history` that reads nothing in.
+    let editor2 = sb.path().join("editor2");
+    fs::write(
+        &editor2,
+        "#!/bin/sh\nprintf 'history 1\\n echo secret2\\n' > \"$1\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&editor2, fs::Permissions::from_mode(0o755)).unwrap();
     let read_in = sb.path().join("read-in");
     fs::write(
         &read_in,
@@ -827,17 +835,30 @@ fn bash_records_what_fc_ran_and_a_history_read_in_as_itself() {
     let fc = s.run("fc");
     assert_eq!(
         (fc.command.as_str(), fc.exit_status),
-        ("echo one\n echo secret\n# a note\n(exit 4)", Some(4))
+        (
+            "# first\necho one\n echo secret\n# a note\n(exit 4)",
+            Some(4)
+        )
     );
+    let fc = s.run(&format!("fc -e {}", editor2.display()));
+    assert_eq!(fc.command, "history 1\n echo secret2");
     let listed = s.listed_history("hist");
     let texts: Vec<&str> = listed.lines().map(|l| l[7..].trim_end()).collect();
     assert_eq!(
-        texts[texts.len() - 5..texts.len() - 1],
-        ["echo before", "echo one", "# a note", "(exit 4)"],
+        texts[texts.len() - 7..texts.len() - 1],
+        [
+            "echo before",
+            "# first",
+            "echo one",
+            "# a note",
+            "(exit 4)",
+            "history 1"
+        ],
         "{listed}"
     );
 
-    let read = format!("history -r {}", read_in.display());
+    // Read in after other commands of the line.
+    let read = format!("cd . && history -r {}", read_in.display());
     assert_eq!(s.run(&read).command, read);
     // A `true` after the `true` read in is a duplicate: dropped.
     assert_eq!(s.run("true").command, "true");
