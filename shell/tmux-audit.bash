@@ -397,9 +397,9 @@ __tmux_audit_reads_history() {
 # at this prompt). The numbers PS0 saw name the commands' entries when
 # they rise one after another within that span, the entries between and
 # after them run nothing, and theirs do. A line of one command (one PS0)
-# whose entry is followed by others that run something: either `fc` or
-# C-x C-e ran the edited commands (bash's entries for them replace the
-# `fc` line's: its text is theirs, one per line), or a `history -r`/`-n`
+# whose entry is followed by others that run something: either `fc` ran
+# the edited commands (bash's entries for them replace the `fc` line's:
+# its text is theirs, one per line), or a `history -r`/`-n`
 # read them in (its text is its own entry's; those read in are left as
 # they are, as bash leaves them). Else (erasedups dropped an earlier
 # copy, a command of the line ran `history -d`, `-s` or `set +o history`,
