@@ -376,13 +376,15 @@ __tmux_audit_no_command() {
 }
 
 # True when command text $1 runs `history -r` or `history -n` (also as
-# `-rn`, or after other commands of the line), which read entries in
+# `-rn`, or among other commands of the line), which read entries in
 # after the line's own: entries it did not run.
 __tmux_audit_reads_history() {
-    local words i IFS=$' \t\n'
-    read -r -d '' -a words <<<"$1" || :
+    local - words i IFS=$' \t\n'
+    set -f
+    # shellcheck disable=SC2206 # split into words on purpose, no globbing
+    words=(${1//[;&|()\{\}\`]/ })
     for ((i = 0; i + 1 < ${#words[@]}; i++)); do
-        [[ ${words[i]} == history && ${words[i + 1]} == -*[rn]* && ${words[i + 1]} != *[!a-z-]* ]] && return 0
+        [[ ${words[i]} == history && ${words[i + 1]} == -*[rn]* && ${words[i + 1]} != *[!a-zA-Z-]* ]] && return 0
     done
     return 1
 }
@@ -457,11 +459,19 @@ __tmux_audit_entries_of_line() {
             ((first--))
         done
     fi
-    local read_in
+    local read_in='' was_read=''
+    # Entries read in or fc's, unsure: erasedups may have moved them below
+    # the command's own, and a read-in by another name (an alias) is taken
+    # for fc; more than an edited text holds is taken for one.
+    if [[ -n $known && -n $several ]] &&
+        { [[ :$__tmux_audit_histcontrol: == *:erasedups:* ]] || ((last - hist >= 64)); } &&
+        ! __tmux_audit_reads_history "${texts[0]}"; then
+        known=
+    fi
     if [[ -n $known && -n $several ]]; then
         if __tmux_audit_reads_history "${texts[0]}"; then
             # The next command's entry comes after those read in.
-            read_in=${__tmux_audit_texts[last - from]}
+            read_in=${__tmux_audit_texts[last - from]} was_read=1
             last=$hist
         else
             for ((number = hist + 1; number <= last; number++)); do
@@ -473,7 +483,7 @@ __tmux_audit_entries_of_line() {
         for ((number = first; number <= last; number++)); do
             __tmux_audit_forget "$number" "${__tmux_audit_texts[number - from]}"
         done
-        [[ -n ${read_in+set} ]] && __tmux_audit_prev=$read_in
+        [[ -n $was_read ]] && __tmux_audit_prev=$read_in
     else
         texts=()
         for ((number = since; number <= last; number++)); do

@@ -857,8 +857,8 @@ fn bash_records_what_fc_ran_and_a_history_read_in_as_itself() {
         "{listed}"
     );
 
-    // Read in after other commands of the line.
-    let read = format!("cd . && history -r {}", read_in.display());
+    // Read in among other commands of the line.
+    let read = format!("cd . && HISTFILE={} history -r;true", read_in.display());
     assert_eq!(s.run(&read).command, read);
     // A `true` after the `true` read in is a duplicate: dropped.
     assert_eq!(s.run("true").command, "true");
@@ -875,6 +875,22 @@ fn bash_records_what_fc_ran_and_a_history_read_in_as_itself() {
         ],
         "{listed}"
     );
+
+    // With erasedups, fc's entries may have moved below its own: not
+    // told, and its leading-space one dropped all the same.
+    let editor3 = s.file("editor3");
+    fs::write(
+        &editor3,
+        "#!/bin/sh\nprintf 'echo e1\\n echo secret3\\n(exit 5)\\n' > \"$1\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&editor3, fs::Permissions::from_mode(0o755)).unwrap();
+    s.run("HISTCONTROL=ignoreboth:erasedups");
+    let fc = s.run(&format!("fc -e {}", editor3.display()));
+    assert_eq!((fc.command.as_str(), fc.exit_status), ("", Some(5)));
+    let listed = s.listed_history("hist3");
+    assert!(listed.contains("echo e1"), "{listed}");
+    assert!(!listed.contains("secret3"), "{listed}");
 }
 
 /// A pasted block whose last line ends the shell: the commands before it
