@@ -797,6 +797,18 @@ fn bash_records_each_command_of_a_pasted_block() {
     }
 }
 
+/// An editor for `fc` at `path` that replaces what it is given with `text`.
+fn editor_writing(path: &Path, text: &str) -> std::path::PathBuf {
+    let quoted = text.replace('\'', r"'\''");
+    fs::write(
+        path,
+        format!("#!/bin/sh\nprintf '%s' '{quoted}' > \"$1\"\n"),
+    )
+    .unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_path_buf()
+}
+
 /// `fc` runs the commands it edited in its place, each with an entry of
 /// its own in the history list: the line is recorded with their text, and
 /// the user's `HISTCONTROL` applied to their entries. A `history -r` reads
@@ -805,21 +817,12 @@ fn bash_records_each_command_of_a_pasted_block() {
 #[test]
 fn bash_records_what_fc_ran_and_a_history_read_in_as_itself() {
     let sb = Sandbox::new();
-    let editor = sb.path().join("editor");
-    fs::write(
-        &editor,
-        "#!/bin/sh\nprintf '# first\\necho one\\n echo secret\\n# a note\\n(exit 4)\\n' > \"$1\"\n",
-    )
-    .unwrap();
-    fs::set_permissions(&editor, fs::Permissions::from_mode(0o755)).unwrap();
+    let editor = editor_writing(
+        &sb.path().join("editor"),
+        "# first\necho one\n echo secret\n# a note\n(exit 4)\n",
+    );
     // Edited text that starts with a `history` that reads nothing in.
-    let editor2 = sb.path().join("editor2");
-    fs::write(
-        &editor2,
-        "#!/bin/sh\nprintf 'history 1\\n echo secret2\\n' > \"$1\"\n",
-    )
-    .unwrap();
-    fs::set_permissions(&editor2, fs::Permissions::from_mode(0o755)).unwrap();
+    let editor2 = editor_writing(&sb.path().join("editor2"), "history 1\n echo secret2\n");
     let read_in = sb.path().join("read-in");
     fs::write(
         &read_in,
@@ -878,13 +881,7 @@ fn bash_records_what_fc_ran_and_a_history_read_in_as_itself() {
 
     // With erasedups, fc's entries may have moved below its own: not
     // told, and its leading-space one dropped all the same.
-    let editor3 = s.file("editor3");
-    fs::write(
-        &editor3,
-        "#!/bin/sh\nprintf 'echo e1\\n echo secret3\\n(exit 5)\\n' > \"$1\"\n",
-    )
-    .unwrap();
-    fs::set_permissions(&editor3, fs::Permissions::from_mode(0o755)).unwrap();
+    let editor3 = editor_writing(&s.file("editor3"), "echo e1\n echo secret3\n(exit 5)\n");
     s.run("HISTCONTROL=ignoreboth:erasedups");
     let fc = s.run(&format!("fc -e {}", editor3.display()));
     assert_eq!((fc.command.as_str(), fc.exit_status), ("", Some(5)));
