@@ -460,19 +460,16 @@ __tmux_audit_entries_of_line() {
         done
     fi
     local read_in='' was_read=''
-    # Entries read in or fc's, unsure: erasedups may have moved them below
-    # the command's own, and a read-in by another name (an alias) is taken
-    # for fc; more than an edited text holds is taken for one.
-    if [[ -n $known && -n $several ]] &&
-        { [[ :$__tmux_audit_histcontrol: == *:erasedups:* ]] || ((last - hist >= 64)); } &&
-        ! __tmux_audit_reads_history "${texts[0]}"; then
-        known=
-    fi
     if [[ -n $known && -n $several ]]; then
         if __tmux_audit_reads_history "${texts[0]}"; then
             # The next command's entry comes after those read in.
             read_in=${__tmux_audit_texts[last - from]} was_read=1
             last=$hist
+        elif [[ :$__tmux_audit_histcontrol: == *:erasedups:* ]] || ((last - hist >= 64)); then
+            # fc's, unsure: erasedups may have moved them below the
+            # command's own, and a read-in by another name (an alias) is
+            # taken for fc; more than an edited text holds is taken for one.
+            known=
         else
             for ((number = hist + 1; number <= last; number++)); do
                 texts[0]+=$'\n'${__tmux_audit_texts[number - from]}
