@@ -796,6 +796,10 @@ if [[ $- == *i* ]]; then
 __tmux_audit_pick_bin=@TMUX_AUDIT_BIN@
 __tmux_audit_pick() {
     local __tmux_audit_status=$? __tmux_audit_picked
+    # Only what `pick` prints is taken: no DEBUG trap of the user's runs in
+    # the command substitution (`set -T`), until the return.
+    local -
+    set +T
     if [[ -x $__tmux_audit_pick_bin ]]; then
         # The `.` keeps a picked command's trailing newlines from `$(…)`,
         # and is printed only when a command was picked.
@@ -807,7 +811,9 @@ __tmux_audit_pick() {
     fi
     return "$__tmux_audit_status"
 }
-bind -m emacs -x '"\C-r": __tmux_audit_pick' 2>/dev/null
-bind -m vi-insert -x '"\C-r": __tmux_audit_pick' 2>/dev/null
+# (As the first command of an `&&` list: handing back a `$?` that is not 0
+# neither ends a `set -e` shell nor fires an ERR trap.)
+bind -m emacs -x '"\C-r": __tmux_audit_pick && :' 2>/dev/null
+bind -m vi-insert -x '"\C-r": __tmux_audit_pick && :' 2>/dev/null
 fi
 # <<< tmux-audit pick: Ctrl-R

@@ -98,7 +98,7 @@ const SHELLS: [Shell; 3] = [Shell::Bash, Shell::Zsh, Shell::Fish];
 #[test]
 fn ctrl_r_filters_as_typed_and_enter_puts_the_command_on_the_line_unrun() {
     for shell in SHELLS {
-        let s = Scenario::new(shell, Rc::default());
+        let s = Scenario::new(shell, Rc::default().after(strict(shell)));
         s.run(
             &s.pane,
             &["echo alpha-one", "echo beta-two", "echo alpha-three"],
@@ -142,10 +142,14 @@ fn ctrl_r_filters_as_typed_and_enter_puts_the_command_on_the_line_unrun() {
     }
 }
 
-/// The user's strict mode, after the hook is loaded.
+/// The user's strict mode, after the hook is loaded (bash: with an ERR
+/// trap that shows where it fires, and a DEBUG trap, run in functions,
+/// that prints in command substitutions and subshells).
 fn strict(shell: Shell) -> &'static str {
     match shell {
-        Shell::Bash => "set -u",
+        Shell::Bash => {
+            "set -u\ntrap 'echo ERR-TRAP' ERR\nset -T\ntrap '((BASH_SUBSHELL == 0)) || echo in-a-subshell' DEBUG"
+        }
         Shell::Zsh => "setopt nounset",
         Shell::Fish => "",
     }
@@ -185,6 +189,11 @@ fn esc_leaves_a_partly_typed_line_and_the_status_as_they_were() {
         wait_screen(&s.pane, "the status of `false`", |screen| {
             screen.lines().any(|l| l.trim_end() == "partial 1")
         });
+        // Handed back by the binding, it fired no ERR trap: only `false` did.
+        if shell == Shell::Bash {
+            let screen = s.pane.screen();
+            assert_eq!(screen.matches("ERR-TRAP").count(), 1, "{screen}");
+        }
     }
 }
 
