@@ -727,14 +727,16 @@ __tmux_audit_status_is() {
 }
 
 # At the first prompt, not as the hook loads: the hook's EXIT trap is set,
-# chaining the user's, and the recorder is started, unless `init` started
-# it for this shell. bash gives a trap's text back only through a command
-# substitution, a fork, which the recorder's start shares, and which a
-# shell that shows no prompt never pays; a command starts only after a
-# prompt, and the user's EXIT trap set before then (also later in
-# ~/.bashrc) still runs, after the hook's. The recorder is started in the
-# background from the command substitution's subshell: the shell waits for
-# no exec, and it is no job of the shell (nothing in `jobs`, `$!` kept).
+# chaining the user's, the recorder is started, unless `init` started it
+# for this shell, and the keys of edit-and-execute-command are taken (see
+# __tmux_audit_edit_and_run). bash gives a trap's text and its key
+# bindings back only through a command substitution, a fork, which the
+# recorder's start shares, and which a shell that shows no prompt never
+# pays; a command starts only after a prompt, and the user's EXIT trap set
+# before then (also later in ~/.bashrc) still runs, after the hook's. The
+# recorder is started in the background from the command substitution's
+# subshell: the shell waits for no exec, and it is no job of the shell
+# (nothing in `jobs`, `$!` kept).
 # Loaded again (~/.bashrc sourced again: __tmux_audit_first_prompt=again),
 # the same at the next prompt: an EXIT trap set since is chained, and a
 # recorder that has gone is started again.
@@ -756,12 +758,16 @@ __tmux_audit_at_first_prompt() {
     __tmux_audit_first_prompt=
     exit_trap=$(
         {
+            __tmux_audit_edit_key_answers
+            builtin printf '%s' "$__tmux_audit_stamp" >&3
             builtin trap -p EXIT >&3
             if [[ -n $start ]]; then
                 "$__tmux_audit_bin" recorder --shell bash --shell-pid "$$" 0<&0 >/dev/null 2>&1 3>&- &
             fi
         } 3>&1 >/dev/null
     )
+    __tmux_audit_bind_edit_keys "${exit_trap%%"$__tmux_audit_stamp"*}"
+    exit_trap=${exit_trap#*"$__tmux_audit_stamp"}
     exit_trap=${exit_trap#"trap -- "}
     exit_trap=${exit_trap%" EXIT"}
     # `trap -p` quotes the command for the shell: unquote it once.
@@ -770,6 +776,115 @@ __tmux_audit_at_first_prompt() {
     [[ $exit_trap == __tmux_audit_on_exit ]] || __tmux_audit_exit_trap=$exit_trap
     builtin trap __tmux_audit_on_exit EXIT
 }
+
+# What `C-x C-e` (vi: `v`) edits, bash runs inside the line editor, with
+# neither PS0 nor a prompt: no hook would see it. So each key bound to
+# readline's edit-and-execute-command or vi-edit-and-execute-command is
+# bound instead to the same thing done as a typed line (a readline macro of
+# two keys of the hook's): the first opens the line in the same editor (the
+# command bash's `fc` would run) and puts what it saved in the line; the
+# second is then accept-line, and the edited text runs as if typed, through
+# PS0 and the next prompt. If the editor fails (`:cq`), the second key does
+# nothing: the line stays as it was and nothing runs. The keys are taken
+# at the first prompt (__tmux_audit_at_first_prompt), so bindings made
+# later in ~/.bashrc count; keys bound to anything else are left alone.
+# The hook's own keys start with `\C-x\C-_`, which bash leaves unbound.
+__tmux_audit_edit_key='\C-x\C-_Te\a'
+__tmux_audit_vi_edit_key='\C-x\C-_Tv\a'
+__tmux_audit_accept_key='\C-x\C-_Ta\a'
+# $1: `emacs` or `vi`, for the editor bash's own binding would start when
+# neither VISUAL nor EDITOR is set (vi only, in POSIX mode).
+__tmux_audit_edit_and_run() {
+    local __tmux_audit_status=$? __tmux_audit_editor __tmux_audit_file __tmux_audit_text __tmux_audit_map __tmux_audit_tty=
+    # What the command substitutions below print is all that comes out: no
+    # DEBUG trap of the user's runs in them (`set -T`), until the return.
+    local -
+    set +T
+    for __tmux_audit_map in ${__tmux_audit_edit_keymaps[@]+"${__tmux_audit_edit_keymaps[@]}"}; do
+        builtin bind -m "$__tmux_audit_map" "\"$__tmux_audit_accept_key\": \"\"" 2>/dev/null
+    done
+    __tmux_audit_editor=${VISUAL:-${EDITOR:-$1}}
+    [[ $1 == vi && -o posix ]] && __tmux_audit_editor='vi'
+    # Private to the user (mktemp: 0600), named as bash's `fc` names its own.
+    if __tmux_audit_file=$(command mktemp "${TMPDIR:-/tmp}/bash-fc.XXXXXXXXXX" 2>/dev/null); then
+        # The editor gets the terminal as bash's own binding gives it: out
+        # of the line editor's raw mode (what readline turns off, on), and
+        # back after.
+        __tmux_audit_tty=$(command stty -g 2>/dev/null) &&
+            command stty icanon echo icrnl 2>/dev/null
+        if builtin printf '%s\n' "${READLINE_LINE-}" >"$__tmux_audit_file" 2>/dev/null &&
+            eval "$__tmux_audit_editor \"\$__tmux_audit_file\"" && [[ -r $__tmux_audit_file ]]; then
+            # Not `$(<file)`: in a key binding, bash 5.2 then splits the
+            # accepted line's first command at each blank (`echo a` runs
+            # `echo`, then `a`). `read` stops at EOF (status 1) or a NUL.
+            IFS= builtin read -r -d '' __tmux_audit_text <"$__tmux_audit_file" 2>/dev/null
+            while [[ $__tmux_audit_text == *$'\n' ]]; do
+                __tmux_audit_text=${__tmux_audit_text%$'\n'}
+            done
+            READLINE_LINE=$__tmux_audit_text
+            READLINE_POINT=${#READLINE_LINE}
+            for __tmux_audit_map in ${__tmux_audit_edit_keymaps[@]+"${__tmux_audit_edit_keymaps[@]}"}; do
+                builtin bind -m "$__tmux_audit_map" "\"$__tmux_audit_accept_key\": accept-line" 2>/dev/null
+            done
+        fi
+        [[ -z $__tmux_audit_tty ]] || command stty "$__tmux_audit_tty" 2>/dev/null
+        command rm -f -- "$__tmux_audit_file" 2>/dev/null
+    fi
+    return "$__tmux_audit_status"
+}
+# Which keys invoke each of the two, as `bind -q` answers, on descriptor 3
+# (in the command substitution of __tmux_audit_at_first_prompt, whose fork
+# it shares; each command's own redirection: not what a DEBUG trap of the
+# user's prints, with `set -T`): each line starts with the keymap and the
+# kind (e or v), and ends with the keys, each in double quotes, `, `
+# between them (and `, ...` after the fifth).
+__tmux_audit_edit_key_answers() {
+    local map
+    for map in emacs vi-insert vi-command; do
+        builtin printf '\n%s e ' "$map" >&3
+        builtin bind -m "$map" -q edit-and-execute-command >&3
+        builtin printf '\n%s v ' "$map" >&3
+        builtin bind -m "$map" -q vi-edit-and-execute-command >&3
+    done 2>/dev/null
+}
+# $1: those answers. Binds each key they name to the hook's two; asks
+# again while an answer had more than five keys.
+__tmux_audit_edit_keymaps=()
+__tmux_audit_bind_edit_keys() {
+    local line map kind keys key to more=
+    while IFS=' ' read -r map kind line; do
+        case $kind in
+        e) to=$__tmux_audit_edit_key ;;
+        v) to=$__tmux_audit_vi_edit_key ;;
+        *) continue ;;
+        esac
+        [[ $line == *'"'* ]] || continue
+        keys=\"${line#*\"}
+        [[ $keys == *', ...' ]] && more=1
+        keys=${keys%', ...'}
+        keys=${keys%.}
+        if [[ " ${__tmux_audit_edit_keymaps[*]} " != *" $map "* ]]; then
+            __tmux_audit_edit_keymaps+=("$map")
+            # As the first command of an `&&` list: under `set -e` or with
+            # an ERR trap, a status of 1 in there (`read` at EOF, the `$?`
+            # handed back) neither ends the shell nor fires the trap.
+            builtin bind -m "$map" -x "\"$__tmux_audit_edit_key\": __tmux_audit_edit_and_run emacs && :"
+            builtin bind -m "$map" -x "\"$__tmux_audit_vi_edit_key\": __tmux_audit_edit_and_run vi && :"
+            builtin bind -m "$map" "\"$__tmux_audit_accept_key\": \"\""
+        fi
+        while [[ -n $keys ]]; do
+            key=${keys%%'", "'*}
+            if [[ $key == "$keys" ]]; then
+                keys=
+            else
+                key+=\"
+                keys=\"${keys#*'", "'}
+            fi
+            builtin bind -m "$map" "$key: \"$to$__tmux_audit_accept_key\""
+        done
+    done <<<"$1"
+    [[ -z $more ]] || __tmux_audit_bind_edit_keys "$(__tmux_audit_edit_key_answers 3>&1 >/dev/null)"
+} 2>/dev/null
 
 __tmux_audit_adopt_history_settings
 if shopt -q promptvars; then

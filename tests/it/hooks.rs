@@ -797,12 +797,13 @@ fn bash_records_each_command_of_a_pasted_block() {
     }
 }
 
-/// An editor for `fc` at `path` that replaces what it is given with `text`.
+/// An editor for `fc` at `path` that replaces what it is given with `text`,
+/// keeping what it was given in `path` + `.got`.
 fn editor_writing(path: &Path, text: &str) -> std::path::PathBuf {
     let quoted = text.replace('\'', r"'\''");
     fs::write(
         path,
-        format!("#!/bin/sh\nprintf '%s' '{quoted}' > \"$1\"\n"),
+        format!("#!/bin/sh\ncp \"$1\" \"$0.got\"\nprintf '%s' '{quoted}' > \"$1\"\n"),
     )
     .unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
@@ -888,6 +889,126 @@ fn bash_records_what_fc_ran_and_a_history_read_in_as_itself() {
     let listed = s.listed_history("hist3");
     assert!(listed.contains("echo e1"), "{listed}");
     assert!(!listed.contains("secret3"), "{listed}");
+}
+
+/// What `C-x C-e` (vi: `v`) runs: bash runs it inside the line editor, with
+/// neither PS0 nor a prompt, so the hook binds those keys to the same edit
+/// done as a typed line. The editor gets the line typed so far; what it
+/// saved runs as if typed, each command recorded; an editor that fails
+/// runs nothing and leaves the line as it was. Keys the user bound to
+/// edit-and-execute-command are taken too; a key the user bound to
+/// anything else is left alone.
+#[test]
+fn bash_records_what_edit_and_execute_ran() {
+    let sb = Sandbox::new();
+    let editor = editor_writing(&sb.path().join("editor"), "echo one\n(exit 3)\n");
+    let failing = sb.path().join("failing");
+    fs::write(
+        &failing,
+        "#!/bin/sh\nprintf 'echo never\\n' > \"$1\"\nexit 1\n",
+    )
+    .unwrap();
+    fs::set_permissions(&failing, fs::Permissions::from_mode(0o755)).unwrap();
+    let vi_editor = editor_writing(&sb.path().join("vi-editor"), "echo 'from vi'\n\n");
+    let last_editor = editor_writing(&sb.path().join("last-editor"), "echo after-set-e");
+    let errs = sb.path().join("err-trap");
+    let rc = Rc::default()
+        .before(&format!(
+            "{}\ntrap 'echo ERR >> {}' ERR",
+            r#"bind '"\C-x\C-e": "echo own"'"#,
+            errs.display()
+        ))
+        // Bound after the hook loads, before the first prompt.
+        .after(&format!(
+            "set -u\nVISUAL='{}'\n{}",
+            editor.display(),
+            r#"bind '"\C-xe": edit-and-execute-command'"#
+        ));
+    let s = Scenario::in_sandbox(sb, Shell::Bash, rc);
+    s.run("echo before");
+
+    let before = s.sb.rows().len();
+    s.pane.type_text("echo typed");
+    s.pane.key("C-x");
+    s.pane.key("e");
+    let rows =
+        s.sb.wait_rows("the edited commands", |rows| rows.len() >= before + 2);
+    let got: Vec<_> = rows[before..]
+        .iter()
+        .map(|r| (r.command.as_str(), r.exit_status))
+        .collect();
+    assert_eq!(got, [("echo one", Some(0)), ("(exit 3)", Some(3))]);
+    assert_eq!(
+        fs::read_to_string(s.file("editor.got")).unwrap(),
+        "echo typed\n"
+    );
+
+    // The user's own binding of C-x C-e stays theirs.
+    s.pane.key("C-x");
+    s.pane.key("C-e");
+    s.pane.type_text(" mine");
+    let row = s.run("");
+    assert_eq!(row.command, "echo own mine");
+
+    // A failing editor: nothing runs, the line stays to be finished.
+    s.run(&format!("VISUAL='{}'", failing.display()));
+    s.pane.type_text("echo kept");
+    s.pane.key("C-x");
+    s.pane.key("e");
+    s.pane.type_text(" then");
+    assert_eq!(s.run("").command, "echo kept then");
+
+    // vi mode's `v`, with the editor from EDITOR when VISUAL is unset.
+    s.run(&format!(
+        "set -o vi; unset VISUAL; EDITOR='{}'",
+        vi_editor.display()
+    ));
+    let row = {
+        let before = s.sb.rows().len();
+        s.pane.type_text("echo in-vi");
+        s.pane.key("Escape");
+        s.pane.key("v");
+        s.sb.wait_rows("the command edited in vi mode", |rows| rows.len() > before)[before..]
+            .to_vec()
+    };
+    assert_eq!(row.len(), 1, "{row:#?}");
+    assert_eq!(row[0].command, "echo 'from vi'");
+    assert_eq!(
+        fs::read_to_string(s.file("vi-editor.got")).unwrap(),
+        "echo in-vi\n"
+    );
+    let screen = s.pane.screen();
+    assert!(screen.contains("\nfrom vi\n"), "{screen}");
+
+    // Under `set -e`, the edit ends no shell (a `read` at the end of the
+    // file returns 1), and the user's ERR trap fired for `(exit 3)` only.
+    s.run(&format!(
+        "set -o emacs; VISUAL='{}'; set -e",
+        last_editor.display()
+    ));
+    s.pane.type_text("echo x");
+    s.pane.key("C-x");
+    s.pane.key("e");
+    s.sb.wait_rows("the command edited under set -e", |rows| {
+        rows.last().unwrap().command == "echo after-set-e"
+    });
+    s.pane.line("echo still-'open'");
+    s.pane.wait_for("still-open", 1);
+    assert_eq!(fs::read_to_string(&errs).unwrap(), "ERR\n");
+    assert!(s.sb.log().is_empty(), "no errors: {}", s.sb.log());
+
+    // bash's own key, found with a DEBUG trap of the user's that prints
+    // in functions (`set -T`).
+    let rc = Rc::default()
+        .before("set -T\ntrap 'echo debug-trap-ran' DEBUG")
+        .after(&format!("VISUAL='{}'", last_editor.display()));
+    let s = Scenario::new(Shell::Bash, rc);
+    s.pane.type_text("echo x");
+    s.pane.key("C-x");
+    s.pane.key("C-e");
+    let rows =
+        s.sb.wait_rows("the command edited", |rows| !rows.is_empty());
+    assert_eq!(rows[0].command, "echo after-set-e");
 }
 
 /// A pasted block whose last line ends the shell: the commands before it
