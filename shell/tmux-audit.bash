@@ -148,16 +148,22 @@ fi
 # the next prompt (the hook stays the first to run there), or on the way
 # out when the command line ends the shell (__tmux_audit_on_exit). Multi-line
 # commands are kept as the user's `lithist` says. A later change of either
-# variable is taken as the user's new wish at the next prompt.
+# variable is taken as the user's new wish at the next prompt, each on its
+# own. The hook's values end in `:` (an empty word or pattern, which bash
+# ignores): unlike an empty value, no value the user sets is taken for the
+# hook's own (`HISTIGNORE=` to clear it, `HISTCONTROL=erasedups` alone).
 __tmux_audit_adopt_history_settings() {
-    [[ ${HISTCONTROL-} == "${__tmux_audit_histcontrol_set-}" && ${HISTIGNORE-} == "${__tmux_audit_histignore_set-}" ]] && return 0
-    __tmux_audit_histcontrol=${HISTCONTROL-}
-    __tmux_audit_histignore=${HISTIGNORE-}
-    HISTCONTROL=
-    [[ :$__tmux_audit_histcontrol: == *:erasedups:* ]] && HISTCONTROL=erasedups
-    HISTIGNORE=
-    __tmux_audit_histcontrol_set=$HISTCONTROL
-    __tmux_audit_histignore_set=$HISTIGNORE
+    if [[ ${HISTCONTROL-} != "${__tmux_audit_histcontrol_set-}" ]]; then
+        __tmux_audit_histcontrol=${HISTCONTROL-}
+        HISTCONTROL=:
+        [[ :$__tmux_audit_histcontrol: == *:erasedups:* ]] && HISTCONTROL=erasedups:
+        __tmux_audit_histcontrol_set=$HISTCONTROL
+    fi
+    if [[ ${HISTIGNORE-} != "${__tmux_audit_histignore_set-}" ]]; then
+        __tmux_audit_histignore=${HISTIGNORE-}
+        HISTIGNORE=:
+        __tmux_audit_histignore_set=$HISTIGNORE
+    fi
 }
 
 # $1: history number, $2: command text, $3: `alone` when the entry before

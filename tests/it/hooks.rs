@@ -1011,6 +1011,46 @@ fn bash_records_what_edit_and_execute_ran() {
     assert_eq!(rows[0].command, "echo after-set-e");
 }
 
+/// Each change of `HISTCONTROL` or `HISTIGNORE` is the user's new wish,
+/// taken on its own: setting one keeps the other as it was, and clearing
+/// one (or keeping only `erasedups`) is taken too.
+#[test]
+fn bash_takes_each_change_of_histcontrol_and_histignore_as_the_users_wish() {
+    let s = Scenario::new(
+        Shell::Bash,
+        Rc::default()
+            .before("HISTCONTROL=ignoreboth")
+            .after("set -u"),
+    );
+    s.run("HISTIGNORE='echo ign*'");
+    s.run(" echo spaced1");
+    s.run("echo ignored1");
+    s.run("HISTIGNORE=");
+    s.run("echo ignored2");
+    s.run("HISTCONTROL=erasedups");
+    s.run(" echo spaced2");
+    s.run("HISTCONTROL=");
+    s.run(" echo spaced3");
+    let listed = s.listed_history("hist");
+    let texts: Vec<&str> = listed.lines().map(|l| l[7..].trim_end()).collect();
+    let listing = format!("HISTTIMEFORMAT= history > {}", s.file("hist").display());
+    assert_eq!(
+        texts,
+        [
+            "HISTIGNORE='echo ign*'",
+            "HISTIGNORE=",
+            "echo ignored2",
+            "HISTCONTROL=erasedups",
+            " echo spaced2",
+            "HISTCONTROL=",
+            " echo spaced3",
+            &listing
+        ],
+        "{listed}"
+    );
+    assert!(s.sb.log().is_empty(), "no errors: {}", s.sb.log());
+}
+
 /// A pasted block whose last line ends the shell: the commands before it
 /// never reach a prompt either, and are recorded on the way out with it.
 #[test]
