@@ -835,6 +835,9 @@ __tmux_audit_edit_and_run() {
         fi
         [[ -z $__tmux_audit_tty ]] || command stty "$__tmux_audit_tty" 2>/dev/null
         command rm -f -- "$__tmux_audit_file" 2>/dev/null
+    else
+        # Nothing opens and the line stays: the log says why.
+        __tmux_audit_log_line "C-x C-e: cannot make a temporary file in ${TMPDIR:-/tmp}; hint: set TMPDIR to a directory you can write"
     fi
     return "$__tmux_audit_status"
 }

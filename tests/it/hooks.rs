@@ -950,6 +950,22 @@ fn bash_records_what_edit_and_execute_ran() {
     let row = s.run("");
     assert_eq!(row.command, "echo own mine");
 
+    // No temporary file to edit in: nothing opens, the line stays, the
+    // log says why.
+    s.run("TMPDIR=/nonexistent");
+    s.pane.type_text("echo still");
+    s.pane.key("C-x");
+    s.pane.key("e");
+    s.pane.type_text(" here");
+    assert_eq!(s.run("").command, "echo still here");
+    let log = s.sb.log();
+    assert!(
+        log.contains("hook: C-x C-e: cannot make a temporary file in /nonexistent; hint:"),
+        "{log}"
+    );
+    fs::write(s.sb.log_file(), "").unwrap();
+    s.run("unset TMPDIR");
+
     // A failing editor: nothing runs, the line stays to be finished.
     s.run(&format!("VISUAL='{}'", failing.display()));
     s.pane.type_text("echo kept");
