@@ -801,11 +801,15 @@ fn bash_records_each_command_of_a_pasted_block() {
 /// keeping what it was given in `path` + `.got`.
 fn editor_writing(path: &Path, text: &str) -> std::path::PathBuf {
     let quoted = text.replace('\'', r"'\''");
-    fs::write(
+    editor_script(
         path,
-        format!("#!/bin/sh\ncp \"$1\" \"$0.got\"\nprintf '%s' '{quoted}' > \"$1\"\n"),
+        &format!("cp \"$1\" \"$0.got\"\nprintf '%s' '{quoted}' > \"$1\""),
     )
-    .unwrap();
+}
+
+/// An executable `sh` script at `path` running `body`.
+fn editor_script(path: &Path, body: &str) -> std::path::PathBuf {
+    fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
     path.to_path_buf()
 }
@@ -902,13 +906,10 @@ fn bash_records_what_fc_ran_and_a_history_read_in_as_itself() {
 fn bash_records_what_edit_and_execute_ran() {
     let sb = Sandbox::new();
     let editor = editor_writing(&sb.path().join("editor"), "echo one\n(exit 3)\n");
-    let failing = sb.path().join("failing");
-    fs::write(
-        &failing,
-        "#!/bin/sh\nprintf 'echo never\\n' > \"$1\"\nexit 1\n",
-    )
-    .unwrap();
-    fs::set_permissions(&failing, fs::Permissions::from_mode(0o755)).unwrap();
+    let failing = editor_script(
+        &sb.path().join("failing"),
+        "printf 'echo never\\n' > \"$1\"\nexit 1",
+    );
     let vi_editor = editor_writing(&sb.path().join("vi-editor"), "echo 'from vi'\n\n");
     let last_editor = editor_writing(&sb.path().join("last-editor"), "echo after-set-e");
     let errs = sb.path().join("err-trap");
